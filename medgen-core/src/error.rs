@@ -1,0 +1,68 @@
+//! The one error type of medgen.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong in medgen. Messages say what was wrong and with what.
+#[derive(thiserror::Error, Debug)]
+#[non_exhaustive]
+pub enum MedgenError {
+    /// A file could not be opened or read.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A model file or folder is malformed (truncated, inconsistent, wrong shapes).
+    #[error("invalid model: {0}")]
+    ModelFormat(String),
+    /// A well-formed input uses something medgen does not implement
+    /// (an architecture, a tensor type, a tokenizer kind).
+    #[error("unsupported: {0}")]
+    Unsupported(String),
+    /// An argument is out of range or malformed; `name` is the field or option.
+    #[error("invalid argument `{name}`: {reason}")]
+    InvalidArgument { name: &'static str, reason: String },
+    /// The prompt, or the prompt plus the tokens asked for, does not fit the model's context.
+    #[error("context length exceeded: {needed} tokens needed, the model allows {limit} ({what})")]
+    ContextLength {
+        needed: usize,
+        limit: usize,
+        what: &'static str,
+    },
+    /// The requested device is not available.
+    #[error("device error: {0}")]
+    Device(String),
+    /// The tokenizer failed to build, encode or decode.
+    #[error("tokenizer error: {0}")]
+    Tokenizer(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The chat template failed to parse or render.
+    #[error("chat template error: {0}")]
+    Template(#[from] minijinja::Error),
+    /// libtorch reported an error.
+    #[error("torch error: {0}")]
+    Torch(#[from] tch::TchError),
+}
+
+/// `Result` with [`MedgenError`].
+pub type Result<T, E = MedgenError> = std::result::Result<T, E>;
+
+impl MedgenError {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        MedgenError::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn invalid(name: &'static str, reason: impl Into<String>) -> Self {
+        MedgenError::InvalidArgument {
+            name,
+            reason: reason.into(),
+        }
+    }
+
+    pub(crate) fn format(reason: impl Into<String>) -> Self {
+        MedgenError::ModelFormat(reason.into())
+    }
+}

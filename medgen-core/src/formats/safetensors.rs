@@ -1,0 +1,165 @@
+//! safetensors files: an 8-byte little-endian header length, a JSON header
+//! `{name: {dtype, shape, data_offsets: [begin, end]}}`, then the data. One file or a
+//! sharded set listed in `model.safetensors.index.json`.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use memmap2::Mmap;
+use serde::Deserialize;
+use tch::{Kind, Tensor};
+
+use crate::error::{MedgenError, Result};
+
+#[derive(Deserialize)]
+struct Entry {
+    dtype: String,
+    shape: Vec<u64>,
+    data_offsets: [u64; 2],
+}
+
+struct Shard {
+    path: PathBuf,
+    mmap: Mmap,
+    data_start: usize,
+    entries: HashMap<String, Entry>,
+}
+
+impl Shard {
+    fn open(path: &Path) -> Result<Self> {
+        let file = File::open(path).map_err(|e| MedgenError::io(path, e))?;
+        // SAFETY: read-only map; every slice taken from it is bounds-checked below.
+        let mmap = unsafe { Mmap::map(&file) }.map_err(|e| MedgenError::io(path, e))?;
+        let bad = |m: String| MedgenError::format(format!("{}: {m}", path.display()));
+        let header_len = mmap
+            .get(..8)
+            .map(|b| u64::from_le_bytes(b.try_into().unwrap_or_default()))
+            .ok_or_else(|| bad("truncated safetensors header".into()))?;
+        let data_start = 8usize
+            .checked_add(usize::try_from(header_len).unwrap_or(usize::MAX))
+            .filter(|&e| e <= mmap.len())
+            .ok_or_else(|| bad(format!("header length {header_len} exceeds the file")))?;
+        let mut raw: HashMap<String, serde_json::Value> = serde_json::from_slice(&mmap[8..data_start])
+            .map_err(|e| bad(format!("header is not valid JSON: {e}")))?;
+        raw.remove("__metadata__");
+        let data_len = (mmap.len() - data_start) as u64;
+        let mut entries = HashMap::with_capacity(raw.len());
+        for (name, v) in raw {
+            let e: Entry = serde_json::from_value(v).map_err(|e| bad(format!("tensor `{name}`: {e}")))?;
+            let [begin, end] = e.data_offsets;
+            let n: Option<u64> = e.shape.iter().try_fold(1u64, |a, &d| a.checked_mul(d));
+            let elem = dtype_size(&e.dtype);
+            let expected = n.zip(elem).and_then(|(n, s)| n.checked_mul(s));
+            if begin > end || end > data_len || expected.is_some_and(|x| x != end - begin) {
+                return Err(bad(format!(
+                    "tensor `{name}` ({} {:?}) has data offsets {begin}..{end}, inconsistent with its shape or past the end of the file ({data_len} data bytes)",
+                    e.dtype, e.shape
+                )));
+            }
+            entries.insert(name, e);
+        }
+        Ok(Shard {
+            path: path.to_path_buf(),
+            mmap,
+            data_start,
+            entries,
+        })
+    }
+}
+
+fn dtype_size(dtype: &str) -> Option<u64> {
+    Some(match dtype {
+        "F64" | "I64" => 8,
+        "F32" | "I32" => 4,
+        "F16" | "BF16" | "I16" => 2,
+        "I8" | "U8" | "BOOL" => 1,
+        _ => return None,
+    })
+}
+
+/// One or more safetensors files read as one set of named tensors.
+pub struct SafetensorsSet {
+    shards: Vec<Shard>,
+    /// Tensor name → index into `shards`.
+    index: HashMap<String, usize>,
+}
+
+impl SafetensorsSet {
+    /// Opens `model.safetensors`, or the shards listed by `model.safetensors.index.json`.
+    pub fn open_dir(dir: &Path) -> Result<Self> {
+        let single = dir.join("model.safetensors");
+        let index_path = dir.join("model.safetensors.index.json");
+        let files: Vec<PathBuf> = if single.exists() {
+            vec![single]
+        } else if index_path.exists() {
+            let text = std::fs::read_to_string(&index_path).map_err(|e| MedgenError::io(&index_path, e))?;
+            let json: serde_json::Value = serde_json::from_str(&text)
+                .map_err(|e| MedgenError::format(format!("{}: {e}", index_path.display())))?;
+            let map = json
+                .get("weight_map")
+                .and_then(|m| m.as_object())
+                .ok_or_else(|| MedgenError::format(format!("{} lacks weight_map", index_path.display())))?;
+            let mut names: Vec<&str> = map.values().filter_map(|v| v.as_str()).collect();
+            names.sort_unstable();
+            names.dedup();
+            if names.iter().any(|n| n.contains('/') || n.contains("..")) {
+                return Err(MedgenError::format("weight_map names a file outside the model folder"));
+            }
+            names.into_iter().map(|n| dir.join(n)).collect()
+        } else {
+            return Err(MedgenError::io(
+                &single,
+                std::io::Error::new(std::io::ErrorKind::NotFound, "no model.safetensors or model.safetensors.index.json"),
+            ));
+        };
+        let mut shards = Vec::with_capacity(files.len());
+        let mut index = HashMap::new();
+        for path in files {
+            let shard = Shard::open(&path)?;
+            for name in shard.entries.keys() {
+                index.insert(name.clone(), shards.len());
+            }
+            shards.push(shard);
+        }
+        Ok(SafetensorsSet { shards, index })
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.index.contains_key(name)
+    }
+
+    /// (name, dtype, element count) of every tensor.
+    pub fn entries(&self) -> impl Iterator<Item = (&str, &str, u64)> {
+        self.shards.iter().flat_map(|s| {
+            s.entries
+                .iter()
+                .map(|(n, e)| (n.as_str(), e.dtype.as_str(), e.shape.iter().product::<u64>()))
+        })
+    }
+
+    /// A tensor as a CPU tensor of its stored floating-point kind.
+    pub fn tensor(&self, name: &str) -> Result<Tensor> {
+        let shard = self
+            .index
+            .get(name)
+            .map(|&i| &self.shards[i])
+            .ok_or_else(|| MedgenError::format(format!("tensor `{name}` is missing")))?;
+        let e = &shard.entries[name];
+        let kind = match e.dtype.as_str() {
+            "F32" => Kind::Float,
+            "F16" => Kind::Half,
+            "BF16" => Kind::BFloat16,
+            other => {
+                return Err(MedgenError::Unsupported(format!(
+                    "safetensors dtype {other} in `{name}` ({})",
+                    shard.path.display()
+                )))
+            }
+        };
+        let [begin, end] = e.data_offsets;
+        let bytes = &shard.mmap[shard.data_start + begin as usize..shard.data_start + end as usize];
+        let shape: Vec<i64> = e.shape.iter().map(|&d| d as i64).collect();
+        Ok(Tensor::f_from_data_size(bytes, &shape, kind)?)
+    }
+}

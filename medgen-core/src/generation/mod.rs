@@ -1,0 +1,346 @@
+//! Generation: options, the decode loop (logits → processors → sampler → stop check →
+//! stream) and its typed result.
+
+mod sampling;
+mod stopping;
+
+use std::ops::ControlFlow;
+use std::time::Instant;
+
+use tch::Tensor;
+
+use crate::error::{MedgenError, Result};
+use crate::models::KvCache;
+use crate::Model;
+use sampling::Sampler;
+use stopping::StopStrings;
+
+/// Generation options. Defaults follow transformers' `GenerationConfig` except
+/// `max_new_tokens` (transformers' default total length of 20 is too short for notes).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct GenerationConfig {
+    /// Most tokens to generate (default: 256).
+    pub max_new_tokens: usize,
+    /// EOS is suppressed until this many tokens are generated (default: 0).
+    pub min_new_tokens: usize,
+    /// Sample instead of taking the most likely token (default: false, greedy).
+    pub do_sample: bool,
+    /// Divides the logits when sampling; 0 means greedy (default: 1.0).
+    pub temperature: f32,
+    /// Keep only the k most likely tokens when sampling; 0 disables (default: 50).
+    pub top_k: usize,
+    /// Keep the smallest set of most likely tokens whose probability reaches top_p, in (0, 1] (default: 1.0).
+    pub top_p: f32,
+    /// Drop tokens less likely than min_p times the most likely one, in [0, 1]; 0 disables (default: 0.0).
+    pub min_p: f32,
+    /// Penalty on tokens already in the prompt or output, > 0; 1 disables (default: 1.0).
+    pub repetition_penalty: f32,
+    /// Seed of the sampler; the same seed and options give the same tokens (default: random, reported in the result).
+    pub seed: Option<u64>,
+    /// Generation ends before the first occurrence of any of these strings, which are never emitted (default: none).
+    pub stop: Vec<String>,
+    /// Report each generated token's log-probability under the model's raw distribution (default: false).
+    pub logprobs: bool,
+}
+
+impl Default for GenerationConfig {
+    fn default() -> Self {
+        GenerationConfig {
+            max_new_tokens: 256,
+            min_new_tokens: 0,
+            do_sample: false,
+            temperature: 1.0,
+            top_k: 50,
+            top_p: 1.0,
+            min_p: 0.0,
+            repetition_penalty: 1.0,
+            seed: None,
+            stop: Vec::new(),
+            logprobs: false,
+        }
+    }
+}
+
+impl GenerationConfig {
+    /// Checks every option; the error names the field.
+    pub fn validate(&self) -> Result<()> {
+        if self.max_new_tokens == 0 {
+            return Err(MedgenError::invalid("max_new_tokens", "must be at least 1"));
+        }
+        if self.min_new_tokens > self.max_new_tokens {
+            return Err(MedgenError::invalid(
+                "min_new_tokens",
+                format!("{} exceeds max_new_tokens {}", self.min_new_tokens, self.max_new_tokens),
+            ));
+        }
+        if !(self.temperature >= 0.0 && self.temperature.is_finite()) {
+            return Err(MedgenError::invalid(
+                "temperature",
+                format!("{} is not a finite number >= 0", self.temperature),
+            ));
+        }
+        if !(self.top_p > 0.0 && self.top_p <= 1.0) {
+            return Err(MedgenError::invalid("top_p", format!("{} is outside (0, 1]", self.top_p)));
+        }
+        if !(0.0..=1.0).contains(&self.min_p) {
+            return Err(MedgenError::invalid("min_p", format!("{} is outside [0, 1]", self.min_p)));
+        }
+        if !(self.repetition_penalty > 0.0 && self.repetition_penalty.is_finite()) {
+            return Err(MedgenError::invalid(
+                "repetition_penalty",
+                format!("{} is not a finite number > 0", self.repetition_penalty),
+            ));
+        }
+        if self.stop.iter().any(String::is_empty) {
+            return Err(MedgenError::invalid("stop", "stop strings must not be empty"));
+        }
+        Ok(())
+    }
+}
+
+/// Why generation ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FinishReason {
+    /// The model produced an end-of-sequence token.
+    Eos,
+    /// A stop string appeared (it is not part of the text).
+    Stop,
+    /// `max_new_tokens` were generated.
+    Length,
+    /// The streaming callback asked to stop.
+    Cancelled,
+}
+
+impl FinishReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FinishReason::Eos => "eos",
+            FinishReason::Stop => "stop",
+            FinishReason::Length => "length",
+            FinishReason::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// Where the time went.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct Timings {
+    /// Seconds to load the model.
+    pub load_s: f64,
+    /// Seconds to process the prompt (and pick the first token).
+    pub prefill_s: f64,
+    pub prefill_tokens_per_s: f64,
+    /// Seconds for the remaining tokens, one forward step each.
+    pub decode_s: f64,
+    pub decode_tokens_per_s: f64,
+}
+
+/// The result of one generation.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Generation {
+    /// The generated text, without special tokens and without the stop string.
+    pub text: String,
+    /// Generated token ids, including a final EOS or the token that completed a stop string.
+    pub token_ids: Vec<u32>,
+    pub prompt_token_ids: Vec<u32>,
+    pub finish_reason: FinishReason,
+    /// Log-probability of each generated token, when asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub logprobs: Option<Vec<f32>>,
+    pub timings: Timings,
+    /// The sampler's seed (the given one, or the random one drawn).
+    pub seed: u64,
+}
+
+/// A generation in progress: an iterator of text pieces, each safe to show (whole UTF-8
+/// characters, never part of a stop string). [`Generator::finish`] gives the result.
+pub struct Generator<'m> {
+    model: &'m Model,
+    cfg: GenerationConfig,
+    cache: KvCache,
+    sampler: Sampler,
+    stops: StopStrings,
+    prompt: Vec<u32>,
+    generated: Vec<u32>,
+    /// Which token ids occur in prompt or output (for the repetition penalty).
+    seen: Vec<bool>,
+    /// Logits for the next token.
+    logits: Vec<f32>,
+    logprobs: Vec<f32>,
+    text: String,
+    shown: usize,
+    finish: Option<FinishReason>,
+    seed: u64,
+    timings: Timings,
+    decode_start: Instant,
+}
+
+impl<'m> Generator<'m> {
+    /// Validates, checks the context length, and runs the prompt through the model.
+    pub(crate) fn new(model: &'m Model, prompt: Vec<u32>, cfg: &GenerationConfig) -> Result<Self> {
+        cfg.validate()?;
+        if prompt.is_empty() {
+            return Err(MedgenError::invalid("prompt", "the prompt is empty"));
+        }
+        let vocab = model.config().vocab_size;
+        if let Some(bad) = prompt.iter().find(|&&t| t as usize >= vocab) {
+            return Err(MedgenError::invalid("prompt", format!("token id {bad} is outside the vocabulary of {vocab}")));
+        }
+        let limit = model.config().context_length;
+        if prompt.len() >= limit {
+            return Err(MedgenError::ContextLength { needed: prompt.len() + 1, limit, what: "prompt" });
+        }
+        if prompt.len() + cfg.max_new_tokens > limit {
+            return Err(MedgenError::ContextLength {
+                needed: prompt.len() + cfg.max_new_tokens,
+                limit,
+                what: "prompt plus max_new_tokens",
+            });
+        }
+        let seed = cfg.seed.unwrap_or_else(rand::random);
+        let mut seen = vec![false; vocab];
+        prompt.iter().for_each(|&t| seen[t as usize] = true);
+
+        let start = Instant::now();
+        let mut cache = model.network().new_cache(1, prompt.len() + cfg.max_new_tokens)?;
+        let logits = forward(model, &prompt, &mut cache)?;
+        let prefill_s = start.elapsed().as_secs_f64();
+        Ok(Generator {
+            model,
+            cfg: cfg.clone(),
+            cache,
+            sampler: Sampler::new(cfg, seed),
+            stops: StopStrings::new(&cfg.stop),
+            generated: Vec::with_capacity(cfg.max_new_tokens),
+            seen,
+            logits,
+            logprobs: Vec::new(),
+            text: String::new(),
+            shown: 0,
+            finish: None,
+            seed,
+            timings: Timings {
+                load_s: model.load_seconds(),
+                prefill_s,
+                prefill_tokens_per_s: prompt.len() as f64 / prefill_s.max(1e-9),
+                ..Timings::default()
+            },
+            prompt,
+            decode_start: Instant::now(),
+        })
+    }
+
+    /// Generates one token; returns the text that became safe to show (maybe empty), or
+    /// `None` once finished.
+    pub fn step(&mut self) -> Result<Option<String>> {
+        if self.finish.is_some() {
+            return Ok(None);
+        }
+        let mut scores = self.logits.clone();
+        sampling::repetition_penalty(&mut scores, &self.seen, self.cfg.repetition_penalty);
+        if self.generated.len() < self.cfg.min_new_tokens {
+            sampling::suppress(&mut scores, self.model.tokenizer().eos_ids());
+        }
+        let token = self.sampler.pick(&scores);
+        if self.cfg.logprobs {
+            self.logprobs.push(sampling::log_prob(&self.logits, token));
+        }
+        self.generated.push(token);
+        self.seen[token as usize] = true;
+
+        if self.model.tokenizer().eos_ids().contains(&token) {
+            return Ok(Some(self.end(FinishReason::Eos)));
+        }
+        self.text = self.model.tokenizer().decode(&self.generated, true)?;
+        if let Some(at) = self.stops.find(&self.text, self.shown) {
+            self.text.truncate(at);
+            return Ok(Some(self.end(FinishReason::Stop)));
+        }
+        if self.generated.len() == self.cfg.max_new_tokens {
+            return Ok(Some(self.end(FinishReason::Length)));
+        }
+        let safe = self.stops.safe_len(&self.text).max(self.shown);
+        let piece = self.text.get(self.shown..safe).unwrap_or("").to_string();
+        self.shown = safe;
+        self.logits = forward(self.model, &[token], &mut self.cache)?;
+        Ok(Some(piece))
+    }
+
+    /// The logits the next token will be picked from (before any processing).
+    pub(crate) fn take_logits(&mut self) -> Vec<f32> {
+        std::mem::take(&mut self.logits)
+    }
+
+    /// Ends generation now, as cancelled.
+    pub fn cancel(&mut self) {
+        if self.finish.is_none() {
+            self.end(FinishReason::Cancelled);
+        }
+    }
+
+    /// Marks the end and returns the text not shown yet.
+    fn end(&mut self, reason: FinishReason) -> String {
+        self.finish = Some(reason);
+        let decode_s = self.decode_start.elapsed().as_secs_f64();
+        self.timings.decode_s = decode_s;
+        let steps = self.generated.len().saturating_sub(1);
+        self.timings.decode_tokens_per_s = if steps > 0 { steps as f64 / decode_s.max(1e-9) } else { 0.0 };
+        let rest = self.text.get(self.shown..).unwrap_or("").to_string();
+        self.shown = self.text.len();
+        rest
+    }
+
+    /// The result; a generation not yet finished counts as cancelled.
+    pub fn finish(mut self) -> Generation {
+        self.cancel();
+        Generation {
+            text: self.text,
+            token_ids: self.generated,
+            prompt_token_ids: self.prompt,
+            finish_reason: self.finish.unwrap_or(FinishReason::Cancelled),
+            logprobs: self.cfg.logprobs.then_some(self.logprobs),
+            timings: self.timings,
+            seed: self.seed,
+        }
+    }
+
+    /// Runs to the end, passing each non-empty piece to `on_piece`; `Break` cancels.
+    pub fn run(mut self, mut on_piece: impl FnMut(&str) -> ControlFlow<()>) -> Result<Generation> {
+        while let Some(piece) = self.step()? {
+            if !piece.is_empty() && on_piece(&piece).is_break() {
+                self.cancel();
+            }
+        }
+        Ok(self.finish())
+    }
+}
+
+impl Iterator for Generator<'_> {
+    type Item = Result<String>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            match self.step() {
+                Ok(Some(p)) if p.is_empty() => continue,
+                Ok(Some(p)) => return Some(Ok(p)),
+                Ok(None) => return None,
+                Err(e) => {
+                    self.finish = Some(FinishReason::Cancelled);
+                    return Some(Err(e));
+                }
+            }
+        }
+    }
+}
+
+/// One forward pass of `ids` after the cached positions; the last position's logits.
+fn forward(model: &Model, ids: &[u32], cache: &mut KvCache) -> Result<Vec<f32>> {
+    tch::no_grad(|| {
+        let ids: Vec<i64> = ids.iter().map(|&t| t as i64).collect();
+        let input = Tensor::f_from_slice(&ids)?.f_to_device(model.device())?.f_unsqueeze(0)?;
+        let logits = model.network().forward(&input, cache)?;
+        Ok(Vec::<f32>::try_from(logits.f_squeeze_dim(0)?.f_to_device(tch::Device::Cpu)?)?)
+    })
+}

@@ -1,0 +1,168 @@
+//! Logits processors and the token sampler, on the CPU copy of one position's logits.
+//! The order follows transformers: repetition penalty, minimum length, then temperature,
+//! top-k, top-p and min-p, then a draw (or argmax when greedy).
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use super::GenerationConfig;
+
+/// transformers' `RepetitionPenaltyLogitsProcessor`: each token already in the sequence has
+/// its logit divided by `penalty` when positive, multiplied when negative.
+pub(crate) fn repetition_penalty(logits: &mut [f32], seen: &[bool], penalty: f32) {
+    if penalty == 1.0 {
+        return;
+    }
+    for (l, _) in logits.iter_mut().zip(seen).filter(|(_, &s)| s) {
+        *l = if *l < 0.0 { *l * penalty } else { *l / penalty };
+    }
+}
+
+/// Sets the logits of `ids` to -inf (EOS before `min_new_tokens`).
+pub(crate) fn suppress(logits: &mut [f32], ids: &[u32]) {
+    for &i in ids {
+        if let Some(l) = logits.get_mut(i as usize) {
+            *l = f32::NEG_INFINITY;
+        }
+    }
+}
+
+/// Index of the largest logit; the first one on ties, as `torch.argmax`.
+pub(crate) fn argmax(logits: &[f32]) -> u32 {
+    let mut best = 0;
+    for (i, &l) in logits.iter().enumerate() {
+        if l > logits[best] {
+            best = i;
+        }
+    }
+    best as u32
+}
+
+/// log-softmax of the raw logits at `token`.
+pub(crate) fn log_prob(logits: &[f32], token: u32) -> f32 {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let sum: f64 = logits.iter().map(|&l| ((l - max) as f64).exp()).sum();
+    (logits[token as usize] - max) - sum.ln() as f32
+}
+
+/// Picks tokens: greedily, or by seeded sampling.
+pub(crate) struct Sampler {
+    rng: ChaCha8Rng,
+    greedy: bool,
+    temperature: f32,
+    top_k: usize,
+    top_p: f32,
+    min_p: f32,
+}
+
+impl Sampler {
+    pub fn new(cfg: &GenerationConfig, seed: u64) -> Self {
+        Sampler {
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            greedy: !cfg.do_sample || cfg.temperature == 0.0,
+            temperature: cfg.temperature,
+            top_k: cfg.top_k,
+            top_p: cfg.top_p,
+            min_p: cfg.min_p,
+        }
+    }
+
+    pub fn pick(&mut self, logits: &[f32]) -> u32 {
+        if self.greedy {
+            return argmax(logits);
+        }
+        let t = self.temperature;
+        let mut cand: Vec<(u32, f32)> = logits
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| l.is_finite())
+            .map(|(i, &l)| (i as u32, l / t))
+            .collect();
+        if cand.is_empty() {
+            return argmax(logits);
+        }
+        let desc = |a: &(u32, f32), b: &(u32, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
+        if self.top_k > 0 && self.top_k < cand.len() {
+            cand.select_nth_unstable_by(self.top_k - 1, desc);
+            // Ties with the k-th value stay, as transformers keeps every logit >= it.
+            let kth = cand[self.top_k - 1].1;
+            let (head, tail) = cand.split_at(self.top_k);
+            let mut kept = head.to_vec();
+            kept.extend(tail.iter().filter(|c| c.1 >= kth));
+            cand = kept;
+        }
+        cand.sort_unstable_by(desc);
+        let max = cand[0].1;
+        let mut probs: Vec<f64> = cand.iter().map(|c| ((c.1 - max) as f64).exp()).collect();
+        let total: f64 = probs.iter().sum();
+        probs.iter_mut().for_each(|p| *p /= total);
+        let mut keep = probs.len();
+        if self.top_p < 1.0 {
+            // Keep the most probable tokens while the mass before each is below top_p.
+            let mut before = 0.0;
+            for (i, p) in probs.iter().enumerate() {
+                if i > 0 && before >= self.top_p as f64 {
+                    keep = i;
+                    break;
+                }
+                before += p;
+            }
+        }
+        if self.min_p > 0.0 {
+            let threshold = self.min_p as f64 * probs[0];
+            keep = keep.min(probs.iter().take_while(|&&p| p >= threshold).count().max(1));
+        }
+        let total: f64 = probs[..keep].iter().sum();
+        let mut u = self.rng.random::<f64>() * total;
+        for (c, p) in cand.iter().zip(&probs[..keep]) {
+            if u < *p {
+                return c.0;
+            }
+            u -= p;
+        }
+        cand[keep - 1].0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(top_k: usize, top_p: f32, min_p: f32) -> GenerationConfig {
+        GenerationConfig { do_sample: true, top_k, top_p, min_p, ..Default::default() }
+    }
+
+    #[test]
+    fn top_k_one_equals_greedy() {
+        let logits = [0.1, 3.0, 2.9, -1.0];
+        let mut s = Sampler::new(&config(1, 1.0, 0.0), 7);
+        for _ in 0..50 {
+            assert_eq!(s.pick(&logits), 1);
+        }
+    }
+
+    #[test]
+    fn top_p_keeps_only_the_nucleus() {
+        // probabilities ~ 0.64, 0.24, 0.09, 0.03: top_p 0.7 keeps the first two.
+        let logits = [3.0, 2.0, 1.0, 0.0];
+        let mut s = Sampler::new(&config(0, 0.7, 0.0), 3);
+        let picks: std::collections::HashSet<u32> = (0..500).map(|_| s.pick(&logits)).collect();
+        assert_eq!(picks, [0, 1].into_iter().collect());
+    }
+
+    #[test]
+    fn min_p_drops_tokens_below_a_fraction_of_the_best() {
+        let logits = [3.0, 2.0, 1.0, 0.0];
+        // exp(-1) = 0.37 of the best survives min_p 0.3; exp(-2) = 0.135 does not.
+        let mut s = Sampler::new(&config(0, 1.0, 0.3), 5);
+        let picks: std::collections::HashSet<u32> = (0..500).map(|_| s.pick(&logits)).collect();
+        assert_eq!(picks, [0, 1].into_iter().collect());
+    }
+
+    #[test]
+    fn repetition_penalty_follows_the_sign() {
+        let mut logits = [2.0, -2.0, 1.0];
+        repetition_penalty(&mut logits, &[true, true, false], 2.0);
+        assert_eq!(logits, [1.0, -4.0, 1.0]);
+    }
+}

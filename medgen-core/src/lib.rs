@@ -1,0 +1,27 @@
+//! medgen: generation of clinical text with pretrained language models over libtorch.
+//!
+//! ```no_run
+//! use medgen::{GenerationConfig, LoadOptions, Model};
+//! let model = Model::load(None, &LoadOptions::default())?; // the packaged SmolLM2
+//! let cfg = GenerationConfig { max_new_tokens: 64, ..Default::default() };
+//! let out = model.generate("Discharge summary:", &cfg)?;
+//! println!("{} ({:?})", out.text, out.finish_reason);
+//! # Ok::<(), medgen::MedgenError>(())
+//! ```
+
+pub mod chat;
+pub mod error;
+pub mod formats;
+pub mod generation;
+mod model;
+pub mod models;
+pub mod tokenizer;
+
+pub use chat::ChatMessage;
+pub use error::{MedgenError, Result};
+pub use generation::{FinishReason, Generation, GenerationConfig, Generator, Timings};
+pub use model::{DType, DeviceSpec, LoadOptions, Model, ModelInfo};
+pub use tokenizer::Tokenizer;
+
+/// medgen's version.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

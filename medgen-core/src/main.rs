@@ -1,0 +1,320 @@
+//! The `medgen` command: generate text, describe a model, and dump tensors, logits and
+//! token ids for checking medgen against other implementations.
+
+use std::io::{Read, Write};
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use medgen::formats::gguf::GgufFile;
+use medgen::{ChatMessage, GenerationConfig, LoadOptions, MedgenError, Model, Result};
+
+#[derive(Parser)]
+#[command(name = "medgen", version, about = "Generate clinical text with pretrained language models")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Generate text from a prompt (streams to stdout unless --json).
+    Generate(GenerateArgs),
+    /// Describe a model: architecture, parameters, tensor types, context, chat template.
+    Info {
+        #[arg(long)]
+        model: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Token ids of a text, and the text decoded back, as JSON.
+    Tokenize {
+        #[arg(long)]
+        model: Option<PathBuf>,
+        #[command(flatten)]
+        input: InputArgs,
+        /// Leave out BOS/EOS.
+        #[arg(long)]
+        no_special: bool,
+    },
+    /// Write the last position's logits for a prompt as a .npy file (f32).
+    Logits {
+        #[arg(long)]
+        model: Option<PathBuf>,
+        #[command(flatten)]
+        input: InputArgs,
+        #[command(flatten)]
+        load: LoadArgs,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Write one GGUF tensor, dequantized to f32, as a .npy file.
+    Tensor {
+        #[arg(long)]
+        model: Option<PathBuf>,
+        /// Tensor name, for example blk.0.attn_q.weight.
+        name: String,
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+#[derive(Args)]
+struct InputArgs {
+    /// Prompt text.
+    #[arg(long, conflicts_with = "input")]
+    prompt: Option<String>,
+    /// Read the prompt from a file (default: stdin).
+    #[arg(long)]
+    input: Option<PathBuf>,
+    /// Wrap the prompt as a user message in the model's chat template.
+    #[arg(long)]
+    chat: bool,
+    /// System message for --chat.
+    #[arg(long, requires = "chat")]
+    system: Option<String>,
+}
+
+#[derive(Args)]
+struct LoadArgs {
+    /// cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// f32, bf16 or f16.
+    #[arg(long, default_value = "f32")]
+    dtype: String,
+    /// CPU threads.
+    #[arg(long)]
+    threads: Option<usize>,
+}
+
+#[derive(Args)]
+struct GenerateArgs {
+    /// GGUF file or HF model folder (default: the packaged SmolLM2-135M-Instruct).
+    #[arg(long)]
+    model: Option<PathBuf>,
+    #[command(flatten)]
+    input: InputArgs,
+    #[command(flatten)]
+    load: LoadArgs,
+    #[arg(long, default_value_t = 256)]
+    max_new_tokens: usize,
+    #[arg(long, default_value_t = 0)]
+    min_new_tokens: usize,
+    /// Always take the most likely token (the default unless a sampling option is given).
+    #[arg(long, conflicts_with_all = ["temperature", "top_k", "top_p", "min_p"])]
+    greedy: bool,
+    /// Sample with this temperature.
+    #[arg(long)]
+    temperature: Option<f32>,
+    /// Sample among the k most likely tokens (0: all).
+    #[arg(long)]
+    top_k: Option<usize>,
+    /// Sample from the nucleus of this probability mass.
+    #[arg(long)]
+    top_p: Option<f32>,
+    /// Drop tokens below this fraction of the most likely one's probability.
+    #[arg(long)]
+    min_p: Option<f32>,
+    #[arg(long)]
+    seed: Option<u64>,
+    #[arg(long, default_value_t = 1.0)]
+    repetition_penalty: f32,
+    /// Stop before this string (repeatable).
+    #[arg(long)]
+    stop: Vec<String>,
+    /// Include per-token log-probabilities in --json output.
+    #[arg(long)]
+    logprobs: bool,
+    /// Print one JSON object instead of streaming text.
+    #[arg(long)]
+    json: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) if e.use_stderr() => {
+            let text = e.to_string();
+            eprintln!("{}", text.lines().next().unwrap_or("invalid arguments"));
+            return ExitCode::from(2);
+        }
+        Err(e) => e.exit(),
+    };
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", e.to_string().replace('\n', " "));
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Generate(args) => generate(args),
+        Command::Info { model, json } => {
+            let m = Model::load(model.as_deref(), &LoadOptions::default())?;
+            let info = m.info();
+            if json {
+                println!("{}", serde_json::to_string_pretty(info).unwrap_or_default());
+            } else {
+                let c = &info.config;
+                println!("path:          {}", info.path.display());
+                println!("format:        {}", info.format);
+                println!("architecture:  {}", info.architecture.name());
+                println!("parameters:    {}", info.parameters);
+                let types: Vec<String> = info.tensor_types.iter().map(|(t, n)| format!("{t} x{n}")).collect();
+                println!("tensor types:  {}", types.join(", "));
+                println!("context:       {}", info.context_length);
+                println!("vocabulary:    {}", info.vocab_size);
+                println!("layers:        {} (hidden {}, heads {}/{} kv)", c.n_layers, c.hidden_size, c.n_heads, c.n_kv_heads);
+                println!("chat template: {}", if info.has_chat_template { "yes" } else { "no" });
+            }
+            Ok(())
+        }
+        Command::Tokenize { model, input, no_special } => {
+            let path = resolve(model)?;
+            let tok = medgen::Tokenizer::load(&path)?;
+            let text = read_prompt(&input)?;
+            let ids = tok.encode(&text, !no_special)?;
+            let decoded = tok.decode(&ids, false)?;
+            println!("{}", serde_json::json!({ "ids": ids, "decoded": decoded }));
+            Ok(())
+        }
+        Command::Logits { model, input, load, out } => {
+            let m = Model::load(model.as_deref(), &load_options(&load)?)?;
+            let ids = prompt_ids(&m, &input)?;
+            let logits = m.next_token_logits(&ids)?;
+            write_npy(&out, &[logits.len()], &logits)?;
+            println!("{}", serde_json::json!({ "prompt_token_ids": ids }));
+            Ok(())
+        }
+        Command::Tensor { model, name, out } => {
+            let file = GgufFile::open(resolve(model)?)?;
+            let (values, info) = file.dequantize(&name)?;
+            let shape: Vec<usize> = info.dims.iter().rev().copied().collect();
+            write_npy(&out, &shape, &values)
+        }
+    }
+}
+
+fn resolve(model: Option<PathBuf>) -> Result<PathBuf> {
+    model.map_or_else(Model::default_model_path, Ok)
+}
+
+fn load_options(a: &LoadArgs) -> Result<LoadOptions> {
+    Ok(LoadOptions {
+        device: a.device.parse()?,
+        dtype: a.dtype.parse()?,
+        threads: a.threads,
+    })
+}
+
+fn read_prompt(input: &InputArgs) -> Result<String> {
+    if let Some(p) = &input.prompt {
+        return Ok(p.clone());
+    }
+    let mut bytes = Vec::new();
+    match &input.input {
+        Some(path) => bytes = std::fs::read(path).map_err(|e| MedgenError::Io { path: path.clone(), source: e })?,
+        None => {
+            std::io::stdin()
+                .read_to_end(&mut bytes)
+                .map_err(|e| MedgenError::Io { path: "<stdin>".into(), source: e })?;
+        }
+    }
+    String::from_utf8(bytes).map_err(|e| MedgenError::InvalidArgument {
+        name: "input",
+        reason: format!("not valid UTF-8 (at byte {})", e.utf8_error().valid_up_to()),
+    })
+}
+
+fn prompt_ids(m: &Model, input: &InputArgs) -> Result<Vec<u32>> {
+    let text = read_prompt(input)?;
+    if text.trim().is_empty() {
+        return Err(MedgenError::InvalidArgument { name: "prompt", reason: "the prompt is empty".into() });
+    }
+    if !input.chat {
+        return m.tokenize(&text);
+    }
+    let mut messages = Vec::new();
+    if let Some(s) = &input.system {
+        messages.push(ChatMessage::new("system", s.clone()));
+    }
+    messages.push(ChatMessage::new("user", text));
+    m.chat_ids(&messages)
+}
+
+fn generate(a: GenerateArgs) -> Result<()> {
+    let sampling = a.temperature.is_some() || a.top_k.is_some() || a.top_p.is_some() || a.min_p.is_some();
+    let defaults = GenerationConfig::default();
+    let cfg = GenerationConfig {
+        max_new_tokens: a.max_new_tokens,
+        min_new_tokens: a.min_new_tokens,
+        do_sample: sampling && !a.greedy,
+        temperature: a.temperature.unwrap_or(defaults.temperature),
+        top_k: a.top_k.unwrap_or(defaults.top_k),
+        top_p: a.top_p.unwrap_or(defaults.top_p),
+        min_p: a.min_p.unwrap_or(defaults.min_p),
+        repetition_penalty: a.repetition_penalty,
+        seed: a.seed,
+        stop: a.stop.clone(),
+        logprobs: a.logprobs,
+    };
+    cfg.validate()?;
+    let m = Model::load(a.model.as_deref(), &load_options(&a.load)?)?;
+    if !a.json {
+        eprintln!("loaded {} in {:.2} s", m.info().path.display(), m.load_seconds());
+    }
+    let ids = prompt_ids(&m, &a.input)?;
+    let generator = m.generator(ids, &cfg)?;
+    let out = if a.json {
+        generator.run(|_| ControlFlow::Continue(()))?
+    } else {
+        let mut stdout = std::io::stdout().lock();
+        let g = generator.run(|piece| {
+            // A closed stdout (for example `| head`) ends generation instead of failing.
+            match stdout.write_all(piece.as_bytes()).and_then(|_| stdout.flush()) {
+                Ok(()) => ControlFlow::Continue(()),
+                Err(_) => ControlFlow::Break(()),
+            }
+        })?;
+        let _ = writeln!(stdout);
+        g
+    };
+    if a.json {
+        println!("{}", serde_json::to_string(&out).unwrap_or_default());
+    } else {
+        let t = &out.timings;
+        eprintln!(
+            "[{} prompt tokens at {:.1} tok/s, {} new tokens at {:.1} tok/s, finish: {}, seed {}]",
+            out.prompt_token_ids.len(),
+            t.prefill_tokens_per_s,
+            out.token_ids.len(),
+            t.decode_tokens_per_s,
+            out.finish_reason.as_str(),
+            out.seed
+        );
+    }
+    Ok(())
+}
+
+/// Writes a little-endian f32 array in NumPy's .npy format (version 1.0).
+fn write_npy(path: &Path, shape: &[usize], values: &[f32]) -> Result<()> {
+    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+    let shape = if dims.len() == 1 { format!("({},)", dims[0]) } else { format!("({})", dims.join(", ")) };
+    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape}, }}");
+    let total = 10 + header.len() + 1;
+    header.push_str(&" ".repeat((64 - total % 64) % 64));
+    header.push('\n');
+    let mut bytes = Vec::with_capacity(10 + header.len() + values.len() * 4);
+    bytes.extend_from_slice(b"\x93NUMPY\x01\x00");
+    bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    bytes.extend_from_slice(header.as_bytes());
+    for v in values {
+        bytes.extend_from_slice(&v.to_le_bytes());
+    }
+    std::fs::write(path, bytes).map_err(|e| MedgenError::Io { path: path.to_path_buf(), source: e })
+}

@@ -1,0 +1,122 @@
+//! GPT-2: learned positions, LayerNorm, fused q/k/v projection, tanh-GELU feed-forward.
+
+use tch::{Kind, Tensor};
+
+use super::{attention, merge_heads, split_heads, KvCache, Loader, ModelConfig, Network, Weight};
+use crate::error::Result;
+
+struct Norm {
+    weight: Weight,
+    bias: Weight,
+}
+
+impl Norm {
+    fn load(w: &Loader, name: &str, h: i64) -> Result<Self> {
+        Ok(Norm {
+            weight: w.get(&format!("{name}.weight"), &[h])?,
+            bias: w.get(&format!("{name}.bias"), &[h])?,
+        })
+    }
+
+    fn forward(&self, x: &Tensor, eps: f64) -> Result<Tensor> {
+        let h = x.size()[2];
+        Ok(x.f_layer_norm([h], Some(&*self.weight), Some(&*self.bias), eps, false)?)
+    }
+}
+
+struct Linear {
+    weight: Weight,
+    bias: Weight,
+}
+
+impl Linear {
+    fn load(w: &Loader, name: &str, out: i64, inp: i64) -> Result<Self> {
+        Ok(Linear {
+            weight: w.get(&format!("{name}.weight"), &[out, inp])?,
+            bias: w.get(&format!("{name}.bias"), &[out])?,
+        })
+    }
+
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(x.f_linear(&self.weight, Some(&*self.bias))?)
+    }
+}
+
+struct Layer {
+    ln_1: Norm,
+    qkv: Linear,
+    proj: Linear,
+    ln_2: Norm,
+    fc: Linear,
+    fc_proj: Linear,
+}
+
+pub(crate) struct Gpt2 {
+    cfg: ModelConfig,
+    wte: Weight,
+    wpe: Weight,
+    layers: Vec<Layer>,
+    ln_f: Norm,
+    head: Option<Weight>,
+    kind: Kind,
+}
+
+impl Gpt2 {
+    pub fn load(cfg: &ModelConfig, w: &Loader) -> Result<Self> {
+        let (h, ff) = (cfg.hidden_size as i64, cfg.intermediate_size as i64);
+        let v = cfg.vocab_size as i64;
+        let mut layers = Vec::with_capacity(cfg.n_layers);
+        for i in 0..cfg.n_layers {
+            let n = |s: &str| format!("blk.{i}.{s}");
+            layers.push(Layer {
+                ln_1: Norm::load(w, &n("attn_norm"), h)?,
+                qkv: Linear::load(w, &n("attn_qkv"), 3 * h, h)?,
+                proj: Linear::load(w, &n("attn_output"), h, h)?,
+                ln_2: Norm::load(w, &n("ffn_norm"), h)?,
+                fc: Linear::load(w, &n("ffn_up"), ff, h)?,
+                fc_proj: Linear::load(w, &n("ffn_down"), h, ff)?,
+            });
+        }
+        Ok(Gpt2 {
+            cfg: cfg.clone(),
+            wte: w.get("token_embd.weight", &[v, h])?,
+            wpe: w.get("position_embd.weight", &[cfg.context_length as i64, h])?,
+            layers,
+            ln_f: Norm::load(w, "output_norm", h)?,
+            head: w.get_opt("output.weight", &[v, h])?,
+            kind: w.kind,
+        })
+    }
+}
+
+impl Network for Gpt2 {
+    fn forward(&self, ids: &Tensor, cache: &mut KvCache) -> Result<Tensor> {
+        let cfg = &self.cfg;
+        let t = ids.size()[1];
+        let (heads, hd, eps) = (cfg.n_heads as i64, cfg.head_dim as i64, cfg.norm_eps);
+        let start = cache.len() as i64;
+        let pos = Tensor::f_arange_start(start, start + t, (Kind::Int64, ids.device()))?;
+        let mut x = Tensor::f_embedding(&self.wte, ids, -1, false, false)?
+            .f_add(&Tensor::f_embedding(&self.wpe, &pos, -1, false, false)?)?;
+        for (i, l) in self.layers.iter().enumerate() {
+            let qkv = l.qkv.forward(&l.ln_1.forward(&x, eps)?)?.f_split(cfg.hidden_size as i64, 2)?;
+            let q = split_heads(&qkv[0], heads, hd)?;
+            let k = split_heads(&qkv[1], heads, hd)?;
+            let v = split_heads(&qkv[2], heads, hd)?;
+            let (k, v) = cache.update(i, &k, &v)?;
+            x = x.f_add(&l.proj.forward(&merge_heads(&attention(&q, &k, &v)?)?)?)?;
+            let m = l.fc.forward(&l.ln_2.forward(&x, eps)?)?.f_gelu("tanh")?;
+            x = x.f_add(&l.fc_proj.forward(&m)?)?;
+        }
+        cache.advance(t as usize);
+        let last = x.f_narrow(1, t - 1, 1)?;
+        let last = self.ln_f.forward(&last, eps)?.f_squeeze_dim(1)?;
+        let head = self.head.as_ref().unwrap_or(&self.wte);
+        Ok(last.f_linear::<&Tensor>(head, None)?.f_to_kind(Kind::Float)?)
+    }
+
+    fn new_cache(&self, batch: usize, capacity: usize) -> Result<KvCache> {
+        let shape = [batch as i64, self.cfg.n_heads as i64, self.cfg.head_dim as i64];
+        KvCache::new(self.layers.len(), shape, capacity, self.kind, self.wte.device())
+    }
+}

@@ -1,0 +1,136 @@
+//! The Llama family (Llama, Mistral, SmolLM2, Qwen2): RMSNorm, rotary positions,
+//! grouped-query attention, SwiGLU feed-forward; Qwen2 adds biases to q, k and v.
+
+use tch::{Kind, Tensor};
+
+use super::{attention, merge_heads, split_heads, Architecture, KvCache, Loader, ModelConfig, Network, Weight};
+use crate::error::Result;
+
+struct Layer {
+    attn_norm: Weight,
+    q: Weight,
+    k: Weight,
+    v: Weight,
+    q_bias: Option<Weight>,
+    k_bias: Option<Weight>,
+    v_bias: Option<Weight>,
+    o: Weight,
+    ffn_norm: Weight,
+    gate: Weight,
+    up: Weight,
+    down: Weight,
+}
+
+pub(crate) struct Llama {
+    cfg: ModelConfig,
+    embed: Weight,
+    layers: Vec<Layer>,
+    norm: Weight,
+    /// `None` when the output head is tied to the token embedding.
+    head: Option<Weight>,
+    inv_freq: Weight,
+    kind: Kind,
+}
+
+impl Llama {
+    pub fn load(cfg: &ModelConfig, w: &Loader) -> Result<Self> {
+        let (h, ff, v) = (cfg.hidden_size as i64, cfg.intermediate_size as i64, cfg.vocab_size as i64);
+        let q_dim = (cfg.n_heads * cfg.head_dim) as i64;
+        let kv_dim = (cfg.n_kv_heads * cfg.head_dim) as i64;
+        let bias = cfg.architecture == Architecture::Qwen2;
+        let mut layers = Vec::with_capacity(cfg.n_layers);
+        for i in 0..cfg.n_layers {
+            let n = |s: &str| format!("blk.{i}.{s}");
+            let opt_bias = |s: &str, d: i64| -> Result<Option<Weight>> {
+                if bias {
+                    w.get(&n(s), &[d]).map(Some)
+                } else {
+                    w.get_opt(&n(s), &[d])
+                }
+            };
+            layers.push(Layer {
+                attn_norm: w.get(&n("attn_norm.weight"), &[h])?,
+                q: w.get(&n("attn_q.weight"), &[q_dim, h])?,
+                k: w.get(&n("attn_k.weight"), &[kv_dim, h])?,
+                v: w.get(&n("attn_v.weight"), &[kv_dim, h])?,
+                q_bias: opt_bias("attn_q.bias", q_dim)?,
+                k_bias: opt_bias("attn_k.bias", kv_dim)?,
+                v_bias: opt_bias("attn_v.bias", kv_dim)?,
+                o: w.get(&n("attn_output.weight"), &[h, q_dim])?,
+                ffn_norm: w.get(&n("ffn_norm.weight"), &[h])?,
+                gate: w.get(&n("ffn_gate.weight"), &[ff, h])?,
+                up: w.get(&n("ffn_up.weight"), &[ff, h])?,
+                down: w.get(&n("ffn_down.weight"), &[h, ff])?,
+            });
+        }
+        let inv_freq = Tensor::f_from_slice(&cfg.rope_inv_freq())?.f_to_device(w.device)?;
+        Ok(Llama {
+            cfg: cfg.clone(),
+            embed: w.get("token_embd.weight", &[v, h])?,
+            layers,
+            norm: w.get("output_norm.weight", &[h])?,
+            head: w.get_opt("output.weight", &[v, h])?,
+            inv_freq: Weight(inv_freq),
+            kind: w.kind,
+        })
+    }
+
+    /// cos and sin of the rotary angles for positions `start..start+t`, `[t, head_dim]`.
+    fn rotary(&self, start: usize, t: usize) -> Result<(Tensor, Tensor)> {
+        let pos = Tensor::f_arange_start(start as i64, (start + t) as i64, (Kind::Float, self.inv_freq.device()))?;
+        let freqs = pos.f_outer(&self.inv_freq)?;
+        let emb = Tensor::f_cat(&[&freqs, &freqs], -1)?;
+        Ok((emb.f_cos()?.f_to_kind(self.kind)?, emb.f_sin()?.f_to_kind(self.kind)?))
+    }
+
+    fn layer(&self, i: usize, x: &Tensor, cos: &Tensor, sin: &Tensor, cache: &mut KvCache) -> Result<Tensor> {
+        let l = &self.layers[i];
+        let cfg = &self.cfg;
+        let (hd, eps) = (cfg.head_dim as i64, cfg.norm_eps);
+        let a = x.f_rms_norm([cfg.hidden_size as i64], Some(&*l.attn_norm), eps)?;
+        let q = split_heads(&a.f_linear(&l.q, l.q_bias.as_deref())?, cfg.n_heads as i64, hd)?;
+        let k = split_heads(&a.f_linear(&l.k, l.k_bias.as_deref())?, cfg.n_kv_heads as i64, hd)?;
+        let v = split_heads(&a.f_linear(&l.v, l.v_bias.as_deref())?, cfg.n_kv_heads as i64, hd)?;
+        let q = rope(&q, cos, sin)?;
+        let k = rope(&k, cos, sin)?;
+        let (k, v) = cache.update(i, &k, &v)?;
+        let attn = merge_heads(&attention(&q, &k, &v)?)?.f_linear::<&Tensor>(&l.o, None)?;
+        let x = x.f_add(&attn)?;
+        let m = x.f_rms_norm([cfg.hidden_size as i64], Some(&*l.ffn_norm), eps)?;
+        let gate = m.f_linear::<&Tensor>(&l.gate, None)?.f_silu()?;
+        let up = m.f_linear::<&Tensor>(&l.up, None)?;
+        Ok(x.f_add(&gate.f_mul(&up)?.f_linear::<&Tensor>(&l.down, None)?)?)
+    }
+}
+
+/// Rotates `x` (`[b, h, t, d]`) by the angles in `cos`/`sin` (`[t, d]`), in the
+/// "rotate half" layout that HF checkpoints use (GGUF Llama weights are permuted back
+/// to it when loaded).
+fn rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
+    let d = x.size()[3];
+    let x1 = x.f_narrow(3, 0, d / 2)?;
+    let x2 = x.f_narrow(3, d / 2, d / 2)?;
+    let rotated = Tensor::f_cat(&[&x2.f_neg()?, &x1], -1)?;
+    Ok(x.f_mul(cos)?.f_add(&rotated.f_mul(sin)?)?)
+}
+
+impl Network for Llama {
+    fn forward(&self, ids: &Tensor, cache: &mut KvCache) -> Result<Tensor> {
+        let t = ids.size()[1] as usize;
+        let (cos, sin) = self.rotary(cache.len(), t)?;
+        let mut x = Tensor::f_embedding(&self.embed, ids, -1, false, false)?;
+        for i in 0..self.layers.len() {
+            x = self.layer(i, &x, &cos, &sin, cache)?;
+        }
+        cache.advance(t);
+        let last = x.f_narrow(1, t as i64 - 1, 1)?.f_squeeze_dim(1)?;
+        let last = last.f_rms_norm([self.cfg.hidden_size as i64], Some(&*self.norm), self.cfg.norm_eps)?;
+        let head = self.head.as_ref().unwrap_or(&self.embed);
+        Ok(last.f_linear::<&Tensor>(head, None)?.f_to_kind(Kind::Float)?)
+    }
+
+    fn new_cache(&self, batch: usize, capacity: usize) -> Result<KvCache> {
+        let shape = [batch as i64, self.cfg.n_kv_heads as i64, self.cfg.head_dim as i64];
+        KvCache::new(self.layers.len(), shape, capacity, self.kind, self.embed.device())
+    }
+}

@@ -1,0 +1,376 @@
+//! Tokenizers: from an HF `tokenizer.json`, or rebuilt from GGUF metadata with the
+//! `tokenizers` crate, plus the special-token rules (BOS, EOS) and the chat template.
+
+use std::path::Path;
+
+use serde_json::Value as Json;
+use tokenizers::decoders::byte_fallback::ByteFallback;
+use tokenizers::decoders::byte_level::ByteLevel;
+use tokenizers::decoders::fuse::Fuse;
+use tokenizers::decoders::sequence::Sequence as DecoderSequence;
+use tokenizers::decoders::strip::Strip;
+use tokenizers::models::bpe::BPE;
+use tokenizers::normalizers::Replace;
+use tokenizers::pre_tokenizers::digits::Digits;
+use tokenizers::pre_tokenizers::metaspace::{Metaspace, PrependScheme};
+use tokenizers::pre_tokenizers::sequence::Sequence as PreSequence;
+use tokenizers::pre_tokenizers::split::{Split, SplitPattern};
+use tokenizers::{AddedToken, DecoderWrapper, PreTokenizerWrapper, SplitDelimiterBehavior};
+
+use crate::chat::ChatTemplate;
+use crate::error::{MedgenError, Result};
+use crate::formats::gguf::{GgufFile, Value};
+
+/// A text tokenizer with the model's special-token rules.
+pub struct Tokenizer {
+    inner: tokenizers::Tokenizer,
+    /// Prepend BOS when encoding with special tokens (GGUF `add_bos_token`; for
+    /// `tokenizer.json` the post-processor already does it).
+    add_bos: bool,
+    add_eos: bool,
+    bos: Option<(u32, String)>,
+    eos: Option<(u32, String)>,
+    /// Every token id that ends generation.
+    eos_ids: Vec<u32>,
+    chat_template: Option<ChatTemplate>,
+}
+
+fn tok_err(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> MedgenError {
+    MedgenError::Tokenizer(e.into())
+}
+
+// Pre-tokenizer regexes of llama.cpp's `tokenizer.ggml.pre` families (llama-vocab.cpp).
+const LLAMA3_SPLIT: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+const QWEN2_SPLIT: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+
+/// GPT-2's byte-to-character table: printable bytes map to themselves, the others to
+/// U+0100 onwards, so that every byte string is a printable string.
+fn bytes_to_unicode() -> [char; 256] {
+    let mut table = ['\0'; 256];
+    let mut n = 0u32;
+    for b in 0..=255u8 {
+        let printable = matches!(b, b'!'..=b'~' | 0xA1..=0xAC | 0xAE..=0xFF);
+        table[b as usize] = if printable {
+            b as char
+        } else {
+            n += 1;
+            char::from_u32(255 + n).unwrap_or('?')
+        };
+    }
+    table
+}
+
+impl Tokenizer {
+    /// The tokenizer of a GGUF file or an HF model folder, without loading the weights.
+    pub fn load(path: &Path) -> Result<Self> {
+        if path.is_dir() {
+            let config = read_json_opt(&path.join("config.json"))?.unwrap_or(Json::Null);
+            Self::from_hf_dir(path, &config)
+        } else {
+            Self::from_gguf(&GgufFile::open(path)?)
+        }
+    }
+
+    /// Builds the tokenizer a GGUF file describes (`tokenizer.ggml.*`).
+    pub fn from_gguf(g: &GgufFile) -> Result<Self> {
+        let str_array = |key: &str| -> Result<Vec<String>> {
+            let arr = g
+                .get(key)
+                .and_then(Value::as_array)
+                .ok_or_else(|| MedgenError::format(format!("GGUF metadata lacks {key}")))?;
+            arr.iter()
+                .map(|v| v.as_str().map(str::to_string))
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| MedgenError::format(format!("GGUF metadata {key} holds non-strings")))
+        };
+        let id = |key: &str| g.get(key).and_then(Value::as_u64).map(|v| v as u32);
+        let flag = |key: &str| g.get(key).and_then(Value::as_bool);
+
+        let kind = g.get("tokenizer.ggml.model").and_then(Value::as_str).unwrap_or("");
+        let mut tokens = str_array("tokenizer.ggml.tokens")?;
+        let types: Vec<i64> = match g.get("tokenizer.ggml.token_type").and_then(Value::as_array) {
+            Some(a) => a.iter().map(|v| v.as_f64().unwrap_or(1.0) as i64).collect(),
+            None => vec![1; tokens.len()],
+        };
+        let (mut inner, add_bos_default) = match kind {
+            "gpt2" => {
+                // Tokens outside the byte alphabet (written as plain text by some converters)
+                // are spelled in it, as transformers does.
+                let table = bytes_to_unicode();
+                let alphabet: std::collections::HashSet<char> = table.iter().copied().collect();
+                for t in tokens.iter_mut() {
+                    if !t.chars().all(|c| alphabet.contains(&c)) {
+                        *t = t.bytes().map(|b| table[b as usize]).collect();
+                    }
+                }
+                let merges = str_array("tokenizer.ggml.merges")?
+                    .into_iter()
+                    .map(|m| {
+                        m.split_once(' ')
+                            .map(|(a, b)| (a.to_string(), b.to_string()))
+                            .ok_or_else(|| MedgenError::format(format!("GGUF merge `{m}` lacks a space")))
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                let vocab: tokenizers::models::bpe::Vocab =
+                    tokens.iter().enumerate().map(|(i, t)| (t.clone(), i as u32)).collect();
+                let bpe = BPE::builder()
+                    .vocab_and_merges(vocab, merges)
+                    .build()
+                    .map_err(tok_err)?;
+                let pre = g.get("tokenizer.ggml.pre").and_then(Value::as_str).unwrap_or("default");
+                let mut tk = tokenizers::Tokenizer::new(bpe);
+                tk.with_pre_tokenizer(Some(byte_level_pre_tokenizer(pre)?));
+                tk.with_decoder(Some(ByteLevel::default()));
+                (tk, false)
+            }
+            "llama" => {
+                let scores: Vec<f64> = g
+                    .get("tokenizer.ggml.scores")
+                    .and_then(Value::as_array)
+                    .map(|a| a.iter().map(|v| v.as_f64().unwrap_or(0.0)).collect())
+                    .unwrap_or_else(|| vec![0.0; tokens.len()]);
+                let unk = id("tokenizer.ggml.unknown_token_id").and_then(|i| tokens.get(i as usize).cloned());
+                let prefix = flag("tokenizer.ggml.add_space_prefix").unwrap_or(true);
+                (sentencepiece_bpe(&tokens, &scores, unk, prefix)?, true)
+            }
+            other => {
+                return Err(MedgenError::Unsupported(format!(
+                    "GGUF tokenizer model `{other}` (medgen builds gpt2 and llama tokenizers)"
+                )))
+            }
+        };
+
+        // Control tokens (type 3) are special; user-defined ones (type 4) are matched whole.
+        let special: Vec<AddedToken> = tokens
+            .iter()
+            .zip(&types)
+            .filter(|(_, &t)| t == 3)
+            .map(|(s, _)| AddedToken::from(s.clone(), true))
+            .collect();
+        let user: Vec<AddedToken> = tokens
+            .iter()
+            .zip(&types)
+            .filter(|(_, &t)| t == 4)
+            .map(|(s, _)| AddedToken::from(s.clone(), false).normalized(false))
+            .collect();
+        inner.add_special_tokens(&special);
+        inner.add_tokens(&user);
+
+        let named = |key: &str| id(key).and_then(|i| tokens.get(i as usize).map(|t| (i, t.clone())));
+        let bos = named("tokenizer.ggml.bos_token_id");
+        let eos = named("tokenizer.ggml.eos_token_id");
+        let mut eos_ids: Vec<u32> = eos.iter().map(|e| e.0).collect();
+        for key in ["tokenizer.ggml.eot_token_id", "tokenizer.ggml.eom_token_id"] {
+            if let Some(i) = id(key) {
+                if !eos_ids.contains(&i) {
+                    eos_ids.push(i);
+                }
+            }
+        }
+        let chat_template = g
+            .get("tokenizer.chat_template")
+            .and_then(Value::as_str)
+            .map(|s| ChatTemplate::new(s.to_string()));
+        Ok(Tokenizer {
+            inner,
+            add_bos: flag("tokenizer.ggml.add_bos_token").unwrap_or(add_bos_default),
+            add_eos: flag("tokenizer.ggml.add_eos_token").unwrap_or(false),
+            bos,
+            eos,
+            eos_ids,
+            chat_template,
+        })
+    }
+
+    /// Loads `tokenizer.json` from an HF model folder, with `tokenizer_config.json`
+    /// (special tokens, chat template), `chat_template.jinja` and the EOS ids of
+    /// `generation_config.json` or `config.json`.
+    pub fn from_hf_dir(dir: &Path, config: &Json) -> Result<Self> {
+        let path = dir.join("tokenizer.json");
+        if !path.exists() {
+            return Err(MedgenError::io(
+                &path,
+                std::io::Error::new(std::io::ErrorKind::NotFound, "no tokenizer.json in the model folder"),
+            ));
+        }
+        let inner = tokenizers::Tokenizer::from_file(&path).map_err(tok_err)?;
+        let tcfg = read_json_opt(&dir.join("tokenizer_config.json"))?.unwrap_or(Json::Null);
+        let gen = read_json_opt(&dir.join("generation_config.json"))?.unwrap_or(Json::Null);
+
+        let token_text = |v: Option<&Json>| -> Option<String> {
+            match v? {
+                Json::String(s) => Some(s.clone()),
+                Json::Object(o) => o.get("content").and_then(Json::as_str).map(str::to_string),
+                _ => None,
+            }
+        };
+        let with_id = |name: Option<String>| name.and_then(|n| inner.token_to_id(&n).map(|i| (i, n)));
+        let bos = with_id(token_text(tcfg.get("bos_token")));
+        let eos = with_id(token_text(tcfg.get("eos_token")));
+        let ids_of = |v: Option<&Json>| -> Vec<u32> {
+            match v {
+                Some(Json::Number(n)) => n.as_u64().map(|i| vec![i as u32]).unwrap_or_default(),
+                Some(Json::Array(a)) => a.iter().filter_map(Json::as_u64).map(|i| i as u32).collect(),
+                _ => vec![],
+            }
+        };
+        let mut eos_ids = ids_of(gen.get("eos_token_id"));
+        if eos_ids.is_empty() {
+            eos_ids = ids_of(config.get("eos_token_id"));
+        }
+        if eos_ids.is_empty() {
+            eos_ids.extend(eos.iter().map(|e| e.0));
+        }
+
+        let template_file = dir.join("chat_template.jinja");
+        let template = if template_file.exists() {
+            Some(std::fs::read_to_string(&template_file).map_err(|e| MedgenError::io(&template_file, e))?)
+        } else {
+            match tcfg.get("chat_template") {
+                Some(Json::String(s)) => Some(s.clone()),
+                // A list of named templates: take "default".
+                Some(Json::Array(list)) => list
+                    .iter()
+                    .find(|t| t.get("name").and_then(Json::as_str) == Some("default"))
+                    .and_then(|t| t.get("template").and_then(Json::as_str))
+                    .map(str::to_string),
+                _ => None,
+            }
+        };
+        Ok(Tokenizer {
+            inner,
+            add_bos: false,
+            add_eos: false,
+            bos,
+            eos,
+            eos_ids,
+            chat_template: template.map(ChatTemplate::new),
+        })
+    }
+
+    /// Token ids of `text`; with `add_special`, BOS/EOS as the model wants them.
+    pub fn encode(&self, text: &str, add_special: bool) -> Result<Vec<u32>> {
+        let enc = self.inner.encode_fast(text, add_special).map_err(tok_err)?;
+        let mut ids = Vec::with_capacity(enc.len() + 2);
+        if add_special && self.add_bos {
+            ids.extend(self.bos.as_ref().map(|b| b.0));
+        }
+        ids.extend_from_slice(enc.get_ids());
+        if add_special && self.add_eos {
+            ids.extend(self.eos.as_ref().map(|e| e.0));
+        }
+        Ok(ids)
+    }
+
+    /// Text of `ids`; `skip_special` leaves out special tokens such as EOS.
+    pub fn decode(&self, ids: &[u32], skip_special: bool) -> Result<String> {
+        let size = self.vocab_size() as u32;
+        if let Some(bad) = ids.iter().find(|&&i| i >= size) {
+            return Err(MedgenError::invalid("ids", format!("token id {bad} is outside the vocabulary of {size}")));
+        }
+        self.inner.decode(ids, skip_special).map_err(tok_err)
+    }
+
+    /// Vocabulary size including added tokens.
+    pub fn vocab_size(&self) -> usize {
+        self.inner.get_vocab_size(true)
+    }
+
+    /// The ids that end generation.
+    pub fn eos_ids(&self) -> &[u32] {
+        &self.eos_ids
+    }
+
+    pub fn bos_token(&self) -> Option<&str> {
+        self.bos.as_ref().map(|b| b.1.as_str())
+    }
+
+    pub fn eos_token(&self) -> Option<&str> {
+        self.eos.as_ref().map(|e| e.1.as_str())
+    }
+
+    pub fn chat_template(&self) -> Option<&ChatTemplate> {
+        self.chat_template.as_ref()
+    }
+}
+
+/// GPT-2 style byte-level pre-tokenization, split the way llama.cpp's `tokenizer.ggml.pre`
+/// family says the merges were learned.
+fn byte_level_pre_tokenizer(pre: &str) -> Result<PreTokenizerWrapper> {
+    let regex_split = |re: &str| -> Result<PreTokenizerWrapper> {
+        let split = Split::new(SplitPattern::Regex(re.to_string()), SplitDelimiterBehavior::Isolated, false)
+            .map_err(tok_err)?;
+        Ok(PreSequence::new(vec![split.into(), tokenizers::pre_tokenizers::byte_level::ByteLevel::new(false, true, false).into()]).into())
+    };
+    let gpt2 = tokenizers::pre_tokenizers::byte_level::ByteLevel::new(false, true, true);
+    Ok(match pre {
+        // Digits one by one, then GPT-2's split (SmolLM, StarCoder, ...).
+        "smollm" | "starcoder" | "refact" | "command-r" | "codeshell" | "exaone" | "minerva" => {
+            PreSequence::new(vec![Digits::new(true).into(), gpt2.into()]).into()
+        }
+        "llama3" | "llama-v3" | "llama-bpe" | "falcon3" | "smaug-bpe" | "dbrx" | "pixtral" => regex_split(LLAMA3_SPLIT)?,
+        "qwen2" | "deepseek-r1-qwen" | "megrez" => regex_split(QWEN2_SPLIT)?,
+        _ => gpt2.into(),
+    })
+}
+
+/// A SentencePiece-style BPE (Llama's `tokenizer.ggml.model = llama`): merges recovered from
+/// the vocabulary and its scores, byte fallback, "▁" for spaces.
+fn sentencepiece_bpe(tokens: &[String], scores: &[f64], unk: Option<String>, add_prefix: bool) -> Result<tokenizers::Tokenizer> {
+    let vocab: tokenizers::models::bpe::Vocab = tokens.iter().enumerate().map(|(i, t)| (t.clone(), i as u32)).collect();
+    // Every split of a token into two tokens is a merge ranked by the merged token's score
+    // (ties: longer pieces first), as transformers' `generate_merges` ranks them.
+    let mut merges: Vec<(f64, usize, usize, u32, u32, &str, &str)> = Vec::new();
+    for (t, score) in tokens.iter().zip(scores) {
+        let mut local = Vec::new();
+        for (i, _) in t.char_indices().skip(1) {
+            let (l, r) = t.split_at(i);
+            if let (Some(&li), Some(&ri)) = (vocab.get(l), vocab.get(r)) {
+                local.push((-*score, l.chars().count(), r.chars().count(), li, ri, l, r));
+            }
+        }
+        local.sort_by_key(|m| (m.3, m.4));
+        merges.extend(local);
+    }
+    // Stable sort, descending score, then descending lengths (Python's reverse=True sort).
+    merges.sort_by(|a, b| {
+        a.0.partial_cmp(&b.0)
+            .unwrap_or(std::cmp::Ordering::Equal)
+            .then(b.1.cmp(&a.1))
+            .then(b.2.cmp(&a.2))
+    });
+    let merges = merges.into_iter().map(|m| (m.5.to_string(), m.6.to_string())).collect();
+    let mut builder = BPE::builder().vocab_and_merges(vocab, merges).fuse_unk(true).byte_fallback(true);
+    if let Some(u) = unk {
+        builder = builder.unk_token(u);
+    }
+    let mut tk = tokenizers::Tokenizer::new(builder.build().map_err(tok_err)?);
+    let scheme = if add_prefix { PrependScheme::First } else { PrependScheme::Never };
+    tk.with_pre_tokenizer(Some(Metaspace::new('▁', scheme, false)));
+    let mut steps: Vec<DecoderWrapper> = vec![
+        Replace::new("▁", " ").map_err(tok_err)?.into(),
+        ByteFallback::new().into(),
+        Fuse::new().into(),
+    ];
+    if add_prefix {
+        steps.push(Strip::new(' ', 1, 0).into());
+    }
+    tk.with_decoder(Some(DecoderSequence::new(steps)));
+    Ok(tk)
+}
+
+fn read_json_opt(path: &Path) -> Result<Option<Json>> {
+    if !path.exists() {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| MedgenError::io(path, e))?;
+    serde_json::from_str(&text)
+        .map(Some)
+        .map_err(|e| MedgenError::format(format!("{}: {e}", path.display())))
+}
+
+pub(crate) fn read_json(path: &Path) -> Result<Json> {
+    read_json_opt(path)?.ok_or_else(|| {
+        MedgenError::io(path, std::io::Error::new(std::io::ErrorKind::NotFound, "file not found"))
+    })
+}
