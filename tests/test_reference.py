@@ -1,0 +1,107 @@
+"""medgen against HF transformers: logits, greedy generation and tokenization of the default
+GGUF model, and of tiny random-weight GPT-2, Qwen2 and Llama models that transformers makes."""
+
+import numpy as np
+import pytest
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerFast
+
+from conftest import run_medgen, medgen_json
+
+PROMPTS = [
+    "Patient is a 67-year-old woman admitted with community-acquired pneumonia. Summary:",
+    "Findings: right lower lobe consolidation without pleural effusion. Impression:",
+    "Discharge medications: aspirin 81 mg daily, metoprolol 25 mg twice daily, and",
+    "The patient denies chest pain, fever or shortness of breath. Temperature 38.5 °C,",
+    "患者男性，50岁，主诉胸痛。",
+]
+
+TOKENIZER_TEXTS = [
+    "Vitamin B12 1000 µg IM; temperature 38.5 °C; HbA1c ≥ 6.5%.",
+    "患者男性，50岁，主诉胸痛。否认发热。",
+    "  leading spaces, tabs\tand\nnewlines — dashes… and emoji 🩺 at 03/14/2024",
+    "<|im_start|>user\nHello<|im_end|>",
+]
+
+
+def rel_l2(a, b):
+    return float(np.linalg.norm(a - b) / np.linalg.norm(b))
+
+
+def medgen_logits(tmp_path, model_args, prompt_args):
+    out = tmp_path / "logits.npy"
+    ids = medgen_json("logits", *model_args, *prompt_args, "--out", out)["prompt_token_ids"]
+    return ids, np.load(out)
+
+
+def hf_last_logits(model, ids):
+    with torch.no_grad():
+        return model(torch.tensor([ids])).logits[0, -1].float().numpy()
+
+
+def hf_greedy(model, ids, n):
+    with torch.no_grad():
+        out = model.generate(torch.tensor([ids]), attention_mask=torch.ones(1, len(ids), dtype=torch.long),
+                             max_new_tokens=n, do_sample=False, repetition_penalty=1.0, top_k=None,
+                             top_p=None, temperature=None, pad_token_id=0)
+    return out[0, len(ids):].tolist()
+
+
+@pytest.mark.parametrize("prompt", PROMPTS)
+def test_default_model_logits_and_tokens_match_transformers(hf_default, tmp_path, prompt):
+    tok, model = hf_default
+    ids, logits = medgen_logits(tmp_path, [], ["--prompt", prompt])
+    assert ids == tok(prompt)["input_ids"]
+    assert rel_l2(logits, hf_last_logits(model, ids)) < 1e-3
+
+
+@pytest.mark.parametrize("prompt", PROMPTS)
+def test_default_model_greedy_32_tokens_match_transformers(hf_default, prompt):
+    tok, model = hf_default
+    out = medgen_json("generate", "--prompt", prompt, "--max-new-tokens", 32, "--greedy", "--json")
+    assert out["token_ids"] == hf_greedy(model, out["prompt_token_ids"], 32)
+
+
+def test_chat_template_renders_like_transformers(hf_default, tmp_path):
+    tok, model = hf_default
+    messages = [{"role": "system", "content": "You are a careful clinical scribe."},
+                {"role": "user", "content": "Summarize: 50-year-old man with chest pain."}]
+    ids, logits = medgen_logits(tmp_path, [], ["--chat", "--system", messages[0]["content"],
+                                               "--prompt", messages[1]["content"]])
+    ref = tok.apply_chat_template(messages, add_generation_prompt=True, return_dict=True)["input_ids"]
+    assert ids == list(ref)
+    assert rel_l2(logits, hf_last_logits(model, ids)) < 1e-3
+
+
+@pytest.mark.parametrize("text", TOKENIZER_TEXTS)
+def test_default_tokenizer_encodes_and_decodes_like_transformers(hf_default, text):
+    tok, _ = hf_default
+    out = medgen_json("tokenize", "--prompt", text)
+    assert out["ids"] == tok(text)["input_ids"]
+    assert out["decoded"] == tok.decode(out["ids"])
+
+
+@pytest.mark.parametrize("kind", ["gpt2", "qwen2", "llama", "llama_untied"])
+def test_tiny_model_logits_and_greedy_match_transformers(tiny_models, tmp_path, kind):
+    path = tiny_models[kind]
+    # tokenizer.json as written (AutoTokenizer would swap in Qwen2's own pre-tokenizer).
+    tok = PreTrainedTokenizerFast.from_pretrained(path)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
+    for prompt in ["Patient admitted with pneumonia.", "aspirin 81 mg, 38.5 °C, 患者男性"]:
+        ids, logits = medgen_logits(tmp_path, ["--model", path], ["--prompt", prompt])
+        assert ids == tok(prompt)["input_ids"]
+        assert rel_l2(logits, hf_last_logits(model, ids)) < 1e-4
+        out = medgen_json("generate", "--model", path, "--prompt", prompt, "--max-new-tokens", 20,
+                          "--min-new-tokens", 20, "--json")
+        with torch.no_grad():
+            ref = model.generate(torch.tensor([ids]), attention_mask=torch.ones(1, len(ids), dtype=torch.long),
+                                 max_new_tokens=20, min_new_tokens=20, do_sample=False, pad_token_id=0)
+        assert out["token_ids"] == ref[0, len(ids):].tolist()
+        assert out["text"] == tok.decode(out["token_ids"], skip_special_tokens=True)
+
+
+@pytest.mark.parametrize("dtype", ["bf16", "f16"])
+def test_reduced_precision_stays_close_to_transformers_f32(hf_default, tmp_path, dtype):
+    _, model = hf_default
+    ids, logits = medgen_logits(tmp_path, ["--dtype", dtype], ["--prompt", PROMPTS[0]])
+    assert rel_l2(logits, hf_last_logits(model, ids)) < 0.05
