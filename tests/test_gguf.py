@@ -5,6 +5,7 @@ hostile files."""
 import struct
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import gguf
 import numpy as np
@@ -168,7 +169,7 @@ def test_hand_built_small_gguf_is_valid(tmp_path):
 
 
 HUGE = 2**60
-TRUNC = ("truncated", "past the end", "absurd", "too large", "exceeds", "end of file")
+TRUNC = ("truncated", "past the end", "absurd", "impossible", "too large", "end of file")
 
 # name -> (file bytes, words of which the error must contain at least one)
 HOSTILE = {
@@ -215,11 +216,16 @@ def test_header_truncated_anywhere_gives_truncated_error(tmp_path):
     """Every cut of a valid file inside its header (magic to last tensor info)."""
     head = header(SMALL_KVS, SMALL_INFOS)
     full = head + b"\0" * (-len(head) % 32) + SMALL_DATA
-    path = tmp_path / "cut.gguf"
-    for cut in range(0, len(head)):
+
+    def run_cut(cut):
+        path = tmp_path / f"cut{cut}.gguf"
         path.write_bytes(full[:cut])
-        proc = medgen("tensor", "--model", path, "blk.0.w", "--out", tmp_path / "o.npy")
-        assert_clean_error(proc, any_of=["truncated"])
+        return cut, medgen("tensor", "--model", path, "blk.0.w", "--out", tmp_path / f"{cut}.npy")
+
+    with ThreadPoolExecutor(max_workers=8) as pool:  # each run loads libtorch: ~0.6 s
+        for cut, proc in pool.map(run_cut, range(len(head))):
+            assert "truncated" in proc.stderr, f"cut at byte {cut} of {len(head)}: {proc.stderr}"
+            assert_clean_error(proc, any_of=["truncated"])
 
 
 @pytest.mark.parametrize("case", ["data_cut", "data_missing", "offset_far", "offset_wraps"])

@@ -90,6 +90,7 @@ struct LoadArgs {
 }
 
 #[derive(Args)]
+#[command(allow_negative_numbers = true)]
 struct GenerateArgs {
     /// GGUF file or HF model folder (default: the packaged SmolLM2-135M-Instruct).
     #[arg(long)]
@@ -232,7 +233,10 @@ fn read_prompt(input: &InputArgs) -> Result<String> {
 }
 
 fn prompt_ids(m: &Model, input: &InputArgs) -> Result<Vec<u32>> {
-    let text = read_prompt(input)?;
+    prompt_ids_of(m, input, read_prompt(input)?)
+}
+
+fn prompt_ids_of(m: &Model, input: &InputArgs, text: String) -> Result<Vec<u32>> {
     if text.trim().is_empty() {
         return Err(MedgenError::InvalidArgument { name: "prompt", reason: "the prompt is empty".into() });
     }
@@ -264,12 +268,13 @@ fn generate(a: GenerateArgs) -> Result<()> {
         logprobs: a.logprobs,
     };
     cfg.validate()?;
+    let text = read_prompt(&a.input)?;
     let m = Model::load(a.model.as_deref(), &load_options(&a.load)?)?;
+    let ids = prompt_ids_of(&m, &a.input, text)?;
+    let generator = m.generator(ids, &cfg)?;
     if !a.json {
         eprintln!("loaded {} in {:.2} s", m.info().path.display(), m.load_seconds());
     }
-    let ids = prompt_ids(&m, &a.input)?;
-    let generator = m.generator(ids, &cfg)?;
     let out = if a.json {
         generator.run(|_| ControlFlow::Continue(()))?
     } else {
