@@ -81,7 +81,9 @@ pub struct LoadOptions {
     pub device: DeviceSpec,
     /// (default: f32)
     pub dtype: DType,
-    /// CPU threads for libtorch; a process-wide setting (default: libtorch's choice).
+    /// CPU threads medgen computes with (default: the number of CPUs). On the CPU, medgen
+    /// splits matrix products across its own threads and sets libtorch's process-wide
+    /// intra-op thread count to 1: libtorch's idle OpenMP workers otherwise spin against them.
     pub threads: Option<usize>,
 }
 
@@ -104,6 +106,7 @@ pub struct ModelInfo {
 /// A loaded model. Safe to share between threads: generation only reads it.
 pub struct Model {
     network: Box<dyn Network>,
+    pool: rayon::ThreadPool,
     tokenizer: Tokenizer,
     info: ModelInfo,
     device: Device,
@@ -142,12 +145,18 @@ impl Model {
             Some(p) => p.to_path_buf(),
             None => Self::default_model_path()?,
         };
-        if let Some(n) = opts.threads {
-            if n == 0 || n > 1024 {
-                return Err(MedgenError::invalid("threads", format!("{n} is outside 1..=1024")));
+        let threads = match opts.threads {
+            Some(n) if n == 0 || n > 1024 => {
+                return Err(MedgenError::invalid("threads", format!("{n} is outside 1..=1024")))
             }
-            tch::set_num_threads(n as i32);
-        }
+            Some(n) => n,
+            None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        };
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|i| format!("medgen-{i}"))
+            .build()
+            .map_err(|e| MedgenError::invalid("threads", e.to_string()))?;
         let device = match opts.device {
             DeviceSpec::Cpu => Device::Cpu,
             DeviceSpec::Cuda(i) => {
@@ -160,6 +169,9 @@ impl Model {
                 Device::Cuda(i)
             }
         };
+        if device == Device::Cpu {
+            tch::set_num_threads(1);
+        }
         let meta = std::fs::metadata(&path).map_err(|e| MedgenError::io(&path, e))?;
         let (network, tokenizer, info) = tch::no_grad(|| {
             if meta.is_dir() {
@@ -170,6 +182,7 @@ impl Model {
         })?;
         Ok(Model {
             network,
+            pool,
             tokenizer,
             info,
             device,
@@ -199,6 +212,11 @@ impl Model {
 
     pub(crate) fn network(&self) -> &dyn Network {
         self.network.as_ref()
+    }
+
+    /// The threads this model computes with.
+    pub(crate) fn pool(&self) -> &rayon::ThreadPool {
+        &self.pool
     }
 
     /// Token ids of `text` with the model's BOS/EOS rules.

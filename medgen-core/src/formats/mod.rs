@@ -16,6 +16,12 @@ use crate::models::Architecture;
 pub trait WeightSource {
     fn contains(&self, name: &str) -> bool;
     fn tensor(&self, name: &str) -> Result<Tensor>;
+
+    /// The stored blocks of a quantized 2-D tensor, rows in PyTorch order, when the source
+    /// keeps one (GGUF); `None` otherwise.
+    fn quantized(&self, _name: &str) -> Option<(quants::GgmlType, Vec<u8>)> {
+        None
+    }
 }
 
 /// A GGUF file as a weight source.
@@ -46,14 +52,51 @@ impl WeightSource for GgufWeights<'_> {
     fn tensor(&self, name: &str) -> Result<Tensor> {
         let (values, info) = self.file.dequantize(name)?;
         let t = Tensor::f_from_slice(&values)?.f_view(info.torch_shape().as_slice())?;
-        match self.permuted_heads {
-            Some((heads, _)) if name.ends_with("attn_q.weight") || name.ends_with("attn_q.bias") => {
-                unpermute(&t, heads)
+        match self.permuted(name) {
+            Some(heads) => unpermute(&t, heads),
+            None => Ok(t),
+        }
+    }
+
+    fn quantized(&self, name: &str) -> Option<(quants::GgmlType, Vec<u8>)> {
+        let info = self.file.tensor_info(name)?;
+        if info.dims.len() != 2 || !quants::is_supported(info.ggml_type) {
+            return None;
+        }
+        let bytes = self.file.tensor_bytes(info);
+        let rows = info.dims[1];
+        let row_bytes = bytes.len() / rows;
+        let Some(heads) = self.permuted(name) else {
+            return Some((info.ggml_type, bytes.to_vec()));
+        };
+        // Whole rows move, so the blocks can be reordered without decoding them.
+        let half = rows / heads / 2;
+        if half == 0 || rows % (2 * heads) != 0 {
+            return None;
+        }
+        let mut out = Vec::with_capacity(bytes.len());
+        for h in 0..heads {
+            for a in 0..2 {
+                for b in 0..half {
+                    let src = h * 2 * half + b * 2 + a;
+                    out.extend_from_slice(&bytes[src * row_bytes..(src + 1) * row_bytes]);
+                }
             }
-            Some((_, kv)) if name.ends_with("attn_k.weight") || name.ends_with("attn_k.bias") => {
-                unpermute(&t, kv)
-            }
-            _ => Ok(t),
+        }
+        Some((info.ggml_type, out))
+    }
+}
+
+impl GgufWeights<'_> {
+    /// Heads whose q/k rows llama.cpp permuted, for this tensor name.
+    fn permuted(&self, name: &str) -> Option<usize> {
+        let (heads, kv) = self.permuted_heads?;
+        if name.ends_with("attn_q.weight") || name.ends_with("attn_q.bias") {
+            Some(heads)
+        } else if name.ends_with("attn_k.weight") || name.ends_with("attn_k.bias") {
+            Some(kv)
+        } else {
+            None
         }
     }
 }

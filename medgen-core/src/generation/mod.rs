@@ -337,10 +337,10 @@ impl Iterator for Generator<'_> {
 
 /// One forward pass of `ids` after the cached positions; the last position's logits.
 fn forward(model: &Model, ids: &[u32], cache: &mut KvCache) -> Result<Vec<f32>> {
-    tch::no_grad(|| {
+    model.pool().install(|| tch::no_grad(|| {
         let ids: Vec<i64> = ids.iter().map(|&t| t as i64).collect();
         let input = Tensor::f_from_slice(&ids)?.f_to_device(model.device())?.f_unsqueeze(0)?;
         let logits = model.network().forward(&input, cache)?;
         Ok(Vec::<f32>::try_from(logits.f_squeeze_dim(0)?.f_to_device(tch::Device::Cpu)?)?)
-    })
+    }))
 }

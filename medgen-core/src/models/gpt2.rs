@@ -2,7 +2,7 @@
 
 use tch::{Kind, Tensor};
 
-use super::{attention, merge_heads, split_heads, KvCache, Loader, ModelConfig, Network, Weight};
+use super::{attention, merge_heads, split_heads, KvCache, Linear, Loader, ModelConfig, Network, Weight};
 use crate::error::Result;
 
 struct Norm {
@@ -24,24 +24,6 @@ impl Norm {
     }
 }
 
-struct Linear {
-    weight: Weight,
-    bias: Weight,
-}
-
-impl Linear {
-    fn load(w: &Loader, name: &str, out: i64, inp: i64) -> Result<Self> {
-        Ok(Linear {
-            weight: w.get(&format!("{name}.weight"), &[out, inp])?,
-            bias: w.get(&format!("{name}.bias"), &[out])?,
-        })
-    }
-
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(x.f_linear(&self.weight, Some(&*self.bias))?)
-    }
-}
-
 struct Layer {
     ln_1: Norm,
     qkv: Linear,
@@ -57,7 +39,7 @@ pub(crate) struct Gpt2 {
     wpe: Weight,
     layers: Vec<Layer>,
     ln_f: Norm,
-    head: Option<Weight>,
+    head: Linear,
     kind: Kind,
 }
 
@@ -70,20 +52,22 @@ impl Gpt2 {
             let n = |s: &str| format!("blk.{i}.{s}");
             layers.push(Layer {
                 ln_1: Norm::load(w, &n("attn_norm"), h)?,
-                qkv: Linear::load(w, &n("attn_qkv"), 3 * h, h)?,
-                proj: Linear::load(w, &n("attn_output"), h, h)?,
+                qkv: Linear::load(w, &n("attn_qkv"), 3 * h, h, true)?,
+                proj: Linear::load(w, &n("attn_output"), h, h, true)?,
                 ln_2: Norm::load(w, &n("ffn_norm"), h)?,
-                fc: Linear::load(w, &n("ffn_up"), ff, h)?,
-                fc_proj: Linear::load(w, &n("ffn_down"), h, ff)?,
+                fc: Linear::load(w, &n("ffn_up"), ff, h, true)?,
+                fc_proj: Linear::load(w, &n("ffn_down"), h, ff, true)?,
             });
         }
+        let wte = w.get("token_embd.weight", &[v, h])?;
+        let head = Linear::load_head(w, &wte)?;
         Ok(Gpt2 {
             cfg: cfg.clone(),
-            wte: w.get("token_embd.weight", &[v, h])?,
+            wte,
             wpe: w.get("position_embd.weight", &[cfg.context_length as i64, h])?,
             layers,
             ln_f: Norm::load(w, "output_norm", h)?,
-            head: w.get_opt("output.weight", &[v, h])?,
+            head,
             kind: w.kind,
         })
     }
@@ -111,8 +95,7 @@ impl Network for Gpt2 {
         cache.advance(t as usize);
         let last = x.f_narrow(1, t - 1, 1)?;
         let last = self.ln_f.forward(&last, eps)?.f_squeeze_dim(1)?;
-        let head = self.head.as_ref().unwrap_or(&self.wte);
-        Ok(last.f_linear::<&Tensor>(head, None)?.f_to_kind(Kind::Float)?)
+        Ok(self.head.forward(&last)?.f_to_kind(Kind::Float)?)
     }
 
     fn new_cache(&self, batch: usize, capacity: usize) -> Result<KvCache> {

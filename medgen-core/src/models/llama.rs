@@ -3,22 +3,19 @@
 
 use tch::{Kind, Tensor};
 
-use super::{attention, merge_heads, split_heads, Architecture, KvCache, Loader, ModelConfig, Network, Weight};
+use super::{attention, merge_heads, split_heads, Architecture, KvCache, Linear, Loader, ModelConfig, Network, Weight};
 use crate::error::Result;
 
 struct Layer {
     attn_norm: Weight,
-    q: Weight,
-    k: Weight,
-    v: Weight,
-    q_bias: Option<Weight>,
-    k_bias: Option<Weight>,
-    v_bias: Option<Weight>,
-    o: Weight,
+    q: Linear,
+    k: Linear,
+    v: Linear,
+    o: Linear,
     ffn_norm: Weight,
-    gate: Weight,
-    up: Weight,
-    down: Weight,
+    gate: Linear,
+    up: Linear,
+    down: Linear,
 }
 
 pub(crate) struct Llama {
@@ -26,8 +23,8 @@ pub(crate) struct Llama {
     embed: Weight,
     layers: Vec<Layer>,
     norm: Weight,
-    /// `None` when the output head is tied to the token embedding.
-    head: Option<Weight>,
+    /// The output head: its own weight, or the token embedding's when tied.
+    head: Linear,
     inv_freq: Weight,
     kind: Kind,
 }
@@ -41,35 +38,27 @@ impl Llama {
         let mut layers = Vec::with_capacity(cfg.n_layers);
         for i in 0..cfg.n_layers {
             let n = |s: &str| format!("blk.{i}.{s}");
-            let opt_bias = |s: &str, d: i64| -> Result<Option<Weight>> {
-                if bias {
-                    w.get(&n(s), &[d]).map(Some)
-                } else {
-                    w.get_opt(&n(s), &[d])
-                }
-            };
             layers.push(Layer {
                 attn_norm: w.get(&n("attn_norm.weight"), &[h])?,
-                q: w.get(&n("attn_q.weight"), &[q_dim, h])?,
-                k: w.get(&n("attn_k.weight"), &[kv_dim, h])?,
-                v: w.get(&n("attn_v.weight"), &[kv_dim, h])?,
-                q_bias: opt_bias("attn_q.bias", q_dim)?,
-                k_bias: opt_bias("attn_k.bias", kv_dim)?,
-                v_bias: opt_bias("attn_v.bias", kv_dim)?,
-                o: w.get(&n("attn_output.weight"), &[h, q_dim])?,
+                q: Linear::load(w, &n("attn_q"), q_dim, h, bias)?,
+                k: Linear::load(w, &n("attn_k"), kv_dim, h, bias)?,
+                v: Linear::load(w, &n("attn_v"), kv_dim, h, bias)?,
+                o: Linear::load(w, &n("attn_output"), h, q_dim, false)?,
                 ffn_norm: w.get(&n("ffn_norm.weight"), &[h])?,
-                gate: w.get(&n("ffn_gate.weight"), &[ff, h])?,
-                up: w.get(&n("ffn_up.weight"), &[ff, h])?,
-                down: w.get(&n("ffn_down.weight"), &[h, ff])?,
+                gate: Linear::load(w, &n("ffn_gate"), ff, h, false)?,
+                up: Linear::load(w, &n("ffn_up"), ff, h, false)?,
+                down: Linear::load(w, &n("ffn_down"), h, ff, false)?,
             });
         }
+        let embed = w.get("token_embd.weight", &[v, h])?;
+        let head = Linear::load_head(w, &embed)?;
         let inv_freq = Tensor::f_from_slice(&cfg.rope_inv_freq())?.f_to_device(w.device)?;
         Ok(Llama {
             cfg: cfg.clone(),
-            embed: w.get("token_embd.weight", &[v, h])?,
+            embed,
             layers,
             norm: w.get("output_norm.weight", &[h])?,
-            head: w.get_opt("output.weight", &[v, h])?,
+            head,
             inv_freq: Weight(inv_freq),
             kind: w.kind,
         })
@@ -88,18 +77,18 @@ impl Llama {
         let cfg = &self.cfg;
         let (hd, eps) = (cfg.head_dim as i64, cfg.norm_eps);
         let a = x.f_rms_norm([cfg.hidden_size as i64], Some(&*l.attn_norm), eps)?;
-        let q = split_heads(&a.f_linear(&l.q, l.q_bias.as_deref())?, cfg.n_heads as i64, hd)?;
-        let k = split_heads(&a.f_linear(&l.k, l.k_bias.as_deref())?, cfg.n_kv_heads as i64, hd)?;
-        let v = split_heads(&a.f_linear(&l.v, l.v_bias.as_deref())?, cfg.n_kv_heads as i64, hd)?;
+        let q = split_heads(&l.q.forward(&a)?, cfg.n_heads as i64, hd)?;
+        let k = split_heads(&l.k.forward(&a)?, cfg.n_kv_heads as i64, hd)?;
+        let v = split_heads(&l.v.forward(&a)?, cfg.n_kv_heads as i64, hd)?;
         let q = rope(&q, cos, sin)?;
         let k = rope(&k, cos, sin)?;
         let (k, v) = cache.update(i, &k, &v)?;
-        let attn = merge_heads(&attention(&q, &k, &v)?)?.f_linear::<&Tensor>(&l.o, None)?;
+        let attn = l.o.forward(&merge_heads(&attention(&q, &k, &v)?)?)?;
         let x = x.f_add(&attn)?;
         let m = x.f_rms_norm([cfg.hidden_size as i64], Some(&*l.ffn_norm), eps)?;
-        let gate = m.f_linear::<&Tensor>(&l.gate, None)?.f_silu()?;
-        let up = m.f_linear::<&Tensor>(&l.up, None)?;
-        Ok(x.f_add(&gate.f_mul(&up)?.f_linear::<&Tensor>(&l.down, None)?)?)
+        let gate = l.gate.forward(&m)?.f_silu()?;
+        let up = l.up.forward(&m)?;
+        Ok(x.f_add(&l.down.forward(&gate.f_mul(&up)?)?)?)
     }
 }
 
@@ -125,8 +114,7 @@ impl Network for Llama {
         cache.advance(t);
         let last = x.f_narrow(1, t as i64 - 1, 1)?.f_squeeze_dim(1)?;
         let last = last.f_rms_norm([self.cfg.hidden_size as i64], Some(&*self.norm), self.cfg.norm_eps)?;
-        let head = self.head.as_ref().unwrap_or(&self.embed);
-        Ok(last.f_linear::<&Tensor>(head, None)?.f_to_kind(Kind::Float)?)
+        Ok(self.head.forward(&last)?.f_to_kind(Kind::Float)?)
     }
 
     fn new_cache(&self, batch: usize, capacity: usize) -> Result<KvCache> {

@@ -3,13 +3,16 @@
 
 pub mod config;
 pub mod gpt2;
+mod kernels;
 pub mod llama;
 
+use rayon::prelude::*;
 use tch::{Device, Kind, Tensor};
 
 pub use config::{Architecture, ModelConfig, RopeScaling};
 
 use crate::error::{MedgenError, Result};
+use crate::formats::quants::GgmlType;
 use crate::formats::WeightSource;
 
 /// A weight tensor that several threads may read at once.
@@ -49,11 +52,141 @@ impl Loader<'_> {
         Ok(Weight(t.f_to_kind(self.kind)?.f_to_device(self.device)?))
     }
 
+    /// The stored blocks of a weight that the CPU kernels can multiply directly.
+    pub fn blocks(&self, name: &str) -> Option<(GgmlType, Vec<u8>)> {
+        if self.device != Device::Cpu {
+            return None;
+        }
+        self.source
+            .quantized(name)
+            .filter(|(ty, _)| matches!(ty, GgmlType::Q8_0 | GgmlType::Q4_0 | GgmlType::Q4_1))
+    }
+
     pub fn get_opt(&self, name: &str, shape: &[i64]) -> Result<Option<Weight>> {
         if self.source.contains(name) {
             self.get(name, shape).map(Some)
         } else {
             Ok(None)
+        }
+    }
+}
+
+/// A linear layer `x @ weight.T + bias`, with `weight` as `[out, in]`.
+pub(crate) struct Linear {
+    weight: Weight,
+    bias: Option<Weight>,
+    /// The GGUF blocks of the weight, kept for CPU decode steps when the kernels read them.
+    blocks: Option<(GgmlType, Vec<u8>)>,
+}
+
+impl Linear {
+    /// `{name}.weight` and, if `bias`, `{name}.bias` (required) or, if not, any present.
+    pub fn load(w: &Loader, name: &str, out: i64, inp: i64, bias: bool) -> Result<Self> {
+        let weight = w.get(&format!("{name}.weight"), &[out, inp])?;
+        let bias_name = format!("{name}.bias");
+        let bias = if bias { Some(w.get(&bias_name, &[out])?) } else { w.get_opt(&bias_name, &[out])? };
+        let blocks = w.blocks(&format!("{name}.weight"));
+        Ok(Linear { weight, bias, blocks })
+    }
+
+    /// The output head: `output.weight`, or the token embedding itself (shared, not
+    /// copied) when the head is tied.
+    pub fn load_head(w: &Loader, embed: &Weight) -> Result<Self> {
+        let (weight, blocks) = match w.get_opt("output.weight", &embed.size())? {
+            Some(head) => (head, w.blocks("output.weight")),
+            None => (Weight(embed.shallow_clone()), w.blocks("token_embd.weight")),
+        };
+        Ok(Linear { weight, bias: None, blocks })
+    }
+
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let size = x.size();
+        let inp = size.last().copied().unwrap_or(0);
+        if x.device() == Device::Cpu && x.numel() as i64 == inp {
+            if let Some(rows) = self.cpu_rows() {
+                return self.forward_one_row(x, rows, &size);
+            }
+        }
+        if x.device() == Device::Cpu && rayon::current_num_threads() > 1 {
+            return self.forward_split(x);
+        }
+        Ok(x.f_linear(&self.weight, self.bias.as_deref())?)
+    }
+
+    /// Many rows on the CPU (a prefill): libtorch runs single-threaded there (see
+    /// `Model::load`), so the output features are split across medgen's threads, each
+    /// multiplying by its own slice of the weight's rows.
+    fn forward_split(&self, x: &Tensor) -> Result<Tensor> {
+        let out = self.weight.size()[0];
+        let parts = rayon::current_num_threads() as i64;
+        let chunk = (out + parts - 1) / parts;
+        // A shallow clone per task: tensors may move between threads but not be shared.
+        let inputs: Vec<Tensor> = (0..parts).map(|_| x.shallow_clone()).collect();
+        let pieces: Vec<Result<Tensor>> = inputs
+            .into_par_iter()
+            .enumerate()
+            .map(|(i, x)| {
+                let start = i as i64 * chunk;
+                let len = chunk.min(out - start);
+                Ok(x.f_linear::<&Tensor>(&self.weight.f_narrow(0, start, len)?, None)?)
+            })
+            .collect();
+        let pieces = pieces.into_iter().collect::<Result<Vec<_>>>()?;
+        let y = Tensor::f_cat(&pieces, -1)?;
+        Ok(match &self.bias {
+            Some(b) => y.f_add(b)?,
+            None => y,
+        })
+    }
+
+    /// One activation row (a decode step) through medgen's matrix-vector kernel.
+    fn forward_one_row(&self, x: &Tensor, rows: kernels::Rows, size: &[i64]) -> Result<Tensor> {
+        let x32 = match x.kind() {
+            Kind::Float => x.f_contiguous()?,
+            _ => x.f_to_kind(Kind::Float)?.f_contiguous()?,
+        };
+        let out = self.weight.size()[0];
+        let mut shape = size.to_vec();
+        if let Some(last) = shape.last_mut() {
+            *last = out;
+        }
+        let y = Tensor::f_empty(shape.as_slice(), (Kind::Float, Device::Cpu))?;
+        // SAFETY: `x32` is a contiguous f32 CPU tensor of `numel` elements that lives until
+        // the end of this function; `y` was just allocated with `out` f32 elements and
+        // nothing else refers to it yet.
+        unsafe {
+            let xs = std::slice::from_raw_parts(x32.data_ptr() as *const f32, x32.numel());
+            let ys = std::slice::from_raw_parts_mut(y.data_ptr() as *mut f32, out as usize);
+            kernels::matvec(rows, xs, ys);
+        }
+        let y = if x.kind() == Kind::Float { y } else { y.f_to_kind(x.kind())? };
+        Ok(match &self.bias {
+            Some(b) => y.f_add(b)?,
+            None => y,
+        })
+    }
+
+    /// The weight's GGUF blocks, or its data when it is a contiguous f32 or bf16 CPU tensor.
+    fn cpu_rows(&self) -> Option<kernels::Rows<'_>> {
+        match &self.blocks {
+            Some((GgmlType::Q8_0, b)) => return Some(kernels::Rows::Q8_0(b)),
+            Some((GgmlType::Q4_0, b)) => return Some(kernels::Rows::Q4_0(b)),
+            Some((GgmlType::Q4_1, b)) => return Some(kernels::Rows::Q4_1(b)),
+            _ => {}
+        }
+        let w = &self.weight;
+        if w.device() != Device::Cpu || !w.is_contiguous() {
+            return None;
+        }
+        let (ptr, n) = (w.data_ptr(), w.numel());
+        // SAFETY: a contiguous CPU tensor of `n` elements of the matched kind starts at
+        // `ptr`; the weight is never mutated and outlives the returned borrow of `self`.
+        unsafe {
+            match w.kind() {
+                Kind::Float => Some(kernels::Rows::F32(std::slice::from_raw_parts(ptr as *const f32, n))),
+                Kind::BFloat16 => Some(kernels::Rows::Bf16(std::slice::from_raw_parts(ptr as *const u16, n))),
+                _ => None,
+            }
         }
     }
 }
@@ -141,7 +274,7 @@ pub(crate) fn attention(q: &Tensor, k: &Tensor, v: &Tensor) -> Result<Tensor> {
     let total = k.size()[2];
     let gqa = q.size()[1] != k.size()[1];
     let out = if t == 1 {
-        Tensor::f_scaled_dot_product_attention::<Tensor>(q, k, v, None, 0.0, false, None, gqa)?
+        decode_attention(q, k, v)?
     } else if t == total {
         Tensor::f_scaled_dot_product_attention::<Tensor>(q, k, v, None, 0.0, true, None, gqa)?
     } else {
@@ -153,6 +286,19 @@ pub(crate) fn attention(q: &Tensor, k: &Tensor, v: &Tensor) -> Result<Tensor> {
         Tensor::f_scaled_dot_product_attention(q, k, v, Some(&mask), 0.0, false, None, gqa)?
     };
     Ok(out)
+}
+
+/// Attention of one new position, as two small matrix products. libtorch's fused CPU
+/// kernel splits even this tiny problem across its OpenMP threads, and waking them for
+/// every layer of every step costs more than the arithmetic.
+fn decode_attention(q: &Tensor, k: &Tensor, v: &Tensor) -> Result<Tensor> {
+    let [b, heads, _, d] = q.size()[..] else { unreachable!("q is 4-D") };
+    let kv = k.size()[1];
+    // Query heads that share a key/value head are adjacent: [b, kv, heads/kv, d].
+    let qg = q.f_reshape([b, kv, heads / kv, d])?;
+    let scores = qg.f_matmul(&k.f_transpose(-1, -2)?)?.f_mul_scalar(1.0 / (d as f64).sqrt())?;
+    let probs = scores.f_softmax(-1, Kind::Float)?.f_to_kind(q.kind())?;
+    Ok(probs.f_matmul(v)?.f_reshape([b, heads, 1, d])?)
 }
 
 /// Splits the last dimension into heads: `[b, t, h*d]` → `[b, h, t, d]`.

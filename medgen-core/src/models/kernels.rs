@@ -1,0 +1,315 @@
+//! Matrix-vector products for CPU decode steps.
+//!
+//! A decode step multiplies one activation row by every weight matrix, so its speed is the
+//! speed of streaming the weights from memory. libtorch sends a one-row `linear` through its
+//! general GEMM, which on small CPUs reads the weights well below memory bandwidth; these
+//! kernels stream each weight row once with AVX2/FMA (f32 or bf16 weights, f32 accumulation),
+//! rows split across a rayon pool. GGUF weights in Q8_0, Q4_0 or Q4_1 can stay in their
+//! blocks: each block is dequantized in registers and multiplied in f32, which reads 4 to 7
+//! times fewer bytes. Prefill (many rows) stays with libtorch's GEMM on dense weights.
+
+use rayon::prelude::*;
+
+/// Weight rows the kernel can read: contiguous `[out, in]` data in CPU memory.
+#[derive(Clone, Copy)]
+pub(crate) enum Rows<'a> {
+    F32(&'a [f32]),
+    /// bf16 bit patterns.
+    Bf16(&'a [u16]),
+    /// GGML blocks of 32: f16 scale, 32 int8.
+    Q8_0(&'a [u8]),
+    /// f16 scale, 16 bytes of 4-bit values offset by 8.
+    Q4_0(&'a [u8]),
+    /// f16 scale, f16 minimum, 16 bytes of 4-bit values.
+    Q4_1(&'a [u8]),
+}
+
+impl Rows<'_> {
+    /// Elements (`n` per row) to storage units of the slice.
+    fn row_len(&self, n: usize) -> usize {
+        match self {
+            Rows::F32(_) | Rows::Bf16(_) => n,
+            Rows::Q8_0(_) => n / 32 * 34,
+            Rows::Q4_0(_) => n / 32 * 18,
+            Rows::Q4_1(_) => n / 32 * 20,
+        }
+    }
+}
+
+/// `y[o] = dot(w[o, :], x)` for every row `o`.
+/// Quantized rows need `x.len()` to be a multiple of 32.
+pub(crate) fn matvec(w: Rows, x: &[f32], y: &mut [f32]) {
+    let n = x.len();
+    let stride = w.row_len(n);
+    // Q4_0's offset and Q4_1's minimum multiply the sum of x over each block.
+    let block_sums: Vec<f32> = match w {
+        Rows::Q4_0(_) | Rows::Q4_1(_) => x.chunks_exact(32).map(|c| c.iter().sum()).collect(),
+        _ => Vec::new(),
+    };
+    // Enough rows per task to amortise scheduling, enough tasks to balance the threads.
+    let rows_per_task = (y.len() / (4 * rayon::current_num_threads())).clamp(16, 1024);
+    y.par_chunks_mut(rows_per_task).enumerate().for_each(|(task, ys)| {
+        let first = task * rows_per_task;
+        for (r, out) in ys.iter_mut().enumerate() {
+            let row = (first + r) * stride;
+            let end = row + stride;
+            *out = match w {
+                Rows::F32(w) => dot_f32(&w[row..end], x),
+                Rows::Bf16(w) => dot_bf16(&w[row..end], x),
+                Rows::Q8_0(w) => dot_q8_0(&w[row..end], x),
+                Rows::Q4_0(w) => dot_q4(&w[row..end], x, &block_sums, false),
+                Rows::Q4_1(w) => dot_q4(&w[row..end], x, &block_sums, true),
+            };
+        }
+    });
+}
+
+fn dot_f32(w: &[f32], x: &[f32]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2() {
+        // SAFETY: the CPU has AVX2 and FMA (checked above); slices are equal length.
+        return unsafe { avx2::dot_f32(w, x) };
+    }
+    w.iter().zip(x).map(|(a, b)| a * b).sum()
+}
+
+fn dot_bf16(w: &[u16], x: &[f32]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2() {
+        // SAFETY: as in dot_f32.
+        return unsafe { avx2::dot_bf16(w, x) };
+    }
+    w.iter().zip(x).map(|(&a, b)| f32::from_bits((a as u32) << 16) * b).sum()
+}
+
+fn has_avx2() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return std::arch::is_x86_feature_detected!("avx2")
+        && std::arch::is_x86_feature_detected!("fma")
+        && std::arch::is_x86_feature_detected!("f16c");
+    #[allow(unreachable_code)]
+    false
+}
+
+fn f16_at(b: &[u8], i: usize) -> f32 {
+    half::f16::from_le_bytes([b[i], b[i + 1]]).to_f32()
+}
+
+fn dot_q8_0(w: &[u8], x: &[f32]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2() {
+        // SAFETY: AVX2 and FMA are present; `w` holds x.len() / 32 whole blocks.
+        return unsafe { avx2::dot_q8_0(w, x) };
+    }
+    w.chunks_exact(34)
+        .zip(x.chunks_exact(32))
+        .map(|(b, xs)| f16_at(b, 0) * b[2..].iter().zip(xs).map(|(&q, v)| (q as i8) as f32 * v).sum::<f32>())
+        .sum()
+}
+
+/// Q4_0 (values offset by 8) or Q4_1 (`with_min`: a minimum per block); `sums` holds the
+/// sum of x over each block of 32.
+fn dot_q4(w: &[u8], x: &[f32], sums: &[f32], with_min: bool) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2() {
+        // SAFETY: AVX2, FMA and F16C are present; `w` holds x.len() / 32 whole blocks.
+        return unsafe { avx2::dot_q4(w, x, sums, with_min) };
+    }
+    let size = if with_min { 20 } else { 18 };
+    let mut total = 0.0;
+    for (i, (b, xs)) in w.chunks_exact(size).zip(x.chunks_exact(32)).enumerate() {
+        let qs = &b[size - 16..];
+        let dot: f32 = (0..16).map(|j| (qs[j] & 0xF) as f32 * xs[j] + (qs[j] >> 4) as f32 * xs[j + 16]).sum();
+        let d = f16_at(b, 0);
+        total += d * dot + if with_min { f16_at(b, 2) } else { -8.0 * d } * sums[i];
+    }
+    total
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use std::arch::x86_64::*;
+
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn hsum(v: __m256) -> f32 {
+        let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+        let s = _mm_add_ss(s, _mm_movehdup_ps(s));
+        _mm_cvtss_f32(s)
+    }
+
+    /// Four independent accumulators hide the FMA latency.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn dot_f32(w: &[f32], x: &[f32]) -> f32 {
+        let n = w.len().min(x.len());
+        let (wp, xp) = (w.as_ptr(), x.as_ptr());
+        let mut acc = [_mm256_setzero_ps(); 4];
+        let mut i = 0;
+        while i + 32 <= n {
+            for (j, a) in acc.iter_mut().enumerate() {
+                let k = i + 8 * j;
+                *a = _mm256_fmadd_ps(_mm256_loadu_ps(wp.add(k)), _mm256_loadu_ps(xp.add(k)), *a);
+            }
+            i += 32;
+        }
+        while i + 8 <= n {
+            acc[0] = _mm256_fmadd_ps(_mm256_loadu_ps(wp.add(i)), _mm256_loadu_ps(xp.add(i)), acc[0]);
+            i += 8;
+        }
+        let sum = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
+        let mut total = hsum(sum);
+        for k in i..n {
+            total += w[k] * x[k];
+        }
+        total
+    }
+
+    /// The little-endian f16 at `b[i..i + 2]`, converted with F16C.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn f16(b: &[u8], i: usize) -> f32 {
+        let bits = u16::from_le_bytes([b[i], b[i + 1]]);
+        _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(bits as i32)))
+    }
+
+    /// Eight bytes at `p`, as signed 8-bit integers, to eight f32.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn i8x8(p: *const u8) -> __m256 {
+        _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(p as *const __m128i)))
+    }
+
+    /// The low eight bytes of `v`, as unsigned 8-bit integers, to eight f32.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn u8x8(v: __m128i) -> __m256 {
+        _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(v))
+    }
+
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub unsafe fn dot_q8_0(w: &[u8], x: &[f32]) -> f32 {
+        let mut totals = [_mm256_setzero_ps(); 2];
+        for (i, (b, xs)) in w.chunks_exact(34).zip(x.chunks_exact(32)).enumerate() {
+            let (q, xp) = (b.as_ptr().add(2), xs.as_ptr());
+            let p01 = _mm256_fmadd_ps(i8x8(q), _mm256_loadu_ps(xp), _mm256_mul_ps(i8x8(q.add(8)), _mm256_loadu_ps(xp.add(8))));
+            let p23 = _mm256_fmadd_ps(i8x8(q.add(16)), _mm256_loadu_ps(xp.add(16)), _mm256_mul_ps(i8x8(q.add(24)), _mm256_loadu_ps(xp.add(24))));
+            let t = &mut totals[i & 1];
+            *t = _mm256_fmadd_ps(_mm256_set1_ps(f16(b, 0)), _mm256_add_ps(p01, p23), *t);
+        }
+        hsum(_mm256_add_ps(totals[0], totals[1]))
+    }
+
+    /// Q4_0's offset of 8 is folded in as `-8 d sum(x)` per block; Q4_1 adds `m sum(x)`.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub unsafe fn dot_q4(w: &[u8], x: &[f32], sums: &[f32], with_min: bool) -> f32 {
+        let size = if with_min { 20 } else { 18 };
+        let mask = _mm_set1_epi8(0x0F);
+        let mut totals = [_mm256_setzero_ps(); 2];
+        let mut offsets = 0.0;
+        for (i, (b, xs)) in w.chunks_exact(size).zip(x.chunks_exact(32)).enumerate() {
+            let qs = _mm_loadu_si128(b.as_ptr().add(size - 16) as *const __m128i);
+            let lo = _mm_and_si128(qs, mask); // elements 0..16
+            let hi = _mm_and_si128(_mm_srli_epi16(qs, 4), mask); // elements 16..32
+            let xp = xs.as_ptr();
+            let p0 = _mm256_fmadd_ps(u8x8(lo), _mm256_loadu_ps(xp), _mm256_mul_ps(u8x8(_mm_srli_si128(lo, 8)), _mm256_loadu_ps(xp.add(8))));
+            let p1 = _mm256_fmadd_ps(u8x8(hi), _mm256_loadu_ps(xp.add(16)), _mm256_mul_ps(u8x8(_mm_srli_si128(hi, 8)), _mm256_loadu_ps(xp.add(24))));
+            let d = f16(b, 0);
+            let t = &mut totals[i & 1];
+            *t = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_add_ps(p0, p1), *t);
+            offsets += if with_min { f16(b, 2) } else { -8.0 * d } * sums[i];
+        }
+        hsum(_mm256_add_ps(totals[0], totals[1])) + offsets
+    }
+
+    /// bf16 to f32 is a 16-bit left shift of the bit pattern.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn load_bf16(p: *const u16) -> __m256 {
+        let h = _mm_loadu_si128(p as *const __m128i);
+        _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16))
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn dot_bf16(w: &[u16], x: &[f32]) -> f32 {
+        let n = w.len().min(x.len());
+        let (wp, xp) = (w.as_ptr(), x.as_ptr());
+        let mut acc = [_mm256_setzero_ps(); 4];
+        let mut i = 0;
+        while i + 32 <= n {
+            for (j, a) in acc.iter_mut().enumerate() {
+                let k = i + 8 * j;
+                *a = _mm256_fmadd_ps(load_bf16(wp.add(k)), _mm256_loadu_ps(xp.add(k)), *a);
+            }
+            i += 32;
+        }
+        while i + 8 <= n {
+            acc[0] = _mm256_fmadd_ps(load_bf16(wp.add(i)), _mm256_loadu_ps(xp.add(i)), acc[0]);
+            i += 8;
+        }
+        let sum = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
+        let mut total = hsum(sum);
+        for k in i..n {
+            total += f32::from_bits((w[k] as u32) << 16) * x[k];
+        }
+        total
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reference(w: &[f32], x: &[f32], rows: usize) -> Vec<f64> {
+        let n = x.len();
+        (0..rows).map(|r| (0..n).map(|i| w[r * n + i] as f64 * x[i] as f64).sum()).collect()
+    }
+
+    #[test]
+    fn matvec_matches_a_plain_dot_product_for_odd_sizes() {
+        for (rows, n) in [(1, 1), (3, 7), (37, 100), (300, 576), (70, 1543)] {
+            let w: Vec<f32> = (0..rows * n).map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0).collect();
+            let x: Vec<f32> = (0..n).map(|i| ((i * 104729) % 997) as f32 / 498.0 - 1.0).collect();
+            let mut y = vec![0.0; rows];
+            matvec(Rows::F32(&w), &x, &mut y);
+            for (a, b) in y.iter().zip(reference(&w, &x, rows)) {
+                assert!((*a as f64 - b).abs() < 1e-3 * (1.0 + b.abs()), "{a} vs {b}");
+            }
+            let wb: Vec<u16> = w.iter().map(|v| half::bf16::from_f32(*v).to_bits()).collect();
+            let wr: Vec<f32> = wb.iter().map(|&b| half::bf16::from_bits(b).to_f32()).collect();
+            matvec(Rows::Bf16(&wb), &x, &mut y);
+            for (a, b) in y.iter().zip(reference(&wr, &x, rows)) {
+                assert!((*a as f64 - b).abs() < 1e-3 * (1.0 + b.abs()), "{a} vs {b}");
+            }
+        }
+    }
+
+    #[test]
+    fn quantized_matvec_equals_dequantize_then_dot() {
+        use crate::formats::quants::{dequantize, GgmlType};
+        let (rows, n) = (45, 320);
+        for (ty, size) in [(GgmlType::Q8_0, 34), (GgmlType::Q4_0, 18), (GgmlType::Q4_1, 20)] {
+            let mut bytes: Vec<u8> = (0..rows * n / 32 * size).map(|i| ((i * 2654435761usize) >> 7) as u8).collect();
+            for (b, block) in bytes.chunks_exact_mut(size).enumerate() {
+                let d = half::f16::from_f32(0.01 + (b % 7) as f32 * 0.003).to_le_bytes();
+                let m = half::f16::from_f32(-0.05 + (b % 5) as f32 * 0.02).to_le_bytes();
+                block[..2].copy_from_slice(&d);
+                if ty == GgmlType::Q4_1 {
+                    block[2..4].copy_from_slice(&m);
+                }
+            }
+            let dense = dequantize(ty, &bytes, rows * n).unwrap();
+            let x: Vec<f32> = (0..n).map(|i| ((i * 104729) % 997) as f32 / 498.0 - 1.0).collect();
+            let mut y = vec![0.0; rows];
+            let w = match ty {
+                GgmlType::Q8_0 => Rows::Q8_0(&bytes),
+                GgmlType::Q4_0 => Rows::Q4_0(&bytes),
+                _ => Rows::Q4_1(&bytes),
+            };
+            matvec(w, &x, &mut y);
+            for (a, b) in y.iter().zip(reference(&dense, &x, rows)) {
+                assert!((*a as f64 - b).abs() < 1e-4 * (1.0 + b.abs()), "{ty:?}: {a} vs {b}");
+            }
+        }
+    }
+}
