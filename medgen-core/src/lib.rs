@@ -9,6 +9,8 @@
 //! # Ok::<(), medgen::MedgenError>(())
 //! ```
 
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
 pub mod chat;
 pub mod error;
 pub mod formats;

@@ -253,7 +253,7 @@ impl Model {
     }
 
     /// Starts generating after `prompt_ids`: an iterator of text pieces.
-    pub fn generator(&self, prompt_ids: Vec<u32>, cfg: &GenerationConfig) -> Result<Generator<'_>> {
+    pub fn generator(&self, prompt_ids: Vec<u32>, cfg: &GenerationConfig) -> Result<Generator<&Model>> {
         Generator::new(self, prompt_ids, cfg)
     }
 

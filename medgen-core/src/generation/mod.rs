@@ -4,7 +4,7 @@
 mod sampling;
 mod stopping;
 
-use std::ops::ControlFlow;
+use std::ops::{ControlFlow, Deref};
 use std::time::Instant;
 
 use tch::Tensor;
@@ -156,8 +156,11 @@ pub struct Generation {
 
 /// A generation in progress: an iterator of text pieces, each safe to show (whole UTF-8
 /// characters, never part of a stop string). [`Generator::finish`] gives the result.
-pub struct Generator<'m> {
-    model: &'m Model,
+///
+/// `M` is how it holds the model: `&Model` from [`Model::generator`], or an
+/// `Arc<Model>` from [`Generator::new`] for a generator that outlives the borrow (bindings).
+pub struct Generator<M: Deref<Target = Model> = std::sync::Arc<Model>> {
+    model: M,
     cfg: GenerationConfig,
     cache: KvCache,
     sampler: Sampler,
@@ -177,9 +180,9 @@ pub struct Generator<'m> {
     decode_start: Instant,
 }
 
-impl<'m> Generator<'m> {
+impl<M: Deref<Target = Model>> Generator<M> {
     /// Validates, checks the context length, and runs the prompt through the model.
-    pub(crate) fn new(model: &'m Model, prompt: Vec<u32>, cfg: &GenerationConfig) -> Result<Self> {
+    pub fn new(model: M, prompt: Vec<u32>, cfg: &GenerationConfig) -> Result<Self> {
         cfg.validate()?;
         if prompt.is_empty() {
             return Err(MedgenError::invalid("prompt", "the prompt is empty"));
@@ -205,8 +208,9 @@ impl<'m> Generator<'m> {
 
         let start = Instant::now();
         let mut cache = model.network().new_cache(1, prompt.len() + cfg.max_new_tokens)?;
-        let logits = forward(model, &prompt, &mut cache)?;
+        let logits = forward(&model, &prompt, &mut cache)?;
         let prefill_s = start.elapsed().as_secs_f64();
+        let load_s = model.load_seconds();
         Ok(Generator {
             model,
             cfg: cfg.clone(),
@@ -222,7 +226,7 @@ impl<'m> Generator<'m> {
             finish: None,
             seed,
             timings: Timings {
-                load_s: model.load_seconds(),
+                load_s,
                 prefill_s,
                 prefill_tokens_per_s: prompt.len() as f64 / prefill_s.max(1e-9),
                 ..Timings::default()
@@ -264,7 +268,7 @@ impl<'m> Generator<'m> {
         let safe = self.stops.safe_len(&self.text).max(self.shown);
         let piece = self.text.get(self.shown..safe).unwrap_or("").to_string();
         self.shown = safe;
-        self.logits = forward(self.model, &[token], &mut self.cache)?;
+        self.logits = forward(&self.model, &[token], &mut self.cache)?;
         Ok(Some(piece))
     }
 
@@ -317,7 +321,7 @@ impl<'m> Generator<'m> {
     }
 }
 
-impl Iterator for Generator<'_> {
+impl<M: Deref<Target = Model>> Iterator for Generator<M> {
     type Item = Result<String>;
 
     fn next(&mut self) -> Option<Self::Item> {

@@ -8,13 +8,12 @@ use crate::error::Result;
 
 struct Layer {
     attn_norm: Weight,
-    q: Linear,
-    k: Linear,
-    v: Linear,
+    /// q, k and v projections fused: outputs `[q_dim, kv_dim, kv_dim]`.
+    qkv: Linear,
     o: Linear,
     ffn_norm: Weight,
-    gate: Linear,
-    up: Linear,
+    /// gate and up projections fused: outputs `[ff, ff]`.
+    gate_up: Linear,
     down: Linear,
 }
 
@@ -40,13 +39,17 @@ impl Llama {
             let n = |s: &str| format!("blk.{i}.{s}");
             layers.push(Layer {
                 attn_norm: w.get(&n("attn_norm.weight"), &[h])?,
-                q: Linear::load(w, &n("attn_q"), q_dim, h, bias)?,
-                k: Linear::load(w, &n("attn_k"), kv_dim, h, bias)?,
-                v: Linear::load(w, &n("attn_v"), kv_dim, h, bias)?,
+                qkv: Linear::fuse(vec![
+                    Linear::load(w, &n("attn_q"), q_dim, h, bias)?,
+                    Linear::load(w, &n("attn_k"), kv_dim, h, bias)?,
+                    Linear::load(w, &n("attn_v"), kv_dim, h, bias)?,
+                ])?,
                 o: Linear::load(w, &n("attn_output"), h, q_dim, false)?,
                 ffn_norm: w.get(&n("ffn_norm.weight"), &[h])?,
-                gate: Linear::load(w, &n("ffn_gate"), ff, h, false)?,
-                up: Linear::load(w, &n("ffn_up"), ff, h, false)?,
+                gate_up: Linear::fuse(vec![
+                    Linear::load(w, &n("ffn_gate"), ff, h, false)?,
+                    Linear::load(w, &n("ffn_up"), ff, h, false)?,
+                ])?,
                 down: Linear::load(w, &n("ffn_down"), h, ff, false)?,
             });
         }
@@ -77,18 +80,21 @@ impl Llama {
         let cfg = &self.cfg;
         let (hd, eps) = (cfg.head_dim as i64, cfg.norm_eps);
         let a = x.f_rms_norm([cfg.hidden_size as i64], Some(&*l.attn_norm), eps)?;
-        let q = split_heads(&l.q.forward(&a)?, cfg.n_heads as i64, hd)?;
-        let k = split_heads(&l.k.forward(&a)?, cfg.n_kv_heads as i64, hd)?;
-        let v = split_heads(&l.v.forward(&a)?, cfg.n_kv_heads as i64, hd)?;
+        let (q_dim, kv_dim) = ((cfg.n_heads * cfg.head_dim) as i64, (cfg.n_kv_heads * cfg.head_dim) as i64);
+        let qkv = l.qkv.forward(&a)?.f_split_with_sizes([q_dim, kv_dim, kv_dim], -1)?;
+        let q = split_heads(&qkv[0], cfg.n_heads as i64, hd)?;
+        let k = split_heads(&qkv[1], cfg.n_kv_heads as i64, hd)?;
+        let v = split_heads(&qkv[2], cfg.n_kv_heads as i64, hd)?;
         let q = rope(&q, cos, sin)?;
         let k = rope(&k, cos, sin)?;
         let (k, v) = cache.update(i, &k, &v)?;
         let attn = l.o.forward(&merge_heads(&attention(&q, &k, &v)?)?)?;
         let x = x.f_add(&attn)?;
         let m = x.f_rms_norm([cfg.hidden_size as i64], Some(&*l.ffn_norm), eps)?;
-        let gate = l.gate.forward(&m)?.f_silu()?;
-        let up = l.up.forward(&m)?;
-        Ok(x.f_add(&l.down.forward(&gate.f_mul(&up)?)?)?)
+        let ff = cfg.intermediate_size as i64;
+        let gate_up = l.gate_up.forward(&m)?.f_split_with_sizes([ff, ff], -1)?;
+        let hidden = gate_up[0].f_silu()?.f_mul(&gate_up[1])?;
+        Ok(x.f_add(&l.down.forward(&hidden)?)?)
     }
 }
 

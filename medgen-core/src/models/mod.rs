@@ -89,6 +89,35 @@ impl Linear {
         Ok(Linear { weight, bias, blocks })
     }
 
+    /// Several layers that read the same input as one (q, k and v; gate and up): one
+    /// product per step instead of several. Outputs are concatenated in order.
+    pub fn fuse(parts: Vec<Linear>) -> Result<Self> {
+        let weights: Vec<&Tensor> = parts.iter().map(|p| &*p.weight).collect();
+        let weight = Weight(Tensor::f_cat(&weights, 0)?);
+        // A part without a bias contributes zeros, if any part has one.
+        let bias = if parts.iter().any(|p| p.bias.is_some()) {
+            let biases = parts
+                .iter()
+                .map(|p| match &p.bias {
+                    Some(b) => Ok(b.shallow_clone()),
+                    None => Tensor::f_zeros([p.weight.size()[0]], (p.weight.kind(), p.weight.device())),
+                })
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            Some(Weight(Tensor::f_cat(&biases, 0)?))
+        } else {
+            None
+        };
+        // Rows of blocks concatenate like rows of numbers, when every part has the same type.
+        let ty = parts[0].blocks.as_ref().map(|b| b.0);
+        let blocks = match ty {
+            Some(ty) if parts.iter().all(|p| p.blocks.as_ref().is_some_and(|b| b.0 == ty)) => {
+                Some((ty, parts.iter().flat_map(|p| p.blocks.as_ref().map_or(&[][..], |b| &b.1[..])).copied().collect()))
+            }
+            _ => None,
+        };
+        Ok(Linear { weight, bias, blocks })
+    }
+
     /// The output head: `output.weight`, or the token embedding itself (shared, not
     /// copied) when the head is tied.
     pub fn load_head(w: &Loader, embed: &Weight) -> Result<Self> {
@@ -292,8 +321,8 @@ pub(crate) fn attention(q: &Tensor, k: &Tensor, v: &Tensor) -> Result<Tensor> {
 /// kernel splits even this tiny problem across its OpenMP threads, and waking them for
 /// every layer of every step costs more than the arithmetic.
 fn decode_attention(q: &Tensor, k: &Tensor, v: &Tensor) -> Result<Tensor> {
-    let [b, heads, _, d] = q.size()[..] else { unreachable!("q is 4-D") };
-    let kv = k.size()[1];
+    let (qs, kv) = (q.size(), k.size()[1]);
+    let (b, heads, d) = (qs[0], qs[1], qs[3]);
     // Query heads that share a key/value head are adjacent: [b, kv, heads/kv, d].
     let qg = q.f_reshape([b, kv, heads / kv, d])?;
     let scores = qg.f_matmul(&k.f_transpose(-1, -2)?)?.f_mul_scalar(1.0 / (d as f64).sqrt())?;

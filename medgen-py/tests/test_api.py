@@ -1,0 +1,196 @@
+"""The Python package: API, errors, threads, streaming, interrupts, and agreement with the
+`medgen` command for the same options and seed."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+import medgen
+
+ROOT = Path(__file__).resolve().parents[2]
+MEDGEN = ROOT / "target/release/medgen"
+PROMPT = "Radiology report. Findings: right lower lobe consolidation, no effusion. Impression:"
+
+
+@pytest.fixture(scope="module")
+def model():
+    return medgen.Model.load()
+
+
+def cli(*args):
+    out = subprocess.run([str(MEDGEN), *map(str, args)], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout)
+
+
+def test_import_works_in_a_fresh_interpreter_without_importing_torch_first():
+    code = "import sys, medgen; assert 'torch' in sys.modules; print(medgen.__version__)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd="/")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == medgen.__version__
+
+
+def test_generation_config_keywords_have_the_core_names_and_defaults():
+    core = json.loads(medgen._medgen._core_default_config())
+    cfg = medgen.GenerationConfig()
+    assert {k: getattr(cfg, k) for k in core} == core
+
+
+def test_generate_returns_a_typed_generation(model):
+    out = model.generate(PROMPT, max_new_tokens=12, logprobs=True)
+    assert isinstance(out, medgen.Generation)
+    assert out.finish_reason in ("eos", "length") and len(out.token_ids) <= 12
+    assert out.prompt_token_ids == model.tokenize(PROMPT)
+    assert len(out.logprobs) == len(out.token_ids)
+    assert set(out.timings) >= {"load_s", "prefill_tokens_per_s", "decode_tokens_per_s"}
+    assert model.detokenize(out.token_ids) == out.text
+
+
+def test_same_seed_and_options_give_the_same_output_as_the_cli(model):
+    opts = dict(max_new_tokens=24, min_new_tokens=24, do_sample=True, temperature=0.8, top_k=30, top_p=0.9, seed=11)
+    out = model.generate(PROMPT, **opts)
+    ref = cli("generate", "--json", "--prompt", PROMPT, "--max-new-tokens", 24, "--min-new-tokens", 24,
+              "--temperature", 0.8, "--top-k", 30, "--top-p", 0.9, "--seed", 11)
+    assert out.token_ids == ref["token_ids"] and out.text == ref["text"]
+
+
+def test_chat_and_tokenize_agree_with_the_cli(model):
+    out = model.chat([{"role": "user", "content": "Summarize: fever and cough for 4 days."}], max_new_tokens=16)
+    ref = cli("generate", "--json", "--chat", "--prompt", "Summarize: fever and cough for 4 days.",
+              "--max-new-tokens", 16)
+    assert out.token_ids == ref["token_ids"]
+    text = "Vitamin B12 1000 µg; 38.5 °C; HbA1c ≥ 6.5%; 患者男性"
+    assert model.tokenize(text) == cli("tokenize", "--prompt", text)["ids"]
+
+
+def test_config_object_and_keyword_overrides(model):
+    cfg = medgen.GenerationConfig(max_new_tokens=30, stop=["\n"])
+    a = model.generate(PROMPT, config=cfg)
+    b = model.generate(PROMPT, config=cfg, max_new_tokens=5)
+    assert len(b.token_ids) <= 5 and "\n" not in a.text
+    assert cfg.max_new_tokens == 30  # overrides do not change the caller's config
+
+
+def test_a_list_in_gives_a_list_out_equal_to_one_by_one(model):
+    prompts = ["Note 1: chest pain. Plan:", "Note 2: fever. Plan:", "患者男性，50岁，主诉胸痛。"]
+    outs = model.generate(prompts, max_new_tokens=8)
+    assert [o.token_ids for o in outs] == [model.generate(p, max_new_tokens=8).token_ids for p in prompts]
+
+
+def test_streaming_equals_non_streaming_and_can_be_cancelled(model):
+    stream = model.stream(PROMPT, max_new_tokens=20)
+    pieces = list(stream)
+    out = model.generate(PROMPT, max_new_tokens=20)
+    assert "".join(pieces) == out.text == stream.result.text
+    stream = model.stream(PROMPT, max_new_tokens=200, min_new_tokens=200)
+    next(stream)
+    stream.cancel()
+    assert stream.result.finish_reason == "cancelled" and len(stream.result.token_ids) < 200
+    assert list(stream) == []
+
+
+def test_threads_generate_at_once_on_one_model_and_release_the_gil(model):
+    alone = model.generate(PROMPT, max_new_tokens=16).token_ids
+    results, ticks, done = [], [0], threading.Event()
+
+    def tick():
+        while not done.is_set():
+            ticks[0] += 1
+            time.sleep(0.001)
+
+    ticker = threading.Thread(target=tick)
+    ticker.start()
+    workers = [threading.Thread(target=lambda: results.append(model.generate(PROMPT, max_new_tokens=16).token_ids))
+               for _ in range(4)]
+    start = time.time()
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    done.set()
+    ticker.join()
+    assert results == [alone] * 4
+    # The ticker ran while generation held no GIL: about one tick per millisecond.
+    assert ticks[0] > 0.2 * (time.time() - start) * 1000
+
+
+def test_keyboard_interrupt_stops_a_long_generation():
+    code = ("import medgen; m = medgen.Model.load(); print('ready', flush=True); "
+            "m.generate('Write a long history of medicine.', max_new_tokens=4000, min_new_tokens=4000)")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "ready"
+    time.sleep(1.0)
+    sent = time.time()
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert "KeyboardInterrupt" in err
+    assert time.time() - sent < 10
+
+
+@pytest.mark.parametrize("call, exc", [
+    (lambda m: m.generate(PROMPT, temperature=-1.0), medgen.InvalidArgumentError),
+    (lambda m: m.generate(PROMPT, temperature=float("nan")), medgen.InvalidArgumentError),
+    (lambda m: m.generate(PROMPT, top_p=0.0), medgen.InvalidArgumentError),
+    (lambda m: m.generate(PROMPT, max_new_tokens=0), medgen.InvalidArgumentError),
+    (lambda m: m.generate(""), medgen.InvalidArgumentError),
+    (lambda m: m.generate(PROMPT, max_new_tokens=10_000), medgen.ContextLengthError),
+    (lambda m: m.generate(PROMPT, bogus=1), TypeError),
+    (lambda m: m.generate(123), TypeError),
+    (lambda m: m.generate([PROMPT, 5]), TypeError),
+    (lambda m: m.generate(PROMPT, temperature="hot"), TypeError),
+    (lambda m: m.generate(PROMPT, max_new_tokens=-3), OverflowError),
+    (lambda m: m.chat([{"role": "user"}]), TypeError),
+    (lambda m: m.chat([]), medgen.InvalidArgumentError),
+    (lambda m: m.detokenize([10**9]), medgen.InvalidArgumentError),
+])
+def test_bad_input_raises_typed_errors(model, call, exc):
+    with pytest.raises(exc):
+        call(model)
+    assert issubclass(medgen.InvalidArgumentError, medgen.MedgenError)
+
+
+def test_bad_model_files_raise_model_load_errors(tmp_path):
+    with pytest.raises(medgen.ModelLoadError, match="nope"):
+        medgen.Model.load(tmp_path / "nope.gguf")
+    corrupt = tmp_path / "corrupt.gguf"
+    corrupt.write_bytes(b"GGUF\x03\x00\x00\x00" + os.urandom(64))
+    with pytest.raises(medgen.ModelLoadError):
+        medgen.Model.load(corrupt)
+    with pytest.raises(medgen.InvalidArgumentError):
+        medgen.Model.load(dtype="f8")
+    import torch
+    if not torch.cuda.is_available():
+        with pytest.raises(medgen.DeviceError):
+            medgen.Model.load(device="cuda")
+
+
+@pytest.mark.parametrize("script, args", [
+    ("discharge_summary.py", ["--max-new-tokens", "24"]),
+    ("batch_csv.py", ["--max-new-tokens", "12"]),
+])
+def test_examples_run(script, args):
+    out = subprocess.run([sys.executable, str(ROOT / "examples/python" / script), *args],
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip()
+
+
+def test_the_wheel_installs_and_works_in_another_virtual_environment(tmp_path):
+    wheels = sorted((ROOT / "target/wheels").glob("medgen-*.whl"))
+    assert wheels, "make build-python writes the wheel"
+    env = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(env)], check=True)
+    pip = [str(env / "bin/python"), "-m", "pip", "install", "-q"]
+    subprocess.run([*pip, "torch==2.13.0", str(wheels[-1])], check=True, timeout=1200)
+    code = ("import medgen, sys; m = medgen.Model.load(sys.argv[1]); "
+            "print(m.generate('Impression:', max_new_tokens=4).finish_reason)")
+    default = medgen._default_model()
+    out = subprocess.run([str(env / "bin/python"), "-c", code, default], capture_output=True, text=True, cwd="/")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() in ("eos", "length")
