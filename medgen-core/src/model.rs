@@ -103,6 +103,29 @@ pub struct ModelInfo {
     pub config: ModelConfig,
 }
 
+impl ModelInfo {
+    fn new(
+        path: &Path,
+        format: &'static str,
+        config: ModelConfig,
+        parameters: u64,
+        tensor_types: BTreeMap<String, usize>,
+        tokenizer: &Tokenizer,
+    ) -> Self {
+        ModelInfo {
+            path: path.to_path_buf(),
+            format,
+            architecture: config.architecture,
+            parameters,
+            tensor_types,
+            context_length: config.context_length,
+            vocab_size: config.vocab_size,
+            has_chat_template: tokenizer.chat_template().is_some(),
+            config,
+        }
+    }
+}
+
 /// A loaded model. Safe to share between threads: generation only reads it.
 pub struct Model {
     network: Box<dyn Network>,
@@ -306,17 +329,8 @@ fn load_gguf(path: &Path, kind: Kind, device: Device) -> Result<(Box<dyn Network
     for t in &file.tensors {
         *tensor_types.entry(format!("{:?}", t.ggml_type)).or_insert(0) += 1;
     }
-    let info = ModelInfo {
-        path: path.to_path_buf(),
-        format: "gguf",
-        architecture: config.architecture,
-        parameters: file.tensors.iter().map(|t| t.n_elements() as u64).sum(),
-        tensor_types,
-        context_length: config.context_length,
-        vocab_size: config.vocab_size,
-        has_chat_template: tokenizer.chat_template().is_some(),
-        config,
-    };
+    let parameters = file.tensors.iter().map(|t| t.n_elements() as u64).sum();
+    let info = ModelInfo::new(path, "gguf", config, parameters, tensor_types, &tokenizer);
     Ok((network, tokenizer, info))
 }
 
@@ -333,22 +347,12 @@ fn load_hf(dir: &Path, kind: Kind, device: Device) -> Result<(Box<dyn Network>, 
     let source = HfWeights { files, arch: config.architecture };
     let network = build(&config, &source, kind, device)?;
     let tokenizer = Tokenizer::from_hf_dir(dir, &json)?;
-    let info = ModelInfo {
-        path: dir.to_path_buf(),
-        format: "safetensors",
-        architecture: config.architecture,
-        parameters,
-        tensor_types,
-        context_length: config.context_length,
-        vocab_size: config.vocab_size,
-        has_chat_template: tokenizer.chat_template().is_some(),
-        config,
-    };
+    let info = ModelInfo::new(dir, "safetensors", config, parameters, tensor_types, &tokenizer);
     Ok((network, tokenizer, info))
 }
 
 fn build(config: &ModelConfig, source: &dyn WeightSource, kind: Kind, device: Device) -> Result<Box<dyn Network>> {
-    let loader = Loader { source, kind, device };
+    let loader = Loader::new(source, kind, device);
     Ok(match config.architecture {
         Architecture::Gpt2 => Box::new(Gpt2::load(config, &loader)?),
         Architecture::Llama | Architecture::Mistral | Architecture::Qwen2 => Box::new(Llama::load(config, &loader)?),

@@ -40,6 +40,7 @@ pub(crate) struct Gpt2 {
     layers: Vec<Layer>,
     ln_f: Norm,
     head: Linear,
+    /// The activations' kind.
     kind: Kind,
 }
 
@@ -68,7 +69,7 @@ impl Gpt2 {
             layers,
             ln_f: Norm::load(w, "output_norm", h)?,
             head,
-            kind: w.kind,
+            kind: w.act,
         })
     }
 }
@@ -81,7 +82,8 @@ impl Network for Gpt2 {
         let start = cache.len() as i64;
         let pos = Tensor::f_arange_start(start, start + t, (Kind::Int64, ids.device()))?;
         let mut x = Tensor::f_embedding(&self.wte, ids, -1, false, false)?
-            .f_add(&Tensor::f_embedding(&self.wpe, &pos, -1, false, false)?)?;
+            .f_add(&Tensor::f_embedding(&self.wpe, &pos, -1, false, false)?)?
+            .f_to_kind(self.kind)?;
         for (i, l) in self.layers.iter().enumerate() {
             let qkv = l.qkv.forward(&l.ln_1.forward(&x, eps)?)?.f_split(cfg.hidden_size as i64, 2)?;
             let q = split_heads(&qkv[0], heads, hd)?;

@@ -25,6 +25,7 @@ pub(crate) struct Llama {
     /// The output head: its own weight, or the token embedding's when tied.
     head: Linear,
     inv_freq: Weight,
+    /// The activations' kind.
     kind: Kind,
 }
 
@@ -63,7 +64,7 @@ impl Llama {
             norm: w.get("output_norm.weight", &[h])?,
             head,
             inv_freq: Weight(inv_freq),
-            kind: w.kind,
+            kind: w.act,
         })
     }
 
@@ -113,7 +114,7 @@ impl Network for Llama {
     fn forward(&self, ids: &Tensor, cache: &mut KvCache) -> Result<Tensor> {
         let t = ids.size()[1] as usize;
         let (cos, sin) = self.rotary(cache.len(), t)?;
-        let mut x = Tensor::f_embedding(&self.embed, ids, -1, false, false)?;
+        let mut x = Tensor::f_embedding(&self.embed, ids, -1, false, false)?.f_to_kind(self.kind)?;
         for i in 0..self.layers.len() {
             x = self.layer(i, &x, &cos, &sin, cache)?;
         }

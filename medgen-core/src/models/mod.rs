@@ -36,11 +36,22 @@ impl std::ops::Deref for Weight {
 /// the model's dtype and device.
 pub(crate) struct Loader<'a> {
     pub source: &'a dyn WeightSource,
+    /// How matrices (linear weights, embeddings) are stored.
     pub kind: Kind,
+    /// What activations are computed in: `kind` on a GPU, but f32 on the CPU, where bf16
+    /// and f16 arithmetic is converted operation by operation (slower and less exact);
+    /// there a reduced `kind` only halves the memory the matrices take and stream.
+    pub act: Kind,
     pub device: Device,
 }
 
 impl Loader<'_> {
+    pub fn new(source: &dyn WeightSource, kind: Kind, device: Device) -> Loader<'_> {
+        let act = if device == Device::Cpu { Kind::Float } else { kind };
+        Loader { source, kind, act, device }
+    }
+
+    /// A tensor of the given shape: matrices in `kind`, vectors (norms, biases) in `act`.
     pub fn get(&self, name: &str, shape: &[i64]) -> Result<Weight> {
         let t = self.source.tensor(name)?;
         if t.size() != shape {
@@ -49,7 +60,8 @@ impl Loader<'_> {
                 t.size()
             )));
         }
-        Ok(Weight(t.f_to_kind(self.kind)?.f_to_device(self.device)?))
+        let kind = if shape.len() >= 2 { self.kind } else { self.act };
+        Ok(Weight(t.f_to_kind(kind)?.f_to_device(self.device)?))
     }
 
     /// The stored blocks of a weight that the CPU kernels can multiply directly.
@@ -95,12 +107,12 @@ impl Linear {
         let weights: Vec<&Tensor> = parts.iter().map(|p| &*p.weight).collect();
         let weight = Weight(Tensor::f_cat(&weights, 0)?);
         // A part without a bias contributes zeros, if any part has one.
-        let bias = if parts.iter().any(|p| p.bias.is_some()) {
+        let bias = if let Some(kind) = parts.iter().find_map(|p| p.bias.as_ref().map(|b| b.kind())) {
             let biases = parts
                 .iter()
                 .map(|p| match &p.bias {
                     Some(b) => Ok(b.shallow_clone()),
-                    None => Tensor::f_zeros([p.weight.size()[0]], (p.weight.kind(), p.weight.device())),
+                    None => Tensor::f_zeros([p.weight.size()[0]], (kind, p.weight.device())),
                 })
                 .collect::<std::result::Result<Vec<_>, _>>()?;
             Some(Weight(Tensor::f_cat(&biases, 0)?))
@@ -139,7 +151,20 @@ impl Linear {
         if x.device() == Device::Cpu && rayon::current_num_threads() > 1 {
             return self.forward_split(x);
         }
-        Ok(x.f_linear(&self.weight, self.bias.as_deref())?)
+        let y = self.matmul(x, &self.weight)?;
+        Ok(match &self.bias {
+            Some(b) => y.f_add(b)?,
+            None => y,
+        })
+    }
+
+    /// `x @ w.T` in the activations' kind. A weight stored in another kind (bf16 on the
+    /// CPU) is widened for the product: CPU GEMM is far faster in f32 than in bf16.
+    fn matmul(&self, x: &Tensor, w: &Tensor) -> Result<Tensor> {
+        if x.kind() == w.kind() {
+            return Ok(x.f_linear::<&Tensor>(w, None)?);
+        }
+        Ok(x.f_linear::<&Tensor>(&w.f_to_kind(x.kind())?, None)?)
     }
 
     /// Many rows on the CPU (a prefill): libtorch runs single-threaded there (see
@@ -157,7 +182,7 @@ impl Linear {
             .map(|(i, x)| {
                 let start = i as i64 * chunk;
                 let len = chunk.min(out - start);
-                Ok(x.f_linear::<&Tensor>(&self.weight.f_narrow(0, start, len)?, None)?)
+                self.matmul(&x, &self.weight.f_narrow(0, start, len)?)
             })
             .collect();
         let pieces = pieces.into_iter().collect::<Result<Vec<_>>>()?;
