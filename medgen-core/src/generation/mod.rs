@@ -172,7 +172,13 @@ pub struct Generator<M: Deref<Target = Model> = std::sync::Arc<Model>> {
     /// Logits for the next token.
     logits: Vec<f32>,
     logprobs: Vec<f32>,
+    /// Text of the generated tokens up to `read_offset`.
     text: String,
+    /// Window of `advance_text`: tokens from `prefix_offset` give context, tokens from
+    /// `read_offset` are not in `text` yet.
+    prefix_offset: usize,
+    read_offset: usize,
+    /// Bytes of `text` already streamed.
     shown: usize,
     finish: Option<FinishReason>,
     seed: u64,
@@ -222,6 +228,8 @@ impl<M: Deref<Target = Model>> Generator<M> {
             logits,
             logprobs: Vec::new(),
             text: String::new(),
+            prefix_offset: 0,
+            read_offset: 0,
             shown: 0,
             finish: None,
             seed,
@@ -255,14 +263,16 @@ impl<M: Deref<Target = Model>> Generator<M> {
         self.seen[token as usize] = true;
 
         if self.model.tokenizer().eos_ids().contains(&token) {
+            self.advance_text(true)?;
             return Ok(Some(self.end(FinishReason::Eos)));
         }
-        self.text = self.model.tokenizer().decode(&self.generated, true)?;
+        self.advance_text(false)?;
         if let Some(at) = self.stops.find(&self.text, self.shown) {
             self.text.truncate(at);
             return Ok(Some(self.end(FinishReason::Stop)));
         }
         if self.generated.len() == self.cfg.max_new_tokens {
+            self.advance_text(true)?;
             return Ok(Some(self.end(FinishReason::Length)));
         }
         let safe = self.stops.safe_len(&self.text).max(self.shown);
@@ -277,9 +287,30 @@ impl<M: Deref<Target = Model>> Generator<M> {
         std::mem::take(&mut self.logits)
     }
 
+    /// Appends the text of the tokens not decoded yet. Only a window is decoded: the tokens
+    /// since the last text that appeared, after the ones before it for context (so that
+    /// decoders which strip a leading space or merge bytes see what a full decode sees).
+    /// Without `flush`, text that ends in an incomplete UTF-8 character waits for more tokens.
+    fn advance_text(&mut self, flush: bool) -> Result<()> {
+        let tok = self.model.tokenizer();
+        let before = tok.decode(&self.generated[self.prefix_offset..self.read_offset], true)?;
+        let after = tok.decode(&self.generated[self.prefix_offset..], true)?;
+        if after.len() > before.len() && (flush || !after.ends_with('\u{FFFD}')) {
+            match after.strip_prefix(before.as_str()) {
+                Some(new) => self.text.push_str(new),
+                None => self.text = tok.decode(&self.generated, true)?,
+            }
+            self.prefix_offset = self.read_offset;
+            self.read_offset = self.generated.len();
+        }
+        Ok(())
+    }
+
     /// Ends generation now, as cancelled.
     pub fn cancel(&mut self) {
         if self.finish.is_none() {
+            // Text already decoded stays; a failure to decode the last tokens loses only them.
+            let _ = self.advance_text(true);
             self.end(FinishReason::Cancelled);
         }
     }

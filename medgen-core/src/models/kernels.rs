@@ -64,6 +64,51 @@ pub(crate) fn matvec(w: Rows, x: &[f32], y: &mut [f32]) {
     });
 }
 
+/// Keys or values of one sequence: `[kv_heads, positions, head_dim]` with strides (in
+/// elements) between heads and between positions; the last dimension is contiguous.
+pub(crate) struct Cached<'a> {
+    pub data: &'a [f32],
+    pub head_stride: usize,
+    pub pos_stride: usize,
+}
+
+impl Cached<'_> {
+    fn at(&self, head: usize, pos: usize, d: usize) -> &[f32] {
+        let start = head * self.head_stride + pos * self.pos_stride;
+        &self.data[start..start + d]
+    }
+}
+
+/// Attention of one new position: `q` is `[heads, d]`, keys and values hold `positions`
+/// cached positions of `kv_heads` heads (query head h reads kv head h / (heads / kv_heads));
+/// writes `[heads, d]` to `out`.
+pub(crate) fn attend_one(q: &[f32], k: &Cached, v: &Cached, shape: [usize; 3], positions: usize, out: &mut [f32]) {
+    let [heads, kv_heads, d] = shape;
+    let group = (heads / kv_heads.max(1)).max(1);
+    let scale = 1.0 / (d as f32).sqrt();
+    let mut scores = vec![0f32; positions];
+    for h in 0..heads {
+        let (qh, g) = (&q[h * d..(h + 1) * d], h / group);
+        for (j, s) in scores.iter_mut().enumerate() {
+            *s = dot_f32(k.at(g, j, d), qh) * scale;
+        }
+        let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let mut sum = 0.0;
+        for s in scores.iter_mut() {
+            *s = (*s - max).exp();
+            sum += *s;
+        }
+        let oh = &mut out[h * d..(h + 1) * d];
+        oh.fill(0.0);
+        for (j, s) in scores.iter().enumerate() {
+            let p = s / sum;
+            for (o, vv) in oh.iter_mut().zip(v.at(g, j, d)) {
+                *o += p * vv;
+            }
+        }
+    }
+}
+
 fn dot_f32(w: &[f32], x: &[f32]) -> f32 {
     #[cfg(target_arch = "x86_64")]
     if has_avx2() {

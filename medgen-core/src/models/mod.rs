@@ -348,11 +348,41 @@ pub(crate) fn attention(q: &Tensor, k: &Tensor, v: &Tensor) -> Result<Tensor> {
 fn decode_attention(q: &Tensor, k: &Tensor, v: &Tensor) -> Result<Tensor> {
     let (qs, kv) = (q.size(), k.size()[1]);
     let (b, heads, d) = (qs[0], qs[1], qs[3]);
+    let cpu_f32 = |t: &Tensor| t.device() == Device::Cpu && t.kind() == Kind::Float && t.stride()[3] == 1;
+    if b == 1 && cpu_f32(k) && cpu_f32(v) && q.kind() == Kind::Float {
+        return cpu_attend_one(q, k, v);
+    }
     // Query heads that share a key/value head are adjacent: [b, kv, heads/kv, d].
     let qg = q.f_reshape([b, kv, heads / kv, d])?;
     let scores = qg.f_matmul(&k.f_transpose(-1, -2)?)?.f_mul_scalar(1.0 / (d as f64).sqrt())?;
     let probs = scores.f_softmax(-1, Kind::Float)?.f_to_kind(q.kind())?;
     Ok(probs.f_matmul(v)?.f_reshape([b, heads, 1, d])?)
+}
+
+/// [`decode_attention`] for one f32 CPU sequence, in medgen's kernel: a handful of tiny
+/// products per head, where each libtorch call would cost more than its arithmetic.
+fn cpu_attend_one(q: &Tensor, k: &Tensor, v: &Tensor) -> Result<Tensor> {
+    let (qs, ks) = (q.size(), k.size());
+    let shape = [qs[1] as usize, ks[1] as usize, qs[3] as usize];
+    let positions = ks[2] as usize;
+    let q = q.f_contiguous()?;
+    let out = Tensor::f_empty(qs.as_slice(), (Kind::Float, Device::Cpu))?;
+    let cached = |t: &Tensor| {
+        let st = t.stride();
+        let len = ((ks[1] - 1) * st[1] + (ks[2] - 1) * st[2] + ks[3]) as usize;
+        // SAFETY: `t` is an f32 CPU view whose last dimension is contiguous; `len` is one past
+        // its last element, inside the cache's allocation, which outlives this call.
+        let data = unsafe { std::slice::from_raw_parts(t.data_ptr() as *const f32, len) };
+        kernels::Cached { data, head_stride: st[1] as usize, pos_stride: st[2] as usize }
+    };
+    // SAFETY: `q` is contiguous f32 with `numel` elements; `out` was just allocated with the
+    // same shape and nothing else refers to it.
+    unsafe {
+        let qd = std::slice::from_raw_parts(q.data_ptr() as *const f32, q.numel());
+        let od = std::slice::from_raw_parts_mut(out.data_ptr() as *mut f32, q.numel());
+        kernels::attend_one(qd, &cached(k), &cached(v), shape, positions, od);
+    }
+    Ok(out)
 }
 
 /// Splits the last dimension into heads: `[b, t, h*d]` → `[b, h, t, d]`.
