@@ -373,6 +373,11 @@ impl<M: Deref<Target = Model>> Iterator for Generator<M> {
 /// One forward pass of `ids` after the cached positions; the last position's logits.
 fn forward(model: &Model, ids: &[u32], cache: &mut KvCache) -> Result<Vec<f32>> {
     model.pool().install(|| tch::no_grad(|| {
+        if let [token] = ids {
+            if let Some(logits) = model.network().decode_cpu(*token, cache)? {
+                return Ok(logits);
+            }
+        }
         let ids: Vec<i64> = ids.iter().map(|&t| t as i64).collect();
         let input = Tensor::f_from_slice(&ids)?.f_to_device(model.device())?.f_unsqueeze(0)?;
         let logits = model.network().forward(&input, cache)?;

@@ -64,6 +64,29 @@ pub(crate) fn matvec(w: Rows, x: &[f32], y: &mut [f32]) {
     });
 }
 
+/// HF's RMSNorm: `x / sqrt(mean(x^2) + eps) * w`.
+pub(crate) fn rms_norm(x: &[f32], w: &[f32], eps: f64, out: &mut [f32]) {
+    let mean = x.iter().map(|v| (v * v) as f64).sum::<f64>() / x.len().max(1) as f64;
+    let scale = (1.0 / (mean + eps).sqrt()) as f32;
+    for ((o, v), w) in out.iter_mut().zip(x).zip(w) {
+        *o = v * scale * w;
+    }
+}
+
+/// Rotates each `d`-wide head of `x` in the "rotate half" layout by the angles whose cosines
+/// and sines (`d / 2` each) are given.
+pub(crate) fn rope(x: &mut [f32], d: usize, cos: &[f32], sin: &[f32]) {
+    let half = d / 2;
+    for head in x.chunks_exact_mut(d) {
+        let (a, b) = head.split_at_mut(half);
+        for i in 0..half {
+            let (x1, x2) = (a[i], b[i]);
+            a[i] = x1 * cos[i] - x2 * sin[i];
+            b[i] = x2 * cos[i] + x1 * sin[i];
+        }
+    }
+}
+
 /// Keys or values of one sequence: `[kv_heads, positions, head_dim]` with strides (in
 /// elements) between heads and between positions; the last dimension is contiguous.
 pub(crate) struct Cached<'a> {

@@ -3,6 +3,7 @@
 
 use tch::{Kind, Tensor};
 
+use super::kernels;
 use super::{attention, merge_heads, split_heads, Architecture, KvCache, Linear, Loader, ModelConfig, Network, Weight};
 use crate::error::Result;
 
@@ -127,5 +128,70 @@ impl Network for Llama {
     fn new_cache(&self, batch: usize, capacity: usize) -> Result<KvCache> {
         let shape = [batch as i64, self.cfg.n_kv_heads as i64, self.cfg.head_dim as i64];
         KvCache::new(self.layers.len(), shape, capacity, self.kind, self.embed.device())
+    }
+
+    /// The same layer arithmetic as [`Llama::layer`], on f32 slices with medgen's kernels:
+    /// a decode step on the CPU makes some 60 libtorch calls per layer otherwise, whose
+    /// dispatch costs more than this model's arithmetic.
+    fn decode_cpu(&self, token: u32, cache: &mut KvCache) -> Result<Option<Vec<f32>>> {
+        let cfg = &self.cfg;
+        let norms: Option<Vec<(&[f32], &[f32])>> =
+            self.layers.iter().map(|l| Some((l.attn_norm.f32_slice()?, l.ffn_norm.f32_slice()?))).collect();
+        let (Some(norms), Some(out_norm), Some(inv_freq)) = (norms, self.norm.f32_slice(), self.inv_freq.f32_slice()) else {
+            return Ok(None);
+        };
+        let Some(mut x) = self.embedding_row(token) else { return Ok(None) };
+        if !cache.is_cpu_f32() {
+            return Ok(None);
+        }
+        let (h, d, ff) = (cfg.hidden_size, cfg.head_dim, cfg.intermediate_size);
+        let (q_dim, kv_dim) = (cfg.n_heads * d, cfg.n_kv_heads * d);
+        let pos = cache.len() as f32;
+        let (cos, sin): (Vec<f32>, Vec<f32>) = inv_freq.iter().map(|f| ((pos * f).cos(), (pos * f).sin())).unzip();
+        let (mut a, mut qkv, mut attn, mut o) = (vec![0.0; h], vec![0.0; q_dim + 2 * kv_dim], vec![0.0; q_dim], vec![0.0; h]);
+        let (mut gate_up, mut down) = (vec![0.0; 2 * ff], vec![0.0; h]);
+        for (i, (l, (attn_norm, ffn_norm))) in self.layers.iter().zip(norms).enumerate() {
+            kernels::rms_norm(&x, attn_norm, cfg.norm_eps, &mut a);
+            if !l.qkv.matvec(&a, &mut qkv) {
+                return Ok(None);
+            }
+            let (q, kv) = qkv.split_at_mut(q_dim);
+            let (k, v) = kv.split_at_mut(kv_dim);
+            kernels::rope(q, d, &cos, &sin);
+            kernels::rope(k, d, &cos, &sin);
+            let positions = cache.len() + 1;
+            let (kc, vc) = cache.cpu_layer(i, k, v)?;
+            kernels::attend_one(q, &kc, &vc, [cfg.n_heads, cfg.n_kv_heads, d], positions, &mut attn);
+            if !l.o.matvec(&attn, &mut o) {
+                return Ok(None);
+            }
+            x.iter_mut().zip(&o).for_each(|(x, o)| *x += o);
+            kernels::rms_norm(&x, ffn_norm, cfg.norm_eps, &mut a);
+            if !l.gate_up.matvec(&a, &mut gate_up) {
+                return Ok(None);
+            }
+            let (g, u) = gate_up.split_at_mut(ff);
+            g.iter_mut().zip(u.iter()).for_each(|(g, u)| *g = *g / (1.0 + (-*g).exp()) * u);
+            if !l.down.matvec(g, &mut down) {
+                return Ok(None);
+            }
+            x.iter_mut().zip(&down).for_each(|(x, o)| *x += o);
+        }
+        cache.advance(1);
+        kernels::rms_norm(&x.clone(), out_norm, cfg.norm_eps, &mut x);
+        let mut logits = vec![0.0; self.head.out_features()];
+        Ok(self.head.matvec(&x, &mut logits).then_some(logits))
+    }
+}
+
+impl Llama {
+    /// Row `token` of the token embedding as f32, when it is a CPU tensor.
+    fn embedding_row(&self, token: u32) -> Option<Vec<f32>> {
+        let h = self.cfg.hidden_size;
+        let row = self.embed.f_narrow(0, token as i64, 1).ok()?.f_to_kind(Kind::Float).ok()?;
+        if row.device() != tch::Device::Cpu {
+            return None;
+        }
+        Vec::<f32>::try_from(row.f_reshape([h as i64]).ok()?).ok()
     }
 }

@@ -3,7 +3,7 @@
 
 pub mod config;
 pub mod gpt2;
-mod kernels;
+pub(crate) mod kernels;
 pub mod llama;
 
 use rayon::prelude::*;
@@ -24,6 +24,19 @@ pub(crate) struct Weight(Tensor);
 
 // SAFETY: see the type's documentation: weights are only ever read after construction.
 unsafe impl Sync for Weight {}
+
+impl Weight {
+    /// The data of a contiguous f32 CPU tensor.
+    pub fn f32_slice(&self) -> Option<&[f32]> {
+        let t = &self.0;
+        if t.device() != Device::Cpu || t.kind() != Kind::Float || !t.is_contiguous() {
+            return None;
+        }
+        // SAFETY: a contiguous f32 CPU tensor of `numel` elements starts at `data_ptr`; the
+        // weight is never mutated and outlives the borrow of `self`.
+        Some(unsafe { std::slice::from_raw_parts(t.data_ptr() as *const f32, t.numel()) })
+    }
+}
 
 impl std::ops::Deref for Weight {
     type Target = Tensor;
@@ -220,6 +233,28 @@ impl Linear {
         })
     }
 
+    /// `y = W x + b` on CPU slices, when the kernels can read the weight.
+    pub fn matvec(&self, x: &[f32], y: &mut [f32]) -> bool {
+        let Some(rows) = self.cpu_rows() else { return false };
+        let bias = match &self.bias {
+            Some(b) => match b.f32_slice() {
+                Some(b) => Some(b),
+                None => return false,
+            },
+            None => None,
+        };
+        kernels::matvec(rows, x, y);
+        if let Some(b) = bias {
+            y.iter_mut().zip(b).for_each(|(y, b)| *y += b);
+        }
+        true
+    }
+
+    /// Output features.
+    pub fn out_features(&self) -> usize {
+        self.weight.size()[0] as usize
+    }
+
     /// The weight's GGUF blocks, or its data when it is a contiguous f32 or bf16 CPU tensor.
     fn cpu_rows(&self) -> Option<kernels::Rows<'_>> {
         match &self.blocks {
@@ -306,8 +341,39 @@ impl KvCache {
         Ok((kc.f_narrow(2, 0, end)?, vc.f_narrow(2, 0, end)?))
     }
 
-    fn advance(&mut self, t: usize) {
+    pub(crate) fn advance(&mut self, t: usize) {
         self.len += t;
+    }
+
+    /// Whether [`KvCache::cpu_layer`] can be used: contiguous f32 CPU buffers, one sequence.
+    pub(crate) fn is_cpu_f32(&self) -> bool {
+        self.layers.iter().all(|(k, v)| {
+            [k, v].iter().all(|t| t.device() == Device::Cpu && t.kind() == Kind::Float && t.is_contiguous() && t.size()[0] == 1)
+        })
+    }
+
+    /// Writes one position's keys and values (`[kv_heads * head_dim]`) to layer `i` at the
+    /// current length and returns all cached positions of that layer, for a cache that
+    /// [`KvCache::is_cpu_f32`].
+    pub(crate) fn cpu_layer(&mut self, i: usize, k: &[f32], v: &[f32]) -> Result<(kernels::Cached<'_>, kernels::Cached<'_>)> {
+        if self.len >= self.capacity {
+            return Err(MedgenError::ContextLength { needed: self.len + 1, limit: self.capacity, what: "KV cache capacity" });
+        }
+        let (kc, vc) = &self.layers[i];
+        let size = kc.size();
+        let (heads, cap, d) = (size[1] as usize, size[2] as usize, size[3] as usize);
+        let view = |t: &Tensor, src: &[f32], len: usize| {
+            // SAFETY: `t` is a contiguous f32 CPU buffer of heads * cap * d elements, owned by
+            // this cache and borrowed mutably through `self`; nothing else refers to it.
+            let data = unsafe { std::slice::from_raw_parts_mut(t.data_ptr() as *mut f32, heads * cap * d) };
+            for h in 0..heads {
+                let at = h * cap * d + len * d;
+                data[at..at + d].copy_from_slice(&src[h * d..(h + 1) * d]);
+            }
+            kernels::Cached { data: &*data, head_stride: cap * d, pos_stride: d }
+        };
+        let len = self.len;
+        Ok((view(kc, k, len), view(vc, v, len)))
     }
 }
 
@@ -319,6 +385,12 @@ pub(crate) trait Network: Send + Sync {
 
     /// An empty cache for `batch` sequences of up to `capacity` positions.
     fn new_cache(&self, batch: usize, capacity: usize) -> Result<KvCache>;
+
+    /// One token of one sequence entirely on CPU slices, without libtorch calls: the logits,
+    /// or `None` when this network or its weights do not allow it (then `forward` serves).
+    fn decode_cpu(&self, _token: u32, _cache: &mut KvCache) -> Result<Option<Vec<f32>>> {
+        Ok(None)
+    }
 }
 
 /// Scaled dot-product attention over `q` (`[b, heads, t, d]`) and all cached positions,
