@@ -24,6 +24,9 @@ use crate::formats::gguf::{GgufFile, Value};
 /// A text tokenizer with the model's special-token rules.
 pub struct Tokenizer {
     inner: tokenizers::Tokenizer,
+    /// Vocabulary size with added tokens, computed once: tokenizers builds the whole
+    /// vocabulary map to count it.
+    size: usize,
     /// Prepend BOS when encoding with special tokens (GGUF `add_bos_token`; for
     /// `tokenizer.json` the post-processor already does it).
     add_bos: bool,
@@ -172,6 +175,7 @@ impl Tokenizer {
             .and_then(Value::as_str)
             .map(|s| ChatTemplate::new(s.to_string()));
         Ok(Tokenizer {
+            size: inner.get_vocab_size(true),
             inner,
             add_bos: flag("tokenizer.ggml.add_bos_token").unwrap_or(add_bos_default),
             add_eos: flag("tokenizer.ggml.add_eos_token").unwrap_or(false),
@@ -238,6 +242,7 @@ impl Tokenizer {
             }
         };
         Ok(Tokenizer {
+            size: inner.get_vocab_size(true),
             inner,
             add_bos: false,
             add_eos: false,
@@ -264,7 +269,7 @@ impl Tokenizer {
 
     /// Text of `ids`; `skip_special` leaves out special tokens such as EOS.
     pub fn decode(&self, ids: &[u32], skip_special: bool) -> Result<String> {
-        let size = self.vocab_size() as u32;
+        let size = self.size as u32;
         if let Some(bad) = ids.iter().find(|&&i| i >= size) {
             return Err(MedgenError::invalid("ids", format!("token id {bad} is outside the vocabulary of {size}")));
         }
@@ -273,7 +278,7 @@ impl Tokenizer {
 
     /// Vocabulary size including added tokens.
     pub fn vocab_size(&self) -> usize {
-        self.inner.get_vocab_size(true)
+        self.size
     }
 
     /// The ids that end generation.
