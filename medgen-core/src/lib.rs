@@ -12,11 +12,15 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod chat;
+pub mod checks;
+pub mod deid;
 pub mod error;
 pub mod formats;
 pub mod generation;
+pub mod metrics;
 mod model;
 pub mod models;
+pub mod tasks;
 pub mod tokenizer;
 
 pub use chat::ChatMessage;

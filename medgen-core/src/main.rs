@@ -1,7 +1,9 @@
 //! The `medgen` command: generate text, describe a model, and dump tensors, logits and
 //! token ids for checking medgen against other implementations.
 
-use std::io::{Read, Write};
+mod cli;
+
+use std::io::Write;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -58,6 +60,12 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Find and remove protected health information (PHI) in a note.
+    Deid(cli::deid::Args),
+    /// Check a draft against its source note: unsupported numbers and medications, negation flips.
+    Check(cli::check::Args),
+    /// ROUGE-1/2/L/Lsum and BLEU of predictions against references.
+    Eval(cli::eval::Args),
 }
 
 #[derive(Args)]
@@ -198,6 +206,9 @@ fn run(cli: Cli) -> Result<()> {
             let shape: Vec<usize> = info.dims.iter().rev().copied().collect();
             write_npy(&out, &shape, &values)
         }
+        Command::Deid(args) => cli::deid::run(args),
+        Command::Check(args) => cli::check::run(args),
+        Command::Eval(args) => cli::eval::run(args),
     }
 }
 
@@ -217,19 +228,7 @@ fn read_prompt(input: &InputArgs) -> Result<String> {
     if let Some(p) = &input.prompt {
         return Ok(p.clone());
     }
-    let mut bytes = Vec::new();
-    match &input.input {
-        Some(path) => bytes = std::fs::read(path).map_err(|e| MedgenError::Io { path: path.clone(), source: e })?,
-        None => {
-            std::io::stdin()
-                .read_to_end(&mut bytes)
-                .map_err(|e| MedgenError::Io { path: "<stdin>".into(), source: e })?;
-        }
-    }
-    String::from_utf8(bytes).map_err(|e| MedgenError::InvalidArgument {
-        name: "input",
-        reason: format!("not valid UTF-8 (at byte {})", e.utf8_error().valid_up_to()),
-    })
+    cli::read_text(input.input.as_deref())
 }
 
 fn prompt_ids(m: &Model, input: &InputArgs) -> Result<Vec<u32>> {

@@ -1,0 +1,1 @@
+//! De-identification of protected health information (filled in by issue 6).

@@ -1,0 +1,1 @@
+//! Clinical task templates (filled in by issue 6).
