@@ -9,7 +9,7 @@ MEDGEN := target/release/medgen
 export LIBTORCH_USE_PYTORCH := 1
 export PATH := $(VENV)/bin:$(PATH)
 
-.PHONY: setup build build-python demo test test-rust test-python bench clean
+.PHONY: setup build build-python lib header demo test test-rust test-python bench clean
 
 setup: $(STAMP)
 
@@ -26,6 +26,25 @@ CRATES := -p medgen-core -p medgen-c
 build: $(STAMP)
 	cargo build --release $(CRATES)
 
+# libmedgen.so / libmedgen.a (built by `build`) with a pkg-config file and a CMake package:
+#   PKG_CONFIG_PATH=target/release/pkgconfig pkg-config --cflags --libs medgen
+#   cmake -Dmedgen_DIR=target/release/cmake/medgen ...
+LIBDIR := $(CURDIR)/target/release
+VERSION = $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
+TORCHLIB = $(shell $(PY) -c 'import os, torch; print(os.path.join(os.path.dirname(torch.__file__), "lib"))')
+CONFIGURE = sed -e 's|@LIBDIR@|$(LIBDIR)|g' -e 's|@INCLUDEDIR@|$(CURDIR)/include|g' \
+	-e 's|@TORCHLIB@|$(TORCHLIB)|g' -e 's|@VERSION@|$(VERSION)|g'
+
+lib: build
+	mkdir -p $(LIBDIR)/pkgconfig $(LIBDIR)/cmake/medgen
+	$(CONFIGURE) medgen-c/medgen.pc.in > $(LIBDIR)/pkgconfig/medgen.pc
+	$(CONFIGURE) medgen-c/medgenConfig.cmake.in > $(LIBDIR)/cmake/medgen/medgenConfig.cmake
+	$(CONFIGURE) medgen-c/medgenConfigVersion.cmake.in > $(LIBDIR)/cmake/medgen/medgenConfigVersion.cmake
+
+# Rewrites include/medgen.h from medgen-c with cbindgen (the tests fail when it is stale).
+header: $(STAMP)
+	MEDGEN_UPDATE_HEADER=1 cargo test --release -p medgen-c --test header
+
 # The Python package: a wheel (libtorch not bundled), installed into .venv.
 build-python: build
 	rm -f target/wheels/medgen-*.whl
@@ -41,7 +60,7 @@ test: test-rust test-python
 test-rust: $(STAMP)
 	cargo test --release $(CRATES)
 
-test-python: build-python
+test-python: build-python lib
 	$(PY) -m pytest -q tests medgen-py/tests
 
 bench: build

@@ -1,0 +1,269 @@
+//! Generation through the C ABI: parameters, plain, chat and streaming generation.
+
+use std::ffi::{c_char, c_int, c_void};
+use std::ops::ControlFlow;
+
+use engine::{ChatMessage, Generation, GenerationConfig};
+
+use crate::boundary::{arg, ffi_boundary, null, str_arg, write_out, Failure, FfiResult};
+use crate::medgen_status::{self, *};
+use crate::model::medgen_model;
+use crate::text::medgen_text;
+
+/// Generation options, one field per option of the Rust core with the same name and
+/// default. Start from `medgen_generation_params_default()`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct medgen_generation_params {
+    /// Most tokens to generate (default: 256).
+    pub max_new_tokens: usize,
+    /// The end-of-sequence token is suppressed until this many tokens are made (default: 0).
+    pub min_new_tokens: usize,
+    /// Sample instead of taking the most likely token (default: false, greedy).
+    pub do_sample: bool,
+    /// Divides the logits when sampling; 0 means greedy (default: 1.0).
+    pub temperature: f32,
+    /// Keep only the k most likely tokens when sampling; 0 disables (default: 50).
+    pub top_k: usize,
+    /// Nucleus sampling mass, in (0, 1] (default: 1.0).
+    pub top_p: f32,
+    /// Drop tokens less likely than min_p times the most likely one, in [0, 1] (default: 0.0).
+    pub min_p: f32,
+    /// Penalty on tokens already seen, > 0; 1 disables (default: 1.0).
+    pub repetition_penalty: f32,
+    /// Use `seed` for the sampler; false picks a random seed, reported by
+    /// `medgen_text_seed` (default: false).
+    pub has_seed: bool,
+    /// The sampler's seed when `has_seed` is true (default: 0).
+    pub seed: u64,
+    /// `n_stop` NUL-terminated strings; generation ends before the first occurrence of any,
+    /// which is never emitted. The strings are read during the call only (default: NULL, 0).
+    pub stop: *const *const c_char,
+    /// The number of strings in `stop` (default: 0).
+    pub n_stop: usize,
+    /// Record each generated token's log-probability, read with `medgen_text_logprobs`
+    /// (default: false).
+    pub logprobs: bool,
+}
+
+/// The default generation parameters (greedy, 256 new tokens at most).
+#[no_mangle]
+pub extern "C" fn medgen_generation_params_default() -> medgen_generation_params {
+    let d = GenerationConfig::default();
+    medgen_generation_params {
+        max_new_tokens: d.max_new_tokens,
+        min_new_tokens: d.min_new_tokens,
+        do_sample: d.do_sample,
+        temperature: d.temperature,
+        top_k: d.top_k,
+        top_p: d.top_p,
+        min_p: d.min_p,
+        repetition_penalty: d.repetition_penalty,
+        has_seed: d.seed.is_some(),
+        seed: d.seed.unwrap_or(0),
+        stop: std::ptr::null(),
+        n_stop: 0,
+        logprobs: d.logprobs,
+    }
+}
+
+impl medgen_generation_params {
+    /// # Safety
+    /// `stop` is NULL or readable for `n_stop` pointers to NUL-terminated strings.
+    unsafe fn to_config(&self) -> FfiResult<GenerationConfig> {
+        let mut stop = Vec::with_capacity(self.n_stop.min(1024));
+        if self.n_stop > 0 {
+            if self.stop.is_null() {
+                return Err(null("params.stop"));
+            }
+            let items = unsafe { std::slice::from_raw_parts(self.stop, self.n_stop) };
+            for &s in items {
+                stop.push(unsafe { str_arg(s, "params.stop[i]") }?.to_string());
+            }
+        }
+        let cfg = GenerationConfig {
+            max_new_tokens: self.max_new_tokens,
+            min_new_tokens: self.min_new_tokens,
+            do_sample: self.do_sample,
+            temperature: self.temperature,
+            top_k: self.top_k,
+            top_p: self.top_p,
+            min_p: self.min_p,
+            repetition_penalty: self.repetition_penalty,
+            seed: self.has_seed.then_some(self.seed),
+            stop,
+            logprobs: self.logprobs,
+        };
+        cfg.validate()?;
+        Ok(cfg)
+    }
+}
+
+/// One chat message: `role` ("system", "user" or "assistant") and `content`, both
+/// NUL-terminated UTF-8.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct medgen_message {
+    pub role: *const c_char,
+    pub content: *const c_char,
+}
+
+/// Receives each piece of text as it is generated: `piece` holds `len` bytes of UTF-8
+/// followed by a NUL, valid during the call only. A non-zero return cancels the generation.
+/// The callback must not unwind (throw a C++ exception or longjmp) out of the call.
+pub type medgen_piece_callback =
+    Option<unsafe extern "C" fn(piece: *const c_char, len: usize, user_data: *mut c_void) -> c_int>;
+
+fn finish(out: *mut *mut medgen_text, generation: Generation) {
+    let text = Box::into_raw(Box::new(medgen_text::new(generation)));
+    unsafe { write_out(out, text) };
+}
+
+/// Checks the arguments every generation takes; the result is the model and the options.
+///
+/// # Safety
+/// As for `medgen_generate`.
+unsafe fn common<'a>(
+    model: *const medgen_model,
+    params: *const medgen_generation_params,
+    out: *mut *mut medgen_text,
+) -> FfiResult<(&'a engine::Model, GenerationConfig)> {
+    let model = &unsafe { arg(model, "model") }?.model;
+    let params = unsafe { arg(params, "params") }?;
+    if out.is_null() {
+        return Err(null("out"));
+    }
+    Ok((model, unsafe { params.to_config() }?))
+}
+
+/// Generates a continuation of `prompt` (NUL-terminated). On success `*out` holds the text
+/// and its metadata, to release with `medgen_text_free`.
+///
+/// # Safety
+/// `model` is a live model; `prompt` a NUL-terminated string; `params` points to parameters
+/// whose `stop` array is valid; `out` is writable.
+#[no_mangle]
+pub unsafe extern "C" fn medgen_generate(
+    model: *const medgen_model,
+    prompt: *const c_char,
+    params: *const medgen_generation_params,
+    out: *mut *mut medgen_text,
+) -> medgen_status {
+    ffi_boundary(|| {
+        let (model, cfg) = unsafe { common(model, params, out) }?;
+        let prompt = unsafe { str_arg(prompt, "prompt") }?;
+        finish(out, model.generate(prompt, &cfg)?);
+        Ok(())
+    })
+}
+
+/// The messages of a chat, checked.
+///
+/// # Safety
+/// `messages` is NULL or readable for `n` messages.
+unsafe fn chat_messages(messages: *const medgen_message, n: usize) -> FfiResult<Vec<ChatMessage>> {
+    if messages.is_null() {
+        return Err(null("messages"));
+    }
+    if n == 0 {
+        return Err(Failure(MEDGEN_ERR_INVALID_ARGUMENT, "`n` is 0: a chat needs at least one message".into()));
+    }
+    unsafe { std::slice::from_raw_parts(messages, n) }
+        .iter()
+        .map(|m| {
+            let role = unsafe { str_arg(m.role, "messages[i].role") }?;
+            let content = unsafe { str_arg(m.content, "messages[i].content") }?;
+            Ok(ChatMessage::new(role, content))
+        })
+        .collect()
+}
+
+/// Runs a generation that streams its pieces to a C callback; a non-zero return cancels.
+fn stream(
+    on_piece: medgen_piece_callback,
+    user_data: *mut c_void,
+    out: *mut *mut medgen_text,
+    run: impl FnOnce(&mut dyn FnMut(&str) -> ControlFlow<()>) -> engine::Result<Generation>,
+) -> FfiResult<()> {
+    let Some(on_piece) = on_piece else { return Err(null("on_piece")) };
+    let mut buf = Vec::new();
+    let generation = run(&mut |piece: &str| {
+        buf.clear();
+        buf.extend_from_slice(piece.as_bytes());
+        buf.push(0);
+        // SAFETY: the caller vouches for the callback and its user_data.
+        match unsafe { on_piece(buf.as_ptr().cast(), piece.len(), user_data) } {
+            0 => ControlFlow::Continue(()),
+            _ => ControlFlow::Break(()),
+        }
+    })?;
+    if generation.finish_reason == engine::FinishReason::Cancelled {
+        return Err(Failure(MEDGEN_ERR_CANCELLED, "the callback cancelled the generation".into()));
+    }
+    finish(out, generation);
+    Ok(())
+}
+
+/// Answers the conversation `messages[0..n]` through the model's chat template. On success
+/// `*out` holds the reply, to release with `medgen_text_free`.
+///
+/// # Safety
+/// As `medgen_generate`; `messages` is readable for `n` messages.
+#[no_mangle]
+pub unsafe extern "C" fn medgen_chat(
+    model: *const medgen_model,
+    messages: *const medgen_message,
+    n: usize,
+    params: *const medgen_generation_params,
+    out: *mut *mut medgen_text,
+) -> medgen_status {
+    ffi_boundary(|| {
+        let (model, cfg) = unsafe { common(model, params, out) }?;
+        let messages = unsafe { chat_messages(messages, n) }?;
+        finish(out, model.chat(&messages, &cfg)?);
+        Ok(())
+    })
+}
+
+/// Like `medgen_generate`, passing each piece of text to `on_piece` as it is made, on the
+/// calling thread. If `on_piece` returns non-zero, generation stops and the function returns
+/// MEDGEN_ERR_CANCELLED without writing `*out` (the pieces already delivered are the text).
+///
+/// # Safety
+/// As `medgen_generate`; `on_piece` is a valid function and `user_data` whatever it expects.
+#[no_mangle]
+pub unsafe extern "C" fn medgen_generate_stream(
+    model: *const medgen_model,
+    prompt: *const c_char,
+    params: *const medgen_generation_params,
+    on_piece: medgen_piece_callback,
+    user_data: *mut c_void,
+    out: *mut *mut medgen_text,
+) -> medgen_status {
+    ffi_boundary(|| {
+        let (model, cfg) = unsafe { common(model, params, out) }?;
+        let prompt = unsafe { str_arg(prompt, "prompt") }?;
+        stream(on_piece, user_data, out, |f| model.generate_stream(prompt, &cfg, f))
+    })
+}
+
+/// Like `medgen_chat`, streaming the reply to `on_piece` as `medgen_generate_stream` does.
+///
+/// # Safety
+/// As `medgen_chat` and `medgen_generate_stream`.
+#[no_mangle]
+pub unsafe extern "C" fn medgen_chat_stream(
+    model: *const medgen_model,
+    messages: *const medgen_message,
+    n: usize,
+    params: *const medgen_generation_params,
+    on_piece: medgen_piece_callback,
+    user_data: *mut c_void,
+    out: *mut *mut medgen_text,
+) -> medgen_status {
+    ffi_boundary(|| {
+        let (model, cfg) = unsafe { common(model, params, out) }?;
+        let messages = unsafe { chat_messages(messages, n) }?;
+        stream(on_piece, user_data, out, |f| model.chat_stream(&messages, &cfg, f))
+    })
+}

