@@ -26,6 +26,42 @@
 #include <stdint.h>
 
 /*
+ `medgen_deid_params.mode`: numbered placeholders, `[NAME_1]`, reversible.
+ */
+#define MEDGEN_DEID_PLACEHOLDER 0
+
+/*
+ `medgen_deid_params.mode`: `[CATEGORY]`.
+ */
+#define MEDGEN_DEID_REDACT 1
+
+/*
+ `medgen_deid_params.mode`: letters and digits become `*`.
+ */
+#define MEDGEN_DEID_MASK 2
+
+/*
+ `medgen_deid_params.mode`: dates shifted by a per-patient offset, other identifiers
+ placeholders.
+ */
+#define MEDGEN_DEID_SHIFT_DATES 3
+
+/*
+ `medgen_task_params.deid`: placeholders (`[NAME_1]`), reversible.
+ */
+#define MEDGEN_TASK_DEID_PLACEHOLDER 0
+
+/*
+ `medgen_task_params.deid`: `[CATEGORY]`.
+ */
+#define MEDGEN_TASK_DEID_REDACT 1
+
+/*
+ `medgen_task_params.deid`: the model sees the note as it is.
+ */
+#define MEDGEN_TASK_DEID_NONE 2
+
+/*
  `medgen_model_params.device`: the CPU.
  */
 #define MEDGEN_DEVICE_CPU 0
@@ -146,10 +182,97 @@ typedef enum {
 typedef struct medgen_model medgen_model;
 
 /*
+ A string made by medgen (JSON results, re-identified text), NUL-terminated UTF-8.
+ Released by `medgen_string_free` (once). Immutable: safe to read from several threads.
+ */
+typedef struct medgen_string medgen_string;
+
+/*
  A generated text with its metadata. Made by the generation functions, released by
  `medgen_text_free` (once). Immutable: safe to read from several threads at once.
  */
 typedef struct medgen_text medgen_text;
+
+/*
+ How to de-identify. Start from `medgen_deid_params_default()`.
+ */
+typedef struct {
+  /*
+   One of the MEDGEN_DEID_* operators, for every category (default: MEDGEN_DEID_PLACEHOLDER).
+   */
+  int32_t mode;
+  /*
+   Shift dates by `shift_days` (default: false).
+   */
+  bool has_shift_days;
+  /*
+   Days to shift dates by, at most 36,500 either way (default: 0).
+   */
+  int64_t shift_days;
+  /*
+   NUL-terminated key (a patient id, say) from which the shift is derived when
+   `has_shift_days` is false; NULL for none (default: NULL).
+   */
+  const char *shift_key;
+} medgen_deid_params;
+
+/*
+ Precision, recall and F-measure.
+ */
+typedef struct {
+  double precision;
+  double recall;
+  double fmeasure;
+} medgen_score;
+
+/*
+ ROUGE-1, ROUGE-2, ROUGE-L and ROUGE-Lsum, as the Python package rouge-score 0.1.2 computes them.
+ */
+typedef struct {
+  medgen_score rouge1;
+  medgen_score rouge2;
+  medgen_score rouge_l;
+  medgen_score rouge_lsum;
+} medgen_rouge_scores;
+
+/*
+ BLEU as sacrebleu 2.6 computes it (13a tokenizer, exp smoothing), 0..100.
+ */
+typedef struct {
+  double score;
+  /*
+   Matching n-grams, n = 1..4.
+   */
+  uint64_t counts[4];
+  /*
+   Candidate n-grams, n = 1..4.
+   */
+  uint64_t totals[4];
+  /*
+   n-gram precisions in percent.
+   */
+  double precisions[4];
+  /*
+   Brevity penalty.
+   */
+  double bp;
+  uint64_t sys_len;
+  uint64_t ref_len;
+} medgen_bleu;
+
+/*
+ How to run a clinical task. Start from `medgen_task_params_default()`.
+ */
+typedef struct {
+  /*
+   One of MEDGEN_TASK_DEID_* (default: MEDGEN_TASK_DEID_PLACEHOLDER).
+   */
+  int32_t deid;
+  /*
+   Put the original identifiers back into the draft (default: false).
+   */
+  bool reidentify;
+} medgen_task_params;
 
 /*
  Generation options, one field per option of the Rust core with the same name and
@@ -271,6 +394,125 @@ const char *medgen_last_error_message(void);
  value that is not a status. Do not free it.
  */
 const char *medgen_status_str(int32_t status);
+
+/*
+ The string, NUL-terminated (NULL for NULL).
+
+ # Safety
+ `s` is NULL or a live string.
+ */
+const char *medgen_string_str(const medgen_string *s);
+
+/*
+ The string's length in bytes, without the NUL (0 for NULL).
+
+ # Safety
+ `s` is NULL or a live string.
+ */
+size_t medgen_string_len(const medgen_string *s);
+
+/*
+ Releases a string. NULL does nothing; must not be freed twice.
+
+ # Safety
+ `s` is NULL or a string from this library not yet freed.
+ */
+void medgen_string_free(medgen_string *s);
+
+/*
+ The default de-identification parameters: placeholders, no date shift.
+ */
+medgen_deid_params medgen_deid_params_default(void);
+
+/*
+ Finds protected health information in `text` and replaces it. On success `*out` holds
+ JSON: `{"text", "entities": [{"category", "start", "end", "text", "confidence"}],
+ "mapping": {replacement: original}}`, offsets in characters of `text`. The mapping is PHI:
+ medgen keeps no copy of it.
+
+ # Safety
+ `text` is a NUL-terminated string; `params` points to parameters; `out` is writable.
+ */
+medgen_status medgen_deidentify(const char *text,
+                                const medgen_deid_params *params,
+                                medgen_string **out);
+
+/*
+ Puts the originals back into `text` (say, a draft written from a de-identified note):
+ `mapping_json` is the "mapping" object `medgen_deidentify` returned.
+
+ # Safety
+ `text` and `mapping_json` are NUL-terminated strings; `out` is writable.
+ */
+medgen_status medgen_reidentify(const char *text, const char *mapping_json, medgen_string **out);
+
+/*
+ Checks a draft against its source note: numbers with units and medications the source
+ lacks, negation flips, and PHI the source lacks. On success `*out` holds JSON:
+ `{"findings": [{"kind", "start", "end", "text", "detail"}]}`, offsets in characters of
+ `output`.
+
+ # Safety
+ `source` and `output` are NUL-terminated strings; `out` is writable.
+ */
+medgen_status medgen_check(const char *source, const char *output, medgen_string **out);
+
+/*
+ ROUGE of `prediction` against `reference`, with Porter stemming if `use_stemmer`.
+
+ # Safety
+ `prediction` and `reference` are NUL-terminated strings; `out` is writable.
+ */
+medgen_status medgen_rouge(const char *prediction,
+                           const char *reference,
+                           bool use_stemmer,
+                           medgen_rouge_scores *out);
+
+/*
+ Sentence BLEU of `prediction` against `reference`.
+
+ # Safety
+ `prediction` and `reference` are NUL-terminated strings; `out` is writable.
+ */
+medgen_status medgen_sentence_bleu(const char *prediction, const char *reference, medgen_bleu *out);
+
+/*
+ Corpus BLEU of `n` predictions against `n` references (one reference each).
+
+ # Safety
+ `predictions` and `references` are readable for `n` NUL-terminated strings; `out` is writable.
+ */
+medgen_status medgen_corpus_bleu(const char *const *predictions,
+                                 const char *const *references,
+                                 size_t n,
+                                 medgen_bleu *out);
+
+/*
+ The default task parameters: placeholders, not re-identified.
+ */
+medgen_task_params medgen_task_params_default(void);
+
+/*
+ The name of task number `i` ("discharge_summary", ...), or NULL past the last one. Static.
+ */
+const char *medgen_task_name(size_t i);
+
+/*
+ Runs the clinical pipeline: de-identify `note`, prompt the model with task `task`,
+ generate, re-identify if asked, check, audit. On success `*out` holds JSON: `{"text",
+ "sections", "missing_sections", "findings", "notice", "audit", "mapping"}`; "mapping"
+ (placeholder → original) is PHI for the caller only, the audit record holds none.
+
+ # Safety
+ `model` is a live model; `task` and `note` NUL-terminated strings; the parameter
+ pointers point to parameters; `out` is writable.
+ */
+medgen_status medgen_run_task(const medgen_model *model,
+                              const char *task,
+                              const char *note,
+                              const medgen_task_params *task_params,
+                              const medgen_generation_params *params,
+                              medgen_string **out);
 
 /*
  The default generation parameters (greedy, 256 new tokens at most).

@@ -97,6 +97,30 @@ def test_c_abi_checks_pass_under_asan_and_match_the_cli(programs, tiny_models, m
         assert got["chat"]["token_ids"] == chat["token_ids"]
 
 
+def test_c_clinical_functions_match_the_core_and_the_references(programs):
+    from rouge_score import rouge_scorer
+    import sacrebleu
+
+    got = results(run_clean(programs["abi"], DEFAULT_MODEL, programs["corrupt"]))
+    note = ("Patient John Carter (MRN: 4417820) seen on 03/14/2024 by Dr. Alice Wong. "
+            "Phone (617) 555-0192. He denies chest pain. Aspirin 81 mg daily.")
+    assert got["deid"] == medgen_json("deid", "--json", input=note)
+    assert "John Carter" not in got["task"]["text"] and got["task"]["mapping"]
+    assert "John" not in json.dumps(got["task"]["audit"])
+
+    scores = rouge_scorer.RougeScorer(["rouge1", "rougeL"], use_stemmer=True).score(
+        "patient discharged home today", "the patient was discharged home")
+    for key in ["rouge1", "rougeL"]:
+        want = [scores[key].precision, scores[key].recall, scores[key].fmeasure]
+        assert got["rouge"][key] == pytest.approx(want, abs=1e-12)
+    preds = ["the cat sat on the mat", "aspirin 81 mg daily was continued"]
+    refs = ["the cat is on the mat", "continue aspirin 81 mg daily"]
+    bleu = sacrebleu.corpus_bleu(preds, [refs])
+    assert got["corpus_bleu"]["score"] == pytest.approx(bleu.score, abs=1e-9)
+    assert (got["corpus_bleu"]["sys_len"], got["corpus_bleu"]["ref_len"]) == (bleu.sys_len, bleu.ref_len)
+    assert got["sentence_bleu"]["score"] == pytest.approx(sacrebleu.sentence_bleu(preds[1], [refs[1]]).score, abs=1e-9)
+
+
 def test_four_threads_on_one_model_equal_single_threaded_results(programs):
     out = run_clean(programs["threads"], DEFAULT_MODEL)
     assert "all results equal" in out

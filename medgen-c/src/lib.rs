@@ -2,7 +2,7 @@
 //! (generated from this crate by cbindgen).
 //!
 //! Conventions, for every function:
-//! - Handles are opaque (`medgen_model`, `medgen_text`). Each is made by a function of this
+//! - Handles are opaque (`medgen_model`, `medgen_text`, `medgen_string`). Each is made by a function of this
 //!   library and released by its `medgen_*_free`; freeing NULL does nothing; a handle must not
 //!   be freed twice.
 //! - A function that can fail returns `medgen_status`; `MEDGEN_OK` (0) is success. Outputs are
@@ -22,11 +22,20 @@
 #![allow(non_camel_case_types)]
 
 mod boundary;
+mod clinical;
 mod generate;
 mod model;
 mod text;
 
 pub use boundary::{medgen_last_error_message, medgen_status, medgen_status_str, medgen_version};
+pub use clinical::{
+    medgen_bleu, medgen_check, medgen_corpus_bleu, medgen_deid_params, medgen_deid_params_default,
+    medgen_deidentify, medgen_reidentify, medgen_rouge, medgen_rouge_scores, medgen_run_task, medgen_score,
+    medgen_sentence_bleu, medgen_string, medgen_string_free, medgen_string_len, medgen_string_str,
+    medgen_task_name, medgen_task_params, medgen_task_params_default, MEDGEN_DEID_MASK, MEDGEN_DEID_PLACEHOLDER,
+    MEDGEN_DEID_REDACT, MEDGEN_DEID_SHIFT_DATES, MEDGEN_TASK_DEID_NONE, MEDGEN_TASK_DEID_PLACEHOLDER,
+    MEDGEN_TASK_DEID_REDACT,
+};
 pub use generate::{
     medgen_chat, medgen_chat_stream, medgen_generate, medgen_generate_stream, medgen_generation_params,
     medgen_generation_params_default, medgen_message, medgen_piece_callback,

@@ -11,6 +11,7 @@
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+pub mod audit;
 pub mod chat;
 pub mod checks;
 pub mod deid;
@@ -20,6 +21,7 @@ pub mod generation;
 pub mod metrics;
 mod model;
 pub mod models;
+pub mod pipeline;
 pub mod tasks;
 pub mod tokenizer;
 
@@ -27,6 +29,7 @@ pub use chat::ChatMessage;
 pub use error::{MedgenError, Result};
 pub use generation::{FinishReason, Generation, GenerationConfig, Generator, Timings};
 pub use model::{DType, DeviceSpec, LoadOptions, Model, ModelInfo};
+pub use pipeline::{run_task, DeidMode, TaskOptions, TaskResult};
 pub use tokenizer::Tokenizer;
 
 /// medgen's version.

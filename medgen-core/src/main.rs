@@ -64,6 +64,8 @@ enum Command {
     Deid(cli::deid::Args),
     /// Check a draft against its source note: unsupported numbers and medications, negation flips.
     Check(cli::check::Args),
+    /// Run a clinical task on a note: de-identify, prompt, generate, check, audit.
+    Task(cli::task::Args),
     /// ROUGE-1/2/L/Lsum and BLEU of predictions against references.
     Eval(cli::eval::Args),
 }
@@ -209,6 +211,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Deid(args) => cli::deid::run(args),
         Command::Check(args) => cli::check::run(args),
         Command::Eval(args) => cli::eval::run(args),
+        Command::Task(args) => cli::task::run(args),
     }
 }
 

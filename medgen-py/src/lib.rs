@@ -1,6 +1,8 @@
 //! Python bindings for medgen: type conversion, the GIL and error mapping only; every
 //! behaviour lives in medgen-core.
 
+mod clinical;
+
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
@@ -309,6 +311,35 @@ impl Model {
         self.inner.render_chat(&chat_messages(messages)?).map_err(err)
     }
 
+    /// Runs a clinical task on a note: de-identify (`deid`: "placeholder", "redact" or
+    /// "none"), prompt, generate, re-identify if asked, check, audit. Returns a dict: text,
+    /// sections, missing_sections, findings, notice, audit, and mapping (placeholder ->
+    /// original: PHI for the caller only; the audit record holds none).
+    #[pyo3(signature = (task, note, *, deid="placeholder", reidentify=false, config=None, **options))]
+    fn run_task(
+        &self,
+        py: Python<'_>,
+        task: &str,
+        note: &str,
+        deid: &str,
+        reidentify: bool,
+        config: Option<GenerationConfig>,
+        options: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<PyObject> {
+        let task = medgen::tasks::get(task).map_err(err)?;
+        let opts = medgen::TaskOptions { deid: deid.parse().map_err(err)?, reidentify, generation: merge(py, config, options)? };
+        let model = &self.inner;
+        let mut interrupt = Interrupt::new();
+        let out = py.allow_threads(|| medgen::run_task(model, task, note, &opts, |_| interrupt.check()));
+        if let Some(e) = interrupt.error {
+            return Err(e);
+        }
+        let out = out.map_err(err)?;
+        let result = clinical::to_py(py, &out)?;
+        result.bind(py).set_item("mapping", out.mapping.into_pyobject(py)?)?;
+        Ok(result)
+    }
+
     /// Architecture, parameters, tensor types, context length, ... as a JSON string.
     #[getter]
     fn info_json(&self) -> String {
@@ -426,6 +457,7 @@ fn _medgen(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<GenerationConfig>()?;
     m.add_class::<Stream>()?;
     m.add_function(wrap_pyfunction!(_core_default_config, m)?)?;
+    clinical::register(m)?;
     for (name, ty) in [
         ("MedgenError", py.get_type::<MedgenError>()),
         ("ModelLoadError", py.get_type::<ModelLoadError>()),

@@ -268,6 +268,97 @@ static void test_chat(medgen_model *m) {
     medgen_text_free(t);
 }
 
+static void test_clinical(medgen_model *m) {
+    const char *note = "Patient John Carter (MRN: 4417820) seen on 03/14/2024 by Dr. Alice Wong. "
+                       "Phone (617) 555-0192. He denies chest pain. Aspirin 81 mg daily.";
+    medgen_deid_params dp = medgen_deid_params_default();
+    CHECK(dp.mode == MEDGEN_DEID_PLACEHOLDER && !dp.has_shift_days && dp.shift_key == NULL);
+    medgen_string *deid = NULL;
+    EXPECT_STATUS(medgen_deidentify(note, &dp, &deid), MEDGEN_OK);
+    if (deid) {
+        const char *json = medgen_string_str(deid);
+        CHECK(strlen(json) == medgen_string_len(deid));
+        CHECK(strstr(json, "[NAME_1]") != NULL && strstr(json, "\"mapping\"") != NULL);
+        printf("RESULT deid %s\n", json);
+    }
+    medgen_string_free(deid);
+
+    medgen_string *back = NULL;
+    EXPECT_STATUS(medgen_reidentify("[NAME_1] is stable.", "{\"[NAME_1]\": \"John Carter\"}", &back), MEDGEN_OK);
+    if (back) CHECK(strcmp(medgen_string_str(back), "John Carter is stable.") == 0);
+    medgen_string_free(back);
+
+    medgen_string *s = (medgen_string *)UNTOUCHED;
+    EXPECT_STATUS(medgen_reidentify("x", "[1, 2]", &s), MEDGEN_ERR_INVALID_ARGUMENT);
+    EXPECT_STATUS(medgen_deidentify(NULL, &dp, &s), MEDGEN_ERR_NULL_ARGUMENT);
+    EXPECT_STATUS(medgen_deidentify(note, NULL, &s), MEDGEN_ERR_NULL_ARGUMENT);
+    EXPECT_STATUS(medgen_deidentify(note, &dp, NULL), MEDGEN_ERR_NULL_ARGUMENT);
+    EXPECT_STATUS(medgen_deidentify("\xff\xfe", &dp, &s), MEDGEN_ERR_INVALID_UTF8);
+    medgen_deid_params bad = dp;
+    bad.mode = 42;
+    EXPECT_STATUS(medgen_deidentify(note, &bad, &s), MEDGEN_ERR_INVALID_ARGUMENT);
+    bad = dp;
+    bad.mode = MEDGEN_DEID_SHIFT_DATES;
+    bad.has_shift_days = true;
+    bad.shift_days = 1000000;
+    EXPECT_STATUS(medgen_deidentify(note, &bad, &s), MEDGEN_ERR_INVALID_ARGUMENT);
+    CHECK(s == (medgen_string *)UNTOUCHED);
+
+    medgen_string *findings = NULL;
+    EXPECT_STATUS(medgen_check(note, "He reports chest pain. Aspirin 325 mg daily.", &findings), MEDGEN_OK);
+    if (findings) {
+        CHECK(strstr(medgen_string_str(findings), "negation_flip") != NULL);
+        CHECK(strstr(medgen_string_str(findings), "unsupported_number") != NULL);
+    }
+    medgen_string_free(findings);
+    EXPECT_STATUS(medgen_check(note, NULL, &s), MEDGEN_ERR_NULL_ARGUMENT);
+
+    medgen_rouge_scores r;
+    EXPECT_STATUS(medgen_rouge("the patient was discharged home", "patient discharged home today", true, &r), MEDGEN_OK);
+    printf("RESULT rouge {\"rouge1\": [%.17g, %.17g, %.17g], \"rougeL\": [%.17g, %.17g, %.17g]}\n",
+           r.rouge1.precision, r.rouge1.recall, r.rouge1.fmeasure, r.rouge_l.precision, r.rouge_l.recall,
+           r.rouge_l.fmeasure);
+    const char *preds[] = {"the cat sat on the mat", "aspirin 81 mg daily was continued"};
+    const char *refs[] = {"the cat is on the mat", "continue aspirin 81 mg daily"};
+    medgen_bleu b;
+    EXPECT_STATUS(medgen_corpus_bleu(preds, refs, 2, &b), MEDGEN_OK);
+    printf("RESULT corpus_bleu {\"score\": %.17g, \"bp\": %.17g, \"sys_len\": %llu, \"ref_len\": %llu}\n",
+           b.score, b.bp, (unsigned long long)b.sys_len, (unsigned long long)b.ref_len);
+    EXPECT_STATUS(medgen_sentence_bleu(preds[1], refs[1], &b), MEDGEN_OK);
+    printf("RESULT sentence_bleu {\"score\": %.17g}\n", b.score);
+    EXPECT_STATUS(medgen_corpus_bleu(preds, refs, 0, &b), MEDGEN_ERR_INVALID_ARGUMENT);
+    EXPECT_STATUS(medgen_corpus_bleu(NULL, refs, 2, &b), MEDGEN_ERR_NULL_ARGUMENT);
+    EXPECT_STATUS(medgen_rouge("a", "b", false, NULL), MEDGEN_ERR_NULL_ARGUMENT);
+
+    size_t n_tasks = 0;
+    while (medgen_task_name(n_tasks) != NULL) n_tasks++;
+    CHECK(n_tasks == 7 && strcmp(medgen_task_name(0), "discharge_summary") == 0);
+
+    medgen_task_params tp = medgen_task_params_default();
+    CHECK(tp.deid == MEDGEN_TASK_DEID_PLACEHOLDER && !tp.reidentify);
+    medgen_generation_params g = medgen_generation_params_default();
+    g.max_new_tokens = 8;
+    medgen_string *task = NULL;
+    EXPECT_STATUS(medgen_run_task(m, "discharge_summary", note, &tp, &g, &task), MEDGEN_OK);
+    if (task) {
+        const char *json = medgen_string_str(task);
+        CHECK(strstr(json, "\"audit\"") != NULL && strstr(json, "\"mapping\"") != NULL);
+        printf("RESULT task %s\n", json);
+    }
+    medgen_string_free(task);
+    s = (medgen_string *)UNTOUCHED;
+    EXPECT_STATUS(medgen_run_task(m, "no_such_task", note, &tp, &g, &s), MEDGEN_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(medgen_last_error_message(), "discharge_summary") != NULL);
+    EXPECT_STATUS(medgen_run_task(m, "soap_note", "   ", &tp, &g, &s), MEDGEN_ERR_INVALID_ARGUMENT);
+    medgen_task_params badtp = tp;
+    badtp.deid = 9;
+    EXPECT_STATUS(medgen_run_task(m, "soap_note", note, &badtp, &g, &s), MEDGEN_ERR_INVALID_ARGUMENT);
+    EXPECT_STATUS(medgen_run_task(m, "soap_note", note, NULL, &g, &s), MEDGEN_ERR_NULL_ARGUMENT);
+    CHECK(s == (medgen_string *)UNTOUCHED);
+    medgen_string_free(NULL);
+    CHECK(medgen_string_str(NULL) == NULL && medgen_string_len(NULL) == 0);
+}
+
 int main(int argc, char **argv) {
     if (argc != 3) {
         fprintf(stderr, "usage: %s MODEL_PATH CORRUPT_FILE\n", argv[0]);
@@ -285,6 +376,7 @@ int main(int argc, char **argv) {
     test_tokenize(m);
     test_generate(m);
     test_chat(m);
+    test_clinical(m);
     medgen_model_free(m);
 
     if (failures) fprintf(stderr, "%d checks failed\n", failures);

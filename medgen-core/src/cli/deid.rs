@@ -1,10 +1,83 @@
-//! `medgen deid` (scaffold: replaced by issue 6's work).
+//! `medgen deid`: find and replace protected health information in a note.
 
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use medgen::deid::{self, Category, DeidConfig, Operator};
 use medgen::{MedgenError, Result};
 
 #[derive(clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Read the note from a file (default: stdin).
+    #[arg(long)]
+    input: Option<PathBuf>,
+    /// How identifiers are replaced: placeholder ([NAME_1]), redact ([NAME]), mask (****) or
+    /// shift-dates (dates move by --shift-days or a shift derived from --shift-key; the rest get
+    /// placeholders).
+    #[arg(long, default_value = "placeholder")]
+    mode: String,
+    /// The operator for one category, overriding --mode, e.g. DATE=shift-dates or NAME=redact
+    /// (repeatable).
+    #[arg(long = "category-mode", value_name = "CATEGORY=MODE")]
+    category_mode: Vec<String>,
+    /// Shift dates by this many days (negative: earlier).
+    #[arg(long, allow_negative_numbers = true)]
+    shift_days: Option<i64>,
+    /// Derive the date shift from this key (a patient id, say): the same key, the same shift.
+    #[arg(long)]
+    shift_key: Option<String>,
+    /// Print one JSON object: text, entities (character offsets into the input) and mapping.
+    #[arg(long)]
+    json: bool,
+}
 
-pub fn run(_args: Args) -> Result<()> {
-    Err(MedgenError::Unsupported("medgen deid is not built yet".into()))
+pub fn run(args: Args) -> Result<()> {
+    let mut config = DeidConfig {
+        operator: args.mode.parse()?,
+        date_shift_days: args.shift_days,
+        date_shift_key: args.shift_key,
+        ..Default::default()
+    };
+    for pair in &args.category_mode {
+        let (category, mode) = pair.split_once('=').ok_or_else(|| {
+            MedgenError::InvalidArgument { name: "category-mode", reason: format!("{pair:?} is not CATEGORY=MODE") }
+        })?;
+        config.per_category.insert(category.parse::<Category>()?, mode.parse::<Operator>()?);
+    }
+    let shifting = config.operator == Operator::ShiftDates || config.per_category.values().any(|&o| o == Operator::ShiftDates);
+    if shifting && config.date_shift_days.is_none() && config.date_shift_key.is_none() {
+        return Err(MedgenError::InvalidArgument {
+            name: "shift-days",
+            reason: "shift-dates needs --shift-days N or --shift-key KEY".into(),
+        });
+    }
+    let text = read_note(args.input.as_deref())?;
+    let out = deid::deidentify(&text, &config)?;
+    let mut stdout = std::io::stdout().lock();
+    let written = if args.json {
+        serde_json::to_writer(&mut stdout, &out).map_err(std::io::Error::from).and_then(|()| writeln!(stdout))
+    } else {
+        stdout.write_all(out.text.as_bytes())
+    };
+    written.and_then(|()| stdout.flush()).map_err(|e| MedgenError::Io { path: "<stdout>".into(), source: e })
+}
+
+/// Reads a note as UTF-8 text, refusing binary files (a NUL byte) with a clear message.
+fn read_note(path: Option<&Path>) -> Result<String> {
+    let mut bytes = Vec::new();
+    let (name, read) = match path {
+        Some(p) => (p.to_path_buf(), std::fs::read(p).map(|b| bytes = b)),
+        None => (PathBuf::from("<stdin>"), std::io::stdin().read_to_end(&mut bytes).map(|_| ())),
+    };
+    read.map_err(|e| MedgenError::Io { path: name.clone(), source: e })?;
+    if let Some(at) = bytes.iter().position(|&b| b == 0) {
+        return Err(MedgenError::InvalidArgument {
+            name: "input",
+            reason: format!("{} looks like a binary file (NUL byte at offset {at}), not a text note", name.display()),
+        });
+    }
+    String::from_utf8(bytes).map_err(|e| MedgenError::InvalidArgument {
+        name: "input",
+        reason: format!("{} is not valid UTF-8 (at byte {})", name.display(), e.utf8_error().valid_up_to()),
+    })
 }

@@ -3,6 +3,7 @@
 pub mod check;
 pub mod deid;
 pub mod eval;
+pub mod task;
 
 use std::io::Read;
 use std::path::Path;

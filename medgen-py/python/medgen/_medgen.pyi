@@ -55,8 +55,66 @@ class Model:
     def tokenize(self, text: str) -> list[int]: ...
     def detokenize(self, ids: Sequence[int]) -> str: ...
     def render_chat(self, messages: list[Message]) -> str: ...
+    def run_task(self, task: str, note: str, *, deid: Literal["placeholder", "redact", "none"] = "placeholder",
+                 reidentify: bool = False, config: Optional[GenerationConfig] = None, **options) -> TaskResult: ...
     @property
     def info_json(self) -> str: ...
+
+class Entity(TypedDict):
+    category: str
+    start: int
+    end: int
+    text: str
+    confidence: float
+
+class Deidentified(TypedDict):
+    text: str
+    entities: list[Entity]
+    mapping: dict[str, str]
+
+class Finding(TypedDict):
+    kind: Literal["unsupported_number", "unsupported_medication", "negation_flip", "phi"]
+    start: int
+    end: int
+    text: str
+    detail: str
+
+class Score(TypedDict):
+    precision: float
+    recall: float
+    fmeasure: float
+
+Rouge = TypedDict("Rouge", {"rouge1": Score, "rouge2": Score, "rougeL": Score, "rougeLsum": Score})
+
+class Bleu(TypedDict):
+    score: float
+    counts: list[int]
+    totals: list[int]
+    precisions: list[float]
+    bp: float
+    sys_len: int
+    ref_len: int
+
+class TaskResult(TypedDict):
+    text: str
+    sections: list[str]
+    missing_sections: list[str]
+    findings: list[Finding]
+    notice: str
+    audit: dict
+    mapping: dict[str, str]
+
+def detect(text: str) -> list[Entity]: ...
+def deidentify(text: str, mode: Literal["placeholder", "redact", "mask", "shift-dates"] = "placeholder", *,
+               shift_days: Optional[int] = None, shift_key: Optional[str] = None) -> Deidentified: ...
+def reidentify(text: str, mapping: dict[str, str]) -> str: ...
+def check(source: str, output: str) -> list[Finding]: ...
+def rouge(prediction: str, reference: str, use_stemmer: bool = False) -> Rouge: ...
+def sentence_bleu(prediction: str, reference: str) -> Bleu: ...
+def corpus_bleu(predictions: Sequence[str], references: Sequence[str]) -> Bleu: ...
+def task_names() -> list[str]: ...
+def task_info(name: str) -> dict: ...
+def task_sections(name: str, output: str) -> dict[str, list[str]]: ...
 
 class MedgenError(Exception): ...
 class ModelLoadError(MedgenError): ...

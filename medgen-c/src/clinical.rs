@@ -1,0 +1,398 @@
+//! The clinical layer through the C ABI: de-identification, the safety checks, ROUGE and
+//! BLEU, and the task pipeline. Structured results that vary in shape (entities, findings,
+//! a task's result) come back as JSON in a `medgen_string`; scores come back as structs.
+
+use std::collections::BTreeMap;
+use std::ffi::c_char;
+
+use engine::deid::{self, DeidConfig, Operator};
+use engine::metrics;
+use engine::{DeidMode, TaskOptions};
+
+use crate::boundary::{arg, ffi_boundary, guard, null, str_arg, write_out, Failure, FfiResult};
+use crate::generate::medgen_generation_params;
+use crate::medgen_status::{self, *};
+use crate::model::medgen_model;
+
+/// A string made by medgen (JSON results, re-identified text), NUL-terminated UTF-8.
+/// Released by `medgen_string_free` (once). Immutable: safe to read from several threads.
+pub struct medgen_string {
+    /// The text followed by a NUL.
+    bytes: Vec<u8>,
+}
+
+fn give_string(out: *mut *mut medgen_string, text: String) {
+    let mut bytes = text.into_bytes();
+    bytes.push(0);
+    unsafe { write_out(out, Box::into_raw(Box::new(medgen_string { bytes }))) };
+}
+
+fn check_out<T>(out: *mut T) -> FfiResult<()> {
+    if out.is_null() {
+        return Err(null("out"));
+    }
+    Ok(())
+}
+
+fn json<T: serde::Serialize>(value: &T) -> FfiResult<String> {
+    serde_json::to_string(value).map_err(|e| Failure(MEDGEN_ERR_INTERNAL, format!("JSON: {e}")))
+}
+
+/// The string, NUL-terminated (NULL for NULL).
+///
+/// # Safety
+/// `s` is NULL or a live string.
+#[no_mangle]
+pub unsafe extern "C" fn medgen_string_str(s: *const medgen_string) -> *const c_char {
+    unsafe { s.as_ref() }.map_or(std::ptr::null(), |s| s.bytes.as_ptr().cast())
+}
+
+/// The string's length in bytes, without the NUL (0 for NULL).
+///
+/// # Safety
+/// `s` is NULL or a live string.
+#[no_mangle]
+pub unsafe extern "C" fn medgen_string_len(s: *const medgen_string) -> usize {
+    unsafe { s.as_ref() }.map_or(0, |s| s.bytes.len() - 1)
+}
+
+/// Releases a string. NULL does nothing; must not be freed twice.
+///
+/// # Safety
+/// `s` is NULL or a string from this library not yet freed.
+#[no_mangle]
+pub unsafe extern "C" fn medgen_string_free(s: *mut medgen_string) {
+    if !s.is_null() {
+        guard((), || drop(unsafe { Box::from_raw(s) }));
+    }
+}
+
+/// `medgen_deid_params.mode`: numbered placeholders, `[NAME_1]`, reversible.
+pub const MEDGEN_DEID_PLACEHOLDER: i32 = 0;
+/// `medgen_deid_params.mode`: `[CATEGORY]`.
+pub const MEDGEN_DEID_REDACT: i32 = 1;
+/// `medgen_deid_params.mode`: letters and digits become `*`.
+pub const MEDGEN_DEID_MASK: i32 = 2;
+/// `medgen_deid_params.mode`: dates shifted by a per-patient offset, other identifiers
+/// placeholders.
+pub const MEDGEN_DEID_SHIFT_DATES: i32 = 3;
+
+/// How to de-identify. Start from `medgen_deid_params_default()`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct medgen_deid_params {
+    /// One of the MEDGEN_DEID_* operators, for every category (default: MEDGEN_DEID_PLACEHOLDER).
+    pub mode: i32,
+    /// Shift dates by `shift_days` (default: false).
+    pub has_shift_days: bool,
+    /// Days to shift dates by, at most 36,500 either way (default: 0).
+    pub shift_days: i64,
+    /// NUL-terminated key (a patient id, say) from which the shift is derived when
+    /// `has_shift_days` is false; NULL for none (default: NULL).
+    pub shift_key: *const c_char,
+}
+
+/// The default de-identification parameters: placeholders, no date shift.
+#[no_mangle]
+pub extern "C" fn medgen_deid_params_default() -> medgen_deid_params {
+    medgen_deid_params {
+        mode: MEDGEN_DEID_PLACEHOLDER,
+        has_shift_days: false,
+        shift_days: 0,
+        shift_key: std::ptr::null(),
+    }
+}
+
+impl medgen_deid_params {
+    unsafe fn to_config(&self) -> FfiResult<DeidConfig> {
+        let operator = match self.mode {
+            MEDGEN_DEID_PLACEHOLDER => Operator::Placeholder,
+            MEDGEN_DEID_REDACT => Operator::Redact,
+            MEDGEN_DEID_MASK => Operator::Mask,
+            MEDGEN_DEID_SHIFT_DATES => Operator::ShiftDates,
+            o => return Err(Failure(MEDGEN_ERR_INVALID_ARGUMENT, format!("operator {o} is not a MEDGEN_DEID_* value"))),
+        };
+        let key = if self.shift_key.is_null() { None } else { Some(unsafe { str_arg(self.shift_key, "shift_key") }?.to_string()) };
+        Ok(DeidConfig {
+            operator,
+            date_shift_days: self.has_shift_days.then_some(self.shift_days),
+            date_shift_key: key,
+            ..Default::default()
+        })
+    }
+}
+
+/// Finds protected health information in `text` and replaces it. On success `*out` holds
+/// JSON: `{"text", "entities": [{"category", "start", "end", "text", "confidence"}],
+/// "mapping": {replacement: original}}`, offsets in characters of `text`. The mapping is PHI:
+/// medgen keeps no copy of it.
+///
+/// # Safety
+/// `text` is a NUL-terminated string; `params` points to parameters; `out` is writable.
+#[no_mangle]
+pub unsafe extern "C" fn medgen_deidentify(
+    text: *const c_char,
+    params: *const medgen_deid_params,
+    out: *mut *mut medgen_string,
+) -> medgen_status {
+    ffi_boundary(|| {
+        let text = unsafe { str_arg(text, "text") }?;
+        let config = unsafe { arg(params, "params")?.to_config() }?;
+        check_out(out)?;
+        let result = json(&deid::deidentify(text, &config)?)?;
+        give_string(out, result);
+        Ok(())
+    })
+}
+
+/// Puts the originals back into `text` (say, a draft written from a de-identified note):
+/// `mapping_json` is the "mapping" object `medgen_deidentify` returned.
+///
+/// # Safety
+/// `text` and `mapping_json` are NUL-terminated strings; `out` is writable.
+#[no_mangle]
+pub unsafe extern "C" fn medgen_reidentify(
+    text: *const c_char,
+    mapping_json: *const c_char,
+    out: *mut *mut medgen_string,
+) -> medgen_status {
+    ffi_boundary(|| {
+        let text = unsafe { str_arg(text, "text") }?;
+        let mapping = unsafe { str_arg(mapping_json, "mapping_json") }?;
+        check_out(out)?;
+        let mapping: BTreeMap<String, String> = serde_json::from_str(mapping).map_err(|e| {
+            Failure(MEDGEN_ERR_INVALID_ARGUMENT, format!("mapping_json is not a JSON object of strings: {e}"))
+        })?;
+        give_string(out, deid::reidentify(text, &mapping));
+        Ok(())
+    })
+}
+
+/// Checks a draft against its source note: numbers with units and medications the source
+/// lacks, negation flips, and PHI the source lacks. On success `*out` holds JSON:
+/// `{"findings": [{"kind", "start", "end", "text", "detail"}]}`, offsets in characters of
+/// `output`.
+///
+/// # Safety
+/// `source` and `output` are NUL-terminated strings; `out` is writable.
+#[no_mangle]
+pub unsafe extern "C" fn medgen_check(
+    source: *const c_char,
+    output: *const c_char,
+    out: *mut *mut medgen_string,
+) -> medgen_status {
+    ffi_boundary(|| {
+        let source = unsafe { str_arg(source, "source") }?;
+        let output = unsafe { str_arg(output, "output") }?;
+        check_out(out)?;
+        let findings = engine::pipeline::check_draft(source, output);
+        give_string(out, json(&serde_json::json!({ "findings": findings }))?);
+        Ok(())
+    })
+}
+
+/// Precision, recall and F-measure.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct medgen_score {
+    pub precision: f64,
+    pub recall: f64,
+    pub fmeasure: f64,
+}
+
+/// ROUGE-1, ROUGE-2, ROUGE-L and ROUGE-Lsum, as the Python package rouge-score 0.1.2 computes them.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct medgen_rouge_scores {
+    pub rouge1: medgen_score,
+    pub rouge2: medgen_score,
+    pub rouge_l: medgen_score,
+    pub rouge_lsum: medgen_score,
+}
+
+/// BLEU as sacrebleu 2.6 computes it (13a tokenizer, exp smoothing), 0..100.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct medgen_bleu {
+    pub score: f64,
+    /// Matching n-grams, n = 1..4.
+    pub counts: [u64; 4],
+    /// Candidate n-grams, n = 1..4.
+    pub totals: [u64; 4],
+    /// n-gram precisions in percent.
+    pub precisions: [f64; 4],
+    /// Brevity penalty.
+    pub bp: f64,
+    pub sys_len: u64,
+    pub ref_len: u64,
+}
+
+impl From<metrics::Score> for medgen_score {
+    fn from(s: metrics::Score) -> Self {
+        medgen_score { precision: s.precision, recall: s.recall, fmeasure: s.fmeasure }
+    }
+}
+
+impl From<metrics::Bleu> for medgen_bleu {
+    fn from(b: metrics::Bleu) -> Self {
+        medgen_bleu {
+            score: b.score,
+            counts: b.counts,
+            totals: b.totals,
+            precisions: b.precisions,
+            bp: b.bp,
+            sys_len: b.sys_len,
+            ref_len: b.ref_len,
+        }
+    }
+}
+
+/// ROUGE of `prediction` against `reference`, with Porter stemming if `use_stemmer`.
+///
+/// # Safety
+/// `prediction` and `reference` are NUL-terminated strings; `out` is writable.
+#[no_mangle]
+pub unsafe extern "C" fn medgen_rouge(
+    prediction: *const c_char,
+    reference: *const c_char,
+    use_stemmer: bool,
+    out: *mut medgen_rouge_scores,
+) -> medgen_status {
+    ffi_boundary(|| {
+        let prediction = unsafe { str_arg(prediction, "prediction") }?;
+        let reference = unsafe { str_arg(reference, "reference") }?;
+        check_out(out)?;
+        let r = metrics::rouge(prediction, reference, use_stemmer);
+        let scores = medgen_rouge_scores {
+            rouge1: r.rouge1.into(),
+            rouge2: r.rouge2.into(),
+            rouge_l: r.rouge_l.into(),
+            rouge_lsum: r.rouge_lsum.into(),
+        };
+        unsafe { write_out(out, scores) };
+        Ok(())
+    })
+}
+
+/// Sentence BLEU of `prediction` against `reference`.
+///
+/// # Safety
+/// `prediction` and `reference` are NUL-terminated strings; `out` is writable.
+#[no_mangle]
+pub unsafe extern "C" fn medgen_sentence_bleu(
+    prediction: *const c_char,
+    reference: *const c_char,
+    out: *mut medgen_bleu,
+) -> medgen_status {
+    ffi_boundary(|| {
+        let prediction = unsafe { str_arg(prediction, "prediction") }?;
+        let reference = unsafe { str_arg(reference, "reference") }?;
+        check_out(out)?;
+        unsafe { write_out(out, metrics::sentence_bleu(prediction, reference).into()) };
+        Ok(())
+    })
+}
+
+/// Corpus BLEU of `n` predictions against `n` references (one reference each).
+///
+/// # Safety
+/// `predictions` and `references` are readable for `n` NUL-terminated strings; `out` is writable.
+#[no_mangle]
+pub unsafe extern "C" fn medgen_corpus_bleu(
+    predictions: *const *const c_char,
+    references: *const *const c_char,
+    n: usize,
+    out: *mut medgen_bleu,
+) -> medgen_status {
+    ffi_boundary(|| {
+        let predictions = unsafe { str_array(predictions, n, "predictions") }?;
+        let references = unsafe { str_array(references, n, "references") }?;
+        check_out(out)?;
+        unsafe { write_out(out, metrics::corpus_bleu(&predictions, &references)?.into()) };
+        Ok(())
+    })
+}
+
+unsafe fn str_array<'a>(items: *const *const c_char, n: usize, name: &str) -> FfiResult<Vec<&'a str>> {
+    if items.is_null() {
+        return Err(null(name));
+    }
+    if n == 0 {
+        return Err(Failure(MEDGEN_ERR_INVALID_ARGUMENT, "`n` is 0: nothing to score".into()));
+    }
+    unsafe { std::slice::from_raw_parts(items, n) }.iter().map(|&s| unsafe { str_arg(s, name) }).collect()
+}
+
+/// `medgen_task_params.deid`: placeholders (`[NAME_1]`), reversible.
+pub const MEDGEN_TASK_DEID_PLACEHOLDER: i32 = 0;
+/// `medgen_task_params.deid`: `[CATEGORY]`.
+pub const MEDGEN_TASK_DEID_REDACT: i32 = 1;
+/// `medgen_task_params.deid`: the model sees the note as it is.
+pub const MEDGEN_TASK_DEID_NONE: i32 = 2;
+
+/// How to run a clinical task. Start from `medgen_task_params_default()`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct medgen_task_params {
+    /// One of MEDGEN_TASK_DEID_* (default: MEDGEN_TASK_DEID_PLACEHOLDER).
+    pub deid: i32,
+    /// Put the original identifiers back into the draft (default: false).
+    pub reidentify: bool,
+}
+
+/// The default task parameters: placeholders, not re-identified.
+#[no_mangle]
+pub extern "C" fn medgen_task_params_default() -> medgen_task_params {
+    medgen_task_params { deid: MEDGEN_TASK_DEID_PLACEHOLDER, reidentify: false }
+}
+
+/// The name of task number `i` ("discharge_summary", ...), or NULL past the last one. Static.
+#[no_mangle]
+pub extern "C" fn medgen_task_name(i: usize) -> *const c_char {
+    guard(std::ptr::null(), || {
+        static NAMES: std::sync::OnceLock<Vec<std::ffi::CString>> = std::sync::OnceLock::new();
+        let names = NAMES.get_or_init(|| {
+            engine::tasks::all().iter().filter_map(|t| std::ffi::CString::new(t.name).ok()).collect()
+        });
+        names.get(i).map_or(std::ptr::null(), |n| n.as_ptr())
+    })
+}
+
+/// Runs the clinical pipeline: de-identify `note`, prompt the model with task `task`,
+/// generate, re-identify if asked, check, audit. On success `*out` holds JSON: `{"text",
+/// "sections", "missing_sections", "findings", "notice", "audit", "mapping"}`; "mapping"
+/// (placeholder → original) is PHI for the caller only, the audit record holds none.
+///
+/// # Safety
+/// `model` is a live model; `task` and `note` NUL-terminated strings; the parameter
+/// pointers point to parameters; `out` is writable.
+#[no_mangle]
+pub unsafe extern "C" fn medgen_run_task(
+    model: *const medgen_model,
+    task: *const c_char,
+    note: *const c_char,
+    task_params: *const medgen_task_params,
+    params: *const medgen_generation_params,
+    out: *mut *mut medgen_string,
+) -> medgen_status {
+    ffi_boundary(|| {
+        let model = &unsafe { arg(model, "model") }?.model;
+        let task = engine::tasks::get(unsafe { str_arg(task, "task") }?)?;
+        let note = unsafe { str_arg(note, "note") }?;
+        let tp = unsafe { arg(task_params, "task_params") }?;
+        let generation = unsafe { arg(params, "params")?.to_config() }?;
+        check_out(out)?;
+        let deid = match tp.deid {
+            MEDGEN_TASK_DEID_PLACEHOLDER => DeidMode::Placeholder,
+            MEDGEN_TASK_DEID_REDACT => DeidMode::Redact,
+            MEDGEN_TASK_DEID_NONE => DeidMode::None,
+            d => return Err(Failure(MEDGEN_ERR_INVALID_ARGUMENT, format!("deid {d} is not a MEDGEN_TASK_DEID_* value"))),
+        };
+        let opts = TaskOptions { deid, reidentify: tp.reidentify, generation };
+        let result = engine::run_task(model, task, note, &opts, |_| std::ops::ControlFlow::Continue(()))?;
+        let mut value = serde_json::to_value(&result).map_err(|e| Failure(MEDGEN_ERR_INTERNAL, format!("JSON: {e}")))?;
+        value["mapping"] = serde_json::json!(result.mapping);
+        give_string(out, json(&value)?);
+        Ok(())
+    })
+}

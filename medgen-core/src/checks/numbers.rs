@@ -1,0 +1,591 @@
+//! Numbers with units: every one in the draft must occur in the source.
+//!
+//! A quantity is a number, a range ("5-10 mg", "5 to 10 mg") or a ratio ("120/80 mmHg",
+//! "150 over 90"), followed by a unit ("81mg", "2.5 ng/mL", "38.5 °C", "88 次/分", "45%") or
+//! preceded by a vital-sign label that implies one ("BP 120/80", "HR 88"). Values compare as numbers
+//! ("2.50" = "2.5", "1,000" = "1000"), units by canonical name (mcg = µg = μg = 微克,
+//! mL = ml = cc) and, for plain mass, volume, length and time, by scale (1 g = 1000 mg,
+//! 1 week = 7 days). A number that the source writes without a unit supports the draft's
+//! number with a lab or vital-sign unit ("troponin 0.04" supports "troponin 0.04 ng/mL"),
+//! but not a dose or a duration, and the source may spell small numbers as words
+//! ("two weeks", "两周"). Dates and times are not quantities.
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use regex::Regex;
+
+use super::text::{finding, fold};
+use super::{Finding, FindingKind};
+
+/// Unit spellings (lowercase; a space stands for optional whitespace), the canonical name, and
+/// for units that convert, the base unit and the factor to it ("" and 1: no conversion).
+const UNITS: &[(&[&str], &str, &str, f64)] = &[
+    (&["mg", "mgs", "milligram", "milligrams", "毫克"], "mg", "mg", 1.0),
+    (&["g", "gm", "gms", "gram", "grams", "克"], "g", "mg", 1e3),
+    (&["mcg", "µg", "ug", "microgram", "micrograms", "微克"], "µg", "mg", 1e-3),
+    (&["ng", "nanogram", "nanograms", "纳克"], "ng", "mg", 1e-6),
+    (&["pg", "皮克"], "pg", "mg", 1e-9),
+    (&["kg", "kgs", "kilogram", "kilograms", "公斤", "千克"], "kg", "mg", 1e6),
+    (&["ml", "mls", "millilitre", "milliliter", "millilitres", "milliliters", "cc", "毫升"], "ml", "ml", 1.0),
+    (&["l", "litre", "liter", "litres", "liters", "升"], "l", "ml", 1e3),
+    (&["dl", "decilitre", "deciliter", "分升"], "dl", "ml", 1e2),
+    (&["µl", "ul", "microlitre", "microliter", "微升"], "µl", "ml", 1e-3),
+    (&["mm", "millimetre", "millimeter", "millimetres", "millimeters", "毫米"], "mm", "mm", 1.0),
+    (&["cm", "centimetre", "centimeter", "centimetres", "centimeters", "厘米"], "cm", "mm", 10.0),
+    (&["min", "mins", "minute", "minutes", "分钟"], "min", "min", 1.0),
+    (&["h", "hr", "hrs", "hour", "hours", "小时"], "h", "min", 60.0),
+    (&["d", "day", "days", "天", "日"], "day", "min", 1440.0),
+    (&["wk", "wks", "week", "weeks", "周", "星期"], "week", "min", 10080.0),
+    (&["mo", "mos", "month", "months", "月", "个月"], "month", "", 1.0),
+    (
+        &["yr", "yrs", "year", "years", "y/o", "y.o.", "yo", "year old", "years old", "year-old", "岁", "年"],
+        "year",
+        "",
+        1.0,
+    ),
+    (&["mmol", "millimole", "millimoles", "毫摩尔"], "mmol", "", 1.0),
+    (&["µmol", "umol", "微摩尔"], "µmol", "", 1.0),
+    (&["nmol"], "nmol", "", 1.0),
+    (&["mol", "摩尔"], "mol", "", 1.0),
+    (&["meq", "milliequivalent", "milliequivalents"], "meq", "", 1.0),
+    (&["iu", "u", "unit", "units", "international unit", "international units", "单位", "国际单位"], "u", "", 1.0),
+    (&["miu", "mu"], "mu", "", 1.0),
+    (&["mmhg", "mm hg", "mm of mercury", "millimeters of mercury", "毫米汞柱"], "mmhg", "", 1.0),
+    (&["cmh2o", "cm h2o"], "cmh2o", "", 1.0),
+    (&["kpa", "千帕"], "kpa", "", 1.0),
+    (
+        &["°c", "℃", "c", "deg c", "degc", "degree c", "degrees c", "degrees celsius", "celsius", "摄氏度", "度"],
+        "°c",
+        "",
+        1.0,
+    ),
+    (&["°f", "℉", "f", "deg f", "degf", "degree f", "degrees f", "degrees fahrenheit", "fahrenheit"], "°f", "", 1.0),
+    (&["degree", "degrees"], "°", "", 1.0),
+    (&["%", "percent", "per cent", "pct"], "%", "", 1.0),
+    (&["lb", "lbs", "pound", "pounds", "磅"], "lb", "", 1.0),
+    (&["ft", "feet", "foot"], "ft", "", 1.0),
+    (&["inch", "inches"], "inch", "", 1.0),
+    (&["bpm", "beats/min", "次/分", "次/分钟"], "/min", "", 1.0),
+    (&["beats", "breaths", "cells", "dose", "doses", "次"], "", "", 1.0),
+    (&["m2", "m²"], "m2", "", 1.0),
+    (&["mm3", "mm³"], "mm3", "", 1.0),
+    (&["hpf"], "hpf", "", 1.0),
+    (&["mosm"], "mosm", "", 1.0),
+    (&["tab", "tabs", "tablet", "tablets", "片"], "tab", "", 1.0),
+    (&["cap", "caps", "capsule", "capsules", "粒"], "cap", "", 1.0),
+    (&["puff", "puffs", "喷"], "puff", "", 1.0),
+    (&["drop", "drops", "gtt", "gtts", "滴"], "drop", "", 1.0),
+    (&["支"], "支", "", 1.0),
+    (&["袋"], "袋", "", 1.0),
+    (&["分"], "分", "", 1.0),
+];
+
+/// Spellings that are a temperature unit only after a number in a plausible range, and which
+/// one: a bare "C" after 120 is not Celsius, "3度" is a degree of heart block, "85 F" an age
+/// and sex; "38.5 degrees" is Celsius and "101 degrees" Fahrenheit.
+const GUARDED: &[(&str, f64, f64, &str)] = &[
+    ("c", 30.0, 45.0, "°c"),
+    ("f", 90.0, 110.0, "°f"),
+    ("度", 30.0, 45.0, "°c"),
+    ("degree", 30.0, 45.0, "°c"),
+    ("degrees", 30.0, 45.0, "°c"),
+    ("degree", 90.0, 110.0, "°f"),
+    ("degrees", 90.0, 110.0, "°f"),
+];
+
+/// Spellings that are units only inside a compound ("beats/min", "每日3次" is not a quantity).
+const ONLY_IN_COMPOUND: &[&str] = &["beats", "breaths", "cells", "dose", "doses", "次"];
+
+/// A unit as compared: quantities agree when their `base`s agree and their values times
+/// `scale` agree.
+#[derive(Debug, Clone, PartialEq)]
+struct Unit {
+    /// Canonical name, e.g. "µg", "mg/dl", "10^9/l".
+    name: String,
+    /// Base unit for conversions (the name itself when it does not convert).
+    base: String,
+    scale: f64,
+}
+
+/// A number, range or ratio with its unit, at byte offsets of a folded text.
+#[derive(Debug, Clone)]
+struct Quantity {
+    start: usize,
+    end: usize,
+    values: Vec<f64>,
+    ratio: bool,
+    unit: Option<Unit>,
+}
+
+fn spelling_table() -> &'static HashMap<String, usize> {
+    static TABLE: OnceLock<HashMap<String, usize>> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        let mut table = HashMap::new();
+        for (i, (spellings, ..)) in UNITS.iter().enumerate() {
+            for s in *spellings {
+                table.insert(s.replace(' ', ""), i);
+            }
+        }
+        table
+    })
+}
+
+/// The canonical unit of a unit as written, e.g. "mcg/kg/min" -> "µg/kg/min".
+fn canonical_unit(written: &str) -> Unit {
+    static PER: OnceLock<Option<Regex>> = OnceLock::new();
+    static POWER: OnceLock<Option<Regex>> = OnceLock::new();
+    let lower = written.to_lowercase();
+    let lower = match PER.get_or_init(|| Regex::new(r"\s+per\s+").ok()) {
+        Some(per) => per.replace_all(&lower, "/").into_owned(),
+        None => lower,
+    };
+    let key: String = lower.chars().filter(|c| !c.is_whitespace()).collect();
+    let table = spelling_table();
+    let simple = |key: &str| {
+        let &i = table.get(key)?;
+        let (_, name, base, scale) = UNITS[i];
+        let base = if base.is_empty() { name } else { base };
+        Some(Unit { name: name.into(), base: base.into(), scale })
+    };
+    if let Some(unit) = simple(&key) {
+        return unit;
+    }
+    let mut pieces: Vec<&str> = key.split('/').collect();
+    // "100mg/次" and "1 tab/dose" are per dose: the same unit as "100mg" and "1 tab".
+    while pieces.len() > 1 && pieces.last().is_some_and(|p| table.get(*p).is_some_and(|&i| UNITS[i].1.is_empty())) {
+        pieces.pop();
+    }
+    if let [one] = pieces[..] {
+        if let Some(unit) = simple(one) {
+            return unit;
+        }
+    }
+    let power = POWER.get_or_init(|| Regex::new(r"^[x×*]?10(?:\^|\*\*|e)?([0-9⁰¹²³⁴⁵⁶⁷⁸⁹]+)$").ok());
+    let name = pieces
+        .iter()
+        .map(|&piece| match (table.get(piece), power.as_ref().and_then(|p| p.captures(piece))) {
+            (Some(&i), _) => UNITS[i].1.to_string(),
+            (None, Some(c)) => format!("10^{}", superscripts_to_digits(&c[1])),
+            (None, None) => piece.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("/");
+    Unit { base: name.clone(), name, scale: 1.0 }
+}
+
+fn superscripts_to_digits(s: &str) -> String {
+    const SUPERSCRIPTS: &str = "⁰¹²³⁴⁵⁶⁷⁸⁹";
+    s.chars()
+        .map(|c| match SUPERSCRIPTS.chars().position(|s| s == c) {
+            Some(d) => char::from(b'0' + d as u8),
+            None => c,
+        })
+        .collect()
+}
+
+/// The regex of a unit as written: one or more pieces joined by "/" or "per".
+fn unit_pattern() -> String {
+    let mut pieces: Vec<String> = UNITS
+        .iter()
+        .flat_map(|(spellings, ..)| spellings.iter())
+        // Bare C and F are units only in capitals ("38.5C"); see GUARDED for their range.
+        .filter(|s| **s != "c" && **s != "f")
+        .map(|s| regex::escape(s).replace(' ', r"[ \t]?"))
+        .collect();
+    pieces.sort_by_key(|p| std::cmp::Reverse(p.len()));
+    pieces.push(r"(?-i:C|F)".into());
+    let piece = format!(r"(?:[x×*][ \t]?10(?:\^|\*\*|e)[0-9]+|[x×*][ \t]?10[⁰¹²³⁴⁵⁶⁷⁸⁹]+|{})", pieces.join("|"));
+    format!(r"(?:/[ \t]?)?{piece}(?:(?:[ \t]?/[ \t]?|[ \t]+per[ \t]+){piece}){{0,2}}")
+}
+
+/// A number: thousands may be grouped by commas or by no-break and thin spaces ("50 000"),
+/// never by plain spaces ("2 500 mg tablets" is two numbers).
+const NUMBER: &str =
+    r"(?:[0-9]{1,3}(?:,[0-9]{3})+|[0-9]{1,3}(?:[\u{a0}\u{202f}\u{2009}][0-9]{3})+|[0-9]+)(?:\.[0-9]+)?|\.[0-9]+";
+
+fn quantity_regex() -> Option<&'static Regex> {
+    static RE: OnceLock<Option<Regex>> = OnceLock::new();
+    RE.get_or_init(|| {
+        let date = [
+            r"[0-9]{4}[-/.][0-9]{1,2}[-/.][0-9]{1,2}",
+            r"[0-9]{1,2}/[0-9]{1,2}/[0-9]{2,4}",
+            r"[0-9]{1,2}-[0-9]{1,2}-[0-9]{2,4}",
+            r"[0-9]{1,2}\.[0-9]{1,2}\.[0-9]{2,4}",
+            r"[0-9]{4}[ \t]?年(?:[ \t]?[0-9]{1,2}[ \t]?月(?:[ \t]?[0-9]{1,2}[ \t]?[日号])?)?",
+            r"[0-9]{1,2}[ \t]?月[ \t]?[0-9]{1,2}[ \t]?[日号]",
+            r"[0-9]{1,2}:[0-9]{2}(?::[0-9]{2})?",
+        ]
+        .join("|");
+        let pattern = format!(
+            r"(?i)(?P<date>{date})|(?P<n1>{NUMBER})(?:(?P<sep>[ \t]*(?:-|~|至|到)[ \t]*|[ \t]+to[ \t]+|[ \t]*/[ \t]*|[ \t]+over[ \t]+)(?P<n2>{NUMBER}))?(?:[ \t]*-?[ \t]*(?P<unit>{unit}))?",
+            unit = unit_pattern()
+        );
+        Regex::new(&pattern).ok()
+    })
+    .as_ref()
+}
+
+/// Small numbers written as words, with a unit (only the source is searched for these).
+fn word_number_regex() -> Option<&'static Regex> {
+    static RE: OnceLock<Option<Regex>> = OnceLock::new();
+    RE.get_or_init(|| {
+        let words = [&ONES[..], &TENS[..], &["a", "an", "half"]].concat().join("|");
+        let pattern = format!(
+            r"(?i)(?:\b(?P<en>{words})\b|(?P<zh>[零一二两三四五六七八九十百半]+))[ \t]*-?[ \t]*(?P<unit>{unit})",
+            unit = unit_pattern()
+        );
+        Regex::new(&pattern).ok()
+    })
+    .as_ref()
+}
+
+/// English number words: ONES[i] is i, TENS[i] is 10 * (i + 2).
+const ONES: [&str; 20] = [
+    "zero",
+    "one",
+    "two",
+    "three",
+    "four",
+    "five",
+    "six",
+    "seven",
+    "eight",
+    "nine",
+    "ten",
+    "eleven",
+    "twelve",
+    "thirteen",
+    "fourteen",
+    "fifteen",
+    "sixteen",
+    "seventeen",
+    "eighteen",
+    "nineteen",
+];
+const TENS: [&str; 8] = ["twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"];
+
+/// The value of an English number word ("two weeks", "an hour", "half a tablet").
+fn english_number(word: &str) -> Option<f64> {
+    let word = word.to_lowercase();
+    match word.as_str() {
+        "a" | "an" => Some(1.0),
+        "half" => Some(0.5),
+        w => ONES
+            .iter()
+            .position(|o| *o == w)
+            .map(|i| i as f64)
+            .or_else(|| TENS.iter().position(|t| *t == w).map(|i| (i as f64 + 2.0) * 10.0)),
+    }
+}
+
+/// A Chinese numeral up to the hundreds ("两" 2, "十二" 12, "一百二十" 120, "半" 0.5).
+fn chinese_number(s: &str) -> Option<f64> {
+    if s == "半" {
+        return Some(0.5);
+    }
+    let (mut total, mut current) = (0.0, None::<f64>);
+    for c in s.chars() {
+        match "零一二三四五六七八九".chars().position(|d| d == c) {
+            Some(d) => current = Some(d as f64),
+            None if c == '两' => current = Some(2.0),
+            None if c == '十' => total += current.take().unwrap_or(1.0) * 10.0,
+            None if c == '百' => total += current.take()? * 100.0,
+            None => return None,
+        }
+    }
+    Some(total + current.unwrap_or(0.0))
+}
+
+/// A number as written ("1,000", "2.50", ".5") as a value.
+pub(crate) fn parse_number(written: &str) -> Option<f64> {
+    written.replace([',', '\u{a0}', '\u{202f}', '\u{2009}'], "").parse().ok()
+}
+
+/// The unit that a vital-sign label just before a number implies ("BP 120/80", "HR: 88").
+fn implied_unit(text: &str, start: usize, value: f64) -> Option<Unit> {
+    static RE: OnceLock<Option<Regex>> = OnceLock::new();
+    let re = RE
+        .get_or_init(|| {
+            Regex::new(
+                r"(?x)
+                (?: (?P<bp> \b(?i:bp|b/p|nibp|sbp|dbp|blood\ pressure) | 血压 )
+                  | (?P<rate> \b(?i:hr|heart\ rate|pulse(?:\ rate)?|rr|resp(?:iratory)?\ rate|resps?) | \b[PR] | 心率 | 脉搏 | 脉率 )
+                  | (?P<temp> \b(?i:temp(?:erature)?|tmax) | \bT | 体温 )
+                  | (?P<sat> \b(?i:spo2|sao2|o2\ sat(?:uration)?|sats?|saturation) | 血氧饱和度 )
+                ) [\ \t]* (?: [:=] | \b(?i:of|was|is|at)\b )? [\ \t]* $",
+            )
+            .ok()
+        })
+        .as_ref()?;
+    let mut from = start.saturating_sub(32);
+    while !text.is_char_boundary(from) {
+        from += 1;
+    }
+    let caps = re.captures(&text[from..start])?;
+    let name = if caps.name("bp").is_some() {
+        "mmhg"
+    } else if caps.name("rate").is_some() {
+        "/min"
+    } else if caps.name("sat").is_some() {
+        "%"
+    } else if (30.0..=45.0).contains(&value) {
+        "°c"
+    } else if (90.0..=110.0).contains(&value) {
+        "°f"
+    } else {
+        return None;
+    };
+    Some(Unit { name: name.into(), base: name.into(), scale: 1.0 })
+}
+
+/// The quantities of a folded text. With `bare`, numbers without a unit come too (unit
+/// `None`), except list numbering; with `words`, numbers spelled as words.
+fn quantities(text: &str, bare: bool, words: bool) -> Vec<Quantity> {
+    let mut out = Vec::new();
+    let Some(re) = quantity_regex() else { return out };
+    for caps in re.captures_iter(text) {
+        let (Some(n1), None) = (caps.name("n1"), caps.name("date")) else { continue };
+        if !number_starts_word(text, n1.start()) {
+            continue;
+        }
+        let mut values = vec![parse_number(n1.as_str())];
+        if let Some(n2) = caps.name("n2") {
+            values.push(parse_number(n2.as_str()));
+        }
+        let Some(values) = values.into_iter().collect::<Option<Vec<f64>>>() else { continue };
+        // "120/80" and the spoken "120 over 80" are ratios; "5-10" and "5 to 10" are ranges.
+        let ratio = caps.name("sep").is_some_and(|s| matches!(s.as_str().trim(), "/" | "over"));
+        let mut end = caps.get(0).map_or(n1.end(), |m| m.end());
+        let mut unit = caps.name("unit").and_then(|u| accept_unit(text, u.start(), u.end(), values[0]));
+        if unit.is_none() {
+            end = caps.name("n2").unwrap_or(n1).end();
+            unit = implied_unit(text, n1.start(), values[0]);
+        }
+        if unit.is_none() && (!bare || is_list_number(text, n1.start(), end)) {
+            continue;
+        }
+        // The span takes in the "q" of "q6h" and the "x" of "x3 days".
+        let start = match text[..n1.start()].chars().next_back() {
+            Some(c @ ('q' | 'Q' | 'x' | 'X')) => n1.start() - c.len_utf8(),
+            _ => n1.start(),
+        };
+        out.push(Quantity { start, end, values, ratio, unit });
+    }
+    if words {
+        if let Some(re) = word_number_regex() {
+            for caps in re.captures_iter(text) {
+                let value = match (caps.name("en"), caps.name("zh")) {
+                    (Some(w), _) => english_number(w.as_str()),
+                    (None, Some(z)) => chinese_number(z.as_str()),
+                    _ => None,
+                };
+                let (Some(value), Some(all), Some(u)) = (value, caps.get(0), caps.name("unit")) else { continue };
+                if let Some(unit) = accept_unit(text, u.start(), u.end(), value) {
+                    out.push(Quantity {
+                        start: all.start(),
+                        end: all.end(),
+                        values: vec![value],
+                        ratio: false,
+                        unit: Some(unit),
+                    });
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Whether a number at `start` begins a token: "A1c", "SpO2", "T2DM" and "10^9" hold digits
+/// that are not quantities, while "q6h" and "x3 days" are.
+fn number_starts_word(text: &str, start: usize) -> bool {
+    let mut before = text[..start].chars().rev();
+    match before.next() {
+        Some(c) if c.is_ascii_alphanumeric() || matches!(c, '.' | '^' | '_' | ',') => {
+            matches!(c, 'q' | 'Q' | 'x' | 'X') && !before.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        }
+        _ => true,
+    }
+}
+
+/// The unit at `start..end` of `text`, unless it runs on into a word ("5 hepatic") or is a
+/// guarded spelling out of its range.
+fn accept_unit(text: &str, start: usize, end: usize, value: f64) -> Option<Unit> {
+    let written = &text[start..end];
+    // Only the end is checked: "81mg" starts right after its number.
+    let runs_on = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
+    if runs_on(written.chars().next_back()) && runs_on(text[end..].chars().next()) {
+        return None;
+    }
+    let key: String = written.to_lowercase().chars().filter(|c| !c.is_whitespace()).collect();
+    if ONLY_IN_COMPOUND.contains(&key.as_str()) {
+        return None;
+    }
+    if GUARDED.iter().any(|(s, ..)| *s == key) {
+        let (.., name) = GUARDED.iter().find(|(s, low, high, _)| *s == key && (*low..=*high).contains(&value))?;
+        return Some(Unit { name: name.to_string(), base: name.to_string(), scale: 1.0 });
+    }
+    Some(canonical_unit(written))
+}
+
+/// "1." or "2)" at the start of a line: list numbering, not a quantity.
+fn is_list_number(text: &str, start: usize, end: usize) -> bool {
+    let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
+    text[line_start..start].trim().is_empty() && text[end..].starts_with(['.', ')', '、'])
+}
+
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0)
+}
+
+/// Units of doses, amounts and durations: a number that the source writes without a unit
+/// ("stage 3", "2+ edema", "aspirin 81") does not support them, while it does support lab and
+/// vital-sign units, which notes often leave out ("Cr 1.8", "HR 102").
+const NEED_UNIT_IN_SOURCE: &[&str] = &[
+    "mg", "ml", "min", "month", "year", "u", "mu", "mmol", "µmol", "nmol", "mol", "meq", "tab", "cap", "puff", "drop",
+    "支", "袋",
+];
+
+/// Whether source quantity `s` supports value `v` of an output quantity with unit `unit`.
+fn supports_value(s: &Quantity, v: f64, unit: &Unit) -> bool {
+    match &s.unit {
+        None if NEED_UNIT_IN_SOURCE.contains(&unit.base.as_str()) && unit.name != "kg" => false,
+        None => s.values.iter().any(|&sv| close(sv, v)),
+        Some(su) => su.base == unit.base && s.values.iter().any(|&sv| close(sv * su.scale, v * unit.scale)),
+    }
+}
+
+fn supported(sources: &[Quantity], q: &Quantity, unit: &Unit) -> bool {
+    if q.ratio {
+        sources.iter().any(|s| {
+            s.ratio
+                && s.values.len() == q.values.len()
+                && q.values.iter().zip(&s.values).all(|(&v, &sv)| {
+                    let one = Quantity { values: vec![sv], ratio: false, ..s.clone() };
+                    supports_value(&one, v, unit)
+                })
+        })
+    } else {
+        q.values.iter().all(|&v| sources.iter().any(|s| supports_value(s, v, unit)))
+    }
+}
+
+/// Unsupported numbers with units in `output`.
+pub fn check(source: &str, output: &str) -> Vec<Finding> {
+    let (source, folded) = (fold(source), fold(output));
+    let sources = quantities(&source, true, true);
+    let mut findings = Vec::new();
+    for q in quantities(&folded, false, false) {
+        let Some(unit) = &q.unit else { continue };
+        if supported(&sources, &q, unit) {
+            continue;
+        }
+        let written = folded[q.start..q.end].trim();
+        let mut detail = format!("{written} does not occur in the source");
+        let elsewhere = sources.iter().find(|s| {
+            s.unit.is_some()
+                && s.values.len() == q.values.len()
+                && q.values.iter().zip(&s.values).all(|(&v, &sv)| close(sv, v))
+        });
+        if let Some(s) = elsewhere {
+            detail.push_str(&format!(" (the source has {})", source[s.start..s.end].trim()));
+        }
+        findings.push(finding(FindingKind::UnsupportedNumber, output, &folded, q.start, q.end, detail));
+    }
+    findings
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flagged(source: &str, output: &str) -> Vec<String> {
+        check(source, output).into_iter().map(|f| f.text).collect()
+    }
+
+    #[test]
+    fn spacing_case_and_unit_synonyms_are_normalized() {
+        let source = "aspirin 81mg, B12 100 mcg, 5 mL, T 38.5 ℃, K 4.0 mmol/L";
+        let output = "aspirin 81 MG, B12 100 μg, 5 ml, 38.5°C, 38.5 C, 4 mmol/l";
+        assert!(flagged(source, output).is_empty(), "{:?}", check(source, output));
+    }
+
+    #[test]
+    fn trailing_zeros_thousands_and_scales_are_normalized() {
+        let source = "troponin 2.50 ng/mL; 1,000 mg; 1 week";
+        assert!(flagged(source, "troponin 2.5 ng/mL; 1000 mg; 1 g; 7 days").is_empty());
+    }
+
+    #[test]
+    fn a_changed_value_or_unit_is_flagged_with_its_span() {
+        let findings = check("metoprolol 25 mg", "metoprolol 50 mg, then 25 mcg");
+        let texts: Vec<_> = findings.iter().map(|f| (f.text.as_str(), f.start, f.end)).collect();
+        assert_eq!(texts, [("50 mg", 11, 16), ("25 mcg", 23, 29)]);
+        assert!(findings[1].detail.contains("the source has 25 mg"), "{}", findings[1].detail);
+    }
+
+    #[test]
+    fn blood_pressure_must_match_as_a_pair() {
+        assert!(flagged("BP 120/80", "BP 120/80 mmHg, HR 88 bpm").contains(&"88 bpm".to_string()));
+        assert_eq!(flagged("BP 120/80 mmHg", "BP 80/120 mmHg"), ["80/120 mmHg"]);
+        assert!(flagged("血压120/80mmHg，心率88次/分", "血压 120/80 mmHg，心率 88 bpm").is_empty());
+    }
+
+    #[test]
+    fn dates_years_and_list_numbers_are_not_quantities() {
+        let source = "Admitted 2023-05-12.";
+        let output = "1. Admitted on 05/12/2023 at 10:30.\n2. Seen in 2019. 2023年5月12日出院。";
+        assert!(flagged(source, output).is_empty());
+    }
+
+    #[test]
+    fn a_list_number_in_the_source_does_not_support_a_dose() {
+        assert_eq!(flagged("1. Aspirin\n2. Rest", "aspirin 2 mg"), ["2 mg"]);
+    }
+
+    #[test]
+    fn labels_like_a1c_and_spo2_do_not_make_numbers() {
+        assert!(flagged("HbA1c 7.2%, SpO2 95%", "HbA1c 7.2 %, SpO2 95 percent").is_empty());
+        assert_eq!(flagged("HbA1c 7.2%", "HbA1c 8.1%"), ["8.1%"]);
+    }
+
+    #[test]
+    fn numbers_in_words_in_the_source_support_digits() {
+        assert!(flagged("follow up in two weeks; 疗程两周", "follow up in 2 weeks; 疗程2周").is_empty());
+        assert!(flagged("for an hour, then forty minutes", "for 1 hour, then 40 min").is_empty());
+        assert_eq!(english_number("Seventy"), Some(70.0));
+    }
+
+    #[test]
+    fn ranges_and_ratios_of_powers_are_quantities() {
+        assert!(flagged("5 to 10 mg; WBC 12.5 x10^9/L", "5-10 mg; WBC 12.5×10⁹/L").is_empty());
+        assert_eq!(flagged("5 to 10 mg", "5-20 mg"), ["5-20 mg"]);
+    }
+
+    #[test]
+    fn per_dose_units_and_spaced_thousands_are_normalized() {
+        assert!(
+            flagged("阿司匹林100mg/次; vitamin D 50\u{a0}000 IU", "阿司匹林 100 mg; vitamin D 50,000 IU").is_empty()
+        );
+        assert_eq!(canonical_unit("mg/次").name, "mg");
+        assert_eq!(canonical_unit("g/次"), canonical_unit("g"));
+    }
+
+    #[test]
+    fn chinese_numerals_parse() {
+        assert_eq!(chinese_number("两"), Some(2.0));
+        assert_eq!(chinese_number("十二"), Some(12.0));
+        assert_eq!(chinese_number("二十"), Some(20.0));
+        assert_eq!(chinese_number("一百二十"), Some(120.0));
+        assert_eq!(chinese_number("一般"), None);
+    }
+
+    #[test]
+    fn canonical_units_join_compound_pieces() {
+        assert_eq!(canonical_unit("mcg/kg/min").name, "µg/kg/min");
+        assert_eq!(canonical_unit("mg per day").name, "mg/day");
+        assert_eq!(canonical_unit("beats per minute").name, "/min");
+        assert_eq!(canonical_unit("毫摩尔/升").name, "mmol/l");
+        assert_eq!(canonical_unit("x10^9/L").name, "10^9/l");
+    }
+}

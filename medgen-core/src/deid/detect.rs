@@ -1,0 +1,116 @@
+//! Runs every detector over a text and resolves their overlapping answers.
+
+use std::collections::BTreeMap;
+
+use super::{dates, names, patterns, places, Category, Entity};
+
+/// A candidate identifier in byte offsets (entities carry character offsets).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Span {
+    pub cat: Category,
+    pub start: usize,
+    pub end: usize,
+    pub conf: f32,
+}
+
+impl Span {
+    pub(crate) fn new(cat: Category, start: usize, end: usize, conf: f32) -> Span {
+        Span { cat, start, end, conf }
+    }
+}
+
+/// All identifiers in `text`, sorted and non-overlapping, in byte offsets.
+pub(crate) fn spans(text: &str) -> Vec<Span> {
+    if text.is_empty() {
+        return Vec::new();
+    }
+    let mut found = Vec::new();
+    patterns::find(text, &mut found);
+    places::find(text, &mut found);
+    dates::find(text, &mut found);
+    // Names come last: they skip words already taken (an e-mail's user name, a street's name)
+    // and spread the names found to their other mentions.
+    names::find(text, &mut found);
+    resolve(found)
+}
+
+/// Merges overlapping spans of one category into their union, then settles overlaps between
+/// categories in favour of the more confident span (then the longer, then the earlier).
+pub(crate) fn resolve(mut found: Vec<Span>) -> Vec<Span> {
+    found.retain(|s| s.start < s.end);
+    found.sort_by_key(|s| (s.cat, s.start, s.end));
+    let mut merged: Vec<Span> = Vec::with_capacity(found.len());
+    for s in found {
+        match merged.last_mut() {
+            Some(last) if last.cat == s.cat && s.start < last.end => {
+                last.end = last.end.max(s.end);
+                last.conf = last.conf.max(s.conf);
+            }
+            _ => merged.push(s),
+        }
+    }
+    merged.sort_by(|a, b| {
+        b.conf
+            .total_cmp(&a.conf)
+            .then((b.end - b.start).cmp(&(a.end - a.start)))
+            .then(a.start.cmp(&b.start))
+    });
+    // Accepted spans by start: one look at the neighbours on each side finds a clash.
+    let mut kept: BTreeMap<usize, Span> = BTreeMap::new();
+    for s in merged {
+        let clash_before = kept.range(..=s.start).next_back().is_some_and(|(_, k)| k.end > s.start);
+        let clash_after = kept.range(s.start..).next().is_some_and(|(_, k)| k.start < s.end);
+        if !clash_before && !clash_after {
+            kept.insert(s.start, s);
+        }
+    }
+    kept.into_values().collect()
+}
+
+/// Converts byte spans to entities with character offsets, in one pass over the text.
+pub(crate) fn to_entities(text: &str, spans: &[Span]) -> Vec<Entity> {
+    let mut out = Vec::with_capacity(spans.len());
+    let (mut byte, mut chars) = (0usize, 0usize);
+    let mut advance = |to: usize| {
+        chars += text.get(byte..to).map_or(0, |s| s.chars().count());
+        byte = to;
+        chars
+    };
+    for s in spans {
+        let start = advance(s.start);
+        let end = advance(s.end);
+        out.push(Entity {
+            category: s.cat,
+            start,
+            end,
+            text: text.get(s.start..s.end).unwrap_or_default().to_string(),
+            confidence: s.conf,
+        });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overlapping_spans_of_one_category_merge_and_the_surer_category_wins() {
+        let found = vec![
+            Span::new(Category::Name, 0, 4, 0.8),
+            Span::new(Category::Name, 2, 9, 0.9),
+            Span::new(Category::Location, 5, 12, 0.7),
+            Span::new(Category::Date, 20, 25, 0.9),
+        ];
+        let kept = resolve(found);
+        assert_eq!(kept, vec![Span::new(Category::Name, 0, 9, 0.9), Span::new(Category::Date, 20, 25, 0.9)]);
+    }
+
+    #[test]
+    fn entity_offsets_count_characters_not_bytes() {
+        let text = "患者李建国，电话";
+        let spans = [Span::new(Category::Name, "患者".len(), "患者李建国".len(), 0.9)];
+        let e = &to_entities(text, &spans)[0];
+        assert_eq!((e.start, e.end, e.text.as_str()), (2, 5, "李建国"));
+    }
+}

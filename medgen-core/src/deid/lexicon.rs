@@ -1,0 +1,116 @@
+//! Word lists (in `data/`, one or more entries a line, `#` starts a comment line) and the
+//! regex helper shared by the detectors.
+
+use std::collections::HashSet;
+use std::sync::LazyLock;
+
+use regex::Regex;
+
+/// Compiles a pattern in which `\b` means an ASCII word boundary. Unicode `\b` would make the
+/// regex crate leave its DFA for a much slower engine on non-ASCII text (all Chinese notes);
+/// the ASCII boundary also treats a digit next to a Han character as a boundary, which we want.
+/// Patterns are constants checked by the `all_patterns_compile` tests, so None never happens.
+pub(crate) fn compile(pattern: &str) -> Option<Regex> {
+    Regex::new(&pattern.replace(r"\b", r"(?-u:\b)")).ok()
+}
+
+/// Declares `static NAME: LazyLock<Option<Regex>>` compiled with [`compile`].
+macro_rules! regex {
+    ($name:ident = $pattern:expr) => {
+        static $name: std::sync::LazyLock<Option<regex::Regex>> =
+            std::sync::LazyLock::new(|| crate::deid::lexicon::compile(&$pattern));
+    };
+}
+pub(crate) use regex;
+
+/// A pattern declared with [`regex!`].
+pub(crate) type Pattern = LazyLock<Option<Regex>>;
+
+/// The matches of a declared pattern in `text`.
+pub(crate) fn matches<'t>(re: &'static Pattern, text: &'t str) -> impl Iterator<Item = regex::Match<'t>> + 't {
+    re.as_ref().into_iter().flat_map(move |r| r.find_iter(text))
+}
+
+/// The captures of a declared pattern in `text`.
+pub(crate) fn captures<'t>(re: &'static Pattern, text: &'t str) -> impl Iterator<Item = regex::Captures<'t>> + 't {
+    re.as_ref().into_iter().flat_map(move |r| r.captures_iter(text))
+}
+
+fn words(data: &'static str) -> impl Iterator<Item = &'static str> {
+    data.lines().filter(|l| !l.trim_start().starts_with('#')).flat_map(str::split_whitespace)
+}
+
+fn lower_set(data: &'static str) -> HashSet<String> {
+    words(data).map(str::to_lowercase).collect()
+}
+
+/// English given names, lower case.
+pub(crate) static FIRST_NAMES: LazyLock<HashSet<String>> =
+    LazyLock::new(|| lower_set(include_str!("data/en_first_names.txt")));
+/// English family names, lower case.
+pub(crate) static SURNAMES: LazyLock<HashSet<String>> =
+    LazyLock::new(|| lower_set(include_str!("data/en_surnames.txt")));
+/// Capitalised words that are never part of a name, lower case.
+pub(crate) static NOT_NAMES: LazyLock<HashSet<String>> =
+    LazyLock::new(|| lower_set(include_str!("data/en_not_names.txt")));
+/// Words that are names only with a strong cue (common words, eponyms, towns), lower case.
+pub(crate) static AMBIGUOUS: LazyLock<HashSet<String>> =
+    LazyLock::new(|| lower_set(include_str!("data/en_ambiguous.txt")));
+/// Cities and towns, lower case, spaces kept ("new york").
+pub(crate) static CITIES: LazyLock<HashSet<String>> = LazyLock::new(|| {
+    include_str!("data/en_places.txt")
+        .lines()
+        .skip_while(|l| !l.starts_with("# cities"))
+        .take_while(|l| !l.starts_with("# regions"))
+        .filter(|l| !l.starts_with('#'))
+        .flat_map(|l| l.split(','))
+        .map(|w| w.trim().to_lowercase())
+        .filter(|w| !w.is_empty())
+        .collect()
+});
+/// States, provinces, countries and regions: larger than a state, so not PHI; lower case.
+pub(crate) static REGIONS: LazyLock<HashSet<String>> = LazyLock::new(|| {
+    include_str!("data/en_places.txt")
+        .lines()
+        .skip_while(|l| !l.starts_with("# regions"))
+        .filter(|l| !l.starts_with('#'))
+        .flat_map(|l| l.split(','))
+        .map(|w| w.trim().to_lowercase())
+        .filter(|w| !w.is_empty())
+        .collect()
+});
+
+/// Chinese family names: single characters, then two-character ones.
+pub(crate) static ZH_SURNAMES: LazyLock<(HashSet<char>, HashSet<String>)> = LazyLock::new(|| {
+    let mut single = HashSet::new();
+    let mut double = HashSet::new();
+    for w in words(include_str!("data/zh_surnames.txt")) {
+        let mut chars = w.chars();
+        match (chars.next(), chars.next()) {
+            (Some(c), None) => {
+                single.insert(c);
+            }
+            (Some(_), Some(_)) => {
+                double.insert(w.to_string());
+            }
+            _ => {}
+        }
+    }
+    (single, double)
+});
+/// The hundred most common single-character family names (the list is in order of frequency):
+/// only these stand alone before a title (刘医生), where a rarer one is usually a word (检查医师).
+pub(crate) static ZH_COMMON_SURNAMES: LazyLock<HashSet<char>> = LazyLock::new(|| {
+    words(include_str!("data/zh_surnames.txt")).filter(|w| w.chars().count() == 1).flat_map(str::chars).take(100).collect()
+});
+/// Characters common in Chinese given names.
+pub(crate) static ZH_GIVEN: LazyLock<HashSet<char>> =
+    LazyLock::new(|| words(include_str!("data/zh_given_chars.txt")).flat_map(str::chars).collect());
+/// Chinese cities written without 市 (北京, 广州 …).
+pub(crate) static ZH_CITIES: LazyLock<Vec<&'static str>> =
+    LazyLock::new(|| words(include_str!("data/zh_places.txt")).collect());
+
+/// Is `c` a CJK ideograph (a token of its own in Chinese text)?
+pub(crate) fn is_han(c: char) -> bool {
+    matches!(c as u32, 0x3400..=0x4DBF | 0x4E00..=0x9FFF | 0xF900..=0xFAFF | 0x20000..=0x2FA1F) || c == '〇'
+}

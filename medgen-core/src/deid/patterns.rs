@@ -1,0 +1,395 @@
+//! Identifiers with a shape of their own: e-mail, URL, IP address, telephone and fax numbers,
+//! SSN, Chinese resident ID and licence plates, labelled record/plan/account/licence/device
+//! numbers, and ages over 89.
+
+use regex::Captures;
+
+use super::detect::Span;
+use super::lexicon::{captures, matches, regex, Pattern};
+use super::Category;
+
+regex!(EMAIL = r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b");
+regex!(URL = r#"(?i)\b(?:(?:https?|ftp)://|www\.)[^\s<>"'，。；、（）【】]+"#);
+regex!(DOMAIN = r"(?i)\b[a-z0-9][a-z0-9-]*(?:\.[a-z0-9-]+)*\.(?:com|org|net|edu|gov|io|info|biz|cn|uk|ca|au|de|fr|jp|us|health)(?:/[A-Za-z0-9/._~%?=&#-]*)?\b");
+regex!(IPV4 = r"\b(?:\d{1,3}\.){3}\d{1,3}\b");
+regex!(IPV6 = r"(?i)\b(?:[0-9a-f]{1,4}:){2,7}:?[0-9a-f]{1,4}\b|(?i)\b(?:[0-9a-f]{1,4}:){1,7}:");
+regex!(SSN = r"\b\d{3}-\d{2}-\d{4}\b");
+// North American numbers: (617) 555-0142, 617-555-0142, +1 617 555 0142, with an extension.
+regex!(PHONE_NANP = r"(?:\+1[ .-]?|\b1[ .-])?(?:\(\d{3}\)[ .-]?|\b\d{3}[ .-])\d{3}[ .-]\d{4}\b(?:[ ]*(?:ext\.?|x|extension)[ ]*\d{1,5}\b)?");
+// International form with a country code: +44 20 7946 0958, +86 135 6421 7788.
+regex!(PHONE_INTL = r"\+\d{1,3}(?:[ .-]?\(?\d{1,5}\)?){2,5}\b");
+// National numbers with a trunk 0 and separators: 07700 900461, 0571-87654321, 028-85501234.
+regex!(PHONE_TRUNK = r"\b0\d{2,4}[ -]\d{3,4}(?:[ -]?\d{3,4})?\b");
+// Chinese mobile numbers: 13812345678, 139 2233 4455, 186-0211-3344.
+regex!(PHONE_CN_MOBILE = r"(?:\+86[ -]?|\b86[ -]|\b)1[3-9]\d(?:[ -]?\d{4}){2}\b");
+regex!(PHONE_LABELLED = r"(?i)(?:\b(?:tel|telephone|phone|ph\.|cell|cellphone|mobile|mob|pager|beeper|bleep|fax|facsimile|contact number|contact no)\b|电话|手机|手机号|联系电话|联系方式|传真|座机|电话号码)[ \t\x{3000}]*(?:number|no\.?|#)?[ \t\x{3000}]*[:：#]?[ \t\x{3000}]*(?:is[ \t\x{3000}]+)?(\+?\(?\d[\d ().-]{2,18}\d)");
+regex!(CN_ID = r"\b\d{17}[\dXx]\b");
+regex!(CN_PLATE = r"[京津沪渝冀豫云辽黑湘皖鲁新苏浙赣鄂桂甘晋蒙陕吉闽贵粤青藏川宁琼][A-HJ-NP-Z][·•]?[A-HJ-NP-Z0-9]{5,6}\b");
+regex!(VIN = r"\b[A-HJ-NPR-Z0-9]{17}\b");
+regex!(AGE_EN = r"(?i)\b(\d{2,3})(?:[- ]?(?:years?|yrs?|y)[- ]?(?:old|o)\b|[- ]?y/o\b|[- ]?y\.o\.|[- ]?yo\b| years? of age\b)|\b(?:age|aged)\b[ \t\x{3000}]*[:：]?[ \t\x{3000}]*(\d{2,3})\b");
+regex!(AGE_EN_WORDS = r"(?i)\b((?:ninety|one hundred)(?:[- ](?:and[- ])?(?:one|two|three|four|five|six|seven|eight|nine))?)[- ](?:years?[- ]old|year-old)");
+regex!(AGE_ZH = r"(\d{2,3})[ \t\x{3000}]*(?:岁|周岁|歲)|(?:年龄|年齡|享年|终年|今年)[ \t\x{3000}]*[:：]?[ \t\x{3000}]*(\d{2,3})|((?:九十|一百)[零一二三四五六七八九十]?)(?:岁|周岁)");
+
+/// A labelled-identifier rule: what the label announces, and the label itself.
+struct Labelled {
+    cat: Category,
+    conf: f32,
+    label: &'static Pattern,
+}
+
+// Labels end at a word boundary; "number", "no.", "#", ":" and "is" after them are skipped
+// by `labelled_value`, so the patterns need not spell them out.
+regex!(LABEL_MRN = r"(?i)\b(?:MRN|MR (?:no|number)|medical record(?: number| no)?|med(?:ical)? rec(?:ord)? no|hospital (?:no|number|id)|unit (?:no|number)|chart (?:no|number)|patient (?:id|no|number)|pt id|record (?:no|number))\b|(?i)\b(?:MR|hosp(?:ital)?|chart|patient|pt|record) ?#|病历号|病案号|住院号|门诊号|就诊号|就诊卡号|登记号|病人ID|患者ID|ID号|档案号|病历编号|住院编号");
+regex!(LABEL_PLAN = r"(?i)\b(?:health ?plan(?: beneficiary)?(?: id| number| no)?|insurance(?: id| number| no| card)?|member (?:id|number|no)|subscriber (?:id|number|no)|policy (?:id|number|no)|group (?:number|no)|medicare(?: id| number| no)?|medicaid(?: id| number| no)?|nhs (?:number|no)|beneficiary (?:id|number|no))\b|(?i)\b(?:member|policy|group|subscriber) ?#|医保卡号|医保号|医保卡|医保编号|社保卡号|社保号|社会保障卡号|新农合(?:卡号|号)?|参保号|保险单号|保单号|合作医疗证号");
+regex!(LABEL_ACCOUNT = r"(?i)\b(?:account|acct|billing|invoice|bank account|routing)(?: (?:id|number|no))?\b|(?i)\ba/c ?#?|账号|账户|银行卡号|缴费号|结算号|发票号");
+regex!(LABEL_CARD = r"卡号");
+regex!(LABEL_LICENSE = r"(?i)\b(?:licen[cs]e|lic|certificate|cert|registration|board certification|permit|DEA|NPI|GMC|CLIA|NMC|UPIN|driver|driving licen[cs]e)(?: (?:id|number|no))?\b|执业证书?(?:编码|编号|号)?|资格证书?(?:编码|编号|号)?|医师证号|证书编号|执业编号|驾驶证号?|驾照号?");
+regex!(LABEL_VEHICLE = r"(?i)\b(?:VIN|vehicle identification(?: number)?|licen[cs]e plate|plate(?: number| no)?|registration plate|tag number)\b|车牌号?码?|车架号|车辆识别代号");
+regex!(LABEL_DEVICE = r"(?i)\b(?:serial(?: id| number| no)?|s/n|SN|device (?:id|identifier|serial|number)|UDI|lot(?: number| no)?|implant id|IMEI|pacemaker id)\b|序列号|设备编号|设备号|植入物编号|批号|产品编号");
+regex!(LABEL_OTHER = r"(?i)\b(?:accession|case|specimen|sample|requisition|employee|staff|student|identification|barcode|badge|fin|csn)\b|(?i)\b(?:acc|lab|order|reference|ref|claim|tracking|study|encounter|visit|client|member) ?(?:id\b|number\b|no\b|#)|\bID\b|检查号|影像号|病理号|标本号|检验号|样本号|条形码|工号|学号|编号|单号|流水号|预约号|申请单号|报告编号|超声号|心电图号|放射号|CT号|MR号|X线号");
+regex!(LABEL_ID_NUMBER = r"(?i)\b(?:passport|ID card|national id|identity card)(?: (?:number|no))?\b|身份证(?:号码|号)?|公民身份号码|证件号码?|护照号?码?");
+regex!(LABEL_SSN = r"(?i)\b(?:SSN|social security(?: number| no)?|social insurance number|SIN)\b|(?i)\bSS ?#");
+
+static LABELLED: [Labelled; 10] = [
+    Labelled { cat: Category::MedicalRecord, conf: 0.95, label: &LABEL_MRN },
+    Labelled { cat: Category::HealthPlan, conf: 0.95, label: &LABEL_PLAN },
+    Labelled { cat: Category::Account, conf: 0.93, label: &LABEL_ACCOUNT },
+    Labelled { cat: Category::Account, conf: 0.85, label: &LABEL_CARD },
+    Labelled { cat: Category::License, conf: 0.93, label: &LABEL_LICENSE },
+    Labelled { cat: Category::Vehicle, conf: 0.96, label: &LABEL_VEHICLE },
+    Labelled { cat: Category::Device, conf: 0.93, label: &LABEL_DEVICE },
+    Labelled { cat: Category::Other, conf: 0.88, label: &LABEL_OTHER },
+    Labelled { cat: Category::IdNumber, conf: 0.95, label: &LABEL_ID_NUMBER },
+    Labelled { cat: Category::Ssn, conf: 0.97, label: &LABEL_SSN },
+];
+
+/// Adds every patterned identifier in `text` to `out`.
+pub(crate) fn find(text: &str, out: &mut Vec<Span>) {
+    let each = |re: &'static Pattern| matches(re, text);
+    for m in each(&EMAIL) {
+        out.push(Span::new(Category::Email, m.start(), m.end(), 0.99));
+    }
+    for m in each(&URL) {
+        let end = m.start() + trim_trailing(m.as_str()).len();
+        out.push(Span::new(Category::Url, m.start(), end, 0.97));
+    }
+    for m in each(&DOMAIN) {
+        // A bare domain needs a letter before its dot, so "3.5.cn"-like numbers never match.
+        if m.as_str().split('.').next().is_some_and(|h| h.chars().any(|c| c.is_ascii_alphabetic())) {
+            let end = m.start() + trim_trailing(m.as_str()).len();
+            out.push(Span::new(Category::Url, m.start(), end, 0.8));
+        }
+    }
+    for m in each(&IPV4) {
+        let octets_ok = m.as_str().split('.').all(|o| o.parse::<u16>().is_ok_and(|v| v <= 255));
+        if octets_ok && !dotted_neighbour(text, m.start(), m.end()) {
+            out.push(Span::new(Category::IpAddress, m.start(), m.end(), 0.95));
+        }
+    }
+    for m in each(&IPV6) {
+        // Times (14:30:00) have no hex letters and no "::"; an address has one or the other.
+        let s = m.as_str();
+        if s.contains("::") && s.len() > 4 || s.matches(':').count() >= 5 && s.chars().any(|c| c.is_ascii_alphabetic()) {
+            out.push(Span::new(Category::IpAddress, m.start(), m.end(), 0.9));
+        }
+    }
+    for m in each(&SSN) {
+        if !digit_neighbour(text, m.start(), m.end()) {
+            out.push(Span::new(Category::Ssn, m.start(), m.end(), 0.85));
+        }
+    }
+    find_phones(text, out);
+    for m in each(&CN_ID) {
+        if resident_id_is_valid(m.as_str()) {
+            out.push(Span::new(Category::IdNumber, m.start(), m.end(), 0.97));
+        }
+    }
+    for m in each(&CN_PLATE) {
+        if m.as_str().chars().filter(char::is_ascii_digit).count() >= 3 {
+            out.push(Span::new(Category::Vehicle, m.start(), m.end(), 0.85));
+        }
+    }
+    for m in each(&VIN) {
+        let s = m.as_str();
+        let digits = s.chars().filter(char::is_ascii_digit).count();
+        if digits >= 3 && s.len() - digits >= 3 {
+            out.push(Span::new(Category::Vehicle, m.start(), m.end(), 0.75));
+        }
+    }
+    for rule in &LABELLED {
+        for m in matches(rule.label, text) {
+            if let Some((start, end)) = labelled_value(text, m.end()) {
+                let mut conf = rule.conf;
+                if rule.cat == Category::IdNumber {
+                    // A labelled ID that fails its checksum is still somebody's number, mistyped.
+                    let v = &text[start..end];
+                    if v.len() == 18 && !resident_id_is_valid(v) {
+                        conf = 0.7;
+                    }
+                }
+                out.push(Span::new(rule.cat, start, end, conf));
+            }
+        }
+    }
+    find_ages(text, out);
+}
+
+fn find_phones(text: &str, out: &mut Vec<Span>) {
+    let mut push = |start: usize, end: usize, conf: f32| {
+        let raw = &text[start..end];
+        let digits = raw.chars().filter(char::is_ascii_digit).count();
+        if digits < 4 || digit_neighbour(text, start, end) {
+            return;
+        }
+        out.push(Span::new(phone_or_fax(text, start), start, end, conf));
+    };
+    for (re, conf) in [(&PHONE_NANP, 0.9), (&PHONE_INTL, 0.9), (&PHONE_TRUNK, 0.75), (&PHONE_CN_MOBILE, 0.92)] {
+        for m in matches(re, text) {
+            let digits = m.as_str().chars().filter(char::is_ascii_digit).count();
+            if (7..=15).contains(&digits) {
+                push(m.start(), m.end(), conf);
+            }
+        }
+    }
+    for c in captures(&PHONE_LABELLED, text) {
+        if let Some(m) = c.get(1) {
+            let s = m.as_str();
+            let trimmed = s.trim_end_matches([' ', '.', '-', '(']);
+            // "Tel: (831) 555-0107  Fax" must not swallow a time or a dose after the number.
+            if !trimmed.contains(':') {
+                push(m.start(), m.start() + trimmed.len(), 0.93);
+            }
+        }
+    }
+}
+
+/// FAX when "fax" or 传真 comes shortly before the number, else PHONE.
+fn phone_or_fax(text: &str, start: usize) -> Category {
+    let mut from = start.saturating_sub(16);
+    while !text.is_char_boundary(from) {
+        from -= 1;
+    }
+    let before = text[from..start].to_lowercase();
+    let fax = before.rfind("fax").or_else(|| before.rfind("传真"));
+    let tel = ["tel", "phone", "cell", "mobile", "电话", "手机"].iter().filter_map(|w| before.rfind(w)).max();
+    match (fax, tel) {
+        (Some(f), Some(t)) if t > f => Category::Phone,
+        (Some(_), _) => Category::Fax,
+        _ => Category::Phone,
+    }
+}
+
+/// The value after an identifier's label, as a byte range: it skips punctuation and filler
+/// words ("number", "is", "still"), then takes space-separated groups that carry digits
+/// ("485 777 3456", "PJN 884231 H"). At least three digits in all.
+fn labelled_value(text: &str, label_end: usize) -> Option<(usize, usize)> {
+    const FILLERS: [&str; 14] =
+        ["number", "no", "no.", "num", "nr", "#", "is", "was", "still", "id", "code", "of", "the", "are"];
+    let rest = text.get(label_end..)?;
+    // The label must end a word ("case" is not "cases").
+    if rest.starts_with(|c: char| c.is_ascii_alphanumeric()) && text[..label_end].ends_with(|c: char| c.is_ascii_alphabetic()) {
+        return None;
+    }
+    let mut pos = label_end;
+    let mut skipped_words = 0;
+    loop {
+        let r = &text[pos..];
+        let trimmed = r.trim_start_matches([' ', '\t', ':', '：', '#', '=', '.', '-', '　']);
+        pos += r.len() - trimmed.len();
+        let word_len = trimmed.find(|c: char| c.is_whitespace() || c == ':' || c == '：').unwrap_or(trimmed.len());
+        let word = trimmed[..word_len].to_ascii_lowercase();
+        if skipped_words < 3 && FILLERS.contains(&word.as_str()) {
+            pos += word_len;
+            skipped_words += 1;
+            continue;
+        }
+        break;
+    }
+    let value_start = pos;
+    let bytes = text.as_bytes();
+    let mut end = pos;
+    let mut groups = 0;
+    let mut digits = 0;
+    loop {
+        // One group: alphanumerics joined by - / .
+        let mut i = end;
+        while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || (matches!(bytes[i], b'-' | b'/' | b'.') && i + 1 < bytes.len() && bytes[i + 1].is_ascii_alphanumeric() && i > end)) {
+            i += 1;
+        }
+        if i == end {
+            break;
+        }
+        let group = &text[end..i];
+        let group_digits = group.bytes().filter(u8::is_ascii_digit).count();
+        let short_caps = group.len() <= 4 && group.bytes().all(|b| b.is_ascii_uppercase());
+        let accept = if groups == 0 {
+            group_digits > 0 || short_caps
+        } else {
+            group_digits > 0 || (short_caps && group.len() <= 3 && digits > 0)
+        };
+        if !accept {
+            break;
+        }
+        digits += group_digits;
+        groups += 1;
+        end = i;
+        // A single space may join the next group; anything else ends the value.
+        if groups < 5 && bytes.get(end) == Some(&b' ') && bytes.get(end + 1).is_some_and(u8::is_ascii_alphanumeric) {
+            let next_end = (end + 1..bytes.len()).find(|&j| !bytes[j].is_ascii_alphanumeric()).unwrap_or(bytes.len());
+            let next = &text[end + 1..next_end];
+            let next_ok = next.bytes().any(|b| b.is_ascii_digit()) || (next.len() <= 3 && next.bytes().all(|b| b.is_ascii_uppercase()));
+            if next_ok {
+                end += 1;
+                continue;
+            }
+        }
+        break;
+    }
+    // A trailing capital group without digits after the value is kept only when it was joined
+    // to digits ("884231 H"); a leading one needs digits after it ("MDC 447").
+    if digits < 3 || end <= value_start {
+        return None;
+    }
+    Some((value_start, end))
+}
+
+fn find_ages(text: &str, out: &mut Vec<Span>) {
+    let mut push = |c: &Captures, conf: f32| {
+        for g in 1..c.len() {
+            if let Some(m) = c.get(g) {
+                let value = m.as_str().parse::<u32>().ok().or_else(|| chinese_number(m.as_str()));
+                if value.is_some_and(|v| (90..=130).contains(&v)) {
+                    out.push(Span::new(Category::Age, m.start(), m.end(), conf));
+                }
+            }
+        }
+    };
+    for re in [&AGE_EN, &AGE_ZH] {
+        for c in captures(re, text) {
+            push(&c, 0.9);
+        }
+    }
+    for c in captures(&AGE_EN_WORDS, text) {
+        if let Some(m) = c.get(1) {
+            out.push(Span::new(Category::Age, m.start(), m.end(), 0.85));
+        }
+    }
+}
+
+/// The value of a Chinese numeral up to 199 (九十二 → 92, 一百零三 → 103).
+pub(crate) fn chinese_number(s: &str) -> Option<u32> {
+    let digit = |c: char| "〇一二三四五六七八九".chars().position(|d| d == c).map(|d| d as u32).or((c == '零').then_some(0));
+    let chars: Vec<char> = s.chars().collect();
+    match chars.as_slice() {
+        [] => None,
+        ['十'] => Some(10),
+        ['十', d] => Some(10 + digit(*d)?),
+        [t, '十'] => Some(digit(*t)? * 10),
+        [t, '十', d] => Some(digit(*t)? * 10 + digit(*d)?),
+        ['一', '百', rest @ ..] => {
+            let tail: String = rest.iter().filter(|&&c| c != '零').collect();
+            Some(100 + if tail.is_empty() { 0 } else { chinese_number(&tail)? })
+        }
+        [d] => digit(*d),
+        _ => None,
+    }
+}
+
+/// Does a Chinese resident ID number (18 characters) carry a valid birth date and ISO 7064
+/// MOD 11-2 check character?
+pub(crate) fn resident_id_is_valid(id: &str) -> bool {
+    const WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
+    const CHECK: &[u8; 11] = b"10X98765432";
+    let b = id.as_bytes();
+    if b.len() != 18 || !b[..17].iter().all(u8::is_ascii_digit) {
+        return false;
+    }
+    let sum: u32 = b[..17].iter().zip(WEIGHTS).map(|(d, w)| u32::from(d - b'0') * w).sum();
+    let birth_ok = id[6..14].parse::<u32>().is_ok_and(|ymd| {
+        let (y, m, d) = (ymd / 10000, ymd / 100 % 100, ymd % 100);
+        (1880..=2100).contains(&y) && (1..=12).contains(&m) && d >= 1 && d <= super::dates::days_in_month(y as i32, m)
+    });
+    birth_ok && CHECK[(sum % 11) as usize] == b[17].to_ascii_uppercase()
+}
+
+fn trim_trailing(s: &str) -> &str {
+    s.trim_end_matches(['.', ',', ';', ':', '!', '?', ')', ']', '\'', '"'])
+}
+
+/// Is the match glued to more digits (part of a longer number)?
+fn digit_neighbour(text: &str, start: usize, end: usize) -> bool {
+    let before = text[..start].chars().next_back();
+    let after = text[end..].chars().next();
+    before.is_some_and(|c| c.is_ascii_digit() || c == '-' && text[..start - 1].ends_with(|c: char| c.is_ascii_digit()))
+        || after.is_some_and(|c| c.is_ascii_digit())
+}
+
+/// Is the match part of a longer dotted number (1.2.3.4.5)?
+fn dotted_neighbour(text: &str, start: usize, end: usize) -> bool {
+    text[..start].ends_with('.') && text[..start - 1].ends_with(|c: char| c.is_ascii_digit())
+        || text[end..].starts_with('.') && text[end + 1..].starts_with(|c: char| c.is_ascii_digit())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn found(text: &str) -> Vec<(Category, String)> {
+        let mut out = Vec::new();
+        find(text, &mut out);
+        super::super::detect::resolve(out).into_iter().map(|s| (s.cat, text[s.start..s.end].to_string())).collect()
+    }
+
+    #[test]
+    fn all_patterns_compile() {
+        for re in [
+            &EMAIL, &URL, &DOMAIN, &IPV4, &IPV6, &SSN, &PHONE_NANP, &PHONE_INTL, &PHONE_TRUNK, &PHONE_CN_MOBILE,
+            &PHONE_LABELLED, &CN_ID, &CN_PLATE, &VIN, &AGE_EN, &AGE_EN_WORDS, &AGE_ZH,
+        ] {
+            assert!(re.is_some());
+        }
+        for rule in &LABELLED {
+            assert!(rule.label.is_some());
+        }
+    }
+
+    #[test]
+    fn resident_id_checksum_is_checked() {
+        assert!(resident_id_is_valid("11010519491231002X"));
+        assert!(resident_id_is_valid("110105198803153414"));
+        assert!(!resident_id_is_valid("110105198803153415"));
+        assert!(!resident_id_is_valid("110105198813153416"));
+        assert_eq!(found("身份证号码 11010519491231002X。"), vec![(Category::IdNumber, "11010519491231002X".into())]);
+        assert!(found("编码 110105198803153415 结束").iter().all(|(c, _)| *c != Category::IdNumber));
+    }
+
+    #[test]
+    fn phones_faxes_and_contacts() {
+        let f = found("Tel (831) 555-0107  Fax (831) 555-0110, mail a.b@c.org, see https://x.org/a.");
+        assert_eq!(f[0], (Category::Phone, "(831) 555-0107".into()));
+        assert_eq!(f[1], (Category::Fax, "(831) 555-0110".into()));
+        assert_eq!(f[2], (Category::Email, "a.b@c.org".into()));
+        assert_eq!(f[3], (Category::Url, "https://x.org/a".into()));
+        assert_eq!(found("手机139 2233 4455，座机0571-87654321")[1].1, "0571-87654321");
+    }
+
+    #[test]
+    fn labelled_values_take_grouped_digits_and_stop_at_words() {
+        assert_eq!(found("NHS number: 485 777 3456 today"), vec![(Category::HealthPlan, "485 777 3456".into())]);
+        assert_eq!(found("serial no. PJN 884231 H) was"), vec![(Category::Device, "PJN 884231 H".into())]);
+        assert_eq!(found("Medicaid ID is still MDC 447 210 933?"), vec![(Category::HealthPlan, "MDC 447 210 933".into())]);
+        assert!(found("Plan: 1. Admit. Case 2 of 5. ID consult.").is_empty());
+    }
+
+    #[test]
+    fn only_ages_over_89_are_identifiers() {
+        assert_eq!(found("a 92-year-old and a 67-year-old"), vec![(Category::Age, "92".into())]);
+        assert_eq!(found("年龄：95岁；另一位65岁；九十三岁"), vec![(Category::Age, "95".into()), (Category::Age, "九十三".into())]);
+    }
+
+    #[test]
+    fn ip_addresses_and_not_versions_or_times() {
+        assert_eq!(found("IP 10.42.7.118."), vec![(Category::IpAddress, "10.42.7.118".into())]);
+        assert!(found("version 1.2.3.4.5 at 14:30:00, 300.1.1.1").is_empty());
+    }
+}

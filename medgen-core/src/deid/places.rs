@@ -1,0 +1,318 @@
+//! Places smaller than a state or province: street addresses, cities, ZIP and postal codes,
+//! named facilities (hospitals, clinics, schools), in English and Chinese. States, provinces and
+//! countries are left alone, as are departments ("Neurology Clinic", 心内科).
+
+use super::detect::Span;
+use super::lexicon::{captures, is_han, matches, regex, Pattern, CITIES, FIRST_NAMES, NOT_NAMES, REGIONS, ZH_CITIES};
+use super::{names, Category};
+
+const STREET_SUFFIX: &str = r"(?:Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Court|Ct|Place|Pl|Way|Terrace|Ter|Circle|Cir|Parkway|Pkwy|Highway|Hwy|Square|Sq|Trail|Trl|Close|Crescent|Cres|Gardens|Grove|Row|Walk|Alley|Plaza|Loop|Pike|Turnpike|Expressway|Freeway)";
+const STATE_CODES: &str = "AL|AK|AZ|AR|CA|CO|CT|DE|DC|FL|GA|HI|ID|IL|IN|IA|KS|KY|LA|ME|MD|MA|MI|MN|MS|MO|MT|NE|NV|NH|NJ|NM|NY|NC|ND|OH|OK|OR|PA|RI|SC|SD|TN|TX|UT|VT|VA|WA|WV|WI|WY";
+// Codes that are also credentials or words ("Jane Smith, MD", "PA-C", "OR"): a city before
+// them needs a ZIP code after.
+const AMBIGUOUS_CODES: [&str; 10] = ["MD", "PA", "ME", "IN", "OR", "OK", "DE", "MA", "CO", "HI"];
+
+regex!(ADDRESS = format!(
+    r"(?:\b(?:Flat|Apt|Apartment|Unit|Suite|Ste|Room)\.? ?#?[A-Za-z0-9-]+,? )?\b\d{{1,6}}[A-Za-z]?(?:-\d{{1,5}})? (?:(?:N|S|E|W|NE|NW|SE|SW|North|South|East|West)\.? )?(?:(?:\d{{1,3}}(?:st|nd|rd|th)|[A-Z][A-Za-z'.-]*) ){{1,4}}{STREET_SUFFIX}\b\.?(?:,? (?:Apt|Apartment|Suite|Ste|Unit|Room|Rm|Floor|Fl|#)\.? ?#?[A-Za-z0-9-]+)?"
+));
+regex!(PO_BOX = r"(?i)\b(?:P\.? ?O\.?|post office) box \d+\b");
+regex!(STREET_NAMED = r"\b(?:[A-Z][a-z]+ ){1,3}(?:Street|Avenue|Road|Boulevard|Lane|Drive|Parkway|Highway|Terrace|Crescent|Plaza)\b|\b(?:Calle|Avenida|Rue|Via|Camino|Paseo) [A-Z][a-z]+(?: [A-Z][a-z]+)?");
+regex!(CITY_STATE_ZIP = format!(
+    r"\b([A-Z][a-z]+(?:[ -][A-Z][a-z]+){{0,2}}),? ({STATE_CODES}|[A-Z][a-z]+(?: [A-Z][a-z]+)?)\.?,? (\d{{5}}(?:-\d{{4}})?)\b"
+));
+regex!(CITY_STATE = format!(r"\b([A-Z][a-z]+(?:[ -][A-Z][a-z]+){{0,2}}), ({STATE_CODES})\b"));
+regex!(ZIP_LABELLED = r"(?i)\b(?:zip|zip code|postal code|postcode)\b[ \t\x{3000}]*[:：]?[ \t\x{3000}]*(\d{5}(?:-\d{4})?|[A-Z]{1,2}\d[A-Z\d]? ?\d[A-Z]{2})|(?:邮编|邮政编码)[ \t\x{3000}]*[:：]?[ \t\x{3000}]*(\d{6})");
+regex!(UK_POSTCODE = r"\b[A-Z]{1,2}\d[A-Z\d]? \d[A-Z]{2}\b");
+regex!(FACILITY = r"\b((?:(?:St|Mt)\. |(?:[A-Z][A-Za-z'’.-]*|of|the|and|&) ){1,6}?)(Hospitals?|Medical Cent(?:er|re)|Health Cent(?:er|re)|Health Care|Healthcare|Health System|Medical Group|Clinics?|Infirmary|Surgery|Nursing Home|Care Home|Care Cent(?:er|re)|Rehabilitation Cent(?:er|re)|Heart Cent(?:er|re)|Cancer Cent(?:er|re)|Cancer Institute|Behavioral Health|Behavioural Health|Mental Health Cent(?:er|re)|Hospice|Elementary School|Middle School|High School|Primary School|Academy|University|College|Pharmacy|Medical Associates|Urgent Care|Family Practice|Medical Practice|Practice|Imaging|Diagnostics|Laboratories|Dialysis Cent(?:er|re)|Surgical Cent(?:er|re)|Surgery Cent(?:er|re)|Eye Cent(?:er|re)|Institute)\b((?: (?:of|in|at) (?:the )?[A-Z][a-z]+(?: [A-Z][a-z]+)?)?)");
+regex!(GEO = r"\b(?:Lake|Mount|Mt\.|Fort|Cape) [A-Z][a-z]+(?: [A-Z][a-z]+)?\b|\b[A-Z][a-z]+(?: [A-Z][a-z]+)? (?:County|Parish|Township|Borough|Heights|Springs|Beach|Falls)\b");
+// "the Westlake office": a branch named after its place.
+regex!(NAMED_SITE = r"\bthe ([A-Z][a-z]+(?: [A-Z][a-z]+)?) (?:office|clinic|branch|location|campus|site|practice)\b");
+regex!(CITY_CUE = r"\b(?:lives?|living|resides?|residing|resident|born|raised|moved|relocated|travel(?:l)?ed|travel(?:l)?ing|visiting|visited|vacationing|returned|transferred|flew|drove|home|house|apartment|flat|works?|working|employed|commutes?|pharmacy|clinic|office|store|branch|Walgreens|CVS)(?: (?:here|back|alone|up|down))? (?:in|to|from|at|near|around|on|outside|of) ((?:[A-Z][a-z]+|St\.)(?:[ -][A-Z][a-z]+){0,2})");
+regex!(WORD_RUN = r"\b[A-Z][a-z]+(?:[ -][A-Z][a-z]+){0,3}");
+
+// Chinese. A place name is Han characters that are not function words, verbs of motion or the
+// suffixes themselves, so "于广州市" starts at 广 and "患者家住" never becomes a place.
+const ZH_STOP: &str = "于在到至往从自是住址为及和与的了我本外该其去来回返赴送转入出由经就曾这那被把给向对收诊前后等或已拟因即再并且现家居籍贯省市区县镇乡村路街道巷弄号楼室院病患者医";
+// The first part of an address starts after a stop character; later parts may use any
+// character but a suffix (花家地北里 after 望京街道).
+const ZH_SUFFIXES: &str = "市区县镇乡村路街道巷弄号楼室省";
+regex!(ZH_ADDRESS = format!(
+    r"(?:[\p{{Han}}&&[^{stop}]]{{2,6}}{admin}(?:[\p{{Han}}&&[^{suf}]]{{1,6}}{admin}){{0,3}}(?:[\p{{Han}}&&[^{suf}]]{{1,10}}{street})?|[\p{{Han}}&&[^{stop}]]{{1,10}}{street}(?:\d+(?:-\d+)?号))(?:\d+(?:-\d+)?号(?:院|楼)?)?(?:(?:[A-Za-z]|\d+)(?:号楼|栋|幢|座|单元|楼|层|室|号|户))*(?:\d+室?)?",
+    stop = ZH_STOP,
+    suf = ZH_SUFFIXES,
+    admin = "(?:市|自治州|地区|新区|区|县|旗|镇|乡|街道|村)",
+    street = "(?:大道|大街|路|街|巷|弄|胡同|里)",
+));
+regex!(ZH_FACILITY = format!(
+    r"[\p{{Han}}\d&&[^{s}]][\p{{Han}}\d&&[^于在到至往从自是住址为及和与的了我本外该其去来回返赴送转入出由经就曾这那被把给向对收诊前后等或已拟因即再并且]]{{1,14}}(?:医院|卫生院|诊所|卫生服务中心|卫生服务站|卫生室|门诊部|保健院|疗养院|医疗中心|医学中心|体检中心|急救中心|小学|中学|大学|学院|幼儿园|养老院|敬老院|福利院)",
+    s = ZH_STOP
+));
+regex!(ZH_CITY = ZH_CITIES.join("|"));
+
+/// Words that end like a district or a city but are not places (社区获得性肺炎, 分娩镇痛, 超市).
+const ZH_NOT_PLACES: [&str; 31] = [
+    "社区", "病区", "城区", "郊区", "山区", "市区", "小区", "灾区", "疫区", "景区", "辖区", "分区", "术区", "肝区", "心前区",
+    "城市", "超市", "都市", "上市", "股市", "门市", "城镇", "乡镇", "农村", "乡村", "家乡", "老乡", "下乡", "故乡", "他乡", "本县",
+];
+/// Generic words a facility's name may be made of only: 当地医院, 上级医院, 第一人民医院 alone.
+const ZH_GENERIC: [&str; 56] = [
+    "当地", "上级", "基层", "综合", "专科", "定点", "三甲", "二甲", "三级", "二级", "一级", "省级", "市级", "县级", "区级", "私立",
+    "公立", "附近", "其他", "多家", "某", "各级", "大型", "小型", "省", "市", "县", "区", "镇", "乡", "村", "社区", "街道", "人民",
+    "中心", "中医", "中西医结合", "妇幼保健", "妇幼", "儿童", "肿瘤", "精神病", "传染病", "口腔", "附属", "第一", "第二", "第三",
+    "教学", "民营", "私人", "康复", "护理", "一家", "家", "大",
+];
+/// Words that make up a department's or a kind of facility's name, not a place's.
+const EN_GENERIC: [&str; 46] = [
+    "general", "family", "medicine", "internal", "emergency", "community", "university", "teaching", "children's", "childrens",
+    "women's", "memorial", "regional", "county", "city", "state", "veterans", "the", "of", "and", "&", "day", "minor", "walk-in",
+    "urgent", "primary", "care", "local", "outpatient", "inpatient", "private", "public", "specialty", "medical", "health", "mental",
+    "cancer", "heart", "behavioral", "rehabilitation", "diagnostic", "surgical", "dialysis", "eye", "imaging", "group",
+];
+
+/// Adds every place in `text` to `out`.
+pub(crate) fn find(text: &str, out: &mut Vec<Span>) {
+    let each = |re: &'static Pattern| captures(re, text);
+    for c in each(&ADDRESS) {
+        if let Some(m) = c.get(0) {
+            out.push(Span::new(Category::Location, m.start(), m.end(), 0.9));
+        }
+    }
+    for c in each(&PO_BOX) {
+        if let Some(m) = c.get(0) {
+            out.push(Span::new(Category::Location, m.start(), m.end(), 0.9));
+        }
+    }
+    for c in each(&STREET_NAMED) {
+        if let Some(m) = c.get(0) {
+            if let Some((s, e)) = strip_generic_words(text, m.start(), m.end(), 1) {
+                out.push(Span::new(Category::Location, s, e, 0.75));
+            }
+        }
+    }
+    for c in each(&CITY_STATE_ZIP) {
+        let (Some(city), Some(state), Some(zip)) = (c.get(1), c.get(2), c.get(3)) else { continue };
+        if state.as_str().len() == 2 || REGIONS.contains(&state.as_str().to_lowercase()) {
+            if let Some((s, e)) = strip_generic_words(text, city.start(), city.end(), 0) {
+                out.push(Span::new(Category::Location, s, e, 0.9));
+            }
+            out.push(Span::new(Category::Location, zip.start(), zip.end(), 0.92));
+        }
+    }
+    for c in each(&CITY_STATE) {
+        if let (Some(city), Some(code)) = (c.get(1), c.get(2)) {
+            if !AMBIGUOUS_CODES.contains(&code.as_str()) {
+                if let Some((s, e)) = strip_generic_words(text, city.start(), city.end(), 0) {
+                    out.push(Span::new(Category::Location, s, e, 0.8));
+                }
+            }
+        }
+    }
+    for c in each(&ZIP_LABELLED) {
+        if let Some(m) = c.get(1).or_else(|| c.get(2)) {
+            out.push(Span::new(Category::Location, m.start(), m.end(), 0.93));
+        }
+    }
+    for c in each(&UK_POSTCODE) {
+        if let Some(m) = c.get(0) {
+            out.push(Span::new(Category::Location, m.start(), m.end(), 0.8));
+        }
+    }
+    for c in each(&FACILITY) {
+        let (Some(all), Some(name), Some(kind)) = (c.get(0), c.get(1), c.get(2)) else { continue };
+        // Drop leading words that are lower case or never part of a name ("Call", "the").
+        let mut start = name.start();
+        for w in name.as_str().split(' ').filter(|w| !w.is_empty()) {
+            if w.starts_with(|ch: char| ch.is_uppercase()) && !NOT_NAMES.contains(&w.to_lowercase()) || w == "St." || w == "Mt." {
+                break;
+            }
+            start += w.len() + 1;
+        }
+        let name_words = text[start..kind.start()].split([' ', '-']).filter(|w| !w.is_empty());
+        let tail = c.get(3).map_or("", |m| m.as_str());
+        let specific = name_words.chain(tail.split(' ')).any(|w| {
+            let lw = w.to_lowercase();
+            w.starts_with(|ch: char| ch.is_uppercase()) && !EN_GENERIC.contains(&lw.as_str()) && !NOT_NAMES.contains(&lw)
+                || w == "St." || w == "Mt."
+        });
+        if specific && start < kind.start() {
+            out.push(Span::new(Category::Location, start, all.end(), 0.85));
+        }
+    }
+    for c in each(&GEO) {
+        if let Some(m) = c.get(0) {
+            let second = m.as_str().split(' ').nth(1).unwrap_or_default().to_lowercase();
+            if !REGIONS.contains(&m.as_str().to_lowercase()) && !NOT_NAMES.contains(&second) {
+                out.push(Span::new(Category::Location, m.start(), m.end(), 0.75));
+            }
+        }
+    }
+    for c in each(&NAMED_SITE) {
+        if let Some(m) = c.get(1) {
+            if let Some((s, e)) = strip_generic_words(text, m.start(), m.end(), 0) {
+                out.push(Span::new(Category::Location, s, e, 0.75));
+            }
+        }
+    }
+    for c in each(&CITY_CUE) {
+        if let Some(m) = c.get(1) {
+            let place = m.as_str();
+            let lower = place.to_lowercase();
+            let first = lower.split([' ', '-']).next().unwrap_or_default();
+            if !REGIONS.contains(&lower) && !NOT_NAMES.contains(first) {
+                out.push(Span::new(Category::Location, m.start(), m.end(), 0.8));
+            }
+        }
+    }
+    find_known_cities(text, out);
+    find_chinese(text, out);
+}
+
+/// City names that are common words, or name things more often than towns.
+const CITY_WORDS_TOO: [&str; 6] = ["mobile", "independence", "columbia", "aurora", "ontario", "reading"];
+/// Words after a city's name that make it the name of a scale, a sign or a stool chart.
+const CITY_THING_WORDS: [&str; 6] = ["coma", "stool", "postnatal", "consensus", "scientific", "histologic"];
+
+/// Cities from the gazetteer, as whole capitalised words ("Boston", "Salt Lake City").
+fn find_known_cities(text: &str, out: &mut Vec<Span>) {
+    for m in matches(&WORD_RUN, text) {
+        // The longest run of words that is a known city, from each word on.
+        let words: Vec<(usize, &str)> = m.as_str().split([' ', '-']).scan(m.start(), |pos, w| {
+            let at = *pos;
+            *pos += w.len() + 1;
+            Some((at, w))
+        }).collect();
+        let mut i = 0;
+        while i < words.len() {
+            let mut found = None;
+            for j in (i..words.len().min(i + 4)).rev() {
+                let end = words[j].0 + words[j].1.len();
+                let phrase = text[words[i].0..end].to_lowercase();
+                // A one-word city that is also a given name (Charlotte, Austin) needs a cue.
+                let person = i == j && (FIRST_NAMES.contains(&phrase) || CITY_WORDS_TOO.contains(&phrase.as_str()));
+                if CITIES.contains(&phrase) && !person {
+                    found = Some((j, end));
+                    break;
+                }
+            }
+            if let Some((j, end)) = found {
+                // "Jackson-Pratt drain", "Glasgow Coma Scale", "Edinburgh Postnatal Depression Scale".
+                let rest = &text[end..];
+                let next_word = rest.trim_start_matches(' ').split(|c: char| !c.is_alphabetic()).next().unwrap_or_default();
+                let thing = CITY_THING_WORDS.contains(&next_word.to_lowercase().as_str()) || names::is_eponym_head(rest);
+                if !rest.starts_with('-') && !thing {
+                    out.push(Span::new(Category::Location, words[i].0, end, 0.7));
+                }
+                i = j + 1;
+            } else {
+                i += 1;
+            }
+        }
+    }
+}
+
+fn find_chinese(text: &str, out: &mut Vec<Span>) {
+    for m in matches(&ZH_ADDRESS, text) {
+        let s = m.as_str();
+        let parts = s.chars().filter(|c| "市州区县旗镇乡村路街巷弄号栋幢座单元楼层室".contains(*c)).count();
+        let single = parts <= 1 && !s.chars().any(|c| c.is_ascii_digit());
+        if single {
+            // One district, town or village alone ("基底节区", "分娩镇痛") is a place only after an
+            // address cue; a city alone ("长沙市") is one unless it is a word like 超市.
+            let next = text[m.end()..].chars().next();
+            let before: String = text[..m.start()].chars().rev().take(4).collect::<Vec<_>>().into_iter().rev().collect();
+            let cued = ["住", "址", "省", "市", "来自", "位于", "籍", "户", "迁", "居"].iter().any(|c| before.contains(c));
+            let city = s.ends_with('市');
+            if ZH_NOT_PLACES.iter().any(|w| s.ends_with(w)) || next.is_some_and(|c| "痛静咳定吐压".contains(c)) || !city && !cued {
+                continue;
+            }
+        }
+        let conf = if single { 0.75 } else { 0.9 };
+        out.push(Span::new(Category::Location, m.start(), m.end(), conf));
+    }
+    for m in matches(&ZH_FACILITY, text) {
+        let s = m.as_str();
+        let kinds = ["卫生服务中心", "卫生服务站", "医院", "卫生院", "诊所", "卫生室", "门诊部", "保健院", "疗养院", "医疗中心", "医学中心",
+            "体检中心", "急救中心", "小学", "中学", "大学", "学院", "幼儿园", "养老院", "敬老院", "福利院"];
+        let Some(kind) = kinds.iter().find(|k| s.ends_with(*k)) else { continue };
+        let mut name = &s[..s.len() - kind.len()];
+        // Strip generic words from the front; a name made only of them is no place.
+        'strip: loop {
+            for g in ZH_GENERIC {
+                if let Some(rest) = name.strip_prefix(g) {
+                    name = rest;
+                    continue 'strip;
+                }
+            }
+            break;
+        }
+        if name.chars().count() >= 2 || name.chars().count() == 1 && !name.starts_with(|c: char| c.is_ascii_digit()) && s.chars().count() >= 5 {
+            out.push(Span::new(Category::Location, m.start(), m.end(), 0.85));
+        }
+    }
+    for m in matches(&ZH_CITY, text) {
+        // 长春新碱 (vincristine), 长春瑞滨: drugs named after the periwinkle, not the city.
+        if !ZH_CITY_NOT.iter().any(|w| text[m.start()..].starts_with(w)) {
+            out.push(Span::new(Category::Location, m.start(), m.end(), 0.75));
+        }
+    }
+}
+
+/// Words that start with a city's name and are something else.
+const ZH_CITY_NOT: [&str; 5] = ["长春新碱", "长春瑞滨", "长春地辛", "长春西汀", "长春花"];
+
+/// Trims leading words that are never names ("Follow", "The"); None when fewer than `min_left`
+/// capitalised words stay before the street word (or none at all stays, when `min_left` is 0).
+fn strip_generic_words(text: &str, start: usize, end: usize, min_left: usize) -> Option<(usize, usize)> {
+    let span = &text[start..end];
+    let mut s = start;
+    let words: Vec<&str> = span.split(' ').collect();
+    let mut kept = words.len();
+    for w in &words {
+        let lw = w.to_lowercase();
+        if NOT_NAMES.contains(&lw) || REGIONS.contains(&lw) && min_left == 0 {
+            s += w.len() + 1;
+            kept -= 1;
+        } else {
+            break;
+        }
+    }
+    let needed = if min_left == 0 { 1 } else { min_left + 1 };
+    (kept >= needed && s < end && !is_han_run(&text[s..end])).then_some((s, end))
+}
+
+fn is_han_run(s: &str) -> bool {
+    s.chars().all(is_han)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn places(text: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        find(text, &mut out);
+        super::super::detect::resolve(out).into_iter().map(|s| text[s.start..s.end].to_string()).collect()
+    }
+
+    #[test]
+    fn all_patterns_compile() {
+        for re in [&ADDRESS, &PO_BOX, &STREET_NAMED, &CITY_STATE_ZIP, &CITY_STATE, &ZIP_LABELLED, &UK_POSTCODE, &FACILITY, &GEO, &CITY_CUE,
+            &WORD_RUN, &ZH_ADDRESS, &ZH_FACILITY, &ZH_CITY] {
+            assert!(re.is_some());
+        }
+    }
+
+    #[test]
+    fn english_addresses_cities_and_zip_codes_but_not_states() {
+        assert_eq!(places("Lives at 418 Maple Grove Road, Dayton, OH 45402."), ["418 Maple Grove Road", "Dayton", "45402"]);
+        assert_eq!(places("Seen at Lakeside Family Clinic and the Neurology Clinic."), ["Lakeside Family Clinic"]);
+        assert_eq!(places("She moved from Texas; he lives in Milwaukee."), ["Milwaukee"]);
+    }
+
+    #[test]
+    fn chinese_addresses_and_facilities_but_not_provinces_or_wards() {
+        assert_eq!(places("现住址：广东省广州市天河区体育西路123号3栋502室"), ["广州市天河区体育西路123号3栋502室"]);
+        assert_eq!(places("曾在广州市第一人民医院诊断，转入我院心内科"), ["广州市第一人民医院"]);
+        assert!(places("重症社区获得性肺炎，分娩镇痛，当地医院就诊，尿路感染").is_empty());
+    }
+}

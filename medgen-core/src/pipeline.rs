@@ -1,0 +1,187 @@
+//! The clinical pipeline: de-identify the note → render the task's prompt → generate →
+//! re-identify, or keep the placeholders → check the draft → result with its audit record.
+
+use std::collections::BTreeMap;
+use std::ops::ControlFlow;
+use std::str::FromStr;
+
+use crate::audit::{self, AuditRecord, DRAFT_NOTICE};
+use crate::checks::{self, Finding, FindingKind};
+use crate::deid::{self, DeidConfig, Operator};
+use crate::error::{MedgenError, Result};
+use crate::generation::{Generation, GenerationConfig};
+use crate::tasks::Task;
+use crate::Model;
+
+/// How the note is de-identified before the model sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DeidMode {
+    /// Consistent numbered placeholders (`[NAME_1]`), reversible with the mapping (default).
+    #[default]
+    Placeholder,
+    /// `[CATEGORY]` in place of each identifier; not reversible.
+    Redact,
+    /// The model sees the note as it is.
+    None,
+}
+
+impl DeidMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeidMode::Placeholder => "placeholder",
+            DeidMode::Redact => "redact",
+            DeidMode::None => "none",
+        }
+    }
+}
+
+impl FromStr for DeidMode {
+    type Err = MedgenError;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "placeholder" => Ok(DeidMode::Placeholder),
+            "redact" => Ok(DeidMode::Redact),
+            "none" => Ok(DeidMode::None),
+            _ => Err(MedgenError::invalid("deid", format!("`{s}` is not placeholder, redact or none"))),
+        }
+    }
+}
+
+/// Options of a pipeline run.
+#[derive(Debug, Clone, Default)]
+pub struct TaskOptions {
+    /// (default: placeholder)
+    pub deid: DeidMode,
+    /// Put the original identifiers back into the output (default: false: the output keeps
+    /// the placeholders).
+    pub reidentify: bool,
+    /// (default: `GenerationConfig::default()`)
+    pub generation: GenerationConfig,
+}
+
+/// The result of a pipeline run: always a draft for a clinician to review.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TaskResult {
+    /// The draft: with placeholders, or re-identified if asked.
+    pub text: String,
+    /// The task's sections the draft has, and those it lacks.
+    pub sections: Vec<String>,
+    pub missing_sections: Vec<String>,
+    /// Check findings; offsets are characters of `text`.
+    pub findings: Vec<Finding>,
+    /// Says that the text is a draft that needs review by a clinician.
+    pub notice: &'static str,
+    pub audit: AuditRecord,
+    /// Placeholder → original identifier. It is PHI: returned to the caller only, never
+    /// serialized, logged or written by medgen.
+    #[serde(skip)]
+    pub mapping: BTreeMap<String, String>,
+    /// The generation behind `text` (token ids, timings).
+    #[serde(skip)]
+    pub generation: Generation,
+}
+
+/// Checks that a note is text worth sending to a model.
+pub fn validate_note(note: &str) -> Result<()> {
+    if note.trim().is_empty() {
+        return Err(MedgenError::invalid("note", "the note is empty"));
+    }
+    if let Some(at) = note.chars().position(|c| c == '\0') {
+        return Err(MedgenError::invalid("note", format!("a NUL character at {at}: this looks like a binary file")));
+    }
+    Ok(())
+}
+
+/// Runs `task` on `note` with `model`, passing each generated piece to `on_piece` (the text
+/// the model writes, with placeholders); `ControlFlow::Break` cancels.
+pub fn run_task(
+    model: &Model,
+    task: &Task,
+    note: &str,
+    opts: &TaskOptions,
+    on_piece: impl FnMut(&str) -> ControlFlow<()>,
+) -> Result<TaskResult> {
+    let started_at = audit::utc_now();
+    validate_note(note)?;
+    opts.generation.validate()?;
+    let (input, entities, mapping) = match opts.deid {
+        DeidMode::None => (note.to_string(), Vec::new(), BTreeMap::new()),
+        mode => {
+            let operator = if mode == DeidMode::Redact { Operator::Redact } else { Operator::Placeholder };
+            let d = deid::deidentify(note, &DeidConfig { operator, ..Default::default() })?;
+            (d.text, d.entities, d.mapping)
+        }
+    };
+    let ids = if model.info().has_chat_template {
+        model.chat_ids(&task.chat_messages(&input))?
+    } else {
+        model.tokenize(&task.t5_prompt(&input))?
+    };
+    let generation = model.generator(ids, &opts.generation)?.run(on_piece)?;
+    let reidentified = opts.reidentify && !mapping.is_empty();
+    let text = if reidentified { deid::reidentify(&generation.text, &mapping) } else { generation.text.clone() };
+
+    // The draft is checked against the text it should agree with: the note the model saw,
+    // or the original note once the identifiers are back.
+    let source = if reidentified { note } else { input.as_str() };
+    let findings = check_draft(source, &text);
+    let report = task.sections(&text);
+
+    let mut phi_counts = BTreeMap::new();
+    for e in &entities {
+        *phi_counts.entry(e.category.as_str().to_string()).or_insert(0) += 1;
+    }
+    let model_path = &model.info().path;
+    let audit = AuditRecord {
+        medgen_version: crate::VERSION,
+        model_name: model_path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+        model_sha256: model.sha256()?,
+        task: task.name.to_string(),
+        deid: opts.deid.as_str().to_string(),
+        reidentified,
+        generation: opts.generation.clone(),
+        seed: generation.seed,
+        started_at,
+        finished_at: audit::utc_now(),
+        input_sha256: audit::sha256_hex(&input),
+        output_sha256: audit::sha256_hex(&text),
+        phi_counts,
+        findings: findings.iter().map(Into::into).collect(),
+        review_required: true,
+    };
+    Ok(TaskResult {
+        text,
+        sections: report.found,
+        missing_sections: report.missing,
+        findings,
+        notice: DRAFT_NOTICE,
+        audit,
+        mapping,
+        generation,
+    })
+}
+
+/// Every safety check of a draft against its source: [`checks::check`] (numbers with units,
+/// medications, negation flips) and PHI in the draft that the source lacks; sorted by start.
+pub fn check_draft(source: &str, output: &str) -> Vec<Finding> {
+    let mut findings = checks::check(source, output);
+    findings.extend(unexpected_phi(source, output));
+    findings.sort_by_key(|f| (f.start, f.end));
+    findings
+}
+
+/// PHI in `output` that `source` does not contain: the model made it up, or it slipped
+/// through de-identification in a form the source does not have.
+fn unexpected_phi(source: &str, output: &str) -> Vec<Finding> {
+    deid::detect(output)
+        .into_iter()
+        .filter(|e| !source.contains(&e.text))
+        .map(|e| Finding {
+            kind: FindingKind::Phi,
+            start: e.start,
+            end: e.end,
+            detail: format!("possible {} that is not in the de-identified input", e.category.as_str()),
+            text: e.text,
+        })
+        .collect()
+}
