@@ -51,9 +51,14 @@ build-python: build
 	$(VENV)/bin/maturin build --release --auditwheel skip -m medgen-py/Cargo.toml --out target/wheels -i $(PY)
 	$(PY) -m pip install -q --force-reinstall --no-deps target/wheels/medgen-*.whl
 
+# The clinical pipeline on a synthetic note with PHI: the note de-identified, then a discharge
+# summary drafted from it (streamed), with the checks' findings and the audit record.
+DEMO_NOTE := examples/notes/admission_note_phi.txt
 demo: build
-	$(MEDGEN) generate --chat --input examples/notes/discharge_note.txt \
-	  --system "$$(cat examples/prompts/discharge_summary_system.txt)" --max-new-tokens 200
+	@echo "== the note, de-identified (what the model sees) =="
+	$(MEDGEN) deid --input $(DEMO_NOTE)
+	@echo "== medgen task discharge_summary =="
+	$(MEDGEN) task discharge_summary --input $(DEMO_NOTE) --max-new-tokens 200
 
 test: test-rust test-python
 
