@@ -104,7 +104,7 @@ pub extern "C" fn medgen_deid_params_default() -> medgen_deid_params {
 }
 
 impl medgen_deid_params {
-    unsafe fn to_config(&self) -> FfiResult<DeidConfig> {
+    unsafe fn config(&self) -> FfiResult<DeidConfig> {
         let operator = match self.mode {
             MEDGEN_DEID_PLACEHOLDER => Operator::Placeholder,
             MEDGEN_DEID_REDACT => Operator::Redact,
@@ -137,7 +137,7 @@ pub unsafe extern "C" fn medgen_deidentify(
 ) -> medgen_status {
     ffi_boundary(|| {
         let text = unsafe { str_arg(text, "text") }?;
-        let config = unsafe { arg(params, "params")?.to_config() }?;
+        let config = unsafe { arg(params, "params")?.config() }?;
         check_out(out)?;
         let result = json(&deid::deidentify(text, &config)?)?;
         give_string(out, result);
@@ -380,7 +380,7 @@ pub unsafe extern "C" fn medgen_run_task(
         let task = engine::tasks::get(unsafe { str_arg(task, "task") }?)?;
         let note = unsafe { str_arg(note, "note") }?;
         let tp = unsafe { arg(task_params, "task_params") }?;
-        let generation = unsafe { arg(params, "params")?.to_config() }?;
+        let generation = unsafe { arg(params, "params")?.config() }?;
         check_out(out)?;
         let deid = match tp.deid {
             MEDGEN_TASK_DEID_PLACEHOLDER => DeidMode::Placeholder,

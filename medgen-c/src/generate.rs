@@ -70,7 +70,7 @@ pub extern "C" fn medgen_generation_params_default() -> medgen_generation_params
 impl medgen_generation_params {
     /// # Safety
     /// `stop` is NULL or readable for `n_stop` pointers to NUL-terminated strings.
-    pub(crate) unsafe fn to_config(&self) -> FfiResult<GenerationConfig> {
+    pub(crate) unsafe fn config(&self) -> FfiResult<GenerationConfig> {
         let mut stop = Vec::with_capacity(self.n_stop.min(1024));
         if self.n_stop > 0 {
             if self.stop.is_null() {
@@ -133,7 +133,7 @@ unsafe fn common<'a>(
     if out.is_null() {
         return Err(null("out"));
     }
-    Ok((model, unsafe { params.to_config() }?))
+    Ok((model, unsafe { params.config() }?))
 }
 
 /// Generates a continuation of `prompt` (NUL-terminated). On success `*out` holds the text
