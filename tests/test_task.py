@@ -115,3 +115,17 @@ def test_bad_options_are_typed_errors():
     assert proc.returncode == 1 and "deid" in proc.stderr
     proc = run_medgen("task", "soap_note", "--input", NOTE, "--max-new-tokens", 0, check=False)
     assert proc.returncode == 1 and "max_new_tokens" in proc.stderr
+
+
+def test_check_flags_phi_that_the_source_lacks(tmp_path):
+    source = tmp_path / "source.txt"
+    draft = tmp_path / "draft.txt"
+    source.write_text("Patient [NAME_1] admitted on [DATE_1] with pneumonia. Aspirin 81 mg daily.")
+    draft.write_text("[NAME_1] was treated for pneumonia by Dr. Robert Hughes; call 617-555-0143. Aspirin 81 mg daily.")
+    found = medgen_json("check", "--source", source, "--output", draft, "--json")["findings"]
+    phi = [f for f in found if f["kind"] == "phi"]
+    texts = " ".join(f["text"] for f in phi)
+    assert "Robert Hughes" in texts and "617-555-0143" in texts, found
+    text = draft.read_text()
+    assert all(text[f["start"]:f["end"]] == f["text"] for f in found)
+    assert not [f for f in found if f["kind"] != "phi"], found

@@ -1,8 +1,10 @@
 //! `medgen check`: checks a generated draft against its source note.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use medgen::checks::{check, Finding};
+use medgen::checks::Finding;
+use medgen::pipeline::check_draft as check;
 use medgen::{MedgenError, Result};
 
 /// Arguments of `medgen check`.
@@ -35,20 +37,27 @@ pub fn run(args: Args) -> Result<()> {
     let source = read_nonempty(&args.source, "source")?;
     let output = read_nonempty(&args.output, "output")?;
     let findings = check(&source, &output);
+    let mut text = String::new();
     if args.json {
         #[derive(serde::Serialize)]
         struct Report<'a> {
             findings: &'a [Finding],
         }
-        let json = serde_json::to_string_pretty(&Report { findings: &findings })
+        text = serde_json::to_string_pretty(&Report { findings: &findings })
             .map_err(|e| MedgenError::Unsupported(format!("cannot write the findings as JSON: {e}")))?;
-        println!("{json}");
+        text.push('\n');
     } else if findings.is_empty() {
-        println!("no findings");
+        text.push_str("no findings\n");
     } else {
         for f in &findings {
-            println!("{}..{}\t{}\t{:?}\t{}", f.start, f.end, f.kind.as_str(), f.text, f.detail);
+            text.push_str(&format!("{}..{}\t{}\t{:?}\t{}\n", f.start, f.end, f.kind.as_str(), f.text, f.detail));
         }
     }
-    Ok(())
+    // A reader that stops early (`| head`) is not an error.
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(MedgenError::Io { path: "<stdout>".into(), source: e })
+        }
+        _ => Ok(()),
+    }
 }
