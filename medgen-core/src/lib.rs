@@ -25,7 +25,7 @@ pub mod tokenizer;
 
 pub use chat::ChatMessage;
 pub use error::{MedgenError, Result};
-pub use generation::{FinishReason, Generation, GenerationConfig, Generator, Timings};
+pub use generation::{EarlyStopping, FinishReason, Generation, GenerationConfig, Generator, Sequence, Timings};
 pub use model::{DType, DeviceSpec, LoadOptions, Model, ModelInfo};
 pub use tokenizer::Tokenizer;
 

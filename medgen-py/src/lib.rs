@@ -99,6 +99,7 @@ impl GenerationConfig {
             seed: self.seed,
             stop: self.stop.clone(),
             logprobs: self.logprobs,
+            ..Default::default()
         }
     }
 }
