@@ -574,3 +574,42 @@ fn forward(model: &Model, ids: &[u32], cache: &mut KvCache) -> Result<Vec<f32>> 
         Ok(Vec::<f32>::try_from(logits.f_squeeze_dim(0)?.f_to_device(tch::Device::Cpu)?)?)
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn early_stopping_reads_and_writes_as_in_transformers_configs() {
+        let cfg: GenerationConfig = serde_json::from_str(r#"{"num_beams": 4, "early_stopping": "never"}"#).unwrap();
+        assert_eq!((cfg.num_beams, cfg.early_stopping, cfg.max_new_tokens), (4, EarlyStopping::Never, 256));
+        let cfg: GenerationConfig = serde_json::from_str(r#"{"early_stopping": true}"#).unwrap();
+        assert_eq!(cfg.early_stopping, EarlyStopping::True);
+        let json = serde_json::to_value(GenerationConfig::default()).unwrap();
+        assert_eq!(json["early_stopping"], serde_json::json!(false));
+        let json = serde_json::to_value(GenerationConfig { early_stopping: EarlyStopping::Never, ..Default::default() }).unwrap();
+        assert_eq!(json["early_stopping"], serde_json::json!("never"));
+        assert!(serde_json::from_str::<GenerationConfig>(r#"{"early_stopping": "sometimes"}"#).is_err());
+        assert_eq!("True".parse::<EarlyStopping>().unwrap(), EarlyStopping::True);
+    }
+
+    #[test]
+    fn bad_beam_options_name_their_field() {
+        let cases = [
+            ("num_beams", GenerationConfig { num_beams: 0, ..Default::default() }),
+            ("num_return_sequences", GenerationConfig { num_beams: 2, num_return_sequences: 3, ..Default::default() }),
+            ("num_return_sequences", GenerationConfig { num_return_sequences: 2, ..Default::default() }),
+            ("num_return_sequences", GenerationConfig { num_beams: 2, num_return_sequences: 0, ..Default::default() }),
+            ("do_sample", GenerationConfig { num_beams: 2, do_sample: true, ..Default::default() }),
+            ("length_penalty", GenerationConfig { num_beams: 2, length_penalty: f32::INFINITY, ..Default::default() }),
+        ];
+        for (field, cfg) in cases {
+            match cfg.validate() {
+                Err(MedgenError::InvalidArgument { name, .. }) => assert_eq!(name, field),
+                other => panic!("{field}: expected InvalidArgument, got {other:?}"),
+            }
+        }
+        let ok = GenerationConfig { num_beams: 4, num_return_sequences: 4, no_repeat_ngram_size: 3, ..Default::default() };
+        assert!(ok.validate().is_ok());
+    }
+}
