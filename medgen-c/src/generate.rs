@@ -93,6 +93,7 @@ impl medgen_generation_params {
             seed: self.has_seed.then_some(self.seed),
             stop,
             logprobs: self.logprobs,
+            ..Default::default()
         };
         cfg.validate()?;
         Ok(cfg)

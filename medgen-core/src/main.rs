@@ -10,7 +10,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use medgen::formats::gguf::GgufFile;
-use medgen::{ChatMessage, GenerationConfig, LoadOptions, MedgenError, Model, Result};
+use medgen::{ChatMessage, EarlyStopping, GenerationConfig, LoadOptions, MedgenError, Model, Result};
 
 #[derive(Parser)]
 #[command(name = "medgen", version, about = "Generate clinical text with pretrained language models")]
@@ -138,6 +138,21 @@ struct GenerateArgs {
     /// Include per-token log-probabilities in --json output.
     #[arg(long)]
     logprobs: bool,
+    /// Beam search with this many beams (1: none). The text appears once the search ends.
+    #[arg(long, default_value_t = 1)]
+    num_beams: usize,
+    /// Beam search scores sequences by log-probability / length^F.
+    #[arg(long, default_value_t = 1.0)]
+    length_penalty: f32,
+    /// When beam search stops: true, false or never.
+    #[arg(long, default_value = "false")]
+    early_stopping: EarlyStopping,
+    /// Never repeat an n-gram of this size (0: off).
+    #[arg(long, default_value_t = 0)]
+    no_repeat_ngram_size: usize,
+    /// Sequences beam search returns (in --json's `sequences`).
+    #[arg(long, default_value_t = 1)]
+    num_return_sequences: usize,
     /// Print one JSON object instead of streaming text.
     #[arg(long)]
     json: bool,
@@ -268,6 +283,11 @@ fn generate(a: GenerateArgs) -> Result<()> {
         seed: a.seed,
         stop: a.stop.clone(),
         logprobs: a.logprobs,
+        num_beams: a.num_beams,
+        length_penalty: a.length_penalty,
+        early_stopping: a.early_stopping,
+        num_return_sequences: a.num_return_sequences,
+        no_repeat_ngram_size: a.no_repeat_ngram_size,
     };
     cfg.validate()?;
     let text = read_prompt(&a.input)?;

@@ -57,6 +57,23 @@ fn the_iterator_yields_the_same_text() {
 }
 
 #[test]
+fn beam_search_streams_its_best_text_once_at_the_end() {
+    let cfg = GenerationConfig { max_new_tokens: 12, num_beams: 3, num_return_sequences: 2, ..Default::default() };
+    let mut pieces = Vec::new();
+    let out = model()
+        .generate_stream(PROMPT, &cfg, |p| {
+            pieces.push(p.to_string());
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+    assert_eq!(pieces, [out.text.clone()]);
+    assert_eq!(out.sequences.len(), 2);
+    assert_eq!((&out.sequences[0].text, &out.sequences[0].token_ids), (&out.text, &out.token_ids));
+    assert!(out.sequences[0].score >= out.sequences[1].score);
+    assert_eq!(model().generate(PROMPT, &cfg).unwrap().token_ids, out.token_ids);
+}
+
+#[test]
 fn chat_uses_the_template_and_stops_at_eos() {
     let messages = [ChatMessage::new("user", "Reply with one word: hello.")];
     let out = model().chat(&messages, &GenerationConfig { max_new_tokens: 64, ..Default::default() }).unwrap();

@@ -101,6 +101,7 @@ impl GenerationConfig {
             seed: self.seed,
             stop: self.stop.clone(),
             logprobs: self.logprobs,
+            ..Default::default()
         }
     }
 }

@@ -1,8 +1,13 @@
 //! Generation: options, the decode loop (logits → processors → sampler → stop check →
-//! stream) and its typed result.
+//! stream) and its typed result. Beam search (`num_beams > 1`) replaces the sampler with
+//! the search in `beam.rs`.
 
+mod beam;
 mod sampling;
 mod stopping;
+
+use std::fmt;
+use std::str::FromStr;
 
 use std::ops::{ControlFlow, Deref};
 use std::time::Instant;
@@ -42,6 +47,83 @@ pub struct GenerationConfig {
     pub stop: Vec<String>,
     /// Report each generated token's log-probability under the model's raw distribution (default: false).
     pub logprobs: bool,
+    /// Beams of beam search, as transformers; 1 disables it. Beam search is deterministic:
+    /// `do_sample` must be false (default: 1).
+    pub num_beams: usize,
+    /// Beam search ranks finished sequences by their summed log-probabilities divided by
+    /// `length ** length_penalty`; > 0 favours longer sequences, < 0 shorter ones (default: 1.0).
+    pub length_penalty: f32,
+    /// When beam search stops (default: false, as transformers).
+    pub early_stopping: EarlyStopping,
+    /// Sequences beam search returns, the best first; at most `num_beams` (default: 1).
+    pub num_return_sequences: usize,
+    /// No n-gram of this size occurs twice in prompt plus output (transformers'
+    /// `NoRepeatNGramLogitsProcessor`), in every decoding mode; 0 disables (default: 0).
+    pub no_repeat_ngram_size: usize,
+}
+
+/// When beam search stops, as transformers' `early_stopping`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EarlyStopping {
+    /// As soon as `num_beams` sequences are finished.
+    True,
+    /// When the best running beam, scored at its current length, cannot beat the worst of
+    /// `num_beams` finished sequences (a heuristic; transformers' default).
+    #[default]
+    False,
+    /// When no running beam can beat the finished ones at any length up to
+    /// `max_new_tokens` (the canonical beam search).
+    Never,
+}
+
+impl FromStr for EarlyStopping {
+    type Err = MedgenError;
+    /// "true", "false" or "never".
+    fn from_str(s: &str) -> Result<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "true" => Ok(EarlyStopping::True),
+            "false" => Ok(EarlyStopping::False),
+            "never" => Ok(EarlyStopping::Never),
+            _ => Err(MedgenError::invalid("early_stopping", format!("`{s}` is not true, false or never"))),
+        }
+    }
+}
+
+impl fmt::Display for EarlyStopping {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            EarlyStopping::True => "true",
+            EarlyStopping::False => "false",
+            EarlyStopping::Never => "never",
+        })
+    }
+}
+
+/// `true`, `false` or `"never"`, as in transformers' generation config files.
+impl serde::Serialize for EarlyStopping {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        match self {
+            EarlyStopping::True => s.serialize_bool(true),
+            EarlyStopping::False => s.serialize_bool(false),
+            EarlyStopping::Never => s.serialize_str("never"),
+        }
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for EarlyStopping {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        #[derive(serde::Deserialize)]
+        #[serde(untagged)]
+        enum Repr {
+            Bool(bool),
+            Text(String),
+        }
+        match Repr::deserialize(d)? {
+            Repr::Bool(true) => Ok(EarlyStopping::True),
+            Repr::Bool(false) => Ok(EarlyStopping::False),
+            Repr::Text(s) => s.parse().map_err(serde::de::Error::custom),
+        }
+    }
 }
 
 impl Default for GenerationConfig {
@@ -58,6 +140,11 @@ impl Default for GenerationConfig {
             seed: None,
             stop: Vec::new(),
             logprobs: false,
+            num_beams: 1,
+            length_penalty: 1.0,
+            early_stopping: EarlyStopping::False,
+            num_return_sequences: 1,
+            no_repeat_ngram_size: 0,
         }
     }
 }
@@ -94,6 +181,31 @@ impl GenerationConfig {
         }
         if self.stop.iter().any(String::is_empty) {
             return Err(MedgenError::invalid("stop", "stop strings must not be empty"));
+        }
+        if self.num_beams == 0 {
+            return Err(MedgenError::invalid("num_beams", "must be at least 1"));
+        }
+        if self.num_beams > 1 && self.do_sample {
+            return Err(MedgenError::invalid(
+                "do_sample",
+                "beam search does not sample: set do_sample to false with num_beams > 1",
+            ));
+        }
+        if !self.length_penalty.is_finite() {
+            return Err(MedgenError::invalid("length_penalty", format!("{} is not a finite number", self.length_penalty)));
+        }
+        if self.num_return_sequences == 0 {
+            return Err(MedgenError::invalid("num_return_sequences", "must be at least 1"));
+        }
+        if self.num_return_sequences > self.num_beams {
+            // Several samples without beams (transformers with do_sample) are not implemented.
+            return Err(MedgenError::invalid(
+                "num_return_sequences",
+                format!(
+                    "{} exceeds num_beams {}: only beam search returns several sequences",
+                    self.num_return_sequences, self.num_beams
+                ),
+            ));
         }
         Ok(())
     }
@@ -134,10 +246,13 @@ pub struct Timings {
     pub prefill_tokens_per_s: f64,
     /// Seconds for the remaining tokens, one forward step each.
     pub decode_s: f64,
+    /// With beam search, every beam's token counts.
     pub decode_tokens_per_s: f64,
 }
 
-/// The result of one generation.
+/// The result of one generation. With beam search, `text`, `token_ids`, `finish_reason`
+/// and `logprobs` are those of the best sequence, and `sequences` holds the
+/// `num_return_sequences` best.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Generation {
     /// The generated text, without special tokens and without the stop string.
@@ -152,6 +267,21 @@ pub struct Generation {
     pub timings: Timings,
     /// The sampler's seed (the given one, or the random one drawn).
     pub seed: u64,
+    /// Beam search's sequences, the best first; empty (and left out of JSON) without beams.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub sequences: Vec<Sequence>,
+}
+
+/// One sequence found by beam search.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Sequence {
+    /// The text, without special tokens, cut before the first stop string.
+    pub text: String,
+    /// Token ids, including a final EOS; a stop string cuts them after the token that completes it.
+    pub token_ids: Vec<u32>,
+    /// Summed log-probabilities (after the logits processors) divided by
+    /// `length ** length_penalty`: transformers' `sequences_scores`. A stop string does not change it.
+    pub score: f32,
 }
 
 /// A generation in progress: an iterator of text pieces, each safe to show (whole UTF-8
@@ -181,6 +311,8 @@ pub struct Generator<M: Deref<Target = Model> = std::sync::Arc<Model>> {
     /// Bytes of `text` already streamed.
     shown: usize,
     finish: Option<FinishReason>,
+    /// Beam search's sequences, the best first.
+    sequences: Vec<Sequence>,
     seed: u64,
     timings: Timings,
     decode_start: Instant,
@@ -232,6 +364,7 @@ impl<M: Deref<Target = Model>> Generator<M> {
             read_offset: 0,
             shown: 0,
             finish: None,
+            sequences: Vec::new(),
             seed,
             timings: Timings {
                 load_s,
@@ -250,11 +383,12 @@ impl<M: Deref<Target = Model>> Generator<M> {
         if self.finish.is_some() {
             return Ok(None);
         }
-        let mut scores = self.logits.clone();
-        sampling::repetition_penalty(&mut scores, &self.seen, self.cfg.repetition_penalty);
-        if self.generated.len() < self.cfg.min_new_tokens {
-            sampling::suppress(&mut scores, self.model.tokenizer().eos_ids());
+        if self.cfg.num_beams > 1 {
+            return self.beam_search().map(Some);
         }
+        let mut scores = self.logits.clone();
+        let eos = self.model.tokenizer().eos_ids();
+        sampling::process(&mut scores, &self.cfg, &self.seen, &self.prompt, &self.generated, eos);
         let token = self.sampler.pick(&scores);
         if self.cfg.logprobs {
             self.logprobs.push(sampling::log_prob(&self.logits, token));
@@ -280,6 +414,61 @@ impl<M: Deref<Target = Model>> Generator<M> {
         self.shown = safe;
         self.logits = forward(&self.model, &[token], &mut self.cache)?;
         Ok(Some(piece))
+    }
+
+    /// Runs beam search to its end and returns the best text at once: which sequence is best
+    /// is known only then, so beam search cannot stream token by token.
+    fn beam_search(&mut self) -> Result<String> {
+        let logits = std::mem::take(&mut self.logits);
+        let (model, cache) = (&*self.model, &mut self.cache);
+        let eos = model.tokenizer().eos_ids();
+        let found = beam::search(logits, &self.prompt, eos, &self.cfg, |sources, tokens| {
+            beam::forward(model, sources, tokens, cache)
+        })?;
+        let mut best = None;
+        for h in found.hypotheses {
+            let (text, token_ids, stopped) = self.cut_at_stop(h.tokens)?;
+            if best.is_none() {
+                let eos = token_ids.last().is_some_and(|t| self.model.tokenizer().eos_ids().contains(t));
+                let reason = match (stopped, eos) {
+                    (true, _) => FinishReason::Stop,
+                    (false, true) => FinishReason::Eos,
+                    (false, false) => FinishReason::Length,
+                };
+                best = Some((text.clone(), token_ids.clone(), h.logprobs, reason));
+            }
+            self.sequences.push(Sequence { text, token_ids, score: h.score });
+        }
+        let Some((text, token_ids, mut logprobs, reason)) = best else {
+            return Ok(self.end(FinishReason::Length));
+        };
+        logprobs.truncate(token_ids.len());
+        (self.text, self.generated, self.logprobs) = (text, token_ids, logprobs);
+        let rest = self.end(reason);
+        // Every step ran all beams.
+        let tokens = found.steps * self.cfg.num_beams;
+        self.timings.decode_tokens_per_s = tokens as f64 / self.timings.decode_s.max(1e-9);
+        Ok(rest)
+    }
+
+    /// A beam-search sequence's text cut before its first stop string, its tokens cut after
+    /// the one that completes it, and whether it was cut. Stop strings only cut the found
+    /// sequences; unlike transformers' `stop_strings`, they do not end beams during the search.
+    fn cut_at_stop(&self, tokens: Vec<u32>) -> Result<(String, Vec<u32>, bool)> {
+        let tok = self.model.tokenizer();
+        let mut text = tok.decode(&tokens, true)?;
+        let Some(at) = self.stops.find(&text, 0) else { return Ok((text, tokens, false)) };
+        text.truncate(at);
+        let mut end = tokens.len();
+        for n in 1..tokens.len() {
+            if self.stops.find(&tok.decode(&tokens[..n], true)?, 0).is_some() {
+                end = n;
+                break;
+            }
+        }
+        let mut tokens = tokens;
+        tokens.truncate(end);
+        Ok((text, tokens, true))
     }
 
     /// The logits the next token will be picked from (before any processing).
@@ -338,6 +527,7 @@ impl<M: Deref<Target = Model>> Generator<M> {
             logprobs: self.cfg.logprobs.then_some(self.logprobs),
             timings: self.timings,
             seed: self.seed,
+            sequences: self.sequences,
         }
     }
 
@@ -383,4 +573,43 @@ fn forward(model: &Model, ids: &[u32], cache: &mut KvCache) -> Result<Vec<f32>> 
         let logits = model.network().forward(&input, cache)?;
         Ok(Vec::<f32>::try_from(logits.f_squeeze_dim(0)?.f_to_device(tch::Device::Cpu)?)?)
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn early_stopping_reads_and_writes_as_in_transformers_configs() {
+        let cfg: GenerationConfig = serde_json::from_str(r#"{"num_beams": 4, "early_stopping": "never"}"#).unwrap();
+        assert_eq!((cfg.num_beams, cfg.early_stopping, cfg.max_new_tokens), (4, EarlyStopping::Never, 256));
+        let cfg: GenerationConfig = serde_json::from_str(r#"{"early_stopping": true}"#).unwrap();
+        assert_eq!(cfg.early_stopping, EarlyStopping::True);
+        let json = serde_json::to_value(GenerationConfig::default()).unwrap();
+        assert_eq!(json["early_stopping"], serde_json::json!(false));
+        let json = serde_json::to_value(GenerationConfig { early_stopping: EarlyStopping::Never, ..Default::default() }).unwrap();
+        assert_eq!(json["early_stopping"], serde_json::json!("never"));
+        assert!(serde_json::from_str::<GenerationConfig>(r#"{"early_stopping": "sometimes"}"#).is_err());
+        assert_eq!("True".parse::<EarlyStopping>().unwrap(), EarlyStopping::True);
+    }
+
+    #[test]
+    fn bad_beam_options_name_their_field() {
+        let cases = [
+            ("num_beams", GenerationConfig { num_beams: 0, ..Default::default() }),
+            ("num_return_sequences", GenerationConfig { num_beams: 2, num_return_sequences: 3, ..Default::default() }),
+            ("num_return_sequences", GenerationConfig { num_return_sequences: 2, ..Default::default() }),
+            ("num_return_sequences", GenerationConfig { num_beams: 2, num_return_sequences: 0, ..Default::default() }),
+            ("do_sample", GenerationConfig { num_beams: 2, do_sample: true, ..Default::default() }),
+            ("length_penalty", GenerationConfig { num_beams: 2, length_penalty: f32::INFINITY, ..Default::default() }),
+        ];
+        for (field, cfg) in cases {
+            match cfg.validate() {
+                Err(MedgenError::InvalidArgument { name, .. }) => assert_eq!(name, field),
+                other => panic!("{field}: expected InvalidArgument, got {other:?}"),
+            }
+        }
+        let ok = GenerationConfig { num_beams: 4, num_return_sequences: 4, no_repeat_ngram_size: 3, ..Default::default() };
+        assert!(ok.validate().is_ok());
+    }
 }

@@ -1,6 +1,6 @@
 //! Logits processors and the token sampler, on the CPU copy of one position's logits.
-//! The order follows transformers: repetition penalty, minimum length, then temperature,
-//! top-k, top-p and min-p, then a draw (or argmax when greedy).
+//! The order follows transformers: repetition penalty, no-repeat n-gram, minimum length,
+//! then temperature, top-k, top-p and min-p, then a draw (or argmax when greedy).
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -15,6 +15,36 @@ pub(crate) fn repetition_penalty(logits: &mut [f32], seen: &[bool], penalty: f32
     }
     for (l, _) in logits.iter_mut().zip(seen).filter(|(_, &s)| s) {
         *l = if *l < 0.0 { *l * penalty } else { *l / penalty };
+    }
+}
+
+/// The processors before sampling, in transformers' order, on the scores of the token after
+/// `prompt` + `generated`; `seen` marks the token ids in either.
+pub(crate) fn process(scores: &mut [f32], cfg: &GenerationConfig, seen: &[bool], prompt: &[u32], generated: &[u32], eos: &[u32]) {
+    repetition_penalty(scores, seen, cfg.repetition_penalty);
+    if cfg.no_repeat_ngram_size > 0 {
+        let seq: Vec<u32> = prompt.iter().chain(generated).copied().collect();
+        no_repeat_ngram(scores, &seq, cfg.no_repeat_ngram_size);
+    }
+    if generated.len() < cfg.min_new_tokens {
+        suppress(scores, eos);
+    }
+}
+
+/// transformers' `NoRepeatNGramLogitsProcessor`: bans each token that would complete an
+/// n-gram already in `seq` (prompt and output), that is, that follows an earlier
+/// occurrence of `seq`'s last `n - 1` tokens.
+pub(crate) fn no_repeat_ngram(scores: &mut [f32], seq: &[u32], n: usize) {
+    if n == 0 || seq.len() < n {
+        return;
+    }
+    let prefix = &seq[seq.len() + 1 - n..];
+    for w in seq.windows(n) {
+        if w[..n - 1] == *prefix {
+            if let Some(s) = scores.get_mut(w[n - 1] as usize) {
+                *s = f32::NEG_INFINITY;
+            }
+        }
     }
 }
 
@@ -36,6 +66,14 @@ pub(crate) fn argmax(logits: &[f32]) -> u32 {
         }
     }
     best as u32
+}
+
+/// log-softmax of all logits, as [`log_prob`] computes each.
+pub(crate) fn log_softmax(logits: &[f32]) -> Vec<f32> {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let sum: f64 = logits.iter().map(|&l| ((l - max) as f64).exp()).sum();
+    let log_sum = sum.ln() as f32;
+    logits.iter().map(|&l| (l - max) - log_sum).collect()
 }
 
 /// log-softmax of the raw logits at `token`.
@@ -157,6 +195,38 @@ mod tests {
         let mut s = Sampler::new(&config(0, 1.0, 0.3), 5);
         let picks: std::collections::HashSet<u32> = (0..500).map(|_| s.pick(&logits)).collect();
         assert_eq!(picks, [0, 1].into_iter().collect());
+    }
+
+    #[test]
+    fn no_repeat_ngram_bans_tokens_that_repeat_a_trigram() {
+        // 5 6 7 ... 5 6: a third 7 would repeat "5 6 7"; 8 followed "6" only as a bigram.
+        let mut scores = [0.0f32; 10];
+        no_repeat_ngram(&mut scores, &[5, 6, 7, 6, 8, 5, 6], 3);
+        let banned: Vec<usize> = (0..10).filter(|&i| scores[i] == f32::NEG_INFINITY).collect();
+        assert_eq!(banned, [7]);
+        // Bigrams: after "6", both 7 and 8 were seen.
+        let mut scores = [0.0f32; 10];
+        no_repeat_ngram(&mut scores, &[5, 6, 7, 6, 8, 5, 6], 2);
+        let banned: Vec<usize> = (0..10).filter(|&i| scores[i] == f32::NEG_INFINITY).collect();
+        assert_eq!(banned, [7, 8]);
+    }
+
+    #[test]
+    fn no_repeat_ngram_waits_for_a_whole_ngram() {
+        let mut scores = [0.0f32; 4];
+        no_repeat_ngram(&mut scores, &[1, 1], 3);
+        assert!(scores.iter().all(|s| *s == 0.0));
+        // Unigrams ban every token already present.
+        no_repeat_ngram(&mut scores, &[1, 3], 1);
+        assert_eq!(scores, [0.0, f32::NEG_INFINITY, 0.0, f32::NEG_INFINITY]);
+    }
+
+    #[test]
+    fn log_softmax_sums_to_one() {
+        let lp = log_softmax(&[1.0, 2.0, 3.0, -4.0]);
+        let total: f64 = lp.iter().map(|&l| (l as f64).exp()).sum();
+        assert!((total - 1.0).abs() < 1e-6);
+        assert_eq!(lp[2], log_prob(&[1.0, 2.0, 3.0, -4.0], 2));
     }
 
     #[test]

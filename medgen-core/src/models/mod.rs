@@ -345,6 +345,33 @@ impl KvCache {
         self.len += t;
     }
 
+    /// Makes row `i` of every layer a copy of row `rows[i]`, for beam search, whose beams
+    /// continue from the beams they extend. The batch becomes `rows.len()`: the first step
+    /// widens the one prefilled sequence to all beams.
+    pub(crate) fn reorder(&mut self, rows: &[usize]) -> Result<()> {
+        let Some(batch) = self.layers.first().map(|(k, _)| k.size()[0] as usize) else { return Ok(()) };
+        if rows.len() == batch && rows.iter().enumerate().all(|(i, &r)| i == r) {
+            return Ok(());
+        }
+        if let Some(bad) = rows.iter().find(|&&r| r >= batch) {
+            return Err(MedgenError::invalid("rows", format!("cache row {bad} is outside the batch of {batch}")));
+        }
+        let index: Vec<i64> = rows.iter().map(|&r| r as i64).collect();
+        let index = Tensor::f_from_slice(&index)?.f_to_device(self.layers[0].0.device())?;
+        let len = self.len as i64;
+        for t in self.layers.iter_mut().flat_map(|(k, v)| [k, v]) {
+            if rows.len() == batch {
+                // In place, and only the filled positions: the rest of the capacity is unused.
+                let filled = t.f_narrow(2, 0, len)?;
+                let picked = filled.f_index_select(0, &index)?;
+                t.f_narrow(2, 0, len)?.f_copy_(&picked)?;
+            } else {
+                *t = t.f_index_select(0, &index)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Whether [`KvCache::cpu_layer`] can be used: contiguous f32 CPU buffers, one sequence.
     pub(crate) fn is_cpu_f32(&self) -> bool {
         self.layers.iter().all(|(k, v)| {

@@ -1,0 +1,280 @@
+//! Beam search, step for step as transformers' `_beam_search` (generation/utils.py, v5.23),
+//! so that it finds the same sequences with the same scores:
+//!
+//! - each beam's logits become log-probabilities, go through the logits processors and add
+//!   to the beam's score;
+//! - the best `max(2, 1 + EOS ids) * num_beams` continuations over all beams are kept, so
+//!   that `num_beams` of them still run when the best ones end in EOS;
+//! - a continuation ending in EOS, or reaching `max_new_tokens`, finishes if it ranks among
+//!   the best `num_beams`: its score becomes `score / generated_len ** length_penalty` and
+//!   it joins the `num_beams` best finished sequences;
+//! - the `num_beams` best unfinished continuations are the next beams, and the rows of the
+//!   KV cache follow the beams they extend;
+//! - `early_stopping` decides when the finished sequences can no longer be beaten.
+
+use tch::Tensor;
+
+use super::{sampling, EarlyStopping, GenerationConfig};
+use crate::error::{MedgenError, Result};
+use crate::models::KvCache;
+use crate::Model;
+
+/// transformers' score for "no beam here". A finite number, not -inf: comparisons against
+/// it must come out as in transformers.
+const NONE: f32 = -1.0e9;
+
+/// A sequence being searched, or a finished one.
+#[derive(Clone)]
+pub(crate) struct Hypothesis {
+    /// Generated tokens.
+    pub tokens: Vec<u32>,
+    /// Each token's log-probability under the raw distribution (for `logprobs`).
+    pub logprobs: Vec<f32>,
+    /// Summed processed log-probabilities; once finished, divided by
+    /// `tokens.len() ** length_penalty`.
+    pub score: f32,
+}
+
+/// What a search found.
+pub(crate) struct Found {
+    /// The `num_return_sequences` best finished sequences, the best first.
+    pub hypotheses: Vec<Hypothesis>,
+    /// Forward passes of all beams after the prefill.
+    pub steps: usize,
+}
+
+/// Beam `beam` extended by `token`, with the accumulated score.
+struct Candidate {
+    score: f32,
+    beam: usize,
+    token: u32,
+    logprob: f32,
+}
+
+/// Searches from the logits `first` of the position after `prompt`. `forward(sources,
+/// tokens)` gives the logits after each beam's next token, where the beam in row `i`
+/// extends the beam that was in row `sources[i]` (at the first call, all rows extend the
+/// prompt, row 0).
+pub(crate) fn search(
+    first: Vec<f32>,
+    prompt: &[u32],
+    eos: &[u32],
+    cfg: &GenerationConfig,
+    mut forward: impl FnMut(&[usize], &[u32]) -> Result<Vec<Vec<f32>>>,
+) -> Result<Found> {
+    let n = cfg.num_beams;
+    let keep = 2.max(1 + eos.len()) * n;
+    // All beams start as the prompt. Only the first counts at the first step (the others
+    // score NONE), or every beam would pick the same tokens.
+    let mut beams: Vec<Hypothesis> = (0..n)
+        .map(|i| Hypothesis { tokens: Vec::new(), logprobs: Vec::new(), score: if i == 0 { 0.0 } else { NONE } })
+        .collect();
+    let mut logits = vec![first; n];
+    let mut finished: Vec<Hypothesis> = Vec::with_capacity(2 * n);
+    let mut prompt_seen = vec![false; logits[0].len()];
+    for &t in prompt {
+        if let Some(s) = prompt_seen.get_mut(t as usize) {
+            *s = true;
+        }
+    }
+    let mut steps = 0;
+    loop {
+        let candidates = best_continuations(&beams, &logits, keep, prompt, &prompt_seen, eos, cfg);
+        // The generated length once this step's token is added (the same in every beam).
+        let len = steps + 1;
+        let at_max = len >= cfg.max_new_tokens;
+        let ends = |c: &Candidate| at_max || eos.contains(&c.token);
+        // Only the best `n` may finish (the rest are there to keep `n` beams running), and
+        // with early_stopping true a full set of finished sequences takes no more.
+        if !(cfg.early_stopping == EarlyStopping::True && finished.len() == n) {
+            let norm = length_norm(len, cfg.length_penalty);
+            for c in candidates.iter().take(n).filter(|c| ends(c)) {
+                let mut h = extend(&beams[c.beam], c);
+                h.score /= norm;
+                finished.push(h);
+            }
+            // A stable sort: on equal scores the earlier sequence stays ahead.
+            finished.sort_by(|a, b| b.score.total_cmp(&a.score));
+            finished.truncate(n);
+        }
+        if at_max {
+            break;
+        }
+        // At most `n` candidates per EOS id end, so `n` of the `keep` go on.
+        let next: Vec<&Candidate> = candidates.iter().filter(|c| !ends(c)).take(n).collect();
+        beams = next.iter().map(|c| extend(&beams[c.beam], c)).collect();
+        match beams.first() {
+            Some(best) if !cannot_improve(best.score, &finished, len, cfg) => {}
+            _ => break,
+        }
+        let sources: Vec<usize> = next.iter().map(|c| c.beam).collect();
+        let tokens: Vec<u32> = next.iter().map(|c| c.token).collect();
+        logits = forward(&sources, &tokens)?;
+        steps += 1;
+    }
+    finished.truncate(cfg.num_return_sequences);
+    Ok(Found { hypotheses: finished, steps })
+}
+
+/// The `keep` best continuations of all beams, best first; ties go to the lower beam, then
+/// the lower token id.
+fn best_continuations(
+    beams: &[Hypothesis],
+    logits: &[Vec<f32>],
+    keep: usize,
+    prompt: &[u32],
+    prompt_seen: &[bool],
+    eos: &[u32],
+    cfg: &GenerationConfig,
+) -> Vec<Candidate> {
+    let order = |a: &Candidate, b: &Candidate| b.score.total_cmp(&a.score).then(a.beam.cmp(&b.beam)).then(a.token.cmp(&b.token));
+    let mut all = Vec::with_capacity(beams.len() * keep);
+    for (i, (beam, logits)) in beams.iter().zip(logits).enumerate() {
+        let raw = sampling::log_softmax(logits);
+        let mut scores = raw.clone();
+        let mut seen = Vec::new();
+        if cfg.repetition_penalty != 1.0 {
+            seen = prompt_seen.to_vec();
+            beam.tokens.iter().for_each(|&t| seen[t as usize] = true);
+        }
+        sampling::process(&mut scores, cfg, &seen, prompt, &beam.tokens, eos);
+        let mut row: Vec<Candidate> = scores
+            .iter()
+            .zip(&raw)
+            .enumerate()
+            .map(|(t, (&s, &logprob))| Candidate { score: s + beam.score, beam: i, token: t as u32, logprob })
+            .collect();
+        // The global best `keep` are among each beam's best `keep`.
+        if row.len() > keep {
+            row.select_nth_unstable_by(keep - 1, order);
+            row.truncate(keep);
+        }
+        all.extend(row);
+    }
+    all.sort_unstable_by(order);
+    all.truncate(keep);
+    all
+}
+
+/// `beam` with `c`'s token appended.
+fn extend(beam: &Hypothesis, c: &Candidate) -> Hypothesis {
+    let mut h = beam.clone();
+    h.tokens.push(c.token);
+    h.logprobs.push(c.logprob);
+    h.score = c.score;
+    h
+}
+
+/// `len ** length_penalty`, rounded to f32 as transformers' division of an f32 tensor by a
+/// Python float rounds it.
+fn length_norm(len: usize, length_penalty: f32) -> f32 {
+    (len as f64).powf(length_penalty as f64) as f32
+}
+
+/// Whether the search ends after a step that left `len` tokens in each running beam, the
+/// best of which scores `best`: transformers' `_check_early_stop_heuristic` and
+/// `_beam_search_has_unfinished_sequences`.
+fn cannot_improve(best: f32, finished: &[Hypothesis], len: usize, cfg: &GenerationConfig) -> bool {
+    let full = finished.len() == cfg.num_beams;
+    if full && cfg.early_stopping == EarlyStopping::True {
+        return true;
+    }
+    // A positive length penalty lets longer sequences score higher: "never" bounds the best
+    // running score at the longest length; the others assume the current one.
+    let at = if cfg.early_stopping == EarlyStopping::Never && cfg.length_penalty > 0.0 { cfg.max_new_tokens } else { len };
+    let worst = match finished.last() {
+        Some(h) if full => h.score,
+        _ => NONE,
+    };
+    best / length_norm(at, cfg.length_penalty) <= worst
+}
+
+/// The model's `forward` for [`search`]: moves the cache rows to follow the beams and runs
+/// one token per beam. `cache` holds the prompt (batch 1) and room for the new tokens.
+pub(crate) fn forward(model: &Model, sources: &[usize], tokens: &[u32], cache: &mut KvCache) -> Result<Vec<Vec<f32>>> {
+    model.pool().install(|| {
+        tch::no_grad(|| {
+            cache.reorder(sources)?;
+            let ids: Vec<i64> = tokens.iter().map(|&t| t as i64).collect();
+            let input = Tensor::f_from_slice(&ids)?.f_to_device(model.device())?.f_unsqueeze(1)?;
+            let logits = model.network().forward(&input, cache)?.f_to_device(tch::Device::Cpu)?;
+            let vocab = logits.size().get(1).copied().unwrap_or(0) as usize;
+            if vocab == 0 {
+                return Err(MedgenError::format("the network returned no logits"));
+            }
+            let flat = Vec::<f32>::try_from(logits.f_contiguous()?.f_reshape([-1])?)?;
+            Ok(flat.chunks(vocab).map(<[f32]>::to_vec).collect())
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sampling::log_softmax;
+
+    /// A model over tokens 0, 1 and 2 (EOS): the prompt's next-token logits are
+    /// [2, 1, 0]; after any token they are [0, 1, 3], so EOS is likely after one token.
+    fn run(cfg: &GenerationConfig) -> (Found, usize) {
+        let mut calls = 0;
+        let found = search(vec![2.0, 1.0, 0.0], &[0], &[2], cfg, |_, tokens| {
+            calls += 1;
+            Ok(tokens.iter().map(|_| vec![0.0, 1.0, 3.0]).collect())
+        })
+        .unwrap();
+        (found, calls)
+    }
+
+    fn config(length_penalty: f32, early_stopping: EarlyStopping) -> GenerationConfig {
+        GenerationConfig {
+            num_beams: 2,
+            num_return_sequences: 2,
+            max_new_tokens: 3,
+            length_penalty,
+            early_stopping,
+            ..Default::default()
+        }
+    }
+
+    fn tokens(found: &Found) -> Vec<Vec<u32>> {
+        found.hypotheses.iter().map(|h| h.tokens.clone()).collect()
+    }
+
+    #[test]
+    fn eos_below_the_best_num_beams_is_dropped_and_scores_divide_by_the_length() {
+        // Step 1: EOS ranks third, so it neither finishes nor runs. Step 2: both beams end
+        // in EOS, and the best running beam cannot beat them at length 2.
+        let (found, calls) = run(&config(1.0, EarlyStopping::False));
+        assert_eq!(tokens(&found), [vec![0, 2], vec![1, 2]]);
+        assert_eq!(calls, 1);
+        let (first, next) = (log_softmax(&[2.0, 1.0, 0.0]), log_softmax(&[0.0, 1.0, 3.0]));
+        assert_eq!(found.hypotheses[0].score, (first[0] + next[2]) / 2.0);
+        assert_eq!(found.hypotheses[1].score, (first[1] + next[2]) / 2.0);
+        assert_eq!(found.hypotheses[0].logprobs, [first[0], next[2]]);
+    }
+
+    #[test]
+    fn early_stopping_never_searches_on_while_a_longer_sequence_could_win() {
+        // With length_penalty 2, [0, 1, 2] scores (-2.75 / 9) above [1, 2] (-1.58 / 4).
+        // "false" bounds the running beam at its current length and stops after step 2;
+        // "never" bounds it at max_new_tokens and finds the longer sequence.
+        let (found, calls) = run(&config(2.0, EarlyStopping::False));
+        assert_eq!((tokens(&found), calls), (vec![vec![0, 2], vec![1, 2]], 1));
+        let (found, calls) = run(&config(2.0, EarlyStopping::Never));
+        assert_eq!((tokens(&found), calls), (vec![vec![0, 2], vec![0, 1, 2]], 2));
+    }
+
+    #[test]
+    fn max_new_tokens_finishes_the_best_beams() {
+        let cfg = GenerationConfig { max_new_tokens: 1, ..config(1.0, EarlyStopping::False) };
+        let (found, calls) = run(&cfg);
+        assert_eq!((tokens(&found), calls), (vec![vec![0], vec![1]], 0));
+    }
+
+    #[test]
+    fn min_new_tokens_keeps_beams_from_ending() {
+        let cfg = GenerationConfig { min_new_tokens: 3, ..config(1.0, EarlyStopping::False) };
+        let (found, _) = run(&cfg);
+        assert!(found.hypotheses.iter().all(|h| h.tokens.len() == 3 && !h.tokens[..2].contains(&2)));
+    }
+}
