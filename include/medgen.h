@@ -63,6 +63,22 @@
 #define MEDGEN_TASK_DEID_NONE 2
 
 /*
+ `medgen_generation_params.early_stopping`: stop when the best running beam cannot beat
+ the finished ones at its current length (transformers' default).
+ */
+#define MEDGEN_EARLY_STOPPING_FALSE 0
+
+/*
+ `medgen_generation_params.early_stopping`: stop as soon as num_beams sequences are finished.
+ */
+#define MEDGEN_EARLY_STOPPING_TRUE 1
+
+/*
+ `medgen_generation_params.early_stopping`: stop only when no beam can improve at any length.
+ */
+#define MEDGEN_EARLY_STOPPING_NEVER 2
+
+/*
  `medgen_model_params.device`: the CPU.
  */
 #define MEDGEN_DEVICE_CPU 0
@@ -335,6 +351,29 @@ typedef struct {
    (default: false).
    */
   bool logprobs;
+  /*
+   Beams of beam search; 1 disables it (default: 1).
+   */
+  size_t num_beams;
+  /*
+   Beam search ranks finished sequences by summed log-probabilities divided by
+   length ** length_penalty (default: 1.0).
+   */
+  float length_penalty;
+  /*
+   MEDGEN_EARLY_STOPPING_FALSE, _TRUE or _NEVER, as transformers' early_stopping
+   (default: MEDGEN_EARLY_STOPPING_FALSE).
+   */
+  int32_t early_stopping;
+  /*
+   Sequences beam search returns, at most num_beams; read them with
+   `medgen_text_sequence` (default: 1).
+   */
+  size_t num_return_sequences;
+  /*
+   No n-gram of this size occurs twice; 0 disables (default: 0).
+   */
+  size_t no_repeat_ngram_size;
 } medgen_generation_params;
 
 /*
@@ -701,6 +740,25 @@ uint64_t medgen_text_seed(const medgen_text *t);
  `t` is NULL or a live text.
  */
 const char *medgen_text_json(const medgen_text *t);
+
+/*
+ The number of sequences beam search returned (num_return_sequences), best first; 0
+ without beam search (and for NULL).
+
+ # Safety
+ `t` is NULL or a live text.
+ */
+size_t medgen_text_n_sequences(const medgen_text *t);
+
+/*
+ Beam search's sequence `i` (0 is the best, the same as `medgen_text_str`): its text,
+ NUL-terminated and owned by `t`, and its score (transformers' sequences_scores) written
+ to `*score_out` unless that is NULL. NULL when `i` is out of range (or `t` is NULL).
+
+ # Safety
+ `t` is NULL or a live text; `score_out` is NULL or writable.
+ */
+const char *medgen_text_sequence(const medgen_text *t, size_t i, float *score_out);
 
 /*
  Releases a text. NULL does nothing; must not be freed twice.

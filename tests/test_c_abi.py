@@ -89,6 +89,11 @@ def test_c_abi_checks_pass_under_asan_and_match_the_cli(programs, tiny_models, m
                           "--temperature", 0.8, "--top-p", 0.9, "--seed", 7, "--json")
     assert got["sampled"]["token_ids"] == sampled["token_ids"]
     assert got["sampled"]["seed"] == 7
+    beam = medgen_json("generate", "--model", path, "--prompt", PROMPT, "--max-new-tokens", 10, "--num-beams", 4,
+                       "--num-return-sequences", 2, "--length-penalty", 0.6, "--early-stopping", "never",
+                       "--no-repeat-ngram-size", 3, "--json")
+    assert got["beam"]["token_ids"] == beam["token_ids"]
+    assert [s["token_ids"] for s in got["beam"]["sequences"]] == [s["token_ids"] for s in beam["sequences"]]
     tokens = medgen_json("tokenize", "--model", path, "--prompt", "Aspirin 81 mg daily. 患者否认胸痛。")
     assert got["tokenize"]["ids"] == tokens["ids"]
     if model == "default":

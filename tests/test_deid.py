@@ -223,8 +223,10 @@ def test_chinese_resident_id_needs_a_valid_checksum():
     assert not any(c == "ID_NUMBER" for c, _, _ in detect(f"数值 {invalid} 结束"))
 
 
-def test_empty_and_large_notes_work():
-    assert medgen_json("deid", "--json", input="") == {"text": "", "entities": [], "mapping": {}}
+def test_empty_notes_are_an_error_and_large_notes_work():
+    for empty in ["", "  \n\t"]:
+        proc = run_medgen("deid", "--json", input=empty, check=False)
+        assert proc.returncode == 1 and "empty" in proc.stderr
     text, _ = load_note(DATA / "en_admission_01.txt")
     big = (text + "\n") * (1_000_000 // len(text) + 1)
     out = run_medgen("deid", "--mode", "redact", input=big)

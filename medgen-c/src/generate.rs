@@ -3,7 +3,7 @@
 use std::ffi::{c_char, c_int, c_void};
 use std::ops::ControlFlow;
 
-use engine::{ChatMessage, Generation, GenerationConfig};
+use engine::{ChatMessage, EarlyStopping, Generation, GenerationConfig};
 
 use crate::boundary::{arg, ffi_boundary, null, str_arg, write_out, Failure, FfiResult};
 use crate::medgen_status::{self, *};
@@ -44,7 +44,28 @@ pub struct medgen_generation_params {
     /// Record each generated token's log-probability, read with `medgen_text_logprobs`
     /// (default: false).
     pub logprobs: bool,
+    /// Beams of beam search; 1 disables it (default: 1).
+    pub num_beams: usize,
+    /// Beam search ranks finished sequences by summed log-probabilities divided by
+    /// length ** length_penalty (default: 1.0).
+    pub length_penalty: f32,
+    /// MEDGEN_EARLY_STOPPING_FALSE, _TRUE or _NEVER, as transformers' early_stopping
+    /// (default: MEDGEN_EARLY_STOPPING_FALSE).
+    pub early_stopping: i32,
+    /// Sequences beam search returns, at most num_beams; read them with
+    /// `medgen_text_sequence` (default: 1).
+    pub num_return_sequences: usize,
+    /// No n-gram of this size occurs twice; 0 disables (default: 0).
+    pub no_repeat_ngram_size: usize,
 }
+
+/// `medgen_generation_params.early_stopping`: stop when the best running beam cannot beat
+/// the finished ones at its current length (transformers' default).
+pub const MEDGEN_EARLY_STOPPING_FALSE: i32 = 0;
+/// `medgen_generation_params.early_stopping`: stop as soon as num_beams sequences are finished.
+pub const MEDGEN_EARLY_STOPPING_TRUE: i32 = 1;
+/// `medgen_generation_params.early_stopping`: stop only when no beam can improve at any length.
+pub const MEDGEN_EARLY_STOPPING_NEVER: i32 = 2;
 
 /// The default generation parameters (greedy, 256 new tokens at most).
 #[no_mangle]
@@ -64,6 +85,11 @@ pub extern "C" fn medgen_generation_params_default() -> medgen_generation_params
         stop: std::ptr::null(),
         n_stop: 0,
         logprobs: d.logprobs,
+        num_beams: d.num_beams,
+        length_penalty: d.length_penalty,
+        early_stopping: MEDGEN_EARLY_STOPPING_FALSE,
+        num_return_sequences: d.num_return_sequences,
+        no_repeat_ngram_size: d.no_repeat_ngram_size,
     }
 }
 
@@ -93,7 +119,21 @@ impl medgen_generation_params {
             seed: self.has_seed.then_some(self.seed),
             stop,
             logprobs: self.logprobs,
-            ..Default::default()
+            num_beams: self.num_beams,
+            length_penalty: self.length_penalty,
+            early_stopping: match self.early_stopping {
+                MEDGEN_EARLY_STOPPING_FALSE => EarlyStopping::False,
+                MEDGEN_EARLY_STOPPING_TRUE => EarlyStopping::True,
+                MEDGEN_EARLY_STOPPING_NEVER => EarlyStopping::Never,
+                e => {
+                    return Err(Failure(
+                        MEDGEN_ERR_INVALID_ARGUMENT,
+                        format!("early_stopping {e} is not a MEDGEN_EARLY_STOPPING_* value"),
+                    ))
+                }
+            },
+            num_return_sequences: self.num_return_sequences,
+            no_repeat_ngram_size: self.no_repeat_ngram_size,
         };
         cfg.validate()?;
         Ok(cfg)

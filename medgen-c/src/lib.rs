@@ -38,7 +38,8 @@ pub use clinical::{
 };
 pub use generate::{
     medgen_chat, medgen_chat_stream, medgen_generate, medgen_generate_stream, medgen_generation_params,
-    medgen_generation_params_default, medgen_message, medgen_piece_callback,
+    medgen_generation_params_default, medgen_message, medgen_piece_callback, MEDGEN_EARLY_STOPPING_FALSE,
+    MEDGEN_EARLY_STOPPING_NEVER, MEDGEN_EARLY_STOPPING_TRUE,
 };
 pub use model::{
     medgen_detokenize, medgen_model, medgen_model_free, medgen_model_load, medgen_model_params,
@@ -46,6 +47,6 @@ pub use model::{
     MEDGEN_DTYPE_F16, MEDGEN_DTYPE_F32,
 };
 pub use text::{
-    medgen_finish_reason, medgen_text, medgen_text_finish_reason, medgen_text_free, medgen_text_json, medgen_text_logprobs,
+    medgen_finish_reason, medgen_text, medgen_text_finish_reason, medgen_text_free, medgen_text_json, medgen_text_logprobs, medgen_text_n_sequences, medgen_text_sequence,
     medgen_text_len, medgen_text_n_tokens, medgen_text_seed, medgen_text_str, medgen_text_tokens,
 };

@@ -14,6 +14,8 @@ pub struct medgen_text {
     /// The text followed by a NUL.
     c_text: Vec<u8>,
     tokens: Vec<i32>,
+    /// Beam search's sequences' texts, NUL-terminated.
+    sequences: Vec<CString>,
     json: OnceLock<CString>,
 }
 
@@ -23,7 +25,13 @@ impl medgen_text {
         c_text.extend_from_slice(generation.text.as_bytes());
         c_text.push(0);
         let tokens = generation.token_ids.iter().map(|&t| t as i32).collect();
-        medgen_text { generation, c_text, tokens, json: OnceLock::new() }
+        // A generated text holds no NUL in practice; one would cut the C string there.
+        let sequences = generation
+            .sequences
+            .iter()
+            .map(|s| CString::new(s.text.split('\0').next().unwrap_or_default()).unwrap_or_default())
+            .collect();
+        medgen_text { generation, c_text, tokens, sequences, json: OnceLock::new() }
     }
 }
 
@@ -139,6 +147,36 @@ pub unsafe extern "C" fn medgen_text_json(t: *const medgen_text) -> *const c_cha
                 CString::new(json).unwrap_or_default()
             })
             .as_ptr()
+    })
+}
+
+/// The number of sequences beam search returned (num_return_sequences), best first; 0
+/// without beam search (and for NULL).
+///
+/// # Safety
+/// `t` is NULL or a live text.
+#[no_mangle]
+pub unsafe extern "C" fn medgen_text_n_sequences(t: *const medgen_text) -> usize {
+    read(t, 0, |t| t.sequences.len())
+}
+
+/// Beam search's sequence `i` (0 is the best, the same as `medgen_text_str`): its text,
+/// NUL-terminated and owned by `t`, and its score (transformers' sequences_scores) written
+/// to `*score_out` unless that is NULL. NULL when `i` is out of range (or `t` is NULL).
+///
+/// # Safety
+/// `t` is NULL or a live text; `score_out` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn medgen_text_sequence(t: *const medgen_text, i: usize, score_out: *mut f32) -> *const c_char {
+    read(t, std::ptr::null(), |t| match (t.sequences.get(i), t.generation.sequences.get(i)) {
+        (Some(text), Some(seq)) => {
+            if !score_out.is_null() {
+                // SAFETY: the caller vouches that a non-NULL score_out is writable.
+                unsafe { score_out.write(seq.score) };
+            }
+            text.as_ptr()
+        }
+        _ => std::ptr::null(),
     })
 }
 

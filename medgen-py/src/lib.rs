@@ -10,7 +10,7 @@ use medgen::{ChatMessage, Generator, LoadOptions, MedgenError as CoreError};
 use pyo3::create_exception;
 use pyo3::exceptions::{PyException, PyStopIteration, PyTypeError};
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList, PyString};
+use pyo3::types::{PyBool, PyDict, PyList, PyString};
 
 create_exception!(_medgen, MedgenError, PyException, "Base class of every medgen error.");
 create_exception!(_medgen, ModelLoadError, MedgenError, "A model file or folder is missing, unreadable or malformed.");
@@ -53,13 +53,49 @@ struct GenerationConfig {
     seed: Option<u64>,
     stop: Vec<String>,
     logprobs: bool,
+    num_beams: usize,
+    length_penalty: f32,
+    early_stopping: EarlyStopping,
+    num_return_sequences: usize,
+    no_repeat_ngram_size: usize,
+}
+
+/// `early_stopping` as transformers takes it: True, False or "never".
+#[derive(Clone, Copy)]
+struct EarlyStopping(medgen::EarlyStopping);
+
+impl<'py> FromPyObject<'py> for EarlyStopping {
+    fn extract_bound(ob: &Bound<'py, PyAny>) -> PyResult<Self> {
+        if let Ok(b) = ob.downcast::<PyBool>() {
+            return Ok(EarlyStopping(if b.is_true() { medgen::EarlyStopping::True } else { medgen::EarlyStopping::False }));
+        }
+        match ob.extract::<String>() {
+            Ok(s) => s.parse().map(EarlyStopping).map_err(err),
+            Err(_) => Err(PyTypeError::new_err("early_stopping must be True, False or \"never\"")),
+        }
+    }
+}
+
+impl<'py> IntoPyObject<'py> for EarlyStopping {
+    type Target = PyAny;
+    type Output = Bound<'py, PyAny>;
+    type Error = std::convert::Infallible;
+    fn into_pyobject(self, py: Python<'py>) -> Result<Self::Output, Self::Error> {
+        Ok(match self.0 {
+            medgen::EarlyStopping::True => PyBool::new(py, true).to_owned().into_any(),
+            medgen::EarlyStopping::False => PyBool::new(py, false).to_owned().into_any(),
+            medgen::EarlyStopping::Never => PyString::new(py, "never").into_any(),
+        })
+    }
 }
 
 #[pymethods]
 impl GenerationConfig {
     #[new]
     #[pyo3(signature = (*, max_new_tokens=256, min_new_tokens=0, do_sample=false, temperature=1.0, top_k=50,
-        top_p=1.0, min_p=0.0, repetition_penalty=1.0, seed=None, stop=Vec::new(), logprobs=false))]
+        top_p=1.0, min_p=0.0, repetition_penalty=1.0, seed=None, stop=Vec::new(), logprobs=false, num_beams=1,
+        length_penalty=1.0, early_stopping=EarlyStopping(medgen::EarlyStopping::False), num_return_sequences=1,
+        no_repeat_ngram_size=0))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         max_new_tokens: usize,
@@ -73,8 +109,30 @@ impl GenerationConfig {
         seed: Option<u64>,
         stop: Vec<String>,
         logprobs: bool,
+        num_beams: usize,
+        length_penalty: f32,
+        early_stopping: EarlyStopping,
+        num_return_sequences: usize,
+        no_repeat_ngram_size: usize,
     ) -> Self {
-        GenerationConfig { max_new_tokens, min_new_tokens, do_sample, temperature, top_k, top_p, min_p, repetition_penalty, seed, stop, logprobs }
+        GenerationConfig {
+            max_new_tokens,
+            min_new_tokens,
+            do_sample,
+            temperature,
+            top_k,
+            top_p,
+            min_p,
+            repetition_penalty,
+            seed,
+            stop,
+            logprobs,
+            num_beams,
+            length_penalty,
+            early_stopping,
+            num_return_sequences,
+            no_repeat_ngram_size,
+        }
     }
 
     /// Checks every option (raises InvalidArgumentError naming the field).
@@ -101,7 +159,11 @@ impl GenerationConfig {
             seed: self.seed,
             stop: self.stop.clone(),
             logprobs: self.logprobs,
-            ..Default::default()
+            num_beams: self.num_beams,
+            length_penalty: self.length_penalty,
+            early_stopping: self.early_stopping.0,
+            num_return_sequences: self.num_return_sequences,
+            no_repeat_ngram_size: self.no_repeat_ngram_size,
         }
     }
 }
@@ -124,6 +186,8 @@ struct Generation {
     /// load_s, prefill_s, prefill_tokens_per_s, decode_s, decode_tokens_per_s.
     timings: Py<PyDict>,
     seed: u64,
+    /// Beam search's sequences, best first: [{"text", "token_ids", "score"}]; empty without beams.
+    sequences: Py<PyList>,
 }
 
 #[pymethods]
@@ -146,7 +210,16 @@ impl Generation {
         ] {
             timings.set_item(k, v)?;
         }
+        let sequences = PyList::empty(py);
+        for seq in &g.sequences {
+            let d = PyDict::new(py);
+            d.set_item("text", &seq.text)?;
+            d.set_item("token_ids", &seq.token_ids)?;
+            d.set_item("score", seq.score)?;
+            sequences.append(d)?;
+        }
         Ok(Generation {
+            sequences: sequences.unbind(),
             finish_reason: g.finish_reason.as_str(),
             text: g.text,
             token_ids: g.token_ids,
@@ -394,6 +467,11 @@ impl GenerationConfig {
             seed: c.seed,
             stop: c.stop,
             logprobs: c.logprobs,
+            num_beams: c.num_beams,
+            length_penalty: c.length_penalty,
+            early_stopping: EarlyStopping(c.early_stopping),
+            num_return_sequences: c.num_return_sequences,
+            no_repeat_ngram_size: c.no_repeat_ngram_size,
         }
     }
 }

@@ -106,3 +106,24 @@ def test_run_task_bad_input_raises_typed_errors(model):
         model.run_task("soap_note", NOTE, max_new_tokens=0)
     with pytest.raises(medgen.InvalidArgumentError):
         medgen.deid.deidentify(NOTE, "scramble")
+
+
+def test_beam_search_options_pass_through_and_equal_the_command(model):
+    prompt = "Chest X-ray shows"
+    out = model.generate(prompt, max_new_tokens=8, num_beams=4, num_return_sequences=2, length_penalty=0.6,
+                         early_stopping="never", no_repeat_ngram_size=3)
+    want = cli("generate", "--prompt", prompt, "--max-new-tokens", 8, "--num-beams", 4, "--num-return-sequences", 2,
+               "--length-penalty", 0.6, "--early-stopping", "never", "--no-repeat-ngram-size", 3, "--json")
+    assert out.token_ids == want["token_ids"]
+    assert [s["token_ids"] for s in out.sequences] == [s["token_ids"] for s in want["sequences"]]
+    assert out.sequences[0]["score"] == pytest.approx(want["sequences"][0]["score"], abs=1e-5)
+    batch = model.generate([prompt, "Impression:"], max_new_tokens=8, num_beams=4)
+    assert batch[0].token_ids == model.generate(prompt, max_new_tokens=8, num_beams=4).token_ids
+    cfg = medgen.GenerationConfig(num_beams=2, early_stopping=True)
+    assert cfg.early_stopping is True and medgen.GenerationConfig().early_stopping is False
+    with pytest.raises(medgen.InvalidArgumentError, match="num_return_sequences"):
+        model.generate(prompt, num_beams=2, num_return_sequences=3)
+    with pytest.raises(medgen.InvalidArgumentError, match="num_beams"):
+        model.generate(prompt, num_beams=0)
+    with pytest.raises(medgen.InvalidArgumentError, match="early_stopping"):
+        medgen.GenerationConfig(early_stopping="sometimes")

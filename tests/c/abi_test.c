@@ -248,6 +248,42 @@ static void test_generate(medgen_model *m) {
     medgen_text_free(full);
 }
 
+static void test_beams(medgen_model *m) {
+    medgen_generation_params g = medgen_generation_params_default();
+    CHECK(g.num_beams == 1 && g.length_penalty == 1.0f && g.early_stopping == MEDGEN_EARLY_STOPPING_FALSE);
+    CHECK(g.num_return_sequences == 1 && g.no_repeat_ngram_size == 0);
+    g.max_new_tokens = 10;
+    g.num_beams = 4;
+    g.num_return_sequences = 2;
+    g.length_penalty = 0.6f;
+    g.early_stopping = MEDGEN_EARLY_STOPPING_NEVER;
+    g.no_repeat_ngram_size = 3;
+    medgen_text *t = NULL;
+    EXPECT_STATUS(medgen_generate(m, "The patient was admitted with", &g, &t), MEDGEN_OK);
+    if (t) {
+        CHECK(medgen_text_n_sequences(t) == 2);
+        float score = 1.0f;
+        const char *best = medgen_text_sequence(t, 0, &score);
+        CHECK(best != NULL && strcmp(best, medgen_text_str(t)) == 0 && score < 0.0f);
+        CHECK(medgen_text_sequence(t, 1, NULL) != NULL && medgen_text_sequence(t, 2, NULL) == NULL);
+        printf("RESULT beam %s\n", medgen_text_json(t));
+    }
+    medgen_text_free(t);
+    CHECK(medgen_text_n_sequences(NULL) == 0 && medgen_text_sequence(NULL, 0, NULL) == NULL);
+
+    medgen_text *u = UNTOUCHED;
+    medgen_generation_params bad = g;
+    bad.num_beams = 0;
+    EXPECT_STATUS(medgen_generate(m, "x", &bad, &u), MEDGEN_ERR_INVALID_ARGUMENT);
+    bad = g;
+    bad.num_return_sequences = 5;
+    EXPECT_STATUS(medgen_generate(m, "x", &bad, &u), MEDGEN_ERR_INVALID_ARGUMENT);
+    bad = g;
+    bad.early_stopping = 7;
+    EXPECT_STATUS(medgen_generate(m, "x", &bad, &u), MEDGEN_ERR_INVALID_ARGUMENT);
+    CHECK(u == UNTOUCHED);
+}
+
 static void test_chat(medgen_model *m) {
     medgen_generation_params g = medgen_generation_params_default();
     g.max_new_tokens = 8;
@@ -376,6 +412,7 @@ int main(int argc, char **argv) {
     test_tokenize(m);
     test_generate(m);
     test_chat(m);
+    test_beams(m);
     test_clinical(m);
     medgen_model_free(m);
 

@@ -39,12 +39,14 @@ pub fn run(args: Args) -> Result<()> {
         ..Default::default()
     };
     for pair in &args.category_mode {
-        let (category, mode) = pair.split_once('=').ok_or_else(|| {
-            MedgenError::InvalidArgument { name: "category-mode", reason: format!("{pair:?} is not CATEGORY=MODE") }
+        let (category, mode) = pair.split_once('=').ok_or_else(|| MedgenError::InvalidArgument {
+            name: "category-mode",
+            reason: format!("{pair:?} is not CATEGORY=MODE"),
         })?;
         config.per_category.insert(category.parse::<Category>()?, mode.parse::<Operator>()?);
     }
-    let shifting = config.operator == Operator::ShiftDates || config.per_category.values().any(|&o| o == Operator::ShiftDates);
+    let shifting =
+        config.operator == Operator::ShiftDates || config.per_category.values().any(|&o| o == Operator::ShiftDates);
     if shifting && config.date_shift_days.is_none() && config.date_shift_key.is_none() {
         return Err(MedgenError::InvalidArgument {
             name: "shift-days",
@@ -52,6 +54,9 @@ pub fn run(args: Args) -> Result<()> {
         });
     }
     let text = read_note(args.input.as_deref())?;
+    if text.trim().is_empty() {
+        return Err(MedgenError::InvalidArgument { name: "input", reason: "the note is empty".into() });
+    }
     let out = deid::deidentify(&text, &config)?;
     let mut stdout = std::io::stdout().lock();
     let written = if args.json {

@@ -15,8 +15,16 @@ const MONTHS: &str = r"(?i:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|
 const WEEKDAY: &str = r"(?:(?P<wd>(?i:monday|tuesday|wednesday|thursday|friday|saturday|sunday)),?[ \t\x{3000}]+)?";
 const CN_DIGITS: &str = "〇零一二三四五六七八九十";
 
-regex!(TEXT_MDY = format!(r"\b{WEEKDAY}(?P<mon>{MONTHS})\.?[ \t\x{{3000}}]+(?P<d>\d{{1,2}})(?P<sfx>st|nd|rd|th)?(?:[ \t\x{{3000}}]*[-–][ \t\x{{3000}}]*(?P<d2>\d{{1,2}})(?:st|nd|rd|th)?)?(?:,?[ \t\x{{3000}}]+(?P<y>\d{{4}}))?\b"));
-regex!(TEXT_DMY = format!(r"\b{WEEKDAY}(?P<d>\d{{1,2}})(?P<sfx>st|nd|rd|th)?(?:[ \t\x{{3000}}]+(?:of[ \t\x{{3000}}]+)?(?P<mon>{MONTHS})\.?(?:,?[ \t\x{{3000}}]+(?P<y>\d{{4}}))?|-(?P<mon2>{MONTHS})-(?P<y2>\d{{4}}|\d{{2}}))\b"));
+regex!(
+    TEXT_MDY = format!(
+        r"\b{WEEKDAY}(?P<mon>{MONTHS})\.?[ \t\x{{3000}}]+(?P<d>\d{{1,2}})(?P<sfx>st|nd|rd|th)?(?:[ \t\x{{3000}}]*[-–][ \t\x{{3000}}]*(?P<d2>\d{{1,2}})(?:st|nd|rd|th)?)?(?:,?[ \t\x{{3000}}]+(?P<y>\d{{4}}))?\b"
+    )
+);
+regex!(
+    TEXT_DMY = format!(
+        r"\b{WEEKDAY}(?P<d>\d{{1,2}})(?P<sfx>st|nd|rd|th)?(?:[ \t\x{{3000}}]+(?:of[ \t\x{{3000}}]+)?(?P<mon>{MONTHS})\.?(?:,?[ \t\x{{3000}}]+(?P<y>\d{{4}}))?|-(?P<mon2>{MONTHS})-(?P<y2>\d{{4}}|\d{{2}}))\b"
+    )
+);
 regex!(TEXT_MDY_DASHED = format!(r"\b(?P<mon>{MONTHS})-(?P<d>\d{{1,2}})-(?P<y>\d{{4}})\b"));
 regex!(TEXT_MY = format!(r"\b(?P<mon>{MONTHS})\.?,?[ \t\x{{3000}}]+(?P<y>\d{{4}})\b"));
 regex!(MONTH_ONLY = r"\b(?P<mon>January|February|March|April|June|July|August|September|October|November|December)\b");
@@ -26,16 +34,34 @@ regex!(NUM_DOT = r"\b(?P<a>\d{1,2})\.(?P<b>\d{1,2})\.(?P<y>\d{4})\b");
 regex!(ISO = r"\b(?P<y>\d{4})[-/.](?P<mnum>\d{1,2})[-/.](?P<d>\d{1,2})\b");
 regex!(SHORT = r"\b(?P<a>\d{1,2})/(?P<b>\d{1,2})\b");
 regex!(NUM_MONTH_YEAR = r"\b(?P<mnum>0?[1-9]|1[0-2])/(?P<y>(?:19|20)\d{2})\b");
-regex!(CN_YMD = format!(r"(?P<y>\d{{4}}|[{CN_DIGITS}]{{4}})[ \t\x{{3000}}]*年[ \t\x{{3000}}]*(?P<mnum>\d{{1,2}}|[{CN_DIGITS}]{{1,3}})[ \t\x{{3000}}]*月(?:[ \t\x{{3000}}]*(?P<d>\d{{1,2}}|[{CN_DIGITS}]{{1,3}})[ \t\x{{3000}}]*[日号])?"));
+regex!(
+    CN_YMD = format!(
+        r"(?P<y>\d{{4}}|[{CN_DIGITS}]{{4}})[ \t\x{{3000}}]*年[ \t\x{{3000}}]*(?P<mnum>\d{{1,2}}|[{CN_DIGITS}]{{1,3}})[ \t\x{{3000}}]*月(?:[ \t\x{{3000}}]*(?P<d>\d{{1,2}}|[{CN_DIGITS}]{{1,3}})[ \t\x{{3000}}]*[日号])?"
+    )
+);
 regex!(CN_MD = format!(r"(?P<mnum>\d{{1,2}}|[{CN_DIGITS}]{{1,3}})月(?P<d>\d{{1,2}}|[{CN_DIGITS}]{{1,3}})[日号]"));
+// A month without its year or day, where the words around make it a month (3月中旬, 去年12月),
+// not a duration (3个月, 3月余).
+regex!(CN_MONTH_BARE = format!(r"(?P<mnum>\d{{1,2}}|[{CN_DIGITS}]{{1,3}})月"));
+regex!(
+    CN_MONTH = format!(
+        r"(?:今年|去年|前年|明年|同年|当年)(?P<mnum>\d{{1,2}}|[{CN_DIGITS}]{{1,3}})月|(?P<mnum2>\d{{1,2}}|[{CN_DIGITS}]{{1,3}})月(?:上旬|中旬|下旬|初|底|末|份)"
+    )
+);
 // Words before a bare m/d that make it a date ("on 3/12"), and after it that make it a dose.
-regex!(SHORT_CUE_BEFORE = r"(?i)\b(?:on|since|from|until|till|by|for|dated|date|dob|before|after|through|thru|starting|beginning|ending|of|last|next|due|expires?|effective|seen|admitted|discharged|scheduled|planned|dose)[ \t\x{3000}]*:?[ \t\x{3000}]*$");
+regex!(
+    SHORT_CUE_BEFORE = r"(?i)\b(?:on|since|from|until|till|by|for|dated|date|dob|before|after|through|thru|starting|beginning|ending|of|last|next|due|expires?|effective|seen|admitted|discharged|scheduled|planned|dose)[ \t\x{3000}]*:?[ \t\x{3000}]*$"
+);
 // Words before a bare a/b that make it a measurement or a score (BP 9/15, strength 4/5).
-regex!(SHORT_MEASURE_BEFORE = r"(?i)\b(?:bp|blood pressure|ratio|score|scored|grade|strength|power|pain|apgar|gcs|murmur|vision|acuity|va|mmse|moca|phq|gad|ecog|fio2|peep|vent|ventilator|ac|simv|ps|cpap|bipap|tidal|x|times|of)[ \t\x{3000}]*:?[ \t\x{3000}]*$");
-regex!(SHORT_DOSE_AFTER = r"(?i)^[ \t\x{3000}]*(?:tab|tabs|tablet|tablets|pill|pills|dose|doses|strength|cup|cups|inch|inches|mg|ml|hour|hours|hr|hrs|of)\b");
+regex!(
+    SHORT_MEASURE_BEFORE = r"(?i)\b(?:bp|blood pressure|ratio|score|scored|grade|strength|power|pain|apgar|gcs|murmur|vision|acuity|va|mmse|moca|phq|gad|ecog|fio2|peep|vent|ventilator|ac|simv|ps|cpap|bipap|tidal|x|times|of)[ \t\x{3000}]*:?[ \t\x{3000}]*$"
+);
+regex!(
+    SHORT_DOSE_AFTER = r"(?i)^[ \t\x{3000}]*(?:tab|tabs|tablet|tablets|pill|pills|dose|doses|strength|cup|cups|inch|inches|mg|ml|hour|hours|hr|hrs|of)\b"
+);
 
 /// The shapes, from most to least specific, with the confidence of a match.
-fn shapes() -> [(&'static Pattern, f32); 13] {
+fn shapes() -> [(&'static Pattern, f32); 14] {
     [
         (&CN_YMD, 0.95),
         (&ISO, 0.95),
@@ -48,6 +74,7 @@ fn shapes() -> [(&'static Pattern, f32); 13] {
         (&NUM_DASH, 0.9),
         (&NUM_DOT, 0.9),
         (&CN_MD, 0.93),
+        (&CN_MONTH, 0.85),
         (&SHORT, 0.8),
         (&MONTH_ONLY, 0.6),
     ]
@@ -67,7 +94,10 @@ pub(crate) fn find(text: &str, out: &mut Vec<Span>) {
             if is_short && !short_date_has_cue(text, m.range()) {
                 continue;
             }
-            out.push(Span::new(Category::Date, m.start(), m.end(), conf));
+            // 去年12月: "last year" is not a date element, the month is.
+            let start =
+                if std::ptr::eq(re, &CN_MONTH) { c.name("mnum").map_or(m.start(), |x| x.start()) } else { m.start() };
+            out.push(Span::new(Category::Date, start, m.end(), conf));
         }
     }
 }
@@ -101,20 +131,37 @@ fn glued_to_number(text: &str, r: Range<usize>) -> bool {
     let digit_before = before.first().is_some_and(|c| c.is_ascii_digit())
         || before.first().is_some_and(|&c| joins(c)) && before.get(1).is_some_and(|c| c.is_ascii_digit());
     let digit_after = after.first().is_some_and(|c| c.is_ascii_digit())
-        || after.first().is_some_and(|&c| c == '/' || c == '.' || c == '-') && after.get(1).is_some_and(|c| c.is_ascii_digit());
+        || after.first().is_some_and(|&c| c == '/' || c == '.' || c == '-')
+            && after.get(1).is_some_and(|c| c.is_ascii_digit());
     digit_before || digit_after
 }
 
 /// How one piece of a date is written, so that a shifted date is written the same way.
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Piece {
-    Year { digits: usize, chinese: bool },
-    MonthNumber { padded: bool, chinese: bool },
-    MonthName { full: bool, sept: bool, upper: bool },
-    Day { padded: bool, ordinal: bool, chinese: bool },
+    Year {
+        digits: usize,
+        chinese: bool,
+    },
+    MonthNumber {
+        padded: bool,
+        chinese: bool,
+    },
+    MonthName {
+        full: bool,
+        sept: bool,
+        upper: bool,
+    },
+    Day {
+        padded: bool,
+        ordinal: bool,
+        chinese: bool,
+    },
     /// The end day of a range ("March 14-16").
     Day2,
-    Weekday { upper: bool },
+    Weekday {
+        upper: bool,
+    },
 }
 
 /// A date as written: what it says and where each piece is, relative to the date's text.
@@ -131,7 +178,8 @@ pub(crate) struct Parsed {
 
 /// Reads a date written in one of the shapes `find` finds; `prefer_dmy` settles 03/04/2024.
 pub(crate) fn parse(s: &str, prefer_dmy: bool) -> Option<Parsed> {
-    shapes().into_iter().find_map(|(re, _)| {
+    // CN_MONTH_BARE: the month that `find` cut out of 去年12月.
+    shapes().into_iter().map(|(re, _)| re).chain([&CN_MONTH_BARE]).find_map(|re| {
         let c = re.as_ref()?.captures(s)?;
         let m = c.get(0)?;
         (m.start() == 0 && m.end() == s.len()).then(|| parse_captures(&c, prefer_dmy)).flatten()
@@ -147,7 +195,19 @@ fn parse_captures(c: &Captures, prefer_dmy: bool) -> Option<Parsed> {
         let s = y.as_str();
         let chinese = !s.starts_with(|ch: char| ch.is_ascii_digit());
         let value: i32 = if chinese {
-            s.chars().map(|ch| CN_DIGITS.chars().position(|d| d == ch).map(|d| if d == 0 { '0' } else { char::from(b'0' + d as u8 - 1) })).collect::<Option<String>>()?.parse().ok()?
+            s.chars()
+                .map(|ch| {
+                    CN_DIGITS.chars().position(|d| d == ch).map(|d| {
+                        if d == 0 {
+                            '0'
+                        } else {
+                            char::from(b'0' + d as u8 - 1)
+                        }
+                    })
+                })
+                .collect::<Option<String>>()?
+                .parse()
+                .ok()?
         } else {
             s.parse().ok()?
         };
@@ -174,12 +234,22 @@ fn parse_captures(c: &Captures, prefer_dmy: bool) -> Option<Parsed> {
         let key: String = lower.chars().take(3).collect();
         month = MONTH_NAMES.iter().position(|n| n.to_lowercase().starts_with(&key))? as u32 + 1;
         let upper = s.len() > 1 && s.chars().all(|ch| ch.is_uppercase());
-        pieces.push((rel(mon), Piece::MonthName { full: s.len() > 4 || lower == "june" || lower == "july" || lower == "may", sept: lower == "sept", upper }));
+        pieces.push((
+            rel(mon),
+            Piece::MonthName {
+                full: s.len() > 4 || lower == "june" || lower == "july" || lower == "may",
+                sept: lower == "sept",
+                upper,
+            },
+        ));
     }
-    if let Some(m) = c.name("mnum") {
+    if let Some(m) = c.name("mnum").or_else(|| c.name("mnum2")) {
         let chinese = !m.as_str().starts_with(|ch: char| ch.is_ascii_digit());
         month = number(m.as_str())?;
-        pieces.push((rel(m), Piece::MonthNumber { padded: m.as_str().len() == 2 && m.as_str().starts_with('0'), chinese }));
+        pieces.push((
+            rel(m),
+            Piece::MonthNumber { padded: m.as_str().len() == 2 && m.as_str().starts_with('0'), chinese },
+        ));
     }
     if let Some(d) = c.name("d") {
         let chinese = !d.as_str().starts_with(|ch: char| ch.is_ascii_digit());
@@ -188,7 +258,10 @@ fn parse_captures(c: &Captures, prefer_dmy: bool) -> Option<Parsed> {
             Some(sfx) => (d.start() - base..sfx.end() - base, true),
             None => (rel(d), false),
         };
-        pieces.push((range, Piece::Day { padded: d.as_str().len() == 2 && d.as_str().starts_with('0'), ordinal, chinese }));
+        pieces.push((
+            range,
+            Piece::Day { padded: d.as_str().len() == 2 && d.as_str().starts_with('0'), ordinal, chinese },
+        ));
     }
     if let (Some(a), Some(b)) = (c.name("a"), c.name("b")) {
         let (x, y): (u32, u32) = (a.as_str().parse().ok()?, b.as_str().parse().ok()?);
@@ -199,8 +272,21 @@ fn parse_captures(c: &Captures, prefer_dmy: bool) -> Option<Parsed> {
         let (mr, dr, mv, dv) = if dmy { (rel(b), rel(a), y, x) } else { (rel(a), rel(b), x, y) };
         month = mv;
         day = Some(dv);
-        pieces.push((mr.clone(), Piece::MonthNumber { padded: mr.len() == 2 && text_starts_zero(c, if dmy { "b" } else { "a" }), chinese: false }));
-        pieces.push((dr.clone(), Piece::Day { padded: dr.len() == 2 && text_starts_zero(c, if dmy { "a" } else { "b" }), ordinal: false, chinese: false }));
+        pieces.push((
+            mr.clone(),
+            Piece::MonthNumber {
+                padded: mr.len() == 2 && text_starts_zero(c, if dmy { "b" } else { "a" }),
+                chinese: false,
+            },
+        ));
+        pieces.push((
+            dr.clone(),
+            Piece::Day {
+                padded: dr.len() == 2 && text_starts_zero(c, if dmy { "a" } else { "b" }),
+                ordinal: false,
+                chinese: false,
+            },
+        ));
     }
     let mut day2 = None;
     if let Some(d2) = c.name("d2") {
@@ -221,12 +307,18 @@ fn parse_captures(c: &Captures, prefer_dmy: bool) -> Option<Parsed> {
     // 2023-12-25); "3/12" and 2024年12月5日 are not padded.
     let two_digits: Vec<bool> = pieces
         .iter()
-        .filter(|(_, p)| matches!(p, Piece::MonthNumber { chinese: false, .. } | Piece::Day { chinese: false, ordinal: false, .. }))
+        .filter(|(_, p)| {
+            matches!(p, Piece::MonthNumber { chinese: false, .. } | Piece::Day { chinese: false, ordinal: false, .. })
+        })
         .map(|(r, _)| r.len() == 2)
         .collect();
-    let pad_all = two_digits.len() == 2 && two_digits.iter().all(|&t| t) && c.name("mnum").is_none_or(|m| !c.get(0).is_some_and(|a| a.as_str().contains('月')) || m.as_str().starts_with('0'));
+    let pad_all = two_digits.len() == 2
+        && two_digits.iter().all(|&t| t)
+        && c.name("mnum")
+            .is_none_or(|m| !c.get(0).is_some_and(|a| a.as_str().contains('月')) || m.as_str().starts_with('0'));
     // 14-MAR-2024, Mar-14-2024: dashed dates with a month name write the day in two digits.
-    let dashed = c.get(0).is_some_and(|a| a.as_str().contains('-')) && (c.name("mon").is_some() || c.name("mon2").is_some());
+    let dashed =
+        c.get(0).is_some_and(|a| a.as_str().contains('-')) && (c.name("mon").is_some() || c.name("mon2").is_some());
     for (r, p) in pieces.iter_mut() {
         if let (Piece::Day { padded, .. }, true) = (&mut *p, dashed) {
             *padded = *padded || r.len() == 2;
@@ -250,8 +342,20 @@ fn number(s: &str) -> Option<u32> {
     s.parse().ok().or_else(|| chinese_number(s))
 }
 
-const MONTH_NAMES: [&str; 12] =
-    ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November", "December"];
+const MONTH_NAMES: [&str; 12] = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+];
 const WEEKDAYS: [&str; 7] = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"];
 
 impl Parsed {
@@ -291,14 +395,16 @@ fn render(piece: Piece, y: i32, m: u32, d: u32, d2: u32, old: &str) -> String {
             0..=9 => digit(n).to_string(),
             10 => "十".into(),
             11..=19 => format!("十{}", digit(n - 10)),
-            _ if n % 10 == 0 => format!("{}十", digit(n / 10)),
+            _ if n.is_multiple_of(10) => format!("{}十", digit(n / 10)),
             _ => format!("{}十{}", digit(n / 10), digit(n % 10)),
         }
     };
     match piece {
-        Piece::Year { chinese: true, .. } => {
-            y.to_string().chars().map(|ch| CN_DIGITS.chars().nth(if ch == '0' { 0 } else { ch as usize - '0' as usize + 1 }).unwrap_or(ch)).collect()
-        }
+        Piece::Year { chinese: true, .. } => y
+            .to_string()
+            .chars()
+            .map(|ch| CN_DIGITS.chars().nth(if ch == '0' { 0 } else { ch as usize - '0' as usize + 1 }).unwrap_or(ch))
+            .collect(),
         Piece::Year { digits: 2, .. } => format!("{:02}", y.rem_euclid(100)),
         Piece::Year { .. } => format!("{y:04}"),
         Piece::MonthNumber { chinese: true, .. } => cn(m),
@@ -306,8 +412,18 @@ fn render(piece: Piece, y: i32, m: u32, d: u32, d2: u32, old: &str) -> String {
         Piece::MonthNumber { .. } => m.to_string(),
         Piece::MonthName { full, sept, upper } => {
             let name = MONTH_NAMES[(m - 1) as usize];
-            let s = if full { name.to_string() } else if sept && m == 9 { "Sept".into() } else { name[..3].to_string() };
-            if upper { s.to_uppercase() } else { s }
+            let s = if full {
+                name.to_string()
+            } else if sept && m == 9 {
+                "Sept".into()
+            } else {
+                name[..3].to_string()
+            };
+            if upper {
+                s.to_uppercase()
+            } else {
+                s
+            }
         }
         Piece::Day { chinese: true, .. } => cn(d),
         Piece::Day { ordinal: true, .. } => {
@@ -328,7 +444,11 @@ fn render(piece: Piece, y: i32, m: u32, d: u32, d2: u32, old: &str) -> String {
         Piece::Weekday { upper } => {
             // 1970-01-01 was a Thursday.
             let wd = WEEKDAYS[(days_from_civil(y, m, d) + 3).rem_euclid(7) as usize];
-            if upper { wd.to_uppercase() } else { wd.to_string() }
+            if upper {
+                wd.to_uppercase()
+            } else {
+                wd.to_string()
+            }
         }
     }
 }
@@ -385,6 +505,7 @@ mod tests {
         for (re, _) in shapes() {
             assert!(re.is_some());
         }
+        assert!(CN_MONTH_BARE.is_some());
         assert!(SHORT_CUE_BEFORE.is_some() && SHORT_DOSE_AFTER.is_some() && SHORT_MEASURE_BEFORE.is_some());
     }
 
@@ -394,7 +515,18 @@ mod tests {
                     BP 120/80, ABG 7.31/58/62, 1/2 tablet, at 14:30, in 2019, he may go, 6-8 weeks.";
         assert_eq!(
             dates(text),
-            ["03/14/2024", "14 Mar 2024", "March 14th", "2024-03-14", "3/12", "2024年3月14日", "4月23号", "April 2024", "14-MAR-2024", "03/2023"]
+            [
+                "03/14/2024",
+                "14 Mar 2024",
+                "March 14th",
+                "2024-03-14",
+                "3/12",
+                "2024年3月14日",
+                "4月23号",
+                "April 2024",
+                "14-MAR-2024",
+                "03/2023"
+            ]
         );
     }
 
@@ -412,6 +544,8 @@ mod tests {
         assert_eq!(shift("27.02.2024", 3), "01.03.2024");
         assert_eq!(shift("14-MAR-24", 20), "03-APR-24");
         assert_eq!(shift("03/2023", 31), "04/2023");
+        assert_eq!(shift("12月", 20), "1月");
+        assert_eq!(shift("3月中旬", -31), "2月中旬");
     }
 
     #[test]

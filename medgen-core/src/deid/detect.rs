@@ -50,10 +50,7 @@ pub(crate) fn resolve(mut found: Vec<Span>) -> Vec<Span> {
         }
     }
     merged.sort_by(|a, b| {
-        b.conf
-            .total_cmp(&a.conf)
-            .then((b.end - b.start).cmp(&(a.end - a.start)))
-            .then(a.start.cmp(&b.start))
+        b.conf.total_cmp(&a.conf).then((b.end - b.start).cmp(&(a.end - a.start))).then(a.start.cmp(&b.start))
     });
     // Accepted spans by start: one look at the neighbours on each side finds a clash.
     let mut kept: BTreeMap<usize, Span> = BTreeMap::new();

@@ -101,7 +101,11 @@ pub(crate) static ZH_SURNAMES: LazyLock<(HashSet<char>, HashSet<String>)> = Lazy
 /// The hundred most common single-character family names (the list is in order of frequency):
 /// only these stand alone before a title (刘医生), where a rarer one is usually a word (检查医师).
 pub(crate) static ZH_COMMON_SURNAMES: LazyLock<HashSet<char>> = LazyLock::new(|| {
-    words(include_str!("data/zh_surnames.txt")).filter(|w| w.chars().count() == 1).flat_map(str::chars).take(100).collect()
+    words(include_str!("data/zh_surnames.txt"))
+        .filter(|w| w.chars().count() == 1)
+        .flat_map(str::chars)
+        .take(100)
+        .collect()
 });
 /// Characters common in Chinese given names.
 pub(crate) static ZH_GIVEN: LazyLock<HashSet<char>> =

@@ -258,3 +258,45 @@ pub fn deidentify(text: &str, config: &DeidConfig) -> Result<Deidentified> {
 pub fn reidentify(text: &str, mapping: &BTreeMap<String, String>) -> String {
     operators::reidentify(text, mapping)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn category_and_operator_names_parse_case_insensitively_and_reject_unknown_ones() {
+        for c in Category::ALL {
+            assert_eq!(c.as_str().to_lowercase().parse::<Category>().ok(), Some(c));
+        }
+        assert!(matches!("zip".parse::<Category>(), Err(MedgenError::InvalidArgument { name: "category", .. })));
+        assert_eq!("Shift-Dates".parse::<Operator>().ok(), Some(Operator::ShiftDates));
+        assert!(matches!("scramble".parse::<Operator>(), Err(MedgenError::InvalidArgument { name: "mode", .. })));
+    }
+
+    #[test]
+    fn placeholders_are_shared_by_mentions_of_one_person_and_undone_by_reidentify() {
+        let text = "SMITH, JOHN seen by Dr. Ann Lee. John Smith and Mr. Smith improved; Dr. Lee agreed.";
+        let out = deidentify(text, &DeidConfig::default()).unwrap();
+        assert_eq!(out.text, "[NAME_1] seen by Dr. [NAME_2]. [NAME_1] and Mr. [NAME_1] improved; Dr. [NAME_2] agreed.");
+        assert_eq!(out.mapping["[NAME_2]"], "Ann Lee");
+        assert!(reidentify(&out.text, &out.mapping).contains("seen by Dr. Ann Lee"));
+    }
+
+    #[test]
+    fn per_category_operators_override_the_default() {
+        let mut per_category = BTreeMap::new();
+        per_category.insert(Category::Date, Operator::ShiftDates);
+        per_category.insert(Category::Phone, Operator::Mask);
+        let cfg =
+            DeidConfig { operator: Operator::Redact, per_category, date_shift_days: Some(-1), ..Default::default() };
+        let out = deidentify("Dr. Smith, 2024-03-01, phone 617-555-0142.", &cfg).unwrap();
+        assert_eq!(out.text, "Dr. [NAME], 2024-02-29, phone ***-***-****.");
+        assert_eq!(out.mapping.len(), 1);
+    }
+
+    #[test]
+    fn empty_text_gives_nothing() {
+        let out = deidentify("", &DeidConfig::default()).unwrap();
+        assert!(out.text.is_empty() && out.entities.is_empty() && out.mapping.is_empty());
+    }
+}

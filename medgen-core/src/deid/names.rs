@@ -9,18 +9,34 @@ use super::detect::Span;
 use super::lexicon::{captures, matches, regex, Pattern, AMBIGUOUS, CITIES, FIRST_NAMES, NOT_NAMES, REGIONS, SURNAMES};
 use super::{names_zh, Category};
 
-regex!(TITLE = r"\b(?:Mr|Mrs|Ms|Miss|Mx|Dr|Drs|Prof|Professor|Doctor|Nurse|Sister|Rev|Reverend|Father|Mister|Madam|Madame|Sir|Dame|Judge|Officer|Capt|Captain|Sgt|Mme|Mlle|MR|MRS|MS|DR|PROF)(?:\.[ \t\x{3000}]*|[ \t\x{3000}]+)");
-regex!(CREDENTIAL = r"(,[ \t\x{3000}]*|[ \t\x{3000}]+)(?:MD|M\.D\.|DO|D\.O\.|RN|NP|PA-C|PA|MBBS|MBChB|FRCS|FRCP|FRCPC|PhD|DDS|DMD|PharmD|APRN|CNM|CRNA|LPN|LVN|MSW|LCSW|DPM|FACS|FACP|FACC|MPH|DNP|RDN|DPT|OTR|CNA|ARNP|FNP|FNP-BC|BSN|MSN|RRT)\b");
+regex!(
+    TITLE = r"\b(?:Mr|Mrs|Ms|Miss|Mx|Dr|Drs|Prof|Professor|Doctor|Nurse|Sister|Rev|Reverend|Father|Mister|Madam|Madame|Sir|Dame|Judge|Officer|Capt|Captain|Sgt|Mme|Mlle|MR|MRS|MS|DR|PROF)(?:\.[ \t\x{3000}]*|[ \t\x{3000}]+)"
+);
+regex!(
+    CREDENTIAL = r"(,[ \t\x{3000}]*|[ \t\x{3000}]+)(?:MD|M\.D\.|DO|D\.O\.|RN|NP|PA-C|PA|MBBS|MBChB|FRCS|FRCP|FRCPC|PhD|DDS|DMD|PharmD|APRN|CNM|CRNA|LPN|LVN|MSW|LCSW|DPM|FACS|FACP|FACC|MPH|DNP|RDN|DPT|OTR|CNA|ARNP|FNP|FNP-BC|BSN|MSN|RRT)\b"
+);
 // A label before a colon: what follows is a name (strong) or may be one (weak: speakers in a
 // dialogue, "Patient:", "To:").
-regex!(LABEL_STRONG = r"(?i)\b(?:name|attending|surgeon|surgeons|assistant|assistants|anesthesiologist|anaesthetist|anesthetist|physician|resident|fellow|intern|provider|pcp|gp|consultant|by|author|attn|kin|guardian|proxy|pathologist|radiologist|clinician|therapist|practitioner|midwife|witness|interpreter|caregiver|referring|referrer|cc|dictated|transcribed|signed)\b[ \t\x{3000}]*(?:\([^)\n]{0,30}\))?[ \t\x{3000}]*:[ \t\x{3000}]*");
-regex!(LABEL_WEAK = r"(?i)\b(?:patient|pt|doctor|nurse|mother|father|wife|husband|son|daughter|parent|from|to|re|contact|spouse|informant|mom|dad|sister|brother|child|guarantor|insured|subscriber|member)\b[ \t\x{3000}]*:[ \t\x{3000}]*");
-regex!(RELATIVE = r"(?i)\b(?:wife|husband|spouse|partner|son|daughter|mother|father|mom|dad|brother|sister|niece|nephew|aunt|uncle|cousin|grandson|granddaughter|grandmother|grandfather|grandma|grandpa|friend|neighbou?r|caregiver|fianc[ée]e?|boyfriend|girlfriend|stepson|stepdaughter|roommate|guardian|sibling|twin)\b,?[ \t\x{3000}]+(?:(?:named|called|is|was)[ \t\x{3000}]+)?");
-regex!(ROLE_IN_PARENS = r"[ \t\x{3000}]*\((?:the[ \t\x{3000}]+)?(?:patient|son|daughter|mother|father|wife|husband|spouse|partner|brother|sister|guardian|caregiver|niece|nephew|aunt|uncle|friend|neighbou?r|grand\w+|parent|mom|dad|child)\b");
+regex!(
+    LABEL_STRONG = r"(?i)\b(?:name|attending|surgeon|surgeons|assistant|assistants|anesthesiologist|anaesthetist|anesthetist|physician|resident|fellow|intern|provider|pcp|gp|consultant|by|author|attn|kin|guardian|proxy|pathologist|radiologist|clinician|therapist|practitioner|midwife|witness|interpreter|caregiver|referring|referrer|cc|dictated|transcribed|signed)\b[ \t\x{3000}]*(?:\([^)\n]{0,30}\))?[ \t\x{3000}]*:[ \t\x{3000}]*"
+);
+regex!(
+    LABEL_WEAK = r"(?i)\b(?:patient|pt|doctor|nurse|mother|father|wife|husband|son|daughter|parent|from|to|re|contact|spouse|informant|mom|dad|sister|brother|child|guarantor|insured|subscriber|member)\b[ \t\x{3000}]*:[ \t\x{3000}]*"
+);
+regex!(
+    RELATIVE = r"(?i)\b(?:wife|husband|spouse|partner|son|daughter|mother|father|mom|dad|brother|sister|niece|nephew|aunt|uncle|cousin|grandson|granddaughter|grandmother|grandfather|grandma|grandpa|friend|neighbou?r|caregiver|fianc[ée]e?|boyfriend|girlfriend|stepson|stepdaughter|roommate|guardian|sibling|twin)\b,?[ \t\x{3000}]+(?:(?:named|called|is|was)[ \t\x{3000}]+)?"
+);
+regex!(
+    ROLE_IN_PARENS = r"[ \t\x{3000}]*\((?:the[ \t\x{3000}]+)?(?:patient|son|daughter|mother|father|wife|husband|spouse|partner|brother|sister|guardian|caregiver|niece|nephew|aunt|uncle|friend|neighbou?r|grand\w+|parent|mom|dad|child)\b"
+);
 regex!(INTRO = r"(?i)\b(?:my name is|name is|i am|i'm|this is|call me|named|called)[ \t\x{3000}]+");
-regex!(GREETING = r"(?i)\b(?:hi|hello|hey|dear|thanks|thank you|good (?:morning|afternoon|evening)|nice to meet you|bye|goodbye|welcome|sorry|well done),?[ \t\x{3000}]+");
+regex!(
+    GREETING = r"(?i)\b(?:hi|hello|hey|dear|thanks|thank you|good (?:morning|afternoon|evening)|nice to meet you|bye|goodbye|welcome|sorry|well done),?[ \t\x{3000}]+"
+);
 // Words after a capitalised word that make it an eponym: Parkinson's disease, Foley catheter.
-regex!(EPONYM_HEAD = r"(?i)^(?:'s|’s|s'|’|')?[ \t\x{3000}]+(?:disease|syndrome|sign|test|maneuver|manoeuvre|reflex|score|scale|criteria|criterion|classification|catheter|tube|drain|line|procedure|operation|repair|incision|position|lymphoma|sarcoma|tumou?r|palsy|phenomenon|triangle|fingers?|malformation|fracture|ulcer|node|cyst|diverticulum|o?esophagus|thyroiditis|encephalopathy|ana?emia|disorder|law|rule|formula|equation|stain|staining|method|technique|approach|solution|cells?|bod(?:y|ies)|space|ligament|canal|duct|gland|nerve|area|loop|hernia|index|grade|stage|staging|type|effect|point|respiration|breathing|murmur|sound|ratio|coma|angle|sheath|needle|forceps|retractor|clamp|stitch|suture|mask|valve|shunt|pouch|bag|pump|cannula|balloon|stent|graft|flap|block|cast|splint|view|projection|ring|spots?|lines|nodules?|crisis|reaction|dementia|chorea|ataxia|neuralgia|contracture|deformity|osteotomy|fundoplication|gastrectomy|questionnaire|inventory|assessment|protocol|regimen|trocar|system|units?|agar|medium|bacillus|virus|fever|pneumonia|o?edema|curve|chart|table|dressing|tape|phase|pattern|hypothesis|nodes|tract|artery|vein|pressure|wave|waves|complex|cycle|equation|trial|study)\b");
+regex!(
+    EPONYM_HEAD = r"(?i)^(?:'s|’s|s'|’|')?[ \t\x{3000}]+(?:disease|syndrome|sign|test|maneuver|manoeuvre|reflex|score|scale|criteria|criterion|classification|catheter|tube|drain|line|procedure|operation|repair|incision|position|lymphoma|sarcoma|tumou?r|palsy|phenomenon|triangle|fingers?|malformation|fracture|ulcer|node|cyst|diverticulum|o?esophagus|thyroiditis|encephalopathy|ana?emia|disorder|law|rule|formula|equation|stain|staining|method|technique|approach|solution|cells?|bod(?:y|ies)|space|ligament|canal|duct|gland|nerve|area|loop|hernia|index|grade|stage|staging|type|effect|point|respiration|breathing|murmur|sound|ratio|coma|angle|sheath|needle|forceps|retractor|clamp|stitch|suture|mask|valve|shunt|pouch|bag|pump|cannula|balloon|stent|graft|flap|block|cast|splint|view|projection|ring|spots?|lines|nodules?|crisis|reaction|dementia|chorea|ataxia|neuralgia|contracture|deformity|osteotomy|fundoplication|gastrectomy|questionnaire|inventory|assessment|protocol|regimen|trocar|system|units?|agar|medium|bacillus|virus|fever|pneumonia|o?edema|curve|chart|table|dressing|tape|phase|pattern|hypothesis|nodes|tract|artery|vein|pressure|wave|waves|complex|cycle|equation|trial|study|surgery|tear|\w+(?:ectomy|otomy|ostomy|plasty|pexy|scopy|rrhaphy))\b"
+);
 
 /// Does `rest` (the text after a capitalised word) make that word an eponym or a thing's name
 /// ("'s disease", " catheter", " scale")?
@@ -86,7 +102,8 @@ fn latin_words(text: &str) -> impl Iterator<Item = (usize, usize)> + '_ {
     })
 }
 
-const PARTICLES: [&str; 16] = ["van", "von", "der", "den", "de", "del", "della", "di", "da", "dos", "das", "du", "la", "le", "bin", "ibn"];
+const PARTICLES: [&str; 16] =
+    ["van", "von", "der", "den", "de", "del", "della", "di", "da", "dos", "das", "du", "la", "le", "bin", "ibn"];
 
 impl<'a> Ctx<'a> {
     fn new(text: &'a str) -> Ctx<'a> {
@@ -123,7 +140,8 @@ impl<'a> Ctx<'a> {
     /// The first word at or after byte `pos` if only spaces come between.
     fn word_at(&self, pos: usize) -> Option<usize> {
         let i = self.words.partition_point(|w| w.start < pos);
-        (i < self.words.len() && self.text[pos..self.words[i].start].chars().all(|c| c == ' ' || c == '\t')).then_some(i)
+        (i < self.words.len() && self.text[pos..self.words[i].start].chars().all(|c| c == ' ' || c == '\t'))
+            .then_some(i)
     }
 
     /// The last word ending at or before byte `pos` if only spaces come between.
@@ -143,7 +161,7 @@ impl<'a> Ctx<'a> {
             } else if self.name_like(j, upper) {
                 count += 1;
                 last = Some(j);
-            } else if !(PARTICLES.contains(&w.lower.as_str()) && j + 1 < self.words.len() && self.name_like(j + 1, upper) && count > 0) {
+            } else if !(PARTICLES.contains(&w.lower.as_str()) && self.particle_leads_to_name(j, upper)) {
                 break;
             }
             if w.full_end != w.end || count >= max || j + 1 >= self.words.len() {
@@ -162,6 +180,15 @@ impl<'a> Ctx<'a> {
         let last = last?;
         // "Nakamura," with nothing after the comma: drop a trailing comma form.
         Some(last)
+    }
+
+    /// Do particles from word `j` on ("van der") lead to a name word?
+    fn particle_leads_to_name(&self, j: usize, upper: bool) -> bool {
+        let mut k = j;
+        while k < self.words.len() && PARTICLES.contains(&self.words[k].lower.as_str()) && k < j + 3 {
+            k += 1;
+        }
+        k > j && k < self.words.len() && self.name_like(k, upper)
     }
 
     /// The name that ends at word `k`, going back up to `max` words. Returns the first word.
@@ -235,7 +262,28 @@ pub(crate) fn find(text: &str, out: &mut Vec<Span>) {
     spread(&ctx, &mut found);
     names_zh::spread(text, &mut found);
     found.retain(|s| !inside(s));
-    out.extend(found);
+    out.extend(join_neighbours(text, found));
+}
+
+/// Joins names that touch across one space or ", " ("SMITH" "JOHN" → "SMITH, JOHN"), so that
+/// one person's name is one entity and gets one placeholder.
+fn join_neighbours(text: &str, mut found: Vec<Span>) -> Vec<Span> {
+    found.sort_by_key(|s| (s.start, s.end));
+    let mut out: Vec<Span> = Vec::with_capacity(found.len());
+    for s in found {
+        match out.last_mut() {
+            Some(last) if s.start <= last.end => {
+                last.end = last.end.max(s.end);
+                last.conf = last.conf.max(s.conf);
+            }
+            Some(last) if matches!(&text[last.end..s.start], " " | ", ") && text[last.start..s.end].is_ascii() => {
+                last.end = s.end;
+                last.conf = last.conf.min(s.conf);
+            }
+            _ => out.push(s),
+        }
+    }
+    out
 }
 
 fn find_english(ctx: &Ctx, found: &mut Vec<Span>) {
@@ -264,13 +312,16 @@ fn find_english(ctx: &Ctx, found: &mut Vec<Span>) {
             let Some(i) = ctx.word_at(m.end()) else { continue };
             let Some(last) = ctx.run_forward(i, true, true, 4) else { continue };
             let comma_form = (i..last).any(|j| ctx.gap(j) == ", ");
-            let single_first = i == last && FIRST_NAMES.contains(&ctx.words[i].lower) && !AMBIGUOUS.contains(&ctx.words[i].lower);
+            let single_first =
+                i == last && FIRST_NAMES.contains(&ctx.words[i].lower) && !AMBIGUOUS.contains(&ctx.words[i].lower);
             // A form's field ("Patient: Raymond Kessler   Age: 91"): two or three capitalised
             // words that end the field are a name; a speaker's sentence goes on.
             let rest = &text[ctx.words[last].full_end..];
-            let field_end = rest.is_empty() || ["  ", "\t", "\n", "\r", ",", ";", " (", " |"].iter().any(|e| rest.starts_with(e));
+            let field_end =
+                rest.is_empty() || ["  ", "\t", "\n", "\r", ",", ";", " (", " |"].iter().any(|e| rest.starts_with(e));
             let field = field_end && (2..=3).contains(&ctx.name_words(i, last));
-            let accept = strong || comma_form || single_first || field || ctx.name_words(i, last) >= 2 && ctx.in_dicts(i, last);
+            let accept =
+                strong || comma_form || single_first || field || ctx.name_words(i, last) >= 2 && ctx.in_dicts(i, last);
             if accept {
                 found.extend(ctx.span(i, last, if strong { 0.9 } else { 0.85 }));
             }
@@ -294,7 +345,9 @@ fn find_english(ctx: &Ctx, found: &mut Vec<Span>) {
         if let Some(i) = ctx.word_at(m.end()) {
             if let Some(last) = ctx.run_forward(i, false, false, 3) {
                 let w = &ctx.words[i].lower;
-                if FIRST_NAMES.contains(w) && !AMBIGUOUS.contains(w) || ctx.name_words(i, last) >= 2 && ctx.in_dicts(i, last) {
+                if FIRST_NAMES.contains(w) && !AMBIGUOUS.contains(w)
+                    || ctx.name_words(i, last) >= 2 && ctx.in_dicts(i, last)
+                {
                     found.extend(ctx.span(i, last, 0.85));
                 }
             }
@@ -321,7 +374,12 @@ fn find_english(ctx: &Ctx, found: &mut Vec<Span>) {
             if let Some(last) = ctx.run_forward(i, false, false, 3) {
                 if ctx.name_words(i, last) >= 2 {
                     found.extend(ctx.span(i, last, 0.8));
-                } else if w.lower.chars().count() >= 3 && !CITIES.contains(&w.lower) && !REGIONS.contains(&w.lower) {
+                } else if w.lower.chars().count() >= 3
+                    && !CITIES.contains(&w.lower)
+                    && !REGIONS.contains(&w.lower)
+                    // "Ella 1.5 mg" is a drug.
+                    && !ctx.text[w.full_end..].trim_start_matches(' ').starts_with(|c: char| c.is_ascii_digit())
+                {
                     // A known given name alone ("Denise at the front desk") is less sure: it is
                     // not spread to other mentions.
                     found.extend(ctx.span(i, i, 0.7));
@@ -397,7 +455,17 @@ mod tests {
 
     #[test]
     fn all_patterns_compile() {
-        for re in [&TITLE, &CREDENTIAL, &LABEL_STRONG, &LABEL_WEAK, &RELATIVE, &ROLE_IN_PARENS, &INTRO, &GREETING, &EPONYM_HEAD] {
+        for re in [
+            &TITLE,
+            &CREDENTIAL,
+            &LABEL_STRONG,
+            &LABEL_WEAK,
+            &RELATIVE,
+            &ROLE_IN_PARENS,
+            &INTRO,
+            &GREETING,
+            &EPONYM_HEAD,
+        ] {
             assert!(re.is_some());
         }
     }
@@ -410,7 +478,8 @@ mod tests {
 
     #[test]
     fn eponyms_and_lone_titles_are_not_names() {
-        assert!(names("Hodgkin lymphoma, Foley catheter placed, Murphy's sign positive, seen by the Dr. on call.").is_empty());
+        assert!(names("Hodgkin lymphoma, Foley catheter placed, Murphy's sign positive, seen by the Dr. on call.")
+            .is_empty());
         assert!(names("Glasgow Coma Scale 15; Apgar score 9.").is_empty());
     }
 

@@ -7,15 +7,26 @@ use super::lexicon::{is_han, matches, regex, Pattern, ZH_COMMON_SURNAMES, ZH_GIV
 use super::Category;
 
 // Labels whose value is a name whatever its characters are.
-regex!(LABEL_RAW = r"(?:患者姓名|病人姓名|患儿姓名|孕妇姓名|产妇姓名|家属姓名|姓名|医师签名|医生签名|签名|签字|联系人|监护人)[ \t\x{3000}]*[:：][ \t\x{3000}]*");
+regex!(
+    LABEL_RAW = r"(?:患者姓名|病人姓名|患儿姓名|孕妇姓名|产妇姓名|家属姓名|姓名|医师签名|医生签名|签名|签字|联系人|监护人)[ \t\x{3000}]*[:：][ \t\x{3000}]*"
+);
 // Labels of forms whose value is normally a name: any label ending in a role (…医师：, 记录员：,
 // 检查者：, 联系人：) or a relation.
-regex!(LABEL_FORM = r"(?:医师|医生|大夫|护士|护师|技师|药师|员|者|人|主刀|术者|一助|二助|三助|助手|审核|丈夫|妻子|父亲|母亲|儿子|女儿|家属)[ \t\x{3000}]*[:：][ \t\x{3000}]*");
+regex!(
+    LABEL_FORM = r"(?:医师|医生|大夫|护士|护师|技师|药师|员|者|人|主刀|术者|一助|二助|三助|助手|审核|丈夫|妻子|父亲|母亲|儿子|女儿|家属)[ \t\x{3000}]*[:：][ \t\x{3000}]*"
+);
 // Words before a name that say a name follows: relatives, "my name is".
-regex!(CUE_STRONG = r"(?:其?(?:丈夫|妻子|爱人|老伴|老公|老婆|儿子|女儿|父亲|母亲|爸爸|妈妈|哥哥|姐姐|弟弟|妹妹|孙子|孙女|外孙|外孙女|侄子|侄女|儿媳|女婿|配偶|家人|亲属|朋友|同事)|之子|之女|我叫|他叫|她叫|名叫|叫做|联系人|监护人|陪同人)[ \t\x{3000}]*");
+regex!(
+    CUE_STRONG = r"(?:其?(?:丈夫|妻子|爱人|老伴|老公|老婆|儿子|女儿|父亲|母亲|爸爸|妈妈|哥哥|姐姐|弟弟|妹妹|孙子|孙女|外孙|外孙女|侄子|侄女|儿媳|女婿|配偶|家人|亲属|朋友|同事)|其(?:妻|夫|子|女|父|母|兄|弟|姐|妹)|之子|之女|我叫|他叫|她叫|名叫|叫做|联系人|监护人|陪同人)[ \t\x{3000}]*"
+);
 // Words a name often follows: 患者李建国于…
-regex!(CUE_WEAK = r"(?:患者|病人|患儿|孕妇|产妇|伤者|家属|医生|医师|护士|病史陈述者|病史提供者|我是|由)[ \t\x{3000}]*");
-regex!(TITLE_AFTER = r"副主任医师|主任医师|主治医师|住院医师|副教授|护士长|老先生|老太太|医生|医师|大夫|副主任|主任|教授|护士|护师|先生|女士|小姐|老师|阿姨|叔叔|大爷|大妈|奶奶|爷爷|同志|师傅|院长|博士");
+regex!(
+    CUE_WEAK = r"(?:患者|病人|患儿|孕妇|产妇|伤者|家属|医生|医师|护士|病史陈述者|病史提供者|我是|由|叫)[ \t\x{3000}]*"
+);
+regex!(
+    TITLE_AFTER = r"副主任医师|主任医师|主治医师|住院医师|副教授|护士长|老先生|老太太|医生|医师|大夫|副主任|主任|教授|护士|护师|先生|女士|小姐|老师|阿姨|叔叔|大爷|大妈|奶奶|爷爷|同志|师傅|院长|博士"
+);
+regex!(SURNAME_SAID = r"(?:我|他|她|您|患者|病人)姓");
 regex!(SEX_AFTER = r"[，,][ \t\x{3000}]*[男女][，,性]");
 
 /// Characters that may follow a name without a cue of their own (患者李建国于…, 母亲刘芳体健).
@@ -23,16 +34,18 @@ const FOLLOW: &str = "照顾带送电手联现因于在自诉主男女今昨前�
 /// Family names common enough, and rare enough as words, to stand with a one-character given name
 /// after a cue without a colon.
 /// Pairs of given-name characters that are words (患者于一周前: 于 is not a family name here).
-const NOT_GIVEN_PAIRS: [&str; 20] = [
-    "一周", "一天", "一次", "一般", "一直", "一些", "一侧", "一定", "一样", "一起", "一度", "一切", "一时", "一旦", "一致", "一同",
-    "一向", "一线", "一月", "一年",
+const NOT_GIVEN_PAIRS: [&str; 40] = [
+    "一周", "一天", "一次", "一般", "一直", "一些", "一侧", "一定", "一样", "一起", "一度", "一切", "一时", "一旦",
+    "一致", "一同", "一向", "一线", "一月", "一年", "小时", "小便", "小儿", "小腿", "小腹", "小于", "小孩", "小组",
+    "小量", "小结", "小叶", "小肠", "小脑", "小板", "小球", "小片", "小块", "小型", "小心", "小口",
 ];
 const STRONG_SURNAMES: &str = "王李张刘陈杨赵吴周徐孙朱胡郭何罗郑梁谢宋唐许韩冯邓曹彭肖董袁潘蒋蔡杜程苏魏吕丁沈姚卢姜崔谭陆汪范廖贾韦邹秦邱薛闫侯郝龚邵钱孔汤尹黎贺顾赖覃";
 /// A character before a family name, with it, makes a word: 主任医师 is not 任 the doctor.
 const BLOCKED_BIGRAMS: [&str; 48] = [
-    "主任", "责任", "信任", "担任", "兼任", "现任", "前任", "继任", "专任", "上任", "历任", "留任", "就任", "离任", "接任", "委任",
-    "胜任", "值班", "病房", "药房", "住房", "乳房", "心房", "对于", "属于", "由于", "关于", "等于", "至于", "基于", "用于", "处于",
-    "位于", "终于", "过于", "善于", "主管", "分管", "经管", "同时", "当时", "及时", "按时", "平时", "有时", "小时", "临时", "班主",
+    "主任", "责任", "信任", "担任", "兼任", "现任", "前任", "继任", "专任", "上任", "历任", "留任", "就任", "离任",
+    "接任", "委任", "胜任", "值班", "病房", "药房", "住房", "乳房", "心房", "对于", "属于", "由于", "关于", "等于",
+    "至于", "基于", "用于", "处于", "位于", "终于", "过于", "善于", "主管", "分管", "经管", "同时", "当时", "及时",
+    "按时", "平时", "有时", "小时", "临时", "班主",
 ];
 
 #[derive(Clone, Copy, PartialEq)]
@@ -50,7 +63,9 @@ enum Cue {
 /// Adds Chinese names found next to cues to `found`.
 pub(crate) fn find(text: &str, found: &mut Vec<Span>) {
     let each = |re: &'static Pattern| matches(re, text);
-    for (re, cue) in [(&LABEL_RAW, Cue::Raw), (&LABEL_FORM, Cue::Form), (&CUE_STRONG, Cue::Strong), (&CUE_WEAK, Cue::Word)] {
+    for (re, cue) in
+        [(&LABEL_RAW, Cue::Raw), (&LABEL_FORM, Cue::Form), (&CUE_STRONG, Cue::Strong), (&CUE_WEAK, Cue::Word)]
+    {
         for m in each(re) {
             let mut at = m.end();
             while let Some(end) = name_after(text, at, cue) {
@@ -66,6 +81,14 @@ pub(crate) fn find(text: &str, found: &mut Vec<Span>) {
     for m in each(&TITLE_AFTER) {
         if let Some(start) = name_before(text, m.start(), true) {
             found.push(Span::new(Category::Name, start, m.start(), 0.88));
+        }
+    }
+    // 我姓王: the family name alone.
+    for m in each(&SURNAME_SAID) {
+        let Some(c) = text[m.end()..].chars().next() else { continue };
+        let next = text[m.end() + c.len_utf8()..].chars().next();
+        if ZH_SURNAMES.0.contains(&c) && next.is_none_or(|n| !is_han(n) || "，叫名的".contains(n)) {
+            found.push(Span::new(Category::Name, m.end(), m.end() + c.len_utf8(), 0.85));
         }
     }
     for m in each(&SEX_AFTER) {
@@ -104,7 +127,8 @@ fn name_after(text: &str, pos: usize, cue: Cue) -> Option<usize> {
         let run = chars.iter().take_while(|c| is_han(**c)).count();
         let field_end = chars.get(run).is_none_or(|c| c.is_whitespace() || "，,（(、；;".contains(*c));
         // 钱阿姨 is a family name and a title: the title rule takes it.
-        let titled = run >= 2 && starts_title(&text[pos + byte_len(1)..]) || run >= 3 && starts_title(&text[pos + byte_len(run - 2)..]);
+        let titled = run >= 2 && starts_title(&text[pos + byte_len(1)..])
+            || run >= 3 && starts_title(&text[pos + byte_len(run - 2)..]);
         let surname = double.contains(&first_two) || chars.first().is_some_and(|c| single.contains(c));
         if (2..=3).contains(&run) && field_end && surname && !titled {
             return Some(pos + byte_len(run));
@@ -173,7 +197,8 @@ fn name_before(text: &str, end: usize, bare: bool) -> Option<usize> {
             }
             // 主任医师, 值班医生, 对于医生: the "family name" belongs to the word before it.
             let pair: String = [before.unwrap_or(' '), chars[0]].iter().collect();
-            if BLOCKED_BIGRAMS.contains(&pair.as_str()) {
+            // 谢谢医生: a doubled character is a word, not a family name.
+            if BLOCKED_BIGRAMS.contains(&pair.as_str()) || before == Some(chars[0]) {
                 continue;
             }
         }
@@ -214,14 +239,17 @@ mod tests {
 
     #[test]
     fn all_patterns_compile() {
-        for re in [&LABEL_RAW, &LABEL_FORM, &CUE_STRONG, &CUE_WEAK, &TITLE_AFTER, &SEX_AFTER] {
+        for re in [&LABEL_RAW, &LABEL_FORM, &CUE_STRONG, &CUE_WEAK, &TITLE_AFTER, &SEX_AFTER, &SURNAME_SAID] {
             assert!(re.is_some());
         }
     }
 
     #[test]
     fn names_after_labels_cues_and_before_titles() {
-        assert_eq!(names("姓名：李建国　　性别：男\n患者李建国于5年前入院，其女儿李娜陪同。"), ["李建国", "李建国", "李娜"]);
+        assert_eq!(
+            names("姓名：李建国　　性别：男\n患者李建国于5年前入院，其女儿李娜陪同。"),
+            ["李建国", "李建国", "李娜"]
+        );
         assert_eq!(names("上级医师：陈志明主任医师；请刘医生会诊"), ["陈志明", "刘"]);
         assert_eq!(names("曾凡英，女，96岁"), ["曾凡英"]);
     }

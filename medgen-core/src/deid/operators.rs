@@ -14,10 +14,14 @@ const MAX_SHIFT_DAYS: i64 = 36_500;
 /// The number of days dates move by, if any category is to be shifted: `date_shift_days`, or
 /// one derived from `date_shift_key` (SHA-256, so the same key always gives the same shift).
 pub(crate) fn date_shift(config: &DeidConfig) -> Result<Option<i64>> {
-    let shifting = config.operator == Operator::ShiftDates || config.per_category.values().any(|&o| o == Operator::ShiftDates);
+    let shifting =
+        config.operator == Operator::ShiftDates || config.per_category.values().any(|&o| o == Operator::ShiftDates);
     if let Some(days) = config.date_shift_days {
         if days.abs() > MAX_SHIFT_DAYS {
-            return Err(MedgenError::invalid("date_shift_days", format!("{days} is more than {MAX_SHIFT_DAYS} days either way")));
+            return Err(MedgenError::invalid(
+                "date_shift_days",
+                format!("{days} is more than {MAX_SHIFT_DAYS} days either way"),
+            ));
         }
         return Ok(Some(days));
     }
@@ -39,7 +43,12 @@ pub(crate) fn date_shift(config: &DeidConfig) -> Result<Option<i64>> {
 }
 
 /// Replaces every span in `text`; returns the new text and the mapping back.
-pub(crate) fn apply(text: &str, spans: &[Span], config: &DeidConfig, shift: Option<i64>) -> (String, BTreeMap<String, String>) {
+pub(crate) fn apply(
+    text: &str,
+    spans: &[Span],
+    config: &DeidConfig,
+    shift: Option<i64>,
+) -> (String, BTreeMap<String, String>) {
     let mut out = String::with_capacity(text.len());
     let mut mapping = BTreeMap::new();
     let mut numbering = Placeholders::default();
@@ -52,16 +61,14 @@ pub(crate) fn apply(text: &str, spans: &[Span], config: &DeidConfig, shift: Opti
         let replacement = match op {
             Operator::Redact => format!("[{}]", s.cat.as_str()),
             Operator::Mask => mask(original),
-            Operator::ShiftDates if s.cat == Category::Date => {
-                match (shift, dates.parsed[i].as_ref()) {
-                    (Some(days), Some(p)) => {
-                        let shifted = p.shifted(original, days, dates.year_near(s.start));
-                        mapping.insert(shifted.clone(), original.to_string());
-                        shifted
-                    }
-                    _ => numbering.placeholder(s.cat, original, &mut mapping),
+            Operator::ShiftDates if s.cat == Category::Date => match (shift, dates.parsed[i].as_ref()) {
+                (Some(days), Some(p)) => {
+                    let shifted = p.shifted(original, days, dates.year_near(s.start));
+                    mapping.insert(shifted.clone(), original.to_string());
+                    shifted
                 }
-            }
+                _ => numbering.placeholder(s.cat, original, &mut mapping),
+            },
             Operator::Placeholder | Operator::ShiftDates => numbering.placeholder(s.cat, original, &mut mapping),
         };
         out.push_str(&replacement);
@@ -112,7 +119,8 @@ impl Placeholders {
         };
         let placeholder = format!("[{}_{n}]", cat.as_str());
         // The mapping restores the longest mention: "[NAME_1]" → "John Smith", not "Smith".
-        let longer = mapping.get(&placeholder).is_none_or(|old: &String| original.chars().count() > old.chars().count());
+        let longer =
+            mapping.get(&placeholder).is_none_or(|old: &String| original.chars().count() > old.chars().count());
         if longer {
             mapping.insert(placeholder.clone(), original.to_string());
         }
@@ -141,11 +149,8 @@ impl Placeholders {
 
 /// Lower-case words, punctuation dropped: "SMITH, John" → ["smith", "john"]; Han text is one word.
 fn normalise(s: &str) -> Vec<String> {
-    let mut words: Vec<String> = s
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .map(str::to_lowercase)
-        .collect();
+    let mut words: Vec<String> =
+        s.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(str::to_lowercase).collect();
     // Initials do not tell people apart from their full names ("A. Siddiqui", "Ahmed Siddiqui").
     if words.iter().any(|w| w.chars().count() > 1) {
         words.retain(|w| w.chars().count() > 1 || w.chars().all(|c| c.is_ascii_digit()));
@@ -170,9 +175,11 @@ impl DateContext {
         let date_text = |s: &Span| (s.cat == Category::Date).then(|| &text[s.start..s.end]);
         // A note that writes 21/07/1990 anywhere writes 12/03/2024 day first too.
         let prefer_dmy = spans.iter().filter_map(date_text).any(|t| {
-            dates::parse(t, false).is_some_and(|p| !p.is_ambiguous() && t.contains(['/', '.', '-']) && {
-                let first: u32 = t.split(['/', '.', '-']).next().and_then(|x| x.trim().parse().ok()).unwrap_or(0);
-                first > 12 && first <= 31
+            dates::parse(t, false).is_some_and(|p| {
+                !p.is_ambiguous() && t.contains(['/', '.', '-']) && {
+                    let first: u32 = t.split(['/', '.', '-']).next().and_then(|x| x.trim().parse().ok()).unwrap_or(0);
+                    first > 12 && first <= 31
+                }
             })
         });
         let parsed: Vec<Option<dates::Parsed>> =
@@ -205,7 +212,9 @@ pub(crate) fn reidentify(text: &str, mapping: &BTreeMap<String, String>) -> Stri
     keys.sort_by_key(|k| std::cmp::Reverse(k.len()));
     let pattern = keys.iter().map(|k| regex::escape(k)).collect::<Vec<_>>().join("|");
     match regex::Regex::new(&pattern) {
-        Ok(re) => re.replace_all(text, |c: &regex::Captures| mapping.get(&c[0]).cloned().unwrap_or_default()).into_owned(),
+        Ok(re) => {
+            re.replace_all(text, |c: &regex::Captures| mapping.get(&c[0]).cloned().unwrap_or_default()).into_owned()
+        }
         // Only a mapping too large for the regex size limit gets here: replace key by key.
         Err(_) => keys.iter().fold(text.to_string(), |t, k| t.replace(k.as_str(), &mapping[*k])),
     }
@@ -217,7 +226,11 @@ mod tests {
 
     #[test]
     fn shift_from_a_key_is_stable_nonzero_and_within_a_year() {
-        let cfg = |k: &str| DeidConfig { operator: Operator::ShiftDates, date_shift_key: Some(k.into()), ..Default::default() };
+        let cfg = |k: &str| DeidConfig {
+            operator: Operator::ShiftDates,
+            date_shift_key: Some(k.into()),
+            ..Default::default()
+        };
         let a = date_shift(&cfg("patient-42")).ok().flatten();
         assert_eq!(a, date_shift(&cfg("patient-42")).ok().flatten());
         for k in ["a", "b", "c", "patient-1", "patient-2"] {

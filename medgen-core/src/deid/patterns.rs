@@ -10,25 +10,39 @@ use super::Category;
 
 regex!(EMAIL = r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b");
 regex!(URL = r#"(?i)\b(?:(?:https?|ftp)://|www\.)[^\s<>"'，。；、（）【】]+"#);
-regex!(DOMAIN = r"(?i)\b[a-z0-9][a-z0-9-]*(?:\.[a-z0-9-]+)*\.(?:com|org|net|edu|gov|io|info|biz|cn|uk|ca|au|de|fr|jp|us|health)(?:/[A-Za-z0-9/._~%?=&#-]*)?\b");
+regex!(
+    DOMAIN = r"(?i)\b[a-z0-9][a-z0-9-]*(?:\.[a-z0-9-]+)*\.(?:com|org|net|edu|gov|io|info|biz|cn|uk|ca|au|de|fr|jp|us|health)(?:/[A-Za-z0-9/._~%?=&#-]*)?\b"
+);
 regex!(IPV4 = r"\b(?:\d{1,3}\.){3}\d{1,3}\b");
-regex!(IPV6 = r"(?i)\b(?:[0-9a-f]{1,4}:){2,7}:?[0-9a-f]{1,4}\b|(?i)\b(?:[0-9a-f]{1,4}:){1,7}:");
+regex!(IPV6 = r"(?i)\b[0-9a-f]{1,4}(?::{1,2}[0-9a-f]{1,4}){2,7}(?:::)?");
 regex!(SSN = r"\b\d{3}-\d{2}-\d{4}\b");
 // North American numbers: (617) 555-0142, 617-555-0142, +1 617 555 0142, with an extension.
-regex!(PHONE_NANP = r"(?:\+1[ .-]?|\b1[ .-])?(?:\(\d{3}\)[ .-]?|\b\d{3}[ .-])\d{3}[ .-]\d{4}\b(?:[ ]*(?:ext\.?|x|extension)[ ]*\d{1,5}\b)?");
+regex!(
+    PHONE_NANP = r"(?:\+1[ .-]?|\b1[ .-])?(?:\(\d{3}\)[ .-]?|\b\d{3}[ .-])\d{3}[ .-]\d{4}\b(?:[ ]*(?:ext\.?|x|extension)[ ]*\d{1,5}\b)?"
+);
 // International form with a country code: +44 20 7946 0958, +86 135 6421 7788.
 regex!(PHONE_INTL = r"\+\d{1,3}(?:[ .-]?\(?\d{1,5}\)?){2,5}\b");
 // National numbers with a trunk 0 and separators: 07700 900461, 0571-87654321, 028-85501234.
 regex!(PHONE_TRUNK = r"\b0\d{2,4}[ -]\d{3,4}(?:[ -]?\d{3,4})?\b");
 // Chinese mobile numbers: 13812345678, 139 2233 4455, 186-0211-3344.
 regex!(PHONE_CN_MOBILE = r"(?:\+86[ -]?|\b86[ -]|\b)1[3-9]\d(?:[ -]?\d{4}){2}\b");
-regex!(PHONE_LABELLED = r"(?i)(?:\b(?:tel|telephone|phone|ph\.|cell|cellphone|mobile|mob|pager|beeper|bleep|fax|facsimile|contact number|contact no)\b|电话|手机|手机号|联系电话|联系方式|传真|座机|电话号码)[ \t\x{3000}]*(?:number|no\.?|#)?[ \t\x{3000}]*[:：#]?[ \t\x{3000}]*(?:is[ \t\x{3000}]+)?(\+?\(?\d[\d ().-]{2,18}\d)");
+regex!(
+    PHONE_LABELLED = r"(?i)(?:\b(?:tel|telephone|phone|cell|cellphone|mobile|mob|pager|beeper|bleep|fax|facsimile|contact number|contact no)\b|电话|手机|手机号|联系电话|联系方式|传真|座机|电话号码)[ \t\x{3000}]*(?:number|no\.?|#)?[ \t\x{3000}]*[:：#]?[ \t\x{3000}]*(?:is[ \t\x{3000}]+)?(\+?\(?\d[\d ().-]{2,18}\d)"
+);
 regex!(CN_ID = r"\b\d{17}[\dXx]\b");
-regex!(CN_PLATE = r"[京津沪渝冀豫云辽黑湘皖鲁新苏浙赣鄂桂甘晋蒙陕吉闽贵粤青藏川宁琼][A-HJ-NP-Z][·•]?[A-HJ-NP-Z0-9]{5,6}\b");
+regex!(
+    CN_PLATE = r"[京津沪渝冀豫云辽黑湘皖鲁新苏浙赣鄂桂甘晋蒙陕吉闽贵粤青藏川宁琼][A-HJ-NP-Z][·•]?[A-HJ-NP-Z0-9]{5,6}\b"
+);
 regex!(VIN = r"\b[A-HJ-NPR-Z0-9]{17}\b");
-regex!(AGE_EN = r"(?i)\b(\d{2,3})(?:[- ]?(?:years?|yrs?|y)[- ]?(?:old|o)\b|[- ]?y/o\b|[- ]?y\.o\.|[- ]?yo\b| years? of age\b)|\b(?:age|aged)\b[ \t\x{3000}]*[:：]?[ \t\x{3000}]*(\d{2,3})\b");
-regex!(AGE_EN_WORDS = r"(?i)\b((?:ninety|one hundred)(?:[- ](?:and[- ])?(?:one|two|three|four|five|six|seven|eight|nine))?)[- ](?:years?[- ]old|year-old)");
-regex!(AGE_ZH = r"(\d{2,3})[ \t\x{3000}]*(?:岁|周岁|歲)|(?:年龄|年齡|享年|终年|今年)[ \t\x{3000}]*[:：]?[ \t\x{3000}]*(\d{2,3})|((?:九十|一百)[零一二三四五六七八九十]?)(?:岁|周岁)");
+regex!(
+    AGE_EN = r"(?i)\b(\d{2,3})(?:[- ]?(?:years?|yrs?|y)[- ]?(?:old|o)\b|[- ]?y/o\b|[- ]?y\.o\.|[- ]?yo\b| years? of age\b)|\b(?:age|aged)\b[ \t\x{3000}]*[:：]?[ \t\x{3000}]*(\d{2,3})\b"
+);
+regex!(
+    AGE_EN_WORDS = r"(?i)\b((?:ninety|one hundred)(?:[- ](?:and[- ])?(?:one|two|three|four|five|six|seven|eight|nine))?)[- ](?:years?[- ]old|year-old)"
+);
+regex!(
+    AGE_ZH = r"(\d{2,3})[ \t\x{3000}]*(?:岁|周岁|歲)|(?:年龄|年齡|享年|终年|今年)[ \t\x{3000}]*[:：]?[ \t\x{3000}]*(\d{2,3})|((?:九十|一百)[零一二三四五六七八九十]?)(?:岁|周岁)"
+);
 
 /// A labelled-identifier rule: what the label announces, and the label itself.
 struct Labelled {
@@ -39,15 +53,31 @@ struct Labelled {
 
 // Labels end at a word boundary; "number", "no.", "#", ":" and "is" after them are skipped
 // by `labelled_value`, so the patterns need not spell them out.
-regex!(LABEL_MRN = r"(?i)\b(?:MRN|MR (?:no|number)|medical record(?: number| no)?|med(?:ical)? rec(?:ord)? no|hospital (?:no|number|id)|unit (?:no|number)|chart (?:no|number)|patient (?:id|no|number)|pt id|record (?:no|number))\b|(?i)\b(?:MR|hosp(?:ital)?|chart|patient|pt|record) ?#|病历号|病案号|住院号|门诊号|就诊号|就诊卡号|登记号|病人ID|患者ID|ID号|档案号|病历编号|住院编号");
-regex!(LABEL_PLAN = r"(?i)\b(?:health ?plan(?: beneficiary)?(?: id| number| no)?|insurance(?: id| number| no| card)?|member (?:id|number|no)|subscriber (?:id|number|no)|policy (?:id|number|no)|group (?:number|no)|medicare(?: id| number| no)?|medicaid(?: id| number| no)?|nhs (?:number|no)|beneficiary (?:id|number|no))\b|(?i)\b(?:member|policy|group|subscriber) ?#|医保卡号|医保号|医保卡|医保编号|社保卡号|社保号|社会保障卡号|新农合(?:卡号|号)?|参保号|保险单号|保单号|合作医疗证号");
-regex!(LABEL_ACCOUNT = r"(?i)\b(?:account|acct|billing|invoice|bank account|routing)(?: (?:id|number|no))?\b|(?i)\ba/c ?#?|账号|账户|银行卡号|缴费号|结算号|发票号");
+regex!(
+    LABEL_MRN = r"(?i)\b(?:MRN|MR (?:no|number)|medical record(?: number| no)?|med(?:ical)? rec(?:ord)? no|hospital (?:no|number|id)|unit (?:no|number)|chart (?:no|number)|patient (?:id|no|number)|pt id|record (?:no|number))\b|(?i)\b(?:MR|hosp(?:ital)?|chart|patient|pt|record) ?#|病历号|病案号|住院号|门诊号|就诊号|就诊卡号|登记号|病人ID|患者ID|ID号|档案号|病历编号|住院编号"
+);
+regex!(
+    LABEL_PLAN = r"(?i)\b(?:health ?plan(?: beneficiary)?(?: id| number| no)?|insurance(?: id| number| no| card)?|member (?:id|number|no)|subscriber (?:id|number|no)|policy (?:id|number|no)|group (?:number|no)|medicare(?: id| number| no)?|medicaid(?: id| number| no)?|nhs (?:number|no)|beneficiary (?:id|number|no))\b|(?i)\b(?:member|policy|group|subscriber) ?#|医保卡号|医保号|医保卡|医保编号|社保卡号|社保号|社会保障卡号|新农合(?:卡号|号)?|参保号|保险单号|保单号|合作医疗证号"
+);
+regex!(
+    LABEL_ACCOUNT = r"(?i)\b(?:account|acct|billing|invoice|bank account|routing)(?: (?:id|number|no))?\b|(?i)\ba/c ?#?|账号|账户|银行卡号|缴费号|结算号|发票号"
+);
 regex!(LABEL_CARD = r"卡号");
-regex!(LABEL_LICENSE = r"(?i)\b(?:licen[cs]e|lic|certificate|cert|registration|board certification|permit|DEA|NPI|GMC|CLIA|NMC|UPIN|driver|driving licen[cs]e)(?: (?:id|number|no))?\b|执业证书?(?:编码|编号|号)?|资格证书?(?:编码|编号|号)?|医师证号|证书编号|执业编号|驾驶证号?|驾照号?");
-regex!(LABEL_VEHICLE = r"(?i)\b(?:VIN|vehicle identification(?: number)?|licen[cs]e plate|plate(?: number| no)?|registration plate|tag number)\b|车牌号?码?|车架号|车辆识别代号");
-regex!(LABEL_DEVICE = r"(?i)\b(?:serial(?: id| number| no)?|s/n|SN|device (?:id|identifier|serial|number)|UDI|lot(?: number| no)?|implant id|IMEI|pacemaker id)\b|序列号|设备编号|设备号|植入物编号|批号|产品编号");
-regex!(LABEL_OTHER = r"(?i)\b(?:accession|case|specimen|sample|requisition|employee|staff|student|identification|barcode|badge|fin|csn)\b|(?i)\b(?:acc|lab|order|reference|ref|claim|tracking|study|encounter|visit|client|member) ?(?:id\b|number\b|no\b|#)|\bID\b|检查号|影像号|病理号|标本号|检验号|样本号|条形码|工号|学号|编号|单号|流水号|预约号|申请单号|报告编号|超声号|心电图号|放射号|CT号|MR号|X线号");
-regex!(LABEL_ID_NUMBER = r"(?i)\b(?:passport|ID card|national id|identity card)(?: (?:number|no))?\b|身份证(?:号码|号)?|公民身份号码|证件号码?|护照号?码?");
+regex!(
+    LABEL_LICENSE = r"(?i)\b(?:licen[cs]e|lic|certificate|cert|registration|board certification|permit|DEA|NPI|GMC|CLIA|NMC|UPIN|driver|driving licen[cs]e)(?: (?:id|number|no))?\b|执业证书?(?:编码|编号|号)?|资格证书?(?:编码|编号|号)?|医师证号|证书编号|执业编号|驾驶证号?|驾照号?"
+);
+regex!(
+    LABEL_VEHICLE = r"(?i)\b(?:VIN|vehicle identification(?: number)?|licen[cs]e plate|plate(?: number| no)?|registration plate|tag number)\b|车牌号?码?|车架号|车辆识别代号"
+);
+regex!(
+    LABEL_DEVICE = r"(?i)\b(?:serial(?: id| number| no)?|s/n|SN|device (?:id|identifier|serial|number)|UDI|lot(?: number| no)?|implant id|IMEI|pacemaker id)\b|序列号|设备编号|设备号|植入物编号|批号|产品编号"
+);
+regex!(
+    LABEL_OTHER = r"(?i)\b(?:accession|case|specimen|sample|requisition|employee|staff|student|identification|barcode|badge|fin|csn)\b|(?i)\b(?:acc|lab|order|reference|ref|claim|tracking|study|encounter|visit|client) ?(?:id\b|number\b|no\b|#)|\bID\b|检查号|影像号|病理号|标本号|检验号|样本号|条形码|工号|学号|编号|单号|流水号|预约号|申请单号|报告编号|超声号|心电图号|放射号|CT号|MR号|X线号"
+);
+regex!(
+    LABEL_ID_NUMBER = r"(?i)\b(?:passport|ID card|national id|identity card)(?: (?:number|no))?\b|身份证(?:号码|号)?|公民身份号码|证件号码?|护照号?码?"
+);
 regex!(LABEL_SSN = r"(?i)\b(?:SSN|social security(?: number| no)?|social insurance number|SIN)\b|(?i)\bSS ?#");
 
 static LABELLED: [Labelled; 10] = [
@@ -87,9 +117,15 @@ pub(crate) fn find(text: &str, out: &mut Vec<Span>) {
         }
     }
     for m in each(&IPV6) {
-        // Times (14:30:00) have no hex letters and no "::"; an address has one or the other.
+        // Times (14:30:00) have neither hex letters nor "::"; an address has eight groups, or
+        // "::" once and a hex letter or three groups.
         let s = m.as_str();
-        if s.contains("::") && s.len() > 4 || s.matches(':').count() >= 5 && s.chars().any(|c| c.is_ascii_alphabetic()) {
+        let compressed = s.matches("::").count();
+        let groups = s.split(':').filter(|g| !g.is_empty()).count();
+        let hex_letter = s.chars().any(|c| c.is_ascii_alphabetic());
+        if (groups == 8 && compressed == 0 || compressed == 1 && (hex_letter || groups >= 3))
+            && !digit_neighbour(text, m.start(), m.end())
+        {
             out.push(Span::new(Category::IpAddress, m.start(), m.end(), 0.9));
         }
     }
@@ -187,7 +223,9 @@ fn labelled_value(text: &str, label_end: usize) -> Option<(usize, usize)> {
         ["number", "no", "no.", "num", "nr", "#", "is", "was", "still", "id", "code", "of", "the", "are"];
     let rest = text.get(label_end..)?;
     // The label must end a word ("case" is not "cases").
-    if rest.starts_with(|c: char| c.is_ascii_alphanumeric()) && text[..label_end].ends_with(|c: char| c.is_ascii_alphabetic()) {
+    if rest.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && text[..label_end].ends_with(|c: char| c.is_ascii_alphabetic())
+    {
         return None;
     }
     let mut pos = label_end;
@@ -213,7 +251,13 @@ fn labelled_value(text: &str, label_end: usize) -> Option<(usize, usize)> {
     loop {
         // One group: alphanumerics joined by - / .
         let mut i = end;
-        while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || (matches!(bytes[i], b'-' | b'/' | b'.') && i + 1 < bytes.len() && bytes[i + 1].is_ascii_alphanumeric() && i > end)) {
+        while i < bytes.len()
+            && (bytes[i].is_ascii_alphanumeric()
+                || (matches!(bytes[i], b'-' | b'/' | b'.')
+                    && i + 1 < bytes.len()
+                    && bytes[i + 1].is_ascii_alphanumeric()
+                    && i > end))
+        {
             i += 1;
         }
         if i == end {
@@ -237,7 +281,8 @@ fn labelled_value(text: &str, label_end: usize) -> Option<(usize, usize)> {
         if groups < 5 && bytes.get(end) == Some(&b' ') && bytes.get(end + 1).is_some_and(u8::is_ascii_alphanumeric) {
             let next_end = (end + 1..bytes.len()).find(|&j| !bytes[j].is_ascii_alphanumeric()).unwrap_or(bytes.len());
             let next = &text[end + 1..next_end];
-            let next_ok = next.bytes().any(|b| b.is_ascii_digit()) || (next.len() <= 3 && next.bytes().all(|b| b.is_ascii_uppercase()));
+            let next_ok = next.bytes().any(|b| b.is_ascii_digit())
+                || (next.len() <= 3 && next.bytes().all(|b| b.is_ascii_uppercase()));
             if next_ok {
                 end += 1;
                 continue;
@@ -278,7 +323,8 @@ fn find_ages(text: &str, out: &mut Vec<Span>) {
 
 /// The value of a Chinese numeral up to 199 (九十二 → 92, 一百零三 → 103).
 pub(crate) fn chinese_number(s: &str) -> Option<u32> {
-    let digit = |c: char| "〇一二三四五六七八九".chars().position(|d| d == c).map(|d| d as u32).or((c == '零').then_some(0));
+    let digit =
+        |c: char| "〇一二三四五六七八九".chars().position(|d| d == c).map(|d| d as u32).or((c == '零').then_some(0));
     let chars: Vec<char> = s.chars().collect();
     match chars.as_slice() {
         [] => None,
@@ -343,8 +389,23 @@ mod tests {
     #[test]
     fn all_patterns_compile() {
         for re in [
-            &EMAIL, &URL, &DOMAIN, &IPV4, &IPV6, &SSN, &PHONE_NANP, &PHONE_INTL, &PHONE_TRUNK, &PHONE_CN_MOBILE,
-            &PHONE_LABELLED, &CN_ID, &CN_PLATE, &VIN, &AGE_EN, &AGE_EN_WORDS, &AGE_ZH,
+            &EMAIL,
+            &URL,
+            &DOMAIN,
+            &IPV4,
+            &IPV6,
+            &SSN,
+            &PHONE_NANP,
+            &PHONE_INTL,
+            &PHONE_TRUNK,
+            &PHONE_CN_MOBILE,
+            &PHONE_LABELLED,
+            &CN_ID,
+            &CN_PLATE,
+            &VIN,
+            &AGE_EN,
+            &AGE_EN_WORDS,
+            &AGE_ZH,
         ] {
             assert!(re.is_some());
         }
@@ -377,19 +438,27 @@ mod tests {
     fn labelled_values_take_grouped_digits_and_stop_at_words() {
         assert_eq!(found("NHS number: 485 777 3456 today"), vec![(Category::HealthPlan, "485 777 3456".into())]);
         assert_eq!(found("serial no. PJN 884231 H) was"), vec![(Category::Device, "PJN 884231 H".into())]);
-        assert_eq!(found("Medicaid ID is still MDC 447 210 933?"), vec![(Category::HealthPlan, "MDC 447 210 933".into())]);
+        assert_eq!(
+            found("Medicaid ID is still MDC 447 210 933?"),
+            vec![(Category::HealthPlan, "MDC 447 210 933".into())]
+        );
         assert!(found("Plan: 1. Admit. Case 2 of 5. ID consult.").is_empty());
     }
 
     #[test]
     fn only_ages_over_89_are_identifiers() {
         assert_eq!(found("a 92-year-old and a 67-year-old"), vec![(Category::Age, "92".into())]);
-        assert_eq!(found("年龄：95岁；另一位65岁；九十三岁"), vec![(Category::Age, "95".into()), (Category::Age, "九十三".into())]);
+        assert_eq!(
+            found("年龄：95岁；另一位65岁；九十三岁"),
+            vec![(Category::Age, "95".into()), (Category::Age, "九十三".into())]
+        );
     }
 
     #[test]
     fn ip_addresses_and_not_versions_or_times() {
         assert_eq!(found("IP 10.42.7.118."), vec![(Category::IpAddress, "10.42.7.118".into())]);
         assert!(found("version 1.2.3.4.5 at 14:30:00, 300.1.1.1").is_empty());
+        let v6 = found("host fe80::1ff:fe23:4567:890a up");
+        assert_eq!(v6, vec![(Category::IpAddress, "fe80::1ff:fe23:4567:890a".into())]);
     }
 }

@@ -12,61 +12,202 @@ const STATE_CODES: &str = "AL|AK|AZ|AR|CA|CO|CT|DE|DC|FL|GA|HI|ID|IL|IN|IA|KS|KY
 // them needs a ZIP code after.
 const AMBIGUOUS_CODES: [&str; 10] = ["MD", "PA", "ME", "IN", "OR", "OK", "DE", "MA", "CO", "HI"];
 
-regex!(ADDRESS = format!(
-    r"(?:\b(?:Flat|Apt|Apartment|Unit|Suite|Ste|Room)\.? ?#?[A-Za-z0-9-]+,? )?\b\d{{1,6}}[A-Za-z]?(?:-\d{{1,5}})? (?:(?:N|S|E|W|NE|NW|SE|SW|North|South|East|West)\.? )?(?:(?:\d{{1,3}}(?:st|nd|rd|th)|[A-Z][A-Za-z'.-]*) ){{1,4}}{STREET_SUFFIX}\b\.?(?:,? (?:Apt|Apartment|Suite|Ste|Unit|Room|Rm|Floor|Fl|#)\.? ?#?[A-Za-z0-9-]+)?"
-));
+regex!(
+    ADDRESS = format!(
+        r"(?:\b(?:Flat|Apt|Apartment|Unit|Suite|Ste|Room)\.? ?#?[A-Za-z0-9-]+,? )?\b\d{{1,6}}[A-Za-z]?(?:-\d{{1,5}})? (?:(?:N|S|E|W|NE|NW|SE|SW|North|South|East|West)\.? )?(?:(?:\d{{1,3}}(?:st|nd|rd|th)|[A-Z][A-Za-z'.-]*) ){{1,4}}{STREET_SUFFIX}\b\.?(?:,? (?:Apt|Apartment|Suite|Ste|Unit|Room|Rm|Floor|Fl|#)\.? ?#?[A-Za-z0-9-]+)?"
+    )
+);
 regex!(PO_BOX = r"(?i)\b(?:P\.? ?O\.?|post office) box \d+\b");
-regex!(STREET_NAMED = r"\b(?:[A-Z][a-z]+ ){1,3}(?:Street|Avenue|Road|Boulevard|Lane|Drive|Parkway|Highway|Terrace|Crescent|Plaza)\b|\b(?:Calle|Avenida|Rue|Via|Camino|Paseo) [A-Z][a-z]+(?: [A-Z][a-z]+)?");
-regex!(CITY_STATE_ZIP = format!(
-    r"\b([A-Z][a-z]+(?:[ -][A-Z][a-z]+){{0,2}}),? ({STATE_CODES}|[A-Z][a-z]+(?: [A-Z][a-z]+)?)\.?,? (\d{{5}}(?:-\d{{4}})?)\b"
-));
+regex!(
+    STREET_NAMED = r"\b(?:[A-Z][a-z]+ ){1,3}(?:Street|Avenue|Road|Boulevard|Lane|Drive|Parkway|Highway|Terrace|Crescent|Plaza)\b|\b(?:Calle|Avenida|Rue|Via|Camino|Paseo) [A-Z][a-z]+(?: [A-Z][a-z]+)?"
+);
+regex!(
+    CITY_STATE_ZIP = format!(
+        r"\b([A-Z][a-z]+(?:[ -][A-Z][a-z]+){{0,2}}),? ({STATE_CODES}|[A-Z][a-z]+(?: [A-Z][a-z]+)?)\.?,? (\d{{5}}(?:-\d{{4}})?)\b"
+    )
+);
 regex!(CITY_STATE = format!(r"\b([A-Z][a-z]+(?:[ -][A-Z][a-z]+){{0,2}}), ({STATE_CODES})\b"));
-regex!(ZIP_LABELLED = r"(?i)\b(?:zip|zip code|postal code|postcode)\b[ \t\x{3000}]*[:：]?[ \t\x{3000}]*(\d{5}(?:-\d{4})?|[A-Z]{1,2}\d[A-Z\d]? ?\d[A-Z]{2})|(?:邮编|邮政编码)[ \t\x{3000}]*[:：]?[ \t\x{3000}]*(\d{6})");
+regex!(
+    ZIP_LABELLED = r"(?i)\b(?:zip|zip code|postal code|postcode)\b[ \t\x{3000}]*[:：]?[ \t\x{3000}]*(\d{5}(?:-\d{4})?|[A-Z]{1,2}\d[A-Z\d]? ?\d[A-Z]{2})|(?:邮编|邮政编码)[ \t\x{3000}]*[:：]?[ \t\x{3000}]*(\d{6})"
+);
 regex!(UK_POSTCODE = r"\b[A-Z]{1,2}\d[A-Z\d]? \d[A-Z]{2}\b");
-regex!(FACILITY = r"\b((?:(?:St|Mt)\. |(?:[A-Z][A-Za-z'’.-]*|of|the|and|&) ){1,6}?)(Hospitals?|Medical Cent(?:er|re)|Health Cent(?:er|re)|Health Care|Healthcare|Health System|Medical Group|Clinics?|Infirmary|Surgery|Nursing Home|Care Home|Care Cent(?:er|re)|Rehabilitation Cent(?:er|re)|Heart Cent(?:er|re)|Cancer Cent(?:er|re)|Cancer Institute|Behavioral Health|Behavioural Health|Mental Health Cent(?:er|re)|Hospice|Elementary School|Middle School|High School|Primary School|Academy|University|College|Pharmacy|Medical Associates|Urgent Care|Family Practice|Medical Practice|Practice|Imaging|Diagnostics|Laboratories|Dialysis Cent(?:er|re)|Surgical Cent(?:er|re)|Surgery Cent(?:er|re)|Eye Cent(?:er|re)|Institute)\b((?: (?:of|in|at) (?:the )?[A-Z][a-z]+(?: [A-Z][a-z]+)?)?)");
-regex!(GEO = r"\b(?:Lake|Mount|Mt\.|Fort|Cape) [A-Z][a-z]+(?: [A-Z][a-z]+)?\b|\b[A-Z][a-z]+(?: [A-Z][a-z]+)? (?:County|Parish|Township|Borough|Heights|Springs|Beach|Falls)\b");
+regex!(
+    FACILITY = r"\b((?:(?:St|Mt)\. |(?:[A-Z][A-Za-z'’-]*|of|the|and|&) ){1,6}?)(Hospitals?|Medical Cent(?:er|re)|Health Cent(?:er|re)|Health Care|Healthcare|Health System|Medical Group|Clinics?|Infirmary|Surgery|Nursing Home|Care Home|Care Cent(?:er|re)|Rehabilitation Cent(?:er|re)|Heart Cent(?:er|re)|Cancer Cent(?:er|re)|Cancer Institute|Behavioral Health|Behavioural Health|Mental Health Cent(?:er|re)|Hospice|Elementary School|Middle School|High School|Primary School|Academy|University|College|Pharmacy|Medical Associates|Urgent Care|Family Practice|Medical Practice|Practice|Imaging|Diagnostics|Laboratories|Dialysis Cent(?:er|re)|Surgical Cent(?:er|re)|Surgery Cent(?:er|re)|Eye Cent(?:er|re)|Institute)\b((?: (?:of|in|at) (?:the )?[A-Z][a-z]+(?: [A-Z][a-z]+)?)?)"
+);
+regex!(
+    GEO = r"\b(?:Lake|Mount|Mt\.|Fort|Cape) [A-Z][a-z]+(?: [A-Z][a-z]+)?\b|\b[A-Z][a-z]+(?: [A-Z][a-z]+)? (?:County|Parish|Township|Borough|Heights|Springs|Beach|Falls)\b"
+);
 // "the Westlake office": a branch named after its place.
 regex!(NAMED_SITE = r"\bthe ([A-Z][a-z]+(?: [A-Z][a-z]+)?) (?:office|clinic|branch|location|campus|site|practice)\b");
-regex!(CITY_CUE = r"\b(?:lives?|living|resides?|residing|resident|born|raised|moved|relocated|travel(?:l)?ed|travel(?:l)?ing|visiting|visited|vacationing|returned|transferred|flew|drove|home|house|apartment|flat|works?|working|employed|commutes?|pharmacy|clinic|office|store|branch|Walgreens|CVS)(?: (?:here|back|alone|up|down))? (?:in|to|from|at|near|around|on|outside|of) ((?:[A-Z][a-z]+|St\.)(?:[ -][A-Z][a-z]+){0,2})");
+regex!(
+    CITY_CUE = r"\b(?:lives?|living|resides?|residing|resident|born|raised|moved|relocated|travel(?:l)?ed|travel(?:l)?ing|visiting|visited|vacationing|returned|transferred|flew|drove|home|house|apartment|flat|works?|working|employed|commutes?|pharmacy|clinic|office|store|branch|Walgreens|CVS)(?: (?:here|back|alone|up|down))? (?:in|to|from|at|near|around|on|outside|of) ((?:[A-Z][a-z]+|St\.)(?:[ -][A-Z][a-z]+){0,2})"
+);
 regex!(WORD_RUN = r"\b[A-Z][a-z]+(?:[ -][A-Z][a-z]+){0,3}");
 
 // Chinese. A place name is Han characters that are not function words, verbs of motion or the
 // suffixes themselves, so "于广州市" starts at 广 and "患者家住" never becomes a place.
-const ZH_STOP: &str = "于在到至往从自是住址为及和与的了我本外该其去来回返赴送转入出由经就曾这那被把给向对收诊前后等或已拟因即再并且现家居籍贯省市区县镇乡村路街道巷弄号楼室院病患者医";
+const ZH_STOP: &str = "于在到至往从自是住址为及和与的了我本外该其去来回返赴送转入出由经就曾这那被把给向对收诊前后等或已拟因即再并且请让叫找问说告现家居籍贯省市区县镇乡村路街道巷弄号楼室院病患者医";
 // The first part of an address starts after a stop character; later parts may use any
 // character but a suffix (花家地北里 after 望京街道).
 const ZH_SUFFIXES: &str = "市区县镇乡村路街道巷弄号楼室省";
-regex!(ZH_ADDRESS = format!(
-    r"(?:[\p{{Han}}&&[^{stop}]]{{2,6}}{admin}(?:[\p{{Han}}&&[^{suf}]]{{1,6}}{admin}){{0,3}}(?:[\p{{Han}}&&[^{suf}]]{{1,10}}{street})?|[\p{{Han}}&&[^{stop}]]{{1,10}}{street}(?:\d+(?:-\d+)?号))(?:\d+(?:-\d+)?号(?:院|楼)?)?(?:(?:[A-Za-z]|\d+)(?:号楼|栋|幢|座|单元|楼|层|室|号|户))*(?:\d+室?)?",
-    stop = ZH_STOP,
-    suf = ZH_SUFFIXES,
-    admin = "(?:市|自治州|地区|新区|区|县|旗|镇|乡|街道|村)",
-    street = "(?:大道|大街|路|街|巷|弄|胡同|里)",
-));
-regex!(ZH_FACILITY = format!(
-    r"[\p{{Han}}\d&&[^{s}]][\p{{Han}}\d&&[^于在到至往从自是住址为及和与的了我本外该其去来回返赴送转入出由经就曾这那被把给向对收诊前后等或已拟因即再并且]]{{1,14}}(?:医院|卫生院|诊所|卫生服务中心|卫生服务站|卫生室|门诊部|保健院|疗养院|医疗中心|医学中心|体检中心|急救中心|小学|中学|大学|学院|幼儿园|养老院|敬老院|福利院)",
-    s = ZH_STOP
-));
+regex!(
+    ZH_ADDRESS = format!(
+        r"(?:[\p{{Han}}&&[^{stop}]]{{2,6}}{admin}(?:[\p{{Han}}&&[^{suf}]]{{1,6}}{admin}){{0,3}}(?:[\p{{Han}}&&[^{suf}]]{{1,10}}{street})?|[\p{{Han}}&&[^{stop}]]{{1,10}}{street}(?:\d+(?:-\d+)?号))(?:\d+(?:-\d+)?号(?:院|楼)?)?(?:(?:[A-Za-z]|\d+)(?:号楼|栋|幢|座|单元|楼|层|室|号|户))*(?:\d+室?)?",
+        stop = ZH_STOP,
+        suf = ZH_SUFFIXES,
+        admin = "(?:市|自治州|地区|新区|区|县|旗|镇|乡|街道|村)",
+        street = "(?:大道|大街|路|街|巷|弄|胡同|里)",
+    )
+);
+regex!(
+    ZH_FACILITY = format!(
+        r"[\p{{Han}}\d&&[^{s}]][\p{{Han}}\d&&[^于在到至往从自是住址为及和与的了我本外该其去来回返赴送转入出由经就曾这那被把给向对收诊前后等或已拟因即再并且请让叫找问说告]]{{1,14}}(?:医院|卫生院|诊所|卫生服务中心|卫生服务站|卫生室|门诊部|保健院|疗养院|医疗中心|医学中心|体检中心|急救中心|小学|中学|大学|学院|幼儿园|养老院|敬老院|福利院)",
+        s = ZH_STOP
+    )
+);
 regex!(ZH_CITY = ZH_CITIES.join("|"));
 
 /// Words that end like a district or a city but are not places (社区获得性肺炎, 分娩镇痛, 超市).
 const ZH_NOT_PLACES: [&str; 31] = [
-    "社区", "病区", "城区", "郊区", "山区", "市区", "小区", "灾区", "疫区", "景区", "辖区", "分区", "术区", "肝区", "心前区",
-    "城市", "超市", "都市", "上市", "股市", "门市", "城镇", "乡镇", "农村", "乡村", "家乡", "老乡", "下乡", "故乡", "他乡", "本县",
+    "社区",
+    "病区",
+    "城区",
+    "郊区",
+    "山区",
+    "市区",
+    "小区",
+    "灾区",
+    "疫区",
+    "景区",
+    "辖区",
+    "分区",
+    "术区",
+    "肝区",
+    "心前区",
+    "城市",
+    "超市",
+    "都市",
+    "上市",
+    "股市",
+    "门市",
+    "城镇",
+    "乡镇",
+    "农村",
+    "乡村",
+    "家乡",
+    "老乡",
+    "下乡",
+    "故乡",
+    "他乡",
+    "本县",
 ];
 /// Generic words a facility's name may be made of only: 当地医院, 上级医院, 第一人民医院 alone.
 const ZH_GENERIC: [&str; 56] = [
-    "当地", "上级", "基层", "综合", "专科", "定点", "三甲", "二甲", "三级", "二级", "一级", "省级", "市级", "县级", "区级", "私立",
-    "公立", "附近", "其他", "多家", "某", "各级", "大型", "小型", "省", "市", "县", "区", "镇", "乡", "村", "社区", "街道", "人民",
-    "中心", "中医", "中西医结合", "妇幼保健", "妇幼", "儿童", "肿瘤", "精神病", "传染病", "口腔", "附属", "第一", "第二", "第三",
-    "教学", "民营", "私人", "康复", "护理", "一家", "家", "大",
+    "当地",
+    "上级",
+    "基层",
+    "综合",
+    "专科",
+    "定点",
+    "三甲",
+    "二甲",
+    "三级",
+    "二级",
+    "一级",
+    "省级",
+    "市级",
+    "县级",
+    "区级",
+    "私立",
+    "公立",
+    "附近",
+    "其他",
+    "多家",
+    "某",
+    "各级",
+    "大型",
+    "小型",
+    "省",
+    "市",
+    "县",
+    "区",
+    "镇",
+    "乡",
+    "村",
+    "社区",
+    "街道",
+    "人民",
+    "中心",
+    "中医",
+    "中西医结合",
+    "妇幼保健",
+    "妇幼",
+    "儿童",
+    "肿瘤",
+    "精神病",
+    "传染病",
+    "口腔",
+    "附属",
+    "第一",
+    "第二",
+    "第三",
+    "教学",
+    "民营",
+    "私人",
+    "康复",
+    "护理",
+    "一家",
+    "家",
+    "大",
 ];
 /// Words that make up a department's or a kind of facility's name, not a place's.
 const EN_GENERIC: [&str; 46] = [
-    "general", "family", "medicine", "internal", "emergency", "community", "university", "teaching", "children's", "childrens",
-    "women's", "memorial", "regional", "county", "city", "state", "veterans", "the", "of", "and", "&", "day", "minor", "walk-in",
-    "urgent", "primary", "care", "local", "outpatient", "inpatient", "private", "public", "specialty", "medical", "health", "mental",
-    "cancer", "heart", "behavioral", "rehabilitation", "diagnostic", "surgical", "dialysis", "eye", "imaging", "group",
+    "general",
+    "family",
+    "medicine",
+    "internal",
+    "emergency",
+    "community",
+    "university",
+    "teaching",
+    "children's",
+    "childrens",
+    "women's",
+    "memorial",
+    "regional",
+    "county",
+    "city",
+    "state",
+    "veterans",
+    "the",
+    "of",
+    "and",
+    "&",
+    "day",
+    "minor",
+    "walk-in",
+    "urgent",
+    "primary",
+    "care",
+    "local",
+    "outpatient",
+    "inpatient",
+    "private",
+    "public",
+    "specialty",
+    "medical",
+    "health",
+    "mental",
+    "cancer",
+    "heart",
+    "behavioral",
+    "rehabilitation",
+    "diagnostic",
+    "surgical",
+    "dialysis",
+    "eye",
+    "imaging",
+    "group",
 ];
 
 /// Adds every place in `text` to `out`.
@@ -122,7 +263,10 @@ pub(crate) fn find(text: &str, out: &mut Vec<Span>) {
         // Drop leading words that are lower case or never part of a name ("Call", "the").
         let mut start = name.start();
         for w in name.as_str().split(' ').filter(|w| !w.is_empty()) {
-            if w.starts_with(|ch: char| ch.is_uppercase()) && !NOT_NAMES.contains(&w.to_lowercase()) || w == "St." || w == "Mt." {
+            if w.starts_with(|ch: char| ch.is_uppercase()) && !NOT_NAMES.contains(&w.to_lowercase())
+                || w == "St."
+                || w == "Mt."
+            {
                 break;
             }
             start += w.len() + 1;
@@ -131,8 +275,11 @@ pub(crate) fn find(text: &str, out: &mut Vec<Span>) {
         let tail = c.get(3).map_or("", |m| m.as_str());
         let specific = name_words.chain(tail.split(' ')).any(|w| {
             let lw = w.to_lowercase();
-            w.starts_with(|ch: char| ch.is_uppercase()) && !EN_GENERIC.contains(&lw.as_str()) && !NOT_NAMES.contains(&lw)
-                || w == "St." || w == "Mt."
+            w.starts_with(|ch: char| ch.is_uppercase())
+                && !EN_GENERIC.contains(&lw.as_str())
+                && !NOT_NAMES.contains(&lw)
+                || w == "St."
+                || w == "Mt."
         });
         if specific && start < kind.start() {
             out.push(Span::new(Category::Location, start, all.end(), 0.85));
@@ -176,11 +323,15 @@ const CITY_THING_WORDS: [&str; 6] = ["coma", "stool", "postnatal", "consensus", 
 fn find_known_cities(text: &str, out: &mut Vec<Span>) {
     for m in matches(&WORD_RUN, text) {
         // The longest run of words that is a known city, from each word on.
-        let words: Vec<(usize, &str)> = m.as_str().split([' ', '-']).scan(m.start(), |pos, w| {
-            let at = *pos;
-            *pos += w.len() + 1;
-            Some((at, w))
-        }).collect();
+        let words: Vec<(usize, &str)> = m
+            .as_str()
+            .split([' ', '-'])
+            .scan(m.start(), |pos, w| {
+                let at = *pos;
+                *pos += w.len() + 1;
+                Some((at, w))
+            })
+            .collect();
         let mut i = 0;
         while i < words.len() {
             let mut found = None;
@@ -197,8 +348,10 @@ fn find_known_cities(text: &str, out: &mut Vec<Span>) {
             if let Some((j, end)) = found {
                 // "Jackson-Pratt drain", "Glasgow Coma Scale", "Edinburgh Postnatal Depression Scale".
                 let rest = &text[end..];
-                let next_word = rest.trim_start_matches(' ').split(|c: char| !c.is_alphabetic()).next().unwrap_or_default();
-                let thing = CITY_THING_WORDS.contains(&next_word.to_lowercase().as_str()) || names::is_eponym_head(rest);
+                let next_word =
+                    rest.trim_start_matches(' ').split(|c: char| !c.is_alphabetic()).next().unwrap_or_default();
+                let thing =
+                    CITY_THING_WORDS.contains(&next_word.to_lowercase().as_str()) || names::is_eponym_head(rest);
                 if !rest.starts_with('-') && !thing {
                     out.push(Span::new(Category::Location, words[i].0, end, 0.7));
                 }
@@ -219,10 +372,15 @@ fn find_chinese(text: &str, out: &mut Vec<Span>) {
             // One district, town or village alone ("基底节区", "分娩镇痛") is a place only after an
             // address cue; a city alone ("长沙市") is one unless it is a word like 超市.
             let next = text[m.end()..].chars().next();
-            let before: String = text[..m.start()].chars().rev().take(4).collect::<Vec<_>>().into_iter().rev().collect();
-            let cued = ["住", "址", "省", "市", "来自", "位于", "籍", "户", "迁", "居"].iter().any(|c| before.contains(c));
+            let before: String =
+                text[..m.start()].chars().rev().take(4).collect::<Vec<_>>().into_iter().rev().collect();
+            let cued =
+                ["住", "址", "省", "市", "来自", "位于", "籍", "户", "迁", "居"].iter().any(|c| before.contains(c));
             let city = s.ends_with('市');
-            if ZH_NOT_PLACES.iter().any(|w| s.ends_with(w)) || next.is_some_and(|c| "痛静咳定吐压".contains(c)) || !city && !cued {
+            if ZH_NOT_PLACES.iter().any(|w| s.ends_with(w))
+                || next.is_some_and(|c| "痛静咳定吐压".contains(c))
+                || !city && !cued
+            {
                 continue;
             }
         }
@@ -231,8 +389,29 @@ fn find_chinese(text: &str, out: &mut Vec<Span>) {
     }
     for m in matches(&ZH_FACILITY, text) {
         let s = m.as_str();
-        let kinds = ["卫生服务中心", "卫生服务站", "医院", "卫生院", "诊所", "卫生室", "门诊部", "保健院", "疗养院", "医疗中心", "医学中心",
-            "体检中心", "急救中心", "小学", "中学", "大学", "学院", "幼儿园", "养老院", "敬老院", "福利院"];
+        let kinds = [
+            "卫生服务中心",
+            "卫生服务站",
+            "医院",
+            "卫生院",
+            "诊所",
+            "卫生室",
+            "门诊部",
+            "保健院",
+            "疗养院",
+            "医疗中心",
+            "医学中心",
+            "体检中心",
+            "急救中心",
+            "小学",
+            "中学",
+            "大学",
+            "学院",
+            "幼儿园",
+            "养老院",
+            "敬老院",
+            "福利院",
+        ];
         let Some(kind) = kinds.iter().find(|k| s.ends_with(*k)) else { continue };
         let mut name = &s[..s.len() - kind.len()];
         // Strip generic words from the front; a name made only of them is no place.
@@ -245,7 +424,9 @@ fn find_chinese(text: &str, out: &mut Vec<Span>) {
             }
             break;
         }
-        if name.chars().count() >= 2 || name.chars().count() == 1 && !name.starts_with(|c: char| c.is_ascii_digit()) && s.chars().count() >= 5 {
+        if name.chars().count() >= 2
+            || name.chars().count() == 1 && !name.starts_with(|c: char| c.is_ascii_digit()) && s.chars().count() >= 5
+        {
             out.push(Span::new(Category::Location, m.start(), m.end(), 0.85));
         }
     }
@@ -296,15 +477,32 @@ mod tests {
 
     #[test]
     fn all_patterns_compile() {
-        for re in [&ADDRESS, &PO_BOX, &STREET_NAMED, &CITY_STATE_ZIP, &CITY_STATE, &ZIP_LABELLED, &UK_POSTCODE, &FACILITY, &GEO, &CITY_CUE,
-            &WORD_RUN, &ZH_ADDRESS, &ZH_FACILITY, &ZH_CITY] {
+        for re in [
+            &ADDRESS,
+            &PO_BOX,
+            &STREET_NAMED,
+            &CITY_STATE_ZIP,
+            &CITY_STATE,
+            &ZIP_LABELLED,
+            &UK_POSTCODE,
+            &FACILITY,
+            &GEO,
+            &CITY_CUE,
+            &WORD_RUN,
+            &ZH_ADDRESS,
+            &ZH_FACILITY,
+            &ZH_CITY,
+        ] {
             assert!(re.is_some());
         }
     }
 
     #[test]
     fn english_addresses_cities_and_zip_codes_but_not_states() {
-        assert_eq!(places("Lives at 418 Maple Grove Road, Dayton, OH 45402."), ["418 Maple Grove Road", "Dayton", "45402"]);
+        assert_eq!(
+            places("Lives at 418 Maple Grove Road, Dayton, OH 45402."),
+            ["418 Maple Grove Road", "Dayton", "45402"]
+        );
         assert_eq!(places("Seen at Lakeside Family Clinic and the Neurology Clinic."), ["Lakeside Family Clinic"]);
         assert_eq!(places("She moved from Texas; he lives in Milwaukee."), ["Milwaukee"]);
     }

@@ -20,10 +20,17 @@ class GenerationConfig:
     seed: Optional[int]
     stop: list[str]
     logprobs: bool
+    num_beams: int
+    length_penalty: float
+    early_stopping: Union[bool, Literal["never"]]
+    num_return_sequences: int
+    no_repeat_ngram_size: int
     def __init__(self, *, max_new_tokens: int = 256, min_new_tokens: int = 0, do_sample: bool = False,
                  temperature: float = 1.0, top_k: int = 50, top_p: float = 1.0, min_p: float = 0.0,
                  repetition_penalty: float = 1.0, seed: Optional[int] = None, stop: Sequence[str] = (),
-                 logprobs: bool = False) -> None: ...
+                 logprobs: bool = False, num_beams: int = 1, length_penalty: float = 1.0,
+                 early_stopping: Union[bool, Literal["never"]] = False, num_return_sequences: int = 1,
+                 no_repeat_ngram_size: int = 0) -> None: ...
     def validate(self) -> None: ...
 
 class Generation:
@@ -34,6 +41,12 @@ class Generation:
     logprobs: Optional[list[float]]
     timings: dict[str, float]
     seed: int
+    sequences: list[BeamSequence]
+
+class BeamSequence(TypedDict):
+    text: str
+    token_ids: list[int]
+    score: float
 
 class Stream(Iterator[str]):
     def __iter__(self) -> "Stream": ...
