@@ -568,3 +568,69 @@ impl Seq2SeqConfig {
         Ok(self)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t5(extra: Json) -> Json {
+        let mut c = serde_json::json!({
+            "model_type": "t5", "vocab_size": 100, "d_model": 32, "d_kv": 8, "d_ff": 64,
+            "num_layers": 2, "num_heads": 4
+        });
+        c.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        c
+    }
+
+    #[test]
+    fn t5_v1_0_defaults_to_relu_and_a_scaled_tied_head() {
+        let c = Seq2SeqConfig::from_hf(&t5(serde_json::json!({}))).unwrap();
+        assert_eq!((c.activation, c.gated, c.scale_decoder_outputs), (Activation::Relu, false, true));
+        assert_eq!((c.decoder_layers, c.relative_buckets, c.relative_max_distance), (2, 32, 128));
+        assert_eq!((c.decoder_start_token_id, c.eos_token_id, c.pad_token_id), (0, Some(1), Some(0)));
+    }
+
+    #[test]
+    fn flan_t5_is_gated_tanh_gelu_without_output_scaling() {
+        let c = Seq2SeqConfig::from_hf(&t5(serde_json::json!({
+            "feed_forward_proj": "gated-gelu", "tie_word_embeddings": false, "num_decoder_layers": 3
+        })))
+        .unwrap();
+        assert_eq!((c.activation, c.gated, c.scale_decoder_outputs, c.decoder_layers), (Activation::GeluTanh, true, false, 3));
+        // transformers 5 writes the scaling itself and always says tied.
+        let c = Seq2SeqConfig::from_hf(&t5(serde_json::json!({
+            "feed_forward_proj": "gated-gelu", "tie_word_embeddings": true, "scale_decoder_outputs": false
+        })))
+        .unwrap();
+        assert!(!c.scale_decoder_outputs);
+    }
+
+    #[test]
+    fn malformed_t5_settings_are_refused_with_their_names() {
+        let err = Seq2SeqConfig::from_hf(&t5(serde_json::json!({"feed_forward_proj": "double-gelu"}))).unwrap_err();
+        assert!(err.to_string().contains("feed_forward_proj `double-gelu`"), "{err}");
+        let err = Seq2SeqConfig::from_hf(&t5(serde_json::json!({"relative_attention_max_distance": 16}))).unwrap_err();
+        assert!(err.to_string().contains("relative_attention_max_distance 16"), "{err}");
+        let err = Seq2SeqConfig::from_hf(&t5(serde_json::json!({"decoder_start_token_id": 100}))).unwrap_err();
+        assert!(err.to_string().contains("decoder_start_token_id 100"), "{err}");
+    }
+
+    #[test]
+    fn bart_reads_its_positions_heads_and_forced_tokens() {
+        let c = Seq2SeqConfig::from_hf(&serde_json::json!({
+            "model_type": "bart", "vocab_size": 100, "d_model": 32, "encoder_layers": 2, "decoder_layers": 3,
+            "encoder_attention_heads": 4, "decoder_attention_heads": 4, "encoder_ffn_dim": 64,
+            "decoder_ffn_dim": 48, "max_position_embeddings": 64, "scale_embedding": true,
+            "forced_eos_token_id": 2
+        }))
+        .unwrap();
+        assert_eq!((c.head_dim, c.decoder_ffn, c.max_positions, c.scale_embedding), (8, 48, Some(64), true));
+        assert_eq!((c.activation, c.decoder_start_token_id, c.forced_bos_token_id, c.forced_eos_token_id), (Activation::Gelu, 2, None, Some(2)));
+    }
+
+    #[test]
+    fn decoder_only_loader_points_encoder_decoder_models_elsewhere() {
+        let err = ModelConfig::from_hf(&t5(serde_json::json!({}))).unwrap_err();
+        assert!(err.to_string().contains("encoder-decoder"), "{err}");
+    }
+}

@@ -196,3 +196,49 @@ pub(crate) fn check_encoder_out(out: &Tensor, mask: &Tensor, b: i64, hidden: usi
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn values(t: &Tensor) -> Vec<f32> {
+        Vec::<f32>::try_from(t.flatten(0, -1)).unwrap()
+    }
+
+    #[test]
+    fn padding_bias_masks_only_padded_keys() {
+        let mask = Tensor::from_slice(&[1i64, 1, 0, 1, 1, 1]).view([2, 3]);
+        let bias = padding_bias(&mask).unwrap();
+        assert_eq!(bias.size(), [2, 1, 1, 3]);
+        assert_eq!(values(&bias), [0.0, 0.0, f32::MIN, 0.0, 0.0, 0.0]);
+    }
+
+    #[test]
+    fn causal_bias_lets_new_positions_see_the_cached_ones_and_earlier_new_ones() {
+        let bias = causal_bias(2, 1, Device::Cpu).unwrap();
+        assert_eq!(bias.size(), [1, 1, 2, 3]);
+        assert_eq!(values(&bias), [0.0, 0.0, f32::MIN, 0.0, 0.0, 0.0]);
+    }
+
+    #[test]
+    fn reorder_keeps_the_chosen_rows_of_self_and_cross_attention() {
+        let mut cache = Seq2SeqCache::new(1, [2, 1, 1], 4, Kind::Float, Device::Cpu).unwrap();
+        let k = Tensor::from_slice(&[10f32, 20.]).view([2, 1, 1, 1]);
+        let _ = cache.self_attn.update(0, &k, &k).unwrap();
+        cache.advance(1);
+        cache.cross.push((k.shallow_clone(), k.shallow_clone()));
+        cache.reorder(&Tensor::from_slice(&[1i64, 1, 0])).unwrap();
+        assert_eq!(cache.len(), 1);
+        let (kc, _) = &cache.self_attn.layers[0];
+        assert_eq!(values(&kc.narrow(2, 0, 1)), [20.0, 20.0, 10.0]);
+        assert_eq!(values(&cache.cross[0].0), [20.0, 20.0, 10.0]);
+    }
+
+    #[test]
+    fn token_ids_outside_the_vocabulary_are_refused() {
+        let ids = Tensor::from_slice(&[1i64, 7]).view([1, 2]);
+        assert!(check_vocab("input_ids", &ids, 8).is_ok());
+        let err = check_vocab("input_ids", &ids, 7).unwrap_err().to_string();
+        assert!(err.contains("token id 7 is outside the vocabulary of 7"), "{err}");
+    }
+}

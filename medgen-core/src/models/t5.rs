@@ -208,3 +208,28 @@ impl Seq2Seq for T5 {
         Ok(self.head.forward(&x)?.f_to_kind(Kind::Float)?)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// transformers' `T5Attention._relative_position_bucket` on these distances (key minus query).
+    const RELATIVE: [i64; 23] = [-200, -40, -21, -20, -19, -12, -8, -5, -4, -3, -1, 0, 1, 3, 4, 5, 8, 12, 19, 20, 21, 40, 200];
+
+    fn buckets(bidirectional: bool, n: i64, max_distance: i64) -> Vec<i64> {
+        let rel = Tensor::from_slice(&RELATIVE);
+        Vec::<i64>::try_from(relative_buckets(&rel, bidirectional, n, max_distance).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn relative_buckets_match_transformers_in_the_encoder() {
+        assert_eq!(buckets(true, 16, 20), [7, 7, 7, 7, 7, 6, 5, 4, 4, 3, 1, 0, 9, 11, 12, 12, 13, 14, 15, 15, 15, 15, 15]);
+        assert_eq!(buckets(true, 32, 128), [15, 12, 10, 10, 10, 9, 8, 5, 4, 3, 1, 0, 17, 19, 20, 21, 24, 25, 26, 26, 26, 28, 31]);
+    }
+
+    #[test]
+    fn relative_buckets_match_transformers_in_the_decoder() {
+        assert_eq!(buckets(false, 16, 20), [15, 15, 15, 15, 15, 11, 8, 5, 4, 3, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(buckets(false, 32, 128), [31, 23, 18, 17, 17, 12, 8, 5, 4, 3, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    }
+}
