@@ -1,4 +1,5 @@
-//! A loaded model: network, tokenizer and chat template, with the generation entry points.
+//! A loaded model: network, tokenizer and chat template, with the generation entry points;
+//! and a loaded encoder-decoder model ([`Seq2SeqModel`]).
 
 use std::collections::BTreeMap;
 use std::ops::ControlFlow;
@@ -6,15 +7,16 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Instant;
 
-use tch::{Device, Kind};
+use tch::{Device, Kind, Tensor};
 
 use crate::chat::ChatMessage;
 use crate::error::{MedgenError, Result};
 use crate::formats::gguf::GgufFile;
 use crate::formats::safetensors::SafetensorsSet;
-use crate::formats::{GgufWeights, HfWeights, WeightSource};
+use crate::formats::{GgufWeights, HfNamedWeights, HfWeights, WeightSource};
 use crate::generation::{Generation, GenerationConfig, Generator};
-use crate::models::{gpt2::Gpt2, llama::Llama, Architecture, Loader, ModelConfig, Network};
+use crate::models::seq2seq::{Seq2Seq, Seq2SeqArchitecture, Seq2SeqCache, Seq2SeqConfig};
+use crate::models::{bart::Bart, gpt2::Gpt2, llama::Llama, t5::T5, Architecture, Loader, ModelConfig, Network};
 use crate::tokenizer::{read_json, Tokenizer};
 
 /// Where the model runs.
@@ -170,33 +172,7 @@ impl Model {
             Some(p) => p.to_path_buf(),
             None => Self::default_model_path()?,
         };
-        let threads = match opts.threads {
-            Some(n) if n == 0 || n > 1024 => {
-                return Err(MedgenError::invalid("threads", format!("{n} is outside 1..=1024")))
-            }
-            Some(n) => n,
-            None => std::thread::available_parallelism().map_or(1, |n| n.get()),
-        };
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .thread_name(|i| format!("medgen-{i}"))
-            .build()
-            .map_err(|e| MedgenError::invalid("threads", e.to_string()))?;
-        let device = match opts.device {
-            DeviceSpec::Cpu => Device::Cpu,
-            DeviceSpec::Cuda(i) => {
-                let n = tch::Cuda::device_count() as usize;
-                if !tch::Cuda::is_available() || i >= n {
-                    return Err(MedgenError::Device(format!(
-                        "CUDA device {i} requested, but libtorch sees {n} CUDA device(s)"
-                    )));
-                }
-                Device::Cuda(i)
-            }
-        };
-        if device == Device::Cpu {
-            tch::set_num_threads(1);
-        }
+        let (pool, device) = compute_setup(opts)?;
         let meta = std::fs::metadata(&path).map_err(|e| MedgenError::io(&path, e))?;
         let (network, tokenizer, info) = tch::no_grad(|| {
             if meta.is_dir() {
@@ -370,4 +346,128 @@ fn build(config: &ModelConfig, source: &dyn WeightSource, kind: Kind, device: De
         Architecture::Gpt2 => Box::new(Gpt2::load(config, &loader)?),
         Architecture::Llama | Architecture::Mistral | Architecture::Qwen2 => Box::new(Llama::load(config, &loader)?),
     })
+}
+
+/// The thread pool and device that `opts` ask for. On the CPU, libtorch's own intra-op
+/// threads are set to 1 (see [`LoadOptions::threads`]).
+fn compute_setup(opts: &LoadOptions) -> Result<(rayon::ThreadPool, Device)> {
+    let threads = match opts.threads {
+        Some(n) if n == 0 || n > 1024 => {
+            return Err(MedgenError::invalid("threads", format!("{n} is outside 1..=1024")))
+        }
+        Some(n) => n,
+        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+    };
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(|i| format!("medgen-{i}"))
+        .build()
+        .map_err(|e| MedgenError::invalid("threads", e.to_string()))?;
+    let device = match opts.device {
+        DeviceSpec::Cpu => Device::Cpu,
+        DeviceSpec::Cuda(i) => {
+            let n = tch::Cuda::device_count() as usize;
+            if !tch::Cuda::is_available() || i >= n {
+                return Err(MedgenError::Device(format!(
+                    "CUDA device {i} requested, but libtorch sees {n} CUDA device(s)"
+                )));
+            }
+            Device::Cuda(i)
+        }
+    };
+    if device == Device::Cpu {
+        tch::set_num_threads(1);
+    }
+    Ok((pool, device))
+}
+
+/// A loaded encoder-decoder model (T5, BART): network, config and tokenizer. Safe to share
+/// between threads: it is only read; each generation keeps its own [`Seq2SeqCache`].
+///
+/// ```no_run
+/// # use medgen::{LoadOptions, Seq2SeqModel};
+/// let m = Seq2SeqModel::load("flan-t5-small".as_ref(), &LoadOptions::default())?;
+/// let (ids, mask) = m.batch(&[m.tokenizer().encode("summarize: chest pain, no fever", true)?])?;
+/// let enc = m.encode(&ids, &mask)?;
+/// let mut cache = m.new_cache(1, 32)?;
+/// let start = tch::Tensor::from_slice(&[m.config().decoder_start_token_id as i64]).view([1, 1]);
+/// let logits = m.decode(&start, &enc, &mask, &mut cache)?; // [1, 1, vocab]
+/// # Ok::<(), medgen::MedgenError>(())
+/// ```
+pub struct Seq2SeqModel {
+    network: Box<dyn Seq2Seq>,
+    pool: rayon::ThreadPool,
+    config: Seq2SeqConfig,
+    tokenizer: Tokenizer,
+    device: Device,
+}
+
+impl Seq2SeqModel {
+    /// Loads an HF folder (`config.json` of model_type "t5" or "bart", `tokenizer.json`,
+    /// safetensors weights).
+    pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Self> {
+        let json = read_json(&dir.join("config.json"))?;
+        let config = Seq2SeqConfig::from_hf(&json)?;
+        let (pool, device) = compute_setup(opts)?;
+        let source = HfNamedWeights(SafetensorsSet::open_dir(dir)?);
+        let loader = Loader::new(&source, opts.dtype.kind(), device);
+        let network: Box<dyn Seq2Seq> = tch::no_grad(|| -> Result<Box<dyn Seq2Seq>> {
+            Ok(match config.architecture {
+                Seq2SeqArchitecture::T5 => Box::new(T5::load(&config, &loader)?),
+                Seq2SeqArchitecture::Bart => Box::new(Bart::load(&config, &loader)?),
+            })
+        })?;
+        let tokenizer = Tokenizer::from_hf_dir(dir, &json)?;
+        Ok(Seq2SeqModel { network, pool, config, tokenizer, device })
+    }
+
+    pub fn config(&self) -> &Seq2SeqConfig {
+        &self.config
+    }
+
+    pub fn tokenizer(&self) -> &Tokenizer {
+        &self.tokenizer
+    }
+
+    pub fn device(&self) -> Device {
+        self.device
+    }
+
+    /// Token ids `[b, s]` (int64) and attention mask `[b, s]` (1 at tokens, 0 at padding)
+    /// on the model's device, for sequences of different lengths padded on the right with
+    /// the pad token, as transformers' tokenizers pad T5 and BART inputs.
+    pub fn batch(&self, seqs: &[Vec<u32>]) -> Result<(Tensor, Tensor)> {
+        let s = seqs.iter().map(Vec::len).max().unwrap_or(0);
+        if s == 0 {
+            return Err(MedgenError::invalid("input_ids", "no tokens to encode"));
+        }
+        let pad = self.config.pad_token_id.unwrap_or(0) as i64;
+        let (mut ids, mut mask) = (Vec::with_capacity(seqs.len() * s), Vec::with_capacity(seqs.len() * s));
+        for seq in seqs {
+            ids.extend(seq.iter().map(|&t| t as i64).chain(std::iter::repeat(pad)).take(s));
+            mask.extend((0..s).map(|i| i64::from(i < seq.len())));
+        }
+        let shape = [seqs.len() as i64, s as i64];
+        let to = |v: &[i64]| -> Result<Tensor> { Ok(Tensor::f_from_slice(v)?.f_view(shape)?.f_to_device(self.device)?) };
+        Ok((to(&ids)?, to(&mask)?))
+    }
+
+    /// The encoder output `[b, s, hidden]` of `ids` and `mask` (`[b, s]` each).
+    pub fn encode(&self, ids: &Tensor, mask: &Tensor) -> Result<Tensor> {
+        // Tensors are not `Sync`, so the pool's thread gets its own handles to the same data.
+        let (ids, mask) = (ids.shallow_clone(), mask.shallow_clone());
+        self.pool.install(move || tch::no_grad(|| self.network.encode(&ids, &mask)))
+    }
+
+    /// An empty decoder cache for `batch` sequences of up to `capacity` decoder tokens.
+    pub fn new_cache(&self, batch: usize, capacity: usize) -> Result<Seq2SeqCache> {
+        self.network.new_cache(batch, capacity)
+    }
+
+    /// The logits `[b, t, vocab]` (f32) of decoder `ids` (`[b, t]`) after the cached ones.
+    /// Every call with one cache must pass the same `encoder_out` and `encoder_mask`.
+    pub fn decode(&self, ids: &Tensor, encoder_out: &Tensor, encoder_mask: &Tensor, cache: &mut Seq2SeqCache) -> Result<Tensor> {
+        let (ids, out, mask) = (ids.shallow_clone(), encoder_out.shallow_clone(), encoder_mask.shallow_clone());
+        self.pool.install(move || tch::no_grad(|| self.network.decode(&ids, &out, &mask, cache)))
+    }
 }

@@ -198,3 +198,18 @@ impl WeightSource for HfWeights {
         Ok(if t.kind() == Kind::Float { t } else { t.f_to_kind(Kind::Float)? })
     }
 }
+
+/// An HF checkpoint read by its own tensor names: the encoder-decoder families (T5, BART)
+/// load their weights by the names transformers gives them
+/// (`encoder.block.0.layer.0.SelfAttention.q.weight`), which have no GGUF counterparts.
+pub struct HfNamedWeights(pub safetensors::SafetensorsSet);
+
+impl WeightSource for HfNamedWeights {
+    fn contains(&self, name: &str) -> bool {
+        self.0.contains(name)
+    }
+
+    fn tensor(&self, name: &str) -> Result<Tensor> {
+        self.0.tensor(name)
+    }
+}

@@ -35,6 +35,11 @@ impl Architecture {
             "mistral" => Architecture::Mistral,
             "qwen2" => Architecture::Qwen2,
             "gpt2" => Architecture::Gpt2,
+            "t5" | "bart" => {
+                return Err(MedgenError::Unsupported(format!(
+                    "`{name}` is an encoder-decoder model: load it with Seq2SeqModel::load"
+                )))
+            }
             other => {
                 return Err(MedgenError::Unsupported(format!(
                     "model architecture `{other}` (medgen runs llama, mistral, qwen2 and gpt2)"
@@ -311,5 +316,321 @@ impl ModelConfig {
                     .collect()
             }
         }
+    }
+}
+
+/// The encoder-decoder families medgen runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Seq2SeqArchitecture {
+    /// T5 (v1.0, ReLU feed-forward) and T5 v1.1 / Flan-T5 (gated-GELU feed-forward).
+    T5,
+    /// BART.
+    Bart,
+}
+
+/// A feed-forward activation, by its name in transformers' `ACT2FN`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Activation {
+    Relu,
+    /// The exact (erf) GELU: `gelu`.
+    Gelu,
+    /// The tanh approximation: `gelu_new`, `gelu_pytorch_tanh`.
+    GeluTanh,
+    /// `silu`, `swish`.
+    Silu,
+}
+
+impl Activation {
+    fn parse(name: &str) -> Result<Self> {
+        Ok(match name {
+            "relu" => Activation::Relu,
+            "gelu" => Activation::Gelu,
+            "gelu_new" | "gelu_pytorch_tanh" => Activation::GeluTanh,
+            "silu" | "swish" => Activation::Silu,
+            other => return Err(MedgenError::Unsupported(format!("activation function `{other}`"))),
+        })
+    }
+
+    pub(crate) fn apply(self, x: &tch::Tensor) -> Result<tch::Tensor> {
+        Ok(match self {
+            Activation::Relu => x.f_relu()?,
+            Activation::Gelu => x.f_gelu("none")?,
+            Activation::GeluTanh => x.f_gelu("tanh")?,
+            Activation::Silu => x.f_silu()?,
+        })
+    }
+}
+
+/// The shape of an encoder-decoder network, from an HF `config.json`. Fields marked (T5)
+/// or (BART) mean nothing to the other family.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Seq2SeqConfig {
+    pub architecture: Seq2SeqArchitecture,
+    pub vocab_size: usize,
+    pub hidden_size: usize,
+    pub encoder_layers: usize,
+    pub decoder_layers: usize,
+    pub encoder_heads: usize,
+    pub decoder_heads: usize,
+    /// Width of one attention head (T5's `d_kv`, which need not be `hidden_size / heads`).
+    pub head_dim: usize,
+    pub encoder_ffn: usize,
+    pub decoder_ffn: usize,
+    pub activation: Activation,
+    /// (T5) The feed-forward is `act(wi_0 x) * wi_1 x` ("gated-gelu", T5 v1.1, Flan-T5)
+    /// instead of `act(wi x)`.
+    pub gated: bool,
+    pub norm_eps: f64,
+    /// (T5) Relative position buckets of the first layer's attention bias.
+    pub relative_buckets: usize,
+    /// (T5) Distances at or past this share the last bucket.
+    pub relative_max_distance: usize,
+    /// (T5) The decoder's output is scaled by `hidden_size^-0.5` before the head: original
+    /// T5, whose head is the token embedding. transformers 5 writes `scale_decoder_outputs`;
+    /// older configs say it with `tie_word_embeddings`.
+    pub scale_decoder_outputs: bool,
+    /// (BART) Learned positions: the longest encoder or decoder sequence.
+    pub max_positions: Option<usize>,
+    /// (BART) Token embeddings are multiplied by `sqrt(hidden_size)`.
+    pub scale_embedding: bool,
+    /// The first decoder input (T5: the pad token 0; BART: `</s>`, 2).
+    pub decoder_start_token_id: u32,
+    pub eos_token_id: Option<u32>,
+    pub pad_token_id: Option<u32>,
+    /// (BART) transformers forces this token as the first generated one.
+    pub forced_bos_token_id: Option<u32>,
+    /// (BART) transformers forces this token when the length limit is reached.
+    pub forced_eos_token_id: Option<u32>,
+}
+
+impl Seq2SeqConfig {
+    /// Reads an HF `config.json` of model_type "t5" or "bart".
+    pub fn from_hf(config: &Json) -> Result<Self> {
+        let model_type = config
+            .get("model_type")
+            .and_then(Json::as_str)
+            .ok_or_else(|| MedgenError::format("config.json lacks model_type"))?;
+        let uint = |k: &str| config.get(k).and_then(Json::as_u64).map(|v| v as usize);
+        let need = |k: &str| uint(k).ok_or_else(|| MedgenError::format(format!("config.json lacks `{k}`")));
+        let flag = |k: &str| config.get(k).and_then(Json::as_bool);
+        let id = |k: &str| config.get(k).and_then(Json::as_u64).map(|v| v as u32);
+        // eos_token_id may be a list; the first is the one transformers pads after.
+        let eos_token_id = match config.get("eos_token_id") {
+            Some(Json::Array(a)) => a.first().and_then(Json::as_u64).map(|v| v as u32),
+            _ => id("eos_token_id"),
+        };
+        let cfg = match model_type {
+            "t5" => {
+                // "relu", "gelu", "gated-gelu", "gated-silu": an optional "gated-" and an
+                // ACT2FN name, where "gated-gelu" means the tanh approximation (configuration_t5.py).
+                let proj = config.get("feed_forward_proj").and_then(Json::as_str).unwrap_or("relu");
+                let (gated, act) = match proj.split_once('-') {
+                    Some(("gated", "gelu")) => (true, Activation::GeluTanh),
+                    Some(("gated", act)) => (true, Activation::parse(act)?),
+                    Some(_) => return Err(MedgenError::Unsupported(format!("T5 feed_forward_proj `{proj}`"))),
+                    None => (false, Activation::parse(proj)?),
+                };
+                let layers = need("num_layers")?;
+                let (heads, ff) = (need("num_heads")?, need("d_ff")?);
+                let scale = match flag("scale_decoder_outputs") {
+                    Some(s) => s,
+                    None => flag("tie_word_embeddings") != Some(false),
+                };
+                Seq2SeqConfig {
+                    architecture: Seq2SeqArchitecture::T5,
+                    vocab_size: need("vocab_size")?,
+                    hidden_size: need("d_model")?,
+                    encoder_layers: layers,
+                    decoder_layers: uint("num_decoder_layers").unwrap_or(layers),
+                    encoder_heads: heads,
+                    decoder_heads: heads,
+                    head_dim: need("d_kv")?,
+                    encoder_ffn: ff,
+                    decoder_ffn: ff,
+                    activation: act,
+                    gated,
+                    norm_eps: config.get("layer_norm_epsilon").and_then(Json::as_f64).unwrap_or(1e-6),
+                    relative_buckets: uint("relative_attention_num_buckets").unwrap_or(32),
+                    relative_max_distance: uint("relative_attention_max_distance").unwrap_or(128),
+                    scale_decoder_outputs: scale,
+                    max_positions: None,
+                    scale_embedding: false,
+                    decoder_start_token_id: id("decoder_start_token_id").unwrap_or(0),
+                    eos_token_id: eos_token_id.or(Some(1)),
+                    pad_token_id: id("pad_token_id").or(Some(0)),
+                    forced_bos_token_id: None,
+                    forced_eos_token_id: None,
+                }
+            }
+            "bart" => {
+                let hidden = need("d_model")?;
+                let heads = need("encoder_attention_heads")?;
+                let act = config.get("activation_function").and_then(Json::as_str).unwrap_or("gelu");
+                if need("decoder_attention_heads")? != heads {
+                    // One head width serves both stacks; BART checkpoints all have equal counts.
+                    return Err(MedgenError::Unsupported(
+                        "BART with different encoder and decoder head counts".into(),
+                    ));
+                }
+                if heads == 0 || hidden % heads != 0 {
+                    return Err(MedgenError::format(format!("d_model {hidden} is not a multiple of {heads} heads")));
+                }
+                Seq2SeqConfig {
+                    architecture: Seq2SeqArchitecture::Bart,
+                    vocab_size: need("vocab_size")?,
+                    hidden_size: hidden,
+                    encoder_layers: need("encoder_layers")?,
+                    decoder_layers: need("decoder_layers")?,
+                    encoder_heads: heads,
+                    decoder_heads: heads,
+                    head_dim: hidden / heads,
+                    encoder_ffn: need("encoder_ffn_dim")?,
+                    decoder_ffn: need("decoder_ffn_dim")?,
+                    activation: Activation::parse(act)?,
+                    gated: false,
+                    // nn.LayerNorm's default: BART's config has no epsilon.
+                    norm_eps: 1e-5,
+                    relative_buckets: 0,
+                    relative_max_distance: 0,
+                    scale_decoder_outputs: false,
+                    max_positions: Some(need("max_position_embeddings")?),
+                    scale_embedding: flag("scale_embedding").unwrap_or(false),
+                    decoder_start_token_id: id("decoder_start_token_id").unwrap_or(2),
+                    eos_token_id: eos_token_id.or(Some(2)),
+                    pad_token_id: id("pad_token_id").or(Some(1)),
+                    forced_bos_token_id: id("forced_bos_token_id"),
+                    forced_eos_token_id: id("forced_eos_token_id"),
+                }
+            }
+            other => {
+                return Err(MedgenError::Unsupported(format!(
+                    "encoder-decoder model_type `{other}` (medgen runs t5 and bart)"
+                )))
+            }
+        };
+        cfg.validate()
+    }
+
+    /// Rejects zero, absurd or inconsistent dimensions.
+    fn validate(self) -> Result<Self> {
+        let dims = [
+            ("vocab_size", self.vocab_size),
+            ("hidden_size", self.hidden_size),
+            ("encoder_layers", self.encoder_layers),
+            ("decoder_layers", self.decoder_layers),
+            ("encoder_heads", self.encoder_heads),
+            ("decoder_heads", self.decoder_heads),
+            ("head_dim", self.head_dim),
+            ("encoder_ffn", self.encoder_ffn),
+            ("decoder_ffn", self.decoder_ffn),
+        ];
+        for (name, v) in dims {
+            if v == 0 || v > MAX_DIM {
+                return Err(MedgenError::format(format!("model dimension {name} = {v} is out of range (1 to {MAX_DIM})")));
+            }
+        }
+        if self.encoder_layers.max(self.decoder_layers) > 4096 || self.encoder_heads.max(self.decoder_heads) > 4096 {
+            return Err(MedgenError::format("more than 4096 layers or heads"));
+        }
+        if self.architecture == Seq2SeqArchitecture::T5 {
+            // The bucket formula divides by log(max_distance / max_exact), with max_exact
+            // half of the (decoder's) buckets: it needs max_distance past that.
+            let (b, d) = (self.relative_buckets, self.relative_max_distance);
+            if !(4..=MAX_DIM).contains(&b) || d <= b / 2 || d > MAX_DIM {
+                return Err(MedgenError::format(format!(
+                    "relative_attention_num_buckets {b} with relative_attention_max_distance {d}: \
+                     need at least 4 buckets and a distance past half of them"
+                )));
+            }
+        }
+        if let Some(p) = self.max_positions {
+            if p == 0 || p > MAX_DIM {
+                return Err(MedgenError::format(format!("max_position_embeddings {p} is out of range")));
+            }
+        }
+        let ids = [
+            ("decoder_start_token_id", Some(self.decoder_start_token_id)),
+            ("eos_token_id", self.eos_token_id),
+            ("pad_token_id", self.pad_token_id),
+            ("forced_bos_token_id", self.forced_bos_token_id),
+            ("forced_eos_token_id", self.forced_eos_token_id),
+        ];
+        for (name, v) in ids {
+            if let Some(v) = v.filter(|&v| v as usize >= self.vocab_size) {
+                return Err(MedgenError::format(format!("{name} {v} is outside the vocabulary of {}", self.vocab_size)));
+            }
+        }
+        if !(self.norm_eps.is_finite() && self.norm_eps >= 0.0) {
+            return Err(MedgenError::format(format!("norm epsilon {}", self.norm_eps)));
+        }
+        Ok(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t5(extra: Json) -> Json {
+        let mut c = serde_json::json!({
+            "model_type": "t5", "vocab_size": 100, "d_model": 32, "d_kv": 8, "d_ff": 64,
+            "num_layers": 2, "num_heads": 4
+        });
+        c.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        c
+    }
+
+    #[test]
+    fn t5_v1_0_defaults_to_relu_and_a_scaled_tied_head() {
+        let c = Seq2SeqConfig::from_hf(&t5(serde_json::json!({}))).unwrap();
+        assert_eq!((c.activation, c.gated, c.scale_decoder_outputs), (Activation::Relu, false, true));
+        assert_eq!((c.decoder_layers, c.relative_buckets, c.relative_max_distance), (2, 32, 128));
+        assert_eq!((c.decoder_start_token_id, c.eos_token_id, c.pad_token_id), (0, Some(1), Some(0)));
+    }
+
+    #[test]
+    fn flan_t5_is_gated_tanh_gelu_without_output_scaling() {
+        let c = Seq2SeqConfig::from_hf(&t5(serde_json::json!({
+            "feed_forward_proj": "gated-gelu", "tie_word_embeddings": false, "num_decoder_layers": 3
+        })))
+        .unwrap();
+        assert_eq!((c.activation, c.gated, c.scale_decoder_outputs, c.decoder_layers), (Activation::GeluTanh, true, false, 3));
+        // transformers 5 writes the scaling itself and always says tied.
+        let c = Seq2SeqConfig::from_hf(&t5(serde_json::json!({
+            "feed_forward_proj": "gated-gelu", "tie_word_embeddings": true, "scale_decoder_outputs": false
+        })))
+        .unwrap();
+        assert!(!c.scale_decoder_outputs);
+    }
+
+    #[test]
+    fn malformed_t5_settings_are_refused_with_their_names() {
+        let err = Seq2SeqConfig::from_hf(&t5(serde_json::json!({"feed_forward_proj": "double-gelu"}))).unwrap_err();
+        assert!(err.to_string().contains("feed_forward_proj `double-gelu`"), "{err}");
+        let err = Seq2SeqConfig::from_hf(&t5(serde_json::json!({"relative_attention_max_distance": 16}))).unwrap_err();
+        assert!(err.to_string().contains("relative_attention_max_distance 16"), "{err}");
+        let err = Seq2SeqConfig::from_hf(&t5(serde_json::json!({"decoder_start_token_id": 100}))).unwrap_err();
+        assert!(err.to_string().contains("decoder_start_token_id 100"), "{err}");
+    }
+
+    #[test]
+    fn bart_reads_its_positions_heads_and_forced_tokens() {
+        let c = Seq2SeqConfig::from_hf(&serde_json::json!({
+            "model_type": "bart", "vocab_size": 100, "d_model": 32, "encoder_layers": 2, "decoder_layers": 3,
+            "encoder_attention_heads": 4, "decoder_attention_heads": 4, "encoder_ffn_dim": 64,
+            "decoder_ffn_dim": 48, "max_position_embeddings": 64, "scale_embedding": true,
+            "forced_eos_token_id": 2
+        }))
+        .unwrap();
+        assert_eq!((c.head_dim, c.decoder_ffn, c.max_positions, c.scale_embedding), (8, 48, Some(64), true));
+        assert_eq!((c.activation, c.decoder_start_token_id, c.forced_bos_token_id, c.forced_eos_token_id), (Activation::Gelu, 2, None, Some(2)));
+    }
+
+    #[test]
+    fn decoder_only_loader_points_encoder_decoder_models_elsewhere() {
+        let err = ModelConfig::from_hf(&t5(serde_json::json!({}))).unwrap_err();
+        assert!(err.to_string().contains("encoder-decoder"), "{err}");
     }
 }

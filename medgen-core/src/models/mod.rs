@@ -1,15 +1,18 @@
 //! Model families: the decoder-only networks and what they share (weights, KV cache,
-//! attention, rotary embeddings).
+//! attention, rotary embeddings); the encoder-decoder networks in [`seq2seq`], [`t5`], [`bart`].
 
+pub mod bart;
 pub mod config;
 pub mod gpt2;
 pub(crate) mod kernels;
 pub mod llama;
+pub mod seq2seq;
+pub mod t5;
 
 use rayon::prelude::*;
 use tch::{Device, Kind, Tensor};
 
-pub use config::{Architecture, ModelConfig, RopeScaling};
+pub use config::{Architecture, ModelConfig, RopeScaling, Seq2SeqConfig};
 
 use crate::error::{MedgenError, Result};
 use crate::formats::quants::GgmlType;
@@ -141,6 +144,12 @@ impl Linear {
             _ => None,
         };
         Ok(Linear { weight, bias, blocks })
+    }
+
+    /// A layer of an already loaded weight (`[out, in]`): a head tied to the token
+    /// embedding (shared, not copied), with an optional bias.
+    pub fn from_weight(weight: &Weight, bias: Option<Weight>) -> Self {
+        Linear { weight: Weight(weight.shallow_clone()), bias, blocks: None }
     }
 
     /// The output head: `output.weight`, or the token embedding itself (shared, not

@@ -1,0 +1,183 @@
+//! BART: learned positions (offset by 2), optionally scaled token embeddings, a LayerNorm on
+//! the embeddings, post-LayerNorm blocks with biased projections, and a head tied to the
+//! token embedding plus `final_logits_bias`. Follows transformers' `modeling_bart.py`.
+
+use tch::{Kind, Tensor};
+
+use super::seq2seq::{causal_bias, check_encoder_out, check_ids, check_vocab, padding_bias, Attention, CacheSlot, Seq2Seq, Seq2SeqCache};
+use super::{Linear, Loader, Seq2SeqConfig, Weight};
+use crate::error::{MedgenError, Result};
+
+/// `BartLearnedPositionalEmbedding` looks up position `p` at row `p + 2`, a leftover of
+/// fairseq's padding-aware positions.
+const POSITION_OFFSET: i64 = 2;
+
+struct Norm {
+    weight: Weight,
+    bias: Weight,
+}
+
+impl Norm {
+    fn load(w: &Loader, name: &str, d: i64) -> Result<Self> {
+        Ok(Norm { weight: w.get(&format!("{name}.weight"), &[d])?, bias: w.get(&format!("{name}.bias"), &[d])? })
+    }
+
+    fn forward(&self, x: &Tensor, eps: f64) -> Result<Tensor> {
+        let d = x.size()[2];
+        Ok(x.f_layer_norm([d], Some(&*self.weight), Some(&*self.bias), eps, false)?)
+    }
+}
+
+struct Layer {
+    attn: Attention,
+    attn_norm: Norm,
+    /// Decoder layers only: attention over the encoder output and the norm after it.
+    cross: Option<(Attention, Norm)>,
+    fc1: Linear,
+    fc2: Linear,
+    ffn_norm: Norm,
+}
+
+struct Stack {
+    positions: Weight,
+    embed_norm: Norm,
+    layers: Vec<Layer>,
+}
+
+pub(crate) struct Bart {
+    cfg: Seq2SeqConfig,
+    shared: Weight,
+    encoder: Stack,
+    decoder: Stack,
+    /// The tied (or separate) head with `final_logits_bias`.
+    head: Linear,
+    max_positions: i64,
+    /// The activations' kind.
+    kind: Kind,
+}
+
+impl Bart {
+    pub fn load(cfg: &Seq2SeqConfig, w: &Loader) -> Result<Self> {
+        let (d, v) = (cfg.hidden_size as i64, cfg.vocab_size as i64);
+        let max_positions = cfg.max_positions.ok_or_else(|| MedgenError::format("BART config lacks max_position_embeddings"))? as i64;
+        // BartForConditionalGeneration nests the network under `model.`; BartModel does not.
+        let p = if w.source.contains("model.encoder.embed_positions.weight") { "model." } else { "" };
+        let shared = match w.get_opt(&format!("{p}shared.weight"), &[v, d])? {
+            Some(s) => s,
+            None => w.get(&format!("{p}encoder.embed_tokens.weight"), &[v, d])?,
+        };
+        // A buffer of zeros in new models; checkpoints fine-tuned from fairseq may carry values.
+        let bias = match w.get_opt("final_logits_bias", &[1, v])? {
+            Some(b) => Weight(b.f_reshape([v])?.f_to_kind(w.act)?),
+            None => Weight(Tensor::f_zeros([v], (w.act, w.device))?),
+        };
+        let head = match w.get_opt("lm_head.weight", &[v, d])? {
+            Some(h) => Linear::from_weight(&h, Some(bias)),
+            None => Linear::from_weight(&shared, Some(bias)),
+        };
+        Ok(Bart {
+            encoder: Stack::load(cfg, w, &format!("{p}encoder"), cfg.encoder_layers, cfg.encoder_ffn, max_positions, false)?,
+            decoder: Stack::load(cfg, w, &format!("{p}decoder"), cfg.decoder_layers, cfg.decoder_ffn, max_positions, true)?,
+            cfg: cfg.clone(),
+            shared,
+            head,
+            max_positions,
+            kind: w.act,
+        })
+    }
+
+    /// Scaled token embeddings plus positions `start..start + t`, through the embedding norm.
+    fn embed(&self, stack: &Stack, ids: &Tensor, start: i64, t: i64) -> Result<Tensor> {
+        if start + t > self.max_positions {
+            return Err(MedgenError::ContextLength {
+                needed: (start + t) as usize,
+                limit: self.max_positions as usize,
+                what: "BART max_position_embeddings",
+            });
+        }
+        let mut x = Tensor::f_embedding(&self.shared, ids, -1, false, false)?.f_to_kind(self.kind)?;
+        if self.cfg.scale_embedding {
+            x = x.f_mul_scalar((self.cfg.hidden_size as f64).sqrt())?;
+        }
+        let pos = stack.positions.f_narrow(0, start + POSITION_OFFSET, t)?.f_to_kind(self.kind)?;
+        stack.embed_norm.forward(&x.f_add(&pos)?, self.cfg.norm_eps)
+    }
+
+    fn feed_forward(&self, l: &Layer, x: &Tensor) -> Result<Tensor> {
+        let h = self.cfg.activation.apply(&l.fc1.forward(x)?)?;
+        let x = x.f_add(&l.fc2.forward(&h)?)?;
+        l.ffn_norm.forward(&x, self.cfg.norm_eps)
+    }
+}
+
+impl Stack {
+    fn load(cfg: &Seq2SeqConfig, w: &Loader, stack: &str, n: usize, ff: usize, max_positions: i64, decoder: bool) -> Result<Self> {
+        let (d, ff) = (cfg.hidden_size as i64, ff as i64);
+        let dims = [d, cfg.encoder_heads as i64, cfg.head_dim as i64];
+        let scale = (cfg.head_dim as f64).powf(-0.5);
+        let names = ["q_proj", "k_proj", "v_proj", "out_proj"];
+        let mut layers = Vec::with_capacity(n);
+        for i in 0..n {
+            let at = |rest: &str| format!("{stack}.layers.{i}.{rest}");
+            let cross = if decoder {
+                Some((Attention::load(w, &at("encoder_attn"), names, dims, true, scale)?, Norm::load(w, &at("encoder_attn_layer_norm"), d)?))
+            } else {
+                None
+            };
+            layers.push(Layer {
+                attn: Attention::load(w, &at("self_attn"), names, dims, true, scale)?,
+                attn_norm: Norm::load(w, &at("self_attn_layer_norm"), d)?,
+                cross,
+                fc1: Linear::load(w, &at("fc1"), ff, d, true)?,
+                fc2: Linear::load(w, &at("fc2"), d, ff, true)?,
+                ffn_norm: Norm::load(w, &at("final_layer_norm"), d)?,
+            });
+        }
+        Ok(Stack {
+            positions: w.get(&format!("{stack}.embed_positions.weight"), &[max_positions + POSITION_OFFSET, d])?,
+            embed_norm: Norm::load(w, &format!("{stack}.layernorm_embedding"), d)?,
+            layers,
+        })
+    }
+}
+
+impl Seq2Seq for Bart {
+    fn encode(&self, ids: &Tensor, mask: &Tensor) -> Result<Tensor> {
+        let (_, s) = check_ids("input_ids", ids, Some(mask))?;
+        check_vocab("input_ids", ids, self.cfg.vocab_size)?;
+        let eps = self.cfg.norm_eps;
+        let bias = padding_bias(mask)?;
+        let mut x = self.embed(&self.encoder, ids, 0, s)?;
+        for l in &self.encoder.layers {
+            x = l.attn_norm.forward(&x.f_add(&l.attn.forward(&x, Some(&bias), None)?)?, eps)?;
+            x = self.feed_forward(l, &x)?;
+        }
+        Ok(x)
+    }
+
+    fn new_cache(&self, batch: usize, capacity: usize) -> Result<Seq2SeqCache> {
+        let shape = [batch as i64, self.cfg.decoder_heads as i64, self.cfg.head_dim as i64];
+        Seq2SeqCache::new(self.decoder.layers.len(), shape, capacity, self.kind, self.shared.device())
+    }
+
+    fn decode(&self, ids: &Tensor, encoder_out: &Tensor, encoder_mask: &Tensor, cache: &mut Seq2SeqCache) -> Result<Tensor> {
+        let (b, t) = check_ids("decoder_input_ids", ids, None)?;
+        check_vocab("decoder_input_ids", ids, self.cfg.vocab_size)?;
+        check_encoder_out(encoder_out, encoder_mask, b, self.cfg.hidden_size)?;
+        let (past, eps) = (cache.len() as i64, self.cfg.norm_eps);
+        let self_bias = if t > 1 { Some(causal_bias(t, past, ids.device())?) } else { None };
+        let cross_bias = padding_bias(encoder_mask)?;
+        let mut x = self.embed(&self.decoder, ids, past, t)?;
+        for (i, l) in self.decoder.layers.iter().enumerate() {
+            let a = l.attn.forward(&x, self_bias.as_ref(), Some(CacheSlot::SelfAttn(cache, i)))?;
+            x = l.attn_norm.forward(&x.f_add(&a)?, eps)?;
+            if let Some((cross, norm)) = &l.cross {
+                let a = cross.forward(&x, Some(&cross_bias), Some(CacheSlot::Cross(cache, i, encoder_out)))?;
+                x = norm.forward(&x.f_add(&a)?, eps)?;
+            }
+            x = self.feed_forward(l, &x)?;
+        }
+        cache.advance(t as usize);
+        Ok(self.head.forward(&x)?.f_to_kind(Kind::Float)?)
+    }
+}

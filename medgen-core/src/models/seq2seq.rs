@@ -1,0 +1,244 @@
+//! What the encoder-decoder families (T5, BART) share: the network interface, the decoder's
+//! cache, attention with an additive bias, and the masks.
+
+use tch::{Device, Kind, Tensor};
+
+use super::{KvCache, Linear, Loader};
+use crate::error::{MedgenError, Result};
+
+pub use super::config::{Activation, Seq2SeqArchitecture, Seq2SeqConfig};
+
+/// An encoder-decoder network.
+pub(crate) trait Seq2Seq: Send + Sync {
+    /// The encoder's output `[b, s, hidden]` (activations' kind) for `ids` (`[b, s]`, int64)
+    /// and `mask` (`[b, s]`, nonzero at tokens, zero at padding).
+    fn encode(&self, ids: &Tensor, mask: &Tensor) -> Result<Tensor>;
+
+    /// An empty decoder cache for `batch` sequences of up to `capacity` decoder positions.
+    fn new_cache(&self, batch: usize, capacity: usize) -> Result<Seq2SeqCache>;
+
+    /// Runs decoder `ids` (`[b, t]`, int64) after the cached positions, attending to
+    /// `encoder_out` where `encoder_mask` is nonzero, and returns the logits of every new
+    /// position as `[b, t, vocab]` f32. The cross-attention keys and values are computed
+    /// from `encoder_out` on the first call and reused after: every call with one cache must
+    /// pass the same encoder output.
+    fn decode(&self, ids: &Tensor, encoder_out: &Tensor, encoder_mask: &Tensor, cache: &mut Seq2SeqCache) -> Result<Tensor>;
+}
+
+/// The decoder's state between steps: self-attention keys and values, written position by
+/// position, and cross-attention keys and values, computed once from the encoder output.
+pub struct Seq2SeqCache {
+    self_attn: KvCache,
+    /// Per decoder layer, `[b, heads, s, head_dim]` each; empty until the first decode.
+    cross: Vec<(Tensor, Tensor)>,
+}
+
+impl Seq2SeqCache {
+    pub(crate) fn new(layers: usize, shape: [i64; 3], capacity: usize, kind: Kind, device: Device) -> Result<Self> {
+        Ok(Seq2SeqCache { self_attn: KvCache::new(layers, shape, capacity, kind, device)?, cross: Vec::new() })
+    }
+
+    /// Decoder positions already cached.
+    pub fn len(&self) -> usize {
+        self.self_attn.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.self_attn.is_empty()
+    }
+
+    /// Counts `t` new positions once every decoder layer has written them.
+    pub(crate) fn advance(&mut self, t: usize) {
+        self.self_attn.advance(t);
+    }
+
+    /// Keeps the sequences at `rows` (int64 indices into the batch, repeats allowed), in
+    /// that order: what beam search does after each step. The batch size becomes `rows`'s length.
+    pub fn reorder(&mut self, rows: &Tensor) -> Result<()> {
+        for (k, v) in self.self_attn.layers.iter_mut().chain(self.cross.iter_mut()) {
+            *k = k.f_index_select(0, rows)?;
+            *v = v.f_index_select(0, rows)?;
+        }
+        Ok(())
+    }
+
+    /// Layer `i`'s cross-attention keys and values, projected from `encoder_out` by `kv`
+    /// (keys and values fused) when the cache has none yet.
+    fn cross(&mut self, i: usize, kv: &Linear, encoder_out: &Tensor, heads: i64, head_dim: i64) -> Result<(Tensor, Tensor)> {
+        if i == self.cross.len() {
+            let kv = kv.forward(encoder_out)?.f_split(heads * head_dim, -1)?;
+            let k = super::split_heads(&kv[0], heads, head_dim)?;
+            let v = super::split_heads(&kv[1], heads, head_dim)?;
+            self.cross.push((k, v));
+        }
+        let (k, v) = self.cross.get(i).ok_or_else(|| MedgenError::invalid("cache", "decoder layers run out of order"))?;
+        Ok((k.shallow_clone(), v.shallow_clone()))
+    }
+}
+
+/// What one decoder attention layer reads and writes in the cache.
+pub(crate) enum CacheSlot<'a> {
+    /// Self-attention of layer `i`: append the new keys and values, attend to all.
+    SelfAttn(&'a mut Seq2SeqCache, usize),
+    /// Cross-attention of layer `i` to the encoder output.
+    Cross(&'a mut Seq2SeqCache, usize, &'a Tensor),
+}
+
+/// Multi-head attention with separate q, k/v projections and an output projection; the
+/// families differ only in names, biases and the score scale.
+pub(crate) struct Attention {
+    q: Linear,
+    /// Keys and values fused: outputs `[k, v]`.
+    kv: Linear,
+    o: Linear,
+    heads: i64,
+    head_dim: i64,
+    /// Multiplies the scores: `head_dim^-0.5` for BART, 1 for T5 (folded into its init).
+    scale: f64,
+}
+
+impl Attention {
+    /// Loads `{prefix}.{q,k,v,o}` (the names given in `names`) with shapes from `hidden`,
+    /// `heads` and `head_dim`.
+    pub fn load(w: &Loader, prefix: &str, names: [&str; 4], dims: [i64; 3], bias: bool, scale: f64) -> Result<Self> {
+        let [hidden, heads, head_dim] = dims;
+        let inner = heads * head_dim;
+        let lin = |n: &str, out, inp| Linear::load(w, &format!("{prefix}.{n}"), out, inp, bias);
+        Ok(Attention {
+            q: lin(names[0], inner, hidden)?,
+            kv: Linear::fuse(vec![lin(names[1], inner, hidden)?, lin(names[2], inner, hidden)?])?,
+            o: lin(names[3], hidden, inner)?,
+            heads,
+            head_dim,
+            scale,
+        })
+    }
+
+    /// `x` (`[b, t, hidden]`) attending to itself (encoder: `cache` is `None`), to itself and
+    /// the cached positions, or to the encoder output. `bias` is added to the scores
+    /// (`[1 or b, 1 or heads, t, keys]`): masks and T5's position bias.
+    pub fn forward(&self, x: &Tensor, bias: Option<&Tensor>, cache: Option<CacheSlot>) -> Result<Tensor> {
+        let (heads, hd) = (self.heads, self.head_dim);
+        let q = super::split_heads(&self.q.forward(x)?, heads, hd)?;
+        let (k, v) = match cache {
+            Some(CacheSlot::Cross(cache, i, enc)) => cache.cross(i, &self.kv, enc, heads, hd)?,
+            other => {
+                let kv = self.kv.forward(x)?.f_split(heads * hd, -1)?;
+                let (k, v) = (super::split_heads(&kv[0], heads, hd)?, super::split_heads(&kv[1], heads, hd)?);
+                match other {
+                    Some(CacheSlot::SelfAttn(cache, i)) => cache.self_attn.update(i, &k, &v)?,
+                    _ => (k, v),
+                }
+            }
+        };
+        let out = attend(&q, &k, &v, bias, self.scale)?;
+        self.o.forward(&super::merge_heads(&out)?)
+    }
+}
+
+/// `softmax(q kᵀ · scale + bias) v` for `q` `[b, h, t, d]` and `k`, `v` `[b, h, s, d]`.
+fn attend(q: &Tensor, k: &Tensor, v: &Tensor, bias: Option<&Tensor>, scale: f64) -> Result<Tensor> {
+    let bias = bias.map(|b| b.f_to_kind(q.kind())).transpose()?;
+    Ok(Tensor::f_scaled_dot_product_attention(q, k, v, bias.as_ref(), 0.0, false, Some(scale), false)?)
+}
+
+/// What a masked score becomes: transformers' `finfo(float32).min`, finite so that a row
+/// with every key masked (an all-padding sequence) averages instead of making NaN.
+const MASKED: f64 = f32::MIN as f64;
+
+/// `[b, 1, 1, s]` f32: 0 where `mask` (`[b, s]`) is nonzero, [`MASKED`] where it is zero.
+pub(crate) fn padding_bias(mask: &Tensor) -> Result<Tensor> {
+    let pad = mask.f_eq(0)?.f_to_kind(Kind::Float)?;
+    Ok(pad.f_mul_scalar(MASKED)?.f_unsqueeze(1)?.f_unsqueeze(1)?)
+}
+
+/// `[1, 1, t, past + t]` f32: new position `i` sees keys `0..=past + i`.
+pub(crate) fn causal_bias(t: i64, past: i64, device: Device) -> Result<Tensor> {
+    let rows = Tensor::f_arange_start(past, past + t, (Kind::Int64, device))?.f_unsqueeze(1)?;
+    let cols = Tensor::f_arange(past + t, (Kind::Int64, device))?.f_unsqueeze(0)?;
+    let future = cols.f_gt_tensor(&rows)?.f_to_kind(Kind::Float)?;
+    Ok(future.f_mul_scalar(MASKED)?.f_unsqueeze(0)?.f_unsqueeze(0)?)
+}
+
+/// Checks that `ids` is `[b, t]` with `t > 0` and that `mask`, if given, has its shape.
+pub(crate) fn check_ids(what: &'static str, ids: &Tensor, mask: Option<&Tensor>) -> Result<(i64, i64)> {
+    let size = ids.size();
+    let &[b, t] = size.as_slice() else {
+        return Err(MedgenError::invalid(what, format!("token ids have shape {size:?}, expected [batch, length]")));
+    };
+    if b == 0 || t == 0 {
+        return Err(MedgenError::invalid(what, format!("token ids have shape {size:?}: nothing to run")));
+    }
+    if let Some(m) = mask.filter(|m| m.size() != size) {
+        return Err(MedgenError::invalid(what, format!("attention mask has shape {:?}, token ids {size:?}", m.size())));
+    }
+    Ok((b, t))
+}
+
+/// Checks that every id is below `vocab`, so that an embedding lookup cannot fail deep in
+/// libtorch with an index error.
+pub(crate) fn check_vocab(what: &'static str, ids: &Tensor, vocab: usize) -> Result<()> {
+    let (lo, hi) = (ids.f_min()?.f_int64_value(&[])?, ids.f_max()?.f_int64_value(&[])?);
+    if lo < 0 || hi >= vocab as i64 {
+        return Err(MedgenError::invalid(what, format!("token id {} is outside the vocabulary of {vocab}", if lo < 0 { lo } else { hi })));
+    }
+    Ok(())
+}
+
+/// Checks that the encoder output is `[b, s, hidden]` and its mask `[b, s]`.
+pub(crate) fn check_encoder_out(out: &Tensor, mask: &Tensor, b: i64, hidden: usize) -> Result<()> {
+    let (os, ms) = (out.size(), mask.size());
+    if os.len() != 3 || os[0] != b || os[2] != hidden as i64 || ms != os[..2] {
+        return Err(MedgenError::invalid(
+            "encoder_out",
+            format!("encoder output {os:?} and mask {ms:?} do not fit a batch of {b} and width {hidden}"),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn values(t: &Tensor) -> Vec<f32> {
+        Vec::<f32>::try_from(t.flatten(0, -1)).unwrap()
+    }
+
+    #[test]
+    fn padding_bias_masks_only_padded_keys() {
+        let mask = Tensor::from_slice(&[1i64, 1, 0, 1, 1, 1]).view([2, 3]);
+        let bias = padding_bias(&mask).unwrap();
+        assert_eq!(bias.size(), [2, 1, 1, 3]);
+        assert_eq!(values(&bias), [0.0, 0.0, f32::MIN, 0.0, 0.0, 0.0]);
+    }
+
+    #[test]
+    fn causal_bias_lets_new_positions_see_the_cached_ones_and_earlier_new_ones() {
+        let bias = causal_bias(2, 1, Device::Cpu).unwrap();
+        assert_eq!(bias.size(), [1, 1, 2, 3]);
+        assert_eq!(values(&bias), [0.0, 0.0, f32::MIN, 0.0, 0.0, 0.0]);
+    }
+
+    #[test]
+    fn reorder_keeps_the_chosen_rows_of_self_and_cross_attention() {
+        let mut cache = Seq2SeqCache::new(1, [2, 1, 1], 4, Kind::Float, Device::Cpu).unwrap();
+        let k = Tensor::from_slice(&[10f32, 20.]).view([2, 1, 1, 1]);
+        let _ = cache.self_attn.update(0, &k, &k).unwrap();
+        cache.advance(1);
+        cache.cross.push((k.shallow_clone(), k.shallow_clone()));
+        cache.reorder(&Tensor::from_slice(&[1i64, 1, 0])).unwrap();
+        assert_eq!(cache.len(), 1);
+        let (kc, _) = &cache.self_attn.layers[0];
+        assert_eq!(values(&kc.narrow(2, 0, 1)), [20.0, 20.0, 10.0]);
+        assert_eq!(values(&cache.cross[0].0), [20.0, 20.0, 10.0]);
+    }
+
+    #[test]
+    fn token_ids_outside_the_vocabulary_are_refused() {
+        let ids = Tensor::from_slice(&[1i64, 7]).view([1, 2]);
+        assert!(check_vocab("input_ids", &ids, 8).is_ok());
+        let err = check_vocab("input_ids", &ids, 7).unwrap_err().to_string();
+        assert!(err.contains("token id 7 is outside the vocabulary of 7"), "{err}");
+    }
+}
