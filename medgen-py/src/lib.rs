@@ -426,8 +426,15 @@ impl Model {
         let model = &self.inner;
         let mut interrupt = Interrupt::new();
         let out = py.allow_threads(|| {
-            let generator = model.generator(prompt.ids(model)?, cfg)?;
-            generator.run(|_| interrupt.check())
+            let mut generator = model.generator(prompt.ids(model)?, cfg)?;
+            // Checked every step, not only on steps that make text: a long run of tokens with
+            // no text (special tokens) must not hide a Ctrl-C.
+            while generator.step()?.is_some() {
+                if interrupt.check().is_break() {
+                    generator.cancel();
+                }
+            }
+            Ok::<_, medgen::MedgenError>(generator.finish())
         });
         if let Some(e) = interrupt.error {
             return Err(e);
