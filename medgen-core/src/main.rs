@@ -47,7 +47,7 @@ enum Command {
         #[command(flatten)]
         input: InputArgs,
         #[command(flatten)]
-        load: LoadArgs,
+        load: cli::LoadArgs,
         #[arg(long)]
         out: PathBuf,
     },
@@ -87,19 +87,6 @@ struct InputArgs {
 }
 
 #[derive(Args)]
-struct LoadArgs {
-    /// cpu, cuda or cuda:N.
-    #[arg(long, default_value = "cpu")]
-    device: String,
-    /// f32, bf16 or f16.
-    #[arg(long, default_value = "f32")]
-    dtype: String,
-    /// CPU threads.
-    #[arg(long)]
-    threads: Option<usize>,
-}
-
-#[derive(Args)]
 #[command(allow_negative_numbers = true)]
 struct GenerateArgs {
     /// GGUF file or HF model folder (default: the packaged SmolLM2-135M-Instruct).
@@ -108,7 +95,7 @@ struct GenerateArgs {
     #[command(flatten)]
     input: InputArgs,
     #[command(flatten)]
-    load: LoadArgs,
+    load: cli::LoadArgs,
     #[arg(long, default_value_t = 256)]
     max_new_tokens: usize,
     #[arg(long, default_value_t = 0)]
@@ -210,7 +197,7 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Logits { model, input, load, out } => {
-            let m = Model::load(model.as_deref(), &load_options(&load)?)?;
+            let m = Model::load(model.as_deref(), &load.options()?)?;
             let ids = prompt_ids(&m, &input)?;
             let logits = m.next_token_logits(&ids)?;
             write_npy(&out, &[logits.len()], &logits)?;
@@ -232,14 +219,6 @@ fn run(cli: Cli) -> Result<()> {
 
 fn resolve(model: Option<PathBuf>) -> Result<PathBuf> {
     model.map_or_else(Model::default_model_path, Ok)
-}
-
-fn load_options(a: &LoadArgs) -> Result<LoadOptions> {
-    Ok(LoadOptions {
-        device: a.device.parse()?,
-        dtype: a.dtype.parse()?,
-        threads: a.threads,
-    })
 }
 
 fn read_prompt(input: &InputArgs) -> Result<String> {
@@ -291,7 +270,7 @@ fn generate(a: GenerateArgs) -> Result<()> {
     };
     cfg.validate()?;
     let text = read_prompt(&a.input)?;
-    let m = Model::load(a.model.as_deref(), &load_options(&a.load)?)?;
+    let m = Model::load(a.model.as_deref(), &a.load.options()?)?;
     let ids = prompt_ids_of(&m, &a.input, text)?;
     let generator = m.generator(ids, &cfg)?;
     if !a.json {

@@ -1,7 +1,7 @@
 //! `medgen deid`: find and replace protected health information in a note.
 
-use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::io::Write;
+use std::path::PathBuf;
 
 use medgen::deid::{self, Category, DeidConfig, Operator};
 use medgen::{MedgenError, Result};
@@ -53,10 +53,7 @@ pub fn run(args: Args) -> Result<()> {
             reason: "shift-dates needs --shift-days N or --shift-key KEY".into(),
         });
     }
-    let text = read_note(args.input.as_deref())?;
-    if text.trim().is_empty() {
-        return Err(MedgenError::InvalidArgument { name: "input", reason: "the note is empty".into() });
-    }
+    let text = super::read_note(args.input.as_deref())?;
     let out = deid::deidentify(&text, &config)?;
     let mut stdout = std::io::stdout().lock();
     let written = if args.json {
@@ -65,24 +62,4 @@ pub fn run(args: Args) -> Result<()> {
         stdout.write_all(out.text.as_bytes())
     };
     written.and_then(|()| stdout.flush()).map_err(|e| MedgenError::Io { path: "<stdout>".into(), source: e })
-}
-
-/// Reads a note as UTF-8 text, refusing binary files (a NUL byte) with a clear message.
-fn read_note(path: Option<&Path>) -> Result<String> {
-    let mut bytes = Vec::new();
-    let (name, read) = match path {
-        Some(p) => (p.to_path_buf(), std::fs::read(p).map(|b| bytes = b)),
-        None => (PathBuf::from("<stdin>"), std::io::stdin().read_to_end(&mut bytes).map(|_| ())),
-    };
-    read.map_err(|e| MedgenError::Io { path: name.clone(), source: e })?;
-    if let Some(at) = bytes.iter().position(|&b| b == 0) {
-        return Err(MedgenError::InvalidArgument {
-            name: "input",
-            reason: format!("{} looks like a binary file (NUL byte at offset {at}), not a text note", name.display()),
-        });
-    }
-    String::from_utf8(bytes).map_err(|e| MedgenError::InvalidArgument {
-        name: "input",
-        reason: format!("{} is not valid UTF-8 (at byte {})", name.display(), e.utf8_error().valid_up_to()),
-    })
 }

@@ -4,7 +4,7 @@ use std::io::Write;
 use std::ops::ControlFlow;
 use std::path::PathBuf;
 
-use medgen::{GenerationConfig, LoadOptions, Model, Result, TaskOptions};
+use medgen::{GenerationConfig, Model, Result, TaskOptions};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -36,14 +36,8 @@ pub struct Args {
     seed: Option<u64>,
     #[arg(long, default_value_t = 1.0)]
     repetition_penalty: f32,
-    /// cpu, cuda or cuda:N.
-    #[arg(long, default_value = "cpu")]
-    device: String,
-    /// f32, bf16 or f16.
-    #[arg(long, default_value = "f32")]
-    dtype: String,
-    #[arg(long)]
-    threads: Option<usize>,
+    #[command(flatten)]
+    load: super::LoadArgs,
     /// Print one JSON object: text, sections, missing_sections, findings, notice, audit.
     #[arg(long)]
     json: bool,
@@ -67,10 +61,9 @@ pub fn run(a: Args) -> Result<()> {
         },
     };
     opts.generation.validate()?;
-    let note = super::read_text(a.input.as_deref())?;
-    medgen::pipeline::validate_note(&note)?;
-    let load = LoadOptions { device: a.device.parse()?, dtype: a.dtype.parse()?, threads: a.threads };
-    let model = Model::load(a.model.as_deref(), &load)?;
+    // Before loading the model, so that a bad note fails at once.
+    let note = super::read_note(a.input.as_deref())?;
+    let model = Model::load(a.model.as_deref(), &a.load.options()?)?;
 
     if a.json {
         let result = medgen::run_task(&model, task, &note, &opts, |_| ControlFlow::Continue(()))?;
