@@ -72,6 +72,7 @@ test-python: build-python lib
 bench: build
 	$(PY) -m pip install -q -r requirements/bench.txt || echo "llama-cpp-python did not install: its row is left out"
 	$(PY) tests/bench.py
+	$(PY) tests/bench_seq2seq.py
 	$(PY) tests/bench_deid.py
 
 clean:

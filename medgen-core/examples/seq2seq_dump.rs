@@ -14,7 +14,7 @@
 use std::path::{Path, PathBuf};
 
 use clap::Parser;
-use medgen::{LoadOptions, MedgenError, Result, Seq2SeqModel};
+use medgen::{LoadOptions, MedgenError, Model, Result};
 use tch::{Kind, Tensor};
 
 #[derive(Parser)]
@@ -41,7 +41,10 @@ fn main() -> Result<()> {
     if args.max_new_tokens == 0 {
         return Err(MedgenError::InvalidArgument { name: "max_new_tokens", reason: "must be at least 1".into() });
     }
-    let model = Seq2SeqModel::load(&args.model, &opts)?;
+    let loaded = Model::load(Some(&args.model), &opts)?;
+    let model = loaded
+        .seq2seq()
+        .ok_or_else(|| MedgenError::Unsupported(format!("{} is not an encoder-decoder model", args.model.display())))?;
     let seqs: Vec<Vec<u32>> =
         serde_json::from_str(&args.ids).map_err(|e| MedgenError::InvalidArgument { name: "ids", reason: e.to_string() })?;
     let (ids, mask) = model.batch(&seqs)?;
@@ -83,7 +86,7 @@ fn main() -> Result<()> {
 
     let text = generated
         .iter()
-        .map(|g| model.tokenizer().decode(&g.iter().map(|&t| t as u32).collect::<Vec<_>>(), true))
+        .map(|g| loaded.tokenizer().decode(&g.iter().map(|&t| t as u32).collect::<Vec<_>>(), true))
         .collect::<Result<Vec<_>>>()?;
     println!("{}", serde_json::json!({ "generated": generated, "text": text }));
     Ok(())

@@ -28,7 +28,8 @@ pub enum MedgenError {
     ContextLength {
         needed: usize,
         limit: usize,
-        what: &'static str,
+        /// What is too long ("prompt", "encoder input", ...).
+        what: String,
     },
     /// The requested device is not available.
     #[error("device error: {0}")]
@@ -64,5 +65,22 @@ impl MedgenError {
 
     pub(crate) fn format(reason: impl Into<String>) -> Self {
         MedgenError::ModelFormat(reason.into())
+    }
+
+    pub(crate) fn context(needed: usize, limit: usize, what: impl Into<String>) -> Self {
+        MedgenError::ContextLength { needed, limit, what: what.into() }
+    }
+
+    /// The error of prompt `i` of a batch: says which prompt it was.
+    pub(crate) fn in_batch(self, i: usize) -> Self {
+        match self {
+            MedgenError::InvalidArgument { name, reason } => {
+                MedgenError::InvalidArgument { name, reason: format!("prompt {i} of the batch: {reason}") }
+            }
+            MedgenError::ContextLength { needed, limit, what } => {
+                MedgenError::ContextLength { needed, limit, what: format!("{what} of prompt {i} of the batch") }
+            }
+            other => other,
+        }
     }
 }

@@ -28,7 +28,7 @@ pub mod tokenizer;
 pub use chat::ChatMessage;
 pub use error::{MedgenError, Result};
 pub use generation::{EarlyStopping, FinishReason, Generation, GenerationConfig, Generator, Sequence, Timings};
-pub use model::{DType, DeviceSpec, LoadOptions, Model, ModelInfo, Seq2SeqModel};
+pub use model::{DType, DeviceSpec, LoadOptions, Model, ModelInfo, NetworkConfig, Seq2SeqModel};
 pub use pipeline::{run_task, DeidMode, TaskOptions, TaskResult};
 pub use tokenizer::Tokenizer;
 

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use medgen::formats::gguf::GgufFile;
-use medgen::{ChatMessage, EarlyStopping, GenerationConfig, LoadOptions, MedgenError, Model, Result};
+use medgen::{ChatMessage, EarlyStopping, GenerationConfig, LoadOptions, MedgenError, Model, NetworkConfig, Result};
 
 #[derive(Parser)]
 #[command(name = "medgen", version, about = "Generate clinical text with pretrained language models")]
@@ -143,6 +143,13 @@ struct GenerateArgs {
     /// Print one JSON object instead of streaming text.
     #[arg(long)]
     json: bool,
+    /// Generate for every prompt of this file of JSON lines (a string, {"prompt": ...} or
+    /// {"messages": [...]} each), in batches; writes one JSON result per line, in order.
+    #[arg(long, conflicts_with_all = ["prompt", "input"])]
+    batch_file: Option<PathBuf>,
+    /// Prompts per batch with --batch-file.
+    #[arg(long, default_value_t = 8, requires = "batch_file")]
+    batch_size: usize,
 }
 
 fn main() -> ExitCode {
@@ -176,13 +183,21 @@ fn run(cli: Cli) -> Result<()> {
                 let c = &info.config;
                 println!("path:          {}", info.path.display());
                 println!("format:        {}", info.format);
-                println!("architecture:  {}", info.architecture.name());
+                println!("architecture:  {}", info.architecture);
                 println!("parameters:    {}", info.parameters);
                 let types: Vec<String> = info.tensor_types.iter().map(|(t, n)| format!("{t} x{n}")).collect();
                 println!("tensor types:  {}", types.join(", "));
                 println!("context:       {}", info.context_length);
                 println!("vocabulary:    {}", info.vocab_size);
-                println!("layers:        {} (hidden {}, heads {}/{} kv)", c.n_layers, c.hidden_size, c.n_heads, c.n_kv_heads);
+                match c {
+                    NetworkConfig::Decoder(c) => {
+                        println!("layers:        {} (hidden {}, heads {}/{} kv)", c.n_layers, c.hidden_size, c.n_heads, c.n_kv_heads)
+                    }
+                    NetworkConfig::Seq2Seq(c) => println!(
+                        "layers:        {} encoder + {} decoder (hidden {}, heads {})",
+                        c.encoder_layers, c.decoder_layers, c.hidden_size, c.encoder_heads
+                    ),
+                }
                 println!("chat template: {}", if info.has_chat_template { "yes" } else { "no" });
             }
             Ok(())
@@ -269,6 +284,9 @@ fn generate(a: GenerateArgs) -> Result<()> {
         no_repeat_ngram_size: a.no_repeat_ngram_size,
     };
     cfg.validate()?;
+    if let Some(file) = &a.batch_file {
+        return generate_file(&a, file, &cfg);
+    }
     let text = read_prompt(&a.input)?;
     let m = Model::load(a.model.as_deref(), &a.load.options()?)?;
     let ids = prompt_ids_of(&m, &a.input, text)?;
@@ -303,6 +321,35 @@ fn generate(a: GenerateArgs) -> Result<()> {
             out.finish_reason.as_str(),
             out.seed
         );
+    }
+    Ok(())
+}
+
+/// `generate --batch-file`: every prompt is read and tokenized before the first batch runs,
+/// so that a bad line fails at once; results are written as each batch finishes.
+fn generate_file(a: &GenerateArgs, file: &Path, cfg: &GenerationConfig) -> Result<()> {
+    if a.batch_size == 0 {
+        return Err(MedgenError::InvalidArgument { name: "batch-size", reason: "must be at least 1".into() });
+    }
+    let prompts = cli::batch::read(file)?;
+    let m = Model::load(a.model.as_deref(), &a.load.options()?)?;
+    let mut ids = Vec::with_capacity(prompts.len());
+    for (line, prompt) in prompts {
+        let tokens = match prompt {
+            cli::batch::Prompt::Text(text) | cli::batch::Prompt::Object { prompt: text } => prompt_ids_of(&m, &a.input, text),
+            cli::batch::Prompt::Chat { messages } => m.chat_ids(&messages),
+        };
+        ids.push(tokens.map_err(|e| MedgenError::InvalidArgument {
+            name: "batch-file",
+            reason: format!("{} line {line}: {e}", file.display()),
+        })?);
+    }
+    let mut stdout = std::io::stdout().lock();
+    for batch in ids.chunks(a.batch_size) {
+        for out in m.generate_batch_ids(batch.to_vec(), cfg, || ControlFlow::Continue(()))? {
+            let line = serde_json::to_string(&out).unwrap_or_default();
+            writeln!(stdout, "{line}").map_err(|e| MedgenError::Io { path: "<stdout>".into(), source: e })?;
+        }
     }
     Ok(())
 }

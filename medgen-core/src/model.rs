@@ -1,9 +1,10 @@
-//! A loaded model: network, tokenizer and chat template, with the generation entry points;
-//! and a loaded encoder-decoder model ([`Seq2SeqModel`]).
+//! A loaded model (decoder-only or encoder-decoder): network, tokenizer and chat template,
+//! with the generation entry points.
 
 use std::collections::BTreeMap;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::str::FromStr;
 use std::time::Instant;
 
@@ -16,8 +17,8 @@ use crate::formats::safetensors::SafetensorsSet;
 use crate::formats::{GgufWeights, HfNamedWeights, HfWeights, WeightSource};
 use crate::generation::{Generation, GenerationConfig, Generator};
 use crate::models::seq2seq::{Seq2Seq, Seq2SeqArchitecture, Seq2SeqCache, Seq2SeqConfig};
-use crate::models::{bart::Bart, gpt2::Gpt2, llama::Llama, t5::T5, Architecture, Loader, ModelConfig, Network};
-use crate::tokenizer::{read_json, Tokenizer};
+use crate::models::{bart::Bart, gpt2::Gpt2, llama::Llama, t5::T5, Architecture, KvCache, Loader, ModelConfig, Network};
+use crate::tokenizer::{read_json, read_json_opt, Tokenizer};
 
 /// Where the model runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -95,33 +96,45 @@ pub struct ModelInfo {
     pub path: PathBuf,
     /// "gguf" or "safetensors".
     pub format: &'static str,
-    pub architecture: Architecture,
+    /// "llama", "mistral", "qwen2", "gpt2", "t5" or "bart".
+    pub architecture: &'static str,
+    /// Whether the model is an encoder-decoder (T5, BART): the prompt is the encoder's input
+    /// and the generated tokens follow the decoder start token.
+    pub encoder_decoder: bool,
     pub parameters: u64,
     /// Number of tensors of each stored type (Q4_1, F32, BF16, ...).
     pub tensor_types: BTreeMap<String, usize>,
+    /// The longest sequence: prompt plus new tokens for a decoder-only model; for an
+    /// encoder-decoder, the longest input, and the most new tokens.
     pub context_length: usize,
     pub vocab_size: usize,
     pub has_chat_template: bool,
-    pub config: ModelConfig,
+    pub config: NetworkConfig,
+}
+
+/// The hyper-parameters of either kind of network.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(untagged)]
+pub enum NetworkConfig {
+    Decoder(ModelConfig),
+    Seq2Seq(Seq2SeqConfig),
 }
 
 impl ModelInfo {
-    fn new(
-        path: &Path,
-        format: &'static str,
-        config: ModelConfig,
-        parameters: u64,
-        tensor_types: BTreeMap<String, usize>,
-        tokenizer: &Tokenizer,
-    ) -> Self {
+    fn new(path: &Path, format: &'static str, config: NetworkConfig, parameters: u64, tensor_types: BTreeMap<String, usize>, tokenizer: &Tokenizer) -> Self {
+        let (architecture, context_length, vocab_size) = match &config {
+            NetworkConfig::Decoder(c) => (c.architecture.name(), c.context_length, c.vocab_size),
+            NetworkConfig::Seq2Seq(c) => (c.architecture.name(), c.context_length, c.vocab_size),
+        };
         ModelInfo {
             path: path.to_path_buf(),
             format,
-            architecture: config.architecture,
+            architecture,
+            encoder_decoder: matches!(config, NetworkConfig::Seq2Seq(_)),
             parameters,
             tensor_types,
-            context_length: config.context_length,
-            vocab_size: config.vocab_size,
+            context_length,
+            vocab_size,
             has_chat_template: tokenizer.chat_template().is_some(),
             config,
         }
@@ -130,8 +143,8 @@ impl ModelInfo {
 
 /// A loaded model. Safe to share between threads: generation only reads it.
 pub struct Model {
-    network: Box<dyn Network>,
-    pool: rayon::ThreadPool,
+    network: Net,
+    pool: Arc<rayon::ThreadPool>,
     tokenizer: Tokenizer,
     info: ModelInfo,
     device: Device,
@@ -176,7 +189,7 @@ impl Model {
         let meta = std::fs::metadata(&path).map_err(|e| MedgenError::io(&path, e))?;
         let (network, tokenizer, info) = tch::no_grad(|| {
             if meta.is_dir() {
-                load_hf(&path, opts.dtype.kind(), device)
+                load_hf(&path, opts.dtype.kind(), device, &pool)
             } else {
                 load_gguf(&path, opts.dtype.kind(), device)
             }
@@ -196,8 +209,13 @@ impl Model {
         &self.info
     }
 
-    pub fn config(&self) -> &ModelConfig {
-        &self.info.config
+    /// The encoder-decoder network, for running it step by step (see [`Seq2SeqModel`]);
+    /// `None` for a decoder-only model.
+    pub fn seq2seq(&self) -> Option<&Seq2SeqModel> {
+        match &self.network {
+            Net::Seq2Seq(s) => Some(s),
+            Net::Decoder(_) => None,
+        }
     }
 
     pub fn tokenizer(&self) -> &Tokenizer {
@@ -222,14 +240,6 @@ impl Model {
         Ok(self.sha256.get_or_init(|| h).clone())
     }
 
-    pub(crate) fn network(&self) -> &dyn Network {
-        self.network.as_ref()
-    }
-
-    /// The threads this model computes with.
-    pub(crate) fn pool(&self) -> &rayon::ThreadPool {
-        &self.pool
-    }
 
     /// Token ids of `text` with the model's BOS/EOS rules.
     pub fn tokenize(&self, text: &str) -> Result<Vec<u32>> {
@@ -300,6 +310,28 @@ impl Model {
         self.generator(self.chat_ids(messages)?, cfg)?.run(on_piece)
     }
 
+    /// Generates for each prompt, all in one batch (see [`Model::generate_batch_ids`]).
+    pub fn generate_batch<S: AsRef<str>>(&self, prompts: &[S], cfg: &GenerationConfig) -> Result<Vec<Generation>> {
+        let ids = prompts.iter().enumerate().map(|(i, p)| self.text_ids(p.as_ref()).map_err(|e| e.in_batch(i)));
+        self.generate_batch_ids(ids.collect::<Result<_>>()?, cfg, || ControlFlow::Continue(()))
+    }
+
+    /// Generates after each token-id prompt, all in one batch: one pass through the network
+    /// per step for every prompt and beam. Prompts are padded (on the left for decoder-only
+    /// models, on the right for encoder inputs) and masked, so each result equals the
+    /// prompt's result alone with the same options and seed; a finished prompt leaves the
+    /// batch. `on_step` runs before each step; `Break` cancels all unfinished prompts. An
+    /// empty batch is an error; so is any prompt that [`Model::generator`] would refuse
+    /// (the error names the prompt).
+    pub fn generate_batch_ids(
+        &self,
+        prompts: Vec<Vec<u32>>,
+        cfg: &GenerationConfig,
+        on_step: impl FnMut() -> ControlFlow<()>,
+    ) -> Result<Vec<Generation>> {
+        crate::generation::generate_batch(self, prompts, cfg, on_step)
+    }
+
     /// The logits of the position after `ids` (one forward pass), as f32.
     pub fn next_token_logits(&self, ids: &[u32]) -> Result<Vec<f32>> {
         let cfg = GenerationConfig { max_new_tokens: 1, ..Default::default() };
@@ -308,7 +340,7 @@ impl Model {
     }
 }
 
-fn load_gguf(path: &Path, kind: Kind, device: Device) -> Result<(Box<dyn Network>, Tokenizer, ModelInfo)> {
+fn load_gguf(path: &Path, kind: Kind, device: Device) -> Result<(Net, Tokenizer, ModelInfo)> {
     let file = GgufFile::open(path)?;
     let config = ModelConfig::from_gguf(&file)?;
     let source = GgufWeights::new(&file, config.architecture, config.n_heads, config.n_kv_heads);
@@ -319,13 +351,16 @@ fn load_gguf(path: &Path, kind: Kind, device: Device) -> Result<(Box<dyn Network
         *tensor_types.entry(format!("{:?}", t.ggml_type)).or_insert(0) += 1;
     }
     let parameters = file.tensors.iter().map(|t| t.n_elements() as u64).sum();
-    let info = ModelInfo::new(path, "gguf", config, parameters, tensor_types, &tokenizer);
-    Ok((network, tokenizer, info))
+    let info = ModelInfo::new(path, "gguf", NetworkConfig::Decoder(config), parameters, tensor_types, &tokenizer);
+    Ok((Net::Decoder(network), tokenizer, info))
 }
 
-fn load_hf(dir: &Path, kind: Kind, device: Device) -> Result<(Box<dyn Network>, Tokenizer, ModelInfo)> {
+/// model_types of `config.json` that name encoder-decoder networks.
+const SEQ2SEQ_TYPES: [&str; 2] = ["t5", "bart"];
+
+/// Loads an HF folder; its kind (decoder-only or encoder-decoder) comes from `config.json`'s `model_type`.
+fn load_hf(dir: &Path, kind: Kind, device: Device, pool: &Arc<rayon::ThreadPool>) -> Result<(Net, Tokenizer, ModelInfo)> {
     let json = read_json(&dir.join("config.json"))?;
-    let config = ModelConfig::from_hf(&json)?;
     let files = SafetensorsSet::open_dir(dir)?;
     let mut tensor_types = BTreeMap::new();
     let mut parameters = 0;
@@ -333,8 +368,28 @@ fn load_hf(dir: &Path, kind: Kind, device: Device) -> Result<(Box<dyn Network>, 
         *tensor_types.entry(dtype.to_string()).or_insert(0) += 1;
         parameters += n;
     }
-    let source = HfWeights { files, arch: config.architecture };
-    let network = build(&config, &source, kind, device)?;
+    let model_type = json.get("model_type").and_then(serde_json::Value::as_str).unwrap_or("");
+    let (network, config) = if SEQ2SEQ_TYPES.contains(&model_type) {
+        let mut config = Seq2SeqConfig::from_hf(&json)?;
+        // transformers reads generation options from generation_config.json when there is
+        // one, else from config.json.
+        if let Some(gen) = read_json_opt(&dir.join("generation_config.json"))? {
+            let id = |k: &str| gen.get(k).and_then(serde_json::Value::as_u64).map(|v| v as u32);
+            (config.forced_bos_token_id, config.forced_eos_token_id) = (id("forced_bos_token_id"), id("forced_eos_token_id"));
+        }
+        let source = HfNamedWeights(files);
+        let loader = Loader::new(&source, kind, device);
+        let network: Box<dyn Seq2Seq> = match config.architecture {
+            Seq2SeqArchitecture::T5 => Box::new(T5::load(&config, &loader)?),
+            Seq2SeqArchitecture::Bart => Box::new(Bart::load(&config, &loader)?),
+        };
+        let s2s = Seq2SeqModel { network, config: config.clone(), pool: pool.clone(), device };
+        (Net::Seq2Seq(s2s), NetworkConfig::Seq2Seq(config))
+    } else {
+        let config = ModelConfig::from_hf(&json)?;
+        let source = HfWeights { files, arch: config.architecture };
+        (Net::Decoder(build(&config, &source, kind, device)?), NetworkConfig::Decoder(config))
+    };
     let tokenizer = Tokenizer::from_hf_dir(dir, &json)?;
     let info = ModelInfo::new(dir, "safetensors", config, parameters, tensor_types, &tokenizer);
     Ok((network, tokenizer, info))
@@ -350,7 +405,7 @@ fn build(config: &ModelConfig, source: &dyn WeightSource, kind: Kind, device: De
 
 /// The thread pool and device that `opts` ask for. On the CPU, libtorch's own intra-op
 /// threads are set to 1 (see [`LoadOptions::threads`]).
-fn compute_setup(opts: &LoadOptions) -> Result<(rayon::ThreadPool, Device)> {
+fn compute_setup(opts: &LoadOptions) -> Result<(Arc<rayon::ThreadPool>, Device)> {
     let threads = match opts.threads {
         Some(n) if n == 0 || n > 1024 => {
             return Err(MedgenError::invalid("threads", format!("{n} is outside 1..=1024")))
@@ -378,16 +433,143 @@ fn compute_setup(opts: &LoadOptions) -> Result<(rayon::ThreadPool, Device)> {
     if device == Device::Cpu {
         tch::set_num_threads(1);
     }
-    Ok((pool, device))
+    Ok((Arc::new(pool), device))
 }
 
-/// A loaded encoder-decoder model (T5, BART): network, config and tokenizer. Safe to share
-/// between threads: it is only read; each generation keeps its own [`Seq2SeqCache`].
+/// A model's network: decoder-only, or encoder-decoder.
+enum Net {
+    Decoder(Box<dyn Network>),
+    Seq2Seq(Seq2SeqModel),
+}
+
+/// The network's state while it generates for a batch of rows (prompts, or their beams).
+pub(crate) enum State {
+    Decoder(KvCache),
+    Seq2Seq {
+        cache: Seq2SeqCache,
+        /// The encoder's output and mask, one row per decoder row.
+        encoded: Tensor,
+        mask: Tensor,
+    },
+}
+
+impl Model {
+    /// Runs `prompts` (one row each; at least one) and returns the state for generating up
+    /// to `new_tokens` after them, with each row's logits for its first new token.
+    /// Decoder-only prompts of different lengths are padded on the left, encoder inputs on
+    /// the right; masks hide the padding.
+    pub(crate) fn start(&self, prompts: &[Vec<u32>], new_tokens: usize) -> Result<(State, Vec<Vec<f32>>)> {
+        let longest = prompts.iter().map(Vec::len).max().unwrap_or(0);
+        self.pool.install(|| tch::no_grad(|| match &self.network {
+            Net::Decoder(net) => {
+                let mut cache = net.new_cache(prompts.len(), longest + new_tokens)?;
+                if let [prompt] = prompts {
+                    let logits = decoder_forward(self, net.as_ref(), prompt, &mut cache)?;
+                    return Ok((State::Decoder(cache), vec![logits]));
+                }
+                cache.set_left_padding(prompts.iter().map(|p| longest - p.len()).collect())?;
+                let mut ids = Vec::with_capacity(prompts.len() * longest);
+                for p in prompts {
+                    // The padding's id does not matter: nothing attends to it.
+                    ids.extend(std::iter::repeat_n(0, longest - p.len()).chain(p.iter().map(|&t| t as i64)));
+                }
+                let input = Tensor::f_from_slice(&ids)?.f_view([prompts.len() as i64, longest as i64])?.f_to_device(self.device)?;
+                let logits = net.forward(&input, &mut cache)?;
+                Ok((State::Decoder(cache), rows(&logits)?))
+            }
+            Net::Seq2Seq(s2s) => {
+                let (ids, mask) = s2s.batch(prompts)?;
+                let encoded = s2s.network.encode(&ids, &mask)?;
+                let mut cache = s2s.network.new_cache(prompts.len(), new_tokens + 1)?;
+                let start = vec![s2s.config.decoder_start_token_id as i64; prompts.len()];
+                let start = Tensor::f_from_slice(&start)?.f_view([prompts.len() as i64, 1])?.f_to_device(self.device)?;
+                let logits = s2s.network.decode(&start, &encoded, &mask, &mut cache)?;
+                Ok((State::Seq2Seq { cache, encoded, mask }, rows(&logits)?))
+            }
+        }))
+    }
+
+    /// Runs one new token per row and returns each row's logits for the next, where row `i`
+    /// continues the row that was at `sources[i]` (beam search reorders and repeats rows;
+    /// finished prompts drop theirs).
+    pub(crate) fn step(&self, state: &mut State, sources: &[usize], tokens: &[u32]) -> Result<Vec<Vec<f32>>> {
+        self.pool.install(|| tch::no_grad(|| match (&self.network, state) {
+            (Net::Decoder(net), State::Decoder(cache)) => {
+                cache.reorder(sources)?;
+                if let [token] = tokens {
+                    return Ok(vec![decoder_forward(self, net.as_ref(), &[*token], cache)?]);
+                }
+                let logits = net.forward(&ids_column(tokens, self.device)?, cache)?;
+                rows(&logits)
+            }
+            (Net::Seq2Seq(s2s), State::Seq2Seq { cache, encoded, mask }) => {
+                let batch = encoded.size()[0] as usize;
+                if sources.len() != batch || sources.iter().enumerate().any(|(i, &r)| i != r) {
+                    if let Some(bad) = sources.iter().find(|&&r| r >= batch) {
+                        return Err(MedgenError::invalid("rows", format!("row {bad} is outside the batch of {batch}")));
+                    }
+                    let index: Vec<i64> = sources.iter().map(|&r| r as i64).collect();
+                    let index = Tensor::f_from_slice(&index)?.f_to_device(self.device)?;
+                    cache.reorder(&index)?;
+                    *encoded = encoded.f_index_select(0, &index)?;
+                    *mask = mask.f_index_select(0, &index)?;
+                }
+                let logits = s2s.network.decode(&ids_column(tokens, self.device)?, encoded, mask, cache)?;
+                rows(&logits)
+            }
+            _ => Err(MedgenError::invalid("state", "the state belongs to another kind of network")),
+        }))
+    }
+
+    /// The token the decoder starts from and the tokens forced first and last: the sequence
+    /// the logits processors see before the generated tokens (the prompt itself for a
+    /// decoder-only model).
+    pub(crate) fn decoder_prefix(&self) -> Option<(u32, Option<u32>, Option<u32>)> {
+        self.seq2seq().map(|s| (s.config.decoder_start_token_id, s.config.forced_bos_token_id, s.config.forced_eos_token_id))
+    }
+}
+
+/// Tokens as a `[n, 1]` int64 tensor on `device`.
+fn ids_column(tokens: &[u32], device: Device) -> Result<Tensor> {
+    let ids: Vec<i64> = tokens.iter().map(|&t| t as i64).collect();
+    Ok(Tensor::f_from_slice(&ids)?.f_view([tokens.len() as i64, 1])?.f_to_device(device)?)
+}
+
+/// The rows of `[n, vocab]` or `[n, 1, vocab]` logits (the last position), as f32 on the CPU.
+fn rows(logits: &Tensor) -> Result<Vec<Vec<f32>>> {
+    let size = logits.size();
+    let vocab = size.last().copied().unwrap_or(0) as usize;
+    if vocab == 0 || size.len() < 2 {
+        return Err(MedgenError::format("the network returned no logits"));
+    }
+    let last = if size.len() == 3 { logits.f_select(1, size[1] - 1)? } else { logits.shallow_clone() };
+    let flat = Vec::<f32>::try_from(last.f_to_kind(Kind::Float)?.f_to_device(Device::Cpu)?.f_contiguous()?.f_reshape([-1])?)?;
+    Ok(flat.chunks(vocab).map(<[f32]>::to_vec).collect())
+}
+
+/// One sequence's forward pass of `ids` after the cached positions: the last position's
+/// logits, through medgen's CPU kernels for a single token where the network allows.
+fn decoder_forward(model: &Model, net: &dyn Network, ids: &[u32], cache: &mut KvCache) -> Result<Vec<f32>> {
+    if let [token] = ids {
+        if let Some(logits) = net.decode_cpu(*token, cache)? {
+            return Ok(logits);
+        }
+    }
+    let ids: Vec<i64> = ids.iter().map(|&t| t as i64).collect();
+    let input = Tensor::f_from_slice(&ids)?.f_to_device(model.device)?.f_unsqueeze(0)?;
+    let logits = net.forward(&input, cache)?;
+    Ok(Vec::<f32>::try_from(logits.f_squeeze_dim(0)?.f_to_device(Device::Cpu)?)?)
+}
+
+/// The encoder-decoder network of a [`Model`] (T5, BART), for running it step by step:
+/// what the tests compare with transformers layer by layer. [`Model::generate`] does all of
+/// this itself.
 ///
 /// ```no_run
-/// # use medgen::{LoadOptions, Seq2SeqModel};
-/// let m = Seq2SeqModel::load("flan-t5-small".as_ref(), &LoadOptions::default())?;
-/// let (ids, mask) = m.batch(&[m.tokenizer().encode("summarize: chest pain, no fever", true)?])?;
+/// # use medgen::{LoadOptions, Model, MedgenError};
+/// let model = Model::load(Some("flan-t5-small".as_ref()), &LoadOptions::default())?;
+/// let m = model.seq2seq().ok_or(MedgenError::Unsupported("not an encoder-decoder".into()))?;
+/// let (ids, mask) = m.batch(&[model.tokenize("summarize: chest pain, no fever")?])?;
 /// let enc = m.encode(&ids, &mask)?;
 /// let mut cache = m.new_cache(1, 32)?;
 /// let start = tch::Tensor::from_slice(&[m.config().decoder_start_token_id as i64]).view([1, 1]);
@@ -396,37 +578,14 @@ fn compute_setup(opts: &LoadOptions) -> Result<(rayon::ThreadPool, Device)> {
 /// ```
 pub struct Seq2SeqModel {
     network: Box<dyn Seq2Seq>,
-    pool: rayon::ThreadPool,
     config: Seq2SeqConfig,
-    tokenizer: Tokenizer,
+    pool: Arc<rayon::ThreadPool>,
     device: Device,
 }
 
 impl Seq2SeqModel {
-    /// Loads an HF folder (`config.json` of model_type "t5" or "bart", `tokenizer.json`,
-    /// safetensors weights).
-    pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Self> {
-        let json = read_json(&dir.join("config.json"))?;
-        let config = Seq2SeqConfig::from_hf(&json)?;
-        let (pool, device) = compute_setup(opts)?;
-        let source = HfNamedWeights(SafetensorsSet::open_dir(dir)?);
-        let loader = Loader::new(&source, opts.dtype.kind(), device);
-        let network: Box<dyn Seq2Seq> = tch::no_grad(|| -> Result<Box<dyn Seq2Seq>> {
-            Ok(match config.architecture {
-                Seq2SeqArchitecture::T5 => Box::new(T5::load(&config, &loader)?),
-                Seq2SeqArchitecture::Bart => Box::new(Bart::load(&config, &loader)?),
-            })
-        })?;
-        let tokenizer = Tokenizer::from_hf_dir(dir, &json)?;
-        Ok(Seq2SeqModel { network, pool, config, tokenizer, device })
-    }
-
     pub fn config(&self) -> &Seq2SeqConfig {
         &self.config
-    }
-
-    pub fn tokenizer(&self) -> &Tokenizer {
-        &self.tokenizer
     }
 
     pub fn device(&self) -> Device {

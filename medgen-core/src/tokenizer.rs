@@ -364,7 +364,7 @@ fn sentencepiece_bpe(tokens: &[String], scores: &[f64], unk: Option<String>, add
     Ok(tk)
 }
 
-fn read_json_opt(path: &Path) -> Result<Option<Json>> {
+pub(crate) fn read_json_opt(path: &Path) -> Result<Option<Json>> {
     if !path.exists() {
         return Ok(None);
     }

@@ -1,5 +1,6 @@
 //! Subcommands of the `medgen` command that live in their own files.
 
+pub mod batch;
 pub mod check;
 pub mod deid;
 pub mod eval;

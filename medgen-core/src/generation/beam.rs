@@ -12,12 +12,8 @@
 //!   KV cache follow the beams they extend;
 //! - `early_stopping` decides when the finished sequences can no longer be beaten.
 
-use tch::Tensor;
-
-use super::{sampling, EarlyStopping, GenerationConfig};
-use crate::error::{MedgenError, Result};
-use crate::models::KvCache;
-use crate::Model;
+use super::sampling::{self, Context};
+use super::{EarlyStopping, GenerationConfig};
 
 /// transformers' score for "no beam here". A finite number, not -inf: comparisons against
 /// it must come out as in transformers.
@@ -35,14 +31,6 @@ pub(crate) struct Hypothesis {
     pub score: f32,
 }
 
-/// What a search found.
-pub(crate) struct Found {
-    /// The `num_return_sequences` best finished sequences, the best first.
-    pub hypotheses: Vec<Hypothesis>,
-    /// Forward passes of all beams after the prefill.
-    pub steps: usize,
-}
-
 /// Beam `beam` extended by `token`, with the accumulated score.
 struct Candidate {
     score: f32,
@@ -51,93 +39,104 @@ struct Candidate {
     logprob: f32,
 }
 
-/// Searches from the logits `first` of the position after `prompt`. `forward(sources,
-/// tokens)` gives the logits after each beam's next token, where the beam in row `i`
-/// extends the beam that was in row `sources[i]` (at the first call, all rows extend the
-/// prompt, row 0).
-pub(crate) fn search(
-    first: Vec<f32>,
-    prompt: &[u32],
-    eos: &[u32],
-    cfg: &GenerationConfig,
-    mut forward: impl FnMut(&[usize], &[u32]) -> Result<Vec<Vec<f32>>>,
-) -> Result<Found> {
-    let n = cfg.num_beams;
-    let keep = 2.max(1 + eos.len()) * n;
-    // All beams start as the prompt. Only the first counts at the first step (the others
-    // score NONE), or every beam would pick the same tokens.
-    let mut beams: Vec<Hypothesis> = (0..n)
-        .map(|i| Hypothesis { tokens: Vec::new(), logprobs: Vec::new(), score: if i == 0 { 0.0 } else { NONE } })
-        .collect();
-    let mut logits = vec![first; n];
-    let mut finished: Vec<Hypothesis> = Vec::with_capacity(2 * n);
-    let mut prompt_seen = vec![false; logits[0].len()];
-    for &t in prompt {
-        if let Some(s) = prompt_seen.get_mut(t as usize) {
-            *s = true;
+/// A beam search in progress, one step at a time, so that one batch can run the searches
+/// of several prompts together.
+pub(crate) struct Beams {
+    /// The running beams (all but the first score [`NONE`] before the first step).
+    beams: Vec<Hypothesis>,
+    /// The `num_beams` best finished sequences, the best first.
+    finished: Vec<Hypothesis>,
+    /// Which token ids the prompt holds (for the repetition penalty).
+    prompt_seen: Vec<bool>,
+    /// Forward passes of all beams after the prefill.
+    steps: usize,
+}
+
+impl Beams {
+    /// A search after `prompt` over a vocabulary of `vocab` tokens.
+    pub fn new(prompt: &[u32], vocab: usize, cfg: &GenerationConfig) -> Self {
+        // All beams start as the prompt. Only the first counts at the first step (the others
+        // score NONE), or every beam would pick the same tokens.
+        let beams = (0..cfg.num_beams)
+            .map(|i| Hypothesis { tokens: Vec::new(), logprobs: Vec::new(), score: if i == 0 { 0.0 } else { NONE } })
+            .collect();
+        let mut prompt_seen = vec![false; vocab];
+        for &t in prompt {
+            if let Some(s) = prompt_seen.get_mut(t as usize) {
+                *s = true;
+            }
         }
+        Beams { beams, finished: Vec::with_capacity(2 * cfg.num_beams), prompt_seen, steps: 0 }
     }
-    let mut steps = 0;
-    loop {
-        let candidates = best_continuations(&beams, &logits, keep, prompt, &prompt_seen, eos, cfg);
+
+    /// One step from the logits of each running beam (one row, the prompt's, at the first
+    /// step): the next beams as (the row each extends, its new token), or `None` once the
+    /// search is over.
+    pub fn advance(&mut self, logits: &[Vec<f32>], ctx: &Context) -> Option<(Vec<usize>, Vec<u32>)> {
+        let (cfg, n) = (ctx.cfg, ctx.cfg.num_beams);
+        let keep = 2.max(1 + ctx.eos.len()) * n;
+        let first = logits.len() == 1;
+        let candidates = best_continuations(&self.beams, logits, keep, &self.prompt_seen, ctx);
         // The generated length once this step's token is added (the same in every beam).
-        let len = steps + 1;
+        let len = self.steps + 1;
         let at_max = len >= cfg.max_new_tokens;
-        let ends = |c: &Candidate| at_max || eos.contains(&c.token);
+        let ends = |c: &Candidate| at_max || ctx.eos.contains(&c.token);
         // Only the best `n` may finish (the rest are there to keep `n` beams running), and
         // with early_stopping true a full set of finished sequences takes no more.
-        if !(cfg.early_stopping == EarlyStopping::True && finished.len() == n) {
+        if !(cfg.early_stopping == EarlyStopping::True && self.finished.len() == n) {
             let norm = length_norm(len, cfg.length_penalty);
             for c in candidates.iter().take(n).filter(|c| ends(c)) {
-                let mut h = extend(&beams[c.beam], c);
+                let mut h = extend(&self.beams[c.beam], c);
                 h.score /= norm;
-                finished.push(h);
+                self.finished.push(h);
             }
             // A stable sort: on equal scores the earlier sequence stays ahead.
-            finished.sort_by(|a, b| b.score.total_cmp(&a.score));
-            finished.truncate(n);
+            self.finished.sort_by(|a, b| b.score.total_cmp(&a.score));
+            self.finished.truncate(n);
         }
         if at_max {
-            break;
+            return None;
         }
         // At most `n` candidates per EOS id end, so `n` of the `keep` go on.
         let next: Vec<&Candidate> = candidates.iter().filter(|c| !ends(c)).take(n).collect();
-        beams = next.iter().map(|c| extend(&beams[c.beam], c)).collect();
-        match beams.first() {
-            Some(best) if !cannot_improve(best.score, &finished, len, cfg) => {}
-            _ => break,
+        self.beams = next.iter().map(|c| extend(&self.beams[c.beam], c)).collect();
+        match self.beams.first() {
+            Some(best) if !cannot_improve(best.score, &self.finished, len, cfg) => {}
+            _ => return None,
         }
-        let sources: Vec<usize> = next.iter().map(|c| c.beam).collect();
-        let tokens: Vec<u32> = next.iter().map(|c| c.token).collect();
-        logits = forward(&sources, &tokens)?;
-        steps += 1;
+        self.steps += 1;
+        // Before the first step every beam is the prompt, the one row there is.
+        let sources = next.iter().map(|c| if first { 0 } else { c.beam }).collect();
+        Some((sources, next.iter().map(|c| c.token).collect()))
     }
-    finished.truncate(cfg.num_return_sequences);
-    Ok(Found { hypotheses: finished, steps })
+
+    /// Forward passes of all beams so far.
+    pub fn steps(&self) -> usize {
+        self.steps
+    }
+
+    /// The `num_return_sequences` best finished sequences, the best first.
+    pub fn finish(mut self, cfg: &GenerationConfig) -> Vec<Hypothesis> {
+        self.finished.truncate(cfg.num_return_sequences);
+        self.finished
+    }
 }
 
 /// The `keep` best continuations of all beams, best first; ties go to the lower beam, then
 /// the lower token id.
-fn best_continuations(
-    beams: &[Hypothesis],
-    logits: &[Vec<f32>],
-    keep: usize,
-    prompt: &[u32],
-    prompt_seen: &[bool],
-    eos: &[u32],
-    cfg: &GenerationConfig,
-) -> Vec<Candidate> {
+fn best_continuations(beams: &[Hypothesis], logits: &[Vec<f32>], keep: usize, prompt_seen: &[bool], ctx: &Context) -> Vec<Candidate> {
     let order = |a: &Candidate, b: &Candidate| b.score.total_cmp(&a.score).then(a.beam.cmp(&b.beam)).then(a.token.cmp(&b.token));
     let mut all = Vec::with_capacity(beams.len() * keep);
-    for (i, (beam, logits)) in beams.iter().zip(logits).enumerate() {
-        let raw = sampling::log_softmax(logits);
+    for (i, beam) in beams.iter().enumerate() {
+        // Before the first step, every beam reads the prompt's row.
+        let raw = sampling::log_softmax(&logits[i.min(logits.len() - 1)]);
         let mut scores = raw.clone();
         let mut seen = Vec::new();
-        if cfg.repetition_penalty != 1.0 {
+        if ctx.cfg.repetition_penalty != 1.0 {
             seen = prompt_seen.to_vec();
             beam.tokens.iter().for_each(|&t| seen[t as usize] = true);
         }
-        sampling::process(&mut scores, cfg, &seen, prompt, &beam.tokens, eos);
+        sampling::process(&mut scores, ctx, &seen, &beam.tokens);
         let mut row: Vec<Candidate> = scores
             .iter()
             .zip(&raw)
@@ -189,25 +188,6 @@ fn cannot_improve(best: f32, finished: &[Hypothesis], len: usize, cfg: &Generati
     best / length_norm(at, cfg.length_penalty) <= worst
 }
 
-/// The model's `forward` for [`search`]: moves the cache rows to follow the beams and runs
-/// one token per beam. `cache` holds the prompt (batch 1) and room for the new tokens.
-pub(crate) fn forward(model: &Model, sources: &[usize], tokens: &[u32], cache: &mut KvCache) -> Result<Vec<Vec<f32>>> {
-    model.pool().install(|| {
-        tch::no_grad(|| {
-            cache.reorder(sources)?;
-            let ids: Vec<i64> = tokens.iter().map(|&t| t as i64).collect();
-            let input = Tensor::f_from_slice(&ids)?.f_to_device(model.device())?.f_unsqueeze(1)?;
-            let logits = model.network().forward(&input, cache)?.f_to_device(tch::Device::Cpu)?;
-            let vocab = logits.size().get(1).copied().unwrap_or(0) as usize;
-            if vocab == 0 {
-                return Err(MedgenError::format("the network returned no logits"));
-            }
-            let flat = Vec::<f32>::try_from(logits.f_contiguous()?.f_reshape([-1])?)?;
-            Ok(flat.chunks(vocab).map(<[f32]>::to_vec).collect())
-        })
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -215,14 +195,18 @@ mod tests {
 
     /// A model over tokens 0, 1 and 2 (EOS): the prompt's next-token logits are
     /// [2, 1, 0]; after any token they are [0, 1, 3], so EOS is likely after one token.
-    fn run(cfg: &GenerationConfig) -> (Found, usize) {
+    /// The finished sequences, and the forward passes after the prompt's.
+    fn run(cfg: &GenerationConfig) -> (Vec<Hypothesis>, usize) {
+        let ctx = Context { cfg, prompt: &[0], eos: &[2], forced_bos: None, forced_eos: None };
+        let mut beams = Beams::new(&[0], 3, cfg);
+        let mut logits = vec![vec![2.0, 1.0, 0.0]];
         let mut calls = 0;
-        let found = search(vec![2.0, 1.0, 0.0], &[0], &[2], cfg, |_, tokens| {
+        while let Some((_, tokens)) = beams.advance(&logits, &ctx) {
             calls += 1;
-            Ok(tokens.iter().map(|_| vec![0.0, 1.0, 3.0]).collect())
-        })
-        .unwrap();
-        (found, calls)
+            logits = tokens.iter().map(|_| vec![0.0, 1.0, 3.0]).collect();
+        }
+        assert_eq!(beams.steps(), calls);
+        (beams.finish(cfg), calls)
     }
 
     fn config(length_penalty: f32, early_stopping: EarlyStopping) -> GenerationConfig {
@@ -236,8 +220,8 @@ mod tests {
         }
     }
 
-    fn tokens(found: &Found) -> Vec<Vec<u32>> {
-        found.hypotheses.iter().map(|h| h.tokens.clone()).collect()
+    fn tokens(found: &[Hypothesis]) -> Vec<Vec<u32>> {
+        found.iter().map(|h| h.tokens.clone()).collect()
     }
 
     #[test]
@@ -248,9 +232,9 @@ mod tests {
         assert_eq!(tokens(&found), [vec![0, 2], vec![1, 2]]);
         assert_eq!(calls, 1);
         let (first, next) = (log_softmax(&[2.0, 1.0, 0.0]), log_softmax(&[0.0, 1.0, 3.0]));
-        assert_eq!(found.hypotheses[0].score, (first[0] + next[2]) / 2.0);
-        assert_eq!(found.hypotheses[1].score, (first[1] + next[2]) / 2.0);
-        assert_eq!(found.hypotheses[0].logprobs, [first[0], next[2]]);
+        assert_eq!(found[0].score, (first[0] + next[2]) / 2.0);
+        assert_eq!(found[1].score, (first[1] + next[2]) / 2.0);
+        assert_eq!(found[0].logprobs, [first[0], next[2]]);
     }
 
     #[test]
@@ -275,6 +259,6 @@ mod tests {
     fn min_new_tokens_keeps_beams_from_ending() {
         let cfg = GenerationConfig { min_new_tokens: 3, ..config(1.0, EarlyStopping::False) };
         let (found, _) = run(&cfg);
-        assert!(found.hypotheses.iter().all(|h| h.tokens.len() == 3 && !h.tokens[..2].contains(&2)));
+        assert!(found.iter().all(|h| h.tokens.len() == 3 && !h.tokens[..2].contains(&2)));
     }
 }

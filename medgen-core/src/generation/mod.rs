@@ -12,12 +12,12 @@ use std::str::FromStr;
 use std::ops::{ControlFlow, Deref};
 use std::time::Instant;
 
-use tch::Tensor;
-
 use crate::error::{MedgenError, Result};
-use crate::models::KvCache;
+use crate::model::State;
+use crate::tokenizer::Tokenizer;
 use crate::Model;
-use sampling::Sampler;
+use beam::Beams;
+use sampling::{Context, Sampler};
 use stopping::StopStrings;
 
 /// Generation options. Defaults follow transformers' `GenerationConfig` except
@@ -284,23 +284,25 @@ pub struct Sequence {
     pub score: f32,
 }
 
-/// A generation in progress: an iterator of text pieces, each safe to show (whole UTF-8
-/// characters, never part of a stop string). [`Generator::finish`] gives the result.
-///
-/// `M` is how it holds the model: `&Model` from [`Model::generator`], or an
-/// `Arc<Model>` from [`Generator::new`] for a generator that outlives the borrow (bindings).
-pub struct Generator<M: Deref<Target = Model> = std::sync::Arc<Model>> {
-    model: M,
+/// One prompt's decoding: picks its tokens from the logits of its rows (one, or one per
+/// beam), keeps its text, and knows when it ends. The model's state lives outside, in a
+/// [`Generator`] or a batch, so that several lanes can share one batch.
+struct Lane {
     cfg: GenerationConfig,
-    cache: KvCache,
     sampler: Sampler,
     stops: StopStrings,
     prompt: Vec<u32>,
+    /// What the logits processors see before the generated tokens: the prompt, or the
+    /// decoder start token of an encoder-decoder model.
+    prefix: Vec<u32>,
+    eos: Vec<u32>,
+    forced_bos: Option<u32>,
+    forced_eos: Option<u32>,
     generated: Vec<u32>,
-    /// Which token ids occur in prompt or output (for the repetition penalty).
+    /// Which token ids occur in prefix or output (for the repetition penalty).
     seen: Vec<bool>,
-    /// Logits for the next token.
-    logits: Vec<f32>,
+    /// The beam search, with `num_beams > 1`.
+    beams: Option<Beams>,
     logprobs: Vec<f32>,
     /// Text of the generated tokens up to `read_offset`.
     text: String,
@@ -318,46 +320,55 @@ pub struct Generator<M: Deref<Target = Model> = std::sync::Arc<Model>> {
     decode_start: Instant,
 }
 
-impl<M: Deref<Target = Model>> Generator<M> {
-    /// Validates, checks the context length, and runs the prompt through the model.
-    pub fn new(model: M, prompt: Vec<u32>, cfg: &GenerationConfig) -> Result<Self> {
+/// The next tokens of a lane's rows: (the row each continues, its token).
+type Next = Option<(Vec<usize>, Vec<u32>)>;
+
+impl Lane {
+    /// Validates the options and the prompt against the model.
+    fn new(model: &Model, prompt: Vec<u32>, cfg: &GenerationConfig, seed: u64) -> Result<Self> {
         cfg.validate()?;
         if prompt.is_empty() {
             return Err(MedgenError::invalid("prompt", "the prompt is empty"));
         }
-        let vocab = model.config().vocab_size;
+        let info = model.info();
+        let (vocab, limit) = (info.vocab_size, info.context_length);
         if let Some(bad) = prompt.iter().find(|&&t| t as usize >= vocab) {
             return Err(MedgenError::invalid("prompt", format!("token id {bad} is outside the vocabulary of {vocab}")));
         }
-        let limit = model.config().context_length;
-        if prompt.len() >= limit {
-            return Err(MedgenError::ContextLength { needed: prompt.len() + 1, limit, what: "prompt" });
-        }
-        if prompt.len() + cfg.max_new_tokens > limit {
-            return Err(MedgenError::ContextLength {
-                needed: prompt.len() + cfg.max_new_tokens,
-                limit,
-                what: "prompt plus max_new_tokens",
-            });
-        }
-        let seed = cfg.seed.unwrap_or_else(rand::random);
+        let (prefix, forced_bos, forced_eos) = match model.decoder_prefix() {
+            Some((start, bos, eos)) => {
+                if prompt.len() > limit {
+                    return Err(MedgenError::context(prompt.len(), limit, "encoder input"));
+                }
+                if cfg.max_new_tokens > limit {
+                    return Err(MedgenError::context(cfg.max_new_tokens, limit, "max_new_tokens"));
+                }
+                (vec![start], bos, eos)
+            }
+            None => {
+                if prompt.len() >= limit {
+                    return Err(MedgenError::context(prompt.len() + 1, limit, "prompt"));
+                }
+                if prompt.len() + cfg.max_new_tokens > limit {
+                    return Err(MedgenError::context(prompt.len() + cfg.max_new_tokens, limit, "prompt plus max_new_tokens"));
+                }
+                (prompt.clone(), None, None)
+            }
+        };
         let mut seen = vec![false; vocab];
-        prompt.iter().for_each(|&t| seen[t as usize] = true);
-
-        let start = Instant::now();
-        let mut cache = model.network().new_cache(1, prompt.len() + cfg.max_new_tokens)?;
-        let logits = forward(&model, &prompt, &mut cache)?;
-        let prefill_s = start.elapsed().as_secs_f64();
-        let load_s = model.load_seconds();
-        Ok(Generator {
-            model,
+        prefix.iter().for_each(|&t| seen[t as usize] = true);
+        Ok(Lane {
             cfg: cfg.clone(),
-            cache,
             sampler: Sampler::new(cfg, seed),
             stops: StopStrings::new(&cfg.stop),
+            beams: (cfg.num_beams > 1).then(|| Beams::new(&prefix, vocab, cfg)),
+            eos: model.tokenizer().eos_ids().to_vec(),
+            forced_bos,
+            forced_eos,
+            prefix,
+            prompt,
             generated: Vec::with_capacity(cfg.max_new_tokens),
             seen,
-            logits,
             logprobs: Vec::new(),
             text: String::new(),
             prefix_offset: 0,
@@ -366,70 +377,77 @@ impl<M: Deref<Target = Model>> Generator<M> {
             finish: None,
             sequences: Vec::new(),
             seed,
-            timings: Timings {
-                load_s,
-                prefill_s,
-                prefill_tokens_per_s: prompt.len() as f64 / prefill_s.max(1e-9),
-                ..Timings::default()
-            },
-            prompt,
+            timings: Timings::default(),
             decode_start: Instant::now(),
         })
     }
 
-    /// Generates one token; returns the text that became safe to show (maybe empty), or
-    /// `None` once finished.
-    pub fn step(&mut self) -> Result<Option<String>> {
+    /// Counts the prompt's pass through the network (`prefill_s` seconds) and starts the
+    /// clock of the decode steps.
+    fn prefilled(&mut self, load_s: f64, prefill_s: f64) {
+        let tokens = self.prompt.len() as f64;
+        self.timings = Timings { load_s, prefill_s, prefill_tokens_per_s: tokens / prefill_s.max(1e-9), ..Timings::default() };
+        self.decode_start = Instant::now();
+    }
+
+    /// Picks the next token of each row from the rows' `logits`: returns the text that
+    /// became safe to show (maybe empty) and the rows to run next, `None` once finished.
+    fn step(&mut self, tok: &Tokenizer, logits: &[Vec<f32>]) -> Result<(String, Next)> {
         if self.finish.is_some() {
-            return Ok(None);
+            return Ok((String::new(), None));
         }
-        if self.cfg.num_beams > 1 {
-            return self.beam_search().map(Some);
+        let ctx = Context {
+            cfg: &self.cfg,
+            prompt: &self.prefix,
+            eos: &self.eos,
+            forced_bos: self.forced_bos,
+            forced_eos: self.forced_eos,
+        };
+        if let Some(beams) = self.beams.as_mut() {
+            if let Some(next) = beams.advance(logits, &ctx) {
+                return Ok((String::new(), Some(next)));
+            }
+            return Ok((self.end_beams(tok)?, None));
         }
-        let mut scores = self.logits.clone();
-        let eos = self.model.tokenizer().eos_ids();
-        sampling::process(&mut scores, &self.cfg, &self.seen, &self.prompt, &self.generated, eos);
+        let logits = logits.first().ok_or_else(|| MedgenError::invalid("logits", "no row to pick a token from"))?;
+        let mut scores = logits.clone();
+        sampling::process(&mut scores, &ctx, &self.seen, &self.generated);
         let token = self.sampler.pick(&scores);
         if self.cfg.logprobs {
-            self.logprobs.push(sampling::log_prob(&self.logits, token));
+            self.logprobs.push(sampling::log_prob(logits, token));
         }
         self.generated.push(token);
         self.seen[token as usize] = true;
 
-        if self.model.tokenizer().eos_ids().contains(&token) {
-            self.advance_text(true)?;
-            return Ok(Some(self.end(FinishReason::Eos)));
+        if self.eos.contains(&token) {
+            self.advance_text(tok, true)?;
+            return Ok((self.end(FinishReason::Eos), None));
         }
-        self.advance_text(false)?;
+        self.advance_text(tok, false)?;
         if let Some(at) = self.stops.find(&self.text, self.shown) {
             self.text.truncate(at);
-            return Ok(Some(self.end(FinishReason::Stop)));
+            return Ok((self.end(FinishReason::Stop), None));
         }
         if self.generated.len() == self.cfg.max_new_tokens {
-            self.advance_text(true)?;
-            return Ok(Some(self.end(FinishReason::Length)));
+            self.advance_text(tok, true)?;
+            return Ok((self.end(FinishReason::Length), None));
         }
         let safe = self.stops.safe_len(&self.text).max(self.shown);
         let piece = self.text.get(self.shown..safe).unwrap_or("").to_string();
         self.shown = safe;
-        self.logits = forward(&self.model, &[token], &mut self.cache)?;
-        Ok(Some(piece))
+        Ok((piece, Some((vec![0], vec![token]))))
     }
 
-    /// Runs beam search to its end and returns the best text at once: which sequence is best
-    /// is known only then, so beam search cannot stream token by token.
-    fn beam_search(&mut self) -> Result<String> {
-        let logits = std::mem::take(&mut self.logits);
-        let (model, cache) = (&*self.model, &mut self.cache);
-        let eos = model.tokenizer().eos_ids();
-        let found = beam::search(logits, &self.prompt, eos, &self.cfg, |sources, tokens| {
-            beam::forward(model, sources, tokens, cache)
-        })?;
+    /// Ends a finished beam search: its sequences, and the best one's text at once (which
+    /// sequence is best is known only at the end, so beam search cannot stream).
+    fn end_beams(&mut self, tok: &Tokenizer) -> Result<String> {
+        let Some(beams) = self.beams.take() else { return Ok(String::new()) };
+        let steps = beams.steps();
         let mut best = None;
-        for h in found.hypotheses {
-            let (text, token_ids, stopped) = self.cut_at_stop(h.tokens)?;
+        for h in beams.finish(&self.cfg) {
+            let (text, token_ids, stopped) = self.cut_at_stop(tok, h.tokens)?;
             if best.is_none() {
-                let eos = token_ids.last().is_some_and(|t| self.model.tokenizer().eos_ids().contains(t));
+                let eos = token_ids.last().is_some_and(|t| self.eos.contains(t));
                 let reason = match (stopped, eos) {
                     (true, _) => FinishReason::Stop,
                     (false, true) => FinishReason::Eos,
@@ -446,7 +464,7 @@ impl<M: Deref<Target = Model>> Generator<M> {
         (self.text, self.generated, self.logprobs) = (text, token_ids, logprobs);
         let rest = self.end(reason);
         // Every step ran all beams.
-        let tokens = found.steps * self.cfg.num_beams;
+        let tokens = steps * self.cfg.num_beams;
         self.timings.decode_tokens_per_s = tokens as f64 / self.timings.decode_s.max(1e-9);
         Ok(rest)
     }
@@ -454,8 +472,7 @@ impl<M: Deref<Target = Model>> Generator<M> {
     /// A beam-search sequence's text cut before its first stop string, its tokens cut after
     /// the one that completes it, and whether it was cut. Stop strings only cut the found
     /// sequences; unlike transformers' `stop_strings`, they do not end beams during the search.
-    fn cut_at_stop(&self, tokens: Vec<u32>) -> Result<(String, Vec<u32>, bool)> {
-        let tok = self.model.tokenizer();
+    fn cut_at_stop(&self, tok: &Tokenizer, tokens: Vec<u32>) -> Result<(String, Vec<u32>, bool)> {
         let mut text = tok.decode(&tokens, true)?;
         let Some(at) = self.stops.find(&text, 0) else { return Ok((text, tokens, false)) };
         text.truncate(at);
@@ -471,17 +488,11 @@ impl<M: Deref<Target = Model>> Generator<M> {
         Ok((text, tokens, true))
     }
 
-    /// The logits the next token will be picked from (before any processing).
-    pub(crate) fn take_logits(&mut self) -> Vec<f32> {
-        std::mem::take(&mut self.logits)
-    }
-
     /// Appends the text of the tokens not decoded yet. Only a window is decoded: the tokens
     /// since the last text that appeared, after the ones before it for context (so that
     /// decoders which strip a leading space or merge bytes see what a full decode sees).
     /// Without `flush`, text that ends in an incomplete UTF-8 character waits for more tokens.
-    fn advance_text(&mut self, flush: bool) -> Result<()> {
-        let tok = self.model.tokenizer();
+    fn advance_text(&mut self, tok: &Tokenizer, flush: bool) -> Result<()> {
         let before = tok.decode(&self.generated[self.prefix_offset..self.read_offset], true)?;
         let after = tok.decode(&self.generated[self.prefix_offset..], true)?;
         if after.len() > before.len() && (flush || !after.ends_with('\u{FFFD}')) {
@@ -496,10 +507,10 @@ impl<M: Deref<Target = Model>> Generator<M> {
     }
 
     /// Ends generation now, as cancelled.
-    pub fn cancel(&mut self) {
+    fn cancel(&mut self, tok: &Tokenizer) {
         if self.finish.is_none() {
             // Text already decoded stays; a failure to decode the last tokens loses only them.
-            let _ = self.advance_text(true);
+            let _ = self.advance_text(tok, true);
             self.end(FinishReason::Cancelled);
         }
     }
@@ -516,9 +527,9 @@ impl<M: Deref<Target = Model>> Generator<M> {
         rest
     }
 
-    /// The result; a generation not yet finished counts as cancelled.
-    pub fn finish(mut self) -> Generation {
-        self.cancel();
+    /// The result; a lane not finished counts as cancelled.
+    fn into_generation(mut self, tok: &Tokenizer) -> Generation {
+        self.cancel(tok);
         Generation {
             text: self.text,
             token_ids: self.generated,
@@ -529,6 +540,58 @@ impl<M: Deref<Target = Model>> Generator<M> {
             seed: self.seed,
             sequences: self.sequences,
         }
+    }
+}
+
+/// A generation in progress: an iterator of text pieces, each safe to show (whole UTF-8
+/// characters, never part of a stop string). [`Generator::finish`] gives the result.
+///
+/// `M` is how it holds the model: `&Model` from [`Model::generator`], or an
+/// `Arc<Model>` from [`Generator::new`] for a generator that outlives the borrow (bindings).
+pub struct Generator<M: Deref<Target = Model> = std::sync::Arc<Model>> {
+    model: M,
+    state: State,
+    lane: Lane,
+    /// The logits of the lane's rows for their next tokens.
+    logits: Vec<Vec<f32>>,
+}
+
+impl<M: Deref<Target = Model>> Generator<M> {
+    /// Validates, checks the context length, and runs the prompt through the model.
+    pub fn new(model: M, prompt: Vec<u32>, cfg: &GenerationConfig) -> Result<Self> {
+        let mut lane = Lane::new(&model, prompt, cfg, cfg.seed.unwrap_or_else(rand::random))?;
+        let start = Instant::now();
+        let (state, logits) = model.start(std::slice::from_ref(&lane.prompt), cfg.max_new_tokens)?;
+        lane.prefilled(model.load_seconds(), start.elapsed().as_secs_f64());
+        Ok(Generator { model, state, lane, logits })
+    }
+
+    /// Generates one token (with beam search, runs one step of all beams); returns the text
+    /// that became safe to show (maybe empty), or `None` once finished.
+    pub fn step(&mut self) -> Result<Option<String>> {
+        if self.lane.finish.is_some() {
+            return Ok(None);
+        }
+        let (piece, next) = self.lane.step(self.model.tokenizer(), &self.logits)?;
+        if let Some((sources, tokens)) = next {
+            self.logits = self.model.step(&mut self.state, &sources, &tokens)?;
+        }
+        Ok(Some(piece))
+    }
+
+    /// The logits the next token will be picked from (before any processing).
+    pub(crate) fn take_logits(&mut self) -> Vec<f32> {
+        self.logits.drain(..).next().unwrap_or_default()
+    }
+
+    /// Ends generation now, as cancelled.
+    pub fn cancel(&mut self) {
+        self.lane.cancel(self.model.tokenizer());
+    }
+
+    /// The result; a generation not yet finished counts as cancelled.
+    pub fn finish(self) -> Generation {
+        self.lane.into_generation(self.model.tokenizer())
     }
 
     /// Runs to the end, passing each non-empty piece to `on_piece`; `Break` cancels.
@@ -552,7 +615,7 @@ impl<M: Deref<Target = Model>> Iterator for Generator<M> {
                 Ok(Some(p)) => return Some(Ok(p)),
                 Ok(None) => return None,
                 Err(e) => {
-                    self.finish = Some(FinishReason::Cancelled);
+                    self.lane.finish = Some(FinishReason::Cancelled);
                     return Some(Err(e));
                 }
             }
@@ -560,19 +623,56 @@ impl<M: Deref<Target = Model>> Iterator for Generator<M> {
     }
 }
 
-/// One forward pass of `ids` after the cached positions; the last position's logits.
-fn forward(model: &Model, ids: &[u32], cache: &mut KvCache) -> Result<Vec<f32>> {
-    model.pool().install(|| tch::no_grad(|| {
-        if let [token] = ids {
-            if let Some(logits) = model.network().decode_cpu(*token, cache)? {
-                return Ok(logits);
+/// Generates for several prompts at once: one batch through the network per step, each
+/// prompt with its own rows (its beams), which leave the batch when the prompt finishes.
+/// Each result equals the prompt's result alone with the same options (the same seed when
+/// sampling). `on_step` runs before each step; `Break` cancels every prompt not finished.
+pub(crate) fn generate_batch(
+    model: &Model,
+    prompts: Vec<Vec<u32>>,
+    cfg: &GenerationConfig,
+    mut on_step: impl FnMut() -> ControlFlow<()>,
+) -> Result<Vec<Generation>> {
+    if prompts.is_empty() {
+        return Err(MedgenError::invalid("prompts", "the batch is empty"));
+    }
+    let seed = cfg.seed.unwrap_or_else(rand::random);
+    let mut lanes = Vec::with_capacity(prompts.len());
+    for (i, p) in prompts.into_iter().enumerate() {
+        lanes.push(Lane::new(model, p, cfg, seed).map_err(|e| e.in_batch(i))?);
+    }
+    let tok = model.tokenizer();
+    let start = Instant::now();
+    let prompts: Vec<Vec<u32>> = lanes.iter().map(|l| l.prompt.clone()).collect();
+    let (mut state, first) = model.start(&prompts, cfg.max_new_tokens)?;
+    let prefill_s = start.elapsed().as_secs_f64();
+    lanes.iter_mut().for_each(|l| l.prefilled(model.load_seconds(), prefill_s));
+    // Each lane's rows of the batch, in lane order.
+    let mut logits: Vec<Vec<Vec<f32>>> = first.into_iter().map(|row| vec![row]).collect();
+    while on_step().is_continue() {
+        let (mut sources, mut tokens, mut counts) = (Vec::new(), Vec::new(), Vec::with_capacity(lanes.len()));
+        let mut base = 0;
+        for (lane, rows) in lanes.iter_mut().zip(&logits) {
+            let mut count = 0;
+            if !rows.is_empty() {
+                if let (_, Some((src, toks))) = lane.step(tok, rows)? {
+                    sources.extend(src.iter().map(|s| base + s));
+                    count = toks.len();
+                    tokens.extend(toks);
+                }
             }
+            counts.push(count);
+            base += rows.len();
         }
-        let ids: Vec<i64> = ids.iter().map(|&t| t as i64).collect();
-        let input = Tensor::f_from_slice(&ids)?.f_to_device(model.device())?.f_unsqueeze(0)?;
-        let logits = model.network().forward(&input, cache)?;
-        Ok(Vec::<f32>::try_from(logits.f_squeeze_dim(0)?.f_to_device(tch::Device::Cpu)?)?)
-    }))
+        if tokens.is_empty() {
+            break;
+        }
+        let mut next = model.step(&mut state, &sources, &tokens)?.into_iter();
+        for (rows, &n) in logits.iter_mut().zip(&counts) {
+            *rows = next.by_ref().take(n).collect();
+        }
+    }
+    Ok(lanes.into_iter().map(|l| l.into_generation(tok)).collect())
 }
 
 #[cfg(test)]

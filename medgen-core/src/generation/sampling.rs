@@ -18,16 +18,40 @@ pub(crate) fn repetition_penalty(logits: &mut [f32], seen: &[bool], penalty: f32
     }
 }
 
+/// What the logits processors read besides the scores.
+pub(crate) struct Context<'a> {
+    pub cfg: &'a GenerationConfig,
+    /// The sequence the generated tokens continue: the prompt of a decoder-only model, the
+    /// decoder start token of an encoder-decoder one (as transformers' `input_ids`).
+    pub prompt: &'a [u32],
+    pub eos: &'a [u32],
+    /// (BART) The only token allowed first: transformers' `ForcedBOSTokenLogitsProcessor`.
+    pub forced_bos: Option<u32>,
+    /// (BART) The only token allowed last, at `max_new_tokens`: `ForcedEOSTokenLogitsProcessor`.
+    pub forced_eos: Option<u32>,
+}
+
 /// The processors before sampling, in transformers' order, on the scores of the token after
-/// `prompt` + `generated`; `seen` marks the token ids in either.
-pub(crate) fn process(scores: &mut [f32], cfg: &GenerationConfig, seen: &[bool], prompt: &[u32], generated: &[u32], eos: &[u32]) {
+/// `ctx.prompt` + `generated`; `seen` marks the token ids in either.
+pub(crate) fn process(scores: &mut [f32], ctx: &Context, seen: &[bool], generated: &[u32]) {
+    let cfg = ctx.cfg;
     repetition_penalty(scores, seen, cfg.repetition_penalty);
     if cfg.no_repeat_ngram_size > 0 {
-        let seq: Vec<u32> = prompt.iter().chain(generated).copied().collect();
+        let seq: Vec<u32> = ctx.prompt.iter().chain(generated).copied().collect();
         no_repeat_ngram(scores, &seq, cfg.no_repeat_ngram_size);
     }
     if generated.len() < cfg.min_new_tokens {
-        suppress(scores, eos);
+        suppress(scores, ctx.eos);
+    }
+    // transformers forces BOS, then EOS: with max_new_tokens 1, EOS wins.
+    let forced = match (ctx.forced_bos, ctx.forced_eos) {
+        (_, Some(eos)) if generated.len() + 1 == cfg.max_new_tokens => Some(eos),
+        (Some(bos), _) if generated.is_empty() => Some(bos),
+        _ => None,
+    };
+    if let Some(token) = forced.filter(|&t| (t as usize) < scores.len()) {
+        scores.iter_mut().for_each(|s| *s = f32::NEG_INFINITY);
+        scores[token as usize] = 0.0;
     }
 }
 

@@ -89,11 +89,7 @@ impl Bart {
     /// Scaled token embeddings plus positions `start..start + t`, through the embedding norm.
     fn embed(&self, stack: &Stack, ids: &Tensor, start: i64, t: i64) -> Result<Tensor> {
         if start + t > self.max_positions {
-            return Err(MedgenError::ContextLength {
-                needed: (start + t) as usize,
-                limit: self.max_positions as usize,
-                what: "BART max_position_embeddings",
-            });
+            return Err(MedgenError::context((start + t) as usize, self.max_positions as usize, "BART max_position_embeddings"));
         }
         let mut x = Tensor::f_embedding(&self.shared, ids, -1, false, false)?.f_to_kind(self.kind)?;
         if self.cfg.scale_embedding {

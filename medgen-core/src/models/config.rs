@@ -329,6 +329,15 @@ pub enum Seq2SeqArchitecture {
     Bart,
 }
 
+impl Seq2SeqArchitecture {
+    pub fn name(self) -> &'static str {
+        match self {
+            Seq2SeqArchitecture::T5 => "t5",
+            Seq2SeqArchitecture::Bart => "bart",
+        }
+    }
+}
+
 /// A feed-forward activation, by its name in transformers' `ACT2FN`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -393,6 +402,10 @@ pub struct Seq2SeqConfig {
     pub scale_decoder_outputs: bool,
     /// (BART) Learned positions: the longest encoder or decoder sequence.
     pub max_positions: Option<usize>,
+    /// The longest input, and the most new tokens, medgen accepts: BART's
+    /// `max_position_embeddings`; for T5, whose positions are relative, `n_positions` when
+    /// config.json has it, else 512, the length T5 was trained on.
+    pub context_length: usize,
     /// (BART) Token embeddings are multiplied by `sqrt(hidden_size)`.
     pub scale_embedding: bool,
     /// The first decoder input (T5: the pad token 0; BART: `</s>`, 2).
@@ -456,6 +469,7 @@ impl Seq2SeqConfig {
                     relative_max_distance: uint("relative_attention_max_distance").unwrap_or(128),
                     scale_decoder_outputs: scale,
                     max_positions: None,
+                    context_length: uint("n_positions").unwrap_or(512),
                     scale_embedding: false,
                     decoder_start_token_id: id("decoder_start_token_id").unwrap_or(0),
                     eos_token_id: eos_token_id.or(Some(1)),
@@ -496,6 +510,7 @@ impl Seq2SeqConfig {
                     relative_max_distance: 0,
                     scale_decoder_outputs: false,
                     max_positions: Some(need("max_position_embeddings")?),
+                    context_length: need("max_position_embeddings")?,
                     scale_embedding: flag("scale_embedding").unwrap_or(false),
                     decoder_start_token_id: id("decoder_start_token_id").unwrap_or(2),
                     eos_token_id: eos_token_id.or(Some(2)),

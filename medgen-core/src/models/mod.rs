@@ -338,11 +338,7 @@ impl KvCache {
         let t = k.size()[2] as usize;
         let (start, end) = (self.len as i64, (self.len + t) as i64);
         if self.len + t > self.capacity {
-            return Err(MedgenError::ContextLength {
-                needed: self.len + t,
-                limit: self.capacity,
-                what: "KV cache capacity",
-            });
+            return Err(MedgenError::context(self.len + t, self.capacity, "KV cache capacity"));
         }
         let (kc, vc) = &mut self.layers[i];
         kc.f_narrow(2, start, t as i64)?.f_copy_(k)?;
@@ -352,6 +348,11 @@ impl KvCache {
 
     pub(crate) fn advance(&mut self, t: usize) {
         self.len += t;
+    }
+
+    /// STUB (replaced by the leftpad branch).
+    pub(crate) fn set_left_padding(&mut self, _pads: Vec<usize>) -> Result<()> {
+        Err(MedgenError::Unsupported("batched decoder-only generation".into()))
     }
 
     /// Makes row `i` of every layer a copy of row `rows[i]`, for beam search, whose beams
@@ -393,7 +394,7 @@ impl KvCache {
     /// [`KvCache::is_cpu_f32`].
     pub(crate) fn cpu_layer(&mut self, i: usize, k: &[f32], v: &[f32]) -> Result<(kernels::Cached<'_>, kernels::Cached<'_>)> {
         if self.len >= self.capacity {
-            return Err(MedgenError::ContextLength { needed: self.len + 1, limit: self.capacity, what: "KV cache capacity" });
+            return Err(MedgenError::context(self.len + 1, self.capacity, "KV cache capacity"));
         }
         let (kc, vc) = &self.layers[i];
         let size = kc.size();

@@ -1,0 +1,46 @@
+//! `medgen generate --batch-file`: prompts as JSON lines in, results as JSON lines out.
+
+use std::path::Path;
+
+use medgen::{ChatMessage, MedgenError, Result};
+
+/// One line of a batch file.
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+pub enum Prompt {
+    /// `"text"`
+    Text(String),
+    /// `{"prompt": "text"}`
+    Object { prompt: String },
+    /// `{"messages": [{"role": "user", "content": "text"}]}`: through the chat template.
+    Chat { messages: Vec<ChatMessage> },
+}
+
+/// Reads every prompt of a batch file before anything runs, so that a malformed line fails
+/// the whole file at once, naming the line. Blank lines are skipped; each prompt comes with
+/// its line number.
+pub fn read(path: &Path) -> Result<Vec<(usize, Prompt)>> {
+    let text = super::read_text(Some(path))?;
+    let bad = |line: usize, reason: String| MedgenError::InvalidArgument {
+        name: "batch-file",
+        reason: format!("{} line {line}: {reason}", path.display()),
+    };
+    let mut prompts = Vec::new();
+    for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let prompt: Prompt = serde_json::from_str(line).map_err(|e| {
+            bad(i + 1, format!("expected a JSON string, {{\"prompt\": ...}} or {{\"messages\": [...]}} ({e})"))
+        })?;
+        let empty = match &prompt {
+            Prompt::Text(t) | Prompt::Object { prompt: t } => t.trim().is_empty(),
+            Prompt::Chat { messages } => messages.is_empty(),
+        };
+        if empty {
+            return Err(bad(i + 1, "the prompt is empty".into()));
+        }
+        prompts.push((i + 1, prompt));
+    }
+    if prompts.is_empty() {
+        return Err(MedgenError::InvalidArgument { name: "batch-file", reason: format!("{} holds no prompts", path.display()) });
+    }
+    Ok(prompts)
+}
