@@ -310,32 +310,54 @@ impl Model {
         Ok(Model { inner: Arc::new(model) })
     }
 
-    /// Generates from a prompt (str) or from each prompt of a list, in order.
+    /// Generates from a prompt (str), or from each prompt of a list, in order: a list runs
+    /// in batches of `batch_size` prompts, each batch one pass through the network per step.
     /// Keywords are GenerationConfig fields and override `config`.
-    #[pyo3(signature = (prompt, config=None, **options))]
+    #[pyo3(signature = (prompt, config=None, *, batch_size=8, **options))]
     fn generate(
         &self,
         py: Python<'_>,
         prompt: &Bound<'_, PyAny>,
         config: Option<GenerationConfig>,
+        batch_size: usize,
         options: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<PyObject> {
         let cfg = merge(py, config, options)?;
-        if let Ok(list) = prompt.downcast::<PyList>() {
-            let prompts = list.iter().map(|p| {
-                p.downcast::<PyString>()
-                    .map(|s| Prompt::Text(s.to_string()))
-                    .map_err(|_| PyTypeError::new_err("a list prompt must hold str prompts"))
-            });
-            let prompts = prompts.collect::<PyResult<Vec<_>>>()?;
-            let mut out = Vec::with_capacity(prompts.len());
-            for p in &prompts {
-                out.push(Py::new(py, self.run(py, p, &cfg)?)?);
-            }
-            return Ok(PyList::new(py, out)?.into_any().unbind());
+        let Ok(list) = prompt.downcast::<PyList>() else {
+            let prompt = Prompt::extract(prompt)?;
+            return Ok(Py::new(py, self.run(py, &prompt, &cfg)?)?.into_any());
+        };
+        if batch_size == 0 {
+            return Err(err(CoreError::InvalidArgument { name: "batch_size", reason: "must be at least 1".into() }));
         }
-        let prompt = Prompt::extract(prompt)?;
-        Ok(Py::new(py, self.run(py, &prompt, &cfg)?)?.into_any())
+        let prompts = list.iter().map(|p| {
+            p.downcast::<PyString>()
+                .map(|s| Prompt::Text(s.to_string()))
+                .map_err(|_| PyTypeError::new_err("a list prompt must hold str prompts"))
+        });
+        let prompts = prompts.collect::<PyResult<Vec<_>>>()?;
+        let model = &self.inner;
+        let mut interrupt = Interrupt::new();
+        let out = py.allow_threads(|| {
+            if prompts.is_empty() {
+                // The core's error for an empty batch.
+                return model.generate_batch_ids(Vec::new(), &cfg, || interrupt.check());
+            }
+            let mut out = Vec::with_capacity(prompts.len());
+            for batch in prompts.chunks(batch_size) {
+                let ids = batch.iter().map(|p| p.ids(model)).collect::<medgen::Result<Vec<_>>>()?;
+                out.extend(model.generate_batch_ids(ids, &cfg, || interrupt.check())?);
+                if interrupt.error.is_some() {
+                    break;
+                }
+            }
+            Ok(out)
+        });
+        if let Some(e) = interrupt.error {
+            return Err(e);
+        }
+        let out = out.map_err(err)?.into_iter().map(|g| Py::new(py, Generation::from_core(py, g)?));
+        Ok(PyList::new(py, out.collect::<PyResult<Vec<_>>>()?)?.into_any().unbind())
     }
 
     /// Answers chat messages through the model's chat template.

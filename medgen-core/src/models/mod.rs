@@ -350,11 +350,6 @@ impl KvCache {
         self.len += t;
     }
 
-    /// STUB (replaced by the leftpad branch).
-    pub(crate) fn set_left_padding(&mut self, _pads: Vec<usize>) -> Result<()> {
-        Err(MedgenError::Unsupported("batched decoder-only generation".into()))
-    }
-
     /// Makes row `i` of every layer a copy of row `rows[i]`, for beam search, whose beams
     /// continue from the beams they extend. The batch becomes `rows.len()`: the first step
     /// widens the one prefilled sequence to all beams.
