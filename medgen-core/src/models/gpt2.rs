@@ -79,8 +79,9 @@ impl Network for Gpt2 {
         let cfg = &self.cfg;
         let t = ids.size()[1];
         let (heads, hd, eps) = (cfg.n_heads as i64, cfg.head_dim as i64, cfg.norm_eps);
-        let start = cache.len() as i64;
-        let pos = Tensor::f_arange_start(start, start + t, (Kind::Int64, ids.device()))?;
+        // Positions `[t]`, or `[b, t]` per row with left padding.
+        let pos = cache.positions(t as usize)?;
+        let mask = cache.attention_mask(t as usize)?;
         let mut x = Tensor::f_embedding(&self.wte, ids, -1, false, false)?
             .f_add(&Tensor::f_embedding(&self.wpe, &pos, -1, false, false)?)?
             .f_to_kind(self.kind)?;
@@ -90,7 +91,7 @@ impl Network for Gpt2 {
             let k = split_heads(&qkv[1], heads, hd)?;
             let v = split_heads(&qkv[2], heads, hd)?;
             let (k, v) = cache.update(i, &k, &v)?;
-            x = x.f_add(&l.proj.forward(&merge_heads(&attention(&q, &k, &v)?)?)?)?;
+            x = x.f_add(&l.proj.forward(&merge_heads(&attention(&q, &k, &v, mask.as_ref())?)?)?)?;
             let m = l.fc.forward(&l.ln_2.forward(&x, eps)?)?.f_gelu("tanh")?;
             x = x.f_add(&l.fc_proj.forward(&m)?)?;
         }

@@ -69,15 +69,19 @@ impl Llama {
         })
     }
 
-    /// cos and sin of the rotary angles for positions `start..start+t`, `[t, head_dim]`.
-    fn rotary(&self, start: usize, t: usize) -> Result<(Tensor, Tensor)> {
-        let pos = Tensor::f_arange_start(start as i64, (start + t) as i64, (Kind::Float, self.inv_freq.device()))?;
-        let freqs = pos.f_outer(&self.inv_freq)?;
-        let emb = Tensor::f_cat(&[&freqs, &freqs], -1)?;
+    /// cos and sin of the rotary angles for `pos` (from [`KvCache::positions`]): `[t, head_dim]`
+    /// for positions shared by all rows, `[b, 1, t, head_dim]` (broadcast over heads) for
+    /// per-row positions `[b, t]`.
+    fn rotary(&self, pos: &Tensor) -> Result<(Tensor, Tensor)> {
+        let freqs = pos.f_to_kind(Kind::Float)?.f_unsqueeze(-1)?.f_mul(&self.inv_freq)?;
+        let mut emb = Tensor::f_cat(&[&freqs, &freqs], -1)?;
+        if emb.dim() == 3 {
+            emb = emb.f_unsqueeze(1)?;
+        }
         Ok((emb.f_cos()?.f_to_kind(self.kind)?, emb.f_sin()?.f_to_kind(self.kind)?))
     }
 
-    fn layer(&self, i: usize, x: &Tensor, cos: &Tensor, sin: &Tensor, cache: &mut KvCache) -> Result<Tensor> {
+    fn layer(&self, i: usize, x: &Tensor, cos: &Tensor, sin: &Tensor, mask: Option<&Tensor>, cache: &mut KvCache) -> Result<Tensor> {
         let l = &self.layers[i];
         let cfg = &self.cfg;
         let (hd, eps) = (cfg.head_dim as i64, cfg.norm_eps);
@@ -90,7 +94,7 @@ impl Llama {
         let q = rope(&q, cos, sin)?;
         let k = rope(&k, cos, sin)?;
         let (k, v) = cache.update(i, &k, &v)?;
-        let attn = l.o.forward(&merge_heads(&attention(&q, &k, &v)?)?)?;
+        let attn = l.o.forward(&merge_heads(&attention(&q, &k, &v, mask)?)?)?;
         let x = x.f_add(&attn)?;
         let m = x.f_rms_norm([cfg.hidden_size as i64], Some(&*l.ffn_norm), eps)?;
         let ff = cfg.intermediate_size as i64;
@@ -100,7 +104,7 @@ impl Llama {
     }
 }
 
-/// Rotates `x` (`[b, h, t, d]`) by the angles in `cos`/`sin` (`[t, d]`), in the
+/// Rotates `x` (`[b, h, t, d]`) by the angles in `cos`/`sin` (`[t, d]` or `[b, 1, t, d]`), in the
 /// "rotate half" layout that HF checkpoints use (GGUF Llama weights are permuted back
 /// to it when loaded).
 fn rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
@@ -114,10 +118,11 @@ fn rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
 impl Network for Llama {
     fn forward(&self, ids: &Tensor, cache: &mut KvCache) -> Result<Tensor> {
         let t = ids.size()[1] as usize;
-        let (cos, sin) = self.rotary(cache.len(), t)?;
+        let (cos, sin) = self.rotary(&cache.positions(t)?)?;
+        let mask = cache.attention_mask(t)?;
         let mut x = Tensor::f_embedding(&self.embed, ids, -1, false, false)?.f_to_kind(self.kind)?;
         for i in 0..self.layers.len() {
-            x = self.layer(i, &x, &cos, &sin, cache)?;
+            x = self.layer(i, &x, &cos, &sin, mask.as_ref(), cache)?;
         }
         cache.advance(t);
         let last = x.f_narrow(1, t as i64 - 1, 1)?.f_squeeze_dim(1)?;

@@ -291,11 +291,20 @@ impl Linear {
 
 /// Per-layer keys and values of the positions seen so far, preallocated for the whole
 /// generation: a decode step writes one position in place instead of concatenating.
+///
+/// Prompts of different lengths share one batch by left padding: row `r`'s first
+/// `pads[r]` cache positions hold padding that no real position attends to, and its real
+/// token `j` (at cache position `pads[r] + j`) gets position `j`, as transformers derives
+/// `position_ids` from the attention mask.
 pub struct KvCache {
     /// One (keys, values) pair per layer, each `[batch, kv_heads, capacity, head_dim]`.
     layers: Vec<(Tensor, Tensor)>,
     len: usize,
     capacity: usize,
+    /// Each row's left padding (`[batch]`, int64, on the cache's device), or `None` when
+    /// no row has any: then the networks take their plain causal paths.
+    pads: Option<Tensor>,
+    device: Device,
 }
 
 impl KvCache {
@@ -315,11 +324,66 @@ impl KvCache {
                 Tensor::f_zeros(dims, (kind, device))?,
             ));
         }
-        Ok(KvCache {
-            layers,
-            len: 0,
-            capacity,
-        })
+        Ok(KvCache { layers, len: 0, capacity, pads: None, device })
+    }
+
+    fn batch(&self) -> usize {
+        self.layers.first().map_or(0, |(k, _)| k.size()[0] as usize)
+    }
+
+    /// Declares that row `r` starts with `pads[r]` padding tokens, for a batch of prompts
+    /// padded on the left into one `[batch, s]` prefill. Call it on the empty cache, before
+    /// the prefill.
+    // Only tests call it until the batched generation engine (written elsewhere) lands.
+    #[allow(dead_code)]
+    pub(crate) fn set_left_padding(&mut self, pads: Vec<usize>) -> Result<()> {
+        let batch = self.batch();
+        if pads.len() != batch {
+            return Err(MedgenError::invalid("pads", format!("{} paddings for a batch of {batch} rows", pads.len())));
+        }
+        if let Some(bad) = pads.iter().find(|&&p| p >= self.capacity) {
+            return Err(MedgenError::invalid("pads", format!("padding of {bad} fills the cache capacity of {}", self.capacity)));
+        }
+        if !self.is_empty() {
+            return Err(MedgenError::invalid("pads", "left padding set on a cache that already holds positions"));
+        }
+        self.pads = if pads.iter().all(|&p| p == 0) {
+            None
+        } else {
+            let pads: Vec<i64> = pads.iter().map(|&p| p as i64).collect();
+            Some(Tensor::f_from_slice(&pads)?.f_to_device(self.device)?)
+        };
+        Ok(())
+    }
+
+    /// The positions of `t` new tokens (int64, on the cache's device): `[t]`, shared by all
+    /// rows, without padding; `[batch, t]` with it, where a real token counts from its row's
+    /// first real token and a padding token gets 0 (any valid position would do: nothing
+    /// real sees it).
+    pub(crate) fn positions(&self, t: usize) -> Result<Tensor> {
+        let (start, end) = (self.len as i64, (self.len + t) as i64);
+        let pos = Tensor::f_arange_start(start, end, (Kind::Int64, self.device))?;
+        match &self.pads {
+            None => Ok(pos),
+            Some(pads) => Ok(pos.f_unsqueeze(0)?.f_sub(&pads.f_unsqueeze(1)?)?.f_clamp_min(0)?),
+        }
+    }
+
+    /// Which keys each of `t` new positions may see, `[batch, 1, t, len + t]` bool, or `None`
+    /// without padding (then attention is plain causal). A real position sees the real
+    /// positions of its row up to itself. A padding position sees only itself: a query with
+    /// every key masked would give NaN, which its cached value would then carry into real
+    /// rows (as 0 × NaN) in the next layer.
+    pub(crate) fn attention_mask(&self, t: usize) -> Result<Option<Tensor>> {
+        let Some(pads) = &self.pads else { return Ok(None) };
+        let (start, total) = (self.len as i64, (self.len + t) as i64);
+        let opts = (Kind::Int64, self.device);
+        let query = Tensor::f_arange_start(start, total, opts)?.f_view([1, 1, -1, 1])?;
+        let key = Tensor::f_arange(total, opts)?.f_view([1, 1, 1, -1])?;
+        let real = key.f_ge_tensor(&pads.f_view([-1, 1, 1, 1])?)?;
+        let causal = key.f_le_tensor(&query)?;
+        let visible = causal.f_logical_and(&real.f_logical_or(&key.f_eq_tensor(&query)?)?)?;
+        Ok(Some(visible))
     }
 
     /// Number of positions already cached.
@@ -362,7 +426,10 @@ impl KvCache {
             return Err(MedgenError::invalid("rows", format!("cache row {bad} is outside the batch of {batch}")));
         }
         let index: Vec<i64> = rows.iter().map(|&r| r as i64).collect();
-        let index = Tensor::f_from_slice(&index)?.f_to_device(self.layers[0].0.device())?;
+        let index = Tensor::f_from_slice(&index)?.f_to_device(self.device)?;
+        if let Some(pads) = &mut self.pads {
+            *pads = pads.f_index_select(0, &index)?;
+        }
         let len = self.len as i64;
         for t in self.layers.iter_mut().flat_map(|(k, v)| [k, v]) {
             if rows.len() == batch {
@@ -377,9 +444,10 @@ impl KvCache {
         Ok(())
     }
 
-    /// Whether [`KvCache::cpu_layer`] can be used: contiguous f32 CPU buffers, one sequence.
+    /// Whether [`KvCache::cpu_layer`] can be used: contiguous f32 CPU buffers, one sequence
+    /// without padding.
     pub(crate) fn is_cpu_f32(&self) -> bool {
-        self.layers.iter().all(|(k, v)| {
+        self.pads.is_none() && self.layers.iter().all(|(k, v)| {
             [k, v].iter().all(|t| t.device() == Device::Cpu && t.kind() == Kind::Float && t.is_contiguous() && t.size()[0] == 1)
         })
     }
@@ -425,14 +493,17 @@ pub(crate) trait Network: Send + Sync {
     }
 }
 
-/// Scaled dot-product attention over `q` (`[b, heads, t, d]`) and all cached positions,
-/// causal within the new positions.
-pub(crate) fn attention(q: &Tensor, k: &Tensor, v: &Tensor) -> Result<Tensor> {
+/// Scaled dot-product attention over `q` (`[b, heads, t, d]`) and all cached positions:
+/// where `mask` (from [`KvCache::attention_mask`]) allows, or causal within the new
+/// positions when there is none.
+pub(crate) fn attention(q: &Tensor, k: &Tensor, v: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
     let t = q.size()[2];
     let total = k.size()[2];
     let gqa = q.size()[1] != k.size()[1];
     let out = if t == 1 {
-        decode_attention(q, k, v)?
+        decode_attention(q, k, v, mask)?
+    } else if let Some(mask) = mask {
+        Tensor::f_scaled_dot_product_attention(q, k, v, Some(mask), 0.0, false, None, gqa)?
     } else if t == total {
         Tensor::f_scaled_dot_product_attention::<Tensor>(q, k, v, None, 0.0, true, None, gqa)?
     } else {
@@ -448,17 +519,22 @@ pub(crate) fn attention(q: &Tensor, k: &Tensor, v: &Tensor) -> Result<Tensor> {
 
 /// Attention of one new position, as two small matrix products. libtorch's fused CPU
 /// kernel splits even this tiny problem across its OpenMP threads, and waking them for
-/// every layer of every step costs more than the arithmetic.
-fn decode_attention(q: &Tensor, k: &Tensor, v: &Tensor) -> Result<Tensor> {
+/// every layer of every step costs more than the arithmetic. `mask` (`[b, 1, 1, keys]`)
+/// must leave each row at least one key.
+fn decode_attention(q: &Tensor, k: &Tensor, v: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
     let (qs, kv) = (q.size(), k.size()[1]);
     let (b, heads, d) = (qs[0], qs[1], qs[3]);
     let cpu_f32 = |t: &Tensor| t.device() == Device::Cpu && t.kind() == Kind::Float && t.stride()[3] == 1;
-    if b == 1 && cpu_f32(k) && cpu_f32(v) && q.kind() == Kind::Float {
+    if mask.is_none() && b == 1 && cpu_f32(k) && cpu_f32(v) && q.kind() == Kind::Float {
         return cpu_attend_one(q, k, v);
     }
     // Query heads that share a key/value head are adjacent: [b, kv, heads/kv, d].
     let qg = q.f_reshape([b, kv, heads / kv, d])?;
     let scores = qg.f_matmul(&k.f_transpose(-1, -2)?)?.f_mul_scalar(1.0 / (d as f64).sqrt())?;
+    let scores = match mask {
+        Some(mask) => scores.f_masked_fill(&mask.f_logical_not()?, f64::NEG_INFINITY)?,
+        None => scores,
+    };
     let probs = scores.f_softmax(-1, Kind::Float)?.f_to_kind(q.kind())?;
     Ok(probs.f_matmul(v)?.f_reshape([b, heads, 1, d])?)
 }
@@ -499,4 +575,197 @@ pub(crate) fn split_heads(x: &Tensor, heads: i64, head_dim: i64) -> Result<Tenso
 pub(crate) fn merge_heads(x: &Tensor) -> Result<Tensor> {
     let s = x.size();
     Ok(x.f_transpose(1, 2)?.f_reshape([s[0], s[2], s[1] * s[3]])?)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    /// Tiny networks' weights, held in memory by logical name.
+    impl WeightSource for HashMap<String, Tensor> {
+        fn contains(&self, name: &str) -> bool {
+            self.contains_key(name)
+        }
+
+        fn tensor(&self, name: &str) -> Result<Tensor> {
+            self.get(name).map(Tensor::shallow_clone).ok_or_else(|| MedgenError::format(format!("no `{name}`")))
+        }
+    }
+
+    fn config(architecture: Architecture, n_kv_heads: usize) -> ModelConfig {
+        ModelConfig {
+            architecture,
+            vocab_size: 40,
+            hidden_size: 32,
+            intermediate_size: 48,
+            n_layers: 2,
+            n_heads: 4,
+            n_kv_heads,
+            head_dim: 8,
+            context_length: 32,
+            norm_eps: 1e-5,
+            rope_theta: 10000.0,
+            rope_scaling: None,
+        }
+    }
+
+    /// Random weights for per-layer tensors `layer` and the others `global`, by name and shape;
+    /// norm weights near 1 so that every layer matters.
+    fn random_weights(cfg: &ModelConfig, global: &[(&str, Vec<i64>)], layer: &[(&str, Vec<i64>)]) -> HashMap<String, Tensor> {
+        let names = (0..cfg.n_layers).flat_map(|i| layer.iter().map(move |(n, s)| (format!("blk.{i}.{n}"), s)));
+        let names = global.iter().map(|(n, s)| (n.to_string(), s)).chain(names);
+        names
+            .map(|(name, shape)| {
+                let t = Tensor::randn(shape.as_slice(), (Kind::Float, Device::Cpu)) * 0.3;
+                let t = if name.ends_with("norm.weight") { t + 1.0 } else { t };
+                (name, t)
+            })
+            .collect()
+    }
+
+    fn llama(cfg: &ModelConfig, device: Device) -> llama::Llama {
+        let (h, ff, v) = (cfg.hidden_size as i64, cfg.intermediate_size as i64, cfg.vocab_size as i64);
+        let (q, kv) = ((cfg.n_heads * cfg.head_dim) as i64, (cfg.n_kv_heads * cfg.head_dim) as i64);
+        let mut layer = vec![
+            ("attn_norm.weight", vec![h]),
+            ("attn_q.weight", vec![q, h]),
+            ("attn_k.weight", vec![kv, h]),
+            ("attn_v.weight", vec![kv, h]),
+            ("attn_output.weight", vec![h, q]),
+            ("ffn_norm.weight", vec![h]),
+            ("ffn_gate.weight", vec![ff, h]),
+            ("ffn_up.weight", vec![ff, h]),
+            ("ffn_down.weight", vec![h, ff]),
+        ];
+        if cfg.architecture == Architecture::Qwen2 {
+            layer.extend([("attn_q.bias", vec![q]), ("attn_k.bias", vec![kv]), ("attn_v.bias", vec![kv])]);
+        }
+        let global = [("token_embd.weight", vec![v, h]), ("output_norm.weight", vec![h])];
+        let w = random_weights(cfg, &global, &layer);
+        llama::Llama::load(cfg, &Loader::new(&w, Kind::Float, device)).unwrap()
+    }
+
+    fn gpt2(cfg: &ModelConfig, device: Device) -> gpt2::Gpt2 {
+        let (h, ff, v) = (cfg.hidden_size as i64, cfg.intermediate_size as i64, cfg.vocab_size as i64);
+        let mut layer = vec![];
+        for (name, out, inp) in [("attn_qkv", 3 * h, h), ("attn_output", h, h), ("ffn_up", ff, h), ("ffn_down", h, ff)] {
+            layer.extend([(format!("{name}.weight"), vec![out, inp]), (format!("{name}.bias"), vec![out])]);
+        }
+        for name in ["attn_norm", "ffn_norm"] {
+            layer.extend([(format!("{name}.weight"), vec![h]), (format!("{name}.bias"), vec![h])]);
+        }
+        let layer: Vec<(&str, Vec<i64>)> = layer.iter().map(|(n, s)| (n.as_str(), s.clone())).collect();
+        let global = [
+            ("token_embd.weight", vec![v, h]),
+            ("position_embd.weight", vec![cfg.context_length as i64, h]),
+            ("output_norm.weight", vec![h]),
+            ("output_norm.bias", vec![h]),
+        ];
+        let w = random_weights(cfg, &global, &layer);
+        gpt2::Gpt2::load(cfg, &Loader::new(&w, Kind::Float, device)).unwrap()
+    }
+
+    fn devices() -> Vec<Device> {
+        let mut devices = vec![Device::Cpu];
+        if tch::Cuda::is_available() {
+            devices.push(Device::Cuda(0));
+        }
+        devices
+    }
+
+    /// Runs three prompts of 5, 9 and 2 tokens as one left-padded batch (token 0 pads): a
+    /// prefill, then four steps of one new token per row (two in one step), reordering the
+    /// rows as beam search does before two of them; after each, every row's logits must
+    /// equal those of its sequence run alone, unpadded.
+    fn check_left_padded_batch(net: &dyn Network, vocab: usize, device: Device) {
+        let token = |i: usize| (i % (vocab - 1) + 1) as i64;
+        let mut seqs: Vec<Vec<i64>> = [5, 9, 2].iter().map(|&n| (0..n).map(|j| token(7 * j + n)).collect()).collect();
+        let s = 9;
+        let ids: Vec<i64> = seqs.iter().flat_map(|p| std::iter::repeat_n(0, s - p.len()).chain(p.clone())).collect();
+        let mut cache = net.new_cache(3, s + 5).unwrap();
+        cache.set_left_padding(seqs.iter().map(|p| s - p.len()).collect()).unwrap();
+        let mut logits = net.forward(&Tensor::from_slice(&ids).view([3, s as i64]).to(device), &mut cache).unwrap();
+        for step in 0..5 {
+            for (row, seq) in seqs.iter().enumerate() {
+                let mut alone = net.new_cache(1, seq.len()).unwrap();
+                let want = net.forward(&Tensor::from_slice(&seq[..]).view([1, -1]).to(device), &mut alone).unwrap();
+                let got = logits.get(row as i64).view([1, -1]);
+                let err = f64::try_from((&got - &want).norm() / want.norm()).unwrap();
+                assert!(err < 1e-4, "step {step}, row {row}: relative error {err}");
+            }
+            if step == 4 {
+                break;
+            }
+            let rows: &[usize] = match step {
+                1 => &[1, 2, 0],
+                2 => &[2, 0, 0, 1],
+                _ => &[],
+            };
+            if !rows.is_empty() {
+                cache.reorder(rows).unwrap();
+                seqs = rows.iter().map(|&r| seqs[r].clone()).collect();
+            }
+            let n = if step == 1 { 2 } else { 1 };
+            let new: Vec<i64> = (0..seqs.len() * n).map(|i| token(3 * i + step)).collect();
+            for (seq, chunk) in seqs.iter_mut().zip(new.chunks(n)) {
+                seq.extend_from_slice(chunk);
+            }
+            let ids = Tensor::from_slice(&new).view([seqs.len() as i64, n as i64]).to(device);
+            logits = net.forward(&ids, &mut cache).unwrap();
+        }
+    }
+
+    #[test]
+    fn llama_and_qwen2_left_padded_batches_match_each_sequence_alone() {
+        // Grouped-query and multi-head attention, without and with q/k/v biases.
+        for (arch, kv_heads) in [(Architecture::Llama, 2), (Architecture::Qwen2, 4), (Architecture::Qwen2, 1)] {
+            let cfg = config(arch, kv_heads);
+            for device in devices() {
+                check_left_padded_batch(&llama(&cfg, device), cfg.vocab_size, device);
+            }
+        }
+    }
+
+    #[test]
+    fn gpt2_left_padded_batches_match_each_sequence_alone() {
+        let cfg = config(Architecture::Gpt2, 4);
+        for device in devices() {
+            check_left_padded_batch(&gpt2(&cfg, device), cfg.vocab_size, device);
+        }
+    }
+
+    #[test]
+    fn left_padding_needs_one_pad_per_row_within_the_capacity() {
+        let mut cache = KvCache::new(1, [3, 1, 2], 8, Kind::Float, Device::Cpu).unwrap();
+        let wrong = cache.set_left_padding(vec![1, 2]);
+        assert!(matches!(wrong, Err(MedgenError::InvalidArgument { name: "pads", .. })), "{wrong:?}");
+        let too_long = cache.set_left_padding(vec![0, 8, 1]);
+        assert!(matches!(too_long, Err(MedgenError::InvalidArgument { name: "pads", .. })), "{too_long:?}");
+    }
+
+    #[test]
+    fn padding_positions_see_only_themselves_and_real_positions_skip_them() {
+        let mut cache = KvCache::new(1, [2, 1, 2], 8, Kind::Float, Device::Cpu).unwrap();
+        cache.set_left_padding(vec![2, 0]).unwrap();
+        let mask = cache.attention_mask(3).unwrap().unwrap().to_kind(Kind::Int64).flatten(0, -1);
+        #[rustfmt::skip]
+        let want = [
+            1, 0, 0,  0, 1, 0,  0, 0, 1, // two padding positions, then one real
+            1, 0, 0,  1, 1, 0,  1, 1, 1, // no padding: causal
+        ];
+        assert_eq!(Vec::<i64>::try_from(mask).unwrap(), want);
+        let positions = cache.positions(3).unwrap().flatten(0, -1);
+        assert_eq!(Vec::<i64>::try_from(positions).unwrap(), [0, 0, 0, 0, 1, 2]);
+    }
+
+    #[test]
+    fn a_single_sequence_keeps_the_cpu_fast_path_unless_padded() {
+        let mut cache = KvCache::new(1, [1, 1, 2], 8, Kind::Float, Device::Cpu).unwrap();
+        cache.set_left_padding(vec![0]).unwrap();
+        assert!(cache.is_cpu_f32() && cache.attention_mask(1).unwrap().is_none());
+        cache.set_left_padding(vec![3]).unwrap();
+        assert!(!cache.is_cpu_f32());
+    }
 }
