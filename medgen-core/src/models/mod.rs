@@ -335,7 +335,6 @@ impl KvCache {
     /// padded on the left into one `[batch, s]` prefill. Call it on the empty cache, before
     /// the prefill.
     // Only tests call it until the batched generation engine (written elsewhere) lands.
-    #[allow(dead_code)]
     pub(crate) fn set_left_padding(&mut self, pads: Vec<usize>) -> Result<()> {
         let batch = self.batch();
         if pads.len() != batch {
