@@ -77,10 +77,43 @@ def test_config_object_and_keyword_overrides(model):
     assert cfg.max_new_tokens == 30  # overrides do not change the caller's config
 
 
-def test_a_list_in_gives_a_list_out_equal_to_one_by_one(model):
-    prompts = ["Note 1: chest pain. Plan:", "Note 2: fever. Plan:", "患者男性，50岁，主诉胸痛。"]
-    outs = model.generate(prompts, max_new_tokens=8)
-    assert [o.token_ids for o in outs] == [model.generate(p, max_new_tokens=8).token_ids for p in prompts]
+@pytest.mark.parametrize("options", [{}, dict(num_beams=3, num_return_sequences=2), dict(do_sample=True, seed=3)])
+def test_a_list_in_gives_a_list_out_equal_to_one_by_one(model, options):
+    """A list runs in batches (here of 3, and of 2 then 1): each result equals the prompt alone."""
+    prompts = ["Note 1: chest pain. Plan:", "Note 2: fever after a long flight from abroad. Plan:", "患者男性，50岁，主诉胸痛。"]
+    alone = [model.generate(p, max_new_tokens=8, **options) for p in prompts]
+    for batch_size in [8, 2]:
+        outs = model.generate(prompts, max_new_tokens=8, batch_size=batch_size, **options)
+        assert [o.token_ids for o in outs] == [a.token_ids for a in alone]
+        assert [[s["token_ids"] for s in o.sequences] for o in outs] == [[s["token_ids"] for s in a.sequences] for a in alone]
+
+
+def test_a_list_of_prompts_can_be_interrupted():
+    code = ("import medgen; m = medgen.Model.load(); print('ready', flush=True); "
+            "m.generate(['Write a long history of medicine.', 'Another one.'], max_new_tokens=4000, min_new_tokens=4000)")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "ready"
+    time.sleep(1.0)
+    sent = time.time()
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert "KeyboardInterrupt" in err
+    assert time.time() - sent < 10
+
+
+def test_encoder_decoder_models_generate_as_the_cli(tmp_path):
+    """A tiny T5 made by transformers: the model kind comes from config.json."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from test_seq2seq import make_tiny_seq2seq
+
+    path = make_tiny_seq2seq("t5_gated", tmp_path / "t5")
+    m = medgen.Model.load(path)
+    assert json.loads(m.info_json)["encoder_decoder"] is True
+    prompts = ["summarize: chest pain, no fever.", "summarize: cough"]
+    outs = m.generate(prompts, max_new_tokens=6, num_beams=2)
+    for p, o in zip(prompts, outs):
+        ref = cli("generate", "--model", path, "--prompt", p, "--max-new-tokens", 6, "--num-beams", 2, "--json")
+        assert o.token_ids == ref["token_ids"] and o.text == ref["text"]
 
 
 def test_streaming_equals_non_streaming_and_can_be_cancelled(model):
@@ -143,6 +176,11 @@ def test_keyboard_interrupt_stops_a_long_generation():
     (lambda m: m.generate(PROMPT, bogus=1), TypeError),
     (lambda m: m.generate(123), TypeError),
     (lambda m: m.generate([PROMPT, 5]), TypeError),
+    (lambda m: m.generate([]), medgen.InvalidArgumentError),
+    (lambda m: m.generate([PROMPT], batch_size=0), medgen.InvalidArgumentError),
+    (lambda m: m.generate([PROMPT, ""]), medgen.InvalidArgumentError),
+    (lambda m: m.generate([PROMPT], num_beams=0), medgen.InvalidArgumentError),
+    (lambda m: m.generate(PROMPT, num_beams=2, num_return_sequences=3), medgen.InvalidArgumentError),
     (lambda m: m.generate(PROMPT, temperature="hot"), TypeError),
     (lambda m: m.generate(PROMPT, max_new_tokens=-3), OverflowError),
     (lambda m: m.chat([{"role": "user"}]), TypeError),
