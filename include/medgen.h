@@ -573,6 +573,22 @@ medgen_status medgen_generate(const medgen_model *model,
                               medgen_text **out);
 
 /*
+ Generates a continuation of each of `prompts[0..n]`, all in one batch (one pass through
+ the network per step; each result equals the prompt generated alone with `params`). On
+ success `out[i]` holds prompt `i`'s text, each to release with `medgen_text_free`; on
+ failure nothing is written. An empty batch (`n` = 0) is `MEDGEN_ERR_INVALID_ARGUMENT`.
+
+ # Safety
+ As `medgen_generate`; `prompts` is readable for `n` NUL-terminated strings and `out` is
+ writable for `n` pointers.
+ */
+medgen_status medgen_generate_batch(const medgen_model *model,
+                                    const char *const *prompts,
+                                    size_t n,
+                                    const medgen_generation_params *params,
+                                    medgen_text **out);
+
+/*
  Answers the conversation `messages[0..n]` through the model's chat template. On success
  `*out` holds the reply, to release with `medgen_text_free`.
 

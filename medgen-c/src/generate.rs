@@ -198,6 +198,42 @@ pub unsafe extern "C" fn medgen_generate(
     })
 }
 
+/// Generates a continuation of each of `prompts[0..n]`, all in one batch (one pass through
+/// the network per step; each result equals the prompt generated alone with `params`). On
+/// success `out[i]` holds prompt `i`'s text, each to release with `medgen_text_free`; on
+/// failure nothing is written. An empty batch (`n` = 0) is `MEDGEN_ERR_INVALID_ARGUMENT`.
+///
+/// # Safety
+/// As `medgen_generate`; `prompts` is readable for `n` NUL-terminated strings and `out` is
+/// writable for `n` pointers.
+#[no_mangle]
+pub unsafe extern "C" fn medgen_generate_batch(
+    model: *const medgen_model,
+    prompts: *const *const c_char,
+    n: usize,
+    params: *const medgen_generation_params,
+    out: *mut *mut medgen_text,
+) -> medgen_status {
+    ffi_boundary(|| {
+        let (model, cfg) = unsafe { common(model, params, out) }?;
+        if prompts.is_null() {
+            return Err(null("prompts"));
+        }
+        if n == 0 {
+            return Err(Failure(MEDGEN_ERR_INVALID_ARGUMENT, "`n` is 0: the batch is empty".into()));
+        }
+        let texts = unsafe { std::slice::from_raw_parts(prompts, n) }
+            .iter()
+            .map(|&p| unsafe { str_arg(p, "prompts[i]") })
+            .collect::<FfiResult<Vec<_>>>()?;
+        let generations = model.generate_batch(&texts, &cfg)?;
+        for (i, g) in generations.into_iter().enumerate() {
+            finish(unsafe { out.add(i) }, g);
+        }
+        Ok(())
+    })
+}
+
 /// The messages of a chat, checked.
 ///
 /// # Safety

@@ -284,6 +284,35 @@ static void test_beams(medgen_model *m) {
     CHECK(u == UNTOUCHED);
 }
 
+/* A batch: each text equals the prompt generated alone; bad batches write nothing. */
+static void test_batch(medgen_model *m) {
+    medgen_generation_params g = medgen_generation_params_default();
+    g.max_new_tokens = 8;
+    g.num_beams = 2;
+    const char *prompts[3] = {"Chest pain", "Fever and cough for three days", "Impression:"};
+    medgen_text *out[3] = {NULL, NULL, NULL};
+    EXPECT_STATUS(medgen_generate_batch(m, prompts, 3, &g, out), MEDGEN_OK);
+    for (int i = 0; i < 3; i++) {
+        medgen_text *alone = NULL;
+        EXPECT_STATUS(medgen_generate(m, prompts[i], &g, &alone), MEDGEN_OK);
+        CHECK(strcmp(medgen_text_str(out[i]), medgen_text_str(alone)) == 0);
+        CHECK(medgen_text_n_tokens(out[i]) == medgen_text_n_tokens(alone));
+        CHECK(memcmp(medgen_text_tokens(out[i]), medgen_text_tokens(alone),
+                     medgen_text_n_tokens(alone) * sizeof(int32_t)) == 0);
+        medgen_text_free(alone);
+        medgen_text_free(out[i]);
+    }
+    medgen_text *untouched[2] = {UNTOUCHED, UNTOUCHED};
+    const char *bad[2] = {"ok", "bad \xc3\x28 utf8"};
+    const char *with_null[2] = {"ok", NULL};
+    EXPECT_STATUS(medgen_generate_batch(m, prompts, 0, &g, untouched), MEDGEN_ERR_INVALID_ARGUMENT);
+    EXPECT_STATUS(medgen_generate_batch(m, NULL, 2, &g, untouched), MEDGEN_ERR_NULL_ARGUMENT);
+    EXPECT_STATUS(medgen_generate_batch(m, bad, 2, &g, untouched), MEDGEN_ERR_INVALID_UTF8);
+    EXPECT_STATUS(medgen_generate_batch(m, with_null, 2, &g, untouched), MEDGEN_ERR_NULL_ARGUMENT);
+    EXPECT_STATUS(medgen_generate_batch(m, prompts, 2, &g, NULL), MEDGEN_ERR_NULL_ARGUMENT);
+    CHECK(untouched[0] == UNTOUCHED && untouched[1] == UNTOUCHED);
+}
+
 static void test_chat(medgen_model *m) {
     medgen_generation_params g = medgen_generation_params_default();
     g.max_new_tokens = 8;
@@ -413,6 +442,7 @@ int main(int argc, char **argv) {
     test_generate(m);
     test_chat(m);
     test_beams(m);
+    test_batch(m);
     test_clinical(m);
     medgen_model_free(m);
 
