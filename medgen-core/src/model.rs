@@ -416,6 +416,10 @@ fn compute_setup(opts: &LoadOptions) -> Result<(Arc<rayon::ThreadPool>, Device)>
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .thread_name(|i| format!("medgen-{i}"))
+        // OpenMP's thread count is per thread: libtorch calls made on a worker would
+        // otherwise start OpenMP teams of their own, whose spinning workers compete with
+        // the pool's (a quarter of a T5 encoder's time went to them).
+        .start_handler(|_| tch::set_num_threads(1))
         .build()
         .map_err(|e| MedgenError::invalid("threads", e.to_string()))?;
     let device = match opts.device {
