@@ -69,8 +69,9 @@ test-rust: $(STAMP)
 test-python: build-python lib
 	$(PY) -m pytest -q tests medgen-py/tests
 
-bench: build
-	$(PY) -m pip install -q -r requirements/bench.txt || echo "llama-cpp-python did not install: its row is left out"
+bench: build-python
+	$(PY) -m pip install -q -r requirements/bench.txt
+	$(PY) -m pip install -q -r requirements/bench-llama.txt || echo "llama-cpp-python did not install: its row is left out"
 	$(PY) tests/bench.py
 	$(PY) tests/bench_seq2seq.py
 	$(PY) tests/bench_deid.py
