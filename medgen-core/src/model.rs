@@ -454,6 +454,8 @@ pub(crate) enum State {
         /// The encoder's output and mask, one row per decoder row.
         encoded: Tensor,
         mask: Tensor,
+        /// The prompt whose encoder output each row reads.
+        inputs: Vec<usize>,
     },
 }
 
@@ -488,7 +490,8 @@ impl Model {
                 let start = vec![s2s.config.decoder_start_token_id as i64; prompts.len()];
                 let start = Tensor::f_from_slice(&start)?.f_view([prompts.len() as i64, 1])?.f_to_device(self.device)?;
                 let logits = s2s.network.decode(&start, &encoded, &mask, &mut cache)?;
-                Ok((State::Seq2Seq { cache, encoded, mask }, rows(&logits)?))
+                let inputs = (0..prompts.len()).collect();
+                Ok((State::Seq2Seq { cache, encoded, mask, inputs }, rows(&logits)?))
             }
         }))
     }
@@ -506,17 +509,20 @@ impl Model {
                 let logits = net.forward(&ids_column(tokens, self.device)?, cache)?;
                 rows(&logits)
             }
-            (Net::Seq2Seq(s2s), State::Seq2Seq { cache, encoded, mask }) => {
-                let batch = encoded.size()[0] as usize;
-                if sources.len() != batch || sources.iter().enumerate().any(|(i, &r)| i != r) {
-                    if let Some(bad) = sources.iter().find(|&&r| r >= batch) {
-                        return Err(MedgenError::invalid("rows", format!("row {bad} is outside the batch of {batch}")));
-                    }
+            (Net::Seq2Seq(s2s), State::Seq2Seq { cache, encoded, mask, inputs }) => {
+                if let Some(bad) = sources.iter().find(|&&r| r >= inputs.len()) {
+                    return Err(MedgenError::invalid("rows", format!("row {bad} is outside the batch of {}", inputs.len())));
+                }
+                let moved: Vec<usize> = sources.iter().map(|&r| inputs[r]).collect();
+                // Rows keep their encoder output unless prompts joined or left the batch.
+                let cross = moved != *inputs;
+                cache.reorder(sources, cross)?;
+                if cross {
                     let index: Vec<i64> = sources.iter().map(|&r| r as i64).collect();
                     let index = Tensor::f_from_slice(&index)?.f_to_device(self.device)?;
-                    cache.reorder(&index)?;
                     *encoded = encoded.f_index_select(0, &index)?;
                     *mask = mask.f_index_select(0, &index)?;
+                    *inputs = moved;
                 }
                 let logits = s2s.network.decode(&ids_column(tokens, self.device)?, encoded, mask, cache)?;
                 rows(&logits)

@@ -39,32 +39,78 @@ impl Rows<'_> {
 /// `y[o] = dot(w[o, :], x)` for every row `o`.
 /// Quantized rows need `x.len()` to be a multiple of 32.
 pub(crate) fn matvec(w: Rows, x: &[f32], y: &mut [f32]) {
-    let n = x.len();
+    matmul(w, x, 1, y);
+}
+
+/// `y[r, o] = dot(w[o, :], x[r, :])` for the `m` rows of `x` (`[m, n]`), into `y`
+/// (`[m, out]`). Each weight row is read from memory once for all `m` rows, so a few rows
+/// (beams, a small batch) cost about what one costs; each row's result is the same as
+/// `matvec` of that row alone.
+pub(crate) fn matmul(w: Rows, x: &[f32], m: usize, y: &mut [f32]) {
+    let (n, out) = (x.len() / m, y.len() / m);
     let stride = w.row_len(n);
     // Q4_0's offset and Q4_1's minimum multiply the sum of x over each block.
     let block_sums: Vec<f32> = match w {
         Rows::Q4_0(_) | Rows::Q4_1(_) => x.chunks_exact(32).map(|c| c.iter().sum()).collect(),
         _ => Vec::new(),
     };
-    // Enough rows per task to amortise scheduling, enough tasks to balance the threads.
-    let rows_per_task = (y.len() / (4 * rayon::current_num_threads())).clamp(16, 1024);
-    y.par_chunks_mut(rows_per_task).enumerate().for_each(|(task, ys)| {
-        let first = task * rows_per_task;
-        for (r, out) in ys.iter_mut().enumerate() {
-            let row = (first + r) * stride;
-            let end = row + stride;
-            *out = match w {
-                Rows::F32(w) => dot_f32(&w[row..end], x),
-                Rows::Bf16(w) => dot_bf16(&w[row..end], x),
-                Rows::Q8_0(w) => dot_q8_0(&w[row..end], x),
-                Rows::Q4_0(w) => dot_q4(&w[row..end], x, &block_sums, false),
-                Rows::Q4_1(w) => dot_q4(&w[row..end], x, &block_sums, true),
-            };
+    let dot = |o: usize, r: usize| {
+        let (row, xr) = (o * stride, &x[r * n..(r + 1) * n]);
+        let end = row + stride;
+        let sums = block_sums.get(r * n / 32..(r + 1) * n / 32).unwrap_or(&[]);
+        match w {
+            Rows::F32(w) => dot_f32(&w[row..end], xr),
+            Rows::Bf16(w) => dot_bf16(&w[row..end], xr),
+            Rows::Q8_0(w) => dot_q8_0(&w[row..end], xr),
+            Rows::Q4_0(w) => dot_q4(&w[row..end], xr, sums, false),
+            Rows::Q4_1(w) => dot_q4(&w[row..end], xr, sums, true),
+        }
+    };
+    // Enough weight rows per task to amortise scheduling, enough tasks to balance the threads.
+    let rows_per_task = (out / (4 * rayon::current_num_threads())).clamp(16, 1024);
+    if m == 1 {
+        y.par_chunks_mut(rows_per_task).enumerate().for_each(|(task, ys)| {
+            let first = task * rows_per_task;
+            for (c, ys) in ys.chunks_mut(4).enumerate() {
+                let o = first + 4 * c;
+                match (w, ys.len()) {
+                    (Rows::F32(wf), 4) => {
+                        let row = |j: usize| &wf[(o + j) * stride..(o + j + 1) * stride];
+                        ys.copy_from_slice(&dot_rows4_f32([row(0), row(1), row(2), row(3)], x));
+                    }
+                    _ => ys.iter_mut().enumerate().for_each(|(j, y)| *y = dot(o + j, 0)),
+                }
+            }
+        });
+        return;
+    }
+    // Weight row by weight row, all `m` products of each: `[out, m]`, transposed after.
+    let mut t = vec![0.0f32; out * m];
+    t.par_chunks_mut(rows_per_task * m).enumerate().for_each(|(task, ts)| {
+        for (i, ys) in ts.chunks_mut(m).enumerate() {
+            let o = task * rows_per_task + i;
+            for (c, ys) in ys.chunks_mut(4).enumerate() {
+                let r = 4 * c;
+                match (w, <&mut [f32; 4]>::try_from(ys)) {
+                    (Rows::F32(wf), Ok(ys4)) => {
+                        let xr = |j: usize| &x[(r + j) * n..(r + j + 1) * n];
+                        *ys4 = dot4_f32(&wf[o * stride..(o + 1) * stride], [xr(0), xr(1), xr(2), xr(3)]);
+                    }
+                    (_, Ok(ys4)) => ys4.iter_mut().enumerate().for_each(|(j, y)| *y = dot(o, r + j)),
+                    (_, Err(_)) => {}
+                }
+            }
+            // Rows past the last four.
+            for r in (m / 4 * 4)..m {
+                ys[r] = dot(o, r);
+            }
         }
     });
+    for (o, ys) in t.chunks(m).enumerate() {
+        ys.iter().enumerate().for_each(|(r, &v)| y[r * out + o] = v);
+    }
 }
 
-/// HF's RMSNorm: `x / sqrt(mean(x^2) + eps) * w`.
 pub(crate) fn rms_norm(x: &[f32], w: &[f32], eps: f64, out: &mut [f32]) {
     let mean = x.iter().map(|v| (v * v) as f64).sum::<f64>() / x.len().max(1) as f64;
     let scale = (1.0 / (mean + eps).sqrt()) as f32;
@@ -139,6 +185,24 @@ fn dot_f32(w: &[f32], x: &[f32]) -> f32 {
         return unsafe { avx2::dot_f32(w, x) };
     }
     w.iter().zip(x).map(|(a, b)| a * b).sum()
+}
+
+fn dot_rows4_f32(w: [&[f32]; 4], x: &[f32]) -> [f32; 4] {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2() {
+        // SAFETY: as in dot_f32; every slice is at least as long as the shortest.
+        return unsafe { avx2::dot_rows4_f32(w, x) };
+    }
+    w.map(|w| dot_f32(w, x))
+}
+
+fn dot4_f32(w: &[f32], x: [&[f32]; 4]) -> [f32; 4] {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2() {
+        // SAFETY: as in dot_f32; every slice is at least as long as the shortest.
+        return unsafe { avx2::dot4_f32(w, x) };
+    }
+    x.map(|x| dot_f32(w, x))
 }
 
 fn dot_bf16(w: &[u16], x: &[f32]) -> f32 {
@@ -231,6 +295,64 @@ mod avx2 {
             total += w[k] * x[k];
         }
         total
+    }
+
+    /// `dot_f32` of four weight rows with one activation row: each activation vector is
+    /// loaded once for four FMAs, two chunks at a time for eight independent accumulators.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn dot_rows4_f32(w: [&[f32]; 4], x: &[f32]) -> [f32; 4] {
+        let n = w.iter().fold(x.len(), |n, w| n.min(w.len()));
+        let xp = x.as_ptr();
+        let wp = w.map(<[f32]>::as_ptr);
+        let mut acc = [[_mm256_setzero_ps(); 4]; 2];
+        let mut i = 0;
+        while i + 16 <= n {
+            for (h, acc) in acc.iter_mut().enumerate() {
+                let k = i + 8 * h;
+                let xv = _mm256_loadu_ps(xp.add(k));
+                for r in 0..4 {
+                    acc[r] = _mm256_fmadd_ps(_mm256_loadu_ps(wp[r].add(k)), xv, acc[r]);
+                }
+            }
+            i += 16;
+        }
+        let mut out = [0.0; 4];
+        for r in 0..4 {
+            out[r] = hsum(_mm256_add_ps(acc[0][r], acc[1][r]));
+            for k in i..n {
+                out[r] += w[r][k] * x[k];
+            }
+        }
+        out
+    }
+
+    /// `dot_f32` of one weight row with four activation rows: each weight vector is loaded
+    /// once for four FMAs, two chunks at a time for eight independent accumulators.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn dot4_f32(w: &[f32], x: [&[f32]; 4]) -> [f32; 4] {
+        let n = x.iter().fold(w.len(), |n, x| n.min(x.len()));
+        let wp = w.as_ptr();
+        let xp = x.map(<[f32]>::as_ptr);
+        let mut acc = [[_mm256_setzero_ps(); 4]; 2];
+        let mut i = 0;
+        while i + 16 <= n {
+            for (h, acc) in acc.iter_mut().enumerate() {
+                let k = i + 8 * h;
+                let wv = _mm256_loadu_ps(wp.add(k));
+                for r in 0..4 {
+                    acc[r] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(xp[r].add(k)), acc[r]);
+                }
+            }
+            i += 16;
+        }
+        let mut out = [0.0; 4];
+        for r in 0..4 {
+            out[r] = hsum(_mm256_add_ps(acc[0][r], acc[1][r]));
+            for k in i..n {
+                out[r] += w[k] * x[r][k];
+            }
+        }
+        out
     }
 
     /// The little-endian f16 at `b[i..i + 2]`, converted with F16C.
@@ -331,6 +453,35 @@ mod tests {
     fn reference(w: &[f32], x: &[f32], rows: usize) -> Vec<f64> {
         let n = x.len();
         (0..rows).map(|r| (0..n).map(|i| w[r * n + i] as f64 * x[i] as f64).sum()).collect()
+    }
+
+    #[test]
+    fn matmul_of_several_rows_equals_matvec_of_each() {
+        for (rows, n, m) in [(37, 100, 2), (300, 576, 4), (70, 1543, 7), (64, 512, 16)] {
+            let w: Vec<f32> = (0..rows * n).map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0).collect();
+            let x: Vec<f32> = (0..m * n).map(|i| ((i * 104729) % 997) as f32 / 498.0 - 1.0).collect();
+            // Q4_1 blocks (scale, minimum, nibbles): each row's block sums must be its own.
+            let mut q: Vec<u8> = (0..rows * n / 32 * 20).map(|i| ((i * 2654435761usize) >> 7) as u8).collect();
+            for block in q.chunks_exact_mut(20) {
+                block[..2].copy_from_slice(&half::f16::from_f32(0.01).to_le_bytes());
+                block[2..4].copy_from_slice(&half::f16::from_f32(-0.03).to_le_bytes());
+            }
+            for weights in [Rows::F32(&w), Rows::Q4_1(&q)] {
+                if matches!(weights, Rows::Q4_1(_)) && n % 32 != 0 {
+                    continue;
+                }
+                let mut y = vec![0.0; m * rows];
+                matmul(weights, &x, m, &mut y);
+                for r in 0..m {
+                    let mut one = vec![0.0; rows];
+                    matvec(weights, &x[r * n..(r + 1) * n], &mut one);
+                    for (a, b) in y[r * rows..(r + 1) * rows].iter().zip(&one) {
+                        // Only the order of the f32 additions differs.
+                        assert!((a - b).abs() <= 1e-6 * n as f32, "row {r}: {a} vs {b}");
+                    }
+                }
+            }
+        }
     }
 
     #[test]

@@ -100,6 +100,11 @@ impl Loader<'_> {
 }
 
 /// A linear layer `x @ weight.T + bias`, with `weight` as `[out, in]`.
+/// Activation rows up to which a CPU linear layer runs in medgen's kernel rather than
+/// libtorch's GEMM, which copies (packs) the whole weight on every call: for a handful of
+/// rows that copy costs more than the product.
+const KERNEL_ROWS: i64 = 16;
+
 pub(crate) struct Linear {
     weight: Weight,
     bias: Option<Weight>,
@@ -165,9 +170,10 @@ impl Linear {
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let size = x.size();
         let inp = size.last().copied().unwrap_or(0);
-        if x.device() == Device::Cpu && x.numel() as i64 == inp {
+        let m = if inp > 0 { x.numel() as i64 / inp } else { 0 };
+        if x.device() == Device::Cpu && (1..=KERNEL_ROWS).contains(&m) {
             if let Some(rows) = self.cpu_rows() {
-                return self.forward_one_row(x, rows, &size);
+                return self.forward_rows(x, rows, &size, m as usize);
             }
         }
         if x.device() == Device::Cpu && rayon::current_num_threads() > 1 {
@@ -215,8 +221,9 @@ impl Linear {
         })
     }
 
-    /// One activation row (a decode step) through medgen's matrix-vector kernel.
-    fn forward_one_row(&self, x: &Tensor, rows: kernels::Rows, size: &[i64]) -> Result<Tensor> {
+    /// A few activation rows (a decode step of one sequence, of its beams or of a small
+    /// batch) through medgen's kernel, which reads the weight once for all of them.
+    fn forward_rows(&self, x: &Tensor, rows: kernels::Rows, size: &[i64], m: usize) -> Result<Tensor> {
         let x32 = match x.kind() {
             Kind::Float => x.f_contiguous()?,
             _ => x.f_to_kind(Kind::Float)?.f_contiguous()?,
@@ -228,12 +235,12 @@ impl Linear {
         }
         let y = Tensor::f_empty(shape.as_slice(), (Kind::Float, Device::Cpu))?;
         // SAFETY: `x32` is a contiguous f32 CPU tensor of `numel` elements that lives until
-        // the end of this function; `y` was just allocated with `out` f32 elements and
+        // the end of this function; `y` was just allocated with `m * out` f32 elements and
         // nothing else refers to it yet.
         unsafe {
             let xs = std::slice::from_raw_parts(x32.data_ptr() as *const f32, x32.numel());
-            let ys = std::slice::from_raw_parts_mut(y.data_ptr() as *mut f32, out as usize);
-            kernels::matvec(rows, xs, ys);
+            let ys = std::slice::from_raw_parts_mut(y.data_ptr() as *mut f32, m * out as usize);
+            kernels::matmul(rows, xs, m, ys);
         }
         let y = if x.kind() == Kind::Float { y } else { y.f_to_kind(x.kind())? };
         Ok(match &self.bias {

@@ -52,12 +52,20 @@ impl Seq2SeqCache {
         self.self_attn.advance(t);
     }
 
-    /// Keeps the sequences at `rows` (int64 indices into the batch, repeats allowed), in
-    /// that order: what beam search does after each step. The batch size becomes `rows`'s length.
-    pub fn reorder(&mut self, rows: &Tensor) -> Result<()> {
-        for (k, v) in self.self_attn.layers.iter_mut().chain(self.cross.iter_mut()) {
-            *k = k.f_index_select(0, rows)?;
-            *v = v.f_index_select(0, rows)?;
+    /// Keeps the sequences at `rows` (indices into the batch, repeats allowed), in that
+    /// order: what beam search does after each step. The batch size becomes `rows`'s length.
+    /// With `cross` false the cross-attention keys and values stay as they are: right when
+    /// each new row reads the same encoder output as the old row at its index (beams of one
+    /// prompt share it), and far cheaper, as they span the whole input.
+    pub fn reorder(&mut self, rows: &[usize], cross: bool) -> Result<()> {
+        self.self_attn.reorder(rows)?;
+        if cross && !self.cross.is_empty() {
+            let index: Vec<i64> = rows.iter().map(|&r| r as i64).collect();
+            let index = Tensor::f_from_slice(&index)?.f_to_device(self.cross[0].0.device())?;
+            for (k, v) in self.cross.iter_mut() {
+                *k = k.f_index_select(0, &index)?;
+                *v = v.f_index_select(0, &index)?;
+            }
         }
         Ok(())
     }
@@ -227,7 +235,7 @@ mod tests {
         let _ = cache.self_attn.update(0, &k, &k).unwrap();
         cache.advance(1);
         cache.cross.push((k.shallow_clone(), k.shallow_clone()));
-        cache.reorder(&Tensor::from_slice(&[1i64, 1, 0])).unwrap();
+        cache.reorder(&[1, 1, 0], true).unwrap();
         assert_eq!(cache.len(), 1);
         let (kc, _) = &cache.self_attn.layers[0];
         assert_eq!(values(&kc.narrow(2, 0, 1)), [20.0, 20.0, 10.0]);
