@@ -348,7 +348,12 @@ fn generate_file(a: &GenerateArgs, file: &Path, cfg: &GenerationConfig) -> Resul
     for batch in ids.chunks(a.batch_size) {
         for out in m.generate_batch_ids(batch.to_vec(), cfg, || ControlFlow::Continue(()))? {
             let line = serde_json::to_string(&out).unwrap_or_default();
-            writeln!(stdout, "{line}").map_err(|e| MedgenError::Io { path: "<stdout>".into(), source: e })?;
+            match writeln!(stdout, "{line}") {
+                // A closed stdout (for example `| head`) ends the run, as it ends streaming.
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
+                Err(e) => return Err(MedgenError::Io { path: "<stdout>".into(), source: e }),
+                Ok(()) => {}
+            }
         }
     }
     Ok(())
