@@ -19,6 +19,11 @@ MEDGEN = ROOT / "target/release/medgen"
 PROMPT = "Radiology report. Findings: right lower lobe consolidation, no effusion. Impression:"
 
 
+# The child turns SIGINT into KeyboardInterrupt itself: a Python started with SIGINT ignored
+# (inherited from a parent that ignores it, as a long test run may) installs no handler.
+SIGINT_RAISES = "import signal; signal.signal(signal.SIGINT, signal.default_int_handler)"
+
+
 @pytest.fixture(scope="module")
 def model():
     return medgen.Model.load()
@@ -89,7 +94,7 @@ def test_a_list_in_gives_a_list_out_equal_to_one_by_one(model, options):
 
 
 def test_a_list_of_prompts_can_be_interrupted():
-    code = ("import medgen; m = medgen.Model.load(); print('ready', flush=True); "
+    code = (f"{SIGINT_RAISES}; import medgen; m = medgen.Model.load(); print('ready', flush=True); "
             "m.generate(['Write a long history of medicine.', 'Another one.'], max_new_tokens=4000, min_new_tokens=4000)")
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert proc.stdout.readline().strip() == "ready"
@@ -154,7 +159,7 @@ def test_threads_generate_at_once_on_one_model_and_release_the_gil(model):
 
 
 def test_keyboard_interrupt_stops_a_long_generation():
-    code = ("import medgen; m = medgen.Model.load(); print('ready', flush=True); "
+    code = (f"{SIGINT_RAISES}; import medgen; m = medgen.Model.load(); print('ready', flush=True); "
             "m.generate('Write a long history of medicine.', max_new_tokens=4000, min_new_tokens=4000)")
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert proc.stdout.readline().strip() == "ready"
