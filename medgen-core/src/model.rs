@@ -240,7 +240,6 @@ impl Model {
         Ok(self.sha256.get_or_init(|| h).clone())
     }
 
-
     /// Token ids of `text` with the model's BOS/EOS rules.
     pub fn tokenize(&self, text: &str) -> Result<Vec<u32>> {
         self.tokenizer.encode(text, true)
@@ -487,8 +486,7 @@ impl Model {
                 let (ids, mask) = s2s.batch(prompts)?;
                 let encoded = s2s.network.encode(&ids, &mask)?;
                 let mut cache = s2s.network.new_cache(prompts.len(), new_tokens + 1)?;
-                let start = vec![s2s.config.decoder_start_token_id as i64; prompts.len()];
-                let start = Tensor::f_from_slice(&start)?.f_view([prompts.len() as i64, 1])?.f_to_device(self.device)?;
+                let start = ids_column(&vec![s2s.config.decoder_start_token_id; prompts.len()], self.device)?;
                 let logits = s2s.network.decode(&start, &encoded, &mask, &mut cache)?;
                 let inputs = (0..prompts.len()).collect();
                 Ok((State::Seq2Seq { cache, encoded, mask, inputs }, rows(&logits)?))

@@ -76,7 +76,8 @@ pub(crate) fn matmul(w: Rows, x: &[f32], m: usize, y: &mut [f32]) {
                 match (w, ys.len()) {
                     (Rows::F32(wf), 4) => {
                         let row = |j: usize| &wf[(o + j) * stride..(o + j + 1) * stride];
-                        ys.copy_from_slice(&dot_rows4_f32([row(0), row(1), row(2), row(3)], x));
+                        // The products commute: one activation row with four weight rows.
+                        ys.copy_from_slice(&dot4_f32(x, [row(0), row(1), row(2), row(3)]));
                     }
                     _ => ys.iter_mut().enumerate().for_each(|(j, y)| *y = dot(o + j, 0)),
                 }
@@ -187,15 +188,6 @@ fn dot_f32(w: &[f32], x: &[f32]) -> f32 {
     w.iter().zip(x).map(|(a, b)| a * b).sum()
 }
 
-fn dot_rows4_f32(w: [&[f32]; 4], x: &[f32]) -> [f32; 4] {
-    #[cfg(target_arch = "x86_64")]
-    if has_avx2() {
-        // SAFETY: as in dot_f32; every slice is at least as long as the shortest.
-        return unsafe { avx2::dot_rows4_f32(w, x) };
-    }
-    w.map(|w| dot_f32(w, x))
-}
-
 fn dot4_f32(w: &[f32], x: [&[f32]; 4]) -> [f32; 4] {
     #[cfg(target_arch = "x86_64")]
     if has_avx2() {
@@ -297,37 +289,9 @@ mod avx2 {
         total
     }
 
-    /// `dot_f32` of four weight rows with one activation row: each activation vector is
-    /// loaded once for four FMAs, two chunks at a time for eight independent accumulators.
-    #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn dot_rows4_f32(w: [&[f32]; 4], x: &[f32]) -> [f32; 4] {
-        let n = w.iter().fold(x.len(), |n, w| n.min(w.len()));
-        let xp = x.as_ptr();
-        let wp = w.map(<[f32]>::as_ptr);
-        let mut acc = [[_mm256_setzero_ps(); 4]; 2];
-        let mut i = 0;
-        while i + 16 <= n {
-            for (h, acc) in acc.iter_mut().enumerate() {
-                let k = i + 8 * h;
-                let xv = _mm256_loadu_ps(xp.add(k));
-                for r in 0..4 {
-                    acc[r] = _mm256_fmadd_ps(_mm256_loadu_ps(wp[r].add(k)), xv, acc[r]);
-                }
-            }
-            i += 16;
-        }
-        let mut out = [0.0; 4];
-        for r in 0..4 {
-            out[r] = hsum(_mm256_add_ps(acc[0][r], acc[1][r]));
-            for k in i..n {
-                out[r] += w[r][k] * x[k];
-            }
-        }
-        out
-    }
-
-    /// `dot_f32` of one weight row with four activation rows: each weight vector is loaded
-    /// once for four FMAs, two chunks at a time for eight independent accumulators.
+    /// `dot_f32` of one row with four others (a weight row with four activation rows, or an
+    /// activation row with four weight rows): each vector of `w` is loaded once for four
+    /// FMAs, two chunks at a time for eight independent accumulators.
     #[target_feature(enable = "avx2,fma")]
     pub unsafe fn dot4_f32(w: &[f32], x: [&[f32]; 4]) -> [f32; 4] {
         let n = x.iter().fold(w.len(), |n, x| n.min(x.len()));
