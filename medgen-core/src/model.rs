@@ -486,10 +486,10 @@ impl Model {
                 let (ids, mask) = s2s.batch(prompts)?;
                 let encoded = s2s.network.encode(&ids, &mask)?;
                 let mut cache = s2s.network.new_cache(prompts.len(), new_tokens + 1)?;
-                let start = ids_column(&vec![s2s.config.decoder_start_token_id; prompts.len()], self.device)?;
-                let logits = s2s.network.decode(&start, &encoded, &mask, &mut cache)?;
+                let start = vec![s2s.config.decoder_start_token_id; prompts.len()];
+                let logits = s2s.decode_step(&start, &encoded, &mask, &mut cache)?;
                 let inputs = (0..prompts.len()).collect();
-                Ok((State::Seq2Seq { cache, encoded, mask, inputs }, rows(&logits)?))
+                Ok((State::Seq2Seq { cache, encoded, mask, inputs }, logits))
             }
         }))
     }
@@ -522,8 +522,7 @@ impl Model {
                     *mask = mask.f_index_select(0, &index)?;
                     *inputs = moved;
                 }
-                let logits = s2s.network.decode(&ids_column(tokens, self.device)?, encoded, mask, cache)?;
-                rows(&logits)
+                s2s.decode_step(tokens, encoded, mask, cache)
             }
             _ => Err(MedgenError::invalid("state", "the state belongs to another kind of network")),
         }))
@@ -629,6 +628,15 @@ impl Seq2SeqModel {
     /// An empty decoder cache for `batch` sequences of up to `capacity` decoder tokens.
     pub fn new_cache(&self, batch: usize, capacity: usize) -> Result<Seq2SeqCache> {
         self.network.new_cache(batch, capacity)
+    }
+
+    /// Each row's logits after its one new token, through the network's CPU step where it
+    /// has one.
+    fn decode_step(&self, tokens: &[u32], encoded: &Tensor, mask: &Tensor, cache: &mut Seq2SeqCache) -> Result<Vec<Vec<f32>>> {
+        if let Some(logits) = self.network.decode_cpu(tokens, encoded, mask, cache)? {
+            return Ok(logits.chunks(self.config.vocab_size).map(<[f32]>::to_vec).collect());
+        }
+        rows(&self.network.decode(&ids_column(tokens, self.device)?, encoded, mask, cache)?)
     }
 
     /// The logits `[b, t, vocab]` (f32) of decoder `ids` (`[b, t]`) after the cached ones.

@@ -370,6 +370,24 @@ impl Activation {
             Activation::Silu => x.f_silu()?,
         })
     }
+
+    /// The same function on f32 values, in place.
+    pub(crate) fn apply_slice(self, x: &mut [f32]) -> Result<()> {
+        match self {
+            Activation::Relu => x.iter_mut().for_each(|v| *v = v.max(0.0)),
+            Activation::Silu => x.iter_mut().for_each(|v| *v /= 1.0 + (-*v).exp()),
+            Activation::GeluTanh => {
+                let c = (2.0 / std::f32::consts::PI).sqrt();
+                x.iter_mut().for_each(|v| *v = 0.5 * *v * (1.0 + (c * (*v + 0.044715 * *v * *v * *v)).tanh()));
+            }
+            // The standard library has no erf: libtorch's, as `apply` uses.
+            Activation::Gelu => {
+                let y = tch::Tensor::f_from_slice(x)?.f_gelu("none")?;
+                y.f_copy_data(x, x.len())?;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The shape of an encoder-decoder network, from an HF `config.json`. Fields marked (T5)

@@ -38,6 +38,7 @@ impl Rows<'_> {
 
 /// `y[o] = dot(w[o, :], x)` for every row `o`.
 /// Quantized rows need `x.len()` to be a multiple of 32.
+#[cfg(test)]
 pub(crate) fn matvec(w: Rows, x: &[f32], y: &mut [f32]) {
     matmul(w, x, 1, y);
 }
@@ -134,47 +135,51 @@ pub(crate) fn rope(x: &mut [f32], d: usize, cos: &[f32], sin: &[f32]) {
     }
 }
 
-/// Keys or values of one sequence: `[kv_heads, positions, head_dim]` with strides (in
-/// elements) between heads and between positions; the last dimension is contiguous.
+/// Keys or values of a batch: `[rows, kv_heads, positions, head_dim]` with strides (in
+/// elements) between rows, heads and positions; the last dimension is contiguous.
 pub(crate) struct Cached<'a> {
     pub data: &'a [f32],
+    pub row_stride: usize,
     pub head_stride: usize,
     pub pos_stride: usize,
 }
 
 impl Cached<'_> {
-    fn at(&self, head: usize, pos: usize, d: usize) -> &[f32] {
-        let start = head * self.head_stride + pos * self.pos_stride;
+    fn at(&self, row: usize, head: usize, pos: usize, d: usize) -> &[f32] {
+        let start = row * self.row_stride + head * self.head_stride + pos * self.pos_stride;
         &self.data[start..start + d]
     }
 }
 
-/// Attention of one new position: `q` is `[heads, d]`, keys and values hold `positions`
-/// cached positions of `kv_heads` heads (query head h reads kv head h / (heads / kv_heads));
-/// writes `[heads, d]` to `out`.
+/// Attention of one new position of a single sequence (row 0): `q` is `[heads, d]`, keys
+/// and values hold `positions` cached positions of `kv_heads` heads (query head h reads kv
+/// head h / (heads / kv_heads)); writes `[heads, d]` to `out`.
 pub(crate) fn attend_one(q: &[f32], k: &Cached, v: &Cached, shape: [usize; 3], positions: usize, out: &mut [f32]) {
     let [heads, kv_heads, d] = shape;
     let group = (heads / kv_heads.max(1)).max(1);
     let scale = 1.0 / (d as f32).sqrt();
-    let mut scores = vec![0f32; positions];
-    for h in 0..heads {
-        let (qh, g) = (&q[h * d..(h + 1) * d], h / group);
-        for (j, s) in scores.iter_mut().enumerate() {
-            *s = dot_f32(k.at(g, j, d), qh) * scale;
-        }
-        let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let mut sum = 0.0;
-        for s in scores.iter_mut() {
-            *s = (*s - max).exp();
-            sum += *s;
-        }
-        let oh = &mut out[h * d..(h + 1) * d];
-        oh.fill(0.0);
-        for (j, s) in scores.iter().enumerate() {
-            let p = s / sum;
-            for (o, vv) in oh.iter_mut().zip(v.at(g, j, d)) {
-                *o += p * vv;
-            }
+    for (h, (qh, oh)) in q.chunks_exact(d).zip(out.chunks_exact_mut(d)).take(heads).enumerate() {
+        attend_head(qh, [k, v], [0, h / group], positions, scale, &[], oh);
+    }
+}
+
+/// `softmax(q · k_j · scale + bias[j]) v_j` over the first `positions` keys of row `at[0]`,
+/// head `at[1]` of `kv`: one query head's attention. `bias` is empty or holds one additive
+/// term per position (masks, T5's position bias); `q` and `out` are `head_dim` long.
+pub(crate) fn attend_head(q: &[f32], kv: [&Cached; 2], at: [usize; 2], positions: usize, scale: f32, bias: &[f32], out: &mut [f32]) {
+    let ([k, v], [row, head], d) = (kv, at, q.len());
+    let mut scores: Vec<f32> = (0..positions).map(|j| dot_f32(k.at(row, head, j, d), q) * scale + bias.get(j).copied().unwrap_or(0.0)).collect();
+    let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut sum = 0.0;
+    for s in scores.iter_mut() {
+        *s = (*s - max).exp();
+        sum += *s;
+    }
+    out.fill(0.0);
+    for (j, s) in scores.iter().enumerate() {
+        let p = s / sum;
+        for (o, vv) in out.iter_mut().zip(v.at(row, head, j, d)) {
+            *o += p * vv;
         }
     }
 }

@@ -146,7 +146,7 @@ impl Network for Llama {
             return Ok(None);
         };
         let Some(mut x) = self.embedding_row(token) else { return Ok(None) };
-        if !cache.is_cpu_f32() {
+        if !cache.is_cpu_f32() || cache.batch() != 1 {
             return Ok(None);
         }
         let (h, d, ff) = (cfg.hidden_size, cfg.head_dim, cfg.intermediate_size);

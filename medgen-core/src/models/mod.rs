@@ -249,7 +249,8 @@ impl Linear {
         })
     }
 
-    /// `y = W x + b` on CPU slices, when the kernels can read the weight.
+    /// `y = W x + b` on CPU slices, for each of the rows of `x` (`[m, in]`) into the rows of
+    /// `y` (`[m, out]`), when the kernels can read the weight.
     pub fn matvec(&self, x: &[f32], y: &mut [f32]) -> bool {
         let Some(rows) = self.cpu_rows() else { return false };
         let bias = match &self.bias {
@@ -259,11 +260,17 @@ impl Linear {
             },
             None => None,
         };
-        kernels::matvec(rows, x, y);
+        let m = y.len() / self.out_features().max(1);
+        kernels::matmul(rows, x, m.max(1), y);
         if let Some(b) = bias {
-            y.iter_mut().zip(b).for_each(|(y, b)| *y += b);
+            y.chunks_exact_mut(b.len()).for_each(|y| y.iter_mut().zip(b).for_each(|(y, b)| *y += b));
         }
         true
+    }
+
+    /// Whether [`Linear::matvec`] can run this layer.
+    pub fn on_kernels(&self) -> bool {
+        self.cpu_rows().is_some() && self.bias.as_ref().is_none_or(|b| b.f32_slice().is_some())
     }
 
     /// Output features.
@@ -450,37 +457,52 @@ impl KvCache {
         Ok(())
     }
 
-    /// Whether [`KvCache::cpu_layer`] can be used: contiguous f32 CPU buffers, one sequence
-    /// without padding.
+    /// Whether [`KvCache::cpu_layer`] can be used: contiguous f32 CPU buffers, no padding.
     pub(crate) fn is_cpu_f32(&self) -> bool {
-        self.pads.is_none() && self.layers.iter().all(|(k, v)| {
-            [k, v].iter().all(|t| t.device() == Device::Cpu && t.kind() == Kind::Float && t.is_contiguous() && t.size()[0] == 1)
-        })
+        self.pads.is_none()
+            && self.layers.iter().all(|(k, v)| [k, v].iter().all(|t| t.device() == Device::Cpu && t.kind() == Kind::Float && t.is_contiguous()))
     }
 
-    /// Writes one position's keys and values (`[kv_heads * head_dim]`) to layer `i` at the
-    /// current length and returns all cached positions of that layer, for a cache that
-    /// [`KvCache::is_cpu_f32`].
+    /// Writes one position's keys and values of every row (`[batch, kv_heads * head_dim]`
+    /// each) to layer `i` at the current length and returns all cached positions of that
+    /// layer, for a cache that [`KvCache::is_cpu_f32`].
     pub(crate) fn cpu_layer(&mut self, i: usize, k: &[f32], v: &[f32]) -> Result<(kernels::Cached<'_>, kernels::Cached<'_>)> {
         if self.len >= self.capacity {
             return Err(MedgenError::context(self.len + 1, self.capacity, "KV cache capacity"));
         }
         let (kc, vc) = &self.layers[i];
         let size = kc.size();
-        let (heads, cap, d) = (size[1] as usize, size[2] as usize, size[3] as usize);
-        let view = |t: &Tensor, src: &[f32], len: usize| {
-            // SAFETY: `t` is a contiguous f32 CPU buffer of heads * cap * d elements, owned by
-            // this cache and borrowed mutably through `self`; nothing else refers to it.
-            let data = unsafe { std::slice::from_raw_parts_mut(t.data_ptr() as *mut f32, heads * cap * d) };
-            for h in 0..heads {
-                let at = h * cap * d + len * d;
-                data[at..at + d].copy_from_slice(&src[h * d..(h + 1) * d]);
-            }
-            kernels::Cached { data: &*data, head_stride: cap * d, pos_stride: d }
-        };
+        let (batch, heads, cap, d) = (size[0] as usize, size[1] as usize, size[2] as usize, size[3] as usize);
+        if k.len() != batch * heads * d || v.len() != k.len() {
+            return Err(MedgenError::invalid("cache", format!("{} keys for a batch of {batch} rows of {heads} heads", k.len())));
+        }
         let len = self.len;
-        Ok((view(kc, k, len), view(vc, v, len)))
+        let view = |t: &Tensor, src: &[f32]| {
+            // SAFETY: `t` is a contiguous f32 CPU buffer of batch * heads * cap * d elements,
+            // owned by this cache and borrowed mutably through `self`; nothing else refers to it.
+            let data = unsafe { std::slice::from_raw_parts_mut(t.data_ptr() as *mut f32, batch * heads * cap * d) };
+            for (rh, src) in src.chunks_exact(d).enumerate() {
+                let at = rh * cap * d + len * d;
+                data[at..at + d].copy_from_slice(src);
+            }
+            kernels::Cached { data: &*data, row_stride: heads * cap * d, head_stride: cap * d, pos_stride: d }
+        };
+        Ok((view(kc, k), view(vc, v)))
     }
+}
+
+/// The data of `t`, an f32 CPU tensor `[rows, heads, positions, head_dim]` whose last
+/// dimension is contiguous, for medgen's attention kernels; `None` for any other tensor.
+pub(crate) fn cpu_cached(t: &Tensor) -> Option<kernels::Cached<'_>> {
+    let (size, st) = (t.size(), t.stride());
+    if t.device() != Device::Cpu || t.kind() != Kind::Float || size.len() != 4 || st[3] != 1 || size.contains(&0) {
+        return None;
+    }
+    let len = (0..4).map(|i| (size[i] - 1) * st[i]).sum::<i64>() + 1;
+    // SAFETY: an f32 CPU view with these sizes and strides spans `len` elements from its data
+    // pointer, inside its storage, which the borrow of `t` keeps alive and unchanged.
+    let data = unsafe { std::slice::from_raw_parts(t.data_ptr() as *const f32, len as usize) };
+    Some(kernels::Cached { data, row_stride: st[0] as usize, head_stride: st[1] as usize, pos_stride: st[2] as usize })
 }
 
 /// A decoder-only network.
@@ -553,20 +575,15 @@ fn cpu_attend_one(q: &Tensor, k: &Tensor, v: &Tensor) -> Result<Tensor> {
     let positions = ks[2] as usize;
     let q = q.f_contiguous()?;
     let out = Tensor::f_empty(qs.as_slice(), (Kind::Float, Device::Cpu))?;
-    let cached = |t: &Tensor| {
-        let st = t.stride();
-        let len = ((ks[1] - 1) * st[1] + (ks[2] - 1) * st[2] + ks[3]) as usize;
-        // SAFETY: `t` is an f32 CPU view whose last dimension is contiguous; `len` is one past
-        // its last element, inside the cache's allocation, which outlives this call.
-        let data = unsafe { std::slice::from_raw_parts(t.data_ptr() as *const f32, len) };
-        kernels::Cached { data, head_stride: st[1] as usize, pos_stride: st[2] as usize }
+    let (Some(kc), Some(vc)) = (cpu_cached(k), cpu_cached(v)) else {
+        return Err(MedgenError::invalid("cache", "keys and values are not f32 CPU tensors"));
     };
     // SAFETY: `q` is contiguous f32 with `numel` elements; `out` was just allocated with the
     // same shape and nothing else refers to it.
     unsafe {
         let qd = std::slice::from_raw_parts(q.data_ptr() as *const f32, q.numel());
         let od = std::slice::from_raw_parts_mut(out.data_ptr() as *mut f32, q.numel());
-        kernels::attend_one(qd, &cached(k), &cached(v), shape, positions, od);
+        kernels::attend_one(qd, &kc, &vc, shape, positions, od);
     }
     Ok(out)
 }

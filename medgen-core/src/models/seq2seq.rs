@@ -4,7 +4,7 @@
 use rayon::prelude::*;
 use tch::{Device, Kind, Tensor};
 
-use super::{KvCache, Linear, Loader};
+use super::{cpu_cached, kernels, KvCache, Linear, Loader};
 use crate::error::{MedgenError, Result};
 
 pub use super::config::{Activation, Seq2SeqArchitecture, Seq2SeqConfig};
@@ -24,6 +24,13 @@ pub(crate) trait Seq2Seq: Send + Sync {
     /// from `encoder_out` on the first call and reused after: every call with one cache must
     /// pass the same encoder output.
     fn decode(&self, ids: &Tensor, encoder_out: &Tensor, encoder_mask: &Tensor, cache: &mut Seq2SeqCache) -> Result<Tensor>;
+
+    /// [`Seq2Seq::decode`] of one token per row (`tokens`), on CPU slices with medgen's
+    /// kernels: the logits `[rows, vocab]`, or `None` when the network, its weights or the
+    /// cache are not f32 on the CPU (then `decode` serves).
+    fn decode_cpu(&self, _tokens: &[u32], _encoder_out: &Tensor, _encoder_mask: &Tensor, _cache: &mut Seq2SeqCache) -> Result<Option<Vec<f32>>> {
+        Ok(None)
+    }
 }
 
 /// The decoder's state between steps: self-attention keys and values, written position by
@@ -71,6 +78,14 @@ impl Seq2SeqCache {
         Ok(())
     }
 
+    /// Whether a CPU decode step of `rows` rows can use this cache: f32 CPU buffers of that
+    /// many rows.
+    pub(crate) fn on_kernels(&self, rows: usize) -> bool {
+        self.self_attn.is_cpu_f32()
+            && self.self_attn.batch() == rows
+            && self.cross.iter().flat_map(|(k, v)| [k, v]).all(|t| t.size()[0] == rows as i64 && cpu_cached(t).is_some())
+    }
+
     /// Layer `i`'s cross-attention keys and values, projected from `encoder_out` by `kv`
     /// (keys and values fused) when the cache has none yet.
     fn cross(&mut self, i: usize, kv: &Linear, encoder_out: &Tensor, heads: i64, head_dim: i64) -> Result<(Tensor, Tensor)> {
@@ -91,6 +106,23 @@ pub(crate) enum CacheSlot<'a> {
     SelfAttn(&'a mut Seq2SeqCache, usize),
     /// Cross-attention of layer `i` to the encoder output.
     Cross(&'a mut Seq2SeqCache, usize, &'a Tensor),
+}
+
+/// What an attention layer of a CPU decode step reads its keys and values from.
+pub(crate) enum CpuSlot<'a> {
+    /// Self-attention of layer `i`: write the new keys and values, attend to all positions.
+    SelfAttn(&'a mut Seq2SeqCache, usize),
+    /// Cross-attention of layer `i`, whose keys and values [`Attention::project_cross`] made.
+    Cross(&'a Seq2SeqCache, usize),
+}
+
+/// Additive terms of a CPU decode step's attention scores: element `[row, head, key]` at
+/// `row * row_stride + head * head_stride + key`; a stride of 0 repeats the terms. Empty
+/// data adds nothing.
+pub(crate) struct ScoreBias<'a> {
+    pub data: &'a [f32],
+    pub row_stride: usize,
+    pub head_stride: usize,
 }
 
 /// Multi-head attention with separate q, k/v projections and an output projection; the
@@ -145,6 +177,62 @@ impl Attention {
     }
 }
 
+impl Attention {
+    /// Whether [`Attention::step_cpu`] can run this layer.
+    pub fn on_kernels(&self) -> bool {
+        self.q.on_kernels() && self.kv.on_kernels() && self.o.on_kernels()
+    }
+
+    /// Projects layer `i`'s cross-attention keys and values from `encoder_out` into `cache`,
+    /// unless it holds them already.
+    pub fn project_cross(&self, cache: &mut Seq2SeqCache, i: usize, encoder_out: &Tensor) -> Result<()> {
+        cache.cross(i, &self.kv, encoder_out, self.heads, self.head_dim).map(|_| ())
+    }
+
+    /// One decode step of `m` rows (`x`: `[m, hidden]`) on CPU f32 slices, for a layer that
+    /// is [`Attention::on_kernels`]: the attention's output projection, `[m, hidden]`. Each
+    /// row reads its own row of the cache; rows and heads are split across the threads.
+    pub fn step_cpu(&self, x: &[f32], m: usize, slot: CpuSlot, bias: &ScoreBias) -> Result<Vec<f32>> {
+        let (heads, hd) = (self.heads as usize, self.head_dim as usize);
+        let inner = heads * hd;
+        let mut q = vec![0.0; m * inner];
+        let mut ok = self.q.matvec(x, &mut q);
+        let ((k, v), positions) = match slot {
+            CpuSlot::SelfAttn(cache, i) => {
+                let mut kv = vec![0.0; m * 2 * inner];
+                ok &= self.kv.matvec(x, &mut kv);
+                let (k, v): (Vec<f32>, Vec<f32>) = (
+                    kv.chunks_exact(2 * inner).flat_map(|r| &r[..inner]).copied().collect(),
+                    kv.chunks_exact(2 * inner).flat_map(|r| &r[inner..]).copied().collect(),
+                );
+                let positions = cache.len() + 1;
+                (cache.self_attn.cpu_layer(i, &k, &v)?, positions)
+            }
+            CpuSlot::Cross(cache, i) => {
+                let (k, v) = cache.cross.get(i).ok_or_else(|| MedgenError::invalid("cache", "cross-attention keys not projected"))?;
+                let (Some(kc), Some(vc)) = (cpu_cached(k), cpu_cached(v)) else {
+                    return Err(MedgenError::invalid("cache", "cross-attention keys are not f32 CPU tensors"));
+                };
+                ((kc, vc), k.size()[2] as usize)
+            }
+        };
+        if !ok {
+            return Err(MedgenError::invalid("weights", "attention weights the CPU kernels cannot read"));
+        }
+        let scale = self.scale as f32;
+        let mut attn = vec![0.0; m * inner];
+        attn.par_chunks_mut(hd).enumerate().for_each(|(j, out)| {
+            let (r, h) = (j / heads, j % heads);
+            let start = r * bias.row_stride + h * bias.head_stride;
+            let terms = bias.data.get(start..start + positions).unwrap_or(&[]);
+            kernels::attend_head(&q[j * hd..(j + 1) * hd], [&k, &v], [r, h], positions, scale, terms, out);
+        });
+        let mut out = vec![0.0; m * self.o.out_features()];
+        self.o.matvec(&attn, &mut out);
+        Ok(out)
+    }
+}
+
 /// `softmax(q kᵀ · scale + bias) v` for `q` `[b, h, t, d]` and `k`, `v` `[b, h, s, d]`.
 /// On the CPU, where libtorch runs single-threaded (see `LoadOptions::threads`), the rows
 /// are split across medgen's threads: a decode step of several rows reads every row's
@@ -182,6 +270,24 @@ const MASKED: f64 = f32::MIN as f64;
 pub(crate) fn padding_bias(mask: &Tensor) -> Result<Tensor> {
     let pad = mask.f_eq(0)?.f_to_kind(Kind::Float)?;
     Ok(pad.f_mul_scalar(MASKED)?.f_unsqueeze(1)?.f_unsqueeze(1)?)
+}
+
+/// [`padding_bias`] of `mask` (`[b, s]`) as `b * s` f32 values, for the CPU decode step.
+pub(crate) fn padding_bias_rows(mask: &Tensor) -> Result<Vec<f32>> {
+    let mask = Vec::<i64>::try_from(mask.f_to_kind(Kind::Int64)?.f_to_device(Device::Cpu)?.f_contiguous()?.f_view([-1])?)?;
+    Ok(mask.iter().map(|&m| if m == 0 { MASKED as f32 } else { 0.0 }).collect())
+}
+
+/// The rows of `x` (`[m, w.len()]`) through [`kernels::rms_norm`] with weight `w`.
+pub(crate) fn rms_norm_rows(x: &[f32], w: &[f32], eps: f64) -> Vec<f32> {
+    let mut out = vec![0.0; x.len()];
+    x.chunks_exact(w.len()).zip(out.chunks_exact_mut(w.len())).for_each(|(x, o)| kernels::rms_norm(x, w, eps, o));
+    out
+}
+
+/// `x += y`, element by element.
+pub(crate) fn add_to(x: &mut [f32], y: &[f32]) {
+    x.iter_mut().zip(y).for_each(|(x, y)| *x += y);
 }
 
 /// `[1, 1, t, past + t]` f32: new position `i` sees keys `0..=past + i`.
