@@ -235,31 +235,33 @@ impl Attention {
 
 /// `softmax(q kᵀ · scale + bias) v` for `q` `[b, h, t, d]` and `k`, `v` `[b, h, s, d]`.
 /// On the CPU, where libtorch runs single-threaded (see `LoadOptions::threads`), the rows
-/// are split across medgen's threads: a decode step of several rows reads every row's
-/// cross-attention keys and values, as many bytes as the weights.
+/// (or, for fewer rows than threads, the heads) are split across medgen's threads.
 fn attend(q: &Tensor, k: &Tensor, v: &Tensor, bias: Option<&Tensor>, scale: f64) -> Result<Tensor> {
     let bias = bias.map(|b| b.f_to_kind(q.kind())).transpose()?;
-    let b = q.size()[0];
-    let parts = (rayon::current_num_threads() as i64).min(b);
+    let (b, h) = (q.size()[0], q.size()[1]);
+    let threads = rayon::current_num_threads() as i64;
+    // Split the batch (dimension 0) or the heads (1), whichever gives every thread a part.
+    let (dim, n) = if b >= threads { (0, b) } else { (1, h) };
+    let parts = threads.min(n);
     if q.device() != Device::Cpu || parts < 2 {
         return Ok(Tensor::f_scaled_dot_product_attention(q, k, v, bias.as_ref(), 0.0, false, Some(scale), false)?);
     }
-    let chunk = (b + parts - 1) / parts;
+    let chunk = (n + parts - 1) / parts;
     // Each task gets its own handles (tensors may move between threads but not be shared).
-    let rows = |t: &Tensor, start: i64, len: i64| -> Result<Tensor> {
-        Ok(if t.size()[0] == b { t.f_narrow(0, start, len)? } else { t.shallow_clone() })
+    let part = |t: &Tensor, start: i64, len: i64| -> Result<Tensor> {
+        Ok(if t.size()[dim] == n { t.f_narrow(dim as i64, start, len)? } else { t.shallow_clone() })
     };
     let mut jobs = Vec::with_capacity(parts as usize);
-    for start in (0..b).step_by(chunk as usize) {
-        let len = chunk.min(b - start);
-        let bias = bias.as_ref().map(|t| rows(t, start, len)).transpose()?;
-        jobs.push((rows(q, start, len)?, rows(k, start, len)?, rows(v, start, len)?, bias));
+    for start in (0..n).step_by(chunk as usize) {
+        let len = chunk.min(n - start);
+        let bias = bias.as_ref().map(|t| part(t, start, len)).transpose()?;
+        jobs.push((part(q, start, len)?, part(k, start, len)?, part(v, start, len)?, bias));
     }
     let outs: Vec<Result<Tensor>> = jobs
         .into_par_iter()
         .map(|(q, k, v, bias)| Ok(Tensor::f_scaled_dot_product_attention(&q, &k, &v, bias.as_ref(), 0.0, false, Some(scale), false)?))
         .collect();
-    Ok(Tensor::f_cat(&outs.into_iter().collect::<Result<Vec<_>>>()?, 0)?)
+    Ok(Tensor::f_cat(&outs.into_iter().collect::<Result<Vec<_>>>()?, dim as i64)?)
 }
 
 /// What a masked score becomes: transformers' `finfo(float32).min`, finite so that a row

@@ -116,15 +116,19 @@ impl T5 {
     }
 
     /// The relative position bias `[1, heads, q_len, past + q_len]` of queries at
-    /// `past..past + q_len` over keys at `0..past + q_len`.
+    /// `past..past + q_len` over keys at `0..past + q_len`. It depends only on key minus
+    /// query, so the buckets are computed once per distance and each query's row is a
+    /// window of them.
     fn position_bias(&self, table: &Weight, q_len: i64, past: i64, bidirectional: bool) -> Result<Tensor> {
-        let dev = table.device();
-        let queries = Tensor::f_arange_start(past, past + q_len, (Kind::Int64, dev))?.f_unsqueeze(1)?;
-        let keys = Tensor::f_arange(past + q_len, (Kind::Int64, dev))?.f_unsqueeze(0)?;
-        let relative = keys.f_sub(&queries)?;
+        let keys = past + q_len;
+        // Distances from the first query's farthest key, -(keys - 1), to the last query's
+        // nearest future key, q_len - 1.
+        let relative = Tensor::f_arange_start(1 - keys, q_len, (Kind::Int64, table.device()))?;
         let buckets = relative_buckets(&relative, bidirectional, self.cfg.relative_buckets as i64, self.cfg.relative_max_distance as i64)?;
-        let bias = Tensor::f_embedding(table, &buckets, -1, false, false)?;
-        Ok(bias.f_permute([2, 0, 1])?.f_unsqueeze(0)?.f_to_kind(self.kind)?)
+        let bias = Tensor::f_embedding(table, &buckets, -1, false, false)?; // [distances, heads]
+        // Window w holds distances for the query q_len - 1 - w: flipped, row i is query i.
+        let rows = bias.f_unfold(0, keys, 1)?.f_flip([0])?; // [q_len, heads, keys]
+        Ok(rows.f_permute([1, 0, 2])?.f_unsqueeze(0)?.f_to_kind(self.kind)?.f_contiguous()?)
     }
 }
 
