@@ -129,23 +129,26 @@ fn best_continuations(beams: &[Hypothesis], logits: &[Vec<f32>], keep: usize, pr
     let mut all = Vec::with_capacity(beams.len() * keep);
     for (i, beam) in beams.iter().enumerate() {
         // Before the first step, every beam reads the prompt's row.
-        let raw = sampling::log_softmax(&logits[i.min(logits.len() - 1)]);
-        let mut scores = raw.clone();
+        let logits = &logits[i.min(logits.len() - 1)];
+        let (max, log_sum) = sampling::log_softmax_terms(logits);
+        let mut scores: Vec<f32> = logits.iter().map(|&l| (l - max) - log_sum).collect();
         let mut seen = Vec::new();
         if ctx.cfg.repetition_penalty != 1.0 {
             seen = prompt_seen.to_vec();
             beam.tokens.iter().for_each(|&t| seen[t as usize] = true);
         }
         sampling::process(&mut scores, ctx, &seen, &beam.tokens);
-        let mut row: Vec<Candidate> = scores
-            .iter()
-            .zip(&raw)
-            .enumerate()
-            .map(|(t, (&s, &logprob))| Candidate { score: s + beam.score, beam: i, token: t as u32, logprob })
-            .collect();
-        // The global best `keep` are among each beam's best `keep`.
-        if row.len() > keep {
-            row.select_nth_unstable_by(keep - 1, order);
+        // The global best `keep` are among each beam's best `keep`, found in one pass: tokens
+        // come in increasing order, so one that only ties the worst kept stays out.
+        let mut row: Vec<Candidate> = Vec::with_capacity(keep + 1);
+        for (t, &s) in scores.iter().enumerate() {
+            let score = s + beam.score;
+            if row.len() == keep && score.total_cmp(&row[keep - 1].score).is_le() {
+                continue;
+            }
+            let at = row.partition_point(|c| c.score.total_cmp(&score).is_ge());
+            let logprob = (logits[t] - max) - log_sum;
+            row.insert(at, Candidate { score, beam: i, token: t as u32, logprob });
             row.truncate(keep);
         }
         all.extend(row);

@@ -93,18 +93,24 @@ pub(crate) fn argmax(logits: &[f32]) -> u32 {
 }
 
 /// log-softmax of all logits, as [`log_prob`] computes each.
+#[cfg(test)]
 pub(crate) fn log_softmax(logits: &[f32]) -> Vec<f32> {
-    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let sum: f64 = logits.iter().map(|&l| ((l - max) as f64).exp()).sum();
-    let log_sum = sum.ln() as f32;
+    let (max, log_sum) = log_softmax_terms(logits);
     logits.iter().map(|&l| (l - max) - log_sum).collect()
 }
 
 /// log-softmax of the raw logits at `token`.
 pub(crate) fn log_prob(logits: &[f32], token: u32) -> f32 {
+    let (max, log_sum) = log_softmax_terms(logits);
+    (logits[token as usize] - max) - log_sum
+}
+
+/// The maximum `m` of `logits` and `ln Σ exp(l - m)`: log-softmax at `l` is
+/// `(l - m) - ln Σ`.
+pub(crate) fn log_softmax_terms(logits: &[f32]) -> (f32, f32) {
     let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let sum: f64 = logits.iter().map(|&l| ((l - max) as f64).exp()).sum();
-    (logits[token as usize] - max) - sum.ln() as f32
+    let sum: f64 = logits.iter().map(|&l| (l - max).exp() as f64).sum();
+    (max, sum.ln() as f32)
 }
 
 /// Picks tokens: greedily, or by seeded sampling.

@@ -167,6 +167,12 @@ pub(crate) fn attend_one(q: &[f32], k: &Cached, v: &Cached, shape: [usize; 3], p
 /// head `at[1]` of `kv`: one query head's attention. `bias` is empty or holds one additive
 /// term per position (masks, T5's position bias); `q` and `out` are `head_dim` long.
 pub(crate) fn attend_head(q: &[f32], kv: [&Cached; 2], at: [usize; 2], positions: usize, scale: f32, bias: &[f32], out: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2() && q.len() % 8 == 0 && out.len() == q.len() {
+        // SAFETY: the CPU has AVX2 and FMA; `q` and `out` are `d` long, a multiple of 8,
+        // and every key and value `Cached::at` returns is `d` long.
+        return unsafe { avx2::attend_head(q, kv, at, positions, scale, bias, out) };
+    }
     let ([k, v], [row, head], d) = (kv, at, q.len());
     let mut scores: Vec<f32> = (0..positions).map(|j| dot_f32(k.at(row, head, j, d), q) * scale + bias.get(j).copied().unwrap_or(0.0)).collect();
     let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
@@ -322,6 +328,38 @@ mod avx2 {
             }
         }
         out
+    }
+
+    /// [`super::attend_head`] for `d` a multiple of 8: the same arithmetic, with each key's
+    /// dot product and each value's weighted sum in FMA vectors.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn attend_head(q: &[f32], kv: [&super::Cached; 2], at: [usize; 2], positions: usize, scale: f32, bias: &[f32], out: &mut [f32]) {
+        let ([k, v], [row, head], d) = (kv, at, q.len());
+        let qp = q.as_ptr();
+        let mut scores: Vec<f32> = (0..positions)
+            .map(|j| {
+                let kp = k.at(row, head, j, d).as_ptr();
+                let mut acc = _mm256_setzero_ps();
+                for c in (0..d).step_by(8) {
+                    acc = _mm256_fmadd_ps(_mm256_loadu_ps(kp.add(c)), _mm256_loadu_ps(qp.add(c)), acc);
+                }
+                hsum(acc) * scale + bias.get(j).copied().unwrap_or(0.0)
+            })
+            .collect();
+        let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let mut sum = 0.0;
+        for s in scores.iter_mut() {
+            *s = (*s - max).exp();
+            sum += *s;
+        }
+        out.fill(0.0);
+        let op = out.as_mut_ptr();
+        for (j, s) in scores.iter().enumerate() {
+            let (p, vp) = (_mm256_set1_ps(s / sum), v.at(row, head, j, d).as_ptr());
+            for c in (0..d).step_by(8) {
+                _mm256_storeu_ps(op.add(c), _mm256_fmadd_ps(p, _mm256_loadu_ps(vp.add(c)), _mm256_loadu_ps(op.add(c))));
+            }
+        }
     }
 
     /// The little-endian f16 at `b[i..i + 2]`, converted with F16C.

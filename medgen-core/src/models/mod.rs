@@ -443,13 +443,16 @@ impl KvCache {
         if let Some(pads) = &mut self.pads {
             *pads = pads.f_index_select(0, &index)?;
         }
+        // Same batch: in place, only the rows that change (beams mostly keep theirs) and only
+        // the filled positions (the rest of the capacity is unused).
+        let changed: Vec<i64> = (0..rows.len()).filter(|&i| rows[i] != i).map(|i| i as i64).collect();
+        let to_device = |v: &[i64]| -> Result<Tensor> { Ok(Tensor::f_from_slice(v)?.f_to_device(self.device)?) };
+        let (targets, sources) = (to_device(&changed)?, to_device(&changed.iter().map(|&i| rows[i as usize] as i64).collect::<Vec<_>>())?);
         let len = self.len as i64;
         for t in self.layers.iter_mut().flat_map(|(k, v)| [k, v]) {
             if rows.len() == batch {
-                // In place, and only the filled positions: the rest of the capacity is unused.
-                let filled = t.f_narrow(2, 0, len)?;
-                let picked = filled.f_index_select(0, &index)?;
-                t.f_narrow(2, 0, len)?.f_copy_(&picked)?;
+                let picked = t.f_narrow(2, 0, len)?.f_index_select(0, &sources)?;
+                let _ = t.f_narrow(2, 0, len)?.f_index_copy_(0, &targets, &picked)?;
             } else {
                 *t = t.f_index_select(0, &index)?;
             }

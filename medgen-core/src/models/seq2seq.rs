@@ -39,11 +39,14 @@ pub struct Seq2SeqCache {
     self_attn: KvCache,
     /// Per decoder layer, `[b, heads, s, head_dim]` each; empty until the first decode.
     cross: Vec<(Tensor, Tensor)>,
+    /// The row of `cross` each row reads: beams of one prompt share one. Empty when row `i`
+    /// reads row `i`.
+    cross_rows: Vec<usize>,
 }
 
 impl Seq2SeqCache {
     pub(crate) fn new(layers: usize, shape: [i64; 3], capacity: usize, kind: Kind, device: Device) -> Result<Self> {
-        Ok(Seq2SeqCache { self_attn: KvCache::new(layers, shape, capacity, kind, device)?, cross: Vec::new() })
+        Ok(Seq2SeqCache { self_attn: KvCache::new(layers, shape, capacity, kind, device)?, cross: Vec::new(), cross_rows: Vec::new() })
     }
 
     /// Decoder positions already cached.
@@ -62,37 +65,58 @@ impl Seq2SeqCache {
 
     /// Keeps the sequences at `rows` (indices into the batch, repeats allowed), in that
     /// order: what beam search does after each step. The batch size becomes `rows`'s length.
-    /// With `cross` false the cross-attention keys and values stay as they are: right when
-    /// each new row reads the same encoder output as the old row at its index (beams of one
-    /// prompt share it), and far cheaper, as they span the whole input.
+    /// With `cross` false the cross-attention rows stay as they are: right when each new
+    /// row reads the same encoder output as the old row at its index. With `cross` true,
+    /// rows are mapped to the cross-attention rows they read, which are not copied: they
+    /// span the whole input, and beams of one prompt share one.
     pub fn reorder(&mut self, rows: &[usize], cross: bool) -> Result<()> {
         self.self_attn.reorder(rows)?;
         if cross && !self.cross.is_empty() {
-            let index: Vec<i64> = rows.iter().map(|&r| r as i64).collect();
-            let index = Tensor::f_from_slice(&index)?.f_to_device(self.cross[0].0.device())?;
-            for (k, v) in self.cross.iter_mut() {
-                *k = k.f_index_select(0, &index)?;
-                *v = v.f_index_select(0, &index)?;
-            }
+            self.cross_rows = rows.iter().map(|&r| self.cross_row(r)).collect();
         }
         Ok(())
     }
 
-    /// Whether a CPU decode step of `rows` rows can use this cache: f32 CPU buffers of that
-    /// many rows.
-    pub(crate) fn on_kernels(&self, rows: usize) -> bool {
-        self.self_attn.is_cpu_f32()
-            && self.self_attn.batch() == rows
-            && self.cross.iter().flat_map(|(k, v)| [k, v]).all(|t| t.size()[0] == rows as i64 && cpu_cached(t).is_some())
+    /// The row of the cross-attention keys and values that row `r` reads.
+    fn cross_row(&self, r: usize) -> usize {
+        self.cross_rows.get(r).copied().unwrap_or(r)
     }
 
-    /// Layer `i`'s cross-attention keys and values, projected from `encoder_out` by `kv`
-    /// (keys and values fused) when the cache has none yet.
+    /// Copies each row's cross-attention keys and values to its own row, for libtorch's
+    /// attention, which reads row `i` for row `i`.
+    fn materialize_cross(&mut self) -> Result<()> {
+        if self.cross_rows.is_empty() || self.cross.is_empty() {
+            return Ok(());
+        }
+        let index: Vec<i64> = self.cross_rows.iter().map(|&r| r as i64).collect();
+        let index = Tensor::f_from_slice(&index)?.f_to_device(self.cross[0].0.device())?;
+        for (k, v) in self.cross.iter_mut() {
+            *k = k.f_index_select(0, &index)?;
+            *v = v.f_index_select(0, &index)?;
+        }
+        self.cross_rows.clear();
+        Ok(())
+    }
+
+    /// Whether a CPU decode step of `rows` rows can use this cache: f32 CPU buffers, with
+    /// that many rows.
+    pub(crate) fn on_kernels(&self, rows: usize) -> bool {
+        let mapped = if self.cross_rows.is_empty() { self.cross.iter().all(|(k, _)| k.size()[0] == rows as i64) } else { self.cross_rows.len() == rows };
+        self.self_attn.is_cpu_f32()
+            && self.self_attn.batch() == rows
+            && mapped
+            && self.cross.iter().flat_map(|(k, v)| [k, v]).all(|t| cpu_cached(t).is_some())
+    }
+
+    /// Layer `i`'s cross-attention keys and values, row `r` for row `r`, projected from
+    /// `encoder_out` by `kv` (keys and values fused) when the cache has none yet.
     fn cross(&mut self, i: usize, kv: &Linear, encoder_out: &Tensor, heads: i64, head_dim: i64) -> Result<(Tensor, Tensor)> {
+        self.materialize_cross()?;
         if i == self.cross.len() {
             let kv = kv.forward(encoder_out)?.f_split(heads * head_dim, -1)?;
-            let k = super::split_heads(&kv[0], heads, head_dim)?;
-            let v = super::split_heads(&kv[1], heads, head_dim)?;
+            // Contiguous heads: each step reads every head's keys and values from end to end.
+            let k = super::split_heads(&kv[0], heads, head_dim)?.f_contiguous()?;
+            let v = super::split_heads(&kv[1], heads, head_dim)?.f_contiguous()?;
             self.cross.push((k, v));
         }
         let (k, v) = self.cross.get(i).ok_or_else(|| MedgenError::invalid("cache", "decoder layers run out of order"))?;
@@ -197,6 +221,7 @@ impl Attention {
         let inner = heads * hd;
         let mut q = vec![0.0; m * inner];
         let mut ok = self.q.matvec(x, &mut q);
+        let mut kv_rows: Vec<usize> = (0..m).collect();
         let ((k, v), positions) = match slot {
             CpuSlot::SelfAttn(cache, i) => {
                 let mut kv = vec![0.0; m * 2 * inner];
@@ -209,6 +234,7 @@ impl Attention {
                 (cache.self_attn.cpu_layer(i, &k, &v)?, positions)
             }
             CpuSlot::Cross(cache, i) => {
+                kv_rows.iter_mut().for_each(|r| *r = cache.cross_row(*r));
                 let (k, v) = cache.cross.get(i).ok_or_else(|| MedgenError::invalid("cache", "cross-attention keys not projected"))?;
                 let (Some(kc), Some(vc)) = (cpu_cached(k), cpu_cached(v)) else {
                     return Err(MedgenError::invalid("cache", "cross-attention keys are not f32 CPU tensors"));
@@ -220,13 +246,21 @@ impl Attention {
             return Err(MedgenError::invalid("weights", "attention weights the CPU kernels cannot read"));
         }
         let scale = self.scale as f32;
-        let mut attn = vec![0.0; m * inner];
-        attn.par_chunks_mut(hd).enumerate().for_each(|(j, out)| {
-            let (r, h) = (j / heads, j % heads);
+        // Head by head, `[heads, m, hd]`: rows that share keys (beams, in cross-attention)
+        // read them one after another, while they are in the CPU's cache.
+        let mut by_head = vec![0.0; m * inner];
+        by_head.par_chunks_mut(hd).enumerate().for_each(|(j, out)| {
+            let (h, r) = (j / m, j % m);
             let start = r * bias.row_stride + h * bias.head_stride;
             let terms = bias.data.get(start..start + positions).unwrap_or(&[]);
-            kernels::attend_head(&q[j * hd..(j + 1) * hd], [&k, &v], [r, h], positions, scale, terms, out);
+            let q = &q[r * inner + h * hd..r * inner + (h + 1) * hd];
+            kernels::attend_head(q, [&k, &v], [kv_rows[r], h], positions, scale, terms, out);
         });
+        let mut attn = vec![0.0; m * inner];
+        for (j, out) in by_head.chunks_exact(hd).enumerate() {
+            let (h, r) = (j / m, j % m);
+            attn[r * inner + h * hd..r * inner + (h + 1) * hd].copy_from_slice(out);
+        }
         let mut out = vec![0.0; m * self.o.out_features()];
         self.o.matvec(&attn, &mut out);
         Ok(out)
@@ -368,10 +402,16 @@ mod tests {
         cache.advance(1);
         cache.cross.push((k.shallow_clone(), k.shallow_clone()));
         cache.reorder(&[1, 1, 0], true).unwrap();
+        cache.reorder(&[2, 0, 0], true).unwrap();
         assert_eq!(cache.len(), 1);
         let (kc, _) = &cache.self_attn.layers[0];
-        assert_eq!(values(&kc.narrow(2, 0, 1)), [20.0, 20.0, 10.0]);
-        assert_eq!(values(&cache.cross[0].0), [20.0, 20.0, 10.0]);
+        assert_eq!(values(&kc.narrow(2, 0, 1)), [10.0, 20.0, 20.0]);
+        // Cross-attention rows are mapped, not copied, until libtorch's attention reads them.
+        assert_eq!(cache.cross_rows, [0, 1, 1]);
+        assert_eq!(values(&cache.cross[0].0), [10.0, 20.0]);
+        cache.materialize_cross().unwrap();
+        assert_eq!(values(&cache.cross[0].0), [10.0, 20.0, 20.0]);
+        assert!(cache.cross_rows.is_empty());
     }
 
     #[test]
