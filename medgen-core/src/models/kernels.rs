@@ -159,35 +159,54 @@ pub(crate) fn attend_one(q: &[f32], k: &Cached, v: &Cached, shape: [usize; 3], p
     let group = (heads / kv_heads.max(1)).max(1);
     let scale = 1.0 / (d as f32).sqrt();
     for (h, (qh, oh)) in q.chunks_exact(d).zip(out.chunks_exact_mut(d)).take(heads).enumerate() {
-        attend_head(qh, [k, v], [0, h / group], positions, scale, &[], oh);
+        attend_head(qh, [k, v], [0, h / group], positions, scale, &[&[]], oh);
     }
 }
 
-/// `softmax(q · k_j · scale + bias[j]) v_j` over the first `positions` keys of row `at[0]`,
-/// head `at[1]` of `kv`: one query head's attention. `bias` is empty or holds one additive
-/// term per position (masks, T5's position bias); `q` and `out` are `head_dim` long.
-pub(crate) fn attend_head(q: &[f32], kv: [&Cached; 2], at: [usize; 2], positions: usize, scale: f32, bias: &[f32], out: &mut [f32]) {
+/// One attention head for queries that share their keys and values (a prompt's beams in
+/// cross-attention): `softmax(q_i · k_j · scale + bias_i[j]) v_j` over the first `positions`
+/// keys of row `at[0]`, head `at[1]` of `kv`, for each query `q_i`, the `i`th of the
+/// `bias.len()` equal pieces of `q`, into the same piece of `out`. Each `bias_i` is empty or
+/// holds one additive term per position (masks, T5's position bias). Each key and value
+/// is read from memory once for all the queries.
+pub(crate) fn attend_head(q: &[f32], kv: [&Cached; 2], at: [usize; 2], positions: usize, scale: f32, bias: &[&[f32]], out: &mut [f32]) {
+    let g = bias.len().max(1);
+    let d = q.len() / g;
     #[cfg(target_arch = "x86_64")]
-    if has_avx2() && q.len() % 8 == 0 && out.len() == q.len() {
-        // SAFETY: the CPU has AVX2 and FMA; `q` and `out` are `d` long, a multiple of 8,
-        // and every key and value `Cached::at` returns is `d` long.
+    if has_avx2() && d % 8 == 0 && out.len() == q.len() {
+        // SAFETY: the CPU has AVX2 and FMA; `q` and `out` hold `g` pieces of `d`, a multiple
+        // of 8, and every key and value `Cached::at` returns is `d` long.
         return unsafe { avx2::attend_head(q, kv, at, positions, scale, bias, out) };
     }
-    let ([k, v], [row, head], d) = (kv, at, q.len());
-    let mut scores: Vec<f32> = (0..positions).map(|j| dot_f32(k.at(row, head, j, d), q) * scale + bias.get(j).copied().unwrap_or(0.0)).collect();
+    let ([k, v], [row, head]) = (kv, at);
+    let mut p = vec![0f32; g * positions];
+    for j in 0..positions {
+        let kj = k.at(row, head, j, d);
+        for i in 0..g {
+            let term = bias.get(i).and_then(|b| b.get(j)).copied().unwrap_or(0.0);
+            p[i * positions + j] = dot_f32(kj, &q[i * d..(i + 1) * d]) * scale + term;
+        }
+    }
+    p.chunks_exact_mut(positions.max(1)).for_each(softmax_in_place);
+    out.fill(0.0);
+    for j in 0..positions {
+        let vj = v.at(row, head, j, d);
+        for (i, o) in out.chunks_exact_mut(d).enumerate() {
+            let pij = p[i * positions + j];
+            o.iter_mut().zip(vj).for_each(|(o, v)| *o += pij * v);
+        }
+    }
+}
+
+/// Scores to probabilities, in place.
+fn softmax_in_place(scores: &mut [f32]) {
     let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let mut sum = 0.0;
     for s in scores.iter_mut() {
         *s = (*s - max).exp();
         sum += *s;
     }
-    out.fill(0.0);
-    for (j, s) in scores.iter().enumerate() {
-        let p = s / sum;
-        for (o, vv) in out.iter_mut().zip(v.at(row, head, j, d)) {
-            *o += p * vv;
-        }
-    }
+    scores.iter_mut().for_each(|s| *s /= sum);
 }
 
 /// `Σ exp(x_i - shift)`, summed in f64: log-softmax's denominator over a vocabulary, which
@@ -341,36 +360,81 @@ mod avx2 {
         out
     }
 
-    /// [`super::attend_head`] for `d` a multiple of 8: the same arithmetic, with each key's
-    /// dot product and each value's weighted sum in FMA vectors.
+    /// [`super::attend_head`] for `d` a multiple of 8: the same arithmetic in FMA
+    /// vectors. Dot products run eight keys at a time and weighted sums keep up to 64
+    /// output values in registers, so that independent FMAs fill the pipeline instead of
+    /// each waiting for the one before.
     #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn attend_head(q: &[f32], kv: [&super::Cached; 2], at: [usize; 2], positions: usize, scale: f32, bias: &[f32], out: &mut [f32]) {
-        let ([k, v], [row, head], d) = (kv, at, q.len());
-        let qp = q.as_ptr();
-        let mut scores: Vec<f32> = (0..positions)
-            .map(|j| {
+    pub unsafe fn attend_head(q: &[f32], kv: [&super::Cached; 2], at: [usize; 2], positions: usize, scale: f32, bias: &[&[f32]], out: &mut [f32]) {
+        let ([k, v], [row, head]) = (kv, at);
+        let g = bias.len().max(1);
+        let d = q.len() / g;
+        let mut p = vec![0f32; g * positions];
+        for i in 0..g {
+            let qp = q.as_ptr().add(i * d);
+            let scores = &mut p[i * positions..(i + 1) * positions];
+            let mut j = 0;
+            while j + 8 <= positions {
+                let kp: [*const f32; 8] = std::array::from_fn(|u| k.at(row, head, j + u, d).as_ptr());
+                let mut acc = [_mm256_setzero_ps(); 8];
+                for c in (0..d).step_by(8) {
+                    let qv = _mm256_loadu_ps(qp.add(c));
+                    for u in 0..8 {
+                        acc[u] = _mm256_fmadd_ps(_mm256_loadu_ps(kp[u].add(c)), qv, acc[u]);
+                    }
+                }
+                _mm256_storeu_ps(scores.as_mut_ptr().add(j), hsum8(acc));
+                j += 8;
+            }
+            for (j, s) in scores.iter_mut().enumerate().skip(j) {
                 let kp = k.at(row, head, j, d).as_ptr();
                 let mut acc = _mm256_setzero_ps();
                 for c in (0..d).step_by(8) {
                     acc = _mm256_fmadd_ps(_mm256_loadu_ps(kp.add(c)), _mm256_loadu_ps(qp.add(c)), acc);
                 }
-                hsum(acc) * scale + bias.get(j).copied().unwrap_or(0.0)
-            })
-            .collect();
-        let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let mut sum = 0.0;
-        for s in scores.iter_mut() {
-            *s = (*s - max).exp();
-            sum += *s;
-        }
-        out.fill(0.0);
-        let op = out.as_mut_ptr();
-        for (j, s) in scores.iter().enumerate() {
-            let (p, vp) = (_mm256_set1_ps(s / sum), v.at(row, head, j, d).as_ptr());
-            for c in (0..d).step_by(8) {
-                _mm256_storeu_ps(op.add(c), _mm256_fmadd_ps(p, _mm256_loadu_ps(vp.add(c)), _mm256_loadu_ps(op.add(c))));
+                *s = hsum(acc);
+            }
+            let terms = bias.get(i).copied().unwrap_or(&[]);
+            for (j, s) in scores.iter_mut().enumerate() {
+                *s = *s * scale + terms.get(j).copied().unwrap_or(0.0);
             }
         }
+        p.chunks_exact_mut(positions.max(1)).for_each(super::softmax_in_place);
+        for (i, o) in out.chunks_exact_mut(d).enumerate() {
+            let probs = &p[i * positions..(i + 1) * positions];
+            let mut c0 = 0;
+            while c0 + 64 <= d {
+                let mut acc = [_mm256_setzero_ps(); 8];
+                for (j, &pj) in probs.iter().enumerate() {
+                    let (pv, vp) = (_mm256_set1_ps(pj), v.at(row, head, j, d).as_ptr().add(c0));
+                    for u in 0..8 {
+                        acc[u] = _mm256_fmadd_ps(pv, _mm256_loadu_ps(vp.add(8 * u)), acc[u]);
+                    }
+                }
+                for u in 0..8 {
+                    _mm256_storeu_ps(o.as_mut_ptr().add(c0 + 8 * u), acc[u]);
+                }
+                c0 += 64;
+            }
+            while c0 < d {
+                let mut acc = _mm256_setzero_ps();
+                for (j, &pj) in probs.iter().enumerate() {
+                    acc = _mm256_fmadd_ps(_mm256_set1_ps(pj), _mm256_loadu_ps(v.at(row, head, j, d).as_ptr().add(c0)), acc);
+                }
+                _mm256_storeu_ps(o.as_mut_ptr().add(c0), acc);
+                c0 += 8;
+            }
+        }
+    }
+
+    /// The sums of eight vectors' elements, as one vector.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn hsum8(a: [__m256; 8]) -> __m256 {
+        // After two rounds of pairwise sums, lane i holds vector i's (or i - 4's) half sums.
+        let t0 = _mm256_hadd_ps(_mm256_hadd_ps(a[0], a[1]), _mm256_hadd_ps(a[2], a[3]));
+        let t1 = _mm256_hadd_ps(_mm256_hadd_ps(a[4], a[5]), _mm256_hadd_ps(a[6], a[7]));
+        _mm256_add_ps(_mm256_permute2f128_ps(t0, t1, 0x20), _mm256_permute2f128_ps(t0, t1, 0x31))
     }
 
     /// `exp` of eight values, as Cephes' `expf` computes it (within 2 ulp): `2^n e^r` with
@@ -533,6 +597,47 @@ mod tests {
                         // Only the order of the f32 additions differs.
                         assert!((a - b).abs() <= 1e-6 * n as f32, "row {r}: {a} vs {b}");
                     }
+                }
+            }
+        }
+    }
+
+    /// Attention of one query over keys and values `[positions, d]`, in f64.
+    fn attention_reference(q: &[f32], k: &[f32], v: &[f32], scale: f32, bias: &[f32]) -> Vec<f64> {
+        let d = q.len();
+        let scores: Vec<f64> = k
+            .chunks(d)
+            .enumerate()
+            .map(|(j, kj)| kj.iter().zip(q).map(|(a, b)| *a as f64 * *b as f64).sum::<f64>() * scale as f64 + bias.get(j).copied().unwrap_or(0.0) as f64)
+            .collect();
+        let max = scores.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let sum: f64 = scores.iter().map(|s| (s - max).exp()).sum();
+        (0..d).map(|c| scores.iter().enumerate().map(|(j, s)| (s - max).exp() / sum * v[j * d + c] as f64).sum()).collect()
+    }
+
+    #[test]
+    fn attention_of_queries_sharing_keys_equals_each_query_alone() {
+        // d 64 and 24 take the vector path, 6 the plain one; 13 and 21 positions leave
+        // remainders after the groups of eight keys.
+        for (d, positions, g) in [(64, 21, 3), (24, 13, 1), (6, 13, 2), (64, 8, 4)] {
+            let (heads, row) = (2, 1);
+            // Two rows of `heads` heads of `positions` positions, laid out [row, pos, head, d].
+            let cache: Vec<f32> = (0..2 * positions * heads * d).map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0).collect();
+            let view = |off: usize| Cached { data: &cache[off..], row_stride: positions * heads * d, head_stride: d, pos_stride: heads * d };
+            let (k, v) = (view(0), view(0));
+            let q: Vec<f32> = (0..g * d).map(|i| ((i * 104729) % 997) as f32 / 498.0 - 1.0).collect();
+            let bias: Vec<Vec<f32>> = (0..g).map(|i| (0..positions).map(|j| if j == i { f32::MIN } else { 0.1 * j as f32 }).collect()).collect();
+            let terms: Vec<&[f32]> = bias.iter().map(Vec::as_slice).collect();
+            let mut out = vec![0.0; g * d];
+            attend_head(&q, [&k, &v], [row, 1], positions, 0.125, &terms, &mut out);
+            let kv: Vec<f32> = (0..positions).flat_map(|j| k.at(row, 1, j, d).to_vec()).collect();
+            for i in 0..g {
+                let want = attention_reference(&q[i * d..(i + 1) * d], &kv, &kv, 0.125, &bias[i]);
+                let mut alone = vec![0.0; d];
+                attend_head(&q[i * d..(i + 1) * d], [&k, &v], [row, 1], positions, 0.125, &[&bias[i]], &mut alone);
+                for c in 0..d {
+                    assert!((out[i * d + c] as f64 - want[c]).abs() < 1e-5, "d {d} query {i}: {} vs {}", out[i * d + c], want[c]);
+                    assert_eq!(out[i * d + c], alone[c]);
                 }
             }
         }

@@ -112,6 +112,14 @@ impl Seq2SeqCache {
     /// `encoder_out` by `kv` (keys and values fused) when the cache has none yet.
     fn cross(&mut self, i: usize, kv: &Linear, encoder_out: &Tensor, heads: i64, head_dim: i64) -> Result<(Tensor, Tensor)> {
         self.materialize_cross()?;
+        self.project(i, kv, encoder_out, heads, head_dim)?;
+        let (k, v) = self.cross.get(i).ok_or_else(|| MedgenError::invalid("cache", "decoder layers run out of order"))?;
+        Ok((k.shallow_clone(), v.shallow_clone()))
+    }
+
+    /// Projects layer `i`'s cross-attention keys and values from `encoder_out` by `kv` when
+    /// the cache has none yet.
+    fn project(&mut self, i: usize, kv: &Linear, encoder_out: &Tensor, heads: i64, head_dim: i64) -> Result<()> {
         if i == self.cross.len() {
             let kv = kv.forward(encoder_out)?.f_split(heads * head_dim, -1)?;
             // Contiguous heads: each step reads every head's keys and values from end to end.
@@ -119,8 +127,7 @@ impl Seq2SeqCache {
             let v = super::split_heads(&kv[1], heads, head_dim)?.f_contiguous()?;
             self.cross.push((k, v));
         }
-        let (k, v) = self.cross.get(i).ok_or_else(|| MedgenError::invalid("cache", "decoder layers run out of order"))?;
-        Ok((k.shallow_clone(), v.shallow_clone()))
+        Ok(())
     }
 }
 
@@ -210,7 +217,7 @@ impl Attention {
     /// Projects layer `i`'s cross-attention keys and values from `encoder_out` into `cache`,
     /// unless it holds them already.
     pub fn project_cross(&self, cache: &mut Seq2SeqCache, i: usize, encoder_out: &Tensor) -> Result<()> {
-        cache.cross(i, &self.kv, encoder_out, self.heads, self.head_dim).map(|_| ())
+        cache.project(i, &self.kv, encoder_out, self.heads, self.head_dim)
     }
 
     /// One decode step of `m` rows (`x`: `[m, hidden]`) on CPU f32 slices, for a layer that
@@ -246,15 +253,25 @@ impl Attention {
             return Err(MedgenError::invalid("weights", "attention weights the CPU kernels cannot read"));
         }
         let scale = self.scale as f32;
-        // Head by head, `[heads, m, hd]`: rows that share keys (beams, in cross-attention)
-        // read them one after another, while they are in the CPU's cache.
+        // Head by head, `[heads, m, hd]`; within a head, each run of rows that share keys
+        // and values (a prompt's beams, in cross-attention) reads them once.
         let mut by_head = vec![0.0; m * inner];
-        by_head.par_chunks_mut(hd).enumerate().for_each(|(j, out)| {
-            let (h, r) = (j / m, j % m);
-            let start = r * bias.row_stride + h * bias.head_stride;
-            let terms = bias.data.get(start..start + positions).unwrap_or(&[]);
-            let q = &q[r * inner + h * hd..r * inner + (h + 1) * hd];
-            kernels::attend_head(q, [&k, &v], [kv_rows[r], h], positions, scale, terms, out);
+        by_head.par_chunks_mut(m * hd).enumerate().for_each(|(h, outs)| {
+            let mut r0 = 0;
+            while r0 < m {
+                let g = kv_rows[r0..].iter().take_while(|&&r| r == kv_rows[r0]).count();
+                let rows = r0..r0 + g;
+                let qs: Vec<f32> = rows.clone().flat_map(|r| &q[r * inner + h * hd..r * inner + (h + 1) * hd]).copied().collect();
+                let terms: Vec<&[f32]> = rows
+                    .map(|r| {
+                        let start = r * bias.row_stride + h * bias.head_stride;
+                        bias.data.get(start..start + positions).unwrap_or(&[])
+                    })
+                    .collect();
+                let out = &mut outs[r0 * hd..(r0 + g) * hd];
+                kernels::attend_head(&qs, [&k, &v], [kv_rows[r0], h], positions, scale, &terms, out);
+                r0 += g;
+            }
         });
         let mut attn = vec![0.0; m * inner];
         for (j, out) in by_head.chunks_exact(hd).enumerate() {
