@@ -4,7 +4,10 @@
 
 use tch::{Kind, Tensor};
 
-use super::seq2seq::{causal_bias, check_encoder_out, check_ids, check_vocab, padding_bias, Attention, CacheSlot, Seq2Seq, Seq2SeqCache};
+use super::seq2seq::{
+    add_to, causal_bias, check_encoder_out, check_ids, check_vocab, layer_norm_rows, padding_bias, padding_bias_rows, Attention, CacheSlot, CpuSlot,
+    ScoreBias, Seq2Seq, Seq2SeqCache,
+};
 use super::{Linear, Loader, Seq2SeqConfig, Weight};
 use crate::error::{MedgenError, Result};
 
@@ -25,6 +28,16 @@ impl Norm {
     fn forward(&self, x: &Tensor, eps: f64) -> Result<Tensor> {
         let d = x.size()[2];
         Ok(x.f_layer_norm([d], Some(&*self.weight), Some(&*self.bias), eps, false)?)
+    }
+
+    /// [`Norm::forward`] of the rows of `x` on CPU slices, for weights that are f32 there.
+    fn rows(&self, x: &[f32], eps: f64) -> Vec<f32> {
+        let (w, b) = (self.weight.f32_slice().unwrap_or_default(), self.bias.f32_slice().unwrap_or_default());
+        layer_norm_rows(x, w, b, eps)
+    }
+
+    fn on_kernels(&self) -> bool {
+        self.weight.f32_slice().is_some() && self.bias.f32_slice().is_some()
     }
 }
 
@@ -97,6 +110,23 @@ impl Bart {
         }
         let pos = stack.positions.f_narrow(0, start + POSITION_OFFSET, t)?.f_to_kind(self.kind)?;
         stack.embed_norm.forward(&x.f_add(&pos)?, self.cfg.norm_eps)
+    }
+
+    /// Whether every weight a decoder step reads is f32 on the CPU, for [`Seq2Seq::decode_cpu`].
+    fn decoder_on_kernels(&self) -> bool {
+        let layers = self.decoder.layers.iter().all(|l| {
+            l.attn.on_kernels()
+                && l.attn_norm.on_kernels()
+                && l.cross.as_ref().is_none_or(|(a, n)| a.on_kernels() && n.on_kernels())
+                && l.fc1.on_kernels()
+                && l.fc2.on_kernels()
+                && l.ffn_norm.on_kernels()
+        });
+        layers
+            && self.shared.f32_slice().is_some()
+            && self.decoder.positions.f32_slice().is_some()
+            && self.decoder.embed_norm.on_kernels()
+            && self.head.on_kernels()
     }
 
     fn feed_forward(&self, l: &Layer, x: &Tensor) -> Result<Tensor> {
@@ -175,5 +205,63 @@ impl Seq2Seq for Bart {
         }
         cache.advance(t as usize);
         Ok(self.head.forward(&x)?.f_to_kind(Kind::Float)?)
+    }
+
+    /// The same arithmetic as [`Bart::decode`] for one token per row, without libtorch's
+    /// per-operation dispatch.
+    fn decode_cpu(&self, tokens: &[u32], encoder_out: &Tensor, encoder_mask: &Tensor, cache: &mut Seq2SeqCache) -> Result<Option<Vec<f32>>> {
+        let (m, d, vocab, eps) = (tokens.len(), self.cfg.hidden_size, self.cfg.vocab_size, self.cfg.norm_eps);
+        if m == 0 || !self.decoder_on_kernels() {
+            return Ok(None);
+        }
+        check_encoder_out(encoder_out, encoder_mask, m as i64, d)?;
+        if let Some(bad) = tokens.iter().find(|&&t| t as usize >= vocab) {
+            return Err(MedgenError::invalid("decoder_input_ids", format!("token id {bad} is outside the vocabulary of {vocab}")));
+        }
+        let past = cache.len();
+        if past as i64 + 1 > self.max_positions {
+            return Err(MedgenError::context(past + 1, self.max_positions as usize, "BART max_position_embeddings"));
+        }
+        for (i, l) in self.decoder.layers.iter().enumerate() {
+            if let Some((cross, _)) = &l.cross {
+                cross.project_cross(cache, i, encoder_out)?;
+            }
+        }
+        if !cache.on_kernels(m) {
+            return Ok(None);
+        }
+        let (Some(shared), Some(positions)) = (self.shared.f32_slice(), self.decoder.positions.f32_slice()) else { return Ok(None) };
+        let scale = if self.cfg.scale_embedding { (d as f64).sqrt() as f32 } else { 1.0 };
+        let at = (past + POSITION_OFFSET as usize) * d;
+        let position = &positions[at..at + d];
+        let x: Vec<f32> = tokens
+            .iter()
+            .flat_map(|&t| shared[t as usize * d..(t as usize + 1) * d].iter().zip(position).map(|(e, p)| e * scale + p))
+            .collect();
+        let mut x = self.decoder.embed_norm.rows(&x, eps);
+        let cross_bias = padding_bias_rows(encoder_mask)?;
+        let cross_bias = ScoreBias { data: &cross_bias, row_stride: cross_bias.len() / m, head_stride: 0 };
+        let no_bias = ScoreBias { data: &[], row_stride: 0, head_stride: 0 };
+        for (i, l) in self.decoder.layers.iter().enumerate() {
+            let a = l.attn.step_cpu(&x, m, CpuSlot::SelfAttn(cache, i), &no_bias)?;
+            add_to(&mut x, &a);
+            x = l.attn_norm.rows(&x, eps);
+            if let Some((cross, norm)) = &l.cross {
+                let a = cross.step_cpu(&x, m, CpuSlot::Cross(cache, i), &cross_bias)?;
+                add_to(&mut x, &a);
+                x = norm.rows(&x, eps);
+            }
+            let mut h = vec![0.0; m * l.fc1.out_features()];
+            l.fc1.matvec(&x, &mut h);
+            self.cfg.activation.apply_slice(&mut h)?;
+            let mut y = vec![0.0; m * d];
+            l.fc2.matvec(&h, &mut y);
+            add_to(&mut x, &y);
+            x = l.ffn_norm.rows(&x, eps);
+        }
+        cache.advance(1);
+        let mut logits = vec![0.0; m * vocab];
+        self.head.matvec(&x, &mut logits);
+        Ok(Some(logits))
     }
 }

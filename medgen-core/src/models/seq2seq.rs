@@ -338,6 +338,21 @@ pub(crate) fn rms_norm_rows(x: &[f32], w: &[f32], eps: f64) -> Vec<f32> {
     out
 }
 
+/// The rows of `x` (`[m, w.len()]`) through a LayerNorm with weight `w` and bias `b`.
+pub(crate) fn layer_norm_rows(x: &[f32], w: &[f32], b: &[f32], eps: f64) -> Vec<f32> {
+    let mut out = vec![0.0; x.len()];
+    for (x, o) in x.chunks_exact(w.len()).zip(out.chunks_exact_mut(w.len())) {
+        let n = x.len() as f64;
+        let mean = x.iter().map(|&v| v as f64).sum::<f64>() / n;
+        let var = x.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n;
+        let inv = 1.0 / (var + eps).sqrt();
+        for (((o, &v), &w), &b) in o.iter_mut().zip(x).zip(w).zip(b) {
+            *o = ((v as f64 - mean) * inv) as f32 * w + b;
+        }
+    }
+    out
+}
+
 /// `x += y`, element by element.
 pub(crate) fn add_to(x: &mut [f32], y: &[f32]) {
     x.iter_mut().zip(y).for_each(|(x, y)| *x += y);
