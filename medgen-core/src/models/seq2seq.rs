@@ -222,7 +222,8 @@ impl Attention {
 
     /// One decode step of `m` rows (`x`: `[m, hidden]`) on CPU f32 slices, for a layer that
     /// is [`Attention::on_kernels`]: the attention's output projection, `[m, hidden]`. Each
-    /// row reads its own row of the cache; rows and heads are split across the threads.
+    /// row reads its own self-attention row of the cache, and the cross-attention row its
+    /// prompt's encoder output made; heads are split across the threads.
     pub fn step_cpu(&self, x: &[f32], m: usize, slot: CpuSlot, bias: &ScoreBias) -> Result<Vec<f32>> {
         let (heads, hd) = (self.heads as usize, self.head_dim as usize);
         let inner = heads * hd;
