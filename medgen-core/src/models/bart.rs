@@ -5,7 +5,7 @@
 use tch::{Kind, Tensor};
 
 use super::seq2seq::{
-    add_to, causal_bias, check_encoder_out, check_ids, check_vocab, layer_norm_rows, padding_bias, padding_bias_rows, Attention, CacheSlot, CpuSlot,
+    add_to, causal_bias, check_encoder_out, check_ids, check_vocab, layer_norm_rows, padding_bias, start_cpu_step, Attention, CacheSlot, CpuSlot,
     ScoreBias, Seq2Seq, Seq2SeqCache,
 };
 use super::{Linear, Loader, Seq2SeqConfig, Weight};
@@ -214,22 +214,12 @@ impl Seq2Seq for Bart {
         if m == 0 || !self.decoder_on_kernels() {
             return Ok(None);
         }
-        check_encoder_out(encoder_out, encoder_mask, m as i64, d)?;
-        if let Some(bad) = tokens.iter().find(|&&t| t as usize >= vocab) {
-            return Err(MedgenError::invalid("decoder_input_ids", format!("token id {bad} is outside the vocabulary of {vocab}")));
-        }
         let past = cache.len();
         if past as i64 + 1 > self.max_positions {
             return Err(MedgenError::context(past + 1, self.max_positions as usize, "BART max_position_embeddings"));
         }
-        for (i, l) in self.decoder.layers.iter().enumerate() {
-            if let Some((cross, _)) = &l.cross {
-                cross.project_cross(cache, i, encoder_out)?;
-            }
-        }
-        if !cache.on_kernels(m) {
-            return Ok(None);
-        }
+        let cross = self.decoder.layers.iter().enumerate().filter_map(|(i, l)| Some((i, &l.cross.as_ref()?.0)));
+        let Some(cross_bias) = start_cpu_step(tokens, [vocab, d], [encoder_out, encoder_mask], cache, cross)? else { return Ok(None) };
         let (Some(shared), Some(positions)) = (self.shared.f32_slice(), self.decoder.positions.f32_slice()) else { return Ok(None) };
         let scale = if self.cfg.scale_embedding { (d as f64).sqrt() as f32 } else { 1.0 };
         let at = (past + POSITION_OFFSET as usize) * d;
@@ -239,8 +229,7 @@ impl Seq2Seq for Bart {
             .flat_map(|&t| shared[t as usize * d..(t as usize + 1) * d].iter().zip(position).map(|(e, p)| e * scale + p))
             .collect();
         let mut x = self.decoder.embed_norm.rows(&x, eps);
-        let cross_bias = padding_bias_rows(encoder_mask)?;
-        let cross_bias = ScoreBias { data: &cross_bias, row_stride: cross_bias.len() / m, head_stride: 0 };
+        let cross_bias = ScoreBias::per_row(&cross_bias, m);
         let no_bias = ScoreBias { data: &[], row_stride: 0, head_stride: 0 };
         for (i, l) in self.decoder.layers.iter().enumerate() {
             let a = l.attn.step_cpu(&x, m, CpuSlot::SelfAttn(cache, i), &no_bias)?;

@@ -156,6 +156,38 @@ pub(crate) struct ScoreBias<'a> {
     pub head_stride: usize,
 }
 
+impl<'a> ScoreBias<'a> {
+    /// One term per key for each of `rows` rows, the same for every head: padding masks.
+    pub fn per_row(data: &'a [f32], rows: usize) -> Self {
+        ScoreBias { data, row_stride: data.len() / rows.max(1), head_stride: 0 }
+    }
+}
+
+/// What a CPU decode step of `tokens` does before its layers: checks the tokens and the
+/// encoder output, and projects every layer's cross-attention keys and values (`cross`, by
+/// layer index) into `cache`. Returns the cross-attention's padding terms per row, or
+/// `None` when the cache does not allow the step (then libtorch's decode serves).
+pub(crate) fn start_cpu_step<'a>(
+    tokens: &[u32],
+    dims: [usize; 2],
+    encoder: [&Tensor; 2],
+    cache: &mut Seq2SeqCache,
+    cross: impl IntoIterator<Item = (usize, &'a Attention)>,
+) -> Result<Option<Vec<f32>>> {
+    let ([vocab, hidden], [encoder_out, encoder_mask], m) = (dims, encoder, tokens.len());
+    check_encoder_out(encoder_out, encoder_mask, m as i64, hidden)?;
+    if let Some(bad) = tokens.iter().find(|&&t| t as usize >= vocab) {
+        return Err(MedgenError::invalid("decoder_input_ids", format!("token id {bad} is outside the vocabulary of {vocab}")));
+    }
+    for (i, attention) in cross {
+        attention.project_cross(cache, i, encoder_out)?;
+    }
+    if !cache.on_kernels(m) {
+        return Ok(None);
+    }
+    padding_bias_rows(encoder_mask).map(Some)
+}
+
 /// Multi-head attention with separate q, k/v projections and an output projection; the
 /// families differ only in names, biases and the score scale.
 pub(crate) struct Attention {

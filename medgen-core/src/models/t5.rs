@@ -6,11 +6,11 @@
 use tch::{Kind, Tensor};
 
 use super::seq2seq::{
-    add_to, causal_bias, check_encoder_out, check_ids, check_vocab, padding_bias, padding_bias_rows, rms_norm_rows, Attention, CacheSlot, CpuSlot,
+    add_to, causal_bias, check_encoder_out, check_ids, check_vocab, padding_bias, start_cpu_step, rms_norm_rows, Attention, CacheSlot, CpuSlot,
     ScoreBias, Seq2Seq, Seq2SeqCache,
 };
 use super::{Linear, Loader, Seq2SeqConfig, Weight};
-use crate::error::{MedgenError, Result};
+use crate::error::Result;
 
 struct FeedForward {
     /// `wi`, or `wi_0` and `wi_1` fused (outputs `[gate, linear]`) when gated.
@@ -255,26 +255,15 @@ impl Seq2Seq for T5 {
         if m == 0 || !self.decoder_on_kernels() {
             return Ok(None);
         }
-        check_encoder_out(encoder_out, encoder_mask, m as i64, d)?;
-        if let Some(bad) = tokens.iter().find(|&&t| t as usize >= vocab) {
-            return Err(MedgenError::invalid("decoder_input_ids", format!("token id {bad} is outside the vocabulary of {vocab}")));
-        }
-        for (i, l) in self.decoder.layers.iter().enumerate() {
-            if let Some((_, cross)) = &l.cross {
-                cross.project_cross(cache, i, encoder_out)?;
-            }
-        }
-        if !cache.on_kernels(m) {
-            return Ok(None);
-        }
+        let cross = self.decoder.layers.iter().enumerate().filter_map(|(i, l)| Some((i, &l.cross.as_ref()?.1)));
+        let Some(cross_bias) = start_cpu_step(tokens, [vocab, d], [encoder_out, encoder_mask], cache, cross)? else { return Ok(None) };
         let (Some(shared), Some(final_norm)) = (self.shared.f32_slice(), self.decoder.final_norm.f32_slice()) else { return Ok(None) };
         let norm = |x: &[f32], w: &Weight| rms_norm_rows(x, w.f32_slice().unwrap_or_default(), eps);
         let past = cache.len();
         let bias = self.position_bias(&self.decoder.relative_bias, 1, past as i64, false)?;
         let self_bias = Vec::<f32>::try_from(bias.f_to_kind(Kind::Float)?.f_contiguous()?.f_view([-1])?)?;
         let self_bias = ScoreBias { data: &self_bias, row_stride: 0, head_stride: past + 1 };
-        let cross_bias = padding_bias_rows(encoder_mask)?;
-        let cross_bias = ScoreBias { data: &cross_bias, row_stride: cross_bias.len() / m, head_stride: 0 };
+        let cross_bias = ScoreBias::per_row(&cross_bias, m);
         let mut x: Vec<f32> = tokens.iter().flat_map(|&t| &shared[t as usize * d..(t as usize + 1) * d]).copied().collect();
         for (i, l) in self.decoder.layers.iter().enumerate() {
             let a = l.attn.step_cpu(&norm(&x, &l.attn_norm), m, CpuSlot::SelfAttn(cache, i), &self_bias)?;
