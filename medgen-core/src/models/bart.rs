@@ -67,6 +67,9 @@ pub(crate) struct Bart {
     max_positions: i64,
     /// The activations' kind.
     kind: Kind,
+    /// Whether every weight a decoder step reads is f32 on the CPU, so that
+    /// [`Seq2Seq::decode_cpu`] can run: known at load, as weights never change.
+    cpu_step: bool,
 }
 
 impl Bart {
@@ -96,7 +99,14 @@ impl Bart {
             head,
             max_positions,
             kind: w.act,
-        })
+            cpu_step: false,
+        }
+        .with_cpu_step())
+    }
+
+    fn with_cpu_step(mut self) -> Self {
+        self.cpu_step = self.decoder_on_kernels();
+        self
     }
 
     /// Scaled token embeddings plus positions `start..start + t`, through the embedding norm.
@@ -211,7 +221,7 @@ impl Seq2Seq for Bart {
     /// per-operation dispatch.
     fn decode_cpu(&self, tokens: &[u32], encoder_out: &Tensor, encoder_mask: &Tensor, cache: &mut Seq2SeqCache) -> Result<Option<Vec<f32>>> {
         let (m, d, vocab, eps) = (tokens.len(), self.cfg.hidden_size, self.cfg.vocab_size, self.cfg.norm_eps);
-        if m == 0 || !self.decoder_on_kernels() {
+        if m == 0 || !self.cpu_step {
             return Ok(None);
         }
         let past = cache.len();

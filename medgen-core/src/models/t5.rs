@@ -42,6 +42,9 @@ pub(crate) struct T5 {
     head: Linear,
     /// The activations' kind.
     kind: Kind,
+    /// Whether every weight a decoder step reads is f32 on the CPU, so that
+    /// [`Seq2Seq::decode_cpu`] can run: known at load, as weights never change.
+    cpu_step: bool,
 }
 
 impl T5 {
@@ -64,7 +67,14 @@ impl T5 {
             shared,
             head,
             kind: w.act,
-        })
+            cpu_step: false,
+        }
+        .with_cpu_step())
+    }
+
+    fn with_cpu_step(mut self) -> Self {
+        self.cpu_step = self.decoder_on_kernels();
+        self
     }
 
     fn norm(&self, x: &Tensor, weight: &Weight) -> Result<Tensor> {
@@ -252,7 +262,7 @@ impl Seq2Seq for T5 {
     /// 40 libtorch calls per layer, whose dispatch costs a third of the step.
     fn decode_cpu(&self, tokens: &[u32], encoder_out: &Tensor, encoder_mask: &Tensor, cache: &mut Seq2SeqCache) -> Result<Option<Vec<f32>>> {
         let (m, d, vocab, eps) = (tokens.len(), self.cfg.hidden_size, self.cfg.vocab_size, self.cfg.norm_eps);
-        if m == 0 || !self.decoder_on_kernels() {
+        if m == 0 || !self.cpu_step {
             return Ok(None);
         }
         let cross = self.decoder.layers.iter().enumerate().filter_map(|(i, l)| Some((i, &l.cross.as_ref()?.1)));
