@@ -18,6 +18,7 @@ pub mod deid;
 pub mod error;
 pub mod formats;
 pub mod generation;
+pub(crate) mod kernels;
 pub mod metrics;
 mod model;
 pub mod models;

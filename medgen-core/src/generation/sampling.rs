@@ -109,7 +109,7 @@ pub(crate) fn log_prob(logits: &[f32], token: u32) -> f32 {
 /// `(l - m) - ln Σ`.
 pub(crate) fn log_softmax_terms(logits: &[f32]) -> (f32, f32) {
     let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let sum = crate::models::kernels::sum_exp(logits, max);
+    let sum = crate::kernels::sum_exp(logits, max);
     (max, sum.ln() as f32)
 }
 

@@ -5,55 +5,30 @@
 use tch::{Kind, Tensor};
 
 use super::seq2seq::{
-    add_to, causal_bias, check_encoder_out, check_ids, check_vocab, layer_norm_rows, padding_bias, start_cpu_step, Attention, CacheSlot, CpuSlot,
+    causal_bias, check_encoder_out, check_ids, check_vocab, padding_bias, start_cpu_step, Attention, CacheSlot, CpuSlot,
     ScoreBias, Seq2Seq, Seq2SeqCache,
 };
-use super::{Linear, Loader, Seq2SeqConfig, Weight};
+use super::{LayerNorm, Linear, Loader, Seq2SeqConfig, Weight};
 use crate::error::{MedgenError, Result};
+use crate::kernels::add_to;
 
 /// `BartLearnedPositionalEmbedding` looks up position `p` at row `p + 2`, a leftover of
 /// fairseq's padding-aware positions.
 const POSITION_OFFSET: i64 = 2;
 
-struct Norm {
-    weight: Weight,
-    bias: Weight,
-}
-
-impl Norm {
-    fn load(w: &Loader, name: &str, d: i64) -> Result<Self> {
-        Ok(Norm { weight: w.get(&format!("{name}.weight"), &[d])?, bias: w.get(&format!("{name}.bias"), &[d])? })
-    }
-
-    fn forward(&self, x: &Tensor, eps: f64) -> Result<Tensor> {
-        let d = x.size()[2];
-        Ok(x.f_layer_norm([d], Some(&*self.weight), Some(&*self.bias), eps, false)?)
-    }
-
-    /// [`Norm::forward`] of the rows of `x` on CPU slices, for weights that are f32 there.
-    fn rows(&self, x: &[f32], eps: f64) -> Vec<f32> {
-        let (w, b) = (self.weight.f32_slice().unwrap_or_default(), self.bias.f32_slice().unwrap_or_default());
-        layer_norm_rows(x, w, b, eps)
-    }
-
-    fn on_kernels(&self) -> bool {
-        self.weight.f32_slice().is_some() && self.bias.f32_slice().is_some()
-    }
-}
-
 struct Layer {
     attn: Attention,
-    attn_norm: Norm,
+    attn_norm: LayerNorm,
     /// Decoder layers only: attention over the encoder output and the norm after it.
-    cross: Option<(Attention, Norm)>,
+    cross: Option<(Attention, LayerNorm)>,
     fc1: Linear,
     fc2: Linear,
-    ffn_norm: Norm,
+    ffn_norm: LayerNorm,
 }
 
 struct Stack {
     positions: Weight,
-    embed_norm: Norm,
+    embed_norm: LayerNorm,
     layers: Vec<Layer>,
 }
 
@@ -156,22 +131,22 @@ impl Stack {
         for i in 0..n {
             let at = |rest: &str| format!("{stack}.layers.{i}.{rest}");
             let cross = if decoder {
-                Some((Attention::load(w, &at("encoder_attn"), names, dims, true, scale)?, Norm::load(w, &at("encoder_attn_layer_norm"), d)?))
+                Some((Attention::load(w, &at("encoder_attn"), names, dims, true, scale)?, LayerNorm::load(w, &at("encoder_attn_layer_norm"), d)?))
             } else {
                 None
             };
             layers.push(Layer {
                 attn: Attention::load(w, &at("self_attn"), names, dims, true, scale)?,
-                attn_norm: Norm::load(w, &at("self_attn_layer_norm"), d)?,
+                attn_norm: LayerNorm::load(w, &at("self_attn_layer_norm"), d)?,
                 cross,
                 fc1: Linear::load(w, &at("fc1"), ff, d, true)?,
                 fc2: Linear::load(w, &at("fc2"), d, ff, true)?,
-                ffn_norm: Norm::load(w, &at("final_layer_norm"), d)?,
+                ffn_norm: LayerNorm::load(w, &at("final_layer_norm"), d)?,
             });
         }
         Ok(Stack {
             positions: w.get(&format!("{stack}.embed_positions.weight"), &[max_positions + POSITION_OFFSET, d])?,
-            embed_norm: Norm::load(w, &format!("{stack}.layernorm_embedding"), d)?,
+            embed_norm: LayerNorm::load(w, &format!("{stack}.layernorm_embedding"), d)?,
             layers,
         })
     }

@@ -2,33 +2,14 @@
 
 use tch::{Kind, Tensor};
 
-use super::{attention, merge_heads, split_heads, KvCache, Linear, Loader, ModelConfig, Network, Weight};
+use super::{attention, merge_heads, split_heads, KvCache, LayerNorm, Linear, Loader, ModelConfig, Network, Weight};
 use crate::error::Result;
 
-struct Norm {
-    weight: Weight,
-    bias: Weight,
-}
-
-impl Norm {
-    fn load(w: &Loader, name: &str, h: i64) -> Result<Self> {
-        Ok(Norm {
-            weight: w.get(&format!("{name}.weight"), &[h])?,
-            bias: w.get(&format!("{name}.bias"), &[h])?,
-        })
-    }
-
-    fn forward(&self, x: &Tensor, eps: f64) -> Result<Tensor> {
-        let h = x.size()[2];
-        Ok(x.f_layer_norm([h], Some(&*self.weight), Some(&*self.bias), eps, false)?)
-    }
-}
-
 struct Layer {
-    ln_1: Norm,
+    ln_1: LayerNorm,
     qkv: Linear,
     proj: Linear,
-    ln_2: Norm,
+    ln_2: LayerNorm,
     fc: Linear,
     fc_proj: Linear,
 }
@@ -38,7 +19,7 @@ pub(crate) struct Gpt2 {
     wte: Weight,
     wpe: Weight,
     layers: Vec<Layer>,
-    ln_f: Norm,
+    ln_f: LayerNorm,
     head: Linear,
     /// The activations' kind.
     kind: Kind,
@@ -52,10 +33,10 @@ impl Gpt2 {
         for i in 0..cfg.n_layers {
             let n = |s: &str| format!("blk.{i}.{s}");
             layers.push(Layer {
-                ln_1: Norm::load(w, &n("attn_norm"), h)?,
+                ln_1: LayerNorm::load(w, &n("attn_norm"), h)?,
                 qkv: Linear::load(w, &n("attn_qkv"), 3 * h, h, true)?,
                 proj: Linear::load(w, &n("attn_output"), h, h, true)?,
-                ln_2: Norm::load(w, &n("ffn_norm"), h)?,
+                ln_2: LayerNorm::load(w, &n("ffn_norm"), h)?,
                 fc: Linear::load(w, &n("ffn_up"), ff, h, true)?,
                 fc_proj: Linear::load(w, &n("ffn_down"), h, ff, true)?,
             });
@@ -67,7 +48,7 @@ impl Gpt2 {
             wte,
             wpe: w.get("position_embd.weight", &[cfg.context_length as i64, h])?,
             layers,
-            ln_f: Norm::load(w, "output_norm", h)?,
+            ln_f: LayerNorm::load(w, "output_norm", h)?,
             head,
             kind: w.act,
         })

@@ -3,7 +3,7 @@
 
 use tch::{Kind, Tensor};
 
-use super::kernels;
+use crate::kernels;
 use super::{attention, merge_heads, split_heads, Architecture, KvCache, Linear, Loader, ModelConfig, Network, Weight};
 use crate::error::Result;
 

@@ -4,7 +4,8 @@
 use rayon::prelude::*;
 use tch::{Device, Kind, Tensor};
 
-use super::{cpu_cached, kernels, KvCache, Linear, Loader};
+use super::{cpu_cached, KvCache, Linear, Loader};
+use crate::kernels;
 use crate::error::{MedgenError, Result};
 
 pub use super::config::{Activation, Seq2SeqArchitecture, Seq2SeqConfig};
@@ -362,33 +363,6 @@ pub(crate) fn padding_bias(mask: &Tensor) -> Result<Tensor> {
 pub(crate) fn padding_bias_rows(mask: &Tensor) -> Result<Vec<f32>> {
     let mask = Vec::<i64>::try_from(mask.f_to_kind(Kind::Int64)?.f_to_device(Device::Cpu)?.f_contiguous()?.f_view([-1])?)?;
     Ok(mask.iter().map(|&m| if m == 0 { MASKED as f32 } else { 0.0 }).collect())
-}
-
-/// The rows of `x` (`[m, w.len()]`) through [`kernels::rms_norm`] with weight `w`.
-pub(crate) fn rms_norm_rows(x: &[f32], w: &[f32], eps: f64) -> Vec<f32> {
-    let mut out = vec![0.0; x.len()];
-    x.chunks_exact(w.len()).zip(out.chunks_exact_mut(w.len())).for_each(|(x, o)| kernels::rms_norm(x, w, eps, o));
-    out
-}
-
-/// The rows of `x` (`[m, w.len()]`) through a LayerNorm with weight `w` and bias `b`.
-pub(crate) fn layer_norm_rows(x: &[f32], w: &[f32], b: &[f32], eps: f64) -> Vec<f32> {
-    let mut out = vec![0.0; x.len()];
-    for (x, o) in x.chunks_exact(w.len()).zip(out.chunks_exact_mut(w.len())) {
-        let n = x.len() as f64;
-        let mean = x.iter().map(|&v| v as f64).sum::<f64>() / n;
-        let var = x.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n;
-        let inv = 1.0 / (var + eps).sqrt();
-        for (((o, &v), &w), &b) in o.iter_mut().zip(x).zip(w).zip(b) {
-            *o = ((v as f64 - mean) * inv) as f32 * w + b;
-        }
-    }
-    out
-}
-
-/// `x += y`, element by element.
-pub(crate) fn add_to(x: &mut [f32], y: &[f32]) {
-    x.iter_mut().zip(y).for_each(|(x, y)| *x += y);
 }
 
 /// `[1, 1, t, past + t]` f32: new position `i` sees keys `0..=past + i`.

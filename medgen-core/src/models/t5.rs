@@ -6,11 +6,12 @@
 use tch::{Kind, Tensor};
 
 use super::seq2seq::{
-    add_to, causal_bias, check_encoder_out, check_ids, check_vocab, padding_bias, start_cpu_step, rms_norm_rows, Attention, CacheSlot, CpuSlot,
+    causal_bias, check_encoder_out, check_ids, check_vocab, padding_bias, start_cpu_step, Attention, CacheSlot, CpuSlot,
     ScoreBias, Seq2Seq, Seq2SeqCache,
 };
 use super::{Linear, Loader, Seq2SeqConfig, Weight};
 use crate::error::Result;
+use crate::kernels::{add_to, rms_norm_rows};
 
 struct FeedForward {
     /// `wi`, or `wi_0` and `wi_1` fused (outputs `[gate, linear]`) when gated.

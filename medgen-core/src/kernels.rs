@@ -10,6 +10,8 @@
 
 use rayon::prelude::*;
 
+use crate::formats::quants::GgmlType;
+
 /// Weight rows the kernel can read: contiguous `[out, in]` data in CPU memory.
 #[derive(Clone, Copy)]
 pub(crate) enum Rows<'a> {
@@ -24,16 +26,35 @@ pub(crate) enum Rows<'a> {
     Q4_1(&'a [u8]),
 }
 
-impl Rows<'_> {
-    /// Elements (`n` per row) to storage units of the slice.
-    fn row_len(&self, n: usize) -> usize {
-        match self {
-            Rows::F32(_) | Rows::Bf16(_) => n,
-            Rows::Q8_0(_) => n / 32 * 34,
-            Rows::Q4_0(_) => n / 32 * 18,
-            Rows::Q4_1(_) => n / 32 * 20,
+impl<'a> Rows<'a> {
+    /// The stored GGUF blocks of a weight as rows the kernels read, or `None` for a block
+    /// type they do not multiply (such weights are dequantized at load). This is the one
+    /// list of block types the kernels read.
+    pub fn from_blocks(ty: GgmlType, blocks: &'a [u8]) -> Option<Self> {
+        match ty {
+            GgmlType::Q8_0 => Some(Rows::Q8_0(blocks)),
+            GgmlType::Q4_0 => Some(Rows::Q4_0(blocks)),
+            GgmlType::Q4_1 => Some(Rows::Q4_1(blocks)),
+            _ => None,
         }
     }
+
+    /// Elements (`n` per row) to storage units of the slice; block sizes from the format's list.
+    fn row_len(&self, n: usize) -> usize {
+        let ty = match self {
+            Rows::F32(_) | Rows::Bf16(_) => return n,
+            Rows::Q8_0(_) => GgmlType::Q8_0,
+            Rows::Q4_0(_) => GgmlType::Q4_0,
+            Rows::Q4_1(_) => GgmlType::Q4_1,
+        };
+        let (elements, bytes) = ty.block();
+        n / elements * bytes
+    }
+}
+
+/// Whether the kernels multiply weights stored in `ty`'s blocks directly.
+pub(crate) fn reads_blocks(ty: GgmlType) -> bool {
+    Rows::from_blocks(ty, &[]).is_some()
 }
 
 /// `y[o] = dot(w[o, :], x)` for every row `o`.
@@ -119,6 +140,33 @@ pub(crate) fn rms_norm(x: &[f32], w: &[f32], eps: f64, out: &mut [f32]) {
     for ((o, v), w) in out.iter_mut().zip(x).zip(w) {
         *o = v * scale * w;
     }
+}
+
+/// The rows of `x` (`[m, w.len()]`) through [`rms_norm`] with weight `w`.
+pub(crate) fn rms_norm_rows(x: &[f32], w: &[f32], eps: f64) -> Vec<f32> {
+    let mut out = vec![0.0; x.len()];
+    x.chunks_exact(w.len()).zip(out.chunks_exact_mut(w.len())).for_each(|(x, o)| rms_norm(x, w, eps, o));
+    out
+}
+
+/// The rows of `x` (`[m, w.len()]`) through a LayerNorm with weight `w` and bias `b`.
+pub(crate) fn layer_norm_rows(x: &[f32], w: &[f32], b: &[f32], eps: f64) -> Vec<f32> {
+    let mut out = vec![0.0; x.len()];
+    for (x, o) in x.chunks_exact(w.len()).zip(out.chunks_exact_mut(w.len())) {
+        let n = x.len() as f64;
+        let mean = x.iter().map(|&v| v as f64).sum::<f64>() / n;
+        let var = x.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n;
+        let inv = 1.0 / (var + eps).sqrt();
+        for (((o, &v), &w), &b) in o.iter_mut().zip(x).zip(w).zip(b) {
+            *o = ((v as f64 - mean) * inv) as f32 * w + b;
+        }
+    }
+    out
+}
+
+/// `x += y`, element by element.
+pub(crate) fn add_to(x: &mut [f32], y: &[f32]) {
+    x.iter_mut().zip(y).for_each(|(x, y)| *x += y);
 }
 
 /// Rotates each `d`-wide head of `x` in the "rotate half" layout by the angles whose cosines
@@ -266,7 +314,7 @@ fn dot_q8_0(w: &[u8], x: &[f32]) -> f32 {
         // SAFETY: AVX2 and FMA are present; `w` holds x.len() / 32 whole blocks.
         return unsafe { avx2::dot_q8_0(w, x) };
     }
-    w.chunks_exact(34)
+    w.chunks_exact(GgmlType::Q8_0.block().1)
         .zip(x.chunks_exact(32))
         .map(|(b, xs)| f16_at(b, 0) * b[2..].iter().zip(xs).map(|(&q, v)| (q as i8) as f32 * v).sum::<f32>())
         .sum()
@@ -280,7 +328,7 @@ fn dot_q4(w: &[u8], x: &[f32], sums: &[f32], with_min: bool) -> f32 {
         // SAFETY: AVX2, FMA and F16C are present; `w` holds x.len() / 32 whole blocks.
         return unsafe { avx2::dot_q4(w, x, sums, with_min) };
     }
-    let size = if with_min { 20 } else { 18 };
+    let size = if with_min { GgmlType::Q4_1 } else { GgmlType::Q4_0 }.block().1;
     let mut total = 0.0;
     for (i, (b, xs)) in w.chunks_exact(size).zip(x.chunks_exact(32)).enumerate() {
         let qs = &b[size - 16..];
@@ -294,6 +342,8 @@ fn dot_q4(w: &[u8], x: &[f32], sums: &[f32], with_min: bool) -> f32 {
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
     use std::arch::x86_64::*;
+
+    use super::GgmlType;
 
     #[inline]
     #[target_feature(enable = "avx2,fma")]
@@ -498,7 +548,7 @@ mod avx2 {
     #[target_feature(enable = "avx2,fma,f16c")]
     pub unsafe fn dot_q8_0(w: &[u8], x: &[f32]) -> f32 {
         let mut totals = [_mm256_setzero_ps(); 2];
-        for (i, (b, xs)) in w.chunks_exact(34).zip(x.chunks_exact(32)).enumerate() {
+        for (i, (b, xs)) in w.chunks_exact(GgmlType::Q8_0.block().1).zip(x.chunks_exact(32)).enumerate() {
             let (q, xp) = (b.as_ptr().add(2), xs.as_ptr());
             let p01 = _mm256_fmadd_ps(i8x8(q), _mm256_loadu_ps(xp), _mm256_mul_ps(i8x8(q.add(8)), _mm256_loadu_ps(xp.add(8))));
             let p23 = _mm256_fmadd_ps(i8x8(q.add(16)), _mm256_loadu_ps(xp.add(16)), _mm256_mul_ps(i8x8(q.add(24)), _mm256_loadu_ps(xp.add(24))));
@@ -511,7 +561,7 @@ mod avx2 {
     /// Q4_0's offset of 8 is folded in as `-8 d sum(x)` per block; Q4_1 adds `m sum(x)`.
     #[target_feature(enable = "avx2,fma,f16c")]
     pub unsafe fn dot_q4(w: &[u8], x: &[f32], sums: &[f32], with_min: bool) -> f32 {
-        let size = if with_min { 20 } else { 18 };
+        let size = if with_min { GgmlType::Q4_1 } else { GgmlType::Q4_0 }.block().1;
         let mask = _mm_set1_epi8(0x0F);
         let mut totals = [_mm256_setzero_ps(); 2];
         let mut offsets = 0.0;

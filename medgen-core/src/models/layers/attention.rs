@@ -1,0 +1,99 @@
+//! Causal self-attention over a KV cache, and the head reshapes the families share.
+
+use tch::{Device, Kind, Tensor};
+
+use crate::error::{MedgenError, Result};
+use crate::kernels;
+
+/// The data of `t`, an f32 CPU tensor `[rows, heads, positions, head_dim]` whose last
+/// dimension is contiguous, for medgen's attention kernels; `None` for any other tensor.
+pub(crate) fn cpu_cached(t: &Tensor) -> Option<kernels::Cached<'_>> {
+    let (size, st) = (t.size(), t.stride());
+    if t.device() != Device::Cpu || t.kind() != Kind::Float || size.len() != 4 || st[3] != 1 || size.contains(&0) {
+        return None;
+    }
+    let len = (0..4).map(|i| (size[i] - 1) * st[i]).sum::<i64>() + 1;
+    // SAFETY: an f32 CPU view with these sizes and strides spans `len` elements from its data
+    // pointer, inside its storage, which the borrow of `t` keeps alive and unchanged.
+    let data = unsafe { std::slice::from_raw_parts(t.data_ptr() as *const f32, len as usize) };
+    Some(kernels::Cached { data, row_stride: st[0] as usize, head_stride: st[1] as usize, pos_stride: st[2] as usize })
+}
+
+/// Scaled dot-product attention over `q` (`[b, heads, t, d]`) and all cached positions:
+/// where `mask` (from [`KvCache::attention_mask`]) allows, or causal within the new
+/// positions when there is none.
+pub(crate) fn attention(q: &Tensor, k: &Tensor, v: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
+    let t = q.size()[2];
+    let total = k.size()[2];
+    let gqa = q.size()[1] != k.size()[1];
+    let out = if t == 1 {
+        decode_attention(q, k, v, mask)?
+    } else if let Some(mask) = mask {
+        Tensor::f_scaled_dot_product_attention(q, k, v, Some(mask), 0.0, false, None, gqa)?
+    } else if t == total {
+        Tensor::f_scaled_dot_product_attention::<Tensor>(q, k, v, None, 0.0, true, None, gqa)?
+    } else {
+        // New positions after a cached prefix: position i may see keys 0..=past+i.
+        let past = total - t;
+        let rows = Tensor::f_arange(t, (Kind::Int64, q.device()))?.f_unsqueeze(1)?;
+        let cols = Tensor::f_arange(total, (Kind::Int64, q.device()))?.f_unsqueeze(0)?;
+        let mask = cols.f_le_tensor(&(rows + past))?;
+        Tensor::f_scaled_dot_product_attention(q, k, v, Some(&mask), 0.0, false, None, gqa)?
+    };
+    Ok(out)
+}
+
+/// Attention of one new position, as two small matrix products. libtorch's fused CPU
+/// kernel splits even this tiny problem across its OpenMP threads, and waking them for
+/// every layer of every step costs more than the arithmetic. `mask` (`[b, 1, 1, keys]`)
+/// must leave each row at least one key.
+fn decode_attention(q: &Tensor, k: &Tensor, v: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
+    let (qs, kv) = (q.size(), k.size()[1]);
+    let (b, heads, d) = (qs[0], qs[1], qs[3]);
+    let cpu_f32 = |t: &Tensor| t.device() == Device::Cpu && t.kind() == Kind::Float && t.stride()[3] == 1;
+    if mask.is_none() && b == 1 && cpu_f32(k) && cpu_f32(v) && q.kind() == Kind::Float {
+        return cpu_attend_one(q, k, v);
+    }
+    // Query heads that share a key/value head are adjacent: [b, kv, heads/kv, d].
+    let qg = q.f_reshape([b, kv, heads / kv, d])?;
+    let scores = qg.f_matmul(&k.f_transpose(-1, -2)?)?.f_mul_scalar(1.0 / (d as f64).sqrt())?;
+    let scores = match mask {
+        Some(mask) => scores.f_masked_fill(&mask.f_logical_not()?, f64::NEG_INFINITY)?,
+        None => scores,
+    };
+    let probs = scores.f_softmax(-1, Kind::Float)?.f_to_kind(q.kind())?;
+    Ok(probs.f_matmul(v)?.f_reshape([b, heads, 1, d])?)
+}
+
+/// [`decode_attention`] for one f32 CPU sequence, in medgen's kernel: a handful of tiny
+/// products per head, where each libtorch call would cost more than its arithmetic.
+fn cpu_attend_one(q: &Tensor, k: &Tensor, v: &Tensor) -> Result<Tensor> {
+    let (qs, ks) = (q.size(), k.size());
+    let shape = [qs[1] as usize, ks[1] as usize, qs[3] as usize];
+    let positions = ks[2] as usize;
+    let q = q.f_contiguous()?;
+    let out = Tensor::f_empty(qs.as_slice(), (Kind::Float, Device::Cpu))?;
+    let (Some(kc), Some(vc)) = (cpu_cached(k), cpu_cached(v)) else {
+        return Err(MedgenError::invalid("cache", "keys and values are not f32 CPU tensors"));
+    };
+    // SAFETY: `q` is contiguous f32 with `numel` elements; `out` was just allocated with the
+    // same shape and nothing else refers to it.
+    unsafe {
+        let qd = std::slice::from_raw_parts(q.data_ptr() as *const f32, q.numel());
+        let od = std::slice::from_raw_parts_mut(out.data_ptr() as *mut f32, q.numel());
+        kernels::attend_one(qd, &kc, &vc, shape, positions, od);
+    }
+    Ok(out)
+}
+
+/// Splits the last dimension into heads: `[b, t, h*d]` → `[b, h, t, d]`.
+pub(crate) fn split_heads(x: &Tensor, heads: i64, head_dim: i64) -> Result<Tensor> {
+    let s = x.size();
+    Ok(x.f_view([s[0], s[1], heads, head_dim])?.f_transpose(1, 2)?)
+}
+
+/// Merges heads back: `[b, h, t, d]` → `[b, t, h*d]`.
+pub(crate) fn merge_heads(x: &Tensor) -> Result<Tensor> {
+    let s = x.size();
+    Ok(x.f_transpose(1, 2)?.f_reshape([s[0], s[2], s[1] * s[3]])?)
+}

@@ -1,0 +1,14 @@
+//! The layers the families share, one small file each. Training's differentiable path and
+//! LoRA adapters belong in these types (LoRA in [`Linear`]), so that every family gets them.
+
+mod attention;
+mod kv_cache;
+mod linear;
+mod norm;
+mod weight;
+
+pub(crate) use attention::{attention, cpu_cached, merge_heads, split_heads};
+pub use kv_cache::KvCache;
+pub(crate) use linear::Linear;
+pub(crate) use norm::LayerNorm;
+pub(crate) use weight::{Loader, Weight};
