@@ -21,7 +21,7 @@ $(STAMP): requirements/runtime.txt requirements/test.txt requirements/model.txt
 	touch $@
 
 # medgen-py is built by maturin (build-python): as a plain cargo build it would link libpython.
-CRATES := -p medgen-core -p medgen-c
+CRATES := -p medgen-core -p medgen-cli -p medgen-c
 
 build: $(STAMP)
 	cargo build --release $(CRATES)

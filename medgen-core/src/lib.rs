@@ -20,16 +20,23 @@ pub mod formats;
 pub mod generation;
 pub(crate) mod kernels;
 pub mod metrics;
+mod loader;
 mod model;
 pub mod models;
 pub mod pipeline;
+pub mod prompt;
+mod runtime;
 pub mod tasks;
 pub mod tokenizer;
 
 pub use chat::ChatMessage;
 pub use error::{MedgenError, Result};
 pub use generation::{EarlyStopping, FinishReason, Generation, GenerationConfig, Generator, Sequence, Timings};
-pub use model::{DType, DeviceSpec, LoadOptions, Model, ModelInfo, NetworkConfig, Seq2SeqModel};
+pub use loader::{ModelInfo, NetworkConfig};
+pub use model::Model;
+pub use models::backends::Seq2SeqModel;
+pub use prompt::Prompt;
+pub use runtime::{DType, DeviceSpec, LoadOptions};
 pub use pipeline::{run_task, DeidMode, TaskOptions, TaskResult};
 pub use tokenizer::Tokenizer;
 

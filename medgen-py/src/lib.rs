@@ -6,11 +6,11 @@ mod clinical;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use medgen::{ChatMessage, Generator, LoadOptions, MedgenError as CoreError};
+use medgen::{ChatMessage, Generator, LoadOptions, MedgenError as CoreError, Prompt};
 use pyo3::create_exception;
-use pyo3::exceptions::{PyException, PyStopIteration, PyTypeError};
+use pyo3::exceptions::{PyAttributeError, PyException, PyOverflowError, PyStopIteration, PyTypeError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyDict, PyList, PyString};
+use pyo3::types::{PyDict, PyFloat, PyList, PyString};
 
 create_exception!(_medgen, MedgenError, PyException, "Base class of every medgen error.");
 create_exception!(_medgen, ModelLoadError, MedgenError, "A model file or folder is missing, unreadable or malformed.");
@@ -38,133 +38,74 @@ fn err(e: CoreError) -> PyErr {
     }
 }
 
-/// Generation options: the fields of medgen's Rust `GenerationConfig`, same names and defaults.
-#[pyclass(module = "medgen", get_all, set_all)]
+/// Generation options: medgen's Rust `GenerationConfig` itself, whose fields are its
+/// attributes and keywords (same names and defaults); values cross as JSON, so that the
+/// fields are listed once, in the core.
+#[pyclass(module = "medgen")]
 #[derive(Clone)]
-struct GenerationConfig {
-    max_new_tokens: usize,
-    min_new_tokens: usize,
-    do_sample: bool,
-    temperature: f32,
-    top_k: usize,
-    top_p: f32,
-    min_p: f32,
-    repetition_penalty: f32,
-    seed: Option<u64>,
-    stop: Vec<String>,
-    logprobs: bool,
-    num_beams: usize,
-    length_penalty: f32,
-    early_stopping: EarlyStopping,
-    num_return_sequences: usize,
-    no_repeat_ngram_size: usize,
-}
-
-/// `early_stopping` as transformers takes it: True, False or "never".
-#[derive(Clone, Copy)]
-struct EarlyStopping(medgen::EarlyStopping);
-
-impl<'py> FromPyObject<'py> for EarlyStopping {
-    fn extract_bound(ob: &Bound<'py, PyAny>) -> PyResult<Self> {
-        if let Ok(b) = ob.downcast::<PyBool>() {
-            return Ok(EarlyStopping(if b.is_true() { medgen::EarlyStopping::True } else { medgen::EarlyStopping::False }));
-        }
-        match ob.extract::<String>() {
-            Ok(s) => s.parse().map(EarlyStopping).map_err(err),
-            Err(_) => Err(PyTypeError::new_err("early_stopping must be True, False or \"never\"")),
-        }
-    }
-}
-
-impl<'py> IntoPyObject<'py> for EarlyStopping {
-    type Target = PyAny;
-    type Output = Bound<'py, PyAny>;
-    type Error = std::convert::Infallible;
-    fn into_pyobject(self, py: Python<'py>) -> Result<Self::Output, Self::Error> {
-        Ok(match self.0 {
-            medgen::EarlyStopping::True => PyBool::new(py, true).to_owned().into_any(),
-            medgen::EarlyStopping::False => PyBool::new(py, false).to_owned().into_any(),
-            medgen::EarlyStopping::Never => PyString::new(py, "never").into_any(),
-        })
-    }
-}
+struct GenerationConfig(medgen::GenerationConfig);
 
 #[pymethods]
 impl GenerationConfig {
     #[new]
-    #[pyo3(signature = (*, max_new_tokens=256, min_new_tokens=0, do_sample=false, temperature=1.0, top_k=50,
-        top_p=1.0, min_p=0.0, repetition_penalty=1.0, seed=None, stop=Vec::new(), logprobs=false, num_beams=1,
-        length_penalty=1.0, early_stopping=EarlyStopping(medgen::EarlyStopping::False), num_return_sequences=1,
-        no_repeat_ngram_size=0))]
-    #[allow(clippy::too_many_arguments)]
-    fn new(
-        max_new_tokens: usize,
-        min_new_tokens: usize,
-        do_sample: bool,
-        temperature: f32,
-        top_k: usize,
-        top_p: f32,
-        min_p: f32,
-        repetition_penalty: f32,
-        seed: Option<u64>,
-        stop: Vec<String>,
-        logprobs: bool,
-        num_beams: usize,
-        length_penalty: f32,
-        early_stopping: EarlyStopping,
-        num_return_sequences: usize,
-        no_repeat_ngram_size: usize,
-    ) -> Self {
-        GenerationConfig {
-            max_new_tokens,
-            min_new_tokens,
-            do_sample,
-            temperature,
-            top_k,
-            top_p,
-            min_p,
-            repetition_penalty,
-            seed,
-            stop,
-            logprobs,
-            num_beams,
-            length_penalty,
-            early_stopping,
-            num_return_sequences,
-            no_repeat_ngram_size,
+    #[pyo3(signature = (**options))]
+    fn new(py: Python<'_>, options: Option<&Bound<'_, PyDict>>) -> PyResult<Self> {
+        let mut cfg = GenerationConfig(medgen::GenerationConfig::default());
+        for (k, v) in options.map(|o| o.iter().collect::<Vec<_>>()).unwrap_or_default() {
+            cfg.set(py, &k.extract::<String>()?, &v)?;
         }
+        Ok(cfg)
+    }
+
+    fn __getattr__(&self, py: Python<'_>, name: &str) -> PyResult<PyObject> {
+        let fields = serde_json::to_value(&self.0).map_err(|e| MedgenError::new_err(e.to_string()))?;
+        let value = fields.get(name).ok_or_else(|| PyAttributeError::new_err(format!("GenerationConfig has no field '{name}'")))?;
+        let json = py.import("json")?;
+        Ok(json.call_method1("loads", (value.to_string(),))?.unbind())
+    }
+
+    fn __setattr__(&mut self, py: Python<'_>, name: &str, value: &Bound<'_, PyAny>) -> PyResult<()> {
+        self.set(py, name, value)
     }
 
     /// Checks every option (raises InvalidArgumentError naming the field).
     fn validate(&self) -> PyResult<()> {
-        self.core().validate().map_err(err)
+        self.0.validate().map_err(err)
     }
 
     fn __repr__(&self) -> String {
-        format!("GenerationConfig({:?})", self.core())
+        format!("GenerationConfig({:?})", self.0)
     }
 }
 
 impl GenerationConfig {
-    fn core(&self) -> medgen::GenerationConfig {
-        medgen::GenerationConfig {
-            max_new_tokens: self.max_new_tokens,
-            min_new_tokens: self.min_new_tokens,
-            do_sample: self.do_sample,
-            temperature: self.temperature,
-            top_k: self.top_k,
-            top_p: self.top_p,
-            min_p: self.min_p,
-            repetition_penalty: self.repetition_penalty,
-            seed: self.seed,
-            stop: self.stop.clone(),
-            logprobs: self.logprobs,
-            num_beams: self.num_beams,
-            length_penalty: self.length_penalty,
-            early_stopping: self.early_stopping.0,
-            num_return_sequences: self.num_return_sequences,
-            no_repeat_ngram_size: self.no_repeat_ngram_size,
+    /// Sets field `name` from a Python value: an unknown field is a TypeError, as an unknown
+    /// keyword is; a value of the wrong type a TypeError; a negative count an OverflowError.
+    fn set(&mut self, py: Python<'_>, name: &str, value: &Bound<'_, PyAny>) -> PyResult<()> {
+        let mut fields = serde_json::to_value(&self.0).map_err(|e| MedgenError::new_err(e.to_string()))?;
+        let Some(slot) = fields.get_mut(name) else {
+            return Err(PyTypeError::new_err(format!("unexpected keyword argument '{name}'")));
+        };
+        if let Some(f) = value.downcast::<PyFloat>().ok().map(|f| f.value() as f32).filter(|f| !f.is_finite()) {
+            // JSON cannot carry NaN or infinity; they reach the core's validation as they are.
+            let field = match name {
+                "temperature" => &mut self.0.temperature,
+                "top_p" => &mut self.0.top_p,
+                "min_p" => &mut self.0.min_p,
+                "repetition_penalty" => &mut self.0.repetition_penalty,
+                "length_penalty" => &mut self.0.length_penalty,
+                _ => return Err(PyTypeError::new_err(format!("{name} takes no float"))),
+            };
+            *field = f;
+            return Ok(());
         }
+        let text: String = py.import("json")?.call_method1("dumps", (value,)).map_err(|_| PyTypeError::new_err(format!("{name}: not a JSON value")))?.extract()?;
+        *slot = serde_json::from_str(&text).map_err(|e| PyTypeError::new_err(format!("{name}: {e}")))?;
+        self.0 = serde_json::from_value(fields).map_err(|e| {
+            let msg = format!("{name}: {e}");
+            if e.to_string().starts_with("invalid value: integer `-") { PyOverflowError::new_err(msg) } else { PyTypeError::new_err(msg) }
+        })?;
+        Ok(())
     }
 }
 
@@ -231,27 +172,12 @@ impl Generation {
     }
 }
 
-/// A prompt: text, or chat messages (a list of {"role", "content"} dicts).
-enum Prompt {
-    Text(String),
-    Chat(Vec<ChatMessage>),
-}
-
-impl Prompt {
-    fn extract(obj: &Bound<'_, PyAny>) -> PyResult<Self> {
-        if let Ok(s) = obj.downcast::<PyString>() {
-            return Ok(Prompt::Text(s.extract::<String>()?));
-        }
-        chat_messages(obj).map(Prompt::Chat)
+/// A prompt: text (str), or chat messages (a list of {"role", "content"} dicts).
+fn extract_prompt(obj: &Bound<'_, PyAny>) -> PyResult<Prompt> {
+    if let Ok(s) = obj.downcast::<PyString>() {
+        return Ok(Prompt::Text(s.extract::<String>()?));
     }
-
-    fn ids(&self, model: &medgen::Model) -> medgen::Result<Vec<u32>> {
-        match self {
-            Prompt::Text(t) if t.is_empty() => Err(CoreError::InvalidArgument { name: "prompt", reason: "the prompt is empty".into() }),
-            Prompt::Text(t) => model.tokenize(t),
-            Prompt::Chat(m) => model.chat_ids(m),
-        }
-    }
+    chat_messages(obj).map(Prompt::from)
 }
 
 fn chat_messages(obj: &Bound<'_, PyAny>) -> PyResult<Vec<ChatMessage>> {
@@ -324,39 +250,28 @@ impl Model {
     ) -> PyResult<PyObject> {
         let cfg = merge(py, config, options)?;
         let Ok(list) = prompt.downcast::<PyList>() else {
-            let prompt = Prompt::extract(prompt)?;
+            let prompt = extract_prompt(prompt)?;
             return Ok(Py::new(py, self.run(py, &prompt, &cfg)?)?.into_any());
         };
-        if batch_size == 0 {
-            return Err(err(CoreError::InvalidArgument { name: "batch_size", reason: "must be at least 1".into() }));
-        }
         let prompts = list.iter().map(|p| {
             p.downcast::<PyString>()
                 .map(|s| Prompt::Text(s.to_string()))
                 .map_err(|_| PyTypeError::new_err("a list prompt must hold str prompts"))
         });
         let prompts = prompts.collect::<PyResult<Vec<_>>>()?;
-        let model = &self.inner;
         let mut interrupt = Interrupt::new();
-        let out = py.allow_threads(|| {
-            if prompts.is_empty() {
-                // The core's error for an empty batch.
-                return model.generate_batch_ids(Vec::new(), &cfg, || interrupt.check());
-            }
-            let mut out = Vec::with_capacity(prompts.len());
-            for batch in prompts.chunks(batch_size) {
-                let ids = batch.iter().map(|p| p.ids(model)).collect::<medgen::Result<Vec<_>>>()?;
-                out.extend(model.generate_batch_ids(ids, &cfg, || interrupt.check())?);
-                if interrupt.error.is_some() {
-                    break;
-                }
-            }
-            Ok(out)
+        let mut out = Vec::with_capacity(prompts.len());
+        let done = py.allow_threads(|| {
+            self.inner.generate_prompts(&prompts, &cfg, batch_size, || interrupt.check(), |g| {
+                out.push(g);
+                std::ops::ControlFlow::Continue(())
+            })
         });
         if let Some(e) = interrupt.error {
             return Err(e);
         }
-        let out = out.map_err(err)?.into_iter().map(|g| Py::new(py, Generation::from_core(py, g)?));
+        done.map_err(err)?;
+        let out = out.into_iter().map(|g| Py::new(py, Generation::from_core(py, g)?));
         Ok(PyList::new(py, out.collect::<PyResult<Vec<_>>>()?)?.into_any().unbind())
     }
 
@@ -370,7 +285,7 @@ impl Model {
         options: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Generation> {
         let cfg = merge(py, config, options)?;
-        self.run(py, &Prompt::Chat(chat_messages(messages)?), &cfg)
+        self.run(py, &Prompt::from(chat_messages(messages)?), &cfg)
     }
 
     /// An iterator of text pieces (for a str prompt or chat messages); `.result` holds the
@@ -384,11 +299,9 @@ impl Model {
         options: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Stream> {
         let cfg = merge(py, config, options)?;
-        let prompt = Prompt::extract(prompt)?;
-        let model = self.inner.clone();
-        let generator = py
-            .allow_threads(|| prompt.ids(&model).and_then(|ids| Generator::new(model.clone(), ids, &cfg)))
-            .map_err(err)?;
+        let prompt = extract_prompt(prompt)?;
+        let model = &self.inner;
+        let generator = py.allow_threads(|| model.prompt_ids(&prompt).and_then(|ids| model.generator(ids, &cfg))).map_err(err)?;
         Ok(Stream { state: Mutex::new((Some(generator), None)) })
     }
 
@@ -445,19 +358,10 @@ impl Model {
 
 impl Model {
     fn run(&self, py: Python<'_>, prompt: &Prompt, cfg: &medgen::GenerationConfig) -> PyResult<Generation> {
-        let model = &self.inner;
         let mut interrupt = Interrupt::new();
-        let out = py.allow_threads(|| {
-            let mut generator = model.generator(prompt.ids(model)?, cfg)?;
-            // Checked every step, not only on steps that make text: a long run of tokens with
-            // no text (special tokens) must not hide a Ctrl-C.
-            while generator.step()?.is_some() {
-                if interrupt.check().is_break() {
-                    generator.cancel();
-                }
-            }
-            Ok::<_, medgen::MedgenError>(generator.finish())
-        });
+        // Checked every step, not only on steps that make text: a long run of tokens with
+        // no text (special tokens) must not hide a Ctrl-C.
+        let out = py.allow_threads(|| self.inner.generate_prompt(prompt, cfg, |_| interrupt.check()));
         if let Some(e) = interrupt.error {
             return Err(e);
         }
@@ -467,42 +371,12 @@ impl Model {
 
 /// `config` (or the defaults) with keyword overrides; an unknown keyword is a TypeError.
 fn merge(py: Python<'_>, config: Option<GenerationConfig>, options: Option<&Bound<'_, PyDict>>) -> PyResult<medgen::GenerationConfig> {
-    let cfg = Bound::new(py, config.unwrap_or_else(|| GenerationConfig::from_core(medgen::GenerationConfig::default())))?;
-    if let Some(options) = options {
-        for (k, v) in options.iter() {
-            let name: String = k.extract()?;
-            if !cfg.hasattr(name.as_str())? {
-                return Err(PyTypeError::new_err(format!("unexpected keyword argument '{name}'")));
-            }
-            cfg.setattr(name.as_str(), v)?;
-        }
+    let mut cfg = config.unwrap_or_else(|| GenerationConfig(medgen::GenerationConfig::default()));
+    for (k, v) in options.map(|o| o.iter().collect::<Vec<_>>()).unwrap_or_default() {
+        cfg.set(py, &k.extract::<String>()?, &v)?;
     }
-    let cfg = cfg.borrow().core();
-    cfg.validate().map_err(err)?;
-    Ok(cfg)
-}
-
-impl GenerationConfig {
-    fn from_core(c: medgen::GenerationConfig) -> Self {
-        GenerationConfig {
-            max_new_tokens: c.max_new_tokens,
-            min_new_tokens: c.min_new_tokens,
-            do_sample: c.do_sample,
-            temperature: c.temperature,
-            top_k: c.top_k,
-            top_p: c.top_p,
-            min_p: c.min_p,
-            repetition_penalty: c.repetition_penalty,
-            seed: c.seed,
-            stop: c.stop,
-            logprobs: c.logprobs,
-            num_beams: c.num_beams,
-            length_penalty: c.length_penalty,
-            early_stopping: EarlyStopping(c.early_stopping),
-            num_return_sequences: c.num_return_sequences,
-            no_repeat_ngram_size: c.no_repeat_ngram_size,
-        }
-    }
+    cfg.0.validate().map_err(err)?;
+    Ok(cfg.0)
 }
 
 /// Text pieces of a generation in progress.

@@ -2,20 +2,20 @@
 //! stream) and its typed result. Beam search (`num_beams > 1`) replaces the sampler with
 //! the search in `beam.rs`.
 
+pub(crate) mod backend;
 mod beam;
 mod sampling;
 mod stopping;
 
 use std::fmt;
+use std::ops::ControlFlow;
 use std::str::FromStr;
-
-use std::ops::{ControlFlow, Deref};
+use std::sync::Arc;
 use std::time::Instant;
 
 use crate::error::{MedgenError, Result};
-use crate::model::State;
 use crate::tokenizer::Tokenizer;
-use crate::Model;
+use backend::{Backend, Limits, Session};
 use beam::Beams;
 use sampling::{Context, Sampler};
 use stopping::StopStrings;
@@ -212,7 +212,7 @@ impl GenerationConfig {
 }
 
 /// Why generation ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum FinishReason {
     /// The model produced an end-of-sequence token.
@@ -222,6 +222,7 @@ pub enum FinishReason {
     /// `max_new_tokens` were generated.
     Length,
     /// The streaming callback asked to stop.
+    #[default]
     Cancelled,
 }
 
@@ -253,7 +254,7 @@ pub struct Timings {
 /// The result of one generation. With beam search, `text`, `token_ids`, `finish_reason`
 /// and `logprobs` are those of the best sequence, and `sequences` holds the
 /// `num_return_sequences` best.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct Generation {
     /// The generated text, without special tokens and without the stop string.
     pub text: String,
@@ -324,26 +325,25 @@ struct Lane {
 type Next = Option<(Vec<usize>, Vec<u32>)>;
 
 impl Lane {
-    /// Validates the options and the prompt against the model.
-    fn new(model: &Model, prompt: Vec<u32>, cfg: &GenerationConfig, seed: u64) -> Result<Self> {
+    /// Validates the options and the prompt against the network's limits.
+    fn new(limits: &Limits, eos: &[u32], prompt: Vec<u32>, cfg: &GenerationConfig, seed: u64) -> Result<Self> {
         cfg.validate()?;
         if prompt.is_empty() {
             return Err(MedgenError::invalid("prompt", "the prompt is empty"));
         }
-        let info = model.info();
-        let (vocab, limit) = (info.vocab_size, info.context_length);
+        let (vocab, limit) = (limits.vocab_size, limits.context_length);
         if let Some(bad) = prompt.iter().find(|&&t| t as usize >= vocab) {
             return Err(MedgenError::invalid("prompt", format!("token id {bad} is outside the vocabulary of {vocab}")));
         }
-        let (prefix, forced_bos, forced_eos) = match model.decoder_prefix() {
-            Some((start, bos, eos)) => {
+        let (prefix, forced_bos, forced_eos) = match limits.decoder {
+            Some(d) => {
                 if prompt.len() > limit {
                     return Err(MedgenError::context(prompt.len(), limit, "encoder input"));
                 }
                 if cfg.max_new_tokens > limit {
                     return Err(MedgenError::context(cfg.max_new_tokens, limit, "max_new_tokens"));
                 }
-                (vec![start], bos, eos)
+                (vec![d.start], d.forced_bos, d.forced_eos)
             }
             None => {
                 if prompt.len() >= limit {
@@ -362,7 +362,7 @@ impl Lane {
             sampler: Sampler::new(cfg, seed),
             stops: StopStrings::new(&cfg.stop),
             beams: (cfg.num_beams > 1).then(|| Beams::new(&prefix, vocab, cfg)),
-            eos: model.tokenizer().eos_ids().to_vec(),
+            eos: eos.to_vec(),
             forced_bos,
             forced_eos,
             prefix,
@@ -543,61 +543,130 @@ impl Lane {
     }
 }
 
-/// A generation in progress: an iterator of text pieces, each safe to show (whole UTF-8
-/// characters, never part of a stop string). [`Generator::finish`] gives the result.
-///
-/// `M` is how it holds the model: `&Model` from [`Model::generator`], or an
-/// `Arc<Model>` from [`Generator::new`] for a generator that outlives the borrow (bindings).
-pub struct Generator<M: Deref<Target = Model> = std::sync::Arc<Model>> {
-    model: M,
-    state: State,
-    lane: Lane,
-    /// The logits of the lane's rows for their next tokens.
-    logits: Vec<Vec<f32>>,
+/// Prompts decoded together: one network session, one lane per prompt, each with its own
+/// rows (its beams), which leave the batch when the prompt finishes. This is the one decode
+/// loop: a [`Generator`] is a batch of one.
+struct Batch {
+    session: Box<dyn Session>,
+    lanes: Vec<Lane>,
+    /// Each lane's rows' logits for their next tokens.
+    logits: Vec<Vec<Vec<f32>>>,
 }
 
-impl<M: Deref<Target = Model>> Generator<M> {
-    /// Validates, checks the context length, and runs the prompt through the model.
-    pub fn new(model: M, prompt: Vec<u32>, cfg: &GenerationConfig) -> Result<Self> {
-        let mut lane = Lane::new(&model, prompt, cfg, cfg.seed.unwrap_or_else(rand::random))?;
+impl Batch {
+    /// Runs the lanes' prompts through the network (padded and masked into one batch).
+    fn start(backend: Arc<dyn Backend>, mut lanes: Vec<Lane>, load_s: f64) -> Result<Self> {
+        if lanes.is_empty() {
+            return Err(MedgenError::invalid("prompts", "the batch is empty"));
+        }
         let start = Instant::now();
-        let (state, logits) = model.start(std::slice::from_ref(&lane.prompt), cfg.max_new_tokens)?;
-        lane.prefilled(model.load_seconds(), start.elapsed().as_secs_f64());
-        Ok(Generator { model, state, lane, logits })
+        let prompts: Vec<Vec<u32>> = lanes.iter().map(|l| l.prompt.clone()).collect();
+        let new_tokens = lanes.iter().map(|l| l.cfg.max_new_tokens).max().unwrap_or(0);
+        let (session, first) = backend.prefill(&prompts, new_tokens)?;
+        let prefill_s = start.elapsed().as_secs_f64();
+        lanes.iter_mut().for_each(|l| l.prefilled(load_s, prefill_s));
+        Ok(Batch { session, lanes, logits: first.into_iter().map(|row| vec![row]).collect() })
+    }
+
+    fn done(&self) -> bool {
+        self.lanes.iter().all(|l| l.finish.is_some())
+    }
+
+    /// Picks every unfinished lane's next tokens and runs them through the network: returns
+    /// the text each lane made safe to show (maybe empty).
+    fn step(&mut self, tok: &Tokenizer) -> Result<Vec<String>> {
+        let (mut sources, mut tokens) = (Vec::new(), Vec::new());
+        let (mut counts, mut pieces) = (Vec::with_capacity(self.lanes.len()), Vec::with_capacity(self.lanes.len()));
+        let mut base = 0;
+        for (lane, rows) in self.lanes.iter_mut().zip(&self.logits) {
+            let (mut count, mut piece) = (0, String::new());
+            if !rows.is_empty() {
+                let (p, next) = lane.step(tok, rows)?;
+                if let Some((src, toks)) = next {
+                    sources.extend(src.iter().map(|s| base + s));
+                    count = toks.len();
+                    tokens.extend(toks);
+                }
+                piece = p;
+            }
+            counts.push(count);
+            pieces.push(piece);
+            base += rows.len();
+        }
+        let mut next = if tokens.is_empty() { Vec::new() } else { self.session.step(&sources, &tokens)? }.into_iter();
+        for (rows, &n) in self.logits.iter_mut().zip(&counts) {
+            *rows = next.by_ref().take(n).collect();
+        }
+        Ok(pieces)
+    }
+
+    /// Runs to the end; `on_step` runs before each step, and `Break` cancels every lane not
+    /// finished.
+    fn run(mut self, tok: &Tokenizer, mut on_step: impl FnMut() -> ControlFlow<()>) -> Result<Vec<Generation>> {
+        while !self.done() && on_step().is_continue() {
+            self.step(tok)?;
+        }
+        Ok(self.lanes.into_iter().map(|l| l.into_generation(tok)).collect())
+    }
+}
+
+/// A generation in progress: an iterator of text pieces, each safe to show (whole UTF-8
+/// characters, never part of a stop string). [`Generator::finish`] gives the result.
+/// It holds the model's network and tokenizer by reference count, so it may outlive the
+/// borrow of the [`crate::Model`] that made it.
+pub struct Generator {
+    batch: Batch,
+    tokenizer: Arc<Tokenizer>,
+}
+
+impl Generator {
+    /// Validates, checks the context length, and runs the prompt through the network.
+    pub(crate) fn new(backend: Arc<dyn Backend>, tokenizer: Arc<Tokenizer>, load_s: f64, prompt: Vec<u32>, cfg: &GenerationConfig) -> Result<Self> {
+        let lane = Lane::new(backend.limits(), tokenizer.eos_ids(), prompt, cfg, cfg.seed.unwrap_or_else(rand::random))?;
+        Ok(Generator { batch: Batch::start(backend, vec![lane], load_s)?, tokenizer })
+    }
+
+    fn lane(&mut self) -> &mut Lane {
+        &mut self.batch.lanes[0]
     }
 
     /// Generates one token (with beam search, runs one step of all beams); returns the text
     /// that became safe to show (maybe empty), or `None` once finished.
     pub fn step(&mut self) -> Result<Option<String>> {
-        if self.lane.finish.is_some() {
+        if self.batch.done() {
             return Ok(None);
         }
-        let (piece, next) = self.lane.step(self.model.tokenizer(), &self.logits)?;
-        if let Some((sources, tokens)) = next {
-            self.logits = self.model.step(&mut self.state, &sources, &tokens)?;
-        }
-        Ok(Some(piece))
+        Ok(self.batch.step(&self.tokenizer)?.pop())
     }
 
     /// The logits the next token will be picked from (before any processing).
     pub(crate) fn take_logits(&mut self) -> Vec<f32> {
-        self.logits.drain(..).next().unwrap_or_default()
+        self.batch.logits.first_mut().and_then(|rows| rows.drain(..).next()).unwrap_or_default()
     }
 
     /// Ends generation now, as cancelled.
     pub fn cancel(&mut self) {
-        self.lane.cancel(self.model.tokenizer());
+        let tok = self.tokenizer.clone();
+        self.lane().cancel(&tok);
     }
 
     /// The result; a generation not yet finished counts as cancelled.
     pub fn finish(self) -> Generation {
-        self.lane.into_generation(self.model.tokenizer())
+        let Generator { batch, tokenizer } = self;
+        // A generator's batch always holds its one lane.
+        batch.lanes.into_iter().next().map(|lane| lane.into_generation(&tokenizer)).unwrap_or_default()
     }
 
     /// Runs to the end, passing each non-empty piece to `on_piece`; `Break` cancels.
-    pub fn run(mut self, mut on_piece: impl FnMut(&str) -> ControlFlow<()>) -> Result<Generation> {
+    pub fn run(self, mut on_piece: impl FnMut(&str) -> ControlFlow<()>) -> Result<Generation> {
+        self.run_steps(|piece| if piece.is_empty() { ControlFlow::Continue(()) } else { on_piece(piece) })
+    }
+
+    /// Runs to the end, calling `on_step` after every step with its piece (maybe empty);
+    /// `Break` cancels.
+    pub fn run_steps(mut self, mut on_step: impl FnMut(&str) -> ControlFlow<()>) -> Result<Generation> {
         while let Some(piece) = self.step()? {
-            if !piece.is_empty() && on_piece(&piece).is_break() {
+            if on_step(&piece).is_break() {
                 self.cancel();
             }
         }
@@ -605,7 +674,7 @@ impl<M: Deref<Target = Model>> Generator<M> {
     }
 }
 
-impl<M: Deref<Target = Model>> Iterator for Generator<M> {
+impl Iterator for Generator {
     type Item = Result<String>;
 
     fn next(&mut self) -> Option<Self::Item> {
@@ -615,7 +684,7 @@ impl<M: Deref<Target = Model>> Iterator for Generator<M> {
                 Ok(Some(p)) => return Some(Ok(p)),
                 Ok(None) => return None,
                 Err(e) => {
-                    self.lane.finish = Some(FinishReason::Cancelled);
+                    self.lane().finish = Some(FinishReason::Cancelled);
                     return Some(Err(e));
                 }
             }
@@ -623,56 +692,27 @@ impl<M: Deref<Target = Model>> Iterator for Generator<M> {
     }
 }
 
-/// Generates for several prompts at once: one batch through the network per step, each
-/// prompt with its own rows (its beams), which leave the batch when the prompt finishes.
-/// Each result equals the prompt's result alone with the same options (the same seed when
-/// sampling). `on_step` runs before each step; `Break` cancels every prompt not finished.
+/// Generates for several prompts at once (see [`Batch`]). Each result equals the prompt's
+/// result alone with the same options (the same seed when sampling). `on_step` runs before
+/// each step; `Break` cancels every prompt not finished. A bad prompt's error names it.
 pub(crate) fn generate_batch(
-    model: &Model,
+    backend: Arc<dyn Backend>,
+    tokenizer: &Tokenizer,
+    load_s: f64,
     prompts: Vec<Vec<u32>>,
     cfg: &GenerationConfig,
-    mut on_step: impl FnMut() -> ControlFlow<()>,
+    on_step: impl FnMut() -> ControlFlow<()>,
 ) -> Result<Vec<Generation>> {
     if prompts.is_empty() {
         return Err(MedgenError::invalid("prompts", "the batch is empty"));
     }
     let seed = cfg.seed.unwrap_or_else(rand::random);
-    let mut lanes = Vec::with_capacity(prompts.len());
-    for (i, p) in prompts.into_iter().enumerate() {
-        lanes.push(Lane::new(model, p, cfg, seed).map_err(|e| e.in_batch(i))?);
-    }
-    let tok = model.tokenizer();
-    let start = Instant::now();
-    let prompts: Vec<Vec<u32>> = lanes.iter().map(|l| l.prompt.clone()).collect();
-    let (mut state, first) = model.start(&prompts, cfg.max_new_tokens)?;
-    let prefill_s = start.elapsed().as_secs_f64();
-    lanes.iter_mut().for_each(|l| l.prefilled(model.load_seconds(), prefill_s));
-    // Each lane's rows of the batch, in lane order.
-    let mut logits: Vec<Vec<Vec<f32>>> = first.into_iter().map(|row| vec![row]).collect();
-    while on_step().is_continue() {
-        let (mut sources, mut tokens, mut counts) = (Vec::new(), Vec::new(), Vec::with_capacity(lanes.len()));
-        let mut base = 0;
-        for (lane, rows) in lanes.iter_mut().zip(&logits) {
-            let mut count = 0;
-            if !rows.is_empty() {
-                if let (_, Some((src, toks))) = lane.step(tok, rows)? {
-                    sources.extend(src.iter().map(|s| base + s));
-                    count = toks.len();
-                    tokens.extend(toks);
-                }
-            }
-            counts.push(count);
-            base += rows.len();
-        }
-        if tokens.is_empty() {
-            break;
-        }
-        let mut next = model.step(&mut state, &sources, &tokens)?.into_iter();
-        for (rows, &n) in logits.iter_mut().zip(&counts) {
-            *rows = next.by_ref().take(n).collect();
-        }
-    }
-    Ok(lanes.into_iter().map(|l| l.into_generation(tok)).collect())
+    let lanes = prompts
+        .into_iter()
+        .enumerate()
+        .map(|(i, p)| Lane::new(backend.limits(), tokenizer.eos_ids(), p, cfg, seed).map_err(|e| e.in_batch(i)))
+        .collect::<Result<Vec<_>>>()?;
+    Batch::start(backend, lanes, load_s)?.run(tokenizer, on_step)
 }
 
 #[cfg(test)]

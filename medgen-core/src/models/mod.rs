@@ -3,6 +3,7 @@
 //! [`bart`], sharing [`seq2seq`]); the layers they share in [`layers`].
 
 pub mod bart;
+pub(crate) mod backends;
 pub mod config;
 pub mod gpt2;
 pub(crate) mod layers;

@@ -2,23 +2,11 @@
 
 use std::path::Path;
 
-use medgen::{ChatMessage, MedgenError, Result};
+use medgen::{MedgenError, Prompt, Result};
 
-/// One line of a batch file.
-#[derive(serde::Deserialize)]
-#[serde(untagged)]
-pub enum Prompt {
-    /// `"text"`
-    Text(String),
-    /// `{"prompt": "text"}`
-    Object { prompt: String },
-    /// `{"messages": [{"role": "user", "content": "text"}]}`: through the chat template.
-    Chat { messages: Vec<ChatMessage> },
-}
-
-/// Reads every prompt of a batch file before anything runs, so that a malformed line fails
-/// the whole file at once, naming the line. Blank lines are skipped; each prompt comes with
-/// its line number.
+/// Reads every prompt of a batch file (each line a [`Prompt`] as JSON) before anything runs,
+/// so that a malformed or empty line fails the whole file at once, naming the line. Blank
+/// lines are skipped; each prompt comes with its line number.
 pub fn read(path: &Path) -> Result<Vec<(usize, Prompt)>> {
     let text = super::read_text(Some(path))?;
     let bad = |line: usize, reason: String| MedgenError::InvalidArgument {
@@ -30,13 +18,7 @@ pub fn read(path: &Path) -> Result<Vec<(usize, Prompt)>> {
         let prompt: Prompt = serde_json::from_str(line).map_err(|e| {
             bad(i + 1, format!("expected a JSON string, {{\"prompt\": ...}} or {{\"messages\": [...]}} ({e})"))
         })?;
-        let empty = match &prompt {
-            Prompt::Text(t) | Prompt::Object { prompt: t } => t.trim().is_empty(),
-            Prompt::Chat { messages } => messages.is_empty(),
-        };
-        if empty {
-            return Err(bad(i + 1, "the prompt is empty".into()));
-        }
+        prompt.check().map_err(|e| bad(i + 1, e.to_string()))?;
         prompts.push((i + 1, prompt));
     }
     if prompts.is_empty() {

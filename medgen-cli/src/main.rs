@@ -10,7 +10,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use medgen::formats::gguf::GgufFile;
-use medgen::{ChatMessage, EarlyStopping, GenerationConfig, LoadOptions, MedgenError, Model, NetworkConfig, Result};
+use medgen::{ChatMessage, EarlyStopping, GenerationConfig, LoadOptions, MedgenError, Model, NetworkConfig, Prompt, Result};
 
 #[derive(Parser)]
 #[command(name = "medgen", version, about = "Generate clinical text with pretrained language models")]
@@ -40,26 +40,15 @@ enum Command {
         #[arg(long)]
         no_special: bool,
     },
-    /// Write the last position's logits for a prompt as a .npy file (f32).
-    Logits {
-        #[arg(long)]
-        model: Option<PathBuf>,
-        #[command(flatten)]
-        input: InputArgs,
-        #[command(flatten)]
-        load: cli::LoadArgs,
-        #[arg(long)]
-        out: PathBuf,
-    },
-    /// Write one GGUF tensor, dequantized to f32, as a .npy file.
-    Tensor {
-        #[arg(long)]
-        model: Option<PathBuf>,
-        /// Tensor name, for example blk.0.attn_q.weight.
-        name: String,
-        #[arg(long)]
-        out: PathBuf,
-    },
+    /// Dumps for checking medgen against other implementations: logits, tensors.
+    #[command(subcommand)]
+    Debug(Debug),
+    /// Deprecated spelling of `debug logits`.
+    #[command(hide = true)]
+    Logits(LogitsArgs),
+    /// Deprecated spelling of `debug tensor`.
+    #[command(hide = true)]
+    Tensor(TensorArgs),
     /// Find and remove protected health information (PHI) in a note.
     Deid(cli::deid::Args),
     /// Check a draft against its source note: unsupported numbers and medications, negation flips.
@@ -68,6 +57,36 @@ enum Command {
     Task(cli::task::Args),
     /// ROUGE-1/2/L/Lsum and BLEU of predictions against references.
     Eval(cli::eval::Args),
+}
+
+#[derive(Subcommand)]
+enum Debug {
+    /// Write the last position's logits for a prompt as a .npy file (f32).
+    Logits(LogitsArgs),
+    /// Write one GGUF tensor, dequantized to f32, as a .npy file.
+    Tensor(TensorArgs),
+}
+
+#[derive(Args)]
+struct LogitsArgs {
+    #[arg(long)]
+    model: Option<PathBuf>,
+    #[command(flatten)]
+    input: InputArgs,
+    #[command(flatten)]
+    load: cli::LoadArgs,
+    #[arg(long)]
+    out: PathBuf,
+}
+
+#[derive(Args)]
+struct TensorArgs {
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// Tensor name, for example blk.0.attn_q.weight.
+    name: String,
+    #[arg(long)]
+    out: PathBuf,
 }
 
 #[derive(Args)]
@@ -96,29 +115,8 @@ struct GenerateArgs {
     input: InputArgs,
     #[command(flatten)]
     load: cli::LoadArgs,
-    #[arg(long, default_value_t = 256)]
-    max_new_tokens: usize,
-    #[arg(long, default_value_t = 0)]
-    min_new_tokens: usize,
-    /// Always take the most likely token (the default unless a sampling option is given).
-    #[arg(long, conflicts_with_all = ["temperature", "top_k", "top_p", "min_p"])]
-    greedy: bool,
-    /// Sample with this temperature.
-    #[arg(long)]
-    temperature: Option<f32>,
-    /// Sample among the k most likely tokens (0: all).
-    #[arg(long)]
-    top_k: Option<usize>,
-    /// Sample from the nucleus of this probability mass.
-    #[arg(long)]
-    top_p: Option<f32>,
-    /// Drop tokens below this fraction of the most likely one's probability.
-    #[arg(long)]
-    min_p: Option<f32>,
-    #[arg(long)]
-    seed: Option<u64>,
-    #[arg(long, default_value_t = 1.0)]
-    repetition_penalty: f32,
+    #[command(flatten)]
+    decode: cli::DecodeArgs,
     /// Stop before this string (repeatable).
     #[arg(long)]
     stop: Vec<String>,
@@ -148,7 +146,7 @@ struct GenerateArgs {
     #[arg(long, conflicts_with_all = ["prompt", "input"])]
     batch_file: Option<PathBuf>,
     /// Prompts per batch with --batch-file.
-    #[arg(long, default_value_t = 8, requires = "batch_file")]
+    #[arg(long, default_value_t = medgen::prompt::DEFAULT_BATCH_SIZE, requires = "batch_file")]
     batch_size: usize,
 }
 
@@ -211,19 +209,12 @@ fn run(cli: Cli) -> Result<()> {
             println!("{}", serde_json::json!({ "ids": ids, "decoded": decoded }));
             Ok(())
         }
-        Command::Logits { model, input, load, out } => {
-            let m = Model::load(model.as_deref(), &load.options()?)?;
-            let ids = prompt_ids(&m, &input)?;
-            let logits = m.next_token_logits(&ids)?;
-            write_npy(&out, &[logits.len()], &logits)?;
-            println!("{}", serde_json::json!({ "prompt_token_ids": ids }));
-            Ok(())
-        }
-        Command::Tensor { model, name, out } => {
-            let file = GgufFile::open(resolve(model)?)?;
-            let (values, info) = file.dequantize(&name)?;
+        Command::Debug(Debug::Logits(a)) | Command::Logits(a) => logits(a),
+        Command::Debug(Debug::Tensor(a)) | Command::Tensor(a) => {
+            let file = GgufFile::open(resolve(a.model)?)?;
+            let (values, info) = file.dequantize(&a.name)?;
             let shape: Vec<usize> = info.dims.iter().rev().copied().collect();
-            write_npy(&out, &shape, &values)
+            write_npy(&a.out, &shape, &values)
         }
         Command::Deid(args) => cli::deid::run(args),
         Command::Check(args) => cli::check::run(args),
@@ -243,38 +234,33 @@ fn read_prompt(input: &InputArgs) -> Result<String> {
     cli::read_text(input.input.as_deref())
 }
 
-fn prompt_ids(m: &Model, input: &InputArgs) -> Result<Vec<u32>> {
-    prompt_ids_of(m, input, read_prompt(input)?)
-}
-
-fn prompt_ids_of(m: &Model, input: &InputArgs, text: String) -> Result<Vec<u32>> {
-    if text.trim().is_empty() {
-        return Err(MedgenError::InvalidArgument { name: "prompt", reason: "the prompt is empty".into() });
-    }
+/// The prompt `text` as the input options ask: plain, or a user turn (after any system
+/// message) of the chat template with `--chat`.
+fn prompt_of(input: &InputArgs, text: String) -> Prompt {
     if !input.chat {
-        return m.tokenize(&text);
+        return Prompt::Text(text);
     }
     let mut messages = Vec::new();
     if let Some(s) = &input.system {
         messages.push(ChatMessage::new("system", s.clone()));
     }
     messages.push(ChatMessage::new("user", text));
-    m.chat_ids(&messages)
+    Prompt::from(messages)
+}
+
+fn logits(a: LogitsArgs) -> Result<()> {
+    let prompt = prompt_of(&a.input, read_prompt(&a.input)?);
+    prompt.check()?;
+    let m = Model::load(a.model.as_deref(), &a.load.options()?)?;
+    let ids = m.prompt_ids(&prompt)?;
+    let logits = m.next_token_logits(&ids)?;
+    write_npy(&a.out, &[logits.len()], &logits)?;
+    println!("{}", serde_json::json!({ "prompt_token_ids": ids }));
+    Ok(())
 }
 
 fn generate(a: GenerateArgs) -> Result<()> {
-    let sampling = a.temperature.is_some() || a.top_k.is_some() || a.top_p.is_some() || a.min_p.is_some();
-    let defaults = GenerationConfig::default();
     let cfg = GenerationConfig {
-        max_new_tokens: a.max_new_tokens,
-        min_new_tokens: a.min_new_tokens,
-        do_sample: sampling && !a.greedy,
-        temperature: a.temperature.unwrap_or(defaults.temperature),
-        top_k: a.top_k.unwrap_or(defaults.top_k),
-        top_p: a.top_p.unwrap_or(defaults.top_p),
-        min_p: a.min_p.unwrap_or(defaults.min_p),
-        repetition_penalty: a.repetition_penalty,
-        seed: a.seed,
         stop: a.stop.clone(),
         logprobs: a.logprobs,
         num_beams: a.num_beams,
@@ -282,15 +268,17 @@ fn generate(a: GenerateArgs) -> Result<()> {
         early_stopping: a.early_stopping,
         num_return_sequences: a.num_return_sequences,
         no_repeat_ngram_size: a.no_repeat_ngram_size,
+        ..a.decode.config()
     };
     cfg.validate()?;
     if let Some(file) = &a.batch_file {
         return generate_file(&a, file, &cfg);
     }
-    let text = read_prompt(&a.input)?;
+    let prompt = prompt_of(&a.input, read_prompt(&a.input)?);
+    // Before loading the model, so that an empty prompt fails at once.
+    prompt.check()?;
     let m = Model::load(a.model.as_deref(), &a.load.options()?)?;
-    let ids = prompt_ids_of(&m, &a.input, text)?;
-    let generator = m.generator(ids, &cfg)?;
+    let generator = m.generator(m.prompt_ids(&prompt)?, &cfg)?;
     if !a.json {
         eprintln!("loaded {} in {:.2} s", m.info().path.display(), m.load_seconds());
     }
@@ -331,32 +319,34 @@ fn generate_file(a: &GenerateArgs, file: &Path, cfg: &GenerationConfig) -> Resul
     if a.batch_size == 0 {
         return Err(MedgenError::InvalidArgument { name: "batch-size", reason: "must be at least 1".into() });
     }
-    let prompts = cli::batch::read(file)?;
+    let (lines, prompts): (Vec<usize>, Vec<Prompt>) = cli::batch::read(file)?
+        .into_iter()
+        .map(|(line, p)| (line, if let Prompt::Text(t) = p { prompt_of(&a.input, t) } else { p }))
+        .unzip();
     let m = Model::load(a.model.as_deref(), &a.load.options()?)?;
-    let mut ids = Vec::with_capacity(prompts.len());
-    for (line, prompt) in prompts {
-        let tokens = match prompt {
-            cli::batch::Prompt::Text(text) | cli::batch::Prompt::Object { prompt: text } => prompt_ids_of(&m, &a.input, text),
-            cli::batch::Prompt::Chat { messages } => m.chat_ids(&messages),
-        };
-        ids.push(tokens.map_err(|e| MedgenError::InvalidArgument {
+    // Every prompt is tokenized before the first batch runs; a failure names its line.
+    let ids = lines.iter().zip(&prompts).map(|(line, p)| {
+        m.prompt_ids(p).map(Prompt::Ids).map_err(|e| MedgenError::InvalidArgument {
             name: "batch-file",
             reason: format!("{} line {line}: {e}", file.display()),
-        })?);
-    }
+        })
+    });
+    let ids = ids.collect::<Result<Vec<_>>>()?;
     let mut stdout = std::io::stdout().lock();
-    for batch in ids.chunks(a.batch_size) {
-        for out in m.generate_batch_ids(batch.to_vec(), cfg, || ControlFlow::Continue(()))? {
-            let line = serde_json::to_string(&out).unwrap_or_default();
-            match writeln!(stdout, "{line}") {
-                // A closed stdout (for example `| head`) ends the run, as it ends streaming.
-                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
-                Err(e) => return Err(MedgenError::Io { path: "<stdout>".into(), source: e }),
-                Ok(()) => {}
+    let mut failure = None;
+    m.generate_prompts(&ids, cfg, a.batch_size, || ControlFlow::Continue(()), |out| {
+        let line = serde_json::to_string(&out).unwrap_or_default();
+        match writeln!(stdout, "{line}") {
+            // A closed stdout (for example `| head`) ends the run, as it ends streaming.
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ControlFlow::Break(()),
+            Err(e) => {
+                failure = Some(MedgenError::Io { path: "<stdout>".into(), source: e });
+                ControlFlow::Break(())
             }
+            Ok(()) => ControlFlow::Continue(()),
         }
-    }
-    Ok(())
+    })?;
+    failure.map_or(Ok(()), Err)
 }
 
 /// Writes a little-endian f32 array in NumPy's .npy format (version 1.0).

@@ -4,7 +4,7 @@ use std::io::Write;
 use std::ops::ControlFlow;
 use std::path::PathBuf;
 
-use medgen::{GenerationConfig, Model, Result, TaskOptions};
+use medgen::{Model, Result, TaskOptions};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -23,19 +23,8 @@ pub struct Args {
     /// Put the original identifiers back into the draft.
     #[arg(long)]
     reidentify: bool,
-    #[arg(long, default_value_t = 256)]
-    max_new_tokens: usize,
-    #[arg(long, default_value_t = 0)]
-    min_new_tokens: usize,
-    /// Sample with this temperature (default: greedy).
-    #[arg(long)]
-    temperature: Option<f32>,
-    #[arg(long)]
-    top_p: Option<f32>,
-    #[arg(long)]
-    seed: Option<u64>,
-    #[arg(long, default_value_t = 1.0)]
-    repetition_penalty: f32,
+    #[command(flatten)]
+    decode: super::DecodeArgs,
     #[command(flatten)]
     load: super::LoadArgs,
     /// Print one JSON object: text, sections, missing_sections, findings, notice, audit.
@@ -45,21 +34,7 @@ pub struct Args {
 
 pub fn run(a: Args) -> Result<()> {
     let task = medgen::tasks::get(&a.name)?;
-    let defaults = GenerationConfig::default();
-    let opts = TaskOptions {
-        deid: a.deid.parse()?,
-        reidentify: a.reidentify,
-        generation: GenerationConfig {
-            max_new_tokens: a.max_new_tokens,
-            min_new_tokens: a.min_new_tokens,
-            do_sample: a.temperature.is_some() || a.top_p.is_some(),
-            temperature: a.temperature.unwrap_or(defaults.temperature),
-            top_p: a.top_p.unwrap_or(defaults.top_p),
-            repetition_penalty: a.repetition_penalty,
-            seed: a.seed,
-            ..defaults
-        },
-    };
+    let opts = TaskOptions { deid: a.deid.parse()?, reidentify: a.reidentify, generation: a.decode.config() };
     opts.generation.validate()?;
     // Before loading the model, so that a bad note fails at once.
     let note = super::read_note(a.input.as_deref())?;

@@ -9,7 +9,7 @@ pub mod task;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use medgen::{LoadOptions, MedgenError, Result};
+use medgen::{GenerationConfig, LoadOptions, MedgenError, Result};
 
 /// The bytes of a file, or of stdin when `path` is None, with the name to report them by.
 fn read_bytes(path: Option<&Path>) -> Result<(PathBuf, Vec<u8>)> {
@@ -68,5 +68,55 @@ pub struct LoadArgs {
 impl LoadArgs {
     pub fn options(&self) -> Result<LoadOptions> {
         Ok(LoadOptions { device: self.device.parse()?, dtype: self.dtype.parse()?, threads: self.threads })
+    }
+}
+
+/// The decoding options `generate` and `task` share. Decoding is greedy unless a sampling
+/// option is given (and `--greedy` is not).
+#[derive(clap::Args)]
+#[command(allow_negative_numbers = true)]
+pub struct DecodeArgs {
+    #[arg(long, default_value_t = 256)]
+    max_new_tokens: usize,
+    #[arg(long, default_value_t = 0)]
+    min_new_tokens: usize,
+    /// Always take the most likely token (the default unless a sampling option is given).
+    #[arg(long, conflicts_with_all = ["temperature", "top_k", "top_p", "min_p"])]
+    greedy: bool,
+    /// Sample with this temperature.
+    #[arg(long)]
+    temperature: Option<f32>,
+    /// Sample among the k most likely tokens (0: all).
+    #[arg(long)]
+    top_k: Option<usize>,
+    /// Sample from the nucleus of this probability mass.
+    #[arg(long)]
+    top_p: Option<f32>,
+    /// Drop tokens below this fraction of the most likely one's probability.
+    #[arg(long)]
+    min_p: Option<f32>,
+    #[arg(long)]
+    seed: Option<u64>,
+    #[arg(long, default_value_t = 1.0)]
+    repetition_penalty: f32,
+}
+
+impl DecodeArgs {
+    /// These options over the defaults.
+    pub fn config(&self) -> GenerationConfig {
+        let d = GenerationConfig::default();
+        let sampling = self.temperature.is_some() || self.top_k.is_some() || self.top_p.is_some() || self.min_p.is_some();
+        GenerationConfig {
+            max_new_tokens: self.max_new_tokens,
+            min_new_tokens: self.min_new_tokens,
+            do_sample: sampling && !self.greedy,
+            temperature: self.temperature.unwrap_or(d.temperature),
+            top_k: self.top_k.unwrap_or(d.top_k),
+            top_p: self.top_p.unwrap_or(d.top_p),
+            min_p: self.min_p.unwrap_or(d.min_p),
+            repetition_penalty: self.repetition_penalty,
+            seed: self.seed,
+            ..d
+        }
     }
 }
