@@ -25,7 +25,6 @@ CRATES := -p medgen-core -p medgen-cli -p medgen-c
 
 build: $(STAMP)
 	cargo build --release $(CRATES)
-	cargo build --release -p medgen-core --example seq2seq_dump
 
 # libmedgen.so / libmedgen.a (built by `build`) with a pkg-config file and a CMake package:
 #   PKG_CONFIG_PATH=target/release/pkgconfig pkg-config --cflags --libs medgen

@@ -1,5 +1,5 @@
 """Encoder-decoder families (T5 v1.0, T5 v1.1 / Flan-T5, BART) against transformers: tiny
-random-weight models made here, run by medgen's `seq2seq_dump` example and by transformers
+random-weight models made here, run by `medgen debug seq2seq` and by transformers
 on the same token ids, compared on encoder output, decoder logits and greedy tokens."""
 
 import json
@@ -11,7 +11,7 @@ import pytest
 
 from conftest import CLINICAL_SENTENCES, ROOT
 
-DUMP = ROOT / "target" / "release" / "examples" / "seq2seq_dump"
+DUMP = [str(ROOT / "target" / "release" / "medgen"), "debug", "seq2seq"]
 MAX_NEW = 12
 TOL = 1e-4
 
@@ -145,7 +145,7 @@ def _run(tiny_seq2seq, kind, case):
     seqs = _inputs(tok, case)
     out_dir = path.parent.parent / "dumps" / f"{kind}-{case}"
     proc = subprocess.run(
-        [str(DUMP), str(path), "--ids", json.dumps(seqs), "--max-new-tokens", str(MAX_NEW), "--out", str(out_dir)],
+        [*DUMP, str(path), "--ids", json.dumps(seqs), "--max-new-tokens", str(MAX_NEW), "--out", str(out_dir)],
         capture_output=True, text=True, timeout=600,
     )
     assert proc.returncode == 0 and "panicked" not in proc.stderr, proc.stderr
@@ -211,7 +211,7 @@ def test_padded_batch_rows_match_the_same_sequences_alone(tiny_seq2seq):
         seqs = _inputs(tok, "padded_batch")
         out_dir = path.parent.parent / "dumps" / f"{kind}-alone"
         proc = subprocess.run(
-            [str(DUMP), str(path), "--ids", json.dumps([seqs[1]]), "--max-new-tokens", str(MAX_NEW),
+            [*DUMP, str(path), "--ids", json.dumps([seqs[1]]), "--max-new-tokens", str(MAX_NEW),
              "--out", str(out_dir)], capture_output=True, text=True, timeout=600,
         )
         assert proc.returncode == 0, proc.stderr
@@ -226,7 +226,7 @@ def test_bart_input_past_max_positions_is_refused(tiny_seq2seq):
     path, model, tok = tiny_seq2seq["bart"]
     ids = [[0] + [5] * model.config.max_position_embeddings + [2]]
     proc = subprocess.run(
-        [str(DUMP), str(path), "--ids", json.dumps(ids), "--out", str(path.parent.parent / "dumps" / "too-long")],
+        [*DUMP, str(path), "--ids", json.dumps(ids), "--out", str(path.parent.parent / "dumps" / "too-long")],
         capture_output=True, text=True, timeout=600,
     )
     assert proc.returncode != 0 and "panicked" not in proc.stderr
@@ -271,7 +271,7 @@ def test_greedy_stops_at_eos_and_pads_finished_rows_like_transformers_generate(t
                              max_new_tokens=MAX_NEW, use_cache=False)[:, 1:].tolist()
     assert gen[row][k] == eos and set(gen[row][k + 1:]) <= {pad}
     proc = subprocess.run(
-        [str(DUMP), str(copy), "--ids", json.dumps(seqs), "--max-new-tokens", str(MAX_NEW), "--out", str(copy / "out")],
+        [*DUMP, str(copy), "--ids", json.dumps(seqs), "--max-new-tokens", str(MAX_NEW), "--out", str(copy / "out")],
         capture_output=True, text=True, timeout=600,
     )
     assert proc.returncode == 0, proc.stderr

@@ -9,7 +9,6 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use medgen::formats::gguf::GgufFile;
 use medgen::{ChatMessage, EarlyStopping, GenerationConfig, LoadOptions, MedgenError, Model, NetworkConfig, Prompt, Result};
 
 #[derive(Parser)]
@@ -65,6 +64,26 @@ enum Debug {
     Logits(LogitsArgs),
     /// Write one GGUF tensor, dequantized to f32, as a .npy file.
     Tensor(TensorArgs),
+    /// Run an encoder-decoder model (T5, BART) on token ids and write its encoder output and
+    /// the logits of each greedy step and of the same tokens in one pass, as .npy files in
+    /// OUT; prints {"generated": [[ids]], "text": [...]}.
+    Seq2seq(Seq2seqArgs),
+}
+
+#[derive(Args)]
+struct Seq2seqArgs {
+    /// An HF model folder.
+    model: PathBuf,
+    /// Input token ids: a JSON list of lists.
+    #[arg(long)]
+    ids: String,
+    #[arg(long, default_value_t = 8)]
+    max_new_tokens: usize,
+    /// Where the .npy files go.
+    #[arg(long)]
+    out: PathBuf,
+    #[command(flatten)]
+    load: cli::LoadArgs,
 }
 
 #[derive(Args)]
@@ -211,10 +230,15 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Debug(Debug::Logits(a)) | Command::Logits(a) => logits(a),
         Command::Debug(Debug::Tensor(a)) | Command::Tensor(a) => {
-            let file = GgufFile::open(resolve(a.model)?)?;
-            let (values, info) = file.dequantize(&a.name)?;
-            let shape: Vec<usize> = info.dims.iter().rev().copied().collect();
-            write_npy(&a.out, &shape, &values)
+            let (shape, values) = medgen::inspect::gguf_tensor(&resolve(a.model)?, &a.name)?;
+            medgen::inspect::write_npy(&a.out, &shape, &values)
+        }
+        Command::Debug(Debug::Seq2seq(a)) => {
+            let seqs: Vec<Vec<u32>> =
+                serde_json::from_str(&a.ids).map_err(|e| MedgenError::InvalidArgument { name: "ids", reason: e.to_string() })?;
+            let m = Model::load(Some(&a.model), &a.load.options()?)?;
+            println!("{}", medgen::inspect::seq2seq_dump(&m, &seqs, a.max_new_tokens, &a.out)?);
+            Ok(())
         }
         Command::Deid(args) => cli::deid::run(args),
         Command::Check(args) => cli::check::run(args),
@@ -254,7 +278,7 @@ fn logits(a: LogitsArgs) -> Result<()> {
     let m = Model::load(a.model.as_deref(), &a.load.options()?)?;
     let ids = m.prompt_ids(&prompt)?;
     let logits = m.next_token_logits(&ids)?;
-    write_npy(&a.out, &[logits.len()], &logits)?;
+    medgen::inspect::write_npy(&a.out, &[logits.len()], &logits)?;
     println!("{}", serde_json::json!({ "prompt_token_ids": ids }));
     Ok(())
 }
@@ -347,22 +371,4 @@ fn generate_file(a: &GenerateArgs, file: &Path, cfg: &GenerationConfig) -> Resul
         }
     })?;
     failure.map_or(Ok(()), Err)
-}
-
-/// Writes a little-endian f32 array in NumPy's .npy format (version 1.0).
-fn write_npy(path: &Path, shape: &[usize], values: &[f32]) -> Result<()> {
-    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
-    let shape = if dims.len() == 1 { format!("({},)", dims[0]) } else { format!("({})", dims.join(", ")) };
-    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape}, }}");
-    let total = 10 + header.len() + 1;
-    header.push_str(&" ".repeat((64 - total % 64) % 64));
-    header.push('\n');
-    let mut bytes = Vec::with_capacity(10 + header.len() + values.len() * 4);
-    bytes.extend_from_slice(b"\x93NUMPY\x01\x00");
-    bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
-    bytes.extend_from_slice(header.as_bytes());
-    for v in values {
-        bytes.extend_from_slice(&v.to_le_bytes());
-    }
-    std::fs::write(path, bytes).map_err(|e| MedgenError::Io { path: path.to_path_buf(), source: e })
 }

@@ -7,15 +7,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use tch::Device;
-
 use crate::chat::ChatMessage;
 use crate::error::{MedgenError, Result};
 use crate::generation::{self, Generation, GenerationConfig, Generator};
 use crate::loader::{self, ModelInfo, Net};
 use crate::models::backends::Seq2SeqModel;
 use crate::prompt::Prompt;
-use crate::runtime::{LoadOptions, Runtime};
+use crate::runtime::{DeviceSpec, LoadOptions, Runtime};
 use crate::tokenizer::Tokenizer;
 
 /// A loaded model. Safe to share between threads: generation only reads it.
@@ -23,7 +21,7 @@ pub struct Model {
     network: Net,
     tokenizer: Arc<Tokenizer>,
     info: ModelInfo,
-    device: Device,
+    device: DeviceSpec,
     load_seconds: f64,
     /// SHA-256 of the model's file or folder, computed when first asked for (audit records).
     sha256: std::sync::OnceLock<String>,
@@ -50,7 +48,7 @@ impl Model {
             network,
             tokenizer: Arc::new(tokenizer),
             info,
-            device: runtime.device,
+            device: opts.device,
             load_seconds: start.elapsed().as_secs_f64(),
             sha256: std::sync::OnceLock::new(),
         })
@@ -60,8 +58,9 @@ impl Model {
         &self.info
     }
 
-    /// The encoder-decoder network, for running it step by step (see [`Seq2SeqModel`]);
-    /// `None` for a decoder-only model.
+    /// The encoder-decoder network, for running it step by step (see
+    /// [`crate::inspect::Seq2SeqModel`]); `None` for a decoder-only model. For the tests.
+    #[doc(hidden)]
     pub fn seq2seq(&self) -> Option<&Seq2SeqModel> {
         match &self.network {
             Net::Seq2Seq(s) => Some(s),
@@ -73,7 +72,8 @@ impl Model {
         &self.tokenizer
     }
 
-    pub fn device(&self) -> Device {
+    /// Where the model runs.
+    pub fn device(&self) -> DeviceSpec {
         self.device
     }
 

@@ -103,7 +103,15 @@ impl GenerationConfig {
         *slot = serde_json::from_str(&text).map_err(|e| PyTypeError::new_err(format!("{name}: {e}")))?;
         self.0 = serde_json::from_value(fields).map_err(|e| {
             let msg = format!("{name}: {e}");
-            if e.to_string().starts_with("invalid value: integer `-") { PyOverflowError::new_err(msg) } else { PyTypeError::new_err(msg) }
+            let reason = e.to_string();
+            if reason.starts_with("invalid value: integer `-") {
+                PyOverflowError::new_err(msg)
+            } else if reason.starts_with("invalid type") || reason.starts_with("invalid value") {
+                PyTypeError::new_err(msg)
+            } else {
+                // The core's own refusal of the value (an early_stopping word it does not know).
+                InvalidArgumentError::new_err(reason)
+            }
         })?;
         Ok(())
     }

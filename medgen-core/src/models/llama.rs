@@ -28,6 +28,9 @@ pub(crate) struct Llama {
     inv_freq: Weight,
     /// The activations' kind.
     kind: Kind,
+    /// Whether [`Network::decode_cpu`] can run: every weight is readable by the kernels
+    /// (decided once, at load).
+    cpu_step: bool,
 }
 
 impl Llama {
@@ -66,7 +69,21 @@ impl Llama {
             head,
             inv_freq: Weight(inv_freq),
             kind: w.act,
-        })
+            cpu_step: false,
+        }
+        .with_cpu_step())
+    }
+
+    fn with_cpu_step(mut self) -> Self {
+        let norms = self.layers.iter().all(|l| l.attn_norm.f32_slice().is_some() && l.ffn_norm.f32_slice().is_some());
+        let linears = self.layers.iter().all(|l| [&l.qkv, &l.o, &l.gate_up, &l.down].iter().all(|x| x.on_kernels()));
+        self.cpu_step = norms
+            && linears
+            && self.head.on_kernels()
+            && self.norm.f32_slice().is_some()
+            && self.inv_freq.f32_slice().is_some()
+            && self.embed.device() == tch::Device::Cpu;
+        self
     }
 
     /// cos and sin of the rotary angles for `pos` (from [`KvCache::positions`]): `[t, head_dim]`
@@ -139,16 +156,13 @@ impl Network for Llama {
     /// a decode step on the CPU makes some 60 libtorch calls per layer otherwise, whose
     /// dispatch costs more than this model's arithmetic.
     fn decode_cpu(&self, token: u32, cache: &mut KvCache) -> Result<Option<Vec<f32>>> {
-        let cfg = &self.cfg;
-        let norms: Option<Vec<(&[f32], &[f32])>> =
-            self.layers.iter().map(|l| Some((l.attn_norm.f32_slice()?, l.ffn_norm.f32_slice()?))).collect();
-        let (Some(norms), Some(out_norm), Some(inv_freq)) = (norms, self.norm.f32_slice(), self.inv_freq.f32_slice()) else {
-            return Ok(None);
-        };
-        let Some(mut x) = self.embedding_row(token) else { return Ok(None) };
-        if !cache.is_cpu_f32() || cache.batch() != 1 {
+        if !self.cpu_step || !cache.is_cpu_f32() || cache.batch() != 1 {
             return Ok(None);
         }
+        let cfg = &self.cfg;
+        let norms = self.layers.iter().map(|l| (f32s(&l.attn_norm), f32s(&l.ffn_norm)));
+        let (out_norm, inv_freq) = (f32s(&self.norm), f32s(&self.inv_freq));
+        let Some(mut x) = self.embedding_row(token) else { return Ok(None) };
         let (h, d, ff) = (cfg.hidden_size, cfg.head_dim, cfg.intermediate_size);
         let (q_dim, kv_dim) = (cfg.n_heads * d, cfg.n_kv_heads * d);
         let pos = cache.len() as f32;
@@ -187,6 +201,11 @@ impl Network for Llama {
         let mut logits = vec![0.0; self.head.out_features()];
         Ok(self.head.matvec(&x, &mut logits).then_some(logits))
     }
+}
+
+/// The data of an f32 CPU weight (checked at load, see `Llama::with_cpu_step`).
+fn f32s(w: &Weight) -> &[f32] {
+    w.f32_slice().unwrap_or_default()
 }
 
 impl Llama {

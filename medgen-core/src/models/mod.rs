@@ -13,7 +13,7 @@ pub mod t5;
 
 use tch::Tensor;
 
-pub use config::{Architecture, ModelConfig, RopeScaling, Seq2SeqConfig};
+pub use config::{Architecture, ModelConfig, Seq2SeqConfig};
 pub use layers::KvCache;
 pub(crate) use layers::{attention, cpu_cached, merge_heads, split_heads, LayerNorm, Linear, Loader, Weight};
 

@@ -8,7 +8,7 @@ use super::{cpu_cached, KvCache, Linear, Loader};
 use crate::kernels;
 use crate::error::{MedgenError, Result};
 
-pub use super::config::{Activation, Seq2SeqArchitecture, Seq2SeqConfig};
+pub use super::config::{Seq2SeqArchitecture, Seq2SeqConfig};
 
 /// An encoder-decoder network.
 pub(crate) trait Seq2Seq: Send + Sync {
