@@ -8,6 +8,7 @@ use super::{cpu_cached, kernels, KvCache, Linear, Loader};
 use crate::error::{MedgenError, Result};
 
 pub use super::config::{Activation, Seq2SeqArchitecture, Seq2SeqConfig};
+pub(crate) use super::config::StackShape;
 
 /// An encoder-decoder network.
 pub(crate) trait Seq2Seq: Send + Sync {
