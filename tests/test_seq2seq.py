@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import CLINICAL_SENTENCES, ROOT
+from conftest import CLINICAL_SENTENCES, ROOT, medgen_json, run_medgen
 
 DUMP = [str(ROOT / "target" / "release" / "medgen"), "debug", "seq2seq"]
 MAX_NEW = 12
@@ -47,17 +47,22 @@ def make_tiny_seq2seq(kind: str, path: Path):
     import transformers as tf
     from safetensors.torch import load_file, save_file
 
-    torch.manual_seed({"t5_relu": 11, "t5_gated": 12, "bart": 13}[kind])
+    torch.manual_seed({"t5_relu": 11, "t5_gated": 12, "bart": 13, "t5_uneven": 15, "bart_uneven": 20}[kind])
     path.mkdir(parents=True, exist_ok=True)
-    tok = _tokenizer("bart" if kind == "bart" else "t5", path)
+    tok = _tokenizer("bart" if kind.startswith("bart") else "t5", path)
     vocab = len(tok)
-    if kind == "bart":
+    if kind.startswith("bart"):
         # forced_bos/forced_eos set to None: those are logits processors of generation, which
         # the example's plain greedy loop does not apply. init_std 0.2 (not 0.02) so that the
         # logits are not all final_logits_bias.
-        cfg = tf.BartConfig(vocab_size=vocab, d_model=64, encoder_layers=2, decoder_layers=3,
-                            encoder_attention_heads=4, decoder_attention_heads=4, encoder_ffn_dim=96,
-                            decoder_ffn_dim=80, max_position_embeddings=128, scale_embedding=True,
+        shape = dict(encoder_layers=2, decoder_layers=3, encoder_attention_heads=4, decoder_attention_heads=4,
+                     encoder_ffn_dim=96, decoder_ffn_dim=80)
+        if kind == "bart_uneven":
+            # Stacks as different as BartConfig allows: the encoder deeper, with more and
+            # narrower heads (8 of 8) and a narrower feed-forward than the decoder (2 heads of 32).
+            shape = dict(encoder_layers=3, decoder_layers=2, encoder_attention_heads=8, decoder_attention_heads=2,
+                         encoder_ffn_dim=40, decoder_ffn_dim=136)
+        cfg = tf.BartConfig(vocab_size=vocab, d_model=64, **shape, max_position_embeddings=128, scale_embedding=True,
                             activation_function="gelu", bos_token_id=0, pad_token_id=1, eos_token_id=2,
                             decoder_start_token_id=2, forced_bos_token_id=None, forced_eos_token_id=None,
                             init_std=0.2)
@@ -65,22 +70,34 @@ def make_tiny_seq2seq(kind: str, path: Path):
     else:
         # d_kv * num_heads (48) differs from d_model (64), as it may in T5; few buckets and a
         # short max_distance put the test inputs in the logarithmic and clamped buckets too.
-        cfg = tf.T5Config(vocab_size=vocab, d_model=64, d_kv=12, d_ff=96, num_layers=2, num_decoder_layers=3,
-                          num_heads=4, relative_attention_num_buckets=16, relative_attention_max_distance=20,
-                          feed_forward_proj="relu" if kind == "t5_relu" else "gated-gelu",
+        # t5_uneven: heads wider than d_model in all (3 of 40) and fewer decoder than encoder layers.
+        shape = dict(d_kv=12, num_heads=4, num_layers=2, num_decoder_layers=3)
+        if kind == "t5_uneven":
+            shape = dict(d_kv=40, num_heads=3, num_layers=3, num_decoder_layers=1)
+        cfg = tf.T5Config(vocab_size=vocab, d_model=64, d_ff=96, **shape,
+                          relative_attention_num_buckets=16, relative_attention_max_distance=20,
+                          feed_forward_proj="gated-gelu" if kind == "t5_gated" else "relu",
                           pad_token_id=0, eos_token_id=1, decoder_start_token_id=0)
         model = tf.T5ForConditionalGeneration(cfg)
+    # bart_uneven: smaller biases, and only queries and keys scaled up (by 2). With the recipe
+    # the others have, BART's post-LayerNorm stream is swamped by biases and widened
+    # projections, and greedy decoding repeats one token whatever the input (the "bart" model
+    # mostly does); sharper attention makes the logits too sensitive to rounding for TOL.
+    gentle = kind == "bart_uneven"
     with torch.no_grad():
         for name, p in model.named_parameters():
             if name.endswith("bias") or "relative_attention_bias" in name:
-                p.normal_(0, 0.5)
+                p.normal_(0, 0.1 if gentle else 0.5)
             elif "norm" in name:
                 p.uniform_(0.5, 1.5)
             elif p.dim() == 2 and not any(e in name for e in ["shared", "embed", "lm_head"]):
                 # With the default scale the token's own embedding dominates the residual
                 # stream, and a tied head then repeats the decoder's input token forever.
-                p.mul_(4)
-        if kind == "bart":
+                if not gentle:
+                    p.mul_(4)
+                elif any(e in name for e in ["q_proj", "k_proj"]):
+                    p.mul_(2)
+        if kind.startswith("bart"):
             model.final_logits_bias.normal_(0, 0.1)
     model.save_pretrained(path)
     if kind == "t5_gated":
@@ -98,7 +115,8 @@ def make_tiny_seq2seq(kind: str, path: Path):
     return path
 
 
-KINDS = ["t5_relu", "t5_gated", "bart"]
+# The *_uneven kinds: encoder and decoder of different shapes, as each family's config allows.
+KINDS = ["t5_relu", "t5_gated", "t5_uneven", "bart", "bart_uneven"]
 
 
 @pytest.fixture(scope="module")
@@ -112,7 +130,7 @@ def tiny_seq2seq():
         path = ROOT / "tests" / ".cache" / "tiny" / kind
         if not (path / "config.json").exists():
             make_tiny_seq2seq(kind, path)
-        cls = tf.BartForConditionalGeneration if kind == "bart" else tf.T5ForConditionalGeneration
+        cls = tf.BartForConditionalGeneration if kind.startswith("bart") else tf.T5ForConditionalGeneration
         model = cls.from_pretrained(path, dtype=torch.float32).eval()
         out[kind] = (path, model, tf.AutoTokenizer.from_pretrained(path))
     return out
@@ -222,6 +240,39 @@ def test_padded_batch_rows_match_the_same_sequences_alone(tiny_seq2seq):
         assert _rel(batch["step_logits"][1, : len(steps)], steps) < TOL, kind
 
 
+def _stack_shapes(model):
+    """stack -> (layers, heads, head width, feed-forward width), read from the modules
+    transformers built (not from its config), with the decoder's cross-attention checked to
+    have the decoder's heads."""
+    if isinstance(model, __import__("transformers").BartForConditionalGeneration):
+        out = {}
+        for name in ["encoder", "decoder"]:
+            layers = getattr(model.model, name).layers
+            attn = layers[0].self_attn
+            out[name] = (len(layers), attn.num_heads, attn.head_dim, layers[0].fc1.out_features)
+        cross = model.model.decoder.layers[0].encoder_attn
+        assert (cross.num_heads, cross.head_dim) == out["decoder"][1:3]
+        return out
+    out = {}
+    for name in ["encoder", "decoder"]:
+        blocks = getattr(model, name).block
+        attn = blocks[0].layer[0].SelfAttention
+        out[name] = (len(blocks), attn.n_heads, attn.key_value_proj_dim, blocks[0].layer[-1].DenseReluDense.wo.in_features)
+    return out
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_info_reports_each_stacks_shape_as_transformers_builds_it(tiny_seq2seq, kind):
+    path, model, _ = tiny_seq2seq[kind]
+    cfg = medgen_json("info", "--model", path, "--json")["config"]
+    shapes = _stack_shapes(model)
+    for stack, shape in shapes.items():
+        assert tuple(cfg[f"{stack}_{k}"] for k in ["layers", "heads", "head_dim", "ffn"]) == shape, stack
+    (el, eh, _, ef), (dl, dh, _, df) = shapes["encoder"], shapes["decoder"]
+    text = run_medgen("info", "--model", path).stdout
+    assert f"{el} encoder + {dl} decoder (hidden 64, heads {eh} + {dh}, feed-forward {ef} + {df})" in text, text
+
+
 def test_bart_input_past_max_positions_is_refused(tiny_seq2seq):
     path, model, tok = tiny_seq2seq["bart"]
     ids = [[0] + [5] * model.config.max_position_embeddings + [2]]
@@ -259,7 +310,7 @@ def test_greedy_stops_at_eos_and_pads_finished_rows_like_transformers_generate(t
         cfg = json.loads((copy / name).read_text())
         cfg["eos_token_id"] = eos
         (copy / name).write_text(json.dumps(cfg))
-    cls = tf.BartForConditionalGeneration if kind == "bart" else tf.T5ForConditionalGeneration
+    cls = tf.BartForConditionalGeneration if kind.startswith("bart") else tf.T5ForConditionalGeneration
     model = cls.from_pretrained(copy, dtype=torch.float32).eval()
 
     seqs = _inputs(tok, "padded_batch")

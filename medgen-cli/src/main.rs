@@ -211,8 +211,8 @@ fn run(cli: Cli) -> Result<()> {
                         println!("layers:        {} (hidden {}, heads {}/{} kv)", c.n_layers, c.hidden_size, c.n_heads, c.n_kv_heads)
                     }
                     NetworkConfig::Seq2Seq(c) => println!(
-                        "layers:        {} encoder + {} decoder (hidden {}, heads {})",
-                        c.encoder_layers, c.decoder_layers, c.hidden_size, c.encoder_heads
+                        "layers:        {} encoder + {} decoder (hidden {}, heads {} + {}, feed-forward {} + {})",
+                        c.encoder_layers, c.decoder_layers, c.hidden_size, c.encoder_heads, c.decoder_heads, c.encoder_ffn, c.decoder_ffn
                     ),
                 }
                 println!("chat template: {}", if info.has_chat_template { "yes" } else { "no" });

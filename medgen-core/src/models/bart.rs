@@ -6,7 +6,7 @@ use tch::{Kind, Tensor};
 
 use super::seq2seq::{
     causal_bias, check_encoder_out, check_ids, check_vocab, padding_bias, start_cpu_step, Attention, CacheSlot, CpuSlot,
-    ScoreBias, Seq2Seq, Seq2SeqCache,
+    ScoreBias, Seq2Seq, Seq2SeqCache, StackShape,
 };
 use super::{LayerNorm, Linear, Loader, Seq2SeqConfig, Weight};
 use crate::error::{MedgenError, Result};
@@ -67,8 +67,8 @@ impl Bart {
             None => Linear::from_weight(&shared, Some(bias)),
         };
         Ok(Bart {
-            encoder: Stack::load(cfg, w, &format!("{p}encoder"), cfg.encoder_layers, cfg.encoder_ffn, max_positions, false)?,
-            decoder: Stack::load(cfg, w, &format!("{p}decoder"), cfg.decoder_layers, cfg.decoder_ffn, max_positions, true)?,
+            encoder: Stack::load(cfg, w, &format!("{p}encoder"), cfg.encoder_shape(), max_positions, false)?,
+            decoder: Stack::load(cfg, w, &format!("{p}decoder"), cfg.decoder_shape(), max_positions, true)?,
             cfg: cfg.clone(),
             shared,
             head,
@@ -122,13 +122,15 @@ impl Bart {
 }
 
 impl Stack {
-    fn load(cfg: &Seq2SeqConfig, w: &Loader, stack: &str, n: usize, ff: usize, max_positions: i64, decoder: bool) -> Result<Self> {
-        let (d, ff) = (cfg.hidden_size as i64, ff as i64);
-        let dims = [d, cfg.encoder_heads as i64, cfg.head_dim as i64];
-        let scale = (cfg.head_dim as f64).powf(-0.5);
+    /// Loads a stack of `shape`'s sizes; a decoder's cross-attention has its self-attention's
+    /// heads, over encoder states of the same width.
+    fn load(cfg: &Seq2SeqConfig, w: &Loader, stack: &str, shape: StackShape, max_positions: i64, decoder: bool) -> Result<Self> {
+        let (d, ff) = (cfg.hidden_size as i64, shape.ffn as i64);
+        let dims = [d, shape.heads as i64, shape.head_dim as i64];
+        let scale = (shape.head_dim as f64).powf(-0.5);
         let names = ["q_proj", "k_proj", "v_proj", "out_proj"];
-        let mut layers = Vec::with_capacity(n);
-        for i in 0..n {
+        let mut layers = Vec::with_capacity(shape.layers);
+        for i in 0..shape.layers {
             let at = |rest: &str| format!("{stack}.layers.{i}.{rest}");
             let cross = if decoder {
                 Some((Attention::load(w, &at("encoder_attn"), names, dims, true, scale)?, LayerNorm::load(w, &at("encoder_attn_layer_norm"), d)?))
@@ -167,7 +169,7 @@ impl Seq2Seq for Bart {
     }
 
     fn new_cache(&self, batch: usize, capacity: usize) -> Result<Seq2SeqCache> {
-        let shape = [batch as i64, self.cfg.decoder_heads as i64, self.cfg.head_dim as i64];
+        let shape = [batch as i64, self.cfg.decoder_heads as i64, self.cfg.decoder_head_dim as i64];
         Seq2SeqCache::new(self.decoder.layers.len(), shape, capacity, self.kind, self.shared.device())
     }
 

@@ -399,11 +399,18 @@ pub struct Seq2SeqConfig {
     pub hidden_size: usize,
     pub encoder_layers: usize,
     pub decoder_layers: usize,
+    /// Attention heads of each encoder layer.
     pub encoder_heads: usize,
+    /// Attention heads of each decoder layer, in self- and cross-attention alike.
     pub decoder_heads: usize,
-    /// Width of one attention head (T5's `d_kv`, which need not be `hidden_size / heads`).
-    pub head_dim: usize,
+    /// Width of one encoder attention head: T5's `d_kv` (which need not be
+    /// `hidden_size / heads`), BART's `d_model / encoder_attention_heads`.
+    pub encoder_head_dim: usize,
+    /// Width of one decoder attention head: T5's `d_kv`, BART's `d_model / decoder_attention_heads`.
+    pub decoder_head_dim: usize,
+    /// Width of the encoder's feed-forward (T5's `d_ff`, BART's `encoder_ffn_dim`).
     pub encoder_ffn: usize,
+    /// Width of the decoder's feed-forward (T5's `d_ff`, BART's `decoder_ffn_dim`).
     pub decoder_ffn: usize,
     pub activation: Activation,
     /// (T5) The feed-forward is `act(wi_0 x) * wi_1 x` ("gated-gelu", T5 v1.1, Flan-T5)
@@ -464,7 +471,8 @@ impl Seq2SeqConfig {
                     None => (false, Activation::parse(proj)?),
                 };
                 let layers = need("num_layers")?;
-                let (heads, ff) = (need("num_heads")?, need("d_ff")?);
+                // One head count, head width and feed-forward width serve both stacks.
+                let (heads, head_dim, ff) = (need("num_heads")?, need("d_kv")?, need("d_ff")?);
                 let scale = match flag("scale_decoder_outputs") {
                     Some(s) => s,
                     None => flag("tie_word_embeddings") != Some(false),
@@ -477,7 +485,8 @@ impl Seq2SeqConfig {
                     decoder_layers: uint("num_decoder_layers").unwrap_or(layers),
                     encoder_heads: heads,
                     decoder_heads: heads,
-                    head_dim: need("d_kv")?,
+                    encoder_head_dim: head_dim,
+                    decoder_head_dim: head_dim,
                     encoder_ffn: ff,
                     decoder_ffn: ff,
                     activation: act,
@@ -498,26 +507,28 @@ impl Seq2SeqConfig {
             }
             "bart" => {
                 let hidden = need("d_model")?;
-                let heads = need("encoder_attention_heads")?;
                 let act = config.get("activation_function").and_then(Json::as_str).unwrap_or("gelu");
-                if need("decoder_attention_heads")? != heads {
-                    // One head width serves both stacks; BART checkpoints all have equal counts.
-                    return Err(MedgenError::Unsupported(
-                        "BART with different encoder and decoder head counts".into(),
-                    ));
-                }
-                if heads == 0 || hidden % heads != 0 {
-                    return Err(MedgenError::format(format!("d_model {hidden} is not a multiple of {heads} heads")));
-                }
+                // Each stack has its own head count (cross-attention has the decoder's), and
+                // its heads split d_model between them (BartAttention requires it).
+                let heads = |k: &str| -> Result<(usize, usize)> {
+                    let n = need(k)?;
+                    if n == 0 || hidden % n != 0 {
+                        return Err(MedgenError::format(format!("d_model {hidden} is not a multiple of {k} {n}")));
+                    }
+                    Ok((n, hidden / n))
+                };
+                let (encoder_heads, encoder_head_dim) = heads("encoder_attention_heads")?;
+                let (decoder_heads, decoder_head_dim) = heads("decoder_attention_heads")?;
                 Seq2SeqConfig {
                     architecture: Seq2SeqArchitecture::Bart,
                     vocab_size: need("vocab_size")?,
                     hidden_size: hidden,
                     encoder_layers: need("encoder_layers")?,
                     decoder_layers: need("decoder_layers")?,
-                    encoder_heads: heads,
-                    decoder_heads: heads,
-                    head_dim: hidden / heads,
+                    encoder_heads,
+                    decoder_heads,
+                    encoder_head_dim,
+                    decoder_head_dim,
                     encoder_ffn: need("encoder_ffn_dim")?,
                     decoder_ffn: need("decoder_ffn_dim")?,
                     activation: Activation::parse(act)?,
@@ -546,6 +557,16 @@ impl Seq2SeqConfig {
         cfg.validate()
     }
 
+    /// The sizes of the encoder's layers.
+    pub(crate) fn encoder_shape(&self) -> StackShape {
+        StackShape { layers: self.encoder_layers, heads: self.encoder_heads, head_dim: self.encoder_head_dim, ffn: self.encoder_ffn }
+    }
+
+    /// The sizes of the decoder's layers (their cross-attention included).
+    pub(crate) fn decoder_shape(&self) -> StackShape {
+        StackShape { layers: self.decoder_layers, heads: self.decoder_heads, head_dim: self.decoder_head_dim, ffn: self.decoder_ffn }
+    }
+
     /// Rejects zero, absurd or inconsistent dimensions.
     fn validate(self) -> Result<Self> {
         let dims = [
@@ -555,7 +576,8 @@ impl Seq2SeqConfig {
             ("decoder_layers", self.decoder_layers),
             ("encoder_heads", self.encoder_heads),
             ("decoder_heads", self.decoder_heads),
-            ("head_dim", self.head_dim),
+            ("encoder_head_dim", self.encoder_head_dim),
+            ("decoder_head_dim", self.decoder_head_dim),
             ("encoder_ffn", self.encoder_ffn),
             ("decoder_ffn", self.decoder_ffn),
         ];
@@ -602,6 +624,16 @@ impl Seq2SeqConfig {
     }
 }
 
+/// The sizes one stack (encoder or decoder) of a [`Seq2SeqConfig`] builds its layers with:
+/// the stacks of one network may differ in all of them.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct StackShape {
+    pub layers: usize,
+    pub heads: usize,
+    pub head_dim: usize,
+    pub ffn: usize,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -610,6 +642,16 @@ mod tests {
         let mut c = serde_json::json!({
             "model_type": "t5", "vocab_size": 100, "d_model": 32, "d_kv": 8, "d_ff": 64,
             "num_layers": 2, "num_heads": 4
+        });
+        c.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        c
+    }
+
+    fn bart(extra: Json) -> Json {
+        let mut c = serde_json::json!({
+            "model_type": "bart", "vocab_size": 100, "d_model": 32, "encoder_layers": 2, "decoder_layers": 3,
+            "encoder_attention_heads": 4, "decoder_attention_heads": 4, "encoder_ffn_dim": 64,
+            "decoder_ffn_dim": 48, "max_position_embeddings": 64
         });
         c.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
         c
@@ -650,15 +692,37 @@ mod tests {
 
     #[test]
     fn bart_reads_its_positions_heads_and_forced_tokens() {
-        let c = Seq2SeqConfig::from_hf(&serde_json::json!({
-            "model_type": "bart", "vocab_size": 100, "d_model": 32, "encoder_layers": 2, "decoder_layers": 3,
-            "encoder_attention_heads": 4, "decoder_attention_heads": 4, "encoder_ffn_dim": 64,
-            "decoder_ffn_dim": 48, "max_position_embeddings": 64, "scale_embedding": true,
-            "forced_eos_token_id": 2
-        }))
-        .unwrap();
-        assert_eq!((c.head_dim, c.decoder_ffn, c.max_positions, c.scale_embedding), (8, 48, Some(64), true));
+        let c = Seq2SeqConfig::from_hf(&bart(serde_json::json!({"scale_embedding": true, "forced_eos_token_id": 2}))).unwrap();
+        assert_eq!((c.encoder_head_dim, c.decoder_ffn, c.max_positions, c.scale_embedding), (8, 48, Some(64), true));
         assert_eq!((c.activation, c.decoder_start_token_id, c.forced_bos_token_id, c.forced_eos_token_id), (Activation::Gelu, 2, None, Some(2)));
+    }
+
+    #[test]
+    fn bart_stacks_keep_their_own_heads_widths_and_depths() {
+        let c = Seq2SeqConfig::from_hf(&bart(serde_json::json!({
+            "encoder_layers": 3, "decoder_layers": 1, "encoder_attention_heads": 8, "decoder_attention_heads": 2,
+            "encoder_ffn_dim": 24, "decoder_ffn_dim": 160
+        })))
+        .unwrap();
+        let (e, d) = (c.encoder_shape(), c.decoder_shape());
+        assert_eq!((e.layers, e.heads, e.head_dim, e.ffn), (3, 8, 4, 24));
+        assert_eq!((d.layers, d.heads, d.head_dim, d.ffn), (1, 2, 16, 160));
+    }
+
+    #[test]
+    fn bart_heads_that_do_not_divide_d_model_are_refused_with_the_stack() {
+        let err = Seq2SeqConfig::from_hf(&bart(serde_json::json!({"decoder_attention_heads": 3}))).unwrap_err();
+        assert!(err.to_string().contains("d_model 32 is not a multiple of decoder_attention_heads 3"), "{err}");
+        let err = Seq2SeqConfig::from_hf(&bart(serde_json::json!({"encoder_attention_heads": 0}))).unwrap_err();
+        assert!(err.to_string().contains("encoder_attention_heads 0"), "{err}");
+    }
+
+    #[test]
+    fn t5_stacks_share_heads_and_widths_but_not_depth() {
+        let c = Seq2SeqConfig::from_hf(&t5(serde_json::json!({"num_decoder_layers": 1, "d_kv": 20}))).unwrap();
+        let (e, d) = (c.encoder_shape(), c.decoder_shape());
+        assert_eq!((e.layers, e.heads, e.head_dim, e.ffn), (2, 4, 20, 64));
+        assert_eq!((d.layers, d.heads, d.head_dim, d.ffn), (1, 4, 20, 64));
     }
 
     #[test]

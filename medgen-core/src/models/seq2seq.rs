@@ -9,6 +9,7 @@ use crate::kernels;
 use crate::error::{MedgenError, Result};
 
 pub use super::config::{Seq2SeqArchitecture, Seq2SeqConfig};
+pub(crate) use super::config::StackShape;
 
 /// An encoder-decoder network.
 pub(crate) trait Seq2Seq: Send + Sync {

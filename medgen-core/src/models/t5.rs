@@ -7,7 +7,7 @@ use tch::{Kind, Tensor};
 
 use super::seq2seq::{
     causal_bias, check_encoder_out, check_ids, check_vocab, padding_bias, start_cpu_step, Attention, CacheSlot, CpuSlot,
-    ScoreBias, Seq2Seq, Seq2SeqCache,
+    ScoreBias, Seq2Seq, Seq2SeqCache, StackShape,
 };
 use super::{Linear, Loader, Seq2SeqConfig, Weight};
 use crate::error::Result;
@@ -17,6 +17,8 @@ struct FeedForward {
     /// `wi`, or `wi_0` and `wi_1` fused (outputs `[gate, linear]`) when gated.
     wi: Linear,
     wo: Linear,
+    /// The inner width (`wo`'s input): where a gated `wi`'s output splits.
+    width: usize,
 }
 
 struct Layer {
@@ -62,8 +64,8 @@ impl T5 {
             None => Linear::from_weight(&shared, None),
         };
         Ok(T5 {
-            encoder: Stack::load(cfg, w, "encoder", cfg.encoder_layers)?,
-            decoder: Stack::load(cfg, w, "decoder", cfg.decoder_layers)?,
+            encoder: Stack::load(cfg, w, "encoder", cfg.encoder_shape())?,
+            decoder: Stack::load(cfg, w, "decoder", cfg.decoder_shape())?,
             cfg: cfg.clone(),
             shared,
             head,
@@ -85,7 +87,7 @@ impl T5 {
     fn feed_forward(&self, f: &FeedForward, x: &Tensor) -> Result<Tensor> {
         let h = f.wi.forward(x)?;
         let h = if self.cfg.gated {
-            let parts = h.f_split(self.cfg.encoder_ffn as i64, -1)?;
+            let parts = h.f_split(f.width as i64, -1)?;
             self.cfg.activation.apply(&parts[0])?.f_mul(&parts[1])?
         } else {
             self.cfg.activation.apply(&h)?
@@ -99,7 +101,7 @@ impl T5 {
         f.wi.matvec(x, &mut h);
         let h = if self.cfg.gated {
             // Each row holds [gate, linear].
-            let ff = self.cfg.encoder_ffn;
+            let ff = f.width;
             let mut gate: Vec<f32> = h.chunks_exact(2 * ff).flat_map(|r| &r[..ff]).copied().collect();
             self.cfg.activation.apply_slice(&mut gate)?;
             let linear = h.chunks_exact(2 * ff).flat_map(|r| &r[ff..]);
@@ -172,12 +174,12 @@ fn relative_buckets(relative: &Tensor, bidirectional: bool, num_buckets: i64, ma
 }
 
 impl Stack {
-    fn load(cfg: &Seq2SeqConfig, w: &Loader, stack: &str, n_layers: usize) -> Result<Self> {
-        let (d, ff) = (cfg.hidden_size as i64, cfg.encoder_ffn as i64);
-        let dims = [d, cfg.encoder_heads as i64, cfg.head_dim as i64];
+    fn load(cfg: &Seq2SeqConfig, w: &Loader, stack: &str, shape: StackShape) -> Result<Self> {
+        let (d, ff) = (cfg.hidden_size as i64, shape.ffn as i64);
+        let dims = [d, shape.heads as i64, shape.head_dim as i64];
         let decoder = stack == "decoder";
-        let mut layers = Vec::with_capacity(n_layers);
-        for i in 0..n_layers {
+        let mut layers = Vec::with_capacity(shape.layers);
+        for i in 0..shape.layers {
             // Sub-layers: 0 self-attention, 1 cross-attention (decoder), then feed-forward.
             let sub = |j: usize, rest: &str| format!("{stack}.block.{i}.layer.{j}.{rest}");
             let ffn_at = if decoder { 2 } else { 1 };
@@ -200,13 +202,13 @@ impl Stack {
                 attn: Attention::load(w, &sub(0, "SelfAttention"), qkvo, dims, false, 1.0)?,
                 cross,
                 ffn_norm: w.get(&sub(ffn_at, "layer_norm.weight"), &[d])?,
-                ffn: FeedForward { wi, wo: Linear::load(w, &sub(ffn_at, "DenseReluDense.wo"), d, ff, false)? },
+                ffn: FeedForward { wi, wo: Linear::load(w, &sub(ffn_at, "DenseReluDense.wo"), d, ff, false)?, width: shape.ffn },
             });
         }
         let table = format!("{stack}.block.0.layer.0.SelfAttention.relative_attention_bias.weight");
         Ok(Stack {
             layers,
-            relative_bias: w.get(&table, &[cfg.relative_buckets as i64, cfg.encoder_heads as i64])?,
+            relative_bias: w.get(&table, &[cfg.relative_buckets as i64, shape.heads as i64])?,
             final_norm: w.get(&format!("{stack}.final_layer_norm.weight"), &[d])?,
         })
     }
@@ -226,7 +228,7 @@ impl Seq2Seq for T5 {
     }
 
     fn new_cache(&self, batch: usize, capacity: usize) -> Result<Seq2SeqCache> {
-        let shape = [batch as i64, self.cfg.decoder_heads as i64, self.cfg.head_dim as i64];
+        let shape = [batch as i64, self.cfg.decoder_heads as i64, self.cfg.decoder_head_dim as i64];
         Seq2SeqCache::new(self.decoder.layers.len(), shape, capacity, self.kind, self.shared.device())
     }
 
