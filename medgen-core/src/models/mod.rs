@@ -3,6 +3,7 @@
 
 pub mod bart;
 pub mod config;
+pub mod gemma3;
 pub mod gpt2;
 pub(crate) mod kernels;
 pub mod llama;
@@ -634,6 +635,7 @@ mod tests {
             norm_eps: 1e-5,
             rope_theta: 10000.0,
             rope_scaling: None,
+            gemma3: None,
         }
     }
 
