@@ -794,6 +794,55 @@ mod tests {
         assert_eq!((c.activation, c.decoder_start_token_id, c.forced_bos_token_id, c.forced_eos_token_id), (Activation::Gelu, 2, None, Some(2)));
     }
 
+    fn gemma3(extra: Json) -> Result<ModelConfig> {
+        let mut c = serde_json::json!({
+            "model_type": "gemma3_text", "vocab_size": 100, "hidden_size": 64, "intermediate_size": 96,
+            "num_hidden_layers": 7, "num_attention_heads": 4, "num_key_value_heads": 1, "head_dim": 32,
+            "max_position_embeddings": 2048, "sliding_window": 512
+        });
+        c.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        ModelConfig::from_hf(&c)
+    }
+
+    #[test]
+    fn gemma3_config_of_transformers_4_has_every_sixth_layer_global_and_two_rope_bases() {
+        // Older configs: rope_theta, rope_local_base_freq and rope_scaling (global layers only).
+        let c = gemma3(serde_json::json!({
+            "rope_theta": 1e6, "rope_local_base_freq": 1e4, "rope_scaling": {"rope_type": "linear", "factor": 8.0}
+        }))
+        .unwrap();
+        let g = c.gemma3.as_ref().unwrap();
+        assert_eq!(g.sliding_layers, [true, true, true, true, true, false, true]);
+        assert_eq!((g.sliding_window, g.rope_local_theta, g.query_pre_attn_scalar), (512, 1e4, 256.0));
+        assert_eq!((c.rope_theta, c.rope_scaling, c.context_length), (1e6, Some(RopeScaling::Linear { factor: 8.0 }), 2048));
+    }
+
+    #[test]
+    fn gemma3_config_of_transformers_5_reads_layer_types_and_per_type_rope() {
+        let c = gemma3(serde_json::json!({
+            "layer_types": ["sliding_attention", "full_attention", "sliding_attention", "sliding_attention",
+                            "full_attention", "sliding_attention", "full_attention"],
+            "rope_parameters": {"full_attention": {"rope_type": "default", "rope_theta": 5e5},
+                                "sliding_attention": {"rope_type": "default", "rope_theta": 2e3}},
+            "query_pre_attn_scalar": 48, "final_logit_softcapping": 30.0
+        }))
+        .unwrap();
+        let g = c.gemma3.as_ref().unwrap();
+        assert_eq!(g.sliding_layers, [true, false, true, true, false, true, false]);
+        assert_eq!((c.rope_theta, c.rope_scaling.clone(), g.rope_local_theta), (5e5, None, 2e3));
+        assert_eq!((g.query_pre_attn_scalar, g.final_logit_softcapping), (48.0, Some(30.0)));
+    }
+
+    #[test]
+    fn gemma3_settings_medgen_does_not_run_are_refused_by_name() {
+        let err = gemma3(serde_json::json!({"attn_logit_softcapping": 50.0})).unwrap_err();
+        assert!(err.to_string().contains("attention logit softcapping"), "{err}");
+        let err = gemma3(serde_json::json!({"hidden_activation": "relu"})).unwrap_err();
+        assert!(err.to_string().contains("hidden_activation `relu`"), "{err}");
+        let err = gemma3(serde_json::json!({"layer_types": ["sliding_attention"]})).unwrap_err();
+        assert!(err.to_string().contains("1 layer types for 7 layers"), "{err}");
+    }
+
     #[test]
     fn decoder_only_loader_points_encoder_decoder_models_elsewhere() {
         let err = ModelConfig::from_hf(&t5(serde_json::json!({}))).unwrap_err();

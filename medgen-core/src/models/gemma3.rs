@@ -132,7 +132,6 @@ impl Gemma3 {
     /// Layer `i` on `x`, with the rotary `cos`/`sin` and key mask of its kind. `last` keeps
     /// only the latest that many cached keys (a local layer's window, for one new position
     /// without padding, where no mask is needed).
-    #[allow(clippy::too_many_arguments)]
     fn layer(&self, i: usize, x: &Tensor, (cos, sin): &(Tensor, Tensor), mask: Option<&Tensor>, last: Option<i64>, cache: &mut KvCache) -> Result<Tensor> {
         let (l, cfg) = (&self.layers[i], &self.cfg);
         let (hd, eps) = (cfg.head_dim as i64, cfg.norm_eps);
