@@ -156,6 +156,8 @@ PROMPTS = [
     "Findings: right lower lobe consolidation without pleural effusion. Impression:",
     "患者男性，50岁，主诉胸痛。",
 ]
+# 777 tokens, past the 512-position window of the local layers.
+LONG_PROMPT = " ".join(CLINICAL_SENTENCES * 4)
 
 TOKENIZER_TEXTS = [
     "Discharge medications: aspirin 81 mg daily, metoprolol 25 mg twice daily, and",
@@ -210,6 +212,23 @@ def test_gemma3_logits_match_transformers(gemma3_hf, tmp_path, prompt):
     assert ids == tok(prompt)["input_ids"]
     ref = hf_last_logits(model, ids)
     assert rel_l2(logits, ref) < 1e-4, (rel_l2(logits, ref), float(np.abs(logits - ref).max()))
+
+
+def test_gemma3_logits_past_the_window_match_transformers(gemma3_hf, tmp_path):
+    tok, model = gemma3_hf
+    ids, logits = medgen_logits(tmp_path, GEMMA3_GGUF, LONG_PROMPT)
+    assert ids == tok(LONG_PROMPT)["input_ids"] and len(ids) > 512 + 200
+    ref = hf_last_logits(model, ids)
+    assert rel_l2(logits, ref) < 1e-4, (rel_l2(logits, ref), float(np.abs(logits - ref).max()))
+
+
+@pytest.mark.parametrize("dtype", ["bf16", "f16"])
+def test_gemma3_reduced_precision_stays_close_to_transformers_f32(gemma3_hf, tmp_path, dtype):
+    _, model = gemma3_hf
+    out = tmp_path / "logits.npy"
+    ids = medgen_json("logits", "--model", GEMMA3_GGUF, "--prompt", PROMPTS[0], "--dtype", dtype,
+                      "--out", out)["prompt_token_ids"]
+    assert rel_l2(np.load(out), hf_last_logits(model, ids)) < 0.05
 
 
 @pytest.mark.parametrize("prompt", PROMPTS[:2])
