@@ -15,7 +15,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenize
 from conftest import CLINICAL_SENTENCES, GEMMA3_GGUF, ROOT, _train_tokenizer, medgen_json, run_medgen
 
 WINDOW = 8
-# 5 and 37 tokens with the tiny models' tokenizer: within and well past the window.
+# 8 and 37 tokens with the tiny models' tokenizer: the window exactly, and well past it.
 TINY_PROMPTS = ["Patient admitted.", CLINICAL_SENTENCES[0]]
 
 
