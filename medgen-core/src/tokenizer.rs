@@ -91,7 +91,7 @@ impl Tokenizer {
 
         let kind = g.get("tokenizer.ggml.model").and_then(Value::as_str).unwrap_or("");
         let mut tokens = str_array("tokenizer.ggml.tokens")?;
-        let types: Vec<i64> = match g.get("tokenizer.ggml.token_type").and_then(Value::as_array) {
+        let mut types: Vec<i64> = match g.get("tokenizer.ggml.token_type").and_then(Value::as_array) {
             Some(a) => a.iter().map(|v| v.as_f64().unwrap_or(1.0) as i64).collect(),
             None => vec![1; tokens.len()],
         };
@@ -127,11 +127,15 @@ impl Tokenizer {
                 (tk, false)
             }
             "llama" => {
-                let scores: Vec<f64> = g
+                let mut scores: Vec<f64> = g
                     .get("tokenizer.ggml.scores")
                     .and_then(Value::as_array)
                     .map(|a| a.iter().map(|v| v.as_f64().unwrap_or(0.0)).collect())
                     .unwrap_or_else(|| vec![0.0; tokens.len()]);
+                let arch = g.get("general.architecture").and_then(Value::as_str).unwrap_or("");
+                if matches!(arch, "gemma" | "gemma2" | "gemma3") {
+                    scores = gemma_vocabulary(&mut tokens, &mut types);
+                }
                 let unk = id("tokenizer.ggml.unknown_token_id").and_then(|i| tokens.get(i as usize).cloned());
                 let prefix = flag("tokenizer.ggml.add_space_prefix").unwrap_or(true);
                 (sentencepiece_bpe(&tokens, &scores, unk, prefix)?, true)
@@ -297,6 +301,20 @@ impl Tokenizer {
     pub fn chat_template(&self) -> Option<&ChatTemplate> {
         self.chat_template.as_ref()
     }
+}
+
+/// Gemma's GGUF vocabulary as transformers rebuilds it (`gemma_tokenizer` in its gguf
+/// integration). Runs of spaces are stored as spaces (user-defined tokens), where the
+/// vocabulary spells them with "▁": they become ordinary pieces, reached by merges. And the
+/// scores do not follow the merge order, which the tokens' order in the file does.
+fn gemma_vocabulary(tokens: &mut [String], types: &mut [i64]) -> Vec<f64> {
+    for (t, ty) in tokens.iter_mut().zip(types.iter_mut()) {
+        if t.contains(' ') && t.trim().is_empty() {
+            *t = "▁".repeat(t.chars().count());
+            *ty = 1;
+        }
+    }
+    (0..tokens.len()).map(|i| -(i as f64)).collect()
 }
 
 /// GPT-2 style byte-level pre-tokenization, split the way llama.cpp's `tokenizer.ggml.pre`

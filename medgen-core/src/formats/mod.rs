@@ -150,7 +150,14 @@ impl HfWeights {
         };
         let (layer, part) = rest.split_once('.').unwrap_or((rest, ""));
         let (stem, suffix) = part.rsplit_once('.').unwrap_or((part, ""));
+        let gemma3 = self.arch == Architecture::Gemma3;
         let hf = match (stem, gpt2) {
+            // Gemma 3 norms around attention and feed-forward, and per-head q/k norms.
+            ("ffn_norm", false) if gemma3 => "pre_feedforward_layernorm",
+            ("post_attention_norm", false) => "post_attention_layernorm",
+            ("post_ffw_norm", false) => "post_feedforward_layernorm",
+            ("attn_q_norm", false) => "self_attn.q_norm",
+            ("attn_k_norm", false) => "self_attn.k_norm",
             ("attn_norm", false) => "input_layernorm",
             ("attn_q", false) => "self_attn.q_proj",
             ("attn_k", false) => "self_attn.k_proj",
@@ -173,14 +180,19 @@ impl HfWeights {
         (format!("{prefix}{layers}.{layer}.{hf}.{suffix}"), conv1d)
     }
 
-    /// Finds an HF name, trying GPT-2's optional `transformer.` prefix.
+    /// Finds an HF name, trying GPT-2's optional `transformer.` prefix and where the
+    /// multimodal Gemma 3 keeps its language model (transformers 5, then 4).
     fn resolve(&self, name: &str) -> Option<(String, bool)> {
         let (hf, transposed) = self.hf_name(name);
-        if self.files.contains(&hf) {
-            return Some((hf, transposed));
+        let mut names = vec![format!("transformer.{hf}")];
+        if self.arch == Architecture::Gemma3 {
+            if let Some(rest) = hf.strip_prefix("model.") {
+                names = vec![format!("model.language_model.{rest}"), format!("language_model.model.{rest}")];
+            } else {
+                names = vec![format!("language_model.{hf}")];
+            }
         }
-        let prefixed = format!("transformer.{hf}");
-        self.files.contains(&prefixed).then_some((prefixed, transposed))
+        std::iter::once(hf).chain(names).find(|n| self.files.contains(n)).map(|n| (n, transposed))
     }
 }
 
@@ -195,7 +207,13 @@ impl WeightSource for HfWeights {
             .ok_or_else(|| MedgenError::format(format!("tensor `{}` is missing", self.hf_name(name).0)))?;
         let t = self.files.tensor(&hf)?;
         let t = if transposed { t.f_transpose(0, 1)?.f_contiguous()? } else { t };
-        Ok(if t.kind() == Kind::Float { t } else { t.f_to_kind(Kind::Float)? })
+        let t = if t.kind() == Kind::Float { t } else { t.f_to_kind(Kind::Float)? };
+        // Gemma's RMSNorm multiplies by `1 + weight`, and HF stores `weight`; llama.cpp's
+        // converter writes `1 + weight` into GGUF files. Both sources hand out GGUF's values.
+        if self.arch == Architecture::Gemma3 && name.ends_with("norm.weight") {
+            return Ok(t.f_add_scalar(1.0)?);
+        }
+        Ok(t)
     }
 }
 

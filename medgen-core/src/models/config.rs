@@ -17,6 +17,9 @@ pub enum Architecture {
     Qwen2,
     /// GPT-2.
     Gpt2,
+    /// Gemma 3 (text): local sliding-window and global layers, q/k norms, GeGLU; see
+    /// [`Gemma3Config`].
+    Gemma3,
 }
 
 impl Architecture {
@@ -26,6 +29,7 @@ impl Architecture {
             Architecture::Mistral => "mistral",
             Architecture::Qwen2 => "qwen2",
             Architecture::Gpt2 => "gpt2",
+            Architecture::Gemma3 => "gemma3",
         }
     }
 
@@ -35,6 +39,9 @@ impl Architecture {
             "mistral" => Architecture::Mistral,
             "qwen2" => Architecture::Qwen2,
             "gpt2" => Architecture::Gpt2,
+            // GGUF's general.architecture; config.json's model_type of the text model and of
+            // the multimodal one (whose text part medgen runs).
+            "gemma3" | "gemma3_text" => Architecture::Gemma3,
             "t5" | "bart" => {
                 return Err(MedgenError::Unsupported(format!(
                     "`{name}` is an encoder-decoder model: load it with Seq2SeqModel::load"
@@ -42,7 +49,7 @@ impl Architecture {
             }
             other => {
                 return Err(MedgenError::Unsupported(format!(
-                    "model architecture `{other}` (medgen runs llama, mistral, qwen2 and gpt2)"
+                    "model architecture `{other}` (medgen runs llama, mistral, qwen2, gpt2 and gemma3)"
                 )))
             }
         })
@@ -79,6 +86,79 @@ pub struct ModelConfig {
     pub norm_eps: f64,
     pub rope_theta: f64,
     pub rope_scaling: Option<RopeScaling>,
+    /// Gemma 3's settings beyond this shape (`None` for other architectures).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gemma3: Option<Gemma3Config>,
+}
+
+/// What Gemma 3 adds to the Llama shape. `rope_theta` and `rope_scaling` of [`ModelConfig`]
+/// are the global layers'.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Gemma3Config {
+    /// Per layer: whether it attends within the sliding window (a local layer); the others
+    /// (global) see every earlier position.
+    pub sliding_layers: Vec<bool>,
+    /// The positions a local layer's query sees, itself included: key `j` is visible from
+    /// query `i` when `i - sliding_window < j <= i` (transformers' `sliding_window_overlay`).
+    pub sliding_window: usize,
+    /// The local layers' RoPE base (no scaling).
+    pub rope_local_theta: f64,
+    /// Attention scores are `q·k / sqrt(query_pre_attn_scalar)` rather than `/ sqrt(head_dim)`.
+    pub query_pre_attn_scalar: f64,
+    /// Logits become `c * tanh(logits / c)` (none in Gemma 3's checkpoints).
+    pub final_logit_softcapping: Option<f64>,
+}
+
+/// Local layers with every `pattern`-th global, as transformers derives `layer_types` from
+/// `sliding_window_pattern` and llama.cpp from its SWA pattern.
+fn sliding_pattern(n_layers: usize, pattern: usize) -> Result<Vec<bool>> {
+    if pattern == 0 {
+        return Err(MedgenError::format("sliding_window_pattern is 0"));
+    }
+    Ok((0..n_layers).map(|i| (i + 1) % pattern != 0).collect())
+}
+
+/// Gemma 3's own settings in a (text) `config.json`, with Gemma3TextConfig's defaults.
+fn gemma3_from_hf(config: &Json, n_layers: usize, context_length: usize) -> Result<Gemma3Config> {
+    let float = |k: &str| config.get(k).and_then(Json::as_f64);
+    let is_set = |k: &str| config.get(k).is_some_and(|v| !v.is_null());
+    if is_set("attn_logit_softcapping") {
+        return Err(MedgenError::Unsupported("Gemma attention logit softcapping".into()));
+    }
+    if config.get("use_bidirectional_attention").and_then(Json::as_bool) == Some(true) {
+        return Err(MedgenError::Unsupported("Gemma 3 with bidirectional attention".into()));
+    }
+    let act = config.get("hidden_activation").and_then(Json::as_str).unwrap_or("gelu_pytorch_tanh");
+    if !matches!(act, "gelu_pytorch_tanh" | "gelu_new") {
+        return Err(MedgenError::Unsupported(format!("Gemma 3 hidden_activation `{act}`")));
+    }
+    let sliding_layers = match config.get("layer_types").and_then(Json::as_array) {
+        Some(types) => types
+            .iter()
+            .map(|t| match t.as_str() {
+                Some("sliding_attention") => Ok(true),
+                Some("full_attention") => Ok(false),
+                _ => Err(MedgenError::Unsupported(format!("Gemma 3 layer type {t}"))),
+            })
+            .collect::<Result<Vec<_>>>()?,
+        None => {
+            let pattern = config.get("sliding_window_pattern").and_then(Json::as_u64).unwrap_or(6);
+            sliding_pattern(n_layers, pattern as usize)?
+        }
+    };
+    let local = config
+        .get("rope_parameters")
+        .and_then(|p| p.get("sliding_attention"))
+        .and_then(|r| r.get("rope_theta"))
+        .and_then(Json::as_f64);
+    Ok(Gemma3Config {
+        sliding_layers,
+        // No window: local layers see everything, like global ones.
+        sliding_window: config.get("sliding_window").and_then(Json::as_u64).map_or(context_length, |w| w as usize),
+        rope_local_theta: local.or_else(|| float("rope_local_base_freq")).unwrap_or(10000.0),
+        query_pre_attn_scalar: float("query_pre_attn_scalar").unwrap_or(256.0),
+        final_logit_softcapping: float("final_logit_softcapping"),
+    })
 }
 
 /// A ceiling on every dimension read from a file, far above any real model, so that a
@@ -132,12 +212,31 @@ impl ModelConfig {
                 return Err(MedgenError::Unsupported(format!("rope scaling `{other}`")))
             }
         };
+        let n_layers = need("block_count")?;
+        let gemma3 = if architecture == Architecture::Gemma3 {
+            if g.get(&key("attn_logit_softcapping")).is_some() {
+                return Err(MedgenError::Unsupported("Gemma attention logit softcapping".into()));
+            }
+            // llama.cpp's gemma3 loader (llama-model.cpp) fixes what the file does not say:
+            // every 6th layer global, local RoPE base 10000, and queries scaled by head_dim,
+            // except for the 27B (62 layers), which uses hidden / heads (gemma_pytorch's config).
+            let scalar = if n_layers == 62 { hidden_size / n_heads.max(1) } else { head_dim };
+            Some(Gemma3Config {
+                sliding_layers: sliding_pattern(n_layers, 6)?,
+                sliding_window: need("attention.sliding_window")?,
+                rope_local_theta: float("rope.freq_base_swa").unwrap_or(10000.0),
+                query_pre_attn_scalar: scalar as f64,
+                final_logit_softcapping: float("final_logit_softcapping"),
+            })
+        } else {
+            None
+        };
         let cfg = ModelConfig {
             architecture,
             vocab_size,
             hidden_size,
             intermediate_size: need("feed_forward_length")?,
-            n_layers: need("block_count")?,
+            n_layers,
             n_heads,
             n_kv_heads: uint("attention.head_count_kv")?.unwrap_or(n_heads),
             head_dim,
@@ -145,6 +244,7 @@ impl ModelConfig {
             norm_eps,
             rope_theta: float("rope.freq_base").unwrap_or(10000.0),
             rope_scaling,
+            gemma3,
         };
         cfg.validate()
     }
@@ -156,6 +256,13 @@ impl ModelConfig {
             .and_then(Json::as_str)
             .ok_or_else(|| MedgenError::format("config.json lacks model_type"))?;
         let architecture = Architecture::parse(model_type)?;
+        // The multimodal Gemma 3 keeps its language model's settings in `text_config`.
+        let config = match (model_type, config.get("text_config")) {
+            ("gemma3", Some(text)) => text,
+            ("gemma3", None) => return Err(MedgenError::format("Gemma 3 config.json lacks text_config")),
+            _ => config,
+        };
+        let gemma = architecture == Architecture::Gemma3;
         let uint = |k: &str| config.get(k).and_then(Json::as_u64).map(|v| v as usize);
         let need = |k: &str| {
             uint(k).ok_or_else(|| MedgenError::format(format!("config.json lacks `{k}`")))
@@ -184,17 +291,22 @@ impl ModelConfig {
                 norm_eps: float("layer_norm_epsilon").unwrap_or(1e-5),
                 rope_theta: 0.0,
                 rope_scaling: None,
+                gemma3: None,
             }
             .validate();
         }
 
         let hidden_size = need("hidden_size")?;
         let n_heads = need("num_attention_heads")?;
-        // transformers 5 moves rope_theta and rope_scaling into `rope_parameters`.
-        let rope = config
-            .get("rope_parameters")
-            .or_else(|| config.get("rope_scaling"))
-            .filter(|v| v.is_object());
+        // transformers 5 moves rope_theta and rope_scaling into `rope_parameters`; Gemma 3 has
+        // one such object per layer type, and older configs scale only the global layers.
+        let params = config.get("rope_parameters").filter(|v| v.is_object());
+        let rope = if gemma {
+            params.and_then(|p| p.get("full_attention")).or_else(|| config.get("rope_scaling"))
+        } else {
+            params.or_else(|| config.get("rope_scaling"))
+        };
+        let rope = rope.filter(|v| v.is_object());
         let rope_f = |k: &str| rope.and_then(|r| r.get(k)).and_then(Json::as_f64);
         let rope_type = rope
             .and_then(|r| r.get("rope_type").or_else(|| r.get("type")))
@@ -218,15 +330,17 @@ impl ModelConfig {
         // Mistral's sliding window changes attention past its width; medgen does not
         // implement the window, so it refuses longer sequences rather than differ.
         let sliding = config.get("use_sliding_window").and_then(Json::as_bool) != Some(false);
-        if let (true, Some(window)) = (sliding, uint("sliding_window")) {
+        if let (false, true, Some(window)) = (gemma, sliding, uint("sliding_window")) {
             context_length = context_length.min(window);
         }
+        let n_layers = need("num_hidden_layers")?;
+        let gemma3 = if gemma { Some(gemma3_from_hf(config, n_layers, context_length)?) } else { None };
         ModelConfig {
             architecture,
             vocab_size: need("vocab_size")?,
             hidden_size,
             intermediate_size: need("intermediate_size")?,
-            n_layers: need("num_hidden_layers")?,
+            n_layers,
             n_heads,
             n_kv_heads: uint("num_key_value_heads").unwrap_or(n_heads),
             head_dim: uint("head_dim").unwrap_or(hidden_size / n_heads.max(1)),
@@ -234,8 +348,9 @@ impl ModelConfig {
             norm_eps: float("rms_norm_eps").unwrap_or(1e-6),
             rope_theta: rope_f("rope_theta")
                 .or_else(|| float("rope_theta"))
-                .unwrap_or(10000.0),
+                .unwrap_or(if gemma { 1_000_000.0 } else { 10000.0 }),
             rope_scaling,
+            gemma3,
         }
         .validate()
     }
@@ -276,6 +391,24 @@ impl ModelConfig {
         }
         if !(self.norm_eps.is_finite() && self.norm_eps >= 0.0) {
             return Err(MedgenError::format(format!("norm epsilon {}", self.norm_eps)));
+        }
+        if let Some(g) = &self.gemma3 {
+            if g.sliding_layers.len() != self.n_layers {
+                return Err(MedgenError::format(format!(
+                    "{} layer types for {} layers",
+                    g.sliding_layers.len(),
+                    self.n_layers
+                )));
+            }
+            if g.sliding_window == 0 || !(g.query_pre_attn_scalar > 0.0 && g.query_pre_attn_scalar.is_finite()) {
+                return Err(MedgenError::format(format!(
+                    "sliding_window {} with query_pre_attn_scalar {}",
+                    g.sliding_window, g.query_pre_attn_scalar
+                )));
+            }
+            if g.final_logit_softcapping.is_some_and(|c| !(c > 0.0 && c.is_finite())) {
+                return Err(MedgenError::format(format!("final_logit_softcapping {:?}", g.final_logit_softcapping)));
+            }
         }
         Ok(self)
     }
@@ -695,6 +828,55 @@ mod tests {
         let c = Seq2SeqConfig::from_hf(&bart(serde_json::json!({"scale_embedding": true, "forced_eos_token_id": 2}))).unwrap();
         assert_eq!((c.encoder_head_dim, c.decoder_ffn, c.max_positions, c.scale_embedding), (8, 48, Some(64), true));
         assert_eq!((c.activation, c.decoder_start_token_id, c.forced_bos_token_id, c.forced_eos_token_id), (Activation::Gelu, 2, None, Some(2)));
+    }
+
+    fn gemma3(extra: Json) -> Result<ModelConfig> {
+        let mut c = serde_json::json!({
+            "model_type": "gemma3_text", "vocab_size": 100, "hidden_size": 64, "intermediate_size": 96,
+            "num_hidden_layers": 7, "num_attention_heads": 4, "num_key_value_heads": 1, "head_dim": 32,
+            "max_position_embeddings": 2048, "sliding_window": 512
+        });
+        c.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        ModelConfig::from_hf(&c)
+    }
+
+    #[test]
+    fn gemma3_config_of_transformers_4_has_every_sixth_layer_global_and_two_rope_bases() {
+        // Older configs: rope_theta, rope_local_base_freq and rope_scaling (global layers only).
+        let c = gemma3(serde_json::json!({
+            "rope_theta": 1e6, "rope_local_base_freq": 1e4, "rope_scaling": {"rope_type": "linear", "factor": 8.0}
+        }))
+        .unwrap();
+        let g = c.gemma3.as_ref().unwrap();
+        assert_eq!(g.sliding_layers, [true, true, true, true, true, false, true]);
+        assert_eq!((g.sliding_window, g.rope_local_theta, g.query_pre_attn_scalar), (512, 1e4, 256.0));
+        assert_eq!((c.rope_theta, c.rope_scaling, c.context_length), (1e6, Some(RopeScaling::Linear { factor: 8.0 }), 2048));
+    }
+
+    #[test]
+    fn gemma3_config_of_transformers_5_reads_layer_types_and_per_type_rope() {
+        let c = gemma3(serde_json::json!({
+            "layer_types": ["sliding_attention", "full_attention", "sliding_attention", "sliding_attention",
+                            "full_attention", "sliding_attention", "full_attention"],
+            "rope_parameters": {"full_attention": {"rope_type": "default", "rope_theta": 5e5},
+                                "sliding_attention": {"rope_type": "default", "rope_theta": 2e3}},
+            "query_pre_attn_scalar": 48, "final_logit_softcapping": 30.0
+        }))
+        .unwrap();
+        let g = c.gemma3.as_ref().unwrap();
+        assert_eq!(g.sliding_layers, [true, false, true, true, false, true, false]);
+        assert_eq!((c.rope_theta, c.rope_scaling.clone(), g.rope_local_theta), (5e5, None, 2e3));
+        assert_eq!((g.query_pre_attn_scalar, g.final_logit_softcapping), (48.0, Some(30.0)));
+    }
+
+    #[test]
+    fn gemma3_settings_medgen_does_not_run_are_refused_by_name() {
+        let err = gemma3(serde_json::json!({"attn_logit_softcapping": 50.0})).unwrap_err();
+        assert!(err.to_string().contains("attention logit softcapping"), "{err}");
+        let err = gemma3(serde_json::json!({"hidden_activation": "relu"})).unwrap_err();
+        assert!(err.to_string().contains("hidden_activation `relu`"), "{err}");
+        let err = gemma3(serde_json::json!({"layer_types": ["sliding_attention"]})).unwrap_err();
+        assert!(err.to_string().contains("1 layer types for 7 layers"), "{err}");
     }
 
     #[test]

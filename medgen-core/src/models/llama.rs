@@ -124,7 +124,7 @@ impl Llama {
 /// Rotates `x` (`[b, h, t, d]`) by the angles in `cos`/`sin` (`[t, d]` or `[b, 1, t, d]`), in the
 /// "rotate half" layout that HF checkpoints use (GGUF Llama weights are permuted back
 /// to it when loaded).
-fn rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
+pub(super) fn rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
     let d = x.size()[3];
     let x1 = x.f_narrow(3, 0, d / 2)?;
     let x2 = x.f_narrow(3, d / 2, d / 2)?;

@@ -5,6 +5,7 @@
 pub mod bart;
 pub(crate) mod backends;
 pub mod config;
+pub mod gemma3;
 pub mod gpt2;
 pub(crate) mod layers;
 pub mod llama;
@@ -70,6 +71,7 @@ mod tests {
             norm_eps: 1e-5,
             rope_theta: 10000.0,
             rope_scaling: None,
+            gemma3: None,
         }
     }
 
@@ -107,6 +109,39 @@ mod tests {
         let global = [("token_embd.weight", vec![v, h]), ("output_norm.weight", vec![h])];
         let w = random_weights(cfg, &global, &layer);
         llama::Llama::load(cfg, &Loader::new(&w, Kind::Float, device)).unwrap()
+    }
+
+    /// A Gemma 3 of `config`'s shape: a local layer with a window of 4 positions, then a
+    /// global one; queries scaled by 12^-0.5 and logits softcapped at 3, to cover both.
+    fn gemma3(device: Device) -> (gemma3::Gemma3, ModelConfig) {
+        let mut cfg = config(Architecture::Gemma3, 2);
+        cfg.gemma3 = Some(config::Gemma3Config {
+            sliding_layers: vec![true, false],
+            sliding_window: 4,
+            rope_local_theta: 100.0,
+            query_pre_attn_scalar: 12.0,
+            final_logit_softcapping: Some(3.0),
+        });
+        let (h, ff, v, d) = (cfg.hidden_size as i64, cfg.intermediate_size as i64, cfg.vocab_size as i64, cfg.head_dim as i64);
+        let (q, kv) = ((cfg.n_heads * cfg.head_dim) as i64, (cfg.n_kv_heads * cfg.head_dim) as i64);
+        let layer = [
+            ("attn_norm.weight", vec![h]),
+            ("attn_q.weight", vec![q, h]),
+            ("attn_k.weight", vec![kv, h]),
+            ("attn_v.weight", vec![kv, h]),
+            ("attn_q_norm.weight", vec![d]),
+            ("attn_k_norm.weight", vec![d]),
+            ("attn_output.weight", vec![h, q]),
+            ("post_attention_norm.weight", vec![h]),
+            ("ffn_norm.weight", vec![h]),
+            ("ffn_gate.weight", vec![ff, h]),
+            ("ffn_up.weight", vec![ff, h]),
+            ("ffn_down.weight", vec![h, ff]),
+            ("post_ffw_norm.weight", vec![h]),
+        ];
+        let global = [("token_embd.weight", vec![v, h]), ("output_norm.weight", vec![h])];
+        let w = random_weights(&cfg, &global, &layer);
+        (gemma3::Gemma3::load(&cfg, &Loader::new(&w, Kind::Float, device)).unwrap(), cfg)
     }
 
     fn gpt2(cfg: &ModelConfig, device: Device) -> gpt2::Gpt2 {
@@ -195,6 +230,33 @@ mod tests {
         let cfg = config(Architecture::Gpt2, 4);
         for device in devices() {
             check_left_padded_batch(&gpt2(&cfg, device), cfg.vocab_size, device);
+        }
+    }
+
+    #[test]
+    fn gemma3_left_padded_batches_match_each_sequence_alone() {
+        // Sequences of up to 13 positions: the local layer's window of 4 applies, with padding.
+        for device in devices() {
+            let (net, cfg) = gemma3(device);
+            check_left_padded_batch(&net, cfg.vocab_size, device);
+        }
+    }
+
+    #[test]
+    fn gemma3_decode_steps_past_the_window_match_one_prefill() {
+        // Steps read only the window's latest keys in the local layer (no mask); a prefill masks.
+        for device in devices() {
+            let (net, _) = gemma3(device);
+            let ids: Vec<i64> = (0..11).map(|i| (5 * i + 3) % 39 + 1).collect();
+            let mut steps = net.new_cache(1, ids.len()).unwrap();
+            let _ = net.forward(&Tensor::from_slice(&ids[..3]).view([1, -1]).to(device), &mut steps).unwrap();
+            for n in 4..=ids.len() {
+                let got = net.forward(&Tensor::from_slice(&ids[n - 1..n]).view([1, 1]).to(device), &mut steps).unwrap();
+                let mut alone = net.new_cache(1, n).unwrap();
+                let want = net.forward(&Tensor::from_slice(&ids[..n]).view([1, -1]).to(device), &mut alone).unwrap();
+                let err = f64::try_from((&got - &want).norm() / want.norm()).unwrap();
+                assert!(err < 1e-5, "{n} positions: relative error {err}");
+            }
         }
     }
 

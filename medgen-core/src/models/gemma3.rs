@@ -1,0 +1,234 @@
+//! Gemma 3 (text): Llama's grouped-query attention with RMS norms on each head's queries and
+//! keys; local layers that attend within a sliding window, with their own RoPE base,
+//! interleaved with global layers; RMS norms after attention and after the feed-forward as
+//! well as before them; a GeGLU feed-forward (tanh GELU); token embeddings scaled by
+//! `sqrt(hidden_size)`; queries scaled by `query_pre_attn_scalar^-0.5`.
+//!
+//! Norm weights are read as GGUF stores them, `1 + w` (HF checkpoints are converted when
+//! loaded, see `HfWeights`), so every norm here is a plain RMSNorm.
+
+use tch::{Kind, Tensor};
+
+use super::config::Gemma3Config;
+use super::llama::rope;
+use super::{attention, merge_heads, split_heads, KvCache, Linear, Loader, ModelConfig, Network, Weight};
+use crate::error::{MedgenError, Result};
+
+/// An RMSNorm computed in f32 whatever the activations' kind, with an f32 weight: Gemma
+/// rounds `norm(x) * w` to the activations' kind, where Llama rounds `norm(x)` first
+/// (transformers' Gemma3RMSNorm).
+struct Norm(Weight);
+
+impl Norm {
+    fn load(w: &Loader, name: &str, dim: i64) -> Result<Self> {
+        let f32_loader = Loader { source: w.source, kind: Kind::Float, act: Kind::Float, device: w.device };
+        Ok(Norm(f32_loader.get(name, &[dim])?))
+    }
+
+    /// Over the last dimension of `x`.
+    fn forward(&self, x: &Tensor, eps: f64) -> Result<Tensor> {
+        let dim = [self.0.size()[0]];
+        if x.kind() == Kind::Float {
+            return Ok(x.f_rms_norm(dim, Some(&*self.0), eps)?);
+        }
+        Ok(x.f_to_kind(Kind::Float)?.f_rms_norm(dim, Some(&*self.0), eps)?.f_to_kind(x.kind())?)
+    }
+}
+
+struct Layer {
+    attn_norm: Norm,
+    /// q, k and v projections fused: outputs `[q_dim, kv_dim, kv_dim]`.
+    qkv: Linear,
+    /// Per head, over `head_dim`.
+    q_norm: Norm,
+    k_norm: Norm,
+    o: Linear,
+    post_attn_norm: Norm,
+    ffn_norm: Norm,
+    /// gate and up projections fused: outputs `[ff, ff]`.
+    gate_up: Linear,
+    down: Linear,
+    post_ffn_norm: Norm,
+    /// A local layer: it sees `sliding_window` positions and rotates by the local frequencies.
+    sliding: bool,
+}
+
+pub(crate) struct Gemma3 {
+    cfg: ModelConfig,
+    gemma: Gemma3Config,
+    embed: Weight,
+    /// `sqrt(hidden_size)` rounded to the activations' kind, as transformers rounds it to
+    /// the embedding's dtype.
+    embed_scale: f64,
+    /// `sqrt(head_dim / query_pre_attn_scalar)`: attention divides by `sqrt(head_dim)`, so
+    /// queries multiplied by this are scaled by `query_pre_attn_scalar^-0.5` in all.
+    query_scale: f64,
+    layers: Vec<Layer>,
+    norm: Norm,
+    /// The output head: its own weight, or the token embedding's when tied.
+    head: Linear,
+    /// Rotary inverse frequencies of the global layers (`rope_theta`, any scaling) and of
+    /// the local ones (`rope_local_theta`, none).
+    global_freq: Weight,
+    local_freq: Weight,
+    /// The activations' kind.
+    kind: Kind,
+}
+
+impl Gemma3 {
+    pub fn load(cfg: &ModelConfig, w: &Loader) -> Result<Self> {
+        let gemma = cfg
+            .gemma3
+            .clone()
+            .ok_or_else(|| MedgenError::format("Gemma 3 model without its layer settings"))?;
+        let (h, ff, v) = (cfg.hidden_size as i64, cfg.intermediate_size as i64, cfg.vocab_size as i64);
+        let hd = cfg.head_dim as i64;
+        let q_dim = (cfg.n_heads * cfg.head_dim) as i64;
+        let kv_dim = (cfg.n_kv_heads * cfg.head_dim) as i64;
+        let mut layers = Vec::with_capacity(cfg.n_layers);
+        for (i, &sliding) in gemma.sliding_layers.iter().enumerate() {
+            let n = |s: &str| format!("blk.{i}.{s}");
+            layers.push(Layer {
+                attn_norm: Norm::load(w, &n("attn_norm.weight"), h)?,
+                qkv: Linear::fuse(vec![
+                    Linear::load(w, &n("attn_q"), q_dim, h, false)?,
+                    Linear::load(w, &n("attn_k"), kv_dim, h, false)?,
+                    Linear::load(w, &n("attn_v"), kv_dim, h, false)?,
+                ])?,
+                q_norm: Norm::load(w, &n("attn_q_norm.weight"), hd)?,
+                k_norm: Norm::load(w, &n("attn_k_norm.weight"), hd)?,
+                o: Linear::load(w, &n("attn_output"), h, q_dim, false)?,
+                post_attn_norm: Norm::load(w, &n("post_attention_norm.weight"), h)?,
+                ffn_norm: Norm::load(w, &n("ffn_norm.weight"), h)?,
+                gate_up: Linear::fuse(vec![
+                    Linear::load(w, &n("ffn_gate"), ff, h, false)?,
+                    Linear::load(w, &n("ffn_up"), ff, h, false)?,
+                ])?,
+                down: Linear::load(w, &n("ffn_down"), h, ff, false)?,
+                post_ffn_norm: Norm::load(w, &n("post_ffw_norm.weight"), h)?,
+                sliding,
+            });
+        }
+        let embed = w.get("token_embd.weight", &[v, h])?;
+        let head = Linear::load_head(w, &embed)?;
+        let local = ModelConfig { rope_theta: gemma.rope_local_theta, rope_scaling: None, ..cfg.clone() };
+        let freq = |c: &ModelConfig| -> Result<Weight> { Ok(Weight(Tensor::f_from_slice(&c.rope_inv_freq())?.f_to_device(w.device)?)) };
+        let embed_scale = Tensor::f_from_slice(&[(cfg.hidden_size as f32).sqrt()])?.f_to_kind(w.act)?.f_double_value(&[0])?;
+        Ok(Gemma3 {
+            embed_scale,
+            query_scale: (cfg.head_dim as f64 / gemma.query_pre_attn_scalar).sqrt(),
+            global_freq: freq(cfg)?,
+            local_freq: freq(&local)?,
+            cfg: cfg.clone(),
+            gemma,
+            embed,
+            layers,
+            norm: Norm::load(w, "output_norm.weight", h)?,
+            head,
+            kind: w.act,
+        })
+    }
+
+    /// Layer `i` on `x`, with the rotary `cos`/`sin` and key mask of its kind. `last` keeps
+    /// only the latest that many cached keys (a local layer's window, for one new position
+    /// without padding, where no mask is needed).
+    fn layer(&self, i: usize, x: &Tensor, (cos, sin): &(Tensor, Tensor), mask: Option<&Tensor>, last: Option<i64>, cache: &mut KvCache) -> Result<Tensor> {
+        let (l, cfg) = (&self.layers[i], &self.cfg);
+        let (hd, eps) = (cfg.head_dim as i64, cfg.norm_eps);
+        let a = l.attn_norm.forward(x, eps)?;
+        let (q_dim, kv_dim) = ((cfg.n_heads * cfg.head_dim) as i64, (cfg.n_kv_heads * cfg.head_dim) as i64);
+        let qkv = l.qkv.forward(&a)?.f_split_with_sizes([q_dim, kv_dim, kv_dim], -1)?;
+        let q = l.q_norm.forward(&split_heads(&qkv[0], cfg.n_heads as i64, hd)?, eps)?;
+        let k = l.k_norm.forward(&split_heads(&qkv[1], cfg.n_kv_heads as i64, hd)?, eps)?;
+        let v = split_heads(&qkv[2], cfg.n_kv_heads as i64, hd)?;
+        let mut q = rope(&q, cos, sin)?;
+        if self.query_scale != 1.0 {
+            q = q.f_mul_scalar(self.query_scale)?;
+        }
+        let k = rope(&k, cos, sin)?;
+        let (mut k, mut v) = cache.update(i, &k, &v)?;
+        if let Some(w) = last {
+            let total = k.size()[2];
+            if total > w {
+                (k, v) = (k.f_narrow(2, total - w, w)?, v.f_narrow(2, total - w, w)?);
+            }
+        }
+        let attn = l.o.forward(&merge_heads(&attention(&q, &k, &v, mask)?)?)?;
+        let x = x.f_add(&l.post_attn_norm.forward(&attn, eps)?)?;
+        let m = l.ffn_norm.forward(&x, eps)?;
+        let ff = cfg.intermediate_size as i64;
+        let gate_up = l.gate_up.forward(&m)?.f_split_with_sizes([ff, ff], -1)?;
+        let hidden = gate_up[0].f_gelu("tanh")?.f_mul(&gate_up[1])?;
+        Ok(x.f_add(&l.post_ffn_norm.forward(&l.down.forward(&hidden)?, eps)?)?)
+    }
+
+    /// Which keys the local layers' `t` new positions may see: what `mask` allows (plain
+    /// causal when `None`), and only keys less than `sliding_window` positions back;
+    /// `None` while no query reaches past the window. Cache positions serve as positions:
+    /// left padding shifts a row's queries and keys alike.
+    fn sliding_mask(&self, cache: &KvCache, t: usize, mask: Option<&Tensor>) -> Result<Option<Tensor>> {
+        let (start, total) = (cache.len() as i64, (cache.len() + t) as i64);
+        let window = self.gemma.sliding_window as i64;
+        if total <= window {
+            return Ok(mask.map(Tensor::shallow_clone));
+        }
+        let opts = (Kind::Int64, self.embed.device());
+        let query = Tensor::f_arange_start(start, total, opts)?.f_view([1, 1, -1, 1])?;
+        let key = Tensor::f_arange(total, opts)?.f_view([1, 1, 1, -1])?;
+        let near = key.f_gt_tensor(&query.f_sub_scalar(window)?)?;
+        let visible = match mask {
+            Some(mask) => mask.f_logical_and(&near)?,
+            None => key.f_le_tensor(&query)?.f_logical_and(&near)?,
+        };
+        Ok(Some(visible))
+    }
+}
+
+/// cos and sin of the rotary angles of `pos` (from [`KvCache::positions`]) in `kind`:
+/// `[t, head_dim]` for positions shared by all rows, `[b, 1, t, head_dim]` (broadcast over
+/// heads) for per-row positions `[b, t]`.
+fn rotary(pos: &Tensor, inv_freq: &Tensor, kind: Kind) -> Result<(Tensor, Tensor)> {
+    let freqs = pos.f_to_kind(Kind::Float)?.f_unsqueeze(-1)?.f_mul(inv_freq)?;
+    let mut emb = Tensor::f_cat(&[&freqs, &freqs], -1)?;
+    if emb.dim() == 3 {
+        emb = emb.f_unsqueeze(1)?;
+    }
+    Ok((emb.f_cos()?.f_to_kind(kind)?, emb.f_sin()?.f_to_kind(kind)?))
+}
+
+impl Network for Gemma3 {
+    fn forward(&self, ids: &Tensor, cache: &mut KvCache) -> Result<Tensor> {
+        let t = ids.size()[1] as usize;
+        let pos = cache.positions(t)?;
+        let global = rotary(&pos, &self.global_freq, self.kind)?;
+        let local = rotary(&pos, &self.local_freq, self.kind)?;
+        let mask = cache.attention_mask(t)?;
+        // One new position without padding: the local layers read the window's keys
+        // directly, which keeps attention's single-query path free of masks.
+        let one = t == 1 && mask.is_none();
+        let local_mask = if one { None } else { self.sliding_mask(cache, t, mask.as_ref())? };
+        let last = one.then_some(self.gemma.sliding_window as i64);
+        let x = Tensor::f_embedding(&self.embed, ids, -1, false, false)?.f_to_kind(self.kind)?;
+        let mut x = x.f_mul_scalar(self.embed_scale)?;
+        for i in 0..self.layers.len() {
+            x = if self.layers[i].sliding {
+                self.layer(i, &x, &local, local_mask.as_ref(), last, cache)?
+            } else {
+                self.layer(i, &x, &global, mask.as_ref(), None, cache)?
+            };
+        }
+        cache.advance(t);
+        let last = x.f_narrow(1, t as i64 - 1, 1)?.f_squeeze_dim(1)?;
+        let last = self.norm.forward(&last, self.cfg.norm_eps)?;
+        let logits = self.head.forward(&last)?.f_to_kind(Kind::Float)?;
+        Ok(match self.gemma.final_logit_softcapping {
+            Some(c) => logits.f_div_scalar(c)?.f_tanh()?.f_mul_scalar(c)?,
+            None => logits,
+        })
+    }
+
+    fn new_cache(&self, batch: usize, capacity: usize) -> Result<KvCache> {
+        let shape = [batch as i64, self.cfg.n_kv_heads as i64, self.cfg.head_dim as i64];
+        KvCache::new(self.layers.len(), shape, capacity, self.kind, self.embed.device())
+    }
+}
