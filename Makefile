@@ -76,9 +76,9 @@ test-python: build-python lib
 bench: build-python
 	$(PY) -m pip install -q -r requirements/bench.txt
 	$(PY) -m pip install -q -r requirements/bench-llama.txt || echo "llama-cpp-python did not install: its row is left out"
-	$(PY) tests/bench.py
-	$(PY) tests/bench_seq2seq.py
-	$(PY) tests/bench_deid.py
+	$(PY) bench/bench.py
+	$(PY) bench/bench_seq2seq.py
+	$(PY) bench/bench_deid.py
 
 clean:
 	cargo clean

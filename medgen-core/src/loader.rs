@@ -14,7 +14,7 @@ use crate::formats::{GgufWeights, HfNamedWeights, HfWeights, WeightSource};
 use crate::generation::backend::{Backend, Limits};
 use crate::models::backends::{DecoderOnly, Seq2SeqModel};
 use crate::models::seq2seq::{Seq2Seq, Seq2SeqArchitecture, Seq2SeqConfig};
-use crate::models::{bart::Bart, gpt2::Gpt2, llama::Llama, t5::T5, Architecture, Loader, ModelConfig, Network};
+use crate::models::{bart::Bart, gemma3::Gemma3, gpt2::Gpt2, llama::Llama, t5::T5, Architecture, Loader, ModelConfig, Network};
 use crate::runtime::{LoadOptions, Runtime};
 use crate::tokenizer::{read_json, read_json_opt, Tokenizer};
 
@@ -24,7 +24,7 @@ pub struct ModelInfo {
     pub path: PathBuf,
     /// "gguf" or "safetensors".
     pub format: &'static str,
-    /// "llama", "mistral", "qwen2", "gpt2", "t5" or "bart".
+    /// "llama", "mistral", "qwen2", "gpt2", "gemma3", "t5" or "bart".
     pub architecture: &'static str,
     /// Whether the model is an encoder-decoder (T5, BART): the prompt is the encoder's input
     /// and the generated tokens follow the decoder start token.
@@ -190,6 +190,7 @@ fn build(config: &ModelConfig, source: &dyn WeightSource, kind: Kind, runtime: &
     let net: Box<dyn Network> = match config.architecture {
         Architecture::Gpt2 => Box::new(Gpt2::load(config, &loader)?),
         Architecture::Llama | Architecture::Mistral | Architecture::Qwen2 => Box::new(Llama::load(config, &loader)?),
+        Architecture::Gemma3 => Box::new(Gemma3::load(config, &loader)?),
     };
     let limits = Limits { vocab_size: config.vocab_size, context_length: config.context_length, decoder: None };
     Ok(Net::Decoder(Arc::new(DecoderOnly { net, runtime: runtime.clone(), limits })))

@@ -5,7 +5,7 @@ mixed), runs `medgen deid --mode redact` on it (detection is single-threaded), a
 The command's start-up (loading libtorch, about 0.7 s) is timed on a one-word note and
 subtracted; the end-to-end figure is printed too.
 
-    .venv/bin/python tests/bench_deid.py [--mb 5]
+    .venv/bin/python bench/bench_deid.py [--mb 5]
 """
 
 import argparse
@@ -15,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from conftest import MEDGEN  # noqa: E402
 from test_deid import language, load_note, notes  # noqa: E402
 

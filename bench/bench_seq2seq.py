@@ -12,7 +12,7 @@ transformers' beam 4 at batch 8 (about 50 s a run) is run once; every other cell
 of 2. The script takes about 7 minutes on 2 cores, most of it beam search at batch 8, and a
 minute more the first time, which makes and converts the model.
 
-    .venv/bin/python tests/bench_seq2seq.py
+    .venv/bin/python bench/bench_seq2seq.py
 """
 
 import os
