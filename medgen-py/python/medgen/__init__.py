@@ -26,10 +26,19 @@ from ._medgen import (  # noqa: E402
     TorchError,
     UnsupportedError,
     __version__,
+    default_model_path,
 )
 
 
 from . import checks, deid, metrics, tasks  # noqa: E402
+
+
+def _default_model():
+    """The default model's path as a str, or None when it is not installed (older name)."""
+    try:
+        return str(default_model_path())
+    except ModelLoadError:
+        return None
 
 
 def model_info(model: Model) -> dict:
@@ -40,5 +49,5 @@ def model_info(model: Model) -> dict:
 __all__ = [
     "Model", "Generation", "GenerationConfig", "Stream", "model_info", "MedgenError", "ModelLoadError",
     "UnsupportedError", "InvalidArgumentError", "ContextLengthError", "DeviceError", "TokenizerError",
-    "TemplateError", "TorchError", "__version__", "deid", "checks", "metrics", "tasks",
+    "TemplateError", "TorchError", "__version__", "default_model_path", "deid", "checks", "metrics", "tasks",
 ]
