@@ -10,11 +10,14 @@ use tch::Kind;
 use crate::error::{MedgenError, Result};
 use crate::formats::gguf::GgufFile;
 use crate::formats::safetensors::SafetensorsSet;
-use crate::formats::{GgufWeights, HfNamedWeights, HfWeights, WeightSource};
+use crate::formats::{GgufWeights, HfNamedWeights, HfTensor, HfWeights, WeightSource};
 use crate::generation::backend::{Backend, Limits};
 use crate::models::backends::{DecoderOnly, Seq2SeqModel};
 use crate::models::seq2seq::{Seq2Seq, Seq2SeqArchitecture, Seq2SeqConfig};
-use crate::models::{bart::Bart, gemma3::Gemma3, gpt2::Gpt2, llama::Llama, t5::T5, Architecture, Loader, ModelConfig, Network};
+use crate::models::gemma3::{self, Gemma3};
+use crate::models::gpt2::{self, Gpt2};
+use crate::models::llama::{self, Llama};
+use crate::models::{bart::Bart, t5::T5, Architecture, Loader, ModelConfig, Network};
 use crate::runtime::{LoadOptions, Runtime};
 use crate::tokenizer::{read_json, read_json_opt, Tokenizer};
 
@@ -176,12 +179,21 @@ fn load_hf(dir: &Path, kind: Kind, runtime: &Runtime) -> Result<(Net, Tokenizer,
         (Net::Seq2Seq(Arc::new(s2s)), NetworkConfig::Seq2Seq(config))
     } else {
         let config = ModelConfig::from_hf(&json)?;
-        let source = HfWeights { files, arch: config.architecture };
+        let source = HfWeights { files, naming: hf_naming(config.architecture) };
         (build(&config, &source, kind, runtime)?, NetworkConfig::Decoder(config))
     };
     let tokenizer = Tokenizer::from_hf_dir(dir, &json)?;
     let info = ModelInfo::new(dir, "safetensors", config, parameters, tensor_types, &tokenizer);
     Ok((network, tokenizer, info))
+}
+
+/// How a decoder-only family names its tensors in an HF checkpoint.
+fn hf_naming(arch: Architecture) -> fn(&str) -> HfTensor {
+    match arch {
+        Architecture::Gpt2 => gpt2::hf_tensor,
+        Architecture::Llama | Architecture::Mistral | Architecture::Qwen2 => llama::hf_tensor,
+        Architecture::Gemma3 => gemma3::hf_tensor,
+    }
 }
 
 /// A decoder-only network of `config`'s architecture.

@@ -120,79 +120,41 @@ fn unpermute(t: &Tensor, heads: usize) -> Result<Tensor> {
         .f_contiguous()?)
 }
 
-/// An HF safetensors checkpoint as a weight source, mapping logical names to HF names.
-pub struct HfWeights {
+/// Where a logical (GGUF-style) tensor lives in an HF checkpoint: the names to try, in order,
+/// and how the stored tensor differs from the logical one. Each decoder-only family names its
+/// own tensors (`hf_tensor` in its file in `models/`).
+pub(crate) struct HfTensor {
+    pub names: Vec<String>,
+    /// Stored as `[in, out]` (GPT-2's `Conv1D`).
+    pub transposed: bool,
+    /// Stored as `w` where the logical tensor is `1 + w` (Gemma's norms, which llama.cpp's
+    /// converter writes as `1 + w`).
+    pub plus_one: bool,
+}
+
+/// A per-layer logical name's layer, stem and suffix: `blk.3.attn_q.weight` → (3, attn_q, weight).
+pub(crate) fn block_parts(name: &str) -> Option<(&str, &str, &str)> {
+    let (layer, part) = name.strip_prefix("blk.")?.split_once('.')?;
+    let (stem, suffix) = part.rsplit_once('.')?;
+    Some((layer, stem, suffix))
+}
+
+impl HfTensor {
+    pub fn new(names: Vec<String>) -> Self {
+        HfTensor { names, transposed: false, plus_one: false }
+    }
+}
+
+/// An HF safetensors checkpoint as a weight source, through its family's naming.
+pub(crate) struct HfWeights {
     pub files: safetensors::SafetensorsSet,
-    pub arch: Architecture,
+    pub naming: fn(&str) -> HfTensor,
 }
 
 impl HfWeights {
-    /// The HF name of a logical tensor, and whether it is stored transposed (GPT-2's
-    /// `Conv1D` keeps its weight as `[in, out]`).
-    fn hf_name(&self, name: &str) -> (String, bool) {
-        let gpt2 = self.arch == Architecture::Gpt2;
-        let prefix = if gpt2 { "" } else { "model." };
-        let fixed = match (name, gpt2) {
-            ("token_embd.weight", false) => Some("model.embed_tokens.weight"),
-            ("output_norm.weight", false) => Some("model.norm.weight"),
-            ("token_embd.weight", true) => Some("wte.weight"),
-            ("position_embd.weight", true) => Some("wpe.weight"),
-            ("output_norm.weight", true) => Some("ln_f.weight"),
-            ("output_norm.bias", true) => Some("ln_f.bias"),
-            ("output.weight", _) => Some("lm_head.weight"),
-            _ => None,
-        };
-        if let Some(f) = fixed {
-            return (f.to_string(), false);
-        }
-        let Some(rest) = name.strip_prefix("blk.") else {
-            return (name.to_string(), false);
-        };
-        let (layer, part) = rest.split_once('.').unwrap_or((rest, ""));
-        let (stem, suffix) = part.rsplit_once('.').unwrap_or((part, ""));
-        let gemma3 = self.arch == Architecture::Gemma3;
-        let hf = match (stem, gpt2) {
-            // Gemma 3 norms around attention and feed-forward, and per-head q/k norms.
-            ("ffn_norm", false) if gemma3 => "pre_feedforward_layernorm",
-            ("post_attention_norm", false) => "post_attention_layernorm",
-            ("post_ffw_norm", false) => "post_feedforward_layernorm",
-            ("attn_q_norm", false) => "self_attn.q_norm",
-            ("attn_k_norm", false) => "self_attn.k_norm",
-            ("attn_norm", false) => "input_layernorm",
-            ("attn_q", false) => "self_attn.q_proj",
-            ("attn_k", false) => "self_attn.k_proj",
-            ("attn_v", false) => "self_attn.v_proj",
-            ("attn_output", false) => "self_attn.o_proj",
-            ("ffn_norm", false) => "post_attention_layernorm",
-            ("ffn_gate", false) => "mlp.gate_proj",
-            ("ffn_up", false) => "mlp.up_proj",
-            ("ffn_down", false) => "mlp.down_proj",
-            ("attn_norm", true) => "ln_1",
-            ("attn_qkv", true) => "attn.c_attn",
-            ("attn_output", true) => "attn.c_proj",
-            ("ffn_norm", true) => "ln_2",
-            ("ffn_up", true) => "mlp.c_fc",
-            ("ffn_down", true) => "mlp.c_proj",
-            _ => stem,
-        };
-        let layers = if gpt2 { "h" } else { "layers" };
-        let conv1d = gpt2 && suffix == "weight" && !stem.ends_with("norm");
-        (format!("{prefix}{layers}.{layer}.{hf}.{suffix}"), conv1d)
-    }
-
-    /// Finds an HF name, trying GPT-2's optional `transformer.` prefix and where the
-    /// multimodal Gemma 3 keeps its language model (transformers 5, then 4).
-    fn resolve(&self, name: &str) -> Option<(String, bool)> {
-        let (hf, transposed) = self.hf_name(name);
-        let mut names = vec![format!("transformer.{hf}")];
-        if self.arch == Architecture::Gemma3 {
-            if let Some(rest) = hf.strip_prefix("model.") {
-                names = vec![format!("model.language_model.{rest}"), format!("language_model.model.{rest}")];
-            } else {
-                names = vec![format!("language_model.{hf}")];
-            }
-        }
-        std::iter::once(hf).chain(names).find(|n| self.files.contains(n)).map(|n| (n, transposed))
+    fn resolve(&self, name: &str) -> Option<(String, HfTensor)> {
+        let t = (self.naming)(name);
+        t.names.iter().find(|n| self.files.contains(n)).cloned().map(|n| (n, t))
     }
 }
 
@@ -202,18 +164,14 @@ impl WeightSource for HfWeights {
     }
 
     fn tensor(&self, name: &str) -> Result<Tensor> {
-        let (hf, transposed) = self
-            .resolve(name)
-            .ok_or_else(|| MedgenError::format(format!("tensor `{}` is missing", self.hf_name(name).0)))?;
+        let (hf, how) = self.resolve(name).ok_or_else(|| {
+            let wanted = (self.naming)(name).names.into_iter().next().unwrap_or_else(|| name.to_string());
+            MedgenError::format(format!("tensor `{wanted}` is missing"))
+        })?;
         let t = self.files.tensor(&hf)?;
-        let t = if transposed { t.f_transpose(0, 1)?.f_contiguous()? } else { t };
+        let t = if how.transposed { t.f_transpose(0, 1)?.f_contiguous()? } else { t };
         let t = if t.kind() == Kind::Float { t } else { t.f_to_kind(Kind::Float)? };
-        // Gemma's RMSNorm multiplies by `1 + weight`, and HF stores `weight`; llama.cpp's
-        // converter writes `1 + weight` into GGUF files. Both sources hand out GGUF's values.
-        if self.arch == Architecture::Gemma3 && name.ends_with("norm.weight") {
-            return Ok(t.f_add_scalar(1.0)?);
-        }
-        Ok(t)
+        Ok(if how.plus_one { t.f_add_scalar(1.0)? } else { t })
     }
 }
 

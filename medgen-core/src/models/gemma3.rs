@@ -5,7 +5,7 @@
 //! `sqrt(hidden_size)`; queries scaled by `query_pre_attn_scalar^-0.5`.
 //!
 //! Norm weights are read as GGUF stores them, `1 + w` (HF checkpoints are converted when
-//! loaded, see `HfWeights`), so every norm here is a plain RMSNorm.
+//! loaded, see `hf_tensor`), so every norm here is a plain RMSNorm.
 
 use tch::{Kind, Tensor};
 
@@ -13,6 +13,7 @@ use super::config::Gemma3Config;
 use super::llama::rope;
 use super::{attention, merge_heads, split_heads, KvCache, Linear, Loader, ModelConfig, Network, Weight};
 use crate::error::{MedgenError, Result};
+use crate::formats::{block_parts, HfTensor};
 
 /// An RMSNorm computed in f32 whatever the activations' kind, with an f32 weight: Gemma
 /// rounds `norm(x) * w` to the activations' kind, where Llama rounds `norm(x)` first
@@ -231,4 +232,29 @@ impl Network for Gemma3 {
         let shape = [batch as i64, self.cfg.n_kv_heads as i64, self.cfg.head_dim as i64];
         KvCache::new(self.layers.len(), shape, capacity, self.kind, self.embed.device())
     }
+}
+
+/// Where an HF Gemma 3 checkpoint keeps a logical tensor: the Llama family's names plus the
+/// norms around attention and feed-forward and the q/k norms, in a text-only checkpoint or
+/// in the language model of a multimodal one (transformers 5, then 4). Norms are stored as
+/// `w` for the logical `1 + w` (see the module documentation).
+pub(crate) fn hf_tensor(name: &str) -> HfTensor {
+    let own = block_parts(name).and_then(|(layer, stem, suffix)| {
+        let hf = match stem {
+            "ffn_norm" => "pre_feedforward_layernorm",
+            "post_attention_norm" => "post_attention_layernorm",
+            "post_ffw_norm" => "post_feedforward_layernorm",
+            "attn_q_norm" => "self_attn.q_norm",
+            "attn_k_norm" => "self_attn.k_norm",
+            _ => return None,
+        };
+        Some(format!("model.layers.{layer}.{hf}.{suffix}"))
+    });
+    let hf = own.unwrap_or_else(|| super::llama::hf_name(name));
+    let multimodal = match hf.strip_prefix("model.") {
+        Some(rest) => vec![format!("model.language_model.{rest}"), format!("language_model.model.{rest}")],
+        None => vec![format!("language_model.{hf}")],
+    };
+    let names = std::iter::once(hf).chain(multimodal).collect();
+    HfTensor { names, transposed: false, plus_one: name.ends_with("norm.weight") }
 }

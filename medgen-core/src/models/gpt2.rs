@@ -4,6 +4,7 @@ use tch::{Kind, Tensor};
 
 use super::{attention, merge_heads, split_heads, KvCache, LayerNorm, Linear, Loader, ModelConfig, Network, Weight};
 use crate::error::Result;
+use crate::formats::{block_parts, HfTensor};
 
 struct Layer {
     ln_1: LayerNorm,
@@ -86,4 +87,35 @@ impl Network for Gpt2 {
         let shape = [batch as i64, self.cfg.n_heads as i64, self.cfg.head_dim as i64];
         KvCache::new(self.layers.len(), shape, capacity, self.kind, self.wte.device())
     }
+}
+
+/// Where an HF GPT-2 checkpoint keeps a logical tensor (with or without the `transformer.`
+/// prefix); its `Conv1D` weights are stored transposed, as `[in, out]`.
+pub(crate) fn hf_tensor(name: &str) -> HfTensor {
+    let fixed = match name {
+        "token_embd.weight" => Some("wte.weight"),
+        "position_embd.weight" => Some("wpe.weight"),
+        "output_norm.weight" => Some("ln_f.weight"),
+        "output_norm.bias" => Some("ln_f.bias"),
+        "output.weight" => Some("lm_head.weight"),
+        _ => None,
+    };
+    let (hf, transposed) = match (fixed, block_parts(name)) {
+        (Some(f), _) => (f.to_string(), false),
+        (None, Some((layer, stem, suffix))) => {
+            let hf = match stem {
+                "attn_norm" => "ln_1",
+                "attn_qkv" => "attn.c_attn",
+                "attn_output" => "attn.c_proj",
+                "ffn_norm" => "ln_2",
+                "ffn_up" => "mlp.c_fc",
+                "ffn_down" => "mlp.c_proj",
+                _ => stem,
+            };
+            (format!("h.{layer}.{hf}.{suffix}"), suffix == "weight" && !stem.ends_with("norm"))
+        }
+        (None, None) => (name.to_string(), false),
+    };
+    let prefixed = format!("transformer.{hf}");
+    HfTensor { names: vec![hf, prefixed], transposed, plus_one: false }
 }

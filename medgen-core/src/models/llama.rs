@@ -6,6 +6,7 @@ use tch::{Kind, Tensor};
 use crate::kernels;
 use super::{attention, merge_heads, split_heads, Architecture, KvCache, Linear, Loader, ModelConfig, Network, Weight};
 use crate::error::Result;
+use crate::formats::{block_parts, HfTensor};
 
 struct Layer {
     attn_norm: Weight,
@@ -218,4 +219,33 @@ impl Llama {
         }
         Vec::<f32>::try_from(row.f_reshape([h as i64]).ok()?).ok()
     }
+}
+
+/// Where an HF checkpoint of the Llama family keeps a logical tensor.
+pub(crate) fn hf_tensor(name: &str) -> HfTensor {
+    HfTensor::new(vec![hf_name(name)])
+}
+
+/// The HF name of a logical tensor: `blk.3.attn_q.weight` → `model.layers.3.self_attn.q_proj.weight`.
+pub(super) fn hf_name(name: &str) -> String {
+    match name {
+        "token_embd.weight" => return "model.embed_tokens.weight".into(),
+        "output_norm.weight" => return "model.norm.weight".into(),
+        "output.weight" => return "lm_head.weight".into(),
+        _ => {}
+    }
+    let Some((layer, stem, suffix)) = block_parts(name) else { return name.to_string() };
+    let hf = match stem {
+        "attn_norm" => "input_layernorm",
+        "attn_q" => "self_attn.q_proj",
+        "attn_k" => "self_attn.k_proj",
+        "attn_v" => "self_attn.v_proj",
+        "attn_output" => "self_attn.o_proj",
+        "ffn_norm" => "post_attention_layernorm",
+        "ffn_gate" => "mlp.gate_proj",
+        "ffn_up" => "mlp.up_proj",
+        "ffn_down" => "mlp.down_proj",
+        _ => stem,
+    };
+    format!("model.layers.{layer}.{hf}.{suffix}")
 }
