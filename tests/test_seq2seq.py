@@ -284,6 +284,16 @@ def test_bart_input_past_max_positions_is_refused(tiny_seq2seq):
     assert "max_position_embeddings" in proc.stderr
 
 
+def test_debug_dump_refuses_more_new_tokens_than_the_decoder_holds(tiny_seq2seq):
+    path, _, _ = tiny_seq2seq["t5_relu"]
+    proc = subprocess.run(
+        [*DUMP, str(path), "--ids", "[[5, 6, 1]]", "--max-new-tokens", str(10**15), "--out", str(path.parent / "huge")],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 1 and "panicked" not in proc.stderr
+    assert "max_new_tokens" in proc.stderr
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_greedy_stops_at_eos_and_pads_finished_rows_like_transformers_generate(tiny_seq2seq, kind):
     """Random weights rarely choose the real EOS, so the model is copied with its EOS set to a

@@ -53,6 +53,11 @@ pub fn seq2seq_dump(loaded: &Model, seqs: &[Vec<u32>], max_new_tokens: usize, ou
     let model = loaded
         .seq2seq()
         .ok_or_else(|| MedgenError::Unsupported(format!("{} is not an encoder-decoder model", loaded.info().path.display())))?;
+    let limit = model.config().context_length;
+    if max_new_tokens > limit {
+        // The decoder cache is allocated for every step up front: bound it as generation does.
+        return Err(MedgenError::context(max_new_tokens, limit, "max_new_tokens"));
+    }
     let (ids, mask) = model.batch(seqs)?;
     let enc = model.encode(&ids, &mask)?;
     std::fs::create_dir_all(out).map_err(|e| MedgenError::Io { path: out.to_path_buf(), source: e })?;
