@@ -123,7 +123,6 @@ impl Model {
         }
         let ids = prompts.iter().enumerate().map(|(i, p)| self.prompt_ids(p).map_err(|e| e.in_batch(i)));
         let ids = ids.collect::<Result<Vec<_>>>()?;
-        cfg.validate()?;
         for batch in ids.chunks(batch_size) {
             let mut cancelled = false;
             let results = self.generate_batch_ids(batch.to_vec(), cfg, || {

@@ -646,8 +646,7 @@ impl Generator {
 
     /// Ends generation now, as cancelled.
     pub fn cancel(&mut self) {
-        let tok = self.tokenizer.clone();
-        self.lane().cancel(&tok);
+        self.batch.lanes[0].cancel(&self.tokenizer);
     }
 
     /// The result; a generation not yet finished counts as cancelled.
@@ -694,7 +693,8 @@ impl Iterator for Generator {
 
 /// Generates for several prompts at once (see [`Batch`]). Each result equals the prompt's
 /// result alone with the same options (the same seed when sampling). `on_step` runs before
-/// each step; `Break` cancels every prompt not finished. A bad prompt's error names it.
+/// each step; `Break` cancels every prompt not finished. A bad prompt's error names it; an
+/// empty batch is an error ([`Batch::start`]).
 pub(crate) fn generate_batch(
     backend: Arc<dyn Backend>,
     tokenizer: &Tokenizer,
@@ -703,9 +703,6 @@ pub(crate) fn generate_batch(
     cfg: &GenerationConfig,
     on_step: impl FnMut() -> ControlFlow<()>,
 ) -> Result<Vec<Generation>> {
-    if prompts.is_empty() {
-        return Err(MedgenError::invalid("prompts", "the batch is empty"));
-    }
     let seed = cfg.seed.unwrap_or_else(rand::random);
     let lanes = prompts
         .into_iter()
