@@ -70,7 +70,7 @@ impl medgen_model_params {
             n if n > 0 => Some(n as usize),
             n => return Err(invalid(format!("threads {n} is negative"))),
         };
-        Ok(LoadOptions { device, dtype, threads })
+        Ok(LoadOptions { device, dtype, threads, adapter: None })
     }
 }
 

@@ -56,6 +56,10 @@ enum Command {
     Task(cli::task::Args),
     /// ROUGE-1/2/L/Lsum and BLEU of predictions against references.
     Eval(cli::eval::Args),
+    /// Fine-tune a model on your data, fully or with LoRA adapters.
+    Finetune(cli::finetune::Args),
+    /// Merge a LoRA adapter into its base model's weights (an HF folder).
+    Merge(cli::finetune::MergeArgs),
 }
 
 #[derive(Subcommand)]
@@ -68,6 +72,9 @@ enum Debug {
     /// the logits of each greedy step and of the same tokens in one pass, as .npy files in
     /// OUT; prints {"generated": [[ids]], "text": [...]}.
     Seq2seq(Seq2seqArgs),
+    /// One forward and backward pass over a training file as one batch: the loss, the
+    /// batch and every trainable parameter's gradient, as safetensors.
+    TrainBatch(cli::finetune::GradArgs),
 }
 
 #[derive(Args)]
@@ -244,6 +251,9 @@ fn run(cli: Cli) -> Result<()> {
         Command::Check(args) => cli::check::run(args),
         Command::Eval(args) => cli::eval::run(args),
         Command::Task(args) => cli::task::run(args),
+        Command::Finetune(args) => cli::finetune::run(args),
+        Command::Merge(args) => cli::finetune::merge(args),
+        Command::Debug(Debug::TrainBatch(args)) => cli::finetune::gradients(args),
     }
 }
 

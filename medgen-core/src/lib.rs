@@ -30,6 +30,7 @@ pub mod prompt;
 mod runtime;
 pub mod tasks;
 pub mod tokenizer;
+pub mod train;
 
 pub use chat::ChatMessage;
 pub use error::{MedgenError, Result};

@@ -17,7 +17,7 @@ use crate::models::seq2seq::{Seq2Seq, Seq2SeqArchitecture, Seq2SeqConfig};
 use crate::models::gemma3::{self, Gemma3};
 use crate::models::gpt2::{self, Gpt2};
 use crate::models::llama::{self, Llama};
-use crate::models::{bart::Bart, t5::T5, Architecture, Loader, ModelConfig, Network};
+use crate::models::{bart::Bart, t5::T5, AdapterSpec, Architecture, Loaded, Loader, ModelConfig, Network};
 use crate::runtime::{LoadOptions, Runtime};
 use crate::tokenizer::{read_json, read_json_opt, Tokenizer};
 
@@ -120,23 +120,47 @@ fn loaded_site_packages() -> Option<PathBuf> {
     Some(Path::new(lib).parent()?.parent()?.parent()?.to_path_buf())
 }
 
+/// What a network is loaded for: inference (the default), or training, with every weight
+/// trainable or with LoRA adapters; inference may run with adapters too.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct Setup<'a> {
+    pub trainable: bool,
+    pub adapters: Option<&'a AdapterSpec>,
+}
+
+impl Setup<'_> {
+    fn loader<'s>(&'s self, source: &'s dyn WeightSource, kind: Kind, runtime: &Runtime, naming: Option<fn(&str) -> HfTensor>) -> Loader<'s> {
+        let mut loader = Loader::new(source, kind, runtime.device);
+        loader.naming = naming;
+        loader.trainable = self.trainable;
+        loader.adapters = self.adapters;
+        loader
+    }
+}
+
 /// Loads a GGUF file or an HF model folder onto `runtime`.
 pub(crate) fn load(path: &Path, opts: &LoadOptions, runtime: &Runtime) -> Result<(Net, Tokenizer, ModelInfo)> {
+    let (net, tokenizer, info, _) = load_with(path, opts, runtime, Setup::default())?;
+    Ok((net, tokenizer, info))
+}
+
+/// [`load`] for `setup`, with what the loader loaded (the weights training updates and saves).
+pub(crate) fn load_with(path: &Path, opts: &LoadOptions, runtime: &Runtime, setup: Setup) -> Result<(Net, Tokenizer, ModelInfo, Loaded)> {
     let meta = std::fs::metadata(path).map_err(|e| MedgenError::io(path, e))?;
     tch::no_grad(|| {
         if meta.is_dir() {
-            load_hf(path, opts.dtype.kind(), runtime)
+            load_hf(path, opts.dtype.kind(), runtime, setup)
         } else {
-            load_gguf(path, opts.dtype.kind(), runtime)
+            load_gguf(path, opts.dtype.kind(), runtime, setup)
         }
     })
 }
 
-fn load_gguf(path: &Path, kind: Kind, runtime: &Runtime) -> Result<(Net, Tokenizer, ModelInfo)> {
+fn load_gguf(path: &Path, kind: Kind, runtime: &Runtime, setup: Setup) -> Result<(Net, Tokenizer, ModelInfo, Loaded)> {
     let file = GgufFile::open(path)?;
     let config = ModelConfig::from_gguf(&file)?;
     let source = GgufWeights::new(&file, config.architecture, config.n_heads, config.n_kv_heads);
-    let network = build(&config, &source, kind, runtime)?;
+    let (network, loaded) = build(&config, &source, kind, runtime, setup)?;
     let tokenizer = Tokenizer::from_gguf(&file)?;
     let mut tensor_types = BTreeMap::new();
     for t in &file.tensors {
@@ -144,14 +168,14 @@ fn load_gguf(path: &Path, kind: Kind, runtime: &Runtime) -> Result<(Net, Tokeniz
     }
     let parameters = file.tensors.iter().map(|t| t.n_elements() as u64).sum();
     let info = ModelInfo::new(path, "gguf", NetworkConfig::Decoder(config), parameters, tensor_types, &tokenizer);
-    Ok((network, tokenizer, info))
+    Ok((network, tokenizer, info, loaded))
 }
 
 /// model_types of `config.json` that name encoder-decoder networks.
 const SEQ2SEQ_TYPES: [&str; 2] = ["t5", "bart"];
 
 /// Loads an HF folder; its kind (decoder-only or encoder-decoder) comes from `config.json`'s `model_type`.
-fn load_hf(dir: &Path, kind: Kind, runtime: &Runtime) -> Result<(Net, Tokenizer, ModelInfo)> {
+fn load_hf(dir: &Path, kind: Kind, runtime: &Runtime, setup: Setup) -> Result<(Net, Tokenizer, ModelInfo, Loaded)> {
     let json = read_json(&dir.join("config.json"))?;
     let files = SafetensorsSet::open_dir(dir)?;
     let mut tensor_types = BTreeMap::new();
@@ -161,7 +185,7 @@ fn load_hf(dir: &Path, kind: Kind, runtime: &Runtime) -> Result<(Net, Tokenizer,
         parameters += n;
     }
     let model_type = json.get("model_type").and_then(serde_json::Value::as_str).unwrap_or("");
-    let (network, config) = if SEQ2SEQ_TYPES.contains(&model_type) {
+    let (network, config, loaded) = if SEQ2SEQ_TYPES.contains(&model_type) {
         let mut config = Seq2SeqConfig::from_hf(&json)?;
         // transformers reads generation options from generation_config.json when there is
         // one, else from config.json.
@@ -170,21 +194,23 @@ fn load_hf(dir: &Path, kind: Kind, runtime: &Runtime) -> Result<(Net, Tokenizer,
             (config.forced_bos_token_id, config.forced_eos_token_id) = (id("forced_bos_token_id"), id("forced_eos_token_id"));
         }
         let source = HfNamedWeights(files);
-        let loader = Loader::new(&source, kind, runtime.device);
+        let loader = setup.loader(&source, kind, runtime, None);
         let network: Box<dyn Seq2Seq> = match config.architecture {
             Seq2SeqArchitecture::T5 => Box::new(T5::load(&config, &loader)?),
             Seq2SeqArchitecture::Bart => Box::new(Bart::load(&config, &loader)?),
         };
         let s2s = Seq2SeqModel::new(network, config.clone(), runtime.clone());
-        (Net::Seq2Seq(Arc::new(s2s)), NetworkConfig::Seq2Seq(config))
+        let loaded = loader.loaded.take();
+        (Net::Seq2Seq(Arc::new(s2s)), NetworkConfig::Seq2Seq(config), loaded)
     } else {
         let config = ModelConfig::from_hf(&json)?;
         let source = HfWeights { files, naming: hf_naming(config.architecture) };
-        (build(&config, &source, kind, runtime)?, NetworkConfig::Decoder(config))
+        let (network, loaded) = build(&config, &source, kind, runtime, setup)?;
+        (network, NetworkConfig::Decoder(config), loaded)
     };
     let tokenizer = Tokenizer::from_hf_dir(dir, &json)?;
     let info = ModelInfo::new(dir, "safetensors", config, parameters, tensor_types, &tokenizer);
-    Ok((network, tokenizer, info))
+    Ok((network, tokenizer, info, loaded))
 }
 
 /// How a decoder-only family names its tensors in an HF checkpoint.
@@ -197,13 +223,13 @@ fn hf_naming(arch: Architecture) -> fn(&str) -> HfTensor {
 }
 
 /// A decoder-only network of `config`'s architecture.
-fn build(config: &ModelConfig, source: &dyn WeightSource, kind: Kind, runtime: &Runtime) -> Result<Net> {
-    let loader = Loader::new(source, kind, runtime.device);
+fn build(config: &ModelConfig, source: &dyn WeightSource, kind: Kind, runtime: &Runtime, setup: Setup) -> Result<(Net, Loaded)> {
+    let loader = setup.loader(source, kind, runtime, Some(hf_naming(config.architecture)));
     let net: Box<dyn Network> = match config.architecture {
         Architecture::Gpt2 => Box::new(Gpt2::load(config, &loader)?),
         Architecture::Llama | Architecture::Mistral | Architecture::Qwen2 => Box::new(Llama::load(config, &loader)?),
         Architecture::Gemma3 => Box::new(Gemma3::load(config, &loader)?),
     };
     let limits = Limits { vocab_size: config.vocab_size, context_length: config.context_length, decoder: None };
-    Ok(Net::Decoder(Arc::new(DecoderOnly { net, runtime: runtime.clone(), limits })))
+    Ok((Net::Decoder(Arc::new(DecoderOnly { net, runtime: runtime.clone(), limits })), loader.loaded.take()))
 }

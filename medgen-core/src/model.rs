@@ -43,7 +43,10 @@ impl Model {
             None => Self::default_model_path()?,
         };
         let runtime = Runtime::new(opts)?;
-        let (network, tokenizer, info) = loader::load(&path, opts, &runtime)?;
+        let (network, tokenizer, info) = match &opts.adapter {
+            Some(dir) => crate::train::network::load_with_adapter(&path, dir, opts, &runtime)?,
+            None => loader::load(&path, opts, &runtime)?,
+        };
         Ok(Model {
             network,
             tokenizer: Arc::new(tokenizer),

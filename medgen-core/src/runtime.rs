@@ -76,6 +76,10 @@ pub struct LoadOptions {
     /// splits matrix products across its own threads and sets libtorch's process-wide
     /// intra-op thread count to 1: libtorch's idle OpenMP workers otherwise spin against them.
     pub threads: Option<usize>,
+    /// A LoRA adapter folder (PEFT's `adapter_config.json` and `adapter_model.safetensors`)
+    /// to run with the model (default: none). Layers with an adapter run through libtorch,
+    /// not medgen's CPU decode kernels; `medgen merge` folds an adapter in for full speed.
+    pub adapter: Option<std::path::PathBuf>,
 }
 
 /// A loaded model's device and thread pool, shared by its networks.

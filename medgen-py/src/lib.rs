@@ -246,7 +246,7 @@ impl Model {
     #[staticmethod]
     #[pyo3(signature = (path=None, *, device="cpu", dtype="f32", threads=None))]
     fn load(py: Python<'_>, path: Option<PathBuf>, device: &str, dtype: &str, threads: Option<usize>) -> PyResult<Self> {
-        let opts = LoadOptions { device: device.parse().map_err(err)?, dtype: dtype.parse().map_err(err)?, threads };
+        let opts = LoadOptions { device: device.parse().map_err(err)?, dtype: dtype.parse().map_err(err)?, threads, adapter: None };
         let model = py.allow_threads(|| medgen::Model::load(path.as_deref(), &opts)).map_err(err)?;
         Ok(Model { inner: Arc::new(model) })
     }

@@ -4,6 +4,7 @@ pub mod batch;
 pub mod check;
 pub mod deid;
 pub mod eval;
+pub mod finetune;
 pub mod task;
 
 use std::io::Read;
@@ -63,11 +64,14 @@ pub struct LoadArgs {
     /// CPU threads.
     #[arg(long)]
     threads: Option<usize>,
+    /// A LoRA adapter folder to run with the model (as `medgen finetune --method lora` writes it).
+    #[arg(long)]
+    adapter: Option<std::path::PathBuf>,
 }
 
 impl LoadArgs {
     pub fn options(&self) -> Result<LoadOptions> {
-        Ok(LoadOptions { device: self.device.parse()?, dtype: self.dtype.parse()?, threads: self.threads })
+        Ok(LoadOptions { device: self.device.parse()?, dtype: self.dtype.parse()?, threads: self.threads, adapter: self.adapter.clone() })
     }
 }
 

@@ -22,6 +22,12 @@ pub trait WeightSource {
     fn quantized(&self, _name: &str) -> Option<(quants::GgmlType, Vec<u8>)> {
         None
     }
+
+    /// Whether the source holds a tensor under this HF name (an HF checkpoint read through
+    /// a family's naming); `false` for sources without HF names.
+    fn contains_hf(&self, _hf_name: &str) -> bool {
+        false
+    }
 }
 
 /// A GGUF file as a weight source.
@@ -161,6 +167,10 @@ impl HfWeights {
 impl WeightSource for HfWeights {
     fn contains(&self, name: &str) -> bool {
         self.resolve(name).is_some()
+    }
+
+    fn contains_hf(&self, hf_name: &str) -> bool {
+        self.files.contains(hf_name)
     }
 
     fn tensor(&self, name: &str) -> Result<Tensor> {

@@ -124,6 +124,11 @@ impl Seq2SeqModel {
         Seq2SeqModel { network, config, runtime, limits }
     }
 
+    /// The network itself, for training's differentiable passes.
+    pub(crate) fn network(&self) -> &dyn Seq2Seq {
+        &*self.network
+    }
+
     pub fn config(&self) -> &Seq2SeqConfig {
         &self.config
     }

@@ -22,7 +22,7 @@ struct Norm(Weight);
 
 impl Norm {
     fn load(w: &Loader, name: &str, dim: i64) -> Result<Self> {
-        let f32_loader = Loader { source: w.source, kind: Kind::Float, act: Kind::Float, device: w.device };
+        let f32_loader = w.with_kinds(Kind::Float, Kind::Float);
         Ok(Norm(f32_loader.get(name, &[dim])?))
     }
 
@@ -199,6 +199,22 @@ fn rotary(pos: &Tensor, inv_freq: &Tensor, kind: Kind) -> Result<(Tensor, Tensor
 
 impl Network for Gemma3 {
     fn forward(&self, ids: &Tensor, cache: &mut KvCache) -> Result<Tensor> {
+        self.run(ids, cache, false)
+    }
+
+    fn forward_all(&self, ids: &Tensor, cache: &mut KvCache) -> Result<Tensor> {
+        self.run(ids, cache, true)
+    }
+
+    fn new_cache(&self, batch: usize, capacity: usize) -> Result<KvCache> {
+        let shape = [batch as i64, self.cfg.n_kv_heads as i64, self.cfg.head_dim as i64];
+        KvCache::new(self.layers.len(), shape, capacity, self.kind, self.embed.device())
+    }
+}
+
+impl Gemma3 {
+    /// The logits of the last position (`[b, vocab]`), or of every position (`[b, t, vocab]`).
+    fn run(&self, ids: &Tensor, cache: &mut KvCache, all: bool) -> Result<Tensor> {
         let t = ids.size()[1] as usize;
         let pos = cache.positions(t)?;
         let global = rotary(&pos, &self.global_freq, self.kind)?;
@@ -219,18 +235,12 @@ impl Network for Gemma3 {
             };
         }
         cache.advance(t);
-        let last = x.f_narrow(1, t as i64 - 1, 1)?.f_squeeze_dim(1)?;
-        let last = self.norm.forward(&last, self.cfg.norm_eps)?;
-        let logits = self.head.forward(&last)?.f_to_kind(Kind::Float)?;
+        let x = if all { x } else { x.f_narrow(1, t as i64 - 1, 1)?.f_squeeze_dim(1)? };
+        let logits = self.head.forward(&self.norm.forward(&x, self.cfg.norm_eps)?)?.f_to_kind(Kind::Float)?;
         Ok(match self.gemma.final_logit_softcapping {
             Some(c) => logits.f_div_scalar(c)?.f_tanh()?.f_mul_scalar(c)?,
             None => logits,
         })
-    }
-
-    fn new_cache(&self, batch: usize, capacity: usize) -> Result<KvCache> {
-        let shape = [batch as i64, self.cfg.n_kv_heads as i64, self.cfg.head_dim as i64];
-        KvCache::new(self.layers.len(), shape, capacity, self.kind, self.embed.device())
     }
 }
 

@@ -58,6 +58,22 @@ impl Gpt2 {
 
 impl Network for Gpt2 {
     fn forward(&self, ids: &Tensor, cache: &mut KvCache) -> Result<Tensor> {
+        self.run(ids, cache, false)
+    }
+
+    fn forward_all(&self, ids: &Tensor, cache: &mut KvCache) -> Result<Tensor> {
+        self.run(ids, cache, true)
+    }
+
+    fn new_cache(&self, batch: usize, capacity: usize) -> Result<KvCache> {
+        let shape = [batch as i64, self.cfg.n_heads as i64, self.cfg.head_dim as i64];
+        KvCache::new(self.layers.len(), shape, capacity, self.kind, self.wte.device())
+    }
+}
+
+impl Gpt2 {
+    /// The logits of the last position (`[b, vocab]`), or of every position (`[b, t, vocab]`).
+    fn run(&self, ids: &Tensor, cache: &mut KvCache, all: bool) -> Result<Tensor> {
         let cfg = &self.cfg;
         let t = ids.size()[1];
         let (heads, hd, eps) = (cfg.n_heads as i64, cfg.head_dim as i64, cfg.norm_eps);
@@ -78,14 +94,8 @@ impl Network for Gpt2 {
             x = x.f_add(&l.fc_proj.forward(&m)?)?;
         }
         cache.advance(t as usize);
-        let last = x.f_narrow(1, t - 1, 1)?;
-        let last = self.ln_f.forward(&last, eps)?.f_squeeze_dim(1)?;
-        Ok(self.head.forward(&last)?.f_to_kind(Kind::Float)?)
-    }
-
-    fn new_cache(&self, batch: usize, capacity: usize) -> Result<KvCache> {
-        let shape = [batch as i64, self.cfg.n_heads as i64, self.cfg.head_dim as i64];
-        KvCache::new(self.layers.len(), shape, capacity, self.kind, self.wte.device())
+        let x = if all { x } else { x.f_narrow(1, t - 1, 1)?.f_squeeze_dim(1)? };
+        Ok(self.head.forward(&self.ln_f.forward(&x, eps)?)?.f_to_kind(Kind::Float)?)
     }
 }
 
@@ -116,6 +126,7 @@ pub(crate) fn hf_tensor(name: &str) -> HfTensor {
         }
         (None, None) => (name.to_string(), false),
     };
-    let prefixed = format!("transformer.{hf}");
-    HfTensor { names: vec![hf, prefixed], transposed, plus_one: false }
+    // GPT2LMHeadModel's names first (what an exported checkpoint is named), GPT2Model's second.
+    let names = if fixed == Some("lm_head.weight") { vec![hf] } else { vec![format!("transformer.{hf}"), hf] };
+    HfTensor { names, transposed, plus_one: false }
 }

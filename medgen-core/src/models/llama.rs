@@ -135,17 +135,11 @@ pub(super) fn rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
 
 impl Network for Llama {
     fn forward(&self, ids: &Tensor, cache: &mut KvCache) -> Result<Tensor> {
-        let t = ids.size()[1] as usize;
-        let (cos, sin) = self.rotary(&cache.positions(t)?)?;
-        let mask = cache.attention_mask(t)?;
-        let mut x = Tensor::f_embedding(&self.embed, ids, -1, false, false)?.f_to_kind(self.kind)?;
-        for i in 0..self.layers.len() {
-            x = self.layer(i, &x, &cos, &sin, mask.as_ref(), cache)?;
-        }
-        cache.advance(t);
-        let last = x.f_narrow(1, t as i64 - 1, 1)?.f_squeeze_dim(1)?;
-        let last = last.f_rms_norm([self.cfg.hidden_size as i64], Some(&*self.norm), self.cfg.norm_eps)?;
-        Ok(self.head.forward(&last)?.f_to_kind(Kind::Float)?)
+        self.run(ids, cache, false)
+    }
+
+    fn forward_all(&self, ids: &Tensor, cache: &mut KvCache) -> Result<Tensor> {
+        self.run(ids, cache, true)
     }
 
     fn new_cache(&self, batch: usize, capacity: usize) -> Result<KvCache> {
@@ -201,6 +195,23 @@ impl Network for Llama {
         kernels::rms_norm(&x.clone(), out_norm, cfg.norm_eps, &mut x);
         let mut logits = vec![0.0; self.head.out_features()];
         Ok(self.head.matvec(&x, &mut logits).then_some(logits))
+    }
+}
+
+impl Llama {
+    /// The logits of the last position (`[b, vocab]`), or of every position (`[b, t, vocab]`).
+    fn run(&self, ids: &Tensor, cache: &mut KvCache, all: bool) -> Result<Tensor> {
+        let t = ids.size()[1] as usize;
+        let (cos, sin) = self.rotary(&cache.positions(t)?)?;
+        let mask = cache.attention_mask(t)?;
+        let mut x = Tensor::f_embedding(&self.embed, ids, -1, false, false)?.f_to_kind(self.kind)?;
+        for i in 0..self.layers.len() {
+            x = self.layer(i, &x, &cos, &sin, mask.as_ref(), cache)?;
+        }
+        cache.advance(t);
+        let x = if all { x } else { x.f_narrow(1, t as i64 - 1, 1)?.f_squeeze_dim(1)? };
+        let x = x.f_rms_norm([self.cfg.hidden_size as i64], Some(&*self.norm), self.cfg.norm_eps)?;
+        Ok(self.head.forward(&x)?.f_to_kind(Kind::Float)?)
     }
 }
 

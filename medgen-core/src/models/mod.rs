@@ -17,6 +17,7 @@ use tch::Tensor;
 pub use config::{Architecture, ModelConfig, Seq2SeqConfig};
 pub use layers::KvCache;
 pub(crate) use layers::{attention, cpu_cached, merge_heads, split_heads, LayerNorm, Linear, Loader, Weight};
+pub(crate) use layers::{peft_key, train_mode, AdapterSpec, Loaded};
 
 use crate::error::Result;
 
@@ -25,6 +26,10 @@ pub(crate) trait Network: Send + Sync {
     /// Runs `ids` (`[batch, t]`, int64) after the cached positions and returns the logits of
     /// the last position as `[batch, vocab]` f32.
     fn forward(&self, ids: &Tensor, cache: &mut KvCache) -> Result<Tensor>;
+
+    /// The logits of every position of `ids` as `[batch, t, vocab]` f32: training's forward
+    /// pass (with [`KvCache::passthrough`], a plain causal pass over right-padded rows).
+    fn forward_all(&self, ids: &Tensor, cache: &mut KvCache) -> Result<Tensor>;
 
     /// An empty cache for `batch` sequences of up to `capacity` positions.
     fn new_cache(&self, batch: usize, capacity: usize) -> Result<KvCache>;

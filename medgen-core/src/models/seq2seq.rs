@@ -51,6 +51,12 @@ impl Seq2SeqCache {
         Ok(Seq2SeqCache { self_attn: KvCache::new(layers, shape, capacity, kind, device)?, cross: Vec::new(), cross_rows: Vec::new() })
     }
 
+    /// A cache that stores no self-attention positions: one pass over whole target
+    /// sequences, as training makes.
+    pub(crate) fn passthrough(device: Device) -> Self {
+        Seq2SeqCache { self_attn: KvCache::passthrough(device), cross: Vec::new(), cross_rows: Vec::new() }
+    }
+
     /// Decoder positions already cached.
     pub fn len(&self) -> usize {
         self.self_attn.len()

@@ -51,7 +51,8 @@ fn decode_attention(q: &Tensor, k: &Tensor, v: &Tensor, mask: Option<&Tensor>) -
     let (qs, kv) = (q.size(), k.size()[1]);
     let (b, heads, d) = (qs[0], qs[1], qs[3]);
     let cpu_f32 = |t: &Tensor| t.device() == Device::Cpu && t.kind() == Kind::Float && t.stride()[3] == 1;
-    if mask.is_none() && b == 1 && cpu_f32(k) && cpu_f32(v) && q.kind() == Kind::Float {
+    let grad = q.requires_grad() || k.requires_grad() || v.requires_grad();
+    if mask.is_none() && b == 1 && !grad && cpu_f32(k) && cpu_f32(v) && q.kind() == Kind::Float {
         return cpu_attend_one(q, k, v);
     }
     // Query heads that share a key/value head are adjacent: [b, kv, heads/kv, d].

@@ -21,9 +21,17 @@ pub struct KvCache {
     /// no row has any: then the networks take their plain causal paths.
     pads: Option<Tensor>,
     device: Device,
+    /// Whether positions are stored; a pass-through cache (training) returns each layer's
+    /// keys and values as they come, so that gradients flow without in-place copies.
+    stores: bool,
 }
 
 impl KvCache {
+    /// A cache that stores nothing: one pass over whole sequences, as training makes.
+    pub(crate) fn passthrough(device: Device) -> Self {
+        KvCache { layers: Vec::new(), len: 0, capacity: usize::MAX, pads: None, device, stores: false }
+    }
+
     pub(crate) fn new(
         n_layers: usize,
         shape: [i64; 3],
@@ -40,7 +48,7 @@ impl KvCache {
                 Tensor::f_zeros(dims, (kind, device))?,
             ));
         }
-        Ok(KvCache { layers, len: 0, capacity, pads: None, device })
+        Ok(KvCache { layers, len: 0, capacity, pads: None, device, stores: true })
     }
 
     pub(crate) fn batch(&self) -> usize {
@@ -114,6 +122,9 @@ impl KvCache {
     /// length and returns views of all cached positions. [`KvCache::advance`] moves the
     /// length once every layer has been written.
     pub(crate) fn update(&mut self, i: usize, k: &Tensor, v: &Tensor) -> Result<(Tensor, Tensor)> {
+        if !self.stores {
+            return Ok((k.shallow_clone(), v.shallow_clone()));
+        }
         let t = k.size()[2] as usize;
         let (start, end) = (self.len as i64, (self.len + t) as i64);
         if self.len + t > self.capacity {

@@ -4,7 +4,7 @@
 use rayon::prelude::*;
 use tch::{Device, Kind, Tensor};
 
-use super::{Loader, Weight};
+use super::{Loader, Lora, Weight};
 use crate::error::Result;
 use crate::formats::quants::GgmlType;
 use crate::kernels;
@@ -20,6 +20,11 @@ pub(crate) struct Linear {
     bias: Option<Weight>,
     /// The GGUF blocks of the weight, kept for CPU decode steps when the kernels read them.
     blocks: Option<(GgmlType, Vec<u8>)>,
+    /// A LoRA adapter, whose output adds to the layer's.
+    lora: Option<Lora>,
+    /// Layers that [`Linear::fuse`] kept apart (trainable weights, adapters): this layer's
+    /// output is theirs concatenated, and `weight` is empty.
+    parts: Vec<Linear>,
 }
 
 impl Linear {
@@ -29,12 +34,18 @@ impl Linear {
         let bias_name = format!("{name}.bias");
         let bias = if bias { Some(w.get(&bias_name, &[out])?) } else { w.get_opt(&bias_name, &[out])? };
         let blocks = w.blocks(&format!("{name}.weight"));
-        Ok(Linear { weight, bias, blocks })
+        let lora = w.adapter(name, out, inp)?;
+        Ok(Linear { weight, bias, blocks, lora, parts: Vec::new() })
     }
 
     /// Several layers that read the same input as one (q, k and v; gate and up): one
     /// product per step instead of several. Outputs are concatenated in order.
+    /// Layers whose weights train or carry adapters stay apart, each its own product.
     pub fn fuse(parts: Vec<Linear>) -> Result<Self> {
+        if parts.iter().any(|p| p.lora.is_some() || p.weight.requires_grad()) {
+            let weight = Weight(Tensor::f_empty([0], (Kind::Float, parts[0].weight.device()))?);
+            return Ok(Linear { weight, bias: None, blocks: None, lora: None, parts });
+        }
         let weights: Vec<&Tensor> = parts.iter().map(|p| &*p.weight).collect();
         let weight = Weight(Tensor::f_cat(&weights, 0)?);
         // A part without a bias contributes zeros, if any part has one.
@@ -58,13 +69,13 @@ impl Linear {
             }
             _ => None,
         };
-        Ok(Linear { weight, bias, blocks })
+        Ok(Linear { weight, bias, blocks, lora: None, parts: Vec::new() })
     }
 
     /// A layer of an already loaded weight (`[out, in]`): a head tied to the token
     /// embedding (shared, not copied), with an optional bias.
     pub fn from_weight(weight: &Weight, bias: Option<Weight>) -> Self {
-        Linear { weight: Weight(weight.shallow_clone()), bias, blocks: None }
+        Linear { weight: Weight(weight.shallow_clone()), bias, blocks: None, lora: None, parts: Vec::new() }
     }
 
     /// The output head: `output.weight`, or the token embedding itself (shared, not
@@ -74,10 +85,31 @@ impl Linear {
             Some(head) => (head, w.blocks("output.weight")),
             None => (Weight(embed.shallow_clone()), w.blocks("token_embd.weight")),
         };
-        Ok(Linear { weight, bias: None, blocks })
+        Ok(Linear { weight, bias: None, blocks, lora: None, parts: Vec::new() })
     }
 
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        if !self.parts.is_empty() {
+            let outs = self.parts.iter().map(|p| p.forward(x)).collect::<Result<Vec<_>>>()?;
+            return Ok(Tensor::f_cat(&outs, -1)?);
+        }
+        let y = self.forward_base(x)?;
+        match &self.lora {
+            Some(lora) => Ok(y.f_add(&lora.forward(x)?)?),
+            None => Ok(y),
+        }
+    }
+
+    /// The layer without its adapter. Where gradients flow (a trainable weight, or an input
+    /// that carries an adapter's gradient back), libtorch's differentiable product.
+    fn forward_base(&self, x: &Tensor) -> Result<Tensor> {
+        if x.requires_grad() || self.weight.requires_grad() {
+            let y = self.matmul(x, &self.weight)?;
+            return Ok(match &self.bias {
+                Some(b) => y.f_add(b)?,
+                None => y,
+            });
+        }
         let size = x.size();
         let inp = size.last().copied().unwrap_or(0);
         let m = if inp > 0 { x.numel() as i64 / inp } else { 0 };
@@ -185,11 +217,18 @@ impl Linear {
 
     /// Output features.
     pub fn out_features(&self) -> usize {
-        self.weight.size()[0] as usize
+        if self.parts.is_empty() {
+            self.weight.size()[0] as usize
+        } else {
+            self.parts.iter().map(Linear::out_features).sum()
+        }
     }
 
     /// The weight's GGUF blocks, or its data when it is a contiguous f32 or bf16 CPU tensor.
     fn cpu_rows(&self) -> Option<kernels::Rows<'_>> {
+        if self.lora.is_some() || !self.parts.is_empty() {
+            return None;
+        }
         if let Some(rows) = self.blocks.as_ref().and_then(|(ty, b)| kernels::Rows::from_blocks(*ty, b)) {
             return Some(rows);
         }

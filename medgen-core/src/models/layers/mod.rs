@@ -4,6 +4,7 @@
 mod attention;
 mod kv_cache;
 mod linear;
+mod lora;
 mod norm;
 mod weight;
 
@@ -11,4 +12,5 @@ pub(crate) use attention::{attention, cpu_cached, merge_heads, split_heads};
 pub use kv_cache::KvCache;
 pub(crate) use linear::Linear;
 pub(crate) use norm::LayerNorm;
-pub(crate) use weight::{Loader, Weight};
+pub(crate) use lora::{train_mode, Lora};
+pub(crate) use weight::{peft_key, AdapterSpec, Loaded, LoadedWeight, Loader, Weight};

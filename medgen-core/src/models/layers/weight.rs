@@ -1,11 +1,16 @@
 //! Weights: tensors shared read-only between threads, and the loader that names, checks
 //! and converts them.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+
 use tch::{Device, Kind, Tensor};
 
+use super::lora::Lora;
 use crate::error::{MedgenError, Result};
 use crate::formats::quants::GgmlType;
-use crate::formats::WeightSource;
+use crate::formats::{HfTensor, WeightSource};
 use crate::kernels;
 
 /// A weight tensor that several threads may read at once.
@@ -39,7 +44,8 @@ impl std::ops::Deref for Weight {
 }
 
 /// Loads weights by logical (GGUF-style) name, checks their shapes, and converts them to
-/// the model's dtype and device.
+/// the model's dtype and device. For training it also records what it loaded (see
+/// [`Loaded`]), makes the weights trainable, and attaches LoRA adapters.
 pub(crate) struct Loader<'a> {
     pub source: &'a dyn WeightSource,
     /// How matrices (linear weights, embeddings) are stored.
@@ -49,12 +55,85 @@ pub(crate) struct Loader<'a> {
     /// there a reduced `kind` only halves the memory the matrices take and stream.
     pub act: Kind,
     pub device: Device,
+    /// How the family names a logical tensor in an HF checkpoint; `None` when the logical
+    /// names are the HF names (T5, BART).
+    pub naming: Option<fn(&str) -> HfTensor>,
+    /// Every weight is trainable (full fine-tuning): no GGUF blocks are kept for the kernels,
+    /// and layers that would be fused stay apart so that each weight stays a leaf.
+    pub trainable: bool,
+    /// LoRA adapters to attach to the linear layers that the spec targets.
+    pub adapters: Option<&'a AdapterSpec>,
+    /// What was loaded, shared with loaders derived from this one.
+    pub loaded: Rc<RefCell<Loaded>>,
+}
+
+/// What a [`Loader`] loaded, in load order.
+#[derive(Default)]
+pub(crate) struct Loaded {
+    /// Weights in load order (each tensor once: a tied head is not loaded again).
+    pub weights: Vec<LoadedWeight>,
+    /// Adapters by the HF path of the module they adapt: (module, A, B).
+    pub adapters: Vec<(String, Tensor, Tensor)>,
+    /// The HF path of every linear layer, for targets and their errors.
+    pub modules: Vec<String>,
+}
+
+/// A weight as loaded, with where its checkpoint keeps it.
+pub(crate) struct LoadedWeight {
+    /// The family's (GGUF-style) name.
+    pub logical: String,
+    /// transformers' name, and how the stored tensor differs (see [`HfTensor`]).
+    pub hf: String,
+    pub transposed: bool,
+    pub plus_one: bool,
+    pub tensor: Tensor,
+}
+
+/// Which linear layers get LoRA adapters, and their starting values.
+pub(crate) struct AdapterSpec {
+    pub r: usize,
+    pub alpha: f64,
+    pub rslora: bool,
+    pub dropout: f64,
+    /// Module names as PEFT's `target_modules`: a layer is adapted when its HF path equals
+    /// one or ends with `.` and one.
+    pub targets: Vec<String>,
+    /// A saved adapter's tensors by PEFT key (`base_model.model.<module>.lora_A.weight`);
+    /// adapters it lacks start as PEFT initialises them.
+    pub init: HashMap<String, Tensor>,
+    /// Whether the adapters train (else they only run).
+    pub trainable: bool,
+}
+
+impl AdapterSpec {
+    pub fn scaling(&self) -> f64 {
+        if self.rslora {
+            self.alpha / (self.r as f64).sqrt()
+        } else {
+            self.alpha / self.r as f64
+        }
+    }
+
+    /// Whether `module` (an HF path) is one of the targets.
+    pub fn targets(&self, module: &str) -> bool {
+        self.targets.iter().any(|t| module == t || module.ends_with(&format!(".{t}")))
+    }
+}
+
+/// PEFT's key of an adapter tensor: `part` is `lora_A` or `lora_B`.
+pub(crate) fn peft_key(module: &str, part: &str) -> String {
+    format!("base_model.model.{module}.{part}.weight")
 }
 
 impl Loader<'_> {
     pub fn new(source: &dyn WeightSource, kind: Kind, device: Device) -> Loader<'_> {
         let act = if device == Device::Cpu { Kind::Float } else { kind };
-        Loader { source, kind, act, device }
+        Loader { source, kind, act, device, naming: None, trainable: false, adapters: None, loaded: Rc::default() }
+    }
+
+    /// This loader with matrices stored as `kind` and activations in `act` (the same record).
+    pub fn with_kinds(&self, kind: Kind, act: Kind) -> Loader<'_> {
+        Loader { kind, act, loaded: self.loaded.clone(), ..*self }
     }
 
     /// A tensor of the given shape: matrices in `kind`, vectors (norms, biases) in `act`.
@@ -67,12 +146,21 @@ impl Loader<'_> {
             )));
         }
         let kind = if shape.len() >= 2 { self.kind } else { self.act };
-        Ok(Weight(t.f_to_kind(kind)?.f_to_device(self.device)?))
+        let t = t.f_to_kind(kind)?.f_to_device(self.device)?;
+        let t = if self.trainable { t.f_detach()?.set_requires_grad(true) } else { t };
+        let (transposed, plus_one) = self.naming.map_or((false, false), |n| {
+            let how = n(name);
+            (how.transposed, how.plus_one)
+        });
+        let record = LoadedWeight { logical: name.to_string(), hf: self.hf_name(name), transposed, plus_one, tensor: t.shallow_clone() };
+        self.loaded.borrow_mut().weights.push(record);
+        Ok(Weight(t))
     }
 
-    /// The stored blocks of a weight that the CPU kernels can multiply directly.
+    /// The stored blocks of a weight that the CPU kernels can multiply directly (none for
+    /// trainable weights, whose values change).
     pub fn blocks(&self, name: &str) -> Option<(GgmlType, Vec<u8>)> {
-        if self.device != Device::Cpu {
+        if self.device != Device::Cpu || self.trainable {
             return None;
         }
         self.source
@@ -86,5 +174,56 @@ impl Loader<'_> {
         } else {
             Ok(None)
         }
+    }
+
+    /// The HF path of a logical tensor or module name (`blk.0.attn_q` →
+    /// `model.layers.0.self_attn.q_proj`): the name the checkpoint holds, else the family's first.
+    pub fn hf_name(&self, logical: &str) -> String {
+        let Some(naming) = self.naming else { return logical.to_string() };
+        let (stem, suffix) = match logical.rsplit_once('.') {
+            Some((stem, s @ ("weight" | "bias"))) => (stem, s),
+            _ => (logical, "weight"),
+        };
+        let names = naming(&format!("{stem}.{suffix}")).names;
+        let found = names.iter().find(|n| self.source.contains_hf(n)).or(names.first());
+        let name = found.cloned().unwrap_or_else(|| logical.to_string());
+        if stem == logical {
+            name.strip_suffix(".weight").map(str::to_string).unwrap_or(name)
+        } else {
+            name
+        }
+    }
+
+    /// The adapter of linear layer `name` (`[out, in]`), when the spec targets it: from the
+    /// spec's saved adapter, else A as PEFT draws it (Kaiming-uniform with a = √5, which is
+    /// U(±1/√in)) from libtorch's generator and B zero.
+    pub fn adapter(&self, name: &str, out: i64, inp: i64) -> Result<Option<Lora>> {
+        let module = self.hf_name(name);
+        self.loaded.borrow_mut().modules.push(module.clone());
+        let Some(spec) = self.adapters.filter(|s| s.targets(&module)) else { return Ok(None) };
+        let r = spec.r as i64;
+        let opts = (Kind::Float, self.device);
+        let init = |part: &str, shape: [i64; 2]| -> Result<Option<Tensor>> {
+            let key = peft_key(&module, part);
+            let Some(t) = spec.init.get(&key) else { return Ok(None) };
+            if t.size() != shape {
+                return Err(MedgenError::format(format!("adapter tensor `{key}` has shape {:?}, expected {shape:?}", t.size())));
+            }
+            Ok(Some(t.f_to_kind(Kind::Float)?.f_to_device(self.device)?))
+        };
+        let a = match init("lora_A", [r, inp])? {
+            Some(a) => a,
+            None => {
+                let bound = 1.0 / (inp as f64).sqrt();
+                Tensor::f_empty([r, inp], opts)?.f_uniform_(-bound, bound)?
+            }
+        };
+        let b = match init("lora_B", [out, r])? {
+            Some(b) => b,
+            None => Tensor::f_zeros([out, r], opts)?,
+        };
+        let (a, b) = (a.f_detach()?.set_requires_grad(spec.trainable), b.f_detach()?.set_requires_grad(spec.trainable));
+        self.loaded.borrow_mut().adapters.push((module, a.shallow_clone(), b.shallow_clone()));
+        Ok(Some(Lora { a: Weight(a), b: Weight(b), scaling: spec.scaling(), dropout: spec.dropout }))
     }
 }

@@ -1,0 +1,281 @@
+//! `medgen finetune`, `medgen merge` and `medgen debug train-batch`: the options of
+//! [`medgen::train::TrainingConfig`] as flags, a progress line, and Ctrl-C as a clean stop.
+
+use std::io::{IsTerminal, Write};
+use std::ops::ControlFlow;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use medgen::train::{self, LoraConfig, Method, TrainingConfig};
+use medgen::{MedgenError, Result};
+
+use super::LoadArgs;
+
+/// The options a training run and the gradient dump share.
+#[derive(clap::Args)]
+pub struct TrainArgs {
+    /// Base model: an HF folder or a GGUF file (default: the packaged SmolLM2-135M-Instruct).
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// Training data: JSON lines ({"input", "target"} or {"messages"}) or CSV.
+    #[arg(long)]
+    train: PathBuf,
+    /// full or lora.
+    #[arg(long, default_value = "full")]
+    method: String,
+    #[arg(long, default_value_t = 8)]
+    lora_r: usize,
+    #[arg(long, default_value_t = 16.0)]
+    lora_alpha: f64,
+    #[arg(long, default_value_t = 0.0)]
+    lora_dropout: f64,
+    /// Scale adapters by alpha/sqrt(r).
+    #[arg(long)]
+    use_rslora: bool,
+    /// Comma-separated module names (default: PEFT's for the family).
+    #[arg(long, value_delimiter = ',')]
+    target_modules: Option<Vec<String>>,
+    /// Start from this saved adapter instead of a fresh one.
+    #[arg(long)]
+    init_adapter: Option<PathBuf>,
+    #[arg(long, default_value_t = 512)]
+    max_source_length: usize,
+    #[arg(long, default_value_t = 128)]
+    max_target_length: usize,
+    /// Train decoder-only models on plain text instead of the chat template's user turn.
+    #[arg(long)]
+    no_chat: bool,
+    /// Train on the data as it is, without de-identifying it first.
+    #[arg(long)]
+    no_deid: bool,
+    #[arg(long, default_value = "input")]
+    input_column: String,
+    #[arg(long, default_value = "target")]
+    target_column: String,
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    #[command(flatten)]
+    load: LoadArgs,
+}
+
+#[derive(clap::Args)]
+#[command(allow_negative_numbers = true)]
+pub struct Args {
+    #[command(flatten)]
+    common: TrainArgs,
+    /// Where the model (or adapter), log.jsonl, run.json and the checkpoint go.
+    #[arg(long)]
+    output: PathBuf,
+    #[arg(long)]
+    validation: Option<PathBuf>,
+    /// Hold out this fraction of the training data for validation.
+    #[arg(long)]
+    validation_split: Option<f64>,
+    #[arg(long, default_value_t = 5e-5)]
+    lr: f64,
+    #[arg(long, default_value_t = 0.0)]
+    weight_decay: f64,
+    #[arg(long)]
+    warmup_steps: Option<u64>,
+    #[arg(long, default_value_t = 0.0)]
+    warmup_ratio: f64,
+    #[arg(long, default_value_t = 1.0)]
+    max_grad_norm: f64,
+    #[arg(long, default_value_t = 1)]
+    gradient_accumulation_steps: usize,
+    #[arg(long, default_value_t = 3)]
+    epochs: usize,
+    #[arg(long)]
+    max_steps: Option<u64>,
+    #[arg(long, default_value_t = 8)]
+    batch_size: usize,
+    /// Keep the examples in file order.
+    #[arg(long)]
+    no_shuffle: bool,
+    #[arg(long)]
+    eval_steps: Option<u64>,
+    #[arg(long)]
+    save_steps: Option<u64>,
+    #[arg(long, default_value_t = 10)]
+    logging_steps: u64,
+    /// loss or rougeL: what picks the best checkpoint.
+    #[arg(long, default_value = "loss")]
+    metric: String,
+    #[arg(long)]
+    early_stopping_patience: Option<usize>,
+    /// Validation examples generated for ROUGE at each evaluation.
+    #[arg(long, default_value_t = 16)]
+    eval_generate: usize,
+    #[arg(long, default_value_t = 64)]
+    eval_max_new_tokens: usize,
+    /// Continue the run whose checkpoint is in --output.
+    #[arg(long)]
+    resume: bool,
+    /// Write into an --output folder that holds files.
+    #[arg(long)]
+    overwrite: bool,
+    /// Stop cleanly after this step, with a checkpoint (as an interrupted run).
+    #[arg(long, hide = true)]
+    stop_after: Option<u64>,
+    /// Print the final report as JSON instead of progress lines.
+    #[arg(long)]
+    json: bool,
+}
+
+impl TrainArgs {
+    fn config(&self) -> Result<TrainingConfig> {
+        let method = match self.method.as_str() {
+            "full" => Method::Full,
+            "lora" => Method::Lora,
+            m => return Err(MedgenError::InvalidArgument { name: "method", reason: format!("`{m}` is not full or lora") }),
+        };
+        let model = match &self.model {
+            Some(m) => m.clone(),
+            None => medgen::Model::default_model_path()?,
+        };
+        Ok(TrainingConfig {
+            model,
+            train: self.train.clone(),
+            method,
+            lora: LoraConfig {
+                r: self.lora_r,
+                alpha: self.lora_alpha,
+                dropout: self.lora_dropout,
+                use_rslora: self.use_rslora,
+                target_modules: self.target_modules.clone(),
+                init_adapter: self.init_adapter.clone(),
+            },
+            max_source_length: self.max_source_length,
+            max_target_length: self.max_target_length,
+            chat: !self.no_chat,
+            deid: !self.no_deid,
+            input_column: self.input_column.clone(),
+            target_column: self.target_column.clone(),
+            seed: self.seed,
+            load: self.load.options()?,
+            ..Default::default()
+        })
+    }
+}
+
+pub fn run(a: Args) -> Result<()> {
+    let cfg = TrainingConfig {
+        output: a.output.clone(),
+        validation: a.validation.clone(),
+        validation_split: a.validation_split,
+        lr: a.lr,
+        weight_decay: a.weight_decay,
+        warmup_steps: a.warmup_steps,
+        warmup_ratio: a.warmup_ratio,
+        max_grad_norm: a.max_grad_norm,
+        gradient_accumulation_steps: a.gradient_accumulation_steps,
+        epochs: a.epochs,
+        max_steps: a.max_steps,
+        batch_size: a.batch_size,
+        shuffle: !a.no_shuffle,
+        eval_steps: a.eval_steps,
+        save_steps: a.save_steps,
+        logging_steps: a.logging_steps,
+        metric: a.metric.clone(),
+        early_stopping_patience: a.early_stopping_patience,
+        eval_generate: a.eval_generate,
+        eval_max_new_tokens: a.eval_max_new_tokens,
+        resume: a.resume,
+        overwrite: a.overwrite,
+        stop_after: a.stop_after,
+        ..a.common.config()?
+    };
+    let interrupted = Arc::new(AtomicBool::new(false));
+    let flag = interrupted.clone();
+    // Ctrl-C asks the run to stop at the next step, which writes a checkpoint first.
+    let _ = ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst));
+    let tty = std::io::stderr().is_terminal();
+    let report = train::finetune(&cfg, &mut |e| {
+        if !a.json {
+            let mut err = std::io::stderr().lock();
+            let _ = writeln!(err, "{}", progress(e));
+            let _ = tty;
+        }
+        if interrupted.load(Ordering::SeqCst) {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    })?;
+    if a.json {
+        let mut v = serde_json::to_value(&report).unwrap_or_default();
+        if let Some(o) = v.as_object_mut() {
+            o.remove("history");
+        }
+        println!("{v}");
+    } else {
+        eprintln!(
+            "trained {} of {} steps in {:.1} s; train loss {}, eval loss {}; wrote {}",
+            report.steps,
+            report.total_steps,
+            report.seconds,
+            fmt(report.train_loss),
+            fmt(report.eval_loss),
+            report.output.display()
+        );
+    }
+    Ok(())
+}
+
+fn fmt(v: Option<f64>) -> String {
+    v.map_or("-".into(), |v| format!("{v:.4}"))
+}
+
+/// One progress line: step, epoch, loss, learning rate, tokens/s and time left.
+fn progress(e: &train::LogEntry) -> String {
+    let left = if e.step > 0 { e.elapsed_seconds / e.step as f64 * (e.total_steps - e.step.min(e.total_steps)) as f64 } else { 0.0 };
+    if let Some(l) = e.eval_loss {
+        let rouge = e.eval_rouge_l.map_or(String::new(), |r| format!(" rougeL {r:.4}"));
+        return format!("[eval {}/{}] loss {l:.4}{rouge}", e.step, e.total_steps);
+    }
+    format!(
+        "[step {}/{} epoch {:.2}] loss {} lr {:.3e} grad {:.3} {:.0} tok/s, {:.0} s left",
+        e.step,
+        e.total_steps,
+        e.epoch,
+        fmt(e.loss),
+        e.learning_rate.unwrap_or(0.0),
+        e.grad_norm.unwrap_or(0.0),
+        e.tokens_per_second.unwrap_or(0.0),
+        left
+    )
+}
+
+/// `medgen merge`.
+#[derive(clap::Args)]
+pub struct MergeArgs {
+    /// The base model the adapter was trained on (an HF folder).
+    #[arg(long)]
+    model: PathBuf,
+    #[arg(long)]
+    adapter: PathBuf,
+    #[arg(long)]
+    output: PathBuf,
+}
+
+pub fn merge(a: MergeArgs) -> Result<()> {
+    train::merge(&a.model, &a.adapter, &a.output, &medgen::LoadOptions::default())?;
+    eprintln!("wrote {}", a.output.display());
+    Ok(())
+}
+
+/// `medgen debug train-batch`.
+#[derive(clap::Args)]
+pub struct GradArgs {
+    #[command(flatten)]
+    common: TrainArgs,
+    /// The safetensors file to write.
+    #[arg(long)]
+    output: PathBuf,
+}
+
+pub fn gradients(a: GradArgs) -> Result<()> {
+    let tensors = train::gradients(&a.common.config()?)?;
+    train::write_tensors(&tensors, &a.output)
+}

@@ -1,0 +1,362 @@
+//! A network loaded for training: its trainable parameters by transformers' (or PEFT's)
+//! names, its loss, and what it writes: an HF model folder or a PEFT adapter.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::Arc;
+
+use regex::Regex;
+use tch::{Device, Kind, Reduction, Tensor};
+
+use super::data::{Batch, IGNORE};
+use super::optim::Param;
+use super::LoraConfig;
+use crate::error::{MedgenError, Result};
+use crate::formats::safetensors::SafetensorsSet;
+use crate::loader::{self, ModelInfo, Net, Setup};
+use crate::models::seq2seq::Seq2SeqCache;
+use crate::models::{peft_key, train_mode, AdapterSpec, KvCache, Loaded};
+use crate::runtime::{LoadOptions, Runtime};
+use crate::tokenizer::Tokenizer;
+
+/// A network with trainable weights or adapters.
+pub(crate) struct Trainable {
+    pub net: Net,
+    pub tokenizer: Arc<Tokenizer>,
+    pub info: ModelInfo,
+    pub runtime: Runtime,
+    pub loaded: Loaded,
+    pub params: Vec<Param>,
+    /// The LoRA settings, for a run that trains adapters.
+    pub lora: Option<(LoraConfig, Vec<String>)>,
+}
+
+/// PEFT's default `target_modules` per family (its
+/// `TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING`).
+pub(crate) fn default_targets(architecture: &str) -> Vec<String> {
+    let t: &[&str] = match architecture {
+        "t5" => &["q", "v"],
+        "gpt2" => &["c_attn"],
+        _ => &["q_proj", "v_proj"],
+    };
+    t.iter().map(|s| s.to_string()).collect()
+}
+
+/// Whether transformers' Trainer decays a parameter: not biases, not norm weights
+/// (`Trainer.get_decay_parameter_names`: name patterns, and `nn.LayerNorm` modules, which
+/// the families load as `*norm` tensors).
+fn decays(hf: &str, logical: &str) -> bool {
+    static PATTERNS: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
+    let re = PATTERNS.get_or_init(|| Regex::new(r"bias|layernorm|rmsnorm|(?:^|\.)norm(?:$|\.)|_norm(?:$|\.)").unwrap_or_else(|_| unreachable!()));
+    !re.is_match(&hf.to_lowercase()) && !logical.contains("norm.")
+}
+
+/// Buffers that checkpoints hold but transformers does not train.
+const BUFFERS: [&str; 1] = ["final_logits_bias"];
+
+impl Trainable {
+    /// Loads `path` for full fine-tuning (`lora` None) or with adapters.
+    pub fn load(path: &Path, opts: &LoadOptions, lora: Option<&LoraConfig>, seed: u64) -> Result<Self> {
+        let runtime = Runtime::new(opts)?;
+        // The architecture decides the default targets: read it before the adapters exist.
+        let targets = match lora {
+            Some(l) => Some(match &l.target_modules {
+                Some(t) => t.clone(),
+                None => default_targets(&probe_architecture(path)?),
+            }),
+            None => None,
+        };
+        let spec = match (lora, &targets) {
+            (Some(l), Some(t)) => Some(AdapterSpec {
+                r: l.r,
+                alpha: l.alpha,
+                rslora: l.use_rslora,
+                dropout: l.dropout,
+                targets: t.clone(),
+                init: match &l.init_adapter {
+                    Some(dir) => read_adapter(dir)?.1,
+                    None => HashMap::new(),
+                },
+                trainable: true,
+            }),
+            _ => None,
+        };
+        tch::manual_seed(seed as i64);
+        let setup = Setup { trainable: lora.is_none(), adapters: spec.as_ref() };
+        let (net, tokenizer, info, loaded) = loader::load_with(path, opts, &runtime, setup)?;
+        if let Some(spec) = &spec {
+            check_targets(spec, &loaded)?;
+        }
+        let params = match &spec {
+            Some(_) => loaded
+                .adapters
+                .iter()
+                .flat_map(|(m, a, b)| [(peft_key(m, "lora_A"), a), (peft_key(m, "lora_B"), b)])
+                .map(|(name, t)| Param { name, tensor: t.shallow_clone(), decay: true })
+                .collect(),
+            None => loaded
+                .weights
+                .iter()
+                .filter(|w| !BUFFERS.contains(&w.hf.as_str()))
+                .map(|w| Param { name: w.hf.clone(), tensor: w.tensor.shallow_clone(), decay: decays(&w.hf, &w.logical) })
+                .collect(),
+        };
+        let lora = lora.cloned().zip(targets);
+        Ok(Trainable { net, tokenizer: Arc::new(tokenizer), info, runtime, loaded, params, lora })
+    }
+
+    pub fn device(&self) -> Device {
+        self.runtime.device
+    }
+
+    /// The summed cross-entropy of `batch`'s labels (divide by the label tokens of the
+    /// whole effective batch for transformers' loss). With `train`, dropout is on.
+    pub fn loss_sum(&self, batch: &Batch, train: bool) -> Result<Tensor> {
+        let run = || -> Result<Tensor> {
+            let device = self.device();
+            match &self.net {
+                Net::Decoder(d) => {
+                    let logits = d.net.forward_all(&batch.input_ids, &mut KvCache::passthrough(device))?;
+                    let (b, t, v) = logits.size3()?;
+                    let logits = logits.f_narrow(1, 0, t - 1)?.f_reshape([b * (t - 1), v])?;
+                    let labels = batch.labels.f_narrow(1, 1, t - 1)?.f_reshape([b * (t - 1)])?;
+                    Ok(logits.f_cross_entropy_loss::<Tensor>(&labels, None, Reduction::Sum, IGNORE, 0.0)?)
+                }
+                Net::Seq2Seq(s) => {
+                    let dec = batch.decoder_input_ids.as_ref().ok_or_else(|| MedgenError::invalid("batch", "no decoder inputs"))?;
+                    let net = s.network();
+                    let enc = net.encode(&batch.input_ids, &batch.attention_mask)?;
+                    let logits = net.decode(dec, &enc, &batch.attention_mask, &mut Seq2SeqCache::passthrough(device))?;
+                    let v = logits.size()[2];
+                    let logits = logits.f_reshape([-1, v])?;
+                    Ok(logits.f_cross_entropy_loss::<Tensor>(&batch.labels.f_reshape([-1])?, None, Reduction::Sum, IGNORE, 0.0)?)
+                }
+            }
+        };
+        if train {
+            train_mode(run)
+        } else {
+            tch::no_grad(run)
+        }
+    }
+
+    /// The trainable tensors by name, as they are now (detached, on the CPU).
+    pub fn named_values(&self) -> Result<Vec<(String, Tensor)>> {
+        self.params.iter().map(|p| Ok((p.name.clone(), p.tensor.f_detach()?.f_to_device(Device::Cpu)?.f_contiguous()?))).collect()
+    }
+
+    /// Sets the trainable tensors from `values` (a checkpoint): every one must be there.
+    pub fn set_values(&self, values: &HashMap<String, Tensor>) -> Result<()> {
+        tch::no_grad(|| {
+            for p in &self.params {
+                let v = values.get(&p.name).ok_or_else(|| MedgenError::format(format!("checkpoint lacks `{}`", p.name)))?;
+                let mut t = p.tensor.shallow_clone();
+                t.f_copy_(v)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Writes the trained model into `dir`: a PEFT adapter, or an HF model folder.
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        match &self.lora {
+            Some((cfg, targets)) => self.save_adapter(dir, cfg, targets),
+            None => self.save_model(dir),
+        }
+    }
+
+    fn save_adapter(&self, dir: &Path, cfg: &LoraConfig, targets: &[String]) -> Result<()> {
+        let tensors = self.named_values()?;
+        write_safetensors(&tensors, &dir.join("adapter_model.safetensors"))?;
+        let task = if self.info.encoder_decoder { "SEQ_2_SEQ_LM" } else { "CAUSAL_LM" };
+        let config = serde_json::json!({
+            "peft_type": "LORA",
+            "task_type": task,
+            "base_model_name_or_path": self.info.path,
+            "r": cfg.r,
+            "lora_alpha": cfg.alpha,
+            "lora_dropout": cfg.dropout,
+            "use_rslora": cfg.use_rslora,
+            "target_modules": targets,
+            "fan_in_fan_out": self.info.architecture == "gpt2",
+            "bias": "none",
+            "inference_mode": true,
+            "init_lora_weights": true,
+            "modules_to_save": null,
+            "medgen_base_sha256": crate::audit::sha256_path(&self.info.path)?,
+        });
+        write_json(&dir.join("adapter_config.json"), &config)
+    }
+
+    /// An HF folder: the base's tensors with the trained ones in their place, under
+    /// transformers' names and layouts, and the base's configuration and tokenizer files.
+    fn save_model(&self, dir: &Path) -> Result<()> {
+        let base = &self.info.path;
+        if !base.is_dir() {
+            return Err(MedgenError::Unsupported(format!(
+                "full fine-tuning writes an HF folder, which needs an HF base folder's config.json; {} is a GGUF file (use --method lora, or convert the base with transformers)",
+                base.display()
+            )));
+        }
+        let mut out: BTreeMap<String, Tensor> = BTreeMap::new();
+        for w in &self.loaded.weights {
+            let mut t = w.tensor.f_detach()?.f_to_device(Device::Cpu)?;
+            if w.plus_one {
+                t = t.f_sub_scalar(1.0)?;
+            }
+            if w.transposed {
+                t = t.f_transpose(0, 1)?;
+            }
+            out.entry(w.hf.clone()).or_insert(t.f_contiguous()?);
+        }
+        let files = SafetensorsSet::open_dir(base)?;
+        let kept: Vec<String> = files.entries().map(|(n, _, _)| n.to_string()).filter(|n| !out.contains_key(n)).collect();
+        for name in kept {
+            out.insert(name.clone(), files.tensor(&name)?);
+        }
+        let tensors: Vec<(String, Tensor)> = out.into_iter().collect();
+        write_safetensors(&tensors, &dir.join("model.safetensors"))?;
+        for name in ["config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.json", "merges.txt", "spiece.model"] {
+            let src = base.join(name);
+            if src.exists() {
+                std::fs::copy(&src, dir.join(name)).map_err(|e| MedgenError::io(&src, e))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The architecture name `medgen info` would report, read without loading weights.
+fn probe_architecture(path: &Path) -> Result<String> {
+    if path.is_dir() {
+        let json = crate::tokenizer::read_json(&path.join("config.json"))?;
+        let t = json.get("model_type").and_then(|v| v.as_str()).unwrap_or("");
+        return Ok(match t {
+            "t5" | "bart" | "gpt2" => t.to_string(),
+            _ => "llama".to_string(),
+        });
+    }
+    let file = crate::formats::gguf::GgufFile::open(path)?;
+    Ok(crate::models::ModelConfig::from_gguf(&file)?.architecture.name().to_string())
+}
+
+/// Every target names some module; the error lists the model's linear layers.
+fn check_targets(spec: &AdapterSpec, loaded: &Loaded) -> Result<()> {
+    for t in &spec.targets {
+        if !loaded.modules.iter().any(|m| m == t || m.ends_with(&format!(".{t}"))) {
+            let mut names: Vec<&str> = loaded.modules.iter().map(|m| m.rsplit('.').next().unwrap_or(m)).collect();
+            names.sort_unstable();
+            names.dedup();
+            return Err(MedgenError::invalid("target_modules", format!("`{t}` names no linear layer of this model; its layers are: {}", names.join(", "))));
+        }
+    }
+    if loaded.adapters.is_empty() {
+        return Err(MedgenError::invalid("target_modules", "no layer matches"));
+    }
+    Ok(())
+}
+
+/// A PEFT adapter folder: its `adapter_config.json` and tensors by key.
+pub(crate) fn read_adapter(dir: &Path) -> Result<(serde_json::Value, HashMap<String, Tensor>)> {
+    let config = crate::tokenizer::read_json(&dir.join("adapter_config.json"))?;
+    let file = dir.join("adapter_model.safetensors");
+    if !file.exists() {
+        return Err(MedgenError::io(&file, std::io::Error::new(std::io::ErrorKind::NotFound, "no adapter_model.safetensors")));
+    }
+    let tensors = Tensor::read_safetensors(&file)?
+        .into_iter()
+        // PEFT saves `...lora_A.weight`; in memory it names them `...lora_A.default.weight`.
+        .map(|(k, t)| (k.replace(".default.weight", ".weight"), t))
+        .collect();
+    Ok((config, tensors))
+}
+
+/// The adapter of `dir` as a spec that runs (not trains) on the model it is loaded with.
+pub(crate) fn adapter_spec(dir: &Path) -> Result<AdapterSpec> {
+    let (config, init) = read_adapter(dir)?;
+    let num = |k: &str| config.get(k).and_then(serde_json::Value::as_f64);
+    let r = num("r").ok_or_else(|| MedgenError::format(format!("{}: adapter_config.json lacks `r`", dir.display())))? as usize;
+    let targets: Vec<String> = match config.get("target_modules") {
+        Some(serde_json::Value::Array(a)) => a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect(),
+        Some(serde_json::Value::String(s)) => vec![s.clone()],
+        _ => Vec::new(),
+    };
+    // Layers named by the tensors themselves, whatever the targets say.
+    let mut modules: Vec<String> = init.keys().filter_map(|k| k.strip_suffix(".lora_A.weight")).filter_map(|k| k.strip_prefix("base_model.model.")).map(str::to_string).collect();
+    modules.sort();
+    if modules.is_empty() {
+        return Err(MedgenError::format(format!("{}: the adapter holds no lora_A tensors", dir.display())));
+    }
+    let _ = targets;
+    Ok(AdapterSpec {
+        r,
+        alpha: num("lora_alpha").unwrap_or(8.0),
+        rslora: config.get("use_rslora").and_then(serde_json::Value::as_bool).unwrap_or(false),
+        dropout: 0.0,
+        targets: modules,
+        init,
+        trainable: false,
+    })
+}
+
+/// Loads `path` with the adapter of `dir` running on it: refused when the adapter was
+/// trained on another base (its recorded SHA-256) or names layers the model lacks.
+pub(crate) fn load_with_adapter(path: &Path, dir: &Path, opts: &LoadOptions, runtime: &Runtime) -> Result<(Net, Tokenizer, ModelInfo)> {
+    let spec = adapter_spec(dir)?;
+    let (config, _) = read_adapter(dir)?;
+    if let Some(want) = config.get("medgen_base_sha256").and_then(serde_json::Value::as_str) {
+        let have = crate::audit::sha256_path(path)?;
+        if have != want {
+            return Err(MedgenError::invalid("adapter", format!("{} was trained on another base model (SHA-256 {want}; {} is {have})", dir.display(), path.display())));
+        }
+    }
+    let (net, tokenizer, info, loaded) = loader::load_with(path, opts, runtime, Setup { trainable: false, adapters: Some(&spec) })?;
+    check_adapter_fits(dir, &spec, &loaded)?;
+    Ok((net, tokenizer, info))
+}
+
+/// Writes `base` with the adapter of `adapter` merged into its weights (PEFT's
+/// `merge_and_unload`: `W + scaling · B A`) as an HF folder in `output`.
+pub fn merge(base: &Path, adapter: &Path, output: &Path, opts: &LoadOptions) -> Result<()> {
+    let runtime = Runtime::new(opts)?;
+    let spec = adapter_spec(adapter)?;
+    let (net, tokenizer, info, loaded) = loader::load_with(base, opts, &runtime, Setup { trainable: false, adapters: Some(&spec) })?;
+    check_adapter_fits(adapter, &spec, &loaded)?;
+    let scaling = spec.scaling();
+    tch::no_grad(|| -> Result<()> {
+        for (module, a, b) in &loaded.adapters {
+            let w = loaded.weights.iter().find(|w| w.hf == format!("{module}.weight")).ok_or_else(|| MedgenError::format(format!("no weight for `{module}`")))?;
+            let mut t = w.tensor.shallow_clone();
+            let delta = b.f_matmul(a)?.f_mul_scalar(scaling)?.f_to_kind(t.kind())?;
+            let _ = t.f_add_(&delta)?;
+        }
+        Ok(())
+    })?;
+    std::fs::create_dir_all(output).map_err(|e| MedgenError::io(output, e))?;
+    let model = Trainable { net, tokenizer: Arc::new(tokenizer), info, runtime, loaded, params: Vec::new(), lora: None };
+    model.save_model(output)
+}
+
+/// Checks that an adapter loaded onto a model found a layer for each of its tensors.
+pub(crate) fn check_adapter_fits(dir: &Path, spec: &AdapterSpec, loaded: &Loaded) -> Result<()> {
+    let have: std::collections::HashSet<String> =
+        loaded.adapters.iter().flat_map(|(m, _, _)| [peft_key(m, "lora_A"), peft_key(m, "lora_B")]).collect();
+    if let Some(k) = spec.init.keys().find(|k| !have.contains(*k)) {
+        return Err(MedgenError::invalid("adapter", format!("{} does not fit this model: `{k}` names no layer of it", dir.display())));
+    }
+    Ok(())
+}
+
+pub(crate) fn write_safetensors(tensors: &[(String, Tensor)], path: &Path) -> Result<()> {
+    let cpu: Vec<(String, Tensor)> = tensors
+        .iter()
+        .map(|(n, t)| Ok((n.clone(), t.f_detach()?.f_to_device(Device::Cpu)?.f_to_kind(if t.kind() == Kind::Int64 { Kind::Int64 } else { t.kind() })?.f_contiguous()?)))
+        .collect::<Result<_>>()?;
+    Tensor::write_safetensors(&cpu, path)?;
+    Ok(())
+}
+
+pub(crate) fn write_json(path: &Path, value: &serde_json::Value) -> Result<()> {
+    let text = serde_json::to_string_pretty(value).map_err(|e| MedgenError::invalid("json", e.to_string()))?;
+    std::fs::write(path, text + "\n").map_err(|e| MedgenError::io(path, e))
+}
