@@ -37,7 +37,7 @@ pub use error::{MedgenError, Result};
 pub use generation::{EarlyStopping, FinishReason, Generation, GenerationConfig, Generator, Sequence, Timings};
 pub use loader::{ModelInfo, NetworkConfig};
 pub use model::Model;
-pub use models::config::{Activation, Architecture, ModelConfig, RopeScaling, Seq2SeqArchitecture, Seq2SeqConfig};
+pub use models::config::{Activation, Architecture, Dropout, ModelConfig, RopeScaling, Seq2SeqArchitecture, Seq2SeqConfig};
 pub use prompt::Prompt;
 pub use runtime::{DType, DeviceSpec, LoadOptions};
 pub use pipeline::{run_task, DeidMode, TaskOptions, TaskResult};

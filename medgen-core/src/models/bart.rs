@@ -8,7 +8,7 @@ use super::seq2seq::{
     causal_bias, check_encoder_out, check_ids, check_vocab, padding_bias, start_cpu_step, Attention, CacheSlot, CpuSlot,
     ScoreBias, Seq2Seq, Seq2SeqCache, StackShape,
 };
-use super::{LayerNorm, Linear, Loader, Seq2SeqConfig, Weight};
+use super::{dropout, LayerNorm, Linear, Loader, Seq2SeqConfig, Weight};
 use crate::error::{MedgenError, Result};
 use crate::kernels::add_to;
 
@@ -94,7 +94,7 @@ impl Bart {
             x = x.f_mul_scalar((self.cfg.hidden_size as f64).sqrt())?;
         }
         let pos = stack.positions.f_narrow(0, start + POSITION_OFFSET, t)?.f_to_kind(self.kind)?;
-        stack.embed_norm.forward(&x.f_add(&pos)?, self.cfg.norm_eps)
+        dropout(stack.embed_norm.forward(&x.f_add(&pos)?, self.cfg.norm_eps)?, self.cfg.dropout.embedding)
     }
 
     /// Whether every weight a decoder step reads is f32 on the CPU, for [`Seq2Seq::decode_cpu`].
@@ -115,8 +115,8 @@ impl Bart {
     }
 
     fn feed_forward(&self, l: &Layer, x: &Tensor) -> Result<Tensor> {
-        let h = self.cfg.activation.apply(&l.fc1.forward(x)?)?;
-        let x = x.f_add(&l.fc2.forward(&h)?)?;
+        let h = dropout(self.cfg.activation.apply(&l.fc1.forward(x)?)?, self.cfg.dropout.activation)?;
+        let x = x.f_add(&dropout(l.fc2.forward(&h)?, self.cfg.dropout.hidden)?)?;
         l.ffn_norm.forward(&x, self.cfg.norm_eps)
     }
 }
@@ -133,12 +133,12 @@ impl Stack {
         for i in 0..shape.layers {
             let at = |rest: &str| format!("{stack}.layers.{i}.{rest}");
             let cross = if decoder {
-                Some((Attention::load(w, &at("encoder_attn"), names, dims, true, scale)?, LayerNorm::load(w, &at("encoder_attn_layer_norm"), d)?))
+                Some((Attention::load(w, &at("encoder_attn"), names, dims, true, scale, cfg.dropout.attention)?, LayerNorm::load(w, &at("encoder_attn_layer_norm"), d)?))
             } else {
                 None
             };
             layers.push(Layer {
-                attn: Attention::load(w, &at("self_attn"), names, dims, true, scale)?,
+                attn: Attention::load(w, &at("self_attn"), names, dims, true, scale, cfg.dropout.attention)?,
                 attn_norm: LayerNorm::load(w, &at("self_attn_layer_norm"), d)?,
                 cross,
                 fc1: Linear::load(w, &at("fc1"), ff, d, true)?,
@@ -162,7 +162,8 @@ impl Seq2Seq for Bart {
         let bias = padding_bias(mask)?;
         let mut x = self.embed(&self.encoder, ids, 0, s)?;
         for l in &self.encoder.layers {
-            x = l.attn_norm.forward(&x.f_add(&l.attn.forward(&x, Some(&bias), None)?)?, eps)?;
+            let a = dropout(l.attn.forward(&x, Some(&bias), None)?, self.cfg.dropout.hidden)?;
+            x = l.attn_norm.forward(&x.f_add(&a)?, eps)?;
             x = self.feed_forward(l, &x)?;
         }
         Ok(x)
@@ -182,10 +183,11 @@ impl Seq2Seq for Bart {
         let cross_bias = padding_bias(encoder_mask)?;
         let mut x = self.embed(&self.decoder, ids, past, t)?;
         for (i, l) in self.decoder.layers.iter().enumerate() {
-            let a = l.attn.forward(&x, self_bias.as_ref(), Some(CacheSlot::SelfAttn(cache, i)))?;
+            let p = self.cfg.dropout.hidden;
+            let a = dropout(l.attn.forward(&x, self_bias.as_ref(), Some(CacheSlot::SelfAttn(cache, i)))?, p)?;
             x = l.attn_norm.forward(&x.f_add(&a)?, eps)?;
             if let Some((cross, norm)) = &l.cross {
-                let a = cross.forward(&x, Some(&cross_bias), Some(CacheSlot::Cross(cache, i, encoder_out)))?;
+                let a = dropout(cross.forward(&x, Some(&cross_bias), Some(CacheSlot::Cross(cache, i, encoder_out)))?, p)?;
                 x = norm.forward(&x.f_add(&a)?, eps)?;
             }
             x = self.feed_forward(l, &x)?;

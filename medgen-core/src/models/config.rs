@@ -70,6 +70,33 @@ pub enum RopeScaling {
     },
 }
 
+/// Dropout probabilities while training; inference never drops. transformers' names: T5's
+/// `dropout_rate` (all four); BART's `dropout` (hidden, embedding), `attention_dropout`,
+/// `activation_dropout`; GPT-2's `resid_pdrop`, `attn_pdrop`, `embd_pdrop`; the Llama
+/// family's `attention_dropout`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+pub struct Dropout {
+    /// On each sub-layer's output before the residual sum.
+    pub hidden: f64,
+    /// On attention probabilities.
+    pub attention: f64,
+    /// After the feed-forward's activation.
+    pub activation: f64,
+    /// On the embeddings.
+    pub embedding: f64,
+}
+
+impl Dropout {
+    fn is_zero(&self) -> bool {
+        *self == Dropout::default()
+    }
+
+    /// All four from one rate.
+    pub fn all(p: f64) -> Self {
+        Dropout { hidden: p, attention: p, activation: p, embedding: p }
+    }
+}
+
 /// The shape of a decoder-only network.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ModelConfig {
@@ -89,6 +116,9 @@ pub struct ModelConfig {
     /// Gemma 3's settings beyond this shape (`None` for other architectures).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gemma3: Option<Gemma3Config>,
+    /// (default: none)
+    #[serde(skip_serializing_if = "Dropout::is_zero")]
+    pub dropout: Dropout,
 }
 
 /// What Gemma 3 adds to the Llama shape. `rope_theta` and `rope_scaling` of [`ModelConfig`]
@@ -245,6 +275,7 @@ impl ModelConfig {
             rope_theta: float("rope.freq_base").unwrap_or(10000.0),
             rope_scaling,
             gemma3,
+            dropout: Dropout::default(),
         };
         cfg.validate()
     }
@@ -292,6 +323,12 @@ impl ModelConfig {
                 rope_theta: 0.0,
                 rope_scaling: None,
                 gemma3: None,
+                dropout: Dropout {
+                    hidden: float("resid_pdrop").unwrap_or(0.1),
+                    attention: float("attn_pdrop").unwrap_or(0.1),
+                    activation: 0.0,
+                    embedding: float("embd_pdrop").unwrap_or(0.1),
+                },
             }
             .validate();
         }
@@ -351,6 +388,7 @@ impl ModelConfig {
                 .unwrap_or(if gemma { 1_000_000.0 } else { 10000.0 }),
             rope_scaling,
             gemma3,
+            dropout: Dropout { attention: float("attention_dropout").unwrap_or(0.0), ..Dropout::default() },
         }
         .validate()
     }
@@ -574,6 +612,9 @@ pub struct Seq2SeqConfig {
     pub forced_bos_token_id: Option<u32>,
     /// (BART) transformers forces this token when the length limit is reached.
     pub forced_eos_token_id: Option<u32>,
+    /// (default: none)
+    #[serde(skip_serializing_if = "Dropout::is_zero")]
+    pub dropout: Dropout,
 }
 
 impl Seq2SeqConfig {
@@ -636,6 +677,7 @@ impl Seq2SeqConfig {
                     pad_token_id: id("pad_token_id").or(Some(0)),
                     forced_bos_token_id: None,
                     forced_eos_token_id: None,
+                    dropout: Dropout::all(config.get("dropout_rate").and_then(Json::as_f64).unwrap_or(0.1)),
                 }
             }
             "bart" => {
@@ -679,6 +721,10 @@ impl Seq2SeqConfig {
                     pad_token_id: id("pad_token_id").or(Some(1)),
                     forced_bos_token_id: id("forced_bos_token_id"),
                     forced_eos_token_id: id("forced_eos_token_id"),
+                    dropout: {
+                        let p = |k: &str| config.get(k).and_then(Json::as_f64).unwrap_or(0.0);
+                        Dropout { hidden: p("dropout"), attention: p("attention_dropout"), activation: p("activation_dropout"), embedding: p("dropout") }
+                    },
                 }
             }
             other => {

@@ -154,7 +154,7 @@ impl Gemma3 {
                 (k, v) = (k.f_narrow(2, total - w, w)?, v.f_narrow(2, total - w, w)?);
             }
         }
-        let attn = l.o.forward(&merge_heads(&attention(&q, &k, &v, mask)?)?)?;
+        let attn = l.o.forward(&merge_heads(&attention(&q, &k, &v, mask, 0.0)?)?)?;
         let x = x.f_add(&l.post_attn_norm.forward(&attn, eps)?)?;
         let m = l.ffn_norm.forward(&x, eps)?;
         let ff = cfg.intermediate_size as i64;

@@ -2,7 +2,7 @@
 
 use tch::{Kind, Tensor};
 
-use super::{attention, merge_heads, split_heads, KvCache, LayerNorm, Linear, Loader, ModelConfig, Network, Weight};
+use super::{attention, dropout, merge_heads, split_heads, KvCache, LayerNorm, Linear, Loader, ModelConfig, Network, Weight};
 use crate::error::Result;
 use crate::formats::{block_parts, HfTensor};
 
@@ -80,18 +80,20 @@ impl Gpt2 {
         // Positions `[t]`, or `[b, t]` per row with left padding.
         let pos = cache.positions(t as usize)?;
         let mask = cache.attention_mask(t as usize)?;
-        let mut x = Tensor::f_embedding(&self.wte, ids, -1, false, false)?
+        let x = Tensor::f_embedding(&self.wte, ids, -1, false, false)?
             .f_add(&Tensor::f_embedding(&self.wpe, &pos, -1, false, false)?)?
             .f_to_kind(self.kind)?;
+        let (drop, mut x) = (cfg.dropout, dropout(x, cfg.dropout.embedding)?);
         for (i, l) in self.layers.iter().enumerate() {
             let qkv = l.qkv.forward(&l.ln_1.forward(&x, eps)?)?.f_split(cfg.hidden_size as i64, 2)?;
             let q = split_heads(&qkv[0], heads, hd)?;
             let k = split_heads(&qkv[1], heads, hd)?;
             let v = split_heads(&qkv[2], heads, hd)?;
             let (k, v) = cache.update(i, &k, &v)?;
-            x = x.f_add(&l.proj.forward(&merge_heads(&attention(&q, &k, &v, mask.as_ref())?)?)?)?;
+            let a = l.proj.forward(&merge_heads(&attention(&q, &k, &v, mask.as_ref(), drop.attention)?)?)?;
+            x = x.f_add(&dropout(a, drop.hidden)?)?;
             let m = l.fc.forward(&l.ln_2.forward(&x, eps)?)?.f_gelu("tanh")?;
-            x = x.f_add(&l.fc_proj.forward(&m)?)?;
+            x = x.f_add(&dropout(l.fc_proj.forward(&m)?, drop.hidden)?)?;
         }
         cache.advance(t as usize);
         let x = if all { x } else { x.f_narrow(1, t - 1, 1)?.f_squeeze_dim(1)? };

@@ -112,7 +112,7 @@ impl Llama {
         let q = rope(&q, cos, sin)?;
         let k = rope(&k, cos, sin)?;
         let (k, v) = cache.update(i, &k, &v)?;
-        let attn = l.o.forward(&merge_heads(&attention(&q, &k, &v, mask)?)?)?;
+        let attn = l.o.forward(&merge_heads(&attention(&q, &k, &v, mask, cfg.dropout.attention)?)?)?;
         let x = x.f_add(&attn)?;
         let m = x.f_rms_norm([cfg.hidden_size as i64], Some(&*l.ffn_norm), eps)?;
         let ff = cfg.intermediate_size as i64;

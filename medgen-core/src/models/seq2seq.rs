@@ -207,12 +207,14 @@ pub(crate) struct Attention {
     head_dim: i64,
     /// Multiplies the scores: `head_dim^-0.5` for BART, 1 for T5 (folded into its init).
     scale: f64,
+    /// On the attention probabilities while training.
+    dropout: f64,
 }
 
 impl Attention {
     /// Loads `{prefix}.{q,k,v,o}` (the names given in `names`) with shapes from `hidden`,
     /// `heads` and `head_dim`.
-    pub fn load(w: &Loader, prefix: &str, names: [&str; 4], dims: [i64; 3], bias: bool, scale: f64) -> Result<Self> {
+    pub fn load(w: &Loader, prefix: &str, names: [&str; 4], dims: [i64; 3], bias: bool, scale: f64, dropout: f64) -> Result<Self> {
         let [hidden, heads, head_dim] = dims;
         let inner = heads * head_dim;
         let lin = |n: &str, out, inp| Linear::load(w, &format!("{prefix}.{n}"), out, inp, bias);
@@ -223,6 +225,7 @@ impl Attention {
             heads,
             head_dim,
             scale,
+            dropout,
         })
     }
 
@@ -243,7 +246,8 @@ impl Attention {
                 }
             }
         };
-        let out = attend(&q, &k, &v, bias, self.scale)?;
+        let p = if super::layers::training() { self.dropout } else { 0.0 };
+        let out = attend(&q, &k, &v, bias, self.scale, p)?;
         self.o.forward(&super::merge_heads(&out)?)
     }
 }
@@ -328,15 +332,15 @@ impl Attention {
 /// `softmax(q kᵀ · scale + bias) v` for `q` `[b, h, t, d]` and `k`, `v` `[b, h, s, d]`.
 /// On the CPU, where libtorch runs single-threaded (see `LoadOptions::threads`), the rows
 /// (or, for fewer rows than threads, the heads) are split across medgen's threads.
-fn attend(q: &Tensor, k: &Tensor, v: &Tensor, bias: Option<&Tensor>, scale: f64) -> Result<Tensor> {
+fn attend(q: &Tensor, k: &Tensor, v: &Tensor, bias: Option<&Tensor>, scale: f64, dropout: f64) -> Result<Tensor> {
     let bias = bias.map(|b| b.f_to_kind(q.kind())).transpose()?;
     let (b, h) = (q.size()[0], q.size()[1]);
     let threads = rayon::current_num_threads() as i64;
     // Split the batch (dimension 0) or the heads (1), whichever gives every thread a part.
     let (dim, n) = if b >= threads { (0, b) } else { (1, h) };
     let parts = threads.min(n);
-    if q.device() != Device::Cpu || parts < 2 {
-        return Ok(Tensor::f_scaled_dot_product_attention(q, k, v, bias.as_ref(), 0.0, false, Some(scale), false)?);
+    if q.device() != Device::Cpu || parts < 2 || dropout > 0.0 {
+        return Ok(Tensor::f_scaled_dot_product_attention(q, k, v, bias.as_ref(), dropout, false, Some(scale), false)?);
     }
     let chunk = (n + parts - 1) / parts;
     // Each task gets its own handles (tensors may move between threads but not be shared).

@@ -9,7 +9,7 @@ use super::seq2seq::{
     causal_bias, check_encoder_out, check_ids, check_vocab, padding_bias, start_cpu_step, Attention, CacheSlot, CpuSlot,
     ScoreBias, Seq2Seq, Seq2SeqCache, StackShape,
 };
-use super::{Linear, Loader, Seq2SeqConfig, Weight};
+use super::{dropout, Linear, Loader, Seq2SeqConfig, Weight};
 use crate::error::Result;
 use crate::kernels::{add_to, rms_norm_rows};
 
@@ -92,7 +92,7 @@ impl T5 {
         } else {
             self.cfg.activation.apply(&h)?
         };
-        f.wo.forward(&h)
+        f.wo.forward(&dropout(h, self.cfg.dropout.activation)?)
     }
 
     /// [`T5::feed_forward`] of the `m` rows of `x` on CPU slices.
@@ -185,7 +185,7 @@ impl Stack {
             let ffn_at = if decoder { 2 } else { 1 };
             let qkvo = ["q", "k", "v", "o"];
             let cross = if decoder {
-                Some((w.get(&sub(1, "layer_norm.weight"), &[d])?, Attention::load(w, &sub(1, "EncDecAttention"), qkvo, dims, false, 1.0)?))
+                Some((w.get(&sub(1, "layer_norm.weight"), &[d])?, Attention::load(w, &sub(1, "EncDecAttention"), qkvo, dims, false, 1.0, cfg.dropout.attention)?))
             } else {
                 None
             };
@@ -199,7 +199,7 @@ impl Stack {
             };
             layers.push(Layer {
                 attn_norm: w.get(&sub(0, "layer_norm.weight"), &[d])?,
-                attn: Attention::load(w, &sub(0, "SelfAttention"), qkvo, dims, false, 1.0)?,
+                attn: Attention::load(w, &sub(0, "SelfAttention"), qkvo, dims, false, 1.0, cfg.dropout.attention)?,
                 cross,
                 ffn_norm: w.get(&sub(ffn_at, "layer_norm.weight"), &[d])?,
                 ffn: FeedForward { wi, wo: Linear::load(w, &sub(ffn_at, "DenseReluDense.wo"), d, ff, false)?, width: shape.ffn },
@@ -219,12 +219,13 @@ impl Seq2Seq for T5 {
         let (_, s) = check_ids("input_ids", ids, Some(mask))?;
         check_vocab("input_ids", ids, self.cfg.vocab_size)?;
         let bias = self.position_bias(&self.encoder.relative_bias, s, 0, true)?.f_add(&padding_bias(mask)?)?;
-        let mut x = Tensor::f_embedding(&self.shared, ids, -1, false, false)?.f_to_kind(self.kind)?;
+        let p = self.cfg.dropout.hidden;
+        let mut x = dropout(Tensor::f_embedding(&self.shared, ids, -1, false, false)?.f_to_kind(self.kind)?, p)?;
         for l in &self.encoder.layers {
-            x = x.f_add(&l.attn.forward(&self.norm(&x, &l.attn_norm)?, Some(&bias), None)?)?;
-            x = x.f_add(&self.feed_forward(&l.ffn, &self.norm(&x, &l.ffn_norm)?)?)?;
+            x = x.f_add(&dropout(l.attn.forward(&self.norm(&x, &l.attn_norm)?, Some(&bias), None)?, p)?)?;
+            x = x.f_add(&dropout(self.feed_forward(&l.ffn, &self.norm(&x, &l.ffn_norm)?)?, p)?)?;
         }
-        self.norm(&x, &self.encoder.final_norm)
+        dropout(self.norm(&x, &self.encoder.final_norm)?, p)
     }
 
     fn new_cache(&self, batch: usize, capacity: usize) -> Result<Seq2SeqCache> {
@@ -243,18 +244,19 @@ impl Seq2Seq for T5 {
             self_bias = self_bias.f_add(&causal_bias(t, past, ids.device())?)?;
         }
         let cross_bias = padding_bias(encoder_mask)?;
-        let mut x = Tensor::f_embedding(&self.shared, ids, -1, false, false)?.f_to_kind(self.kind)?;
+        let p = self.cfg.dropout.hidden;
+        let mut x = dropout(Tensor::f_embedding(&self.shared, ids, -1, false, false)?.f_to_kind(self.kind)?, p)?;
         for (i, l) in self.decoder.layers.iter().enumerate() {
             let a = l.attn.forward(&self.norm(&x, &l.attn_norm)?, Some(&self_bias), Some(CacheSlot::SelfAttn(cache, i)))?;
-            x = x.f_add(&a)?;
+            x = x.f_add(&dropout(a, p)?)?;
             if let Some((norm, cross)) = &l.cross {
                 let slot = CacheSlot::Cross(cache, i, encoder_out);
-                x = x.f_add(&cross.forward(&self.norm(&x, norm)?, Some(&cross_bias), Some(slot))?)?;
+                x = x.f_add(&dropout(cross.forward(&self.norm(&x, norm)?, Some(&cross_bias), Some(slot))?, p)?)?;
             }
-            x = x.f_add(&self.feed_forward(&l.ffn, &self.norm(&x, &l.ffn_norm)?)?)?;
+            x = x.f_add(&dropout(self.feed_forward(&l.ffn, &self.norm(&x, &l.ffn_norm)?)?, p)?)?;
         }
         cache.advance(t as usize);
-        let mut x = self.norm(&x, &self.decoder.final_norm)?;
+        let mut x = dropout(self.norm(&x, &self.decoder.final_norm)?, p)?;
         if self.cfg.scale_decoder_outputs {
             x = x.f_mul_scalar((self.cfg.hidden_size as f64).powf(-0.5))?;
         }

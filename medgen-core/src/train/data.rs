@@ -25,6 +25,9 @@ pub enum Example {
     Pair { input: String, target: String },
     /// A conversation; the loss covers the assistant's turns.
     Chat(Vec<ChatMessage>),
+    /// A clinical task's note and the draft it should give: the model sees the prompt that
+    /// `medgen task` renders (the task's chat messages, or its T5 prefix).
+    Task { task: String, note: String, target: String },
 }
 
 /// A data file read into examples.
@@ -73,7 +76,17 @@ fn read_jsonl(path: &Path, text: &str) -> Result<Vec<Example>> {
                 None => Err(bad(path, n, format!("missing field `{k}` (each line needs `input` and `target`, or `messages`)"))),
             }
         };
-        let example = if let Some(m) = v.get("messages") {
+        let example = if v.get("task").is_some() {
+            let (task, note, target) = (field("task")?, field("note")?, field("target")?);
+            crate::tasks::get(&task).map_err(|e| bad(path, n, e))?;
+            if target.trim().is_empty() {
+                return Err(bad(path, n, "empty `target`"));
+            }
+            if note.trim().is_empty() {
+                return Err(bad(path, n, "empty `note`"));
+            }
+            Example::Task { task, note, target }
+        } else if let Some(m) = v.get("messages") {
             let messages: Vec<ChatMessage> =
                 serde_json::from_value(m.clone()).map_err(|e| bad(path, n, format!("`messages` is not a list of {{role, content}}: {e}")))?;
             if !messages.iter().any(|m| m.role == "assistant" && !m.content.trim().is_empty()) {
@@ -132,6 +145,10 @@ pub fn deidentify_all(examples: &mut [Example]) -> Result<()> {
                 for m in messages {
                     clean(&mut m.content)?;
                 }
+            }
+            Example::Task { note, target, .. } => {
+                clean(note)?;
+                clean(target)?;
             }
         }
     }
@@ -202,6 +219,15 @@ impl Encoding<'_> {
         match e {
             Example::Pair { input, target } => self.pair(input, target),
             Example::Chat(messages) => self.conversation(messages),
+            Example::Task { task, note, target } => {
+                let task = crate::tasks::get(task)?;
+                if self.encoder_decoder {
+                    return self.pair(&task.t5_prompt(note), target);
+                }
+                let mut messages = task.chat_messages(note);
+                messages.push(ChatMessage::new("assistant", target.trim()));
+                self.conversation(&messages)
+            }
         }
     }
 

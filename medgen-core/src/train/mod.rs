@@ -24,6 +24,7 @@ pub(crate) mod network;
 
 pub use network::merge;
 pub mod optim;
+mod plot;
 
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
@@ -340,6 +341,7 @@ fn prepare(cfg: &TrainingConfig, model: &Trainable) -> Result<Prepared> {
         .map(|e| match e {
             Example::Pair { target, .. } => target.clone(),
             Example::Chat(m) => m.iter().rev().find(|m| m.role == "assistant").map(|m| m.content.clone()).unwrap_or_default(),
+            Example::Task { target, .. } => target.clone(),
         })
         .collect();
     Ok(Prepared { train: train_enc, validation: val_enc, references, truncated, files })
@@ -505,6 +507,7 @@ pub fn finetune(cfg: &TrainingConfig, on_log: &mut dyn FnMut(&LogEntry) -> Contr
         checkpoint::restore_best(&cfg.output, &model)?;
     }
     model.save(&cfg.output)?;
+    plot::write_svg(&state.history, &cfg.output.join("curves.svg"))?;
     let last_eval = state.history.iter().rev().find(|e| e.eval_loss.is_some());
     let report = Report {
         output: cfg.output.clone(),

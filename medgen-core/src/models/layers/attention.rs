@@ -21,12 +21,15 @@ pub(crate) fn cpu_cached(t: &Tensor) -> Option<kernels::Cached<'_>> {
 
 /// Scaled dot-product attention over `q` (`[b, heads, t, d]`) and all cached positions:
 /// where `mask` (from [`KvCache::attention_mask`]) allows, or causal within the new
-/// positions when there is none.
-pub(crate) fn attention(q: &Tensor, k: &Tensor, v: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
+/// positions when there is none. While training, probabilities are dropped with `dropout`.
+pub(crate) fn attention(q: &Tensor, k: &Tensor, v: &Tensor, mask: Option<&Tensor>, dropout: f64) -> Result<Tensor> {
     let t = q.size()[2];
     let total = k.size()[2];
     let gqa = q.size()[1] != k.size()[1];
-    let out = if t == 1 {
+    let p = if super::training() { dropout } else { 0.0 };
+    let out = if p > 0.0 && mask.is_none() && t == total {
+        Tensor::f_scaled_dot_product_attention::<Tensor>(q, k, v, None, p, true, None, gqa)?
+    } else if t == 1 {
         decode_attention(q, k, v, mask)?
     } else if let Some(mask) = mask {
         Tensor::f_scaled_dot_product_attention(q, k, v, Some(mask), 0.0, false, None, gqa)?

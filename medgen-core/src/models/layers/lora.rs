@@ -27,6 +27,16 @@ pub(crate) fn training() -> bool {
     TRAINING.with(Cell::get)
 }
 
+/// `x` with elements dropped with probability `p` (and the rest scaled by `1 / (1 - p)`)
+/// while training; `x` itself otherwise.
+pub(crate) fn dropout(x: Tensor, p: f64) -> Result<Tensor> {
+    if p > 0.0 && training() {
+        Ok(x.f_dropout(p, true)?)
+    } else {
+        Ok(x)
+    }
+}
+
 /// One adapter on one linear layer.
 pub(crate) struct Lora {
     /// `[r, in]`.

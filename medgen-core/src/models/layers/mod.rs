@@ -12,5 +12,5 @@ pub(crate) use attention::{attention, cpu_cached, merge_heads, split_heads};
 pub use kv_cache::KvCache;
 pub(crate) use linear::Linear;
 pub(crate) use norm::LayerNorm;
-pub(crate) use lora::{train_mode, Lora};
-pub(crate) use weight::{peft_key, AdapterSpec, Loaded, LoadedWeight, Loader, Weight};
+pub(crate) use lora::{dropout, train_mode, training, Lora};
+pub(crate) use weight::{peft_key, AdapterSpec, Loaded, Loader, Weight};
