@@ -257,6 +257,39 @@ impl Tokenizer {
         })
     }
 
+    /// Writes `tokenizer.json` and `tokenizer_config.json` into `dir`, as transformers reads
+    /// them: BOS/EOS that a GGUF vocabulary adds become the post-processor's template.
+    pub(crate) fn save_hf(&self, dir: &Path) -> Result<()> {
+        let mut inner = self.inner.clone();
+        if self.add_bos || self.add_eos {
+            let bos = self.bos.as_ref().filter(|_| self.add_bos);
+            let eos = self.eos.as_ref().filter(|_| self.add_eos);
+            let pieces = |body: &str| -> String {
+                [bos.map(|b| b.1.clone()), Some(body.to_string()), eos.map(|e| e.1.clone())].into_iter().flatten().collect::<Vec<_>>().join(" ")
+            };
+            let specials: Vec<(String, u32)> = bos.iter().chain(eos.iter()).map(|(id, t)| (t.clone(), *id)).collect();
+            let template = tokenizers::processors::template::TemplateProcessing::builder()
+                .try_single(pieces("$A"))
+                .and_then(|b| b.try_pair(pieces("$A") + " " + &pieces("$B:1")))
+                .map_err(tok_err)?
+                .special_tokens(specials)
+                .build()
+                .map_err(tok_err)?;
+            inner.with_post_processor(Some(template));
+        }
+        let path = dir.join("tokenizer.json");
+        inner.save(&path, false).map_err(tok_err)?;
+        let config = serde_json::json!({
+            "tokenizer_class": "PreTrainedTokenizerFast",
+            "bos_token": self.bos_token(),
+            "eos_token": self.eos_token(),
+            "chat_template": self.chat_template.as_ref().map(|t| t.source()),
+        });
+        let path = dir.join("tokenizer_config.json");
+        let text = serde_json::to_string_pretty(&config).map_err(|e| MedgenError::invalid("tokenizer", e.to_string()))?;
+        std::fs::write(&path, text).map_err(|e| MedgenError::io(&path, e))
+    }
+
     /// Token ids of `text`; with `add_special`, BOS/EOS as the model wants them.
     pub fn encode(&self, text: &str, add_special: bool) -> Result<Vec<u32>> {
         let enc = self.inner.encode_fast(text, add_special).map_err(tok_err)?;
@@ -278,6 +311,11 @@ impl Tokenizer {
             return Err(MedgenError::invalid("ids", format!("token id {bad} is outside the vocabulary of {size}")));
         }
         self.inner.decode(ids, skip_special).map_err(tok_err)
+    }
+
+    /// The id of a token, by its text.
+    pub fn token_id(&self, token: &str) -> Option<u32> {
+        self.inner.token_to_id(token)
     }
 
     /// Vocabulary size including added tokens.

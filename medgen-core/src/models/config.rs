@@ -393,6 +393,47 @@ impl ModelConfig {
         .validate()
     }
 
+    /// transformers' `config.json` for this shape (Llama family only): what a model that was
+    /// loaded from a GGUF file is saved with. `tied` says whether the head is the embedding.
+    pub(crate) fn to_hf(&self, tied: bool, bos: Option<u32>, eos: Option<u32>) -> Result<Json> {
+        let (model_type, class) = match self.architecture {
+            Architecture::Llama => ("llama", "LlamaForCausalLM"),
+            Architecture::Mistral => ("mistral", "MistralForCausalLM"),
+            Architecture::Qwen2 => ("qwen2", "Qwen2ForCausalLM"),
+            a => return Err(MedgenError::Unsupported(format!("writing an HF config.json for a {} GGUF model", a.name()))),
+        };
+        let rope_scaling = match self.rope_scaling {
+            None => Json::Null,
+            Some(RopeScaling::Linear { factor }) => serde_json::json!({"rope_type": "linear", "factor": factor}),
+            Some(RopeScaling::Llama3 { factor, low_freq_factor, high_freq_factor, original_max_position_embeddings }) => serde_json::json!({
+                "rope_type": "llama3", "factor": factor, "low_freq_factor": low_freq_factor,
+                "high_freq_factor": high_freq_factor, "original_max_position_embeddings": original_max_position_embeddings,
+            }),
+        };
+        Ok(serde_json::json!({
+            "architectures": [class],
+            "model_type": model_type,
+            "vocab_size": self.vocab_size,
+            "hidden_size": self.hidden_size,
+            "intermediate_size": self.intermediate_size,
+            "num_hidden_layers": self.n_layers,
+            "num_attention_heads": self.n_heads,
+            "num_key_value_heads": self.n_kv_heads,
+            "head_dim": self.head_dim,
+            "max_position_embeddings": self.context_length,
+            "rms_norm_eps": self.norm_eps,
+            "rope_theta": self.rope_theta,
+            "rope_scaling": rope_scaling,
+            "tie_word_embeddings": tied,
+            "attention_bias": self.architecture == Architecture::Qwen2,
+            "bos_token_id": bos,
+            "eos_token_id": eos,
+            "hidden_act": "silu",
+            "torch_dtype": "float32",
+            "use_sliding_window": false,
+        }))
+    }
+
     /// Rejects zero, absurd or inconsistent dimensions.
     fn validate(self) -> Result<Self> {
         let dims = [

@@ -192,12 +192,6 @@ impl Trainable {
     /// transformers' names and layouts, and the base's configuration and tokenizer files.
     fn save_model(&self, dir: &Path) -> Result<()> {
         let base = &self.info.path;
-        if !base.is_dir() {
-            return Err(MedgenError::Unsupported(format!(
-                "full fine-tuning writes an HF folder, which needs an HF base folder's config.json; {} is a GGUF file (use --method lora, or convert the base with transformers)",
-                base.display()
-            )));
-        }
         let mut out: BTreeMap<String, Tensor> = BTreeMap::new();
         for w in &self.loaded.weights {
             let mut t = w.tensor.f_detach()?.f_to_device(Device::Cpu)?;
@@ -209,10 +203,14 @@ impl Trainable {
             }
             out.entry(w.hf.clone()).or_insert(t.f_contiguous()?);
         }
-        let files = SafetensorsSet::open_dir(base)?;
-        let kept: Vec<String> = files.entries().map(|(n, _, _)| n.to_string()).filter(|n| !out.contains_key(n)).collect();
-        for name in kept {
-            out.insert(name.clone(), files.tensor(&name)?);
+        if base.is_dir() {
+            let files = SafetensorsSet::open_dir(base)?;
+            let kept: Vec<String> = files.entries().map(|(n, _, _)| n.to_string()).filter(|n| !out.contains_key(n)).collect();
+            for name in kept {
+                out.insert(name.clone(), files.tensor(&name)?);
+            }
+        } else {
+            self.write_gguf_config(dir, out.contains_key("lm_head.weight"))?;
         }
         let tensors: Vec<(String, Tensor)> = out.into_iter().collect();
         write_safetensors(&tensors, &dir.join("model.safetensors"))?;
@@ -223,6 +221,22 @@ impl Trainable {
             }
         }
         Ok(())
+    }
+}
+
+impl Trainable {
+    /// `config.json`, `generation_config.json` and the tokenizer's files for a model whose
+    /// base was a GGUF file, from what was read out of it.
+    fn write_gguf_config(&self, dir: &Path, untied: bool) -> Result<()> {
+        let crate::loader::NetworkConfig::Decoder(cfg) = &self.info.config else {
+            return Err(MedgenError::Unsupported("an encoder-decoder GGUF model".into()));
+        };
+        let tok = &self.tokenizer;
+        let id = |t: Option<&str>| t.and_then(|t| tok.token_id(t));
+        let (bos, eos) = (id(tok.bos_token()), tok.eos_ids().first().copied());
+        write_json(&dir.join("config.json"), &cfg.to_hf(!untied, bos, eos)?)?;
+        write_json(&dir.join("generation_config.json"), &serde_json::json!({"bos_token_id": bos, "eos_token_id": tok.eos_ids()}))?;
+        tok.save_hf(dir)
     }
 }
 
