@@ -78,6 +78,7 @@ bench: build-python
 	$(PY) -m pip install -q -r requirements/bench-llama.txt || echo "llama-cpp-python did not install: its row is left out"
 	$(PY) bench/bench.py
 	$(PY) bench/bench_seq2seq.py
+	$(PY) bench/bench_train.py
 	$(PY) bench/bench_deid.py
 
 clean:

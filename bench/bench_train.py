@@ -1,0 +1,173 @@
+"""`make bench`: training throughput and peak memory, medgen against a plain PyTorch loop.
+
+Each run is its own process (so that its peak resident memory is its own), with 2 CPU threads,
+batch 8, AdamW, the same data and lengths for both engines, dropout off:
+- a t5-small-sized T5 (the random-weight model of bench_seq2seq.py), 512-token inputs and
+  128-token targets, full fine-tuning;
+- the default model (SmolLM2-135M-Instruct, dequantized from its GGUF), 256-token sequences
+  (128 prompt + 128 target tokens), LoRA r 8 on q_proj/v_proj, and full fine-tuning.
+The reference is the loop transformers' Trainer runs (forward with labels, backward, clip,
+AdamW step, schedule), written out in PyTorch so that nothing else is timed. Throughput
+counts target tokens and examples per second over steps 2..N (step 1 warms up).
+
+    .venv/bin/python bench/bench_train.py
+"""
+
+import json
+import os
+import platform
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+MEDGEN = ROOT / "target/release/medgen"
+T5 = ROOT / "tests/.cache/bench_t5/model"
+THREADS = 2
+BATCH = 8
+STEPS = 4
+
+
+def words(rng, n):
+    return " ".join(f"w{rng.randrange(3, 32128)}" for _ in range(n))
+
+
+def t5_data(path):
+    rng = random.Random(0)
+    with open(path, "w") as f:
+        for _ in range(BATCH * STEPS):
+            # 511 words + </s> = 512 input tokens; 127 words + </s> = 128 target tokens.
+            f.write(json.dumps({"input": words(rng, 511), "target": words(rng, 127)}) + "\n")
+
+
+def smol_data(path, tok):
+    """Prompts and targets of exactly 128 tokens each for SmolLM2's tokenizer (no chat)."""
+    rng = random.Random(0)
+    vocab = [t for t in ("patient", " fever", " cough", " mg", " daily", " chest", " pain", " normal") ]
+    with open(path, "w") as f:
+        for _ in range(BATCH * STEPS):
+            ids = [tok.convert_tokens_to_ids(tok.tokenize(rng.choice(vocab)))[0] for _ in range(127)]
+            tgt = [tok.convert_tokens_to_ids(tok.tokenize(rng.choice(vocab)))[0] for _ in range(127)]
+            f.write(json.dumps({"input": tok.decode(ids), "target": tok.decode(tgt)}) + "\n")
+
+
+def run_medgen(model, data, method, out, lengths):
+    args = [str(MEDGEN), "finetune", "--model", str(model), "--train", str(data), "--output", str(out),
+            "--overwrite", "--no-deid", "--no-chat", "--no-shuffle", "--batch-size", str(BATCH),
+            "--max-steps", str(STEPS), "--logging-steps", "1", "--lr", "1e-5", "--threads", str(THREADS),
+            "--method", method, "--max-source-length", str(lengths[0]), "--max-target-length", str(lengths[1]), "--json"]
+    peak = run_child(args) / 1024
+    log = [json.loads(l) for l in open(out / "log.jsonl")]
+    t = log[-1]["elapsed_seconds"] - log[0]["elapsed_seconds"]
+    return t, peak
+
+
+REFERENCE = r'''
+import json, sys, time, torch, transformers as tf
+torch.set_num_threads(int(sys.argv[4]))
+model_path, data, method, threads, batch, steps = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]), int(sys.argv[6])
+src, tgt = int(sys.argv[7]), int(sys.argv[8])
+gguf = model_path.endswith(".gguf")
+if gguf:
+    import os
+    d, f = os.path.split(model_path)
+    tok = tf.AutoTokenizer.from_pretrained(d, gguf_file=f)
+    model = tf.AutoModelForCausalLM.from_pretrained(d, gguf_file=f, dtype=torch.float32)
+else:
+    tok = tf.AutoTokenizer.from_pretrained(model_path)
+    model = tf.AutoModelForSeq2SeqLM.from_pretrained(model_path, dtype=torch.float32)
+for m in model.modules():
+    if isinstance(m, torch.nn.Dropout): m.p = 0.0
+if method == "lora":
+    from peft import LoraConfig, get_peft_model
+    model = get_peft_model(model, LoraConfig(r=8, lora_alpha=16))
+model.train()
+rows = [json.loads(l) for l in open(data)]
+batches = []
+for i in range(0, len(rows), batch):
+    chunk = rows[i:i + batch]
+    if gguf:
+        ids = [tok(r["input"]).input_ids[:src] + tok(r["target"], add_special_tokens=False).input_ids[:tgt - 1] + [tok.eos_token_id] for r in chunk]
+        n = max(map(len, ids))
+        x = torch.tensor([s + [tok.eos_token_id] * (n - len(s)) for s in ids])
+        labels = x.clone()
+        for j, s in enumerate(ids):
+            labels[j, :min(src, len(tok(chunk[j]["input"]).input_ids))] = -100
+            labels[j, len(s):] = -100
+        batches.append(dict(input_ids=x, labels=labels))
+    else:
+        enc = tok([r["input"] for r in chunk], return_tensors="pt", padding=True, truncation=True, max_length=src)
+        lab = tok(text_target=[r["target"] for r in chunk], return_tensors="pt", padding=True, truncation=True, max_length=tgt).input_ids
+        lab[lab == tok.pad_token_id] = -100
+        batches.append(dict(input_ids=enc.input_ids, attention_mask=enc.attention_mask, labels=lab))
+params = [p for p in model.parameters() if p.requires_grad]
+opt = torch.optim.AdamW(params, lr=1e-5, weight_decay=0.0)
+sched = tf.get_linear_schedule_with_warmup(opt, 0, steps)
+times, tokens = [], 0
+for step, b in enumerate(batches[:steps]):
+    t0 = time.time()
+    loss = model(**b).loss
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(params, 1.0)
+    opt.step(); sched.step(); opt.zero_grad()
+    times.append(time.time() - t0)
+    if step > 0: tokens += int((b["labels"] != -100).sum())
+print(json.dumps({"seconds": sum(times[1:]), "tokens": tokens}))
+'''
+
+
+def run_child(args, env=None):
+    """Runs `args`; returns the child's own peak resident memory in KiB (not the maximum
+    over every child so far, which RUSAGE_CHILDREN would give)."""
+    with tempfile.TemporaryFile("w+") as out:
+        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, text=True, env=env)
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        text = out.read()
+    if proc.returncode != 0:
+        raise RuntimeError(f"{args[:3]} failed: {text[-2000:]}")
+    run_child.output = text
+    return usage.ru_maxrss
+
+
+def run_reference(model, data, method, lengths):
+    args = [sys.executable, "-c", REFERENCE, str(model), str(data), method, str(THREADS), str(BATCH), str(STEPS), str(lengths[0]), str(lengths[1])]
+    peak = run_child(args, env={**os.environ, "OMP_NUM_THREADS": str(THREADS)})
+    result = json.loads(run_child.output.strip().splitlines()[-1])
+    result["peak_mib"] = peak / 1024
+    return result
+
+
+def main():
+    import transformers
+    sys.path.insert(0, str(ROOT / "bench"))
+    import bench_seq2seq
+    bench_seq2seq.make_model()
+    info = subprocess.run([str(MEDGEN), "info", "--json"], check=True, capture_output=True, text=True).stdout
+    default = Path(json.loads(info)["path"])
+    work = Path(tempfile.mkdtemp())
+    t5_file, smol_file = work / "t5.jsonl", work / "smol.jsonl"
+    t5_data(t5_file)
+    tok = transformers.AutoTokenizer.from_pretrained(default.parent, gguf_file=default.name)
+    smol_data(smol_file, tok)
+    print(f"# training, batch {BATCH}, {THREADS} threads, steps 2..{STEPS} timed; {platform.processor() or platform.machine()}")
+    print("| work | medgen tok/s | reference tok/s | medgen / reference | medgen ex/s | peak MiB medgen | peak MiB reference |")
+    print("|---|---|---|---|---|---|---|")
+    cases = [("t5-small-sized, full, 512 → 128", T5, t5_file, "full", (512, 128)),
+             ("SmolLM2-135M, LoRA r 8, 128 + 128", default, smol_file, "lora", (128, 128)),
+             ("SmolLM2-135M, full, 128 + 128", default, smol_file, "full", (128, 128))]
+    for name, model, data, method, lengths in cases:
+        ref = run_reference(model, data, method, lengths)
+        secs, peak = run_medgen(model, data, method, work / "out", lengths)
+        tokens = ref["tokens"]
+        ours, theirs = tokens / secs, tokens / ref["seconds"]
+        ex = BATCH * (STEPS - 1) / secs
+        print(f"| {name} | {ours:.0f} | {theirs:.0f} | {ours / theirs:.2f}x | {ex:.2f} | {peak:.0f} | {ref['peak_mib']:.0f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
