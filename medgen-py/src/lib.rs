@@ -2,6 +2,7 @@
 //! behaviour lives in medgen-core.
 
 mod clinical;
+mod train;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -99,22 +100,44 @@ impl GenerationConfig {
             *field = f;
             return Ok(());
         }
-        let text: String = py.import("json")?.call_method1("dumps", (value,)).map_err(|_| PyTypeError::new_err(format!("{name}: not a JSON value")))?.extract()?;
-        *slot = serde_json::from_str(&text).map_err(|e| PyTypeError::new_err(format!("{name}: {e}")))?;
-        self.0 = serde_json::from_value(fields).map_err(|e| {
-            let msg = format!("{name}: {e}");
-            let reason = e.to_string();
-            if reason.starts_with("invalid value: integer `-") {
-                PyOverflowError::new_err(msg)
-            } else if reason.starts_with("invalid type") || reason.starts_with("invalid value") {
-                PyTypeError::new_err(msg)
-            } else {
-                // The core's own refusal of the value (an early_stopping word it does not know).
-                InvalidArgumentError::new_err(reason)
-            }
-        })?;
+        *slot = to_json(py, name, value)?;
+        self.0 = serde_json::from_value(fields).map_err(|e| field_error(name, e))?;
         Ok(())
     }
+}
+
+/// A keyword's value as JSON, for a config whose fields cross as JSON: paths (os.PathLike)
+/// as their str; a value JSON cannot carry is a TypeError, a NaN or infinity an
+/// InvalidArgumentError (no field of a config takes one).
+fn to_json(py: Python<'_>, name: &str, value: &Bound<'_, PyAny>) -> PyResult<serde_json::Value> {
+    if let Some(f) = value.downcast::<PyFloat>().ok().map(|f| f.value()).filter(|f| !f.is_finite()) {
+        return Err(InvalidArgumentError::new_err(format!("{name}: {f} must be a finite number")));
+    }
+    let value = if value.hasattr("__fspath__")? { py.import("os")?.call_method1("fspath", (value,))? } else { value.clone() };
+    let text: String = py.import("json")?.call_method1("dumps", (value,)).map_err(|_| PyTypeError::new_err(format!("{name}: not a JSON value")))?.extract()?;
+    serde_json::from_str(&text).map_err(|e| PyTypeError::new_err(format!("{name}: {e}")))
+}
+
+/// serde's refusal of a config field's value, as Python refuses a keyword: a negative count
+/// is an OverflowError, a value of the wrong type a TypeError, a value the core's own
+/// deserialiser refuses (an early_stopping word, a method it does not know) an
+/// InvalidArgumentError.
+fn field_error(name: &str, e: serde_json::Error) -> PyErr {
+    let reason = e.to_string();
+    if reason.starts_with("invalid value: integer `-") {
+        PyOverflowError::new_err(format!("{name}: {reason}"))
+    } else if reason.starts_with("invalid type") || reason.starts_with("invalid value") {
+        PyTypeError::new_err(format!("{name}: {reason}"))
+    } else if reason.contains(name) {
+        InvalidArgumentError::new_err(reason)
+    } else {
+        InvalidArgumentError::new_err(format!("{name}: {reason}"))
+    }
+}
+
+/// Where and how a model runs, from the keywords `Model.load` and `finetune` share.
+fn load_options(device: &str, dtype: &str, threads: Option<usize>, adapter: Option<PathBuf>) -> PyResult<LoadOptions> {
+    Ok(LoadOptions { device: device.parse().map_err(err)?, dtype: dtype.parse().map_err(err)?, threads, adapter })
 }
 
 /// The default model's path, as `Model.load()` finds it: `$MEDGEN_MODEL`, else the
@@ -243,10 +266,12 @@ impl Interrupt {
 #[pymethods]
 impl Model {
     /// Loads a GGUF file or an HF model folder; without a path, the default model.
+    /// `adapter` is a LoRA adapter folder (PEFT's files, as `finetune(method="lora")` writes
+    /// them) to run with the model.
     #[staticmethod]
-    #[pyo3(signature = (path=None, *, device="cpu", dtype="f32", threads=None))]
-    fn load(py: Python<'_>, path: Option<PathBuf>, device: &str, dtype: &str, threads: Option<usize>) -> PyResult<Self> {
-        let opts = LoadOptions { device: device.parse().map_err(err)?, dtype: dtype.parse().map_err(err)?, threads, adapter: None };
+    #[pyo3(signature = (path=None, *, device="cpu", dtype="f32", threads=None, adapter=None))]
+    fn load(py: Python<'_>, path: Option<PathBuf>, device: &str, dtype: &str, threads: Option<usize>, adapter: Option<PathBuf>) -> PyResult<Self> {
+        let opts = load_options(device, dtype, threads, adapter)?;
         let model = py.allow_threads(|| medgen::Model::load(path.as_deref(), &opts)).map_err(err)?;
         Ok(Model { inner: Arc::new(model) })
     }
@@ -456,6 +481,7 @@ fn _medgen(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(_core_default_config, m)?)?;
     m.add_function(wrap_pyfunction!(default_model_path, m)?)?;
     clinical::register(m)?;
+    train::register(m)?;
     for (name, ty) in [
         ("MedgenError", py.get_type::<MedgenError>()),
         ("ModelLoadError", py.get_type::<ModelLoadError>()),

@@ -1,5 +1,9 @@
 from os import PathLike
-from typing import Iterator, Literal, Optional, Sequence, TypedDict, Union, overload
+from typing import Callable, Iterator, Literal, Optional, Sequence, TypedDict, Union, overload
+
+from . import History
+
+_Path = Union[str, PathLike]
 
 __version__: str
 
@@ -58,7 +62,11 @@ class Stream(Iterator[str]):
 class Model:
     @staticmethod
     def load(path: Union[str, PathLike, None] = None, *, device: str = "cpu",
-             dtype: Literal["f32", "bf16", "f16"] = "f32", threads: Optional[int] = None) -> "Model": ...
+             dtype: Literal["f32", "bf16", "f16"] = "f32", threads: Optional[int] = None,
+             adapter: Union[str, PathLike, None] = None) -> "Model":
+        """Loads a GGUF file or an HF model folder; without a path, the default model.
+        `adapter`: a LoRA adapter folder (PEFT's files, as finetune(method="lora") writes
+        them) to run with the model."""
     @overload
     def generate(self, prompt: str, config: Optional[GenerationConfig] = None, *, batch_size: int = 8,
                  **options) -> Generation: ...
@@ -143,6 +151,68 @@ class TokenizerError(MedgenError): ...
 class TemplateError(MedgenError): ...
 class TorchError(MedgenError): ...
 
+
+class _LogEntryRequired(TypedDict):
+    step: int
+    epoch: float
+    total_steps: int
+    elapsed_seconds: float
+
+class LogEntry(_LogEntryRequired, total=False):
+    """One logged training step (loss, learning_rate, grad_norm, tokens_per_second) or
+    evaluation (eval_loss, eval_rougeL): the keys that apply to it."""
+    loss: float
+    learning_rate: float
+    grad_norm: float
+    eval_loss: float
+    eval_rougeL: float
+    tokens_per_second: float
+
+TrainingReport = TypedDict("TrainingReport", {
+    "output": str, "steps": int, "total_steps": int, "train_loss": Optional[float],
+    "eval_loss": Optional[float], "eval_rougeL": Optional[float], "stopped_early": bool,
+    "train_examples": int, "validation_examples": int, "truncated_examples": int, "seconds": float,
+})
+
+def finetune(
+    model: Optional[_Path], train: _Path, validation: Optional[_Path] = None, *, output: _Path,
+    callback: Optional[Callable[[LogEntry], Optional[bool]]] = None, device: str = "cpu",
+    dtype: Literal["f32", "bf16", "f16"] = "f32", threads: Optional[int] = None,
+    method: Literal["full", "lora"] = "full", lora_r: int = 8, lora_alpha: float = 16.0,
+    lora_dropout: float = 0.0, use_rslora: bool = False, target_modules: Optional[Sequence[str]] = None,
+    init_adapter: Optional[_Path] = None, validation_split: Optional[float] = None, lr: float = 5e-05,
+    weight_decay: float = 0.0, warmup_steps: Optional[int] = None, warmup_ratio: float = 0.0,
+    max_grad_norm: float = 1.0, gradient_accumulation_steps: int = 1, epochs: int = 3,
+    max_steps: Optional[int] = None, batch_size: int = 8, seed: int = 42, shuffle: bool = True,
+    max_source_length: int = 512, max_target_length: int = 128, chat: bool = True, deid: bool = True,
+    input_column: str = "input", target_column: str = "target", eval_steps: Optional[int] = None,
+    save_steps: Optional[int] = None, logging_steps: int = 10, metric: Literal["loss", "rougeL"] = "loss",
+    early_stopping_patience: Optional[int] = None, eval_generate: int = 16, eval_max_new_tokens: int = 64,
+    resume: bool = False, overwrite: bool = False, stop_after: Optional[int] = None,
+) -> History:
+    """Fine-tunes `model` (an HF folder or a GGUF file; None: the default model) on `train`
+    (JSON lines of {"input", "target"} or {"messages"}, or CSV), writing the model, or with
+    method="lora" a PEFT adapter, into `output`, with log.jsonl, run.json and the checkpoint.
+
+    The keywords are the fields of the Rust core's TrainingConfig, same names and defaults,
+    LoRA's flattened (lora_r, lora_alpha, lora_dropout, use_rslora, target_modules,
+    init_adapter); device, dtype and threads are Model.load's. An unknown keyword or a value
+    of the wrong type is a TypeError, a value out of range an InvalidArgumentError.
+
+    `callback(entry)` sees every logged step and evaluation; returning False stops the run
+    cleanly (a checkpoint and the model so far are written). An exception in the callback, or
+    Ctrl-C (checked at each logged step, every `logging_steps`), stops it the same way and is
+    then raised. The run holds no GIL between callbacks.
+
+    Returns the log entries, oldest first: a list of dicts (pandas.DataFrame(history) reads
+    it) whose `.report` holds the run's result (also in output/run.json)."""
+    ...
+
+def merge(model: Optional[_Path], adapter: _Path, output: _Path) -> None:
+    """Writes `model` (None: the default model) with the LoRA adapter folder `adapter`
+    merged into its weights (PEFT's merge_and_unload) as an HF folder in `output`, which runs
+    at full speed without the adapter."""
+    ...
 
 def default_model_path() -> str:
     """The default model's path, as Model.load() finds it; raises ModelLoadError when none."""
