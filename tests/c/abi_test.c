@@ -1,5 +1,9 @@
 /* Tests of the C ABI through include/medgen.h: every function, bad input, ownership.
  * Usage: abi_test MODEL_PATH CORRUPT_FILE
+ *        abi_test --finetune BASE_MODEL TRAIN_FILE LORA_OUT STOPPED_OUT MERGED_OUT
+ * The second form fine-tunes BASE_MODEL with LoRA on TRAIN_FILE into LORA_OUT, stops a run at
+ * its first step in STOPPED_OUT and resumes it, merges LORA_OUT into MERGED_OUT, and generates
+ * with the adapter and with the merged model (the three folders need not exist).
  * Prints RESULT lines (JSON) that tests/test_c_abi.py compares with the `medgen` command. */
 #include <math.h>
 #include <stdio.h>
@@ -64,6 +68,7 @@ static void test_statics(void) {
     CHECK(!g.has_seed && g.stop == NULL && g.n_stop == 0 && !g.logprobs);
     medgen_model_params p = medgen_model_params_default();
     CHECK(p.device == MEDGEN_DEVICE_CPU && p.dtype == MEDGEN_DTYPE_F32 && p.threads == 0);
+    CHECK(p.adapter == NULL);
     /* Freeing NULL does nothing; accessors of NULL give neutral values. */
     medgen_model_free(NULL);
     medgen_text_free(NULL);
@@ -424,9 +429,273 @@ static void test_clinical(medgen_model *m) {
     CHECK(medgen_string_str(NULL) == NULL && medgen_string_len(NULL) == 0);
 }
 
+/* ---- Fine-tuning ---------------------------------------------------------------------- */
+
+static const char *const PROMPT = "The patient was admitted with";
+
+/* What the progress callback saw: every entry as JSON, and when to stop. */
+struct progress {
+    char log[8192];
+    size_t len;
+    int calls;
+    int stop_at_call; /* 0: never */
+    int bad_entries;
+};
+
+/* A double as JSON: NaN (a value the entry does not have) is null. */
+static void json_number(char *buf, size_t cap, double v) {
+    if (isnan(v)) snprintf(buf, cap, "null");
+    else snprintf(buf, cap, "%.17g", v);
+}
+
+static bool on_progress(const medgen_log_entry *e, void *user_data) {
+    struct progress *p = user_data;
+    p->calls++;
+    /* A training step has a loss and no eval_loss; an evaluation the other way round. */
+    if (e->step == 0 || e->step > e->total_steps || e->elapsed_seconds < 0.0 || isnan(e->loss) == isnan(e->eval_loss))
+        p->bad_entries++;
+    char loss[32], lr[32], grad[32], eval[32];
+    json_number(loss, sizeof loss, e->loss);
+    json_number(lr, sizeof lr, e->learning_rate);
+    json_number(grad, sizeof grad, e->grad_norm);
+    json_number(eval, sizeof eval, e->eval_loss);
+    int n = snprintf(p->log + p->len, sizeof p->log - p->len,
+                     "%s{\"step\": %llu, \"total_steps\": %llu, \"epoch\": %.17g, \"loss\": %s, "
+                     "\"learning_rate\": %s, \"grad_norm\": %s, \"eval_loss\": %s}",
+                     p->len ? ", " : "", (unsigned long long)e->step, (unsigned long long)e->total_steps, e->epoch,
+                     loss, lr, grad, eval);
+    if (n > 0 && (size_t)n < sizeof p->log - p->len) p->len += (size_t)n;
+    return !(p->stop_at_call > 0 && p->calls >= p->stop_at_call);
+}
+
+static void print_run(const char *name, const medgen_finetune_report *r, const struct progress *p) {
+    char train_loss[32], eval_loss[32];
+    json_number(train_loss, sizeof train_loss, r->train_loss);
+    json_number(eval_loss, sizeof eval_loss, r->eval_loss);
+    printf("RESULT %s {\"steps\": %llu, \"total_steps\": %llu, \"train_loss\": %s, \"eval_loss\": %s, "
+           "\"stopped_early\": %s, \"train_examples\": %zu, \"validation_examples\": %zu, "
+           "\"truncated_examples\": %zu, \"callback_calls\": %d, \"log\": [%s]}\n",
+           name, (unsigned long long)r->steps, (unsigned long long)r->total_steps, train_loss, eval_loss,
+           r->stopped_early ? "true" : "false", r->train_examples, r->validation_examples, r->truncated_examples,
+           p ? p->calls : 0, p ? p->log : "");
+}
+
+static void test_finetune_defaults(void) {
+    medgen_finetune_params d = medgen_finetune_params_default();
+    CHECK(d.model == NULL && d.train == NULL && d.validation == NULL && d.output == NULL);
+    CHECK(isnan(d.validation_split) && d.method == MEDGEN_METHOD_FULL);
+    CHECK(d.lora_r == 8 && d.lora_alpha == 16.0 && d.lora_dropout == 0.0 && !d.use_rslora);
+    CHECK(d.target_modules == NULL && d.init_adapter == NULL);
+    CHECK(d.lr == 5e-5 && d.weight_decay == 0.0 && d.warmup_steps == -1 && d.warmup_ratio == 0.0);
+    CHECK(d.max_grad_norm == 1.0 && d.gradient_accumulation_steps == 1 && d.epochs == 3 && d.max_steps == -1);
+    CHECK(d.batch_size == 8 && d.seed == 42 && d.shuffle && d.max_source_length == 512 && d.max_target_length == 128);
+    CHECK(d.chat && d.deid && strcmp(d.input_column, "input") == 0 && strcmp(d.target_column, "target") == 0);
+    CHECK(d.eval_steps == -1 && d.save_steps == -1 && d.logging_steps == 10 && strcmp(d.metric, "loss") == 0);
+    CHECK(d.early_stopping_patience == -1 && d.eval_generate == 16 && d.eval_max_new_tokens == 64);
+    CHECK(!d.resume && !d.overwrite && d.device == MEDGEN_DEVICE_CPU && d.dtype == MEDGEN_DTYPE_F32 && d.threads == 0);
+    CHECK(MEDGEN_METHOD_FULL == 0 && MEDGEN_METHOD_LORA == 1);
+}
+
+/* The options of the LoRA run that pytest repeats with `medgen finetune`. */
+static medgen_finetune_params lora_params(const char *base, const char *train, const char *output) {
+    medgen_finetune_params p = medgen_finetune_params_default();
+    p.model = base;
+    p.train = train;
+    p.output = output;
+    p.method = MEDGEN_METHOD_LORA;
+    p.chat = false;
+    p.deid = false;
+    p.epochs = 1;
+    p.batch_size = 4;
+    p.seed = 7;
+    p.lr = 1e-2; /* large enough that the adapter changes the model's log-probabilities */
+    p.threads = 2;
+    return p;
+}
+
+/* Every bad argument is a typed status with a message; the report is left alone. All of
+ * these fail before anything is written, except the missing training file (see below). */
+static void test_finetune_errors(const char *base, const char *train, const char *output) {
+    medgen_finetune_params good = lora_params(base, train, output);
+    medgen_finetune_report r = {.steps = 12345};
+    EXPECT_STATUS(medgen_finetune(NULL, NULL, NULL, &r), MEDGEN_ERR_NULL_ARGUMENT);
+
+    medgen_finetune_params p = good;
+    p.train = NULL;
+    EXPECT_STATUS(medgen_finetune(&p, NULL, NULL, &r), MEDGEN_ERR_NULL_ARGUMENT);
+    CHECK(strstr(medgen_last_error_message(), "train") != NULL);
+    p = good;
+    p.output = NULL;
+    EXPECT_STATUS(medgen_finetune(&p, NULL, NULL, &r), MEDGEN_ERR_NULL_ARGUMENT);
+    p = good;
+    p.metric = NULL;
+    EXPECT_STATUS(medgen_finetune(&p, NULL, NULL, &r), MEDGEN_ERR_NULL_ARGUMENT);
+
+    const char *bad_utf8 = "bad \xc3\x28 utf8";
+    const char **strings[] = {&p.model, &p.train, &p.validation, &p.output, &p.target_modules, &p.init_adapter,
+                              &p.input_column, &p.target_column, &p.metric};
+    for (size_t i = 0; i < sizeof strings / sizeof *strings; i++) {
+        p = good;
+        *strings[i] = bad_utf8;
+        EXPECT_STATUS(medgen_finetune(&p, NULL, NULL, &r), MEDGEN_ERR_INVALID_UTF8);
+    }
+
+    /* Out of range for the binding: a method value the enum does not declare, counts below -1. */
+    p = good;
+    p.method = (medgen_finetune_method)7;
+    EXPECT_STATUS(medgen_finetune(&p, NULL, NULL, &r), MEDGEN_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(medgen_last_error_message(), "method") != NULL);
+    int64_t *counts[] = {&p.warmup_steps, &p.max_steps, &p.eval_steps, &p.save_steps, &p.early_stopping_patience};
+    for (size_t i = 0; i < sizeof counts / sizeof *counts; i++) {
+        p = good;
+        *counts[i] = -2;
+        EXPECT_STATUS(medgen_finetune(&p, NULL, NULL, &r), MEDGEN_ERR_INVALID_ARGUMENT);
+    }
+    p = good;
+    p.threads = -1;
+    EXPECT_STATUS(medgen_finetune(&p, NULL, NULL, &r), MEDGEN_ERR_INVALID_ARGUMENT);
+    p = good;
+    p.device = 9;
+    EXPECT_STATUS(medgen_finetune(&p, NULL, NULL, &r), MEDGEN_ERR_INVALID_ARGUMENT);
+
+    /* Out of range for the core, named in the message. */
+    p = good;
+    p.lr = 0.0;
+    EXPECT_STATUS(medgen_finetune(&p, NULL, NULL, &r), MEDGEN_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(medgen_last_error_message(), "lr") != NULL);
+    p = good;
+    p.lr = NAN;
+    EXPECT_STATUS(medgen_finetune(&p, NULL, NULL, &r), MEDGEN_ERR_INVALID_ARGUMENT);
+    p = good;
+    p.batch_size = 0;
+    EXPECT_STATUS(medgen_finetune(&p, NULL, NULL, &r), MEDGEN_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(medgen_last_error_message(), "batch_size") != NULL);
+    p = good;
+    p.epochs = 0;
+    EXPECT_STATUS(medgen_finetune(&p, NULL, NULL, &r), MEDGEN_ERR_INVALID_ARGUMENT);
+    p = good;
+    p.max_steps = 0;
+    EXPECT_STATUS(medgen_finetune(&p, NULL, NULL, &r), MEDGEN_ERR_INVALID_ARGUMENT);
+    p = good;
+    p.warmup_ratio = 1.5;
+    EXPECT_STATUS(medgen_finetune(&p, NULL, NULL, &r), MEDGEN_ERR_INVALID_ARGUMENT);
+    p = good;
+    p.lora_r = 0;
+    EXPECT_STATUS(medgen_finetune(&p, NULL, NULL, &r), MEDGEN_ERR_INVALID_ARGUMENT);
+    p = good;
+    p.lora_dropout = 1.0;
+    EXPECT_STATUS(medgen_finetune(&p, NULL, NULL, &r), MEDGEN_ERR_INVALID_ARGUMENT);
+    p = good;
+    p.target_modules = "q_proj,,v_proj";
+    EXPECT_STATUS(medgen_finetune(&p, NULL, NULL, &r), MEDGEN_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(medgen_last_error_message(), "target_modules") != NULL);
+    p = good;
+    p.metric = "bleu";
+    EXPECT_STATUS(medgen_finetune(&p, NULL, NULL, &r), MEDGEN_ERR_INVALID_ARGUMENT);
+    p = good;
+    p.validation = train;
+    p.validation_split = 0.25;
+    EXPECT_STATUS(medgen_finetune(&p, NULL, NULL, &r), MEDGEN_ERR_INVALID_ARGUMENT);
+    p = good;
+    p.model = "/nonexistent/base-model";
+    EXPECT_STATUS(medgen_finetune(&p, NULL, NULL, &r), MEDGEN_ERR_IO);
+    CHECK(strstr(medgen_last_error_message(), "/nonexistent/base-model") != NULL);
+    /* Found after `output` is made (empty), which the next run into it accepts. */
+    p = good;
+    p.train = "/nonexistent/train.jsonl";
+    EXPECT_STATUS(medgen_finetune(&p, NULL, NULL, &r), MEDGEN_ERR_IO);
+    CHECK(r.steps == 12345);
+}
+
+/* The run pytest compares with `medgen finetune`, a run stopped by its callback and resumed,
+ * and a second run into a folder that now holds files. */
+static void test_finetune_runs(const char *base, const char *train, const char *lora_out, const char *stopped_out) {
+    medgen_finetune_params p = lora_params(base, train, lora_out);
+    struct progress prog = {.stop_at_call = 0};
+    medgen_finetune_report r = {0};
+    EXPECT_STATUS(medgen_finetune(&p, on_progress, &prog, &r), MEDGEN_OK);
+    /* 8 examples in batches of 4 for one epoch: 2 steps, both logged (the first and the last). */
+    CHECK(r.steps == 2 && r.total_steps == 2 && !r.stopped_early);
+    CHECK(r.train_examples == 8 && r.validation_examples == 0 && r.truncated_examples == 0);
+    CHECK(isfinite(r.train_loss) && r.train_loss > 0.0 && isnan(r.eval_loss) && isnan(r.eval_rouge_l));
+    CHECK(prog.calls == 2 && prog.bad_entries == 0 && r.seconds >= 0.0);
+    print_run("finetune", &r, &prog);
+
+    medgen_finetune_report untouched = {.steps = 12345};
+    EXPECT_STATUS(medgen_finetune(&p, NULL, NULL, &untouched), MEDGEN_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(medgen_last_error_message(), "not empty") != NULL && untouched.steps == 12345);
+
+    /* The callback's false stops the run cleanly after step 1: MEDGEN_OK, a checkpoint. */
+    medgen_finetune_params s = lora_params(base, train, stopped_out);
+    struct progress stop = {.stop_at_call = 1};
+    medgen_finetune_report sr = {0};
+    EXPECT_STATUS(medgen_finetune(&s, on_progress, &stop, &sr), MEDGEN_OK);
+    CHECK(stop.calls == 1 && sr.steps == 1 && sr.total_steps == 2 && sr.stopped_early);
+    print_run("finetune_stopped", &sr, &stop);
+
+    /* Resumed from that checkpoint, with neither a callback nor a report. */
+    s.resume = true;
+    EXPECT_STATUS(medgen_finetune(&s, NULL, NULL, NULL), MEDGEN_OK);
+}
+
+static void test_merge(const char *base, const char *adapter, const char *merged) {
+    EXPECT_STATUS(medgen_merge(NULL, adapter, merged), MEDGEN_ERR_NULL_ARGUMENT);
+    EXPECT_STATUS(medgen_merge(base, NULL, merged), MEDGEN_ERR_NULL_ARGUMENT);
+    EXPECT_STATUS(medgen_merge(base, adapter, NULL), MEDGEN_ERR_NULL_ARGUMENT);
+    EXPECT_STATUS(medgen_merge(base, "bad \xc3\x28 utf8", merged), MEDGEN_ERR_INVALID_UTF8);
+    EXPECT_STATUS(medgen_merge(base, "/nonexistent/adapter", merged), MEDGEN_ERR_IO);
+    EXPECT_STATUS(medgen_merge(base, adapter, merged), MEDGEN_OK);
+}
+
+/* Greedy text of a model loaded with `adapter` (NULL for none), printed for pytest. */
+static void generate_with(const char *name, const char *model_path, const char *adapter) {
+    medgen_model_params mp = medgen_model_params_default();
+    mp.threads = 2;
+    mp.adapter = adapter;
+    medgen_model *m = NULL;
+    EXPECT_STATUS(medgen_model_load(model_path, &mp, &m), MEDGEN_OK);
+    if (!m) return;
+    medgen_generation_params g = medgen_generation_params_default();
+    g.max_new_tokens = 8;
+    g.logprobs = true;
+    medgen_text *t = NULL;
+    EXPECT_STATUS(medgen_generate(m, PROMPT, &g, &t), MEDGEN_OK);
+    if (t) printf("RESULT %s %s\n", name, medgen_text_json(t));
+    medgen_text_free(t);
+    medgen_model_free(m);
+}
+
+static void test_adapter_load(const char *base, const char *adapter, const char *merged) {
+    medgen_model_params mp = medgen_model_params_default();
+    medgen_model *m = (medgen_model *)UNTOUCHED;
+    mp.adapter = "bad \xc3\x28 utf8";
+    EXPECT_STATUS(medgen_model_load(base, &mp, &m), MEDGEN_ERR_INVALID_UTF8);
+    mp.adapter = "/nonexistent/adapter";
+    EXPECT_STATUS(medgen_model_load(base, &mp, &m), MEDGEN_ERR_IO);
+    CHECK(m == (medgen_model *)UNTOUCHED);
+    generate_with("base_greedy", base, NULL);
+    generate_with("adapter_greedy", base, adapter);
+    generate_with("merged_greedy", merged, NULL);
+}
+
+static int finetune_main(char **args) {
+    const char *base = args[0], *train = args[1], *lora_out = args[2], *stopped_out = args[3], *merged = args[4];
+    test_finetune_defaults();
+    test_finetune_errors(base, train, stopped_out);
+    test_finetune_runs(base, train, lora_out, stopped_out);
+    test_merge(base, lora_out, merged);
+    test_adapter_load(base, lora_out, merged);
+    if (failures) fprintf(stderr, "%d checks failed\n", failures);
+    else printf("all C ABI checks passed\n");
+    return failures ? 1 : 0;
+}
+
 int main(int argc, char **argv) {
+    if (argc == 7 && strcmp(argv[1], "--finetune") == 0) return finetune_main(argv + 2);
     if (argc != 3) {
-        fprintf(stderr, "usage: %s MODEL_PATH CORRUPT_FILE\n", argv[0]);
+        fprintf(stderr, "usage: %s MODEL_PATH CORRUPT_FILE\n"
+                        "       %s --finetune BASE_MODEL TRAIN_FILE LORA_OUT STOPPED_OUT MERGED_OUT\n",
+                argv[0], argv[0]);
         return 2;
     }
     test_statics();
