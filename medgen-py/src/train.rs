@@ -103,7 +103,7 @@ impl Hook {
 ///
 /// `callback(entry)` sees every logged step and evaluation as a dict; returning False stops
 /// the run cleanly (a checkpoint and the model so far are written). An exception in the
-/// callback, or Ctrl-C (checked at each logged step), stops it the same way, then is raised.
+/// callback, or Ctrl-C (checked after every step), stops it the same way, then is raised.
 ///
 /// Returns the log entries, oldest first, as a `History`: a list of dicts that
 /// pandas.DataFrame reads, whose `.report` dict holds the run's result (steps, total_steps,
@@ -130,8 +130,18 @@ fn finetune(
     };
     let cfg = TrainingConfig { model, train, validation, output, load: load_options(device, dtype, threads, None)?, ..config(py, options)? };
     let mut hook = Hook { callback, error: None };
-    let report = py.allow_threads(|| train::finetune(&cfg, &mut |e| hook.on_log(e)));
-    if let Some(e) = hook.error {
+    // Ctrl-C is looked for after every step (and every generated token of an evaluation),
+    // with the GIL taken back only for that check.
+    let mut interrupted = None;
+    let mut stop = || match Python::with_gil(|py| py.check_signals()) {
+        Ok(()) => false,
+        Err(e) => {
+            interrupted = Some(e);
+            true
+        }
+    };
+    let report = py.allow_threads(|| train::finetune_until(&cfg, &mut |e| hook.on_log(e), &mut stop));
+    if let Some(e) = hook.error.take().or(interrupted) {
         return Err(e);
     }
     let report = to_py(py, &report.map_err(err)?)?;

@@ -1,7 +1,7 @@
 //! `medgen finetune`, `medgen merge` and `medgen debug train-batch`: the options of
 //! [`medgen::train::TrainingConfig`] as flags, a progress line, and Ctrl-C as a clean stop.
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::ops::ControlFlow;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -190,19 +190,16 @@ pub fn run(a: Args) -> Result<()> {
     let flag = interrupted.clone();
     // Ctrl-C asks the run to stop at the next step, which writes a checkpoint first.
     let _ = ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst));
-    let tty = std::io::stderr().is_terminal();
-    let report = train::finetune(&cfg, &mut |e| {
+    let on_log = &mut |e: &train::LogEntry| {
         if !a.json {
-            let mut err = std::io::stderr().lock();
-            let _ = writeln!(err, "{}", progress(e));
-            let _ = tty;
+            let _ = writeln!(std::io::stderr().lock(), "{}", progress(e));
         }
-        if interrupted.load(Ordering::SeqCst) {
-            ControlFlow::Break(())
-        } else {
-            ControlFlow::Continue(())
-        }
-    })?;
+        ControlFlow::Continue(())
+    };
+    let report = train::finetune_until(&cfg, on_log, &mut || interrupted.load(Ordering::SeqCst))?;
+    if interrupted.load(Ordering::SeqCst) {
+        eprintln!("interrupted: the checkpoint in {} resumes the run (--resume)", a.output.display());
+    }
     if a.json {
         let mut v = serde_json::to_value(&report).unwrap_or_default();
         if let Some(o) = v.as_object_mut() {

@@ -394,6 +394,12 @@ fn steps_per_epoch(n: usize, batch_size: usize, accumulation: usize) -> u64 {
 /// Trains as `cfg` says. `on_log` sees every logged step and evaluation; `Break` stops the
 /// run cleanly after writing a checkpoint and the model so far.
 pub fn finetune(cfg: &TrainingConfig, on_log: &mut dyn FnMut(&LogEntry) -> ControlFlow<()>) -> Result<Report> {
+    finetune_until(cfg, on_log, &mut || false)
+}
+
+/// [`finetune`] that also asks `stop` after every optimiser step and every generated token of
+/// an evaluation (a cheap check, such as a Ctrl-C flag): true stops the run as `Break` does.
+pub fn finetune_until(cfg: &TrainingConfig, on_log: &mut dyn FnMut(&LogEntry) -> ControlFlow<()>, stop: &mut dyn FnMut() -> bool) -> Result<Report> {
     let started = Instant::now();
     cfg.validate()?;
     let base_sha256 = crate::audit::sha256_path(&cfg.model)?;
@@ -472,7 +478,7 @@ pub fn finetune(cfg: &TrainingConfig, on_log: &mut dyn FnMut(&LogEntry) -> Contr
                 let mut e = LogEntry { step: state.step, epoch, total_steps: total, ..Default::default() };
                 e.eval_loss = Some(eval_loss(&model, &data.validation, cfg.batch_size)?);
                 if cfg.metric == "rougeL" || cfg.eval_generate > 0 {
-                    e.eval_rouge_l = Some(eval_rouge(&model, &data, cfg)?);
+                    e.eval_rouge_l = eval_rouge(&model, &data, cfg, stop)?;
                 }
                 e.elapsed_seconds = started.elapsed().as_secs_f64();
                 log_file.write(&e)?;
@@ -487,7 +493,7 @@ pub fn finetune(cfg: &TrainingConfig, on_log: &mut dyn FnMut(&LogEntry) -> Contr
                     control = ControlFlow::Break(());
                 }
             }
-            if control.is_break() || cfg.stop_after == Some(state.step) {
+            if control.is_break() || cfg.stop_after == Some(state.step) || stop() {
                 stopped = true;
             }
             if stopped || last || evaluate || cfg.save_steps.is_some_and(|s| state.step % s == 0) {
@@ -551,11 +557,12 @@ fn eval_loss(model: &Trainable, examples: &[Encoded], batch_size: usize) -> Resu
     Ok(sum / tokens.max(1) as f64)
 }
 
-/// Mean ROUGE-L F1 of greedy generations for the first validation examples.
-fn eval_rouge(model: &Trainable, data: &Prepared, cfg: &TrainingConfig) -> Result<f64> {
+/// Mean ROUGE-L F1 of greedy generations for the first validation examples; `None` when
+/// `stop` cut the generations short.
+fn eval_rouge(model: &Trainable, data: &Prepared, cfg: &TrainingConfig, stop: &mut dyn FnMut() -> bool) -> Result<Option<f64>> {
     let n = cfg.eval_generate.min(data.validation.len());
     if n == 0 {
-        return Ok(0.0);
+        return Ok(None);
     }
     let prompts: Vec<Vec<u32>> = data.validation[..n]
         .iter()
@@ -568,9 +575,18 @@ fn eval_rouge(model: &Trainable, data: &Prepared, cfg: &TrainingConfig) -> Resul
         })
         .collect();
     let gen = GenerationConfig { max_new_tokens: cfg.eval_max_new_tokens, do_sample: false, ..Default::default() };
-    let outs = generation::generate_batch(model.net.backend(), &model.tokenizer, 0.0, prompts, &gen, || ControlFlow::Continue(()))?;
+    let outs = generation::generate_batch(model.net.backend(), &model.tokenizer, 0.0, prompts, &gen, || {
+        if stop() {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    })?;
+    if outs.iter().any(|g| g.finish_reason == crate::FinishReason::Cancelled) {
+        return Ok(None);
+    }
     let total: f64 = outs.iter().zip(&data.references).map(|(g, r)| crate::metrics::rouge(&g.text, r, true).rouge_l.fmeasure).sum();
-    Ok(total / n as f64)
+    Ok(Some(total / n as f64))
 }
 
 /// `run.json`: what the run was, without any text of the data.

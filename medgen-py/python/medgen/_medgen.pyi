@@ -201,7 +201,7 @@ def finetune(
 
     `callback(entry)` sees every logged step and evaluation; returning False stops the run
     cleanly (a checkpoint and the model so far are written). An exception in the callback, or
-    Ctrl-C (checked at each logged step, every `logging_steps`), stops it the same way and is
+    Ctrl-C (checked after every step and every generated token of an evaluation), stops it the same way and is
     then raised. The run holds no GIL between callbacks.
 
     Returns the log entries, oldest first: a list of dicts (pandas.DataFrame(history) reads
