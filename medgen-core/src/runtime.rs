@@ -77,8 +77,8 @@ pub struct LoadOptions {
     /// intra-op thread count to 1: libtorch's idle OpenMP workers otherwise spin against them.
     pub threads: Option<usize>,
     /// A LoRA adapter folder (PEFT's `adapter_config.json` and `adapter_model.safetensors`)
-    /// to run with the model (default: none). Layers with an adapter run through libtorch,
-    /// not medgen's CPU decode kernels; `medgen merge` folds an adapter in for full speed.
+    /// to run with the model (default: none), folded into the adapted layers' weights at load
+    /// (PEFT's `merge_and_unload`), so that medgen's CPU kernels run them.
     pub adapter: Option<std::path::PathBuf>,
 }
 

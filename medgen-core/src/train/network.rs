@@ -330,22 +330,14 @@ pub(crate) fn load_with_adapter(path: &Path, dir: &Path, opts: &LoadOptions, run
 }
 
 /// Writes `base` with the adapter of `adapter` merged into its weights (PEFT's
-/// `merge_and_unload`: `W + scaling · B A`) as an HF folder in `output`.
+/// `merge_and_unload`: `W + scaling · B A`) as an HF folder in `output`, which, like the
+/// base's own folder, needs no adapter to run.
 pub fn merge(base: &Path, adapter: &Path, output: &Path, opts: &LoadOptions) -> Result<()> {
     let runtime = Runtime::new(opts)?;
     let spec = adapter_spec(adapter)?;
     let (net, tokenizer, info, loaded) = loader::load_with(base, opts, &runtime, Setup { trainable: false, adapters: Some(&spec) })?;
+    // Loading with an adapter that does not train folds it into the weights (Linear::load).
     check_adapter_fits(adapter, &spec, &loaded)?;
-    let scaling = spec.scaling();
-    tch::no_grad(|| -> Result<()> {
-        for (module, a, b) in &loaded.adapters {
-            let w = loaded.weights.iter().find(|w| w.hf == format!("{module}.weight")).ok_or_else(|| MedgenError::format(format!("no weight for `{module}`")))?;
-            let mut t = w.tensor.shallow_clone();
-            let delta = b.f_matmul(a)?.f_mul_scalar(scaling)?.f_to_kind(t.kind())?;
-            let _ = t.f_add_(&delta)?;
-        }
-        Ok(())
-    })?;
     std::fs::create_dir_all(output).map_err(|e| MedgenError::io(output, e))?;
     let model = Trainable { net, tokenizer: Arc::new(tokenizer), info, runtime, loaded, params: Vec::new(), lora: None };
     model.save_model(output)

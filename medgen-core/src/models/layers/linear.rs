@@ -35,6 +35,12 @@ impl Linear {
         let bias = if bias { Some(w.get(&bias_name, &[out])?) } else { w.get_opt(&bias_name, &[out])? };
         let blocks = w.blocks(&format!("{name}.weight"));
         let lora = w.adapter(name, out, inp)?;
+        if let (Some(l), false) = (&lora, w.adapters.is_some_and(|s| s.trainable)) {
+            // An adapter that only runs is folded into the weight, as PEFT's merge does: the
+            // layer stays one product that medgen's kernels can read (dense, not in blocks).
+            let merged = w.merge(&format!("{name}.weight"), &weight, l)?;
+            return Ok(Linear { weight: merged, bias, blocks: None, lora: None, parts: Vec::new() });
+        }
         Ok(Linear { weight, bias, blocks, lora, parts: Vec::new() })
     }
 

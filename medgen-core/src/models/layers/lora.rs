@@ -48,6 +48,11 @@ pub(crate) struct Lora {
 }
 
 impl Lora {
+    /// `scaling · B A`, `[out, in]`: what merging adds to the layer's weight.
+    pub fn delta(&self) -> Result<Tensor> {
+        Ok(self.b.f_matmul(&self.a)?.f_mul_scalar(self.scaling)?)
+    }
+
     /// The adapter's contribution to the layer's output for input `x` (`[..., in]`).
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let x = if self.dropout > 0.0 && training() { x.f_dropout(self.dropout, true)? } else { x.shallow_clone() };

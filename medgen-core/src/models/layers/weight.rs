@@ -157,6 +157,15 @@ impl Loader<'_> {
         Ok(Weight(t))
     }
 
+    /// `weight` (loaded as `name`) plus `lora`'s product, replacing it in the record.
+    pub fn merge(&self, name: &str, weight: &Weight, lora: &Lora) -> Result<Weight> {
+        let merged = weight.f_add(&lora.delta()?.f_to_kind(weight.kind())?)?;
+        if let Some(w) = self.loaded.borrow_mut().weights.iter_mut().rev().find(|w| w.logical == name) {
+            w.tensor = merged.shallow_clone();
+        }
+        Ok(Weight(merged))
+    }
+
     /// The stored blocks of a weight that the CPU kernels can multiply directly (none for
     /// trainable weights, whose values change).
     pub fn blocks(&self, name: &str) -> Option<(GgmlType, Vec<u8>)> {
