@@ -3,9 +3,10 @@ independent references: the tokenizer's own encoding, transformers' loss and gra
 LoRA layers, and a plain PyTorch loop (torch.optim.AdamW, transformers' linear warm-up schedule,
 clip_grad_norm_) written here from the contract.
 
-The tiny models are the ones of conftest.make_tiny and test_seq2seq.make_tiny_seq2seq (same seeds
-and weights), saved again under tests/.cache/finetune/<kind> with every dropout probability set to
-0 in config.json, so that transformers in train mode is deterministic.
+The tiny models are made by conftest.make_tiny and test_seq2seq.make_tiny_seq2seq (the latter's
+projection matrices scaled back to their initial size, see unscale_projections) and saved under
+tests/.cache/finetune/<kind> with every dropout probability set to 0 in config.json, so that
+transformers in train mode is deterministic. PEFT adapters for them are saved beside them.
 
 Reference facts these tests rely on (transformers 5.23, PEFT 0.21.2, checked in their sources):
 - Trainer.get_decay_parameter_names: parameters inside nn.LayerNorm modules, or whose lowercased
@@ -25,6 +26,7 @@ import csv
 import hashlib
 import json
 import math
+import re
 import shutil
 from functools import lru_cache
 from pathlib import Path
@@ -36,6 +38,8 @@ from conftest import CLINICAL_SENTENCES, ROOT, make_tiny, medgen_json, run_medge
 from test_seq2seq import make_tiny_seq2seq
 
 CACHE = ROOT / "tests" / ".cache" / "finetune"
+# A folder in CACHE is complete when it holds this file; change it when the recipes change.
+MADE = ".made-v1"
 DECODER_KINDS = ["gpt2", "qwen2", "llama", "llama_untied"]
 SEQ2SEQ_KINDS = ["t5_relu", "t5_gated", "bart"]
 ALL_KINDS = DECODER_KINDS + SEQ2SEQ_KINDS
@@ -45,8 +49,25 @@ DROPOUT_KEYS = ["dropout", "attention_dropout", "activation_dropout", "dropout_r
                 "encoder_layerdrop", "decoder_layerdrop"]
 LLAMA_LINEAR = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
+# Gradients: 1e-5 relative per tensor, 1e-4 for tensors whose norm is under 1% of the largest,
+# and differences under 1e-6 of the largest norm always allowed (see assert_tensors_close). In
+# BART the smallest attention gradients (1e-4 of the largest) come out of float32 with 1e-4
+# relative error in transformers and 3e-4 in medgen: rounding of large terms that cancel.
 GRAD_TOL = 1e-5
 TINY_GRAD_TOL = 1e-4
+GRAD_FLOOR = 1e-6
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """The reference computations are tiny: one thread is faster than two contending with the
+    medgen process and anything else on a 2-core machine (several times, measured)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -61,7 +82,7 @@ def is_seq2seq(kind):
 def model_dir(kind) -> Path:
     """The tiny model `kind` with all dropout at 0, made once per cache."""
     path = CACHE / kind
-    if (path / "config.json").exists():
+    if (path / MADE).exists():
         return path
     tmp = CACHE / f"{kind}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -76,6 +97,7 @@ def model_dir(kind) -> Path:
         if key in config:
             config[key] = 0.0
     (tmp / "config.json").write_text(json.dumps(config, indent=2))
+    (tmp / MADE).touch()
     shutil.rmtree(path, ignore_errors=True)
     tmp.rename(path)
     return path
@@ -152,10 +174,11 @@ def adapter_dir(kind, variant="default") -> Path:
     from peft import get_peft_model
 
     path = CACHE / "adapters" / f"{kind}-{variant}"
-    if (path / "adapter_model.safetensors").exists():
+    if (path / MADE).exists():
         return path
+    base = load_hf(kind)
     torch.manual_seed(100 + ALL_KINDS.index(kind))
-    peft_model = get_peft_model(load_hf(kind), lora_config(kind, variant))
+    peft_model = get_peft_model(base, lora_config(kind, variant))
     with torch.no_grad():
         for name, p in peft_model.named_parameters():
             if "lora_B" in name:
@@ -163,6 +186,7 @@ def adapter_dir(kind, variant="default") -> Path:
     tmp = path.with_name(path.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     peft_model.save_pretrained(tmp)
+    (tmp / MADE).touch()
     shutil.rmtree(path, ignore_errors=True)
     tmp.rename(path)
     return path
@@ -202,16 +226,24 @@ def write_jsonl(path, rows):
 
 
 def encode(kind, ex, max_source=512, max_target=128):
-    """(model input ids, labels) of one example, computed from the tokenizer independently."""
+    """(model input ids, labels) of one example, computed from the tokenizer independently.
+
+    The target is cut as transformers' tokenizers cut with truncation=True when their
+    post-processor appends EOS: the text's ids to max_target - 1, then EOS, so that a truncated
+    target still ends in EOS (checked in transformers 5.23: a T5-style "$A </s>" template with
+    max_length=5 gives 4 ids and </s>)."""
     tok = tokenizer(kind)
     eos = tok.eos_token_id
     source = tok(ex["input"], add_special_tokens=True).input_ids[:max_source]
     if is_seq2seq(kind):
-        target = tok(ex["target"], add_special_tokens=True).input_ids
-        if not target or target[-1] != eos:
-            target = target + [eos]
-        return source, target[:max_target]
-    target = (tok(ex["target"], add_special_tokens=False).input_ids + [eos])[:max_target]
+        content = tok(ex["target"], add_special_tokens=True).input_ids
+        if content and content[-1] == eos:
+            content = content[:-1]
+    else:
+        content = tok(ex["target"], add_special_tokens=False).input_ids
+    target = content[:max_target - 1] + [eos]
+    if is_seq2seq(kind):
+        return source, target
     return source + target, [-100] * len(source) + target
 
 
@@ -275,7 +307,8 @@ def reference_loss_and_grads(model, kind, batch):
     """Loss (sum / label tokens) of one batch and the gradients of the trainable parameters."""
     loss, items = loss_sum_and_items(model, kind, batch)
     (loss / items).backward()
-    return float(loss) / items, {n: p.grad.numpy().copy() for n, p in model.named_parameters() if p.requires_grad}
+    grads = {n: p.grad.numpy().copy() for n, p in model.named_parameters() if p.requires_grad}
+    return float(loss.detach()) / items, grads
 
 
 # ---------------------------------------------------------------------------------------------
@@ -293,8 +326,9 @@ def decay_names(model):
 def reference_train(model, kind, examples, *, steps, batch_size, accumulation, lr, warmup, weight_decay,
                     max_grad_norm):
     """Trains `model` (its trainable parameters) in place as the contract says and returns one
-    record per optimizer step: loss, grad_norm (before clipping), the lr the step used and the lr
-    after the scheduler's step."""
+    record per optimizer step: loss, grad_norm (before clipping) and the lr the step used.
+    Micro-batches are consecutive examples in file order; an optimizer step takes
+    `accumulation` of them (the last of an epoch may take fewer, as transformers' Trainer does)."""
     import torch
     from transformers import get_linear_schedule_with_warmup
 
@@ -320,13 +354,12 @@ def reference_train(model, kind, examples, *, steps, batch_size, accumulation, l
             for b in group:
                 loss, _ = loss_sum_and_items(model, kind, b)
                 (loss / items).backward()
-                total += float(loss)
+                total += float(loss.detach())
             norm = float(torch.nn.utils.clip_grad_norm_([p for _, p in named], max_grad_norm))
             lr_used = opt.param_groups[0]["lr"]
             opt.step()
             sched.step()
-            records.append({"loss": total / items, "grad_norm": norm, "lr": lr_used,
-                            "lr_after": opt.param_groups[0]["lr"]})
+            records.append({"loss": total / items, "grad_norm": norm, "lr": lr_used})
     return records
 
 
@@ -350,16 +383,17 @@ def rel_err(ours, ref):
     return float(np.linalg.norm(ours - ref) / denom) if denom > 0 else float(np.linalg.norm(ours))
 
 
-def assert_tensors_close(ours: dict, ref: dict, tol, what, tiny_tol=None, ref32=None, bounds=None):
+def assert_tensors_close(ours: dict, ref: dict, tol, what, tiny_tol=None, ref32=None, bounds=None, floor=1e-7):
     """Every reference tensor present in `ours` with the same shape and within `tol` relative to
     the reference's norm (`tiny_tol` for tensors whose norm is under 1% of the largest one's).
 
     With `ref32`, `ref` is the computation in float64 and `ref32` the same in float32: a tensor
     may then also differ by 4 times transformers' own float32 error (some gradients of attention
-    layers are ill-conditioned: float32 gets them only to ~1e-5 whoever computes them) or by 1e-7
-    of the largest norm (gradients that are zero in exact arithmetic, such as attention key
-    biases', are float32 noise). `bounds`: name -> an absolute difference always allowed. The
-    worst offenders are listed with their numbers on failure."""
+    layers are ill-conditioned: float32 gets them only to ~1e-5 whoever computes them) or by
+    `floor` times the largest norm (the rounding of large terms that cancel in a small tensor; a
+    gradient that is zero in exact arithmetic, such as an attention key bias's, is all rounding).
+    `bounds`: name -> an absolute difference always allowed. The worst offenders are listed
+    with their numbers on failure."""
     missing = sorted(set(ref) - set(ours))
     extra = sorted(set(ours) - set(ref))
     assert not missing and not extra, f"{what}: missing {missing[:10]}, unexpected {extra[:10]}"
@@ -375,7 +409,7 @@ def assert_tensors_close(ours: dict, ref: dict, tol, what, tiny_tol=None, ref32=
         hf32 = float("nan")
         if ref32 is not None:
             hf32 = float(np.linalg.norm(np.asarray(ref32[name], dtype=np.float64) - r))
-            allowed = max(allowed, 4 * hf32, 1e-7 * largest)
+            allowed = max(allowed, 4 * hf32, floor * largest)
         allowed = max(allowed, (bounds or {}).get(name, 0.0))
         diff = float(np.linalg.norm(o - r))
         if not diff <= allowed:
@@ -442,7 +476,8 @@ def check_dumped_batch(kind, dump, expected):
         assert name in dump, f"{name} missing from the dump: {sorted(k for k in dump if not k.startswith('grad.'))}"
         assert dump[name].dtype == np.int64, (name, dump[name].dtype)
         assert dump[name].tolist() == expected[name].tolist(), (
-            f"{name} differs from the tokenizer's\nmedgen:    {dump[name].tolist()}\nreference: {expected[name].tolist()}")
+            f"{name} differs from the tokenizer's\n"
+            f"medgen:    {dump[name].tolist()}\nreference: {expected[name].tolist()}")
     if is_seq2seq(kind):
         model = load_hf(kind)
         hf_shift = model.prepare_decoder_input_ids_from_labels(labels=expected["labels"])
@@ -476,7 +511,8 @@ def test_train_batch_full_loss_and_gradients_match_transformers(tmp_path, kind):
     ours = {k[len("grad."):]: v for k, v in dump.items() if k.startswith("grad.")}
     assert all(v.dtype == np.float32 for v in ours.values())
     # Names as transformers' named_parameters() gives them: tied weights once.
-    assert_tensors_close(ours, grads64, GRAD_TOL, f"{kind} full gradients", tiny_tol=TINY_GRAD_TOL, ref32=grads32)
+    assert_tensors_close(ours, grads64, GRAD_TOL, f"{kind} full gradients", tiny_tol=TINY_GRAD_TOL, ref32=grads32,
+                         floor=GRAD_FLOOR)
 
 
 LORA_CASES = [(k, "default") for k in ALL_KINDS] + [("llama", "rslora_mlp")]
@@ -506,15 +542,14 @@ def test_train_batch_lora_loss_and_gradients_match_peft(tmp_path, kind, variant)
     assert_loss_close(scalar(dump["loss"]), loss64, loss32, f"{kind} {variant} loss")
     ours = {k[len("grad."):]: v for k, v in dump.items() if k.startswith("grad.")}
     assert_tensors_close(ours, grads64, GRAD_TOL, f"{kind} {variant} LoRA gradients", tiny_tol=TINY_GRAD_TOL,
-                         ref32=grads32)
+                         ref32=grads32, floor=GRAD_FLOOR)
 
 
 @pytest.mark.parametrize("kind", ["llama", "t5_relu"])
 def test_train_batch_truncates_source_and_target_to_their_max_lengths(tmp_path, kind):
-    """Source: its first N ids. Target: its ids with EOS appended (seq2seq: unless already last),
-    then the first M of those, EOS counted."""
+    """Source: its first N ids. Target: its first M - 1 ids and EOS (see encode)."""
     long = {"input": " ".join(CLINICAL_SENTENCES[:2]), "target": " ".join(CLINICAL_SENTENCES[2:4])}
-    short = {"input": "No fever.", "target": " Home."}
+    short = {"input": "No fever.", "target": " mg"}
     data = write_jsonl(tmp_path / "train.jsonl", [long, short])
     dump = train_batch(tmp_path, kind, data, "--method", "full", "--max-source-length", "7",
                        "--max-target-length", "5")
@@ -555,8 +590,8 @@ def finetune(tmp_path, kind, *extra, name="out", data=None):
 def check_log_and_summary(out, summary, records):
     """log.jsonl's training entries against the reference steps: grad_norm before clipping; loss
     the mean of the steps' losses since the previous entry (the step's own loss when every step
-    is logged); lr the one the step used or the scheduler's next one (transformers' Trainer logs
-    the latter). The summary's train_loss is the mean step loss, as the Trainer's is."""
+    is logged); lr the one the step used (0 for the first step of a warm-up), as transformers
+    5.23's Trainer logs it. The summary's train_loss is the mean step loss, as the Trainer's is."""
     assert summary["steps"] == len(records), summary
     assert Path(summary["output"]).resolve() == Path(out).resolve(), summary
     assert math.isclose(summary["train_loss"], float(np.mean([r["loss"] for r in records])), rel_tol=1e-4), (
@@ -565,14 +600,14 @@ def check_log_and_summary(out, summary, records):
     assert entries, "no training entry in log.jsonl"
     previous = 0
     for e in entries:
-        assert {"step", "epoch", "loss", "lr", "grad_norm"} <= set(e), e
+        assert {"step", "epoch", "loss", "learning_rate", "grad_norm"} <= set(e), e
         step = e["step"]
         assert previous < step <= len(records), (previous, e)
         r = records[step - 1]
         mean_loss = float(np.mean([x["loss"] for x in records[previous:step]]))
         assert math.isclose(e["loss"], mean_loss, rel_tol=1e-4), (e, mean_loss)
         assert math.isclose(e["grad_norm"], r["grad_norm"], rel_tol=1e-4), (e, r)
-        assert any(math.isclose(e["lr"], lr, rel_tol=1e-6, abs_tol=1e-12) for lr in (r["lr"], r["lr_after"])), (e, r)
+        assert math.isclose(e["learning_rate"], r["lr"], rel_tol=1e-6, abs_tol=1e-12), (e, r)
         previous = step
 
 
@@ -600,7 +635,7 @@ def reference_runs(make_model, kind, state):
     """The reference loop in float64 and in float32 from the same start: (initial weights, float64
     weights, float32 weights, float64 step records), weights as `state(model)` gives them."""
     model64 = make_model().double()
-    initial = {n: np.asarray(v, np.float64) for n, v in state(model64).items()}
+    initial = state(model64)
     records = reference_train(model64, kind, EXAMPLES, **TRAIN_KW)
     model32 = make_model()
     reference_train(model32, kind, EXAMPLES, **TRAIN_KW)
@@ -608,13 +643,13 @@ def reference_runs(make_model, kind, state):
 
 
 def full_state(model):
-    return {n: p.detach().double().numpy() for n, p in model.named_parameters()}
+    return {n: p.detach().double().numpy().copy() for n, p in model.named_parameters()}
 
 
 def lora_state(model):
     from peft import get_peft_model_state_dict
 
-    return {n: v.detach().double().numpy() for n, v in get_peft_model_state_dict(model).items()}
+    return {n: v.detach().double().numpy().copy() for n, v in get_peft_model_state_dict(model).items()}
 
 
 FULL_KINDS = ["llama", "t5_gated", "bart"]
@@ -667,6 +702,34 @@ def test_lora_finetune_matches_peft_with_a_plain_pytorch_loop(tmp_path, kind):
                          "adapter as PEFT loads it")
 
 
+def test_warmup_ratio_is_the_ceiling_of_its_share_of_the_steps(tmp_path):
+    """--warmup-ratio 0.25 of 10 steps: 3 warm-up steps, as transformers 5.23 rounds a fractional
+    warm-up (TrainingArguments.get_warmup_steps: ceil(total * ratio))."""
+    import torch
+    from transformers import TrainingArguments, get_linear_schedule_with_warmup
+
+    warmup = TrainingArguments(output_dir=str(tmp_path / "unused"), warmup_steps=0.25).get_warmup_steps(10)
+    assert warmup == 3
+    opts = ["--method", "lora", "--lora-dropout", "0", "--no-shuffle", "--batch-size", "4", "--lr", "1e-2",
+            "--max-steps", "10"]
+    data = write_jsonl(tmp_path / "train.jsonl", EXAMPLES)
+    ratio_out, _ = finetune(tmp_path, "llama", *opts, "--warmup-ratio", "0.25", name="ratio", data=data)
+    steps_out, _ = finetune(tmp_path, "llama", *opts, "--warmup-steps", str(warmup), name="steps", data=data)
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1e-2)
+    sched = get_linear_schedule_with_warmup(opt, warmup, 10)
+    lrs = []
+    for _ in range(10):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    for e in read_log(ratio_out):
+        if "loss" in e:
+            assert math.isclose(e["learning_rate"], lrs[e["step"] - 1], rel_tol=1e-6, abs_tol=1e-12), (e, lrs)
+    a = load_safetensors(ratio_out / "adapter_model.safetensors")
+    b = load_safetensors(steps_out / "adapter_model.safetensors")
+    assert max(rel_err(a[k], b[k]) for k in b) <= 1e-6
+
+
 # ---------------------------------------------------------------------------------------------
 # Resuming
 
@@ -685,7 +748,6 @@ def test_resumed_run_ends_with_the_same_weights_as_an_uninterrupted_one(tmp_path
     a_out, a = finetune(tmp_path, "llama", *RESUME_OPTS, name="a", data=data)
     b_out, b_stop = finetune(tmp_path, "llama", *RESUME_OPTS, "--stop-after", str(stop), name="b", data=data)
     assert b_stop["steps"] == stop, b_stop
-    assert max(e["step"] for e in read_log(b_out)) == stop
     b_out, b = finetune(tmp_path, "llama", *RESUME_OPTS, "--resume", name="b", data=data)
     assert b["steps"] == a["steps"] == 10, (a, b)
 
@@ -694,14 +756,11 @@ def test_resumed_run_ends_with_the_same_weights_as_an_uninterrupted_one(tmp_path
     assert set(wa) == set(wb)
     worst = max(rel_err(wb[k], wa[k]) for k in wa)
     assert worst <= 1e-6, f"resumed weights differ from the uninterrupted run's by {worst:.3g} relative"
-    # The steps after the restart saw the same batches and masks: the same losses.
-    loss_a = {e["step"]: e["loss"] for e in read_log(a_out) if "loss" in e}
-    log_b = [e for e in read_log(b_out) if "loss" in e]
-    steps_b = [e["step"] for e in log_b]
-    assert len(steps_b) == len(set(steps_b)), f"steps logged twice: {steps_b}"
-    for e in log_b:
-        if e["step"] > stop and e["step"] in loss_a:
-            assert math.isclose(e["loss"], loss_a[e["step"]], rel_tol=1e-6), (e, loss_a[e["step"]])
+    # The restart appends to the log without repeating steps. (Its losses are not compared: an
+    # entry's loss is the mean since the previous entry, and a resumed run, like transformers'
+    # Trainer, starts that mean afresh at the restart.)
+    steps = [e["step"] for e in read_log(b_out) if "loss" in e]
+    assert steps == sorted(set(steps)), f"steps logged twice or out of order: {steps}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -759,24 +818,46 @@ def test_logits_with_an_adapter_match_peft(tmp_path, kind, variant):
         plain = load_hf(kind, train=False)(input_ids=torch.tensor([ids])).logits[0, -1].numpy()
     ours = np.load(out)
     assert ours.shape == ref.shape
-    assert rel_err(ours, ref) < 1e-4, f"rel {rel_err(ours, ref):.3g}; without the adapter it would be {rel_err(plain, ref):.3g}"
+    assert rel_err(ours, ref) < 1e-4, (
+        f"rel {rel_err(ours, ref):.3g}; without the adapter it would be {rel_err(plain, ref):.3g}")
     assert rel_err(plain, ref) > 1e-3, "the adapter changes nothing: the test would not see it ignored"
 
 
-@pytest.mark.parametrize("kind", ["gpt2", "llama"])
-def test_greedy_generation_with_an_adapter_matches_peft(kind):
+@pytest.mark.parametrize("sentence", [0, 3])
+def test_greedy_generation_with_an_adapter_matches_peft(sentence):
+    """llama_untied: the tied tiny models repeat one token whatever the adapter does."""
     import torch
 
+    kind = "llama_untied"
     adapter = adapter_dir(kind)
-    prompt = CLINICAL_SENTENCES[3][:30]
+    prompt = CLINICAL_SENTENCES[sentence][:30]
     out = medgen_json("generate", "--model", model_dir(kind), "--adapter", adapter, "--prompt", prompt,
                       "--greedy", "--max-new-tokens", "10", "--min-new-tokens", "10", "--json")
-    model = load_peft(kind, adapter, trainable=False)
+    assert out["prompt_token_ids"] == tokenizer(kind)(prompt).input_ids
     ids = torch.tensor([out["prompt_token_ids"]])
+    kw = dict(input_ids=ids, attention_mask=torch.ones_like(ids), do_sample=False, max_new_tokens=10,
+              min_new_tokens=10, pad_token_id=pad_id(kind))
     with torch.no_grad():
-        gen = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), do_sample=False,
-                             max_new_tokens=10, min_new_tokens=10, pad_token_id=pad_id(kind))
-    assert out["token_ids"] == gen[0, ids.shape[1]:].tolist()
+        ref = load_peft(kind, adapter, trainable=False).generate(**kw)[0, ids.shape[1]:].tolist()
+        plain = load_hf(kind, train=False).generate(**kw)[0, ids.shape[1]:].tolist()
+    assert ref != plain, "the adapter does not change greedy tokens here: the test would not see it ignored"
+    assert out["token_ids"] == ref, f"medgen {out['token_ids']}, PEFT {ref}, without the adapter {plain}"
+
+
+def test_training_text_is_deidentified_unless_no_deid(tmp_path):
+    phi = ["John Smith", "4829301", "03/14/2021", "03/20/2021"]
+    example = {"input": "Patient John Smith, MRN 4829301, seen on 03/14/2021.",
+               "target": " John Smith was discharged on 03/20/2021."}
+    data = write_jsonl(tmp_path / "train.jsonl", [example])
+    out = tmp_path / "deid.safetensors"
+    run_medgen("debug", "train-batch", "--model", model_dir("llama"), "--train", data, "--output", out, "--no-chat",
+               "--method", "full")
+    dump = load_safetensors(out)
+    text = tokenizer("llama").decode(dump["input_ids"][0][dump["attention_mask"][0] == 1])
+    assert "Patient" in text and "MRN" in text and "discharged" in text, text
+    assert not [p for p in phi if p in text], text
+    raw = train_batch(tmp_path, "llama", data, "--method", "full")  # --no-deid
+    assert raw["input_ids"].tolist() == collate("llama", [example])["input_ids"].tolist()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -791,9 +872,12 @@ def synthetic_pairs():
 
 def test_small_run_lowers_the_validation_loss(tmp_path):
     data = write_jsonl(tmp_path / "pairs.jsonl", synthetic_pairs())
-    out, summary = finetune(tmp_path, "llama", "--method", "full", "--validation-split", "0.2", "--epochs", "4",
-                            "--batch-size", "4", "--lr", "1e-3", "--eval-steps", "8", "--warmup-steps", "2", data=data)
-    assert summary["steps"] == 32, summary  # 32 training examples, 4 a batch, 4 epochs
+    out, summary = finetune(tmp_path, "llama", "--method", "full", "--validation-split", "0.2", "--epochs", "6",
+                            "--batch-size", "4", "--lr", "1e-3", "--eval-steps", "4", "--warmup-steps", "2",
+                            data=data)
+    # 32 training examples, 4 a batch, 6 epochs. The same run in PyTorch (any split and order)
+    # takes the validation loss from about 5.6 at step 4 to about 3.65 at step 48.
+    assert summary["steps"] == 48, summary
     evals = [e for e in read_log(out) if "eval_loss" in e]
     assert len(evals) >= 2, read_log(out)
     assert all("eval_rougeL" in e and 0 <= e["eval_rougeL"] <= 1 for e in evals), evals
@@ -809,8 +893,9 @@ def test_small_run_lowers_the_validation_loss(tmp_path):
 
 def refuse(tmp_path, *args, rows=None, data=None, kind="llama"):
     data = data or write_jsonl(tmp_path / "train.jsonl", EXAMPLES if rows is None else rows)
+    steps = [] if "--max-steps" in args else ["--max-steps", "1"]
     return run_medgen("finetune", "--model", model_dir(kind), "--train", data, "--output", tmp_path / "out",
-                      "--no-chat", "--no-deid", "--max-steps", "1", *args, check=False)
+                      "--no-chat", "--no-deid", *steps, *args, check=False)
 
 
 def test_empty_training_file_is_refused(tmp_path):
@@ -841,7 +926,9 @@ def test_missing_csv_column_is_refused(tmp_path):
 
 @pytest.mark.parametrize("lr", ["0", "-1", "nan"])
 def test_learning_rate_that_is_not_positive_and_finite_is_refused(tmp_path, lr):
-    assert_refused(refuse(tmp_path, "--lr", lr), any_of=["--lr", "learning rate", "learning-rate"])
+    proc = refuse(tmp_path, "--lr", lr)
+    assert_refused(proc)
+    assert re.search(r"(?<![a-z])lr(?![a-z])|learning.rate", proc.stderr.lower()), proc.stderr
 
 
 @pytest.mark.parametrize("option", ["--lora-r", "--lora-alpha"])

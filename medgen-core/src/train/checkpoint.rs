@@ -105,14 +105,30 @@ pub fn save(out: &Path, model: &Trainable, opt: &AdamW, state: &State) -> Result
     })
 }
 
-/// Restores the checkpoint in `out` (or the one a crash left as `checkpoint.old`) into
-/// `model` and `opt`; `None` when there is none.
-pub fn load(out: &Path, model: &Trainable, opt: &mut AdamW) -> Result<Option<State>> {
-    let dir = [checkpoint_dir(out), out.join("checkpoint.old")].into_iter().find(|d| d.join("state.json").exists());
-    let Some(dir) = dir else { return Ok(None) };
+/// The folder of the checkpoint in `out`: the last one written, or the one a crash during
+/// the rename left as `checkpoint.old`.
+fn find(out: &Path) -> Option<PathBuf> {
+    [checkpoint_dir(out), out.join("checkpoint.old")].into_iter().find(|d| d.join("state.json").exists())
+}
+
+fn read_state(dir: &Path) -> Result<(State, serde_json::Value)> {
     let json = crate::tokenizer::read_json(&dir.join("state.json"))?;
     let state: State = serde_json::from_value(json.get("state").cloned().unwrap_or_default())
         .map_err(|e| MedgenError::format(format!("{}: {e}", dir.join("state.json").display())))?;
+    Ok((state, json))
+}
+
+/// The SHA-256 of the base model the checkpoint in `out` was trained from.
+pub fn base_sha256(out: &Path) -> Result<String> {
+    let dir = find(out).ok_or_else(|| MedgenError::invalid("resume", format!("{} holds no checkpoint to resume from", out.display())))?;
+    Ok(read_state(&dir)?.0.base_sha256)
+}
+
+/// Restores the checkpoint in `out` (or the one a crash left as `checkpoint.old`) into
+/// `model` and `opt`; `None` when there is none.
+pub fn load(out: &Path, model: &Trainable, opt: &mut AdamW) -> Result<Option<State>> {
+    let Some(dir) = find(out) else { return Ok(None) };
+    let (state, json) = read_state(&dir)?;
     let params: HashMap<String, Tensor> = Tensor::read_safetensors(dir.join("params.safetensors"))?.into_iter().collect();
     model.set_values(&params)?;
     let moments: HashMap<String, Tensor> = Tensor::read_safetensors(dir.join("optimizer.safetensors"))?.into_iter().collect();

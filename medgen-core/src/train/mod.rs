@@ -403,7 +403,14 @@ pub fn finetune_until(cfg: &TrainingConfig, on_log: &mut dyn FnMut(&LogEntry) ->
     let started = Instant::now();
     cfg.validate()?;
     let base_sha256 = crate::audit::sha256_path(&cfg.model)?;
-    prepare_output(cfg, &base_sha256)?;
+    prepare_output(cfg)?;
+    if cfg.resume {
+        // Before any tensor of the checkpoint is read into a model it may not fit.
+        let trained_on = checkpoint::base_sha256(&cfg.output)?;
+        if trained_on != base_sha256 {
+            return Err(MedgenError::invalid("resume", format!("the checkpoint in {} was trained from another base model (SHA-256 {trained_on}; {} is {base_sha256})", cfg.output.display(), cfg.model.display())));
+        }
+    }
     let lora = (cfg.method == Method::Lora).then_some(&cfg.lora);
     let model = Trainable::load(&cfg.model, &cfg.load, lora, cfg.seed)?;
     let data = prepare(cfg, &model)?;
@@ -417,9 +424,6 @@ pub fn finetune_until(cfg: &TrainingConfig, on_log: &mut dyn FnMut(&LogEntry) ->
     let mut state = State::new(base_sha256.clone());
     if cfg.resume {
         if let Some(s) = checkpoint::load(&cfg.output, &model, &mut opt)? {
-            if s.base_sha256 != base_sha256 {
-                return Err(MedgenError::invalid("resume", format!("the checkpoint in {} was trained from another base model (SHA-256 {}, this one {base_sha256})", cfg.output.display(), s.base_sha256)));
-            }
             state = s;
         }
     }
@@ -534,7 +538,7 @@ pub fn finetune_until(cfg: &TrainingConfig, on_log: &mut dyn FnMut(&LogEntry) ->
 }
 
 /// Refuses to write into a folder that holds files, unless resuming or overwriting.
-fn prepare_output(cfg: &TrainingConfig, _base: &str) -> Result<()> {
+fn prepare_output(cfg: &TrainingConfig) -> Result<()> {
     let out = &cfg.output;
     let nonempty = std::fs::read_dir(out).map(|mut d| d.next().is_some()).unwrap_or(false);
     if nonempty && !cfg.resume && !cfg.overwrite {
