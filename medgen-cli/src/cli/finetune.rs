@@ -228,11 +228,18 @@ fn fmt(v: Option<f64>) -> String {
 fn progress(e: &train::LogEntry) -> String {
     let left = if e.step > 0 { e.elapsed_seconds / e.step as f64 * (e.total_steps - e.step.min(e.total_steps)) as f64 } else { 0.0 };
     if let Some(l) = e.eval_loss {
-        let rouge = e.eval_rouge_l.map_or(String::new(), |r| format!(" rougeL {r:.4}"));
+        let rouge = match (e.eval_rouge1, e.eval_rouge2, e.eval_rouge_l) {
+            (Some(r1), Some(r2), Some(rl)) => format!(" rouge1 {r1:.4} rouge2 {r2:.4} rougeL {rl:.4}"),
+            _ => String::new(),
+        };
         return format!("[eval {}/{}] loss {l:.4}{rouge}", e.step, e.total_steps);
     }
+    const WIDTH: usize = 24;
+    let done = (WIDTH as u64 * e.step / e.total_steps.max(1)) as usize;
     format!(
-        "[step {}/{} epoch {:.2}] loss {} lr {:.3e} grad {:.3} {:.0} tok/s, {:.0} s left",
+        "[{}{}] step {}/{} epoch {:.2} loss {} lr {:.3e} grad {:.3} {:.0} tok/s, {:.0} s left",
+        "=".repeat(done.min(WIDTH)),
+        " ".repeat(WIDTH - done.min(WIDTH)),
         e.step,
         e.total_steps,
         e.epoch,

@@ -265,6 +265,11 @@ pub struct LogEntry {
     pub grad_norm: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub eval_loss: Option<f64>,
+    /// Mean ROUGE F1 (0 to 1, stemmed) of the validation generations.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub eval_rouge1: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub eval_rouge2: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none", rename = "eval_rougeL")]
     pub eval_rouge_l: Option<f64>,
     /// Target tokens per second since the last entry of the same kind.
@@ -482,7 +487,9 @@ pub fn finetune_until(cfg: &TrainingConfig, on_log: &mut dyn FnMut(&LogEntry) ->
                 let mut e = LogEntry { step: state.step, epoch, total_steps: total, ..Default::default() };
                 e.eval_loss = Some(eval_loss(&model, &data.validation, cfg.batch_size)?);
                 if cfg.metric == "rougeL" || cfg.eval_generate > 0 {
-                    e.eval_rouge_l = eval_rouge(&model, &data, cfg, stop)?;
+                    if let Some([r1, r2, rl]) = eval_rouge(&model, &data, cfg, stop)? {
+                        (e.eval_rouge1, e.eval_rouge2, e.eval_rouge_l) = (Some(r1), Some(r2), Some(rl));
+                    }
                 }
                 e.elapsed_seconds = started.elapsed().as_secs_f64();
                 log_file.write(&e)?;
@@ -561,9 +568,9 @@ fn eval_loss(model: &Trainable, examples: &[Encoded], batch_size: usize) -> Resu
     Ok(sum / tokens.max(1) as f64)
 }
 
-/// Mean ROUGE-L F1 of greedy generations for the first validation examples; `None` when
-/// `stop` cut the generations short.
-fn eval_rouge(model: &Trainable, data: &Prepared, cfg: &TrainingConfig, stop: &mut dyn FnMut() -> bool) -> Result<Option<f64>> {
+/// Mean ROUGE-1, ROUGE-2 and ROUGE-L F1 of greedy generations for the first validation
+/// examples; `None` when `stop` cut the generations short.
+fn eval_rouge(model: &Trainable, data: &Prepared, cfg: &TrainingConfig, stop: &mut dyn FnMut() -> bool) -> Result<Option<[f64; 3]>> {
     let n = cfg.eval_generate.min(data.validation.len());
     if n == 0 {
         return Ok(None);
@@ -589,8 +596,14 @@ fn eval_rouge(model: &Trainable, data: &Prepared, cfg: &TrainingConfig, stop: &m
     if outs.iter().any(|g| g.finish_reason == crate::FinishReason::Cancelled) {
         return Ok(None);
     }
-    let total: f64 = outs.iter().zip(&data.references).map(|(g, r)| crate::metrics::rouge(&g.text, r, true).rouge_l.fmeasure).sum();
-    Ok(Some(total / n as f64))
+    let mut sums = [0.0; 3];
+    for (g, r) in outs.iter().zip(&data.references) {
+        let s = crate::metrics::rouge(&g.text, r, true);
+        for (sum, v) in sums.iter_mut().zip([s.rouge1.fmeasure, s.rouge2.fmeasure, s.rouge_l.fmeasure]) {
+            *sum += v;
+        }
+    }
+    Ok(Some(sums.map(|s| s / n as f64)))
 }
 
 /// `run.json`: what the run was, without any text of the data.

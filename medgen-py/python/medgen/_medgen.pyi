@@ -160,11 +160,13 @@ class _LogEntryRequired(TypedDict):
 
 class LogEntry(_LogEntryRequired, total=False):
     """One logged training step (loss, learning_rate, grad_norm, tokens_per_second) or
-    evaluation (eval_loss, eval_rougeL): the keys that apply to it."""
+    evaluation (eval_loss, eval_rouge1, eval_rouge2, eval_rougeL): the keys that apply to it."""
     loss: float
     learning_rate: float
     grad_norm: float
     eval_loss: float
+    eval_rouge1: float
+    eval_rouge2: float
     eval_rougeL: float
     tokens_per_second: float
 
