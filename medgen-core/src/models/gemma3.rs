@@ -11,7 +11,7 @@ use tch::{Kind, Tensor};
 
 use super::config::Gemma3Config;
 use super::llama::rope;
-use super::{attention, merge_heads, split_heads, KvCache, Linear, Loader, ModelConfig, Network, Weight};
+use super::{Keep, attention, merge_heads, split_heads, KvCache, Linear, Loader, ModelConfig, Network, Weight};
 use crate::error::{MedgenError, Result};
 use crate::formats::{block_parts, HfTensor};
 
@@ -199,11 +199,11 @@ fn rotary(pos: &Tensor, inv_freq: &Tensor, kind: Kind) -> Result<(Tensor, Tensor
 
 impl Network for Gemma3 {
     fn forward(&self, ids: &Tensor, cache: &mut KvCache) -> Result<Tensor> {
-        self.run(ids, cache, false)
+        self.run(ids, cache, Keep::Last)
     }
 
-    fn forward_all(&self, ids: &Tensor, cache: &mut KvCache) -> Result<Tensor> {
-        self.run(ids, cache, true)
+    fn forward_all(&self, ids: &Tensor, cache: &mut KvCache, rows: Option<&Tensor>) -> Result<Tensor> {
+        self.run(ids, cache, Keep::of(rows))
     }
 
     fn new_cache(&self, batch: usize, capacity: usize) -> Result<KvCache> {
@@ -213,8 +213,8 @@ impl Network for Gemma3 {
 }
 
 impl Gemma3 {
-    /// The logits of the last position (`[b, vocab]`), or of every position (`[b, t, vocab]`).
-    fn run(&self, ids: &Tensor, cache: &mut KvCache, all: bool) -> Result<Tensor> {
+    /// The logits of the positions `keep` says.
+    fn run(&self, ids: &Tensor, cache: &mut KvCache, keep: Keep) -> Result<Tensor> {
         let t = ids.size()[1] as usize;
         let pos = cache.positions(t)?;
         let global = rotary(&pos, &self.global_freq, self.kind)?;
@@ -235,7 +235,7 @@ impl Gemma3 {
             };
         }
         cache.advance(t);
-        let x = if all { x } else { x.f_narrow(1, t as i64 - 1, 1)?.f_squeeze_dim(1)? };
+        let x = keep.select(x)?;
         let logits = self.head.forward(&self.norm.forward(&x, self.cfg.norm_eps)?)?.f_to_kind(Kind::Float)?;
         Ok(match self.gemma.final_logit_softcapping {
             Some(c) => logits.f_div_scalar(c)?.f_tanh()?.f_mul_scalar(c)?,

@@ -2,7 +2,7 @@
 
 use tch::{Kind, Tensor};
 
-use super::{attention, dropout, merge_heads, split_heads, KvCache, LayerNorm, Linear, Loader, ModelConfig, Network, Weight};
+use super::{Keep, attention, dropout, merge_heads, split_heads, KvCache, LayerNorm, Linear, Loader, ModelConfig, Network, Weight};
 use crate::error::Result;
 use crate::formats::{block_parts, HfTensor};
 
@@ -58,11 +58,11 @@ impl Gpt2 {
 
 impl Network for Gpt2 {
     fn forward(&self, ids: &Tensor, cache: &mut KvCache) -> Result<Tensor> {
-        self.run(ids, cache, false)
+        self.run(ids, cache, Keep::Last)
     }
 
-    fn forward_all(&self, ids: &Tensor, cache: &mut KvCache) -> Result<Tensor> {
-        self.run(ids, cache, true)
+    fn forward_all(&self, ids: &Tensor, cache: &mut KvCache, rows: Option<&Tensor>) -> Result<Tensor> {
+        self.run(ids, cache, Keep::of(rows))
     }
 
     fn new_cache(&self, batch: usize, capacity: usize) -> Result<KvCache> {
@@ -72,8 +72,8 @@ impl Network for Gpt2 {
 }
 
 impl Gpt2 {
-    /// The logits of the last position (`[b, vocab]`), or of every position (`[b, t, vocab]`).
-    fn run(&self, ids: &Tensor, cache: &mut KvCache, all: bool) -> Result<Tensor> {
+    /// The logits of the positions `keep` says.
+    fn run(&self, ids: &Tensor, cache: &mut KvCache, keep: Keep) -> Result<Tensor> {
         let cfg = &self.cfg;
         let t = ids.size()[1];
         let (heads, hd, eps) = (cfg.n_heads as i64, cfg.head_dim as i64, cfg.norm_eps);
@@ -96,7 +96,7 @@ impl Gpt2 {
             x = x.f_add(&dropout(l.fc_proj.forward(&m)?, drop.hidden)?)?;
         }
         cache.advance(t as usize);
-        let x = if all { x } else { x.f_narrow(1, t - 1, 1)?.f_squeeze_dim(1)? };
+        let x = keep.select(x)?;
         Ok(self.head.forward(&self.ln_f.forward(&x, eps)?)?.f_to_kind(Kind::Float)?)
     }
 }

@@ -4,7 +4,7 @@
 use tch::{Kind, Tensor};
 
 use crate::kernels;
-use super::{attention, merge_heads, split_heads, Architecture, KvCache, Linear, Loader, ModelConfig, Network, Weight};
+use super::{Keep, attention, merge_heads, split_heads, Architecture, KvCache, Linear, Loader, ModelConfig, Network, Weight};
 use crate::error::Result;
 use crate::formats::{block_parts, HfTensor};
 
@@ -135,11 +135,11 @@ pub(super) fn rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
 
 impl Network for Llama {
     fn forward(&self, ids: &Tensor, cache: &mut KvCache) -> Result<Tensor> {
-        self.run(ids, cache, false)
+        self.run(ids, cache, Keep::Last)
     }
 
-    fn forward_all(&self, ids: &Tensor, cache: &mut KvCache) -> Result<Tensor> {
-        self.run(ids, cache, true)
+    fn forward_all(&self, ids: &Tensor, cache: &mut KvCache, rows: Option<&Tensor>) -> Result<Tensor> {
+        self.run(ids, cache, Keep::of(rows))
     }
 
     fn new_cache(&self, batch: usize, capacity: usize) -> Result<KvCache> {
@@ -199,8 +199,8 @@ impl Network for Llama {
 }
 
 impl Llama {
-    /// The logits of the last position (`[b, vocab]`), or of every position (`[b, t, vocab]`).
-    fn run(&self, ids: &Tensor, cache: &mut KvCache, all: bool) -> Result<Tensor> {
+    /// The logits of the positions `keep` says.
+    fn run(&self, ids: &Tensor, cache: &mut KvCache, keep: Keep) -> Result<Tensor> {
         let t = ids.size()[1] as usize;
         let (cos, sin) = self.rotary(&cache.positions(t)?)?;
         let mask = cache.attention_mask(t)?;
@@ -209,7 +209,7 @@ impl Llama {
             x = self.layer(i, &x, &cos, &sin, mask.as_ref(), cache)?;
         }
         cache.advance(t);
-        let x = if all { x } else { x.f_narrow(1, t as i64 - 1, 1)?.f_squeeze_dim(1)? };
+        let x = keep.select(x)?;
         let x = x.f_rms_norm([self.cfg.hidden_size as i64], Some(&*self.norm), self.cfg.norm_eps)?;
         Ok(self.head.forward(&x)?.f_to_kind(Kind::Float)?)
     }

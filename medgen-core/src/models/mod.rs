@@ -21,15 +21,44 @@ pub(crate) use layers::{dropout, peft_key, train_mode, AdapterSpec, Loaded};
 
 use crate::error::Result;
 
+/// Which positions a decoder-only pass returns logits for.
+#[derive(Clone, Copy)]
+pub(crate) enum Keep<'a> {
+    /// The last: `[b, vocab]`.
+    Last,
+    /// Every one: `[b, t, vocab]`.
+    All,
+    /// These indices into the `b * t` positions: `[n, vocab]`.
+    Rows(&'a Tensor),
+}
+
+impl Keep<'_> {
+    /// The hidden states `[b, t, h]` of the positions kept.
+    pub fn select(self, x: Tensor) -> Result<Tensor> {
+        let t = x.size()[1];
+        Ok(match self {
+            Keep::Last => x.f_narrow(1, t - 1, 1)?.f_squeeze_dim(1)?,
+            Keep::All => x,
+            Keep::Rows(rows) => x.f_flatten(0, 1)?.f_index_select(0, rows)?,
+        })
+    }
+
+    pub fn of(rows: Option<&Tensor>) -> Keep<'_> {
+        rows.map_or(Keep::All, Keep::Rows)
+    }
+}
+
 /// A decoder-only network.
 pub(crate) trait Network: Send + Sync {
     /// Runs `ids` (`[batch, t]`, int64) after the cached positions and returns the logits of
     /// the last position as `[batch, vocab]` f32.
     fn forward(&self, ids: &Tensor, cache: &mut KvCache) -> Result<Tensor>;
 
-    /// The logits of every position of `ids` as `[batch, t, vocab]` f32: training's forward
-    /// pass (with [`KvCache::passthrough`], a plain causal pass over right-padded rows).
-    fn forward_all(&self, ids: &Tensor, cache: &mut KvCache) -> Result<Tensor>;
+    /// The logits of every position of `ids` as `[batch, t, vocab]` f32, or with `rows` (int64
+    /// indices into the `batch * t` positions) of those positions only, `[rows, vocab]`:
+    /// training's forward pass (with [`KvCache::passthrough`], a plain causal pass over
+    /// right-padded rows), where only labelled positions need the vocabulary-wide head.
+    fn forward_all(&self, ids: &Tensor, cache: &mut KvCache, rows: Option<&Tensor>) -> Result<Tensor>;
 
     /// An empty cache for `batch` sequences of up to `capacity` positions.
     fn new_cache(&self, batch: usize, capacity: usize) -> Result<KvCache>;

@@ -116,10 +116,13 @@ impl Trainable {
             let device = self.device();
             match &self.net {
                 Net::Decoder(d) => {
-                    let logits = d.net.forward_all(&batch.input_ids, &mut KvCache::passthrough(device))?;
-                    let (b, t, v) = logits.size3()?;
-                    let logits = logits.f_narrow(1, 0, t - 1)?.f_reshape([b * (t - 1), v])?;
-                    let labels = batch.labels.f_narrow(1, 1, t - 1)?.f_reshape([b * (t - 1)])?;
+                    // Position j predicts label j + 1: only positions with a label need the
+                    // head, whose vocabulary-wide product is a large share of the pass.
+                    let (b, t) = batch.labels.size2()?;
+                    let next = Tensor::f_cat(&[batch.labels.f_narrow(1, 1, t - 1)?, Tensor::f_full([b, 1], IGNORE, (tch::Kind::Int64, device))?], 1)?.f_flatten(0, 1)?;
+                    let rows = next.f_ne(IGNORE)?.f_nonzero()?.f_squeeze_dim(1)?;
+                    let logits = d.net.forward_all(&batch.input_ids, &mut KvCache::passthrough(device), Some(&rows))?;
+                    let labels = next.f_index_select(0, &rows)?;
                     Ok(logits.f_cross_entropy_loss::<Tensor>(&labels, None, Reduction::Sum, IGNORE, 0.0)?)
                 }
                 Net::Seq2Seq(s) => {
