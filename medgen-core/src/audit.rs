@@ -26,6 +26,8 @@ pub struct AuditRecord {
     pub model_name: String,
     /// SHA-256 of the model file; for a model folder, of its files (see [`sha256_path`]).
     pub model_sha256: String,
+    /// SHA-256 of the LoRA adapter folder the model ran with, if any.
+    pub adapter_sha256: Option<String>,
     pub task: String,
     /// How the input was de-identified: "placeholder", "redact" or "none".
     pub deid: String,

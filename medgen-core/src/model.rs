@@ -23,6 +23,8 @@ pub struct Model {
     info: ModelInfo,
     device: DeviceSpec,
     load_seconds: f64,
+    /// The LoRA adapter folded into the weights at load, if any.
+    adapter: Option<PathBuf>,
     /// SHA-256 of the model's file or folder, computed when first asked for (audit records).
     sha256: std::sync::OnceLock<String>,
 }
@@ -53,6 +55,7 @@ impl Model {
             info,
             device: opts.device,
             load_seconds: start.elapsed().as_secs_f64(),
+            adapter: opts.adapter.clone(),
             sha256: std::sync::OnceLock::new(),
         })
     }
@@ -78,6 +81,11 @@ impl Model {
     /// Where the model runs.
     pub fn device(&self) -> DeviceSpec {
         self.device
+    }
+
+    /// The LoRA adapter folder the model was loaded with.
+    pub fn adapter(&self) -> Option<&Path> {
+        self.adapter.as_deref()
     }
 
     pub fn load_seconds(&self) -> f64 {

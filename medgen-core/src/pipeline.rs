@@ -136,6 +136,7 @@ pub fn run_task(
         medgen_version: crate::VERSION,
         model_name: model_path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
         model_sha256: model.sha256()?,
+        adapter_sha256: model.adapter().map(audit::sha256_path).transpose()?,
         task: task.name.to_string(),
         deid: opts.deid.as_str().to_string(),
         reidentified,

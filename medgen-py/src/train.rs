@@ -172,7 +172,15 @@ fn _core_training_defaults() -> PyResult<String> {
     Ok(Value::Object(defaults).to_string())
 }
 
+/// The folder of the LoRA adapter medgen ships for its clinical tasks on the default model
+/// (written once into medgen's cache): `Model.load(adapter=medgen.task_adapter_path())`.
+#[pyfunction]
+fn task_adapter_path() -> PyResult<PathBuf> {
+    medgen::tasks::default_adapter_path().map_err(err)
+}
+
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(task_adapter_path, m)?)?;
     m.add_function(wrap_pyfunction!(finetune, m)?)?;
     m.add_function(wrap_pyfunction!(merge, m)?)?;
     m.add_function(wrap_pyfunction!(_core_training_defaults, m)?)?;

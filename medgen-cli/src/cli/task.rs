@@ -30,6 +30,9 @@ pub struct Args {
     /// Print one JSON object: text, sections, missing_sections, findings, notice, audit.
     #[arg(long)]
     json: bool,
+    /// Run the default model without medgen's tasks adapter (see `make task-adapter`).
+    #[arg(long, conflicts_with = "model")]
+    no_adapter: bool,
 }
 
 pub fn run(a: Args) -> Result<()> {
@@ -38,7 +41,12 @@ pub fn run(a: Args) -> Result<()> {
     opts.generation.validate()?;
     // Before loading the model, so that a bad note fails at once.
     let note = super::read_note(a.input.as_deref())?;
-    let model = Model::load(a.model.as_deref(), &a.load.options()?)?;
+    let mut load = a.load.options()?;
+    // The default model runs the tasks with the adapter medgen ships for them.
+    if a.model.is_none() && load.adapter.is_none() && !a.no_adapter {
+        load.adapter = Some(medgen::tasks::default_adapter_path()?);
+    }
+    let model = Model::load(a.model.as_deref(), &load)?;
 
     if a.json {
         let result = medgen::run_task(&model, task, &note, &opts, |_| ControlFlow::Continue(()))?;

@@ -15,9 +15,11 @@
 //! # Ok::<(), medgen::MedgenError>(())
 //! ```
 
+mod adapter;
 mod catalog;
 mod sections;
 
+pub use adapter::default_adapter_path;
 pub use sections::SectionReport;
 
 use crate::chat::ChatMessage;

@@ -33,6 +33,7 @@ from ._medgen import (  # noqa: E402
     default_model_path,
     finetune,
     merge,
+    task_adapter_path,
 )
 
 
@@ -77,5 +78,5 @@ __all__ = [
     "Model", "Generation", "GenerationConfig", "Stream", "model_info", "MedgenError", "ModelLoadError",
     "UnsupportedError", "InvalidArgumentError", "ContextLengthError", "DeviceError", "TokenizerError",
     "TemplateError", "TorchError", "__version__", "default_model_path", "deid", "checks", "metrics", "tasks",
-    "finetune", "merge", "History",
+    "finetune", "merge", "History", "task_adapter_path",
 ]

@@ -176,6 +176,11 @@ TrainingReport = TypedDict("TrainingReport", {
     "train_examples": int, "validation_examples": int, "truncated_examples": int, "seconds": float,
 })
 
+def task_adapter_path() -> str:
+    """The folder of the LoRA adapter medgen ships for its clinical tasks on the default model
+    (written once into medgen's cache): `Model.load(adapter=medgen.task_adapter_path())`."""
+    ...
+
 def finetune(
     model: Optional[_Path], train: _Path, validation: Optional[_Path] = None, *, output: _Path,
     callback: Optional[Callable[[LogEntry], Optional[bool]]] = None, device: str = "cpu",
