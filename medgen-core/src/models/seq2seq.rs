@@ -339,7 +339,10 @@ fn attend(q: &Tensor, k: &Tensor, v: &Tensor, bias: Option<&Tensor>, scale: f64,
     // Split the batch (dimension 0) or the heads (1), whichever gives every thread a part.
     let (dim, n) = if b >= threads { (0, b) } else { (1, h) };
     let parts = threads.min(n);
-    if q.device() != Device::Cpu || parts < 2 || dropout > 0.0 {
+    // Training runs on libtorch's own threads (see `train::finetune_until`): one call, whose
+    // backward libtorch also splits, rather than tasks on a pool that would oversubscribe them.
+    let training = super::layers::training() || q.requires_grad();
+    if q.device() != Device::Cpu || parts < 2 || dropout > 0.0 || training {
         return Ok(Tensor::f_scaled_dot_product_attention(q, k, v, bias.as_ref(), dropout, false, Some(scale), false)?);
     }
     let chunk = (n + parts - 1) / parts;
