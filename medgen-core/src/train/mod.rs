@@ -423,7 +423,7 @@ pub fn finetune_until(cfg: &TrainingConfig, on_log: &mut dyn FnMut(&LogEntry) ->
         return Err(MedgenError::invalid("train", "no training examples"));
     }
     let per_epoch = steps_per_epoch(data.train.len(), cfg.batch_size, cfg.gradient_accumulation_steps);
-    let total = cfg.max_steps.unwrap_or(per_epoch * cfg.epochs as u64);
+    let total = cfg.max_steps.unwrap_or(per_epoch.saturating_mul(cfg.epochs as u64));
     let warmup = cfg.warmup_steps.unwrap_or_else(|| (cfg.warmup_ratio * total as f64).ceil() as u64);
     let mut opt = AdamW::new(&model.params, cfg.weight_decay)?;
     let mut state = State::new(base_sha256.clone());

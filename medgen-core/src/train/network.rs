@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use regex::Regex;
-use tch::{Device, Kind, Reduction, Tensor};
+use tch::{Device, Reduction, Tensor};
 
 use super::data::{Batch, IGNORE};
 use super::optim::Param;
@@ -293,18 +293,12 @@ pub(crate) fn adapter_spec(dir: &Path) -> Result<AdapterSpec> {
     let (config, init) = read_adapter(dir)?;
     let num = |k: &str| config.get(k).and_then(serde_json::Value::as_f64);
     let r = num("r").ok_or_else(|| MedgenError::format(format!("{}: adapter_config.json lacks `r`", dir.display())))? as usize;
-    let targets: Vec<String> = match config.get("target_modules") {
-        Some(serde_json::Value::Array(a)) => a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect(),
-        Some(serde_json::Value::String(s)) => vec![s.clone()],
-        _ => Vec::new(),
-    };
-    // Layers named by the tensors themselves, whatever the targets say.
+    // Layers named by the tensors themselves, whatever `target_modules` says.
     let mut modules: Vec<String> = init.keys().filter_map(|k| k.strip_suffix(".lora_A.weight")).filter_map(|k| k.strip_prefix("base_model.model.")).map(str::to_string).collect();
     modules.sort();
     if modules.is_empty() {
         return Err(MedgenError::format(format!("{}: the adapter holds no lora_A tensors", dir.display())));
     }
-    let _ = targets;
     Ok(AdapterSpec {
         r,
         alpha: num("lora_alpha").unwrap_or(8.0),
@@ -359,7 +353,7 @@ pub(crate) fn check_adapter_fits(dir: &Path, spec: &AdapterSpec, loaded: &Loaded
 pub(crate) fn write_safetensors(tensors: &[(String, Tensor)], path: &Path) -> Result<()> {
     let cpu: Vec<(String, Tensor)> = tensors
         .iter()
-        .map(|(n, t)| Ok((n.clone(), t.f_detach()?.f_to_device(Device::Cpu)?.f_to_kind(if t.kind() == Kind::Int64 { Kind::Int64 } else { t.kind() })?.f_contiguous()?)))
+        .map(|(n, t)| Ok((n.clone(), t.f_detach()?.f_to_device(Device::Cpu)?.f_contiguous()?)))
         .collect::<Result<_>>()?;
     Tensor::write_safetensors(&cpu, path)?;
     Ok(())
