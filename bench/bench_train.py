@@ -1,9 +1,12 @@
 """`make bench`: training throughput and peak memory, medgen against a plain PyTorch loop.
 
 Each run is its own process (so that its peak resident memory is its own), with 2 CPU threads,
-batch 8, AdamW, the same data and lengths for both engines, dropout off:
+batch 8, AdamW, the same data and lengths for both engines, dropout off (the models' configs
+say 0, so that transformers' functional attention dropout is off too):
 - a t5-small-sized T5 (the random-weight model of bench_seq2seq.py), 512-token inputs and
-  128-token targets, full fine-tuning;
+  128-token targets, full fine-tuning; once more with the reference under the glibc malloc
+  settings that `medgen finetune` uses (freed memory kept for reuse: MALLOC_MMAP_THRESHOLD_,
+  MALLOC_TRIM_THRESHOLD_), so that the row shows what those settings give either engine;
 - the default model (SmolLM2-135M-Instruct, dequantized from its GGUF), 256-token sequences
   (128 prompt + 128 target tokens), LoRA r 8 on q_proj/v_proj, and full fine-tuning.
 The reference is the loop transformers' Trainer runs (forward with labels, backward, clip,
@@ -17,6 +20,7 @@ import json
 import os
 import platform
 import random
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -81,6 +85,7 @@ else:
     model = tf.AutoModelForSeq2SeqLM.from_pretrained(model_path, dtype=torch.float32)
 for m in model.modules():
     if isinstance(m, torch.nn.Dropout): m.p = 0.0
+assert getattr(model.config, "dropout_rate", 0.0) == 0.0, "T5 attention dropout reads the config"
 if method == "lora":
     from peft import LoraConfig, get_peft_model
     model = get_peft_model(model, LoraConfig(r=8, lora_alpha=16))
@@ -134,9 +139,13 @@ def run_child(args, env=None):
     return usage.ru_maxrss
 
 
-def run_reference(model, data, method, lengths):
+# What `medgen finetune` sets with mallopt, as glibc's environment variables.
+KEEP_FREED = {"MALLOC_MMAP_THRESHOLD_": str(1 << 30), "MALLOC_TRIM_THRESHOLD_": str(2**31 - 1)}
+
+
+def run_reference(model, data, method, lengths, env=None):
     args = [sys.executable, "-c", REFERENCE, str(model), str(data), method, str(THREADS), str(BATCH), str(STEPS), str(lengths[0]), str(lengths[1])]
-    peak = run_child(args, env={**os.environ, "OMP_NUM_THREADS": str(THREADS)})
+    peak = run_child(args, env={**os.environ, "OMP_NUM_THREADS": str(THREADS), **(env or {})})
     result = json.loads(run_child.output.strip().splitlines()[-1])
     result["peak_mib"] = peak / 1024
     return result
@@ -147,6 +156,12 @@ def main():
     sys.path.insert(0, str(ROOT / "bench"))
     import bench_seq2seq
     bench_seq2seq.make_model()
+    # The same T5 with dropout 0 in its config: T5's attention dropout is functional, and
+    # reads the config rather than an nn.Dropout module.
+    t5 = Path(tempfile.mkdtemp()) / "t5"
+    shutil.copytree(T5, t5)
+    config = json.loads((t5 / "config.json").read_text())
+    (t5 / "config.json").write_text(json.dumps({**config, "dropout_rate": 0.0}))
     info = subprocess.run([str(MEDGEN), "info", "--json"], check=True, capture_output=True, text=True).stdout
     default = Path(json.loads(info)["path"])
     work = Path(tempfile.mkdtemp())
@@ -157,11 +172,12 @@ def main():
     print(f"# training, batch {BATCH}, {THREADS} threads, steps 2..{STEPS} timed; {platform.processor() or platform.machine()}")
     print("| work | medgen tok/s | reference tok/s | medgen / reference | medgen ex/s | peak MiB medgen | peak MiB reference |")
     print("|---|---|---|---|---|---|---|")
-    cases = [("t5-small-sized, full, 512 → 128", T5, t5_file, "full", (512, 128)),
-             ("SmolLM2-135M, LoRA r 8, 128 + 128", default, smol_file, "lora", (128, 128)),
-             ("SmolLM2-135M, full, 128 + 128", default, smol_file, "full", (128, 128))]
-    for name, model, data, method, lengths in cases:
-        ref = run_reference(model, data, method, lengths)
+    cases = [("t5-small-sized, full, 512 → 128", t5, t5_file, "full", (512, 128), None),
+             ("the same, reference with medgen's malloc settings", t5, t5_file, "full", (512, 128), KEEP_FREED),
+             ("SmolLM2-135M, LoRA r 8, 128 + 128", default, smol_file, "lora", (128, 128), None),
+             ("SmolLM2-135M, full, 128 + 128", default, smol_file, "full", (128, 128), None)]
+    for name, model, data, method, lengths, env in cases:
+        ref = run_reference(model, data, method, lengths, env)
         secs, peak = run_medgen(model, data, method, work / "out", lengths)
         tokens = ref["tokens"]
         ours, theirs = tokens / secs, tokens / ref["seconds"]

@@ -138,7 +138,7 @@ impl Gemma3 {
         let (hd, eps) = (cfg.head_dim as i64, cfg.norm_eps);
         let a = l.attn_norm.forward(x, eps)?;
         let (q_dim, kv_dim) = ((cfg.n_heads * cfg.head_dim) as i64, (cfg.n_kv_heads * cfg.head_dim) as i64);
-        let qkv = l.qkv.forward(&a)?.f_split_with_sizes([q_dim, kv_dim, kv_dim], -1)?;
+        let qkv = l.qkv.forward_parts(&a, &[q_dim, kv_dim, kv_dim])?;
         let q = l.q_norm.forward(&split_heads(&qkv[0], cfg.n_heads as i64, hd)?, eps)?;
         let k = l.k_norm.forward(&split_heads(&qkv[1], cfg.n_kv_heads as i64, hd)?, eps)?;
         let v = split_heads(&qkv[2], cfg.n_kv_heads as i64, hd)?;
@@ -158,7 +158,7 @@ impl Gemma3 {
         let x = x.f_add(&l.post_attn_norm.forward(&attn, eps)?)?;
         let m = l.ffn_norm.forward(&x, eps)?;
         let ff = cfg.intermediate_size as i64;
-        let gate_up = l.gate_up.forward(&m)?.f_split_with_sizes([ff, ff], -1)?;
+        let gate_up = l.gate_up.forward_parts(&m, &[ff, ff])?;
         let hidden = gate_up[0].f_gelu("tanh")?.f_mul(&gate_up[1])?;
         Ok(x.f_add(&l.post_ffn_norm.forward(&l.down.forward(&hidden)?, eps)?)?)
     }

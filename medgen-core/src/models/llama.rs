@@ -105,7 +105,7 @@ impl Llama {
         let (hd, eps) = (cfg.head_dim as i64, cfg.norm_eps);
         let a = x.f_rms_norm([cfg.hidden_size as i64], Some(&*l.attn_norm), eps)?;
         let (q_dim, kv_dim) = ((cfg.n_heads * cfg.head_dim) as i64, (cfg.n_kv_heads * cfg.head_dim) as i64);
-        let qkv = l.qkv.forward(&a)?.f_split_with_sizes([q_dim, kv_dim, kv_dim], -1)?;
+        let qkv = l.qkv.forward_parts(&a, &[q_dim, kv_dim, kv_dim])?;
         let q = split_heads(&qkv[0], cfg.n_heads as i64, hd)?;
         let k = split_heads(&qkv[1], cfg.n_kv_heads as i64, hd)?;
         let v = split_heads(&qkv[2], cfg.n_kv_heads as i64, hd)?;
@@ -116,7 +116,7 @@ impl Llama {
         let x = x.f_add(&attn)?;
         let m = x.f_rms_norm([cfg.hidden_size as i64], Some(&*l.ffn_norm), eps)?;
         let ff = cfg.intermediate_size as i64;
-        let gate_up = l.gate_up.forward(&m)?.f_split_with_sizes([ff, ff], -1)?;
+        let gate_up = l.gate_up.forward_parts(&m, &[ff, ff])?;
         let hidden = gate_up[0].f_silu()?.f_mul(&gate_up[1])?;
         Ok(x.f_add(&l.down.forward(&hidden)?)?)
     }

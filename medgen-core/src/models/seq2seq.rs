@@ -129,7 +129,7 @@ impl Seq2SeqCache {
     /// the cache has none yet.
     fn project(&mut self, i: usize, kv: &Linear, encoder_out: &Tensor, heads: i64, head_dim: i64) -> Result<()> {
         if i == self.cross.len() {
-            let kv = kv.forward(encoder_out)?.f_split(heads * head_dim, -1)?;
+            let kv = kv.forward_parts(encoder_out, &[heads * head_dim; 2])?;
             // Contiguous heads: each step reads every head's keys and values from end to end.
             let k = super::split_heads(&kv[0], heads, head_dim)?.f_contiguous()?;
             let v = super::split_heads(&kv[1], heads, head_dim)?.f_contiguous()?;
@@ -238,7 +238,7 @@ impl Attention {
         let (k, v) = match cache {
             Some(CacheSlot::Cross(cache, i, enc)) => cache.cross(i, &self.kv, enc, heads, hd)?,
             other => {
-                let kv = self.kv.forward(x)?.f_split(heads * hd, -1)?;
+                let kv = self.kv.forward_parts(x, &[heads * hd; 2])?;
                 let (k, v) = (super::split_heads(&kv[0], heads, hd)?, super::split_heads(&kv[1], heads, hd)?);
                 match other {
                     Some(CacheSlot::SelfAttn(cache, i)) => cache.self_attn.update(i, &k, &v)?,
@@ -342,6 +342,15 @@ fn attend(q: &Tensor, k: &Tensor, v: &Tensor, bias: Option<&Tensor>, scale: f64,
     // Training runs on libtorch's own threads (see `train::finetune_until`): one call, whose
     // backward libtorch also splits, rather than tasks on a pool that would oversubscribe them.
     let training = super::layers::training() || q.requires_grad();
+    if let Some(bias) = bias.as_ref().filter(|b| b.requires_grad()) {
+        // A bias that trains (T5's position bias) sends libtorch's fused attention down its
+        // general path, which guards every row against being fully masked: spelled out, as
+        // transformers does, the same arithmetic is cheaper. The bias stays finite (`MASKED`).
+        let q = if scale == 1.0 { q.shallow_clone() } else { q.f_mul_scalar(scale)? };
+        let scores = q.f_matmul(&k.f_transpose(-2, -1)?)?.f_add(bias)?;
+        let probs = super::layers::dropout(scores.f_softmax(-1, q.kind())?, dropout)?;
+        return Ok(probs.f_matmul(v)?);
+    }
     if q.device() != Device::Cpu || parts < 2 || dropout > 0.0 || training {
         return Ok(Tensor::f_scaled_dot_product_attention(q, k, v, bias.as_ref(), dropout, false, Some(scale), false)?);
     }

@@ -85,12 +85,11 @@ impl T5 {
     }
 
     fn feed_forward(&self, f: &FeedForward, x: &Tensor) -> Result<Tensor> {
-        let h = f.wi.forward(x)?;
         let h = if self.cfg.gated {
-            let parts = h.f_split(f.width as i64, -1)?;
+            let parts = f.wi.forward_parts(x, &[f.width as i64; 2])?;
             self.cfg.activation.apply(&parts[0])?.f_mul(&parts[1])?
         } else {
-            self.cfg.activation.apply(&h)?
+            self.cfg.activation.apply(&f.wi.forward(x)?)?
         };
         f.wo.forward(&dropout(h, self.cfg.dropout.activation)?)
     }

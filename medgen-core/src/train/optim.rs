@@ -3,7 +3,7 @@
 //! the global L2 norm (`clip_grad_norm_`). The moments are medgen's own tensors, so that a
 //! checkpoint holds them.
 
-use tch::{Kind, Tensor};
+use tch::{COptimizer, Tensor};
 
 use crate::error::Result;
 
@@ -26,11 +26,20 @@ pub struct AdamW {
     pub m: Vec<Tensor>,
     pub v: Vec<Tensor>,
     pub steps: u64,
+    /// libtorch's own optimiser over the same tensors, never stepped: its `zero_grad` drops
+    /// the gradients (sets them to none, as `torch.optim` does by default), which tch offers
+    /// no other way to do. The next backward then writes fresh gradients instead of adding
+    /// into zeroed ones.
+    clear: COptimizer,
 }
 
 impl AdamW {
     pub fn new(params: &[Param], weight_decay: f64) -> Result<Self> {
         let zeros = |p: &Param| Tensor::f_zeros_like(&p.tensor).map_err(Into::into);
+        let mut clear = COptimizer::sgd(0.0, 0.0, 0.0, 0.0, false)?;
+        for p in params {
+            clear.add_parameters(&p.tensor, 0)?;
+        }
         Ok(AdamW {
             beta1: 0.9,
             beta2: 0.999,
@@ -39,17 +48,18 @@ impl AdamW {
             m: params.iter().map(zeros).collect::<Result<_>>()?,
             v: params.iter().map(zeros).collect::<Result<_>>()?,
             steps: 0,
+            clear,
         })
     }
 
-    /// One step at learning rate `lr` over the parameters' gradients, which it then zeroes.
+    /// One step at learning rate `lr` over the parameters' gradients, which it then drops.
     pub fn step(&mut self, params: &[Param], lr: f64) -> Result<()> {
         self.steps += 1;
         let t = self.steps as i32;
         let (bc1, bc2) = (1.0 - self.beta1.powi(t), 1.0 - self.beta2.powi(t));
         tch::no_grad(|| -> Result<()> {
             for ((p, m), v) in params.iter().zip(&mut self.m).zip(&mut self.v) {
-                let mut g = p.tensor.grad();
+                let g = p.tensor.grad();
                 if !g.defined() {
                     continue;
                 }
@@ -57,13 +67,15 @@ impl AdamW {
                 if p.decay && self.weight_decay != 0.0 {
                     let _ = w.f_mul_(&Tensor::from(1.0 - lr * self.weight_decay))?;
                 }
-                let _ = m.f_mul_(&Tensor::from(self.beta1))?.f_add_(&g.f_mul_scalar(1.0 - self.beta1)?)?;
-                let _ = v.f_mul_(&Tensor::from(self.beta2))?.f_add_(&g.f_mul(&g)?.f_mul_scalar(1.0 - self.beta2)?)?;
-                let denom = v.f_sqrt()?.f_div_scalar(bc2.sqrt())?.f_add_scalar(self.eps)?;
-                let _ = w.f_sub_(&m.f_div(&denom)?.f_mul_scalar(lr / bc1)?)?;
-                let _ = g.f_zero_()?;
+                // As torch's single-tensor AdamW: m ← lerp(m, g, 1 - β₁), v ← β₂ v + (1 - β₂) g²,
+                // w ← w - (lr / bc₁) · m / (√v / √bc₂ + eps); in place where libtorch allows.
+                let _ = m.f_lerp_(&g, 1.0 - self.beta1)?;
+                let _ = v.f_mul_(&Tensor::from(self.beta2))?.f_addcmul_(&g.f_mul_scalar(1.0 - self.beta2)?, &g)?;
+                let mut denom = v.f_sqrt()?;
+                let _ = denom.f_div_(&Tensor::from(bc2.sqrt()))?.f_add_(&Tensor::from(self.eps))?;
+                let _ = w.f_addcdiv_(&m.f_mul_scalar(-lr / bc1)?, &denom)?;
             }
-            Ok(())
+            Ok(self.clear.zero_grad()?)
         })
     }
 }
@@ -76,7 +88,8 @@ pub fn clip_grad_norm(params: &[Param], max_norm: f64) -> Result<f64> {
         for p in params {
             let g = p.tensor.grad();
             if g.defined() {
-                total += g.f_to_kind(Kind::Double)?.f_square()?.f_sum(Kind::Double)?.f_double_value(&[])?;
+                // Each tensor's norm in its own kind, as `clip_grad_norm_`'s per-tensor norms.
+                total += g.f_norm()?.f_double_value(&[])?.powi(2);
             }
         }
         let norm = total.sqrt();
@@ -107,6 +120,7 @@ pub fn linear_schedule(lr: f64, step: u64, warmup: u64, total: u64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tch::Kind;
 
     #[test]
     fn the_schedule_warms_up_from_zero_then_decays_to_zero() {
@@ -123,6 +137,7 @@ mod tests {
         let params = [Param { name: "w".into(), tensor: w.shallow_clone(), decay: true }];
         let mut opt = AdamW::new(&params, 0.1).unwrap();
         opt.step(&params, 0.01).unwrap();
+        assert!(!w.grad().defined(), "the step drops the gradient, as torch's zero_grad(set_to_none)");
         let got = Vec::<f32>::try_from(w.detach()).unwrap();
         let want = [1.0 * (1.0 - 0.001) - 0.01, -2.0 * (1.0 - 0.001) + 0.01];
         for (g, w) in got.iter().zip(want) {

@@ -106,6 +106,15 @@ impl Linear {
         }
     }
 
+    /// The outputs of the layers fused into this one, sized `sizes`: each part's own product
+    /// when they were kept apart (no concatenation to split again), else the split output.
+    pub fn forward_parts(&self, x: &Tensor, sizes: &[i64]) -> Result<Vec<Tensor>> {
+        if !self.parts.is_empty() {
+            return self.parts.iter().map(|p| p.forward(x)).collect();
+        }
+        Ok(self.forward(x)?.f_split_with_sizes(sizes, -1)?)
+    }
+
     /// The layer without its adapter. Where gradients flow (a trainable weight, or an input
     /// that carries an adapter's gradient back), libtorch's differentiable product.
     fn forward_base(&self, x: &Tensor) -> Result<Tensor> {
