@@ -635,11 +635,11 @@ typedef struct {
 
 /*
  Receives each logged training step and evaluation of `medgen_finetune`, on the thread
- that called it: `entry` is valid during the call only. Return true to go on, false to
- stop the run (as llama.h's `llama_progress_callback`). The callback must not unwind
+ that called it: `entry` is valid during the call only. A non-zero return stops the run,
+ as it cancels a generation for `medgen_piece_callback`. The callback must not unwind
  (throw a C++ exception or longjmp) out of the call.
  */
-typedef bool (*medgen_progress_callback)(const medgen_log_entry *entry, void *user_data);
+typedef int (*medgen_progress_callback)(const medgen_log_entry *entry, void *user_data);
 
 /*
  What a run of `medgen_finetune` did. A value the run does not have is NaN.
@@ -666,7 +666,7 @@ typedef struct {
    */
   double eval_rouge_l;
   /*
-   The run ended before its planned steps: the callback returned false, or early stopping.
+   The run ended before its planned steps: the callback returned non-zero, or early stopping.
    */
   bool stopped_early;
   /*
@@ -888,8 +888,8 @@ medgen_finetune_params medgen_finetune_params_default(void);
  SHA-256, the result) and a checkpoint to resume from. Blocks until the run ends.
 
  `callback`, unless NULL, is called with each logged training step (every
- `logging_steps`, the first and the last) and each evaluation. When it returns false the
- run stops cleanly: the checkpoint and the weights so far are written, the function
+ `logging_steps`, the first and the last) and each evaluation. When it returns non-zero
+ the run stops cleanly: the checkpoint and the weights so far are written, the function
  returns MEDGEN_OK and the report says `stopped_early`. On success `*out_report`, unless
  NULL, receives what the run did; on failure it is not written.
 

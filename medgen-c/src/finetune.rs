@@ -372,7 +372,7 @@ pub struct medgen_finetune_report {
     pub eval_loss: f64,
     /// The last evaluation's ROUGE-L F1 (NaN without one).
     pub eval_rouge_l: f64,
-    /// The run ended before its planned steps: the callback returned false, or early stopping.
+    /// The run ended before its planned steps: the callback returned non-zero, or early stopping.
     pub stopped_early: bool,
     /// Training examples.
     pub train_examples: usize,
@@ -403,11 +403,11 @@ impl From<&Report> for medgen_finetune_report {
 }
 
 /// Receives each logged training step and evaluation of `medgen_finetune`, on the thread
-/// that called it: `entry` is valid during the call only. Return true to go on, false to
-/// stop the run (as llama.h's `llama_progress_callback`). The callback must not unwind
+/// that called it: `entry` is valid during the call only. A non-zero return stops the run,
+/// as it cancels a generation for `medgen_piece_callback`. The callback must not unwind
 /// (throw a C++ exception or longjmp) out of the call.
 pub type medgen_progress_callback =
-    Option<unsafe extern "C" fn(entry: *const medgen_log_entry, user_data: *mut c_void) -> bool>;
+    Option<unsafe extern "C" fn(entry: *const medgen_log_entry, user_data: *mut c_void) -> c_int>;
 
 /// Fine-tunes a model as `params` say and writes the result into `params->output`: the
 /// whole model (MEDGEN_METHOD_FULL) or the adapter (MEDGEN_METHOD_LORA, loadable with
@@ -415,8 +415,8 @@ pub type medgen_progress_callback =
 /// SHA-256, the result) and a checkpoint to resume from. Blocks until the run ends.
 ///
 /// `callback`, unless NULL, is called with each logged training step (every
-/// `logging_steps`, the first and the last) and each evaluation. When it returns false the
-/// run stops cleanly: the checkpoint and the weights so far are written, the function
+/// `logging_steps`, the first and the last) and each evaluation. When it returns non-zero
+/// the run stops cleanly: the checkpoint and the weights so far are written, the function
 /// returns MEDGEN_OK and the report says `stopped_early`. On success `*out_report`, unless
 /// NULL, receives what the run did; on failure it is not written.
 ///
@@ -442,7 +442,7 @@ pub unsafe extern "C" fn medgen_finetune(
             let Some(callback) = callback else { return ControlFlow::Continue(()) };
             let entry = medgen_log_entry::from(entry);
             // SAFETY: the caller vouches for the callback and its user_data.
-            if unsafe { callback(&entry, user_data) } {
+            if unsafe { callback(&entry, user_data) } == 0 {
                 ControlFlow::Continue(())
             } else {
                 ControlFlow::Break(())

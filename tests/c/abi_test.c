@@ -448,7 +448,7 @@ static void json_number(char *buf, size_t cap, double v) {
     else snprintf(buf, cap, "%.17g", v);
 }
 
-static bool on_progress(const medgen_log_entry *e, void *user_data) {
+static int on_progress(const medgen_log_entry *e, void *user_data) {
     struct progress *p = user_data;
     p->calls++;
     /* A training step has a loss and no eval_loss; an evaluation the other way round. */
@@ -465,7 +465,7 @@ static bool on_progress(const medgen_log_entry *e, void *user_data) {
                      p->len ? ", " : "", (unsigned long long)e->step, (unsigned long long)e->total_steps, e->epoch,
                      loss, lr, grad, eval);
     if (n > 0 && (size_t)n < sizeof p->log - p->len) p->len += (size_t)n;
-    return !(p->stop_at_call > 0 && p->calls >= p->stop_at_call);
+    return p->stop_at_call > 0 && p->calls >= p->stop_at_call;
 }
 
 static void print_run(const char *name, const medgen_finetune_report *r, const struct progress *p) {

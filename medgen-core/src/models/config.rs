@@ -393,9 +393,32 @@ impl ModelConfig {
         .validate()
     }
 
-    /// transformers' `config.json` for this shape (Llama family only): what a model that was
-    /// loaded from a GGUF file is saved with. `tied` says whether the head is the embedding.
+    /// transformers' `config.json` for this shape (the Llama family and GPT-2): what a model
+    /// that was loaded from a GGUF file is saved with. `tied` says whether the head is the
+    /// embedding.
     pub(crate) fn to_hf(&self, tied: bool, bos: Option<u32>, eos: Option<u32>) -> Result<Json> {
+        if self.architecture == Architecture::Gpt2 {
+            let d = &self.dropout;
+            return Ok(serde_json::json!({
+                "architectures": ["GPT2LMHeadModel"],
+                "model_type": "gpt2",
+                "vocab_size": self.vocab_size,
+                "n_embd": self.hidden_size,
+                "n_inner": self.intermediate_size,
+                "n_layer": self.n_layers,
+                "n_head": self.n_heads,
+                "n_positions": self.context_length,
+                "layer_norm_epsilon": self.norm_eps,
+                "activation_function": "gelu_new",
+                "resid_pdrop": d.hidden,
+                "attn_pdrop": d.attention,
+                "embd_pdrop": d.embedding,
+                "tie_word_embeddings": tied,
+                "bos_token_id": bos,
+                "eos_token_id": eos,
+                "torch_dtype": "float32",
+            }));
+        }
         let (model_type, class) = match self.architecture {
             Architecture::Llama => ("llama", "LlamaForCausalLM"),
             Architecture::Mistral => ("mistral", "MistralForCausalLM"),
