@@ -104,6 +104,10 @@ def fails(*args, input=None):
     (["--max-new-tokens", "0"], "max_new_tokens"),
     (["--max-new-tokens", "4", "--min-new-tokens", "5"], "min_new_tokens"),
     (["--max-new-tokens", "9000"], "context length"),
+    # Sizes past medgen's documented bounds (a wrapped sum used to panic, 4e9 beams to abort).
+    (["--max-new-tokens", "18446744073709551615"], "max_new_tokens"),
+    (["--num-beams", "4000000000"], "num_beams"),
+    (["--no-repeat-ngram-size", "18446744073709551615"], "no_repeat_ngram_size"),
     (["--device", "tpu"], "device"),
     (["--dtype", "f8"], "dtype"),
     (["--threads", "0"], "threads"),

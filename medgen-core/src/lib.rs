@@ -34,7 +34,7 @@ pub mod train;
 
 pub use chat::ChatMessage;
 pub use error::{MedgenError, Result};
-pub use generation::{EarlyStopping, FinishReason, Generation, GenerationConfig, Generator, Sequence, Timings};
+pub use generation::{EarlyStopping, FinishReason, Generation, GenerationConfig, Generator, Sequence, Timings, MAX_BEAMS, MAX_TOKENS};
 pub use loader::{ModelInfo, NetworkConfig};
 pub use model::Model;
 pub use models::config::{Activation, Architecture, Dropout, ModelConfig, RopeScaling, Seq2SeqArchitecture, Seq2SeqConfig};

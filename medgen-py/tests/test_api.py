@@ -167,6 +167,10 @@ def test_keyboard_interrupt_stops_a_long_generation(prompt):
     (lambda m: m.generate(PROMPT, max_new_tokens=0), medgen.InvalidArgumentError),
     (lambda m: m.generate(""), medgen.InvalidArgumentError),
     (lambda m: m.generate(PROMPT, max_new_tokens=10_000), medgen.ContextLengthError),
+    # Sizes past medgen's bounds: an error naming the field, never a wrapped sum or an abort.
+    (lambda m: m.generate(PROMPT, max_new_tokens=2**64 - 1), medgen.InvalidArgumentError),
+    (lambda m: m.generate(PROMPT, num_beams=4_000_000_000), medgen.InvalidArgumentError),
+    (lambda m: m.generate(PROMPT, no_repeat_ngram_size=2**64 - 1), medgen.InvalidArgumentError),
     (lambda m: m.generate(PROMPT, bogus=1), TypeError),
     (lambda m: m.generate(123), TypeError),
     (lambda m: m.generate([PROMPT, 5]), TypeError),

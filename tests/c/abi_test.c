@@ -135,8 +135,19 @@ static void test_generate_errors(medgen_model *m) {
     bad.stop = stops;
     EXPECT_STATUS(medgen_generate(m, "x", &bad, &t), MEDGEN_ERR_NULL_ARGUMENT);
     bad = g;
-    bad.max_new_tokens = (size_t)1 << 40;
+    bad.max_new_tokens = (size_t)1 << 19; /* within MEDGEN's bound, beyond the model's context */
     EXPECT_STATUS(medgen_generate(m, "x", &bad, &t), MEDGEN_ERR_CONTEXT_LENGTH);
+    /* SIZE_MAX as "no limit": a bound, not a wrapped sum or an allocation abort. */
+    bad.max_new_tokens = SIZE_MAX;
+    EXPECT_STATUS(medgen_generate(m, "x", &bad, &t), MEDGEN_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(medgen_last_error_message(), "max_new_tokens") != NULL);
+    bad = g;
+    bad.num_beams = 4000000000u;
+    EXPECT_STATUS(medgen_generate(m, "x", &bad, &t), MEDGEN_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(medgen_last_error_message(), "num_beams") != NULL);
+    bad = g;
+    bad.no_repeat_ngram_size = SIZE_MAX;
+    EXPECT_STATUS(medgen_generate(m, "x", &bad, &t), MEDGEN_ERR_INVALID_ARGUMENT);
 
     medgen_message msgs[2] = {{"user", "hello"}, {NULL, "x"}};
     EXPECT_STATUS(medgen_chat(m, NULL, 1, &g, &t), MEDGEN_ERR_NULL_ARGUMENT);

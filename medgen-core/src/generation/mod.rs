@@ -20,12 +20,22 @@ use beam::Beams;
 use sampling::{Context, Sampler};
 use stopping::StopStrings;
 
+/// The most tokens any request may ask for (`max_new_tokens`, `min_new_tokens`,
+/// `no_repeat_ngram_size`): more than any model's context, small enough that no sum of
+/// lengths wraps. The model's context is the tighter bound, checked once the prompt is known.
+pub const MAX_TOKENS: usize = 1 << 20;
+
+/// The most beams of a beam search (`num_beams`, and so `num_return_sequences`): each beam is
+/// a row of the KV cache and a vocabulary-wide score row per step.
+pub const MAX_BEAMS: usize = 128;
+
 /// Generation options. Defaults follow transformers' `GenerationConfig` except
 /// `max_new_tokens` (transformers' default total length of 20 is too short for notes).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(default)]
 pub struct GenerationConfig {
-    /// Most tokens to generate (default: 256).
+    /// Most tokens to generate, 1 to [`MAX_TOKENS`] and within the model's context with the
+    /// prompt (default: 256).
     pub max_new_tokens: usize,
     /// EOS is suppressed until this many tokens are generated (default: 0).
     pub min_new_tokens: usize,
@@ -33,7 +43,8 @@ pub struct GenerationConfig {
     pub do_sample: bool,
     /// Divides the logits when sampling; 0 means greedy (default: 1.0).
     pub temperature: f32,
-    /// Keep only the k most likely tokens when sampling; 0 disables (default: 50).
+    /// Keep only the k most likely tokens when sampling; 0, or any k at least the vocabulary
+    /// size, disables (default: 50).
     pub top_k: usize,
     /// Keep the smallest set of most likely tokens whose probability reaches top_p, in (0, 1] (default: 1.0).
     pub top_p: f32,
@@ -47,8 +58,8 @@ pub struct GenerationConfig {
     pub stop: Vec<String>,
     /// Report each generated token's log-probability under the model's raw distribution (default: false).
     pub logprobs: bool,
-    /// Beams of beam search, as transformers; 1 disables it. Beam search is deterministic:
-    /// `do_sample` must be false (default: 1).
+    /// Beams of beam search, as transformers, 1 to [`MAX_BEAMS`]; 1 disables it. Beam search
+    /// is deterministic: `do_sample` must be false (default: 1).
     pub num_beams: usize,
     /// Beam search ranks finished sequences by their summed log-probabilities divided by
     /// `length ** length_penalty`; > 0 favours longer sequences, < 0 shorter ones (default: 1.0).
@@ -154,6 +165,14 @@ impl GenerationConfig {
     pub fn validate(&self) -> Result<()> {
         if self.max_new_tokens == 0 {
             return Err(MedgenError::invalid("max_new_tokens", "must be at least 1"));
+        }
+        for (field, n) in [("max_new_tokens", self.max_new_tokens), ("no_repeat_ngram_size", self.no_repeat_ngram_size)] {
+            if n > MAX_TOKENS {
+                return Err(MedgenError::invalid(field, format!("{n} exceeds the bound of {MAX_TOKENS} tokens")));
+            }
+        }
+        if self.num_beams > MAX_BEAMS {
+            return Err(MedgenError::invalid("num_beams", format!("{} exceeds the bound of {MAX_BEAMS} beams", self.num_beams)));
         }
         if self.min_new_tokens > self.max_new_tokens {
             return Err(MedgenError::invalid(
@@ -349,6 +368,7 @@ impl Lane {
                 if prompt.len() >= limit {
                     return Err(MedgenError::context(prompt.len() + 1, limit, "prompt"));
                 }
+                // Both are bounded (the prompt by the context, max_new_tokens by MAX_TOKENS): no wrap.
                 if prompt.len() + cfg.max_new_tokens > limit {
                     return Err(MedgenError::context(prompt.len() + cfg.max_new_tokens, limit, "prompt plus max_new_tokens"));
                 }
