@@ -946,6 +946,13 @@ def test_zero_length_or_batch_size_is_refused(tmp_path, option):
     assert_refused(refuse(tmp_path, option, "0"), option.lstrip("-"))
 
 
+@pytest.mark.parametrize("value", ["0", "18446744073709551615"])
+def test_evaluation_length_out_of_bounds_is_refused_before_training(tmp_path, value):
+    proc = refuse(tmp_path, "--validation-split", "0.25", "--eval-max-new-tokens", value)
+    assert_refused(proc, "eval_max_new_tokens")
+    assert not (tmp_path / "out" / "log.jsonl").exists(), "the run trained before refusing"
+
+
 def test_non_empty_output_folder_is_refused_without_overwrite_or_resume(tmp_path):
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "notes.txt").write_text("keep me")

@@ -229,6 +229,10 @@ impl TrainingConfig {
         if self.eval_steps == Some(0) || self.save_steps == Some(0) || self.logging_steps == 0 {
             return Err(MedgenError::invalid("eval_steps", "step intervals must be at least 1"));
         }
+        // Checked here rather than at the first evaluation, after steps the run would lose.
+        if self.eval_max_new_tokens == 0 || self.eval_max_new_tokens > crate::MAX_TOKENS {
+            return Err(MedgenError::invalid("eval_max_new_tokens", format!("{} is not in 1..={}", self.eval_max_new_tokens, crate::MAX_TOKENS)));
+        }
         if !["loss", "rougeL"].contains(&self.metric.as_str()) {
             return Err(MedgenError::invalid("metric", format!("`{}` is not loss or rougeL", self.metric)));
         }
