@@ -970,3 +970,30 @@ def test_adapter_for_another_base_model_is_refused(tmp_path):
     proc = run_medgen("generate", "--model", model_dir("llama"), "--adapter", adapter_dir("qwen2"), "--prompt", "x",
                       "--max-new-tokens", "2", check=False)
     assert_refused(proc, "adapter", any_of=["base", "shape", "match", "sha256"])
+
+
+def edited_adapter(tmp_path, **changes):
+    """A copy of the llama PEFT adapter with `changes` written into its adapter_config.json."""
+    path = tmp_path / "edited-adapter"
+    shutil.copytree(adapter_dir("llama"), path)
+    config = json.loads((path / "adapter_config.json").read_text())
+    (path / "adapter_config.json").write_text(json.dumps({**config, **changes}))
+    return path
+
+
+@pytest.mark.parametrize("command", ["merge", "generate"])
+def test_adapter_recording_another_base_is_refused_by_merge_and_load(tmp_path, command):
+    adapter = edited_adapter(tmp_path, medgen_base_sha256="0" * 64)
+    if command == "merge":
+        args = ["merge", "--model", model_dir("llama"), "--adapter", adapter, "--output", tmp_path / "merged"]
+    else:
+        args = ["generate", "--model", model_dir("llama"), "--adapter", adapter, "--prompt", "x", "--max-new-tokens", "2"]
+    assert_refused(run_medgen(*args, check=False), "another base")
+    assert not (tmp_path / "merged").exists()
+
+
+@pytest.mark.parametrize("changes, word", [({"r": 0}, "rank"), ({"r": 2.5}, "rank"), ({"lora_alpha": -1}, "lora_alpha")])
+def test_adapter_config_with_impossible_rank_or_alpha_is_refused(tmp_path, changes, word):
+    proc = run_medgen("generate", "--model", model_dir("llama"), "--adapter", edited_adapter(tmp_path, **changes),
+                      "--prompt", "x", "--max-new-tokens", "2", check=False)
+    assert_refused(proc, word)

@@ -74,7 +74,7 @@ impl Trainable {
                 dropout: l.dropout,
                 targets: t.clone(),
                 init: match &l.init_adapter {
-                    Some(dir) => read_adapter(dir)?.1,
+                    Some(dir) => adapter_tensors(dir)?,
                     None => HashMap::new(),
                 },
                 trainable: true,
@@ -273,26 +273,40 @@ fn check_targets(spec: &AdapterSpec, loaded: &Loaded) -> Result<()> {
     Ok(())
 }
 
-/// A PEFT adapter folder: its `adapter_config.json` and tensors by key.
-pub(crate) fn read_adapter(dir: &Path) -> Result<(serde_json::Value, HashMap<String, Tensor>)> {
-    let config = crate::tokenizer::read_json(&dir.join("adapter_config.json"))?;
+/// The tensors of a PEFT adapter folder, by key.
+pub(crate) fn adapter_tensors(dir: &Path) -> Result<HashMap<String, Tensor>> {
     let file = dir.join("adapter_model.safetensors");
     if !file.exists() {
         return Err(MedgenError::io(&file, std::io::Error::new(std::io::ErrorKind::NotFound, "no adapter_model.safetensors")));
     }
-    let tensors = Tensor::read_safetensors(&file)?
+    Ok(Tensor::read_safetensors(&file)?
         .into_iter()
         // PEFT saves `...lora_A.weight`; in memory it names them `...lora_A.default.weight`.
         .map(|(k, t)| (k.replace(".default.weight", ".weight"), t))
-        .collect();
-    Ok((config, tensors))
+        .collect())
 }
 
-/// The adapter of `dir` as a spec that runs (not trains) on the model it is loaded with.
-pub(crate) fn adapter_spec(dir: &Path) -> Result<AdapterSpec> {
-    let (config, init) = read_adapter(dir)?;
+/// The adapter of `dir` as a spec that runs (not trains) on `base`: refused, before its
+/// tensors are read, when it was trained on another base (the SHA-256 medgen records in its
+/// config), or when its rank or alpha is not one PEFT could have written.
+pub(crate) fn adapter_spec(dir: &Path, base: &Path) -> Result<AdapterSpec> {
+    let config = crate::tokenizer::read_json(&dir.join("adapter_config.json"))?;
+    if let Some(want) = config.get("medgen_base_sha256").and_then(serde_json::Value::as_str) {
+        let have = crate::audit::sha256_path(base)?;
+        if have != want {
+            return Err(MedgenError::invalid("adapter", format!("{} was trained on another base model (SHA-256 {want}; {} is {have})", dir.display(), base.display())));
+        }
+    }
     let num = |k: &str| config.get(k).and_then(serde_json::Value::as_f64);
-    let r = num("r").ok_or_else(|| MedgenError::format(format!("{}: adapter_config.json lacks `r`", dir.display())))? as usize;
+    let r = num("r").ok_or_else(|| MedgenError::format(format!("{}: adapter_config.json lacks `r`", dir.display())))?;
+    if !(r >= 1.0 && r <= 4096.0 && r.fract() == 0.0) {
+        return Err(MedgenError::format(format!("{}: adapter rank r = {r} is not a whole number in 1..=4096", dir.display())));
+    }
+    let alpha = num("lora_alpha").unwrap_or(8.0);
+    if !(alpha.is_finite() && alpha > 0.0) {
+        return Err(MedgenError::format(format!("{}: lora_alpha = {alpha} is not a finite number above 0", dir.display())));
+    }
+    let init = adapter_tensors(dir)?;
     // Layers named by the tensors themselves, whatever `target_modules` says.
     let mut modules: Vec<String> = init.keys().filter_map(|k| k.strip_suffix(".lora_A.weight")).filter_map(|k| k.strip_prefix("base_model.model.")).map(str::to_string).collect();
     modules.sort();
@@ -300,8 +314,8 @@ pub(crate) fn adapter_spec(dir: &Path) -> Result<AdapterSpec> {
         return Err(MedgenError::format(format!("{}: the adapter holds no lora_A tensors", dir.display())));
     }
     Ok(AdapterSpec {
-        r,
-        alpha: num("lora_alpha").unwrap_or(8.0),
+        r: r as usize,
+        alpha,
         rslora: config.get("use_rslora").and_then(serde_json::Value::as_bool).unwrap_or(false),
         dropout: 0.0,
         targets: modules,
@@ -313,14 +327,7 @@ pub(crate) fn adapter_spec(dir: &Path) -> Result<AdapterSpec> {
 /// Loads `path` with the adapter of `dir` running on it: refused when the adapter was
 /// trained on another base (its recorded SHA-256) or names layers the model lacks.
 pub(crate) fn load_with_adapter(path: &Path, dir: &Path, opts: &LoadOptions, runtime: &Runtime) -> Result<(Net, Tokenizer, ModelInfo)> {
-    let spec = adapter_spec(dir)?;
-    let (config, _) = read_adapter(dir)?;
-    if let Some(want) = config.get("medgen_base_sha256").and_then(serde_json::Value::as_str) {
-        let have = crate::audit::sha256_path(path)?;
-        if have != want {
-            return Err(MedgenError::invalid("adapter", format!("{} was trained on another base model (SHA-256 {want}; {} is {have})", dir.display(), path.display())));
-        }
-    }
+    let spec = adapter_spec(dir, path)?;
     let (net, tokenizer, info, loaded) = loader::load_with(path, opts, runtime, Setup { trainable: false, adapters: Some(&spec) })?;
     check_adapter_fits(dir, &spec, &loaded)?;
     Ok((net, tokenizer, info))
@@ -331,7 +338,7 @@ pub(crate) fn load_with_adapter(path: &Path, dir: &Path, opts: &LoadOptions, run
 /// base's own folder, needs no adapter to run.
 pub fn merge(base: &Path, adapter: &Path, output: &Path, opts: &LoadOptions) -> Result<()> {
     let runtime = Runtime::new(opts)?;
-    let spec = adapter_spec(adapter)?;
+    let spec = adapter_spec(adapter, base)?;
     let (net, tokenizer, info, loaded) = loader::load_with(base, opts, &runtime, Setup { trainable: false, adapters: Some(&spec) })?;
     // Loading with an adapter that does not train folds it into the weights (Linear::load).
     check_adapter_fits(adapter, &spec, &loaded)?;
