@@ -60,6 +60,7 @@ impl From<MedgenError> for Failure {
             MedgenError::Device(_) => MEDGEN_ERR_DEVICE,
             MedgenError::Tokenizer(_) | MedgenError::Template(_) => MEDGEN_ERR_TOKENIZER,
             MedgenError::Torch(_) => MEDGEN_ERR_TORCH,
+            MedgenError::Internal(_) => MEDGEN_ERR_INTERNAL,
             _ => MEDGEN_ERR_INTERNAL,
         };
         Failure(status, e.to_string())

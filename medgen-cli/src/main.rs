@@ -229,8 +229,11 @@ fn run(cli: Cli) -> Result<()> {
         Command::Tokenize { model, input, no_special } => {
             let path = resolve(model)?;
             let tok = medgen::Tokenizer::load(&path)?;
-            let text = read_prompt(&input)?;
-            let ids = tok.encode(&text, !no_special)?;
+            let ids = match prompt_of(&input, read_prompt(&input)?) {
+                Prompt::Chat { messages } => tok.encode_chat(&messages, true)?,
+                Prompt::Text(text) => tok.encode(&text, !no_special)?,
+                Prompt::Ids(ids) => ids,
+            };
             let decoded = tok.decode(&ids, false)?;
             println!("{}", serde_json::json!({ "ids": ids, "decoded": decoded }));
             Ok(())

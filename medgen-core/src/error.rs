@@ -40,6 +40,9 @@ pub enum MedgenError {
     /// The chat template failed to parse or render.
     #[error("chat template error: {0}")]
     Template(#[from] minijinja::Error),
+    /// medgen broke one of its own rules: a bug, to be reported.
+    #[error("internal error (a bug in medgen): {0}")]
+    Internal(String),
     /// libtorch reported an error.
     #[error("torch error: {0}")]
     Torch(#[from] tch::TchError),

@@ -102,7 +102,8 @@ impl Model {
         Ok(self.sha256.get_or_init(|| h).clone())
     }
 
-    /// Token ids of `text` with the model's BOS/EOS rules.
+    /// Token ids of `text` with the model's BOS/EOS rules. The text is tokenized literally:
+    /// special tokens' text in it (`<|im_start|>`) gives the tokens of its characters.
     pub fn tokenize(&self, text: &str) -> Result<Vec<u32>> {
         self.tokenizer.encode(text, true)
     }
@@ -123,9 +124,13 @@ impl Model {
         template.render(messages, true, self.tokenizer.bos_token(), self.tokenizer.eos_token())
     }
 
-    /// Token ids of a chat prompt (the template writes any BOS itself).
+    /// Token ids of a chat prompt (the template writes any BOS itself). Only the template's
+    /// markup makes control tokens; the messages' text is tokenized literally.
     pub fn chat_ids(&self, messages: &[ChatMessage]) -> Result<Vec<u32>> {
-        self.tokenizer.encode(&self.render_chat(messages)?, false)
+        if messages.is_empty() {
+            return Err(MedgenError::invalid("messages", "no messages"));
+        }
+        self.tokenizer.encode_chat(messages, true)
     }
 
     /// Starts generating after `prompt_ids`: an iterator of text pieces.

@@ -1,6 +1,8 @@
 //! Tokenizers: from an HF `tokenizer.json`, or rebuilt from GGUF metadata with the
 //! `tokenizers` crate, plus the special-token rules (BOS, EOS) and the chat template.
 
+use std::collections::HashSet;
+use std::ops::Range;
 use std::path::Path;
 
 use serde_json::Value as Json;
@@ -17,13 +19,19 @@ use tokenizers::pre_tokenizers::sequence::Sequence as PreSequence;
 use tokenizers::pre_tokenizers::split::{Split, SplitPattern};
 use tokenizers::{AddedToken, DecoderWrapper, PreTokenizerWrapper, SplitDelimiterBehavior};
 
-use crate::chat::ChatTemplate;
+use crate::chat::{ChatMessage, ChatTemplate};
 use crate::error::{MedgenError, Result};
 use crate::formats::gguf::{GgufFile, Value};
 
-/// A text tokenizer with the model's special-token rules.
+/// A text tokenizer with the model's special-token rules. Text is tokenized literally: a
+/// note that contains `<|im_start|>` gets the tokens of those characters, never the
+/// control token. Only a chat template's own markup makes control tokens.
 pub struct Tokenizer {
+    /// Encodes special tokens' text as text.
     inner: tokenizers::Tokenizer,
+    /// The same vocabulary, matching special tokens: for a chat template's markup.
+    markup: tokenizers::Tokenizer,
+    special_ids: HashSet<u32>,
     /// Vocabulary size with added tokens, computed once: tokenizers builds the whole
     /// vocabulary map to count it.
     size: usize,
@@ -179,14 +187,13 @@ impl Tokenizer {
             .and_then(Value::as_str)
             .map(|s| ChatTemplate::new(s.to_string()));
         Ok(Tokenizer {
-            size: inner.get_vocab_size(true),
-            inner,
             add_bos: flag("tokenizer.ggml.add_bos_token").unwrap_or(add_bos_default),
             add_eos: flag("tokenizer.ggml.add_eos_token").unwrap_or(false),
             bos,
             eos,
             eos_ids,
             chat_template,
+            ..Tokenizer::with_vocabulary(inner)
         })
     }
 
@@ -246,14 +253,11 @@ impl Tokenizer {
             }
         };
         Ok(Tokenizer {
-            size: inner.get_vocab_size(true),
-            inner,
-            add_bos: false,
-            add_eos: false,
             bos,
             eos,
             eos_ids,
             chat_template: template.map(ChatTemplate::new),
+            ..Tokenizer::with_vocabulary(inner)
         })
     }
 
@@ -290,7 +294,62 @@ impl Tokenizer {
         std::fs::write(&path, text).map_err(|e| MedgenError::io(&path, e))
     }
 
-    /// Token ids of `text`; with `add_special`, BOS/EOS as the model wants them.
+    /// A tokenizer of `markup`'s vocabulary, without BOS/EOS rules or chat template.
+    fn with_vocabulary(markup: tokenizers::Tokenizer) -> Self {
+        let mut inner = markup.clone();
+        inner.set_encode_special_tokens(true);
+        let special_ids = markup.get_added_tokens_decoder().into_iter().filter(|(_, t)| t.special).map(|(id, _)| id).collect();
+        Tokenizer {
+            size: markup.get_vocab_size(true),
+            inner,
+            markup,
+            special_ids,
+            add_bos: false,
+            add_eos: false,
+            bos: None,
+            eos: None,
+            eos_ids: vec![],
+            chat_template: None,
+        }
+    }
+
+    /// Token ids of the conversation through the chat template; `open` opens the
+    /// assistant's turn. The messages' text is tokenized literally (see [`Tokenizer`]).
+    pub fn encode_chat(&self, messages: &[ChatMessage], open: bool) -> Result<Vec<u32>> {
+        let template = self.chat_template.as_ref().ok_or_else(|| MedgenError::Unsupported("the model has no chat template".into()))?;
+        let (text, spans) = template.render_marked(messages, open, self.bos_token(), self.eos_token())?;
+        self.encode_markup(&text, &spans)
+    }
+
+    /// Token ids of `text` in which only the bytes outside `literal` may make special
+    /// tokens. Without a special token's text inside `literal` this is the tokenization of
+    /// the whole text, as transformers makes it; otherwise the text between the markup's
+    /// special tokens is tokenized literally, piece by piece.
+    fn encode_markup(&self, text: &str, literal: &[Range<usize>]) -> Result<Vec<u32>> {
+        let enc = self.markup.encode(text, false).map_err(tok_err)?;
+        let tokens = || enc.get_ids().iter().zip(enc.get_offsets()).filter(|(id, _)| self.special_ids.contains(id));
+        let inside = |&(s, e): &(usize, usize)| literal.iter().any(|r| s < r.end && r.start < e);
+        if !tokens().any(|(_, o)| inside(o)) {
+            return Ok(enc.get_ids().to_vec());
+        }
+        let mut ids = Vec::with_capacity(enc.len());
+        let piece = |ids: &mut Vec<u32>, span: Range<usize>| -> Result<()> {
+            let s = text.get(span.clone()).ok_or_else(|| MedgenError::Internal(format!("token offsets {span:?} off a character boundary")))?;
+            ids.extend_from_slice(self.inner.encode_fast(s, false).map_err(tok_err)?.get_ids());
+            Ok(())
+        };
+        let mut at = 0;
+        for (&id, &(start, end)) in tokens().filter(|(_, o)| !inside(o)) {
+            piece(&mut ids, at..start)?;
+            ids.push(id);
+            at = end;
+        }
+        piece(&mut ids, at..text.len())?;
+        Ok(ids)
+    }
+
+    /// Token ids of `text`, tokenized literally; with `add_special`, BOS/EOS as the model
+    /// wants them.
     pub fn encode(&self, text: &str, add_special: bool) -> Result<Vec<u32>> {
         let enc = self.inner.encode_fast(text, add_special).map_err(tok_err)?;
         let mut ids = Vec::with_capacity(enc.len() + 2);

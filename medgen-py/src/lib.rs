@@ -22,6 +22,7 @@ create_exception!(_medgen, DeviceError, MedgenError, "The requested device is no
 create_exception!(_medgen, TokenizerError, MedgenError, "The tokenizer failed.");
 create_exception!(_medgen, TemplateError, MedgenError, "The chat template failed to render.");
 create_exception!(_medgen, TorchError, MedgenError, "libtorch reported an error.");
+create_exception!(_medgen, InternalError, MedgenError, "A bug in medgen: it broke one of its own rules.");
 
 /// The core error as the matching Python exception, keeping its message.
 fn err(e: CoreError) -> PyErr {
@@ -35,6 +36,7 @@ fn err(e: CoreError) -> PyErr {
         CoreError::Tokenizer(_) => TokenizerError::new_err(msg),
         CoreError::Template(_) => TemplateError::new_err(msg),
         CoreError::Torch(_) => TorchError::new_err(msg),
+        CoreError::Internal(_) => InternalError::new_err(msg),
         _ => MedgenError::new_err(msg),
     }
 }
@@ -492,6 +494,7 @@ fn _medgen(m: &Bound<'_, PyModule>) -> PyResult<()> {
         ("TokenizerError", py.get_type::<TokenizerError>()),
         ("TemplateError", py.get_type::<TemplateError>()),
         ("TorchError", py.get_type::<TorchError>()),
+        ("InternalError", py.get_type::<InternalError>()),
     ] {
         m.add(name, ty)?;
     }

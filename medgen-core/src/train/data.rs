@@ -251,11 +251,10 @@ impl Encoding<'_> {
             return Ok((Encoded { input_ids: src, labels }, cut));
         }
         let mut prompt = if self.chat {
-            let template = self.tokenizer.chat_template().ok_or_else(|| {
-                MedgenError::Unsupported("the model has no chat template: pass --no-chat to train on plain text".into())
-            })?;
-            let text = template.render(&[ChatMessage::new("user", input)], true, self.tokenizer.bos_token(), self.tokenizer.eos_token())?;
-            self.tokenizer.encode(&text, false)?
+            if self.tokenizer.chat_template().is_none() {
+                return Err(MedgenError::Unsupported("the model has no chat template: pass --no-chat to train on plain text".into()));
+            }
+            self.tokenizer.encode_chat(&[ChatMessage::new("user", input)], true)?
         } else {
             self.tokenizer.encode(input, true)?
         };
@@ -272,14 +271,10 @@ impl Encoding<'_> {
         if self.encoder_decoder {
             return Err(MedgenError::Unsupported("chat messages for an encoder-decoder model: use input/target pairs".into()));
         }
-        let template = self
-            .tokenizer
-            .chat_template()
-            .ok_or_else(|| MedgenError::Unsupported("`messages` need a model with a chat template".into()))?;
-        let tokens = |m: &[ChatMessage], open: bool| -> Result<Vec<u32>> {
-            let text = template.render(m, open, self.tokenizer.bos_token(), self.tokenizer.eos_token())?;
-            self.tokenizer.encode(&text, false)
-        };
+        if self.tokenizer.chat_template().is_none() {
+            return Err(MedgenError::Unsupported("`messages` need a model with a chat template".into()));
+        }
+        let tokens = |m: &[ChatMessage], open: bool| self.tokenizer.encode_chat(m, open);
         let mut ids = tokens(messages, false)?;
         let mut labels = vec![IGNORE; ids.len()];
         for (i, _) in messages.iter().enumerate().filter(|(_, m)| m.role == "assistant") {

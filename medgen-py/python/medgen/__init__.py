@@ -28,6 +28,7 @@ from ._medgen import (  # noqa: E402
     TemplateError,
     TokenizerError,
     TorchError,
+    InternalError,
     UnsupportedError,
     __version__,
     default_model_path,
@@ -77,6 +78,6 @@ def model_info(model: Model) -> dict:
 __all__ = [
     "Model", "Generation", "GenerationConfig", "Stream", "model_info", "MedgenError", "ModelLoadError",
     "UnsupportedError", "InvalidArgumentError", "ContextLengthError", "DeviceError", "TokenizerError",
-    "TemplateError", "TorchError", "__version__", "default_model_path", "deid", "checks", "metrics", "tasks",
+    "TemplateError", "TorchError", "InternalError", "__version__", "default_model_path", "deid", "checks", "metrics", "tasks",
     "finetune", "merge", "History", "task_adapter_path",
 ]
