@@ -27,83 +27,6 @@
 #include <stdint.h>
 
 /*
- `medgen_deid_params.mode`: numbered placeholders, `[NAME_1]`, reversible.
- */
-#define MEDGEN_DEID_PLACEHOLDER 0
-
-/*
- `medgen_deid_params.mode`: `[CATEGORY]`.
- */
-#define MEDGEN_DEID_REDACT 1
-
-/*
- `medgen_deid_params.mode`: letters and digits become `*`.
- */
-#define MEDGEN_DEID_MASK 2
-
-/*
- `medgen_deid_params.mode`: dates shifted by a per-patient offset, other identifiers
- placeholders.
- */
-#define MEDGEN_DEID_SHIFT_DATES 3
-
-/*
- `medgen_task_params.deid`: placeholders (`[NAME_1]`), reversible.
- */
-#define MEDGEN_TASK_DEID_PLACEHOLDER 0
-
-/*
- `medgen_task_params.deid`: `[CATEGORY]`.
- */
-#define MEDGEN_TASK_DEID_REDACT 1
-
-/*
- `medgen_task_params.deid`: the model sees the note as it is.
- */
-#define MEDGEN_TASK_DEID_NONE 2
-
-/*
- `medgen_generation_params.early_stopping`: stop when the best running beam cannot beat
- the finished ones at its current length (transformers' default).
- */
-#define MEDGEN_EARLY_STOPPING_FALSE 0
-
-/*
- `medgen_generation_params.early_stopping`: stop as soon as num_beams sequences are finished.
- */
-#define MEDGEN_EARLY_STOPPING_TRUE 1
-
-/*
- `medgen_generation_params.early_stopping`: stop only when no beam can improve at any length.
- */
-#define MEDGEN_EARLY_STOPPING_NEVER 2
-
-/*
- `medgen_model_params.device`: the CPU.
- */
-#define MEDGEN_DEVICE_CPU 0
-
-/*
- `medgen_model_params.device`: the CUDA GPU numbered `device_index`.
- */
-#define MEDGEN_DEVICE_CUDA 1
-
-/*
- `medgen_model_params.dtype`: 32-bit floats.
- */
-#define MEDGEN_DTYPE_F32 0
-
-/*
- `medgen_model_params.dtype`: bfloat16.
- */
-#define MEDGEN_DTYPE_BF16 1
-
-/*
- `medgen_model_params.dtype`: float16.
- */
-#define MEDGEN_DTYPE_F16 2
-
-/*
  The result of every function that can fail. The values are stable: new ones are only
  ever added at the end.
  */
@@ -226,13 +149,21 @@ typedef struct medgen_string medgen_string;
 typedef struct medgen_text medgen_text;
 
 /*
+ A de-identification operator: a MEDGEN_DEID_* value, for `medgen_deid_params.mode`
+ (also inside `medgen_task_params.deid`). Each enum-like type of this header has its own
+ range of values (100s here), so that a constant of another type is refused with
+ MEDGEN_ERR_INVALID_ARGUMENT, never read as one of these.
+ */
+typedef int32_t medgen_deid_operator;
+
+/*
  How to de-identify. Start from `medgen_deid_params_default()`.
  */
 typedef struct {
   /*
-   One of the MEDGEN_DEID_* operators, for every category (default: MEDGEN_DEID_PLACEHOLDER).
+   The operator for every category (default: MEDGEN_DEID_PLACEHOLDER).
    */
-  int32_t mode;
+  medgen_deid_operator mode;
   /*
    Shift dates by `shift_days` (default: false).
    */
@@ -297,14 +228,22 @@ typedef struct {
  */
 typedef struct {
   /*
-   One of MEDGEN_TASK_DEID_* (default: MEDGEN_TASK_DEID_PLACEHOLDER).
+   How the note is de-identified before the model sees it, as `medgen_deidentify` does
+   it; `deid.mode` MEDGEN_DEID_NONE: the note as it is (default:
+   `medgen_deid_params_default()`, placeholders).
    */
-  int32_t deid;
+  medgen_deid_params deid;
   /*
    Put the original identifiers back into the draft (default: false).
    */
   bool reidentify;
 } medgen_task_params;
+
+/*
+ When beam search stops: a MEDGEN_EARLY_STOPPING_* value, for
+ `medgen_generation_params.early_stopping` (values in the 200s).
+ */
+typedef int32_t medgen_early_stopping;
 
 /*
  Generation options, one field per option of the Rust core with the same name and
@@ -376,10 +315,9 @@ typedef struct {
    */
   float length_penalty;
   /*
-   MEDGEN_EARLY_STOPPING_FALSE, _TRUE or _NEVER, as transformers' early_stopping
-   (default: MEDGEN_EARLY_STOPPING_FALSE).
+   As transformers' early_stopping (default: MEDGEN_EARLY_STOPPING_FALSE).
    */
-  int32_t early_stopping;
+  medgen_early_stopping early_stopping;
   /*
    Sequences beam search returns, at most num_beams; read them with
    `medgen_text_sequence` (default: 1).
@@ -390,6 +328,18 @@ typedef struct {
    */
   size_t no_repeat_ngram_size;
 } medgen_generation_params;
+
+/*
+ Where a model runs: a MEDGEN_DEVICE_* value, for `medgen_model_params.device` and
+ `medgen_finetune_params.device` (values in the 300s).
+ */
+typedef int32_t medgen_device;
+
+/*
+ The floating-point type of a model's weights: a MEDGEN_DTYPE_* value, for
+ `medgen_model_params.dtype` and `medgen_finetune_params.dtype` (values in the 400s).
+ */
+typedef int32_t medgen_dtype;
 
 /*
  A fine-tuning run: one field per option of the Rust core's `TrainingConfig`, with its
@@ -567,17 +517,17 @@ typedef struct {
    */
   bool overwrite;
   /*
-   MEDGEN_DEVICE_CPU or MEDGEN_DEVICE_CUDA, as `medgen_model_params` (default: MEDGEN_DEVICE_CPU).
+   As `medgen_model_params` (default: MEDGEN_DEVICE_CPU).
    */
-  int32_t device;
+  medgen_device device;
   /*
    The CUDA device's index (default: 0).
    */
   int32_t device_index;
   /*
-   MEDGEN_DTYPE_F32, MEDGEN_DTYPE_BF16 or MEDGEN_DTYPE_F16 (default: MEDGEN_DTYPE_F32).
+   (default: MEDGEN_DTYPE_F32)
    */
-  int32_t dtype;
+  medgen_dtype dtype;
   /*
    CPU threads to compute with; 0 means one per CPU (default: 0).
    */
@@ -709,17 +659,17 @@ typedef int (*medgen_piece_callback)(const char *piece, size_t len, void *user_d
  */
 typedef struct {
   /*
-   MEDGEN_DEVICE_CPU or MEDGEN_DEVICE_CUDA (default: MEDGEN_DEVICE_CPU).
+   (default: MEDGEN_DEVICE_CPU)
    */
-  int32_t device;
+  medgen_device device;
   /*
    The CUDA device's index (default: 0).
    */
   int32_t device_index;
   /*
-   MEDGEN_DTYPE_F32, MEDGEN_DTYPE_BF16 or MEDGEN_DTYPE_F16 (default: MEDGEN_DTYPE_F32).
+   (default: MEDGEN_DTYPE_F32)
    */
-  int32_t dtype;
+  medgen_dtype dtype;
   /*
    CPU threads to compute with; 0 means one per CPU (default: 0).
    */
@@ -733,6 +683,74 @@ typedef struct {
    */
   const char *adapter;
 } medgen_model_params;
+
+/*
+ `medgen_deid_operator`: numbered placeholders, `[NAME_1]`, reversible.
+ */
+#define MEDGEN_DEID_PLACEHOLDER 100
+
+/*
+ `medgen_deid_operator`: `[CATEGORY]`.
+ */
+#define MEDGEN_DEID_REDACT 101
+
+/*
+ `medgen_deid_operator`: letters and digits become `*`.
+ */
+#define MEDGEN_DEID_MASK 102
+
+/*
+ `medgen_deid_operator`: dates shifted by `shift_days` or a shift derived from
+ `shift_key`, other identifiers placeholders.
+ */
+#define MEDGEN_DEID_SHIFT_DATES 103
+
+/*
+ `medgen_deid_operator`, for `medgen_task_params.deid.mode` only: the model sees the note
+ as it is. `medgen_deidentify` refuses it.
+ */
+#define MEDGEN_DEID_NONE 104
+
+/*
+ `medgen_early_stopping`: stop when the best running beam cannot beat the finished ones at
+ its current length (transformers' default).
+ */
+#define MEDGEN_EARLY_STOPPING_FALSE 200
+
+/*
+ `medgen_early_stopping`: stop as soon as num_beams sequences are finished.
+ */
+#define MEDGEN_EARLY_STOPPING_TRUE 201
+
+/*
+ `medgen_early_stopping`: stop only when no beam can improve at any length.
+ */
+#define MEDGEN_EARLY_STOPPING_NEVER 202
+
+/*
+ `medgen_device`: the CPU.
+ */
+#define MEDGEN_DEVICE_CPU 300
+
+/*
+ `medgen_device`: the CUDA GPU numbered `device_index`.
+ */
+#define MEDGEN_DEVICE_CUDA 301
+
+/*
+ `medgen_dtype`: 32-bit floats.
+ */
+#define MEDGEN_DTYPE_F32 400
+
+/*
+ `medgen_dtype`: bfloat16.
+ */
+#define MEDGEN_DTYPE_BF16 401
+
+/*
+ `medgen_dtype`: float16.
+ */
+#define MEDGEN_DTYPE_F16 402
 
 #ifdef __cplusplus
 extern "C" {

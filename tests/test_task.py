@@ -79,6 +79,18 @@ def test_redact_and_none_modes_run():
     assert raw["audit"]["phi_counts"] == {}
 
 
+def test_every_deid_operator_runs_in_a_task_as_medgen_deid_runs_it():
+    """The task takes `medgen deid`'s operators: the model sees what `medgen deid` writes."""
+    for mode, extra in [("mask", []), ("shift-dates", ["--shift-days", "-30"])]:
+        out = medgen_json("task", "question_summary", "--input", NOTE, "--max-new-tokens", 4, "--json",
+                          "--deid", mode, *extra)
+        deid = medgen_json("deid", "--input", NOTE, "--json", "--mode", mode, *extra)
+        assert out["audit"]["deid"] == mode
+        assert out["audit"]["input_sha256"] == hashlib.sha256(deid["text"].encode()).hexdigest()
+    proc = run_medgen("task", "question_summary", "--input", NOTE, "--deid", "shift-dates", check=False)
+    assert proc.returncode == 1 and "date_shift" in proc.stderr
+
+
 def test_every_task_runs_with_the_default_model():
     for name in TASKS:
         out = medgen_json("task", name, "--input", NOTE, "--max-new-tokens", 4, "--json")

@@ -7,7 +7,7 @@ use std::ffi::c_char;
 
 use engine::deid::{self, DeidConfig, Operator};
 use engine::metrics;
-use engine::{DeidMode, TaskOptions};
+use engine::TaskOptions;
 
 use crate::boundary::{arg, ffi_boundary, guard, null, str_arg, write_out, Failure, FfiResult};
 use crate::generate::medgen_generation_params;
@@ -67,22 +67,30 @@ pub unsafe extern "C" fn medgen_string_free(s: *mut medgen_string) {
     }
 }
 
-/// `medgen_deid_params.mode`: numbered placeholders, `[NAME_1]`, reversible.
-pub const MEDGEN_DEID_PLACEHOLDER: i32 = 0;
-/// `medgen_deid_params.mode`: `[CATEGORY]`.
-pub const MEDGEN_DEID_REDACT: i32 = 1;
-/// `medgen_deid_params.mode`: letters and digits become `*`.
-pub const MEDGEN_DEID_MASK: i32 = 2;
-/// `medgen_deid_params.mode`: dates shifted by a per-patient offset, other identifiers
-/// placeholders.
-pub const MEDGEN_DEID_SHIFT_DATES: i32 = 3;
+/// A de-identification operator: a MEDGEN_DEID_* value, for `medgen_deid_params.mode`
+/// (also inside `medgen_task_params.deid`). Each enum-like type of this header has its own
+/// range of values (100s here), so that a constant of another type is refused with
+/// MEDGEN_ERR_INVALID_ARGUMENT, never read as one of these.
+pub type medgen_deid_operator = i32;
+/// `medgen_deid_operator`: numbered placeholders, `[NAME_1]`, reversible.
+pub const MEDGEN_DEID_PLACEHOLDER: medgen_deid_operator = 100;
+/// `medgen_deid_operator`: `[CATEGORY]`.
+pub const MEDGEN_DEID_REDACT: medgen_deid_operator = 101;
+/// `medgen_deid_operator`: letters and digits become `*`.
+pub const MEDGEN_DEID_MASK: medgen_deid_operator = 102;
+/// `medgen_deid_operator`: dates shifted by `shift_days` or a shift derived from
+/// `shift_key`, other identifiers placeholders.
+pub const MEDGEN_DEID_SHIFT_DATES: medgen_deid_operator = 103;
+/// `medgen_deid_operator`, for `medgen_task_params.deid.mode` only: the model sees the note
+/// as it is. `medgen_deidentify` refuses it.
+pub const MEDGEN_DEID_NONE: medgen_deid_operator = 104;
 
 /// How to de-identify. Start from `medgen_deid_params_default()`.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct medgen_deid_params {
-    /// One of the MEDGEN_DEID_* operators, for every category (default: MEDGEN_DEID_PLACEHOLDER).
-    pub mode: i32,
+    /// The operator for every category (default: MEDGEN_DEID_PLACEHOLDER).
+    pub mode: medgen_deid_operator,
     /// Shift dates by `shift_days` (default: false).
     pub has_shift_days: bool,
     /// Days to shift dates by, at most 36,500 either way (default: 0).
@@ -104,21 +112,26 @@ pub extern "C" fn medgen_deid_params_default() -> medgen_deid_params {
 }
 
 impl medgen_deid_params {
-    unsafe fn config(&self) -> FfiResult<DeidConfig> {
+    /// The configuration these parameters ask for; `None` for MEDGEN_DEID_NONE.
+    unsafe fn config(&self) -> FfiResult<Option<DeidConfig>> {
         let operator = match self.mode {
             MEDGEN_DEID_PLACEHOLDER => Operator::Placeholder,
             MEDGEN_DEID_REDACT => Operator::Redact,
             MEDGEN_DEID_MASK => Operator::Mask,
             MEDGEN_DEID_SHIFT_DATES => Operator::ShiftDates,
-            o => return Err(Failure(MEDGEN_ERR_INVALID_ARGUMENT, format!("operator {o} is not a MEDGEN_DEID_* value"))),
+            MEDGEN_DEID_NONE => return Ok(None),
+            o => {
+                let reason = format!("mode {o} is not a medgen_deid_operator (MEDGEN_DEID_*, {MEDGEN_DEID_PLACEHOLDER} to {MEDGEN_DEID_NONE})");
+                return Err(Failure(MEDGEN_ERR_INVALID_ARGUMENT, reason));
+            }
         };
         let key = if self.shift_key.is_null() { None } else { Some(unsafe { str_arg(self.shift_key, "shift_key") }?.to_string()) };
-        Ok(DeidConfig {
+        Ok(Some(DeidConfig {
             operator,
             date_shift_days: self.has_shift_days.then_some(self.shift_days),
             date_shift_key: key,
             ..Default::default()
-        })
+        }))
     }
 }
 
@@ -137,7 +150,9 @@ pub unsafe extern "C" fn medgen_deidentify(
 ) -> medgen_status {
     ffi_boundary(|| {
         let text = unsafe { str_arg(text, "text") }?;
-        let config = unsafe { arg(params, "params")?.config() }?;
+        let config = unsafe { arg(params, "params")?.config() }?.ok_or_else(|| {
+            Failure(MEDGEN_ERR_INVALID_ARGUMENT, "mode MEDGEN_DEID_NONE is for medgen_task_params: it de-identifies nothing".into())
+        })?;
         check_out(out)?;
         let result = json(&deid::deidentify(text, &config)?)?;
         give_string(out, result);
@@ -323,19 +338,14 @@ unsafe fn str_array<'a>(items: *const *const c_char, n: usize, name: &str) -> Ff
     unsafe { std::slice::from_raw_parts(items, n) }.iter().map(|&s| unsafe { str_arg(s, name) }).collect()
 }
 
-/// `medgen_task_params.deid`: placeholders (`[NAME_1]`), reversible.
-pub const MEDGEN_TASK_DEID_PLACEHOLDER: i32 = 0;
-/// `medgen_task_params.deid`: `[CATEGORY]`.
-pub const MEDGEN_TASK_DEID_REDACT: i32 = 1;
-/// `medgen_task_params.deid`: the model sees the note as it is.
-pub const MEDGEN_TASK_DEID_NONE: i32 = 2;
-
 /// How to run a clinical task. Start from `medgen_task_params_default()`.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct medgen_task_params {
-    /// One of MEDGEN_TASK_DEID_* (default: MEDGEN_TASK_DEID_PLACEHOLDER).
-    pub deid: i32,
+    /// How the note is de-identified before the model sees it, as `medgen_deidentify` does
+    /// it; `deid.mode` MEDGEN_DEID_NONE: the note as it is (default:
+    /// `medgen_deid_params_default()`, placeholders).
+    pub deid: medgen_deid_params,
     /// Put the original identifiers back into the draft (default: false).
     pub reidentify: bool,
 }
@@ -343,7 +353,7 @@ pub struct medgen_task_params {
 /// The default task parameters: placeholders, not re-identified.
 #[no_mangle]
 pub extern "C" fn medgen_task_params_default() -> medgen_task_params {
-    medgen_task_params { deid: MEDGEN_TASK_DEID_PLACEHOLDER, reidentify: false }
+    medgen_task_params { deid: medgen_deid_params_default(), reidentify: false }
 }
 
 /// The name of task number `i` ("discharge_summary", ...), or NULL past the last one. Static.
@@ -382,12 +392,7 @@ pub unsafe extern "C" fn medgen_run_task(
         let tp = unsafe { arg(task_params, "task_params") }?;
         let generation = unsafe { arg(params, "params")?.config() }?;
         check_out(out)?;
-        let deid = match tp.deid {
-            MEDGEN_TASK_DEID_PLACEHOLDER => DeidMode::Placeholder,
-            MEDGEN_TASK_DEID_REDACT => DeidMode::Redact,
-            MEDGEN_TASK_DEID_NONE => DeidMode::None,
-            d => return Err(Failure(MEDGEN_ERR_INVALID_ARGUMENT, format!("deid {d} is not a MEDGEN_TASK_DEID_* value"))),
-        };
+        let deid = unsafe { tp.deid.config() }?;
         let opts = TaskOptions { deid, reidentify: tp.reidentify, generation };
         let result = engine::run_task(model, task, note, &opts, |_| std::ops::ControlFlow::Continue(()))?;
         let mut value = serde_json::to_value(&result).map_err(|e| Failure(MEDGEN_ERR_INTERNAL, format!("JSON: {e}")))?;

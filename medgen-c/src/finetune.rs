@@ -11,7 +11,7 @@ use engine::{LoadOptions, Model};
 
 use crate::boundary::{ffi_boundary, null, str_arg, write_out, Failure, FfiResult};
 use crate::medgen_status::{self, *};
-use crate::model::{load_options, MEDGEN_DEVICE_CPU, MEDGEN_DTYPE_F32};
+use crate::model::{load_options, medgen_device, medgen_dtype, MEDGEN_DEVICE_CPU, MEDGEN_DTYPE_F32};
 
 /// What `medgen_finetune` trains. The values are stable: new ones are only ever added at the end.
 #[repr(C)]
@@ -127,12 +127,12 @@ pub struct medgen_finetune_params {
     pub resume: bool,
     /// Write into an `output` folder that already holds files (default: false).
     pub overwrite: bool,
-    /// MEDGEN_DEVICE_CPU or MEDGEN_DEVICE_CUDA, as `medgen_model_params` (default: MEDGEN_DEVICE_CPU).
-    pub device: i32,
+    /// As `medgen_model_params` (default: MEDGEN_DEVICE_CPU).
+    pub device: medgen_device,
     /// The CUDA device's index (default: 0).
     pub device_index: i32,
-    /// MEDGEN_DTYPE_F32, MEDGEN_DTYPE_BF16 or MEDGEN_DTYPE_F16 (default: MEDGEN_DTYPE_F32).
-    pub dtype: i32,
+    /// (default: MEDGEN_DTYPE_F32)
+    pub dtype: medgen_dtype,
     /// CPU threads to compute with; 0 means one per CPU (default: 0).
     pub threads: i32,
 }

@@ -49,9 +49,8 @@ pub struct medgen_generation_params {
     /// Beam search ranks finished sequences by summed log-probabilities divided by
     /// length ** length_penalty (default: 1.0).
     pub length_penalty: f32,
-    /// MEDGEN_EARLY_STOPPING_FALSE, _TRUE or _NEVER, as transformers' early_stopping
-    /// (default: MEDGEN_EARLY_STOPPING_FALSE).
-    pub early_stopping: i32,
+    /// As transformers' early_stopping (default: MEDGEN_EARLY_STOPPING_FALSE).
+    pub early_stopping: medgen_early_stopping,
     /// Sequences beam search returns, at most num_beams; read them with
     /// `medgen_text_sequence` (default: 1).
     pub num_return_sequences: usize,
@@ -59,13 +58,16 @@ pub struct medgen_generation_params {
     pub no_repeat_ngram_size: usize,
 }
 
-/// `medgen_generation_params.early_stopping`: stop when the best running beam cannot beat
-/// the finished ones at its current length (transformers' default).
-pub const MEDGEN_EARLY_STOPPING_FALSE: i32 = 0;
-/// `medgen_generation_params.early_stopping`: stop as soon as num_beams sequences are finished.
-pub const MEDGEN_EARLY_STOPPING_TRUE: i32 = 1;
-/// `medgen_generation_params.early_stopping`: stop only when no beam can improve at any length.
-pub const MEDGEN_EARLY_STOPPING_NEVER: i32 = 2;
+/// When beam search stops: a MEDGEN_EARLY_STOPPING_* value, for
+/// `medgen_generation_params.early_stopping` (values in the 200s).
+pub type medgen_early_stopping = i32;
+/// `medgen_early_stopping`: stop when the best running beam cannot beat the finished ones at
+/// its current length (transformers' default).
+pub const MEDGEN_EARLY_STOPPING_FALSE: medgen_early_stopping = 200;
+/// `medgen_early_stopping`: stop as soon as num_beams sequences are finished.
+pub const MEDGEN_EARLY_STOPPING_TRUE: medgen_early_stopping = 201;
+/// `medgen_early_stopping`: stop only when no beam can improve at any length.
+pub const MEDGEN_EARLY_STOPPING_NEVER: medgen_early_stopping = 202;
 
 /// The default generation parameters (greedy, 256 new tokens at most).
 #[no_mangle]
@@ -128,7 +130,7 @@ impl medgen_generation_params {
                 e => {
                     return Err(Failure(
                         MEDGEN_ERR_INVALID_ARGUMENT,
-                        format!("early_stopping {e} is not a MEDGEN_EARLY_STOPPING_* value"),
+                        format!("early_stopping {e} is not a medgen_early_stopping (MEDGEN_EARLY_STOPPING_*, {MEDGEN_EARLY_STOPPING_FALSE} to {MEDGEN_EARLY_STOPPING_NEVER})"),
                     ))
                 }
             },

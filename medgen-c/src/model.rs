@@ -14,28 +14,34 @@ pub struct medgen_model {
     pub(crate) model: Model,
 }
 
-/// `medgen_model_params.device`: the CPU.
-pub const MEDGEN_DEVICE_CPU: i32 = 0;
-/// `medgen_model_params.device`: the CUDA GPU numbered `device_index`.
-pub const MEDGEN_DEVICE_CUDA: i32 = 1;
-/// `medgen_model_params.dtype`: 32-bit floats.
-pub const MEDGEN_DTYPE_F32: i32 = 0;
-/// `medgen_model_params.dtype`: bfloat16.
-pub const MEDGEN_DTYPE_BF16: i32 = 1;
-/// `medgen_model_params.dtype`: float16.
-pub const MEDGEN_DTYPE_F16: i32 = 2;
+/// Where a model runs: a MEDGEN_DEVICE_* value, for `medgen_model_params.device` and
+/// `medgen_finetune_params.device` (values in the 300s).
+pub type medgen_device = i32;
+/// `medgen_device`: the CPU.
+pub const MEDGEN_DEVICE_CPU: medgen_device = 300;
+/// `medgen_device`: the CUDA GPU numbered `device_index`.
+pub const MEDGEN_DEVICE_CUDA: medgen_device = 301;
+/// The floating-point type of a model's weights: a MEDGEN_DTYPE_* value, for
+/// `medgen_model_params.dtype` and `medgen_finetune_params.dtype` (values in the 400s).
+pub type medgen_dtype = i32;
+/// `medgen_dtype`: 32-bit floats.
+pub const MEDGEN_DTYPE_F32: medgen_dtype = 400;
+/// `medgen_dtype`: bfloat16.
+pub const MEDGEN_DTYPE_BF16: medgen_dtype = 401;
+/// `medgen_dtype`: float16.
+pub const MEDGEN_DTYPE_F16: medgen_dtype = 402;
 
 /// How to load a model. Start from `medgen_model_params_default()`: fields are only ever
 /// added at the end, with the default function filling them.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct medgen_model_params {
-    /// MEDGEN_DEVICE_CPU or MEDGEN_DEVICE_CUDA (default: MEDGEN_DEVICE_CPU).
-    pub device: i32,
+    /// (default: MEDGEN_DEVICE_CPU)
+    pub device: medgen_device,
     /// The CUDA device's index (default: 0).
     pub device_index: i32,
-    /// MEDGEN_DTYPE_F32, MEDGEN_DTYPE_BF16 or MEDGEN_DTYPE_F16 (default: MEDGEN_DTYPE_F32).
-    pub dtype: i32,
+    /// (default: MEDGEN_DTYPE_F32)
+    pub dtype: medgen_dtype,
     /// CPU threads to compute with; 0 means one per CPU (default: 0).
     pub threads: i32,
     // Appended, as the beam fields of medgen_generation_params were, rather than a second
@@ -68,18 +74,18 @@ fn invalid(reason: String) -> Failure {
 }
 
 /// The device, dtype and threads of a load (shared with `medgen_finetune_params`), checked.
-pub(crate) fn load_options(device: i32, device_index: i32, dtype: i32, threads: i32) -> FfiResult<LoadOptions> {
+pub(crate) fn load_options(device: medgen_device, device_index: i32, dtype: medgen_dtype, threads: i32) -> FfiResult<LoadOptions> {
     let device = match (device, usize::try_from(device_index)) {
         (MEDGEN_DEVICE_CPU, _) => DeviceSpec::Cpu,
         (MEDGEN_DEVICE_CUDA, Ok(i)) => DeviceSpec::Cuda(i),
         (MEDGEN_DEVICE_CUDA, Err(_)) => return Err(invalid(format!("device_index {device_index} is negative"))),
-        (d, _) => return Err(invalid(format!("device {d} is not MEDGEN_DEVICE_CPU or MEDGEN_DEVICE_CUDA"))),
+        (d, _) => return Err(invalid(format!("device {d} is not a medgen_device (MEDGEN_DEVICE_CPU {MEDGEN_DEVICE_CPU} or MEDGEN_DEVICE_CUDA {MEDGEN_DEVICE_CUDA})"))),
     };
     let dtype = match dtype {
         MEDGEN_DTYPE_F32 => DType::F32,
         MEDGEN_DTYPE_BF16 => DType::BF16,
         MEDGEN_DTYPE_F16 => DType::F16,
-        d => return Err(invalid(format!("dtype {d} is not MEDGEN_DTYPE_F32, _BF16 or _F16"))),
+        d => return Err(invalid(format!("dtype {d} is not a medgen_dtype (MEDGEN_DTYPE_F32, _BF16 or _F16, {MEDGEN_DTYPE_F32} to {MEDGEN_DTYPE_F16})"))),
     };
     let threads = match threads {
         0 => None,

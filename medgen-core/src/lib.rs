@@ -40,7 +40,7 @@ pub use model::Model;
 pub use models::config::{Activation, Architecture, Dropout, ModelConfig, RopeScaling, Seq2SeqArchitecture, Seq2SeqConfig};
 pub use prompt::Prompt;
 pub use runtime::{DType, DeviceSpec, LoadOptions};
-pub use pipeline::{run_task, DeidMode, TaskOptions, TaskResult};
+pub use pipeline::{deid_option, run_task, TaskOptions, TaskResult};
 pub use tokenizer::Tokenizer;
 
 /// medgen's version.

@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 use std::ops::ControlFlow;
-use std::str::FromStr;
 
 use crate::audit::{self, AuditRecord, DRAFT_NOTICE};
 use crate::checks::{self, Finding, FindingKind};
@@ -13,50 +12,35 @@ use crate::generation::{Generation, GenerationConfig};
 use crate::tasks::Task;
 use crate::Model;
 
-/// How the note is de-identified before the model sees it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum DeidMode {
-    /// Consistent numbered placeholders (`[NAME_1]`), reversible with the mapping (default).
-    #[default]
-    Placeholder,
-    /// `[CATEGORY]` in place of each identifier; not reversible.
-    Redact,
-    /// The model sees the note as it is.
-    None,
-}
-
-impl DeidMode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DeidMode::Placeholder => "placeholder",
-            DeidMode::Redact => "redact",
-            DeidMode::None => "none",
-        }
-    }
-}
-
-impl FromStr for DeidMode {
-    type Err = MedgenError;
-    fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "placeholder" => Ok(DeidMode::Placeholder),
-            "redact" => Ok(DeidMode::Redact),
-            "none" => Ok(DeidMode::None),
-            _ => Err(MedgenError::invalid("deid", format!("`{s}` is not placeholder, redact or none"))),
-        }
-    }
-}
-
 /// Options of a pipeline run.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct TaskOptions {
-    /// (default: placeholder)
-    pub deid: DeidMode,
+    /// How the note is de-identified before the model sees it, as `medgen deid` does it;
+    /// `None`: the model sees the note as it is (default: placeholders, `[NAME_1]`).
+    pub deid: Option<DeidConfig>,
     /// Put the original identifiers back into the output (default: false: the output keeps
     /// the placeholders).
     pub reidentify: bool,
     /// (default: `GenerationConfig::default()`)
     pub generation: GenerationConfig,
+}
+
+impl Default for TaskOptions {
+    fn default() -> Self {
+        TaskOptions { deid: Some(DeidConfig::default()), reidentify: false, generation: GenerationConfig::default() }
+    }
+}
+
+/// The `deid` option of a task as the command and Python spell it: `none`, or an operator
+/// (`placeholder`, `redact`, `mask`, `shift-dates`) for every category.
+pub fn deid_option(mode: &str) -> Result<Option<Operator>> {
+    match mode.trim().to_ascii_lowercase().as_str() {
+        "none" => Ok(None),
+        _ => mode
+            .parse()
+            .map(Some)
+            .map_err(|_| MedgenError::invalid("deid", format!("`{mode}` is not none, placeholder, redact, mask or shift-dates"))),
+    }
 }
 
 /// The result of a pipeline run: always a draft for a clinician to review.
@@ -104,11 +88,10 @@ pub fn run_task(
     let started_at = audit::utc_now();
     validate_note(note)?;
     opts.generation.validate()?;
-    let (input, entities, mapping) = match opts.deid {
-        DeidMode::None => (note.to_string(), Vec::new(), BTreeMap::new()),
-        mode => {
-            let operator = if mode == DeidMode::Redact { Operator::Redact } else { Operator::Placeholder };
-            let d = deid::deidentify(note, &DeidConfig { operator, ..Default::default() })?;
+    let (input, entities, mapping) = match &opts.deid {
+        None => (note.to_string(), Vec::new(), BTreeMap::new()),
+        Some(config) => {
+            let d = deid::deidentify(note, config)?;
             (d.text, d.entities, d.mapping)
         }
     };
@@ -138,7 +121,7 @@ pub fn run_task(
         model_sha256: model.sha256()?,
         adapter_sha256: model.adapter().map(audit::sha256_path).transpose()?,
         task: task.name.to_string(),
-        deid: opts.deid.as_str().to_string(),
+        deid: opts.deid.as_ref().map_or("none", |c| c.operator.as_str()).to_string(),
         reidentified,
         generation: opts.generation.clone(),
         seed: generation.seed,

@@ -362,23 +362,33 @@ impl Model {
         self.inner.render_chat(&chat_messages(messages)?).map_err(err)
     }
 
-    /// Runs a clinical task on a note: de-identify (`deid`: "placeholder", "redact" or
+    /// Runs a clinical task on a note: de-identify (`deid`: an operator of `medgen.deid`,
+    /// "placeholder", "redact", "mask" or "shift-dates" with `shift_days` or `shift_key`; or
     /// "none"), prompt, generate, re-identify if asked, check, audit. Returns a dict: text,
     /// sections, missing_sections, findings, notice, audit, and mapping (placeholder ->
     /// original: PHI for the caller only; the audit record holds none).
-    #[pyo3(signature = (task, note, *, deid="placeholder", reidentify=false, config=None, **options))]
+    #[pyo3(signature = (task, note, *, deid="placeholder", shift_days=None, shift_key=None, reidentify=false, config=None, **options))]
+    #[allow(clippy::too_many_arguments)]
     fn run_task(
         &self,
         py: Python<'_>,
         task: &str,
         note: &str,
         deid: &str,
+        shift_days: Option<i64>,
+        shift_key: Option<String>,
         reidentify: bool,
         config: Option<GenerationConfig>,
         options: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<PyObject> {
         let task = medgen::tasks::get(task).map_err(err)?;
-        let opts = medgen::TaskOptions { deid: deid.parse().map_err(err)?, reidentify, generation: merge(py, config, options)? };
+        let deid = medgen::deid_option(deid).map_err(err)?.map(|operator| medgen::deid::DeidConfig {
+            operator,
+            date_shift_days: shift_days,
+            date_shift_key: shift_key,
+            ..Default::default()
+        });
+        let opts = medgen::TaskOptions { deid, reidentify, generation: merge(py, config, options)? };
         let model = &self.inner;
         let mut interrupt = Interrupt::new();
         let out = py.allow_threads(|| medgen::run_task(model, task, note, &opts, |_| interrupt.check()));

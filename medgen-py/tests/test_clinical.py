@@ -102,6 +102,10 @@ def test_run_task_bad_input_raises_typed_errors(model):
         model.run_task("soap_note", "  ")
     with pytest.raises(medgen.InvalidArgumentError, match="deid"):
         model.run_task("soap_note", NOTE, deid="shred")
+    with pytest.raises(medgen.InvalidArgumentError, match="date_shift"):
+        model.run_task("soap_note", NOTE, deid="shift-dates")
+    out = model.run_task("soap_note", NOTE, deid="shift-dates", shift_key="patient-7", max_new_tokens=1)
+    assert out["audit"]["deid"] == "shift-dates" and out["audit"]["phi_counts"]
     with pytest.raises(medgen.InvalidArgumentError, match="max_new_tokens"):
         model.run_task("soap_note", NOTE, max_new_tokens=0)
     with pytest.raises(medgen.InvalidArgumentError):

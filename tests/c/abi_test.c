@@ -98,6 +98,18 @@ static void test_load_errors(const char *corrupt) {
     bad = p;
     bad.threads = -1;
     EXPECT_STATUS(medgen_model_load(NULL, &bad, &m), MEDGEN_ERR_INVALID_ARGUMENT);
+    /* Each enum-like type has its own range: another type's constant, or a zero-filled field,
+       is refused, never read as a value of this type. */
+    bad = p;
+    bad.device = MEDGEN_DTYPE_BF16;
+    EXPECT_STATUS(medgen_model_load(NULL, &bad, &m), MEDGEN_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(medgen_last_error_message(), "medgen_device") != NULL);
+    bad = p;
+    bad.dtype = MEDGEN_DEVICE_CUDA;
+    EXPECT_STATUS(medgen_model_load(NULL, &bad, &m), MEDGEN_ERR_INVALID_ARGUMENT);
+    bad = p;
+    bad.device = 0;
+    EXPECT_STATUS(medgen_model_load(NULL, &bad, &m), MEDGEN_ERR_INVALID_ARGUMENT);
     bad = p;
     bad.device = MEDGEN_DEVICE_CUDA;
     bad.device_index = -1;
@@ -281,6 +293,10 @@ static void test_beams(medgen_model *m) {
     g.num_beams = 4;
     g.num_return_sequences = 2;
     g.length_penalty = 0.6f;
+    g.early_stopping = MEDGEN_DEID_MASK;
+    medgen_text *bad_t = NULL;
+    EXPECT_STATUS(medgen_generate(m, "x", &g, &bad_t), MEDGEN_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(medgen_last_error_message(), "medgen_early_stopping") != NULL);
     g.early_stopping = MEDGEN_EARLY_STOPPING_NEVER;
     g.no_repeat_ngram_size = 3;
     medgen_text *t = NULL;
@@ -387,6 +403,11 @@ static void test_clinical(medgen_model *m) {
     medgen_deid_params bad = dp;
     bad.mode = 42;
     EXPECT_STATUS(medgen_deidentify(note, &bad, &s), MEDGEN_ERR_INVALID_ARGUMENT);
+    bad.mode = MEDGEN_EARLY_STOPPING_TRUE;
+    EXPECT_STATUS(medgen_deidentify(note, &bad, &s), MEDGEN_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(medgen_last_error_message(), "medgen_deid_operator") != NULL);
+    bad.mode = MEDGEN_DEID_NONE; /* for a task only */
+    EXPECT_STATUS(medgen_deidentify(note, &bad, &s), MEDGEN_ERR_INVALID_ARGUMENT);
     bad = dp;
     bad.mode = MEDGEN_DEID_SHIFT_DATES;
     bad.has_shift_days = true;
@@ -425,7 +446,7 @@ static void test_clinical(medgen_model *m) {
     CHECK(n_tasks == 7 && strcmp(medgen_task_name(0), "discharge_summary") == 0);
 
     medgen_task_params tp = medgen_task_params_default();
-    CHECK(tp.deid == MEDGEN_TASK_DEID_PLACEHOLDER && !tp.reidentify);
+    CHECK(tp.deid.mode == MEDGEN_DEID_PLACEHOLDER && !tp.deid.has_shift_days && !tp.reidentify);
     medgen_generation_params g = medgen_generation_params_default();
     g.max_new_tokens = 8;
     medgen_string *task = NULL;
@@ -441,8 +462,25 @@ static void test_clinical(medgen_model *m) {
     CHECK(strstr(medgen_last_error_message(), "discharge_summary") != NULL);
     EXPECT_STATUS(medgen_run_task(m, "soap_note", "   ", &tp, &g, &s), MEDGEN_ERR_INVALID_ARGUMENT);
     medgen_task_params badtp = tp;
-    badtp.deid = 9;
+    badtp.deid.mode = 9;
     EXPECT_STATUS(medgen_run_task(m, "soap_note", note, &badtp, &g, &s), MEDGEN_ERR_INVALID_ARGUMENT);
+    /* The constant that used to mean "none" for a task is another type's value: refused. */
+    badtp.deid.mode = MEDGEN_EARLY_STOPPING_NEVER;
+    EXPECT_STATUS(medgen_run_task(m, "soap_note", note, &badtp, &g, &s), MEDGEN_ERR_INVALID_ARGUMENT);
+    badtp.deid.mode = MEDGEN_DEID_SHIFT_DATES; /* without shift_days or shift_key */
+    EXPECT_STATUS(medgen_run_task(m, "soap_note", note, &badtp, &g, &s), MEDGEN_ERR_INVALID_ARGUMENT);
+    /* Every operator of medgen_deidentify works in a task; MEDGEN_DEID_NONE sends the note as it is. */
+    medgen_task_params masked = tp;
+    masked.deid.mode = MEDGEN_DEID_MASK;
+    medgen_generation_params g1 = g;
+    g1.max_new_tokens = 1;
+    EXPECT_STATUS(medgen_run_task(m, "soap_note", note, &masked, &g1, &task), MEDGEN_OK);
+    if (task) CHECK(strstr(medgen_string_str(task), "\"deid\":\"mask\"") != NULL);
+    medgen_string_free(task);
+    masked.deid.mode = MEDGEN_DEID_NONE;
+    EXPECT_STATUS(medgen_run_task(m, "soap_note", note, &masked, &g1, &task), MEDGEN_OK);
+    if (task) CHECK(strstr(medgen_string_str(task), "\"deid\":\"none\"") != NULL);
+    medgen_string_free(task);
     EXPECT_STATUS(medgen_run_task(m, "soap_note", note, NULL, &g, &s), MEDGEN_ERR_NULL_ARGUMENT);
     CHECK(s == (medgen_string *)UNTOUCHED);
     medgen_string_free(NULL);

@@ -45,14 +45,6 @@ pub fn run(args: Args) -> Result<()> {
         })?;
         config.per_category.insert(category.parse::<Category>()?, mode.parse::<Operator>()?);
     }
-    let shifting =
-        config.operator == Operator::ShiftDates || config.per_category.values().any(|&o| o == Operator::ShiftDates);
-    if shifting && config.date_shift_days.is_none() && config.date_shift_key.is_none() {
-        return Err(MedgenError::InvalidArgument {
-            name: "shift-days",
-            reason: "shift-dates needs --shift-days N or --shift-key KEY".into(),
-        });
-    }
     let text = super::read_note(args.input.as_deref())?;
     let out = deid::deidentify(&text, &config)?;
     let mut stdout = std::io::stdout().lock();

@@ -4,6 +4,7 @@ use std::io::Write;
 use std::ops::ControlFlow;
 use std::path::PathBuf;
 
+use medgen::deid::DeidConfig;
 use medgen::{Model, Result, TaskOptions};
 
 #[derive(clap::Args)]
@@ -17,9 +18,16 @@ pub struct Args {
     /// The note (default: stdin).
     #[arg(long)]
     input: Option<PathBuf>,
-    /// How the note is de-identified before the model sees it: placeholder, redact or none.
+    /// How the note is de-identified before the model sees it, as `medgen deid --mode` does it
+    /// (placeholder, redact, mask, shift-dates), or none.
     #[arg(long, default_value = "placeholder")]
     deid: String,
+    /// With --deid shift-dates: shift dates by this many days (negative: earlier).
+    #[arg(long, allow_negative_numbers = true)]
+    shift_days: Option<i64>,
+    /// With --deid shift-dates: derive the shift from this key (a patient id, say).
+    #[arg(long)]
+    shift_key: Option<String>,
     /// Put the original identifiers back into the draft.
     #[arg(long)]
     reidentify: bool,
@@ -37,7 +45,13 @@ pub struct Args {
 
 pub fn run(a: Args) -> Result<()> {
     let task = medgen::tasks::get(&a.name)?;
-    let opts = TaskOptions { deid: a.deid.parse()?, reidentify: a.reidentify, generation: a.decode.config() };
+    let deid = medgen::deid_option(&a.deid)?.map(|operator| DeidConfig {
+        operator,
+        date_shift_days: a.shift_days,
+        date_shift_key: a.shift_key.clone(),
+        ..Default::default()
+    });
+    let opts = TaskOptions { deid, reidentify: a.reidentify, generation: a.decode.config() };
     opts.generation.validate()?;
     // Before loading the model, so that a bad note fails at once.
     let note = super::read_note(a.input.as_deref())?;

@@ -187,6 +187,18 @@ pub enum Operator {
     ShiftDates,
 }
 
+impl Operator {
+    /// The name `FromStr` reads: `redact`, `mask`, `placeholder`, `shift-dates`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Operator::Redact => "redact",
+            Operator::Mask => "mask",
+            Operator::Placeholder => "placeholder",
+            Operator::ShiftDates => "shift-dates",
+        }
+    }
+}
+
 impl FromStr for Operator {
     type Err = MedgenError;
 

@@ -17,7 +17,7 @@ pub(crate) fn date_shift(config: &DeidConfig) -> Result<Option<i64>> {
     let shifting =
         config.operator == Operator::ShiftDates || config.per_category.values().any(|&o| o == Operator::ShiftDates);
     if let Some(days) = config.date_shift_days {
-        if days.abs() > MAX_SHIFT_DAYS {
+        if days.unsigned_abs() > MAX_SHIFT_DAYS.unsigned_abs() {
             return Err(MedgenError::invalid(
                 "date_shift_days",
                 format!("{days} is more than {MAX_SHIFT_DAYS} days either way"),
