@@ -222,3 +222,40 @@ def test_missing_file_is_an_error(tmp_path):
     proc = run_medgen("eval", "--pred", tmp_path / "missing.jsonl", "--ref", tmp_path / "r", check=False)
     assert proc.returncode == 1
     assert "cannot read" in proc.stderr and "missing.jsonl" in proc.stderr
+
+
+def test_rouge_on_long_documents_matches_rouge_score():
+    """Long texts, with and without line breaks: the LCS walk over blocks of the table picks the
+    same LCS for ROUGE-Lsum's union as rouge-score's full table."""
+    import medgen
+
+    rng = random.Random(11)
+    for lines in (1, 40):
+        ref = "\n".join(" ".join(_sentence(rng) for _ in range(100 // lines)) for _ in range(lines))
+        pred = "\n".join(" ".join(_sentence(rng) for _ in range(100 // lines)) for _ in range(lines))
+        ours = medgen.metrics.rouge(pred, ref, use_stemmer=True)
+        want = rouge_scorer.RougeScorer(ROUGE_TYPES, use_stemmer=True).score(ref, pred)
+        for t in ROUGE_TYPES:
+            got = [ours[t][k] for k in ("precision", "recall", "fmeasure")]
+            assert got == pytest.approx(list(want[t]), abs=TOL), t
+
+
+def test_rouge_l_of_a_30000_token_pair_needs_megabytes_not_gigabytes():
+    import subprocess
+    import sys
+
+    code = """
+import resource, random, medgen
+rng = random.Random(3)
+words = [f"w{i}" for i in range(300)]
+a = " ".join(rng.choice(words) for _ in range(30000))
+b = " ".join(rng.choice(words) for _ in range(30000))
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+r = medgen.metrics.rouge(a, b)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    grown_mib = int(out.stdout.split()[-1]) / 1024
+    # A full table of 30,001 x 30,001 counts is 3.4 GiB at 4 bytes each.
+    assert grown_mib < 200, f"{grown_mib:.0f} MiB"

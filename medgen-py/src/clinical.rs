@@ -48,8 +48,8 @@ pub(crate) fn deidentify(
 
 /// Puts the originals of `mapping` (from `deidentify`) back into `text`.
 #[pyfunction]
-pub(crate) fn reidentify(text: &str, mapping: BTreeMap<String, String>) -> String {
-    deid::reidentify(text, &mapping)
+pub(crate) fn reidentify(py: Python<'_>, text: &str, mapping: BTreeMap<String, String>) -> String {
+    py.allow_threads(|| deid::reidentify(text, &mapping))
 }
 
 /// The safety checks of a draft against its source: a list of {kind, start, end, text,
@@ -64,13 +64,13 @@ pub(crate) fn check(py: Python<'_>, source: &str, output: &str) -> PyResult<PyOb
 #[pyfunction]
 #[pyo3(signature = (prediction, reference, use_stemmer=false))]
 pub(crate) fn rouge(py: Python<'_>, prediction: &str, reference: &str, use_stemmer: bool) -> PyResult<PyObject> {
-    to_py(py, &metrics::rouge(prediction, reference, use_stemmer))
+    to_py(py, &py.allow_threads(|| metrics::rouge(prediction, reference, use_stemmer)))
 }
 
 /// Sentence BLEU as sacrebleu 2.6 computes it: {score, counts, totals, precisions, bp, sys_len, ref_len}.
 #[pyfunction]
 pub(crate) fn sentence_bleu(py: Python<'_>, prediction: &str, reference: &str) -> PyResult<PyObject> {
-    to_py(py, &metrics::sentence_bleu(prediction, reference))
+    to_py(py, &py.allow_threads(|| metrics::sentence_bleu(prediction, reference)))
 }
 
 /// Corpus BLEU of predictions against one reference each, as sacrebleu 2.6 computes it.
@@ -78,7 +78,7 @@ pub(crate) fn sentence_bleu(py: Python<'_>, prediction: &str, reference: &str) -
 pub(crate) fn corpus_bleu(py: Python<'_>, predictions: Vec<String>, references: Vec<String>) -> PyResult<PyObject> {
     let p: Vec<&str> = predictions.iter().map(String::as_str).collect();
     let r: Vec<&str> = references.iter().map(String::as_str).collect();
-    to_py(py, &metrics::corpus_bleu(&p, &r).map_err(err)?)
+    to_py(py, &py.allow_threads(|| metrics::corpus_bleu(&p, &r)).map_err(err)?)
 }
 
 /// The names of the clinical tasks.

@@ -5,11 +5,12 @@ mod clinical;
 mod train;
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use medgen::{ChatMessage, Generator, LoadOptions, MedgenError as CoreError, Prompt};
 use pyo3::create_exception;
-use pyo3::exceptions::{PyAttributeError, PyException, PyOverflowError, PyStopIteration, PyTypeError};
+use pyo3::exceptions::{PyAttributeError, PyException, PyOverflowError, PyRuntimeError, PyStopIteration, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyFloat, PyList, PyString};
 
@@ -344,22 +345,23 @@ impl Model {
         let prompt = extract_prompt(prompt)?;
         let model = &self.inner;
         let generator = py.allow_threads(|| model.prompt_ids(&prompt).and_then(|ids| model.generator(ids, &cfg))).map_err(err)?;
-        Ok(Stream { state: Mutex::new((Some(generator), None)) })
+        Ok(Stream { state: Mutex::new(StreamState { generator: Some(generator), busy: false, result: None }), cancelled: AtomicBool::new(false) })
     }
 
     /// Token ids of a text, with the model's BOS/EOS rules.
-    fn tokenize(&self, text: &str) -> PyResult<Vec<u32>> {
-        self.inner.tokenize(text).map_err(err)
+    fn tokenize(&self, py: Python<'_>, text: &str) -> PyResult<Vec<u32>> {
+        py.allow_threads(|| self.inner.tokenize(text)).map_err(err)
     }
 
     /// Text of token ids, special tokens left out.
-    fn detokenize(&self, ids: Vec<u32>) -> PyResult<String> {
-        self.inner.detokenize(&ids).map_err(err)
+    fn detokenize(&self, py: Python<'_>, ids: Vec<u32>) -> PyResult<String> {
+        py.allow_threads(|| self.inner.detokenize(&ids)).map_err(err)
     }
 
     /// The prompt text the chat template makes of messages.
-    fn render_chat(&self, messages: &Bound<'_, PyAny>) -> PyResult<String> {
-        self.inner.render_chat(&chat_messages(messages)?).map_err(err)
+    fn render_chat(&self, py: Python<'_>, messages: &Bound<'_, PyAny>) -> PyResult<String> {
+        let messages = chat_messages(messages)?;
+        py.allow_threads(|| self.inner.render_chat(&messages)).map_err(err)
     }
 
     /// Runs a clinical task on a note: de-identify (`deid`: an operator of `medgen.deid`,
@@ -431,11 +433,34 @@ fn merge(py: Python<'_>, config: Option<GenerationConfig>, options: Option<&Boun
     Ok(cfg.0)
 }
 
-/// Text pieces of a generation in progress.
+/// Text pieces of a generation in progress. Its lock is held only for moments, never while
+/// the GIL is released: a step runs with the generator taken out of the lock, so that another
+/// thread may `cancel()` or read `result` meanwhile. One thread iterates at a time; a second
+/// gets a RuntimeError.
 #[pyclass(module = "medgen", frozen)]
 struct Stream {
-    /// The generator while running; the result once finished.
-    state: Mutex<(Option<Generator>, Option<Py<Generation>>)>,
+    state: Mutex<StreamState>,
+    /// Set by `cancel()`; the iterating thread stops before its next step.
+    cancelled: AtomicBool,
+}
+
+struct StreamState {
+    /// The generator between steps; `None` while a thread runs a step, and once finished.
+    generator: Option<Generator>,
+    /// A thread is running a step.
+    busy: bool,
+    result: Option<Py<Generation>>,
+}
+
+impl Stream {
+    fn state(&self) -> PyResult<std::sync::MutexGuard<'_, StreamState>> {
+        self.state.lock().map_err(|_| MedgenError::new_err("stream poisoned by an earlier panic"))
+    }
+
+    fn finish(&self, py: Python<'_>, state: &mut StreamState, generator: Generator) -> PyResult<()> {
+        state.result = Some(Py::new(py, Generation::from_core(py, generator.finish())?)?);
+        Ok(())
+    }
 }
 
 #[pymethods]
@@ -444,32 +469,57 @@ impl Stream {
         slf
     }
 
+    /// The next piece of text. Steps that make no text (special tokens, beam search) run one
+    /// by one, checking for Ctrl-C and `cancel()` between them.
     fn __next__(&self, py: Python<'_>) -> PyResult<String> {
-        let mut state = self.state.lock().map_err(|_| MedgenError::new_err("stream poisoned by an earlier panic"))?;
-        let Some(generator) = state.0.as_mut() else {
-            return Err(PyStopIteration::new_err(()));
+        let mut generator = {
+            let mut state = self.state()?;
+            if state.busy {
+                return Err(PyRuntimeError::new_err("another thread is iterating this stream; a stream is read by one thread at a time"));
+            }
+            let Some(g) = state.generator.take() else {
+                return Err(PyStopIteration::new_err(()));
+            };
+            state.busy = true;
+            g
         };
-        let step = py.allow_threads(|| generator.next());
-        match step {
-            Some(Ok(piece)) => Ok(piece),
+        let outcome = loop {
+            if self.cancelled.load(Ordering::SeqCst) {
+                generator.cancel();
+                break Ok(None);
+            }
+            if let Err(e) = py.check_signals() {
+                generator.cancel();
+                break Err(e);
+            }
+            match py.allow_threads(|| generator.step()) {
+                Ok(Some(piece)) if piece.is_empty() => continue,
+                Ok(piece) => break Ok(piece),
+                Err(e) => break Err(err(e)),
+            }
+        };
+        let mut state = self.state()?;
+        state.busy = false;
+        match outcome {
+            Ok(Some(piece)) => {
+                state.generator = Some(generator);
+                Ok(piece)
+            }
             other => {
-                let finished = state.0.take().map(Generator::finish);
-                if let Some(g) = finished {
-                    state.1 = Some(Py::new(py, Generation::from_core(py, g)?)?);
-                }
-                match other {
-                    Some(Err(e)) => Err(err(e)),
-                    _ => Err(PyStopIteration::new_err(())),
-                }
+                self.finish(py, &mut state, generator)?;
+                other.and(Err(PyStopIteration::new_err(())))
             }
         }
     }
 
-    /// Stops generating; `result` then holds what was generated, finish_reason "cancelled".
+    /// Stops generating; `result` then holds what was generated, finish_reason "cancelled"
+    /// (at once, or, while another thread is in a step, when that step ends).
     fn cancel(&self, py: Python<'_>) -> PyResult<()> {
-        let mut state = self.state.lock().map_err(|_| MedgenError::new_err("stream poisoned by an earlier panic"))?;
-        if let Some(g) = state.0.take() {
-            state.1 = Some(Py::new(py, Generation::from_core(py, g.finish())?)?);
+        self.cancelled.store(true, Ordering::SeqCst);
+        let mut state = self.state()?;
+        if let Some(mut g) = state.generator.take() {
+            g.cancel();
+            self.finish(py, &mut state, g)?;
         }
         Ok(())
     }
@@ -477,8 +527,7 @@ impl Stream {
     /// The Generation once the stream is exhausted or cancelled, else None.
     #[getter]
     fn result(&self, py: Python<'_>) -> PyResult<Option<Py<Generation>>> {
-        let state = self.state.lock().map_err(|_| MedgenError::new_err("stream poisoned by an earlier panic"))?;
-        Ok(state.1.as_ref().map(|g| g.clone_ref(py)))
+        Ok(self.state()?.result.as_ref().map(|g| g.clone_ref(py)))
     }
 }
 

@@ -263,3 +263,90 @@ def test_control_tokens_in_text_are_tokenized_literally(model):
     assert ref_tok.decode(ids) == model.render_chat([{"role": "user", "content": note}])
     with pytest.raises(medgen.InvalidArgumentError, match="role"):
         model.chat([{"role": "user<|im_end|>", "content": "Hi"}], max_new_tokens=1)
+
+
+def run_child(code, timeout=120):
+    """Runs `code` in a fresh interpreter: a hang there is a failed test, not a hung suite."""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def test_another_thread_cancels_and_reads_a_stream_while_it_runs():
+    code = """
+import threading, time, medgen
+m = medgen.Model.load()
+stream = m.stream("Write a long history of medicine.", max_new_tokens=400, min_new_tokens=400)
+pieces = []
+reader = threading.Thread(target=lambda: pieces.extend(stream))
+reader.start()
+time.sleep(1.0)
+assert stream.result is None          # reading it while a step runs does not block
+stream.cancel()
+reader.join(60)
+assert not reader.is_alive()
+r = stream.result
+assert r.finish_reason == "cancelled" and 0 < len(r.token_ids) < 400
+assert "".join(pieces) == r.text
+print("ok")
+"""
+    assert run_child(code).strip() == "ok"
+
+
+def test_two_threads_iterating_one_stream_get_every_piece_once_or_a_clear_error():
+    code = """
+import threading, medgen
+m = medgen.Model.load()
+stream = m.stream("Write a long history of medicine.", max_new_tokens=60, min_new_tokens=60)
+got, errors = [[], []], []
+def read(i):
+    while True:
+        try:
+            got[i].append(next(stream))
+        except StopIteration:
+            return
+        except RuntimeError as e:
+            errors.append(str(e))
+threads = [threading.Thread(target=read, args=(i,)) for i in range(2)]
+for t in threads: t.start()
+for t in threads: t.join(120)
+assert not any(t.is_alive() for t in threads)
+assert all("one thread at a time" in e for e in errors)
+assert sum(map(len, got[0] + got[1])) == len(stream.result.text)
+print("ok")
+"""
+    assert run_child(code).strip() == "ok"
+
+
+def test_keyboard_interrupt_stops_a_beam_search_stream():
+    code = (f"{SIGINT_RAISES}; import medgen; m = medgen.Model.load(); print('ready', flush=True); "
+            "s = m.stream('Write a long history of medicine.', max_new_tokens=3000, min_new_tokens=3000, num_beams=4); "
+            "next(s)")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "ready"
+    time.sleep(1.5)
+    sent = time.time()
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert "KeyboardInterrupt" in err
+    assert time.time() - sent < 10
+
+
+def test_metrics_and_text_calls_release_the_gil(model):
+    """A ticker thread runs while long ROUGE and tokenize calls run in this one."""
+    long = " ".join(["the patient was admitted with chest pain and discharged home"] * 2500)
+    ticks, done = [0], threading.Event()
+
+    def tick():
+        while not done.is_set():
+            ticks[0] += 1
+            time.sleep(0.001)
+
+    ticker = threading.Thread(target=tick)
+    ticker.start()
+    start = time.time()
+    medgen.metrics.rouge(long, long[::-1])
+    model.tokenize(long)
+    done.set()
+    ticker.join()
+    assert ticks[0] > 0.2 * (time.time() - start) * 1000

@@ -127,44 +127,90 @@ fn score_ngrams(target: &[String], pred: &[String], n: usize) -> Score {
     score(hits, total(&pred_counts), total(&target_counts))
 }
 
-/// `table[i][j]`: LCS length of `a[..i]` and `b[..j]`.
-fn lcs_table(a: &[String], b: &[String]) -> Vec<Vec<usize>> {
-    let mut table = vec![vec![0; b.len() + 1]; a.len() + 1];
-    for i in 1..=a.len() {
-        for j in 1..=b.len() {
-            table[i][j] = if a[i - 1] == b[j - 1] {
-                table[i - 1][j - 1] + 1
-            } else {
-                table[i - 1][j].max(table[i][j - 1])
-            };
-        }
+/// The tokens of `a` and `b` as numbers, equal where the tokens are.
+fn interned<'t>(a: &'t [String], b: &'t [String]) -> (Vec<u32>, Vec<u32>) {
+    let mut ids: HashMap<&'t str, u32> = HashMap::new();
+    let mut number = |tokens: &'t [String]| -> Vec<u32> {
+        tokens
+            .iter()
+            .map(|t| {
+                let next = ids.len() as u32;
+                *ids.entry(t.as_str()).or_insert(next)
+            })
+            .collect()
+    };
+    let a = number(a);
+    (a, number(b))
+}
+
+/// Row `i` of the LCS table of `a` and `b` (`row[j]`: LCS length of `a[..i]` and `b[..j]`)
+/// from row `i - 1`.
+fn next_row(prev: &[u32], x: u32, b: &[u32], row: &mut [u32]) {
+    row[0] = 0;
+    for j in 1..=b.len() {
+        row[j] = if x == b[j - 1] { prev[j - 1] + 1 } else { prev[j].max(row[j - 1]) };
     }
-    table
+}
+
+/// LCS length, in two rows of the shorter text's length.
+fn lcs_len(a: &[u32], b: &[u32]) -> usize {
+    let (long, short) = if a.len() >= b.len() { (a, b) } else { (b, a) };
+    let (mut prev, mut row) = (vec![0; short.len() + 1], vec![0; short.len() + 1]);
+    for &x in long {
+        next_row(&prev, x, short, &mut row);
+        std::mem::swap(&mut prev, &mut row);
+    }
+    prev[short.len()] as usize
 }
 
 fn score_lcs(target: &[String], pred: &[String]) -> Score {
     if target.is_empty() || pred.is_empty() {
         return ZERO;
     }
-    score(
-        lcs_table(target, pred)[target.len()][pred.len()],
-        pred.len(),
-        target.len(),
-    )
+    let (t, p) = interned(target, pred);
+    score(lcs_len(&t, &p), pred.len(), target.len())
 }
 
 /// Indices into `a` of one LCS of `a` and `b`. Which one matters for ROUGE-Lsum's union,
-/// so ties break as rouge-score's `_backtrack_norec` does.
+/// so ties break as rouge-score's `_backtrack_norec` does, walking back through the full
+/// table. The table is not kept whole: every `k`-th row is (k ≈ √len(a)), and the rows of
+/// one block at a time are computed again from its first as the walk reaches it, so that
+/// two 30,000-token sentences need tens of megabytes, not gigabytes.
 fn lcs_indices(a: &[String], b: &[String]) -> Vec<usize> {
-    let table = lcs_table(a, b);
-    let (mut i, mut j) = (a.len(), b.len());
+    let (a, b) = interned(a, b);
+    let (n, m) = (a.len(), b.len());
+    let k = ((n as f64).sqrt() as usize).max(1);
+    let mut checkpoints = vec![vec![0; m + 1]];
+    let (mut prev, mut row) = (vec![0; m + 1], vec![0; m + 1]);
+    for i in 1..=n {
+        next_row(&prev, a[i - 1], &b, &mut row);
+        std::mem::swap(&mut prev, &mut row);
+        if i % k == 0 {
+            checkpoints.push(prev.clone());
+        }
+    }
+    // block[r]: row base + r, for the block base..=base + k that holds rows i - 1 and i.
+    let (mut block, mut base): (Vec<Vec<u32>>, Option<usize>) = (Vec::new(), None);
+    let (mut i, mut j) = (n, m);
     let mut out = Vec::new();
     while i > 0 && j > 0 {
+        let start = (i - 1) / k * k;
+        if base != Some(start) {
+            block.truncate(1);
+            block.resize(1, Vec::new());
+            block[0] = checkpoints[start / k].clone();
+            for r in start + 1..=(start + k).min(n) {
+                let mut next = vec![0; m + 1];
+                next_row(&block[r - start - 1], a[r - 1], &b, &mut next);
+                block.push(next);
+            }
+            base = Some(start);
+        }
         if a[i - 1] == b[j - 1] {
             out.push(i - 1);
             i -= 1;
             j -= 1;
-        } else if table[i][j - 1] > table[i - 1][j] {
+        } else if block[i - start][j - 1] > block[i - 1 - start][j] {
             j -= 1;
         } else {
             i -= 1;
@@ -253,5 +299,48 @@ mod tests {
         let r = rouge("c d\na b", "a b c d", false);
         close(r.rouge_lsum, 1.0, 1.0);
         close(r.rouge_l, 2.0 / 4.0, 2.0 / 4.0);
+    }
+
+    /// The whole table, as rouge-score keeps it: the reference for the blockwise walk.
+    fn lcs_indices_full_table(a: &[String], b: &[String]) -> Vec<usize> {
+        let mut t = vec![vec![0; b.len() + 1]; a.len() + 1];
+        for i in 1..=a.len() {
+            for j in 1..=b.len() {
+                t[i][j] = if a[i - 1] == b[j - 1] { t[i - 1][j - 1] + 1 } else { t[i - 1][j].max(t[i][j - 1]) };
+            }
+        }
+        let (mut i, mut j, mut out) = (a.len(), b.len(), Vec::new());
+        while i > 0 && j > 0 {
+            if a[i - 1] == b[j - 1] {
+                out.push(i - 1);
+                (i, j) = (i - 1, j - 1);
+            } else if t[i][j - 1] > t[i - 1][j] {
+                j -= 1;
+            } else {
+                i -= 1;
+            }
+        }
+        out.reverse();
+        out
+    }
+
+    #[test]
+    fn the_blockwise_lcs_walk_picks_the_same_lcs_as_the_full_table() {
+        let mut seed = 7u64;
+        let mut words = |n: usize, vocab: u64| -> Vec<String> {
+            (0..n)
+                .map(|_| {
+                    seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    ((seed >> 33) % vocab).to_string()
+                })
+                .collect()
+        };
+        for (n, m, vocab) in [(1, 1, 2), (2, 9, 3), (17, 5, 4), (50, 60, 5), (101, 37, 3), (64, 64, 8), (200, 180, 12)] {
+            let (a, b) = (words(n, vocab), words(m, vocab));
+            assert_eq!(lcs_indices(&a, &b), lcs_indices_full_table(&a, &b), "{n}x{m}");
+            let (x, y) = interned(&a, &b);
+            assert_eq!(lcs_len(&x, &y), lcs_indices_full_table(&a, &b).len());
+            assert_eq!(lcs_len(&y, &x), lcs_len(&x, &y));
+        }
     }
 }
