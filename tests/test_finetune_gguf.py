@@ -121,7 +121,7 @@ def test_full_finetune_of_a_gguf_base_loads_in_transformers(gguf_bases, tiny_mod
         ids = medgen_json("tokenize", "--model", path, "--prompt", text)["ids"]
         assert tok(text)["input_ids"] == ids == base_tok(text)["input_ids"]
         npy = tmp_path / "logits.npy"
-        medgen_json("logits", "--model", out, "--prompt", text, "--out", npy)
+        medgen_json("logits", "--model", out, "--prompt", text, "--out", npy, "--force")
         with torch.no_grad():
             ref = model(torch.tensor([ids])).logits[0, -1].numpy()
         got = np.load(npy)

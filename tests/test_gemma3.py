@@ -83,7 +83,7 @@ def tiny_gemma3():
 
 def medgen_logits(tmp_path, model, prompt):
     out = tmp_path / "logits.npy"
-    ids = medgen_json("logits", "--model", model, "--prompt", prompt, "--out", out)["prompt_token_ids"]
+    ids = medgen_json("logits", "--model", model, "--prompt", prompt, "--out", out, "--force")["prompt_token_ids"]
     return ids, np.load(out)
 
 

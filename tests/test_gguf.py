@@ -275,3 +275,19 @@ def test_unsupported_architecture_is_named(tmp_path):
     write_gguf(path, {"token_embd.weight": (raw, T.F32)}, arch="falcon")
     assert gguf.GGUFReader(path).fields["general.architecture"].contents() == "falcon"
     assert_clean_error(medgen("info", "--model", path), all_of=["falcon"])
+
+
+def test_out_file_is_never_overwritten_silently_nor_left_half_written(tmp_path):
+    path = gguf_file(tmp_path / "m.gguf", SMALL_KVS, SMALL_INFOS, SMALL_DATA)
+    out = tmp_path / "o.npy"
+    out.write_bytes(b"keep me")
+    proc = medgen("tensor", "--model", path, "blk.0.w", "--out", out)
+    assert proc.returncode == 1 and "--force" in proc.stderr and str(out) in proc.stderr
+    assert out.read_bytes() == b"keep me"
+    proc = medgen("tensor", "--model", path, "blk.0.w", "--out", out, "--force")
+    assert proc.returncode == 0, proc.stderr
+    np.testing.assert_array_equal(np.load(out), np.arange(8.0).reshape(2, 4))
+    # A failed run leaves no file and no temporary file behind.
+    proc = medgen("tensor", "--model", path, "no.such.tensor", "--out", tmp_path / "new.npy")
+    assert proc.returncode == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.gguf", "o.npy"]

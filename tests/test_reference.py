@@ -30,7 +30,7 @@ def rel_l2(a, b):
 
 def medgen_logits(tmp_path, model_args, prompt_args):
     out = tmp_path / "logits.npy"
-    ids = medgen_json("logits", *model_args, *prompt_args, "--out", out)["prompt_token_ids"]
+    ids = medgen_json("logits", *model_args, *prompt_args, "--out", out, "--force")["prompt_token_ids"]
     return ids, np.load(out)
 
 

@@ -86,7 +86,7 @@ struct Seq2seqArgs {
     ids: String,
     #[arg(long, default_value_t = 8)]
     max_new_tokens: usize,
-    /// Where the .npy files go.
+    /// Where the .npy files go (each replaced whole if there).
     #[arg(long)]
     out: PathBuf,
     #[command(flatten)]
@@ -101,8 +101,12 @@ struct LogitsArgs {
     input: InputArgs,
     #[command(flatten)]
     load: cli::LoadArgs,
+    /// The .npy file to write (whole, or not at all).
     #[arg(long)]
     out: PathBuf,
+    /// Replace --out if it exists.
+    #[arg(long)]
+    force: bool,
 }
 
 #[derive(Args)]
@@ -111,8 +115,12 @@ struct TensorArgs {
     model: Option<PathBuf>,
     /// Tensor name, for example blk.0.attn_q.weight.
     name: String,
+    /// The .npy file to write (whole, or not at all).
     #[arg(long)]
     out: PathBuf,
+    /// Replace --out if it exists.
+    #[arg(long)]
+    force: bool,
 }
 
 #[derive(Args)]
@@ -241,7 +249,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Debug(Debug::Logits(a)) | Command::Logits(a) => logits(a),
         Command::Debug(Debug::Tensor(a)) | Command::Tensor(a) => {
             let (shape, values) = medgen::inspect::gguf_tensor(&resolve(a.model)?, &a.name)?;
-            medgen::inspect::write_npy(&a.out, &shape, &values)
+            medgen::inspect::write_npy(&a.out, &shape, &values, a.force)
         }
         Command::Debug(Debug::Seq2seq(a)) => {
             let seqs: Vec<Vec<u32>> =
@@ -291,7 +299,7 @@ fn logits(a: LogitsArgs) -> Result<()> {
     let m = Model::load(a.model.as_deref(), &a.load.options()?)?;
     let ids = m.prompt_ids(&prompt)?;
     let logits = m.next_token_logits(&ids)?;
-    medgen::inspect::write_npy(&a.out, &[logits.len()], &logits)?;
+    medgen::inspect::write_npy(&a.out, &[logits.len()], &logits, a.force)?;
     println!("{}", serde_json::json!({ "prompt_token_ids": ids }));
     Ok(())
 }

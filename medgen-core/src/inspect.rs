@@ -20,8 +20,40 @@ pub fn gguf_tensor(path: &Path, name: &str) -> Result<(Vec<usize>, Vec<f32>)> {
     Ok((info.dims.iter().rev().copied().collect(), values))
 }
 
-/// Writes a little-endian f32 array in NumPy's .npy format (version 1.0).
-pub fn write_npy(path: &Path, shape: &[usize], values: &[f32]) -> Result<()> {
+/// Writes `bytes` to `path` whole or not at all: into a temporary file beside it, synced,
+/// then moved into place. An existing file is replaced only with `overwrite`; without it the
+/// write is an `InvalidArgument` naming the file, and the file is untouched.
+pub fn write_file(path: &Path, bytes: &[u8], overwrite: bool) -> Result<()> {
+    use std::io::Write;
+    let io = |p: &Path| {
+        let p = p.to_path_buf();
+        move |e| MedgenError::io(p, e)
+    };
+    let exists = || MedgenError::invalid("out", format!("{} exists: pass --force (overwrite) to replace it", path.display()));
+    if !overwrite && path.exists() {
+        return Err(exists());
+    }
+    let name = path.file_name().ok_or_else(|| MedgenError::invalid("out", format!("{} names no file", path.display())))?;
+    let tmp = path.with_file_name(format!(".{}.{}.tmp", name.to_string_lossy(), std::process::id()));
+    let written = std::fs::File::create(&tmp).and_then(|mut f| f.write_all(bytes).and_then(|()| f.sync_all()));
+    let placed = written.map_err(io(&tmp)).and_then(|()| {
+        if overwrite {
+            return std::fs::rename(&tmp, path).map_err(io(path));
+        }
+        // A hard link fails if the name exists: no other writer is clobbered between the
+        // check above and here.
+        match std::fs::hard_link(&tmp, path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(exists()),
+            Err(e) => Err(io(path)(e)),
+        }
+    });
+    let _ = std::fs::remove_file(&tmp);
+    placed
+}
+
+/// Writes a little-endian f32 array in NumPy's .npy format (version 1.0), as [`write_file`].
+pub fn write_npy(path: &Path, shape: &[usize], values: &[f32], overwrite: bool) -> Result<()> {
     let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
     let shape = if dims.len() == 1 { format!("({},)", dims[0]) } else { format!("({})", dims.join(", ")) };
     let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape}, }}");
@@ -32,13 +64,13 @@ pub fn write_npy(path: &Path, shape: &[usize], values: &[f32]) -> Result<()> {
     bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
     bytes.extend_from_slice(header.as_bytes());
     values.iter().for_each(|v| bytes.extend_from_slice(&v.to_le_bytes()));
-    std::fs::write(path, bytes).map_err(|e| MedgenError::Io { path: path.to_path_buf(), source: e })
+    write_file(path, &bytes, overwrite)
 }
 
 fn write_tensor(path: &Path, t: &Tensor) -> Result<()> {
     let shape: Vec<usize> = t.size().iter().map(|&d| d as usize).collect();
     let values = Vec::<f32>::try_from(t.f_to_kind(Kind::Float)?.f_to_device(tch::Device::Cpu)?.f_flatten(0, -1)?)?;
-    write_npy(path, &shape, &values)
+    write_npy(path, &shape, &values, true)
 }
 
 /// Runs an encoder-decoder model on token-id sequences (padded on the right) and writes to
