@@ -208,7 +208,7 @@ impl Tokenizer {
                 std::io::Error::new(std::io::ErrorKind::NotFound, "no tokenizer.json in the model folder"),
             ));
         }
-        let inner = tokenizers::Tokenizer::from_file(&path).map_err(tok_err)?;
+        let inner: tokenizers::Tokenizer = crate::formats::read_text(&path)?.parse().map_err(tok_err)?;
         let tcfg = read_json_opt(&dir.join("tokenizer_config.json"))?.unwrap_or(Json::Null);
         let gen = read_json_opt(&dir.join("generation_config.json"))?.unwrap_or(Json::Null);
 
@@ -239,7 +239,7 @@ impl Tokenizer {
 
         let template_file = dir.join("chat_template.jinja");
         let template = if template_file.exists() {
-            Some(std::fs::read_to_string(&template_file).map_err(|e| MedgenError::io(&template_file, e))?)
+            Some(crate::formats::read_text(&template_file)?)
         } else {
             match tcfg.get("chat_template") {
                 Some(Json::String(s)) => Some(s.clone()),
@@ -483,7 +483,7 @@ pub(crate) fn read_json_opt(path: &Path) -> Result<Option<Json>> {
     if !path.exists() {
         return Ok(None);
     }
-    let text = std::fs::read_to_string(path).map_err(|e| MedgenError::io(path, e))?;
+    let text = crate::formats::read_text(path)?;
     serde_json::from_str(&text)
         .map(Some)
         .map_err(|e| MedgenError::format(format!("{}: {e}", path.display())))

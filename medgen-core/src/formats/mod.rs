@@ -6,10 +6,32 @@ pub mod gguf;
 pub mod quants;
 pub mod safetensors;
 
+use std::io::Read;
+use std::path::Path;
+
 use tch::{Kind, Tensor};
 
 use crate::error::{MedgenError, Result};
 use crate::models::Architecture;
+
+/// The largest text file of a model folder medgen reads: `tokenizer.json` of a 256k
+/// vocabulary is about 35 MB; a bigger file is rejected before it is read.
+pub const MAX_TEXT_FILE: u64 = 256 << 20;
+/// The largest safetensors JSON header, as the safetensors format bounds it (100 MB).
+pub const MAX_SAFETENSORS_HEADER: u64 = 100_000_000;
+
+/// The text of a model folder's file (JSON, a chat template), at most `MAX_TEXT_FILE`
+/// bytes: a larger file, or one that never ends (`/dev/zero`), is a `ModelFormat` error
+/// before it costs memory.
+pub(crate) fn read_text(path: &Path) -> Result<String> {
+    let file = std::fs::File::open(path).map_err(|e| MedgenError::io(path, e))?;
+    let mut bytes = Vec::new();
+    file.take(MAX_TEXT_FILE + 1).read_to_end(&mut bytes).map_err(|e| MedgenError::io(path, e))?;
+    if bytes.len() as u64 > MAX_TEXT_FILE {
+        return Err(MedgenError::format(format!("{} is larger than {MAX_TEXT_FILE} bytes", path.display())));
+    }
+    String::from_utf8(bytes).map_err(|e| MedgenError::format(format!("{}: not UTF-8 text ({e})", path.display())))
+}
 
 /// Tensors by logical name, each as a CPU tensor in PyTorch layout (`[out, in]` for a
 /// linear layer's weight) and a floating-point kind.

@@ -36,6 +36,9 @@ impl Shard {
             .get(..8)
             .map(|b| u64::from_le_bytes(b.try_into().unwrap_or_default()))
             .ok_or_else(|| bad("truncated safetensors header".into()))?;
+        if header_len > super::MAX_SAFETENSORS_HEADER {
+            return Err(bad(format!("header length {header_len} is over the format's bound of {}", super::MAX_SAFETENSORS_HEADER)));
+        }
         let data_start = 8usize
             .checked_add(usize::try_from(header_len).unwrap_or(usize::MAX))
             .filter(|&e| e <= mmap.len())
@@ -93,7 +96,7 @@ impl SafetensorsSet {
         let files: Vec<PathBuf> = if single.exists() {
             vec![single]
         } else if index_path.exists() {
-            let text = std::fs::read_to_string(&index_path).map_err(|e| MedgenError::io(&index_path, e))?;
+            let text = super::read_text(&index_path)?;
             let json: serde_json::Value = serde_json::from_str(&text)
                 .map_err(|e| MedgenError::format(format!("{}: {e}", index_path.display())))?;
             let map = json
