@@ -45,10 +45,12 @@ impl Model {
             None => Self::default_model_path()?,
         };
         let runtime = Runtime::new(opts)?;
-        let (network, tokenizer, info) = match &opts.adapter {
-            Some(dir) => crate::train::network::load_with_adapter(&path, dir, opts, &runtime)?,
-            None => loader::load(&path, opts, &runtime)?,
-        };
+        // On the pool, so that the caller's thread starts no OpenMP team: the host's threads
+        // keep their settings, and a child of fork() can load a model of its own.
+        let (network, tokenizer, info) = runtime.run(|| match &opts.adapter {
+            Some(dir) => crate::train::network::load_with_adapter(&path, dir, opts, &runtime),
+            None => loader::load(&path, opts, &runtime),
+        })?;
         Ok(Model {
             network,
             tokenizer: Arc::new(tokenizer),

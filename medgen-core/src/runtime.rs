@@ -72,9 +72,11 @@ pub struct LoadOptions {
     pub device: DeviceSpec,
     /// (default: f32)
     pub dtype: DType,
-    /// CPU threads medgen computes with (default: the number of CPUs). On the CPU, medgen
-    /// splits matrix products across its own threads and sets libtorch's process-wide
-    /// intra-op thread count to 1: libtorch's idle OpenMP workers otherwise spin against them.
+    /// CPU threads medgen computes with, 1 to 1024 (default: the number of CPUs). medgen
+    /// splits matrix products across a pool of its own threads, in each of which libtorch's
+    /// OpenMP team is one thread (libtorch's idle OpenMP workers otherwise spin against
+    /// them). Loading a model changes no setting of the calling thread or of the process:
+    /// the host's `torch.get_num_threads()` stays what it was.
     pub threads: Option<usize>,
     /// A LoRA adapter folder (PEFT's `adapter_config.json` and `adapter_model.safetensors`)
     /// to run with the model (default: none), folded into the adapted layers' weights at load
@@ -87,11 +89,12 @@ pub struct LoadOptions {
 pub(crate) struct Runtime {
     pub pool: Arc<rayon::ThreadPool>,
     pub device: Device,
+    /// The process that made the pool: a child of `fork()` has none of its threads.
+    pid: u32,
 }
 
 impl Runtime {
-    /// The thread pool and device that `opts` ask for. On the CPU, libtorch's own intra-op
-    /// threads are set to 1 (see [`LoadOptions::threads`]).
+    /// The thread pool and device that `opts` ask for (see [`LoadOptions::threads`]).
     pub(crate) fn new(opts: &LoadOptions) -> Result<Self> {
         let threads = match opts.threads {
             Some(n) if n == 0 || n > 1024 => {
@@ -106,7 +109,7 @@ impl Runtime {
             // OpenMP's thread count is per thread: libtorch calls made on a worker would
             // otherwise start OpenMP teams of their own, whose spinning workers compete with
             // the pool's (a quarter of a T5 encoder's time went to them).
-            .start_handler(|_| tch::set_num_threads(1))
+            .start_handler(|_| omp_threads_of_this_thread(1))
             .build()
             .map_err(|e| MedgenError::invalid("threads", e.to_string()))?;
         let device = match opts.device {
@@ -121,14 +124,106 @@ impl Runtime {
                 Device::Cuda(i)
             }
         };
-        if device == Device::Cpu {
-            tch::set_num_threads(1);
-        }
-        Ok(Runtime { pool: Arc::new(pool), device })
+        Ok(Runtime { pool: Arc::new(pool), device, pid: std::process::id() })
     }
 
-    /// Runs `f` on the pool, without autograd.
+    /// Runs `f` on the pool, without autograd. In a child of `fork()` the pool's threads do
+    /// not exist (fork copies only the calling thread), and waiting for them would hang:
+    /// that is an `Unsupported` error saying to load the model in the child.
     pub fn run<R: Send>(&self, f: impl FnOnce() -> Result<R> + Send) -> Result<R> {
+        if std::process::id() != self.pid {
+            return Err(MedgenError::Unsupported(format!(
+                "this model was loaded in process {} and this is process {}, a child of fork(): \
+                 a model's threads do not survive fork, so load the model again in the child",
+                self.pid,
+                std::process::id()
+            )));
+        }
         self.pool.install(|| tch::no_grad(f))
+    }
+}
+
+/// Sets the OpenMP team size and MKL's thread count of the calling thread only (libgomp
+/// and MKL keep them per thread). libtorch's `set_num_threads` would also record the count
+/// process-wide, for every thread libtorch starts later; medgen calls it only where the
+/// libraries cannot be found.
+pub(crate) fn omp_threads_of_this_thread(n: i32) {
+    // libtorch sets a thread's counts from its process-wide one on the thread's first call
+    // into it: make that call first, so that it does not undo these.
+    tch::get_num_threads();
+    let omp = call_loaded(c"libgomp.so.1", c"omp_set_num_threads", n);
+    // MKL's C entry point (mkl.h's `mkl_set_num_threads_local` is a macro for it; the
+    // lowercase symbol is the Fortran one, which takes a pointer).
+    let mkl = call_loaded(c"libtorch_cpu.so", c"MKL_Set_Num_Threads_Local", n);
+    if !(omp && mkl) {
+        tch::set_num_threads(n);
+    }
+}
+
+/// The calling thread's OpenMP and MKL thread counts, set for a while (a training run on the
+/// caller's thread) and put back when dropped.
+pub(crate) struct ThreadsHere(i32);
+
+impl ThreadsHere {
+    pub(crate) fn set(n: i32) -> Self {
+        let before = tch::get_num_threads();
+        omp_threads_of_this_thread(n);
+        ThreadsHere(before)
+    }
+}
+
+impl Drop for ThreadsHere {
+    fn drop(&mut self) {
+        omp_threads_of_this_thread(self.0);
+    }
+}
+
+/// Calls `void symbol(int)` of `library` if the process has loaded it; false if not.
+fn call_loaded(library: &std::ffi::CStr, symbol: &std::ffi::CStr, n: i32) -> bool {
+    #[cfg(target_os = "linux")]
+    // SAFETY: dlopen with RTLD_NOLOAD only finds a library the process has loaded (libtorch
+    // and its libgomp); both functions take one int in every version.
+    unsafe {
+        let lib = libc::dlopen(library.as_ptr(), libc::RTLD_NOW | libc::RTLD_NOLOAD);
+        if lib.is_null() {
+            return false;
+        }
+        let f = libc::dlsym(lib, symbol.as_ptr());
+        if !f.is_null() {
+            let f: extern "C" fn(std::ffi::c_int) -> std::ffi::c_int = std::mem::transmute(f);
+            f(n);
+        }
+        libc::dlclose(lib);
+        return !f.is_null();
+    }
+    #[allow(unreachable_code)]
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_runtime_leaves_the_callers_thread_count_and_runs_one_openmp_thread_per_worker() {
+        tch::set_num_threads(3);
+        let rt = Runtime::new(&LoadOptions { threads: Some(2), ..Default::default() }).unwrap();
+        assert_eq!(rt.run(|| Ok(tch::get_num_threads())).unwrap(), 1);
+        // MKL's own count, which libtorch's matrix products follow, is 1 there too.
+        let mkl = || unsafe {
+            let lib = libc::dlopen(c"libtorch_cpu.so".as_ptr(), libc::RTLD_NOW | libc::RTLD_NOLOAD);
+            let f: extern "C" fn() -> std::ffi::c_int = std::mem::transmute(libc::dlsym(lib, c"MKL_Get_Max_Threads".as_ptr()));
+            f()
+        };
+        assert_eq!(rt.run(|| Ok(mkl())).unwrap(), 1);
+        assert_eq!(mkl(), 3);
+        assert_eq!(tch::get_num_threads(), 3);
+        // A thread libtorch or the host starts later gets the process's count, not the workers'.
+        assert_eq!(std::thread::spawn(tch::get_num_threads).join().unwrap(), 3);
+        // A training run sets its count on the caller's thread for its length only.
+        let during = ThreadsHere::set(2);
+        assert_eq!((tch::get_num_threads(), mkl()), (2, 2));
+        drop(during);
+        assert_eq!((tch::get_num_threads(), mkl()), (3, 3));
     }
 }

@@ -350,3 +350,36 @@ def test_metrics_and_text_calls_release_the_gil(model):
     done.set()
     ticker.join()
     assert ticks[0] > 0.2 * (time.time() - start) * 1000
+
+
+def test_loading_and_generating_leave_the_hosts_torch_threads_alone():
+    code = """
+import torch, medgen
+torch.set_num_threads(3)
+m = medgen.Model.load()
+m.generate("Hello", max_new_tokens=2)
+assert torch.get_num_threads() == 3, torch.get_num_threads()
+print("ok")
+"""
+    assert run_child(code).strip() == "ok"
+
+
+def test_a_forked_child_gets_a_clear_error_from_the_parents_model_and_can_load_its_own():
+    code = """
+import os, medgen
+m = medgen.Model.load()
+parent = m.generate("Hello", max_new_tokens=3, do_sample=False).token_ids
+pid = os.fork()
+if pid == 0:
+    try:
+        m.generate("Hello", max_new_tokens=3)
+        os._exit(3)
+    except medgen.UnsupportedError as e:
+        if "fork" not in str(e):
+            os._exit(4)
+    child = medgen.Model.load().generate("Hello", max_new_tokens=3, do_sample=False).token_ids
+    os._exit(0 if child == parent else 5)
+_, status = os.waitpid(pid, 0)
+print(os.waitstatus_to_exitcode(status))
+"""
+    assert run_child(code, timeout=180).strip() == "0"

@@ -438,7 +438,7 @@ pub fn finetune_until(cfg: &TrainingConfig, on_log: &mut dyn FnMut(&LogEntry) ->
     }
     let eval_every = cfg.eval_steps.unwrap_or(per_epoch);
     let threads = cfg.load.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    tch::set_num_threads(threads as i32);
+    let _threads = crate::runtime::ThreadsHere::set(threads as i32);
     let mut log_file = checkpoint::Log::open(&cfg.output.join("log.jsonl"), state.step)?;
     let mut stopped = false;
     let (mut window_loss, mut window_steps, mut window_tokens, mut window_start) = (0.0, 0u64, 0i64, Instant::now());
