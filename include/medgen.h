@@ -27,6 +27,12 @@
 #include <stdint.h>
 
 /*
+ The most items of any array passed to medgen (prompts, messages, stop strings, token ids,
+ texts to score): `MEDGEN_MAX_ITEMS`.
+ */
+#define MEDGEN_MAX_ITEMS (1 << 26)
+
+/*
  The result of every function that can fail. The values are stable: new ones are only
  ever added at the end.
  */

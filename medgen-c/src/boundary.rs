@@ -115,6 +115,29 @@ pub(crate) unsafe fn arg<'a, T>(p: *const T, name: &str) -> FfiResult<&'a T> {
     unsafe { p.as_ref() }.ok_or_else(|| null(name))
 }
 
+/// The most items of any array passed to medgen (prompts, messages, stop strings, token ids,
+/// texts to score): `MEDGEN_MAX_ITEMS`.
+pub const MEDGEN_MAX_ITEMS: usize = 1 << 26;
+
+/// An array argument of `n` items: NULL only when `n` is 0, and `n` at most
+/// `MEDGEN_MAX_ITEMS` (past it, or past what the address space can hold, a slice would be
+/// undefined behaviour before a single item is read).
+///
+/// # Safety
+/// `p` is NULL or readable for `n` items that live for `'a`.
+pub(crate) unsafe fn slice_arg<'a, T>(p: *const T, n: usize, name: &str) -> FfiResult<&'a [T]> {
+    if n > MEDGEN_MAX_ITEMS {
+        return Err(Failure(MEDGEN_ERR_INVALID_ARGUMENT, format!("`{name}` has {n} items, more than MEDGEN_MAX_ITEMS ({MEDGEN_MAX_ITEMS})")));
+    }
+    if n == 0 {
+        return Ok(&[]);
+    }
+    if p.is_null() {
+        return Err(null(name));
+    }
+    Ok(unsafe { std::slice::from_raw_parts(p, n) })
+}
+
 /// A NUL-terminated UTF-8 string argument.
 ///
 /// # Safety

@@ -9,7 +9,7 @@ use engine::deid::{self, DeidConfig, Operator};
 use engine::metrics;
 use engine::TaskOptions;
 
-use crate::boundary::{arg, ffi_boundary, guard, null, str_arg, write_out, Failure, FfiResult};
+use crate::boundary::{arg, ffi_boundary, guard, null, slice_arg, str_arg, write_out, Failure, FfiResult};
 use crate::generate::medgen_generation_params;
 use crate::medgen_status::{self, *};
 use crate::model::medgen_model;
@@ -335,7 +335,7 @@ unsafe fn str_array<'a>(items: *const *const c_char, n: usize, name: &str) -> Ff
     if n == 0 {
         return Err(Failure(MEDGEN_ERR_INVALID_ARGUMENT, "`n` is 0: nothing to score".into()));
     }
-    unsafe { std::slice::from_raw_parts(items, n) }.iter().map(|&s| unsafe { str_arg(s, name) }).collect()
+    unsafe { slice_arg(items, n, name) }?.iter().map(|&s| unsafe { str_arg(s, name) }).collect()
 }
 
 /// How to run a clinical task. Start from `medgen_task_params_default()`.

@@ -5,7 +5,7 @@ use std::ops::ControlFlow;
 
 use engine::{ChatMessage, EarlyStopping, Generation, GenerationConfig};
 
-use crate::boundary::{arg, ffi_boundary, null, str_arg, write_out, Failure, FfiResult};
+use crate::boundary::{arg, ffi_boundary, null, slice_arg, str_arg, write_out, Failure, FfiResult};
 use crate::medgen_status::{self, *};
 use crate::model::medgen_model;
 use crate::text::medgen_text;
@@ -100,14 +100,8 @@ impl medgen_generation_params {
     /// `stop` is NULL or readable for `n_stop` pointers to NUL-terminated strings.
     pub(crate) unsafe fn config(&self) -> FfiResult<GenerationConfig> {
         let mut stop = Vec::with_capacity(self.n_stop.min(1024));
-        if self.n_stop > 0 {
-            if self.stop.is_null() {
-                return Err(null("params.stop"));
-            }
-            let items = unsafe { std::slice::from_raw_parts(self.stop, self.n_stop) };
-            for &s in items {
-                stop.push(unsafe { str_arg(s, "params.stop[i]") }?.to_string());
-            }
+        for &s in unsafe { slice_arg(self.stop, self.n_stop, "params.stop") }? {
+            stop.push(unsafe { str_arg(s, "params.stop[i]") }?.to_string());
         }
         let cfg = GenerationConfig {
             max_new_tokens: self.max_new_tokens,
@@ -224,7 +218,7 @@ pub unsafe extern "C" fn medgen_generate_batch(
         if n == 0 {
             return Err(Failure(MEDGEN_ERR_INVALID_ARGUMENT, "`n` is 0: the batch is empty".into()));
         }
-        let texts = unsafe { std::slice::from_raw_parts(prompts, n) }
+        let texts = unsafe { slice_arg(prompts, n, "prompts") }?
             .iter()
             .map(|&p| unsafe { str_arg(p, "prompts[i]") })
             .collect::<FfiResult<Vec<_>>>()?;
@@ -247,7 +241,7 @@ unsafe fn chat_messages(messages: *const medgen_message, n: usize) -> FfiResult<
     if n == 0 {
         return Err(Failure(MEDGEN_ERR_INVALID_ARGUMENT, "`n` is 0: a chat needs at least one message".into()));
     }
-    unsafe { std::slice::from_raw_parts(messages, n) }
+    unsafe { slice_arg(messages, n, "messages") }?
         .iter()
         .map(|m| {
             let role = unsafe { str_arg(m.role, "messages[i].role") }?;

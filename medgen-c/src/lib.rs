@@ -28,7 +28,7 @@ mod generate;
 mod model;
 mod text;
 
-pub use boundary::{medgen_last_error_message, medgen_status, medgen_status_str, medgen_version};
+pub use boundary::{medgen_last_error_message, medgen_status, medgen_status_str, medgen_version, MEDGEN_MAX_ITEMS};
 pub use clinical::{
     medgen_bleu, medgen_check, medgen_corpus_bleu, medgen_deid_params, medgen_deid_params_default,
     medgen_deidentify, medgen_reidentify, medgen_rouge, medgen_rouge_scores, medgen_run_task, medgen_score,

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use engine::{DType, DeviceSpec, LoadOptions, Model};
 
-use crate::boundary::{arg, ffi_boundary, guard, null, str_arg, write_out, Failure, FfiResult};
+use crate::boundary::{arg, ffi_boundary, guard, null, slice_arg, str_arg, write_out, Failure, FfiResult};
 use crate::medgen_status::{self, *};
 
 /// A loaded model. Made by `medgen_model_load`, released by `medgen_model_free` (once).
@@ -216,7 +216,7 @@ pub unsafe extern "C" fn medgen_detokenize(
         if cap > 0 && buf.is_null() {
             return Err(null("buf"));
         }
-        let ids = if n == 0 { &[][..] } else { unsafe { std::slice::from_raw_parts(ids, n) } };
+        let ids = unsafe { slice_arg(ids, n, "ids") }?;
         let ids = ids
             .iter()
             .map(|&i| u32::try_from(i).map_err(|_| invalid(format!("token id {i} is negative"))))

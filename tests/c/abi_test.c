@@ -146,6 +146,14 @@ static void test_generate_errors(medgen_model *m) {
     const char *stops[] = {"ok", NULL};
     bad.stop = stops;
     EXPECT_STATUS(medgen_generate(m, "x", &bad, &t), MEDGEN_ERR_NULL_ARGUMENT);
+    bad.n_stop = SIZE_MAX;
+    EXPECT_STATUS(medgen_generate(m, "x", &bad, &t), MEDGEN_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(medgen_last_error_message(), "MEDGEN_MAX_ITEMS") != NULL);
+    medgen_message one = {"user", "hi"};
+    EXPECT_STATUS(medgen_chat(m, &one, SIZE_MAX, &g, &t), MEDGEN_ERR_INVALID_ARGUMENT);
+    const char *two[] = {"a", "b"};
+    medgen_bleu bl;
+    EXPECT_STATUS(medgen_corpus_bleu(two, two, SIZE_MAX, &bl), MEDGEN_ERR_INVALID_ARGUMENT);
     bad = g;
     bad.max_new_tokens = (size_t)1 << 19; /* within MEDGEN's bound, beyond the model's context */
     EXPECT_STATUS(medgen_generate(m, "x", &bad, &t), MEDGEN_ERR_CONTEXT_LENGTH);
@@ -206,6 +214,10 @@ static void test_tokenize(medgen_model *m) {
     CHECK(len2 == len && buf[len] == '\0' && strstr(buf, "Aspirin 81 mg daily.") != NULL);
     int32_t negative = -5, huge = 1 << 30;
     EXPECT_STATUS(medgen_detokenize(m, &negative, 1, buf, len + 1, &len2), MEDGEN_ERR_INVALID_ARGUMENT);
+    /* An array length past MEDGEN_MAX_ITEMS is refused before a single item is read. */
+    EXPECT_STATUS(medgen_detokenize(m, ids, SIZE_MAX, buf, len + 1, &len2), MEDGEN_ERR_INVALID_ARGUMENT);
+    EXPECT_STATUS(medgen_detokenize(m, ids, (size_t)MEDGEN_MAX_ITEMS + 1, buf, len + 1, &len2),
+                  MEDGEN_ERR_INVALID_ARGUMENT);
     medgen_status s = medgen_detokenize(m, &huge, 1, buf, len + 1, &len2);
     CHECK(s != MEDGEN_OK && s != MEDGEN_ERR_INTERNAL);
     printf("RESULT tokenize {\"ids\": [");
@@ -348,6 +360,7 @@ static void test_batch(medgen_model *m) {
     const char *with_null[2] = {"ok", NULL};
     EXPECT_STATUS(medgen_generate_batch(m, prompts, 0, &g, untouched), MEDGEN_ERR_INVALID_ARGUMENT);
     EXPECT_STATUS(medgen_generate_batch(m, NULL, 2, &g, untouched), MEDGEN_ERR_NULL_ARGUMENT);
+    EXPECT_STATUS(medgen_generate_batch(m, prompts, SIZE_MAX, &g, untouched), MEDGEN_ERR_INVALID_ARGUMENT);
     EXPECT_STATUS(medgen_generate_batch(m, bad, 2, &g, untouched), MEDGEN_ERR_INVALID_UTF8);
     EXPECT_STATUS(medgen_generate_batch(m, with_null, 2, &g, untouched), MEDGEN_ERR_NULL_ARGUMENT);
     EXPECT_STATUS(medgen_generate_batch(m, prompts, 2, &g, NULL), MEDGEN_ERR_NULL_ARGUMENT);
