@@ -383,3 +383,35 @@ _, status = os.waitpid(pid, 0)
 print(os.waitstatus_to_exitcode(status))
 """
     assert run_child(code, timeout=180).strip() == "0"
+
+
+def test_stress_8_threads_x_50_generations_and_1000_load_free_cycles():
+    tiny = ROOT / "tests/.cache/tiny/llama"
+    if not (tiny / "config.json").exists():
+        pytest.skip("the tiny models are made by tests/conftest.py (run tests/ first)")
+    code = f"""
+import gc, threading, medgen
+m = medgen.Model.load("{tiny}")
+jobs = [(f"Patient {{i}} was admitted with", dict(max_new_tokens=4, do_sample=i % 2 == 1, seed=99)) for i in range(8)]
+expected = [m.generate(p, **o).token_ids for p, o in jobs]
+wrong = [0] * 8
+def work(i):
+    for _ in range(50):
+        if m.generate(jobs[i][0], **jobs[i][1]).token_ids != expected[i]:
+            wrong[i] += 1
+threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+for t in threads: t.start()
+for t in threads: t.join()
+assert wrong == [0] * 8, wrong
+def rss_kib():
+    return int(open("/proc/self/statm").read().split()[1]) * 4
+for i in range(1, 1001):
+    tiny = medgen.Model.load("{tiny}")
+    del tiny
+    gc.collect()
+    if i == 100:
+        after_100 = rss_kib()
+print(rss_kib() - after_100)
+"""
+    grown = int(run_child(code, timeout=900).split()[-1])
+    assert grown < 16 * 1024, f"RSS grew by {grown} KiB over 900 load/free cycles"
