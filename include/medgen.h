@@ -810,8 +810,9 @@ medgen_deid_params medgen_deid_params_default(void);
 
 /*
  Finds protected health information in `text` and replaces it. On success `*out` holds
- JSON: `{"text", "entities": [{"category", "start", "end", "text", "confidence"}],
- "mapping": {replacement: original}}`, offsets in characters of `text`. The mapping is PHI:
+ JSON: `{"text", "entities": [{"category", "start", "end", "start_byte", "end_byte", "text",
+ "confidence"}], "mapping": {replacement: original}}`: `start`/`end` count characters of
+ `text` (as Python does), `start_byte`/`end_byte` its UTF-8 bytes. The mapping is PHI:
  medgen keeps no copy of it.
 
  # Safety
@@ -833,7 +834,8 @@ medgen_status medgen_reidentify(const char *text, const char *mapping_json, medg
 /*
  Checks a draft against its source note: numbers with units and medications the source
  lacks, negation flips, and PHI the source lacks. On success `*out` holds JSON:
- `{"findings": [{"kind", "start", "end", "text", "detail"}]}`, offsets in characters of
+ `{"findings": [{"kind", "start", "end", "start_byte", "end_byte", "text", "detail"}]}`,
+ `start`/`end` in characters and `start_byte`/`end_byte` in UTF-8 bytes of
  `output`.
 
  # Safety
@@ -884,7 +886,8 @@ const char *medgen_task_name(size_t i);
 /*
  Runs the clinical pipeline: de-identify `note`, prompt the model with task `task`,
  generate, re-identify if asked, check, audit. On success `*out` holds JSON: `{"text",
- "sections", "missing_sections", "findings", "notice", "audit", "mapping"}`; "mapping"
+ "sections", "missing_sections", "findings", "notice", "audit", "mapping"}` (findings with
+ character and UTF-8 byte offsets into "text", as `medgen_check`); "mapping"
  (placeholder → original) is PHI for the caller only, the audit record holds none.
 
  # Safety

@@ -38,6 +38,28 @@ fn json<T: serde::Serialize>(value: &T) -> FfiResult<String> {
     serde_json::to_string(value).map_err(|e| Failure(MEDGEN_ERR_INTERNAL, format!("JSON: {e}")))
 }
 
+/// `value` as JSON to add to, through its text: `serde_json::to_value` would widen an f32
+/// confidence to its f64 digits (0.8500000238418579, where the text says 0.85).
+fn to_value<T: serde::Serialize>(value: &T) -> FfiResult<serde_json::Value> {
+    serde_json::from_str(&json(value)?).map_err(|e| Failure(MEDGEN_ERR_INTERNAL, format!("JSON: {e}")))
+}
+
+/// Adds `start_byte` and `end_byte`, UTF-8 byte offsets into `text`, beside the character
+/// offsets `start` and `end` of every item of `items` (a JSON array): C indexes the
+/// caller's buffer in bytes.
+fn add_byte_offsets(items: &mut serde_json::Value, text: &str) -> FfiResult<()> {
+    let bytes: Vec<usize> = text.char_indices().map(|(b, _)| b).chain([text.len()]).collect();
+    for item in items.as_array_mut().into_iter().flatten() {
+        for (chars, out) in [("start", "start_byte"), ("end", "end_byte")] {
+            let at = item[chars].as_u64().and_then(|c| bytes.get(c as usize)).ok_or_else(|| {
+                Failure(MEDGEN_ERR_INTERNAL, format!("internal error (a bug in medgen): offset {} past the text", item[chars]))
+            })?;
+            item[out] = (*at).into();
+        }
+    }
+    Ok(())
+}
+
 /// The string, NUL-terminated (NULL for NULL).
 ///
 /// # Safety
@@ -136,8 +158,9 @@ impl medgen_deid_params {
 }
 
 /// Finds protected health information in `text` and replaces it. On success `*out` holds
-/// JSON: `{"text", "entities": [{"category", "start", "end", "text", "confidence"}],
-/// "mapping": {replacement: original}}`, offsets in characters of `text`. The mapping is PHI:
+/// JSON: `{"text", "entities": [{"category", "start", "end", "start_byte", "end_byte", "text",
+/// "confidence"}], "mapping": {replacement: original}}`: `start`/`end` count characters of
+/// `text` (as Python does), `start_byte`/`end_byte` its UTF-8 bytes. The mapping is PHI:
 /// medgen keeps no copy of it.
 ///
 /// # Safety
@@ -154,8 +177,9 @@ pub unsafe extern "C" fn medgen_deidentify(
             Failure(MEDGEN_ERR_INVALID_ARGUMENT, "mode MEDGEN_DEID_NONE is for medgen_task_params: it de-identifies nothing".into())
         })?;
         check_out(out)?;
-        let result = json(&deid::deidentify(text, &config)?)?;
-        give_string(out, result);
+        let mut result = to_value(&deid::deidentify(text, &config)?)?;
+        add_byte_offsets(&mut result["entities"], text)?;
+        give_string(out, json(&result)?);
         Ok(())
     })
 }
@@ -185,7 +209,8 @@ pub unsafe extern "C" fn medgen_reidentify(
 
 /// Checks a draft against its source note: numbers with units and medications the source
 /// lacks, negation flips, and PHI the source lacks. On success `*out` holds JSON:
-/// `{"findings": [{"kind", "start", "end", "text", "detail"}]}`, offsets in characters of
+/// `{"findings": [{"kind", "start", "end", "start_byte", "end_byte", "text", "detail"}]}`,
+/// `start`/`end` in characters and `start_byte`/`end_byte` in UTF-8 bytes of
 /// `output`.
 ///
 /// # Safety
@@ -200,7 +225,8 @@ pub unsafe extern "C" fn medgen_check(
         let source = unsafe { str_arg(source, "source") }?;
         let output = unsafe { str_arg(output, "output") }?;
         check_out(out)?;
-        let findings = engine::pipeline::check_draft(source, output);
+        let mut findings = to_value(&engine::pipeline::check_draft(source, output))?;
+        add_byte_offsets(&mut findings, output)?;
         give_string(out, json(&serde_json::json!({ "findings": findings }))?);
         Ok(())
     })
@@ -370,7 +396,8 @@ pub extern "C" fn medgen_task_name(i: usize) -> *const c_char {
 
 /// Runs the clinical pipeline: de-identify `note`, prompt the model with task `task`,
 /// generate, re-identify if asked, check, audit. On success `*out` holds JSON: `{"text",
-/// "sections", "missing_sections", "findings", "notice", "audit", "mapping"}`; "mapping"
+/// "sections", "missing_sections", "findings", "notice", "audit", "mapping"}` (findings with
+/// character and UTF-8 byte offsets into "text", as `medgen_check`); "mapping"
 /// (placeholder → original) is PHI for the caller only, the audit record holds none.
 ///
 /// # Safety
@@ -395,7 +422,8 @@ pub unsafe extern "C" fn medgen_run_task(
         let deid = unsafe { tp.deid.config() }?;
         let opts = TaskOptions { deid, reidentify: tp.reidentify, generation };
         let result = engine::run_task(model, task, note, &opts, |_| std::ops::ControlFlow::Continue(()))?;
-        let mut value = serde_json::to_value(&result).map_err(|e| Failure(MEDGEN_ERR_INTERNAL, format!("JSON: {e}")))?;
+        let mut value = to_value(&result)?;
+        add_byte_offsets(&mut value["findings"], &result.text)?;
         value["mapping"] = serde_json::json!(result.mapping);
         give_string(out, json(&value)?);
         Ok(())

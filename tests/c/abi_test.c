@@ -428,6 +428,13 @@ static void test_clinical(medgen_model *m) {
     EXPECT_STATUS(medgen_deidentify(note, &bad, &s), MEDGEN_ERR_INVALID_ARGUMENT);
     CHECK(s == (medgen_string *)UNTOUCHED);
 
+    /* Offsets in characters and in UTF-8 bytes of the caller's buffer (checked by the
+       Python side): each CJK character here is 3 bytes. */
+    medgen_string *zh = NULL;
+    EXPECT_STATUS(medgen_deidentify("患者张伟，电话13812345678，主诉胸痛。", &dp, &zh), MEDGEN_OK);
+    if (zh) printf("RESULT deid_zh %s\n", medgen_string_str(zh));
+    medgen_string_free(zh);
+
     medgen_string *findings = NULL;
     EXPECT_STATUS(medgen_check(note, "He reports chest pain. Aspirin 325 mg daily.", &findings), MEDGEN_OK);
     if (findings) {
