@@ -593,7 +593,9 @@ typedef struct {
  Receives each logged training step and evaluation of `medgen_finetune`, on the thread
  that called it: `entry` is valid during the call only. A non-zero return stops the run,
  as it cancels a generation for `medgen_piece_callback`. The callback must not unwind
- (throw a C++ exception or longjmp) out of the call.
+ (throw a C++ exception or longjmp) out of the call: that would cross Rust frames, which is
+ undefined behaviour (in practice the process aborts, or leaks the run's memory and locks).
+ Catch everything inside it and return non-zero to stop.
  */
 typedef int (*medgen_progress_callback)(const medgen_log_entry *entry, void *user_data);
 
@@ -655,7 +657,10 @@ typedef struct {
 /*
  Receives each piece of text as it is generated: `piece` holds `len` bytes of UTF-8
  followed by a NUL, valid during the call only. A non-zero return cancels the generation.
- The callback must not unwind (throw a C++ exception or longjmp) out of the call.
+ The callback must not unwind (throw a C++ exception or longjmp) out of the call: that
+ would cross Rust frames, which is undefined behaviour (in practice the process aborts, or
+ leaks the generation's memory and locks). Catch everything inside it and return non-zero
+ to stop.
  */
 typedef int (*medgen_piece_callback)(const char *piece, size_t len, void *user_data);
 

@@ -405,7 +405,9 @@ impl From<&Report> for medgen_finetune_report {
 /// Receives each logged training step and evaluation of `medgen_finetune`, on the thread
 /// that called it: `entry` is valid during the call only. A non-zero return stops the run,
 /// as it cancels a generation for `medgen_piece_callback`. The callback must not unwind
-/// (throw a C++ exception or longjmp) out of the call.
+/// (throw a C++ exception or longjmp) out of the call: that would cross Rust frames, which is
+/// undefined behaviour (in practice the process aborts, or leaks the run's memory and locks).
+/// Catch everything inside it and return non-zero to stop.
 pub type medgen_progress_callback =
     Option<unsafe extern "C" fn(entry: *const medgen_log_entry, user_data: *mut c_void) -> c_int>;
 

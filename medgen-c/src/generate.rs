@@ -147,7 +147,10 @@ pub struct medgen_message {
 
 /// Receives each piece of text as it is generated: `piece` holds `len` bytes of UTF-8
 /// followed by a NUL, valid during the call only. A non-zero return cancels the generation.
-/// The callback must not unwind (throw a C++ exception or longjmp) out of the call.
+/// The callback must not unwind (throw a C++ exception or longjmp) out of the call: that
+/// would cross Rust frames, which is undefined behaviour (in practice the process aborts, or
+/// leaks the generation's memory and locks). Catch everything inside it and return non-zero
+/// to stop.
 pub type medgen_piece_callback =
     Option<unsafe extern "C" fn(piece: *const c_char, len: usize, user_data: *mut c_void) -> c_int>;
 
