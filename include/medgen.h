@@ -13,6 +13,12 @@
  * - Strings in and out are UTF-8. A const char * argument is NUL-terminated unless a length
  *   follows it. Returned strings belong to the handle they come from (or are static).
  * - No Rust panic crosses into C: each function catches it and returns MEDGEN_ERR_INTERNAL.
+ * - Parameter structs start with size_t struct_size and only ever grow at the end. Start each
+ *   from its inline *_default() function (which sets struct_size to your header's sizeof):
+ *   a program built against an older header keeps working with a newer library, whose new
+ *   fields keep their defaults. A struct_size too small (a zero-filled struct), or larger
+ *   with unknown fields set, is MEDGEN_ERR_INVALID_ARGUMENT.
+ * - Callbacks must not unwind (C++ exceptions, longjmp) out of their call.
  * - Threads: a medgen_model is safe to use from several threads at once. A medgen_text is
  *   immutable and may be read from several threads, but only one may free it.
  * - libtorch: libmedgen.so has an rpath to the torch/lib it was built against. If you move
@@ -96,21 +102,6 @@ typedef enum {
 } medgen_status;
 
 /*
- What `medgen_finetune` trains. The values are stable: new ones are only ever added at the end.
- */
-typedef enum {
-  /*
-   Every weight; `output` receives the whole model, as a Hugging Face folder.
-   */
-  MEDGEN_METHOD_FULL = 0,
-  /*
-   LoRA adapters on the targeted layers, the base frozen; `output` receives the adapter
-   as PEFT writes it (`adapter_config.json`, `adapter_model.safetensors`).
-   */
-  MEDGEN_METHOD_LORA = 1,
-} medgen_finetune_method;
-
-/*
  Why generation ended.
  */
 typedef enum {
@@ -166,6 +157,11 @@ typedef int32_t medgen_deid_operator;
  How to de-identify. Start from `medgen_deid_params_default()`.
  */
 typedef struct {
+  /*
+   The struct's size as the caller's header declares it; `*_default()` sets it. Lets
+   the struct grow at the end without breaking programs built against an older header.
+   */
+  size_t struct_size;
   /*
    The operator for every category (default: MEDGEN_DEID_PLACEHOLDER).
    */
@@ -234,11 +230,16 @@ typedef struct {
  */
 typedef struct {
   /*
-   How the note is de-identified before the model sees it, as `medgen_deidentify` does
-   it; `deid.mode` MEDGEN_DEID_NONE: the note as it is (default:
-   `medgen_deid_params_default()`, placeholders).
+   The struct's size as the caller's header declares it; `*_default()` sets it. Lets
+   the struct grow at the end without breaking programs built against an older header.
    */
-  medgen_deid_params deid;
+  size_t struct_size;
+  /*
+   How the note is de-identified before the model sees it, as `medgen_deidentify` does
+   it, with `mode` MEDGEN_DEID_NONE for the note as it is; NULL for the defaults,
+   placeholders (default: NULL). Read during the call only.
+   */
+  const medgen_deid_params *deid;
   /*
    Put the original identifiers back into the draft (default: false).
    */
@@ -256,6 +257,11 @@ typedef int32_t medgen_early_stopping;
  default. Start from `medgen_generation_params_default()`.
  */
 typedef struct {
+  /*
+   The struct's size as the caller's header declares it; `*_default()` sets it. Lets
+   the struct grow at the end without breaking programs built against an older header.
+   */
+  size_t struct_size;
   /*
    Most tokens to generate (default: 256).
    */
@@ -336,6 +342,12 @@ typedef struct {
 } medgen_generation_params;
 
 /*
+ What `medgen_finetune` trains: a MEDGEN_METHOD_* value, for
+ `medgen_finetune_params.method` (values in the 500s).
+ */
+typedef int32_t medgen_finetune_method;
+
+/*
  Where a model runs: a MEDGEN_DEVICE_* value, for `medgen_model_params.device` and
  `medgen_finetune_params.device` (values in the 300s).
  */
@@ -350,11 +362,15 @@ typedef int32_t medgen_dtype;
 /*
  A fine-tuning run: one field per option of the Rust core's `TrainingConfig`, with its
  name (LoRA's prefixed `lora_` as the command's flags are) and its default. Start from
- `medgen_finetune_params_default()` and set `train` and `output`; fields are only ever added
- at the end, with the default function filling them. Strings are NUL-terminated UTF-8, read
+ `medgen_finetune_params_default()` and set `train` and `output`. Strings are NUL-terminated UTF-8, read
  during the call only. An optional count is -1 for none.
  */
 typedef struct {
+  /*
+   The struct's size as the caller's header declares it; `*_default()` sets it. Lets
+   the struct grow at the end without breaking programs built against an older header.
+   */
+  size_t struct_size;
   /*
    The base model: a Hugging Face folder or a GGUF file; NULL for the packaged default
    model, as `medgen_model_load` (default: NULL).
@@ -665,10 +681,14 @@ typedef struct {
 typedef int (*medgen_piece_callback)(const char *piece, size_t len, void *user_data);
 
 /*
- How to load a model. Start from `medgen_model_params_default()`: fields are only ever
- added at the end, with the default function filling them.
+ How to load a model. Start from `medgen_model_params_default()`.
  */
 typedef struct {
+  /*
+   The struct's size as the caller's header declares it; `*_default()` sets it. Lets
+   the struct grow at the end without breaking programs built against an older header.
+   */
+  size_t struct_size;
   /*
    (default: MEDGEN_DEVICE_CPU)
    */
@@ -721,6 +741,18 @@ typedef struct {
  as it is. `medgen_deidentify` refuses it.
  */
 #define MEDGEN_DEID_NONE 104
+
+/*
+ `medgen_finetune_method`: every weight; `output` receives the whole model, as a Hugging
+ Face folder.
+ */
+#define MEDGEN_METHOD_FULL 500
+
+/*
+ `medgen_finetune_method`: LoRA adapters on the targeted layers, the base frozen; `output`
+ receives the adapter as PEFT writes it (`adapter_config.json`, `adapter_model.safetensors`).
+ */
+#define MEDGEN_METHOD_LORA 501
 
 /*
  `medgen_early_stopping`: stop when the best running beam cannot beat the finished ones at
@@ -809,9 +841,13 @@ size_t medgen_string_len(const medgen_string *s);
 void medgen_string_free(medgen_string *s);
 
 /*
- The default de-identification parameters: placeholders, no date shift.
+ Fills `size` bytes at `p` with the default de-identification parameters (placeholders,
+ no date shift); what the header's inline `medgen_deid_params_default()` calls.
+
+ # Safety
+ `p` is NULL or writable for `size` bytes.
  */
-medgen_deid_params medgen_deid_params_default(void);
+medgen_status medgen_deid_params_init(medgen_deid_params *p, size_t size);
 
 /*
  Finds protected health information in `text` and replaces it. On success `*out` holds
@@ -879,9 +915,13 @@ medgen_status medgen_corpus_bleu(const char *const *predictions,
                                  medgen_bleu *out);
 
 /*
- The default task parameters: placeholders, not re-identified.
+ Fills `size` bytes at `p` with the default task parameters (placeholders, not
+ re-identified); what the header's inline `medgen_task_params_default()` calls.
+
+ # Safety
+ `p` is NULL or writable for `size` bytes.
  */
-medgen_task_params medgen_task_params_default(void);
+medgen_status medgen_task_params_init(medgen_task_params *p, size_t size);
 
 /*
  The name of task number `i` ("discharge_summary", ...), or NULL past the last one. Static.
@@ -910,8 +950,11 @@ medgen_status medgen_run_task(const medgen_model *model,
  The default fine-tuning parameters, equal to the Rust core's `TrainingConfig` defaults:
  full fine-tuning, 3 epochs of batches of 8 at a learning rate of 5e-5. `train` and
  `output` are NULL and must be set.
+
+ # Safety
+ `p` is NULL or writable for `size` bytes.
  */
-medgen_finetune_params medgen_finetune_params_default(void);
+medgen_status medgen_finetune_params_init(medgen_finetune_params *p, size_t size);
 
 /*
  Fine-tunes a model as `params` say and writes the result into `params->output`: the
@@ -951,9 +994,13 @@ medgen_status medgen_finetune(const medgen_finetune_params *params,
 medgen_status medgen_merge(const char *base, const char *adapter, const char *output);
 
 /*
- The default generation parameters (greedy, 256 new tokens at most).
+ Fills `size` bytes at `p` with the default generation parameters (greedy, 256 new tokens
+ at most); what the header's inline `medgen_generation_params_default()` calls.
+
+ # Safety
+ `p` is NULL or writable for `size` bytes.
  */
-medgen_generation_params medgen_generation_params_default(void);
+medgen_status medgen_generation_params_init(medgen_generation_params *p, size_t size);
 
 /*
  Generates a continuation of `prompt` (NUL-terminated). On success `*out` holds the text
@@ -1027,9 +1074,13 @@ medgen_status medgen_chat_stream(const medgen_model *model,
                                  medgen_text **out);
 
 /*
- The default model parameters: CPU, f32, one thread per CPU.
+ Fills `size` bytes at `p` with the default model parameters (CPU, f32, one thread per
+ CPU); what the header's inline `medgen_model_params_default()` calls.
+
+ # Safety
+ `p` is NULL or writable for `size` bytes.
  */
-medgen_model_params medgen_model_params_default(void);
+medgen_status medgen_model_params_init(medgen_model_params *p, size_t size);
 
 /*
  Loads a GGUF file or a Hugging Face model folder; `path` NULL loads the packaged default
@@ -1187,3 +1238,42 @@ void medgen_text_free(medgen_text *t);
 #endif  // __cplusplus
 
 #endif  /* MEDGEN_H */
+
+/* cbindgen writes this after the include guard: it has its own. */
+#ifndef MEDGEN_DEFAULTS_H
+#define MEDGEN_DEFAULTS_H
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The default parameters, as the program's own header sizes the struct. */
+static inline medgen_model_params medgen_model_params_default(void) {
+  medgen_model_params p;
+  medgen_model_params_init(&p, sizeof p);
+  return p;
+}
+static inline medgen_generation_params medgen_generation_params_default(void) {
+  medgen_generation_params p;
+  medgen_generation_params_init(&p, sizeof p);
+  return p;
+}
+static inline medgen_deid_params medgen_deid_params_default(void) {
+  medgen_deid_params p;
+  medgen_deid_params_init(&p, sizeof p);
+  return p;
+}
+static inline medgen_task_params medgen_task_params_default(void) {
+  medgen_task_params p;
+  medgen_task_params_init(&p, sizeof p);
+  return p;
+}
+static inline medgen_finetune_params medgen_finetune_params_default(void) {
+  medgen_finetune_params p;
+  medgen_finetune_params_init(&p, sizeof p);
+  return p;
+}
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* MEDGEN_DEFAULTS_H */

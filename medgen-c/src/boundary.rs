@@ -115,6 +115,79 @@ pub(crate) unsafe fn arg<'a, T>(p: *const T, name: &str) -> FfiResult<&'a T> {
     unsafe { p.as_ref() }.ok_or_else(|| null(name))
 }
 
+/// A parameter struct that can grow: its first field is `size_t struct_size`, the struct's
+/// size as the caller's header declared it, and fields are only ever added at the end.
+///
+/// # Safety
+/// `Self` is `#[repr(C)]`, starts with a `usize` `struct_size`, and every field of it takes
+/// any bit pattern a C caller can store in its C type (no Rust enums); `default()` sets
+/// `struct_size` to `size_of::<Self>()`.
+pub(crate) unsafe trait Params: Copy + Default {
+    /// The size of the struct's first version: a smaller `struct_size` was never valid.
+    const MIN_SIZE: usize;
+}
+
+/// The parameters the caller passed, read as far as its header declared them; fields added
+/// since keep their defaults. A `struct_size` below the first version's (a struct not
+/// started from its `*_default()`, such as one zero-filled), or above this library's with
+/// any of the unknown bytes set (a program built against a newer medgen.h using a newer
+/// field), is `MEDGEN_ERR_INVALID_ARGUMENT`.
+///
+/// # Safety
+/// `p` is NULL or points to `struct_size` readable bytes that start with `struct_size`.
+pub(crate) unsafe fn read_params<T: Params>(p: *const T, name: &str) -> FfiResult<T> {
+    if p.is_null() {
+        return Err(null(name));
+    }
+    let size = unsafe { p.cast::<usize>().read_unaligned() };
+    let known = std::mem::size_of::<T>();
+    let type_name = std::any::type_name::<T>().rsplit("::").next().unwrap_or("params");
+    if size < T::MIN_SIZE {
+        return Err(Failure(
+            MEDGEN_ERR_INVALID_ARGUMENT,
+            format!("`{name}`: struct_size {size} is below {} ({type_name}): start from {type_name}_default()", T::MIN_SIZE),
+        ));
+    }
+    let bytes = p.cast::<u8>();
+    if size > known && (known..size).any(|i| unsafe { bytes.add(i).read() } != 0) {
+        return Err(Failure(
+            MEDGEN_ERR_INVALID_ARGUMENT,
+            format!("`{name}`: a field past this library's {known} bytes of {type_name} is set (built against a newer medgen.h)"),
+        ));
+    }
+    let mut out = T::default();
+    unsafe { std::ptr::copy_nonoverlapping(bytes, (&raw mut out).cast::<u8>(), size.min(known)) };
+    Ok(out)
+}
+
+/// Fills `size` bytes at `p` with the defaults of the fields they hold (zero past this
+/// library's struct) and sets `struct_size` to `size`: what the header's inline
+/// `*_default()` functions call with the caller's `sizeof`.
+///
+/// # Safety
+/// `p` is NULL or writable for `size` bytes.
+pub(crate) unsafe fn init_params<T: Params>(p: *mut T, size: usize) -> medgen_status {
+    ffi_boundary(|| {
+        if p.is_null() {
+            return Err(null("p"));
+        }
+        if size < T::MIN_SIZE {
+            return Err(Failure(MEDGEN_ERR_INVALID_ARGUMENT, format!("size {size} is below the struct's first version ({})", T::MIN_SIZE)));
+        }
+        let known = std::mem::size_of::<T>();
+        let defaults = T::default();
+        let bytes = p.cast::<u8>();
+        unsafe {
+            std::ptr::copy_nonoverlapping((&raw const defaults).cast::<u8>(), bytes, size.min(known));
+            if size > known {
+                std::ptr::write_bytes(bytes.add(known), 0, size - known);
+            }
+            p.cast::<usize>().write_unaligned(size);
+        }
+        Ok(())
+    })
+}
+
 /// The most items of any array passed to medgen (prompts, messages, stop strings, token ids,
 /// texts to score): `MEDGEN_MAX_ITEMS`.
 pub const MEDGEN_MAX_ITEMS: usize = 1 << 26;

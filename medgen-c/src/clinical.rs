@@ -9,7 +9,7 @@ use engine::deid::{self, DeidConfig, Operator};
 use engine::metrics;
 use engine::TaskOptions;
 
-use crate::boundary::{arg, ffi_boundary, guard, null, slice_arg, str_arg, write_out, Failure, FfiResult};
+use crate::boundary::{arg, ffi_boundary, guard, init_params, null, read_params, slice_arg, str_arg, write_out, Failure, FfiResult, Params};
 use crate::generate::medgen_generation_params;
 use crate::medgen_status::{self, *};
 use crate::model::medgen_model;
@@ -111,6 +111,9 @@ pub const MEDGEN_DEID_NONE: medgen_deid_operator = 104;
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct medgen_deid_params {
+    /// The struct's size as the caller's header declares it; `*_default()` sets it. Lets
+    /// the struct grow at the end without breaking programs built against an older header.
+    pub struct_size: usize,
     /// The operator for every category (default: MEDGEN_DEID_PLACEHOLDER).
     pub mode: medgen_deid_operator,
     /// Shift dates by `shift_days` (default: false).
@@ -122,14 +125,30 @@ pub struct medgen_deid_params {
     pub shift_key: *const c_char,
 }
 
-/// The default de-identification parameters: placeholders, no date shift.
+/// Fills `size` bytes at `p` with the default de-identification parameters (placeholders,
+/// no date shift); what the header's inline `medgen_deid_params_default()` calls.
+///
+/// # Safety
+/// `p` is NULL or writable for `size` bytes.
 #[no_mangle]
-pub extern "C" fn medgen_deid_params_default() -> medgen_deid_params {
-    medgen_deid_params {
+pub unsafe extern "C" fn medgen_deid_params_init(p: *mut medgen_deid_params, size: usize) -> medgen_status {
+    unsafe { init_params(p, size) }
+}
+
+// SAFETY: repr(C), `struct_size` first, plain C field types.
+unsafe impl Params for medgen_deid_params {
+    const MIN_SIZE: usize = std::mem::size_of::<Self>();
+}
+
+impl Default for medgen_deid_params {
+    fn default() -> Self {
+        medgen_deid_params {
+        struct_size: std::mem::size_of::<Self>(),
         mode: MEDGEN_DEID_PLACEHOLDER,
         has_shift_days: false,
         shift_days: 0,
         shift_key: std::ptr::null(),
+        }
     }
 }
 
@@ -173,7 +192,7 @@ pub unsafe extern "C" fn medgen_deidentify(
 ) -> medgen_status {
     ffi_boundary(|| {
         let text = unsafe { str_arg(text, "text") }?;
-        let config = unsafe { arg(params, "params")?.config() }?.ok_or_else(|| {
+        let config = unsafe { read_params(params, "params")?.config() }?.ok_or_else(|| {
             Failure(MEDGEN_ERR_INVALID_ARGUMENT, "mode MEDGEN_DEID_NONE is for medgen_task_params: it de-identifies nothing".into())
         })?;
         check_out(out)?;
@@ -368,18 +387,36 @@ unsafe fn str_array<'a>(items: *const *const c_char, n: usize, name: &str) -> Ff
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct medgen_task_params {
+    /// The struct's size as the caller's header declares it; `*_default()` sets it. Lets
+    /// the struct grow at the end without breaking programs built against an older header.
+    pub struct_size: usize,
     /// How the note is de-identified before the model sees it, as `medgen_deidentify` does
-    /// it; `deid.mode` MEDGEN_DEID_NONE: the note as it is (default:
-    /// `medgen_deid_params_default()`, placeholders).
-    pub deid: medgen_deid_params,
+    /// it, with `mode` MEDGEN_DEID_NONE for the note as it is; NULL for the defaults,
+    /// placeholders (default: NULL). Read during the call only.
+    pub deid: *const medgen_deid_params,
     /// Put the original identifiers back into the draft (default: false).
     pub reidentify: bool,
 }
 
-/// The default task parameters: placeholders, not re-identified.
+/// Fills `size` bytes at `p` with the default task parameters (placeholders, not
+/// re-identified); what the header's inline `medgen_task_params_default()` calls.
+///
+/// # Safety
+/// `p` is NULL or writable for `size` bytes.
 #[no_mangle]
-pub extern "C" fn medgen_task_params_default() -> medgen_task_params {
-    medgen_task_params { deid: medgen_deid_params_default(), reidentify: false }
+pub unsafe extern "C" fn medgen_task_params_init(p: *mut medgen_task_params, size: usize) -> medgen_status {
+    unsafe { init_params(p, size) }
+}
+
+// SAFETY: repr(C), `struct_size` first, plain C field types.
+unsafe impl Params for medgen_task_params {
+    const MIN_SIZE: usize = std::mem::size_of::<Self>();
+}
+
+impl Default for medgen_task_params {
+    fn default() -> Self {
+        medgen_task_params { struct_size: std::mem::size_of::<Self>(), deid: std::ptr::null(), reidentify: false }
+    }
 }
 
 /// The name of task number `i` ("discharge_summary", ...), or NULL past the last one. Static.
@@ -416,10 +453,13 @@ pub unsafe extern "C" fn medgen_run_task(
         let model = &unsafe { arg(model, "model") }?.model;
         let task = engine::tasks::get(unsafe { str_arg(task, "task") }?)?;
         let note = unsafe { str_arg(note, "note") }?;
-        let tp = unsafe { arg(task_params, "task_params") }?;
-        let generation = unsafe { arg(params, "params")?.config() }?;
+        let tp = unsafe { read_params(task_params, "task_params") }?;
+        let generation = unsafe { read_params(params, "params")?.config() }?;
         check_out(out)?;
-        let deid = unsafe { tp.deid.config() }?;
+        let deid = match tp.deid.is_null() {
+            true => Some(DeidConfig::default()),
+            false => unsafe { read_params(tp.deid, "task_params.deid")?.config() }?,
+        };
         let opts = TaskOptions { deid, reidentify: tp.reidentify, generation };
         let result = engine::run_task(model, task, note, &opts, |_| std::ops::ControlFlow::Continue(()))?;
         let mut value = to_value(&result)?;

@@ -9,33 +9,30 @@ use std::path::{Path, PathBuf};
 use engine::train::{self, LogEntry, LoraConfig, Method, Report, TrainingConfig};
 use engine::{LoadOptions, Model};
 
-use crate::boundary::{ffi_boundary, null, str_arg, write_out, Failure, FfiResult};
+use crate::boundary::{ffi_boundary, init_params, read_params, str_arg, write_out, Failure, FfiResult, Params};
 use crate::medgen_status::{self, *};
 use crate::model::{load_options, medgen_device, medgen_dtype, MEDGEN_DEVICE_CPU, MEDGEN_DTYPE_F32};
 
-/// What `medgen_finetune` trains. The values are stable: new ones are only ever added at the end.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum medgen_finetune_method {
-    /// Every weight; `output` receives the whole model, as a Hugging Face folder.
-    MEDGEN_METHOD_FULL = 0,
-    /// LoRA adapters on the targeted layers, the base frozen; `output` receives the adapter
-    /// as PEFT writes it (`adapter_config.json`, `adapter_model.safetensors`).
-    MEDGEN_METHOD_LORA = 1,
-}
-
-// `medgen_finetune` reads the method as the C int a C enum of these values is (see
-// `checked_method`); the Rust enum must have that size.
-const _: () = assert!(std::mem::size_of::<medgen_finetune_method>() == std::mem::size_of::<c_int>());
+/// What `medgen_finetune` trains: a MEDGEN_METHOD_* value, for
+/// `medgen_finetune_params.method` (values in the 500s).
+pub type medgen_finetune_method = i32;
+/// `medgen_finetune_method`: every weight; `output` receives the whole model, as a Hugging
+/// Face folder.
+pub const MEDGEN_METHOD_FULL: medgen_finetune_method = 500;
+/// `medgen_finetune_method`: LoRA adapters on the targeted layers, the base frozen; `output`
+/// receives the adapter as PEFT writes it (`adapter_config.json`, `adapter_model.safetensors`).
+pub const MEDGEN_METHOD_LORA: medgen_finetune_method = 501;
 
 /// A fine-tuning run: one field per option of the Rust core's `TrainingConfig`, with its
 /// name (LoRA's prefixed `lora_` as the command's flags are) and its default. Start from
-/// `medgen_finetune_params_default()` and set `train` and `output`; fields are only ever added
-/// at the end, with the default function filling them. Strings are NUL-terminated UTF-8, read
+/// `medgen_finetune_params_default()` and set `train` and `output`. Strings are NUL-terminated UTF-8, read
 /// during the call only. An optional count is -1 for none.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct medgen_finetune_params {
+    /// The struct's size as the caller's header declares it; `*_default()` sets it. Lets
+    /// the struct grow at the end without breaking programs built against an older header.
+    pub struct_size: usize,
     /// The base model: a Hugging Face folder or a GGUF file; NULL for the packaged default
     /// model, as `medgen_model_load` (default: NULL).
     pub model: *const c_char,
@@ -140,19 +137,33 @@ pub struct medgen_finetune_params {
 /// The default fine-tuning parameters, equal to the Rust core's `TrainingConfig` defaults:
 /// full fine-tuning, 3 epochs of batches of 8 at a learning rate of 5e-5. `train` and
 /// `output` are NULL and must be set.
+///
+/// # Safety
+/// `p` is NULL or writable for `size` bytes.
 #[no_mangle]
-pub extern "C" fn medgen_finetune_params_default() -> medgen_finetune_params {
+pub unsafe extern "C" fn medgen_finetune_params_init(p: *mut medgen_finetune_params, size: usize) -> medgen_status {
+    unsafe { init_params(p, size) }
+}
+
+// SAFETY: repr(C), `struct_size` first, plain C field types.
+unsafe impl Params for medgen_finetune_params {
+    const MIN_SIZE: usize = std::mem::size_of::<Self>();
+}
+
+impl Default for medgen_finetune_params {
+    fn default() -> Self {
     let d = TrainingConfig::default();
     let none = |v: Option<u64>| v.map_or(-1, |v| v as i64);
     medgen_finetune_params {
+        struct_size: std::mem::size_of::<Self>(),
         model: std::ptr::null(),
         train: std::ptr::null(),
         validation: std::ptr::null(),
         validation_split: d.validation_split.unwrap_or(f64::NAN),
         output: std::ptr::null(),
         method: match d.method {
-            Method::Full => medgen_finetune_method::MEDGEN_METHOD_FULL,
-            Method::Lora => medgen_finetune_method::MEDGEN_METHOD_LORA,
+            Method::Full => MEDGEN_METHOD_FULL,
+            Method::Lora => MEDGEN_METHOD_LORA,
         },
         lora_r: d.lora.r,
         lora_alpha: d.lora.alpha,
@@ -192,6 +203,7 @@ pub extern "C" fn medgen_finetune_params_default() -> medgen_finetune_params {
         dtype: MEDGEN_DTYPE_F32,
         threads: 0,
     }
+    }
 }
 
 fn invalid(reason: String) -> Failure {
@@ -223,19 +235,14 @@ unsafe fn optional_str<'a>(p: *const c_char, name: &str) -> FfiResult<Option<&'a
 ///
 /// # Safety
 /// `p` is NULL or points to a `medgen_finetune_params`, whose `method` may hold any int.
-unsafe fn checked_method<'a>(p: *const medgen_finetune_params) -> FfiResult<(&'a medgen_finetune_params, Method)> {
-    if p.is_null() {
-        return Err(null("params"));
-    }
-    // C lets an enum field hold any int, and a Rust enum holding an undeclared value is
-    // undefined behaviour: the field is read as an int before the struct is borrowed as Rust.
-    let raw = unsafe { std::ptr::addr_of!((*p).method).cast::<c_int>().read() };
-    let method = match raw {
-        0 => Method::Full,
-        1 => Method::Lora,
-        m => return Err(invalid(format!("`method` {m} is not MEDGEN_METHOD_FULL or MEDGEN_METHOD_LORA"))),
+unsafe fn checked_method(p: *const medgen_finetune_params) -> FfiResult<(medgen_finetune_params, Method)> {
+    let params = unsafe { read_params(p, "params") }?;
+    let method = match params.method {
+        MEDGEN_METHOD_FULL => Method::Full,
+        MEDGEN_METHOD_LORA => Method::Lora,
+        m => return Err(invalid(format!("`method` {m} is not a medgen_finetune_method (MEDGEN_METHOD_FULL {MEDGEN_METHOD_FULL} or MEDGEN_METHOD_LORA {MEDGEN_METHOD_LORA})"))),
     };
-    Ok((unsafe { &*p }, method))
+    Ok((params, method))
 }
 
 impl medgen_finetune_params {
@@ -482,7 +489,6 @@ pub unsafe extern "C" fn medgen_merge(
 #[cfg(test)]
 mod tests {
     use std::ffi::CStr;
-    use std::mem::MaybeUninit;
 
     use super::*;
 
@@ -494,7 +500,7 @@ mod tests {
 
     #[test]
     fn default_params_are_the_cores_defaults() {
-        let mut p = medgen_finetune_params_default();
+        let mut p = medgen_finetune_params::default();
         with_paths(&mut p);
         let got = unsafe { p.config(Method::Full) }.map_err(|f| f.1).unwrap();
         let want = TrainingConfig {
@@ -510,7 +516,7 @@ mod tests {
 
     #[test]
     fn optional_fields_map_to_the_core_options() {
-        let mut p = medgen_finetune_params_default();
+        let mut p = medgen_finetune_params::default();
         with_paths(&mut p);
         p.target_modules = c"q_proj, v_proj,o_proj".as_ptr();
         p.warmup_steps = 3;
@@ -527,7 +533,7 @@ mod tests {
 
     #[test]
     fn counts_below_minus_one_are_invalid_arguments_naming_the_field() {
-        let mut p = medgen_finetune_params_default();
+        let mut p = medgen_finetune_params::default();
         with_paths(&mut p);
         p.eval_steps = -2;
         let status = unsafe { medgen_finetune(&p, None, std::ptr::null_mut(), std::ptr::null_mut()) };
@@ -538,10 +544,8 @@ mod tests {
 
     #[test]
     fn an_undeclared_method_value_is_an_invalid_argument() {
-        let mut p = MaybeUninit::new(medgen_finetune_params_default());
-        // What C may store in the enum field; never read as the Rust enum.
-        unsafe { std::ptr::addr_of_mut!((*p.as_mut_ptr()).method).cast::<c_int>().write(7) };
-        let status = unsafe { medgen_finetune(p.as_ptr(), None, std::ptr::null_mut(), std::ptr::null_mut()) };
+        let p = medgen_finetune_params { method: 7, ..Default::default() };
+        let status = unsafe { medgen_finetune(&p, None, std::ptr::null_mut(), std::ptr::null_mut()) };
         assert_eq!(status, MEDGEN_ERR_INVALID_ARGUMENT);
         let msg = unsafe { CStr::from_ptr(crate::medgen_last_error_message()) }.to_str().unwrap();
         assert!(msg.contains("method") && msg.contains('7'), "{msg}");

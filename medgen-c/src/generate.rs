@@ -5,7 +5,7 @@ use std::ops::ControlFlow;
 
 use engine::{ChatMessage, EarlyStopping, Generation, GenerationConfig};
 
-use crate::boundary::{arg, ffi_boundary, null, slice_arg, str_arg, write_out, Failure, FfiResult};
+use crate::boundary::{arg, ffi_boundary, init_params, null, read_params, slice_arg, str_arg, write_out, Failure, FfiResult, Params};
 use crate::medgen_status::{self, *};
 use crate::model::medgen_model;
 use crate::text::medgen_text;
@@ -15,6 +15,9 @@ use crate::text::medgen_text;
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct medgen_generation_params {
+    /// The struct's size as the caller's header declares it; `*_default()` sets it. Lets
+    /// the struct grow at the end without breaking programs built against an older header.
+    pub struct_size: usize,
     /// Most tokens to generate (default: 256).
     pub max_new_tokens: usize,
     /// The end-of-sequence token is suppressed until this many tokens are made (default: 0).
@@ -69,11 +72,26 @@ pub const MEDGEN_EARLY_STOPPING_TRUE: medgen_early_stopping = 201;
 /// `medgen_early_stopping`: stop only when no beam can improve at any length.
 pub const MEDGEN_EARLY_STOPPING_NEVER: medgen_early_stopping = 202;
 
-/// The default generation parameters (greedy, 256 new tokens at most).
+/// Fills `size` bytes at `p` with the default generation parameters (greedy, 256 new tokens
+/// at most); what the header's inline `medgen_generation_params_default()` calls.
+///
+/// # Safety
+/// `p` is NULL or writable for `size` bytes.
 #[no_mangle]
-pub extern "C" fn medgen_generation_params_default() -> medgen_generation_params {
+pub unsafe extern "C" fn medgen_generation_params_init(p: *mut medgen_generation_params, size: usize) -> medgen_status {
+    unsafe { init_params(p, size) }
+}
+
+// SAFETY: repr(C), `struct_size` first, plain C field types.
+unsafe impl Params for medgen_generation_params {
+    const MIN_SIZE: usize = std::mem::size_of::<Self>();
+}
+
+impl Default for medgen_generation_params {
+    fn default() -> Self {
     let d = GenerationConfig::default();
     medgen_generation_params {
+        struct_size: std::mem::size_of::<Self>(),
         max_new_tokens: d.max_new_tokens,
         min_new_tokens: d.min_new_tokens,
         do_sample: d.do_sample,
@@ -92,6 +110,7 @@ pub extern "C" fn medgen_generation_params_default() -> medgen_generation_params
         early_stopping: MEDGEN_EARLY_STOPPING_FALSE,
         num_return_sequences: d.num_return_sequences,
         no_repeat_ngram_size: d.no_repeat_ngram_size,
+    }
     }
 }
 
@@ -169,7 +188,7 @@ unsafe fn common<'a>(
     out: *mut *mut medgen_text,
 ) -> FfiResult<(&'a engine::Model, GenerationConfig)> {
     let model = &unsafe { arg(model, "model") }?.model;
-    let params = unsafe { arg(params, "params") }?;
+    let params = unsafe { read_params(params, "params") }?;
     if out.is_null() {
         return Err(null("out"));
     }

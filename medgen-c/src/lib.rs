@@ -30,24 +30,24 @@ mod text;
 
 pub use boundary::{medgen_last_error_message, medgen_status, medgen_status_str, medgen_version, MEDGEN_MAX_ITEMS};
 pub use clinical::{
-    medgen_bleu, medgen_check, medgen_corpus_bleu, medgen_deid_params, medgen_deid_params_default,
+    medgen_bleu, medgen_check, medgen_corpus_bleu, medgen_deid_params, medgen_deid_params_init,
     medgen_deidentify, medgen_reidentify, medgen_rouge, medgen_rouge_scores, medgen_run_task, medgen_score,
     medgen_sentence_bleu, medgen_string, medgen_string_free, medgen_string_len, medgen_string_str,
-    medgen_task_name, medgen_task_params, medgen_task_params_default, medgen_deid_operator, MEDGEN_DEID_MASK,
+    medgen_task_name, medgen_task_params, medgen_task_params_init, medgen_deid_operator, MEDGEN_DEID_MASK,
     MEDGEN_DEID_NONE, MEDGEN_DEID_PLACEHOLDER, MEDGEN_DEID_REDACT, MEDGEN_DEID_SHIFT_DATES,
 };
 pub use finetune::{
-    medgen_finetune, medgen_finetune_method, medgen_finetune_params, medgen_finetune_params_default,
+    medgen_finetune, medgen_finetune_method, medgen_finetune_params, medgen_finetune_params_init, MEDGEN_METHOD_FULL, MEDGEN_METHOD_LORA,
     medgen_finetune_report, medgen_log_entry, medgen_merge, medgen_progress_callback,
 };
 pub use generate::{
     medgen_chat, medgen_chat_stream, medgen_generate, medgen_generate_stream, medgen_generation_params,
-    medgen_generation_params_default, medgen_message, medgen_piece_callback, medgen_early_stopping, MEDGEN_EARLY_STOPPING_FALSE,
+    medgen_generation_params_init, medgen_message, medgen_piece_callback, medgen_early_stopping, MEDGEN_EARLY_STOPPING_FALSE,
     MEDGEN_EARLY_STOPPING_NEVER, MEDGEN_EARLY_STOPPING_TRUE,
 };
 pub use model::{
     medgen_detokenize, medgen_model, medgen_model_free, medgen_model_load, medgen_model_params,
-    medgen_model_params_default, medgen_tokenize, medgen_device, medgen_dtype, MEDGEN_DEVICE_CPU, MEDGEN_DEVICE_CUDA, MEDGEN_DTYPE_BF16,
+    medgen_model_params_init, medgen_tokenize, medgen_device, medgen_dtype, MEDGEN_DEVICE_CPU, MEDGEN_DEVICE_CUDA, MEDGEN_DTYPE_BF16,
     MEDGEN_DTYPE_F16, MEDGEN_DTYPE_F32,
 };
 pub use text::{

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use engine::{DType, DeviceSpec, LoadOptions, Model};
 
-use crate::boundary::{arg, ffi_boundary, guard, null, slice_arg, str_arg, write_out, Failure, FfiResult};
+use crate::boundary::{arg, ffi_boundary, guard, init_params, null, read_params, slice_arg, str_arg, write_out, Failure, FfiResult, Params};
 use crate::medgen_status::{self, *};
 
 /// A loaded model. Made by `medgen_model_load`, released by `medgen_model_free` (once).
@@ -31,11 +31,13 @@ pub const MEDGEN_DTYPE_BF16: medgen_dtype = 401;
 /// `medgen_dtype`: float16.
 pub const MEDGEN_DTYPE_F16: medgen_dtype = 402;
 
-/// How to load a model. Start from `medgen_model_params_default()`: fields are only ever
-/// added at the end, with the default function filling them.
+/// How to load a model. Start from `medgen_model_params_default()`.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct medgen_model_params {
+    /// The struct's size as the caller's header declares it; `*_default()` sets it. Lets
+    /// the struct grow at the end without breaking programs built against an older header.
+    pub struct_size: usize,
     /// (default: MEDGEN_DEVICE_CPU)
     pub device: medgen_device,
     /// The CUDA device's index (default: 0).
@@ -44,11 +46,6 @@ pub struct medgen_model_params {
     pub dtype: medgen_dtype,
     /// CPU threads to compute with; 0 means one per CPU (default: 0).
     pub threads: i32,
-    // Appended, as the beam fields of medgen_generation_params were, rather than a second
-    // load function: the header's params structs are filled by their *_default() function
-    // and set by field name, so every program that does so compiles unchanged and gets NULL.
-    // (A program compiled against the older, shorter struct must be rebuilt, as with
-    // llama.h's params structs.)
     /// A LoRA adapter folder to run with the model: PEFT's `adapter_config.json` and
     /// `adapter_model.safetensors`, as `medgen_finetune` with MEDGEN_METHOD_LORA writes
     /// them. NULL for none. Layers with an adapter run through libtorch rather than
@@ -57,15 +54,31 @@ pub struct medgen_model_params {
     pub adapter: *const c_char,
 }
 
-/// The default model parameters: CPU, f32, one thread per CPU.
+/// Fills `size` bytes at `p` with the default model parameters (CPU, f32, one thread per
+/// CPU); what the header's inline `medgen_model_params_default()` calls.
+///
+/// # Safety
+/// `p` is NULL or writable for `size` bytes.
 #[no_mangle]
-pub extern "C" fn medgen_model_params_default() -> medgen_model_params {
-    medgen_model_params {
+pub unsafe extern "C" fn medgen_model_params_init(p: *mut medgen_model_params, size: usize) -> medgen_status {
+    unsafe { init_params(p, size) }
+}
+
+// SAFETY: repr(C), `struct_size` first, plain C field types.
+unsafe impl Params for medgen_model_params {
+    const MIN_SIZE: usize = std::mem::size_of::<Self>();
+}
+
+impl Default for medgen_model_params {
+    fn default() -> Self {
+        medgen_model_params {
+        struct_size: std::mem::size_of::<Self>(),
         device: MEDGEN_DEVICE_CPU,
         device_index: 0,
         dtype: MEDGEN_DTYPE_F32,
         threads: 0,
         adapter: std::ptr::null(),
+        }
     }
 }
 
@@ -123,7 +136,7 @@ pub unsafe extern "C" fn medgen_model_load(
     out: *mut *mut medgen_model,
 ) -> medgen_status {
     ffi_boundary(|| {
-        let params = unsafe { arg(params, "params") }?;
+        let params = unsafe { read_params(params, "params") }?;
         if out.is_null() {
             return Err(null("out"));
         }

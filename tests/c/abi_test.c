@@ -110,6 +110,28 @@ static void test_load_errors(const char *corrupt) {
     bad = p;
     bad.device = 0;
     EXPECT_STATUS(medgen_model_load(NULL, &bad, &m), MEDGEN_ERR_INVALID_ARGUMENT);
+    /* struct_size: a zero-filled struct (not started from its default) is refused; so is one
+       from a newer header that sets a field this library does not know. */
+    medgen_model_params zeroed;
+    memset(&zeroed, 0, sizeof zeroed);
+    EXPECT_STATUS(medgen_model_load(NULL, &zeroed, &m), MEDGEN_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(medgen_last_error_message(), "struct_size") != NULL);
+    struct {
+        medgen_model_params known;
+        uint64_t newer_field;
+    } newer;
+    EXPECT_STATUS(medgen_model_params_init(&newer.known, sizeof newer), MEDGEN_OK);
+    CHECK(newer.known.struct_size == sizeof newer && newer.newer_field == 0);
+    CHECK(newer.known.device == MEDGEN_DEVICE_CPU && newer.known.dtype == MEDGEN_DTYPE_F32);
+    newer.known.device = MEDGEN_DEVICE_CUDA;
+    newer.known.device_index = -1; /* refused before any device is touched */
+    EXPECT_STATUS(medgen_model_load(NULL, &newer.known, &m), MEDGEN_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(medgen_last_error_message(), "device_index") != NULL);
+    newer.newer_field = 1;
+    EXPECT_STATUS(medgen_model_load(NULL, &newer.known, &m), MEDGEN_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(medgen_last_error_message(), "newer medgen.h") != NULL);
+    EXPECT_STATUS(medgen_model_params_init(NULL, sizeof p), MEDGEN_ERR_NULL_ARGUMENT);
+    EXPECT_STATUS(medgen_model_params_init(&zeroed, 3), MEDGEN_ERR_INVALID_ARGUMENT);
     bad = p;
     bad.device = MEDGEN_DEVICE_CUDA;
     bad.device_index = -1;
@@ -466,7 +488,7 @@ static void test_clinical(medgen_model *m) {
     CHECK(n_tasks == 7 && strcmp(medgen_task_name(0), "discharge_summary") == 0);
 
     medgen_task_params tp = medgen_task_params_default();
-    CHECK(tp.deid.mode == MEDGEN_DEID_PLACEHOLDER && !tp.deid.has_shift_days && !tp.reidentify);
+    CHECK(tp.deid == NULL && !tp.reidentify && tp.struct_size == sizeof tp);
     medgen_generation_params g = medgen_generation_params_default();
     g.max_new_tokens = 8;
     medgen_string *task = NULL;
@@ -482,22 +504,26 @@ static void test_clinical(medgen_model *m) {
     CHECK(strstr(medgen_last_error_message(), "discharge_summary") != NULL);
     EXPECT_STATUS(medgen_run_task(m, "soap_note", "   ", &tp, &g, &s), MEDGEN_ERR_INVALID_ARGUMENT);
     medgen_task_params badtp = tp;
-    badtp.deid.mode = 9;
+    medgen_deid_params baddp = medgen_deid_params_default();
+    badtp.deid = &baddp;
+    baddp.mode = 9;
     EXPECT_STATUS(medgen_run_task(m, "soap_note", note, &badtp, &g, &s), MEDGEN_ERR_INVALID_ARGUMENT);
     /* The constant that used to mean "none" for a task is another type's value: refused. */
-    badtp.deid.mode = MEDGEN_EARLY_STOPPING_NEVER;
+    baddp.mode = MEDGEN_EARLY_STOPPING_NEVER;
     EXPECT_STATUS(medgen_run_task(m, "soap_note", note, &badtp, &g, &s), MEDGEN_ERR_INVALID_ARGUMENT);
-    badtp.deid.mode = MEDGEN_DEID_SHIFT_DATES; /* without shift_days or shift_key */
+    baddp.mode = MEDGEN_DEID_SHIFT_DATES; /* without shift_days or shift_key */
     EXPECT_STATUS(medgen_run_task(m, "soap_note", note, &badtp, &g, &s), MEDGEN_ERR_INVALID_ARGUMENT);
     /* Every operator of medgen_deidentify works in a task; MEDGEN_DEID_NONE sends the note as it is. */
     medgen_task_params masked = tp;
-    masked.deid.mode = MEDGEN_DEID_MASK;
+    medgen_deid_params mask = medgen_deid_params_default();
+    mask.mode = MEDGEN_DEID_MASK;
+    masked.deid = &mask;
     medgen_generation_params g1 = g;
     g1.max_new_tokens = 1;
     EXPECT_STATUS(medgen_run_task(m, "soap_note", note, &masked, &g1, &task), MEDGEN_OK);
     if (task) CHECK(strstr(medgen_string_str(task), "\"deid\":\"mask\"") != NULL);
     medgen_string_free(task);
-    masked.deid.mode = MEDGEN_DEID_NONE;
+    mask.mode = MEDGEN_DEID_NONE;
     EXPECT_STATUS(medgen_run_task(m, "soap_note", note, &masked, &g1, &task), MEDGEN_OK);
     if (task) CHECK(strstr(medgen_string_str(task), "\"deid\":\"none\"") != NULL);
     medgen_string_free(task);
@@ -571,7 +597,7 @@ static void test_finetune_defaults(void) {
     CHECK(d.eval_steps == -1 && d.save_steps == -1 && d.logging_steps == 10 && strcmp(d.metric, "loss") == 0);
     CHECK(d.early_stopping_patience == -1 && d.eval_generate == 16 && d.eval_max_new_tokens == 64);
     CHECK(!d.resume && !d.overwrite && d.device == MEDGEN_DEVICE_CPU && d.dtype == MEDGEN_DTYPE_F32 && d.threads == 0);
-    CHECK(MEDGEN_METHOD_FULL == 0 && MEDGEN_METHOD_LORA == 1);
+    CHECK(d.method == MEDGEN_METHOD_FULL && MEDGEN_METHOD_FULL == 500 && MEDGEN_METHOD_LORA == 501 && d.struct_size == sizeof d);
 }
 
 /* The options of the LoRA run that pytest repeats with `medgen finetune`. */
