@@ -1019,7 +1019,8 @@ medgen_status medgen_generate(const medgen_model *model,
  Generates a continuation of each of `prompts[0..n]`, all in one batch (one pass through
  the network per step; each result equals the prompt generated alone with `params`). On
  success `out[i]` holds prompt `i`'s text, each to release with `medgen_text_free`; on
- failure nothing is written. An empty batch (`n` = 0) is `MEDGEN_ERR_INVALID_ARGUMENT`.
+ failure nothing is written. An empty batch (`n` = 0), or one of more than 1024 prompts, is
+ `MEDGEN_ERR_INVALID_ARGUMENT`.
 
  # Safety
  As `medgen_generate`; `prompts` is readable for `n` NUL-terminated strings and `out` is

@@ -117,6 +117,13 @@ def test_bad_generation_options_are_one_line_errors(args, words):
     assert words in fails("generate", "--prompt", PROMPT, *args)
 
 
+@pytest.mark.parametrize("size", ["0", "1025", "18446744073709551615"])
+def test_a_batch_size_outside_its_bound_is_an_error(tmp_path, size):
+    batch = tmp_path / "b.jsonl"
+    batch.write_text('"Fever."\n"Cough."\n')
+    assert "batch_size" in fails("generate", "--batch-file", batch, "--batch-size", size, "--max-new-tokens", 1)
+
+
 def test_empty_prompt_is_an_error():
     assert "empty" in fails("generate", "--prompt", "")
     assert "empty" in fails("generate", input="")

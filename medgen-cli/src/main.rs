@@ -361,9 +361,7 @@ fn generate(a: GenerateArgs) -> Result<()> {
 /// `generate --batch-file`: every prompt is read and tokenized before the first batch runs,
 /// so that a bad line fails at once; results are written as each batch finishes.
 fn generate_file(a: &GenerateArgs, file: &Path, cfg: &GenerationConfig) -> Result<()> {
-    if a.batch_size == 0 {
-        return Err(MedgenError::InvalidArgument { name: "batch-size", reason: "must be at least 1".into() });
-    }
+    medgen::prompt::check_batch_size(a.batch_size)?;
     let (lines, prompts): (Vec<usize>, Vec<Prompt>) = cli::batch::read(file)?
         .into_iter()
         .map(|(line, p)| (line, if let Prompt::Text(t) = p { prompt_of(&a.input, t) } else { p }))

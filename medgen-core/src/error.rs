@@ -66,6 +66,11 @@ impl MedgenError {
         }
     }
 
+    /// A broken invariant of medgen's own: a bug, never the caller's input.
+    pub(crate) fn internal(what: &'static str, reason: impl Into<String>) -> Self {
+        MedgenError::Internal(format!("{what}: {}", reason.into()))
+    }
+
     pub(crate) fn format(reason: impl Into<String>) -> Self {
         MedgenError::ModelFormat(reason.into())
     }

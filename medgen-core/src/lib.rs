@@ -38,7 +38,7 @@ pub use generation::{EarlyStopping, FinishReason, Generation, GenerationConfig, 
 pub use loader::{ModelInfo, NetworkConfig};
 pub use model::Model;
 pub use models::config::{Activation, Architecture, Dropout, ModelConfig, RopeScaling, Seq2SeqArchitecture, Seq2SeqConfig};
-pub use prompt::Prompt;
+pub use prompt::{Prompt, MAX_BATCH};
 pub use runtime::{DType, DeviceSpec, LoadOptions};
 pub use pipeline::{deid_option, run_task, TaskOptions, TaskResult};
 pub use tokenizer::Tokenizer;

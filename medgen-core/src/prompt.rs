@@ -78,6 +78,17 @@ impl Prompt {
 /// Prompts per batch when a caller does not say (`--batch-size`, Python's `batch_size`).
 pub const DEFAULT_BATCH_SIZE: usize = 8;
 
+/// The most prompts one batch may hold: each row of a batch keeps a KV cache of its own.
+pub const MAX_BATCH: usize = 1024;
+
+/// The one rule for batch sizes: 1 to [`MAX_BATCH`].
+pub fn check_batch_size(batch_size: usize) -> Result<()> {
+    if batch_size == 0 || batch_size > MAX_BATCH {
+        return Err(MedgenError::invalid("batch_size", format!("{batch_size} is outside 1..={MAX_BATCH}")));
+    }
+    Ok(())
+}
+
 impl Model {
     /// The token ids of `prompt`, after [`Prompt::check`].
     pub fn prompt_ids(&self, prompt: &Prompt) -> Result<Vec<u32>> {
@@ -115,9 +126,7 @@ impl Model {
         mut on_step: impl FnMut() -> ControlFlow<()>,
         mut on_result: impl FnMut(Generation) -> ControlFlow<()>,
     ) -> Result<()> {
-        if batch_size == 0 {
-            return Err(MedgenError::invalid("batch_size", "must be at least 1"));
-        }
+        check_batch_size(batch_size)?;
         if prompts.is_empty() {
             return Err(MedgenError::invalid("prompts", "the batch is empty"));
         }

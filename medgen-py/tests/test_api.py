@@ -415,3 +415,9 @@ print(rss_kib() - after_100)
 """
     grown = int(run_child(code, timeout=900).split()[-1])
     assert grown < 16 * 1024, f"RSS grew by {grown} KiB over 900 load/free cycles"
+
+
+@pytest.mark.parametrize("size", [0, 1025, 2**64 - 1])
+def test_a_batch_size_outside_its_bound_is_an_invalid_argument(model, size):
+    with pytest.raises(medgen.InvalidArgumentError, match="batch_size"):
+        model.generate(["Fever.", "Cough."], max_new_tokens=1, batch_size=size)

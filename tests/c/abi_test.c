@@ -383,6 +383,16 @@ static void test_batch(medgen_model *m) {
     EXPECT_STATUS(medgen_generate_batch(m, prompts, 0, &g, untouched), MEDGEN_ERR_INVALID_ARGUMENT);
     EXPECT_STATUS(medgen_generate_batch(m, NULL, 2, &g, untouched), MEDGEN_ERR_NULL_ARGUMENT);
     EXPECT_STATUS(medgen_generate_batch(m, prompts, SIZE_MAX, &g, untouched), MEDGEN_ERR_INVALID_ARGUMENT);
+    {
+        /* One batch holds at most 1024 prompts (medgen::MAX_BATCH): no KV cache is sized past it. */
+        const char **many = malloc(1025 * sizeof *many);
+        medgen_text **outs = malloc(1025 * sizeof *outs);
+        for (size_t i = 0; i < 1025; i++) many[i] = "x";
+        EXPECT_STATUS(medgen_generate_batch(m, many, 1025, &g, outs), MEDGEN_ERR_INVALID_ARGUMENT);
+        CHECK(strstr(medgen_last_error_message(), "1024") != NULL);
+        free(many);
+        free(outs);
+    }
     EXPECT_STATUS(medgen_generate_batch(m, bad, 2, &g, untouched), MEDGEN_ERR_INVALID_UTF8);
     EXPECT_STATUS(medgen_generate_batch(m, with_null, 2, &g, untouched), MEDGEN_ERR_NULL_ARGUMENT);
     EXPECT_STATUS(medgen_generate_batch(m, prompts, 2, &g, NULL), MEDGEN_ERR_NULL_ARGUMENT);

@@ -429,7 +429,7 @@ impl Lane {
             }
             return Ok((self.end_beams(tok)?, None));
         }
-        let logits = logits.first().ok_or_else(|| MedgenError::invalid("logits", "no row to pick a token from"))?;
+        let logits = logits.first().ok_or_else(|| MedgenError::internal("logits", "no row to pick a token from"))?;
         let mut scores = logits.clone();
         sampling::process(&mut scores, &ctx, &self.seen, &self.generated);
         let token = self.sampler.pick(&scores);

@@ -209,7 +209,7 @@ impl Session for Seq2SeqSession {
     fn step(&mut self, sources: &[usize], tokens: &[u32]) -> Result<Vec<Vec<f32>>> {
         let Seq2SeqSession { backend, cache, encoded, mask, inputs } = self;
         if let Some(bad) = sources.iter().find(|&&r| r >= inputs.len()) {
-            return Err(MedgenError::invalid("rows", format!("row {bad} is outside the batch of {}", inputs.len())));
+            return Err(MedgenError::internal("rows", format!("row {bad} is outside the batch of {}", inputs.len())));
         }
         let moved: Vec<usize> = sources.iter().map(|&r| inputs[r]).collect();
         // Rows keep their encoder output unless prompts joined or left the batch.

@@ -78,7 +78,7 @@ fn cpu_attend_one(q: &Tensor, k: &Tensor, v: &Tensor) -> Result<Tensor> {
     let q = q.f_contiguous()?;
     let out = Tensor::f_empty(qs.as_slice(), (Kind::Float, Device::Cpu))?;
     let (Some(kc), Some(vc)) = (cpu_cached(k), cpu_cached(v)) else {
-        return Err(MedgenError::invalid("cache", "keys and values are not f32 CPU tensors"));
+        return Err(MedgenError::internal("cache", "keys and values are not f32 CPU tensors"));
     };
     // SAFETY: `q` is contiguous f32 with `numel` elements; `out` was just allocated with the
     // same shape and nothing else refers to it.

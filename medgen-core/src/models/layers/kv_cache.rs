@@ -62,13 +62,13 @@ impl KvCache {
     pub(crate) fn set_left_padding(&mut self, pads: Vec<usize>) -> Result<()> {
         let batch = self.batch();
         if pads.len() != batch {
-            return Err(MedgenError::invalid("pads", format!("{} paddings for a batch of {batch} rows", pads.len())));
+            return Err(MedgenError::internal("pads", format!("{} paddings for a batch of {batch} rows", pads.len())));
         }
         if let Some(bad) = pads.iter().find(|&&p| p >= self.capacity) {
-            return Err(MedgenError::invalid("pads", format!("padding of {bad} fills the cache capacity of {}", self.capacity)));
+            return Err(MedgenError::internal("pads", format!("padding of {bad} fills the cache capacity of {}", self.capacity)));
         }
         if !self.is_empty() {
-            return Err(MedgenError::invalid("pads", "left padding set on a cache that already holds positions"));
+            return Err(MedgenError::internal("pads", "left padding set on a cache that already holds positions"));
         }
         self.pads = if pads.iter().all(|&p| p == 0) {
             None
@@ -149,7 +149,7 @@ impl KvCache {
             return Ok(());
         }
         if let Some(bad) = rows.iter().find(|&&r| r >= batch) {
-            return Err(MedgenError::invalid("rows", format!("cache row {bad} is outside the batch of {batch}")));
+            return Err(MedgenError::internal("rows", format!("cache row {bad} is outside the batch of {batch}")));
         }
         let index: Vec<i64> = rows.iter().map(|&r| r as i64).collect();
         let index = Tensor::f_from_slice(&index)?.f_to_device(self.device)?;
@@ -190,7 +190,7 @@ impl KvCache {
         let size = kc.size();
         let (batch, heads, cap, d) = (size[0] as usize, size[1] as usize, size[2] as usize, size[3] as usize);
         if k.len() != batch * heads * d || v.len() != k.len() {
-            return Err(MedgenError::invalid("cache", format!("{} keys for a batch of {batch} rows of {heads} heads", k.len())));
+            return Err(MedgenError::internal("cache", format!("{} keys for a batch of {batch} rows of {heads} heads", k.len())));
         }
         let len = self.len;
         let view = |t: &Tensor, src: &[f32]| {
