@@ -1,6 +1,8 @@
 """medgen against HF transformers: logits, greedy generation and tokenization of the default
 GGUF model, and of tiny random-weight GPT-2, Qwen2 and Llama models that transformers makes."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -106,3 +108,21 @@ def test_reduced_precision_stays_close_to_transformers_f32(hf_default, tmp_path,
     _, model = hf_default
     ids, logits = medgen_logits(tmp_path, ["--dtype", dtype], ["--prompt", PROMPTS[0]])
     assert rel_l2(logits, hf_last_logits(model, ids)) < 0.05
+
+
+def test_scalar_kernels_match_transformers_too(hf_default, tmp_path):
+    """The kernels CPUs without AVX2 run (forced with MEDGEN_SCALAR_KERNELS): the same
+    reference, decode steps included."""
+    import os
+    import subprocess
+
+    from conftest import MEDGEN
+
+    tok, model = hf_default
+    env = {**os.environ, "MEDGEN_SCALAR_KERNELS": "1"}
+    run = lambda *a: json.loads(subprocess.run([str(MEDGEN), *map(str, a)], env=env, capture_output=True,  # noqa: E731
+                                               text=True, check=True, timeout=600).stdout)
+    out = run("generate", "--prompt", PROMPTS[0], "--max-new-tokens", 32, "--greedy", "--json")
+    assert out["token_ids"] == hf_greedy(model, out["prompt_token_ids"], 32)
+    ids = run("logits", "--prompt", PROMPTS[1], "--out", tmp_path / "scalar.npy")["prompt_token_ids"]
+    assert rel_l2(np.load(tmp_path / "scalar.npy"), hf_last_logits(model, ids)) < 1e-3

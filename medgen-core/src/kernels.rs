@@ -295,13 +295,20 @@ fn dot_bf16(w: &[u16], x: &[f32]) -> f32 {
     w.iter().zip(x).map(|(&a, b)| f32::from_bits((a as u32) << 16) * b).sum()
 }
 
+/// Whether the AVX2 kernels run: on a CPU with AVX2, FMA and F16C, unless the environment
+/// variable `MEDGEN_SCALAR_KERNELS` is set when the first kernel runs (how the tests check
+/// the scalar paths that CPUs without AVX2 take).
 fn has_avx2() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    return std::arch::is_x86_feature_detected!("avx2")
-        && std::arch::is_x86_feature_detected!("fma")
-        && std::arch::is_x86_feature_detected!("f16c");
-    #[allow(unreachable_code)]
-    false
+    static AVX2: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *AVX2.get_or_init(|| {
+        #[cfg(target_arch = "x86_64")]
+        return std::env::var_os("MEDGEN_SCALAR_KERNELS").is_none()
+            && std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("fma")
+            && std::arch::is_x86_feature_detected!("f16c");
+        #[allow(unreachable_code)]
+        false
+    })
 }
 
 fn f16_at(b: &[u8], i: usize) -> f32 {
