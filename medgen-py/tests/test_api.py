@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 import medgen
+from gil import runs_without_the_gil
 
 ROOT = Path(__file__).resolve().parents[2]
 MEDGEN = ROOT / "target/release/medgen"
@@ -122,37 +123,30 @@ def test_streaming_equals_non_streaming_and_can_be_cancelled(model):
 
 def test_threads_generate_at_once_on_one_model_and_release_the_gil(model):
     alone = model.generate(PROMPT, max_new_tokens=16).token_ids
-    results, ticks, done = [], [0], threading.Event()
-
-    def tick():
-        while not done.is_set():
-            ticks[0] += 1
-            time.sleep(0.001)
-
-    ticker = threading.Thread(target=tick)
-    ticker.start()
+    results = []
     workers = [threading.Thread(target=lambda: results.append(model.generate(PROMPT, max_new_tokens=16).token_ids))
                for _ in range(4)]
-    start = time.time()
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join()
-    done.set()
-    ticker.join()
+    with runs_without_the_gil():
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
     assert results == [alone] * 4
-    # The ticker ran while generation held no GIL: about one tick per millisecond.
-    assert ticks[0] > 0.2 * (time.time() - start) * 1000
 
 
 @pytest.mark.parametrize("prompt", ["'Write a long history of medicine.'",
                                     "['Write a long history of medicine.', 'Another one.']"], ids=["one", "list"])
 def test_keyboard_interrupt_stops_a_long_generation(prompt):
-    code = (f"{SIGINT_RAISES}; import medgen; m = medgen.Model.load(); print('ready', flush=True); "
-            f"m.generate({prompt}, max_new_tokens=4000, min_new_tokens=4000)")
+    interrupted_quickly(f"m.generate({prompt}, max_new_tokens=4000, min_new_tokens=4000)")
+
+
+def interrupted_quickly(call, after=1.0):
+    """Runs `call` on the default model `m` in a child, sends it Ctrl-C `after` seconds in,
+    and checks that it raised KeyboardInterrupt within 10 seconds."""
+    code = f"{SIGINT_RAISES}; import medgen; m = medgen.Model.load(); print('ready', flush=True); {call}"
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert proc.stdout.readline().strip() == "ready"
-    time.sleep(1.0)
+    time.sleep(after)
     sent = time.time()
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
@@ -319,37 +313,15 @@ print("ok")
 
 
 def test_keyboard_interrupt_stops_a_beam_search_stream():
-    code = (f"{SIGINT_RAISES}; import medgen; m = medgen.Model.load(); print('ready', flush=True); "
-            "s = m.stream('Write a long history of medicine.', max_new_tokens=3000, min_new_tokens=3000, num_beams=4); "
-            "next(s)")
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    assert proc.stdout.readline().strip() == "ready"
-    time.sleep(1.5)
-    sent = time.time()
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
-    assert "KeyboardInterrupt" in err
-    assert time.time() - sent < 10
+    interrupted_quickly("next(m.stream('Write a long history of medicine.', max_new_tokens=3000, "
+                        "min_new_tokens=3000, num_beams=4))", after=1.5)
 
 
 def test_metrics_and_text_calls_release_the_gil(model):
-    """A ticker thread runs while long ROUGE and tokenize calls run in this one."""
     long = " ".join(["the patient was admitted with chest pain and discharged home"] * 2500)
-    ticks, done = [0], threading.Event()
-
-    def tick():
-        while not done.is_set():
-            ticks[0] += 1
-            time.sleep(0.001)
-
-    ticker = threading.Thread(target=tick)
-    ticker.start()
-    start = time.time()
-    medgen.metrics.rouge(long, long[::-1])
-    model.tokenize(long)
-    done.set()
-    ticker.join()
-    assert ticks[0] > 0.2 * (time.time() - start) * 1000
+    with runs_without_the_gil():
+        medgen.metrics.rouge(long, long[::-1])
+        model.tokenize(long)
 
 
 def test_loading_and_generating_leave_the_hosts_torch_threads_alone():

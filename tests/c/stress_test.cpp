@@ -1,9 +1,11 @@
-// Stress: 8 threads x 50 generations on one medgen_model, every result equal to the
-// single-threaded one for the same prompt and options; a long generation cancelled from
-// another thread; 1,000 load/free cycles of a model with the process's RSS measured.
-// Usage: stress_test MODEL_PATH TINY_MODEL_PATH
+// Threads and stress: 8 threads x ROUNDS generations on one medgen_model, every result
+// equal to the single-threaded one for the same prompt and options (greedy and seeded
+// sampling); with TINY_MODEL_PATH also a long generation cancelled from another thread and
+// 1,000 load/free cycles of the tiny model with the process's RSS measured.
+// Usage: stress_test MODEL_PATH ROUNDS [TINY_MODEL_PATH]
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
 #include <cstdio>
 #include <fstream>
 #include <string>
@@ -63,10 +65,11 @@ int on_piece(const char *, size_t, void *user_data) {
 }  // namespace
 
 int main(int argc, char **argv) {
-    if (argc != 3) {
-        std::fprintf(stderr, "usage: %s MODEL_PATH TINY_MODEL_PATH\n", argv[0]);
+    if (argc != 3 && argc != 4) {
+        std::fprintf(stderr, "usage: %s MODEL_PATH ROUNDS [TINY_MODEL_PATH]\n", argv[0]);
         return 2;
     }
+    const int rounds = std::atoi(argv[2]);
     int failures = 0;
     medgen_model_params p = medgen_model_params_default();
     medgen_model *m = nullptr;
@@ -75,12 +78,11 @@ int main(int argc, char **argv) {
         return 1;
     }
 
-    // 8 threads x 50 generations.
+    // 8 threads x ROUNDS generations.
     std::vector<Job> jobs;
     for (int i = 0; i < 8; i++) jobs.push_back({"Patient " + std::to_string(i) + " was admitted with", i % 2 == 1});
     std::vector<std::string> expected;
     for (const Job &job : jobs) expected.push_back(run(m, job));
-    const int rounds = 50;
     std::vector<int> wrong(jobs.size(), 0);
     std::vector<std::thread> threads;
     for (size_t i = 0; i < jobs.size(); i++) {
@@ -98,6 +100,10 @@ int main(int argc, char **argv) {
         }
     }
     std::printf("RESULT threads {\"threads\": 8, \"rounds\": %d, \"failures\": %d}\n", rounds, failures);
+    if (argc == 3) {
+        medgen_model_free(m);
+        return failures ? 1 : 0;
+    }
 
     // A long generation, cancelled from another thread once it has started.
     Cancel cancel;
@@ -122,7 +128,7 @@ int main(int argc, char **argv) {
     long after_100 = 0;
     for (int i = 1; i <= 1000; i++) {
         medgen_model *tiny = nullptr;
-        if (medgen_model_load(argv[2], &p, &tiny) != MEDGEN_OK) {
+        if (medgen_model_load(argv[3], &p, &tiny) != MEDGEN_OK) {
             std::fprintf(stderr, "cycle %d: %s\n", i, medgen_last_error_message());
             return 1;
         }
