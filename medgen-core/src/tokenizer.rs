@@ -211,7 +211,21 @@ impl Tokenizer {
         let inner: tokenizers::Tokenizer = crate::formats::read_text(&path)?.parse().map_err(tok_err)?;
         let tcfg = read_json_opt(&dir.join("tokenizer_config.json"))?.unwrap_or(Json::Null);
         let gen = read_json_opt(&dir.join("generation_config.json"))?.unwrap_or(Json::Null);
+        let template_file = dir.join("chat_template.jinja");
+        let template_file = if template_file.exists() { Some(crate::formats::read_text(&template_file)?) } else { None };
+        Self::from_hf_parts(inner, &tcfg, &gen, config, template_file)
+    }
 
+    /// [`Tokenizer::from_hf_dir`] once the folder's files are read: the parsed
+    /// `tokenizer.json`, `tokenizer_config.json` and `generation_config.json` (`Null` when
+    /// absent), `config.json`, and `chat_template.jinja`'s text if there is one.
+    pub(crate) fn from_hf_parts(
+        inner: tokenizers::Tokenizer,
+        tcfg: &Json,
+        gen: &Json,
+        config: &Json,
+        template_file: Option<String>,
+    ) -> Result<Self> {
         let token_text = |v: Option<&Json>| -> Option<String> {
             match v? {
                 Json::String(s) => Some(s.clone()),
@@ -237,21 +251,16 @@ impl Tokenizer {
             eos_ids.extend(eos.iter().map(|e| e.0));
         }
 
-        let template_file = dir.join("chat_template.jinja");
-        let template = if template_file.exists() {
-            Some(crate::formats::read_text(&template_file)?)
-        } else {
-            match tcfg.get("chat_template") {
-                Some(Json::String(s)) => Some(s.clone()),
-                // A list of named templates: take "default".
-                Some(Json::Array(list)) => list
-                    .iter()
-                    .find(|t| t.get("name").and_then(Json::as_str) == Some("default"))
-                    .and_then(|t| t.get("template").and_then(Json::as_str))
-                    .map(str::to_string),
-                _ => None,
-            }
-        };
+        let template = template_file.or_else(|| match tcfg.get("chat_template") {
+            Some(Json::String(s)) => Some(s.clone()),
+            // A list of named templates: take "default".
+            Some(Json::Array(list)) => list
+                .iter()
+                .find(|t| t.get("name").and_then(Json::as_str) == Some("default"))
+                .and_then(|t| t.get("template").and_then(Json::as_str))
+                .map(str::to_string),
+            _ => None,
+        });
         Ok(Tokenizer {
             bos,
             eos,
