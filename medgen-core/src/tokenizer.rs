@@ -430,7 +430,8 @@ fn check_templates(processor: &Json) -> Result<()> {
     match processor {
         Json::Array(items) => items.iter().try_for_each(check_templates),
         Json::Object(fields) => {
-            if fields.get("type").and_then(Json::as_str) == Some("TemplateProcessing") {
+            // By its fields, not its "type": tokenizers reads an untyped object as a template too.
+            if fields.contains_key("single") {
                 let specials = fields.get("special_tokens").and_then(Json::as_object);
                 for piece in fields.get("single").and_then(Json::as_array).into_iter().flatten() {
                     if let Some(seq) = piece.get("Sequence") {
@@ -580,6 +581,8 @@ mod tests {
         for single in [format!(r#"[{{"SpecialToken": {{"id": "</s>", "type_id": 0}}}}, {}]"#, seq("A")), format!("[{}]", seq("B"))] {
             let err = parse_tokenizer_json(&with_template(&single)).unwrap_err();
             assert!(matches!(err, MedgenError::ModelFormat(_)), "{err}");
+            let untyped = with_template(&single).replace(r#""type": "TemplateProcessing", "#, "");
+            assert!(matches!(parse_tokenizer_json(&untyped), Err(MedgenError::ModelFormat(_))));
         }
     }
 }
