@@ -489,6 +489,10 @@ fn byte_level_pre_tokenizer(pre: &str) -> Result<PreTokenizerWrapper> {
 /// A SentencePiece-style BPE (Llama's `tokenizer.ggml.model = llama`): merges recovered from
 /// the vocabulary and its scores, byte fallback, "▁" for spaces.
 fn sentencepiece_bpe(tokens: &[String], scores: &[f64], unk: Option<String>, add_prefix: bool) -> Result<tokenizers::Tokenizer> {
+    // The merges are sorted by score: a NaN compares with nothing, and sorting panics.
+    if let Some((t, _)) = tokens.iter().zip(scores).find(|(_, s)| s.is_nan()) {
+        return Err(MedgenError::format(format!("GGUF tokenizer.ggml.scores: the score of token `{t}` is NaN")));
+    }
     let vocab: tokenizers::models::bpe::Vocab = tokens.iter().enumerate().map(|(i, t)| (t.clone(), i as u32)).collect();
     // Every split of a token into two tokens is a merge ranked by the merged token's score
     // (ties: longer pieces first), as transformers' `generate_merges` ranks them.
@@ -565,6 +569,16 @@ mod tests {
         let err = parse_tokenizer_json(&tokenizer_json("{\"type\": \"Fu\u{1}se\"}")).unwrap_err();
         assert!(matches!(err, MedgenError::Tokenizer(_)), "{err}");
         assert!(parse_tokenizer_json(&tokenizer_json(r#"{"type": "Fuse""#)).is_err());
+    }
+
+    #[test]
+    fn a_nan_token_score_is_an_error_not_a_panic_when_sorting_merges() {
+        let tokens: Vec<String> = ["a", "b", "c", "ab", "bc", "abc", "ca", "cab", "bca", "aa"].map(String::from).to_vec();
+        let mut scores: Vec<f64> = (0..tokens.len()).map(|i| -(i as f64)).collect();
+        assert!(sentencepiece_bpe(&tokens, &scores, None, true).is_ok());
+        scores[4] = f64::NAN;
+        let err = sentencepiece_bpe(&tokens, &scores, None, true).unwrap_err();
+        assert!(err.to_string().contains("token `bc` is NaN"), "{err}");
     }
 
     #[test]
