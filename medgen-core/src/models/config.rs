@@ -320,7 +320,8 @@ impl ModelConfig {
                 architecture,
                 vocab_size: need("vocab_size")?,
                 hidden_size,
-                intermediate_size: uint("n_inner").unwrap_or(4 * hidden_size),
+                // Saturating: an absurd n_embd is for `validate` to refuse, not an overflow.
+                intermediate_size: uint("n_inner").unwrap_or(hidden_size.saturating_mul(4)),
                 n_layers: need("n_layer")?,
                 n_heads,
                 n_kv_heads: n_heads,
@@ -994,6 +995,15 @@ mod tests {
         assert!(err.to_string().contains("hidden_activation `relu`"), "{err}");
         let err = gemma3(serde_json::json!({"layer_types": ["sliding_attention"]})).unwrap_err();
         assert!(err.to_string().contains("1 layer types for 7 layers"), "{err}");
+    }
+
+    #[test]
+    fn an_absurd_gpt2_width_is_refused_without_overflowing_its_default_feed_forward() {
+        let c = serde_json::json!({
+            "model_type": "gpt2", "vocab_size": 100, "n_embd": 1u64 << 62, "n_head": 4, "n_layer": 2, "n_positions": 64
+        });
+        let err = ModelConfig::from_hf(&c).unwrap_err();
+        assert!(err.to_string().contains("hidden_size = 4611686018427387904 is out of range"), "{err}");
     }
 
     #[test]
