@@ -11,7 +11,7 @@ MEDGEN := target/release/medgen
 export LIBTORCH_USE_PYTORCH := 1
 export PATH := $(VENV)/bin:$(PATH)
 
-.PHONY: setup build build-python lib header demo test test-rust test-python bench task-adapter clean
+.PHONY: setup build build-python lib header demo test test-rust test-python bench fuzz task-adapter clean
 
 setup: $(STAMP)
 
@@ -98,6 +98,27 @@ bench: build-python
 	$(PY) bench/bench_seq2seq.py
 	$(PY) bench/bench_train.py
 	$(PY) bench/bench_deid.py
+
+# Coverage-guided fuzzing of the parsers (fuzz/, cargo fuzz on a nightly toolchain; not part of
+# `make test`): every target for FUZZ_SECONDS seconds, one line per target with its executions and
+# whether it crashed. New inputs go to fuzz/target/corpus/<target> (the committed seeds stay as
+# they are); a crashing input to fuzz/artifacts/<target>/, the log to fuzz/target/<target>.log.
+# No sanitizer: the code under test is safe Rust, which ASan would only slow down; debug
+# assertions and overflow checks are on.
+FUZZ_SECONDS ?= 180
+FUZZ_TARGETS := gguf safetensors_header tokenizer_json chat_template config_json deid checks metrics batch_file
+FUZZ := cargo +nightly fuzz
+fuzz: $(STAMP)
+	$(FUZZ) --version >/dev/null 2>&1 || cargo install --locked cargo-fuzz@0.13.2
+	$(FUZZ) build -s none
+	@failed=; for t in $(FUZZ_TARGETS); do \
+		mkdir -p fuzz/target/corpus/$$t; log=fuzz/target/$$t.log; \
+		if $(FUZZ) run -s none $$t fuzz/target/corpus/$$t fuzz/corpus/$$t -- -max_total_time=$(FUZZ_SECONDS) \
+			-print_final_stats=1 -rss_limit_mb=2048 -timeout=10 >$$log 2>&1; then result=ok; else result=CRASHED; failed="$$failed $$t"; fi; \
+		printf '%-20s %12s executions %8s exec/s  %s\n' $$t "$$(sed -n 's/^stat::number_of_executed_units: *//p' $$log)" \
+			"$$(sed -n 's/^stat::average_exec_per_sec: *//p' $$log)" $$result; \
+	done; \
+	if [ -n "$$failed" ]; then echo "crashed:$$failed (inputs in fuzz/artifacts/, logs in fuzz/target/)"; exit 1; fi
 
 clean:
 	cargo clean

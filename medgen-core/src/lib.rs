@@ -17,6 +17,8 @@ pub mod checks;
 pub mod deid;
 pub mod error;
 pub(crate) mod formats;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod generation;
 #[doc(hidden)]
 pub mod inspect;

@@ -75,6 +75,21 @@ impl Prompt {
     }
 }
 
+/// The prompts of a JSON-lines text (`--batch-file`), each line a [`Prompt`] as JSON, each
+/// with its line number (from 1); blank lines are skipped. The first malformed or empty line
+/// is the error: its number and what is wrong with it.
+pub fn read_json_lines(text: &str) -> std::result::Result<Vec<(usize, Prompt)>, (usize, String)> {
+    let mut prompts = Vec::new();
+    for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let prompt: Prompt = serde_json::from_str(line).map_err(|e| {
+            (i + 1, format!("expected a JSON string, {{\"prompt\": ...}} or {{\"messages\": [...]}} ({e})"))
+        })?;
+        prompt.check().map_err(|e| (i + 1, e.to_string()))?;
+        prompts.push((i + 1, prompt));
+    }
+    Ok(prompts)
+}
+
 /// Prompts per batch when a caller does not say (`--batch-size`, Python's `batch_size`).
 pub const DEFAULT_BATCH_SIZE: usize = 8;
 

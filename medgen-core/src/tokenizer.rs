@@ -208,10 +208,24 @@ impl Tokenizer {
                 std::io::Error::new(std::io::ErrorKind::NotFound, "no tokenizer.json in the model folder"),
             ));
         }
-        let inner: tokenizers::Tokenizer = crate::formats::read_text(&path)?.parse().map_err(tok_err)?;
+        let inner = parse_tokenizer_json(&crate::formats::read_text(&path)?)?;
         let tcfg = read_json_opt(&dir.join("tokenizer_config.json"))?.unwrap_or(Json::Null);
         let gen = read_json_opt(&dir.join("generation_config.json"))?.unwrap_or(Json::Null);
+        let template_file = dir.join("chat_template.jinja");
+        let template_file = if template_file.exists() { Some(crate::formats::read_text(&template_file)?) } else { None };
+        Self::from_hf_parts(inner, &tcfg, &gen, config, template_file)
+    }
 
+    /// [`Tokenizer::from_hf_dir`] once the folder's files are read: the parsed
+    /// `tokenizer.json`, `tokenizer_config.json` and `generation_config.json` (`Null` when
+    /// absent), `config.json`, and `chat_template.jinja`'s text if there is one.
+    pub(crate) fn from_hf_parts(
+        inner: tokenizers::Tokenizer,
+        tcfg: &Json,
+        gen: &Json,
+        config: &Json,
+        template_file: Option<String>,
+    ) -> Result<Self> {
         let token_text = |v: Option<&Json>| -> Option<String> {
             match v? {
                 Json::String(s) => Some(s.clone()),
@@ -237,21 +251,16 @@ impl Tokenizer {
             eos_ids.extend(eos.iter().map(|e| e.0));
         }
 
-        let template_file = dir.join("chat_template.jinja");
-        let template = if template_file.exists() {
-            Some(crate::formats::read_text(&template_file)?)
-        } else {
-            match tcfg.get("chat_template") {
-                Some(Json::String(s)) => Some(s.clone()),
-                // A list of named templates: take "default".
-                Some(Json::Array(list)) => list
-                    .iter()
-                    .find(|t| t.get("name").and_then(Json::as_str) == Some("default"))
-                    .and_then(|t| t.get("template").and_then(Json::as_str))
-                    .map(str::to_string),
-                _ => None,
-            }
-        };
+        let template = template_file.or_else(|| match tcfg.get("chat_template") {
+            Some(Json::String(s)) => Some(s.clone()),
+            // A list of named templates: take "default".
+            Some(Json::Array(list)) => list
+                .iter()
+                .find(|t| t.get("name").and_then(Json::as_str) == Some("default"))
+                .and_then(|t| t.get("template").and_then(Json::as_str))
+                .map(str::to_string),
+            _ => None,
+        });
         Ok(Tokenizer {
             bos,
             eos,
@@ -400,6 +409,49 @@ impl Tokenizer {
     }
 }
 
+/// The tokenizer of a `tokenizer.json` text. It is read as JSON before tokenizers sees it:
+/// tokenizers 0.22 panics on a syntax error inside a `decoder` (`expect("Helper")` in
+/// `DecoderWrapper::deserialize`), which a parsed value cannot hold; and on templates that
+/// [`check_templates`] refuses.
+pub(crate) fn parse_tokenizer_json(text: &str) -> Result<tokenizers::Tokenizer> {
+    let json: Json = serde_json::from_str(text).map_err(tok_err)?;
+    if let Some(processor) = json.get("post_processor") {
+        check_templates(processor)?;
+    }
+    serde_json::from_value(json).map_err(tok_err)
+}
+
+/// Refuses the `TemplateProcessing` post-processors (at any depth of a `Sequence`) whose
+/// single-sequence template would panic when text is encoded: tokenizers checks a template
+/// when its builder makes one, not when it is deserialized, and then indexes sequence B and
+/// the special tokens without looking (`apply_template` in processors/template.rs).
+fn check_templates(processor: &Json) -> Result<()> {
+    let bad = |reason: String| MedgenError::format(format!("tokenizer.json post_processor: {reason}"));
+    match processor {
+        Json::Array(items) => items.iter().try_for_each(check_templates),
+        Json::Object(fields) => {
+            // By its fields, not its "type": tokenizers reads an untyped object as a template too.
+            if fields.contains_key("single") {
+                let specials = fields.get("special_tokens").and_then(Json::as_object);
+                for piece in fields.get("single").and_then(Json::as_array).into_iter().flatten() {
+                    if let Some(seq) = piece.get("Sequence") {
+                        if seq.get("id").and_then(Json::as_str) != Some("A") {
+                            return Err(bad(format!("the single-sequence template uses {seq}, not sequence A")));
+                        }
+                    }
+                    if let Some(id) = piece.get("SpecialToken").and_then(|t| t.get("id")) {
+                        if !specials.is_some_and(|s| id.as_str().is_some_and(|id| s.contains_key(id))) {
+                            return Err(bad(format!("the template names special token {id}, which special_tokens lacks")));
+                        }
+                    }
+                }
+            }
+            fields.values().try_for_each(check_templates)
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Gemma's GGUF vocabulary as transformers rebuilds it (`gemma_tokenizer` in its gguf
 /// integration). Runs of spaces are stored as spaces (user-defined tokens), where the
 /// vocabulary spells them with "▁": they become ordinary pieces, reached by merges. And the
@@ -437,6 +489,10 @@ fn byte_level_pre_tokenizer(pre: &str) -> Result<PreTokenizerWrapper> {
 /// A SentencePiece-style BPE (Llama's `tokenizer.ggml.model = llama`): merges recovered from
 /// the vocabulary and its scores, byte fallback, "▁" for spaces.
 fn sentencepiece_bpe(tokens: &[String], scores: &[f64], unk: Option<String>, add_prefix: bool) -> Result<tokenizers::Tokenizer> {
+    // The merges are sorted by score: a NaN compares with nothing, and sorting panics.
+    if let Some((t, _)) = tokens.iter().zip(scores).find(|(_, s)| s.is_nan()) {
+        return Err(MedgenError::format(format!("GGUF tokenizer.ggml.scores: the score of token `{t}` is NaN")));
+    }
     let vocab: tokenizers::models::bpe::Vocab = tokens.iter().enumerate().map(|(i, t)| (t.clone(), i as u32)).collect();
     // Every split of a token into two tokens is a merge ranked by the merged token's score
     // (ties: longer pieces first), as transformers' `generate_merges` ranks them.
@@ -493,4 +549,54 @@ pub(crate) fn read_json(path: &Path) -> Result<Json> {
     read_json_opt(path)?.ok_or_else(|| {
         MedgenError::io(path, std::io::Error::new(std::io::ErrorKind::NotFound, "file not found"))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A byte-level BPE `tokenizer.json` of one merge, with `decoder` in place of its decoder.
+    fn tokenizer_json(decoder: &str) -> String {
+        let model = r#"{"type": "BPE", "vocab": {"a": 0, "b": 1, "ab": 2}, "merges": ["a b"]}"#;
+        format!(r#"{{"version": "1.0", "added_tokens": [], "normalizer": null, "pre_tokenizer": null, "post_processor": null, "decoder": {decoder}, "model": {model}}}"#)
+    }
+
+    #[test]
+    fn a_syntax_error_inside_the_decoder_is_an_error_not_a_panic() {
+        let tok = parse_tokenizer_json(&tokenizer_json(r#"{"type": "Fuse"}"#)).unwrap();
+        assert_eq!(tok.encode("ab", false).unwrap().get_ids(), [2]);
+        // A raw control character in a string: tokenizers' own parser panics on it.
+        let err = parse_tokenizer_json(&tokenizer_json("{\"type\": \"Fu\u{1}se\"}")).unwrap_err();
+        assert!(matches!(err, MedgenError::Tokenizer(_)), "{err}");
+        assert!(parse_tokenizer_json(&tokenizer_json(r#"{"type": "Fuse""#)).is_err());
+    }
+
+    #[test]
+    fn a_nan_token_score_is_an_error_not_a_panic_when_sorting_merges() {
+        let tokens: Vec<String> = ["a", "b", "c", "ab", "bc", "abc", "ca", "cab", "bca", "aa"].map(String::from).to_vec();
+        let mut scores: Vec<f64> = (0..tokens.len()).map(|i| -(i as f64)).collect();
+        assert!(sentencepiece_bpe(&tokens, &scores, None, true).is_ok());
+        scores[4] = f64::NAN;
+        let err = sentencepiece_bpe(&tokens, &scores, None, true).unwrap_err();
+        assert!(err.to_string().contains("token `bc` is NaN"), "{err}");
+    }
+
+    #[test]
+    fn a_template_that_would_panic_when_encoding_is_refused() {
+        let with_template = |single: &str| {
+            let specials = r#"{"<s>": {"id": "<s>", "ids": [0], "tokens": ["a"]}}"#;
+            let processor = format!(r#"{{"type": "TemplateProcessing", "single": {single}, "pair": [], "special_tokens": {specials}}}"#);
+            tokenizer_json("null").replace(r#""post_processor": null"#, &format!(r#""post_processor": {{"type": "Sequence", "processors": [{processor}]}}"#))
+        };
+        let bos = r#"{"SpecialToken": {"id": "<s>", "type_id": 0}}"#;
+        let seq = |id: &str| format!(r#"{{"Sequence": {{"id": "{id}", "type_id": 0}}}}"#);
+        let tok = parse_tokenizer_json(&with_template(&format!("[{bos}, {}]", seq("A")))).unwrap();
+        assert_eq!(tok.encode("ab", true).unwrap().get_ids(), [0, 2]);
+        for single in [format!(r#"[{{"SpecialToken": {{"id": "</s>", "type_id": 0}}}}, {}]"#, seq("A")), format!("[{}]", seq("B"))] {
+            let err = parse_tokenizer_json(&with_template(&single)).unwrap_err();
+            assert!(matches!(err, MedgenError::ModelFormat(_)), "{err}");
+            let untyped = with_template(&single).replace(r#""type": "TemplateProcessing", "#, "");
+            assert!(matches!(parse_tokenizer_json(&untyped), Err(MedgenError::ModelFormat(_))));
+        }
+    }
 }

@@ -9,18 +9,10 @@ use medgen::{MedgenError, Prompt, Result};
 /// lines are skipped; each prompt comes with its line number.
 pub fn read(path: &Path) -> Result<Vec<(usize, Prompt)>> {
     let text = super::read_text(Some(path))?;
-    let bad = |line: usize, reason: String| MedgenError::InvalidArgument {
+    let prompts = medgen::prompt::read_json_lines(&text).map_err(|(line, reason)| MedgenError::InvalidArgument {
         name: "batch-file",
         reason: format!("{} line {line}: {reason}", path.display()),
-    };
-    let mut prompts = Vec::new();
-    for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-        let prompt: Prompt = serde_json::from_str(line).map_err(|e| {
-            bad(i + 1, format!("expected a JSON string, {{\"prompt\": ...}} or {{\"messages\": [...]}} ({e})"))
-        })?;
-        prompt.check().map_err(|e| bad(i + 1, e.to_string()))?;
-        prompts.push((i + 1, prompt));
-    }
+    })?;
     if prompts.is_empty() {
         return Err(MedgenError::InvalidArgument { name: "batch-file", reason: format!("{} holds no prompts", path.display()) });
     }

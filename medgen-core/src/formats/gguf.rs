@@ -125,6 +125,11 @@ impl GgufFile {
         // under us by another process can give wrong numbers but not undefined reads here,
         // since every access is bounds-checked against the length taken at open time.
         let mmap = unsafe { Mmap::map(&file) }.map_err(|e| MedgenError::io(&path, e))?;
+        Self::parse(path, mmap)
+    }
+
+    /// Validates a GGUF image already mapped into memory; `path` names it in errors.
+    pub(crate) fn parse(path: PathBuf, mmap: Mmap) -> Result<Self> {
         let ctx = |e: String| MedgenError::format(format!("{}: {e}", path.display()));
         let mut r = Reader { buf: &mmap, pos: 0 };
 

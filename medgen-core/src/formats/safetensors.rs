@@ -19,7 +19,7 @@ struct Entry {
     data_offsets: [u64; 2],
 }
 
-struct Shard {
+pub(crate) struct Shard {
     path: PathBuf,
     mmap: Mmap,
     data_start: usize,
@@ -31,6 +31,12 @@ impl Shard {
         let file = File::open(path).map_err(|e| MedgenError::io(path, e))?;
         // SAFETY: read-only map; every slice taken from it is bounds-checked below.
         let mmap = unsafe { Mmap::map(&file) }.map_err(|e| MedgenError::io(path, e))?;
+        Self::parse(path, mmap)
+    }
+
+    /// Validates the header of a safetensors image already mapped into memory; `path`
+    /// names it in errors.
+    pub(crate) fn parse(path: &Path, mmap: Mmap) -> Result<Self> {
         let bad = |m: String| MedgenError::format(format!("{}: {m}", path.display()));
         let header_len = mmap
             .get(..8)

@@ -145,6 +145,11 @@ fn sliding_pattern(n_layers: usize, pattern: usize) -> Result<Vec<bool>> {
     if pattern == 0 {
         return Err(MedgenError::format("sliding_window_pattern is 0"));
     }
+    // The pattern is made before `validate` sees the layer count: an absurd count from a
+    // file would be a multi-gigabyte pattern first.
+    if n_layers > MAX_LAYERS {
+        return Err(MedgenError::format(format!("{n_layers} layers are absurd (at most {MAX_LAYERS})")));
+    }
     Ok((0..n_layers).map(|i| (i + 1) % pattern != 0).collect())
 }
 
@@ -194,6 +199,8 @@ fn gemma3_from_hf(config: &Json, n_layers: usize, context_length: usize) -> Resu
 /// A ceiling on every dimension read from a file, far above any real model, so that a
 /// corrupt header fails here instead of in a multi-terabyte allocation.
 const MAX_DIM: usize = 1 << 24;
+/// A ceiling on layer and head counts, for the same reason.
+const MAX_LAYERS: usize = 4096;
 
 impl ModelConfig {
     /// Reads the hyper-parameters of a GGUF model (`{arch}.embedding_length`, ...).
@@ -313,7 +320,8 @@ impl ModelConfig {
                 architecture,
                 vocab_size: need("vocab_size")?,
                 hidden_size,
-                intermediate_size: uint("n_inner").unwrap_or(4 * hidden_size),
+                // Saturating: an absurd n_embd is for `validate` to refuse, not an overflow.
+                intermediate_size: uint("n_inner").unwrap_or(hidden_size.saturating_mul(4)),
                 n_layers: need("n_layer")?,
                 n_heads,
                 n_kv_heads: n_heads,
@@ -476,7 +484,7 @@ impl ModelConfig {
                 )));
             }
         }
-        if self.n_layers > 4096 || self.n_heads > 4096 {
+        if self.n_layers > MAX_LAYERS || self.n_heads > MAX_LAYERS {
             return Err(MedgenError::format(format!(
                 "{} layers and {} heads are absurd",
                 self.n_layers, self.n_heads
@@ -987,6 +995,22 @@ mod tests {
         assert!(err.to_string().contains("hidden_activation `relu`"), "{err}");
         let err = gemma3(serde_json::json!({"layer_types": ["sliding_attention"]})).unwrap_err();
         assert!(err.to_string().contains("1 layer types for 7 layers"), "{err}");
+    }
+
+    #[test]
+    fn an_absurd_gpt2_width_is_refused_without_overflowing_its_default_feed_forward() {
+        let c = serde_json::json!({
+            "model_type": "gpt2", "vocab_size": 100, "n_embd": 1u64 << 62, "n_head": 4, "n_layer": 2, "n_positions": 64
+        });
+        let err = ModelConfig::from_hf(&c).unwrap_err();
+        assert!(err.to_string().contains("hidden_size = 4611686018427387904 is out of range"), "{err}");
+    }
+
+    #[test]
+    fn an_absurd_gemma3_layer_count_is_refused_before_its_layer_pattern_is_made() {
+        // 3.3 billion layers made a 3.3 GB pattern before validation refused them.
+        let err = gemma3(serde_json::json!({"num_hidden_layers": 3_333_333_332u64})).unwrap_err();
+        assert!(err.to_string().contains("3333333332 layers are absurd"), "{err}");
     }
 
     #[test]
