@@ -207,7 +207,7 @@ def test_bad_batch_files_are_refused_with_the_line(tiny_seq2seq, tmp_path):  # n
         assert "batch-file" in err and expected in err, (name, err)
     (tmp_path / "ok.jsonl").write_text('"one"\n')
     err = error_of("generate", "--model", path, "--batch-file", tmp_path / "ok.jsonl", "--batch-size", 0)
-    assert "batch-size" in err
+    assert "batch_size" in err and "1024" in err
 
 
 def test_too_long_inputs_are_refused(tiny_seq2seq, tmp_path):  # noqa: F811
