@@ -180,7 +180,8 @@ mod tests {
 
     #[test]
     fn every_seed_runs_through_its_target() {
-        let targets: [(&str, fn(&[u8])); 9] = [
+        type Target = (&'static str, fn(&[u8]));
+        let targets: [Target; 9] = [
             ("gguf", gguf),
             ("safetensors_header", safetensors_header),
             ("tokenizer_json", tokenizer_json),
