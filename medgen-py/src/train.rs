@@ -108,7 +108,7 @@ impl Hook {
 /// Returns the log entries, oldest first, as a `History`: a list of dicts that
 /// pandas.DataFrame reads, whose `.report` dict holds the run's result (steps, total_steps,
 /// train_loss, eval_loss, eval_rougeL, stopped_early, train_examples, validation_examples,
-/// truncated_examples, seconds, output).
+/// truncated_examples, best_step, seconds, output).
 #[pyfunction]
 #[pyo3(signature = (model, train, validation=None, *, output, callback=None, device="cpu", dtype="f32", threads=None, **options))]
 #[allow(clippy::too_many_arguments)]

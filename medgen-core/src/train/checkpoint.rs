@@ -83,6 +83,8 @@ fn replace_dir(out: &Path, name: &str, write: impl FnOnce(&Path) -> Result<()>) 
         fs::rename(&dir, &old).map_err(io(&dir))?;
     }
     fs::rename(&tmp, &dir).map_err(io(&tmp))?;
+    // The renames reach the disk before the old copy goes.
+    fs::File::open(out).and_then(|f| f.sync_all()).map_err(io(out))?;
     if old.exists() {
         fs::remove_dir_all(&old).map_err(io(&old))?;
     }

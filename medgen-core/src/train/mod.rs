@@ -28,7 +28,7 @@ mod plot;
 
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -301,6 +301,9 @@ pub struct Report {
     pub validation_examples: usize,
     /// Examples cut to the maximum lengths.
     pub truncated_examples: usize,
+    /// The step of the best evaluation by the run's metric: the weights the run wrote, unless
+    /// it was interrupted.
+    pub best_step: Option<u64>,
     pub history: Vec<LogEntry>,
     pub seconds: f64,
 }
@@ -409,7 +412,7 @@ pub fn finetune(cfg: &TrainingConfig, on_log: &mut dyn FnMut(&LogEntry) -> Contr
 /// [`finetune`] that also asks `stop` after every optimiser step and every generated token of
 /// an evaluation (a cheap check, such as a Ctrl-C flag): true stops the run as `Break` does.
 pub fn finetune_until(cfg: &TrainingConfig, on_log: &mut dyn FnMut(&LogEntry) -> ControlFlow<()>, stop: &mut dyn FnMut() -> bool) -> Result<Report> {
-    let started = Instant::now();
+    let (started, started_at) = (Instant::now(), SystemTime::now());
     cfg.validate()?;
     let base_sha256 = crate::audit::sha256_path(&cfg.model)?;
     prepare_output(cfg)?;
@@ -440,7 +443,9 @@ pub fn finetune_until(cfg: &TrainingConfig, on_log: &mut dyn FnMut(&LogEntry) ->
     let threads = cfg.load.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let _threads = crate::runtime::ThreadsHere::set(threads as i32);
     let mut log_file = checkpoint::Log::open(&cfg.output.join("log.jsonl"), state.step)?;
-    let mut stopped = false;
+    // `stopped`: the run ends before its last step; `patience_ran_out`: because evaluations
+    // stopped improving (then the best weights are written, not the last).
+    let (mut stopped, mut patience_ran_out) = (false, false);
     let (mut window_loss, mut window_steps, mut window_tokens, mut window_start) = (0.0, 0u64, 0i64, Instant::now());
     while state.step < total && !stopped {
         let batches = epoch_batches(data.train.len(), cfg.batch_size, cfg.shuffle, cfg.seed, state.epoch);
@@ -465,6 +470,11 @@ pub fn finetune_until(cfg: &TrainingConfig, on_log: &mut dyn FnMut(&LogEntry) ->
                 step_loss += value;
             }
             let grad_norm = clip_grad_norm(&model.params, cfg.max_grad_norm)?;
+            // A finite loss can still have an overflowing gradient, which would make every
+            // weight NaN: stop before the step, as for a non-finite loss.
+            if !grad_norm.is_finite() {
+                return Err(MedgenError::invalid("loss", format!("the gradient norm became {grad_norm} at step {}: the run stops; the last checkpoint in {} is kept", state.step + 1, cfg.output.display())));
+            }
             let lr = linear_schedule(cfg.lr, state.step, warmup, total);
             opt.step(&model.params, lr)?;
             state.step += 1;
@@ -502,7 +512,7 @@ pub fn finetune_until(cfg: &TrainingConfig, on_log: &mut dyn FnMut(&LogEntry) ->
                     checkpoint::save_best(&cfg.output, &model)?;
                 }
                 if cfg.early_stopping_patience.is_some_and(|p| state.since_best >= p) {
-                    stopped = true;
+                    (stopped, patience_ran_out) = (true, true);
                 }
                 if on_log(&e).is_break() {
                     control = ControlFlow::Break(());
@@ -523,8 +533,9 @@ pub fn finetune_until(cfg: &TrainingConfig, on_log: &mut dyn FnMut(&LogEntry) ->
             state.group = 0;
         }
     }
-    // The best evaluated weights, when there were evaluations.
-    if state.best.is_some() && !stopped {
+    // The best evaluated weights, when there were evaluations, unless the run was interrupted
+    // (its checkpoint holds where it was, for --resume).
+    if state.best.is_some() && (!stopped || patience_ran_out) {
         checkpoint::restore_best(&cfg.output, &model)?;
     }
     model.save(&cfg.output)?;
@@ -541,10 +552,11 @@ pub fn finetune_until(cfg: &TrainingConfig, on_log: &mut dyn FnMut(&LogEntry) ->
         train_examples: data.train.len(),
         validation_examples: data.validation.len(),
         truncated_examples: data.truncated,
+        best_step: state.best.map(|(_, step)| step),
         history: state.history.clone(),
         seconds: started.elapsed().as_secs_f64(),
     };
-    write_record(cfg, &model, &data, &report, &base_sha256)?;
+    write_record(cfg, &model, &data, &report, &base_sha256, started_at)?;
     Ok(report)
 }
 
@@ -611,7 +623,8 @@ fn eval_rouge(model: &Trainable, data: &Prepared, cfg: &TrainingConfig, stop: &m
 }
 
 /// `run.json`: what the run was, without any text of the data.
-fn write_record(cfg: &TrainingConfig, model: &Trainable, data: &Prepared, report: &Report, base_sha256: &str) -> Result<()> {
+fn write_record(cfg: &TrainingConfig, model: &Trainable, data: &Prepared, report: &Report, base_sha256: &str, started_at: SystemTime) -> Result<()> {
+    let unix = |t: SystemTime| t.duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
     let record = serde_json::json!({
         "medgen_version": crate::VERSION,
         "base_model": {"path": cfg.model, "sha256": base_sha256, "architecture": model.info.architecture},
@@ -626,8 +639,10 @@ fn write_record(cfg: &TrainingConfig, model: &Trainable, data: &Prepared, report
         "result": {
             "steps": report.steps, "total_steps": report.total_steps, "train_loss": report.train_loss,
             "eval_loss": report.eval_loss, "eval_rougeL": report.eval_rouge_l, "stopped_early": report.stopped_early,
-            "seconds": report.seconds,
+            "best_step": report.best_step, "best_by": cfg.metric, "seconds": report.seconds,
         },
+        "started_unix_seconds": unix(started_at),
+        "finished_unix_seconds": unix(SystemTime::now()),
     });
     write_json(&cfg.output.join("run.json"), &record)
 }

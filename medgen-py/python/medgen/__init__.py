@@ -58,7 +58,7 @@ class History(List["LogEntry"]):
     elapsed_seconds; an entry holds the keys that apply to it), which pandas.DataFrame reads
     as they are. `report` is the run's result: output, steps, total_steps, train_loss,
     eval_loss, eval_rougeL, stopped_early, train_examples, validation_examples,
-    truncated_examples and seconds (output/run.json holds it too)."""
+    truncated_examples, best_step and seconds (output/run.json holds it too)."""
 
     report: "TrainingReport"
 

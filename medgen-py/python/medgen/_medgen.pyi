@@ -175,7 +175,7 @@ class LogEntry(_LogEntryRequired, total=False):
 TrainingReport = TypedDict("TrainingReport", {
     "output": str, "steps": int, "total_steps": int, "train_loss": Optional[float],
     "eval_loss": Optional[float], "eval_rougeL": Optional[float], "stopped_early": bool,
-    "train_examples": int, "validation_examples": int, "truncated_examples": int, "seconds": float,
+    "train_examples": int, "validation_examples": int, "truncated_examples": int, "best_step": Optional[int], "seconds": float,
 })
 
 def task_adapter_path() -> str:
