@@ -346,8 +346,12 @@ fn attend(q: &Tensor, k: &Tensor, v: &Tensor, bias: Option<&Tensor>, scale: f64,
         // A bias that trains (T5's position bias) sends libtorch's fused attention down its
         // general path, which guards every row against being fully masked: spelled out, as
         // transformers does, the same arithmetic is cheaper. The bias stays finite (`MASKED`).
-        let q = if scale == 1.0 { q.shallow_clone() } else { q.f_mul_scalar(scale)? };
-        let scores = q.f_matmul(&k.f_transpose(-2, -1)?)?.f_add(bias)?;
+        // One `baddbmm` adds the bias as the product is written, rather than in a second pass
+        // over the scores (the encoder's bias is already `[b, h, q, k]`).
+        let (s, t, d) = (q.size()[2], k.size()[2], q.size()[3]);
+        let bias = bias.f_expand([b, h, s, t], false)?.f_reshape([b * h, s, t])?;
+        let keys_t = k.f_reshape([b * h, t, d])?.f_transpose(1, 2)?;
+        let scores = bias.f_baddbmm(&q.f_reshape([b * h, s, d])?, &keys_t, 1.0, scale)?.f_view([b, h, s, t])?;
         let probs = super::layers::dropout(scores.f_softmax(-1, q.kind())?, dropout)?;
         return Ok(probs.f_matmul(v)?);
     }
