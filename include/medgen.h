@@ -947,6 +947,35 @@ medgen_status medgen_run_task(const medgen_model *model,
                               medgen_string **out);
 
 /*
+ The ε that `steps` steps of DP-SGD spend at `delta`: Poisson sampling at `sample_rate`
+ (batch size / examples), Gaussian noise of `noise_multiplier` times the clipping norm
+ (Opacus's RDP accountant). `sample_rate` in [0, 1], `noise_multiplier` ≥ 0, `delta` in
+ (0, 1); no noise gives an infinite ε.
+
+ # Safety
+ `out_epsilon` is writable.
+ */
+medgen_status medgen_privacy_epsilon(double sample_rate,
+                                     double noise_multiplier,
+                                     uint64_t steps,
+                                     double delta,
+                                     double *out_epsilon);
+
+/*
+ The noise multiplier that keeps `steps` steps at `sample_rate` within (`target_epsilon`,
+ `delta`), as Opacus's `get_noise_multiplier` finds it (within 0.01 below the target ε). A
+ target no multiplier up to 10^6 reaches is `MEDGEN_ERR_INVALID_ARGUMENT`.
+
+ # Safety
+ `out_noise_multiplier` is writable.
+ */
+medgen_status medgen_privacy_noise_multiplier(double target_epsilon,
+                                              double delta,
+                                              double sample_rate,
+                                              uint64_t steps,
+                                              double *out_noise_multiplier);
+
+/*
  The default fine-tuning parameters, equal to the Rust core's `TrainingConfig` defaults:
  full fine-tuning, 3 epochs of batches of 8 at a learning rate of 5e-5. `train` and
  `output` are NULL and must be set.

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::ffi::c_char;
 
 use engine::deid::{self, DeidConfig, Operator};
-use engine::metrics;
+use engine::{metrics, privacy};
 use engine::TaskOptions;
 
 use crate::boundary::{arg, ffi_boundary, guard, init_params, null, read_params, slice_arg, str_arg, write_out, Failure, FfiResult, Params};
@@ -466,6 +466,51 @@ pub unsafe extern "C" fn medgen_run_task(
         add_byte_offsets(&mut value["findings"], &result.text)?;
         value["mapping"] = serde_json::json!(result.mapping);
         give_string(out, json(&value)?);
+        Ok(())
+    })
+}
+
+/// The ε that `steps` steps of DP-SGD spend at `delta`: Poisson sampling at `sample_rate`
+/// (batch size / examples), Gaussian noise of `noise_multiplier` times the clipping norm
+/// (Opacus's RDP accountant). `sample_rate` in [0, 1], `noise_multiplier` ≥ 0, `delta` in
+/// (0, 1); no noise gives an infinite ε.
+///
+/// # Safety
+/// `out_epsilon` is writable.
+#[no_mangle]
+pub unsafe extern "C" fn medgen_privacy_epsilon(
+    sample_rate: f64,
+    noise_multiplier: f64,
+    steps: u64,
+    delta: f64,
+    out_epsilon: *mut f64,
+) -> medgen_status {
+    ffi_boundary(|| {
+        check_out(out_epsilon)?;
+        let eps = privacy::epsilon(sample_rate, noise_multiplier, steps, delta)?;
+        unsafe { write_out(out_epsilon, eps) };
+        Ok(())
+    })
+}
+
+/// The noise multiplier that keeps `steps` steps at `sample_rate` within (`target_epsilon`,
+/// `delta`), as Opacus's `get_noise_multiplier` finds it (within 0.01 below the target ε). A
+/// target no multiplier up to 10^6 reaches is `MEDGEN_ERR_INVALID_ARGUMENT`.
+///
+/// # Safety
+/// `out_noise_multiplier` is writable.
+#[no_mangle]
+pub unsafe extern "C" fn medgen_privacy_noise_multiplier(
+    target_epsilon: f64,
+    delta: f64,
+    sample_rate: f64,
+    steps: u64,
+    out_noise_multiplier: *mut f64,
+) -> medgen_status {
+    ffi_boundary(|| {
+        check_out(out_noise_multiplier)?;
+        let sigma = privacy::noise_multiplier(target_epsilon, delta, sample_rate, steps)?;
+        unsafe { write_out(out_noise_multiplier, sigma) };
         Ok(())
     })
 }

@@ -60,6 +60,9 @@ enum Command {
     Finetune(cli::finetune::Args),
     /// Merge a LoRA adapter into its base model's weights (an HF folder).
     Merge(cli::finetune::MergeArgs),
+    /// The DP-SGD privacy accountant: the epsilon a run spends, or the noise a target needs.
+    #[command(subcommand)]
+    Privacy(cli::privacy::Command),
 }
 
 #[derive(Subcommand)]
@@ -264,6 +267,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Task(args) => cli::task::run(args),
         Command::Finetune(args) => cli::finetune::run(args),
         Command::Merge(args) => cli::finetune::merge(args),
+        Command::Privacy(command) => cli::privacy::run(command),
         Command::Debug(Debug::TrainBatch(args)) => cli::finetune::gradients(args),
     }
 }

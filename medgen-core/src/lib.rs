@@ -28,6 +28,7 @@ mod loader;
 mod model;
 pub(crate) mod models;
 pub mod pipeline;
+pub mod privacy;
 pub mod prompt;
 mod runtime;
 pub mod tasks;

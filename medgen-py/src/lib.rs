@@ -2,6 +2,7 @@
 //! behaviour lives in medgen-core.
 
 mod clinical;
+mod privacy;
 mod train;
 
 use std::path::PathBuf;
@@ -543,6 +544,7 @@ fn _medgen(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(default_model_path, m)?)?;
     clinical::register(m)?;
     train::register(m)?;
+    privacy::register(m)?;
     for (name, ty) in [
         ("MedgenError", py.get_type::<MedgenError>()),
         ("ModelLoadError", py.get_type::<ModelLoadError>()),

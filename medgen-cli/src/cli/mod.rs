@@ -5,6 +5,7 @@ pub mod check;
 pub mod deid;
 pub mod eval;
 pub mod finetune;
+pub mod privacy;
 pub mod task;
 
 use std::io::Read;

@@ -38,7 +38,7 @@ from ._medgen import (  # noqa: E402
 )
 
 
-from . import checks, deid, metrics, tasks  # noqa: E402
+from . import checks, deid, metrics, privacy, tasks  # noqa: E402
 
 if TYPE_CHECKING:
     from ._medgen import LogEntry, TrainingReport
@@ -78,6 +78,6 @@ def model_info(model: Model) -> dict:
 __all__ = [
     "Model", "Generation", "GenerationConfig", "Stream", "model_info", "MedgenError", "ModelLoadError",
     "UnsupportedError", "InvalidArgumentError", "ContextLengthError", "DeviceError", "TokenizerError",
-    "TemplateError", "TorchError", "InternalError", "__version__", "default_model_path", "deid", "checks", "metrics", "tasks",
+    "TemplateError", "TorchError", "InternalError", "__version__", "default_model_path", "deid", "checks", "metrics", "privacy", "tasks",
     "finetune", "merge", "History", "task_adapter_path",
 ]
