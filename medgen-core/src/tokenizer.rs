@@ -89,9 +89,8 @@ impl Tokenizer {
                 .get(key)
                 .and_then(Value::as_array)
                 .ok_or_else(|| MedgenError::format(format!("GGUF metadata lacks {key}")))?;
-            arr.iter()
-                .map(|v| v.as_str().map(str::to_string))
-                .collect::<Option<Vec<_>>>()
+            arr.strings()
+                .map(<[String]>::to_vec)
                 .ok_or_else(|| MedgenError::format(format!("GGUF metadata {key} holds non-strings")))
         };
         let id = |key: &str| g.get(key).and_then(Value::as_u64).map(|v| v as u32);
@@ -100,7 +99,7 @@ impl Tokenizer {
         let kind = g.get("tokenizer.ggml.model").and_then(Value::as_str).unwrap_or("");
         let mut tokens = str_array("tokenizer.ggml.tokens")?;
         let mut types: Vec<i64> = match g.get("tokenizer.ggml.token_type").and_then(Value::as_array) {
-            Some(a) => a.iter().map(|v| v.as_f64().unwrap_or(1.0) as i64).collect(),
+            Some(a) => a.numbers().map_or_else(|| vec![1; a.len()], |v| v.into_iter().map(|t| t as i64).collect()),
             None => vec![1; tokens.len()],
         };
         let (mut inner, add_bos_default) = match kind {
@@ -138,7 +137,7 @@ impl Tokenizer {
                 let mut scores: Vec<f64> = g
                     .get("tokenizer.ggml.scores")
                     .and_then(Value::as_array)
-                    .map(|a| a.iter().map(|v| v.as_f64().unwrap_or(0.0)).collect())
+                    .map(|a| a.numbers().unwrap_or_else(|| vec![0.0; a.len()]))
                     .unwrap_or_else(|| vec![0.0; tokens.len()]);
                 let arch = g.get("general.architecture").and_then(Value::as_str).unwrap_or("");
                 if matches!(arch, "gemma" | "gemma2" | "gemma3") {

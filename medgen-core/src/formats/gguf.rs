@@ -29,7 +29,78 @@ pub enum Value {
     F64(f64),
     Bool(bool),
     String(String),
-    Array(Vec<Value>),
+    Array(Array),
+}
+
+/// A metadata array, stored by its element type, so that it takes about as much memory as
+/// its bytes in the file (an array of `Value`s would take 32 bytes an element).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Array {
+    U8(Vec<u8>),
+    I8(Vec<i8>),
+    U16(Vec<u16>),
+    I16(Vec<i16>),
+    U32(Vec<u32>),
+    I32(Vec<i32>),
+    U64(Vec<u64>),
+    I64(Vec<i64>),
+    F32(Vec<f32>),
+    F64(Vec<f64>),
+    Bool(Vec<bool>),
+    String(Vec<String>),
+    Array(Vec<Array>),
+}
+
+impl Array {
+    pub fn len(&self) -> usize {
+        match self {
+            Array::U8(a) => a.len(),
+            Array::I8(a) => a.len(),
+            Array::U16(a) => a.len(),
+            Array::I16(a) => a.len(),
+            Array::U32(a) => a.len(),
+            Array::I32(a) => a.len(),
+            Array::U64(a) => a.len(),
+            Array::I64(a) => a.len(),
+            Array::F32(a) => a.len(),
+            Array::F64(a) => a.len(),
+            Array::Bool(a) => a.len(),
+            Array::String(a) => a.len(),
+            Array::Array(a) => a.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The elements, if this is an array of strings.
+    pub fn strings(&self) -> Option<&[String]> {
+        match self {
+            Array::String(a) => Some(a),
+            _ => None,
+        }
+    }
+
+    /// Every element as an f64, if this is an array of numbers.
+    pub fn numbers(&self) -> Option<Vec<f64>> {
+        fn all<T: Copy + Into<f64>>(a: &[T]) -> Option<Vec<f64>> {
+            Some(a.iter().map(|&x| x.into()).collect())
+        }
+        match self {
+            Array::U8(a) => all(a),
+            Array::I8(a) => all(a),
+            Array::U16(a) => all(a),
+            Array::I16(a) => all(a),
+            Array::U32(a) => all(a),
+            Array::I32(a) => all(a),
+            Array::F32(a) => all(a),
+            Array::F64(a) => all(a),
+            Array::U64(a) => Some(a.iter().map(|&x| x as f64).collect()),
+            Array::I64(a) => Some(a.iter().map(|&x| x as f64).collect()),
+            Array::Bool(_) | Array::String(_) | Array::Array(_) => None,
+        }
+    }
 }
 
 impl Value {
@@ -70,7 +141,7 @@ impl Value {
         }
     }
 
-    pub fn as_array(&self) -> Option<&[Value]> {
+    pub fn as_array(&self) -> Option<&Array> {
         match self {
             Value::Array(a) => Some(a),
             _ => None,
@@ -240,6 +311,14 @@ impl GgufFile {
     }
 }
 
+fn bool_byte(b: u8) -> ReadResult<bool> {
+    match b {
+        0 => Ok(false),
+        1 => Ok(true),
+        b => Err(format!("bool byte {b} is neither 0 nor 1")),
+    }
+}
+
 /// A bounds-checked little-endian cursor; errors are plain strings that the caller
 /// prefixes with the file and the item being read.
 struct Reader<'a> {
@@ -312,36 +391,52 @@ impl<'a> Reader<'a> {
             4 => Value::U32(self.u32()?),
             5 => Value::I32(i32::from_le_bytes(self.array()?)),
             6 => Value::F32(f32::from_le_bytes(self.array()?)),
-            7 => match self.array::<1>()?[0] {
-                0 => Value::Bool(false),
-                1 => Value::Bool(true),
-                b => return Err(format!("bool byte {b} is neither 0 nor 1")),
-            },
+            7 => Value::Bool(bool_byte(self.array::<1>()?[0])?),
             8 => Value::String(self.string()?),
-            9 => {
-                if depth > 4 {
-                    return Err("arrays nested too deeply".into());
-                }
-                let elem_ty = self.u32()?;
-                let min = match elem_ty {
-                    0 | 1 | 7 => 1,
-                    2 | 3 => 2,
-                    4..=6 => 4,
-                    8..=12 => 8,
-                    t => return Err(format!("unknown metadata type {t}")),
-                };
-                let n = self.count(min, "array length")?;
-                let mut items = Vec::with_capacity(n);
-                for _ in 0..n {
-                    items.push(self.value(elem_ty, depth + 1)?);
-                }
-                Value::Array(items)
-            }
+            9 => Value::Array(self.array_value(depth)?),
             10 => Value::U64(self.u64()?),
             11 => Value::I64(i64::from_le_bytes(self.array()?)),
             12 => Value::F64(f64::from_le_bytes(self.array()?)),
             t => return Err(format!("unknown metadata type {t}")),
         })
+    }
+
+    /// An array: its element type, its length, and the elements.
+    fn array_value(&mut self, depth: usize) -> ReadResult<Array> {
+        if depth > 4 {
+            return Err("arrays nested too deeply".into());
+        }
+        let ty = self.u32()?;
+        let min = match ty {
+            0 | 1 | 7 => 1,
+            2 | 3 => 2,
+            4..=6 => 4,
+            8..=12 => 8,
+            t => return Err(format!("unknown metadata type {t}")),
+        };
+        let n = self.count(min, "array length")?;
+        Ok(match ty {
+            0 => Array::U8(self.bytes(n)?.to_vec()),
+            1 => Array::I8(self.fixed(n, i8::from_le_bytes)?),
+            2 => Array::U16(self.fixed(n, u16::from_le_bytes)?),
+            3 => Array::I16(self.fixed(n, i16::from_le_bytes)?),
+            4 => Array::U32(self.fixed(n, u32::from_le_bytes)?),
+            5 => Array::I32(self.fixed(n, i32::from_le_bytes)?),
+            6 => Array::F32(self.fixed(n, f32::from_le_bytes)?),
+            7 => Array::Bool(self.bytes(n)?.iter().map(|&b| bool_byte(b)).collect::<ReadResult<_>>()?),
+            8 => Array::String((0..n).map(|_| self.string()).collect::<ReadResult<_>>()?),
+            9 => Array::Array((0..n).map(|_| self.array_value(depth + 1)).collect::<ReadResult<_>>()?),
+            10 => Array::U64(self.fixed(n, u64::from_le_bytes)?),
+            11 => Array::I64(self.fixed(n, i64::from_le_bytes)?),
+            _ => Array::F64(self.fixed(n, f64::from_le_bytes)?),
+        })
+    }
+
+    /// `n` fixed-size little-endian items.
+    fn fixed<const N: usize, T>(&mut self, n: usize, from: fn([u8; N]) -> T) -> ReadResult<Vec<T>> {
+        // `count` has checked that n items of at least N bytes fit.
+        let bytes = self.bytes(n * N)?;
+        Ok(bytes.chunks_exact(N).map(|c| from(c.try_into().unwrap_or([0; N]))).collect())
     }
 
     fn tensor_info(&mut self, name: String) -> ReadResult<TensorInfo> {
@@ -377,5 +472,59 @@ impl<'a> Reader<'a> {
             offset: to_usize(offset)?,
             n_bytes: to_usize(n_bytes)?,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A GGUF of no tensors and one metadata array of `n` elements of type `ty`, each `item`.
+    fn with_array(ty: u32, n: u64, item: &[u8]) -> GgufFile {
+        let mut b = b"GGUF".to_vec();
+        b.extend(3u32.to_le_bytes());
+        b.extend(0u64.to_le_bytes());
+        b.extend(1u64.to_le_bytes());
+        b.extend(1u64.to_le_bytes());
+        b.push(b'a');
+        b.extend(9u32.to_le_bytes());
+        b.extend(ty.to_le_bytes());
+        b.extend(n.to_le_bytes());
+        (0..n).for_each(|_| b.extend(item));
+        let mut map = memmap2::MmapMut::map_anon(b.len()).unwrap();
+        map.copy_from_slice(&b);
+        GgufFile::parse(PathBuf::from("t.gguf"), map.make_read_only().unwrap()).unwrap()
+    }
+
+    #[test]
+    fn arrays_take_about_their_size_in_the_file() {
+        let n = 100_000;
+        let g = with_array(0, n, &[7]);
+        match g.get("a").and_then(Value::as_array) {
+            Some(Array::U8(v)) => assert!(v.len() == n as usize && v.capacity() == n as usize && v.iter().all(|&x| x == 7)),
+            other => panic!("{other:?}"),
+        }
+        let g = with_array(6, 3, &1.5f32.to_le_bytes());
+        assert_eq!(g.get("a").and_then(Value::as_array).and_then(Array::numbers), Some(vec![1.5; 3]));
+        let g = with_array(8, 2, &[1, 0, 0, 0, 0, 0, 0, 0, b'x']);
+        assert_eq!(g.get("a").and_then(Value::as_array).and_then(Array::strings), Some(&["x".to_string(), "x".to_string()][..]));
+    }
+
+    #[test]
+    fn a_bad_bool_in_an_array_is_refused() {
+        let mut b = b"GGUF".to_vec();
+        b.extend(3u32.to_le_bytes());
+        b.extend(0u64.to_le_bytes());
+        b.extend(1u64.to_le_bytes());
+        b.extend(1u64.to_le_bytes());
+        b.push(b'a');
+        b.extend(9u32.to_le_bytes());
+        b.extend(7u32.to_le_bytes());
+        b.extend(2u64.to_le_bytes());
+        b.extend([1, 2]);
+        let mut map = memmap2::MmapMut::map_anon(b.len()).unwrap();
+        map.copy_from_slice(&b);
+        let e = GgufFile::parse(PathBuf::from("t.gguf"), map.make_read_only().unwrap()).unwrap_err().to_string();
+        assert!(e.contains("neither 0 nor 1"), "{e}");
     }
 }
