@@ -708,9 +708,10 @@ typedef struct {
   /*
    A LoRA adapter folder to run with the model: PEFT's `adapter_config.json` and
    `adapter_model.safetensors`, as `medgen_finetune` with MEDGEN_METHOD_LORA writes
-   them. NULL for none. Layers with an adapter run through libtorch rather than
-   medgen's CPU decode kernels; `medgen_merge` folds an adapter in for full speed.
-   Read during the call only (default: NULL).
+   them. NULL for none. The adapter is folded into the adapted layers' weights at load
+   (PEFT's merge_and_unload arithmetic): those layers become dense instead of GGUF blocks
+   and run on medgen's CPU decode kernels as before. Read during the call only (default:
+   NULL).
    */
   const char *adapter;
 } medgen_model_params;

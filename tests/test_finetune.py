@@ -652,7 +652,7 @@ def lora_state(model):
     return {n: v.detach().double().numpy().copy() for n, v in get_peft_model_state_dict(model).items()}
 
 
-FULL_KINDS = ["llama", "t5_gated", "bart"]
+FULL_KINDS = ["gpt2", "qwen2", "llama", "t5_relu", "t5_gated", "bart"]
 
 
 @pytest.mark.parametrize("kind", FULL_KINDS)
@@ -674,7 +674,7 @@ def test_full_finetune_matches_a_plain_pytorch_loop(tmp_path, kind):
     assert data_sha in json.dumps(run), "run.json does not record the training data's sha256"
 
 
-LORA_TRAIN_KINDS = ["qwen2", "t5_relu"]
+LORA_TRAIN_KINDS = ["gpt2", "qwen2", "llama", "t5_relu", "t5_gated", "bart"]
 
 
 @pytest.mark.parametrize("kind", LORA_TRAIN_KINDS)

@@ -298,3 +298,43 @@ def test_lora_on_the_default_model_lowers_the_validation_loss_and_raises_rouge_l
     assert math.isclose(best["eval_rougeL"], after, abs_tol=0.02), (best["eval_rougeL"], after)
     assert after > before + 0.2, f"ROUGE-L {before:.3f} before training, {after:.3f} after"
 
+
+
+# ---------------------------------------------------------------------------------------------
+# Resuming full fine-tuning; LoRA's initial adapter
+
+
+def test_a_resumed_full_fine_tune_ends_with_the_same_weights_as_an_uninterrupted_one(tmp_path):
+    opts = ["--method", "full", "--seed", "7", "--batch-size", "2", "--gradient-accumulation-steps", "2",
+            "--warmup-steps", "3", "--lr", "1e-3", "--max-steps", "8"]
+    data = write_jsonl(tmp_path / "train.jsonl", EXAMPLES)
+    a_out, a = finetune(tmp_path, "t5_relu", *opts, name="a", data=data)
+    finetune(tmp_path, "t5_relu", *opts, "--stop-after", "3", name="b", data=data)
+    b_out, b = finetune(tmp_path, "t5_relu", *opts, "--resume", name="b", data=data)
+    assert a["steps"] == b["steps"] == 8
+    wa, wb = (load_safetensors(o / "model.safetensors") for o in (a_out, b_out))
+    assert set(wa) == set(wb) and max(rel_err(wb[k], wa[k]) for k in wa) <= 1e-6
+
+
+def test_lora_starts_as_peft_initialises_it(tmp_path):
+    """A Kaiming-uniform (a = sqrt 5: bound 1/sqrt(fan_in)) and B zero, as PEFT's LoraLayer; one
+    step at lr 1e-12 leaves them where they started."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    out, _ = finetune(tmp_path, "llama", "--method", "lora", "--lora-r", "8", "--max-steps", "1", "--lr", "1e-12",
+                      "--warmup-steps", "0")
+    ours = load_safetensors(out / "adapter_model.safetensors")
+    torch.manual_seed(0)
+    peft = get_peft_model(load_hf("llama"), LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"]))
+    ref = {n: p.detach().numpy() for n, p in peft.named_parameters() if "lora_" in n}
+    assert len(ours) == len(ref) and any("lora_A" in n for n in ours)
+    for name, w in ours.items():
+        if "lora_B" in name:
+            assert np.abs(w).max() < 1e-9, name
+            continue
+        bound = 1 / math.sqrt(w.shape[1])
+        peft_a = next(v for n, v in ref.items() if "lora_A" in n and v.shape == w.shape)
+        for a in (w, peft_a):  # both fill [-bound, bound] uniformly
+            assert np.abs(a).max() <= bound * (1 + 1e-6) and np.abs(a).max() > 0.9 * bound, name
+            assert abs(a.std() - bound / math.sqrt(3)) < 0.1 * bound / math.sqrt(3), name
