@@ -357,3 +357,29 @@ def test_encoder_decoder_logits_with_an_adapter_match_peft(tmp_path, kind):
         plain = load_hf(kind, train=False)(**kw).logits[0].numpy()
     assert rel_err(ours, ref) < 1e-4, f"rel {rel_err(ours, ref):.3g}; without the adapter {rel_err(plain, ref):.3g}"
     assert rel_err(plain, ref) > 1e-3, "the adapter changes nothing: the test would not see it ignored"
+
+
+def test_ctrl_c_stops_the_command_with_a_checkpoint_that_resumes(tmp_path):
+    import signal
+    import subprocess
+    import time
+
+    from conftest import MEDGEN
+
+    data = write_jsonl(tmp_path / "train.jsonl", EXAMPLES)
+    out = tmp_path / "out"
+    args = [str(MEDGEN), "finetune", "--model", str(model_dir("llama")), "--train", str(data), "--output", str(out),
+            "--no-chat", "--no-deid", "--method", "lora", "--max-steps", "100000", "--logging-steps", "1"]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (out / "log.jsonl").exists():
+        time.sleep(0.1)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0 and "interrupted" in err and "panicked" not in err, err
+    state = json.loads((out / "checkpoint" / "state.json").read_text())["state"]
+    logged = max(e["step"] for e in read_log(out) if "loss" in e)
+    assert 0 < logged <= state["step"] < 100000, (logged, state["step"])
+    resumed = medgen_json(*args[1:], "--resume", "--stop-after", str(state["step"] + 1), "--json")
+    assert resumed["steps"] == state["step"] + 1
