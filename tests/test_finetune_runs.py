@@ -383,3 +383,14 @@ def test_ctrl_c_stops_the_command_with_a_checkpoint_that_resumes(tmp_path):
     assert 0 < logged <= state["step"] < 100000, (logged, state["step"])
     resumed = medgen_json(*args[1:], "--resume", "--stop-after", str(state["step"] + 1), "--json")
     assert resumed["steps"] == state["step"] + 1
+
+
+def test_the_command_shows_progress_with_step_epoch_loss_rate_speed_and_time_left(tmp_path):
+    import re
+
+    data = write_jsonl(tmp_path / "train.jsonl", EXAMPLES)
+    err = run_medgen("finetune", "--model", model_dir("llama"), "--train", data, "--output", tmp_path / "out",
+                     "--no-chat", "--no-deid", "--method", "lora", "--max-steps", "4", "--logging-steps", "2").stderr
+    line = re.compile(r"step (\d+)/4 epoch [\d.]+ loss [\d.]+ lr [\d.e+-]+ grad [\d.]+ [\d.]+ tok/s, \d+ s left")
+    assert [int(m.group(1)) for m in line.finditer(err)] == [1, 2, 4], err
+    assert "trained 4 of 4 steps" in err
