@@ -554,6 +554,31 @@ typedef struct {
    CPU threads to compute with; 0 means one per CPU (default: 0).
    */
   int32_t threads;
+  /*
+   DP-SGD: each example's gradient is clipped to this L2 norm, Gaussian noise is added
+   and batches are Poisson-sampled; 0 for no DP (default: 0). Needs `dp_noise_multiplier`
+   or `dp_epsilon`. (Fields from here on came with version 0.2 of the struct: an older
+   caller's struct ends before them and gets their defaults.)
+   */
+  double dp_max_grad_norm;
+  /*
+   DP-SGD's noise standard deviation over the clipping norm; -1 for none, when
+   `dp_epsilon` picks it (default: -1).
+   */
+  double dp_noise_multiplier;
+  /*
+   The epsilon the whole run may spend at `dp_delta`; -1 for none (default: -1).
+   */
+  double dp_epsilon;
+  /*
+   Delta of the guarantee; below 1 / examples to mean anything (default: 1e-5).
+   */
+  double dp_delta;
+  /*
+   Seed of DP-SGD's noise, for tests; -1 for a cryptographically secure generator seeded
+   by the operating system (default: -1).
+   */
+  int64_t dp_noise_seed;
 } medgen_finetune_params;
 
 /*

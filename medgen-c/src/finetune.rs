@@ -132,6 +132,21 @@ pub struct medgen_finetune_params {
     pub dtype: medgen_dtype,
     /// CPU threads to compute with; 0 means one per CPU (default: 0).
     pub threads: i32,
+    /// DP-SGD: each example's gradient is clipped to this L2 norm, Gaussian noise is added
+    /// and batches are Poisson-sampled; 0 for no DP (default: 0). Needs `dp_noise_multiplier`
+    /// or `dp_epsilon`. (Fields from here on came with version 0.2 of the struct: an older
+    /// caller's struct ends before them and gets their defaults.)
+    pub dp_max_grad_norm: f64,
+    /// DP-SGD's noise standard deviation over the clipping norm; -1 for none, when
+    /// `dp_epsilon` picks it (default: -1).
+    pub dp_noise_multiplier: f64,
+    /// The epsilon the whole run may spend at `dp_delta`; -1 for none (default: -1).
+    pub dp_epsilon: f64,
+    /// Delta of the guarantee; below 1 / examples to mean anything (default: 1e-5).
+    pub dp_delta: f64,
+    /// Seed of DP-SGD's noise, for tests; -1 for a cryptographically secure generator seeded
+    /// by the operating system (default: -1).
+    pub dp_noise_seed: i64,
 }
 
 /// The default fine-tuning parameters, equal to the Rust core's `TrainingConfig` defaults:
@@ -147,7 +162,8 @@ pub unsafe extern "C" fn medgen_finetune_params_init(p: *mut medgen_finetune_par
 
 // SAFETY: repr(C), `struct_size` first, plain C field types.
 unsafe impl Params for medgen_finetune_params {
-    const MIN_SIZE: usize = std::mem::size_of::<Self>();
+    // A caller built against the header before DP-SGD passes a struct that ends there.
+    const MIN_SIZE: usize = std::mem::offset_of!(Self, dp_max_grad_norm);
 }
 
 impl Default for medgen_finetune_params {
@@ -202,6 +218,11 @@ impl Default for medgen_finetune_params {
         device_index: 0,
         dtype: MEDGEN_DTYPE_F32,
         threads: 0,
+        dp_max_grad_norm: 0.0,
+        dp_noise_multiplier: -1.0,
+        dp_epsilon: -1.0,
+        dp_delta: d.dp_delta,
+        dp_noise_seed: -1,
     }
     }
 }
@@ -312,6 +333,14 @@ impl medgen_finetune_params {
             resume: self.resume,
             overwrite: self.overwrite,
             stop_after: None,
+            dp_max_grad_norm: (self.dp_max_grad_norm != 0.0).then_some(self.dp_max_grad_norm),
+            dp_noise_multiplier: (self.dp_noise_multiplier != -1.0).then_some(self.dp_noise_multiplier),
+            dp_epsilon: (self.dp_epsilon != -1.0).then_some(self.dp_epsilon),
+            dp_delta: self.dp_delta,
+            dp_noise_seed: match self.dp_noise_seed {
+                -1 => None,
+                s => Some(u64::try_from(s).map_err(|_| invalid(format!("params.dp_noise_seed {s} is not -1 or a seed of at least 0")))?),
+            },
             load: load_options(self.device, self.device_index, self.dtype, self.threads)?,
         };
         Ok(cfg)

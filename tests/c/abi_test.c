@@ -672,6 +672,28 @@ static void test_finetune_errors(const char *base, const char *train, const char
     p.device = 9;
     EXPECT_STATUS(medgen_finetune(&p, NULL, NULL, &r), MEDGEN_ERR_INVALID_ARGUMENT);
 
+    /* DP-SGD's settings, checked before any data is read. */
+    p = good;
+    p.dp_max_grad_norm = -1.0;
+    p.dp_noise_multiplier = 1.0;
+    EXPECT_STATUS(medgen_finetune(&p, NULL, NULL, &r), MEDGEN_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(medgen_last_error_message(), "dp_max_grad_norm") != NULL);
+    p = good;
+    p.dp_max_grad_norm = 1.0; /* without noise */
+    EXPECT_STATUS(medgen_finetune(&p, NULL, NULL, &r), MEDGEN_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(medgen_last_error_message(), "dp_noise_multiplier") != NULL);
+    p = good;
+    p.dp_max_grad_norm = 1.0;
+    p.dp_epsilon = 2.0;
+    p.dp_delta = 1.5;
+    EXPECT_STATUS(medgen_finetune(&p, NULL, NULL, &r), MEDGEN_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(medgen_last_error_message(), "delta") != NULL);
+    p = good;
+    p.dp_max_grad_norm = 1.0;
+    p.dp_noise_multiplier = 1.0;
+    p.dp_noise_seed = -2;
+    EXPECT_STATUS(medgen_finetune(&p, NULL, NULL, &r), MEDGEN_ERR_INVALID_ARGUMENT);
+
     /* Out of range for the core, named in the message. */
     p = good;
     p.lr = 0.0;

@@ -55,6 +55,22 @@ pub struct TrainArgs {
     target_column: String,
     #[arg(long, default_value_t = 42)]
     seed: u64,
+    /// DP-SGD: clip each example's gradient to this L2 norm, add Gaussian noise, sample batches
+    /// by Poisson sampling (needs --dp-noise-multiplier or --dp-epsilon).
+    #[arg(long)]
+    dp_max_grad_norm: Option<f64>,
+    /// DP-SGD's noise standard deviation over the clipping norm.
+    #[arg(long)]
+    dp_noise_multiplier: Option<f64>,
+    /// The epsilon the run may spend: the noise is chosen for the planned steps.
+    #[arg(long)]
+    dp_epsilon: Option<f64>,
+    /// Delta of the guarantee; below 1 / examples to mean anything.
+    #[arg(long, default_value_t = 1e-5)]
+    dp_delta: f64,
+    /// Seed DP-SGD's noise (for tests: the default is a cryptographically secure generator).
+    #[arg(long)]
+    dp_noise_seed: Option<u64>,
     #[command(flatten)]
     load: LoadArgs,
 }
@@ -153,6 +169,11 @@ impl TrainArgs {
             input_column: self.input_column.clone(),
             target_column: self.target_column.clone(),
             seed: self.seed,
+            dp_max_grad_norm: self.dp_max_grad_norm,
+            dp_noise_multiplier: self.dp_noise_multiplier,
+            dp_epsilon: self.dp_epsilon,
+            dp_delta: self.dp_delta,
+            dp_noise_seed: self.dp_noise_seed,
             load: self.load.options()?,
             ..Default::default()
         })
@@ -233,6 +254,12 @@ pub fn run(a: Args) -> Result<()> {
             fmt(report.eval_loss),
             report.output.display()
         );
+        if let (Some(eps), Some(sigma)) = (report.epsilon, report.noise_multiplier) {
+            eprintln!("DP-SGD: epsilon {eps:.4} spent at delta {} (noise multiplier {sigma:.4})", cfg.dp_delta);
+        }
+    }
+    for w in &report.warnings {
+        eprintln!("warning: {w}");
     }
     Ok(())
 }

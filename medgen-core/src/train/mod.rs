@@ -20,6 +20,7 @@
 
 mod checkpoint;
 pub mod data;
+mod dp;
 pub(crate) mod network;
 
 pub use network::merge;
@@ -151,6 +152,24 @@ pub struct TrainingConfig {
     pub overwrite: bool,
     /// Stop cleanly, with a checkpoint, after this step (default: none): an interrupted run.
     pub stop_after: Option<u64>,
+    /// DP-SGD (see [`dp`]): clip each example's gradient to this L2 norm C, add Gaussian noise
+    /// of `dp_noise_multiplier` · C, sample batches by Poisson sampling (default: none, no DP).
+    #[serde(default)]
+    pub dp_max_grad_norm: Option<f64>,
+    /// DP-SGD's noise multiplier σ; or give `dp_epsilon` (default: none).
+    #[serde(default)]
+    pub dp_noise_multiplier: Option<f64>,
+    /// The ε the whole run may spend at `dp_delta`: σ is chosen for the planned steps as
+    /// Opacus's `get_noise_multiplier` chooses it (default: none).
+    #[serde(default)]
+    pub dp_epsilon: Option<f64>,
+    /// δ of the privacy guarantee; below 1 / examples to mean anything (default: 1e-5).
+    #[serde(default = "default_delta")]
+    pub dp_delta: f64,
+    /// Seed DP-SGD's noise, for tests only (default: none, a cryptographically secure generator
+    /// seeded by the operating system).
+    #[serde(default)]
+    pub dp_noise_seed: Option<u64>,
     #[serde(skip)]
     pub load: LoadOptions,
 }
@@ -192,9 +211,18 @@ impl Default for TrainingConfig {
             resume: false,
             overwrite: false,
             stop_after: None,
+            dp_max_grad_norm: None,
+            dp_noise_multiplier: None,
+            dp_epsilon: None,
+            dp_delta: default_delta(),
+            dp_noise_seed: None,
             load: LoadOptions::default(),
         }
     }
+}
+
+fn default_delta() -> f64 {
+    1e-5
 }
 
 impl TrainingConfig {
@@ -252,7 +280,7 @@ impl TrainingConfig {
         if self.validation.is_some() && self.validation_split.is_some() {
             return Err(MedgenError::invalid("validation_split", "give a validation file or a split, not both"));
         }
-        Ok(())
+        dp::check(self)
     }
 }
 
@@ -276,6 +304,9 @@ pub struct LogEntry {
     pub eval_rouge2: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none", rename = "eval_rougeL")]
     pub eval_rouge_l: Option<f64>,
+    /// DP-SGD: the ε spent so far (at `dp_delta`), at evaluations.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub epsilon: Option<f64>,
     /// Target tokens per second since the last entry of the same kind.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tokens_per_second: Option<f64>,
@@ -304,6 +335,11 @@ pub struct Report {
     /// The step of the best evaluation by the run's metric: the weights the run wrote, unless
     /// it was interrupted.
     pub best_step: Option<u64>,
+    /// DP-SGD: the ε spent, at δ = `dp_delta`, and the noise multiplier used.
+    pub epsilon: Option<f64>,
+    pub noise_multiplier: Option<f64>,
+    /// What the run noticed and went on with (a δ of at least 1 / examples).
+    pub warnings: Vec<String>,
     pub history: Vec<LogEntry>,
     pub seconds: f64,
 }
@@ -432,6 +468,11 @@ pub fn finetune_until(cfg: &TrainingConfig, on_log: &mut dyn FnMut(&LogEntry) ->
     let per_epoch = steps_per_epoch(data.train.len(), cfg.batch_size, cfg.gradient_accumulation_steps);
     let total = cfg.max_steps.unwrap_or(per_epoch.saturating_mul(cfg.epochs as u64));
     let warmup = cfg.warmup_steps.unwrap_or_else(|| (cfg.warmup_ratio * total as f64).ceil() as u64);
+    let private = dp::Dp::of(cfg, data.train.len(), total)?;
+    let mut warnings = Vec::new();
+    if private.is_some() && cfg.dp_delta >= 1.0 / data.train.len() as f64 {
+        warnings.push(format!("dp_delta {} is not below 1 / {} examples: the guarantee allows one example to leak", cfg.dp_delta, data.train.len()));
+    }
     let mut opt = AdamW::new(&model.params, cfg.weight_decay)?;
     let mut state = State::new(base_sha256.clone());
     if cfg.resume {
@@ -452,24 +493,39 @@ pub fn finetune_until(cfg: &TrainingConfig, on_log: &mut dyn FnMut(&LogEntry) ->
         let groups: Vec<&[Vec<usize>]> = batches.chunks(cfg.gradient_accumulation_steps).collect();
         while state.group < groups.len() && state.step < total {
             let group = groups[state.group];
-            let micro: Vec<data::Batch> = group
-                .iter()
-                .map(|idx| batch_of(&model, &idx.iter().map(|&i| &data.train[i]).collect::<Vec<_>>()))
-                .collect::<Result<_>>()?;
-            let tokens: i64 = micro.iter().map(|b| b.label_tokens).sum();
-            let mut step_loss = 0.0;
-            for (k, b) in micro.iter().enumerate() {
-                // Dropout's random numbers depend only on where the run is: resuming replays them.
-                tch::manual_seed((cfg.seed ^ (state.step << 16) ^ k as u64) as i64);
-                let loss = model.loss_sum(b, true)?.f_div_scalar(tokens.max(1) as f64)?;
-                let value = loss.f_double_value(&[])?;
-                if !value.is_finite() {
-                    return Err(MedgenError::invalid("loss", format!("the loss became {value} at step {}: the run stops; the last checkpoint in {} is kept", state.step + 1, cfg.output.display())));
+            let (step_loss, tokens, grad_norm) = match &private {
+                Some(dp) => {
+                    // A Poisson-sampled batch in place of the epoch's; the gradient is clipped
+                    // per example, so the global clipping is off.
+                    let batch: Vec<&Encoded> = dp.sample(data.train.len(), cfg.seed, state.step).into_iter().map(|i| &data.train[i]).collect();
+                    let expected = dp.sample_rate * data.train.len() as f64;
+                    let (loss, tokens, _) = dp.gradient(&model, &batch, expected, state.step, cfg.seed).map_err(|e| match e {
+                        MedgenError::InvalidArgument { name: "loss", reason } => MedgenError::invalid("loss", format!("{reason}: the run stops; the last checkpoint in {} is kept", cfg.output.display())),
+                        other => other,
+                    })?;
+                    (loss, tokens, clip_grad_norm(&model.params, 0.0)?)
                 }
-                loss.f_backward()?;
-                step_loss += value;
-            }
-            let grad_norm = clip_grad_norm(&model.params, cfg.max_grad_norm)?;
+                None => {
+                    let micro: Vec<data::Batch> = group
+                        .iter()
+                        .map(|idx| batch_of(&model, &idx.iter().map(|&i| &data.train[i]).collect::<Vec<_>>()))
+                        .collect::<Result<_>>()?;
+                    let tokens: i64 = micro.iter().map(|b| b.label_tokens).sum();
+                    let mut step_loss = 0.0;
+                    for (k, b) in micro.iter().enumerate() {
+                        // Dropout's random numbers depend only on where the run is: resuming replays them.
+                        tch::manual_seed((cfg.seed ^ (state.step << 16) ^ k as u64) as i64);
+                        let loss = model.loss_sum(b, true)?.f_div_scalar(tokens.max(1) as f64)?;
+                        let value = loss.f_double_value(&[])?;
+                        if !value.is_finite() {
+                            return Err(MedgenError::invalid("loss", format!("the loss became {value} at step {}: the run stops; the last checkpoint in {} is kept", state.step + 1, cfg.output.display())));
+                        }
+                        loss.f_backward()?;
+                        step_loss += value;
+                    }
+                    (step_loss, tokens, clip_grad_norm(&model.params, cfg.max_grad_norm)?)
+                }
+            };
             // A finite loss can still have an overflowing gradient, which would make every
             // weight NaN: stop before the step, as for a non-finite loss.
             if !grad_norm.is_finite() {
@@ -500,6 +556,7 @@ pub fn finetune_until(cfg: &TrainingConfig, on_log: &mut dyn FnMut(&LogEntry) ->
             if evaluate {
                 let mut e = LogEntry { step: state.step, epoch, total_steps: total, ..Default::default() };
                 e.eval_loss = Some(eval_loss(&model, &data.validation, cfg.batch_size)?);
+                e.epsilon = private.map(|dp| dp.epsilon(state.step)).transpose()?;
                 if cfg.metric == "rougeL" || cfg.eval_generate > 0 {
                     if let Some([r1, r2, rl]) = eval_rouge(&model, &data, cfg, stop)? {
                         (e.eval_rouge1, e.eval_rouge2, e.eval_rouge_l) = (Some(r1), Some(r2), Some(rl));
@@ -553,10 +610,13 @@ pub fn finetune_until(cfg: &TrainingConfig, on_log: &mut dyn FnMut(&LogEntry) ->
         validation_examples: data.validation.len(),
         truncated_examples: data.truncated,
         best_step: state.best.map(|(_, step)| step),
+        epsilon: private.map(|dp| dp.epsilon(state.step)).transpose()?,
+        noise_multiplier: private.map(|dp| dp.noise_multiplier),
+        warnings,
         history: state.history.clone(),
         seconds: started.elapsed().as_secs_f64(),
     };
-    write_record(cfg, &model, &data, &report, &base_sha256, started_at)?;
+    write_record(cfg, &model, &data, &report, &base_sha256, started_at, private.as_ref())?;
     Ok(report)
 }
 
@@ -623,7 +683,8 @@ fn eval_rouge(model: &Trainable, data: &Prepared, cfg: &TrainingConfig, stop: &m
 }
 
 /// `run.json`: what the run was, without any text of the data.
-fn write_record(cfg: &TrainingConfig, model: &Trainable, data: &Prepared, report: &Report, base_sha256: &str, started_at: SystemTime) -> Result<()> {
+#[allow(clippy::too_many_arguments)]
+fn write_record(cfg: &TrainingConfig, model: &Trainable, data: &Prepared, report: &Report, base_sha256: &str, started_at: SystemTime, dp: Option<&dp::Dp>) -> Result<()> {
     let unix = |t: SystemTime| t.duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
     let record = serde_json::json!({
         "medgen_version": crate::VERSION,
@@ -641,6 +702,12 @@ fn write_record(cfg: &TrainingConfig, model: &Trainable, data: &Prepared, report
             "eval_loss": report.eval_loss, "eval_rougeL": report.eval_rouge_l, "stopped_early": report.stopped_early,
             "best_step": report.best_step, "best_by": cfg.metric, "seconds": report.seconds,
         },
+        "differential_privacy": dp.map(|d| serde_json::json!({
+            "epsilon": report.epsilon, "delta": d.delta, "noise_multiplier": d.noise_multiplier,
+            "max_grad_norm": d.max_grad_norm, "sample_rate": d.sample_rate, "steps": report.steps,
+            "accountant": crate::privacy::ACCOUNTANT, "noise": if d.noise_seed.is_some() { "seeded (tests only)" } else { "ChaCha20 seeded by the operating system" },
+        })),
+        "warnings": report.warnings,
         "started_unix_seconds": unix(started_at),
         "finished_unix_seconds": unix(SystemTime::now()),
     });
@@ -652,13 +719,31 @@ fn write_record(cfg: &TrainingConfig, model: &Trainable, data: &Prepared, report
 /// parameter's gradient (`grad.<name>`), for tests against transformers and PEFT.
 #[doc(hidden)]
 pub fn gradients(cfg: &TrainingConfig) -> Result<Vec<(String, Tensor)>> {
-    cfg.validate()?;
+    // DP's options are checked below: the dump clips without noise, which a run may not.
+    TrainingConfig { dp_max_grad_norm: None, dp_noise_multiplier: None, dp_epsilon: None, ..cfg.clone() }.validate()?;
     let lora = (cfg.method == Method::Lora).then_some(&cfg.lora);
     let model = Trainable::load(&cfg.model, &cfg.load, lora, cfg.seed)?;
     let data = prepare(&TrainingConfig { validation: None, validation_split: None, ..cfg.clone() }, &model)?;
-    let b = batch_of(&model, &data.train.iter().collect::<Vec<_>>())?;
+    let examples: Vec<&Encoded> = data.train.iter().collect();
+    let b = batch_of(&model, &examples)?;
+    // With dp_max_grad_norm: the per-example gradients clipped and summed, and with
+    // dp_noise_multiplier the noise added (not divided by the batch size).
+    let clipped = match cfg.dp_max_grad_norm {
+        Some(c) if c.is_finite() && c > 0.0 => {
+            let sum = dp::clipped_sum(&model, &examples, c, cfg.seed, 0)?.0;
+            Some(match cfg.dp_noise_multiplier {
+                Some(sigma) if sigma.is_finite() && sigma >= 0.0 => dp::with_noise(&sum, sigma * c, cfg.dp_noise_seed, 0)?,
+                Some(sigma) => return Err(MedgenError::invalid("dp_noise_multiplier", format!("{sigma} must be a finite number of at least 0"))),
+                None => sum,
+            })
+        }
+        Some(c) => return Err(MedgenError::invalid("dp_max_grad_norm", format!("{c} must be a finite number above 0"))),
+        None => None,
+    };
     let loss = model.loss_sum(&b, true)?.f_div_scalar(b.label_tokens.max(1) as f64)?;
-    loss.f_backward()?;
+    if clipped.is_none() {
+        loss.f_backward()?;
+    }
     let mut out = vec![
         ("loss".to_string(), loss.f_detach()?),
         ("input_ids".to_string(), b.input_ids.shallow_clone()),
@@ -668,8 +753,11 @@ pub fn gradients(cfg: &TrainingConfig) -> Result<Vec<(String, Tensor)>> {
     if let Some(d) = &b.decoder_input_ids {
         out.push(("decoder_input_ids".to_string(), d.shallow_clone()));
     }
-    for p in &model.params {
-        let g = p.tensor.grad();
+    for (i, p) in model.params.iter().enumerate() {
+        let g = match &clipped {
+            Some(sums) => sums[i].shallow_clone(),
+            None => p.tensor.grad(),
+        };
         let g = if g.defined() { g } else { Tensor::f_zeros_like(&p.tensor)? };
         // Stored as transformers stores the weight (GPT-2's Conv1D is [in, out]).
         let transposed = model.loaded.weights.iter().any(|w| w.hf == p.name && w.transposed);

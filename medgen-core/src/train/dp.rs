@@ -1,0 +1,226 @@
+//! DP-SGD (Abadi et al. 2016) as Opacus's `make_private` runs it by default:
+//! - Poisson sampling: every training example joins a step's batch on its own with
+//!   probability q = batch size / examples, so batches vary in size and may be empty;
+//! - each example's gradient (of its own mean loss over its label tokens) is computed on its
+//!   own, in a pass of one example: exact for every layer, so no layer lacks per-example
+//!   gradients;
+//! - each is scaled to at most C by its global L2 norm (Opacus's flat clipping:
+//!   min(1, C / (norm + 1e-6))), the scaled gradients summed, Gaussian noise N(0, (σC)²)
+//!   added to every element of the sum, and the sum divided by the expected batch size q·N.
+//!
+//! The noise comes from ChaCha20 seeded by the operating system (a cryptographically secure
+//! generator) unless the run gives `dp_noise_seed`, which is for tests. The data order is
+//! seeded by the run's seed and the step, so that resume replays it.
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::{ChaCha20Rng, ChaCha8Rng};
+use tch::{Kind, Tensor};
+
+use super::network::Trainable;
+use super::optim::Param;
+use super::{batch_of, data::Encoded, TrainingConfig};
+use crate::error::{MedgenError, Result};
+use crate::privacy;
+
+/// DP-SGD's settings for one run, checked.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Dp {
+    pub max_grad_norm: f64,
+    pub noise_multiplier: f64,
+    pub sample_rate: f64,
+    pub delta: f64,
+    pub noise_seed: Option<u64>,
+}
+
+impl Dp {
+    /// The run's DP-SGD settings (None without `dp_max_grad_norm`), σ picked for `steps` when
+    /// the run gives a target ε.
+    pub fn of(cfg: &TrainingConfig, examples: usize, steps: u64) -> Result<Option<Dp>> {
+        check(cfg)?;
+        let Some(c) = cfg.dp_max_grad_norm else { return Ok(None) };
+        let sample_rate = (cfg.batch_size as f64 / examples as f64).min(1.0);
+        let noise_multiplier = match (cfg.dp_noise_multiplier, cfg.dp_epsilon) {
+            (Some(s), _) => s,
+            (None, Some(e)) => privacy::noise_multiplier(e, cfg.dp_delta, sample_rate, steps)?,
+            (None, None) => return Err(MedgenError::internal("dp", "no noise multiplier after the check")),
+        };
+        Ok(Some(Dp { max_grad_norm: c, noise_multiplier, sample_rate, delta: cfg.dp_delta, noise_seed: cfg.dp_noise_seed }))
+    }
+
+    /// The ε spent after `steps` steps.
+    pub fn epsilon(&self, steps: u64) -> Result<f64> {
+        privacy::epsilon(self.sample_rate, self.noise_multiplier, steps, self.delta)
+    }
+
+    /// The examples of step `step`'s batch: each with probability q, drawn from `(seed, step)`.
+    pub fn sample(&self, examples: usize, seed: u64, step: u64) -> Vec<usize> {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ step.wrapping_mul(0xD1B5_4A32_D192_ED03) ^ 0xDB);
+        (0..examples).filter(|_| rng.random_bool(self.sample_rate)).collect()
+    }
+
+    /// One step's private gradient, left in the parameters' gradients for the optimiser:
+    /// (mean loss of the batch's examples, label tokens, the examples' gradient norms).
+    pub fn gradient(&self, model: &Trainable, batch: &[&Encoded], expected: f64, step: u64, seed: u64) -> Result<(f64, i64, Vec<f64>)> {
+        let (sum, loss, tokens, norms) = clipped_sum(model, batch, self.max_grad_norm, seed, step)?;
+        let noisy = with_noise(&sum, self.noise_multiplier * self.max_grad_norm, self.noise_seed, step)?;
+        let mean = noisy.iter().map(|t| Ok(t.f_div_scalar(expected)?)).collect::<Result<Vec<_>>>()?;
+        set_grads(&model.params, &mean)?;
+        Ok((loss, tokens, norms))
+    }
+}
+
+/// Checks the DP-SGD options on their own, before any data is read.
+pub(crate) fn check(cfg: &TrainingConfig) -> Result<()> {
+    let Some(c) = cfg.dp_max_grad_norm else {
+        if cfg.dp_noise_multiplier.is_some() || cfg.dp_epsilon.is_some() {
+            return Err(MedgenError::invalid("dp_max_grad_norm", "DP-SGD needs a clipping norm: give dp_max_grad_norm"));
+        }
+        return Ok(());
+    };
+    if !(c.is_finite() && c > 0.0) {
+        return Err(MedgenError::invalid("dp_max_grad_norm", format!("{c} must be a finite number above 0")));
+    }
+    if cfg.gradient_accumulation_steps != 1 {
+        return Err(MedgenError::invalid("gradient_accumulation_steps", "must be 1 with DP-SGD (each step is one Poisson-sampled batch)"));
+    }
+    match (cfg.dp_noise_multiplier, cfg.dp_epsilon) {
+        (Some(s), None) if !(s.is_finite() && s >= 0.0) => {
+            return Err(MedgenError::invalid("dp_noise_multiplier", format!("{s} must be a finite number of at least 0")));
+        }
+        (None, Some(e)) if !(e.is_finite() && e > 0.0) => {
+            return Err(MedgenError::invalid("target_epsilon", format!("dp_epsilon must be a positive number, not {e}")));
+        }
+        (None, None) => return Err(MedgenError::invalid("dp_noise_multiplier", "give dp_noise_multiplier or dp_epsilon")),
+        (Some(_), Some(_)) => return Err(MedgenError::invalid("dp_epsilon", "give dp_noise_multiplier or dp_epsilon, not both")),
+        _ => {}
+    }
+    // The accountant's own check of δ.
+    privacy::epsilon(1.0, 1.0, 0, cfg.dp_delta).map(|_| ())
+}
+
+/// `sum` with N(0, std²) added to every element: from ChaCha20 seeded by the operating
+/// system, or by `(seed, step)` when a seed is given (tests).
+pub(crate) fn with_noise(sum: &[Tensor], std: f64, seed: Option<u64>, step: u64) -> Result<Vec<Tensor>> {
+    let mut rng = match seed {
+        Some(s) => ChaCha20Rng::seed_from_u64(s ^ step.wrapping_mul(0x9E37_79B9_7F4A_7C15)),
+        None => ChaCha20Rng::from_rng(&mut rand::rng()),
+    };
+    sum.iter()
+        .map(|s| {
+            let noise = gaussian(&mut rng, s.numel(), std);
+            let noise = Tensor::f_from_slice(&noise)?.f_view(s.size().as_slice())?.f_to_device(s.device())?.f_to_kind(s.kind())?;
+            Ok(s.f_add(&noise)?)
+        })
+        .collect()
+}
+
+/// The per-example gradients of `batch`, each clipped to `max_norm`, summed (no noise): one
+/// tensor per trainable parameter, with the mean of the examples' losses, their label tokens
+/// and each example's gradient norm before clipping.
+pub(crate) fn clipped_sum(model: &Trainable, batch: &[&Encoded], max_norm: f64, seed: u64, step: u64) -> Result<(Vec<Tensor>, f64, i64, Vec<f64>)> {
+    let mut sum = model.params.iter().map(|p| Ok(Tensor::f_zeros_like(&p.tensor)?)).collect::<Result<Vec<_>>>()?;
+    let (mut loss_sum, mut tokens, mut norms) = (0.0, 0i64, Vec::with_capacity(batch.len()));
+    for (k, example) in batch.iter().enumerate() {
+        let b = batch_of(model, &[*example])?;
+        tch::manual_seed((seed ^ (step << 16) ^ k as u64) as i64);
+        let loss = model.loss_sum(&b, true)?.f_div_scalar(b.label_tokens.max(1) as f64)?;
+        let value = loss.f_double_value(&[])?;
+        if !value.is_finite() {
+            return Err(MedgenError::invalid("loss", format!("the loss of an example became {value} at step {}", step + 1)));
+        }
+        loss.f_backward()?;
+        let grads: Vec<Tensor> = model.params.iter().map(|p| p.tensor.grad()).collect();
+        let norm = tch::no_grad(|| -> Result<f64> {
+            let mut total = 0.0;
+            for g in grads.iter().filter(|g| g.defined()) {
+                total += g.f_norm()?.f_double_value(&[])?.powi(2);
+            }
+            Ok(total.sqrt())
+        })?;
+        let factor = (max_norm / (norm + 1e-6)).min(1.0);
+        tch::no_grad(|| -> Result<()> {
+            for (s, g) in sum.iter_mut().zip(&grads) {
+                if g.defined() {
+                    let _ = s.f_add_(&g.f_mul_scalar(factor)?)?;
+                }
+            }
+            Ok(())
+        })?;
+        drop_grads(&model.params)?;
+        loss_sum += value;
+        tokens += b.label_tokens;
+        norms.push(norm);
+    }
+    Ok((sum, loss_sum / batch.len().max(1) as f64, tokens, norms))
+}
+
+/// `n` samples of N(0, std²), by the Box–Muller transform of uniform draws from `rng`.
+fn gaussian(rng: &mut impl Rng, n: usize, std: f64) -> Vec<f32> {
+    let mut out = Vec::with_capacity(n);
+    while out.len() < n {
+        // 1 - u lies in (0, 1]: its logarithm is finite.
+        let (u1, u2): (f64, f64) = (1.0 - rng.random::<f64>(), rng.random());
+        let r = (-2.0 * u1.ln()).sqrt() * std;
+        let theta = std::f64::consts::TAU * u2;
+        out.push((r * theta.cos()) as f32);
+        if out.len() < n {
+            out.push((r * theta.sin()) as f32);
+        }
+    }
+    out
+}
+
+/// Drops every parameter's gradient: the next backward writes fresh ones.
+fn drop_grads(params: &[Param]) -> Result<()> {
+    tch::no_grad(|| {
+        for p in params {
+            let mut g = p.tensor.grad();
+            if g.defined() {
+                let _ = g.f_zero_()?;
+            }
+        }
+        Ok(())
+    })
+}
+
+/// Makes `values[i]` parameter i's gradient. tch cannot set a gradient, so a backward of
+/// Σ sum(p)·0 gives every parameter one, which is then overwritten in place.
+fn set_grads(params: &[Param], values: &[Tensor]) -> Result<()> {
+    let mut zero = Tensor::f_zeros([], (Kind::Float, params.first().map_or(tch::Device::Cpu, |p| p.tensor.device())))?;
+    for p in params {
+        zero = zero.f_add(&p.tensor.f_sum(Kind::Float)?.f_mul_scalar(0.0)?)?;
+    }
+    zero.f_backward()?;
+    tch::no_grad(|| {
+        for (p, v) in params.iter().zip(values) {
+            let mut g = p.tensor.grad();
+            g.f_copy_(v)?;
+        }
+        Ok(())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gaussian_noise_has_the_asked_deviation() {
+        let x = gaussian(&mut ChaCha20Rng::seed_from_u64(1), 200_001, 3.0);
+        let n = x.len() as f64;
+        let mean = x.iter().map(|&v| v as f64).sum::<f64>() / n;
+        let var = x.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n;
+        assert_eq!(x.len(), 200_001);
+        assert!(mean.abs() < 0.03 && (var.sqrt() - 3.0).abs() < 0.03, "{mean} {}", var.sqrt());
+    }
+
+    #[test]
+    fn poisson_batches_vary_and_average_q_n() {
+        let dp = Dp { max_grad_norm: 1.0, noise_multiplier: 1.0, sample_rate: 0.1, delta: 1e-5, noise_seed: None };
+        let sizes: Vec<usize> = (0..400).map(|s| dp.sample(1000, 7, s).len()).collect();
+        let mean = sizes.iter().sum::<usize>() as f64 / sizes.len() as f64;
+        assert!((mean - 100.0).abs() < 3.0, "{mean}");
+        assert!(sizes.iter().min() != sizes.iter().max());
+        assert_eq!(dp.sample(1000, 7, 3), dp.sample(1000, 7, 3));
+    }
+}
