@@ -48,7 +48,7 @@ pub enum Array {
     F64(Vec<f64>),
     Bool(Vec<bool>),
     String(Vec<String>),
-    Array(Vec<Array>),
+    Nested(Vec<Array>),
 }
 
 impl Array {
@@ -66,7 +66,7 @@ impl Array {
             Array::F64(a) => a.len(),
             Array::Bool(a) => a.len(),
             Array::String(a) => a.len(),
-            Array::Array(a) => a.len(),
+            Array::Nested(a) => a.len(),
         }
     }
 
@@ -98,7 +98,7 @@ impl Array {
             Array::F64(a) => all(a),
             Array::U64(a) => Some(a.iter().map(|&x| x as f64).collect()),
             Array::I64(a) => Some(a.iter().map(|&x| x as f64).collect()),
-            Array::Bool(_) | Array::String(_) | Array::Array(_) => None,
+            Array::Bool(_) | Array::String(_) | Array::Nested(_) => None,
         }
     }
 }
@@ -425,7 +425,7 @@ impl<'a> Reader<'a> {
             6 => Array::F32(self.fixed(n, f32::from_le_bytes)?),
             7 => Array::Bool(self.bytes(n)?.iter().map(|&b| bool_byte(b)).collect::<ReadResult<_>>()?),
             8 => Array::String((0..n).map(|_| self.string()).collect::<ReadResult<_>>()?),
-            9 => Array::Array((0..n).map(|_| self.array_value(depth + 1)).collect::<ReadResult<_>>()?),
+            9 => Array::Nested((0..n).map(|_| self.array_value(depth + 1)).collect::<ReadResult<_>>()?),
             10 => Array::U64(self.fixed(n, u64::from_le_bytes)?),
             11 => Array::I64(self.fixed(n, i64::from_le_bytes)?),
             _ => Array::F64(self.fixed(n, f64::from_le_bytes)?),
