@@ -119,6 +119,12 @@ pub(crate) fn with_noise(sum: &[Tensor], std: f64, seed: Option<u64>, step: u64)
 /// and each example's gradient norm before clipping.
 pub(crate) fn clipped_sum(model: &Trainable, batch: &[&Encoded], max_norm: f64, seed: u64, step: u64) -> Result<(Vec<Tensor>, f64, i64, Vec<f64>)> {
     let mut sum = model.params.iter().map(|p| Ok(Tensor::f_zeros_like(&p.tensor)?)).collect::<Result<Vec<_>>>()?;
+    // An optimiser never stepped, whose zero_grad drops the gradients (sets them to none):
+    // each example's backward then writes fresh ones, without a pass zeroing the old.
+    let mut clear = tch::COptimizer::sgd(0.0, 0.0, 0.0, 0.0, false)?;
+    for p in &model.params {
+        clear.add_parameters(&p.tensor, 0)?;
+    }
     let (mut loss_sum, mut tokens, mut norms) = (0.0, 0i64, Vec::with_capacity(batch.len()));
     for (k, example) in batch.iter().enumerate() {
         let b = batch_of(model, &[*example])?;
@@ -146,7 +152,7 @@ pub(crate) fn clipped_sum(model: &Trainable, batch: &[&Encoded], max_norm: f64, 
             }
             Ok(())
         })?;
-        drop_grads(&model.params)?;
+        clear.zero_grad()?;
         loss_sum += value;
         tokens += b.label_tokens;
         norms.push(norm);
@@ -168,19 +174,6 @@ fn gaussian(rng: &mut impl Rng, n: usize, std: f64) -> Vec<f32> {
         }
     }
     out
-}
-
-/// Drops every parameter's gradient: the next backward writes fresh ones.
-fn drop_grads(params: &[Param]) -> Result<()> {
-    tch::no_grad(|| {
-        for p in params {
-            let mut g = p.tensor.grad();
-            if g.defined() {
-                let _ = g.f_zero_()?;
-            }
-        }
-        Ok(())
-    })
 }
 
 /// Makes `values[i]` parameter i's gradient. tch cannot set a gradient, so a backward of
