@@ -31,7 +31,7 @@ pub struct Tokenizer {
     /// Encodes special tokens' text as text.
     inner: tokenizers::Tokenizer,
     /// The same vocabulary, matching special tokens: for a chat template's markup. Made at
-    /// the first chat (a copy of the vocabulary costs a tenth of a second at load).
+    /// the first chat, so that models used without one never copy the vocabulary.
     markup: OnceLock<tokenizers::Tokenizer>,
     special_ids: HashSet<u32>,
     /// Vocabulary size with added tokens, computed once: tokenizers builds the whole
