@@ -165,7 +165,8 @@ class _LogEntryRequired(TypedDict):
 
 class LogEntry(_LogEntryRequired, total=False):
     """One logged training step (loss, learning_rate, grad_norm, tokens_per_second) or
-    evaluation (eval_loss, eval_rouge1, eval_rouge2, eval_rougeL): the keys that apply to it."""
+    evaluation (eval_loss, eval_rouge1, eval_rouge2, eval_rougeL, and with DP-SGD epsilon):
+    the keys that apply to it."""
     loss: float
     learning_rate: float
     grad_norm: float
@@ -173,12 +174,14 @@ class LogEntry(_LogEntryRequired, total=False):
     eval_rouge1: float
     eval_rouge2: float
     eval_rougeL: float
+    epsilon: float
     tokens_per_second: float
 
 TrainingReport = TypedDict("TrainingReport", {
     "output": str, "steps": int, "total_steps": int, "train_loss": Optional[float],
     "eval_loss": Optional[float], "eval_rougeL": Optional[float], "stopped_early": bool,
-    "train_examples": int, "validation_examples": int, "truncated_examples": int, "best_step": Optional[int], "seconds": float,
+    "train_examples": int, "validation_examples": int, "truncated_examples": int, "best_step": Optional[int], "epsilon": Optional[float],
+    "noise_multiplier": Optional[float], "warnings": list[str], "seconds": float,
 })
 
 def task_adapter_path() -> str:
@@ -201,6 +204,8 @@ def finetune(
     save_steps: Optional[int] = None, logging_steps: int = 10, metric: Literal["loss", "rougeL"] = "loss",
     early_stopping_patience: Optional[int] = None, eval_generate: int = 16, eval_max_new_tokens: int = 64,
     resume: bool = False, overwrite: bool = False, stop_after: Optional[int] = None,
+    dp_max_grad_norm: Optional[float] = None, dp_noise_multiplier: Optional[float] = None,
+    dp_epsilon: Optional[float] = None, dp_delta: float = 1e-05, dp_noise_seed: Optional[int] = None,
 ) -> History:
     """Fine-tunes `model` (an HF folder or a GGUF file; None: the default model) on `train`
     (JSON lines of {"input", "target"} or {"messages"}, or CSV), writing the model, or with
