@@ -134,3 +134,12 @@ def test_an_unreachable_target_epsilon_says_so():
 
 def test_no_noise_spends_an_infinite_epsilon():
     assert medgen.privacy.epsilon(sample_rate=0.01, noise_multiplier=0.0, steps=10, delta=1e-5) == math.inf
+
+
+@pytest.mark.parametrize("args", [["--sample-rate", "0.01", "--steps", "0"], ["--sample-rate", "0", "--steps", "10"],
+                                  ["--sample-rate", "0.01", "--epochs", "0.001"]])
+def test_a_noise_search_with_no_sampled_step_is_refused_not_endless(args):
+    proc = run_medgen("privacy", "noise", "--epsilon", "5", "--delta", "1e-5", *args, check=False)
+    assert proc.returncode == 1 and "no noise multiplier changes epsilon" in proc.stderr, proc.stderr
+    with pytest.raises(medgen.InvalidArgumentError, match="steps"):
+        medgen.privacy.noise_multiplier(target_epsilon=5, delta=1e-5, sample_rate=0.01, steps=0)

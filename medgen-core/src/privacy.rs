@@ -93,6 +93,14 @@ pub fn noise_multiplier(target_epsilon: f64, delta: f64, sample_rate: f64, steps
     }
     check_delta(delta)?;
     check_rate(sample_rate)?;
+    // Without a step that samples an example, ε does not depend on σ: there is nothing to
+    // choose (and the bisection below would never end).
+    if steps == 0 || sample_rate == 0.0 {
+        return Err(MedgenError::invalid(
+            "steps",
+            format!("{steps} steps at sample rate {sample_rate} sample no example, so no noise multiplier changes epsilon"),
+        ));
+    }
     let eps = |sigma: f64| epsilon(sample_rate, sigma, steps, delta);
     let (mut low, mut high, mut eps_high) = (0.0, 10.0, f64::INFINITY);
     while eps_high > target_epsilon {
@@ -108,7 +116,12 @@ pub fn noise_multiplier(target_epsilon: f64, delta: f64, sample_rate: f64, steps
             ));
         }
     }
-    while target_epsilon - eps_high > EPSILON_TOLERANCE {
+    // ε is continuous in σ here, so the bisection ends; halving [0, 2·10^6] down to adjacent
+    // floats takes under 1,100 rounds, which bounds it should that ever fail.
+    for _ in 0..2000 {
+        if target_epsilon - eps_high <= EPSILON_TOLERANCE {
+            return Ok(high);
+        }
         let sigma = (low + high) / 2.0;
         let e = eps(sigma)?;
         if e < target_epsilon {
@@ -117,7 +130,7 @@ pub fn noise_multiplier(target_epsilon: f64, delta: f64, sample_rate: f64, steps
             low = sigma;
         }
     }
-    Ok(high)
+    Err(MedgenError::internal("privacy", format!("the search for a noise multiplier for epsilon {target_epsilon} did not converge")))
 }
 
 /// The steps of `epochs` epochs at `sample_rate`, as Opacus counts them: `int(epochs / q)`.
@@ -301,6 +314,13 @@ mod tests {
     fn no_noise_spends_everything_and_no_steps_nothing() {
         assert_eq!(epsilon(0.01, 0.0, 10, 1e-5).unwrap(), f64::INFINITY);
         assert!(epsilon(0.01, 0.0, 0, 1e-5).unwrap().is_finite());
+    }
+
+    #[test]
+    fn no_sampled_step_leaves_nothing_to_choose() {
+        for (q, steps) in [(0.01, 0), (0.0, 10)] {
+            assert!(matches!(noise_multiplier(5.0, 1e-5, q, steps), Err(MedgenError::InvalidArgument { name: "steps", .. })));
+        }
     }
 
     #[test]
