@@ -17,7 +17,7 @@ use rand_chacha::{ChaCha20Rng, ChaCha8Rng};
 use tch::{Kind, Tensor};
 
 use super::network::Trainable;
-use super::optim::Param;
+use super::optim::{clip_grad_norm, GradDropper, Param};
 use super::{batch_of, data::Encoded, TrainingConfig};
 use crate::error::{MedgenError, Result};
 use crate::privacy;
@@ -34,9 +34,8 @@ pub(crate) struct Dp {
 
 impl Dp {
     /// The run's DP-SGD settings (None without `dp_max_grad_norm`), σ picked for `steps` when
-    /// the run gives a target ε.
+    /// the run gives a target ε; `cfg` has passed [`check`].
     pub fn of(cfg: &TrainingConfig, examples: usize, steps: u64) -> Result<Option<Dp>> {
-        check(cfg)?;
         let Some(c) = cfg.dp_max_grad_norm else { return Ok(None) };
         let sample_rate = (cfg.batch_size as f64 / examples as f64).min(1.0);
         let noise_multiplier = match (cfg.dp_noise_multiplier, cfg.dp_epsilon) {
@@ -58,14 +57,17 @@ impl Dp {
         (0..examples).filter(|_| rng.random_bool(self.sample_rate)).collect()
     }
 
-    /// One step's private gradient, left in the parameters' gradients for the optimiser:
-    /// (mean loss of the batch's examples, label tokens, the examples' gradient norms).
-    pub fn gradient(&self, model: &Trainable, batch: &[&Encoded], expected: f64, step: u64, seed: u64) -> Result<(f64, i64, Vec<f64>)> {
-        let (sum, loss, tokens, norms) = clipped_sum(model, batch, self.max_grad_norm, seed, step)?;
+    /// Step `step`'s private gradient over a Poisson sample of `train`, left in the
+    /// parameters' gradients for the optimiser: (mean loss of the sampled examples, their
+    /// label tokens).
+    pub fn gradient(&self, model: &Trainable, train: &[Encoded], step: u64, seed: u64) -> Result<(f64, i64)> {
+        let batch: Vec<&Encoded> = self.sample(train.len(), seed, step).into_iter().map(|i| &train[i]).collect();
+        let (sum, loss, tokens) = clipped_sum(model, &batch, self.max_grad_norm, seed, step)?;
         let noisy = with_noise(&sum, self.noise_multiplier * self.max_grad_norm, self.noise_seed, step)?;
+        let expected = self.sample_rate * train.len() as f64;
         let mean = noisy.iter().map(|t| Ok(t.f_div_scalar(expected)?)).collect::<Result<Vec<_>>>()?;
         set_grads(&model.params, &mean)?;
-        Ok((loss, tokens, norms))
+        Ok((loss, tokens))
     }
 }
 
@@ -115,17 +117,12 @@ pub(crate) fn with_noise(sum: &[Tensor], std: f64, seed: Option<u64>, step: u64)
 }
 
 /// The per-example gradients of `batch`, each clipped to `max_norm`, summed (no noise): one
-/// tensor per trainable parameter, with the mean of the examples' losses, their label tokens
-/// and each example's gradient norm before clipping.
-pub(crate) fn clipped_sum(model: &Trainable, batch: &[&Encoded], max_norm: f64, seed: u64, step: u64) -> Result<(Vec<Tensor>, f64, i64, Vec<f64>)> {
+/// tensor per trainable parameter, with the mean of the examples' losses and their label tokens.
+pub(crate) fn clipped_sum(model: &Trainable, batch: &[&Encoded], max_norm: f64, seed: u64, step: u64) -> Result<(Vec<Tensor>, f64, i64)> {
     let mut sum = model.params.iter().map(|p| Ok(Tensor::f_zeros_like(&p.tensor)?)).collect::<Result<Vec<_>>>()?;
-    // An optimiser never stepped, whose zero_grad drops the gradients (sets them to none):
-    // each example's backward then writes fresh ones, without a pass zeroing the old.
-    let mut clear = tch::COptimizer::sgd(0.0, 0.0, 0.0, 0.0, false)?;
-    for p in &model.params {
-        clear.add_parameters(&p.tensor, 0)?;
-    }
-    let (mut loss_sum, mut tokens, mut norms) = (0.0, 0i64, Vec::with_capacity(batch.len()));
+    // Each example's backward writes fresh gradients once the last ones are dropped.
+    let mut grads_of = GradDropper::new(&model.params)?;
+    let (mut loss_sum, mut tokens) = (0.0, 0i64);
     for (k, example) in batch.iter().enumerate() {
         let b = batch_of(model, &[*example])?;
         tch::manual_seed((seed ^ (step << 16) ^ k as u64) as i64);
@@ -135,14 +132,8 @@ pub(crate) fn clipped_sum(model: &Trainable, batch: &[&Encoded], max_norm: f64, 
             return Err(MedgenError::invalid("loss", format!("the loss of an example became {value} at step {}", step + 1)));
         }
         loss.f_backward()?;
+        let norm = clip_grad_norm(&model.params, 0.0)?; // the norm only: 0 clips nothing
         let grads: Vec<Tensor> = model.params.iter().map(|p| p.tensor.grad()).collect();
-        let norm = tch::no_grad(|| -> Result<f64> {
-            let mut total = 0.0;
-            for g in grads.iter().filter(|g| g.defined()) {
-                total += g.f_norm()?.f_double_value(&[])?.powi(2);
-            }
-            Ok(total.sqrt())
-        })?;
         let factor = (max_norm / (norm + 1e-6)).min(1.0);
         tch::no_grad(|| -> Result<()> {
             for (s, g) in sum.iter_mut().zip(&grads) {
@@ -152,12 +143,11 @@ pub(crate) fn clipped_sum(model: &Trainable, batch: &[&Encoded], max_norm: f64, 
             }
             Ok(())
         })?;
-        clear.zero_grad()?;
+        grads_of.drop_all()?;
         loss_sum += value;
         tokens += b.label_tokens;
-        norms.push(norm);
     }
-    Ok((sum, loss_sum / batch.len().max(1) as f64, tokens, norms))
+    Ok((sum, loss_sum / batch.len().max(1) as f64, tokens))
 }
 
 /// `n` samples of N(0, std²), by the Box–Muller transform of uniform draws from `rng`.

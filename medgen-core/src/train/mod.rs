@@ -497,9 +497,7 @@ pub fn finetune_until(cfg: &TrainingConfig, on_log: &mut dyn FnMut(&LogEntry) ->
                 Some(dp) => {
                     // A Poisson-sampled batch in place of the epoch's; the gradient is clipped
                     // per example, so the global clipping is off.
-                    let batch: Vec<&Encoded> = dp.sample(data.train.len(), cfg.seed, state.step).into_iter().map(|i| &data.train[i]).collect();
-                    let expected = dp.sample_rate * data.train.len() as f64;
-                    let (loss, tokens, _) = dp.gradient(&model, &batch, expected, state.step, cfg.seed).map_err(|e| match e {
+                    let (loss, tokens) = dp.gradient(&model, &data.train, state.step, cfg.seed).map_err(|e| match e {
                         MedgenError::InvalidArgument { name: "loss", reason } => MedgenError::invalid("loss", format!("{reason}: the run stops; the last checkpoint in {} is kept", cfg.output.display())),
                         other => other,
                     })?;

@@ -26,20 +26,32 @@ pub struct AdamW {
     pub m: Vec<Tensor>,
     pub v: Vec<Tensor>,
     pub steps: u64,
-    /// libtorch's own optimiser over the same tensors, never stepped: its `zero_grad` drops
-    /// the gradients (sets them to none, as `torch.optim` does by default), which tch offers
-    /// no other way to do. The next backward then writes fresh gradients instead of adding
-    /// into zeroed ones.
-    clear: COptimizer,
+    clear: GradDropper,
+}
+
+/// Drops the gradients of a set of tensors (sets them to none, as `torch.optim`'s
+/// `zero_grad` does by default), so that the next backward writes fresh gradients instead
+/// of adding into zeroed ones. It is libtorch's own optimiser over the tensors, never
+/// stepped: tch offers no other way to drop a gradient.
+pub struct GradDropper(COptimizer);
+
+impl GradDropper {
+    pub fn new(params: &[Param]) -> Result<Self> {
+        let mut opt = COptimizer::sgd(0.0, 0.0, 0.0, 0.0, false)?;
+        for p in params {
+            opt.add_parameters(&p.tensor, 0)?;
+        }
+        Ok(GradDropper(opt))
+    }
+
+    pub fn drop_all(&mut self) -> Result<()> {
+        Ok(self.0.zero_grad()?)
+    }
 }
 
 impl AdamW {
     pub fn new(params: &[Param], weight_decay: f64) -> Result<Self> {
         let zeros = |p: &Param| Tensor::f_zeros_like(&p.tensor).map_err(Into::into);
-        let mut clear = COptimizer::sgd(0.0, 0.0, 0.0, 0.0, false)?;
-        for p in params {
-            clear.add_parameters(&p.tensor, 0)?;
-        }
         Ok(AdamW {
             beta1: 0.9,
             beta2: 0.999,
@@ -48,7 +60,7 @@ impl AdamW {
             m: params.iter().map(zeros).collect::<Result<_>>()?,
             v: params.iter().map(zeros).collect::<Result<_>>()?,
             steps: 0,
-            clear,
+            clear: GradDropper::new(params)?,
         })
     }
 
@@ -75,7 +87,7 @@ impl AdamW {
                 let _ = denom.f_div_(&Tensor::from(bc2.sqrt()))?.f_add_(&Tensor::from(self.eps))?;
                 let _ = w.f_addcdiv_(&m.f_mul_scalar(-lr / bc1)?, &denom)?;
             }
-            Ok(self.clear.zero_grad()?)
+            self.clear.drop_all()
         })
     }
 }
