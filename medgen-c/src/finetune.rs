@@ -147,6 +147,14 @@ pub struct medgen_finetune_params {
     /// Seed of DP-SGD's noise, for tests; -1 for a cryptographically secure generator seeded
     /// by the operating system (default: -1).
     pub dp_noise_seed: i64,
+    /// Train only LoRA's B matrices; A keeps its starting values (FFA-LoRA: sites that start
+    /// from the same adapter then average exactly) (default: false).
+    pub lora_freeze_a: bool,
+    /// Federated fine-tuning: the server's round that `init_adapter` came from, recorded in
+    /// `run.json` with `site` and the example count; -1 for none (default: -1).
+    pub federated_round: i64,
+    /// This site's name in the federation, for the records; NULL for none (default: NULL).
+    pub site: *const c_char,
 }
 
 /// The default fine-tuning parameters, equal to the Rust core's `TrainingConfig` defaults:
@@ -223,6 +231,9 @@ impl Default for medgen_finetune_params {
         dp_epsilon: -1.0,
         dp_delta: d.dp_delta,
         dp_noise_seed: -1,
+        lora_freeze_a: false,
+        federated_round: -1,
+        site: std::ptr::null(),
     }
     }
 }
@@ -282,6 +293,7 @@ impl medgen_finetune_params {
         let target_modules = unsafe { optional_str(self.target_modules, "params.target_modules") }?
             .map(|t| t.split(',').map(|m| m.trim().to_string()).collect());
         let init_adapter = optional(self.init_adapter, "params.init_adapter")?;
+        let site = unsafe { optional_str(self.site, "params.site") }?.map(str::to_string);
         let input_column = string(self.input_column, "params.input_column")?;
         let target_column = string(self.target_column, "params.target_column")?;
         let metric = string(self.metric, "params.metric")?;
@@ -305,6 +317,7 @@ impl medgen_finetune_params {
                 use_rslora: self.use_rslora,
                 target_modules,
                 init_adapter,
+                freeze_a: self.lora_freeze_a,
             },
             lr: self.lr,
             weight_decay: self.weight_decay,
@@ -341,6 +354,8 @@ impl medgen_finetune_params {
                 -1 => None,
                 s => Some(u64::try_from(s).map_err(|_| invalid(format!("params.dp_noise_seed {s} is not -1 or a seed of at least 0")))?),
             },
+            federated_round: optional_count(self.federated_round, "federated_round")?,
+            site,
             load: load_options(self.device, self.device_index, self.dtype, self.threads)?,
         };
         Ok(cfg)

@@ -16,9 +16,10 @@ use crate::{err, field_error, load_options, to_json};
 
 /// `finetune`'s own parameters, which are TrainingConfig fields too but not keywords.
 const PARAMETERS: [&str; 4] = ["model", "train", "validation", "output"];
-/// LoRA's options are flattened into keywords; PEFT's short names take a `lora_` prefix, as
-/// the CLI's flags and the core's errors name them (lora_r), the others keep their names.
-const LORA_SHORT: [&str; 3] = ["r", "alpha", "dropout"];
+/// LoRA's options are flattened into keywords; PEFT's short names (and freeze_a) take a
+/// `lora_` prefix, as the CLI's flags and the core's errors name them (lora_r), the others
+/// keep their names.
+const LORA_SHORT: [&str; 4] = ["r", "alpha", "dropout", "freeze_a"];
 
 /// TrainingConfig's fields (as JSON) as `finetune`'s keywords: (keyword, JSON pointer).
 fn keywords(fields: &Value) -> Vec<(String, String)> {
@@ -42,7 +43,7 @@ fn default_fields() -> PyResult<Value> {
 
 /// The defaults with the keywords over them. Unknown keywords are one TypeError naming them
 /// all; each value is read back on its own, so that an error names its keyword.
-fn config(py: Python<'_>, options: Option<&Bound<'_, PyDict>>) -> PyResult<TrainingConfig> {
+fn config(py: Python<'_>, function: &str, options: Option<&Bound<'_, PyDict>>) -> PyResult<TrainingConfig> {
     let mut fields = default_fields()?;
     let keywords = keywords(&fields);
     let options: Vec<(String, Bound<'_, PyAny>)> =
@@ -51,8 +52,8 @@ fn config(py: Python<'_>, options: Option<&Bound<'_, PyDict>>) -> PyResult<Train
         options.iter().filter(|(k, _)| !keywords.iter().any(|(name, _)| name == k)).map(|(k, _)| format!("'{k}'")).collect();
     match unknown.len() {
         0 => {}
-        1 => return Err(PyTypeError::new_err(format!("finetune() got an unexpected keyword argument {}", unknown[0]))),
-        _ => return Err(PyTypeError::new_err(format!("finetune() got unexpected keyword arguments {}", unknown.join(", ")))),
+        1 => return Err(PyTypeError::new_err(format!("{function}() got an unexpected keyword argument {}", unknown[0]))),
+        _ => return Err(PyTypeError::new_err(format!("{function}() got unexpected keyword arguments {}", unknown.join(", ")))),
     }
     let mut cfg = TrainingConfig::default();
     for (name, value) in &options {
@@ -128,7 +129,7 @@ fn finetune(
         Some(m) => m,
         None => medgen::Model::default_model_path().map_err(err)?,
     };
-    let cfg = TrainingConfig { model, train, validation, output, load: load_options(device, dtype, threads, None)?, ..config(py, options)? };
+    let cfg = TrainingConfig { model, train, validation, output, load: load_options(device, dtype, threads, None)?, ..config(py, "finetune", options)? };
     let mut hook = Hook { callback, error: None };
     // Ctrl-C is looked for after every step (and every generated token of an evaluation),
     // with the GIL taken back only for that check.
@@ -149,6 +150,37 @@ fn finetune(
     let history = report.get_item("history")?.ok_or_else(|| PyValueError::new_err("the report has no history"))?;
     report.del_item("history")?;
     Ok(py.import("medgen")?.getattr("History")?.call1((history, report))?.unbind())
+}
+
+/// Writes into `output` the LoRA adapter a run with these keywords would start from
+/// (`init_adapter`, or PEFT's initialisation seeded by `seed`), without training: a
+/// federation's first global adapter. The keywords are `finetune`'s; `method` is "lora".
+#[pyfunction]
+#[pyo3(signature = (model, *, output, device="cpu", dtype="f32", threads=None, **options))]
+fn initial_adapter(py: Python<'_>, model: Option<PathBuf>, output: PathBuf, device: &str, dtype: &str, threads: Option<usize>, options: Option<&Bound<'_, PyDict>>) -> PyResult<PathBuf> {
+    let model = match model {
+        Some(m) => m,
+        None => medgen::Model::default_model_path().map_err(err)?,
+    };
+    let cfg = TrainingConfig { model, output: output.clone(), method: train::Method::Lora, load: load_options(device, dtype, threads, None)?, ..config(py, "initial_adapter", options)? };
+    py.allow_threads(|| train::initial_adapter(&cfg)).map_err(err)?;
+    Ok(output)
+}
+
+/// The loss on `validation` (a file in `finetune`'s formats) of `model`, with the adapter
+/// `init_adapter` when `method` is "lora", its data prepared as `finetune` prepares it (same
+/// keywords): a dict of `loss` (mean cross-entropy per label token, transformers'
+/// eval_loss), `examples` and `tokens`.
+#[pyfunction]
+#[pyo3(signature = (model, validation, *, device="cpu", dtype="f32", threads=None, **options))]
+fn evaluate(py: Python<'_>, model: Option<PathBuf>, validation: PathBuf, device: &str, dtype: &str, threads: Option<usize>, options: Option<&Bound<'_, PyDict>>) -> PyResult<PyObject> {
+    let model = match model {
+        Some(m) => m,
+        None => medgen::Model::default_model_path().map_err(err)?,
+    };
+    let cfg = TrainingConfig { model, validation: Some(validation), load: load_options(device, dtype, threads, None)?, ..config(py, "evaluate", options)? };
+    let result = py.allow_threads(|| train::evaluate(&cfg)).map_err(err)?;
+    to_py(py, &result)
 }
 
 /// Writes `model` (None: the default model) with the LoRA adapter of the folder `adapter`
@@ -183,6 +215,8 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(task_adapter_path, m)?)?;
     m.add_function(wrap_pyfunction!(finetune, m)?)?;
     m.add_function(wrap_pyfunction!(merge, m)?)?;
+    m.add_function(wrap_pyfunction!(initial_adapter, m)?)?;
+    m.add_function(wrap_pyfunction!(evaluate, m)?)?;
     m.add_function(wrap_pyfunction!(_core_training_defaults, m)?)?;
     Ok(())
 }

@@ -39,6 +39,9 @@ pub struct TrainArgs {
     /// Start from this saved adapter instead of a fresh one.
     #[arg(long)]
     init_adapter: Option<PathBuf>,
+    /// Train only LoRA's B matrices; A keeps its starting values (FFA-LoRA, for federations).
+    #[arg(long)]
+    lora_freeze_a: bool,
     #[arg(long, default_value_t = 512)]
     max_source_length: usize,
     #[arg(long, default_value_t = 128)]
@@ -134,6 +137,13 @@ pub struct Args {
     /// Stop cleanly after this step, with a checkpoint (as an interrupted run).
     #[arg(long, hide = true)]
     stop_after: Option<u64>,
+    /// Federated fine-tuning: the server's round that --init-adapter came from; run.json
+    /// records it with --site and the example count (the weight of this site's update).
+    #[arg(long)]
+    federated_round: Option<u64>,
+    /// This site's name in the federation (no patient data).
+    #[arg(long)]
+    site: Option<String>,
     /// Print the final report as JSON instead of progress lines.
     #[arg(long)]
     json: bool,
@@ -161,6 +171,7 @@ impl TrainArgs {
                 use_rslora: self.use_rslora,
                 target_modules: self.target_modules.clone(),
                 init_adapter: self.init_adapter.clone(),
+                freeze_a: self.lora_freeze_a,
             },
             max_source_length: self.max_source_length,
             max_target_length: self.max_target_length,
@@ -222,6 +233,8 @@ pub fn run(a: Args) -> Result<()> {
         resume: a.resume,
         overwrite: a.overwrite,
         stop_after: a.stop_after,
+        federated_round: a.federated_round,
+        site: a.site.clone(),
         ..a.common.config()?
     };
     let interrupted = Arc::new(AtomicBool::new(false));

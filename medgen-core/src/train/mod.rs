@@ -72,11 +72,16 @@ pub struct LoraConfig {
     pub target_modules: Option<Vec<String>>,
     /// A saved adapter (PEFT's files) to start from instead of PEFT's initialisation (default: none).
     pub init_adapter: Option<PathBuf>,
+    /// Train only the B matrices; A keeps its initial (or `init_adapter`'s) values (FFA-LoRA,
+    /// Sun et al. 2024). Sites that share A then average B exactly: the mean of their B·A
+    /// updates is (mean B)·A (default: false).
+    #[serde(default)]
+    pub freeze_a: bool,
 }
 
 impl Default for LoraConfig {
     fn default() -> Self {
-        LoraConfig { r: 8, alpha: 16.0, dropout: 0.0, use_rslora: false, target_modules: None, init_adapter: None }
+        LoraConfig { r: 8, alpha: 16.0, dropout: 0.0, use_rslora: false, target_modules: None, init_adapter: None, freeze_a: false }
     }
 }
 
@@ -170,6 +175,14 @@ pub struct TrainingConfig {
     /// seeded by the operating system).
     #[serde(default)]
     pub dp_noise_seed: Option<u64>,
+    /// A site's round of federated fine-tuning (see `medgen.federated`): the round the run's
+    /// starting adapter came from the server in, recorded with `site` and the example count
+    /// in `run.json` (default: none).
+    #[serde(default)]
+    pub federated_round: Option<u64>,
+    /// The site's name in the federation, for the records: no patient data (default: none).
+    #[serde(default)]
+    pub site: Option<String>,
     #[serde(skip)]
     pub load: LoadOptions,
 }
@@ -216,6 +229,8 @@ impl Default for TrainingConfig {
             dp_epsilon: None,
             dp_delta: default_delta(),
             dp_noise_seed: None,
+            federated_round: None,
+            site: None,
             load: LoadOptions::default(),
         }
     }
@@ -276,6 +291,15 @@ impl TrainingConfig {
             if l.target_modules.as_ref().is_some_and(|t| t.is_empty() || t.iter().any(|m| m.trim().is_empty())) {
                 return Err(MedgenError::invalid("target_modules", "an empty module name"));
             }
+        }
+        if let Some(site) = &self.site {
+            if site.trim().is_empty() || site.chars().count() > 200 || site.chars().any(char::is_control) {
+                return Err(MedgenError::invalid("site", "a site's name is 1 to 200 printable characters"));
+            }
+        }
+        if self.lora.freeze_a && self.method == Method::Lora && self.lora.init_adapter.is_none() && self.federated_round.is_some() {
+            // Each site would draw its own A: their B matrices would not average to anything.
+            return Err(MedgenError::invalid("freeze_a", "a federated round with frozen A matrices must start from the server's adapter (init_adapter)"));
         }
         if self.validation.is_some() && self.validation_split.is_some() {
             return Err(MedgenError::invalid("validation_split", "give a validation file or a split, not both"));
@@ -618,6 +642,47 @@ pub fn finetune_until(cfg: &TrainingConfig, on_log: &mut dyn FnMut(&LogEntry) ->
     Ok(report)
 }
 
+/// Writes the adapter a LoRA run of `cfg` would start from (`init_adapter`, or PEFT's
+/// initialisation seeded by `seed`) into `cfg.output`, without training: the adapter a
+/// federation's server starts its first round from.
+pub fn initial_adapter(cfg: &TrainingConfig) -> Result<()> {
+    if cfg.method != Method::Lora {
+        return Err(MedgenError::invalid("method", "an initial adapter is for method lora"));
+    }
+    cfg.validate()?;
+    prepare_output(cfg)?;
+    let model = Trainable::load(&cfg.model, &cfg.load, Some(&cfg.lora), cfg.seed)?;
+    model.save(&cfg.output)
+}
+
+/// The validation loss of the weights a run of `cfg` would start from.
+#[derive(Debug, Clone, Serialize)]
+pub struct Evaluation {
+    /// Mean cross-entropy per label token, as transformers' `eval_loss`.
+    pub loss: f64,
+    pub examples: usize,
+    pub tokens: i64,
+}
+
+/// The loss on `cfg.validation` of the base model, with `cfg.lora.init_adapter` when the
+/// method is LoRA (a federation's global adapter), prepared as a run of `cfg` prepares its
+/// data (chat template, de-identification, lengths).
+pub fn evaluate(cfg: &TrainingConfig) -> Result<Evaluation> {
+    let Some(validation) = &cfg.validation else {
+        return Err(MedgenError::invalid("validation", "give the data to evaluate on"));
+    };
+    cfg.validate()?;
+    let lora = (cfg.method == Method::Lora).then_some(&cfg.lora);
+    let model = Trainable::load(&cfg.model, &cfg.load, lora, cfg.seed)?;
+    let data = prepare(&TrainingConfig { train: validation.clone(), validation: None, validation_split: None, ..cfg.clone() }, &model)?;
+    if data.train.is_empty() {
+        return Err(MedgenError::invalid("validation", "no examples"));
+    }
+    let _threads = crate::runtime::ThreadsHere::set(cfg.load.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())) as i32);
+    let tokens = data.train.iter().map(|e| e.labels.iter().filter(|&&l| l != data::IGNORE).count() as i64).sum();
+    Ok(Evaluation { loss: eval_loss(&model, &data.train, cfg.batch_size)?, examples: data.train.len(), tokens })
+}
+
 /// Refuses to write into a folder that holds files, unless resuming or overwriting.
 fn prepare_output(cfg: &TrainingConfig) -> Result<()> {
     let out = &cfg.output;
@@ -704,6 +769,10 @@ fn write_record(cfg: &TrainingConfig, model: &Trainable, data: &Prepared, report
             "epsilon": report.epsilon, "delta": d.delta, "noise_multiplier": d.noise_multiplier,
             "max_grad_norm": d.max_grad_norm, "sample_rate": d.sample_rate, "steps": report.steps,
             "accountant": crate::privacy::ACCOUNTANT, "noise": if d.noise_seed.is_some() { "seeded (tests only)" } else { "ChaCha20 seeded by the operating system" },
+        })),
+        "federated": cfg.federated_round.map(|round| serde_json::json!({
+            "site": cfg.site, "round": round, "examples": data.train.len(),
+            "init_adapter": cfg.lora.init_adapter, "frozen_a": cfg.method == Method::Lora && cfg.lora.freeze_a,
         })),
         "warnings": report.warnings,
         "started_unix_seconds": unix(started_at),

@@ -88,12 +88,16 @@ impl Trainable {
             check_targets(spec, &loaded)?;
         }
         let params = match &spec {
-            Some(_) => loaded
-                .adapters
-                .iter()
-                .flat_map(|(m, a, b)| [(peft_key(m, "lora_A"), a), (peft_key(m, "lora_B"), b)])
-                .map(|(name, t)| Param { name, tensor: t.shallow_clone(), decay: true })
-                .collect(),
+            Some(_) => {
+                let freeze_a = lora.is_some_and(|l| l.freeze_a);
+                loaded
+                    .adapters
+                    .iter()
+                    .flat_map(|(m, a, b)| [(peft_key(m, "lora_A"), a), (peft_key(m, "lora_B"), b)])
+                    .filter(|(name, _)| !(freeze_a && name.contains(".lora_A.")))
+                    .map(|(name, t)| Param { name, tensor: t.shallow_clone(), decay: true })
+                    .collect()
+            }
             None => loaded
                 .weights
                 .iter()
@@ -169,7 +173,14 @@ impl Trainable {
     }
 
     fn save_adapter(&self, dir: &Path, cfg: &LoraConfig, targets: &[String]) -> Result<()> {
-        let tensors = self.named_values()?;
+        // Every A and B, trained or frozen (FFA-LoRA trains only B).
+        let tensors: Vec<(String, Tensor)> = self
+            .loaded
+            .adapters
+            .iter()
+            .flat_map(|(m, a, b)| [(peft_key(m, "lora_A"), a), (peft_key(m, "lora_B"), b)])
+            .map(|(name, t)| Ok((name, t.f_detach()?.f_to_device(Device::Cpu)?.f_contiguous()?)))
+            .collect::<Result<_>>()?;
         write_safetensors(&tensors, &dir.join("adapter_model.safetensors"))?;
         let task = if self.info.encoder_decoder { "SEQ_2_SEQ_LM" } else { "CAUSAL_LM" };
         let config = serde_json::json!({

@@ -32,7 +32,9 @@ from ._medgen import (  # noqa: E402
     UnsupportedError,
     __version__,
     default_model_path,
+    evaluate,
     finetune,
+    initial_adapter,
     merge,
     task_adapter_path,
 )
@@ -79,5 +81,5 @@ __all__ = [
     "Model", "Generation", "GenerationConfig", "Stream", "model_info", "MedgenError", "ModelLoadError",
     "UnsupportedError", "InvalidArgumentError", "ContextLengthError", "DeviceError", "TokenizerError",
     "TemplateError", "TorchError", "InternalError", "__version__", "default_model_path", "deid", "checks", "metrics", "privacy", "tasks",
-    "finetune", "merge", "History", "task_adapter_path",
+    "finetune", "merge", "History", "task_adapter_path", "initial_adapter", "evaluate",
 ]

@@ -1,5 +1,5 @@
 from os import PathLike
-from typing import Callable, Iterator, Literal, Optional, Sequence, TypedDict, Union, overload
+from typing import Any, Callable, Iterator, Literal, Optional, Sequence, TypedDict, Union, overload
 
 from . import History
 
@@ -206,6 +206,7 @@ def finetune(
     resume: bool = False, overwrite: bool = False, stop_after: Optional[int] = None,
     dp_max_grad_norm: Optional[float] = None, dp_noise_multiplier: Optional[float] = None,
     dp_epsilon: Optional[float] = None, dp_delta: float = 1e-05, dp_noise_seed: Optional[int] = None,
+    lora_freeze_a: bool = False, federated_round: Optional[int] = None, site: Optional[str] = None,
 ) -> History:
     """Fine-tunes `model` (an HF folder or a GGUF file; None: the default model) on `train`
     (JSON lines of {"input", "target"} or {"messages"}, or CSV), writing the model, or with
@@ -223,6 +224,29 @@ def finetune(
 
     Returns the log entries, oldest first: a list of dicts (pandas.DataFrame(history) reads
     it) whose `.report` holds the run's result (also in output/run.json)."""
+    ...
+
+def initial_adapter(
+    model: Optional[_Path], *, output: _Path, device: str = "cpu", dtype: Literal["f32", "bf16", "f16"] = "f32",
+    threads: Optional[int] = None, **options: Any,
+) -> _Path:
+    """Writes into `output` the LoRA adapter a run with these keywords (finetune's) would start
+    from: `init_adapter`, or PEFT's initialisation seeded by `seed`; no training. A
+    federation's first global adapter."""
+    ...
+
+class Evaluation(TypedDict):
+    loss: float
+    examples: int
+    tokens: int
+
+def evaluate(
+    model: Optional[_Path], validation: _Path, *, device: str = "cpu", dtype: Literal["f32", "bf16", "f16"] = "f32",
+    threads: Optional[int] = None, **options: Any,
+) -> Evaluation:
+    """The loss on `validation` of `model`, with the adapter `init_adapter` when
+    method="lora", its data prepared as finetune prepares it (same keywords): `loss` is the
+    mean cross-entropy per label token (transformers' eval_loss)."""
     ...
 
 def merge(model: Optional[_Path], adapter: _Path, output: _Path) -> None:
