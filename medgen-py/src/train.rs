@@ -162,7 +162,10 @@ fn initial_adapter(py: Python<'_>, model: Option<PathBuf>, output: PathBuf, devi
         Some(m) => m,
         None => medgen::Model::default_model_path().map_err(err)?,
     };
-    let cfg = TrainingConfig { model, output: output.clone(), method: train::Method::Lora, load: load_options(device, dtype, threads, None)?, ..config(py, "initial_adapter", options)? };
+    let given = config(py, "initial_adapter", options)?;
+    // LoRA unless the caller said otherwise (which the core then refuses).
+    let method = if options.is_some_and(|o| o.contains("method").unwrap_or(false)) { given.method } else { train::Method::Lora };
+    let cfg = TrainingConfig { model, output: output.clone(), method, load: load_options(device, dtype, threads, None)?, ..given };
     py.allow_threads(|| train::initial_adapter(&cfg)).map_err(err)?;
     Ok(output)
 }

@@ -16,9 +16,10 @@ that the average of their B matrices times the shared A is exactly the average o
 updates. Flower's differential-privacy wrappers and mods (for example
 `DifferentialPrivacyClientSideFixedClipping` with `fixedclipping_mod`) wrap it unchanged.
 
-Each round a site writes the server's adapter into `workdir/round-NNN/global/` and its
-update into `workdir/round-NNN/update/` (a PEFT adapter with medgen's `run.json`, which
-records the site, the round, its example count and, with DP-SGD, the ε spent). The server
+Each round a site writes the server's adapter into `workdir/round-NNN/global/`, its update
+into `workdir/round-NNN/update/` (a PEFT adapter with medgen's `run.json`, which
+records the site, the round, its example count and, with DP-SGD, the ε spent), and the
+round's aggregate it evaluates into `workdir/round-NNN/evaluated/`. The server
 writes the global adapter after each round into `output/round-NNN/` and a line per site and
 round into `output/rounds.jsonl`. Neither holds any text of the notes.
 """
@@ -143,18 +144,18 @@ def client_app(model: Optional[_Path] = None, *, site: Optional[Callable[[Contex
     where = site or site_from_node_config
     app = ClientApp(mods=list(mods))
 
-    def receive(msg: Message, context: Context):
+    def receive(msg: Message, context: Context, folder: str):
         s = where(context)
         cfg = msg.content["config"]
         server_round = int(cfg["server-round"])
         config = json.loads(str(cfg["medgen.adapter-config"]))
         root = _round_dir(Path(s.workdir), server_round)
-        global_dir = write_adapter(msg.content["arrays"], config, root / "global")
+        global_dir = write_adapter(msg.content["arrays"], config, root / folder)
         return s, cfg, server_round, config, root, global_dir
 
     @app.train()
     def train(msg: Message, context: Context) -> Message:
-        s, cfg, server_round, config, root, global_dir = receive(msg, context)
+        s, cfg, server_round, config, root, global_dir = receive(msg, context, "global")
         history = medgen.finetune(
             s.model or base, s.train, s.validation, output=root / "update", overwrite=True, method="lora",
             lora_r=int(config["r"]), lora_alpha=float(config["lora_alpha"]), use_rslora=bool(config.get("use_rslora", False)),
@@ -179,7 +180,8 @@ def client_app(model: Optional[_Path] = None, *, site: Optional[Callable[[Contex
 
     @app.evaluate()
     def evaluate(msg: Message, context: Context) -> Message:
-        s, _, _, config, _, global_dir = receive(msg, context)
+        # The round's aggregate, after training: beside the adapter the round started from.
+        s, _, _, config, _, global_dir = receive(msg, context, "evaluated")
         if s.validation is None:
             raise ValueError(f"site {s.name} has no validation data to evaluate on")
         lora = {k: v for k, v in options.items() if k in ("max_source_length", "max_target_length", "chat", "deid", "input_column", "target_column", "batch_size", "threads")}
@@ -272,8 +274,13 @@ class FedAvg(_FedAvg):
                 _log.error("round %d: the update of site %s (node %d) is rejected: %s", server_round, line["site"], line["node"], reason)
             lines.append(line)
         self._write(lines)
-        self._sent.pop(server_round, None)
-        return super().aggregate_train(server_round, accepted)
+        sent = self._sent.pop(server_round, None)
+        arrays, metrics = super().aggregate_train(server_round, accepted)
+        if arrays is not None and self.freeze_a and sent is not None:
+            # Every accepted update holds the sent A (checked): keep it bit for bit, rather
+            # than its weighted mean, which rounds.
+            arrays = ArrayRecord({k: sent[k] if ".lora_A." in k else arrays[k] for k in arrays.keys()})
+        return arrays, metrics
 
     def aggregate_evaluate(self, server_round, replies):
         metrics = super().aggregate_evaluate(server_round, replies)
