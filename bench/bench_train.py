@@ -16,6 +16,8 @@ counts target tokens and examples per second over steps 2..N (step 1 warms up).
     .venv/bin/python bench/bench_train.py
 """
 
+import argparse
+import functools
 import json
 import os
 import platform
@@ -58,15 +60,22 @@ def smol_data(path, tok):
             f.write(json.dumps({"input": tok.decode(ids), "target": tok.decode(tgt)}) + "\n")
 
 
-def run_medgen(model, data, method, out, lengths):
+@functools.cache  # the DP table's runs without DP may be the first table's
+def run_medgen(model, data, method, out, lengths, dp=None):
+    """(target tokens, seconds, peak MiB) of steps 2..N; `dp`: (C, σ) for DP-SGD."""
     args = [str(MEDGEN), "finetune", "--model", str(model), "--train", str(data), "--output", str(out),
             "--overwrite", "--no-deid", "--no-chat", "--no-shuffle", "--batch-size", str(BATCH),
             "--max-steps", str(STEPS), "--logging-steps", "1", "--lr", "1e-5", "--threads", str(THREADS),
             "--method", method, "--max-source-length", str(lengths[0]), "--max-target-length", str(lengths[1]), "--json"]
+    if dp:
+        args += ["--dp-max-grad-norm", str(dp[0]), "--dp-noise-multiplier", str(dp[1])]
     peak = run_child(args) / 1024
     log = [json.loads(l) for l in open(out / "log.jsonl")]
     t = log[-1]["elapsed_seconds"] - log[0]["elapsed_seconds"]
-    return t, peak
+    # An entry's rate is over the time since the one before: their product is its step's
+    # tokens (the only record of a Poisson batch's size).
+    tokens = sum(round(e["tokens_per_second"] * (e["elapsed_seconds"] - p["elapsed_seconds"])) for p, e in zip(log, log[1:]))
+    return tokens, t, peak
 
 
 REFERENCE = r'''
@@ -74,6 +83,7 @@ import json, sys, time, torch, transformers as tf
 torch.set_num_threads(int(sys.argv[4]))
 model_path, data, method, threads, batch, steps = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]), int(sys.argv[6])
 src, tgt = int(sys.argv[7]), int(sys.argv[8])
+dp = json.loads(sys.argv[9])  # null, or [C, sigma] for Opacus's DP-SGD
 gguf = model_path.endswith(".gguf")
 if gguf:
     import os
@@ -110,13 +120,27 @@ for i in range(0, len(rows), batch):
         batches.append(dict(input_ids=enc.input_ids, attention_mask=enc.attention_mask, labels=lab))
 params = [p for p in model.parameters() if p.requires_grad]
 opt = torch.optim.AdamW(params, lr=1e-5, weight_decay=0.0)
+source = iter(batches)
+if dp:
+    from opacus import PrivacyEngine
+    # Every example has as many label tokens, so transformers' loss (the mean over the
+    # batch's label tokens) is the mean of the examples' own means, which medgen clips.
+    examples = [{k: v[j] for k, v in b.items()} for b in batches for j in range(len(b["labels"]))]
+    assert len({int((e["labels"] != -100).sum()) for e in examples}) == 1
+    torch.manual_seed(0)
+    model, opt, loader = PrivacyEngine().make_private(
+        module=model, optimizer=opt, data_loader=torch.utils.data.DataLoader(examples, batch_size=batch),
+        max_grad_norm=dp[0], noise_multiplier=dp[1], poisson_sampling=True, grad_sample_mode="hooks")
+    source = iter(loader)
 sched = tf.get_linear_schedule_with_warmup(opt, 0, steps)
 times, tokens = [], 0
-for step, b in enumerate(batches[:steps]):
+for step in range(steps):
     t0 = time.time()
+    b = next(source)  # Opacus samples the batch here
     loss = model(**b).loss
     loss.backward()
-    torch.nn.utils.clip_grad_norm_(params, 1.0)
+    if not dp:  # DP-SGD clips each example's gradient instead
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
     opt.step(); sched.step(); opt.zero_grad()
     times.append(time.time() - t0)
     if step > 0: tokens += int((b["labels"] != -100).sum())
@@ -143,8 +167,8 @@ def run_child(args, env=None):
 KEEP_FREED = {"MALLOC_MMAP_THRESHOLD_": str(1 << 30), "MALLOC_TRIM_THRESHOLD_": str(2**31 - 1)}
 
 
-def run_reference(model, data, method, lengths, env=None):
-    args = [sys.executable, "-c", REFERENCE, str(model), str(data), method, str(THREADS), str(BATCH), str(STEPS), str(lengths[0]), str(lengths[1])]
+def run_reference(model, data, method, lengths, env=None, dp=None):
+    args = [sys.executable, "-c", REFERENCE, str(model), str(data), method, str(THREADS), str(BATCH), str(STEPS), str(lengths[0]), str(lengths[1]), json.dumps(dp)]
     peak = run_child(args, env={**os.environ, "OMP_NUM_THREADS": str(THREADS), **(env or {})})
     result = json.loads(run_child.output.strip().splitlines()[-1])
     result["peak_mib"] = peak / 1024
@@ -178,7 +202,7 @@ def main():
              ("SmolLM2-135M, full, 128 + 128", default, smol_file, "full", (128, 128), None)]
     for name, model, data, method, lengths, env in cases:
         ref = run_reference(model, data, method, lengths, env)
-        secs, peak = run_medgen(model, data, method, work / "out", lengths)
+        _, secs, peak = run_medgen(model, data, method, work / "out", lengths)
         tokens = ref["tokens"]
         ours, theirs = tokens / secs, tokens / ref["seconds"]
         ex = BATCH * (STEPS - 1) / secs

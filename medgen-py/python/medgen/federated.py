@@ -95,12 +95,13 @@ class Site:
 
 def site_from_node_config(context: Context) -> Site:
     """The site a Flower SuperNode was started for, from its `--node-config` keys `site`,
-    `train`, `validation` (optional) and `workdir`."""
+    `train`, `workdir`, and optionally `validation` and `model`."""
     c = context.node_config
     missing = [k for k in ("site", "train", "workdir") if k not in c]
     if missing:
-        raise ValueError(f"the SuperNode's --node-config lacks {', '.join(missing)} (give site, train, workdir and optionally validation)")
-    return Site(name=str(c["site"]), train=str(c["train"]), workdir=str(c["workdir"]), validation=str(c["validation"]) if c.get("validation") else None)
+        raise ValueError(f"the SuperNode's --node-config lacks {', '.join(missing)} (give site, train, workdir and optionally validation and model)")
+    optional = {k: str(c[k]) if c.get(k) else None for k in ("validation", "model")}
+    return Site(name=str(c["site"]), train=str(c["train"]), workdir=str(c["workdir"]), **optional)
 
 
 class _Privacy:
@@ -297,25 +298,39 @@ class FedAvg(_FedAvg):
                 f.write(json.dumps(line) + "\n")
 
 
-def server_app(adapter: _Path, *, output: _Path, num_rounds: int = 3, strategy=None, timeout: float = 3600) -> ServerApp:
+def server_app(adapter: Optional[_Path] = None, *, output: Optional[_Path] = None, num_rounds: Optional[int] = None,
+               strategy=None, timeout: float = 3600) -> ServerApp:
     """A Flower ServerApp that starts from the adapter folder `adapter` and runs `num_rounds`
-    rounds of `strategy` (default: `FedAvg(adapter, round_log=output/rounds.jsonl)`; any
-    Flower wrapper around a `FedAvg` of this module works), writing the global adapter after
-    each round into `output/round-NNN/` and the last into `output/final/`."""
-    if num_rounds < 1:
+    rounds of `strategy` (default: `FedAvg(adapter, round_log=output/rounds.jsonl)` over every
+    connected site, at least two; any Flower wrapper around a `FedAvg` of this module works),
+    writing the global adapter after each round into `output/round-NNN/` and the last into
+    `output/final/`. What is not given here is read from the Flower run's config (keys
+    `adapter`, `output`, `num-rounds`, `min-sites`), as `flwr run` passes it."""
+    if num_rounds is not None and num_rounds < 1:
         raise ValueError(f"num_rounds is {num_rounds}: give at least 1")
-    output = Path(output)
-    config = adapter_config(adapter)
-    strategy = strategy if strategy is not None else FedAvg(adapter, round_log=output / "rounds.jsonl")
     app = ServerApp()
 
     @app.main()
     def main(grid: Grid, context: Context) -> None:
+        run = context.run_config
+        missing = [k for k, v in (("adapter", adapter), ("output", output)) if v is None and k not in run]
+        if missing:
+            raise ValueError(f"server_app needs {' and '.join(missing)}: give them as arguments or in the run config")
+        start = Path(adapter if adapter is not None else str(run["adapter"]))
+        out = Path(output if output is not None else str(run["output"]))
+        rounds = num_rounds if num_rounds is not None else int(run.get("num-rounds", 3))
+        if rounds < 1:
+            raise ValueError(f"num-rounds is {rounds}: give at least 1")
+        sites = int(run.get("min-sites", 2))
+        chosen = strategy if strategy is not None else FedAvg(start, round_log=out / "rounds.jsonl", min_train_nodes=sites,
+                                                               min_evaluate_nodes=sites, min_available_nodes=sites)
+        config = adapter_config(start)
+
         def save(server_round: int, arrays: ArrayRecord):
-            write_adapter(arrays, config, _round_dir(output, server_round))
+            write_adapter(arrays, config, _round_dir(out, server_round))
             return None
 
-        result = strategy.start(grid=grid, initial_arrays=read_adapter(adapter), num_rounds=num_rounds, timeout=timeout, evaluate_fn=save)
-        write_adapter(result.arrays, config, output / "final")
+        result = chosen.start(grid=grid, initial_arrays=read_adapter(start), num_rounds=rounds, timeout=timeout, evaluate_fn=save)
+        write_adapter(result.arrays, config, out / "final")
 
     return app
