@@ -579,6 +579,20 @@ typedef struct {
    by the operating system (default: -1).
    */
   int64_t dp_noise_seed;
+  /*
+   Train only LoRA's B matrices; A keeps its starting values (FFA-LoRA: sites that start
+   from the same adapter then average exactly) (default: false).
+   */
+  bool lora_freeze_a;
+  /*
+   Federated fine-tuning: the server's round that `init_adapter` came from, recorded in
+   `run.json` with `site` and the example count; -1 for none (default: -1).
+   */
+  int64_t federated_round;
+  /*
+   This site's name in the federation, for the records; NULL for none (default: NULL).
+   */
+  const char *site;
 } medgen_finetune_params;
 
 /*
@@ -628,6 +642,11 @@ typedef struct {
    Seconds since the run started.
    */
   double elapsed_seconds;
+  /*
+   DP-SGD: the epsilon spent so far at `dp_delta`, at evaluations; NaN otherwise. (Added
+   with version 0.2: a callback built against an older header reads the fields before it.)
+   */
+  double epsilon;
 } medgen_log_entry;
 
 /*

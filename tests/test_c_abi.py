@@ -219,6 +219,21 @@ def test_c_finetune_equals_the_cli_stops_resumes_merges_and_loads_its_adapter(pr
     resumed = json.loads((stopped / "run.json").read_text())["result"]
     assert (resumed["steps"], resumed["stopped_early"]) == (2, False)
 
+    # The federated DP round: epsilon at the evaluation is Opacus's for q = 4 / 8, sigma 1.3, 2
+    # steps; run.json records the round; A stayed the starting adapter's.
+    from opacus.accountants import RDPAccountant
+
+    fed = got["federated"]
+    accountant = RDPAccountant()
+    accountant.history = [(1.3, 0.5, 2)]
+    assert fed["epsilon"] == pytest.approx(accountant.get_epsilon(delta=1e-5), rel=1e-9)
+    record = json.loads((Path(fed["output"]) / "run.json").read_text())
+    assert (record["federated"]["site"], record["federated"]["round"], record["federated"]["examples"],
+            record["federated"]["frozen_a"]) == ("c-site", 2, 8, True)
+    assert record["differential_privacy"]["epsilon"] == pytest.approx(fed["epsilon"], rel=1e-12)
+    start, update = load_file(lora / "adapter_model.safetensors"), load_file(Path(fed["output"]) / "adapter_model.safetensors")
+    assert all(torch.equal(start[k], update[k]) == ("lora_A" in k) for k in start)
+
     # The merged model is W + (alpha / r) B A on the adapted layers (PEFT's merge), the rest as it was.
     adapter_cfg = json.loads((lora / "adapter_config.json").read_text())
     scaling = adapter_cfg["lora_alpha"] / adapter_cfg["r"]

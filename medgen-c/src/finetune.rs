@@ -389,6 +389,9 @@ pub struct medgen_log_entry {
     pub tokens_per_second: f64,
     /// Seconds since the run started.
     pub elapsed_seconds: f64,
+    /// DP-SGD: the epsilon spent so far at `dp_delta`, at evaluations; NaN otherwise. (Added
+    /// with version 0.2: a callback built against an older header reads the fields before it.)
+    pub epsilon: f64,
 }
 
 impl From<&LogEntry> for medgen_log_entry {
@@ -405,6 +408,7 @@ impl From<&LogEntry> for medgen_log_entry {
             eval_rouge_l: nan(e.eval_rouge_l),
             tokens_per_second: nan(e.tokens_per_second),
             elapsed_seconds: e.elapsed_seconds,
+            epsilon: nan(e.epsilon),
         }
     }
 }

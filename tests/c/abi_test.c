@@ -582,6 +582,24 @@ static int on_progress(const medgen_log_entry *e, void *user_data) {
     return p->stop_at_call > 0 && p->calls >= p->stop_at_call;
 }
 
+struct fed_progress {
+    int evaluations, bad;
+    double epsilon;
+};
+
+/* Epsilon is there at evaluations only. */
+static int on_fed_progress(const medgen_log_entry *e, void *user_data) {
+    struct fed_progress *p = user_data;
+    if (isnan(e->eval_loss)) {
+        p->bad += !isnan(e->epsilon);
+    } else {
+        p->evaluations++;
+        p->bad += !(e->epsilon > 0.0);
+        p->epsilon = e->epsilon;
+    }
+    return 0;
+}
+
 static void print_run(const char *name, const medgen_finetune_report *r, const struct progress *p) {
     char train_loss[32], eval_loss[32];
     json_number(train_loss, sizeof train_loss, r->train_loss);
@@ -608,6 +626,8 @@ static void test_finetune_defaults(void) {
     CHECK(d.early_stopping_patience == -1 && d.eval_generate == 16 && d.eval_max_new_tokens == 64);
     CHECK(!d.resume && !d.overwrite && d.device == MEDGEN_DEVICE_CPU && d.dtype == MEDGEN_DTYPE_F32 && d.threads == 0);
     CHECK(d.method == MEDGEN_METHOD_FULL && MEDGEN_METHOD_FULL == 500 && MEDGEN_METHOD_LORA == 501 && d.struct_size == sizeof d);
+    CHECK(d.dp_max_grad_norm == 0.0 && d.dp_noise_multiplier == -1.0 && d.dp_epsilon == -1.0 && d.dp_delta == 1e-5 && d.dp_noise_seed == -1);
+    CHECK(!d.lora_freeze_a && d.federated_round == -1 && d.site == NULL);
 }
 
 /* The options of the LoRA run that pytest repeats with `medgen finetune`. */
@@ -647,7 +667,7 @@ static void test_finetune_errors(const char *base, const char *train, const char
 
     const char *bad_utf8 = "bad \xc3\x28 utf8";
     const char **strings[] = {&p.model, &p.train, &p.validation, &p.output, &p.target_modules, &p.init_adapter,
-                              &p.input_column, &p.target_column, &p.metric};
+                              &p.input_column, &p.target_column, &p.metric, &p.site};
     for (size_t i = 0; i < sizeof strings / sizeof *strings; i++) {
         p = good;
         *strings[i] = bad_utf8;
@@ -659,7 +679,8 @@ static void test_finetune_errors(const char *base, const char *train, const char
     p.method = (medgen_finetune_method)7;
     EXPECT_STATUS(medgen_finetune(&p, NULL, NULL, &r), MEDGEN_ERR_INVALID_ARGUMENT);
     CHECK(strstr(medgen_last_error_message(), "method") != NULL);
-    int64_t *counts[] = {&p.warmup_steps, &p.max_steps, &p.eval_steps, &p.save_steps, &p.early_stopping_patience};
+    int64_t *counts[] = {&p.warmup_steps, &p.max_steps, &p.eval_steps, &p.save_steps, &p.early_stopping_patience,
+                         &p.federated_round};
     for (size_t i = 0; i < sizeof counts / sizeof *counts; i++) {
         p = good;
         *counts[i] = -2;
@@ -693,6 +714,17 @@ static void test_finetune_errors(const char *base, const char *train, const char
     p.dp_noise_multiplier = 1.0;
     p.dp_noise_seed = -2;
     EXPECT_STATUS(medgen_finetune(&p, NULL, NULL, &r), MEDGEN_ERR_INVALID_ARGUMENT);
+
+    /* Federated rounds: a site's name is printable; frozen A needs the server's adapter. */
+    p = good;
+    p.site = "";
+    EXPECT_STATUS(medgen_finetune(&p, NULL, NULL, &r), MEDGEN_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(medgen_last_error_message(), "site") != NULL);
+    p = good;
+    p.lora_freeze_a = true;
+    p.federated_round = 1;
+    EXPECT_STATUS(medgen_finetune(&p, NULL, NULL, &r), MEDGEN_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(medgen_last_error_message(), "init_adapter") != NULL);
 
     /* Out of range for the core, named in the message. */
     p = good;
@@ -772,6 +804,26 @@ static void test_finetune_runs(const char *base, const char *train, const char *
     /* Resumed from that checkpoint, with neither a callback nor a report. */
     s.resume = true;
     EXPECT_STATUS(medgen_finetune(&s, NULL, NULL, NULL), MEDGEN_OK);
+
+    /* A site's federated round with DP-SGD, from the adapter above with A frozen: the epsilon
+     * spent reaches the callback at the evaluation (pytest checks it against Opacus's
+     * accountant, and run.json's record of the round). */
+    char fed_out[4096];
+    snprintf(fed_out, sizeof fed_out, "%s-federated", stopped_out);
+    medgen_finetune_params f = lora_params(base, train, fed_out);
+    f.validation = train;
+    f.init_adapter = lora_out;
+    f.lora_freeze_a = true;
+    f.federated_round = 2;
+    f.site = "c-site";
+    f.max_steps = 2;
+    f.dp_max_grad_norm = 1.0;
+    f.dp_noise_multiplier = 1.3;
+    f.gradient_accumulation_steps = 1;
+    struct fed_progress fp = {0};
+    EXPECT_STATUS(medgen_finetune(&f, on_fed_progress, &fp, NULL), MEDGEN_OK);
+    CHECK(fp.evaluations == 1 && fp.bad == 0);
+    printf("RESULT federated {\"output\": \"%s\", \"epsilon\": %.17g}\n", fed_out, fp.epsilon);
 }
 
 static void test_merge(const char *base, const char *adapter, const char *merged) {
