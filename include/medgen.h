@@ -593,6 +593,14 @@ typedef struct {
    This site's name in the federation, for the records; NULL for none (default: NULL).
    */
   const char *site;
+  /*
+   Train a new recurrent encoder-decoder instead of fine-tuning `model`: its shape as a
+   JSON object, `{"tokenizer": "tokenizer.json", "cell": "lstm", "layers": 2, "hidden":
+   256, "embedding": 128, "bidirectional": false, "attention": "luong", "input_feeding":
+   true, "tie_embeddings": false, "dropout": 0.2, "teacher_forcing_ratio": 1.0,
+   "max_length": 1024}` (only "tokenizer" required); NULL for none (default: NULL).
+   */
+  const char *from_scratch;
 } medgen_finetune_params;
 
 /*

@@ -155,6 +155,12 @@ pub struct medgen_finetune_params {
     pub federated_round: i64,
     /// This site's name in the federation, for the records; NULL for none (default: NULL).
     pub site: *const c_char,
+    /// Train a new recurrent encoder-decoder instead of fine-tuning `model`: its shape as a
+    /// JSON object, `{"tokenizer": "tokenizer.json", "cell": "lstm", "layers": 2, "hidden":
+    /// 256, "embedding": 128, "bidirectional": false, "attention": "luong", "input_feeding":
+    /// true, "tie_embeddings": false, "dropout": 0.2, "teacher_forcing_ratio": 1.0,
+    /// "max_length": 1024}` (only "tokenizer" required); NULL for none (default: NULL).
+    pub from_scratch: *const c_char,
 }
 
 /// The default fine-tuning parameters, equal to the Rust core's `TrainingConfig` defaults:
@@ -234,6 +240,7 @@ impl Default for medgen_finetune_params {
         lora_freeze_a: false,
         federated_round: -1,
         site: std::ptr::null(),
+        from_scratch: std::ptr::null(),
     }
     }
 }
@@ -294,6 +301,9 @@ impl medgen_finetune_params {
             .map(|t| t.split(',').map(|m| m.trim().to_string()).collect());
         let init_adapter = optional(self.init_adapter, "params.init_adapter")?;
         let site = unsafe { optional_str(self.site, "params.site") }?.map(str::to_string);
+        let from_scratch = unsafe { optional_str(self.from_scratch, "params.from_scratch") }?
+            .map(|json| serde_json::from_str(json).map_err(|e| invalid(format!("`from_scratch` is not a model shape: {e}"))))
+            .transpose()?;
         let input_column = string(self.input_column, "params.input_column")?;
         let target_column = string(self.target_column, "params.target_column")?;
         let metric = string(self.metric, "params.metric")?;
@@ -356,6 +366,7 @@ impl medgen_finetune_params {
             },
             federated_round: optional_count(self.federated_round, "federated_round")?,
             site,
+            from_scratch,
             load: load_options(self.device, self.device_index, self.dtype, self.threads)?,
         };
         Ok(cfg)

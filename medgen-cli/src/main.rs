@@ -63,6 +63,9 @@ enum Command {
     /// The DP-SGD privacy accountant: the epsilon a run spends, or the noise a target needs.
     #[command(subcommand)]
     Privacy(cli::privacy::Command),
+    /// Tokenizers for models trained from scratch.
+    #[command(subcommand)]
+    Tokenizer(cli::tokenizer::Command),
 }
 
 #[derive(Subcommand)]
@@ -268,6 +271,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Finetune(args) => cli::finetune::run(args),
         Command::Merge(args) => cli::finetune::merge(args),
         Command::Privacy(command) => cli::privacy::run(command),
+        Command::Tokenizer(command) => cli::tokenizer::run(command),
         Command::Debug(Debug::TrainBatch(args)) => cli::finetune::gradients(args),
     }
 }

@@ -17,7 +17,7 @@ use crate::models::seq2seq::{Seq2Seq, Seq2SeqArchitecture, Seq2SeqConfig};
 use crate::models::gemma3::{self, Gemma3};
 use crate::models::gpt2::{self, Gpt2};
 use crate::models::llama::{self, Llama};
-use crate::models::{bart::Bart, t5::T5, AdapterSpec, Architecture, Loaded, Loader, ModelConfig, Network};
+use crate::models::{bart::Bart, rnn::Rnn, t5::T5, AdapterSpec, Architecture, Loaded, Loader, ModelConfig, Network};
 use crate::runtime::{LoadOptions, Runtime};
 use crate::tokenizer::{read_json, read_json_opt, Tokenizer};
 
@@ -172,7 +172,7 @@ fn load_gguf(path: &Path, kind: Kind, runtime: &Runtime, setup: Setup) -> Result
 }
 
 /// model_types of `config.json` that name encoder-decoder networks.
-const SEQ2SEQ_TYPES: [&str; 2] = ["t5", "bart"];
+const SEQ2SEQ_TYPES: [&str; 3] = ["t5", "bart", crate::models::rnn::MODEL_TYPE];
 
 /// Loads an HF folder; its kind (decoder-only or encoder-decoder) comes from `config.json`'s `model_type`.
 fn load_hf(dir: &Path, kind: Kind, runtime: &Runtime, setup: Setup) -> Result<(Net, Tokenizer, ModelInfo, Loaded)> {
@@ -198,6 +198,10 @@ fn load_hf(dir: &Path, kind: Kind, runtime: &Runtime, setup: Setup) -> Result<(N
         let network: Box<dyn Seq2Seq> = match config.architecture {
             Seq2SeqArchitecture::T5 => Box::new(T5::load(&config, &loader)?),
             Seq2SeqArchitecture::Bart => Box::new(Bart::load(&config, &loader)?),
+            Seq2SeqArchitecture::Rnn => match &config.rnn {
+                Some(rnn) => Box::new(Rnn::load(rnn, &loader)?),
+                None => return Err(MedgenError::format("a recurrent model without its configuration")),
+            },
         };
         let s2s = Seq2SeqModel::new(network, config.clone(), runtime.clone());
         let loaded = loader.loaded.take();

@@ -186,6 +186,23 @@ fn evaluate(py: Python<'_>, model: Option<PathBuf>, validation: PathBuf, device:
     to_py(py, &result)
 }
 
+/// Learns a tokenizer from `inputs` (text files, one text a line, or training data: .jsonl and
+/// .csv, their inputs and targets) and writes it to `output` (tokenizer.json): `model` "bpe"
+/// (byte-level: any text encodes) or "wordpiece", up to `vocab_size` tokens, ids 0 to 3 for
+/// <pad>, <s>, </s> and <unk>. For `finetune(..., from_scratch={"tokenizer": output, ...})`.
+#[pyfunction]
+#[pyo3(signature = (inputs, output, *, vocab_size=8000, model="bpe"))]
+fn train_tokenizer(py: Python<'_>, inputs: Vec<PathBuf>, output: PathBuf, vocab_size: usize, model: &str) -> PyResult<PathBuf> {
+    use medgen::train::scratch::{self, VocabModel};
+    let model = match model {
+        "bpe" => VocabModel::Bpe,
+        "wordpiece" => VocabModel::WordPiece,
+        m => return Err(err(medgen::MedgenError::InvalidArgument { name: "model", reason: format!("`{m}` is not bpe or wordpiece") })),
+    };
+    py.allow_threads(|| scratch::train_tokenizer(&scratch::texts(&inputs)?, vocab_size, model, &output)).map_err(err)?;
+    Ok(output)
+}
+
 /// Writes `model` (None: the default model) with the LoRA adapter of the folder `adapter`
 /// merged into its weights (PEFT's merge_and_unload) as an HF folder in `output`, which runs
 /// at full speed without the adapter.
@@ -220,6 +237,7 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(merge, m)?)?;
     m.add_function(wrap_pyfunction!(initial_adapter, m)?)?;
     m.add_function(wrap_pyfunction!(evaluate, m)?)?;
+    m.add_function(wrap_pyfunction!(train_tokenizer, m)?)?;
     m.add_function(wrap_pyfunction!(_core_training_defaults, m)?)?;
     Ok(())
 }

@@ -144,9 +144,72 @@ pub struct Args {
     /// This site's name in the federation (no patient data).
     #[arg(long)]
     site: Option<String>,
+    #[command(flatten)]
+    scratch: ScratchArgs,
     /// Print the final report as JSON instead of progress lines.
     #[arg(long)]
     json: bool,
+}
+
+/// `--from-scratch rnn`: a recurrent encoder-decoder trained from nothing.
+#[derive(clap::Args)]
+struct ScratchArgs {
+    /// Train a new model instead of fine-tuning one: rnn (an LSTM or GRU encoder-decoder
+    /// with attention). Needs --tokenizer; not with --model.
+    #[arg(long, conflicts_with = "model", requires = "tokenizer")]
+    from_scratch: Option<String>,
+    /// The new model's tokenizer.json (from `medgen tokenizer train`, or any other).
+    #[arg(long)]
+    tokenizer: Option<PathBuf>,
+    /// lstm or gru.
+    #[arg(long, default_value = "lstm")]
+    cell: String,
+    /// Recurrent layers of the encoder and of the decoder.
+    #[arg(long, default_value_t = 2)]
+    layers: usize,
+    /// Hidden size (each direction's, with --bidirectional).
+    #[arg(long, default_value_t = 256)]
+    hidden: usize,
+    /// Token embedding size.
+    #[arg(long, default_value_t = 128)]
+    embedding: usize,
+    /// A bidirectional encoder.
+    #[arg(long)]
+    bidirectional: bool,
+    /// luong (general), dot or bahdanau (additive).
+    #[arg(long, default_value = "luong")]
+    attention: String,
+    /// Without Luong's input feeding.
+    #[arg(long)]
+    no_input_feeding: bool,
+    /// Tie the output projection to the decoder embedding (needs --embedding = --hidden).
+    #[arg(long)]
+    tie_embeddings: bool,
+    /// Dropout between recurrent layers.
+    #[arg(long, default_value_t = 0.2)]
+    rnn_dropout: f64,
+    /// The probability of feeding the target's token (else the model's prediction) while training.
+    #[arg(long, default_value_t = 1.0)]
+    teacher_forcing_ratio: f64,
+    /// The longest input and the most new tokens.
+    #[arg(long, default_value_t = 1024)]
+    max_length: usize,
+}
+
+impl ScratchArgs {
+    fn spec(&self) -> Result<Option<train::scratch::RnnSpec>> {
+        let Some(kind) = &self.from_scratch else { return Ok(None) };
+        if kind != "rnn" {
+            return Err(MedgenError::InvalidArgument { name: "from_scratch", reason: format!("`{kind}` is not a model medgen trains from scratch (rnn)") });
+        }
+        let spec = serde_json::json!({
+            "tokenizer": self.tokenizer, "cell": self.cell, "layers": self.layers, "hidden": self.hidden,
+            "embedding": self.embedding, "bidirectional": self.bidirectional, "attention": self.attention,
+            "input_feeding": !self.no_input_feeding, "tie_embeddings": self.tie_embeddings, "dropout": self.rnn_dropout,
+            "teacher_forcing_ratio": self.teacher_forcing_ratio, "max_length": self.max_length,
+        });
+        serde_json::from_value(spec).map(Some).map_err(|e| MedgenError::InvalidArgument { name: "from_scratch", reason: e.to_string() })
+    }
 }
 
 impl TrainArgs {
@@ -235,6 +298,7 @@ pub fn run(a: Args) -> Result<()> {
         stop_after: a.stop_after,
         federated_round: a.federated_round,
         site: a.site.clone(),
+        from_scratch: a.scratch.spec()?,
         ..a.common.config()?
     };
     let interrupted = Arc::new(AtomicBool::new(false));

@@ -7,6 +7,7 @@ pub mod eval;
 pub mod finetune;
 pub mod privacy;
 pub mod task;
+pub mod tokenizer;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};

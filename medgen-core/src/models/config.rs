@@ -198,7 +198,7 @@ fn gemma3_from_hf(config: &Json, n_layers: usize, context_length: usize) -> Resu
 
 /// A ceiling on every dimension read from a file, far above any real model, so that a
 /// corrupt header fails here instead of in a multi-terabyte allocation.
-const MAX_DIM: usize = 1 << 24;
+pub(crate) const MAX_DIM: usize = 1 << 24;
 /// A ceiling on layer and head counts, for the same reason.
 const MAX_LAYERS: usize = 4096;
 
@@ -570,6 +570,8 @@ pub enum Seq2SeqArchitecture {
     T5,
     /// BART.
     Bart,
+    /// medgen's recurrent encoder-decoder (see [`super::rnn`]).
+    Rnn,
 }
 
 impl Seq2SeqArchitecture {
@@ -577,6 +579,7 @@ impl Seq2SeqArchitecture {
         match self {
             Seq2SeqArchitecture::T5 => "t5",
             Seq2SeqArchitecture::Bart => "bart",
+            Seq2SeqArchitecture::Rnn => super::rnn::MODEL_TYPE,
         }
     }
 }
@@ -687,6 +690,9 @@ pub struct Seq2SeqConfig {
     /// (default: none)
     #[serde(skip_serializing_if = "Dropout::is_zero")]
     pub dropout: Dropout,
+    /// (RNN) The recurrent model's own configuration; the attention fields above are 1 for it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rnn: Option<super::rnn::RnnConfig>,
 }
 
 impl Seq2SeqConfig {
@@ -750,6 +756,7 @@ impl Seq2SeqConfig {
                     forced_bos_token_id: None,
                     forced_eos_token_id: None,
                     dropout: Dropout::all(config.get("dropout_rate").and_then(Json::as_f64).unwrap_or(0.1)),
+                    rnn: None,
                 }
             }
             "bart" => {
@@ -797,11 +804,46 @@ impl Seq2SeqConfig {
                         let p = |k: &str| config.get(k).and_then(Json::as_f64).unwrap_or(0.0);
                         Dropout { hidden: p("dropout"), attention: p("attention_dropout"), activation: p("activation_dropout"), embedding: p("dropout") }
                     },
+                    rnn: None,
+                }
+            }
+            super::rnn::MODEL_TYPE => {
+                let rnn = super::rnn::RnnConfig::from_json(config)?;
+                let (h, w) = (rnn.hidden_size, rnn.encoder_width());
+                Seq2SeqConfig {
+                    architecture: Seq2SeqArchitecture::Rnn,
+                    vocab_size: rnn.vocab_size,
+                    // The encoder output's width, which the decoder attends to.
+                    hidden_size: w,
+                    encoder_layers: rnn.encoder_layers,
+                    decoder_layers: rnn.decoder_layers,
+                    encoder_heads: 1,
+                    decoder_heads: 1,
+                    encoder_head_dim: w,
+                    decoder_head_dim: h,
+                    encoder_ffn: h,
+                    decoder_ffn: h,
+                    activation: Activation::Relu,
+                    gated: false,
+                    norm_eps: 0.0,
+                    relative_buckets: 0,
+                    relative_max_distance: 0,
+                    scale_decoder_outputs: false,
+                    max_positions: None,
+                    context_length: rnn.max_length,
+                    scale_embedding: false,
+                    decoder_start_token_id: rnn.decoder_start_token_id,
+                    eos_token_id: Some(rnn.eos_token_id),
+                    pad_token_id: Some(rnn.pad_token_id),
+                    forced_bos_token_id: None,
+                    forced_eos_token_id: None,
+                    dropout: Dropout::default(),
+                    rnn: Some(rnn),
                 }
             }
             other => {
                 return Err(MedgenError::Unsupported(format!(
-                    "encoder-decoder model_type `{other}` (medgen runs t5 and bart)"
+                    "encoder-decoder model_type `{other}` (medgen runs t5, bart and medgen_rnn)"
                 )))
             }
         };

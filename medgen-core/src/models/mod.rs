@@ -9,6 +9,7 @@ pub mod gemma3;
 pub mod gpt2;
 pub(crate) mod layers;
 pub mod llama;
+pub mod rnn;
 pub mod seq2seq;
 pub mod t5;
 

@@ -44,17 +44,19 @@ pub struct Seq2SeqCache {
     /// The row of `cross` each row reads: beams of one prompt share one. Empty when row `i`
     /// reads row `i`.
     cross_rows: Vec<usize>,
+    /// A recurrent decoder's state (see [`super::rnn`]): tensors with their batch dimension.
+    recurrent: Vec<(Tensor, i64)>,
 }
 
 impl Seq2SeqCache {
     pub(crate) fn new(layers: usize, shape: [i64; 3], capacity: usize, kind: Kind, device: Device) -> Result<Self> {
-        Ok(Seq2SeqCache { self_attn: KvCache::new(layers, shape, capacity, kind, device)?, cross: Vec::new(), cross_rows: Vec::new() })
+        Ok(Seq2SeqCache { self_attn: KvCache::new(layers, shape, capacity, kind, device)?, cross: Vec::new(), cross_rows: Vec::new(), recurrent: Vec::new() })
     }
 
     /// A cache that stores no self-attention positions: one pass over whole target
     /// sequences, as training makes.
     pub(crate) fn passthrough(device: Device) -> Self {
-        Seq2SeqCache { self_attn: KvCache::passthrough(device), cross: Vec::new(), cross_rows: Vec::new() }
+        Seq2SeqCache { self_attn: KvCache::passthrough(device), cross: Vec::new(), cross_rows: Vec::new(), recurrent: Vec::new() }
     }
 
     /// Decoder positions already cached.
@@ -79,10 +81,28 @@ impl Seq2SeqCache {
     /// span the whole input, and beams of one prompt share one.
     pub fn reorder(&mut self, rows: &[usize], cross: bool) -> Result<()> {
         self.self_attn.reorder(rows)?;
+        if let Some((first, _)) = self.recurrent.first() {
+            let index: Vec<i64> = rows.iter().map(|&r| r as i64).collect();
+            let index = Tensor::f_from_slice(&index)?.f_to_device(first.device())?;
+            for (t, dim) in self.recurrent.iter_mut() {
+                *t = t.f_index_select(*dim, &index)?;
+            }
+        }
         if cross && !self.cross.is_empty() {
             self.cross_rows = rows.iter().map(|&r| self.cross_row(r)).collect();
         }
         Ok(())
+    }
+
+    /// A recurrent decoder's state after the cached positions; `None` before the first step.
+    pub(crate) fn recurrent_state(&self) -> Option<Vec<Tensor>> {
+        (!self.recurrent.is_empty()).then(|| self.recurrent.iter().map(|(t, _)| t.shallow_clone()).collect())
+    }
+
+    /// Keeps a recurrent decoder's state: tensors with their batch dimension, which
+    /// [`Seq2SeqCache::reorder`] selects rows along.
+    pub(crate) fn set_recurrent_state(&mut self, state: Vec<(Tensor, i64)>) {
+        self.recurrent = state;
     }
 
     /// The row of the cross-attention keys and values that row `r` reads.

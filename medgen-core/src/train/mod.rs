@@ -22,6 +22,7 @@ mod checkpoint;
 pub mod data;
 mod dp;
 pub(crate) mod network;
+pub mod scratch;
 
 pub use network::merge;
 pub mod optim;
@@ -183,6 +184,11 @@ pub struct TrainingConfig {
     /// The site's name in the federation, for the records: no patient data (default: none).
     #[serde(default)]
     pub site: Option<String>,
+    /// Train a new recurrent encoder-decoder of this shape instead of fine-tuning `model`
+    /// (see [`scratch`]): it is written into `output/from-scratch/` and trained in full
+    /// (default: none).
+    #[serde(default)]
+    pub from_scratch: Option<scratch::RnnSpec>,
     #[serde(skip)]
     pub load: LoadOptions,
 }
@@ -231,6 +237,7 @@ impl Default for TrainingConfig {
             dp_noise_seed: None,
             federated_round: None,
             site: None,
+            from_scratch: None,
             load: LoadOptions::default(),
         }
     }
@@ -300,6 +307,9 @@ impl TrainingConfig {
         if self.lora.freeze_a && self.method == Method::Lora && self.lora.init_adapter.is_none() && self.federated_round.is_some() {
             // Each site would draw its own A: their B matrices would not average to anything.
             return Err(MedgenError::invalid("freeze_a", "a federated round with frozen A matrices must start from the server's adapter (init_adapter)"));
+        }
+        if self.from_scratch.is_some() && self.method != Method::Full {
+            return Err(MedgenError::invalid("from_scratch", "a model trained from scratch trains every weight (method full)"));
         }
         if self.validation.is_some() && self.validation_split.is_some() {
             return Err(MedgenError::invalid("validation_split", "give a validation file or a split, not both"));
@@ -474,8 +484,24 @@ pub fn finetune(cfg: &TrainingConfig, on_log: &mut dyn FnMut(&LogEntry) -> Contr
 pub fn finetune_until(cfg: &TrainingConfig, on_log: &mut dyn FnMut(&LogEntry) -> ControlFlow<()>, stop: &mut dyn FnMut() -> bool) -> Result<Report> {
     let (started, started_at) = (Instant::now(), SystemTime::now());
     cfg.validate()?;
+    // A model from scratch is made in the output folder, before its checksum is taken.
+    let scratch_cfg;
+    let cfg = match &cfg.from_scratch {
+        Some(spec) => {
+            prepare_output(cfg)?;
+            let dir = cfg.output.join("from-scratch");
+            if !(cfg.resume && dir.join("model.safetensors").exists()) {
+                scratch::create_rnn(spec, &dir, cfg.seed)?;
+            }
+            scratch_cfg = TrainingConfig { model: dir, ..cfg.clone() };
+            &scratch_cfg
+        }
+        None => cfg,
+    };
     let base_sha256 = crate::audit::sha256_path(&cfg.model)?;
-    prepare_output(cfg)?;
+    if cfg.from_scratch.is_none() {
+        prepare_output(cfg)?;
+    }
     if cfg.resume {
         // Before any tensor of the checkpoint is read into a model it may not fit.
         let trained_on = checkpoint::base_sha256(&cfg.output)?;

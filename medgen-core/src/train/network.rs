@@ -37,6 +37,8 @@ pub(crate) fn default_targets(architecture: &str) -> Vec<String> {
     let t: &[&str] = match architecture {
         "t5" => &["q", "v"],
         "gpt2" => &["c_attn"],
+        // The recurrent model's linear layers around its attention.
+        crate::models::rnn::MODEL_TYPE => &["bridge", "linear_out"],
         _ => &["q_proj", "v_proj"],
     };
     t.iter().map(|s| s.to_string()).collect()
@@ -260,7 +262,7 @@ fn probe_architecture(path: &Path) -> Result<String> {
         let json = crate::tokenizer::read_json(&path.join("config.json"))?;
         let t = json.get("model_type").and_then(|v| v.as_str()).unwrap_or("");
         return Ok(match t {
-            "t5" | "bart" | "gpt2" => t.to_string(),
+            "t5" | "bart" | "gpt2" | crate::models::rnn::MODEL_TYPE => t.to_string(),
             _ => "llama".to_string(),
         });
     }

@@ -37,6 +37,7 @@ from ._medgen import (  # noqa: E402
     initial_adapter,
     merge,
     task_adapter_path,
+    train_tokenizer,
 )
 
 
@@ -81,5 +82,5 @@ __all__ = [
     "Model", "Generation", "GenerationConfig", "Stream", "model_info", "MedgenError", "ModelLoadError",
     "UnsupportedError", "InvalidArgumentError", "ContextLengthError", "DeviceError", "TokenizerError",
     "TemplateError", "TorchError", "InternalError", "__version__", "default_model_path", "deid", "checks", "metrics", "privacy", "tasks",
-    "finetune", "merge", "History", "task_adapter_path", "initial_adapter", "evaluate",
+    "finetune", "merge", "History", "task_adapter_path", "initial_adapter", "evaluate", "train_tokenizer",
 ]

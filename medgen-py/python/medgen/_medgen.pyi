@@ -207,6 +207,7 @@ def finetune(
     dp_max_grad_norm: Optional[float] = None, dp_noise_multiplier: Optional[float] = None,
     dp_epsilon: Optional[float] = None, dp_delta: float = 1e-05, dp_noise_seed: Optional[int] = None,
     lora_freeze_a: bool = False, federated_round: Optional[int] = None, site: Optional[str] = None,
+    from_scratch: Optional[FromScratch] = None,
 ) -> History:
     """Fine-tunes `model` (an HF folder or a GGUF file; None: the default model) on `train`
     (JSON lines of {"input", "target"} or {"messages"}, or CSV), writing the model, or with
@@ -224,6 +225,27 @@ def finetune(
 
     Returns the log entries, oldest first: a list of dicts (pandas.DataFrame(history) reads
     it) whose `.report` holds the run's result (also in output/run.json)."""
+    ...
+
+class FromScratch(TypedDict, total=False):
+    """A recurrent encoder-decoder trained from nothing (only `tokenizer` is required)."""
+    tokenizer: _Path
+    cell: Literal["lstm", "gru"]
+    layers: int
+    hidden: int
+    embedding: int
+    bidirectional: bool
+    attention: Literal["luong", "dot", "bahdanau"]
+    input_feeding: bool
+    tie_embeddings: bool
+    dropout: float
+    teacher_forcing_ratio: float
+    max_length: int
+
+def train_tokenizer(inputs: Sequence[_Path], output: _Path, *, vocab_size: int = 8000,
+                    model: Literal["bpe", "wordpiece"] = "bpe") -> _Path:
+    """Learns a tokenizer from text files (one text a line) or training data (.jsonl, .csv)
+    and writes tokenizer.json to `output`; ids 0 to 3 are <pad>, <s>, </s> and <unk>."""
     ...
 
 def initial_adapter(
