@@ -81,7 +81,8 @@ impl Seq2SeqCache {
     /// span the whole input, and beams of one prompt share one.
     pub fn reorder(&mut self, rows: &[usize], cross: bool) -> Result<()> {
         self.self_attn.reorder(rows)?;
-        if let Some((first, _)) = self.recurrent.first() {
+        let same = self.recurrent.first().is_some_and(|(t, dim)| t.size()[*dim as usize] == rows.len() as i64) && rows.iter().enumerate().all(|(i, &r)| i == r);
+        if let Some((first, _)) = self.recurrent.first().filter(|_| !same) {
             let index: Vec<i64> = rows.iter().map(|&r| r as i64).collect();
             let index = Tensor::f_from_slice(&index)?.f_to_device(first.device())?;
             for (t, dim) in self.recurrent.iter_mut() {
