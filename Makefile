@@ -75,7 +75,7 @@ task-adapter: build
 	$(MEDGEN) finetune --train $(TASK_DATA)/train.jsonl --validation $(TASK_DATA)/validation.jsonl \
 		--output target/task-adapter --overwrite --method lora --lora-r 8 --lora-alpha 16 \
 		--target-modules q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj --lr 3e-4 \
-		--warmup-ratio 0.05 --batch-size 4 --max-steps 200 --eval-steps 200 --eval-generate 7 \
+		--warmup-ratio 0.05 --batch-size 4 --max-steps 120 --eval-steps 120 --eval-generate 7 \
 		--eval-max-new-tokens 160 --logging-steps 5 --max-source-length 512 --max-target-length 256 --seed 0
 	mkdir -p $(TASK_ADAPTER)
 	cp target/task-adapter/adapter_config.json target/task-adapter/adapter_model.safetensors $(TASK_ADAPTER)/
@@ -97,6 +97,7 @@ bench: build-python
 	$(PY) bench/bench.py
 	$(PY) bench/bench_seq2seq.py
 	$(PY) bench/bench_train.py
+	$(PY) bench/bench_rnn.py
 	$(PY) bench/bench_deid.py
 
 # Coverage-guided fuzzing of the parsers (fuzz/, cargo fuzz on a nightly toolchain; not part of
