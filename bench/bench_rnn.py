@@ -40,7 +40,7 @@ STEPS = 8
 NEW_TOKENS = 32
 
 
-def medgen(*args):
+def run(*args):
     out = subprocess.run([str(MEDGEN), *map(str, args)], capture_output=True, text=True)
     if out.returncode != 0:
         raise SystemExit(out.stderr)
@@ -100,7 +100,7 @@ def reference_train_rate(folder, rows):
 
 
 def medgen_train_rate(tokenizer, train, out):
-    medgen("finetune", "--from-scratch", "rnn", "--tokenizer", tokenizer, "--bidirectional", "--rnn-dropout", 0,
+    run("finetune", "--from-scratch", "rnn", "--tokenizer", tokenizer, "--bidirectional", "--rnn-dropout", 0,
            "--train", train, "--output", out, "--overwrite", "--no-shuffle", "--no-deid", "--batch-size", BATCH,
            "--max-steps", STEPS, "--logging-steps", 1, "--lr", 1e-3, "--threads", THREADS, "--json")
     log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines() if '"loss"' in line]
@@ -145,7 +145,7 @@ def speed(tmp):
     rows = reports(BATCH * STEPS, 0)
     train = write_jsonl(tmp / "speed.jsonl", rows)
     tokenizer = tmp / "speed-tokenizer.json"
-    medgen("tokenizer", "train", "--input", train, "--vocab-size", 1000, "--output", tokenizer)
+    run("tokenizer", "train", "--input", train, "--vocab-size", 1000, "--output", tokenizer)
     out = tmp / "speed-model"
     ours = medgen_train_rate(tokenizer, train, out)
     # The reference starts from the weights medgen initialised.
@@ -186,9 +186,9 @@ def compare(tmp):
     lines = []
     t0 = time.perf_counter()
     tokenizer = tmp / "tokenizer.json"
-    medgen("tokenizer", "train", "--input", train, "--vocab-size", 400, "--output", tokenizer)
+    run("tokenizer", "train", "--input", train, "--vocab-size", 400, "--output", tokenizer)
     rnn = tmp / "rnn"
-    medgen("finetune", "--from-scratch", "rnn", "--tokenizer", tokenizer, "--hidden", 128, "--embedding", 64,
+    run("finetune", "--from-scratch", "rnn", "--tokenizer", tokenizer, "--hidden", 128, "--embedding", 64,
            "--layers", 1, "--bidirectional", "--no-deid", "--train", train, "--validation", validation, "--output", rnn,
            "--overwrite", "--lr", 5e-3, "--batch-size", 16, "--epochs", 12, "--eval-generate", 0, "--threads", THREADS, "--json")
     seconds = time.perf_counter() - t0
@@ -196,7 +196,7 @@ def compare(tmp):
                   seconds, size_mb(rnn, "model.safetensors")))
     lora = tmp / "lora"
     t0 = time.perf_counter()
-    medgen("finetune", "--method", "lora", "--no-deid", "--train", train, "--validation", validation, "--output", lora,
+    run("finetune", "--method", "lora", "--no-deid", "--train", train, "--validation", validation, "--output", lora,
            "--overwrite", "--lr", 3e-4, "--batch-size", 8, "--epochs", 1, "--eval-generate", 0, "--threads", THREADS, "--json")
     seconds = time.perf_counter() - t0
     base = Path(medgen.default_model_path())

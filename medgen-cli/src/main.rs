@@ -231,6 +231,17 @@ fn run(cli: Cli) -> Result<()> {
                     NetworkConfig::Decoder(c) => {
                         println!("layers:        {} (hidden {}, heads {}/{} kv)", c.n_layers, c.hidden_size, c.n_heads, c.n_kv_heads)
                     }
+                    NetworkConfig::Seq2Seq(medgen::Seq2SeqConfig { rnn: Some(r), .. }) => println!(
+                        "layers:        {} encoder{} + {} decoder {:?} (hidden {}, embedding {}, {:?} attention{})",
+                        r.encoder_layers,
+                        if r.bidirectional { " (bidirectional)" } else { "" },
+                        r.decoder_layers,
+                        r.cell,
+                        r.hidden_size,
+                        r.embedding_size,
+                        r.attention,
+                        if r.input_feeding { ", input feeding" } else { "" }
+                    ),
                     NetworkConfig::Seq2Seq(c) => println!(
                         "layers:        {} encoder + {} decoder (hidden {}, heads {} + {}, feed-forward {} + {})",
                         c.encoder_layers, c.decoder_layers, c.hidden_size, c.encoder_heads, c.decoder_heads, c.encoder_ffn, c.decoder_ffn
