@@ -158,10 +158,14 @@ def speed(tmp):
 
 
 def drafts(model, adapter, rows):
+    """Greedy drafts; a decoder-only model gets its input as the user's chat turn, as
+    `medgen finetune` trained it."""
     import medgen
 
     m = medgen.Model.load(str(model), threads=THREADS, adapter=adapter and str(adapter))
-    return [m.generate(r["input"], max_new_tokens=24).text.strip() for r in rows]
+    if adapter is None:
+        return [m.generate(r["input"], max_new_tokens=24).text.strip() for r in rows]
+    return [m.chat([{"role": "user", "content": r["input"]}], max_new_tokens=24).text.strip() for r in rows]
 
 
 def rouge(predictions, references):
