@@ -227,6 +227,9 @@ class FedAvg(_FedAvg):
         if "medgen" not in content.config_records:
             return "the reply carries no medgen record (not a medgen.federated client)"
         meta = content["medgen"]
+        missing = [k for k in ("site", "round", "base-sha256", "adapter-fingerprint", "epsilon", "dp") if k not in meta]
+        if missing:
+            return f"its medgen record lacks {', '.join(missing)}"
         if int(meta["round"]) != server_round:
             return f"it is an update for round {meta['round']}, not {server_round}"
         if meta["base-sha256"] != self.config["medgen_base_sha256"]:
@@ -259,11 +262,11 @@ class FedAvg(_FedAvg):
             meta = msg.content.config_records.get("medgen")
             metrics = next(iter(msg.content.metric_records.values()), {})
             line = {
-                "round": server_round, "node": msg.metadata.src_node_id, "site": meta["site"] if meta else None,
+                "round": server_round, "node": msg.metadata.src_node_id, "site": meta.get("site") if meta else None,
                 "examples": int(metrics.get("num-examples", 0)), "train_loss": metrics.get("train-loss"),
                 "accepted": reason is None,
             }
-            if meta is not None:
+            if reason is None:
                 dp = json.loads(str(meta["dp"]))
                 line["differential_privacy"] = dp
                 line["epsilon_total"] = float(meta["epsilon"]) if dp else None
