@@ -189,6 +189,21 @@ impl RnnConfig {
 /// LSTM and GRU take them.
 struct Direction([Weight; 4]);
 
+/// A decoder layer as two linear layers (`W_ih x + b_ih`, `W_hh h + b_hh`, sharing the
+/// weights), for the CPU decode step.
+struct Step {
+    ih: Linear,
+    hh: Linear,
+}
+
+impl Step {
+    fn of(d: &Direction) -> Self {
+        let [w_ih, w_hh, b_ih, b_hh] = &d.0;
+        let bias = |b: &Weight| Some(Weight(b.shallow_clone()));
+        Step { ih: Linear::from_weight(w_ih, bias(b_ih)), hh: Linear::from_weight(w_hh, bias(b_hh)) }
+    }
+}
+
 impl Direction {
     fn load(w: &Loader, prefix: &str, layer: usize, suffix: &str, gates: i64, input: i64, hidden: i64) -> Result<Self> {
         let get = |name: &str, shape: &[i64]| w.get(&format!("{prefix}.{name}_l{layer}{suffix}"), shape);
@@ -220,6 +235,7 @@ pub(crate) struct Rnn {
     /// Per encoder layer: forward, and backward when bidirectional.
     encoder: Vec<Vec<Direction>>,
     decoder: Vec<Direction>,
+    steps: Vec<Step>,
     bridge: Linear,
     linear_in: Option<Linear>,
     /// Bahdanau: query, key and v.
@@ -259,6 +275,7 @@ impl Rnn {
             enc_embed: w.get("encoder.embedding.weight", &[v, e])?,
             dec_embed,
             encoder,
+            steps: decoder.iter().map(Step::of).collect(),
             decoder,
             bridge: Linear::load(w, "bridge", h, width, true)?,
             linear_in: (cfg.attention == Scoring::Luong).then(|| Linear::load(w, "attention.linear_in", width, h, false)).transpose()?,
@@ -435,5 +452,151 @@ impl Seq2Seq for Rnn {
         cache.set_recurrent_state(kept);
         cache.advance(t as usize);
         Ok(logits)
+    }
+
+    /// One step of every row on CPU slices with medgen's kernels, without a libtorch call per
+    /// operation: the recurrent layers as two products each and their gates, the attention
+    /// row by row, the output projection.
+    fn decode_cpu(&self, tokens: &[u32], encoder_out: &Tensor, encoder_mask: &Tensor, cache: &mut Seq2SeqCache) -> Result<Option<Vec<f32>>> {
+        let m = tokens.len();
+        let on_kernels = self.steps.iter().all(|s| s.ih.on_kernels() && s.hh.on_kernels())
+            && self.linear_in.as_ref().is_none_or(Linear::on_kernels)
+            && self.additive.as_ref().is_none_or(|(q, _, v)| q.on_kernels() && v.on_kernels())
+            && self.linear_out.on_kernels()
+            && self.out.on_kernels()
+            && self.dec_embed.f32_slice().is_some()
+            && encoder_out.device() == tch::Device::Cpu
+            && encoder_out.kind() == Kind::Float
+            && !self.training();
+        if !on_kernels || m == 0 {
+            return Ok(None);
+        }
+        check_encoder_out(encoder_out, encoder_mask, m as i64, self.cfg.encoder_width())?;
+        if let Some(bad) = tokens.iter().find(|&&t| t as usize >= self.cfg.vocab_size) {
+            return Err(MedgenError::invalid("decoder_input_ids", format!("token id {bad} is outside the vocabulary of {}", self.cfg.vocab_size)));
+        }
+        if cache.len() + 1 > self.cfg.max_length {
+            return Err(MedgenError::context(cache.len() + 1, self.cfg.max_length, "the recurrent model's max_length"));
+        }
+        let (h, e, w, layers) = (self.cfg.hidden_size, self.cfg.embedding_size, self.cfg.encoder_width(), self.cfg.decoder_layers);
+        let lstm = self.cfg.cell == Cell::Lstm;
+        let state = match cache.recurrent_state() {
+            Some(s) => s,
+            None => {
+                let s = self.initial_state(encoder_out, encoder_mask)?;
+                let mut v = vec![s.h];
+                v.extend(s.c);
+                v.push(s.feed);
+                v
+            }
+        };
+        let read = |t: &Tensor| -> Result<Vec<f32>> { Ok(Vec::<f32>::try_from(t.f_to_kind(Kind::Float)?.f_contiguous()?.f_view([-1])?)?) };
+        let (mut hs, mut cs, feed) = (read(&state[0])?, if lstm { read(&state[1])? } else { Vec::new() }, read(&state[state.len() - 1])?);
+        let embed = self.dec_embed.f32_slice().unwrap_or(&[]);
+        // Each row's input: its token's embedding, then the last attentional output.
+        let width = if self.cfg.input_feeding { e + h } else { e };
+        let mut x = Vec::with_capacity(m * width);
+        for (r, &t) in tokens.iter().enumerate() {
+            x.extend_from_slice(&embed[t as usize * e..(t as usize + 1) * e]);
+            if self.cfg.input_feeding {
+                x.extend_from_slice(&feed[r * h..(r + 1) * h]);
+            }
+        }
+        let g = self.cfg.cell.gates() as usize;
+        let sigmoid = |v: f32| 1.0 / (1.0 + (-v).exp());
+        for (l, step) in self.steps.iter().enumerate() {
+            let (mut gi, mut gh) = (vec![0.0; m * g * h], vec![0.0; m * g * h]);
+            let hl = &mut hs[l * m * h..(l + 1) * m * h];
+            if !(step.ih.matvec(&x, &mut gi) && step.hh.matvec(hl, &mut gh)) {
+                return Ok(None);
+            }
+            for r in 0..m {
+                let (a, b) = (&gi[r * g * h..(r + 1) * g * h], &gh[r * g * h..(r + 1) * g * h]);
+                let hr = &mut hl[r * h..(r + 1) * h];
+                if lstm {
+                    let cr = &mut cs[(l * m + r) * h..(l * m + r + 1) * h];
+                    for j in 0..h {
+                        let gate = |k: usize| a[k * h + j] + b[k * h + j];
+                        let (i, f, c, o) = (sigmoid(gate(0)), sigmoid(gate(1)), gate(2).tanh(), sigmoid(gate(3)));
+                        cr[j] = f * cr[j] + i * c;
+                        hr[j] = o * cr[j].tanh();
+                    }
+                } else {
+                    for j in 0..h {
+                        let reset = sigmoid(a[j] + b[j]);
+                        let update = sigmoid(a[h + j] + b[h + j]);
+                        let new = (a[2 * h + j] + reset * b[2 * h + j]).tanh();
+                        hr[j] = (1.0 - update) * new + update * hr[j];
+                    }
+                }
+            }
+            x = hl.to_vec();
+        }
+        // Attention of the top layer's output over each row's encoder outputs.
+        let top = x;
+        let enc = Vec::<f32>::try_from(encoder_out.f_contiguous()?.f_view([-1])?)?;
+        let mask = Vec::<i64>::try_from(encoder_mask.f_to_kind(Kind::Int64)?.f_contiguous()?.f_view([-1])?)?;
+        let s = encoder_out.size()[1] as usize;
+        let mut queries = vec![0.0; m * w];
+        match (&self.linear_in, &self.additive) {
+            (Some(lin), _) => {
+                lin.matvec(&top, &mut queries);
+            }
+            (_, Some((query, _, _))) => {
+                queries = vec![0.0; m * h];
+                query.matvec(&top, &mut queries);
+            }
+            _ => queries.copy_from_slice(&top),
+        }
+        let keys = match &self.additive {
+            Some((_, key, _)) => Some(Vec::<f32>::try_from(key.forward(encoder_out)?.f_contiguous()?.f_view([-1])?)?),
+            None => None,
+        };
+        let v = self.additive.as_ref().and_then(|(_, _, v)| v.weight_f32());
+        let mut joined = vec![0.0; m * (w + h)];
+        for r in 0..m {
+            let rows = &enc[r * s * w..(r + 1) * s * w];
+            let mut scores: Vec<f32> = (0..s)
+                .map(|p| {
+                    if mask[r * s + p] == 0 {
+                        return f32::NEG_INFINITY;
+                    }
+                    match (&keys, v) {
+                        (Some(k), Some(v)) => {
+                            let (q, k) = (&queries[r * h..(r + 1) * h], &k[(r * s + p) * h..(r * s + p + 1) * h]);
+                            q.iter().zip(k).zip(v).map(|((q, k), v)| v * (q + k).tanh()).sum()
+                        }
+                        _ => queries[r * w..(r + 1) * w].iter().zip(&rows[p * w..(p + 1) * w]).map(|(a, b)| a * b).sum(),
+                    }
+                })
+                .collect();
+            let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let total: f32 = scores.iter_mut().map(|x| {
+                *x = (*x - max).exp();
+                *x
+            }).sum();
+            let context = &mut joined[r * (w + h)..r * (w + h) + w];
+            for (p, &weight) in scores.iter().enumerate() {
+                let weight = weight / total;
+                context.iter_mut().zip(&rows[p * w..(p + 1) * w]).for_each(|(c, e)| *c += weight * e);
+            }
+            joined[r * (w + h) + w..(r + 1) * (w + h)].copy_from_slice(&top[r * h..(r + 1) * h]);
+        }
+        let mut attentional = vec![0.0; m * h];
+        self.linear_out.matvec(&joined, &mut attentional);
+        attentional.iter_mut().for_each(|a| *a = a.tanh());
+        let mut logits = vec![0.0; m * self.cfg.vocab_size];
+        self.out.matvec(&attentional, &mut logits);
+        let device = encoder_out.device();
+        let tensor = |v: &[f32], shape: &[i64]| -> Result<Tensor> { Ok(Tensor::f_from_slice(v)?.f_view(shape)?.f_to_kind(self.kind)?.f_to_device(device)?) };
+        let (l, m, h) = (layers as i64, m as i64, h as i64);
+        let mut kept = vec![(tensor(&hs, &[l, m, h])?, 1)];
+        if lstm {
+            kept.push((tensor(&cs, &[l, m, h])?, 1));
+        }
+        kept.push((tensor(&attentional, &[m, h])?, 0));
+        cache.set_recurrent_state(kept);
+        cache.advance(1);
+        Ok(Some(logits))
     }
 }

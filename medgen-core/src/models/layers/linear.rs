@@ -225,6 +225,11 @@ impl Linear {
         true
     }
 
+    /// The weight's data, when it is a contiguous f32 CPU tensor.
+    pub fn weight_f32(&self) -> Option<&[f32]> {
+        self.weight.f32_slice()
+    }
+
     /// Whether [`Linear::matvec`] can run this layer.
     pub fn on_kernels(&self) -> bool {
         self.cpu_rows().is_some() && self.bias.as_ref().is_none_or(|b| b.f32_slice().is_some())
