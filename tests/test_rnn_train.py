@@ -129,6 +129,11 @@ def test_a_model_from_scratch_learns_past_copying_the_input(data, tmp_path):
     learned, copied = rouge_l(predictions, references), rouge_l([r["input"] for r in rows], references)
     print(f"ROUGE-L: trained {learned:.3f}, copying the input {copied:.3f}")
     assert copied < 0.3 and learned > 0.7 and learned > 3 * copied, (learned, copied, predictions[:3])
+    # The clinical task path (de-identification, prompt, checks, audit) serves it as any model.
+    note = tmp_path / "note.txt"
+    note.write_text(rows[0]["input"])
+    proc = run_medgen("task", "radiology_impression", "--model", out, "--input", note, "--max-new-tokens", 20)
+    assert "review_required" in proc.stdout + proc.stderr
 
 
 def test_dp_sgd_scheduled_sampling_and_resume_work_on_the_recurrent_model(data, tmp_path):
