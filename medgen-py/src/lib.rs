@@ -81,6 +81,25 @@ impl GenerationConfig {
     fn __repr__(&self) -> String {
         format!("GenerationConfig({:?})", self.0)
     }
+
+    /// Every field and its value, as a dict (`GenerationConfig(**d)` makes it again).
+    fn to_dict(&self, py: Python<'_>) -> PyResult<PyObject> {
+        let text = serde_json::to_string(&self.0).map_err(|e| MedgenError::new_err(e.to_string()))?;
+        Ok(py.import("json")?.call_method1("loads", (text,))?.unbind())
+    }
+
+    /// Pickling (Ray, Spark, multiprocessing): the class and its fields as keywords.
+    fn __reduce__(slf: &Bound<'_, Self>, py: Python<'_>) -> PyResult<(PyObject, (), PyObject)> {
+        let state = slf.borrow().to_dict(py)?;
+        Ok((slf.get_type().into_any().unbind(), (), state))
+    }
+
+    fn __setstate__(&mut self, py: Python<'_>, state: &Bound<'_, PyDict>) -> PyResult<()> {
+        for (k, v) in state.iter() {
+            self.set(py, &k.extract::<String>()?, &v)?;
+        }
+        Ok(())
+    }
 }
 
 impl GenerationConfig {

@@ -48,6 +48,17 @@ def test_generation_config_keywords_have_the_core_names_and_defaults():
     assert {k: getattr(cfg, k) for k in core} == core
 
 
+def test_a_generation_config_pickles_and_lists_its_fields():
+    import pickle
+
+    config = medgen.GenerationConfig(max_new_tokens=7, temperature=0.5, stop=["\n\n"], num_beams=3)
+    again = pickle.loads(pickle.dumps(config))
+    assert again.to_dict() == config.to_dict()
+    assert (again.max_new_tokens, again.temperature, again.stop, again.num_beams) == (7, 0.5, ["\n\n"], 3)
+    assert medgen.GenerationConfig(**config.to_dict()).to_dict() == config.to_dict()
+    assert set(config.to_dict()) == set(json.loads(medgen._medgen._core_default_config()))
+
+
 def test_generate_returns_a_typed_generation(model):
     out = model.generate(PROMPT, max_new_tokens=12, logprobs=True)
     assert isinstance(out, medgen.Generation)

@@ -35,6 +35,9 @@ class GenerationConfig:
                  logprobs: bool = False, num_beams: int = 1, length_penalty: float = 1.0,
                  early_stopping: Union[bool, Literal["never"]] = False, num_return_sequences: int = 1,
                  no_repeat_ngram_size: int = 0) -> None: ...
+    def to_dict(self) -> dict:
+        """Every field and its value (GenerationConfig(**d) makes it again); it pickles too."""
+        ...
     def validate(self) -> None: ...
 
 class Generation:

@@ -31,14 +31,6 @@ import medgen
 
 __all__ = ["Deidentify", "RunTask", "Generate", "Score", "map_batches", "write_parquet", "Summary"]
 
-# GenerationConfig can be neither pickled nor listed (the binding has no __reduce__ and no
-# field list), so a config travels to the workers as a dict of these fields (_medgen.pyi's).
-_CONFIG_FIELDS = (
-    "max_new_tokens", "min_new_tokens", "do_sample", "temperature", "top_k", "top_p", "min_p",
-    "repetition_penalty", "seed", "stop", "logprobs", "num_beams", "length_penalty", "early_stopping",
-    "num_return_sequences", "no_repeat_ngram_size",
-)
-
 # The status of a row that medgen refused, by the exception it raised.
 _KINDS = {medgen.ContextLengthError: "too_long", medgen.InvalidArgumentError: "invalid"}
 
@@ -89,7 +81,7 @@ def _worker():
 def _config_dict(config, options):
     """`config` (None, a dict or a GenerationConfig) updated by `options`, as a plain dict."""
     if isinstance(config, medgen.GenerationConfig):
-        config = {name: getattr(config, name) for name in _CONFIG_FIELDS}
+        config = config.to_dict()
     fields = dict(config or {}, **options)
     medgen.GenerationConfig(**fields).validate()  # a bad field fails here, on the driver
     return fields
