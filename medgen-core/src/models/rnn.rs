@@ -24,6 +24,9 @@ use crate::error::{MedgenError, Result};
 /// The `model_type` of its `config.json`.
 pub const MODEL_TYPE: &str = "medgen_rnn";
 
+/// The most parameters a recurrent model may have (8 GB of f32).
+const MAX_PARAMETERS: i64 = 1 << 31;
+
 /// The recurrent cell.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -138,6 +141,12 @@ impl RnnConfig {
         }
         if !(0.0..=1.0).contains(&self.teacher_forcing_ratio) {
             return Err(MedgenError::invalid("teacher_forcing_ratio", format!("{} is not in [0, 1]", self.teacher_forcing_ratio)));
+        }
+        // Each size is bounded, their products are not: refuse a model too large to allocate
+        // before any tensor is made, rather than abort on the allocation.
+        let parameters: i64 = self.tensor_shapes().iter().map(|(_, s)| s.iter().product::<i64>()).sum();
+        if parameters > MAX_PARAMETERS {
+            return Err(MedgenError::invalid("hidden_size", format!("these sizes make {parameters} parameters; the most medgen makes is {MAX_PARAMETERS}")));
         }
         Ok(())
     }
@@ -534,7 +543,10 @@ impl Seq2Seq for Rnn {
         }
         // Attention of the top layer's output over each row's encoder outputs.
         let top = x;
-        let enc = Vec::<f32>::try_from(encoder_out.f_contiguous()?.f_view([-1])?)?;
+        // Read in place: the session passes the same encoder output every step.
+        let enc_tensor = encoder_out.f_contiguous()?;
+        let enc = Weight(enc_tensor.shallow_clone());
+        let Some(enc) = enc.f32_slice() else { return Ok(None) };
         let mask = Vec::<i64>::try_from(encoder_mask.f_to_kind(Kind::Int64)?.f_contiguous()?.f_view([-1])?)?;
         let s = encoder_out.size()[1] as usize;
         let mut queries = vec![0.0; m * w];
