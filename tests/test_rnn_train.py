@@ -163,6 +163,7 @@ def test_dp_sgd_scheduled_sampling_and_resume_work_on_the_recurrent_model(data, 
     (["--tie-embeddings"], "tie"),
     (["--teacher-forcing-ratio", 1.5], "teacher_forcing_ratio"),
     (["--method", "lora"], "method full"),
+    (["--hidden", 1000000], "parameters"),
 ])
 def test_bad_recurrent_shapes_are_refused(data, tmp_path, extra, words):
     _, train, _, tokenizer = data
