@@ -92,10 +92,7 @@ impl Trainable {
         let params = match &spec {
             Some(_) => {
                 let freeze_a = lora.is_some_and(|l| l.freeze_a);
-                loaded
-                    .adapters
-                    .iter()
-                    .flat_map(|(m, a, b)| [(peft_key(m, "lora_A"), a), (peft_key(m, "lora_B"), b)])
+                adapter_tensors_of(&loaded)
                     .filter(|(name, _)| !(freeze_a && name.contains(".lora_A.")))
                     .map(|(name, t)| Param { name, tensor: t.shallow_clone(), decay: true })
                     .collect()
@@ -176,11 +173,7 @@ impl Trainable {
 
     fn save_adapter(&self, dir: &Path, cfg: &LoraConfig, targets: &[String]) -> Result<()> {
         // Every A and B, trained or frozen (FFA-LoRA trains only B).
-        let tensors: Vec<(String, Tensor)> = self
-            .loaded
-            .adapters
-            .iter()
-            .flat_map(|(m, a, b)| [(peft_key(m, "lora_A"), a), (peft_key(m, "lora_B"), b)])
+        let tensors: Vec<(String, Tensor)> = adapter_tensors_of(&self.loaded)
             .map(|(name, t)| Ok((name, t.f_detach()?.f_to_device(Device::Cpu)?.f_contiguous()?)))
             .collect::<Result<_>>()?;
         write_safetensors(&tensors, &dir.join("adapter_model.safetensors"))?;
@@ -254,6 +247,11 @@ impl Trainable {
         write_json(&dir.join("generation_config.json"), &serde_json::json!({"bos_token_id": bos, "eos_token_id": tok.eos_ids()}))?;
         tok.save_hf(dir)
     }
+}
+
+/// Every adapter's A and B by PEFT's saved name.
+fn adapter_tensors_of(loaded: &Loaded) -> impl Iterator<Item = (String, &Tensor)> {
+    loaded.adapters.iter().flat_map(|(m, a, b)| [(peft_key(m, "lora_A"), a), (peft_key(m, "lora_B"), b)])
 }
 
 /// The architecture name `medgen info` would report, read without loading weights.
