@@ -154,6 +154,12 @@ typedef struct medgen_text medgen_text;
 typedef int32_t medgen_deid_operator;
 
 /*
+ Which detectors find the identifiers: a MEDGEN_DEID_ENGINE_* value, for
+ `medgen_deid_params.engine`.
+ */
+typedef int32_t medgen_deid_engine;
+
+/*
  How to de-identify. Start from `medgen_deid_params_default()`.
  */
 typedef struct {
@@ -179,6 +185,16 @@ typedef struct {
    `has_shift_days` is false; NULL for none (default: NULL).
    */
   const char *shift_key;
+  /*
+   Which detectors find the identifiers (default: MEDGEN_DEID_ENGINE_ENSEMBLE). Added after
+   0.1.0: a caller built against an older header gets the default.
+   */
+  medgen_deid_engine engine;
+  /*
+   NUL-terminated path of a tagger file (from `medgen deid train`) to use instead of the
+   built-in one; NULL for the built-in one (default: NULL). Added after 0.1.0.
+   */
+  const char *tagger;
 } medgen_deid_params;
 
 /*
@@ -794,6 +810,21 @@ typedef struct {
  as it is. `medgen_deidentify` refuses it.
  */
 #define MEDGEN_DEID_NONE 104
+
+/*
+ `medgen_deid_engine`: patterns, word lists and context cues only; the fastest.
+ */
+#define MEDGEN_DEID_ENGINE_RULES 600
+
+/*
+ `medgen_deid_engine`: the learned tagger only.
+ */
+#define MEDGEN_DEID_ENGINE_MODEL 601
+
+/*
+ `medgen_deid_engine`: the rules and the tagger, united (the default).
+ */
+#define MEDGEN_DEID_ENGINE_ENSEMBLE 602
 
 /*
  `medgen_finetune_method`: every weight; `output` receives the whole model, as a Hugging

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::ffi::c_char;
 
-use engine::deid::{self, DeidConfig, Operator};
+use engine::deid::{self, DeidConfig, Engine, Operator};
 use engine::{metrics, privacy};
 use engine::TaskOptions;
 
@@ -107,6 +107,16 @@ pub const MEDGEN_DEID_SHIFT_DATES: medgen_deid_operator = 103;
 /// as it is. `medgen_deidentify` refuses it.
 pub const MEDGEN_DEID_NONE: medgen_deid_operator = 104;
 
+/// Which detectors find the identifiers: a MEDGEN_DEID_ENGINE_* value, for
+/// `medgen_deid_params.engine`.
+pub type medgen_deid_engine = i32;
+/// `medgen_deid_engine`: patterns, word lists and context cues only; the fastest.
+pub const MEDGEN_DEID_ENGINE_RULES: medgen_deid_engine = 600;
+/// `medgen_deid_engine`: the learned tagger only.
+pub const MEDGEN_DEID_ENGINE_MODEL: medgen_deid_engine = 601;
+/// `medgen_deid_engine`: the rules and the tagger, united (the default).
+pub const MEDGEN_DEID_ENGINE_ENSEMBLE: medgen_deid_engine = 602;
+
 /// How to de-identify. Start from `medgen_deid_params_default()`.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
@@ -123,6 +133,12 @@ pub struct medgen_deid_params {
     /// NUL-terminated key (a patient id, say) from which the shift is derived when
     /// `has_shift_days` is false; NULL for none (default: NULL).
     pub shift_key: *const c_char,
+    /// Which detectors find the identifiers (default: MEDGEN_DEID_ENGINE_ENSEMBLE). Added after
+    /// 0.1.0: a caller built against an older header gets the default.
+    pub engine: medgen_deid_engine,
+    /// NUL-terminated path of a tagger file (from `medgen deid train`) to use instead of the
+    /// built-in one; NULL for the built-in one (default: NULL). Added after 0.1.0.
+    pub tagger: *const c_char,
 }
 
 /// Fills `size` bytes at `p` with the default de-identification parameters (placeholders,
@@ -137,7 +153,7 @@ pub unsafe extern "C" fn medgen_deid_params_init(p: *mut medgen_deid_params, siz
 
 // SAFETY: repr(C), `struct_size` first, plain C field types.
 unsafe impl Params for medgen_deid_params {
-    const MIN_SIZE: usize = std::mem::size_of::<Self>();
+    const MIN_SIZE: usize = std::mem::offset_of!(Self, engine);
 }
 
 impl Default for medgen_deid_params {
@@ -148,6 +164,8 @@ impl Default for medgen_deid_params {
         has_shift_days: false,
         shift_days: 0,
         shift_key: std::ptr::null(),
+        engine: MEDGEN_DEID_ENGINE_ENSEMBLE,
+        tagger: std::ptr::null(),
         }
     }
 }
@@ -167,10 +185,22 @@ impl medgen_deid_params {
             }
         };
         let key = if self.shift_key.is_null() { None } else { Some(unsafe { str_arg(self.shift_key, "shift_key") }?.to_string()) };
+        let engine = match self.engine {
+            MEDGEN_DEID_ENGINE_RULES => Engine::Rules,
+            MEDGEN_DEID_ENGINE_MODEL => Engine::Model,
+            MEDGEN_DEID_ENGINE_ENSEMBLE => Engine::Ensemble,
+            e => {
+                let reason = format!("engine {e} is not a medgen_deid_engine (MEDGEN_DEID_ENGINE_*, {MEDGEN_DEID_ENGINE_RULES} to {MEDGEN_DEID_ENGINE_ENSEMBLE})");
+                return Err(Failure(MEDGEN_ERR_INVALID_ARGUMENT, reason));
+            }
+        };
+        let tagger = if self.tagger.is_null() { None } else { Some(unsafe { str_arg(self.tagger, "tagger") }?.into()) };
         Ok(Some(DeidConfig {
             operator,
             date_shift_days: self.has_shift_days.then_some(self.shift_days),
             date_shift_key: key,
+            engine,
+            tagger,
             ..Default::default()
         }))
     }

@@ -2,6 +2,7 @@
 //! plain dicts and lists (made from the core's serde output), with the core's names.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 
 use medgen::deid::{self, DeidConfig};
 use medgen::metrics;
@@ -17,29 +18,139 @@ pub(crate) fn to_py<T: serde::Serialize>(py: Python<'_>, value: &T) -> PyResult<
 }
 
 /// Finds protected health information: a list of {category, start, end, text, confidence},
-/// offsets in characters.
+/// offsets in characters. `engine` is "rules", "model" (the learned tagger) or "ensemble";
+/// `tagger` a tagger file instead of the built-in one.
 #[pyfunction]
-pub(crate) fn detect(py: Python<'_>, text: &str) -> PyResult<PyObject> {
-    let found = py.allow_threads(|| deid::detect(text));
+#[pyo3(signature = (text, *, engine="ensemble", tagger=None))]
+pub(crate) fn detect(py: Python<'_>, text: &str, engine: &str, tagger: Option<PathBuf>) -> PyResult<PyObject> {
+    let engine: deid::Engine = engine.parse().map_err(err)?;
+    let found = py.allow_threads(|| deid::detect_with(&[text], engine, tagger.as_deref())).map_err(err)?;
+    to_py(py, &found[0])
+}
+
+/// `detect` over many texts at once (faster than one at a time with the tagger).
+#[pyfunction]
+#[pyo3(signature = (texts, *, engine="ensemble", tagger=None))]
+pub(crate) fn detect_batch(py: Python<'_>, texts: Vec<String>, engine: &str, tagger: Option<PathBuf>) -> PyResult<PyObject> {
+    let engine: deid::Engine = engine.parse().map_err(err)?;
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let found = py.allow_threads(|| deid::detect_with(&refs, engine, tagger.as_deref())).map_err(err)?;
     to_py(py, &found)
+}
+
+/// The learned tagger's view of `text`: {tokens: [[start, end]] in characters, features: one
+/// list of hashed feature ids per token (a word training did not learn as the unknown word), logits: one list of label scores per token, labels:
+/// the label names}. For inspecting the tagger and checking it against a reference.
+#[pyfunction]
+#[pyo3(signature = (text, *, tagger=None))]
+pub(crate) fn deid_tagger_logits(py: Python<'_>, text: &str, tagger: Option<PathBuf>) -> PyResult<PyObject> {
+    use deid::tagger::{Tagger, FEATURES};
+    let out = py
+        .allow_threads(|| -> medgen::Result<serde_json::Value> {
+            let t = match &tagger {
+                Some(p) => Tagger::load(p)?,
+                None => Tagger::builtin()?,
+            };
+            let (tokens, ids) = t.features(text);
+            let (_, logits) = t.logits(&[text])?.pop().unwrap_or_default();
+            let logits: Vec<Vec<f32>> = Vec::<Vec<f32>>::try_from(logits).unwrap_or_default();
+            let char_of = |b: usize| text[..b].chars().count();
+            let labels: Vec<String> = std::iter::once("O".to_string())
+                .chain(deid::Category::ALL.iter().flat_map(|c| [format!("B-{c}"), format!("I-{c}")]))
+                .collect();
+            Ok(serde_json::json!({
+                "tokens": tokens.iter().map(|t| [char_of(t.start), char_of(t.end)]).collect::<Vec<_>>(),
+                "features": ids.chunks(FEATURES).collect::<Vec<_>>(),
+                "logits": logits,
+                "labels": labels,
+            }))
+        })
+        .map_err(err)?;
+    to_py(py, &out)
+}
+
+/// Trains the learned PHI tagger on annotated notes (JSON lines: {text, entities: [{start, end,
+/// category}]}, character offsets) and writes it to `output` (.safetensors); `val` notes choose
+/// the best epoch and the ensemble's thresholds. Returns the run's summary.
+#[pyfunction]
+#[pyo3(signature = (train, output, *, val=None, overwrite=false, init=None, epochs=3, max_steps=None, batch_size=16,
+                    window=256, lr=2e-3, warmup_ratio=0.05, weight_decay=0.0, max_grad_norm=1.0, seed=0, shuffle=true,
+                    buckets=65536, dim=48, hidden=128, dilations=vec![1, 2, 4, 8], half=true, min_word_count=2, word_dropout=0.2))]
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn train_deid_tagger(
+    py: Python<'_>,
+    train: PathBuf,
+    output: PathBuf,
+    val: Option<PathBuf>,
+    overwrite: bool,
+    init: Option<PathBuf>,
+    epochs: usize,
+    max_steps: Option<u64>,
+    batch_size: usize,
+    window: usize,
+    lr: f64,
+    warmup_ratio: f64,
+    weight_decay: f64,
+    max_grad_norm: f64,
+    seed: u64,
+    shuffle: bool,
+    buckets: usize,
+    dim: usize,
+    hidden: usize,
+    dilations: Vec<usize>,
+    half: bool,
+    min_word_count: usize,
+    word_dropout: f64,
+) -> PyResult<PyObject> {
+    use deid::tagger_train::{read_annotated, train_tagger, TaggerTraining};
+    let opts = TaggerTraining {
+        config: deid::tagger::TaggerConfig { buckets, dim, hidden, dilations },
+        epochs,
+        max_steps,
+        batch_size,
+        window,
+        lr,
+        warmup_ratio,
+        weight_decay,
+        max_grad_norm,
+        seed,
+        shuffle,
+        init,
+        half,
+        min_word_count,
+        word_dropout,
+    };
+    let summary = py
+        .allow_threads(|| {
+            let train = read_annotated(&train)?;
+            let val = val.as_deref().map(read_annotated).transpose()?.unwrap_or_default();
+            train_tagger(&train, &val, &opts, &output, overwrite, |_| {})
+        })
+        .map_err(err)?;
+    to_py(py, &summary)
 }
 
 /// Replaces the PHI in `text`: {text, entities, mapping}. `mode` is "placeholder", "redact",
 /// "mask" or "shift-dates"; dates shift by `shift_days`, or by an offset derived from
-/// `shift_key`. The mapping (replacement -> original) is PHI: medgen keeps no copy.
+/// `shift_key`. `engine` and `tagger` as for `detect`. The mapping (replacement -> original) is
+/// PHI: medgen keeps no copy.
 #[pyfunction]
-#[pyo3(signature = (text, mode="placeholder", *, shift_days=None, shift_key=None))]
+#[pyo3(signature = (text, mode="placeholder", *, shift_days=None, shift_key=None, engine="ensemble", tagger=None))]
 pub(crate) fn deidentify(
     py: Python<'_>,
     text: &str,
     mode: &str,
     shift_days: Option<i64>,
     shift_key: Option<String>,
+    engine: &str,
+    tagger: Option<PathBuf>,
 ) -> PyResult<PyObject> {
     let config = DeidConfig {
         operator: mode.parse().map_err(err)?,
         date_shift_days: shift_days,
         date_shift_key: shift_key,
+        engine: engine.parse().map_err(err)?,
+        tagger,
         ..Default::default()
     };
     let out = py.allow_threads(|| deid::deidentify(text, &config)).map_err(err)?;
@@ -108,6 +219,9 @@ pub(crate) fn task_sections(py: Python<'_>, name: &str, output: &str) -> PyResul
 
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(detect, m)?)?;
+    m.add_function(wrap_pyfunction!(detect_batch, m)?)?;
+    m.add_function(wrap_pyfunction!(deid_tagger_logits, m)?)?;
+    m.add_function(wrap_pyfunction!(train_deid_tagger, m)?)?;
     m.add_function(wrap_pyfunction!(deidentify, m)?)?;
     m.add_function(wrap_pyfunction!(reidentify, m)?)?;
     m.add_function(wrap_pyfunction!(check, m)?)?;

@@ -8,6 +8,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stddef.h>
 #include <string.h>
 
 #include "medgen.h"
@@ -459,6 +460,37 @@ static void test_clinical(medgen_model *m) {
     bad.shift_days = 1000000;
     EXPECT_STATUS(medgen_deidentify(note, &bad, &s), MEDGEN_ERR_INVALID_ARGUMENT);
     CHECK(s == (medgen_string *)UNTOUCHED);
+
+    /* Engines: the ensemble by default; the rules alone or the tagger alone; a constant of
+       another type, a missing or corrupt tagger file are errors; a caller built against the
+       header before `engine` existed gets the default. */
+    CHECK(dp.engine == MEDGEN_DEID_ENGINE_ENSEMBLE && dp.tagger == NULL);
+    medgen_deid_params eng = dp;
+    eng.engine = MEDGEN_DEID_ENGINE_RULES;
+    EXPECT_STATUS(medgen_deidentify(note, &eng, &s), MEDGEN_OK);
+    medgen_string_free(s);
+    eng.engine = MEDGEN_DEID_ENGINE_MODEL;
+    EXPECT_STATUS(medgen_deidentify(note, &eng, &s), MEDGEN_OK);
+    medgen_string_free(s);
+    s = (medgen_string *)UNTOUCHED;
+    eng.engine = MEDGEN_DEID_MASK;
+    EXPECT_STATUS(medgen_deidentify(note, &eng, &s), MEDGEN_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(medgen_last_error_message(), "medgen_deid_engine") != NULL);
+    eng.engine = MEDGEN_DEID_ENGINE_ENSEMBLE;
+    eng.tagger = "/nonexistent/tagger.safetensors";
+    EXPECT_STATUS(medgen_deidentify(note, &eng, &s), MEDGEN_ERR_IO);
+    eng.tagger = "/proc/self/exe"; /* not a safetensors file */
+    EXPECT_STATUS(medgen_deidentify(note, &eng, &s), MEDGEN_ERR_MODEL_LOAD);
+    eng.engine = MEDGEN_DEID_ENGINE_RULES; /* the rules need no tagger */
+    EXPECT_STATUS(medgen_deidentify(note, &eng, &s), MEDGEN_OK);
+    medgen_string_free(s);
+    s = (medgen_string *)UNTOUCHED;
+    medgen_deid_params old = dp;
+    memset(&old.engine, 0x7f, sizeof old - offsetof(medgen_deid_params, engine));
+    old.struct_size = offsetof(medgen_deid_params, engine);
+    EXPECT_STATUS(medgen_deidentify(note, &old, &s), MEDGEN_OK);
+    medgen_string_free(s);
+    s = (medgen_string *)UNTOUCHED;
 
     /* Offsets in characters and in UTF-8 bytes of the caller's buffer (checked by the
        Python side): each CJK character here is 3 bytes. */

@@ -3,11 +3,16 @@
 use std::io::Write;
 use std::path::PathBuf;
 
+use medgen::deid::tagger::TaggerConfig;
+use medgen::deid::tagger_train::{read_annotated, train_tagger, TaggerTraining};
 use medgen::deid::{self, Category, DeidConfig, Operator};
 use medgen::{MedgenError, Result};
 
 #[derive(clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct Args {
+    #[command(subcommand)]
+    command: Option<Command>,
     /// Read the note from a file (default: stdin).
     #[arg(long)]
     input: Option<PathBuf>,
@@ -29,13 +34,83 @@ pub struct Args {
     /// Print one JSON object: text, entities (character offsets into the input) and mapping.
     #[arg(long)]
     json: bool,
+    /// rules (patterns, word lists, cues: fastest), model (the learned tagger) or ensemble
+    /// (both, united).
+    #[arg(long, default_value = "ensemble")]
+    engine: String,
+    /// A tagger file (from `medgen deid train`) instead of the built-in one.
+    #[arg(long)]
+    tagger: Option<PathBuf>,
+}
+
+#[derive(clap::Subcommand)]
+enum Command {
+    /// Train the learned PHI tagger on annotated notes (JSON lines: text, entities with
+    /// character offsets and categories); write one .safetensors file.
+    Train(TrainArgs),
+}
+
+#[derive(clap::Args)]
+struct TrainArgs {
+    #[arg(long)]
+    train: PathBuf,
+    /// Notes to keep the best epoch and choose the ensemble's thresholds on.
+    #[arg(long)]
+    val: Option<PathBuf>,
+    #[arg(long)]
+    out: PathBuf,
+    /// Replace --out if it exists.
+    #[arg(long)]
+    force: bool,
+    #[arg(long, default_value_t = 3)]
+    epochs: usize,
+    #[arg(long)]
+    max_steps: Option<u64>,
+    #[arg(long, default_value_t = 16)]
+    batch_size: usize,
+    #[arg(long, default_value_t = 2e-3)]
+    lr: f64,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Hash buckets of the feature embedding.
+    #[arg(long, default_value_t = 1 << 16)]
+    buckets: usize,
+    #[arg(long, default_value_t = 48)]
+    dim: usize,
+    #[arg(long, default_value_t = 128)]
+    hidden: usize,
+    /// One convolutional block per dilation.
+    #[arg(long, value_delimiter = ',', default_value = "1,2,4,8")]
+    dilations: Vec<usize>,
+}
+
+fn train(a: TrainArgs) -> Result<()> {
+    let train = read_annotated(&a.train)?;
+    let val = a.val.as_deref().map(read_annotated).transpose()?.unwrap_or_default();
+    let opts = TaggerTraining {
+        config: TaggerConfig { buckets: a.buckets, dim: a.dim, hidden: a.hidden, dilations: a.dilations },
+        epochs: a.epochs,
+        max_steps: a.max_steps,
+        batch_size: a.batch_size,
+        lr: a.lr,
+        seed: a.seed,
+        ..Default::default()
+    };
+    let summary = train_tagger(&train, &val, &opts, &a.out, a.force, |e| eprintln!("{e}"))?;
+    println!("{summary}");
+    Ok(())
 }
 
 pub fn run(args: Args) -> Result<()> {
+    if let Some(Command::Train(a)) = args.command {
+        return train(a);
+    }
     let mut config = DeidConfig {
         operator: args.mode.parse()?,
         date_shift_days: args.shift_days,
         date_shift_key: args.shift_key,
+        engine: args.engine.parse()?,
+        tagger: args.tagger,
         ..Default::default()
     };
     for pair in &args.category_mode {

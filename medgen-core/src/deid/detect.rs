@@ -2,7 +2,9 @@
 
 use std::collections::BTreeMap;
 
-use super::{dates, names, patterns, places, Category, Entity};
+use super::tagger::Tagger;
+use super::{dates, names, patterns, places, Category, Engine, Entity};
+use crate::error::Result;
 
 /// A candidate identifier in byte offsets (entities carry character offsets).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -32,6 +34,38 @@ pub(crate) fn spans(text: &str) -> Vec<Span> {
     // and spread the names found to their other mentions.
     names::find(text, &mut found);
     resolve(found)
+}
+
+/// The identifiers of each text found by `engine`, in byte offsets.
+pub(crate) fn spans_with(texts: &[&str], engine: Engine, tagger: Option<&std::path::Path>) -> Result<Vec<Vec<Span>>> {
+    if engine == Engine::Rules {
+        return Ok(texts.iter().map(|t| spans(t)).collect());
+    }
+    let tagger = match tagger {
+        Some(path) => Tagger::load(path)?,
+        None => Tagger::builtin()?,
+    };
+    let learned = tagger.spans(texts)?;
+    Ok(texts
+        .iter()
+        .zip(learned)
+        .map(|(text, model)| match engine {
+            Engine::Model => resolve(model),
+            _ => ensemble(spans(text), model),
+        })
+        .collect())
+}
+
+/// The union of the rules' and the tagger's spans: a rule span that a tagger span of its
+/// category overlaps gets the confidence `1 - (1 - rule)(1 - model)`; then [`resolve`].
+pub(crate) fn ensemble(mut rules: Vec<Span>, model: Vec<Span>) -> Vec<Span> {
+    for r in &mut rules {
+        if let Some(m) = model.iter().filter(|m| m.cat == r.cat && m.start < r.end && r.start < m.end).map(|m| m.conf).reduce(f32::max) {
+            r.conf = 1.0 - (1.0 - r.conf) * (1.0 - m);
+        }
+    }
+    rules.extend(model);
+    resolve(rules)
 }
 
 /// Merges overlapping spans of one category into their union, then settles overlaps between

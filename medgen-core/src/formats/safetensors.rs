@@ -19,11 +19,35 @@ struct Entry {
     data_offsets: [u64; 2],
 }
 
+/// A safetensors image: a file mapped into memory, or bytes compiled into the library.
+pub(crate) enum Bytes {
+    Mapped(Mmap),
+    Static(&'static [u8]),
+}
+
+impl std::ops::Deref for Bytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Bytes::Mapped(m) => m,
+            Bytes::Static(s) => s,
+        }
+    }
+}
+
+impl From<Mmap> for Bytes {
+    fn from(m: Mmap) -> Self {
+        Bytes::Mapped(m)
+    }
+}
+
 pub(crate) struct Shard {
     path: PathBuf,
-    mmap: Mmap,
+    mmap: Bytes,
     data_start: usize,
     entries: HashMap<String, Entry>,
+    /// The header's `__metadata__`: string keys and values.
+    metadata: HashMap<String, String>,
 }
 
 impl Shard {
@@ -36,7 +60,8 @@ impl Shard {
 
     /// Validates the header of a safetensors image already mapped into memory; `path`
     /// names it in errors.
-    pub(crate) fn parse(path: &Path, mmap: Mmap) -> Result<Self> {
+    pub(crate) fn parse(path: &Path, mmap: impl Into<Bytes>) -> Result<Self> {
+        let mmap = mmap.into();
         let bad = |m: String| MedgenError::format(format!("{}: {m}", path.display()));
         let header_len = mmap
             .get(..8)
@@ -51,7 +76,10 @@ impl Shard {
             .ok_or_else(|| bad(format!("header length {header_len} exceeds the file")))?;
         let mut raw: HashMap<String, serde_json::Value> = serde_json::from_slice(&mmap[8..data_start])
             .map_err(|e| bad(format!("header is not valid JSON: {e}")))?;
-        raw.remove("__metadata__");
+        let metadata = match raw.remove("__metadata__") {
+            Some(m) => serde_json::from_value(m).map_err(|e| bad(format!("__metadata__ is not a map of strings: {e}")))?,
+            None => HashMap::new(),
+        };
         let data_len = (mmap.len() - data_start) as u64;
         let mut entries = HashMap::with_capacity(raw.len());
         for (name, v) in raw {
@@ -73,6 +101,7 @@ impl Shard {
             mmap,
             data_start,
             entries,
+            metadata,
         })
     }
 }
@@ -134,6 +163,26 @@ impl SafetensorsSet {
         Ok(SafetensorsSet { shards, index })
     }
 
+    /// One safetensors file.
+    pub fn open_file(path: &Path) -> Result<Self> {
+        Ok(Self::from_shard(Shard::open(path)?))
+    }
+
+    /// A safetensors image compiled into the library; `name` names it in errors.
+    pub(crate) fn from_static(name: &str, bytes: &'static [u8]) -> Result<Self> {
+        Ok(Self::from_shard(Shard::parse(Path::new(name), Bytes::Static(bytes))?))
+    }
+
+    fn from_shard(shard: Shard) -> Self {
+        let index = shard.entries.keys().map(|n| (n.clone(), 0)).collect();
+        SafetensorsSet { shards: vec![shard], index }
+    }
+
+    /// A value of the first file's `__metadata__`.
+    pub fn metadata(&self, key: &str) -> Option<&str> {
+        self.shards.first().and_then(|s| s.metadata.get(key)).map(String::as_str)
+    }
+
     pub fn contains(&self, name: &str) -> bool {
         self.index.contains_key(name)
     }
@@ -171,4 +220,36 @@ impl SafetensorsSet {
         let shape: Vec<i64> = e.shape.iter().map(|&d| d as i64).collect();
         Ok(Tensor::f_from_data_size(bytes, &shape, kind)?)
     }
+}
+
+/// Writes `tensors` (f32 or f16) and `metadata` as one safetensors file, as
+/// [`crate::inspect::write_file`] writes: to a temporary file renamed into place, refusing an
+/// existing file unless `overwrite`.
+pub(crate) fn write(
+    path: &Path,
+    tensors: &[(String, Tensor)],
+    metadata: &std::collections::BTreeMap<String, String>,
+    overwrite: bool,
+) -> Result<()> {
+    let mut header = serde_json::Map::new();
+    header.insert("__metadata__".into(), serde_json::to_value(metadata).unwrap_or_default());
+    let mut data = Vec::new();
+    for (name, t) in tensors {
+        let t = t.f_detach()?.f_to_device(tch::Device::Cpu)?.f_contiguous()?;
+        let dtype = match t.kind() {
+            Kind::Float => "F32",
+            Kind::Half => "F16",
+            k => return Err(MedgenError::internal("safetensors", format!("cannot write `{name}` of kind {k:?}"))),
+        };
+        let bytes = Vec::<u8>::try_from(t.f_view_dtype(Kind::Uint8)?.f_flatten(0, -1)?)?;
+        let entry = serde_json::json!({"dtype": dtype, "shape": t.size(), "data_offsets": [data.len(), data.len() + bytes.len()]});
+        header.insert(name.clone(), entry);
+        data.extend_from_slice(&bytes);
+    }
+    let mut json = serde_json::to_vec(&header).map_err(|e| MedgenError::internal("safetensors", e.to_string()))?;
+    json.resize(json.len().div_ceil(8) * 8, b' ');
+    let mut file = (json.len() as u64).to_le_bytes().to_vec();
+    file.extend_from_slice(&json);
+    file.extend_from_slice(&data);
+    crate::inspect::write_file(path, &file, overwrite)
 }
