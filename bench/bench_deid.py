@@ -101,7 +101,7 @@ def quality(tagger, show_misses):
     ]
     print("| notes | engine | language | char recall | char precision | token recall | token precision |")
     print("|---|---|---|---:|---:|---:|---:|")
-    worst = {}
+    per_category = {}
     for name, notes in sets:
         for engine in ENGINES:
             miss = []
@@ -112,13 +112,15 @@ def quality(tagger, show_misses):
                 (cr, cp), (tr, tp) = rp(chars[(lang, None)]), rp(tokens[lang])
                 print(f"| {name} | {engine} | {lang} | {cr:.3f} | {cp:.3f} | {tr:.3f} | {tp:.3f} |")
             if engine == "ensemble":
-                per = {c: rp(v)[0] for (lang, c), v in chars.items() if lang == "all" and c and v[0] + v[2] > 0}
-                worst[name] = sorted(per.items(), key=lambda kv: kv[1])[:6]
+                per_category[name] = {c: rp(v) for (lang, c), v in chars.items() if lang == "all" and c}
                 if show_misses and name.startswith("unseen"):
                     print(f"\n  misses of the ensemble on {name}: {miss[:show_misses]}\n")
-    print("\nLowest category recall (ensemble, characters):")
-    for name, cats in worst.items():
-        print(f"- {name}: " + ", ".join(f"{c} {r:.3f}" for c, r in cats))
+    print("\nPer category (ensemble, characters), recall / precision:")
+    print("| category | " + " | ".join(per_category) + " |")
+    print("|---|" + "---:|" * len(per_category))
+    for c in sorted({c for v in per_category.values() for c in v}):
+        cells = [f"{v[c][0]:.3f} / {v[c][1]:.3f}" if c in v else "" for v in per_category.values()]
+        print(f"| {c} | " + " | ".join(cells) + " |")
 
 
 def speed(tagger):

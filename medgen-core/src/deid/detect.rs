@@ -1,9 +1,9 @@
 //! Runs every detector over a text and resolves their overlapping answers.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use super::tagger::Tagger;
-use super::{dates, names, patterns, places, Category, Engine, Entity};
+use super::{dates, lexicon, names, names_zh, patterns, places, tagger, Category, Engine, Entity};
 use crate::error::Result;
 
 /// A candidate identifier in byte offsets (entities carry character offsets).
@@ -51,21 +51,54 @@ pub(crate) fn spans_with(texts: &[&str], engine: Engine, tagger: Option<&std::pa
         .zip(learned)
         .map(|(text, model)| match engine {
             Engine::Model => resolve(model),
-            _ => ensemble(spans(text), model),
+            _ => ensemble(text, spans(text), model),
         })
         .collect())
 }
 
 /// The union of the rules' and the tagger's spans: a rule span that a tagger span of its
-/// category overlaps gets the confidence `1 - (1 - rule)(1 - model)`; then [`resolve`].
-pub(crate) fn ensemble(mut rules: Vec<Span>, model: Vec<Span>) -> Vec<Span> {
+/// category overlaps keeps its boundaries and gets the confidence `1 - (1 - rule)(1 - model)`;
+/// names spread to their
+/// other mentions ([`spread_names`]); then [`resolve`].
+pub(crate) fn ensemble(text: &str, mut rules: Vec<Span>, model: Vec<Span>) -> Vec<Span> {
+    let overlaps = |a: &Span, b: &Span| a.start < b.end && b.start < a.end;
     for r in &mut rules {
-        if let Some(m) = model.iter().filter(|m| m.cat == r.cat && m.start < r.end && r.start < m.end).map(|m| m.conf).reduce(f32::max) {
+        if let Some(m) = model.iter().filter(|m| m.cat == r.cat && overlaps(m, r)).map(|m| m.conf).reduce(f32::max) {
             r.conf = 1.0 - (1.0 - r.conf) * (1.0 - m);
         }
     }
-    rules.extend(model);
+    // Where they agree the rules' boundaries stand: they are the more exact.
+    let agreed = |m: &Span| rules.iter().any(|r| r.cat == m.cat && overlaps(m, r));
+    let more: Vec<Span> = model.into_iter().filter(|m| !agreed(m)).collect();
+    rules.extend(more);
+    spread_names(text, &mut rules);
     resolve(rules)
+}
+
+/// Adds the other mentions of the names either engine found, in any case ("Mele Havili" found,
+/// then "MELE" in a header and "mele" in a transcript): each word of a name of three letters
+/// or more that is not a common word, wherever it stands as a word; a Chinese name whole.
+fn spread_names(text: &str, found: &mut Vec<Span>) {
+    let words_of = |s: &str| tagger::tokenize(s).0.into_iter().map(move |t| (t.start, t.end));
+    let mut names: HashSet<String> = HashSet::new();
+    for s in found.iter().filter(|s| s.cat == Category::Name) {
+        let name = &text[s.start..s.end];
+        for (a, b) in words_of(name) {
+            let w = name[a..b].to_lowercase();
+            let plain = w.chars().count() >= 3 && w.chars().all(|c| c.is_alphabetic() && !lexicon::is_han(c));
+            if plain && !lexicon::NOT_NAMES.contains(&w) && !lexicon::AMBIGUOUS.contains(&w) {
+                names.insert(w);
+            }
+        }
+    }
+    names_zh::spread(text, found);
+    if !names.is_empty() {
+        let more: Vec<Span> = words_of(text)
+            .filter(|&(a, b)| names.contains(&text[a..b].to_lowercase()))
+            .map(|(a, b)| Span::new(Category::Name, a, b, 0.7))
+            .collect();
+        found.extend(more);
+    }
 }
 
 /// Merges overlapping spans of one category into their union, then settles overlaps between

@@ -169,8 +169,9 @@ pub enum Engine {
     Rules,
     /// The learned tagger only ([`tagger`]).
     Model,
-    /// Both, their entities united: where they agree on a span's category its confidence is
-    /// `1 - (1 - rules)(1 - model)`; where they disagree the surer one wins. The tagger's
+    /// Both, their entities united: where they agree on a span's category the rules' boundaries
+    /// stand and its confidence is `1 - (1 - rules)(1 - model)`; where they disagree the surer
+    /// one wins; names found spread to their other mentions in any case. The tagger's
     /// entities count from its per-category thresholds, chosen on a validation split.
     #[default]
     Ensemble,

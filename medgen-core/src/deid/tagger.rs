@@ -45,6 +45,9 @@ pub const WINDOW: usize = 1024;
 pub const MARGIN: usize = 32;
 /// The number of labels: `O`, then `B-` and `I-` for each category.
 pub const LABELS: usize = 1 + 2 * Category::ALL.len();
+/// Positions (tokens and padding) of one batch of texts at most, unless one text alone is
+/// longer.
+pub const BATCH_TOKENS: usize = 16_384;
 const MAX_TOKEN_CHARS: usize = 32;
 const KERNEL: i64 = 3;
 
@@ -254,24 +257,48 @@ impl Tagger {
         Ok(h.f_linear(self.w(last - 2), Some(self.w(last - 1)))?)
     }
 
-    /// Per-token label logits `[tokens, LABELS]` of each text, and its tokens; the texts run
-    /// as one batch.
+    /// Per-token label logits `[tokens, LABELS]` of each text, and its tokens. Texts of
+    /// similar length run together, up to [`BATCH_TOKENS`] tokens of windows a batch.
     pub fn logits(&self, texts: &[&str]) -> Result<Vec<(Vec<Token>, Tensor)>> {
         let feats: Vec<(Vec<Token>, Vec<i64>)> = texts.iter().map(|t| self.features(t)).collect();
-        let lens: Vec<usize> = feats.iter().map(|(t, _)| t.len()).collect();
-        let longest = lens.iter().copied().max().unwrap_or(0);
-        if longest == 0 {
-            let empty = || Tensor::zeros([0, LABELS as i64], (Kind::Float, tch::Device::Cpu));
-            return Ok(feats.into_iter().map(|(t, _)| (t, empty())).collect());
+        let mut order: Vec<usize> = (0..texts.len()).collect();
+        order.sort_by_key(|&i| feats[i].0.len());
+        let mut out: Vec<Option<Tensor>> = (0..texts.len()).map(|_| None).collect();
+        let mut rest = order.as_slice();
+        while !rest.is_empty() {
+            // The longest text of a group sets its window: take texts while the padded batch fits.
+            let mut n = 1;
+            while n < rest.len() && (n + 1) * (feats[rest[n]].0.len().min(WINDOW) + 2 * MARGIN) <= BATCH_TOKENS {
+                n += 1;
+            }
+            let (group, tail) = rest.split_at(n);
+            rest = tail;
+            let lens: Vec<usize> = group.iter().map(|&i| feats[i].0.len()).collect();
+            let ids: Vec<&[i64]> = group.iter().map(|&i| feats[i].1.as_slice()).collect();
+            let longest = lens.iter().copied().max().unwrap_or(0);
+            if longest == 0 {
+                group.iter().for_each(|&i| out[i] = Some(Tensor::zeros([0, LABELS as i64], (Kind::Float, tch::Device::Cpu))));
+                continue;
+            }
+            let window = longest.min(WINDOW);
+            let batch = Windows::new(&ids, &lens, window);
+            // A long text's windows run a batch at a time too: memory stays bounded.
+            let rows = (BATCH_TOKENS / (window + 2 * MARGIN)).max(1) as i64;
+            let logits = tch::no_grad(|| -> Result<Tensor> {
+                let (ids, mask) = (batch.ids()?, batch.mask()?);
+                let parts: Vec<Tensor> = ids
+                    .split(rows, 0)
+                    .iter()
+                    .zip(mask.split(rows, 0))
+                    .map(|(i, m)| self.forward(i, &m))
+                    .collect::<Result<_>>()?;
+                Ok(Tensor::f_cat(&parts, 0)?)
+            })?;
+            for (k, &i) in group.iter().enumerate() {
+                out[i] = Some(batch.gather(&logits, k)?);
+            }
         }
-        let ids: Vec<&[i64]> = feats.iter().map(|(_, ids)| ids.as_slice()).collect();
-        let batch = Windows::new(&ids, &lens, longest.min(WINDOW));
-        let logits = tch::no_grad(|| self.forward(&batch.ids()?, &batch.mask()?))?;
-        let mut out = Vec::with_capacity(texts.len());
-        for (i, (tokens, _)) in feats.into_iter().enumerate() {
-            out.push((tokens, batch.gather(&logits, i)?));
-        }
-        Ok(out)
+        Ok(feats.into_iter().zip(out).map(|((tokens, _), l)| (tokens, l.unwrap_or_default())).collect())
     }
 
     /// Per-token label probabilities `[tokens, LABELS]` of each text, and its tokens.
