@@ -2,8 +2,8 @@
 
 Quality: character- and token-level recall and precision per language and per category on
 the hand-annotated notes (tests/data/deid: the rules' own notes and those written after the
-rules; tests/data/deid_unseen: written after the tagger was trained, by someone who saw
-neither detectors nor generator) and on the generator's held-out split (templates and locales
+rules; tests/data/deid_unseen and deid_unseen2: written after the tagger was trained, by
+someone who saw neither detectors nor generator) and on the generator's held-out split (templates and locales
 that training never saw). Characters are the non-space characters inside spans; a gold
 character counts as found when any predicted span covers it (the category aside), and a
 category's precision is that of the characters predicted as that category.
@@ -16,6 +16,7 @@ note at a time and in batches.
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -97,6 +98,7 @@ def quality(tagger, show_misses):
         ("rules' own notes", annotated("deid", lambda n: not n.startswith("heldout_"))),
         ("written after the rules", annotated("deid", lambda n: n.startswith("heldout_"))),
         ("unseen (after the tagger)", annotated("deid_unseen")),
+        ("unseen, second batch", annotated("deid_unseen2")) if not os.environ.get("SKIP2") else ("x", []),
         ("generator held-out", generated("heldout")),
     ]
     print("| notes | engine | language | char recall | char precision | token recall | token precision |")
