@@ -11,7 +11,8 @@
 //! characters (tokens over three); its class and length; whether it touches the tokens before
 //! and after it; whether it starts a line; and which of the rules' word lists hold it (given
 //! names, family names, cities, regions, not-names; Chinese family names and given-name
-//! characters).
+//! characters). A word whose bucket training saw too rarely to learn is read as the unknown
+//! word ([`unknown_word`]); the file's `known_words` tensor marks the buckets it learned.
 //!
 //! **Network.** The features' embeddings are summed, then a linear layer and ReLU (to
 //! `hidden`), then one residual block per dilation (`h + relu(conv1d(h))`, kernel 3, then a
