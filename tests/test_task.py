@@ -40,6 +40,9 @@ def test_audit_record_is_complete(result):
     assert audit["model_sha256"] == hashlib.sha256(model_file.read_bytes()).hexdigest()
     assert audit["model_name"] == DEFAULT_FILE
     assert audit["task"] == "discharge_summary" and audit["deid"] == "placeholder"
+    tagger = ROOT / "medgen-core/assets/deid-tagger.safetensors"
+    assert audit["deid_engine"] == "ensemble"
+    assert audit["deid_tagger_sha256"] == hashlib.sha256(tagger.read_bytes()).hexdigest()
     assert audit["review_required"] is True and audit["reidentified"] is False
     assert audit["generation"]["max_new_tokens"] == 48 and isinstance(audit["seed"], int)
     assert audit["output_sha256"] == hashlib.sha256(result["text"].encode()).hexdigest()
@@ -77,6 +80,17 @@ def test_redact_and_none_modes_run():
     assert red["audit"]["deid"] == "redact" and red["audit"]["phi_counts"]
     raw = medgen_json("task", "question_summary", "--input", NOTE, "--max-new-tokens", 8, "--json", "--deid", "none")
     assert raw["audit"]["phi_counts"] == {}
+    assert raw["audit"]["deid_engine"] is None and raw["audit"]["deid_tagger_sha256"] is None
+
+
+def test_the_task_takes_the_deid_engine_and_records_it():
+    out = medgen_json("task", "question_summary", "--input", NOTE, "--max-new-tokens", 4, "--json",
+                      "--deid-engine", "rules")
+    deid = medgen_json("deid", "--input", NOTE, "--json", "--engine", "rules")
+    assert out["audit"]["deid_engine"] == "rules" and out["audit"]["deid_tagger_sha256"] is None
+    assert out["audit"]["input_sha256"] == hashlib.sha256(deid["text"].encode()).hexdigest()
+    proc = run_medgen("task", "question_summary", "--input", NOTE, "--deid-engine", "neural", check=False)
+    assert proc.returncode == 1 and "engine" in proc.stderr
 
 
 def test_every_deid_operator_runs_in_a_task_as_medgen_deid_runs_it():

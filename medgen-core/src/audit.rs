@@ -31,6 +31,11 @@ pub struct AuditRecord {
     pub task: String,
     /// How the input was de-identified: "placeholder", "redact" or "none".
     pub deid: String,
+    /// Which detectors found the identifiers: "rules", "model" or "ensemble"; None with "none".
+    pub deid_engine: Option<String>,
+    /// SHA-256 of the learned tagger's weights, when the engine used it (the built-in file's
+    /// or the caller's).
+    pub deid_tagger_sha256: Option<String>,
     /// Whether the output was re-identified for the caller.
     pub reidentified: bool,
     /// Every generation option, as given.

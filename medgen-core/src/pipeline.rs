@@ -122,6 +122,11 @@ pub fn run_task(
         adapter_sha256: model.adapter().map(audit::sha256_path).transpose()?,
         task: task.name.to_string(),
         deid: opts.deid.as_ref().map_or("none", |c| c.operator.as_str()).to_string(),
+        deid_engine: opts.deid.as_ref().map(|c| c.engine.as_str().to_string()),
+        deid_tagger_sha256: match &opts.deid {
+            Some(c) if c.engine != deid::Engine::Rules => Some(deid::tagger::sha256(c.tagger.as_deref())?),
+            _ => None,
+        },
         reidentified,
         generation: opts.generation.clone(),
         seed: generation.seed,

@@ -386,10 +386,11 @@ impl Model {
 
     /// Runs a clinical task on a note: de-identify (`deid`: an operator of `medgen.deid`,
     /// "placeholder", "redact", "mask" or "shift-dates" with `shift_days` or `shift_key`; or
-    /// "none"), prompt, generate, re-identify if asked, check, audit. Returns a dict: text,
+    /// "none"; `deid_engine` and `tagger` as `medgen.deid.detect`'s `engine` and `tagger`),
+    /// prompt, generate, re-identify if asked, check, audit. Returns a dict: text,
     /// sections, missing_sections, findings, notice, audit, and mapping (placeholder ->
     /// original: PHI for the caller only; the audit record holds none).
-    #[pyo3(signature = (task, note, *, deid="placeholder", shift_days=None, shift_key=None, reidentify=false, config=None, **options))]
+    #[pyo3(signature = (task, note, *, deid="placeholder", shift_days=None, shift_key=None, deid_engine="ensemble", tagger=None, reidentify=false, config=None, **options))]
     #[allow(clippy::too_many_arguments)]
     fn run_task(
         &self,
@@ -399,15 +400,20 @@ impl Model {
         deid: &str,
         shift_days: Option<i64>,
         shift_key: Option<String>,
+        deid_engine: &str,
+        tagger: Option<std::path::PathBuf>,
         reidentify: bool,
         config: Option<GenerationConfig>,
         options: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<PyObject> {
         let task = medgen::tasks::get(task).map_err(err)?;
+        let engine = deid_engine.parse().map_err(err)?;
         let deid = medgen::deid_option(deid).map_err(err)?.map(|operator| medgen::deid::DeidConfig {
             operator,
             date_shift_days: shift_days,
             date_shift_key: shift_key,
+            engine,
+            tagger,
             ..Default::default()
         });
         let opts = medgen::TaskOptions { deid, reidentify, generation: merge(py, config, options)? };

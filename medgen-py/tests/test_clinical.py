@@ -102,6 +102,12 @@ def test_run_task_bad_input_raises_typed_errors(model):
         model.run_task("soap_note", "  ")
     with pytest.raises(medgen.InvalidArgumentError, match="deid"):
         model.run_task("soap_note", NOTE, deid="shred")
+    with pytest.raises(medgen.InvalidArgumentError, match="engine"):
+        model.run_task("soap_note", NOTE, deid_engine="neural")
+    with pytest.raises(medgen.ModelLoadError):
+        model.run_task("soap_note", NOTE, tagger="/nonexistent/tagger.safetensors", max_new_tokens=1)
+    rules = model.run_task("soap_note", NOTE, deid_engine="rules", max_new_tokens=1)
+    assert rules["audit"]["deid_engine"] == "rules" and rules["audit"]["deid_tagger_sha256"] is None
     with pytest.raises(medgen.InvalidArgumentError, match="date_shift"):
         model.run_task("soap_note", NOTE, deid="shift-dates")
     out = model.run_task("soap_note", NOTE, deid="shift-dates", shift_key="patient-7", max_new_tokens=1)

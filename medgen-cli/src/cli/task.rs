@@ -28,6 +28,12 @@ pub struct Args {
     /// With --deid shift-dates: derive the shift from this key (a patient id, say).
     #[arg(long)]
     shift_key: Option<String>,
+    /// Which detectors de-identify the note, as `medgen deid --engine`: rules, model or ensemble.
+    #[arg(long, default_value = "ensemble")]
+    deid_engine: String,
+    /// A tagger file (from `medgen deid train`) instead of the built-in one.
+    #[arg(long)]
+    tagger: Option<PathBuf>,
     /// Put the original identifiers back into the draft.
     #[arg(long)]
     reidentify: bool,
@@ -45,10 +51,13 @@ pub struct Args {
 
 pub fn run(a: Args) -> Result<()> {
     let task = medgen::tasks::get(&a.name)?;
+    let engine = a.deid_engine.parse()?;
     let deid = medgen::deid_option(&a.deid)?.map(|operator| DeidConfig {
         operator,
         date_shift_days: a.shift_days,
         date_shift_key: a.shift_key.clone(),
+        engine,
+        tagger: a.tagger.clone(),
         ..Default::default()
     });
     let opts = TaskOptions { deid, reidentify: a.reidentify, generation: a.decode.config() };

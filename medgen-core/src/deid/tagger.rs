@@ -55,6 +55,18 @@ const KERNEL: i64 = 3;
 /// The tagger shipped with medgen (`make deid-model` rebuilds it).
 static BUILTIN: &[u8] = include_bytes!("../../assets/deid-tagger.safetensors");
 
+/// SHA-256 of a tagger file's bytes, or of the built-in tagger's (`None`), in lowercase hex.
+pub fn sha256(path: Option<&Path>) -> Result<String> {
+    static BUILTIN_SHA: LazyLock<String> = LazyLock::new(|| {
+        use sha2::Digest;
+        sha2::Sha256::digest(BUILTIN).iter().map(|b| format!("{b:02x}")).collect()
+    });
+    match path {
+        Some(p) => crate::audit::sha256_path(p),
+        None => Ok(BUILTIN_SHA.clone()),
+    }
+}
+
 /// The sizes of a tagger.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct TaggerConfig {
