@@ -153,8 +153,8 @@ impl Tagger {
     /// A tagger from a file written by [`Tagger::save`] (or `medgen deid train`); the same
     /// unchanged file is read once per process.
     pub fn load(path: &Path) -> Result<Arc<Tagger>> {
-        static CACHE: LazyLock<Mutex<HashMap<PathBuf, (std::time::SystemTime, u64, Arc<Tagger>)>>> =
-            LazyLock::new(Default::default);
+        type Loaded = (std::time::SystemTime, u64, Arc<Tagger>);
+        static CACHE: LazyLock<Mutex<HashMap<PathBuf, Loaded>>> = LazyLock::new(Default::default);
         let meta = std::fs::metadata(path).map_err(|e| MedgenError::io(path, e))?;
         let stamp = (meta.modified().map_err(|e| MedgenError::io(path, e))?, meta.len());
         let mut cache = CACHE.lock().unwrap_or_else(|p| p.into_inner());

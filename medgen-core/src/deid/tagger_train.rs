@@ -211,10 +211,11 @@ pub fn train_tagger(
     if !(16..=1 << 16).contains(&opts.window) {
         return Err(MedgenError::invalid("window", format!("{} is outside 16..=65536 tokens", opts.window)));
     }
-    if !(opts.lr.is_finite() && opts.lr > 0.0) || !(0.0..1.0).contains(&opts.warmup_ratio) {
+    let (above_zero, at_least_zero) = (|x: f64| x.is_finite() && x > 0.0, |x: f64| x.is_finite() && x >= 0.0);
+    if !above_zero(opts.lr) || !(0.0..1.0).contains(&opts.warmup_ratio) {
         return Err(MedgenError::invalid("lr", format!("lr {} must be > 0 and warmup_ratio {} in [0, 1)", opts.lr, opts.warmup_ratio)));
     }
-    if !(opts.weight_decay.is_finite() && opts.weight_decay >= 0.0) || !(opts.max_grad_norm.is_finite() && opts.max_grad_norm >= 0.0) {
+    if !at_least_zero(opts.weight_decay) || !at_least_zero(opts.max_grad_norm) {
         return Err(MedgenError::invalid("weight_decay", "weight_decay and max_grad_norm must be finite and ≥ 0"));
     }
     if !overwrite && out.exists() {
