@@ -54,7 +54,13 @@ pub(crate) fn deid_tagger_logits(py: Python<'_>, text: &str, tagger: Option<Path
             let (tokens, ids) = t.features(text);
             let (_, logits) = t.logits(&[text])?.pop().unwrap_or_default();
             let logits: Vec<Vec<f32>> = Vec::<Vec<f32>>::try_from(logits).unwrap_or_default();
-            let char_of = |b: usize| text[..b].chars().count();
+            // Character offset of every byte offset that starts a character (tokens do).
+            let mut char_at = vec![0usize; text.len() + 1];
+            for (i, (b, _)) in text.char_indices().enumerate() {
+                char_at[b] = i;
+            }
+            char_at[text.len()] = text.chars().count();
+            let char_of = |b: usize| char_at[b];
             let labels: Vec<String> = std::iter::once("O".to_string())
                 .chain(deid::Category::ALL.iter().flat_map(|c| [format!("B-{c}"), format!("I-{c}")]))
                 .collect();

@@ -22,6 +22,21 @@ pub struct AnnotatedNote {
     pub entities: Vec<(usize, usize, Category)>,
 }
 
+impl AnnotatedNote {
+    /// Why the entities cannot be trained on, if they cannot: each non-empty and inside the
+    /// text, sorted by start, none overlapping.
+    fn check(&self) -> std::result::Result<(), String> {
+        let chars = self.text.chars().count();
+        if let Some(&(s, e, _)) = self.entities.iter().find(|&&(s, e, _)| s >= e || e > chars) {
+            return Err(format!("entity {s}..{e} is empty or past the text's {chars} characters"));
+        }
+        if self.entities.windows(2).any(|w| w[1].0 < w[0].1) {
+            return Err("entities overlap or are not sorted by start".into());
+        }
+        Ok(())
+    }
+}
+
 /// How the tagger is trained.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct TaggerTraining {
@@ -106,20 +121,15 @@ pub fn read_annotated(path: &Path) -> Result<Vec<AnnotatedNote>> {
         }
         let bad = |m: String| MedgenError::invalid("data", format!("{} line {}: {m}", path.display(), i + 1));
         let l: Line = serde_json::from_str(&line).map_err(|e| bad(e.to_string()))?;
-        let chars = l.text.chars().count();
         let mut entities = Vec::with_capacity(l.entities.len());
         for e in l.entities {
             let c: Category = e.category.parse().map_err(|e: MedgenError| bad(e.to_string()))?;
-            if e.start >= e.end || e.end > chars {
-                return Err(bad(format!("entity {}..{} is empty or past the text's {chars} characters", e.start, e.end)));
-            }
             entities.push((e.start, e.end, c));
         }
         entities.sort_unstable_by_key(|e| e.0);
-        if entities.windows(2).any(|w| w[1].0 < w[0].1) {
-            return Err(bad("entities overlap".into()));
-        }
-        out.push(AnnotatedNote { text: l.text, entities });
+        let note = AnnotatedNote { text: l.text, entities };
+        note.check().map_err(bad)?;
+        out.push(note);
     }
     Ok(out)
 }
@@ -204,6 +214,11 @@ pub fn train_tagger(
     opts.config.validate()?;
     if train.is_empty() {
         return Err(MedgenError::invalid("train", "no training notes"));
+    }
+    for (name, notes) in [("train", train), ("val", val)] {
+        if let Some((i, why)) = notes.iter().enumerate().find_map(|(i, n)| n.check().err().map(|w| (i, w))) {
+            return Err(MedgenError::invalid(name, format!("note {}: {why}", i + 1)));
+        }
     }
     let positive = |name: &'static str, v: usize| if v == 0 { Err(MedgenError::invalid(name, "must be at least 1")) } else { Ok(()) };
     positive("epochs", opts.epochs)?;
@@ -446,5 +461,14 @@ mod tests {
         let (name, date) = (1 + 2 * 0, 1 + 2 * 2);
         assert_eq!(e.labels, [0, 0, name, name + 1, 0, date, date + 1, date + 1, 0]);
         assert_eq!(e.ids.len(), 9 * FEATURES);
+    }
+
+    #[test]
+    fn notes_with_bad_entities_are_refused_not_a_panic() {
+        let bad = AnnotatedNote { text: "Ann".into(), entities: vec![(0, 9, Category::Name)] };
+        let out = std::env::temp_dir().join("medgen-tagger-never-written.safetensors");
+        let err = train_tagger(&[bad], &[], &TaggerTraining::default(), &out, true, |_| {}).err();
+        assert!(matches!(err, Some(MedgenError::InvalidArgument { name: "train", .. })), "{err:?}");
+        assert!(!out.exists());
     }
 }
