@@ -490,7 +490,7 @@ pub unsafe extern "C" fn medgen_run_task(
             true => Some(DeidConfig::default()),
             false => unsafe { read_params(tp.deid, "task_params.deid")?.config() }?,
         };
-        let opts = TaskOptions { deid, reidentify: tp.reidentify, generation };
+        let opts = TaskOptions { deid, reidentify: tp.reidentify, generation, ..Default::default() };
         let result = engine::run_task(model, task, note, &opts, |_| std::ops::ControlFlow::Continue(()))?;
         let mut value = to_value(&result)?;
         add_byte_offsets(&mut value["findings"], &result.text)?;

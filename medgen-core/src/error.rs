@@ -40,6 +40,10 @@ pub enum MedgenError {
     /// The chat template failed to parse or render.
     #[error("chat template error: {0}")]
     Template(#[from] minijinja::Error),
+    /// An audit log fails its hash chain: a line was changed, removed, inserted or reordered
+    /// after it was written.
+    #[error("the audit log {path} has been altered: line {line}: {reason}")]
+    AuditTampered { path: PathBuf, line: usize, reason: String },
     /// medgen broke one of its own rules: a bug, to be reported.
     #[error("internal error (a bug in medgen): {0}")]
     Internal(String),

@@ -30,6 +30,7 @@ pub(crate) mod models;
 pub mod pipeline;
 pub mod privacy;
 pub mod prompt;
+pub mod review;
 mod runtime;
 pub mod tasks;
 pub mod tokenizer;
@@ -37,7 +38,7 @@ pub mod train;
 
 pub use chat::ChatMessage;
 pub use error::{MedgenError, Result};
-pub use generation::{EarlyStopping, FinishReason, Generation, GenerationConfig, Generator, Sequence, Timings, MAX_BEAMS, MAX_TOKENS};
+pub use generation::{EarlyStopping, FinishReason, Generation, GenerationConfig, Generator, LogitsConstraint, Sequence, Timings, MAX_BEAMS, MAX_TOKENS};
 pub use loader::{ModelInfo, NetworkConfig};
 pub use model::Model;
 pub use models::config::{Activation, Architecture, Dropout, ModelConfig, RopeScaling, Seq2SeqArchitecture, Seq2SeqConfig};

@@ -3,13 +3,15 @@
 
 use std::collections::BTreeMap;
 use std::ops::ControlFlow;
+use std::sync::Arc;
 
 use crate::audit::{self, AuditRecord, DRAFT_NOTICE};
 use crate::checks::{self, Finding, FindingKind};
 use crate::deid::{self, DeidConfig, Operator};
 use crate::error::{MedgenError, Result};
 use crate::generation::{Generation, GenerationConfig};
-use crate::tasks::Task;
+use crate::review::{self, attribution, Attribution, TokenConfidence};
+use crate::tasks::{SectionConstraint, Task};
 use crate::Model;
 
 /// Options of a pipeline run.
@@ -23,11 +25,19 @@ pub struct TaskOptions {
     pub reidentify: bool,
     /// (default: `GenerationConfig::default()`)
     pub generation: GenerationConfig,
+    /// Enforce the task's sections while decoding ([`SectionConstraint`]): every required
+    /// heading, in order, once (default: false).
+    pub constrain_sections: bool,
 }
 
 impl Default for TaskOptions {
     fn default() -> Self {
-        TaskOptions { deid: Some(DeidConfig::default()), reidentify: false, generation: GenerationConfig::default() }
+        TaskOptions {
+            deid: Some(DeidConfig::default()),
+            reidentify: false,
+            generation: GenerationConfig::default(),
+            constrain_sections: false,
+        }
     }
 }
 
@@ -53,9 +63,17 @@ pub struct TaskResult {
     pub missing_sections: Vec<String>,
     /// Check findings; offsets are characters of `text`.
     pub findings: Vec<Finding>,
+    /// Each sentence of `text` with the spans of `source` that support it.
+    pub attributions: Vec<Attribution>,
+    /// Each generated token's span in `text` and its probability.
+    pub tokens: Vec<TokenConfidence>,
     /// Says that the text is a draft that needs review by a clinician.
     pub notice: &'static str,
     pub audit: AuditRecord,
+    /// The text the draft was checked against: the de-identified note, or the original once
+    /// the draft is re-identified (then PHI: never serialized).
+    #[serde(skip)]
+    pub source: String,
     /// Placeholder → original identifier. It is PHI: returned to the caller only, never
     /// serialized, logged or written by medgen.
     #[serde(skip)]
@@ -95,20 +113,47 @@ pub fn run_task(
             (d.text, d.entities, d.mapping)
         }
     };
+    let constraint = match opts.constrain_sections {
+        true => Some(Arc::new(SectionConstraint::new(task, &input, model.tokenizer(), opts.generation.max_new_tokens)?)),
+        false => None,
+    };
     let ids = if model.info().has_chat_template {
         model.chat_ids(&task.chat_messages(&input))?
     } else {
         model.tokenize(&task.t5_prompt(&input))?
     };
-    let generation = model.generator(ids, &opts.generation)?.run(on_piece)?;
+    // Token probabilities are always taken, for the review; the caller gets them if asked.
+    let cfg = GenerationConfig { logprobs: true, ..opts.generation.clone() };
+    let mut generator = model.generator(ids, &cfg)?;
+    if let Some(c) = constraint {
+        generator.constrain(c);
+    }
+    let mut generation = generator.run(on_piece)?;
     let reidentified = opts.reidentify && !mapping.is_empty();
     let text = if reidentified { deid::reidentify(&generation.text, &mapping) } else { generation.text.clone() };
+    let mut tokens = review::token_confidences(
+        model.tokenizer(),
+        &generation.token_ids,
+        generation.logprobs.as_deref().unwrap_or_default(),
+        generation.alternative_logprobs.as_deref().unwrap_or_default(),
+        &generation.text,
+    )?;
+    if reidentified {
+        let map = review::reidentified_offsets(&generation.text, &mapping);
+        tokens.iter_mut().for_each(|t| (t.start, t.end) = (map(t.start), map(t.end)));
+    }
+    if !opts.generation.logprobs {
+        (generation.logprobs, generation.alternative_logprobs) = (None, None);
+    }
 
     // The draft is checked against the text it should agree with: the note the model saw,
     // or the original note once the identifiers are back.
     let source = if reidentified { note } else { input.as_str() };
     let findings = check_draft(source, &text);
     let report = task.sections(&text);
+    let placeholders: Vec<String> = mapping.keys().cloned().collect();
+    let attributions = attribution::attribute(source, &text, &findings, &placeholders, &tokens);
+    let source = source.to_string();
 
     let mut phi_counts = BTreeMap::new();
     for e in &entities {
@@ -143,18 +188,43 @@ pub fn run_task(
         sections: report.found,
         missing_sections: report.missing,
         findings,
+        attributions,
+        tokens,
         notice: DRAFT_NOTICE,
         audit,
+        source,
         mapping,
         generation,
     })
 }
 
+impl TaskResult {
+    /// The review page of this result ([`review::html`]); `draft_id` is the draft's id in its
+    /// review log, when it was logged.
+    pub fn to_html(&self, draft_id: Option<&str>) -> String {
+        review::html::render(&review::html::Page {
+            task: &self.audit.task,
+            source: &self.source,
+            draft: &self.text,
+            attributions: &self.attributions,
+            findings: &self.findings,
+            tokens: &self.tokens,
+            missing_sections: &self.missing_sections,
+            audit: Some(&self.audit),
+            draft_id,
+            notice: self.notice,
+        })
+    }
+}
+
 /// Every safety check of a draft against its source: [`checks::check`] (numbers with units,
-/// medications, negation flips) and PHI in the draft that the source lacks; sorted by start.
+/// medications, negation flips), PHI in the draft that the source lacks, placeholders the
+/// source lacks and repeated sentences; sorted by start.
 pub fn check_draft(source: &str, output: &str) -> Vec<Finding> {
     let mut findings = checks::check(source, output);
     findings.extend(unexpected_phi(source, output));
+    findings.extend(attribution::unknown_placeholders(source, output));
+    findings.extend(attribution::repetitions(output));
     findings.sort_by_key(|f| (f.start, f.end));
     findings
 }

@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 use std::ops::Range;
 use std::path::Path;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use serde_json::Value as Json;
 use tokenizers::decoders::byte_fallback::ByteFallback;
@@ -46,6 +46,8 @@ pub struct Tokenizer {
     /// Every token id that ends generation.
     eos_ids: Vec<u32>,
     chat_template: Option<ChatTemplate>,
+    /// Each token's text on its own, made at the first call of [`Tokenizer::token_texts`].
+    texts: OnceLock<Arc<Vec<String>>>,
 }
 
 fn tok_err(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> MedgenError {
@@ -320,6 +322,7 @@ impl Tokenizer {
             eos: None,
             eos_ids: vec![],
             chat_template: None,
+            texts: OnceLock::new(),
         }
     }
 
@@ -385,6 +388,17 @@ impl Tokenizer {
             return Err(MedgenError::invalid("ids", format!("token id {bad} is outside the vocabulary of {size}")));
         }
         self.inner.decode(ids, skip_special).map_err(tok_err)
+    }
+
+    /// Each token's text decoded on its own (special tokens as ""), by id: what the logits
+    /// processors that read text (the section constraint) look tokens up in. Made once.
+    pub fn token_texts(&self) -> Arc<Vec<String>> {
+        self.texts
+            .get_or_init(|| {
+                let texts = (0..self.size as u32).map(|id| self.inner.decode(&[id], true).unwrap_or_default()).collect();
+                Arc::new(texts)
+            })
+            .clone()
     }
 
     /// The id of a token, by its text.

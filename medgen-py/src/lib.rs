@@ -416,7 +416,7 @@ impl Model {
             tagger,
             ..Default::default()
         });
-        let opts = medgen::TaskOptions { deid, reidentify, generation: merge(py, config, options)? };
+        let opts = medgen::TaskOptions { deid, reidentify, generation: merge(py, config, options)?, ..Default::default() };
         let model = &self.inner;
         let mut interrupt = Interrupt::new();
         let out = py.allow_threads(|| medgen::run_task(model, task, note, &opts, |_| interrupt.check()));

@@ -60,7 +60,7 @@ pub fn run(a: Args) -> Result<()> {
         tagger: a.tagger.clone(),
         ..Default::default()
     });
-    let opts = TaskOptions { deid, reidentify: a.reidentify, generation: a.decode.config() };
+    let opts = TaskOptions { deid, reidentify: a.reidentify, generation: a.decode.config(), ..Default::default() };
     opts.generation.validate()?;
     // Before loading the model, so that a bad note fails at once.
     let note = super::read_note(a.input.as_deref())?;

@@ -13,7 +13,7 @@ use std::sync::OnceLock;
 
 use regex::Regex;
 
-use super::text::{ascii_bounded, finding, fold};
+use super::text::{ascii_bounded, char_offset, finding, fold};
 use super::{Finding, FindingKind};
 
 /// A drug of the lexicon.
@@ -140,6 +140,17 @@ fn named_generics(lexicon: &Lexicon, text: &str) -> HashSet<String> {
         generics.extend(m.drug.parent.iter().cloned());
     }
     generics
+}
+
+/// The medications `text` names: each mention's character span and its generic name (brands
+/// and Chinese names read as their generic), for attribution.
+pub(crate) fn generics(text: &str) -> Vec<(usize, usize, String)> {
+    let Some(lexicon) = lexicon() else { return Vec::new() };
+    let folded = fold(text);
+    mentions(lexicon, &folded)
+        .into_iter()
+        .map(|m| (char_offset(&folded, m.start), char_offset(&folded, m.end), m.drug.generic.clone()))
+        .collect()
 }
 
 /// Unsupported medication names in `output`.

@@ -34,17 +34,24 @@ pub enum FindingKind {
     NegationFlip,
     /// Protected health information in the draft.
     Phi,
+    /// A placeholder (`[DATE_5]`) that the de-identified source does not have: the model
+    /// made up a reference to an identifier.
+    UnknownPlaceholder,
+    /// A sentence that repeats an earlier one word for word (a repetition loop).
+    Repetition,
 }
 
 impl FindingKind {
     /// The kind's name as it serializes: "unsupported_number", "unsupported_medication",
-    /// "negation_flip" or "phi".
+    /// "negation_flip", "phi", "unknown_placeholder" or "repetition".
     pub fn as_str(self) -> &'static str {
         match self {
             FindingKind::UnsupportedNumber => "unsupported_number",
             FindingKind::UnsupportedMedication => "unsupported_medication",
             FindingKind::NegationFlip => "negation_flip",
             FindingKind::Phi => "phi",
+            FindingKind::UnknownPlaceholder => "unknown_placeholder",
+            FindingKind::Repetition => "repetition",
         }
     }
 }
@@ -86,6 +93,8 @@ mod tests {
             FindingKind::UnsupportedMedication,
             FindingKind::NegationFlip,
             FindingKind::Phi,
+            FindingKind::UnknownPlaceholder,
+            FindingKind::Repetition,
         ] {
             assert_eq!(serde_json::to_value(kind).unwrap(), kind.as_str());
         }

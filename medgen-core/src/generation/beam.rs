@@ -200,7 +200,7 @@ mod tests {
     /// [2, 1, 0]; after any token they are [0, 1, 3], so EOS is likely after one token.
     /// The finished sequences, and the forward passes after the prompt's.
     fn run(cfg: &GenerationConfig) -> (Vec<Hypothesis>, usize) {
-        let ctx = Context { cfg, prompt: &[0], eos: &[2], forced_bos: None, forced_eos: None };
+        let ctx = Context { cfg, prompt: &[0], eos: &[2], forced_bos: None, forced_eos: None, constraint: None };
         let mut beams = Beams::new(&[0], 3, cfg);
         let mut logits = vec![vec![2.0, 1.0, 0.0]];
         let mut calls = 0;

@@ -73,6 +73,15 @@ pub struct GenerationConfig {
     pub no_repeat_ngram_size: usize,
 }
 
+/// A logits processor a caller adds to a generation ([`Generator::constrain`]), such as
+/// [`crate::tasks::SectionConstraint`]. It runs after the built-in processors (before BART's
+/// forced first and last tokens), for every row: the sampled one, or each beam.
+pub trait LogitsConstraint: Send + Sync + fmt::Debug {
+    /// Edits `scores`, the processed scores of the token after `generated` (the tokens this
+    /// row has generated), with `max_new_tokens` tokens allowed in all.
+    fn apply(&self, scores: &mut [f32], generated: &[u32], max_new_tokens: usize);
+}
+
 /// When beam search stops, as transformers' `early_stopping`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum EarlyStopping {
@@ -284,6 +293,11 @@ pub struct Generation {
     /// Log-probability of each generated token, when asked for.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub logprobs: Option<Vec<f32>>,
+    /// With `logprobs` and without beam search: the log-probability of the most likely token
+    /// other than the one generated, at each step (how close the model came to writing
+    /// something else).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alternative_logprobs: Option<Vec<f32>>,
     pub timings: Timings,
     /// The sampler's seed (the given one, or the random one drawn).
     pub seed: u64,
@@ -323,7 +337,9 @@ struct Lane {
     seen: Vec<bool>,
     /// The beam search, with `num_beams > 1`.
     beams: Option<Beams>,
+    constraint: Option<Arc<dyn LogitsConstraint>>,
     logprobs: Vec<f32>,
+    alternative_logprobs: Vec<f32>,
     /// Text of the generated tokens up to `read_offset`.
     text: String,
     /// Window of `advance_text`: tokens from `prefix_offset` give context, tokens from
@@ -382,6 +398,7 @@ impl Lane {
             sampler: Sampler::new(cfg, seed),
             stops: StopStrings::new(&cfg.stop),
             beams: (cfg.num_beams > 1).then(|| Beams::new(&prefix, vocab, cfg)),
+            constraint: None,
             eos: eos.to_vec(),
             forced_bos,
             forced_eos,
@@ -390,6 +407,7 @@ impl Lane {
             generated: Vec::with_capacity(cfg.max_new_tokens),
             seen,
             logprobs: Vec::new(),
+            alternative_logprobs: Vec::new(),
             text: String::new(),
             prefix_offset: 0,
             read_offset: 0,
@@ -422,6 +440,7 @@ impl Lane {
             eos: &self.eos,
             forced_bos: self.forced_bos,
             forced_eos: self.forced_eos,
+            constraint: self.constraint.as_deref(),
         };
         if let Some(beams) = self.beams.as_mut() {
             if let Some(next) = beams.advance(logits, &ctx) {
@@ -434,7 +453,9 @@ impl Lane {
         sampling::process(&mut scores, &ctx, &self.seen, &self.generated);
         let token = self.sampler.pick(&scores);
         if self.cfg.logprobs {
-            self.logprobs.push(sampling::log_prob(logits, token));
+            let (chosen, other) = sampling::log_prob_and_alternative(logits, token);
+            self.logprobs.push(chosen);
+            self.alternative_logprobs.push(other);
         }
         self.generated.push(token);
         self.seen[token as usize] = true;
@@ -555,6 +576,7 @@ impl Lane {
             token_ids: self.generated,
             prompt_token_ids: self.prompt,
             finish_reason: self.finish.unwrap_or(FinishReason::Cancelled),
+            alternative_logprobs: (self.cfg.logprobs && self.cfg.num_beams == 1).then_some(self.alternative_logprobs),
             logprobs: self.cfg.logprobs.then_some(self.logprobs),
             timings: self.timings,
             seed: self.seed,
@@ -657,6 +679,12 @@ impl Generator {
             return Ok(None);
         }
         Ok(self.batch.step(&self.tokenizer)?.pop())
+    }
+
+    /// Adds a logits processor to every step from the next one on (before the first step:
+    /// to all of them).
+    pub fn constrain(&mut self, constraint: Arc<dyn LogitsConstraint>) {
+        self.lane().constraint = Some(constraint);
     }
 
     /// The logits the next token will be picked from (before any processing).

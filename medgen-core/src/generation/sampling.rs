@@ -29,6 +29,8 @@ pub(crate) struct Context<'a> {
     pub forced_bos: Option<u32>,
     /// (BART) The only token allowed last, at `max_new_tokens`: `ForcedEOSTokenLogitsProcessor`.
     pub forced_eos: Option<u32>,
+    /// The caller's processor, if any.
+    pub constraint: Option<&'a dyn super::LogitsConstraint>,
 }
 
 /// The processors before sampling, in transformers' order, on the scores of the token after
@@ -42,6 +44,9 @@ pub(crate) fn process(scores: &mut [f32], ctx: &Context, seen: &[bool], generate
     }
     if generated.len() < cfg.min_new_tokens {
         suppress(scores, ctx.eos);
+    }
+    if let Some(c) = ctx.constraint {
+        c.apply(scores, generated, cfg.max_new_tokens);
     }
     // transformers forces BOS, then EOS: with max_new_tokens 1, EOS wins.
     let forced = match (ctx.forced_bos, ctx.forced_eos) {
@@ -100,9 +105,23 @@ pub(crate) fn log_softmax(logits: &[f32]) -> Vec<f32> {
 }
 
 /// log-softmax of the raw logits at `token`.
+#[cfg(test)]
 pub(crate) fn log_prob(logits: &[f32], token: u32) -> f32 {
     let (max, log_sum) = log_softmax_terms(logits);
     (logits[token as usize] - max) - log_sum
+}
+
+/// The log-probability of `token`, and that of the most likely other token (-inf when the
+/// vocabulary has one token).
+pub(crate) fn log_prob_and_alternative(logits: &[f32], token: u32) -> (f32, f32) {
+    let (max, log_sum) = log_softmax_terms(logits);
+    let other = logits
+        .iter()
+        .enumerate()
+        .filter(|&(i, _)| i != token as usize)
+        .map(|(_, &l)| l)
+        .fold(f32::NEG_INFINITY, f32::max);
+    ((logits[token as usize] - max) - log_sum, (other - max) - log_sum)
 }
 
 /// The maximum `m` of `logits` and `ln Σ exp(l - m)`: log-softmax at `l` is

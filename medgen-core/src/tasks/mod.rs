@@ -17,9 +17,11 @@
 
 mod adapter;
 mod catalog;
+mod constraint;
 mod sections;
 
 pub use adapter::default_adapter_path;
+pub use constraint::SectionConstraint;
 pub use sections::SectionReport;
 
 use crate::chat::ChatMessage;

@@ -23,7 +23,7 @@ pub struct SectionReport {
 }
 
 /// Lowercase letters and digits only: the form in which headings compare.
-fn key(heading: &str) -> String {
+pub(crate) fn key(heading: &str) -> String {
     heading.chars().filter(|c| c.is_alphanumeric()).flat_map(char::to_lowercase).collect()
 }
 
@@ -45,13 +45,13 @@ fn decoration() -> Option<&'static (Regex, Regex, Regex)> {
 
 /// A line read as a heading: its comparison key, and whether it is marked as one (a colon,
 /// markdown `#`, bold or brackets) rather than being a whole short line.
-struct Heading {
-    key: String,
-    marked: bool,
+pub(crate) struct Heading {
+    pub key: String,
+    pub marked: bool,
 }
 
 /// The heading a line would be; None when it is too long to be one.
-fn heading(line: &str) -> Option<Heading> {
+pub(crate) fn heading(line: &str) -> Option<Heading> {
     let (numbering, wrapped, tags) = decoration()?;
     let line = tags.replace_all(line, "");
     let mut marked = line.trim_start().starts_with('#');
@@ -75,17 +75,22 @@ fn heading(line: &str) -> Option<Heading> {
     (short && !text.is_empty()).then(|| Heading { key: key(text), marked })
 }
 
+/// Whether heading `h` names `section`: one of its names, or (when marked as a heading) a
+/// name of four letters or more followed by other words.
+pub(crate) fn names(section: &Section, h: &Heading) -> bool {
+    let mut all = [section.name, section.chinese].into_iter().chain(section.aliases.iter().copied());
+    all.any(|name| {
+        let k = key(name);
+        h.key == k || (h.marked && k.chars().count() >= 4 && h.key.starts_with(k.as_str()))
+    })
+}
+
 /// The report of which of `sections` `output` has.
 pub(crate) fn report(sections: &[Section], output: &str) -> SectionReport {
     let headings: Vec<Heading> = output.lines().filter_map(heading).collect();
     let (mut found, mut missing) = (Vec::new(), Vec::new());
     for section in sections {
-        let names = [section.name, section.chinese].into_iter().chain(section.aliases.iter().copied());
-        let keys: Vec<String> = names.map(key).collect();
-        let names_it = |h: &Heading| {
-            keys.iter().any(|k| h.key == *k || (h.marked && k.chars().count() >= 4 && h.key.starts_with(k.as_str())))
-        };
-        if headings.iter().any(names_it) {
+        if headings.iter().any(|h| names(section, h)) {
             found.push(section.name.to_string());
         } else {
             missing.push(section.name.to_string());

@@ -1,0 +1,542 @@
+//! Source attribution: each sentence of a draft linked to the clauses of the source note that
+//! support it, with a score; a sentence without support is flagged.
+//!
+//! Works on text alone, for every model family, with no second model:
+//! - The draft is cut into units: sentences and list items, headings left out ("Plan:" alone
+//!   is no claim; "Impression: No acute disease." keeps "No acute disease.").
+//! - The source is cut into clauses: at sentence ends, line breaks, semicolons and commas, so
+//!   that "BP 148/92, HR 102" gives two spans.
+//! - Both are read as concept terms: words (lower case, a light stem, common clinical
+//!   abbreviations expanded: "HTN" is "hypertension", "BID" is "twice daily"), Chinese
+//!   character pairs, numbers by value, medications by generic name (a brand in the draft
+//!   matches the generic in the source), and placeholders.
+//! - Terms weigh by their rarity among the source's clauses. A unit's spans are chosen
+//!   greedily: the clause that covers the most of the unit's weight not yet covered, while one
+//!   adds enough. The unit's score is the share of its weight covered.
+//! - A unit is unsupported when its score is below [`SUPPORT_THRESHOLD`], or when it holds a
+//!   placeholder the source lacks, a check finding (number, medication, negation flip, PHI),
+//!   or repeats an earlier unit (a repetition loop).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::OnceLock;
+
+use regex::Regex;
+
+use crate::checks::{medications, Finding, FindingKind};
+
+/// The share of a unit's term weight its spans must cover for it to count as supported.
+pub const SUPPORT_THRESHOLD: f32 = 0.5;
+
+/// Most spans one unit is linked to.
+const MAX_SPANS: usize = 4;
+
+/// A clause is added to a unit's spans only when it covers at least this share of the unit's
+/// weight not covered yet.
+const MIN_GAIN: f32 = 0.12;
+
+/// A span of the source that supports a unit of the draft.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct SourceSpan {
+    /// Character offsets into the source.
+    pub start: usize,
+    pub end: usize,
+    /// The share of the unit's term weight this span covers (beyond the spans before it).
+    pub score: f32,
+}
+
+/// Why a unit is unsupported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Flag {
+    /// Its terms are not covered by the source (score below the threshold).
+    NoSupport,
+    /// It writes a placeholder (`[DATE_5]`) that the source does not have.
+    UnknownPlaceholder,
+    /// It repeats an earlier unit of the draft word for word.
+    Repetition,
+    /// A safety check found a problem inside it (see the result's findings).
+    Finding,
+}
+
+impl Flag {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Flag::NoSupport => "no_support",
+            Flag::UnknownPlaceholder => "unknown_placeholder",
+            Flag::Repetition => "repetition",
+            Flag::Finding => "finding",
+        }
+    }
+}
+
+/// How sure the model was of a unit's tokens.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Confidence {
+    /// Mean probability of the unit's tokens.
+    pub mean: f32,
+    /// The least probable token's probability.
+    pub min: f32,
+    /// Tokens whose probability was below [`LOW_CONFIDENCE`].
+    pub low_tokens: usize,
+}
+
+/// A token below this probability counts as low-confidence.
+pub const LOW_CONFIDENCE: f32 = 0.5;
+
+/// One unit (sentence or list item) of a draft and the source spans that support it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Attribution {
+    /// Character offsets into the draft.
+    pub start: usize,
+    pub end: usize,
+    pub text: String,
+    /// Supporting spans of the source, the strongest first.
+    pub spans: Vec<SourceSpan>,
+    /// The share of the unit's term weight the spans cover, in [0, 1].
+    pub score: f32,
+    pub supported: bool,
+    /// Why it is unsupported; empty when supported.
+    pub flags: Vec<Flag>,
+    /// From the model's token probabilities, when the draft's tokens are known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub confidence: Option<Confidence>,
+}
+
+/// One generated token's place in the draft and its probability.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct TokenConfidence {
+    /// Character offsets into the draft.
+    pub start: usize,
+    pub end: usize,
+    /// Probability of the token under the model.
+    pub prob: f32,
+    /// Probability of the most likely other token.
+    pub alternative_prob: f32,
+}
+
+fn term_regex() -> &'static Regex {
+    static RE: OnceLock<Regex> = OnceLock::new();
+    RE.get_or_init(|| {
+        Regex::new(r"\[[A-Za-z]+_[0-9]+\]|[0-9]+(?:[.,][0-9]+)*|[A-Za-z][A-Za-z']*|\p{Han}+").expect("a valid regex")
+    })
+}
+
+/// Placeholders as medgen writes them, in any case ("[Date_5]" is read as "[DATE_5]").
+fn placeholder_regex() -> &'static Regex {
+    static RE: OnceLock<Regex> = OnceLock::new();
+    RE.get_or_init(|| Regex::new(r"\[[A-Za-z]+_[0-9]+\]").expect("a valid regex"))
+}
+
+#[rustfmt::skip]
+const STOPWORDS: &[&str] = &[
+    "a", "an", "the", "and", "or", "of", "to", "in", "on", "at", "for", "with", "by", "from", "as", "is", "are",
+    "was", "were", "be", "been", "being", "has", "have", "had", "this", "that", "these", "those", "it", "its",
+    "he", "she", "his", "her", "him", "they", "their", "them", "we", "our", "you", "your", "i", "my", "me",
+    "which", "who", "whom", "will", "would", "should", "can", "could", "may", "might", "also", "then", "than",
+    "there", "here", "into", "over", "after", "before", "during", "while", "but", "so", "if", "not", "no",
+    "patient", "pt", "s", "per", "any", "all", "some", "such", "did", "does", "do", "up", "out", "about",
+];
+
+/// Abbreviations read as the words they stand for.
+#[rustfmt::skip]
+const EXPANSIONS: &[(&str, &str)] = &[
+    ("htn", "hypertension"), ("dm", "diabetes"), ("cad", "coronary artery disease"), ("chf", "heart failure"),
+    ("hf", "heart failure"), ("copd", "chronic obstructive pulmonary disease"), ("mi", "myocardial infarction"),
+    ("afib", "atrial fibrillation"), ("af", "atrial fibrillation"), ("sob", "shortness breath"),
+    ("dyspnea", "shortness breath"), ("cp", "chest pain"), ("uti", "urinary tract infection"),
+    ("ckd", "chronic kidney disease"), ("aki", "acute kidney injury"), ("pe", "pulmonary embolism"),
+    ("dvt", "deep vein thrombosis"), ("gerd", "reflux"), ("bid", "twice daily"), ("tid", "three times daily"),
+    ("qid", "four times daily"), ("qd", "daily"), ("od", "daily"), ("qhs", "bedtime"), ("prn", "needed"),
+    ("po", "mouth"), ("oral", "mouth"), ("orally", "mouth"), ("iv", "intravenous"), ("intravenously", "intravenous"),
+    ("hr", "heart rate"), ("bp", "blood pressure"), ("rr", "respiratory rate"), ("temp", "temperature"),
+    ("wbc", "white blood cell"), ("hgb", "hemoglobin"), ("hb", "hemoglobin"), ("cxr", "chest x ray"),
+    ("ct", "ct"), ("mri", "mri"), ("ekg", "ecg"), ("yo", "year old"), ("y", "year"), ("yrs", "year"),
+    ("f", "female"), ("m", "male"), ("woman", "female"), ("man", "male"), ("hx", "history"), ("h", "hour"),
+    ("hrs", "hour"), ("wk", "week"), ("wks", "week"), ("mo", "month"), ("d", "day"), ("abd", "abdomen"),
+    ("abdominal", "abdomen"), ("pulmonary", "lung"), ("renal", "kidney"), ("cardiac", "heart"),
+    ("hepatic", "liver"), ("fx", "fracture"), ("dx", "diagnosis"), ("tx", "treatment"), ("rx", "prescription"),
+    ("f/u", "follow"), ("fu", "follow"), ("followup", "follow"), ("denies", "deny"), ("denied", "deny"),
+    ("negative", "no"), ("febrile", "fever"), ("afebrile", "fever"),
+];
+
+fn expansions() -> &'static HashMap<&'static str, Vec<&'static str>> {
+    static MAP: OnceLock<HashMap<&'static str, Vec<&'static str>>> = OnceLock::new();
+    MAP.get_or_init(|| EXPANSIONS.iter().map(|(k, v)| (*k, v.split(' ').collect())).collect())
+}
+
+/// A light stem: plural and common suffixes off ("fractures" and "fractured" are "fractur").
+fn stem(word: &str) -> String {
+    let mut w = word.trim_end_matches("'s").to_string();
+    for suffix in ["ations", "ation", "ings", "ing", "ies", "ied", "ed", "es", "ly", "s", "e"] {
+        if w.len() > suffix.len() + 3 && w.ends_with(suffix) && !w.ends_with("ss") {
+            w.truncate(w.len() - suffix.len());
+            break;
+        }
+    }
+    w
+}
+
+/// The number a digit run writes, as a key ("25", "0.5", "1000" for "1,000").
+fn number_key(written: &str) -> String {
+    let plain = if written.contains('.') { written.replace(',', "") } else { written.replace(',', "") };
+    match plain.parse::<f64>() {
+        Ok(v) => format!("#{v}"),
+        Err(_) => format!("#{plain}"),
+    }
+}
+
+/// The terms of `text` (see the module's description), as keys.
+fn terms(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for m in term_regex().find_iter(text) {
+        let written = m.as_str();
+        let first = written.chars().next().unwrap_or(' ');
+        let mut push = |key: String| out.push(key);
+        if first == '[' {
+            push(format!("ph:{}", written.to_uppercase()));
+        } else if first.is_ascii_digit() {
+            push(number_key(written));
+        } else if first.is_ascii_alphabetic() {
+            let lower = written.to_lowercase();
+            match expansions().get(lower.as_str()) {
+                Some(words) => words.iter().for_each(|w| push(stem(w))),
+                None if STOPWORDS.contains(&lower.as_str()) => {}
+                None => push(stem(&lower)),
+            }
+        } else {
+            // Chinese: overlapping character pairs (a lone character stands for itself).
+            let han: Vec<char> = written.chars().collect();
+            if han.len() == 1 {
+                push(han[0].to_string());
+            }
+            out.extend(han.windows(2).map(|pair| pair.iter().collect::<String>()));
+        }
+    }
+    out.extend(medications::generics(text).into_iter().map(|(_, _, generic)| format!("rx:{generic}")));
+    out
+}
+
+/// A piece of a text: character offsets and the text.
+#[derive(Debug, Clone)]
+struct Piece {
+    start: usize,
+    end: usize,
+}
+
+/// Cuts `text` at the characters where `cut` says a piece ends (the character is kept in the
+/// piece before it); pieces are trimmed of spaces and list bullets, and empty ones dropped.
+fn cut(text: &str, base: usize, mut ends_piece: impl FnMut(&[char], usize) -> bool) -> Vec<Piece> {
+    let chars: Vec<char> = text.chars().collect();
+    let mut pieces = Vec::new();
+    let mut start = 0;
+    for i in 0..chars.len() {
+        let end_here = chars[i] == '\n' || ends_piece(&chars, i);
+        if end_here || i + 1 == chars.len() {
+            push_trimmed(&chars, start, i + 1, base, &mut pieces);
+            start = i + 1;
+        }
+    }
+    pieces
+}
+
+fn push_trimmed(chars: &[char], mut start: usize, mut end: usize, base: usize, pieces: &mut Vec<Piece>) {
+    let bullet = |c: char| c.is_whitespace() || matches!(c, '-' | '*' | '•' | '+' | '#' | '>');
+    while start < end && bullet(chars[start]) {
+        start += 1;
+    }
+    // A numbered item: "1. " or "2) ".
+    let digits = chars[start..end].iter().take_while(|c| c.is_ascii_digit()).count();
+    if digits > 0 && digits <= 2 && start + digits + 1 < end && matches!(chars[start + digits], '.' | ')' | '、') && chars[start + digits + 1].is_whitespace() {
+        start += digits + 1;
+        while start < end && chars[start].is_whitespace() {
+            start += 1;
+        }
+    }
+    while end > start && (chars[end - 1].is_whitespace() || chars[end - 1] == '*') {
+        end -= 1;
+    }
+    if chars[start..end].iter().any(|c| c.is_alphanumeric()) {
+        pieces.push(Piece { start: base + start, end: base + end });
+    }
+}
+
+/// Whether `chars[i]` ends a sentence: 。！？；, or . ! ? ; before a space or the end (not a
+/// decimal point or an abbreviation inside a word).
+fn sentence_end(chars: &[char], i: usize) -> bool {
+    match chars[i] {
+        '。' | '！' | '？' | '；' => true,
+        '.' | '!' | '?' | ';' => chars.get(i + 1).is_none_or(|c| c.is_whitespace()),
+        _ => false,
+    }
+}
+
+/// Whether `chars[i]` ends a clause of the source: a sentence end, a comma before a space,
+/// or a Chinese comma.
+fn clause_end(chars: &[char], i: usize) -> bool {
+    sentence_end(chars, i) || chars[i] == '，' || (chars[i] == ',' && chars.get(i + 1).is_none_or(|c| c.is_whitespace()))
+}
+
+/// A line that is a heading only ("Plan:", "## Plan", "**Plan**", "出院诊断："), or the
+/// character where a line's content starts after a heading ("Impression: No acute disease.").
+fn content_start(line: &str) -> Option<usize> {
+    let t = line.trim();
+    let bare = t.trim_matches(|c: char| matches!(c, '#' | '*' | '_' | '【' | '】' | '[' | ']') || c.is_whitespace());
+    let short = |s: &str| {
+        let s = s.trim_matches(|c: char| matches!(c, '#' | '*' | '_' | '-' | '•') || c.is_whitespace());
+        !s.is_empty() && s.split_whitespace().count() <= 5 && s.chars().count() <= 40 && !s.chars().any(|c| c.is_ascii_digit())
+    };
+    if t.starts_with('#') || (t.starts_with("**") && t.ends_with("**")) || (t.starts_with('【') && t.ends_with('】')) {
+        return short(bare).then_some(line.chars().count());
+    }
+    let colon = line.char_indices().find(|&(_, c)| c == ':' || c == '：')?;
+    let head = &line[..colon.0];
+    if !short(head) {
+        return None;
+    }
+    Some(line[..colon.0].chars().count() + 1)
+}
+
+/// The units of a draft: sentences and list items, headings left out.
+fn draft_units(draft: &str) -> Vec<Piece> {
+    let mut units = Vec::new();
+    let mut base = 0;
+    for line in draft.split_inclusive('\n') {
+        let n = line.chars().count();
+        let from = content_start(line.trim_end_matches('\n')).unwrap_or(0);
+        let rest: String = line.chars().skip(from).collect();
+        units.extend(cut(&rest, base + from, sentence_end));
+        base += n;
+    }
+    units
+}
+
+/// The clauses of a source.
+fn source_clauses(source: &str) -> Vec<Piece> {
+    cut(source, 0, clause_end)
+}
+
+/// Attribution of every unit of `draft` to `source`. `findings` are the safety checks'
+/// findings on the draft (character offsets), `known_placeholders` the placeholders the
+/// de-identified source has beyond those written in `source` (the mapping's keys), and
+/// `tokens` the generated tokens' places and probabilities, when known.
+pub fn attribute(
+    source: &str,
+    draft: &str,
+    findings: &[Finding],
+    known_placeholders: &[String],
+    tokens: &[TokenConfidence],
+) -> Vec<Attribution> {
+    let clauses = source_clauses(source);
+    let source_chars: Vec<char> = source.chars().collect();
+    let clause_terms: Vec<HashSet<String>> = clauses
+        .iter()
+        .map(|c| {
+            let text: String = source_chars[c.start..c.end].iter().collect();
+            terms(&text).into_iter().collect()
+        })
+        .collect();
+    // Where each term occurs, and how rare it is among the clauses.
+    let mut index: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (i, set) in clause_terms.iter().enumerate() {
+        for key in set {
+            index.entry(key.as_str()).or_default().push(i);
+        }
+    }
+    let n = clauses.len().max(1) as f32;
+    let weight = |key: &str| -> f32 {
+        let df = index.get(key).map_or(0, Vec::len) as f32;
+        let w = (1.0 + n / (1.0 + df)).ln();
+        if key.starts_with('#') || key.starts_with("rx:") || key.starts_with("ph:") { 1.5 * w } else { w }
+    };
+    let mut placeholders: HashSet<String> =
+        placeholder_regex().find_iter(source).map(|m| m.as_str().to_uppercase()).collect();
+    placeholders.extend(known_placeholders.iter().map(|p| p.to_uppercase()));
+
+    let draft_chars: Vec<char> = draft.chars().collect();
+    let mut seen_units: HashSet<String> = HashSet::new();
+    let mut out = Vec::new();
+    for unit in draft_units(draft) {
+        let text: String = draft_chars[unit.start..unit.end].iter().collect();
+        let mut keys = terms(&text);
+        keys.sort();
+        keys.dedup();
+        let weights: Vec<f32> = keys.iter().map(|k| weight(k)).collect();
+        let total: f32 = weights.iter().sum();
+
+        let mut covered = vec![false; keys.len()];
+        let mut spans = Vec::new();
+        while spans.len() < MAX_SPANS && total > 0.0 {
+            let mut gains: HashMap<usize, f32> = HashMap::new();
+            for (k, key) in keys.iter().enumerate().filter(|(k, _)| !covered[*k]) {
+                for &c in index.get(key.as_str()).map_or(&[][..], Vec::as_slice) {
+                    *gains.entry(c).or_default() += weights[k];
+                }
+            }
+            let best = gains.into_iter().max_by(|a, b| a.1.total_cmp(&b.1).then(b.0.cmp(&a.0)));
+            let Some((c, gain)) = best.filter(|&(_, g)| g / total >= MIN_GAIN) else { break };
+            for (k, key) in keys.iter().enumerate() {
+                covered[k] |= clause_terms[c].contains(key);
+            }
+            spans.push(SourceSpan { start: clauses[c].start, end: clauses[c].end, score: gain / total });
+        }
+        let score = if total > 0.0 {
+            keys.iter().zip(&weights).zip(&covered).filter(|(_, &c)| c).map(|((_, w), _)| w).sum::<f32>() / total
+        } else {
+            1.0
+        };
+
+        let mut flags = Vec::new();
+        if score < SUPPORT_THRESHOLD {
+            flags.push(Flag::NoSupport);
+        }
+        if placeholder_regex().find_iter(&text).any(|m| !placeholders.contains(&m.as_str().to_uppercase())) {
+            flags.push(Flag::UnknownPlaceholder);
+        }
+        if keys.len() >= 3 && !seen_units.insert(normalized(&text)) {
+            flags.push(Flag::Repetition);
+        }
+        let own = |k: FindingKind| matches!(k, FindingKind::UnknownPlaceholder | FindingKind::Repetition);
+        if findings.iter().any(|f| f.start < unit.end && unit.start < f.end && !own(f.kind)) {
+            flags.push(Flag::Finding);
+        }
+        spans.sort_by(|a, b| b.score.total_cmp(&a.score));
+        out.push(Attribution {
+            start: unit.start,
+            end: unit.end,
+            text,
+            spans,
+            score,
+            supported: flags.is_empty(),
+            flags,
+            confidence: confidence(tokens, unit.start, unit.end),
+        });
+    }
+    out
+}
+
+/// A unit's text as repetitions compare it: letters and digits, lower case.
+fn normalized(text: &str) -> String {
+    text.chars().filter(|c| c.is_alphanumeric()).flat_map(char::to_lowercase).collect()
+}
+
+/// Placeholders in `draft` that `source` does not have (in any case: "[Date_5]" is
+/// "[DATE_5]"), as findings.
+pub(crate) fn unknown_placeholders(source: &str, draft: &str) -> Vec<Finding> {
+    let known: HashSet<String> = placeholder_regex().find_iter(source).map(|m| m.as_str().to_uppercase()).collect();
+    placeholder_regex()
+        .find_iter(draft)
+        .filter(|m| !known.contains(&m.as_str().to_uppercase()))
+        .map(|m| {
+            let start = draft[..m.start()].chars().count();
+            Finding {
+                kind: FindingKind::UnknownPlaceholder,
+                start,
+                end: start + m.as_str().chars().count(),
+                text: m.as_str().to_string(),
+                detail: format!("{} is not a placeholder of the source: it stands for nothing the note says", m.as_str()),
+            }
+        })
+        .collect()
+}
+
+/// Units of `draft` (of three terms or more) that repeat an earlier one, as findings.
+pub(crate) fn repetitions(draft: &str) -> Vec<Finding> {
+    let chars: Vec<char> = draft.chars().collect();
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    for unit in draft_units(draft) {
+        let text: String = chars[unit.start..unit.end].iter().collect();
+        if terms(&text).len() >= 3 && !seen.insert(normalized(&text)) {
+            out.push(Finding {
+                kind: FindingKind::Repetition,
+                start: unit.start,
+                end: unit.end,
+                detail: "this sentence repeats an earlier one: a repetition loop".into(),
+                text,
+            });
+        }
+    }
+    out
+}
+
+/// The confidence of the tokens that overlap `start..end`.
+fn confidence(tokens: &[TokenConfidence], start: usize, end: usize) -> Option<Confidence> {
+    let probs: Vec<f32> = tokens.iter().filter(|t| t.start < end && start < t.end).map(|t| t.prob).collect();
+    if probs.is_empty() {
+        return None;
+    }
+    Some(Confidence {
+        mean: probs.iter().sum::<f32>() / probs.len() as f32,
+        min: probs.iter().copied().fold(1.0, f32::min),
+        low_tokens: probs.iter().filter(|&&p| p < LOW_CONFIDENCE).count(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spans_text(source: &str, a: &Attribution) -> Vec<String> {
+        a.spans.iter().map(|s| source.chars().skip(s.start).take(s.end - s.start).collect()).collect()
+    }
+
+    #[test]
+    fn each_sentence_is_linked_to_the_clause_that_says_it() {
+        let source = "72 yo man admitted with community-acquired pneumonia. BP 148/92, HR 102. \
+                      Treated with ceftriaxone 1 g IV daily. Denies chest pain.";
+        let draft = "Diagnoses:\n- Community-acquired pneumonia\nHospital Course:\nHe received ceftriaxone 1 g daily. \
+                     Heart rate was 102.";
+        let units = attribute(source, draft, &[], &[], &[]);
+        let texts: Vec<&str> = units.iter().map(|u| u.text.as_str()).collect();
+        assert_eq!(texts, ["Community-acquired pneumonia", "He received ceftriaxone 1 g daily.", "Heart rate was 102."]);
+        assert!(units.iter().all(|u| u.supported), "{units:#?}");
+        assert_eq!(spans_text(source, &units[0]), ["72 yo man admitted with community-acquired pneumonia."]);
+        assert_eq!(spans_text(source, &units[1]), ["Treated with ceftriaxone 1 g IV daily."]);
+        assert_eq!(spans_text(source, &units[2]), ["HR 102."]);
+    }
+
+    #[test]
+    fn invented_sentences_placeholders_and_loops_are_unsupported() {
+        let source = "Seen on [DATE_1] for cough. Chest x-ray clear.";
+        let draft = "Cough since [DATE_1].\nReturn on [Date_5].\nStart lisinopril for hypertension.\n\
+                     The chest x-ray was clear. The chest x-ray was clear.";
+        let units = attribute(source, draft, &[], &[], &[]);
+        let flags: Vec<&[Flag]> = units.iter().map(|u| u.flags.as_slice()).collect();
+        assert_eq!(flags[0], []);
+        assert!(flags[1].contains(&Flag::UnknownPlaceholder), "{flags:?}");
+        assert!(flags[2].contains(&Flag::NoSupport), "{flags:?}");
+        assert_eq!(flags[3], []);
+        assert_eq!(flags[4], [Flag::Repetition]);
+    }
+
+    #[test]
+    fn chinese_brands_and_abbreviations_match() {
+        let source = "患者男性，65岁，因胸痛入院。予阿司匹林100mg口服。";
+        let units = attribute(source, "出院诊断：胸痛\n出院带药：阿司匹林 100 mg。", &[], &[], &[]);
+        assert!(units.iter().all(|u| u.supported), "{units:#?}");
+        let units = attribute("Hx of HTN. Metoprolol 25 mg PO BID.", "History of hypertension. Lopressor 25 mg by mouth twice daily.", &[], &[], &[]);
+        assert!(units.iter().all(|u| u.supported), "{units:#?}");
+    }
+
+    #[test]
+    fn a_finding_inside_a_unit_makes_it_unsupported_and_confidence_aggregates_tokens() {
+        let source = "Aspirin 81 mg daily.";
+        let draft = "Aspirin 325 mg daily.";
+        let findings = crate::checks::check(source, draft);
+        let tokens = [
+            TokenConfidence { start: 0, end: 7, prob: 0.9, alternative_prob: 0.05 },
+            TokenConfidence { start: 7, end: 11, prob: 0.3, alternative_prob: 0.6 },
+        ];
+        let units = attribute(source, draft, &findings, &[], &tokens);
+        assert_eq!(units[0].flags, [Flag::Finding]);
+        let c = units[0].confidence.clone().unwrap();
+        assert!((c.mean - 0.6).abs() < 1e-6 && c.min == 0.3 && c.low_tokens == 1, "{c:?}");
+    }
+
+    #[test]
+    fn empty_texts_give_no_units() {
+        assert!(attribute("", "", &[], &[], &[]).is_empty());
+        let units = attribute("", "Pneumonia.", &[], &[], &[]);
+        assert_eq!(units[0].flags, [Flag::NoSupport]);
+    }
+}

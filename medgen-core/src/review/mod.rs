@@ -1,0 +1,116 @@
+//! Clinician review of a draft: what supports each sentence ([`attribution`]), how sure the
+//! model was of each token, a self-contained review page ([`html`]), and the reviewer's
+//! decision appended to a hash-chained audit log ([`log`]).
+//!
+//! ```
+//! use medgen::review;
+//! let source = "Admitted with pneumonia. Treated with ceftriaxone 1 g IV daily. Denies chest pain.";
+//! let draft = "Diagnoses:\n- Pneumonia\nHospital Course:\nCeftriaxone 1 g daily was given. Start aspirin.";
+//! let units = review::attribute(source, draft)?;
+//! assert!(units[0].supported && units[1].supported);
+//! assert!(!units[2].supported); // aspirin: no support, and an unsupported medication
+//! # Ok::<(), medgen::MedgenError>(())
+//! ```
+
+pub mod attribution;
+pub mod html;
+pub mod log;
+
+use std::collections::BTreeMap;
+
+pub use attribution::{Attribution, Confidence, Flag, SourceSpan, TokenConfidence};
+
+use crate::error::{MedgenError, Result};
+use crate::pipeline::check_draft;
+use crate::tokenizer::Tokenizer;
+
+/// Attribution of every sentence of `draft` to `source`, with the safety checks' findings
+/// marking the sentences they fall in.
+///
+/// Errors: `InvalidArgument` when the draft has no sentence (no letter or digit outside its
+/// headings) or the source has none.
+pub fn attribute(source: &str, draft: &str) -> Result<Vec<Attribution>> {
+    if !source.chars().any(char::is_alphanumeric) {
+        return Err(MedgenError::invalid("source", "the source has no sentence to attribute to"));
+    }
+    let units = attribution::attribute(source, draft, &check_draft(source, draft), &[], &[]);
+    if units.is_empty() {
+        return Err(MedgenError::invalid("draft", "the draft has no sentence to attribute"));
+    }
+    Ok(units)
+}
+
+/// Each generated token's character span in `text` and its probability, from the token ids
+/// and (alternative) log-probabilities of a generation; `text` is the generation's text.
+/// Tokens past the end of `text` (a stop string, EOS) are left out.
+pub fn token_confidences(
+    tok: &Tokenizer,
+    ids: &[u32],
+    logprobs: &[f32],
+    alternatives: &[f32],
+    text: &str,
+) -> Result<Vec<TokenConfidence>> {
+    let total = text.chars().count();
+    let mut out = Vec::with_capacity(ids.len());
+    let mut before = 0;
+    for i in 0..ids.len().min(logprobs.len()) {
+        let upto = tok.decode(&ids[..=i], true)?;
+        // A partial UTF-8 character decodes as U+FFFD until its last byte arrives.
+        let after = upto.trim_end_matches('\u{FFFD}').chars().count().min(total);
+        if after > before {
+            let alt = alternatives.get(i).copied().unwrap_or(f32::NEG_INFINITY);
+            out.push(TokenConfidence { start: before, end: after, prob: logprobs[i].exp(), alternative_prob: alt.exp() });
+            before = after;
+        }
+    }
+    Ok(out)
+}
+
+/// A map from character offsets of `text` to those of `reidentify(text, mapping)`: each
+/// replaced key moves what follows it by the difference of lengths.
+pub(crate) fn reidentified_offsets(text: &str, mapping: &BTreeMap<String, String>) -> impl Fn(usize) -> usize {
+    let mut keys: Vec<&String> = mapping.keys().filter(|k| !k.is_empty()).collect();
+    keys.sort_by_key(|k| std::cmp::Reverse(k.len()));
+    let pattern = keys.iter().map(|k| regex::escape(k)).collect::<Vec<_>>().join("|");
+    // (start, end, new length) of each replacement, in characters of `text`.
+    let mut moves = Vec::new();
+    if let (false, Ok(re)) = (keys.is_empty(), regex::Regex::new(&pattern)) {
+        for m in re.find_iter(text) {
+            let start = text[..m.start()].chars().count();
+            let end = start + m.as_str().chars().count();
+            moves.push((start, end, mapping[m.as_str()].chars().count()));
+        }
+    }
+    move |offset| {
+        let mut shift: isize = 0;
+        for &(start, end, new) in &moves {
+            if offset >= end {
+                shift += new as isize - (end - start) as isize;
+            } else if offset > start {
+                return (start as isize + shift) as usize + new;
+            }
+        }
+        (offset as isize + shift).max(0) as usize
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offsets_move_with_the_replacements() {
+        let mapping = BTreeMap::from([("[NAME_1]".to_string(), "Jo".to_string())]);
+        let text = "[NAME_1] has a cough. [NAME_1] rests.";
+        let map = reidentified_offsets(text, &mapping);
+        let re = crate::deid::reidentify(text, &mapping);
+        assert_eq!(re, "Jo has a cough. Jo rests.");
+        assert_eq!((map(0), map(8), map(9), map(22), map(30), map(37)), (0, 2, 3, 16, 18, 25));
+    }
+
+    #[test]
+    fn empty_drafts_and_sources_are_errors() {
+        assert!(matches!(attribute("Cough.", "Plan:\n"), Err(MedgenError::InvalidArgument { name: "draft", .. })));
+        assert!(matches!(attribute(" \n", "Cough."), Err(MedgenError::InvalidArgument { name: "source", .. })));
+    }
+}
