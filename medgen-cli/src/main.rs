@@ -66,6 +66,9 @@ enum Command {
     /// Tokenizers for models trained from scratch.
     #[command(subcommand)]
     Tokenizer(cli::tokenizer::Command),
+    /// Review drafts: attribution to the source, reviewers' decisions, the review log's check.
+    #[command(subcommand)]
+    Review(cli::review::Command),
 }
 
 #[derive(Subcommand)]
@@ -283,6 +286,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Merge(args) => cli::finetune::merge(args),
         Command::Privacy(command) => cli::privacy::run(command),
         Command::Tokenizer(command) => cli::tokenizer::run(command),
+        Command::Review(command) => cli::review::run(command),
         Command::Debug(Debug::TrainBatch(args)) => cli::finetune::gradients(args),
     }
 }

@@ -223,7 +223,37 @@ pub(crate) fn task_sections(py: Python<'_>, name: &str, output: &str) -> PyResul
     to_py(py, &task.sections(output))
 }
 
+/// Each sentence of `draft` linked to the spans of `source` that support it: a list of
+/// {start, end, text, spans: [{start, end, score}], score, supported, flags}, offsets in
+/// characters. A draft or source with no sentence raises InvalidArgumentError.
+#[pyfunction]
+pub(crate) fn review_attribute(py: Python<'_>, source: &str, draft: &str) -> PyResult<PyObject> {
+    let units = py.allow_threads(|| medgen::review::attribute(source, draft)).map_err(err)?;
+    to_py(py, &units)
+}
+
+/// Logs a reviewer's decision ("accept", "edit", "reject") on draft `draft_id` of the review
+/// log at `log`; `text` is the final text (not with "reject"). Returns the logged review.
+#[pyfunction]
+#[pyo3(signature = (log, draft_id, decision, reviewer, text=None))]
+pub(crate) fn review_decide(py: Python<'_>, log: PathBuf, draft_id: &str, decision: &str, reviewer: &str, text: Option<&str>) -> PyResult<PyObject> {
+    let decision: medgen::review::log::Decision = decision.parse().map_err(err)?;
+    let review = medgen::review::log::append_review(&log, draft_id, decision, reviewer, text).map_err(err)?;
+    to_py(py, &review)
+}
+
+/// Checks the review log's hash chain: {entries, drafts, reviews, head_sha256}; a log that
+/// fails raises AuditTamperedError.
+#[pyfunction]
+pub(crate) fn review_verify(py: Python<'_>, log: PathBuf) -> PyResult<PyObject> {
+    let summary = medgen::review::log::verify(&log).map_err(err)?;
+    to_py(py, &summary)
+}
+
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(review_attribute, m)?)?;
+    m.add_function(wrap_pyfunction!(review_decide, m)?)?;
+    m.add_function(wrap_pyfunction!(review_verify, m)?)?;
     m.add_function(wrap_pyfunction!(detect, m)?)?;
     m.add_function(wrap_pyfunction!(detect_batch, m)?)?;
     m.add_function(wrap_pyfunction!(deid_tagger_logits, m)?)?;

@@ -25,6 +25,7 @@ create_exception!(_medgen, TokenizerError, MedgenError, "The tokenizer failed.")
 create_exception!(_medgen, TemplateError, MedgenError, "The chat template failed to render.");
 create_exception!(_medgen, TorchError, MedgenError, "libtorch reported an error.");
 create_exception!(_medgen, InternalError, MedgenError, "A bug in medgen: it broke one of its own rules.");
+create_exception!(_medgen, AuditTamperedError, MedgenError, "A review log fails its hash chain: it was altered.");
 
 /// The core error as the matching Python exception, keeping its message.
 fn err(e: CoreError) -> PyErr {
@@ -39,6 +40,7 @@ fn err(e: CoreError) -> PyErr {
         CoreError::Template(_) => TemplateError::new_err(msg),
         CoreError::Torch(_) => TorchError::new_err(msg),
         CoreError::Internal(_) => InternalError::new_err(msg),
+        CoreError::AuditTampered { .. } => AuditTamperedError::new_err(msg),
         _ => MedgenError::new_err(msg),
     }
 }
@@ -387,10 +389,13 @@ impl Model {
     /// Runs a clinical task on a note: de-identify (`deid`: an operator of `medgen.deid`,
     /// "placeholder", "redact", "mask" or "shift-dates" with `shift_days` or `shift_key`; or
     /// "none"; `deid_engine` and `tagger` as `medgen.deid.detect`'s `engine` and `tagger`),
-    /// prompt, generate, re-identify if asked, check, audit. Returns a dict: text,
-    /// sections, missing_sections, findings, notice, audit, and mapping (placeholder ->
-    /// original: PHI for the caller only; the audit record holds none).
-    #[pyo3(signature = (task, note, *, deid="placeholder", shift_days=None, shift_key=None, deid_engine="ensemble", tagger=None, reidentify=false, config=None, **options))]
+    /// prompt, generate, re-identify if asked, check, attribute, audit. `constrain_sections`
+    /// enforces the task's headings while decoding; `review_log` appends the audit record to
+    /// that hash-chained log. Returns a `medgen.review.TaskResult` (a dict): text, sections,
+    /// missing_sections, findings, attributions, tokens, notice, audit, draft_id, source and
+    /// mapping (source and mapping may hold PHI: for the caller only; the audit record holds
+    /// none); `to_html()` gives the review page.
+    #[pyo3(signature = (task, note, *, deid="placeholder", shift_days=None, shift_key=None, deid_engine="ensemble", tagger=None, reidentify=false, constrain_sections=false, review_log=None, config=None, **options))]
     #[allow(clippy::too_many_arguments)]
     fn run_task(
         &self,
@@ -403,6 +408,8 @@ impl Model {
         deid_engine: &str,
         tagger: Option<std::path::PathBuf>,
         reidentify: bool,
+        constrain_sections: bool,
+        review_log: Option<std::path::PathBuf>,
         config: Option<GenerationConfig>,
         options: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<PyObject> {
@@ -416,7 +423,7 @@ impl Model {
             tagger,
             ..Default::default()
         });
-        let opts = medgen::TaskOptions { deid, reidentify, generation: merge(py, config, options)?, ..Default::default() };
+        let opts = medgen::TaskOptions { deid, reidentify, generation: merge(py, config, options)?, constrain_sections };
         let model = &self.inner;
         let mut interrupt = Interrupt::new();
         let out = py.allow_threads(|| medgen::run_task(model, task, note, &opts, |_| interrupt.check()));
@@ -424,9 +431,14 @@ impl Model {
             return Err(e);
         }
         let out = out.map_err(err)?;
+        let draft_id = review_log.as_deref().map(|log| medgen::review::log::append_draft(log, &out.audit)).transpose().map_err(err)?;
+        let html = py.allow_threads(|| out.to_html(draft_id.as_deref()));
         let result = clinical::to_py(py, &out)?;
-        result.bind(py).set_item("mapping", out.mapping.into_pyobject(py)?)?;
-        Ok(result)
+        let dict = result.bind(py);
+        dict.set_item("draft_id", draft_id)?;
+        dict.set_item("source", &out.source)?;
+        dict.set_item("mapping", out.mapping.into_pyobject(py)?)?;
+        Ok(py.import("medgen.review")?.getattr("TaskResult")?.call1((dict, html))?.unbind())
     }
 
     /// Architecture, parameters, tensor types, context length, ... as a JSON string.
@@ -581,6 +593,7 @@ fn _medgen(m: &Bound<'_, PyModule>) -> PyResult<()> {
         ("TemplateError", py.get_type::<TemplateError>()),
         ("TorchError", py.get_type::<TorchError>()),
         ("InternalError", py.get_type::<InternalError>()),
+        ("AuditTamperedError", py.get_type::<AuditTamperedError>()),
     ] {
         m.add(name, ty)?;
     }

@@ -6,6 +6,7 @@ pub mod deid;
 pub mod eval;
 pub mod finetune;
 pub mod privacy;
+pub mod review;
 pub mod task;
 pub mod tokenizer;
 

@@ -44,6 +44,19 @@ pub struct Args {
     /// Print one JSON object: text, sections, missing_sections, findings, notice, audit.
     #[arg(long)]
     json: bool,
+    /// Enforce the task's sections while decoding: every required heading, in order, once.
+    #[arg(long)]
+    constrain_sections: bool,
+    /// Write the review page (one self-contained HTML file) here.
+    #[arg(long)]
+    html: Option<PathBuf>,
+    /// Append the draft's audit record to this review log (hash-chained JSON lines), where
+    /// `medgen review decide` later logs the reviewer's decision.
+    #[arg(long)]
+    review_log: Option<PathBuf>,
+    /// Replace an existing --html file.
+    #[arg(long)]
+    force: bool,
     /// Run the default model without medgen's tasks adapter (see `make task-adapter`).
     #[arg(long, conflicts_with = "model")]
     no_adapter: bool,
@@ -60,8 +73,11 @@ pub fn run(a: Args) -> Result<()> {
         tagger: a.tagger.clone(),
         ..Default::default()
     });
-    let opts = TaskOptions { deid, reidentify: a.reidentify, generation: a.decode.config(), ..Default::default() };
+    let opts = TaskOptions { deid, reidentify: a.reidentify, generation: a.decode.config(), constrain_sections: a.constrain_sections };
     opts.generation.validate()?;
+    if let Some(html) = a.html.as_deref().filter(|p| p.exists() && !a.force) {
+        return Err(medgen::MedgenError::InvalidArgument { name: "html", reason: format!("{} exists: pass --force to replace it", html.display()) });
+    }
     // Before loading the model, so that a bad note fails at once.
     let note = super::read_note(a.input.as_deref())?;
     let mut load = a.load.options()?;
@@ -73,7 +89,10 @@ pub fn run(a: Args) -> Result<()> {
 
     if a.json {
         let result = medgen::run_task(&model, task, &note, &opts, |_| ControlFlow::Continue(()))?;
-        println!("{}", serde_json::to_string(&result).unwrap_or_default());
+        let draft_id = save(&a, &result)?;
+        let mut value = serde_json::to_value(&result).unwrap_or_default();
+        value["draft_id"] = serde_json::json!(draft_id);
+        println!("{value}");
         return Ok(());
     }
     let mut stdout = std::io::stdout().lock();
@@ -94,6 +113,24 @@ pub fn run(a: Args) -> Result<()> {
     for f in &result.findings {
         eprintln!("  {:?} at {}..{}: {}", f.kind, f.start, f.end, f.detail);
     }
+    let unsupported: Vec<&str> = result.attributions.iter().filter(|u| !u.supported).map(|u| u.text.as_str()).collect();
+    eprintln!("sentences supported by the note: {} of {}", result.attributions.len() - unsupported.len(), result.attributions.len());
+    for text in unsupported {
+        eprintln!("  unsupported: {text}");
+    }
     eprintln!("audit record: {}", serde_json::to_string_pretty(&result.audit).unwrap_or_default());
+    if let Some(id) = save(&a, &result)? {
+        eprintln!("review log: draft {id} in {}", a.review_log.as_deref().unwrap_or_else(|| std::path::Path::new("")).display());
+    }
     Ok(())
+}
+
+/// Logs the draft (with --review-log) and writes its page (with --html); the draft's id in
+/// the log, if logged.
+fn save(a: &Args, result: &medgen::TaskResult) -> Result<Option<String>> {
+    let id = a.review_log.as_deref().map(|log| medgen::review::log::append_draft(log, &result.audit)).transpose()?;
+    if let Some(path) = &a.html {
+        medgen::inspect::write_file(path, result.to_html(id.as_deref()).as_bytes(), a.force)?;
+    }
+    Ok(id)
 }

@@ -29,6 +29,7 @@ from ._medgen import (  # noqa: E402
     TokenizerError,
     TorchError,
     InternalError,
+    AuditTamperedError,
     UnsupportedError,
     __version__,
     default_model_path,
@@ -41,7 +42,7 @@ from ._medgen import (  # noqa: E402
 )
 
 
-from . import checks, deid, metrics, privacy, tasks  # noqa: E402
+from . import checks, deid, metrics, privacy, review, tasks  # noqa: E402
 
 if TYPE_CHECKING:
     from ._medgen import LogEntry, TrainingReport
@@ -81,6 +82,7 @@ def model_info(model: Model) -> dict:
 __all__ = [
     "Model", "Generation", "GenerationConfig", "Stream", "model_info", "MedgenError", "ModelLoadError",
     "UnsupportedError", "InvalidArgumentError", "ContextLengthError", "DeviceError", "TokenizerError",
-    "TemplateError", "TorchError", "InternalError", "__version__", "default_model_path", "deid", "checks", "metrics", "privacy", "tasks",
+    "TemplateError", "TorchError", "InternalError", "AuditTamperedError", "__version__", "default_model_path", "deid", "checks",
+    "metrics", "privacy", "review", "tasks",
     "finetune", "merge", "History", "task_adapter_path", "initial_adapter", "evaluate", "train_tokenizer",
 ]

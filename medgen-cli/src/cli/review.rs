@@ -1,0 +1,70 @@
+//! `medgen review`: attribution of a draft to its source, and the review log's decisions and
+//! check.
+
+use std::path::PathBuf;
+
+use medgen::review::log::{self, Decision};
+use medgen::{MedgenError, Result};
+
+#[derive(clap::Subcommand)]
+pub enum Command {
+    /// Link each sentence of a draft to the source spans that support it (JSON lines).
+    Attribute {
+        /// The source note.
+        #[arg(long)]
+        source: PathBuf,
+        /// The draft.
+        #[arg(long)]
+        draft: PathBuf,
+    },
+    /// Log a reviewer's decision on a draft of a review log.
+    Decide {
+        /// The review log (`medgen task --review-log`).
+        #[arg(long)]
+        log: PathBuf,
+        /// The draft's id in the log.
+        #[arg(long)]
+        draft_id: String,
+        /// accept, edit or reject.
+        #[arg(long)]
+        decision: String,
+        /// The reviewer's identifier (a staff id, not a name).
+        #[arg(long)]
+        reviewer: String,
+        /// The final text, as accepted or edited (not with reject); only its SHA-256 is logged.
+        #[arg(long)]
+        text: Option<PathBuf>,
+    },
+    /// Check a review log's hash chain; prints its drafts and decisions.
+    Verify {
+        #[arg(long)]
+        log: PathBuf,
+    },
+}
+
+pub fn run(command: Command) -> Result<()> {
+    match command {
+        Command::Attribute { source, draft } => {
+            let (source, draft) = (super::read_text(Some(&source))?, super::read_text(Some(&draft))?);
+            for unit in medgen::review::attribute(&source, &draft)? {
+                println!("{}", serde_json::to_string(&unit).unwrap_or_default());
+            }
+            Ok(())
+        }
+        Command::Decide { log, draft_id, decision, reviewer, text } => {
+            let decision: Decision = decision.parse()?;
+            let text = text.as_deref().map(|p| super::read_text(Some(p))).transpose()?;
+            let review = log::append_review(&log, &draft_id, decision, &reviewer, text.as_deref())?;
+            println!("{}", serde_json::to_string(&review).unwrap_or_default());
+            Ok(())
+        }
+        Command::Verify { log } => {
+            if !log.exists() {
+                return Err(MedgenError::InvalidArgument { name: "log", reason: format!("{} does not exist", log.display()) });
+            }
+            let summary = log::verify(&log)?;
+            println!("{}", serde_json::to_string(&summary).unwrap_or_default());
+            Ok(())
+        }
+    }
+}
