@@ -99,6 +99,10 @@ typedef enum {
    A bug in medgen (a caught panic); the message says where.
    */
   MEDGEN_ERR_INTERNAL = 13,
+  /*
+   A review log fails its hash chain: a line was changed, removed, inserted or moved.
+   */
+  MEDGEN_ERR_AUDIT_TAMPERED = 14,
 } medgen_status;
 
 /*
@@ -198,6 +202,11 @@ typedef struct {
 } medgen_deid_params;
 
 /*
+ A reviewer's decision: a MEDGEN_REVIEW_* value, for `medgen_review_decide`.
+ */
+typedef int32_t medgen_review_decision;
+
+/*
  Precision, recall and F-measure.
  */
 typedef struct {
@@ -260,6 +269,22 @@ typedef struct {
    Put the original identifiers back into the draft (default: false).
    */
   bool reidentify;
+  /*
+   NUL-terminated path of a review log (hash-chained JSON lines) to append the draft's
+   audit record to; its id in the log is the result's "draft_id". NULL: not logged
+   (default: NULL). Added after 0.1.0, as are the fields after it.
+   */
+  const char *review_log;
+  /*
+   Enforce the task's sections while decoding: every required heading, in order, once
+   (default: false).
+   */
+  bool constrain_sections;
+  /*
+   Put the review page (one self-contained HTML document) in the result's "html"
+   (default: false).
+   */
+  bool html;
 } medgen_task_params;
 
 /*
@@ -827,6 +852,21 @@ typedef struct {
 #define MEDGEN_DEID_ENGINE_ENSEMBLE 602
 
 /*
+ `medgen_review_decision`: the draft is right as it is.
+ */
+#define MEDGEN_REVIEW_ACCEPT 700
+
+/*
+ `medgen_review_decision`: the reviewer corrected the draft.
+ */
+#define MEDGEN_REVIEW_EDIT 701
+
+/*
+ `medgen_review_decision`: the draft is not to be used.
+ */
+#define MEDGEN_REVIEW_REJECT 702
+
+/*
  `medgen_finetune_method`: every weight; `output` receives the whole model, as a Hugging
  Face folder.
  */
@@ -969,6 +1009,48 @@ medgen_status medgen_reidentify(const char *text, const char *mapping_json, medg
 medgen_status medgen_check(const char *source, const char *output, medgen_string **out);
 
 /*
+ Links each sentence of `draft` to the spans of `source` that support it. On success
+ `*out` holds JSON: `{"attributions": [{"start", "end", "start_byte", "end_byte", "text",
+ "spans": [{"start", "end", "start_byte", "end_byte", "score"}], "score", "supported",
+ "flags"}]}`; a unit's offsets are into `draft`, its spans' into `source`. Flags:
+ "no_support", "unknown_placeholder", "repetition", "finding". A draft or a source with no
+ sentence is MEDGEN_ERR_INVALID_ARGUMENT.
+
+ # Safety
+ `source` and `draft` are NUL-terminated strings; `out` is writable.
+ */
+medgen_status medgen_attribute(const char *source, const char *draft, medgen_string **out);
+
+/*
+ Appends a reviewer's decision on draft `draft_id` to the review log `log`: `reviewer`'s
+ identifier (a staff id, not a name), the time, and the SHA-256 of `final_text` (the text as
+ accepted or edited: required for those, NULL for a rejection). On success `*out` holds the
+ logged entry as JSON. A log that fails its hash chain is MEDGEN_ERR_AUDIT_TAMPERED (nothing
+ is appended); a draft id the log lacks, a bad decision or reviewer is
+ MEDGEN_ERR_INVALID_ARGUMENT.
+
+ # Safety
+ `log`, `draft_id` and `reviewer` are NUL-terminated strings, `final_text` one or NULL; `out`
+ is writable.
+ */
+medgen_status medgen_review_decide(const char *log,
+                                   const char *draft_id,
+                                   medgen_review_decision decision,
+                                   const char *reviewer,
+                                   const char *final_text,
+                                   medgen_string **out);
+
+/*
+ Checks the review log `log`'s hash chain. On success `*out` holds JSON: `{"entries",
+ "drafts", "reviews", "head_sha256"}`; a log that fails is MEDGEN_ERR_AUDIT_TAMPERED, its
+ message naming the first altered line.
+
+ # Safety
+ `log` is a NUL-terminated string; `out` is writable.
+ */
+medgen_status medgen_review_verify(const char *log, medgen_string **out);
+
+/*
  ROUGE of `prediction` against `reference`, with Porter stemming if `use_stemmer`.
 
  # Safety
@@ -1014,10 +1096,14 @@ const char *medgen_task_name(size_t i);
 
 /*
  Runs the clinical pipeline: de-identify `note`, prompt the model with task `task`,
- generate, re-identify if asked, check, audit. On success `*out` holds JSON: `{"text",
- "sections", "missing_sections", "findings", "notice", "audit", "mapping"}` (findings with
- character and UTF-8 byte offsets into "text", as `medgen_check`); "mapping"
- (placeholder → original) is PHI for the caller only, the audit record holds none.
+ generate, re-identify if asked, check, attribute, audit. On success `*out` holds JSON:
+ `{"text", "sections", "missing_sections", "findings", "attributions", "tokens", "notice",
+ "audit", "draft_id", "source", "mapping"}` and "html" when asked. Findings, attributions
+ and tokens have character offsets and UTF-8 byte offsets (`start_byte`, `end_byte`) into
+ "text"; each attribution's "spans" have them into "source" (the text the draft was checked
+ against: the de-identified note, or `note` itself when re-identified). "draft_id" is the
+ draft's id in `review_log`, or null. "mapping" (placeholder → original) and a
+ re-identified "source" are PHI for the caller only; the audit record holds none.
 
  # Safety
  `model` is a live model; `task` and `note` NUL-terminated strings; the parameter

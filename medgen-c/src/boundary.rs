@@ -40,6 +40,8 @@ pub enum medgen_status {
     MEDGEN_ERR_TORCH = 12,
     /// A bug in medgen (a caught panic); the message says where.
     MEDGEN_ERR_INTERNAL = 13,
+    /// A review log fails its hash chain: a line was changed, removed, inserted or moved.
+    MEDGEN_ERR_AUDIT_TAMPERED = 14,
 }
 
 use medgen_status::*;
@@ -61,6 +63,7 @@ impl From<MedgenError> for Failure {
             MedgenError::Tokenizer(_) | MedgenError::Template(_) => MEDGEN_ERR_TOKENIZER,
             MedgenError::Torch(_) => MEDGEN_ERR_TORCH,
             MedgenError::Internal(_) => MEDGEN_ERR_INTERNAL,
+            MedgenError::AuditTampered { .. } => MEDGEN_ERR_AUDIT_TAMPERED,
             _ => MEDGEN_ERR_INTERNAL,
         };
         Failure(status, e.to_string())

@@ -281,6 +281,105 @@ pub unsafe extern "C" fn medgen_check(
     })
 }
 
+/// Byte offsets beside the character offsets of attributions: each unit's into `draft`, its
+/// spans' into `source`.
+fn attribution_offsets(units: &mut serde_json::Value, draft: &str, source: &str) -> FfiResult<()> {
+    add_byte_offsets(units, draft)?;
+    for unit in units.as_array_mut().into_iter().flatten() {
+        add_byte_offsets(&mut unit["spans"], source)?;
+    }
+    Ok(())
+}
+
+/// Links each sentence of `draft` to the spans of `source` that support it. On success
+/// `*out` holds JSON: `{"attributions": [{"start", "end", "start_byte", "end_byte", "text",
+/// "spans": [{"start", "end", "start_byte", "end_byte", "score"}], "score", "supported",
+/// "flags"}]}`; a unit's offsets are into `draft`, its spans' into `source`. Flags:
+/// "no_support", "unknown_placeholder", "repetition", "finding". A draft or a source with no
+/// sentence is MEDGEN_ERR_INVALID_ARGUMENT.
+///
+/// # Safety
+/// `source` and `draft` are NUL-terminated strings; `out` is writable.
+#[no_mangle]
+pub unsafe extern "C" fn medgen_attribute(source: *const c_char, draft: *const c_char, out: *mut *mut medgen_string) -> medgen_status {
+    ffi_boundary(|| {
+        let source = unsafe { str_arg(source, "source") }?;
+        let draft = unsafe { str_arg(draft, "draft") }?;
+        check_out(out)?;
+        let mut units = to_value(&engine::review::attribute(source, draft)?)?;
+        attribution_offsets(&mut units, draft, source)?;
+        give_string(out, json(&serde_json::json!({ "attributions": units }))?);
+        Ok(())
+    })
+}
+
+/// A reviewer's decision: a MEDGEN_REVIEW_* value, for `medgen_review_decide`.
+pub type medgen_review_decision = i32;
+/// `medgen_review_decision`: the draft is right as it is.
+pub const MEDGEN_REVIEW_ACCEPT: medgen_review_decision = 700;
+/// `medgen_review_decision`: the reviewer corrected the draft.
+pub const MEDGEN_REVIEW_EDIT: medgen_review_decision = 701;
+/// `medgen_review_decision`: the draft is not to be used.
+pub const MEDGEN_REVIEW_REJECT: medgen_review_decision = 702;
+
+/// Appends a reviewer's decision on draft `draft_id` to the review log `log`: `reviewer`'s
+/// identifier (a staff id, not a name), the time, and the SHA-256 of `final_text` (the text as
+/// accepted or edited: required for those, NULL for a rejection). On success `*out` holds the
+/// logged entry as JSON. A log that fails its hash chain is MEDGEN_ERR_AUDIT_TAMPERED (nothing
+/// is appended); a draft id the log lacks, a bad decision or reviewer is
+/// MEDGEN_ERR_INVALID_ARGUMENT.
+///
+/// # Safety
+/// `log`, `draft_id` and `reviewer` are NUL-terminated strings, `final_text` one or NULL; `out`
+/// is writable.
+#[no_mangle]
+pub unsafe extern "C" fn medgen_review_decide(
+    log: *const c_char,
+    draft_id: *const c_char,
+    decision: medgen_review_decision,
+    reviewer: *const c_char,
+    final_text: *const c_char,
+    out: *mut *mut medgen_string,
+) -> medgen_status {
+    use engine::review::log::{append_review, Decision};
+    ffi_boundary(|| {
+        let log = unsafe { str_arg(log, "log") }?;
+        let draft_id = unsafe { str_arg(draft_id, "draft_id") }?;
+        let reviewer = unsafe { str_arg(reviewer, "reviewer") }?;
+        let text = if final_text.is_null() { None } else { Some(unsafe { str_arg(final_text, "final_text") }?) };
+        check_out(out)?;
+        let decision = match decision {
+            MEDGEN_REVIEW_ACCEPT => Decision::Accepted,
+            MEDGEN_REVIEW_EDIT => Decision::Edited,
+            MEDGEN_REVIEW_REJECT => Decision::Rejected,
+            d => {
+                let reason = format!("decision {d} is not a medgen_review_decision (MEDGEN_REVIEW_*, {MEDGEN_REVIEW_ACCEPT} to {MEDGEN_REVIEW_REJECT})");
+                return Err(Failure(MEDGEN_ERR_INVALID_ARGUMENT, reason));
+            }
+        };
+        let review = append_review(std::path::Path::new(log), draft_id, decision, reviewer, text)?;
+        give_string(out, json(&to_value(&review)?)?);
+        Ok(())
+    })
+}
+
+/// Checks the review log `log`'s hash chain. On success `*out` holds JSON: `{"entries",
+/// "drafts", "reviews", "head_sha256"}`; a log that fails is MEDGEN_ERR_AUDIT_TAMPERED, its
+/// message naming the first altered line.
+///
+/// # Safety
+/// `log` is a NUL-terminated string; `out` is writable.
+#[no_mangle]
+pub unsafe extern "C" fn medgen_review_verify(log: *const c_char, out: *mut *mut medgen_string) -> medgen_status {
+    ffi_boundary(|| {
+        let log = unsafe { str_arg(log, "log") }?;
+        check_out(out)?;
+        let summary = engine::review::log::verify(std::path::Path::new(log))?;
+        give_string(out, json(&to_value(&summary)?)?);
+        Ok(())
+    })
+}
+
 /// Precision, recall and F-measure.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default)]
@@ -426,6 +525,16 @@ pub struct medgen_task_params {
     pub deid: *const medgen_deid_params,
     /// Put the original identifiers back into the draft (default: false).
     pub reidentify: bool,
+    /// NUL-terminated path of a review log (hash-chained JSON lines) to append the draft's
+    /// audit record to; its id in the log is the result's "draft_id". NULL: not logged
+    /// (default: NULL). Added after 0.1.0, as are the fields after it.
+    pub review_log: *const c_char,
+    /// Enforce the task's sections while decoding: every required heading, in order, once
+    /// (default: false).
+    pub constrain_sections: bool,
+    /// Put the review page (one self-contained HTML document) in the result's "html"
+    /// (default: false).
+    pub html: bool,
 }
 
 /// Fills `size` bytes at `p` with the default task parameters (placeholders, not
@@ -438,14 +547,22 @@ pub unsafe extern "C" fn medgen_task_params_init(p: *mut medgen_task_params, siz
     unsafe { init_params(p, size) }
 }
 
-// SAFETY: repr(C), `struct_size` first, plain C field types.
+// SAFETY: repr(C), `struct_size` first, plain C field types. The first version ended after
+// `reidentify` (its size, padding included, is the offset of `review_log`).
 unsafe impl Params for medgen_task_params {
-    const MIN_SIZE: usize = std::mem::size_of::<Self>();
+    const MIN_SIZE: usize = std::mem::offset_of!(Self, review_log);
 }
 
 impl Default for medgen_task_params {
     fn default() -> Self {
-        medgen_task_params { struct_size: std::mem::size_of::<Self>(), deid: std::ptr::null(), reidentify: false }
+        medgen_task_params {
+            struct_size: std::mem::size_of::<Self>(),
+            deid: std::ptr::null(),
+            reidentify: false,
+            review_log: std::ptr::null(),
+            constrain_sections: false,
+            html: false,
+        }
     }
 }
 
@@ -462,10 +579,14 @@ pub extern "C" fn medgen_task_name(i: usize) -> *const c_char {
 }
 
 /// Runs the clinical pipeline: de-identify `note`, prompt the model with task `task`,
-/// generate, re-identify if asked, check, audit. On success `*out` holds JSON: `{"text",
-/// "sections", "missing_sections", "findings", "notice", "audit", "mapping"}` (findings with
-/// character and UTF-8 byte offsets into "text", as `medgen_check`); "mapping"
-/// (placeholder → original) is PHI for the caller only, the audit record holds none.
+/// generate, re-identify if asked, check, attribute, audit. On success `*out` holds JSON:
+/// `{"text", "sections", "missing_sections", "findings", "attributions", "tokens", "notice",
+/// "audit", "draft_id", "source", "mapping"}` and "html" when asked. Findings, attributions
+/// and tokens have character offsets and UTF-8 byte offsets (`start_byte`, `end_byte`) into
+/// "text"; each attribution's "spans" have them into "source" (the text the draft was checked
+/// against: the de-identified note, or `note` itself when re-identified). "draft_id" is the
+/// draft's id in `review_log`, or null. "mapping" (placeholder → original) and a
+/// re-identified "source" are PHI for the caller only; the audit record holds none.
 ///
 /// # Safety
 /// `model` is a live model; `task` and `note` NUL-terminated strings; the parameter
@@ -490,11 +611,23 @@ pub unsafe extern "C" fn medgen_run_task(
             true => Some(DeidConfig::default()),
             false => unsafe { read_params(tp.deid, "task_params.deid")?.config() }?,
         };
-        let opts = TaskOptions { deid, reidentify: tp.reidentify, generation, ..Default::default() };
+        let review_log = match tp.review_log.is_null() {
+            true => None,
+            false => Some(std::path::PathBuf::from(unsafe { str_arg(tp.review_log, "task_params.review_log") }?)),
+        };
+        let opts = TaskOptions { deid, reidentify: tp.reidentify, generation, constrain_sections: tp.constrain_sections };
         let result = engine::run_task(model, task, note, &opts, |_| std::ops::ControlFlow::Continue(()))?;
+        let draft_id = review_log.as_deref().map(|log| engine::review::log::append_draft(log, &result.audit)).transpose()?;
         let mut value = to_value(&result)?;
         add_byte_offsets(&mut value["findings"], &result.text)?;
+        add_byte_offsets(&mut value["tokens"], &result.text)?;
+        attribution_offsets(&mut value["attributions"], &result.text, &result.source)?;
         value["mapping"] = serde_json::json!(result.mapping);
+        value["source"] = serde_json::json!(result.source);
+        value["draft_id"] = serde_json::json!(draft_id);
+        if tp.html {
+            value["html"] = serde_json::json!(result.to_html(draft_id.as_deref()));
+        }
         give_string(out, json(&value)?);
         Ok(())
     })
