@@ -21,11 +21,12 @@ use std::collections::{HashMap, HashSet};
 use std::sync::OnceLock;
 
 use regex::Regex;
+use rust_stemmers::{Algorithm, Stemmer};
 
 use crate::checks::{medications, Finding, FindingKind};
 
 /// The share of a unit's term weight its spans must cover for it to count as supported.
-pub const SUPPORT_THRESHOLD: f32 = 0.5;
+pub const SUPPORT_THRESHOLD: f32 = 0.4;
 
 /// Most spans one unit is linked to.
 const MAX_SPANS: usize = 4;
@@ -161,20 +162,46 @@ const EXPANSIONS: &[(&str, &str)] = &[
 
 fn expansions() -> &'static HashMap<&'static str, Vec<&'static str>> {
     static MAP: OnceLock<HashMap<&'static str, Vec<&'static str>>> = OnceLock::new();
-    MAP.get_or_init(|| EXPANSIONS.iter().map(|(k, v)| (*k, v.split(' ').collect())).collect())
+    MAP.get_or_init(|| EXPANSIONS.iter().chain(LAY).map(|(k, v)| (*k, v.split(' ').collect())).collect())
 }
 
-/// A light stem: plural and common suffixes off ("fractures" and "fractured" are "fractur").
+/// The Snowball (Porter 2) stem of an English word: "fractures" and "fractured" are one.
 fn stem(word: &str) -> String {
-    let mut w = word.trim_end_matches("'s").to_string();
-    for suffix in ["ations", "ation", "ings", "ing", "ies", "ied", "ed", "es", "ly", "s", "e"] {
-        if w.len() > suffix.len() + 3 && w.ends_with(suffix) && !w.ends_with("ss") {
-            w.truncate(w.len() - suffix.len());
-            break;
-        }
-    }
-    w
+    static STEMMER: OnceLock<Stemmer> = OnceLock::new();
+    STEMMER.get_or_init(|| Stemmer::create(Algorithm::English)).stem(word).into_owned()
 }
+
+/// Words of clinical prose that carry little of a sentence's claim ("was admitted with",
+/// "showed", "consistent with"): they weigh a quarter of other words, so that a paraphrase is
+/// judged by its clinical terms.
+#[rustfmt::skip]
+const GENERIC: &[&str] = &[
+    "admit", "present", "show", "reveal", "demonstr", "note", "find", "found", "seen", "see", "develop", "given",
+    "give", "receiv", "start", "continu", "report", "state", "say", "describ", "evid", "consist", "like", "probabl",
+    "possibl", "suggest", "set", "without", "histori", "sign", "symptom", "well", "also", "current", "new",
+    "plan", "recommend", "advis", "discuss", "review", "assess", "due", "secondari", "follow", "includ", "result",
+    "level", "mild", "moder", "sever", "noth", "none", "today", "yesterday", "day", "week", "month", "year", "time",
+    "hospit", "stay", "cours", "discharg", "treat", "treatment", "therapi", "manag", "care", "status", "condit",
+    "improv", "resolv", "remain", "stabl", "normal", "unremark", "appear", "made", "make", "take", "took", "need",
+    "requir", "use", "one", "two", "first", "second", "last", "next", "left", "right", "both", "each", "other",
+    "further", "prior", "previous", "recent", "initi", "subsequ", "overal", "approxim", "about", "around",
+];
+
+/// Lay words read as the clinical words they stand for ("pee" is "urination").
+#[rustfmt::skip]
+const LAY: &[(&str, &str)] = &[
+    ("pee", "urination"), ("peeing", "urination"), ("wee", "urination"), ("poo", "stool"), ("tummy", "abdomen"),
+    ("belly", "abdomen"), ("eardrum", "tympanic membrane"), ("shivers", "rigors"),
+    ("chills", "rigors"), ("throwing", "vomiting"), ("breathless", "shortness breath"),
+    ("puffed", "shortness breath"), ("sugar", "glucose"), ("sugars", "glucose"), ("heartbeat", "heart rate"),
+    ("pulse", "heart rate"), ("jab", "injection"), ("shot", "injection"), ("pills", "tablets"), ("tablet", "tablets"),
+    ("feverish", "fever"), ("burning", "dysuria"), ("gallstones", "cholelithiasis"),
+    ("egd", "endoscopy"), ("ogd", "endoscopy"), ("scope", "endoscopy"), ("postop", "postoperative"),
+    ("post-op", "postoperative"), ("preop", "preoperative"), ("pre-op", "preoperative"), ("pylori", "pylori"),
+    ("helicobacter", "pylori"), ("nsaid", "nsaid"), ("nsaids", "nsaid"), ("ibuprofen", "nsaid"),
+    ("naproxen", "nsaid"), ("diclofenac", "nsaid"), ("a1c", "hba1c"), ("glycated", "hba1c"), ("glycemic", "glucose"),
+    ("hypoglycemic", "hypoglycemia"), ("diuresed", "diuresis"), ("diuretic", "diuresis"),
+];
 
 /// The number a digit run writes, as a key ("25", "0.5", "1000" for "1,000").
 fn number_key(written: &str) -> String {
@@ -346,7 +373,13 @@ pub fn attribute(
     let weight = |key: &str| -> f32 {
         let df = index.get(key).map_or(0, Vec::len) as f32;
         let w = (1.0 + n / (1.0 + df)).ln();
-        if key.starts_with('#') || key.starts_with("rx:") || key.starts_with("ph:") { 1.5 * w } else { w }
+        if key.starts_with('#') || key.starts_with("rx:") || key.starts_with("ph:") {
+            1.5 * w
+        } else if GENERIC.contains(&key) {
+            0.25 * w
+        } else {
+            w
+        }
     };
     let mut placeholders: HashSet<String> =
         placeholder_regex().find_iter(source).map(|m| m.as_str().to_uppercase()).collect();
@@ -380,7 +413,9 @@ pub fn attribute(
             spans.push(SourceSpan { start: clauses[c].start, end: clauses[c].end, score: gain / total });
         }
         let score = if total > 0.0 {
-            keys.iter().zip(&weights).zip(&covered).filter(|(_, &c)| c).map(|((_, w), _)| w).sum::<f32>() / total
+            let covered: f32 = weights.iter().zip(&covered).filter(|(_, &c)| c).map(|(w, _)| w).sum();
+            // An empty sum is -0.0; adding 0.0 makes it 0.0.
+            (covered / total).clamp(0.0, 1.0) + 0.0
         } else {
             1.0
         };

@@ -3,8 +3,10 @@
 //! draft side by side. Clicking or hovering a draft sentence highlights the source spans that
 //! support it; unsupported sentences are underlined in red, check findings wavy, tokens the
 //! model was unsure of shaded by how unsure; missing sections, findings and the audit
-//! record's identifiers are listed. The reviewer edits the text in place and gets the
-//! `medgen review decide` command that logs the decision.
+//! record's identifiers are listed. A second click on the selected sentence clears the
+//! selection. The reviewer edits the text in place and gets the `medgen review decide`
+//! command that logs the decision (an "accept" of a changed text is logged as an edit) and
+//! the final text as a file to save.
 
 use std::collections::BTreeSet;
 use std::fmt::Write;
@@ -54,8 +56,8 @@ section{background:#fff;border:1px solid #ddd;border-radius:6px;padding:12px;ove
 h2{font-size:14px;text-transform:uppercase;letter-spacing:.05em;color:#555;margin:0 0 8px}\
 .text{white-space:pre-wrap;font-family:ui-monospace,monospace;font-size:13.5px}\
 [data-u]{cursor:pointer;border-radius:2px}.uns{text-decoration:underline 2px #d33;text-underline-offset:3px}\
-.fnd{text-decoration:underline wavy #e67e00}.on{background:#ffe58a!important;outline:1px solid #e0b400}\
-.sp.on{background:#b9e6c9!important;outline:1px solid #3a9a5f}\
+.fnd{text-decoration:underline wavy #e67e00}[data-u]:hover{background:#eef3ff}.on{background:#ffe58a!important}\
+.sp.on{background:#b9e6c9!important}\
 dl{font-size:12px;word-break:break-all}dt{font-weight:600;margin-top:6px}ul{padding-left:18px}\
 textarea{width:100%;height:140px;font:12px ui-monospace,monospace}button{margin:4px 4px 0 0}\
 code{font-size:11.5px;word-break:break-all}.warn{color:#b00}";
@@ -65,9 +67,11 @@ function pick(u,keep){document.querySelectorAll('.on').forEach(e=>e.classList.re
 document.querySelectorAll('[data-u=\"'+u+'\"]').forEach(e=>e.classList.add('on'));\
 let first=null;for(const id of units[u]){const s=document.getElementById(id);if(s){s.classList.add('on');first=first||s;}}\
 if(first&&keep)first.scrollIntoView({block:'center'});document.body.dataset.selected=u;}\
-document.addEventListener('click',e=>{const t=e.target.closest('[data-u]');if(t)pick(t.dataset.u,true);});\
+document.addEventListener('click',e=>{const t=e.target.closest('[data-u]');if(!t)return;\
+if(document.body.dataset.selected===t.dataset.u){pick(null);delete document.body.dataset.selected;}else pick(t.dataset.u,true);});\
 document.addEventListener('mouseover',e=>{const t=e.target.closest('[data-u]');if(t&&document.body.dataset.selected===undefined)pick(t.dataset.u,false);});\
 function decide(d){const id=document.body.dataset.draft||'DRAFT_ID';const text=document.getElementById('final').value;\
+if(d==='accept'&&text!==document.getElementById('final').defaultValue)d='edit';\
 const c=d==='reject'?'':' --text final.txt';document.getElementById('cmd').textContent=\
 'medgen review decide --log LOG --draft-id '+id+' --decision '+d+' --reviewer YOUR_ID'+c;\
 if(d!=='reject'){const a=document.getElementById('save');a.href=URL.createObjectURL(new Blob([text],{type:'text/plain'}));a.hidden=false;}}";

@@ -172,7 +172,8 @@ pub struct Review {
     pub final_sha256: Option<String>,
 }
 
-/// Logs a decision on the draft `draft_id` of the log at `path`.
+/// Logs a decision on the draft `draft_id` of the log at `path`. A draft may be decided on
+/// again (a reviewer corrects a decision): the last decision counts, and all stay in the log.
 ///
 /// `final_text` is the text as accepted or edited (required for those, refused for a
 /// rejection); only its SHA-256 is logged. The reviewer's identifier must not be empty and may

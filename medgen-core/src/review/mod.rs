@@ -50,13 +50,15 @@ pub fn token_confidences(
     alternatives: &[f32],
     text: &str,
 ) -> Result<Vec<TokenConfidence>> {
-    let total = text.chars().count();
+    let chars: Vec<char> = text.chars().collect();
     let mut out = Vec::with_capacity(ids.len());
     let mut before = 0;
     for i in 0..ids.len().min(logprobs.len()) {
+        // The characters of the text this prefix of tokens has written for good: those it
+        // shares with the whole text (a partial UTF-8 character decodes as U+FFFD until its
+        // last byte arrives).
         let upto = tok.decode(&ids[..=i], true)?;
-        // A partial UTF-8 character decodes as U+FFFD until its last byte arrives.
-        let after = upto.trim_end_matches('\u{FFFD}').chars().count().min(total);
+        let after = before + upto.chars().skip(before).zip(&chars[before..]).take_while(|(a, b)| a == *b).count();
         if after > before {
             let alt = alternatives.get(i).copied().unwrap_or(f32::NEG_INFINITY);
             out.push(TokenConfidence { start: before, end: after, prob: logprobs[i].exp(), alternative_prob: alt.exp() });

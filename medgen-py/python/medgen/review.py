@@ -11,7 +11,7 @@ spans that support it, the review page, and the hash-chained review log.
 import os
 from typing import Any, Dict, List, Optional, Union
 
-from ._medgen import review_attribute, review_decide, review_verify
+from ._medgen import InvalidArgumentError, review_attribute, review_decide, review_verify
 
 __all__ = ["attribute", "decide", "verify", "TaskResult"]
 
@@ -34,7 +34,10 @@ def decide(log: PathLike, draft_id: str, decision: str, reviewer: str, text: Opt
 
 def verify(log: PathLike) -> Dict[str, Any]:
     """Checks the review log's hash chain: {entries, drafts, reviews, head_sha256}. Raises
-    AuditTamperedError naming the first altered line."""
+    AuditTamperedError naming the first altered line, InvalidArgumentError when there is no
+    such file."""
+    if not os.path.exists(log):
+        raise InvalidArgumentError(f"invalid argument `log`: {os.fspath(log)} does not exist")
     return review_verify(os.fspath(log))
 
 
