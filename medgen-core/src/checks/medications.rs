@@ -66,7 +66,12 @@ fn parse(source: &str) -> Option<Lexicon> {
     let mut patterns: Vec<&String> = names.keys().collect();
     patterns.sort_by_key(|n| std::cmp::Reverse(n.chars().count()));
     let alternation: Vec<String> = patterns.iter().map(|n| regex::escape(n).replace(' ', r"\s+")).collect();
-    let regex = Regex::new(&format!("(?i)(?:{})", alternation.join("|"))).ok()?;
+    // A lazy DFA cache large enough for the alternation of every name: with the default
+    // (2 MB) the search falls back to a slower engine and takes milliseconds per kilobyte.
+    let regex = regex::RegexBuilder::new(&format!("(?i)(?:{})", alternation.join("|")))
+        .dfa_size_limit(64 << 20)
+        .build()
+        .ok()?;
     Some(Lexicon { drugs, names, regex })
 }
 

@@ -239,8 +239,22 @@ fn terms(text: &str) -> Vec<String> {
             out.extend(han.windows(2).map(|pair| pair.iter().collect::<String>()));
         }
     }
-    out.extend(medications::generics(text).into_iter().map(|(_, _, generic)| format!("rx:{generic}")));
     out
+}
+
+/// The terms of each piece of `text` ([`terms`], and the medications named in it), with the
+/// medication lexicon run once over the whole text.
+fn piece_terms(text: &str, pieces: &[Piece]) -> Vec<Vec<String>> {
+    let chars: Vec<char> = text.chars().collect();
+    let meds = medications::generics(text);
+    pieces
+        .iter()
+        .map(|p| {
+            let mut keys = terms(&chars[p.start..p.end].iter().collect::<String>());
+            keys.extend(meds.iter().filter(|m| p.start <= m.0 && m.1 <= p.end).map(|m| format!("rx:{}", m.2)));
+            keys
+        })
+        .collect()
 }
 
 /// A piece of a text: character offsets and the text.
@@ -354,14 +368,8 @@ pub fn attribute(
     tokens: &[TokenConfidence],
 ) -> Vec<Attribution> {
     let clauses = source_clauses(source);
-    let source_chars: Vec<char> = source.chars().collect();
-    let clause_terms: Vec<HashSet<String>> = clauses
-        .iter()
-        .map(|c| {
-            let text: String = source_chars[c.start..c.end].iter().collect();
-            terms(&text).into_iter().collect()
-        })
-        .collect();
+    let clause_terms: Vec<HashSet<String>> =
+        piece_terms(source, &clauses).into_iter().map(|keys| keys.into_iter().collect()).collect();
     // Where each term occurs, and how rare it is among the clauses.
     let mut index: HashMap<&str, Vec<usize>> = HashMap::new();
     for (i, set) in clause_terms.iter().enumerate() {
@@ -388,9 +396,10 @@ pub fn attribute(
     let draft_chars: Vec<char> = draft.chars().collect();
     let mut seen_units: HashSet<String> = HashSet::new();
     let mut out = Vec::new();
-    for unit in draft_units(draft) {
+    let units = draft_units(draft);
+    let unit_terms = piece_terms(draft, &units);
+    for (unit, mut keys) in units.into_iter().zip(unit_terms) {
         let text: String = draft_chars[unit.start..unit.end].iter().collect();
-        let mut keys = terms(&text);
         keys.sort();
         keys.dedup();
         let weights: Vec<f32> = keys.iter().map(|k| weight(k)).collect();

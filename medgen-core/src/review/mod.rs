@@ -20,6 +20,7 @@ use std::collections::BTreeMap;
 
 pub use attribution::{Attribution, Confidence, Flag, SourceSpan, TokenConfidence};
 
+use crate::checks::Finding;
 use crate::error::{MedgenError, Result};
 use crate::pipeline::check_draft;
 use crate::tokenizer::Tokenizer;
@@ -30,10 +31,15 @@ use crate::tokenizer::Tokenizer;
 /// Errors: `InvalidArgument` when the draft has no sentence (no letter or digit outside its
 /// headings) or the source has none.
 pub fn attribute(source: &str, draft: &str) -> Result<Vec<Attribution>> {
+    attribute_with(source, draft, &check_draft(source, draft))
+}
+
+/// [`attribute`] with the draft's findings given (the checks already run, or none: `&[]`).
+pub fn attribute_with(source: &str, draft: &str, findings: &[Finding]) -> Result<Vec<Attribution>> {
     if !source.chars().any(char::is_alphanumeric) {
         return Err(MedgenError::invalid("source", "the source has no sentence to attribute to"));
     }
-    let units = attribution::attribute(source, draft, &check_draft(source, draft), &[], &[]);
+    let units = attribution::attribute(source, draft, findings, &[], &[]);
     if units.is_empty() {
         return Err(MedgenError::invalid("draft", "the draft has no sentence to attribute"));
     }

@@ -18,11 +18,12 @@ __all__ = ["attribute", "decide", "verify", "TaskResult"]
 PathLike = Union[str, "os.PathLike[str]"]
 
 
-def attribute(source: str, draft: str) -> List[Dict[str, Any]]:
+def attribute(source: str, draft: str, *, checks: bool = True) -> List[Dict[str, Any]]:
     """Each sentence of `draft` with the spans of `source` that support it: {start, end,
     text, spans: [{start, end, score}], score, supported, flags}, offsets in characters.
-    Flags: "no_support", "unknown_placeholder", "repetition", "finding"."""
-    return review_attribute(source, draft)
+    Flags: "no_support", "unknown_placeholder", "repetition", "finding" (with `checks`, a
+    safety check's finding falls in the sentence)."""
+    return review_attribute(source, draft, checks)
 
 
 def decide(log: PathLike, draft_id: str, decision: str, reviewer: str, text: Optional[str] = None) -> Dict[str, Any]:
