@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+import medgen
+
 from conftest import CLINICAL_SENTENCES, DEFAULT_DIR, DEFAULT_FILE, ROOT, make_tiny, medgen_json
 
 LIB = ROOT / "target" / "release"
@@ -129,6 +131,24 @@ def test_c_clinical_functions_match_the_core_and_the_references(programs):
         assert got["task"]["text"].encode()[f["start_byte"]:f["end_byte"]].decode() == f["text"]
     assert "John Carter" not in got["task"]["text"] and got["task"]["mapping"]
     assert "John" not in json.dumps(got["task"]["audit"])
+
+    # Review: attribution equals the core's with byte offsets beside, and the task's review fields.
+    source = "Admitted with pneumonia. Treated with ceftriaxone 1 g IV daily. Denies chest pain."
+    draft = "Diagnoses:\n- Pneumonia\nCourse:\nCeftriaxone 1 g daily was given. Start warfarin 5 mg."
+    units = got["attribute"]["attributions"]
+    for u in units:
+        assert draft.encode()[u.pop("start_byte"):u.pop("end_byte")].decode() == u["text"]
+        for sp in u["spans"]:
+            assert source.encode()[sp.pop("start_byte"):sp.pop("end_byte")].decode() == source[sp["start"]:sp["end"]]
+    assert units == medgen.review.attribute(source, draft)
+    assert [u["supported"] for u in units] == [True, True, False]
+    task = got["review_task"]
+    assert task["html"].startswith("<!DOCTYPE html>") and task["draft_id"] in task["html"]
+    for t in task["tokens"]:
+        assert task["text"].encode()[t["start_byte"]:t["end_byte"]].decode() == task["text"][t["start"]:t["end"]]
+    assert "".join(task["text"][t["start"]:t["end"]] for t in task["tokens"]) == task["text"]
+    assert got["review_verify"]["drafts"] == [task["draft_id"]]
+    assert got["review_verify"]["reviews"] == [[task["draft_id"], "edited"], [task["draft_id"], "rejected"]]
 
     scores = rouge_scorer.RougeScorer(["rouge1", "rougeL"], use_stemmer=True).score(
         "patient discharged home today", "the patient was discharged home")

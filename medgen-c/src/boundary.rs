@@ -272,6 +272,7 @@ pub extern "C" fn medgen_status_str(status: i32) -> *const c_char {
         11 => c"MEDGEN_ERR_TOKENIZER",
         12 => c"MEDGEN_ERR_TORCH",
         13 => c"MEDGEN_ERR_INTERNAL",
+        14 => c"MEDGEN_ERR_AUDIT_TAMPERED",
         _ => c"MEDGEN_UNKNOWN_STATUS",
     };
     name.as_ptr()
@@ -283,7 +284,7 @@ mod tests {
 
     #[test]
     fn every_status_has_its_own_name() {
-        for s in 0..=13 {
+        for s in 0..=14 {
             let name = unsafe { CStr::from_ptr(medgen_status_str(s)) }.to_str().unwrap();
             assert!(name.starts_with("MEDGEN_") && name != "MEDGEN_UNKNOWN_STATUS", "{s}: {name}");
         }

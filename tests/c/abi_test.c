@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <stddef.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "medgen.h"
 
@@ -575,6 +576,116 @@ static void test_clinical(medgen_model *m) {
     CHECK(medgen_string_str(NULL) == NULL && medgen_string_len(NULL) == 0);
 }
 
+/* ---- Review: attribution, the review log, the task's review fields -------------------- */
+
+/* The value of the JSON string field `key` in `json`, copied into `out` (empty if absent). */
+static void json_string_field(const char *json, const char *key, char *out, size_t cap) {
+    char pattern[64];
+    snprintf(pattern, sizeof pattern, "\"%s\":\"", key);
+    const char *at = strstr(json, pattern);
+    out[0] = '\0';
+    if (!at) return;
+    at += strlen(pattern);
+    size_t n = 0;
+    while (at[n] && at[n] != '"' && n + 1 < cap) n++;
+    memcpy(out, at, n);
+    out[n] = '\0';
+}
+
+static void test_review(medgen_model *m) {
+    const char *source = "Admitted with pneumonia. Treated with ceftriaxone 1 g IV daily. Denies chest pain.";
+    const char *draft = "Diagnoses:\n- Pneumonia\nCourse:\nCeftriaxone 1 g daily was given. Start warfarin 5 mg.";
+    medgen_string *s = NULL;
+    EXPECT_STATUS(medgen_attribute(source, draft, &s), MEDGEN_OK);
+    if (s) printf("RESULT attribute %s\n", medgen_string_str(s));
+    medgen_string_free(s);
+    s = (medgen_string *)UNTOUCHED;
+    EXPECT_STATUS(medgen_attribute(source, "Plan:\n", &s), MEDGEN_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(medgen_last_error_message(), "draft") != NULL);
+    EXPECT_STATUS(medgen_attribute("  ", draft, &s), MEDGEN_ERR_INVALID_ARGUMENT);
+    EXPECT_STATUS(medgen_attribute(NULL, draft, &s), MEDGEN_ERR_NULL_ARGUMENT);
+    EXPECT_STATUS(medgen_attribute(source, "\xff\xfe", &s), MEDGEN_ERR_INVALID_UTF8);
+    CHECK(s == (medgen_string *)UNTOUCHED);
+
+    char log[256];
+    snprintf(log, sizeof log, "/tmp/medgen-abi-review-%d.jsonl", (int)getpid());
+    remove(log);
+    medgen_task_params tp = medgen_task_params_default();
+    CHECK(tp.review_log == NULL && !tp.constrain_sections && !tp.html);
+    tp.review_log = log;
+    tp.html = true;
+    medgen_generation_params g = medgen_generation_params_default();
+    g.max_new_tokens = 8;
+    medgen_string *task = NULL;
+    char id[64] = "";
+    EXPECT_STATUS(medgen_run_task(m, "discharge_summary", source, &tp, &g, &task), MEDGEN_OK);
+    if (task) {
+        const char *json = medgen_string_str(task);
+        json_string_field(json, "draft_id", id, sizeof id);
+        CHECK(strlen(id) == 16);
+        CHECK(strstr(json, "\"html\":\"<!DOCTYPE html>") != NULL && strstr(json, "\"attributions\"") != NULL);
+        printf("RESULT review_task %s\n", json);
+    }
+    medgen_string_free(task);
+    /* The required sections cannot fit 8 tokens: an error before decoding. */
+    medgen_task_params constrained = medgen_task_params_default();
+    constrained.constrain_sections = true;
+    s = (medgen_string *)UNTOUCHED;
+    EXPECT_STATUS(medgen_run_task(m, "discharge_summary", source, &constrained, &g, &s), MEDGEN_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(medgen_last_error_message(), "max_new_tokens") != NULL && s == (medgen_string *)UNTOUCHED);
+    /* A caller built against the first medgen_task_params (no review fields) gets the defaults. */
+    unsigned char old[offsetof(medgen_task_params, review_log)];
+    medgen_task_params first = medgen_task_params_default();
+    first.struct_size = sizeof old;
+    memcpy(old, &first, sizeof old);
+    g.max_new_tokens = 2;
+    EXPECT_STATUS(medgen_run_task(m, "soap_note", source, (const medgen_task_params *)old, &g, &task), MEDGEN_OK);
+    if (task) CHECK(strstr(medgen_string_str(task), "\"draft_id\":null") != NULL && strstr(medgen_string_str(task), "\"html\"") == NULL);
+    medgen_string_free(task);
+
+    EXPECT_STATUS(medgen_review_decide(log, id, MEDGEN_REVIEW_EDIT, "dr-42", "Final text.", &s), MEDGEN_OK);
+    if (s != (medgen_string *)UNTOUCHED) medgen_string_free(s);
+    s = (medgen_string *)UNTOUCHED;
+    EXPECT_STATUS(medgen_review_decide(log, id, 5, "dr-42", "x", &s), MEDGEN_ERR_INVALID_ARGUMENT);
+    EXPECT_STATUS(medgen_review_decide(log, id, MEDGEN_EARLY_STOPPING_NEVER, "dr-42", "x", &s), MEDGEN_ERR_INVALID_ARGUMENT);
+    EXPECT_STATUS(medgen_review_decide(log, "0000000000000000", MEDGEN_REVIEW_ACCEPT, "dr-42", "x", &s), MEDGEN_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(medgen_last_error_message(), "draft_id") != NULL);
+    EXPECT_STATUS(medgen_review_decide(log, id, MEDGEN_REVIEW_REJECT, "dr-42", "x", &s), MEDGEN_ERR_INVALID_ARGUMENT);
+    EXPECT_STATUS(medgen_review_decide(log, id, MEDGEN_REVIEW_ACCEPT, "dr-42", NULL, &s), MEDGEN_ERR_INVALID_ARGUMENT);
+    EXPECT_STATUS(medgen_review_decide(log, id, MEDGEN_REVIEW_REJECT, NULL, NULL, &s), MEDGEN_ERR_NULL_ARGUMENT);
+    CHECK(s == (medgen_string *)UNTOUCHED);
+    EXPECT_STATUS(medgen_review_decide(log, id, MEDGEN_REVIEW_REJECT, "dr-7", NULL, &s), MEDGEN_OK);
+    if (s != (medgen_string *)UNTOUCHED) medgen_string_free(s);
+    s = NULL;
+    EXPECT_STATUS(medgen_review_verify(log, &s), MEDGEN_OK);
+    if (s) printf("RESULT review_verify %s\n", medgen_string_str(s));
+    medgen_string_free(s);
+
+    /* One byte changed: the chain breaks, and nothing more is appended. */
+    FILE *f = fopen(log, "r+b");
+    CHECK(f != NULL);
+    if (f) {
+        char buf[65536];
+        size_t n = fread(buf, 1, sizeof buf - 1, f);
+        buf[n] = '\0';
+        char *at = strstr(buf, "dr-7");
+        CHECK(at != NULL);
+        if (at) {
+            at[3] = '8';
+            fseek(f, 0, SEEK_SET);
+            fwrite(buf, 1, n, f);
+        }
+        fclose(f);
+    }
+    s = (medgen_string *)UNTOUCHED;
+    EXPECT_STATUS(medgen_review_verify(log, &s), MEDGEN_ERR_AUDIT_TAMPERED);
+    CHECK(strstr(medgen_last_error_message(), "line 3") != NULL);
+    EXPECT_STATUS(medgen_review_decide(log, id, MEDGEN_REVIEW_ACCEPT, "dr-42", "x", &s), MEDGEN_ERR_AUDIT_TAMPERED);
+    CHECK(s == (medgen_string *)UNTOUCHED);
+    CHECK(strcmp(medgen_status_str(MEDGEN_ERR_AUDIT_TAMPERED), "MEDGEN_ERR_AUDIT_TAMPERED") == 0);
+    remove(log);
+}
+
 /* ---- Fine-tuning ---------------------------------------------------------------------- */
 
 static const char *const PROMPT = "The patient was admitted with";
@@ -933,6 +1044,7 @@ int main(int argc, char **argv) {
     test_beams(m);
     test_batch(m);
     test_clinical(m);
+    test_review(m);
     medgen_model_free(m);
 
     if (failures) fprintf(stderr, "%d checks failed\n", failures);

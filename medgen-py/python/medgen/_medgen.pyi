@@ -87,7 +87,8 @@ class Model:
                  deid: Literal["placeholder", "redact", "mask", "shift-dates", "none"] = "placeholder",
                  shift_days: Optional[int] = None, shift_key: Optional[str] = None,
                  deid_engine: Literal["rules", "model", "ensemble"] = "ensemble", tagger: Optional[_Path] = None,
-                 reidentify: bool = False, config: Optional[GenerationConfig] = None, **options) -> TaskResult: ...
+                 reidentify: bool = False, constrain_sections: bool = False, review_log: Optional[_Path] = None,
+                 config: Optional[GenerationConfig] = None, **options) -> TaskResult: ...
     @property
     def info_json(self) -> str: ...
 
@@ -104,7 +105,8 @@ class Deidentified(TypedDict):
     mapping: dict[str, str]
 
 class Finding(TypedDict):
-    kind: Literal["unsupported_number", "unsupported_medication", "negation_flip", "phi"]
+    kind: Literal["unsupported_number", "unsupported_medication", "negation_flip", "phi", "unknown_placeholder",
+                  "repetition"]
     start: int
     end: int
     text: str
@@ -126,14 +128,62 @@ class Bleu(TypedDict):
     sys_len: int
     ref_len: int
 
+class SourceSpan(TypedDict):
+    start: int
+    end: int
+    score: float
+
+class Confidence(TypedDict):
+    mean: float
+    min: float
+    low_tokens: int
+
+class Attribution(TypedDict, total=False):
+    start: int
+    end: int
+    text: str
+    spans: list[SourceSpan]
+    score: float
+    supported: bool
+    flags: list[Literal["no_support", "unknown_placeholder", "repetition", "finding"]]
+    confidence: Confidence
+
+class TokenConfidence(TypedDict):
+    start: int
+    end: int
+    prob: float
+    alternative_prob: float
+
 class TaskResult(TypedDict):
     text: str
     sections: list[str]
     missing_sections: list[str]
     findings: list[Finding]
+    attributions: list[Attribution]
+    tokens: list[TokenConfidence]
     notice: str
     audit: dict
+    draft_id: Optional[str]
+    source: str
     mapping: dict[str, str]
+
+class Review(TypedDict):
+    draft_id: str
+    decision: Literal["accepted", "edited", "rejected"]
+    reviewer: str
+    time: str
+    final_sha256: Optional[str]
+
+class LogSummary(TypedDict):
+    entries: int
+    drafts: list[str]
+    reviews: list[list[str]]
+    head_sha256: str
+
+def review_attribute(source: str, draft: str, checks: bool = True) -> list[Attribution]: ...
+def review_decide(log: _Path, draft_id: str, decision: Literal["accept", "edit", "reject"], reviewer: str,
+                  text: Optional[str] = None) -> Review: ...
+def review_verify(log: _Path) -> LogSummary: ...
 
 Engine = Literal["rules", "model", "ensemble"]
 
@@ -173,6 +223,7 @@ class TokenizerError(MedgenError): ...
 class TemplateError(MedgenError): ...
 class TorchError(MedgenError): ...
 class InternalError(MedgenError): ...
+class AuditTamperedError(MedgenError): ...
 
 
 class _LogEntryRequired(TypedDict):
