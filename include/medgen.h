@@ -285,6 +285,16 @@ typedef struct {
    (default: false).
    */
   bool html;
+  /*
+   Write the draft as JSON of the task's schema (one string per required section),
+   decoding constrained to it; the result's "json" holds it parsed (default: false).
+   */
+  bool json_output;
+  /*
+   NUL-terminated JSON schema to write the draft as instead (the subset medgen reads:
+   objects, arrays, strings, numbers, booleans, null, enums); NULL: none (default: NULL).
+   */
+  const char *json_schema;
 } medgen_task_params;
 
 /*
@@ -1098,7 +1108,8 @@ const char *medgen_task_name(size_t i);
  Runs the clinical pipeline: de-identify `note`, prompt the model with task `task`,
  generate, re-identify if asked, check, attribute, audit. On success `*out` holds JSON:
  `{"text", "sections", "missing_sections", "findings", "attributions", "tokens", "notice",
- "audit", "draft_id", "source", "mapping"}` and "html" when asked. Findings, attributions
+ "audit", "draft_id", "source", "mapping"}`, "html" when asked and "json" (the draft parsed)
+ with a JSON schema. Findings, attributions
  and tokens have character offsets and UTF-8 byte offsets (`start_byte`, `end_byte`) into
  "text"; each attribution's "spans" have them into "source" (the text the draft was checked
  against: the de-identified note, or `note` itself when re-identified). "draft_id" is the

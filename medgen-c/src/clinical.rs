@@ -535,6 +535,12 @@ pub struct medgen_task_params {
     /// Put the review page (one self-contained HTML document) in the result's "html"
     /// (default: false).
     pub html: bool,
+    /// Write the draft as JSON of the task's schema (one string per required section),
+    /// decoding constrained to it; the result's "json" holds it parsed (default: false).
+    pub json_output: bool,
+    /// NUL-terminated JSON schema to write the draft as instead (the subset medgen reads:
+    /// objects, arrays, strings, numbers, booleans, null, enums); NULL: none (default: NULL).
+    pub json_schema: *const c_char,
 }
 
 /// Fills `size` bytes at `p` with the default task parameters (placeholders, not
@@ -562,6 +568,8 @@ impl Default for medgen_task_params {
             review_log: std::ptr::null(),
             constrain_sections: false,
             html: false,
+            json_output: false,
+            json_schema: std::ptr::null(),
         }
     }
 }
@@ -581,7 +589,8 @@ pub extern "C" fn medgen_task_name(i: usize) -> *const c_char {
 /// Runs the clinical pipeline: de-identify `note`, prompt the model with task `task`,
 /// generate, re-identify if asked, check, attribute, audit. On success `*out` holds JSON:
 /// `{"text", "sections", "missing_sections", "findings", "attributions", "tokens", "notice",
-/// "audit", "draft_id", "source", "mapping"}` and "html" when asked. Findings, attributions
+/// "audit", "draft_id", "source", "mapping"}`, "html" when asked and "json" (the draft parsed)
+/// with a JSON schema. Findings, attributions
 /// and tokens have character offsets and UTF-8 byte offsets (`start_byte`, `end_byte`) into
 /// "text"; each attribution's "spans" have them into "source" (the text the draft was checked
 /// against: the de-identified note, or `note` itself when re-identified). "draft_id" is the
@@ -615,7 +624,12 @@ pub unsafe extern "C" fn medgen_run_task(
             true => None,
             false => Some(std::path::PathBuf::from(unsafe { str_arg(tp.review_log, "task_params.review_log") }?)),
         };
-        let opts = TaskOptions { deid, reidentify: tp.reidentify, generation, constrain_sections: tp.constrain_sections };
+        let json_schema = match (tp.json_schema.is_null(), tp.json_output) {
+            (false, _) => Some(unsafe { str_arg(tp.json_schema, "task_params.json_schema") }?.to_string()),
+            (true, true) => Some(task.json_schema()),
+            (true, false) => None,
+        };
+        let opts = TaskOptions { deid, reidentify: tp.reidentify, generation, constrain_sections: tp.constrain_sections, json_schema };
         let result = engine::run_task(model, task, note, &opts, |_| std::ops::ControlFlow::Continue(()))?;
         let draft_id = review_log.as_deref().map(|log| engine::review::log::append_draft(log, &result.audit)).transpose()?;
         let mut value = to_value(&result)?;

@@ -9,9 +9,10 @@ use crate::audit::{self, AuditRecord, DRAFT_NOTICE};
 use crate::checks::{self, Finding, FindingKind};
 use crate::deid::{self, DeidConfig, Operator};
 use crate::error::{MedgenError, Result};
-use crate::generation::{Generation, GenerationConfig};
+use crate::generation::json::{JsonConstraint, JsonSchema};
+use crate::generation::{Generation, GenerationConfig, LogitsConstraint};
 use crate::review::{self, attribution, Attribution, TokenConfidence};
-use crate::tasks::{SectionConstraint, Task};
+use crate::tasks::{SectionConstraint, SectionReport, Task};
 use crate::Model;
 
 /// Options of a pipeline run.
@@ -28,6 +29,10 @@ pub struct TaskOptions {
     /// Enforce the task's sections while decoding ([`SectionConstraint`]): every required
     /// heading, in order, once (default: false).
     pub constrain_sections: bool,
+    /// Write the draft as JSON of this schema (JSON text; the subset of
+    /// [`crate::generation::json`]), decoding constrained to it; [`Task::json_schema`] is the
+    /// task's own (default: None, plain text).
+    pub json_schema: Option<String>,
 }
 
 impl Default for TaskOptions {
@@ -37,6 +42,7 @@ impl Default for TaskOptions {
             reidentify: false,
             generation: GenerationConfig::default(),
             constrain_sections: false,
+            json_schema: None,
         }
     }
 }
@@ -67,6 +73,10 @@ pub struct TaskResult {
     pub attributions: Vec<Attribution>,
     /// Each generated token's span in `text` and its probability.
     pub tokens: Vec<TokenConfidence>,
+    /// With a JSON schema: the draft parsed (None if it is not valid JSON of the schema, which
+    /// only a cancelled run leaves).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub json: Option<serde_json::Value>,
     /// Says that the text is a draft that needs review by a clinician.
     pub notice: &'static str,
     pub audit: AuditRecord,
@@ -113,12 +123,21 @@ pub fn run_task(
             (d.text, d.entities, d.mapping)
         }
     };
-    let constraint = match opts.constrain_sections {
-        true => Some(Arc::new(SectionConstraint::new(task, &input, model.tokenizer(), opts.generation.max_new_tokens)?)),
-        false => None,
+    let max_new = opts.generation.max_new_tokens;
+    let constraint: Option<Arc<dyn LogitsConstraint>> = match (opts.constrain_sections, &opts.json_schema) {
+        (true, Some(_)) => {
+            return Err(MedgenError::invalid("json_schema", "a JSON draft has no section headings: constrain_sections and a JSON schema exclude each other"))
+        }
+        (true, None) => Some(Arc::new(SectionConstraint::new(task, &input, model.tokenizer(), max_new)?)),
+        (false, Some(schema)) => Some(Arc::new(JsonConstraint::new(schema, model.tokenizer(), max_new)?)),
+        (false, None) => None,
     };
     let ids = if model.info().has_chat_template {
-        model.chat_ids(&task.chat_messages(&input))?
+        let mut messages = task.chat_messages(&input);
+        if let (Some(schema), Some(user)) = (&opts.json_schema, messages.last_mut()) {
+            user.content.push_str(&format!("\n\nAnswer with JSON only, following this JSON schema: {schema}"));
+        }
+        model.chat_ids(&messages)?
     } else {
         model.tokenize(&task.t5_prompt(&input))?
     };
@@ -150,7 +169,21 @@ pub fn run_task(
     // or the original note once the identifiers are back.
     let source = if reidentified { note } else { input.as_str() };
     let findings = check_draft(source, &text);
-    let report = task.sections(&text);
+    let json = match &opts.json_schema {
+        Some(schema) => serde_json::from_str::<serde_json::Value>(&text).ok().filter(|v| JsonSchema::parse(schema).is_ok_and(|s| s.accepts(v))),
+        None => None,
+    };
+    let report = match (&json, &opts.json_schema) {
+        // The task's own schema: a section is there when its string is not empty.
+        (Some(value), Some(schema)) if *schema == task.json_schema() => {
+            let (found, missing): (Vec<_>, Vec<_>) = task
+                .required_sections()
+                .into_iter()
+                .partition(|name| value[task.json_key(name)].as_str().is_some_and(|v| !v.trim().is_empty()));
+            SectionReport { found: found.into_iter().map(String::from).collect(), missing: missing.into_iter().map(String::from).collect() }
+        }
+        _ => task.sections(&text),
+    };
     let placeholders: Vec<String> = mapping.keys().cloned().collect();
     let attributions = attribution::attribute(source, &text, &findings, &placeholders, &tokens);
     let source = source.to_string();
@@ -190,6 +223,7 @@ pub fn run_task(
         findings,
         attributions,
         tokens,
+        json,
         notice: DRAFT_NOTICE,
         audit,
         source,

@@ -390,12 +390,14 @@ impl Model {
     /// "placeholder", "redact", "mask" or "shift-dates" with `shift_days` or `shift_key`; or
     /// "none"; `deid_engine` and `tagger` as `medgen.deid.detect`'s `engine` and `tagger`),
     /// prompt, generate, re-identify if asked, check, attribute, audit. `constrain_sections`
-    /// enforces the task's headings while decoding; `review_log` appends the audit record to
+    /// enforces the task's headings while decoding; `json_output` writes the draft as JSON of
+    /// the task's schema and `json_schema` (JSON text) as JSON of that one, parsed into the
+    /// result's "json"; `review_log` appends the audit record to
     /// that hash-chained log. Returns a `medgen.review.TaskResult` (a dict): text, sections,
     /// missing_sections, findings, attributions, tokens, notice, audit, draft_id, source and
     /// mapping (source and mapping may hold PHI: for the caller only; the audit record holds
     /// none); `to_html()` gives the review page.
-    #[pyo3(signature = (task, note, *, deid="placeholder", shift_days=None, shift_key=None, deid_engine="ensemble", tagger=None, reidentify=false, constrain_sections=false, review_log=None, config=None, **options))]
+    #[pyo3(signature = (task, note, *, deid="placeholder", shift_days=None, shift_key=None, deid_engine="ensemble", tagger=None, reidentify=false, constrain_sections=false, json_output=false, json_schema=None, review_log=None, config=None, **options))]
     #[allow(clippy::too_many_arguments)]
     fn run_task(
         &self,
@@ -409,6 +411,8 @@ impl Model {
         tagger: Option<std::path::PathBuf>,
         reidentify: bool,
         constrain_sections: bool,
+        json_output: bool,
+        json_schema: Option<&Bound<'_, PyAny>>,
         review_log: Option<std::path::PathBuf>,
         config: Option<GenerationConfig>,
         options: Option<&Bound<'_, PyDict>>,
@@ -423,7 +427,18 @@ impl Model {
             tagger,
             ..Default::default()
         });
-        let opts = medgen::TaskOptions { deid, reidentify, generation: merge(py, config, options)?, constrain_sections };
+        // A schema as JSON text, or as a dict (written with its keys in order).
+        let json_schema = match json_schema {
+            Some(s) if s.is_instance_of::<pyo3::types::PyString>() => Some(s.extract::<String>()?),
+            Some(s) => Some(py.import("json")?.call_method1("dumps", (s,))?.extract::<String>()?),
+            None => None,
+        };
+        let json_schema = match (json_schema, json_output) {
+            (Some(schema), _) => Some(schema),
+            (None, true) => Some(task.json_schema()),
+            (None, false) => None,
+        };
+        let opts = medgen::TaskOptions { deid, reidentify, generation: merge(py, config, options)?, constrain_sections, json_schema };
         let model = &self.inner;
         let mut interrupt = Interrupt::new();
         let out = py.allow_threads(|| medgen::run_task(model, task, note, &opts, |_| interrupt.check()));

@@ -47,6 +47,14 @@ pub struct Args {
     /// Enforce the task's sections while decoding: every required heading, in order, once.
     #[arg(long)]
     constrain_sections: bool,
+    /// Write the draft as JSON of the task's schema (one string per required section),
+    /// decoding constrained to it; the result's "json" holds it parsed.
+    #[arg(long, conflicts_with = "constrain_sections")]
+    json_output: bool,
+    /// Write the draft as JSON of this JSON schema (a file; the subset medgen reads: objects,
+    /// arrays, strings, numbers, booleans, null, enums).
+    #[arg(long, conflicts_with_all = ["constrain_sections", "json_output"])]
+    json_schema: Option<PathBuf>,
     /// Write the review page (one self-contained HTML file) here.
     #[arg(long)]
     html: Option<PathBuf>,
@@ -73,7 +81,21 @@ pub fn run(a: Args) -> Result<()> {
         tagger: a.tagger.clone(),
         ..Default::default()
     });
-    let opts = TaskOptions { deid, reidentify: a.reidentify, generation: a.decode.config(), constrain_sections: a.constrain_sections };
+    let json_schema = match (&a.json_schema, a.json_output) {
+        (Some(path), _) => Some(super::read_text(Some(path))?),
+        (None, true) => Some(task.json_schema()),
+        (None, false) => None,
+    };
+    if let Some(schema) = &json_schema {
+        medgen::generation::json::JsonSchema::parse(schema)?;
+    }
+    let opts = TaskOptions {
+        deid,
+        reidentify: a.reidentify,
+        generation: a.decode.config(),
+        constrain_sections: a.constrain_sections,
+        json_schema,
+    };
     opts.generation.validate()?;
     if let Some(html) = a.html.as_deref().filter(|p| p.exists() && !a.force) {
         return Err(medgen::MedgenError::InvalidArgument { name: "html", reason: format!("{} exists: pass --force to replace it", html.display()) });

@@ -4,6 +4,7 @@
 
 pub(crate) mod backend;
 mod beam;
+pub mod json;
 mod sampling;
 mod stopping;
 

@@ -85,6 +85,12 @@ pub fn get(name: &str) -> Result<&'static Task> {
     })
 }
 
+/// A section name in snake case: "Hospital Course" is `hospital_course`.
+fn json_key(name: &str) -> String {
+    let words: Vec<String> = name.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(str::to_lowercase).collect();
+    words.join("_")
+}
+
 /// Whether `text` is mostly Chinese: a Chinese character counts as much as four Latin letters.
 fn is_chinese(text: &str) -> bool {
     let cjk = text.chars().filter(|c| matches!(c, '\u{4E00}'..='\u{9FFF}' | '\u{3400}'..='\u{4DBF}')).count();
@@ -124,6 +130,25 @@ impl Task {
     /// The canonical names of the sections an output must have, in order.
     pub fn required_sections(&self) -> Vec<&'static str> {
         self.sections.iter().map(|s| s.name).collect()
+    }
+
+    /// The JSON schema of this task's output as JSON (`--json-output`): an object with one
+    /// string per required section, in order, keyed by the section's name in snake case
+    /// ("Follow-up" is `follow_up`).
+    pub fn json_schema(&self) -> String {
+        let keys: Vec<String> = self.sections.iter().map(|s| json_key(s.name)).collect();
+        let props: Vec<String> = keys.iter().map(|k| format!("\"{k}\": {{\"type\": \"string\"}}")).collect();
+        let required: Vec<String> = keys.iter().map(|k| format!("\"{k}\"")).collect();
+        format!(
+            "{{\"type\": \"object\", \"properties\": {{{}}}, \"required\": [{}], \"additionalProperties\": false}}",
+            props.join(", "),
+            required.join(", ")
+        )
+    }
+
+    /// The key of section `name` in this task's JSON output.
+    pub fn json_key(&self, name: &str) -> String {
+        json_key(name)
     }
 
     /// Which required sections `output` has, by its headings ("Assessment:", "## Assessment",
@@ -181,6 +206,23 @@ mod tests {
         assert!(messages[1].content.contains("中文"));
         let english = task.chat_messages("65-year-old man admitted with chest pain.");
         assert!(english[1].content.contains("Diagnoses, Hospital Course, Medications, Follow-up"));
+    }
+
+    #[test]
+    fn every_task_schema_is_one_string_per_section_in_order() {
+        let schema = get("discharge_summary").unwrap().json_schema();
+        assert_eq!(
+            crate::generation::json::JsonSchema::parse(&schema).unwrap(),
+            crate::generation::json::JsonSchema::Object(
+                ["diagnoses", "hospital_course", "medications", "follow_up"]
+                    .iter()
+                    .map(|k| (k.to_string(), crate::generation::json::JsonSchema::String { max_len: None }))
+                    .collect()
+            )
+        );
+        for task in all() {
+            assert!(crate::generation::json::JsonSchema::parse(&task.json_schema()).is_ok(), "{}", task.name);
+        }
     }
 
     #[test]

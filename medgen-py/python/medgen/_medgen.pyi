@@ -87,7 +87,8 @@ class Model:
                  deid: Literal["placeholder", "redact", "mask", "shift-dates", "none"] = "placeholder",
                  shift_days: Optional[int] = None, shift_key: Optional[str] = None,
                  deid_engine: Literal["rules", "model", "ensemble"] = "ensemble", tagger: Optional[_Path] = None,
-                 reidentify: bool = False, constrain_sections: bool = False, review_log: Optional[_Path] = None,
+                 reidentify: bool = False, constrain_sections: bool = False, json_output: bool = False,
+                 json_schema: Union[str, dict, None] = None, review_log: Optional[_Path] = None,
                  config: Optional[GenerationConfig] = None, **options) -> TaskResult: ...
     @property
     def info_json(self) -> str: ...
@@ -161,6 +162,7 @@ class TaskResult(TypedDict):
     findings: list[Finding]
     attributions: list[Attribution]
     tokens: list[TokenConfidence]
+    json: Any
     notice: str
     audit: dict
     draft_id: Optional[str]
