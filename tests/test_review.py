@@ -357,3 +357,81 @@ def test_attribute_cli_python_and_bad_input(tmp_path):
     drf.write_text("Plan:\n")
     proc = run_medgen("review", "attribute", "--source", src, "--draft", drf, check=False)
     assert proc.returncode != 0 and "draft" in proc.stderr
+
+
+# ---- JSON output --------------------------------------------------------------------------
+
+RICH_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "diagnosis": {"type": "string", "maxLength": 40},
+        "temperature_c": {"type": "number"},
+        "days": {"type": "integer"},
+        "admitted": {"type": "boolean"},
+        "route": {"enum": ["oral", "iv", "im"]},
+        "medications": {"type": "array", "items": {
+            "type": "object", "properties": {"name": {"type": "string"}, "dose_mg": {"type": "number"}},
+            "required": ["name", "dose_mg"], "additionalProperties": False}, "minItems": 1, "maxItems": 3},
+        "allergies": {"type": "null"},
+    },
+    "required": ["diagnosis", "temperature_c", "days", "admitted", "route", "medications", "allergies"],
+    "additionalProperties": False,
+}
+
+
+def check_json(out, schema):
+    """The draft parses, the jsonschema package accepts it, its keys come in the schema's
+    order, and the result's "json" is the draft parsed."""
+    import jsonschema
+
+    value = json.loads(out["text"])
+    jsonschema.validate(value, schema)
+    assert list(value) == list(schema["properties"]), out["text"]
+    assert out["json"] == value
+
+
+@pytest.mark.parametrize("kind", ["llama", "gpt2", "qwen2", "gemma3", "bart"])
+def test_json_output_is_valid_json_of_the_schema_in_every_family_and_mode(long_tiny, kind):
+    model = medgen.Model.load(str(long_tiny[kind]))
+    modes = [dict(), dict(do_sample=True, temperature=1.5, seed=11), dict(num_beams=3)]
+    for mode in modes:
+        for max_new in [140, 220]:
+            out = model.run_task("discharge_summary", NOTE, deid="none", json_schema=RICH_SCHEMA,
+                                 max_new_tokens=max_new, **mode)
+            check_json(out, RICH_SCHEMA)
+        task_schema = json.loads(_task_schema("soap_note"))
+        out = model.run_task("soap_note", NOTE, deid="none", json_output=True, max_new_tokens=60, **mode)
+        check_json(out, task_schema)
+
+
+def _task_schema(task):
+    """The task's schema as the command builds it: one string per required section."""
+    keys = [re.sub(r"[^a-z0-9]+", "_", s.lower()).strip("_") for s in medgen.tasks.info(task)["sections"]]
+    return json.dumps({"type": "object", "properties": {k: {"type": "string"} for k in keys},
+                       "required": keys, "additionalProperties": False})
+
+
+def test_the_default_model_writes_valid_json_for_every_task():
+    note2 = (ROOT / "examples" / "notes" / "admission_note_phi.txt").read_text()
+    for task in TASKS:
+        out = medgen_json("task", task, "--json-output", "--max-new-tokens", 120, "--json", input=note2)
+        check_json(out, json.loads(_task_schema(task)))
+        assert set(out["sections"]) | set(out["missing_sections"]) == set(medgen.tasks.info(task)["sections"])
+
+
+def test_bad_schemas_and_budgets_are_errors_before_decoding(long_tiny, tmp_path):
+    model = medgen.Model.load(str(long_tiny["llama"]))
+    for schema, word in [({"type": "object", "properties": {"a": {"$ref": "#/x"}}}, "$ref"),
+                         ({"oneOf": []}, "oneOf"), ({"type": ["string", "null"]}, "type"),
+                         ("{not json", "JSON"), ({"type": "array"}, "items")]:
+        with pytest.raises(medgen.InvalidArgumentError, match=re.escape(word)):
+            model.run_task("soap_note", NOTE, deid="none", json_schema=schema, max_new_tokens=50)
+    with pytest.raises(medgen.InvalidArgumentError, match="max_new_tokens"):
+        model.run_task("soap_note", NOTE, deid="none", json_schema=RICH_SCHEMA, max_new_tokens=20)
+    with pytest.raises(medgen.InvalidArgumentError, match="exclude"):
+        model.run_task("soap_note", NOTE, deid="none", json_output=True, constrain_sections=True, max_new_tokens=80)
+    bad = tmp_path / "schema.json"
+    bad.write_text('{"type": "object", "properties": {"a": {"anyOf": []}}}')
+    proc = run_medgen("task", "soap_note", "--model", long_tiny["llama"], "--json-schema", bad, "--deid", "none",
+                      input=NOTE, check=False)
+    assert proc.returncode != 0 and "anyOf" in proc.stderr

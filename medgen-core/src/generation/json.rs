@@ -7,7 +7,9 @@
 //! `additionalProperties` false or absent), `array` (`items`, `minItems`, `maxItems`),
 //! `string` (`maxLength`), `number`, `integer`, `boolean`, `null`, and `enum` of strings,
 //! numbers, booleans or null; `title`, `description` and `default` are read as comments.
-//! Whitespace is free between the parts of objects and arrays, up to 64 characters in a row.
+//! Whitespace is free between the parts of objects and arrays, up to 64 characters in a row;
+//! numbers have at most 15 digits before the point and 2 in the exponent (so that each parses
+//! as a finite f64, an integer as an i64).
 //!
 //! The budget: a token is let through only if the tokens left after it can still close the
 //! value (the shortest completion counted a character a token, which a vocabulary with a token
@@ -25,6 +27,10 @@ use crate::tokenizer::Tokenizer;
 /// Deepest nesting of a schema, and most properties, items or enum values of any part.
 const MAX_DEPTH: usize = 32;
 const MAX_MEMBERS: usize = 1024;
+/// Most digits of a number's integer part and of its exponent: every number then parses as a
+/// finite f64, and every integer as an i64.
+const MAX_INT_DIGITS: u8 = 15;
+const MAX_EXP_DIGITS: u8 = 2;
 /// Most whitespace characters in a row between the parts of a value.
 const MAX_WS: usize = 64;
 
@@ -314,7 +320,9 @@ enum Frame<'s> {
     /// Inside a string, `len` characters written; `escape` characters of an escape still due
     /// (`usize::MAX` right after the backslash).
     Str { len: usize, max: Option<usize>, escape: usize },
-    Number { at: Num, integer: bool },
+    /// `digits`: digits of the integer part, then of the exponent (bounded so that every
+    /// number parses as a finite f64, and an integer as an i64).
+    Number { at: Num, integer: bool, digits: u8 },
     Object { fields: &'s [(String, JsonSchema)], next: usize, phase: Phase },
     Array { items: &'s JsonSchema, count: usize, min: usize, max: usize, phase: Phase },
 }
@@ -349,7 +357,8 @@ impl<'s> Machine<'s> {
 
     /// Reads `c`; false when no valid value continues this way.
     fn feed(&mut self, c: char) -> bool {
-        if c.is_whitespace() && self.space_allowed() && !matches!(self.stack.last(), Some(Frame::Str { .. })) {
+        // JSON's whitespace: space, tab, line feed, carriage return (not every Unicode space).
+        if matches!(c, ' ' | '\t' | '\n' | '\r') && self.space_allowed() {
             self.ws += 1;
             return self.ws <= MAX_WS;
         }
@@ -368,9 +377,9 @@ impl<'s> Machine<'s> {
                         Frame::Array { items, count: 0, min: *min, max: *max, phase: Phase::Open }
                     }
                     (JsonSchema::String { max_len }, '"') => Frame::Str { len: 0, max: *max_len, escape: 0 },
-                    (JsonSchema::Number { integer }, '-') => Frame::Number { at: Num::Sign, integer: *integer },
-                    (JsonSchema::Number { integer }, '0') => Frame::Number { at: Num::Zero, integer: *integer },
-                    (JsonSchema::Number { integer }, '1'..='9') => Frame::Number { at: Num::Int, integer: *integer },
+                    (JsonSchema::Number { integer }, '-') => Frame::Number { at: Num::Sign, integer: *integer, digits: 0 },
+                    (JsonSchema::Number { integer }, '0') => Frame::Number { at: Num::Zero, integer: *integer, digits: 1 },
+                    (JsonSchema::Number { integer }, '1'..='9') => Frame::Number { at: Num::Int, integer: *integer, digits: 1 },
                     (JsonSchema::Boolean, 't') => Frame::Literal { text: "true".into(), pos: 1 },
                     (JsonSchema::Boolean, 'f') => Frame::Literal { text: "false".into(), pos: 1 },
                     (JsonSchema::Null, 'n') => Frame::Literal { text: "null".into(), pos: 1 },
@@ -427,18 +436,29 @@ impl<'s> Machine<'s> {
                     self.stack.pop();
                     return true;
                 } else if c == '\\' {
+                    // The escaped character must still fit the string's length.
                     *escape = usize::MAX;
-                    return true;
+                    return max.is_none_or(|m| *len < m);
                 } else if (c as u32) < 0x20 {
                     return false;
                 }
                 *len += 1;
                 max.is_none_or(|m| *len <= m)
             }
-            Frame::Number { at, integer } => match at.next(c, *integer) {
+            Frame::Number { at, integer, digits } => match at.next(c, *integer) {
                 Some(next) => {
+                    *digits = match next {
+                        Num::Int | Num::ExpDigits => *digits + 1,
+                        Num::Exp => 0,
+                        _ => *digits,
+                    };
                     *at = next;
-                    true
+                    // 15 digits before the point, 2 in the exponent.
+                    match next {
+                        Num::Int => *digits <= MAX_INT_DIGITS,
+                        Num::ExpDigits => *digits <= MAX_EXP_DIGITS,
+                        _ => true,
+                    }
                 }
                 None if at.done() => {
                     self.stack.pop();
@@ -509,47 +529,60 @@ impl<'s> Machine<'s> {
         }
     }
 
-    /// The length in characters of the shortest text that completes the value.
-    fn completion(&self) -> usize {
-        let mut n = 0;
+    /// The shortest text that completes the value.
+    fn completion(&self) -> String {
+        let mut out = String::new();
         for frame in self.stack.iter().rev() {
-            n += match frame {
-                Frame::Value(schema) => schema.shortest().chars().count(),
-                Frame::Literal { text, pos } => text[*pos..].chars().count(),
-                Frame::Enum { values, written } => values
-                    .iter()
-                    .filter(|v| v.starts_with(written.as_str()))
-                    .map(|v| v.chars().count() - written.chars().count())
-                    .min()
-                    .unwrap_or(0),
-                Frame::Str { escape, .. } => 1 + if *escape == usize::MAX { 1 } else { *escape },
-                Frame::Number { at, .. } => usize::from(!at.done()),
-                Frame::Object { fields, next, phase } => {
-                    let rest = |from: usize| -> usize {
-                        fields[from..].iter().map(|(k, s)| 2 + Value::from(k.as_str()).to_string().chars().count() + s.shortest().chars().count()).sum()
-                    };
-                    match phase {
-                        // Each later property: a comma, its key, a colon and its value; then "}".
-                        Phase::Open if fields.is_empty() => 1,
-                        // The next property without a comma before it, the later ones, "}".
-                        Phase::Open => rest(*next),
-                        Phase::Key => 1 + fields[*next].1.shortest().chars().count() + rest(*next + 1) + 1,
-                        Phase::Value | Phase::Comma => rest(*next) + 1,
+            match frame {
+                Frame::Value(schema) => out.push_str(&schema.shortest()),
+                Frame::Literal { text, pos } => out.push_str(&text[*pos..]),
+                Frame::Enum { values, written } => {
+                    let rest = values.iter().filter(|v| v.starts_with(written.as_str())).min_by_key(|v| v.len());
+                    out.push_str(rest.map_or("", |v| &v[written.len()..]));
+                }
+                Frame::Str { escape, .. } => {
+                    // An escape's letter ("n"), or its hex digits, then the closing quote.
+                    if *escape == usize::MAX {
+                        out.push('n');
                     }
+                    (0..*escape % usize::MAX).for_each(|_| out.push('0'));
+                    out.push('"');
+                }
+                Frame::Number { at, .. } => out.push_str(if at.done() { "" } else { "0" }),
+                Frame::Object { fields, next, phase } => {
+                    let property = |(k, s): &(String, JsonSchema)| format!("{}:{}", Value::from(k.as_str()), s.shortest());
+                    let later = |from: usize| -> String { fields[from..].iter().map(|f| format!(",{}", property(f))).collect() };
+                    match phase {
+                        Phase::Open if *next < fields.len() => {
+                            out.push_str(&property(&fields[*next]));
+                            out.push_str(&later(*next + 1));
+                        }
+                        Phase::Open => {}
+                        Phase::Key => {
+                            out.push(':');
+                            out.push_str(&fields[*next].1.shortest());
+                            out.push_str(&later(*next + 1));
+                        }
+                        Phase::Value | Phase::Comma => out.push_str(&later(*next)),
+                    }
+                    out.push('}');
                 }
                 Frame::Array { items, count, min, phase, .. } => {
+                    let item = items.shortest();
                     let missing = min.saturating_sub(*count);
-                    let item = items.shortest().chars().count();
                     match phase {
-                        Phase::Open if missing == 0 => 1,
-                        Phase::Open => missing * (item + 1),
-                        Phase::Comma => item + missing.saturating_sub(1) * (item + 1) + 1,
-                        _ => missing * (item + 1) + 1,
+                        Phase::Open => out.push_str(&vec![item; missing].join(",")),
+                        Phase::Comma => out.push_str(&vec![item; missing.max(1)].join(",")),
+                        _ => (0..missing).for_each(|_| {
+                            out.push(',');
+                            out.push_str(&item);
+                        }),
                     }
+                    out.push(']');
                 }
-            };
+            }
         }
-        n
+        out
     }
 }
 
@@ -582,13 +615,6 @@ impl JsonConstraint {
     /// not fit `max_new_tokens`, or a model without an end-of-text token.
     pub fn new(schema: &str, tok: &Tokenizer, max_new_tokens: usize) -> Result<Self> {
         let schema = JsonSchema::parse(schema)?;
-        let need = schema.shortest().chars().count() + 1;
-        if need > max_new_tokens {
-            return Err(MedgenError::invalid(
-                "max_new_tokens",
-                format!("{max_new_tokens} is too few for the JSON schema: its shortest value and the end take {need} tokens"),
-            ));
-        }
         if tok.eos_ids().is_empty() {
             return Err(bad("the model has no end-of-text token, so a JSON value could not end"));
         }
@@ -615,12 +641,50 @@ impl JsonConstraint {
                 plain.push(id as u32);
             }
         }
-        Ok(JsonConstraint { schema, texts, eos: tok.eos_ids().to_vec(), trie, plain, special })
+        let constraint = JsonConstraint { schema, texts, eos: tok.eos_ids().to_vec(), trie, plain, special };
+        let need = constraint.need(&Machine::new(&constraint.schema)) + 1;
+        if need > max_new_tokens {
+            return Err(MedgenError::invalid(
+                "max_new_tokens",
+                format!("{max_new_tokens} is too few for the JSON schema: its shortest value and the end take {need} tokens"),
+            ));
+        }
+        Ok(constraint)
     }
 
-    /// The schema's shortest valid value (what a budget must hold).
+    /// The schema read.
     pub fn schema(&self) -> &JsonSchema {
         &self.schema
+    }
+
+    /// The tokens it takes to write `text`, longest match first (an upper bound on the
+    /// fewest); a character no token starts with makes it unwritable (`usize::MAX / 2`).
+    fn tokens_for(&self, text: &str) -> usize {
+        let chars: Vec<char> = text.chars().collect();
+        let (mut at, mut n) = (0, 0);
+        while at < chars.len() {
+            let (mut node, mut best) = (0, 0);
+            for (i, c) in chars[at..].iter().enumerate() {
+                match self.trie[node].children.iter().find(|(ch, _)| ch == c) {
+                    Some(&(_, child)) => node = child,
+                    None => break,
+                }
+                if !self.trie[node].tokens.is_empty() {
+                    best = i + 1;
+                }
+            }
+            if best == 0 {
+                return usize::MAX / 2;
+            }
+            at += best;
+            n += 1;
+        }
+        n
+    }
+
+    /// The tokens the value still needs.
+    fn need(&self, m: &Machine<'_>) -> usize {
+        self.tokens_for(&m.completion())
     }
 
     /// The machine after the generated tokens; None if they already left the schema.
@@ -644,7 +708,7 @@ impl JsonConstraint {
             if !next.feed(c) {
                 continue;
             }
-            let fits = next.completion() <= room;
+            let fits = !self.trie[child].tokens.is_empty() && self.need(&next) <= room;
             if fits {
                 for &t in &self.trie[child].tokens {
                     allowed[t as usize] = true;
@@ -669,12 +733,12 @@ impl LogitsConstraint for JsonConstraint {
                     self.eos.iter().for_each(|&e| allowed[e as usize] = true);
                 }
                 match m.stack.last() {
-                    Some(Frame::Str { max: None, escape: 0, .. }) if m.completion() <= room => {
+                    Some(Frame::Str { max: None, escape: 0, .. }) if self.need(&m) <= room => {
                         // Inside a string, text without quotes or escapes only adds characters.
                         self.plain.iter().for_each(|&t| allowed[t as usize] = true);
                         for &t in &self.special {
                             let mut next = m.clone();
-                            if self.texts[t as usize].chars().all(|c| next.feed(c)) && next.completion() <= room {
+                            if self.texts[t as usize].chars().all(|c| next.feed(c)) && self.need(&next) <= room {
                                 allowed[t as usize] = true;
                             }
                         }
@@ -734,12 +798,16 @@ mod tests {
             r#"{"dose_mg": 1}"#,
             r#"{"plan": 3"#,
             r#"{"plan": "a", "dose_mg": 01"#,
+            r#"{"plan": "a", "dose_mg": 1e400"#,
+            r#"{"plan": "a", "dose_mg": 1, "days": 1234567890123456"#,
             r#"{"plan": "a", "dose_mg": 1, "days": 1.5"#,
             r#"{"plan": "a", "dose_mg": 1, "days": 1, "urgent": yes"#,
             r#"{"plan": "a", "dose_mg": 1, "days": 1, "urgent": true, "route": "po""#,
             r#"{"plan": "a", "dose_mg": 1, "days": 1, "urgent": true, "route": 3, "codes": ["ABCDE"#,
+            r#"{"plan": "a", "dose_mg": 1, "days": 1, "urgent": true, "route": 3, "codes": ["ABCD\"#,
             r#"{"plan": "a", "dose_mg": 1, "days": 1, "urgent": true, "route": 3, "codes": ["A","B","C""#,
             "{\"plan\": \"line\nbreak\"",
+            "{\u{c}\"plan\": \"x\"",
         ] {
             assert_eq!(reads(&schema, bad), None, "{bad}");
         }
@@ -758,11 +826,15 @@ mod tests {
         for cut in 0..shortest.len() {
             let mut m = Machine::new(&schema);
             assert!(shortest[..cut].chars().all(|c| m.feed(c)));
-            assert_eq!(m.completion(), shortest.len() - cut, "after {:?}", &shortest[..cut]);
+            assert_eq!(m.completion(), &shortest[cut..], "after {:?}", &shortest[..cut]);
         }
-        let mut m = Machine::new(&schema);
-        assert!(r#"{"a": "xy", "b": [12"#.chars().all(|c| m.feed(c)));
-        assert_eq!(m.completion(), ",0]}".len());
+        for (written, rest) in [(r#"{"a": "xy", "b": [12"#, ",0]}"), (r#"{"a": "x\"#, r#"n","b":[0,0]}"#), (r#"{"a": "\u00"#, r#"00","b":[0,0]}"#)] {
+            let mut m = Machine::new(&schema);
+            assert!(written.chars().all(|c| m.feed(c)), "{written}");
+            assert_eq!(m.completion(), rest);
+            let mut whole = m.clone();
+            assert!(rest.chars().all(|c| whole.feed(c)) && whole.complete() && whole.stack.is_empty(), "{written}{rest}");
+        }
     }
 
     #[test]
