@@ -643,6 +643,27 @@ static void test_review(medgen_model *m) {
     if (task) CHECK(strstr(medgen_string_str(task), "\"draft_id\":null") != NULL && strstr(medgen_string_str(task), "\"html\"") == NULL);
     medgen_string_free(task);
 
+    /* JSON output: of a schema of the caller's, parsed into "json"; bad schemas and budgets refused. */
+    medgen_task_params jt = medgen_task_params_default();
+    CHECK(!jt.json_output && jt.json_schema == NULL);
+    jt.json_schema = "{\"type\": \"object\", \"properties\": {\"ok\": {\"type\": \"boolean\"}}}";
+    g.max_new_tokens = 16;
+    EXPECT_STATUS(medgen_run_task(m, "discharge_summary", source, &jt, &g, &task), MEDGEN_OK);
+    if (task) {
+        const char *json = medgen_string_str(task);
+        CHECK(strstr(json, "\"json\":{\"ok\":true}") != NULL || strstr(json, "\"json\":{\"ok\":false}") != NULL);
+    }
+    medgen_string_free(task);
+    s = (medgen_string *)UNTOUCHED;
+    jt.json_schema = "{\"anyOf\": []}";
+    EXPECT_STATUS(medgen_run_task(m, "discharge_summary", source, &jt, &g, &s), MEDGEN_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(medgen_last_error_message(), "anyOf") != NULL);
+    jt.json_schema = NULL;
+    jt.json_output = true;
+    g.max_new_tokens = 4;
+    EXPECT_STATUS(medgen_run_task(m, "discharge_summary", source, &jt, &g, &s), MEDGEN_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(medgen_last_error_message(), "max_new_tokens") != NULL && s == (medgen_string *)UNTOUCHED);
+
     EXPECT_STATUS(medgen_review_decide(log, id, MEDGEN_REVIEW_EDIT, "dr-42", "Final text.", &s), MEDGEN_OK);
     if (s != (medgen_string *)UNTOUCHED) medgen_string_free(s);
     s = (medgen_string *)UNTOUCHED;

@@ -11,6 +11,9 @@
 //! numbers have at most 15 digits before the point and 2 in the exponent (so that each parses
 //! as a finite f64, an integer as an i64).
 //!
+//! A finished value ends the text (the end-of-text token is forced, even before
+//! `min_new_tokens`).
+//!
 //! The budget: a token is let through only if the tokens left after it can still close the
 //! value (the shortest completion counted a character a token, which a vocabulary with a token
 //! per character always allows), so a draft never ends as broken JSON at `max_new_tokens`.
@@ -751,9 +754,15 @@ impl LogitsConstraint for JsonConstraint {
             // Nothing fits (a budget overrun cannot happen when the schema fit): end the text.
             self.eos.iter().for_each(|&e| allowed[e as usize] = true);
         }
-        for (s, ok) in scores.iter_mut().zip(allowed) {
+        for (s, &ok) in scores.iter_mut().zip(&allowed) {
             if !ok {
                 *s = f32::NEG_INFINITY;
+            }
+        }
+        // Where only the end is allowed it ends the text, even against min_new_tokens.
+        if scores.iter().all(|s| *s == f32::NEG_INFINITY) {
+            if let Some(s) = self.eos.first().and_then(|&e| scores.get_mut(e as usize)) {
+                *s = 0.0;
             }
         }
     }
