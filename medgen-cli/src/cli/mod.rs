@@ -7,6 +7,7 @@ pub mod eval;
 pub mod finetune;
 pub mod privacy;
 pub mod review;
+pub mod serve;
 pub mod task;
 pub mod tokenizer;
 

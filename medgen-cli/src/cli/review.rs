@@ -35,6 +35,18 @@ pub enum Command {
         #[arg(long)]
         text: Option<PathBuf>,
     },
+    /// Serve a folder of review pages on 127.0.0.1; their buttons log the decisions.
+    Serve {
+        /// The folder of pages (`medgen task --html DIR/NAME.html --review-log LOG`).
+        #[arg(long)]
+        dir: PathBuf,
+        /// The review log the pages' drafts are in.
+        #[arg(long)]
+        log: PathBuf,
+        /// The port (0: any free one; the address is printed).
+        #[arg(long, default_value_t = 8765)]
+        port: u16,
+    },
     /// Check a review log's hash chain; prints its drafts and decisions.
     Verify {
         #[arg(long)]
@@ -58,6 +70,7 @@ pub fn run(command: Command) -> Result<()> {
             println!("{}", serde_json::to_string(&review).unwrap_or_default());
             Ok(())
         }
+        Command::Serve { dir, log, port } => super::serve::serve(&dir, &log, port),
         Command::Verify { log } => {
             if !log.exists() {
                 return Err(MedgenError::InvalidArgument { name: "log", reason: format!("{} does not exist", log.display()) });

@@ -72,6 +72,8 @@ if(document.body.dataset.selected===t.dataset.u){pick(null);delete document.body
 document.addEventListener('mouseover',e=>{const t=e.target.closest('[data-u]');if(t&&document.body.dataset.selected===undefined)pick(t.dataset.u,false);});\
 function decide(d){const id=document.body.dataset.draft||'DRAFT_ID';const text=document.getElementById('final').value;\
 if(d==='accept'&&text!==document.getElementById('final').defaultValue)d='edit';\
+const form=document.getElementById('review');if(location.protocol.startsWith('http')&&document.body.dataset.draft){\
+form.elements.decision.value=d;if(!form.elements.reviewer.value){form.elements.reviewer.focus();return;}form.submit();return;}\
 const c=d==='reject'?'':' --text final.txt';document.getElementById('cmd').textContent=\
 'medgen review decide --log LOG --draft-id '+id+' --decision '+d+' --reviewer YOUR_ID'+c;\
 if(d!=='reject'){const a=document.getElementById('save');a.href=URL.createObjectURL(new Blob([text],{type:'text/plain'}));a.hidden=false;}}";
@@ -179,12 +181,22 @@ pub fn render(page: &Page) -> String {
     let _ = write!(html, "<p>Unsupported sentences: {}</p><ul id=\"unsupported\">{}</ul>", unsupported.len(), unsupported.concat());
     let findings: Vec<String> = page.findings.iter().map(|f| format!("<li>{}: {}</li>", escape(f.kind.as_str()), escape(&f.detail))).collect();
     let _ = write!(html, "<p>Findings: {}</p><ul id=\"findings\">{}</ul>", page.findings.len(), findings.concat());
-    html.push_str("<p>Final text (edit here):</p>");
-    let _ = write!(html, "<textarea id=\"final\">{}</textarea>", escape(page.draft));
+    // Served by `medgen review serve`, the buttons post the decision; opened as a file, they
+    // give the command that logs it.
+    let _ = write!(
+        html,
+        "<form id=\"review\" method=\"post\" action=\"/decide\"><input type=\"hidden\" name=\"draft_id\" value=\"{}\">\
+         <input type=\"hidden\" name=\"decision\" value=\"\"><p>Final text (edit here):</p>\
+         <textarea id=\"final\" name=\"text\">{}</textarea>\
+         <p>Reviewer: <input name=\"reviewer\" size=\"12\" placeholder=\"staff id\"></p>",
+        escape(page.draft_id.unwrap_or("")),
+        escape(page.draft)
+    );
     html.push_str(
-        "<div><button onclick=\"decide('accept')\">Accept</button><button onclick=\"decide('edit')\">Edit</button>\
-         <button onclick=\"decide('reject')\">Reject</button> <a id=\"save\" download=\"final.txt\" hidden>final.txt</a></div>\
-         <p><code id=\"cmd\"></code></p>",
+        "<div><button type=\"button\" onclick=\"decide('accept')\">Accept</button>\
+         <button type=\"button\" onclick=\"decide('edit')\">Edit</button>\
+         <button type=\"button\" onclick=\"decide('reject')\">Reject</button> <a id=\"save\" download=\"final.txt\" hidden>final.txt</a></div>\
+         </form><p><code id=\"cmd\"></code></p>",
     );
     if let Some(a) = page.audit {
         let rows = [
