@@ -411,7 +411,7 @@ impl<'s> Machine<'s> {
                 if values.iter().any(|v| v.starts_with(&longer)) {
                     *written = longer;
                     // A value no other extends is finished (a string's closing quote, say).
-                    if values.iter().any(|v| *v == *written) && !values.iter().any(|v| v.len() > written.len() && v.starts_with(written.as_str())) {
+                    if values.contains(written) && !values.iter().any(|v| v.len() > written.len() && v.starts_with(written.as_str())) {
                         self.stack.pop();
                     }
                     true

@@ -115,17 +115,16 @@ pub struct TokenConfidence {
     pub alternative_prob: f32,
 }
 
-fn term_regex() -> &'static Regex {
-    static RE: OnceLock<Regex> = OnceLock::new();
-    RE.get_or_init(|| {
-        Regex::new(r"\[[A-Za-z]+_[0-9]+\]|[0-9]+(?:[.,][0-9]+)*|[A-Za-z][A-Za-z']*|\p{Han}+").expect("a valid regex")
-    })
+fn term_regex() -> Option<&'static Regex> {
+    static RE: OnceLock<Option<Regex>> = OnceLock::new();
+    RE.get_or_init(|| Regex::new(r"\[[A-Za-z]+_[0-9]+\]|[0-9]+(?:[.,][0-9]+)*|[A-Za-z][A-Za-z']*|\p{Han}+").ok()).as_ref()
 }
 
-/// Placeholders as medgen writes them, in any case ("[Date_5]" is read as "[DATE_5]").
-fn placeholder_regex() -> &'static Regex {
-    static RE: OnceLock<Regex> = OnceLock::new();
-    RE.get_or_init(|| Regex::new(r"\[[A-Za-z]+_[0-9]+\]").expect("a valid regex"))
+/// The placeholders of `text` as medgen writes them, in any case ("[Date_5]" is read as
+/// "[DATE_5]").
+fn placeholders(text: &str) -> impl Iterator<Item = regex::Match<'_>> {
+    static RE: OnceLock<Option<Regex>> = OnceLock::new();
+    RE.get_or_init(|| Regex::new(r"\[[A-Za-z]+_[0-9]+\]").ok()).as_ref().into_iter().flat_map(move |re| re.find_iter(text))
 }
 
 #[rustfmt::skip]
@@ -205,7 +204,7 @@ const LAY: &[(&str, &str)] = &[
 
 /// The number a digit run writes, as a key ("25", "0.5", "1000" for "1,000").
 fn number_key(written: &str) -> String {
-    let plain = if written.contains('.') { written.replace(',', "") } else { written.replace(',', "") };
+    let plain = written.replace(',', "");
     match plain.parse::<f64>() {
         Ok(v) => format!("#{v}"),
         Err(_) => format!("#{plain}"),
@@ -215,7 +214,7 @@ fn number_key(written: &str) -> String {
 /// The terms of `text` (see the module's description), as keys.
 fn terms(text: &str) -> Vec<String> {
     let mut out = Vec::new();
-    for m in term_regex().find_iter(text) {
+    for m in term_regex().into_iter().flat_map(|re| re.find_iter(text)) {
         let written = m.as_str();
         let first = written.chars().next().unwrap_or(' ');
         let mut push = |key: String| out.push(key);
@@ -389,9 +388,8 @@ pub fn attribute(
             w
         }
     };
-    let mut placeholders: HashSet<String> =
-        placeholder_regex().find_iter(source).map(|m| m.as_str().to_uppercase()).collect();
-    placeholders.extend(known_placeholders.iter().map(|p| p.to_uppercase()));
+    let mut known: HashSet<String> = placeholders(source).map(|m| m.as_str().to_uppercase()).collect();
+    known.extend(known_placeholders.iter().map(|p| p.to_uppercase()));
 
     let draft_chars: Vec<char> = draft.chars().collect();
     let mut seen_units: HashSet<String> = HashSet::new();
@@ -433,7 +431,7 @@ pub fn attribute(
         if score < SUPPORT_THRESHOLD {
             flags.push(Flag::NoSupport);
         }
-        if placeholder_regex().find_iter(&text).any(|m| !placeholders.contains(&m.as_str().to_uppercase())) {
+        if placeholders(&text).any(|m| !known.contains(&m.as_str().to_uppercase())) {
             flags.push(Flag::UnknownPlaceholder);
         }
         if keys.len() >= 3 && !seen_units.insert(normalized(&text)) {
@@ -466,9 +464,8 @@ fn normalized(text: &str) -> String {
 /// Placeholders in `draft` that `source` does not have (in any case: "[Date_5]" is
 /// "[DATE_5]"), as findings.
 pub(crate) fn unknown_placeholders(source: &str, draft: &str) -> Vec<Finding> {
-    let known: HashSet<String> = placeholder_regex().find_iter(source).map(|m| m.as_str().to_uppercase()).collect();
-    placeholder_regex()
-        .find_iter(draft)
+    let known: HashSet<String> = placeholders(source).map(|m| m.as_str().to_uppercase()).collect();
+    placeholders(draft)
         .filter(|m| !known.contains(&m.as_str().to_uppercase()))
         .map(|m| {
             let start = draft[..m.start()].chars().count();
