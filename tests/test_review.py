@@ -76,6 +76,14 @@ def long_tiny():
     return out
 
 
+def three_ways(path):
+    """A tiny model as transformers' tokenizer, transformers' model and medgen's model."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    hf = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
+    return AutoTokenizer.from_pretrained(path), hf, medgen.Model.load(str(path))
+
+
 def heading_lines(text):
     """The lines of `text` that are a canonical heading with a colon, in order."""
     return [line.strip()[:-1] for line in text.splitlines() if line.strip().endswith((":", "："))]
@@ -173,12 +181,7 @@ class SectionReference:
 @pytest.mark.parametrize("task", ["discharge_summary", "soap_note"])
 @pytest.mark.parametrize("beams", [1, 3])
 def test_the_constraint_decodes_as_the_reference_logits_processor(long_tiny, kind, task, beams):
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    path = long_tiny[kind]
-    tok = AutoTokenizer.from_pretrained(path)
-    hf = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
-    model = medgen.Model.load(str(path))
+    tok, hf, model = three_ways(long_tiny[kind])
     max_new = 96
     out = model.run_task(task, NOTE, deid="none", constrain_sections=True, max_new_tokens=max_new, num_beams=beams)
     # run_task prompts a model without a chat template with the task's T5-style prompt.
@@ -246,12 +249,7 @@ def test_the_default_model_writes_every_section_of_every_task():
 
 def test_without_the_constraint_the_task_decodes_as_transformers(long_tiny):
     """The unconstrained path is unchanged: greedy tokens equal transformers' generate."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    path = long_tiny["llama"]
-    tok = AutoTokenizer.from_pretrained(path)
-    hf = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
-    model = medgen.Model.load(str(path))
+    tok, hf, model = three_ways(long_tiny["llama"])
     out = model.run_task("discharge_summary", NOTE, deid="none", max_new_tokens=30, min_new_tokens=30)
     ids = model.tokenize("summarize: " + NOTE)
     with torch.no_grad():
@@ -272,12 +270,7 @@ def test_a_budget_too_small_for_the_sections_is_an_error_before_decoding(long_ti
 def test_token_confidence_is_the_models_own_probability(long_tiny):
     """Each token's probability (and its best alternative's) equals the softmax of
     transformers' logits at that step."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    path = long_tiny["gpt2"]
-    tok = AutoTokenizer.from_pretrained(path)
-    hf = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
-    model = medgen.Model.load(str(path))
+    tok, hf, model = three_ways(long_tiny["gpt2"])
     out = model.run_task("discharge_summary", NOTE, deid="none", max_new_tokens=12, min_new_tokens=12)
     ids = model.tokenize("summarize: " + NOTE)
     with torch.no_grad():
