@@ -9,7 +9,7 @@ use crate::audit::{self, AuditRecord, DRAFT_NOTICE};
 use crate::checks::{self, Finding, FindingKind};
 use crate::deid::{self, DeidConfig, Operator};
 use crate::error::{MedgenError, Result};
-use crate::generation::json::{JsonConstraint, JsonSchema};
+use crate::generation::json::JsonConstraint;
 use crate::generation::{Generation, GenerationConfig, LogitsConstraint};
 use crate::review::{self, attribution, Attribution, TokenConfidence};
 use crate::tasks::{SectionConstraint, SectionReport, Task};
@@ -124,12 +124,16 @@ pub fn run_task(
         }
     };
     let max_new = opts.generation.max_new_tokens;
-    let constraint: Option<Arc<dyn LogitsConstraint>> = match (opts.constrain_sections, &opts.json_schema) {
+    let json_constraint = match &opts.json_schema {
+        Some(schema) => Some(Arc::new(JsonConstraint::new(schema, model.tokenizer(), max_new)?)),
+        None => None,
+    };
+    let constraint: Option<Arc<dyn LogitsConstraint>> = match (opts.constrain_sections, &json_constraint) {
         (true, Some(_)) => {
             return Err(MedgenError::invalid("json_schema", "a JSON draft has no section headings: constrain_sections and a JSON schema exclude each other"))
         }
         (true, None) => Some(Arc::new(SectionConstraint::new(task, &input, model.tokenizer(), max_new)?)),
-        (false, Some(schema)) => Some(Arc::new(JsonConstraint::new(schema, model.tokenizer(), max_new)?)),
+        (false, Some(c)) => Some(c.clone()),
         (false, None) => None,
     };
     let ids = if model.info().has_chat_template {
@@ -169,10 +173,7 @@ pub fn run_task(
     // or the original note once the identifiers are back.
     let source = if reidentified { note } else { input.as_str() };
     let findings = check_draft(source, &text);
-    let json = match &opts.json_schema {
-        Some(schema) => serde_json::from_str::<serde_json::Value>(&text).ok().filter(|v| JsonSchema::parse(schema).is_ok_and(|s| s.accepts(v))),
-        None => None,
-    };
+    let json = json_constraint.and_then(|c| serde_json::from_str::<serde_json::Value>(&text).ok().filter(|v| c.schema().accepts(v)));
     let report = match (&json, &opts.json_schema) {
         // The task's own schema: a section is there when its string is not empty.
         (Some(value), Some(schema)) if *schema == task.json_schema() => {

@@ -146,9 +146,33 @@ impl Ordered {
 impl JsonSchema {
     /// Reads a schema from its JSON text, keeping the order of its properties; anything
     /// outside the subset is an `InvalidArgument` naming it.
+    ///
+    /// A schema whose shortest value is longer than [`crate::MAX_TOKENS`] characters (nested
+    /// `minItems`, say) could never be written and is refused before it is built.
     pub fn parse(text: &str) -> Result<Self> {
         let tree: Ordered = serde_json::from_str(text).map_err(|e| bad(format!("not JSON: {e}")))?;
-        Self::read(&tree, 0)
+        let schema = Self::read(&tree, 0)?;
+        let len = schema.shortest_len();
+        if len > crate::MAX_TOKENS {
+            return Err(bad(format!("its shortest value is {len} characters, more than any draft ({})", crate::MAX_TOKENS)));
+        }
+        Ok(schema)
+    }
+
+    /// A bound on the length in characters of [`JsonSchema::shortest`] (a comma over at most
+    /// per object or array), saturating, so that it can be checked before the text is built.
+    fn shortest_len(&self) -> usize {
+        match self {
+            JsonSchema::Object(fields) => fields.iter().fold(2usize, |n, (k, s)| {
+                n.saturating_add(Value::from(k.as_str()).to_string().chars().count() + 2).saturating_add(s.shortest_len())
+            }),
+            JsonSchema::Array { items, min, .. } => items.shortest_len().saturating_add(1).saturating_mul(*min).saturating_add(2),
+            JsonSchema::String { .. } => 2,
+            JsonSchema::Number { .. } => 1,
+            JsonSchema::Boolean => 5,
+            JsonSchema::Null => 4,
+            JsonSchema::Enum(values) => values.iter().map(|v| v.chars().count()).min().unwrap_or(0),
+        }
     }
 
     fn read(v: &Ordered, depth: usize) -> Result<Self> {
@@ -870,6 +894,12 @@ mod tests {
             deep = json!({"type": "array", "items": deep});
         }
         assert!(JsonSchema::parse(&deep.to_string()).is_err());
+        // Nested minItems that would make a shortest value of 1000^8 characters.
+        let mut huge = json!({"type": "integer"});
+        for _ in 0..8 {
+            huge = json!({"type": "array", "items": huge, "minItems": 1000});
+        }
+        assert!(matches!(JsonSchema::parse(&huge.to_string()), Err(MedgenError::InvalidArgument { .. })));
         assert!(JsonSchema::parse("{").is_err());
     }
 }
