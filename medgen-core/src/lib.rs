@@ -40,7 +40,7 @@ pub use chat::ChatMessage;
 pub use error::{MedgenError, Result};
 pub use generation::{EarlyStopping, FinishReason, Generation, GenerationConfig, Generator, LogitsConstraint, Sequence, Timings, MAX_BEAMS, MAX_TOKENS};
 pub use loader::{ModelInfo, NetworkConfig};
-pub use model::Model;
+pub use model::{Forced, Model};
 pub use models::config::{Activation, Architecture, Dropout, ModelConfig, RopeScaling, Seq2SeqArchitecture, Seq2SeqConfig};
 pub use prompt::{Prompt, MAX_BATCH};
 pub use runtime::{DType, DeviceSpec, LoadOptions};

@@ -7,11 +7,16 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
+use tch::{Device, Kind, Tensor};
+
 use crate::chat::ChatMessage;
 use crate::error::{MedgenError, Result};
 use crate::generation::{self, Generation, GenerationConfig, Generator};
 use crate::loader::{self, ModelInfo, Net};
 use crate::models::backends::Seq2SeqModel;
+use crate::models::probe_attention;
+use crate::models::seq2seq::Seq2SeqCache;
+use crate::models::KvCache;
 use crate::prompt::Prompt;
 use crate::runtime::{DeviceSpec, LoadOptions, Runtime};
 use crate::tokenizer::Tokenizer;
@@ -197,9 +202,102 @@ impl Model {
         generation::generate_batch(self.network.backend(), &self.tokenizer, self.load_seconds, prompts, cfg, on_step)
     }
 
+    /// Teacher forcing: `target` read after `prompt` as generation would have written it, in
+    /// one pass: each target token's log-probability and where the network looked in the
+    /// prompt while predicting it (see [`Forced`]).
+    ///
+    /// Errors: `InvalidArgument` for an empty prompt or target, a token outside the
+    /// vocabulary, or more tokens than the model's context holds.
+    pub fn forced(&self, prompt: &[u32], target: &[u32]) -> Result<Forced> {
+        let limits = self.network.backend().limits().clone();
+        let (p, n) = (prompt.len(), target.len());
+        if p == 0 || n == 0 {
+            return Err(MedgenError::invalid(if p == 0 { "prompt" } else { "target" }, "no tokens"));
+        }
+        if let Some(bad) = prompt.iter().chain(target).find(|&&t| t as usize >= limits.vocab_size) {
+            return Err(MedgenError::invalid("ids", format!("token id {bad} is outside the vocabulary of {}", limits.vocab_size)));
+        }
+        let (logprobs, attention) = match &self.network {
+            Net::Decoder(d) => {
+                if p + n - 1 > limits.context_length {
+                    return Err(MedgenError::invalid("target", format!("{p} + {n} tokens exceed the context of {}", limits.context_length)));
+                }
+                d.runtime.run(|| {
+                    let device = d.runtime.device;
+                    let ids: Vec<i64> = prompt.iter().chain(&target[..n - 1]).map(|&t| t as i64).collect();
+                    let input = Tensor::f_from_slice(&ids)?.f_to_device(device)?.f_unsqueeze(0)?;
+                    // Position p - 1 + j predicts target token j.
+                    let rows = Tensor::f_arange_start((p - 1) as i64, (p + n - 1) as i64, (Kind::Int64, device))?;
+                    let (logits, probs) = probe_attention(|| d.net.forward_all(&input, &mut KvCache::passthrough(device), Some(&rows)))?;
+                    let attention = match probs {
+                        Some(a) => Some(a.f_select(0, 0)?.f_narrow(0, (p - 1) as i64, n as i64)?.f_narrow(1, 0, p as i64)?),
+                        None => None,
+                    };
+                    Ok((forced_logprobs(&logits, target)?, to_rows(attention, n)?))
+                })?
+            }
+            Net::Seq2Seq(s) => {
+                if p > limits.context_length || n > limits.context_length {
+                    return Err(MedgenError::invalid("target", format!("{p} input or {n} target tokens exceed the context of {}", limits.context_length)));
+                }
+                let start = limits.decoder.ok_or_else(|| MedgenError::internal("forced", "an encoder-decoder without a decoder start"))?;
+                let mut head = vec![start.start];
+                head.extend(start.forced_bos);
+                s.run(|| {
+                    let device = s.device();
+                    let enc_ids: Vec<i64> = prompt.iter().map(|&t| t as i64).collect();
+                    let enc_ids = Tensor::f_from_slice(&enc_ids)?.f_to_device(device)?.f_unsqueeze(0)?;
+                    let mask = enc_ids.f_ones_like()?;
+                    let dec: Vec<i64> = head.iter().chain(&target[..n - 1]).map(|&t| t as i64).collect();
+                    let dec = Tensor::f_from_slice(&dec)?.f_to_device(device)?.f_unsqueeze(0)?;
+                    let net = s.network();
+                    let enc = net.encode(&enc_ids, &mask)?;
+                    let (logits, probs) = probe_attention(|| net.decode(&dec, &enc, &mask, &mut Seq2SeqCache::passthrough(device)))?;
+                    // Decoder position head.len() - 1 + j predicts target token j.
+                    let skip = (head.len() - 1) as i64;
+                    let logits = logits.f_select(0, 0)?.f_narrow(0, skip, n as i64)?;
+                    let attention = match probs {
+                        Some(a) => Some(a.f_select(0, 0)?.f_narrow(0, skip, n as i64)?),
+                        None => None,
+                    };
+                    Ok((forced_logprobs(&logits, target)?, to_rows(attention, n)?))
+                })?
+            }
+        };
+        Ok(Forced { logprobs, attention })
+    }
+
     /// The logits of the position after `ids` (one forward pass), as f32.
     pub fn next_token_logits(&self, ids: &[u32]) -> Result<Vec<f32>> {
         let cfg = GenerationConfig { max_new_tokens: 1, ..Default::default() };
         Ok(self.generator(ids.to_vec(), &cfg)?.take_logits())
     }
+}
+
+/// A target read by teacher forcing ([`Model::forced`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Forced {
+    /// Each target token's log-probability after the prompt and the target tokens before it.
+    pub logprobs: Vec<f32>,
+    /// For each target token, the attention over the prompt's tokens at the position that
+    /// predicts it, averaged over heads and layers: a decoder-only network's self-attention
+    /// (its weights on the prompt; the rest went to the target tokens before it), an
+    /// encoder-decoder's cross-attention (summing to 1).
+    pub attention: Vec<Vec<f32>>,
+}
+
+/// The log-probability of each `target` token under `logits` (`[n, vocab]`).
+fn forced_logprobs(logits: &Tensor, target: &[u32]) -> Result<Vec<f32>> {
+    let ids: Vec<i64> = target.iter().map(|&t| t as i64).collect();
+    let ids = Tensor::f_from_slice(&ids)?.f_to_device(logits.device())?.f_unsqueeze(1)?;
+    let lp = logits.f_to_kind(Kind::Float)?.f_log_softmax(-1, Kind::Float)?.f_gather(1, &ids, false)?;
+    Ok(Vec::<f32>::try_from(lp.f_flatten(0, -1)?.f_to_device(Device::Cpu)?)?)
+}
+
+/// `[n, keys]` attention as rows.
+fn to_rows(attention: Option<Tensor>, n: usize) -> Result<Vec<Vec<f32>>> {
+    let Some(a) = attention else { return Err(MedgenError::internal("forced", "no layer recorded its attention")) };
+    let keys = a.size()[1] as usize;
+    let flat = Vec::<f32>::try_from(a.f_to_kind(Kind::Float)?.f_contiguous()?.f_flatten(0, -1)?.f_to_device(Device::Cpu)?)?;
+    Ok(flat.chunks(keys.max(1)).take(n).map(<[f32]>::to_vec).collect())
 }

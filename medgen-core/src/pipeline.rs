@@ -136,14 +136,9 @@ pub fn run_task(
         (false, Some(c)) => Some(c.clone()),
         (false, None) => None,
     };
-    let ids = if model.info().has_chat_template {
-        let mut messages = task.chat_messages(&input);
-        if let (Some(schema), Some(user)) = (&opts.json_schema, messages.last_mut()) {
-            user.content.push_str(&format!("\n\nAnswer with JSON only, following this JSON schema: {schema}"));
-        }
-        model.chat_ids(&messages)?
-    } else {
-        model.tokenize(&task.t5_prompt(&input))?
+    let ids = match task_prompt(model, task, &input, opts.json_schema.as_deref()) {
+        TaskPrompt::Chat(messages) => model.chat_ids(&messages)?,
+        TaskPrompt::Text(text) => model.tokenize(&text)?,
     };
     // Token probabilities are always taken, for the review; the caller gets them if asked.
     let cfg = GenerationConfig { logprobs: true, ..opts.generation.clone() };
@@ -186,7 +181,7 @@ pub fn run_task(
         _ => task.sections(&text),
     };
     let placeholders: Vec<String> = mapping.keys().cloned().collect();
-    let attributions = attribution::attribute(source, &text, &findings, &placeholders, &tokens);
+    let attributions = attribution::attribute(source, &text, &findings, &placeholders, &tokens, &[]);
     let source = source.to_string();
 
     let mut phi_counts = BTreeMap::new();
@@ -231,6 +226,27 @@ pub fn run_task(
         mapping,
         generation,
     })
+}
+
+/// What a model is given for a task: a conversation for a model with a chat template, else
+/// the task's text prompt (T5's style).
+pub(crate) enum TaskPrompt {
+    Chat(Vec<crate::ChatMessage>),
+    Text(String),
+}
+
+/// The prompt of `task` on the (de-identified) note `input`, asking for JSON of `json_schema`
+/// when given.
+pub(crate) fn task_prompt(model: &Model, task: &Task, input: &str, json_schema: Option<&str>) -> TaskPrompt {
+    if model.info().has_chat_template {
+        let mut messages = task.chat_messages(input);
+        if let (Some(schema), Some(user)) = (json_schema, messages.last_mut()) {
+            user.content.push_str(&format!("\n\nAnswer with JSON only, following this JSON schema: {schema}"));
+        }
+        TaskPrompt::Chat(messages)
+    } else {
+        TaskPrompt::Text(task.t5_prompt(input))
+    }
 }
 
 impl TaskResult {

@@ -366,6 +366,61 @@ impl Tokenizer {
         Ok(ids)
     }
 
+    /// Token ids of `text`, tokenized literally, with each token's character range in `text`.
+    pub fn encode_offsets(&self, text: &str) -> Result<(Vec<u32>, Vec<Range<usize>>)> {
+        let enc = self.inner.encode_char_offsets(text, false).map_err(tok_err)?;
+        Ok((enc.get_ids().to_vec(), enc.get_offsets().iter().map(|&(s, e)| s..e).collect()))
+    }
+
+    /// [`Tokenizer::encode`] (with special tokens) of `text` in which the byte range `part` is
+    /// tokenized apart from what surrounds it: the ids, and for each token the character
+    /// range of `part` it came from (empty for the tokens around it). Tokens never straddle
+    /// the part's ends, so the ids may differ from the whole text's there.
+    pub fn encode_marked(&self, text: &str, part: Range<usize>) -> Result<(Vec<u32>, Vec<Range<usize>>)> {
+        let piece = text.get(part.clone()).ok_or_else(|| MedgenError::invalid("part", "not a range of the text"))?;
+        // The special tokens the model adds (medgen's BOS/EOS rules or the tokenizer's
+        // post-processor) are those around the plain tokens.
+        let (with, plain) = (self.encode(text, true)?, self.encode(text, false)?);
+        let lead = (0..=with.len().saturating_sub(plain.len())).find(|&k| with[k..].starts_with(&plain)).unwrap_or(0);
+        let trail = with.get(lead + plain.len()..).unwrap_or_default();
+        let before = [&with[..lead], &self.encode(&text[..part.start], false)?].concat();
+        let after = [&self.encode(&text[part.end..], false)?, trail].concat();
+        self.join_marked(before, piece, after)
+    }
+
+    /// [`Tokenizer::encode_marked`] for [`Tokenizer::encode_chat`] of `messages` (opened for
+    /// the assistant), `part` a byte range of the last message's content.
+    pub fn encode_chat_marked(&self, messages: &[ChatMessage], part: Range<usize>) -> Result<(Vec<u32>, Vec<Range<usize>>)> {
+        let content = messages.last().map_or("", |m| m.content.as_str());
+        let piece = content.get(part.clone()).ok_or_else(|| MedgenError::invalid("part", "not a range of the last message"))?;
+        let template = self.chat_template.as_ref().ok_or_else(|| MedgenError::Unsupported("the model has no chat template".into()))?;
+        let (rendered, spans) = template.render_marked(messages, true, self.bos_token(), self.eos_token())?;
+        let last = spans.last().cloned().ok_or_else(|| MedgenError::invalid("messages", "no message"))?;
+        // The rendered message is the content without its outer whitespace.
+        let lead = content.len() - content.trim_start().len();
+        let (start, end) = match (part.start.checked_sub(lead), part.end.checked_sub(lead)) {
+            (Some(s), Some(e)) => (last.start + s, last.start + e),
+            _ => return Err(MedgenError::invalid("part", "inside the message's leading whitespace")),
+        };
+        if end > last.end || rendered.get(start..end) != Some(piece) {
+            return Err(MedgenError::invalid("part", "not found in the rendered conversation"));
+        }
+        let clip = |lo: usize, hi: usize| -> Vec<Range<usize>> {
+            spans.iter().filter(|r| r.start.max(lo) < r.end.min(hi)).map(|r| r.start.max(lo) - lo..r.end.min(hi) - lo).collect()
+        };
+        let before = self.encode_markup(&rendered[..start], &clip(0, start))?;
+        let after = self.encode_markup(&rendered[end..], &clip(end, rendered.len()))?;
+        self.join_marked(before, piece, after)
+    }
+
+    fn join_marked(&self, before: Vec<u32>, piece: &str, after: Vec<u32>) -> Result<(Vec<u32>, Vec<Range<usize>>)> {
+        let (inner, inner_offsets) = self.encode_offsets(piece)?;
+        let mut offsets = vec![0..0; before.len()];
+        offsets.extend(inner_offsets);
+        offsets.extend(std::iter::repeat(0..0).take(after.len()));
+        Ok(([before, inner, after].concat(), offsets))
+    }
+
     /// Token ids of `text`, tokenized literally; with `add_special`, BOS/EOS as the model
     /// wants them.
     pub fn encode(&self, text: &str, add_special: bool) -> Result<Vec<u32>> {

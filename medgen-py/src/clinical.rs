@@ -228,12 +228,13 @@ pub(crate) fn task_sections(py: Python<'_>, name: &str, output: &str) -> PyResul
 /// characters. `checks`: run the safety checks and flag the sentences their findings fall
 /// in. A draft or source with no sentence raises InvalidArgumentError.
 #[pyfunction]
-#[pyo3(signature = (source, draft, checks=true))]
-pub(crate) fn review_attribute(py: Python<'_>, source: &str, draft: &str, checks: bool) -> PyResult<PyObject> {
+#[pyo3(signature = (source, draft, checks=true, shares=None))]
+pub(crate) fn review_attribute(py: Python<'_>, source: &str, draft: &str, checks: bool, shares: Option<Vec<Vec<f32>>>) -> PyResult<PyObject> {
+    let findings = if checks { medgen::pipeline::check_draft(source, draft) } else { Vec::new() };
     let units = py
-        .allow_threads(|| match checks {
-            true => medgen::review::attribute(source, draft),
-            false => medgen::review::attribute_with(source, draft, &[]),
+        .allow_threads(|| match shares {
+            None => medgen::review::attribute_with(source, draft, &findings),
+            Some(shares) => Ok(medgen::review::attribution::attribute(source, draft, &findings, &[], &[], &shares)),
         })
         .map_err(err)?;
     to_py(py, &units)

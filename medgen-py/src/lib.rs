@@ -456,6 +456,37 @@ impl Model {
         Ok(py.import("medgen.review")?.getattr("TaskResult")?.call1((dict, html))?.unbind())
     }
 
+    /// Teacher forcing: `target` (token ids) read after `prompt` in one pass. Returns
+    /// {"logprobs": each target token's log-probability, "attention": for each target token,
+    /// the attention over the prompt's tokens at the position predicting it, averaged over
+    /// heads and layers (self-attention of a decoder-only model, cross-attention of an
+    /// encoder-decoder)}.
+    fn forced(&self, py: Python<'_>, prompt: Vec<u32>, target: Vec<u32>) -> PyResult<PyObject> {
+        let out = py.allow_threads(|| self.inner.forced(&prompt, &target)).map_err(err)?;
+        let dict = PyDict::new(py);
+        dict.set_item("logprobs", out.logprobs)?;
+        dict.set_item("attention", out.attention)?;
+        Ok(dict.into_any().unbind())
+    }
+
+    /// For each sentence of `draft` and each clause of `source`, the share of the model's
+    /// attention on the source that went to the clause while it read the draft after
+    /// `task`'s prompt.
+    fn attention_shares(&self, py: Python<'_>, source: &str, draft: &str, task: &str) -> PyResult<Vec<Vec<f32>>> {
+        let task = medgen::tasks::get(task).map_err(err)?;
+        py.allow_threads(|| medgen::review::network::attention_shares(&self.inner, task, source, draft, None)).map_err(err)
+    }
+
+    /// `medgen.review.attribute` with this model's own signal added: where it looks in
+    /// `source` while it reads `draft` after `task`'s prompt.
+    #[pyo3(signature = (source, draft, task, checks=true))]
+    fn attribute(&self, py: Python<'_>, source: &str, draft: &str, task: &str, checks: bool) -> PyResult<PyObject> {
+        let task = medgen::tasks::get(task).map_err(err)?;
+        let findings = if checks { medgen::pipeline::check_draft(source, draft) } else { Vec::new() };
+        let units = py.allow_threads(|| medgen::review::attribute_with_model(&self.inner, task, source, draft, &findings)).map_err(err)?;
+        clinical::to_py(py, &units)
+    }
+
     /// Architecture, parameters, tensor types, context length, ... as a JSON string.
     #[getter]
     fn info_json(&self) -> String {

@@ -133,6 +133,11 @@ impl Seq2SeqModel {
         &self.config
     }
 
+    /// Runs `f` on the model's thread pool, gradients off.
+    pub(crate) fn run<R: Send>(&self, f: impl FnOnce() -> Result<R> + Send) -> Result<R> {
+        self.runtime.run(f)
+    }
+
     pub fn device(&self) -> Device {
         self.runtime.device
     }

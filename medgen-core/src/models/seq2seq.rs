@@ -256,6 +256,7 @@ impl Attention {
     pub fn forward(&self, x: &Tensor, bias: Option<&Tensor>, cache: Option<CacheSlot>) -> Result<Tensor> {
         let (heads, hd) = (self.heads, self.head_dim);
         let q = super::split_heads(&self.q.forward(x)?, heads, hd)?;
+        let cross = matches!(cache, Some(CacheSlot::Cross(..)));
         let (k, v) = match cache {
             Some(CacheSlot::Cross(cache, i, enc)) => cache.cross(i, &self.kv, enc, heads, hd)?,
             other => {
@@ -268,7 +269,12 @@ impl Attention {
             }
         };
         let p = if super::layers::training() { self.dropout } else { 0.0 };
-        let out = attend(&q, &k, &v, bias, self.scale, p)?;
+        // A probe (see `Model::forced`) records where the decoder looks in the encoder's output.
+        let out = if cross && super::layers::probing() {
+            super::layers::probed_attention(&q, &k, &v, self.scale, bias, None)?
+        } else {
+            attend(&q, &k, &v, bias, self.scale, p)?
+        };
         self.o.forward(&super::merge_heads(&out)?)
     }
 }

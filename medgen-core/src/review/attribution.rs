@@ -35,6 +35,10 @@ const MAX_SPANS: usize = 4;
 /// weight not covered yet.
 const MIN_GAIN: f32 = 0.12;
 
+/// How much a clause's share of the network's attention counts, against the share of the
+/// unit's term weight it covers, when spans are chosen.
+pub const NETWORK_WEIGHT: f32 = 0.3;
+
 /// A span of the source that supports a unit of the draft.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct SourceSpan {
@@ -258,9 +262,9 @@ fn piece_terms(text: &str, pieces: &[Piece]) -> Vec<Vec<String>> {
 
 /// A piece of a text: character offsets and the text.
 #[derive(Debug, Clone)]
-struct Piece {
-    start: usize,
-    end: usize,
+pub(super) struct Piece {
+    pub start: usize,
+    pub end: usize,
 }
 
 /// Cuts `text` at the characters where `cut` says a piece ends (the character is kept in the
@@ -337,7 +341,7 @@ fn content_start(line: &str) -> Option<usize> {
 }
 
 /// The units of a draft: sentences and list items, headings left out.
-fn draft_units(draft: &str) -> Vec<Piece> {
+pub(super) fn draft_units(draft: &str) -> Vec<Piece> {
     let mut units = Vec::new();
     let mut base = 0;
     for line in draft.split_inclusive('\n') {
@@ -351,20 +355,23 @@ fn draft_units(draft: &str) -> Vec<Piece> {
 }
 
 /// The clauses of a source.
-fn source_clauses(source: &str) -> Vec<Piece> {
+pub(super) fn source_clauses(source: &str) -> Vec<Piece> {
     cut(source, 0, clause_end)
 }
 
 /// Attribution of every unit of `draft` to `source`. `findings` are the safety checks'
 /// findings on the draft (character offsets), `known_placeholders` the placeholders the
-/// de-identified source has beyond those written in `source` (the mapping's keys), and
-/// `tokens` the generated tokens' places and probabilities, when known.
+/// de-identified source has beyond those written in `source` (the mapping's keys),
+/// `tokens` the generated tokens' places and probabilities, when known, and `network` the
+/// model's attention shares per unit and clause ([`super::network::attention_shares`]), or
+/// empty: they add [`NETWORK_WEIGHT`] times a clause's share to its gain when spans are chosen.
 pub fn attribute(
     source: &str,
     draft: &str,
     findings: &[Finding],
     known_placeholders: &[String],
     tokens: &[TokenConfidence],
+    network: &[Vec<f32>],
 ) -> Vec<Attribution> {
     let clauses = source_clauses(source);
     let clause_terms: Vec<HashSet<String>> =
@@ -396,7 +403,8 @@ pub fn attribute(
     let mut out = Vec::new();
     let units = draft_units(draft);
     let unit_terms = piece_terms(draft, &units);
-    for (unit, mut keys) in units.into_iter().zip(unit_terms) {
+    for (u, (unit, mut keys)) in units.into_iter().zip(unit_terms).enumerate() {
+        let shares = network.get(u).filter(|row| row.len() == clauses.len());
         let text: String = draft_chars[unit.start..unit.end].iter().collect();
         keys.sort();
         keys.dedup();
@@ -410,6 +418,11 @@ pub fn attribute(
             for (k, key) in keys.iter().enumerate().filter(|(k, _)| !covered[*k]) {
                 for &c in index.get(key.as_str()).map_or(&[][..], Vec::as_slice) {
                     *gains.entry(c).or_default() += weights[k];
+                }
+            }
+            for (c, share) in shares.into_iter().flatten().enumerate() {
+                if *share > 0.0 && !spans.iter().any(|s: &SourceSpan| s.start == clauses[c].start) {
+                    *gains.entry(c).or_default() += NETWORK_WEIGHT * share * total;
                 }
             }
             let best = gains.into_iter().max_by(|a, b| a.1.total_cmp(&b.1).then(b.0.cmp(&a.0)));

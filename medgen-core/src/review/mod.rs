@@ -15,6 +15,7 @@
 pub mod attribution;
 pub mod html;
 pub mod log;
+pub mod network;
 
 use std::collections::BTreeMap;
 
@@ -23,7 +24,9 @@ pub use attribution::{Attribution, Confidence, Flag, SourceSpan, TokenConfidence
 use crate::checks::Finding;
 use crate::error::{MedgenError, Result};
 use crate::pipeline::check_draft;
+use crate::tasks::Task;
 use crate::tokenizer::Tokenizer;
+use crate::Model;
 
 /// Attribution of every sentence of `draft` to `source`, with the safety checks' findings
 /// marking the sentences they fall in.
@@ -39,11 +42,18 @@ pub fn attribute_with(source: &str, draft: &str, findings: &[Finding]) -> Result
     if !source.chars().any(char::is_alphanumeric) {
         return Err(MedgenError::invalid("source", "the source has no sentence to attribute to"));
     }
-    let units = attribution::attribute(source, draft, findings, &[], &[]);
+    let units = attribution::attribute(source, draft, findings, &[], &[], &[]);
     if units.is_empty() {
         return Err(MedgenError::invalid("draft", "the draft has no sentence to attribute"));
     }
     Ok(units)
+}
+
+/// [`attribute_with`], adding the network's own signal: where `model` looks in the source
+/// while it reads the draft after `task`'s prompt ([`network::attention_shares`]).
+pub fn attribute_with_model(model: &Model, task: &Task, source: &str, draft: &str, findings: &[Finding]) -> Result<Vec<Attribution>> {
+    let shares = network::attention_shares(model, task, source, draft, None)?;
+    Ok(attribution::attribute(source, draft, findings, &[], &[], &shares))
 }
 
 /// Each generated token's character span in `text` and its probability, from the token ids

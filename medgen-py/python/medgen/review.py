@@ -18,11 +18,19 @@ __all__ = ["attribute", "decide", "verify", "TaskResult"]
 PathLike = Union[str, "os.PathLike[str]"]
 
 
-def attribute(source: str, draft: str, *, checks: bool = True) -> List[Dict[str, Any]]:
+def attribute(source: str, draft: str, *, checks: bool = True, model: Any = None, task: Optional[str] = None) -> List[Dict[str, Any]]:
     """Each sentence of `draft` with the spans of `source` that support it: {start, end,
     text, spans: [{start, end, score}], score, supported, flags}, offsets in characters.
     Flags: "no_support", "unknown_placeholder", "repetition", "finding" (with `checks`, a
-    safety check's finding falls in the sentence)."""
+    safety check's finding falls in the sentence). With a `model` (a `medgen.Model`) and the
+    `task` that wrote the draft, the model's own attention while it reads the draft after the
+    task's prompt joins the lexical and clinical-concept matching in choosing the spans."""
+    if model is not None:
+        if task is None:
+            raise InvalidArgumentError("invalid argument `task`: attribution with a model needs the task that wrote the draft")
+        return model.attribute(source, draft, task, checks)
+    if task is not None:
+        raise InvalidArgumentError("invalid argument `task`: only used with a model")
     return review_attribute(source, draft, checks)
 
 
