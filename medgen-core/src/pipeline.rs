@@ -181,7 +181,7 @@ pub fn run_task(
         _ => task.sections(&text),
     };
     let placeholders: Vec<String> = mapping.keys().cloned().collect();
-    let attributions = attribution::attribute(source, &text, &findings, &placeholders, &tokens, &[]);
+    let attributions = attribution::attribute(source, &text, &findings, &placeholders, &tokens, None);
     let source = source.to_string();
 
     let mut phi_counts = BTreeMap::new();

@@ -228,13 +228,25 @@ pub(crate) fn task_sections(py: Python<'_>, name: &str, output: &str) -> PyResul
 /// characters. `checks`: run the safety checks and flag the sentences their findings fall
 /// in. A draft or source with no sentence raises InvalidArgumentError.
 #[pyfunction]
-#[pyo3(signature = (source, draft, checks=true, shares=None))]
-pub(crate) fn review_attribute(py: Python<'_>, source: &str, draft: &str, checks: bool, shares: Option<Vec<Vec<f32>>>) -> PyResult<PyObject> {
+#[pyo3(signature = (source, draft, checks=true, shares=None, gains=None))]
+pub(crate) fn review_attribute(
+    py: Python<'_>,
+    source: &str,
+    draft: &str,
+    checks: bool,
+    shares: Option<Vec<Vec<f32>>>,
+    gains: Option<Vec<f32>>,
+) -> PyResult<PyObject> {
     let findings = if checks { medgen::pipeline::check_draft(source, draft) } else { Vec::new() };
+    let signal = match (shares, gains) {
+        (Some(shares), Some(gains)) => Some(medgen::review::NetworkSignal { shares, gains }),
+        (None, None) => None,
+        _ => return Err(err(medgen::MedgenError::InvalidArgument { name: "signal", reason: "needs both shares and gains".into() })),
+    };
     let units = py
-        .allow_threads(|| match shares {
+        .allow_threads(|| match &signal {
             None => medgen::review::attribute_with(source, draft, &findings),
-            Some(shares) => Ok(medgen::review::attribution::attribute(source, draft, &findings, &[], &[], &shares)),
+            Some(signal) => medgen::review::attribute_signal(source, draft, &findings, signal),
         })
         .map_err(err)?;
     to_py(py, &units)

@@ -469,22 +469,18 @@ impl Model {
         Ok(dict.into_any().unbind())
     }
 
-    /// For each sentence of `draft` and each clause of `source`, the share of the model's
-    /// attention on the source that went to the clause while it read the draft after
-    /// `task`'s prompt.
-    fn attention_shares(&self, py: Python<'_>, source: &str, draft: &str, task: &str) -> PyResult<Vec<Vec<f32>>> {
+    /// What this model says about each sentence of `draft` (see `medgen.review.attribute`):
+    /// {"shares": per sentence, per clause of `source`, the share of the model's attention on
+    /// the source that went to the clause while it read the draft after `task`'s prompt;
+    /// "gains": per sentence, how much the source raised the log-probability of its tokens
+    /// (nats per token)}.
+    fn network_signal(&self, py: Python<'_>, source: &str, draft: &str, task: &str) -> PyResult<PyObject> {
         let task = medgen::tasks::get(task).map_err(err)?;
-        py.allow_threads(|| medgen::review::network::attention_shares(&self.inner, task, source, draft, None)).map_err(err)
-    }
-
-    /// `medgen.review.attribute` with this model's own signal added: where it looks in
-    /// `source` while it reads `draft` after `task`'s prompt.
-    #[pyo3(signature = (source, draft, task, checks=true))]
-    fn attribute(&self, py: Python<'_>, source: &str, draft: &str, task: &str, checks: bool) -> PyResult<PyObject> {
-        let task = medgen::tasks::get(task).map_err(err)?;
-        let findings = if checks { medgen::pipeline::check_draft(source, draft) } else { Vec::new() };
-        let units = py.allow_threads(|| medgen::review::attribute_with_model(&self.inner, task, source, draft, &findings)).map_err(err)?;
-        clinical::to_py(py, &units)
+        let signal = py.allow_threads(|| medgen::review::network::signal(&self.inner, task, source, draft, None)).map_err(err)?;
+        let dict = PyDict::new(py);
+        dict.set_item("shares", signal.shares)?;
+        dict.set_item("gains", signal.gains)?;
+        Ok(dict.into_any().unbind())
     }
 
     /// Architecture, parameters, tensor types, context length, ... as a JSON string.

@@ -16,6 +16,13 @@ pub enum Command {
         /// The draft.
         #[arg(long)]
         draft: PathBuf,
+        /// Add the model's own signal: the task that wrote the draft (the model reads the
+        /// draft after this task's prompt, with and without the source).
+        #[arg(long)]
+        task: Option<String>,
+        /// The model for `--task` (default: the default model).
+        #[arg(long, requires = "task")]
+        model: Option<PathBuf>,
     },
     /// Log a reviewer's decision on a draft of a review log.
     Decide {
@@ -56,9 +63,18 @@ pub enum Command {
 
 pub fn run(command: Command) -> Result<()> {
     match command {
-        Command::Attribute { source, draft } => {
+        Command::Attribute { source, draft, task, model } => {
             let (source, draft) = (super::read_text(Some(&source))?, super::read_text(Some(&draft))?);
-            for unit in medgen::review::attribute(&source, &draft)? {
+            let units = match task {
+                None => medgen::review::attribute(&source, &draft)?,
+                Some(task) => {
+                    let task = medgen::tasks::get(&task)?;
+                    let model = medgen::Model::load(model.as_deref(), &Default::default())?;
+                    let findings = medgen::pipeline::check_draft(&source, &draft);
+                    medgen::review::attribute_with_model(&model, task, &source, &draft, &findings)?
+                }
+            };
+            for unit in units {
                 println!("{}", serde_json::to_string(&unit).unwrap_or_default());
             }
             Ok(())

@@ -23,6 +23,7 @@ use std::sync::OnceLock;
 use regex::Regex;
 use rust_stemmers::{Algorithm, Stemmer};
 
+use super::network::NetworkSignal;
 use crate::checks::{medications, Finding, FindingKind};
 
 /// The share of a unit's term weight its spans must cover for it to count as supported.
@@ -39,6 +40,15 @@ const MIN_GAIN: f32 = 0.12;
 /// unit's term weight it covers, when spans are chosen.
 pub const NETWORK_WEIGHT: f32 = 0.3;
 
+/// With the network's signal, a unit whose terms the source does not cover still counts as
+/// supported when the note raised the model's log-probability of its tokens by at least
+/// this much (nats per token): a paraphrase. Chosen on the annotated pairs (README).
+pub const RESCUE_GAIN: f32 = 0.4;
+
+/// With the network's signal, a unit whose terms are covered is flagged when the note raised
+/// its tokens' log-probability by less than this.
+pub const NO_GAIN: f32 = 0.0;
+
 /// A span of the source that supports a unit of the draft.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct SourceSpan {
@@ -53,8 +63,12 @@ pub struct SourceSpan {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Flag {
-    /// Its terms are not covered by the source (score below the threshold).
+    /// Its terms are not covered by the source (score below the threshold), and, with the
+    /// network's signal, the note did not make the model expect it either.
     NoSupport,
+    /// Its terms are covered, but the note does not raise the model's likelihood of it at all
+    /// (network signal only): the words are there, the statement is not.
+    NoGain,
     /// It writes a placeholder (`[DATE_5]`) that the source does not have.
     UnknownPlaceholder,
     /// It repeats an earlier unit of the draft word for word.
@@ -67,6 +81,7 @@ impl Flag {
     pub fn as_str(self) -> &'static str {
         match self {
             Flag::NoSupport => "no_support",
+            Flag::NoGain => "no_gain",
             Flag::UnknownPlaceholder => "unknown_placeholder",
             Flag::Repetition => "repetition",
             Flag::Finding => "finding",
@@ -105,6 +120,10 @@ pub struct Attribution {
     /// From the model's token probabilities, when the draft's tokens are known.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub confidence: Option<Confidence>,
+    /// With the network's signal: how much the note raised the model's log-probability of
+    /// the unit's tokens, per token (nats; see [`NetworkSignal::gains`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note_gain: Option<f32>,
 }
 
 /// One generated token's place in the draft and its probability.
@@ -363,15 +382,17 @@ pub(super) fn source_clauses(source: &str) -> Vec<Piece> {
 /// findings on the draft (character offsets), `known_placeholders` the placeholders the
 /// de-identified source has beyond those written in `source` (the mapping's keys),
 /// `tokens` the generated tokens' places and probabilities, when known, and `network` the
-/// model's attention shares per unit and clause ([`super::network::attention_shares`]), or
-/// empty: they add [`NETWORK_WEIGHT`] times a clause's share to its gain when spans are chosen.
+/// model's signal ([`super::network::signal`]), when known: a clause's attention share adds
+/// [`NETWORK_WEIGHT`] times it to the clause's gain when spans are chosen, and the note's
+/// gain in log-probability decides a unit whose terms the source does not cover (see
+/// [`RESCUE_GAIN`], [`NO_GAIN`]).
 pub fn attribute(
     source: &str,
     draft: &str,
     findings: &[Finding],
     known_placeholders: &[String],
     tokens: &[TokenConfidence],
-    network: &[Vec<f32>],
+    network: Option<&NetworkSignal>,
 ) -> Vec<Attribution> {
     let clauses = source_clauses(source);
     let clause_terms: Vec<HashSet<String>> =
@@ -404,7 +425,8 @@ pub fn attribute(
     let units = draft_units(draft);
     let unit_terms = piece_terms(draft, &units);
     for (u, (unit, mut keys)) in units.into_iter().zip(unit_terms).enumerate() {
-        let shares = network.get(u).filter(|row| row.len() == clauses.len());
+        let shares = network.and_then(|n| n.shares.get(u)).filter(|row| row.len() == clauses.len());
+        let note_gain = network.and_then(|n| n.gains.get(u)).copied();
         let text: String = draft_chars[unit.start..unit.end].iter().collect();
         keys.sort();
         keys.dedup();
@@ -441,8 +463,11 @@ pub fn attribute(
         };
 
         let mut flags = Vec::new();
-        if score < SUPPORT_THRESHOLD {
-            flags.push(Flag::NoSupport);
+        match note_gain {
+            // Terms not covered, unless the note made the model expect the unit (a paraphrase).
+            _ if score < SUPPORT_THRESHOLD && note_gain.is_none_or(|g| g < RESCUE_GAIN) => flags.push(Flag::NoSupport),
+            Some(g) if g < NO_GAIN => flags.push(Flag::NoGain),
+            _ => {}
         }
         if placeholders(&text).any(|m| !known.contains(&m.as_str().to_uppercase())) {
             flags.push(Flag::UnknownPlaceholder);
@@ -464,6 +489,7 @@ pub fn attribute(
             supported: flags.is_empty(),
             flags,
             confidence: confidence(tokens, unit.start, unit.end),
+            note_gain,
         });
     }
     out

@@ -20,6 +20,7 @@ pub mod network;
 use std::collections::BTreeMap;
 
 pub use attribution::{Attribution, Confidence, Flag, SourceSpan, TokenConfidence};
+pub use network::NetworkSignal;
 
 use crate::checks::Finding;
 use crate::error::{MedgenError, Result};
@@ -42,7 +43,7 @@ pub fn attribute_with(source: &str, draft: &str, findings: &[Finding]) -> Result
     if !source.chars().any(char::is_alphanumeric) {
         return Err(MedgenError::invalid("source", "the source has no sentence to attribute to"));
     }
-    let units = attribution::attribute(source, draft, findings, &[], &[], &[]);
+    let units = attribution::attribute(source, draft, findings, &[], &[], None);
     if units.is_empty() {
         return Err(MedgenError::invalid("draft", "the draft has no sentence to attribute"));
     }
@@ -50,10 +51,24 @@ pub fn attribute_with(source: &str, draft: &str, findings: &[Finding]) -> Result
 }
 
 /// [`attribute_with`], adding the network's own signal: where `model` looks in the source
-/// while it reads the draft after `task`'s prompt ([`network::attention_shares`]).
+/// while it reads the draft after `task`'s prompt, and how much the source raises its
+/// likelihood of each sentence ([`network::signal`]).
 pub fn attribute_with_model(model: &Model, task: &Task, source: &str, draft: &str, findings: &[Finding]) -> Result<Vec<Attribution>> {
-    let shares = network::attention_shares(model, task, source, draft, None)?;
-    Ok(attribution::attribute(source, draft, findings, &[], &[], &shares))
+    attribute_signal(source, draft, findings, &network::signal(model, task, source, draft, None)?)
+}
+
+/// [`attribute_with`] with the network's signal given (computed once by [`network::signal`]).
+///
+/// Errors: as [`attribute`]'s, and `InvalidArgument` when the signal does not have a row per
+/// sentence of the draft and a share per clause of the source.
+pub fn attribute_signal(source: &str, draft: &str, findings: &[Finding], signal: &NetworkSignal) -> Result<Vec<Attribution>> {
+    let units = attribute_with(source, draft, findings)?;
+    let clauses = attribution::source_clauses(source).len();
+    if signal.gains.len() != units.len() || signal.shares.len() != units.len() || signal.shares.iter().any(|r| r.len() != clauses) {
+        let reason = format!("the signal has {} gains and {} rows of shares for {} sentences and {clauses} clauses", signal.gains.len(), signal.shares.len(), units.len());
+        return Err(MedgenError::invalid("signal", reason));
+    }
+    Ok(attribution::attribute(source, draft, findings, &[], &[], Some(signal)))
 }
 
 /// Each generated token's character span in `text` and its probability, from the token ids

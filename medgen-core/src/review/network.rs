@@ -2,7 +2,9 @@
 //! reads each sentence of the draft. The draft is read by teacher forcing after the task's
 //! prompt ([`Model::forced`]); each draft token's attention on the note's tokens (self-
 //! attention of a decoder-only network, cross-attention of an encoder-decoder), averaged over
-//! heads and layers, is summed per source clause and averaged over the unit's tokens.
+//! heads and layers, is summed per source clause and averaged over the unit's tokens; and
+//! the log-probability the note adds to each token (pointwise mutual information) is
+//! averaged per unit.
 
 use std::ops::Range;
 
@@ -12,14 +14,28 @@ use crate::pipeline::{task_prompt, TaskPrompt};
 use crate::tasks::Task;
 use crate::Model;
 
-/// For each unit of `draft` (in [`super::attribute`]'s order) and each clause of `source`,
-/// the share of the unit's attention on the source that fell on the clause (each row sums to
-/// 1, or is all zero for a unit without tokens). `source` is the note as the task gave it
-/// to the model (de-identified), `json_schema` the schema the task asked for, if any.
+/// What the network says about each unit of a draft (in [`super::attribute`]'s order).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NetworkSignal {
+    /// For each unit and each clause of the source, the share of the unit's attention on the
+    /// source that fell on the clause (each row sums to 1, or is all zero for a unit without
+    /// tokens).
+    pub shares: Vec<Vec<f32>>,
+    /// For each unit, how much the note raised the model's log-probability of the unit's
+    /// tokens: the mean, over its tokens, of the log-probability after the task's prompt
+    /// with the note less that after the prompt without it (in nats). Text drawn from the
+    /// note gains; text the note does not state gains little or nothing.
+    pub gains: Vec<f32>,
+}
+
+/// The network's signal on `draft`: `model` reads it by teacher forcing after `task`'s
+/// prompt with `source` (the note as the task gave it to the model, de-identified), and
+/// again after the prompt without the note. `json_schema` is the schema the task asked
+/// for, if any.
 ///
 /// Errors: `InvalidArgument` when the source or the draft has no sentence, or the prompt
 /// and draft exceed the model's context.
-pub fn attention_shares(model: &Model, task: &Task, source: &str, draft: &str, json_schema: Option<&str>) -> Result<Vec<Vec<f32>>> {
+pub fn signal(model: &Model, task: &Task, source: &str, draft: &str, json_schema: Option<&str>) -> Result<NetworkSignal> {
     let (clauses, units) = (source_clauses(source), draft_units(draft));
     if clauses.is_empty() {
         return Err(MedgenError::invalid("source", "the source has no sentence to attribute to"));
@@ -48,12 +64,27 @@ pub fn attention_shares(model: &Model, task: &Task, source: &str, draft: &str, j
         return Err(MedgenError::invalid("draft", "the draft has no tokens"));
     }
     let forced = model.forced(&prompt, &target)?;
+    // The same draft after the prompt without the note: how much the note raised each token.
+    let bare = match task_prompt(model, task, "", json_schema) {
+        TaskPrompt::Chat(messages) => model.chat_ids(&messages)?,
+        TaskPrompt::Text(text) => tok.encode(&text, true)?,
+    };
+    let without = model.forced(&bare, &target)?;
 
     // The clause each prompt token belongs to, and the unit each draft token.
     let clause_of: Vec<Option<usize>> =
         note_offsets.iter().map(|r| if r.is_empty() { None } else { piece_at(&clauses, r.start + lead..r.end + lead) }).collect();
     let mut shares = vec![vec![0.0f32; clauses.len()]; units.len()];
     let mut counts = vec![0usize; units.len()];
+    let mut gains = vec![0.0f32; units.len()];
+    let mut gain_counts = vec![0usize; units.len()];
+    for ((a, b), offsets) in forced.logprobs.iter().zip(&without.logprobs).zip(&draft_offsets) {
+        if let Some(u) = piece_at(&units, offsets.clone()) {
+            gains[u] += a - b;
+            gain_counts[u] += 1;
+        }
+    }
+    gains.iter_mut().zip(&gain_counts).for_each(|(g, n)| *g /= (*n).max(1) as f32);
     for (row, offsets) in forced.attention.iter().zip(&draft_offsets) {
         let Some(u) = piece_at(&units, offsets.clone()) else { continue };
         let mut per_clause = vec![0.0f32; clauses.len()];
@@ -72,7 +103,7 @@ pub fn attention_shares(model: &Model, task: &Task, source: &str, draft: &str, j
     for (row, n) in shares.iter_mut().zip(counts) {
         row.iter_mut().for_each(|s| *s /= n.max(1) as f32);
     }
-    Ok(shares)
+    Ok(NetworkSignal { shares, gains })
 }
 
 /// The piece that overlaps the character range `r` most, if any.

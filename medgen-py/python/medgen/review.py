@@ -18,19 +18,35 @@ __all__ = ["attribute", "decide", "verify", "TaskResult"]
 PathLike = Union[str, "os.PathLike[str]"]
 
 
-def attribute(source: str, draft: str, *, checks: bool = True, model: Any = None, task: Optional[str] = None) -> List[Dict[str, Any]]:
+def attribute(
+    source: str,
+    draft: str,
+    *,
+    checks: bool = True,
+    model: Any = None,
+    task: Optional[str] = None,
+    signal: Optional[Dict[str, Any]] = None,
+) -> List[Dict[str, Any]]:
     """Each sentence of `draft` with the spans of `source` that support it: {start, end,
     text, spans: [{start, end, score}], score, supported, flags}, offsets in characters.
     Flags: "no_support", "unknown_placeholder", "repetition", "finding" (with `checks`, a
-    safety check's finding falls in the sentence). With a `model` (a `medgen.Model`) and the
-    `task` that wrote the draft, the model's own attention while it reads the draft after the
-    task's prompt joins the lexical and clinical-concept matching in choosing the spans."""
-    if model is not None:
+    safety check's finding falls in the sentence), and with the network's signal "no_gain".
+
+    The base is lexical and clinical-concept matching. With a `model` (a `medgen.Model`) and
+    the `task` that wrote the draft, the model's own signal joins it: the model reads the
+    draft after the task's prompt, with and without the source; its attention on the source
+    helps choose the spans, and how much the source raised its likelihood of each sentence
+    ("note_gain", nats per token) rescues paraphrases the matching misses and flags
+    sentences the source does not raise at all ("no_gain"). `signal` is that signal
+    computed before (`model.network_signal(source, draft, task)`)."""
+    if model is not None and signal is None:
         if task is None:
             raise InvalidArgumentError("invalid argument `task`: attribution with a model needs the task that wrote the draft")
-        return model.attribute(source, draft, task, checks)
-    if task is not None:
+        signal = model.network_signal(source, draft, task)
+    elif task is not None and model is None:
         raise InvalidArgumentError("invalid argument `task`: only used with a model")
+    if signal is not None:
+        return review_attribute(source, draft, checks, signal["shares"], signal["gains"])
     return review_attribute(source, draft, checks)
 
 
