@@ -295,6 +295,12 @@ typedef struct {
    objects, arrays, strings, numbers, booleans, null, enums); NULL: none (default: NULL).
    */
   const char *json_schema;
+  /*
+   Add the model's own signal to the attribution: it reads its draft again with and
+   without the note (its attention, and the note's gain in likelihood per sentence,
+   "note_gain"; default: false).
+   */
+  bool network_attribution;
 } medgen_task_params;
 
 /*
@@ -1030,6 +1036,24 @@ medgen_status medgen_check(const char *source, const char *output, medgen_string
  `source` and `draft` are NUL-terminated strings; `out` is writable.
  */
 medgen_status medgen_attribute(const char *source, const char *draft, medgen_string **out);
+
+/*
+ `medgen_attribute` with `model`'s own signal added: the model reads `draft` after `task`'s
+ prompt with and without `source` (two forward passes); its attention on the source helps
+ choose the spans, and how much the source raised its likelihood of each sentence
+ ("note_gain", nats per token) rescues paraphrases and flags sentences the source does not
+ raise at all ("no_gain"). An unknown task, a draft or source with no sentence, or more
+ tokens than the model's context is MEDGEN_ERR_INVALID_ARGUMENT.
+
+ # Safety
+ `model` is a live model; `task`, `source` and `draft` are NUL-terminated strings; `out`
+ is writable.
+ */
+medgen_status medgen_attribute_with_model(const medgen_model *model,
+                                          const char *task,
+                                          const char *source,
+                                          const char *draft,
+                                          medgen_string **out);
 
 /*
  Appends a reviewer's decision on draft `draft_id` to the review log `log`: `reviewer`'s

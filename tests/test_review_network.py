@@ -4,6 +4,7 @@ improvement over lexical attribution on the hand-annotated pairs, and the typed 
 
 import json
 import math
+import re
 
 import pytest
 import torch
@@ -122,3 +123,27 @@ def test_signal_bad_input(tmp_path, default_model):
     assert lines == medgen.review.attribute(source, draft, model=default_model, task="soap_note")
     proc = run_medgen("review", "attribute", "--source", src, "--draft", drf, "--model", "x.gguf", check=False)
     assert proc.returncode != 0 and "required" in proc.stderr
+
+
+def test_a_task_attributes_with_the_models_signal_and_re_identifies_its_offsets(default_model):
+    note = ("Patient John Carter, 67, admitted on 03/14/2024 with community-acquired pneumonia. "
+            "Started ceftriaxone 1 g IV daily. Seen by Dr. Alice Wong. No fever, denies chest pain.")
+    kw = dict(max_new_tokens=48, network_attribution=True)
+    plain = default_model.run_task("discharge_summary", note, **kw)
+    back = default_model.run_task("discharge_summary", note, reidentify=True, **kw)
+    lexical = default_model.run_task("discharge_summary", note, max_new_tokens=48)
+    assert plain["text"] == lexical["text"]
+    # The signal is the model's reading of the de-identified texts, the same either way.
+    assert [u["note_gain"] for u in back["attributions"]] == pytest.approx([u["note_gain"] for u in plain["attributions"]])
+    assert all("note_gain" not in u for u in lexical["attributions"])
+    for r in [plain, back]:
+        assert r["attributions"]
+        for u in r["attributions"]:
+            assert r["text"][u["start"]:u["end"]] == u["text"]
+            for s in u["spans"]:
+                assert 0 <= s["start"] < s["end"] <= len(r["source"])
+    # The re-identified spans cover the same words of the original note.
+    strip = lambda t: re.sub(r"\[[A-Z]+_\d+\]|John Carter|Alice Wong|03/14/2024", "", t)
+    for a, b in zip(plain["attributions"], back["attributions"]):
+        assert [strip(plain["source"][s["start"]:s["end"]]) for s in a["spans"]] == \
+               [strip(back["source"][s["start"]:s["end"]]) for s in b["spans"]]

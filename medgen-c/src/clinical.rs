@@ -313,6 +313,38 @@ pub unsafe extern "C" fn medgen_attribute(source: *const c_char, draft: *const c
     })
 }
 
+/// `medgen_attribute` with `model`'s own signal added: the model reads `draft` after `task`'s
+/// prompt with and without `source` (two forward passes); its attention on the source helps
+/// choose the spans, and how much the source raised its likelihood of each sentence
+/// ("note_gain", nats per token) rescues paraphrases and flags sentences the source does not
+/// raise at all ("no_gain"). An unknown task, a draft or source with no sentence, or more
+/// tokens than the model's context is MEDGEN_ERR_INVALID_ARGUMENT.
+///
+/// # Safety
+/// `model` is a live model; `task`, `source` and `draft` are NUL-terminated strings; `out`
+/// is writable.
+#[no_mangle]
+pub unsafe extern "C" fn medgen_attribute_with_model(
+    model: *const medgen_model,
+    task: *const c_char,
+    source: *const c_char,
+    draft: *const c_char,
+    out: *mut *mut medgen_string,
+) -> medgen_status {
+    ffi_boundary(|| {
+        let model = &unsafe { arg(model, "model") }?.model;
+        let task = engine::tasks::get(unsafe { str_arg(task, "task") }?)?;
+        let source = unsafe { str_arg(source, "source") }?;
+        let draft = unsafe { str_arg(draft, "draft") }?;
+        check_out(out)?;
+        let findings = engine::pipeline::check_draft(source, draft);
+        let mut units = to_value(&engine::review::attribute_with_model(model, task, source, draft, &findings)?)?;
+        attribution_offsets(&mut units, draft, source)?;
+        give_string(out, json(&serde_json::json!({ "attributions": units }))?);
+        Ok(())
+    })
+}
+
 /// A reviewer's decision: a MEDGEN_REVIEW_* value, for `medgen_review_decide`.
 pub type medgen_review_decision = i32;
 /// `medgen_review_decision`: the draft is right as it is.
@@ -541,6 +573,10 @@ pub struct medgen_task_params {
     /// NUL-terminated JSON schema to write the draft as instead (the subset medgen reads:
     /// objects, arrays, strings, numbers, booleans, null, enums); NULL: none (default: NULL).
     pub json_schema: *const c_char,
+    /// Add the model's own signal to the attribution: it reads its draft again with and
+    /// without the note (its attention, and the note's gain in likelihood per sentence,
+    /// "note_gain"; default: false).
+    pub network_attribution: bool,
 }
 
 /// Fills `size` bytes at `p` with the default task parameters (placeholders, not
@@ -570,6 +606,7 @@ impl Default for medgen_task_params {
             html: false,
             json_output: false,
             json_schema: std::ptr::null(),
+            network_attribution: false,
         }
     }
 }
@@ -629,7 +666,14 @@ pub unsafe extern "C" fn medgen_run_task(
             (true, true) => Some(task.json_schema()),
             (true, false) => None,
         };
-        let opts = TaskOptions { deid, reidentify: tp.reidentify, generation, constrain_sections: tp.constrain_sections, json_schema };
+        let opts = TaskOptions {
+            deid,
+            reidentify: tp.reidentify,
+            generation,
+            constrain_sections: tp.constrain_sections,
+            json_schema,
+            network_attribution: tp.network_attribution,
+        };
         let result = engine::run_task(model, task, note, &opts, |_| std::ops::ControlFlow::Continue(()))?;
         let draft_id = review_log.as_deref().map(|log| engine::review::log::append_draft(log, &result.audit)).transpose()?;
         let mut value = to_value(&result)?;

@@ -33,6 +33,10 @@ pub struct TaskOptions {
     /// [`crate::generation::json`]), decoding constrained to it; [`Task::json_schema`] is the
     /// task's own (default: None, plain text).
     pub json_schema: Option<String>,
+    /// Add the model's own signal to the attribution ([`review::network::signal`]): the
+    /// model reads its draft again with and without the note (two more forward passes;
+    /// default: false).
+    pub network_attribution: bool,
 }
 
 impl Default for TaskOptions {
@@ -43,6 +47,7 @@ impl Default for TaskOptions {
             generation: GenerationConfig::default(),
             constrain_sections: false,
             json_schema: None,
+            network_attribution: false,
         }
     }
 }
@@ -181,7 +186,27 @@ pub fn run_task(
         _ => task.sections(&text),
     };
     let placeholders: Vec<String> = mapping.keys().cloned().collect();
-    let attributions = attribution::attribute(source, &text, &findings, &placeholders, &tokens, None);
+    let attributions = if opts.network_attribution && attribution::has_units(&generation.text) && attribution::has_units(&input) {
+        // The model read the de-identified note and wrote placeholders: its signal is on those
+        // texts, and so is the attribution; offsets then move to the re-identified texts.
+        let draft = &generation.text;
+        let signal = review::network::signal(model, task, &input, draft, opts.json_schema.as_deref())?;
+        let findings = if reidentified { check_draft(&input, draft) } else { findings.clone() };
+        let deid_tokens = if reidentified { Vec::new() } else { tokens.clone() };
+        let mut units = attribution::attribute(&input, draft, &findings, &placeholders, &deid_tokens, Some(&signal));
+        if reidentified {
+            let (in_draft, in_note) = (review::reidentified_offsets(draft, &mapping), review::reidentified_offsets(&input, &mapping));
+            for u in &mut units {
+                (u.start, u.end) = (in_draft(u.start), in_draft(u.end));
+                u.text = text.chars().skip(u.start).take(u.end - u.start).collect();
+                u.confidence = attribution::confidence(&tokens, u.start, u.end);
+                u.spans.iter_mut().for_each(|s| (s.start, s.end) = (in_note(s.start), in_note(s.end)));
+            }
+        }
+        units
+    } else {
+        attribution::attribute(source, &text, &findings, &placeholders, &tokens, None)
+    };
     let source = source.to_string();
 
     let mut phi_counts = BTreeMap::new();

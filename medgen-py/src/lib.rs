@@ -392,12 +392,13 @@ impl Model {
     /// prompt, generate, re-identify if asked, check, attribute, audit. `constrain_sections`
     /// enforces the task's headings while decoding; `json_output` writes the draft as JSON of
     /// the task's schema and `json_schema` (JSON text) as JSON of that one, parsed into the
-    /// result's "json"; `review_log` appends the audit record to
-    /// that hash-chained log. Returns a `medgen.review.TaskResult` (a dict): text, sections,
+    /// result's "json"; `network_attribution` adds the model's own signal to the attribution
+    /// (see `medgen.review.attribute`); `review_log` appends the audit record to that
+    /// hash-chained log. Returns a `medgen.review.TaskResult` (a dict): text, sections,
     /// missing_sections, findings, attributions, tokens, notice, audit, draft_id, source and
     /// mapping (source and mapping may hold PHI: for the caller only; the audit record holds
     /// none); `to_html()` gives the review page.
-    #[pyo3(signature = (task, note, *, deid="placeholder", shift_days=None, shift_key=None, deid_engine="ensemble", tagger=None, reidentify=false, constrain_sections=false, json_output=false, json_schema=None, review_log=None, config=None, **options))]
+    #[pyo3(signature = (task, note, *, deid="placeholder", shift_days=None, shift_key=None, deid_engine="ensemble", tagger=None, reidentify=false, constrain_sections=false, json_output=false, json_schema=None, network_attribution=false, review_log=None, config=None, **options))]
     #[allow(clippy::too_many_arguments)]
     fn run_task(
         &self,
@@ -413,6 +414,7 @@ impl Model {
         constrain_sections: bool,
         json_output: bool,
         json_schema: Option<&Bound<'_, PyAny>>,
+        network_attribution: bool,
         review_log: Option<std::path::PathBuf>,
         config: Option<GenerationConfig>,
         options: Option<&Bound<'_, PyDict>>,
@@ -438,7 +440,8 @@ impl Model {
             (None, true) => Some(task.json_schema()),
             (None, false) => None,
         };
-        let opts = medgen::TaskOptions { deid, reidentify, generation: merge(py, config, options)?, constrain_sections, json_schema };
+        let generation = merge(py, config, options)?;
+        let opts = medgen::TaskOptions { deid, reidentify, generation, constrain_sections, json_schema, network_attribution };
         let model = &self.inner;
         let mut interrupt = Interrupt::new();
         let out = py.allow_threads(|| medgen::run_task(model, task, note, &opts, |_| interrupt.check()));

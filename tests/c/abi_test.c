@@ -606,14 +606,27 @@ static void test_review(medgen_model *m) {
     EXPECT_STATUS(medgen_attribute(NULL, draft, &s), MEDGEN_ERR_NULL_ARGUMENT);
     EXPECT_STATUS(medgen_attribute(source, "\xff\xfe", &s), MEDGEN_ERR_INVALID_UTF8);
     CHECK(s == (medgen_string *)UNTOUCHED);
+    /* With the model's own signal. */
+    s = NULL;
+    EXPECT_STATUS(medgen_attribute_with_model(m, "discharge_summary", source, draft, &s), MEDGEN_OK);
+    if (s) printf("RESULT attribute_model %s\n", medgen_string_str(s));
+    medgen_string_free(s);
+    s = (medgen_string *)UNTOUCHED;
+    EXPECT_STATUS(medgen_attribute_with_model(m, "no_such_task", source, draft, &s), MEDGEN_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(medgen_last_error_message(), "task") != NULL);
+    EXPECT_STATUS(medgen_attribute_with_model(m, "discharge_summary", source, "Plan:\n", &s), MEDGEN_ERR_INVALID_ARGUMENT);
+    EXPECT_STATUS(medgen_attribute_with_model(NULL, "discharge_summary", source, draft, &s), MEDGEN_ERR_NULL_ARGUMENT);
+    EXPECT_STATUS(medgen_attribute_with_model(m, "discharge_summary", source, draft, NULL), MEDGEN_ERR_NULL_ARGUMENT);
+    CHECK(s == (medgen_string *)UNTOUCHED);
 
     char log[256];
     snprintf(log, sizeof log, "/tmp/medgen-abi-review-%d.jsonl", (int)getpid());
     remove(log);
     medgen_task_params tp = medgen_task_params_default();
-    CHECK(tp.review_log == NULL && !tp.constrain_sections && !tp.html);
+    CHECK(tp.review_log == NULL && !tp.constrain_sections && !tp.html && !tp.network_attribution);
     tp.review_log = log;
     tp.html = true;
+    tp.network_attribution = true;
     medgen_generation_params g = medgen_generation_params_default();
     g.max_new_tokens = 8;
     medgen_string *task = NULL;

@@ -55,6 +55,10 @@ pub struct Args {
     /// arrays, strings, numbers, booleans, null, enums).
     #[arg(long, conflicts_with_all = ["constrain_sections", "json_output"])]
     json_schema: Option<PathBuf>,
+    /// Add the model's own signal to the attribution: it reads its draft again with and
+    /// without the note (its attention and the note's gain in likelihood per sentence).
+    #[arg(long)]
+    network_attribution: bool,
     /// Write the review page (one self-contained HTML file) here.
     #[arg(long)]
     html: Option<PathBuf>,
@@ -95,6 +99,7 @@ pub fn run(a: Args) -> Result<()> {
         generation: a.decode.config(),
         constrain_sections: a.constrain_sections,
         json_schema,
+        network_attribution: a.network_attribution,
     };
     opts.generation.validate()?;
     if let Some(html) = a.html.as_deref().filter(|p| p.exists() && !a.force) {

@@ -373,6 +373,11 @@ pub(super) fn draft_units(draft: &str) -> Vec<Piece> {
     units
 }
 
+/// Whether `text` has a unit to attribute (as a draft) or to attribute to (as a source).
+pub(crate) fn has_units(text: &str) -> bool {
+    !draft_units(text).is_empty() && !source_clauses(text).is_empty()
+}
+
 /// The clauses of a source.
 pub(super) fn source_clauses(source: &str) -> Vec<Piece> {
     cut(source, 0, clause_end)
@@ -540,7 +545,7 @@ pub(crate) fn repetitions(draft: &str) -> Vec<Finding> {
 }
 
 /// The confidence of the tokens that overlap `start..end`.
-fn confidence(tokens: &[TokenConfidence], start: usize, end: usize) -> Option<Confidence> {
+pub(crate) fn confidence(tokens: &[TokenConfidence], start: usize, end: usize) -> Option<Confidence> {
     let probs: Vec<f32> = tokens.iter().filter(|t| t.start < end && start < t.end).map(|t| t.prob).collect();
     if probs.is_empty() {
         return None;
@@ -566,7 +571,7 @@ mod tests {
                       Treated with ceftriaxone 1 g IV daily. Denies chest pain.";
         let draft = "Diagnoses:\n- Community-acquired pneumonia\nHospital Course:\nHe received ceftriaxone 1 g daily. \
                      Heart rate was 102.";
-        let units = attribute(source, draft, &[], &[], &[]);
+        let units = attribute(source, draft, &[], &[], &[], None);
         let texts: Vec<&str> = units.iter().map(|u| u.text.as_str()).collect();
         assert_eq!(texts, ["Community-acquired pneumonia", "He received ceftriaxone 1 g daily.", "Heart rate was 102."]);
         assert!(units.iter().all(|u| u.supported), "{units:#?}");
@@ -580,7 +585,7 @@ mod tests {
         let source = "Seen on [DATE_1] for cough. Chest x-ray clear.";
         let draft = "Cough since [DATE_1].\nReturn on [Date_5].\nStart lisinopril for hypertension.\n\
                      The chest x-ray was clear. The chest x-ray was clear.";
-        let units = attribute(source, draft, &[], &[], &[]);
+        let units = attribute(source, draft, &[], &[], &[], None);
         let flags: Vec<&[Flag]> = units.iter().map(|u| u.flags.as_slice()).collect();
         assert_eq!(flags[0], []);
         assert!(flags[1].contains(&Flag::UnknownPlaceholder), "{flags:?}");
@@ -592,9 +597,9 @@ mod tests {
     #[test]
     fn chinese_brands_and_abbreviations_match() {
         let source = "患者男性，65岁，因胸痛入院。予阿司匹林100mg口服。";
-        let units = attribute(source, "出院诊断：胸痛\n出院带药：阿司匹林 100 mg。", &[], &[], &[]);
+        let units = attribute(source, "出院诊断：胸痛\n出院带药：阿司匹林 100 mg。", &[], &[], &[], None);
         assert!(units.iter().all(|u| u.supported), "{units:#?}");
-        let units = attribute("Hx of HTN. Metoprolol 25 mg PO BID.", "History of hypertension. Lopressor 25 mg by mouth twice daily.", &[], &[], &[]);
+        let units = attribute("Hx of HTN. Metoprolol 25 mg PO BID.", "History of hypertension. Lopressor 25 mg by mouth twice daily.", &[], &[], &[], None);
         assert!(units.iter().all(|u| u.supported), "{units:#?}");
     }
 
@@ -607,7 +612,7 @@ mod tests {
             TokenConfidence { start: 0, end: 7, prob: 0.9, alternative_prob: 0.05 },
             TokenConfidence { start: 7, end: 11, prob: 0.3, alternative_prob: 0.6 },
         ];
-        let units = attribute(source, draft, &findings, &[], &tokens);
+        let units = attribute(source, draft, &findings, &[], &tokens, None);
         assert_eq!(units[0].flags, [Flag::Finding]);
         let c = units[0].confidence.clone().unwrap();
         assert!((c.mean - 0.6).abs() < 1e-6 && c.min == 0.3 && c.low_tokens == 1, "{c:?}");
@@ -615,8 +620,29 @@ mod tests {
 
     #[test]
     fn empty_texts_give_no_units() {
-        assert!(attribute("", "", &[], &[], &[]).is_empty());
-        let units = attribute("", "Pneumonia.", &[], &[], &[]);
+        assert!(attribute("", "", &[], &[], &[], None).is_empty());
+        let units = attribute("", "Pneumonia.", &[], &[], &[], None);
         assert_eq!(units[0].flags, [Flag::NoSupport]);
+    }
+
+    #[test]
+    fn the_network_signal_rescues_paraphrases_flags_no_gain_and_adds_attended_spans() {
+        let source = "Chest pain at rest. Troponin normal. Sent home.";
+        let draft = "Hurting behind the breastbone while lying quietly. Troponin normal. Sent home.";
+        let lexical = attribute(source, draft, &[], &[], &[], None);
+        assert_eq!(lexical.iter().map(|u| u.supported).collect::<Vec<_>>(), [false, true, true]);
+        assert!(lexical[0].spans.is_empty());
+        // The first unit looked at the first clause and the note raised it; the third unit's
+        // words are in the note but the note did not raise it.
+        let shares = vec![vec![0.9, 0.05, 0.05], vec![0.1, 0.8, 0.1], vec![0.3, 0.3, 0.4]];
+        let signal = NetworkSignal { shares, gains: vec![RESCUE_GAIN + 0.1, 1.0, NO_GAIN - 0.1] };
+        let units = attribute(source, draft, &[], &[], &[], Some(&signal));
+        assert!(units[0].supported && units[0].flags.is_empty());
+        assert_eq!((units[0].spans[0].start, units[0].spans[0].end), (0, 19));
+        assert!(units[1].supported && units[1].note_gain == Some(1.0));
+        assert_eq!(units[2].flags, [Flag::NoGain]);
+        // Below the rescue threshold a paraphrase stays unsupported.
+        let weak = NetworkSignal { gains: vec![RESCUE_GAIN - 0.1, 1.0, 1.0], ..signal };
+        assert_eq!(attribute(source, draft, &[], &[], &[], Some(&weak))[0].flags, [Flag::NoSupport]);
     }
 }

@@ -231,7 +231,7 @@ mod tests {
     fn the_page_links_sentences_to_spans_and_escapes_text() {
         let source = "Admitted with <pneumonia>. Given ceftriaxone 1 g IV.";
         let draft = "Diagnoses:\n- <pneumonia>\nCourse:\nCeftriaxone 1 g IV given. Invented <script> here.";
-        let units = attribute(source, draft, &[], &[], &[]);
+        let units = attribute(source, draft, &[], &[], &[], None);
         let page = Page {
             task: "discharge_summary",
             source,

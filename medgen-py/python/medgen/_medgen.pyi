@@ -88,8 +88,11 @@ class Model:
                  shift_days: Optional[int] = None, shift_key: Optional[str] = None,
                  deid_engine: Literal["rules", "model", "ensemble"] = "ensemble", tagger: Optional[_Path] = None,
                  reidentify: bool = False, constrain_sections: bool = False, json_output: bool = False,
-                 json_schema: Union[str, dict, None] = None, review_log: Optional[_Path] = None,
+                 json_schema: Union[str, dict, None] = None, network_attribution: bool = False,
+                 review_log: Optional[_Path] = None,
                  config: Optional[GenerationConfig] = None, **options) -> TaskResult: ...
+    def forced(self, prompt: list[int], target: list[int]) -> Forced: ...
+    def network_signal(self, source: str, draft: str, task: str) -> NetworkSignal: ...
     @property
     def info_json(self) -> str: ...
 
@@ -146,8 +149,17 @@ class Attribution(TypedDict, total=False):
     spans: list[SourceSpan]
     score: float
     supported: bool
-    flags: list[Literal["no_support", "unknown_placeholder", "repetition", "finding"]]
+    flags: list[Literal["no_support", "no_gain", "unknown_placeholder", "repetition", "finding"]]
     confidence: Confidence
+    note_gain: float
+
+class Forced(TypedDict):
+    logprobs: list[float]
+    attention: list[list[float]]
+
+class NetworkSignal(TypedDict):
+    shares: list[list[float]]
+    gains: list[float]
 
 class TokenConfidence(TypedDict):
     start: int
@@ -182,7 +194,8 @@ class LogSummary(TypedDict):
     reviews: list[list[str]]
     head_sha256: str
 
-def review_attribute(source: str, draft: str, checks: bool = True) -> list[Attribution]: ...
+def review_attribute(source: str, draft: str, checks: bool = True, shares: Optional[list[list[float]]] = None,
+                     gains: Optional[list[float]] = None) -> list[Attribution]: ...
 def review_decide(log: _Path, draft_id: str, decision: Literal["accept", "edit", "reject"], reviewer: str,
                   text: Optional[str] = None) -> Review: ...
 def review_verify(log: _Path) -> LogSummary: ...
