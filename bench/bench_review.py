@@ -2,7 +2,7 @@
 the speed of attribution and of the section constraint.
 
     python bench/bench_review.py              # quality and speed
-    python bench/bench_review.py --quality    # quality only (what the tests use)
+    python bench/bench_review.py --quality    # quality only, lexical and with the model's signal
 
 Quality, for each annotated draft sentence (found in the draft left to right):
 - "unsupported" flag: the sentence counts as flagged when a unit medgen attributes that
@@ -85,18 +85,28 @@ def ratios(s):
     }
 
 
-def quality():
+def quality(network=False):
+    """The table of lexical attribution; with `network`, the same with the default model's own
+    signal beside it (and the even and odd halves of the set, each on its own)."""
     import medgen
 
-    stats = evaluate(load_pairs(), medgen.review.attribute)
-    print(f"attribution on {PAIRS.relative_to(ROOT)} ({len(load_pairs())} pairs)")
-    print("| set | sentences | unsupported P | unsupported R | span P | span R | spans touched |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
-    for key in ["en", "zh", "all"]:
-        r = ratios(stats[key])
-        print(f"| {key} | {r['sentences']} | {r['unsupported_precision']:.3f} | {r['unsupported_recall']:.3f} | "
-              f"{r['span_precision']:.3f} | {r['span_recall']:.3f} | {r['span_sentence_recall']:.3f} |")
-    return stats
+    pairs = load_pairs()
+    ways = {"lexical": medgen.review.attribute}
+    if network:
+        model = medgen.Model.load()
+        signals = {(p["source"], p["draft"]): model.network_signal(p["source"], p["draft"], p["task"]) for p in pairs}
+        ways["lexical + model signal"] = lambda s, d: medgen.review.attribute(s, d, signal=signals[(s, d)])
+    print(f"attribution on {PAIRS.relative_to(ROOT)} ({len(pairs)} pairs)")
+    print("| attribution | set | sentences | unsupported P | unsupported R | span P | span R | spans touched |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    for way, attribute in ways.items():
+        stats = evaluate(pairs, attribute)
+        rows = [(key, ratios(stats[key])) for key in ["en", "zh", "all"]]
+        if network:
+            rows += [(half, ratios(evaluate(pairs[i::2], attribute)["all"])) for half, i in [("even half", 0), ("odd half", 1)]]
+        for key, r in rows:
+            print(f"| {way} | {key} | {r['sentences']} | {r['unsupported_precision']:.3f} | {r['unsupported_recall']:.3f} | "
+                  f"{r['span_precision']:.3f} | {r['span_recall']:.3f} | {r['span_sentence_recall']:.3f} |")
 
 
 def speed():
@@ -131,6 +141,16 @@ def speed():
               f"median {1000 * runs[len(runs) // 2]:.1f} ms, best {1000 * runs[0]:.1f} ms"
               + (" (target < 50 ms)" if not checks else ""))
 
+    # The network's signal on the same note and draft: two teacher-forced passes of the
+    # default model (with and without the note), with attention spelled out.
+    model = medgen.Model.load()
+    runs = []
+    for _ in range(3):
+        t = time.perf_counter()
+        medgen.review.attribute(note, draft, model=model, task="discharge_summary")
+        runs.append(time.perf_counter() - t)
+    print(f"attribution with the default model's signal, same note and draft, the model's threads: best {min(runs):.2f} s")
+
     # The constraints: the same task decoded plain, with the section constraint and as JSON (the
     # default model and adapter, greedy), best of 3; time per generated token, since the
     # constrained drafts end where their constraint says.
@@ -156,6 +176,6 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("--quality", action="store_true")
     args = ap.parse_args()
-    quality()
+    quality(network=True)
     if not args.quality:
         speed()

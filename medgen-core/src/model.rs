@@ -228,9 +228,10 @@ impl Model {
                     let input = Tensor::f_from_slice(&ids)?.f_to_device(device)?.f_unsqueeze(0)?;
                     // Position p - 1 + j predicts target token j.
                     let rows = Tensor::f_arange_start((p - 1) as i64, (p + n - 1) as i64, (Kind::Int64, device))?;
-                    let (logits, probs) = probe_attention(|| d.net.forward_all(&input, &mut KvCache::passthrough(device), Some(&rows)))?;
+                    let (logits, probs) = probe_attention(n, || d.net.forward_all(&input, &mut KvCache::passthrough(device), Some(&rows)))?;
+                    // The probe holds the last n positions: p - 1 onwards.
                     let attention = match probs {
-                        Some(a) => Some(a.f_select(0, 0)?.f_narrow(0, (p - 1) as i64, n as i64)?.f_narrow(1, 0, p as i64)?),
+                        Some(a) => Some(a.f_select(0, 0)?.f_narrow(1, 0, p as i64)?),
                         None => None,
                     };
                     Ok((forced_logprobs(&logits, target)?, to_rows(attention, n)?))
@@ -252,12 +253,12 @@ impl Model {
                     let dec = Tensor::f_from_slice(&dec)?.f_to_device(device)?.f_unsqueeze(0)?;
                     let net = s.network();
                     let enc = net.encode(&enc_ids, &mask)?;
-                    let (logits, probs) = probe_attention(|| net.decode(&dec, &enc, &mask, &mut Seq2SeqCache::passthrough(device)))?;
+                    let (logits, probs) = probe_attention(n, || net.decode(&dec, &enc, &mask, &mut Seq2SeqCache::passthrough(device)))?;
                     // Decoder position head.len() - 1 + j predicts target token j.
                     let skip = (head.len() - 1) as i64;
                     let logits = logits.f_select(0, 0)?.f_narrow(0, skip, n as i64)?;
                     let attention = match probs {
-                        Some(a) => Some(a.f_select(0, 0)?.f_narrow(0, skip, n as i64)?),
+                        Some(a) => Some(a.f_select(0, 0)?),
                         None => None,
                     };
                     Ok((forced_logprobs(&logits, target)?, to_rows(attention, n)?))

@@ -417,7 +417,7 @@ impl Tokenizer {
         let (inner, inner_offsets) = self.encode_offsets(piece)?;
         let mut offsets = vec![0..0; before.len()];
         offsets.extend(inner_offsets);
-        offsets.extend(std::iter::repeat(0..0).take(after.len()));
+        offsets.extend(std::iter::repeat_n(0..0, after.len()));
         Ok(([before, inner, after].concat(), offsets))
     }
 

@@ -270,11 +270,10 @@ impl Attention {
         };
         let p = if super::layers::training() { self.dropout } else { 0.0 };
         // A probe (see `Model::forced`) records where the decoder looks in the encoder's output.
-        let out = if cross && super::layers::probing() {
-            super::layers::probed_attention(&q, &k, &v, self.scale, bias, None)?
-        } else {
-            attend(&q, &k, &v, bias, self.scale, p)?
-        };
+        if cross && super::layers::probing() {
+            super::layers::record_attention(&q, &k, self.scale, bias, None)?;
+        }
+        let out = attend(&q, &k, &v, bias, self.scale, p)?;
         self.o.forward(&super::merge_heads(&out)?)
     }
 }

@@ -7,21 +7,28 @@ use tch::{Device, Kind, Tensor};
 use crate::error::{MedgenError, Result};
 use crate::kernels;
 
-thread_local! {
-    /// While [`probe_attention`] runs on this thread: the sum of the attention probabilities
-    /// recorded so far (each layer's mean over its heads, `[b, queries, keys]`) and their count.
-    static PROBE: RefCell<Option<(Option<Tensor>, usize)>> = const { RefCell::new(None) };
+/// An attention probe (see [`probe_attention`]): the last `rows` query positions of each
+/// recording layer, the sum of their probabilities so far and the number of layers summed.
+struct Probe {
+    rows: i64,
+    sum: Option<Tensor>,
+    layers: usize,
 }
 
-/// Runs `f` (a forward pass on this thread) recording its attention: the probabilities of
-/// every layer that records (decoder-only self-attention, encoder-decoder cross-attention),
-/// averaged over heads and layers, `[b, queries, keys]`; `None` when no layer recorded.
-pub(crate) fn probe_attention<R>(f: impl FnOnce() -> Result<R>) -> Result<(R, Option<Tensor>)> {
-    PROBE.with(|p| *p.borrow_mut() = Some((None, 0)));
+thread_local! {
+    static PROBE: RefCell<Option<Probe>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` (a forward pass on this thread) recording the attention of its last `rows` query
+/// positions in every layer that records (decoder-only self-attention, encoder-decoder
+/// cross-attention): the probabilities averaged over heads and layers, `[b, rows, keys]`;
+/// `None` when no layer recorded.
+pub(crate) fn probe_attention<R>(rows: usize, f: impl FnOnce() -> Result<R>) -> Result<(R, Option<Tensor>)> {
+    PROBE.with(|p| *p.borrow_mut() = Some(Probe { rows: rows as i64, sum: None, layers: 0 }));
     let out = f();
     let probe = PROBE.with(|p| p.borrow_mut().take());
     let mean = match probe {
-        Some((Some(sum), n)) => Some(sum.f_div_scalar(n as f64)?),
+        Some(Probe { sum: Some(sum), layers, .. }) => Some(sum.f_div_scalar(layers as f64)?),
         _ => None,
     };
     Ok((out?, mean))
@@ -32,36 +39,37 @@ pub(crate) fn probing() -> bool {
     PROBE.with(|p| p.borrow().is_some())
 }
 
-/// `softmax(q kᵀ · scale + bias) v` spelled out, where `allowed` (boolean, broadcast to the
-/// scores) permits, recording the probabilities' mean over heads in the probe. Keys and
-/// values may have fewer heads than `q` (grouped-query attention).
-pub(crate) fn probed_attention(q: &Tensor, k: &Tensor, v: &Tensor, scale: f64, bias: Option<&Tensor>, allowed: Option<&Tensor>) -> Result<Tensor> {
+/// Adds the probabilities of `softmax(q kᵀ · scale + bias)` (where `allowed`, boolean, permits)
+/// of the probe's last query rows, averaged over heads, to the probe. `q` is `[b, heads, t,
+/// d]`, `k` `[b, kv heads, keys, d]` (grouped-query attention when fewer); `bias` and
+/// `allowed` broadcast to `[b, heads, t, keys]`.
+pub(crate) fn record_attention(q: &Tensor, k: &Tensor, scale: f64, bias: Option<&Tensor>, allowed: Option<&Tensor>) -> Result<()> {
+    let Some(rows) = PROBE.with(|p| p.borrow().as_ref().map(|p| p.rows)) else { return Ok(()) };
+    let t = q.size()[2];
+    let rows = rows.min(t);
+    // The last `rows` positions of a tensor whose query dimension (2) is `t` (not broadcast).
+    let last = |x: &Tensor| -> Result<Tensor> { Ok(if x.size()[2] == t { x.f_narrow(2, t - rows, rows)? } else { x.shallow_clone() }) };
     let group = q.size()[1] / k.size()[1];
-    let (k, v) = if group > 1 {
-        (k.f_repeat_interleave_self_int(group, 1, None)?, v.f_repeat_interleave_self_int(group, 1, None)?)
-    } else {
-        (k.shallow_clone(), v.shallow_clone())
-    };
-    let mut scores = q.f_to_kind(Kind::Float)?.f_matmul(&k.f_to_kind(Kind::Float)?.f_transpose(-1, -2)?)?.f_mul_scalar(scale)?;
+    let k = if group > 1 { k.f_repeat_interleave_self_int(group, 1, None)? } else { k.shallow_clone() };
+    let q = last(q)?.f_to_kind(Kind::Float)?;
+    let mut scores = q.f_matmul(&k.f_to_kind(Kind::Float)?.f_transpose(-1, -2)?)?.f_mul_scalar(scale)?;
     if let Some(bias) = bias {
-        scores = scores.f_add(&bias.f_to_kind(Kind::Float)?)?;
+        scores = scores.f_add(&last(bias)?.f_to_kind(Kind::Float)?)?;
     }
     if let Some(allowed) = allowed {
-        scores = scores.f_masked_fill(&allowed.f_logical_not()?, f64::NEG_INFINITY)?;
+        scores = scores.f_masked_fill(&last(allowed)?.f_logical_not()?, f64::NEG_INFINITY)?;
     }
-    let probs = scores.f_softmax(-1, Kind::Float)?;
-    let heads_mean = probs.f_mean_dim(1, false, Kind::Float)?;
+    let mean = scores.f_softmax(-1, Kind::Float)?.f_mean_dim(1, false, Kind::Float)?.f_detach()?;
     PROBE.with(|p| -> Result<()> {
-        if let Some((sum, n)) = p.borrow_mut().as_mut() {
-            *sum = Some(match sum.take() {
-                Some(s) => s.f_add(&heads_mean)?,
-                None => heads_mean,
+        if let Some(probe) = p.borrow_mut().as_mut() {
+            probe.sum = Some(match probe.sum.take() {
+                Some(s) => s.f_add(&mean)?,
+                None => mean,
             });
-            *n += 1;
+            probe.layers += 1;
         }
         Ok(())
-    })?;
-    Ok(probs.f_to_kind(q.kind())?.f_matmul(&v)?)
+    })
 }
 
 /// The data of `t`, an f32 CPU tensor `[rows, heads, positions, head_dim]` whose last
@@ -86,18 +94,17 @@ pub(crate) fn attention(q: &Tensor, k: &Tensor, v: &Tensor, mask: Option<&Tensor
     let total = k.size()[2];
     let gqa = q.size()[1] != k.size()[1];
     let p = if super::training() { dropout } else { 0.0 };
-    let out = if probing() {
+    if probing() {
         let past = total - t;
         let rows = Tensor::f_arange(t, (Kind::Int64, q.device()))?.f_unsqueeze(1)?;
         let cols = Tensor::f_arange(total, (Kind::Int64, q.device()))?.f_unsqueeze(0)?;
-        let causal = cols.f_le_tensor(&(rows + past))?;
         let allowed = match mask {
             Some(mask) => mask.shallow_clone(),
-            None => causal,
+            None => cols.f_le_tensor(&(rows + past))?.f_view([1, 1, t, total])?,
         };
-        let scale = 1.0 / (q.size()[3] as f64).sqrt();
-        probed_attention(q, k, v, scale, None, Some(&allowed))?
-    } else if p > 0.0 && mask.is_none() && t == total {
+        record_attention(q, k, 1.0 / (q.size()[3] as f64).sqrt(), None, Some(&allowed))?;
+    }
+    let out = if p > 0.0 && mask.is_none() && t == total {
         Tensor::f_scaled_dot_product_attention::<Tensor>(q, k, v, None, p, true, None, gqa)?
     } else if t == 1 {
         decode_attention(q, k, v, mask)?

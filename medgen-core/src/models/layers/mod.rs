@@ -8,7 +8,7 @@ mod lora;
 mod norm;
 mod weight;
 
-pub(crate) use attention::{attention, cpu_cached, merge_heads, probe_attention, probed_attention, probing, split_heads};
+pub(crate) use attention::{attention, cpu_cached, merge_heads, probe_attention, probing, record_attention, split_heads};
 pub use kv_cache::KvCache;
 pub(crate) use linear::Linear;
 pub(crate) use norm::LayerNorm;
