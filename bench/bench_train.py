@@ -196,13 +196,15 @@ def main():
     bench_seq2seq.make_model()
     # The same T5 with dropout 0 in its config: T5's attention dropout is functional, and
     # reads the config rather than an nn.Dropout module.
-    t5 = Path(tempfile.mkdtemp()) / "t5"
+    scratch = tempfile.TemporaryDirectory()  # removed when main returns
+    t5 = Path(scratch.name) / "t5"
     shutil.copytree(T5, t5)
     config = json.loads((t5 / "config.json").read_text())
     (t5 / "config.json").write_text(json.dumps({**config, "dropout_rate": 0.0}))
     info = subprocess.run([str(MEDGEN), "info", "--json"], check=True, capture_output=True, text=True).stdout
     default = Path(json.loads(info)["path"])
-    work = Path(tempfile.mkdtemp())
+    work = Path(scratch.name) / "work"
+    work.mkdir()
     t5_file, smol_file = work / "t5.jsonl", work / "smol.jsonl"
     t5_data(t5_file)
     tok = transformers.AutoTokenizer.from_pretrained(default.parent, gguf_file=default.name)

@@ -23,11 +23,12 @@ MEDGEN = str(ROOT / "target/release/medgen")
 
 
 def task(name, note, extra):
-    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
-        f.write(note)
-    out = subprocess.run([MEDGEN, "task", name, "--input", f.name, "--json", "--max-new-tokens", "320", *extra],
-                         check=True, capture_output=True, text=True)
-    deid = subprocess.run([MEDGEN, "deid", "--input", f.name, "--json"], check=True, capture_output=True, text=True)
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "note.txt"
+        path.write_text(note)
+        out = subprocess.run([MEDGEN, "task", name, "--input", path, "--json", "--max-new-tokens", "320", *extra],
+                             check=True, capture_output=True, text=True)
+        deid = subprocess.run([MEDGEN, "deid", "--input", path, "--json"], check=True, capture_output=True, text=True)
     return json.loads(out.stdout), json.loads(deid.stdout)
 
 
