@@ -144,8 +144,14 @@ pub fn render(page: &Page) -> String {
             if !a.supported {
                 classes.push("uns");
             }
-            let flags: Vec<&str> = a.flags.iter().map(|f| f.as_str()).collect();
-            let _ = write!(attrs, " data-u=\"{u}\" title=\"support {:.2}{}{}\"", a.score, if flags.is_empty() { "" } else { "; " }, flags.join(", "));
+            let mut title = format!("support {:.2}", a.score);
+            if let Some(gain) = a.note_gain {
+                let _ = write!(title, "; note gain {gain:.2}");
+            }
+            for flag in &a.flags {
+                let _ = write!(title, "; {}", flag.as_str());
+            }
+            let _ = write!(attrs, " data-u=\"{u}\" title=\"{title}\"");
         }
         if let Some(f) = finding {
             classes.push("fnd");
