@@ -58,6 +58,22 @@ def test_forced_reading_is_transformers_eager_attention(long_tiny, kind):  # noq
     assert torch.tensor(out["attention"]) == pytest.approx(att, abs=2e-5)
 
 
+@pytest.mark.parametrize("kind", ["llama", "bart"])
+def test_a_target_longer_than_the_probes_block_reads_as_transformers(long_tiny, kind):  # noqa: F811
+    """The probe records 256 query rows at a time: a 300-token target crosses a block."""
+    from transformers import AutoTokenizer
+
+    path = long_tiny[kind]
+    tok = AutoTokenizer.from_pretrained(path)
+    prompt = tok(PROMPT, add_special_tokens=False)["input_ids"]
+    target = tok(" ".join([TARGET] * 60), add_special_tokens=False)["input_ids"][:300]
+    assert len(target) == 300
+    lp, att = reference(path, kind, prompt, target)
+    out = medgen.Model.load(str(path)).forced(prompt, target)
+    assert torch.tensor(out["logprobs"]) == pytest.approx(lp, abs=2e-4)
+    assert torch.tensor(out["attention"]) == pytest.approx(att, abs=2e-5)
+
+
 def test_forced_bad_input(long_tiny):  # noqa: F811
     m = medgen.Model.load(str(long_tiny["llama"]))
     for prompt, target, name in [([], [1], "prompt"), ([1], [], "target"), ([1], [10**6], "ids"), ([1] * 1024, [1, 2], "target")]:

@@ -51,15 +51,25 @@ pub(crate) fn record_attention(q: &Tensor, k: &Tensor, scale: f64, bias: Option<
     let last = |x: &Tensor| -> Result<Tensor> { Ok(if x.size()[2] == t { x.f_narrow(2, t - rows, rows)? } else { x.shallow_clone() }) };
     let group = q.size()[1] / k.size()[1];
     let k = if group > 1 { k.f_repeat_interleave_self_int(group, 1, None)? } else { k.shallow_clone() };
-    let q = last(q)?.f_to_kind(Kind::Float)?;
-    let mut scores = q.f_matmul(&k.f_to_kind(Kind::Float)?.f_transpose(-1, -2)?)?.f_mul_scalar(scale)?;
-    if let Some(bias) = bias {
-        scores = scores.f_add(&last(bias)?.f_to_kind(Kind::Float)?)?;
+    let keys_t = k.f_to_kind(Kind::Float)?.f_transpose(-1, -2)?;
+    let (q, bias, allowed) = (last(q)?.f_to_kind(Kind::Float)?, bias.map(last).transpose()?, allowed.map(last).transpose()?);
+    // A block of query rows at a time, so that the scores of every head (`[b, heads, block,
+    // keys]` f32) never need more than a bounded share of memory however long the target.
+    const BLOCK: i64 = 256;
+    let mut means = Vec::new();
+    for start in (0..rows).step_by(BLOCK as usize) {
+        let len = BLOCK.min(rows - start);
+        let block = |x: &Tensor| -> Result<Tensor> { Ok(if x.size()[2] == rows { x.f_narrow(2, start, len)? } else { x.shallow_clone() }) };
+        let mut scores = block(&q)?.f_matmul(&keys_t)?.f_mul_scalar(scale)?;
+        if let Some(bias) = &bias {
+            scores = scores.f_add(&block(bias)?.f_to_kind(Kind::Float)?)?;
+        }
+        if let Some(allowed) = &allowed {
+            scores = scores.f_masked_fill(&block(allowed)?.f_logical_not()?, f64::NEG_INFINITY)?;
+        }
+        means.push(scores.f_softmax(-1, Kind::Float)?.f_mean_dim(1, false, Kind::Float)?.f_detach()?);
     }
-    if let Some(allowed) = allowed {
-        scores = scores.f_masked_fill(&last(allowed)?.f_logical_not()?, f64::NEG_INFINITY)?;
-    }
-    let mean = scores.f_softmax(-1, Kind::Float)?.f_mean_dim(1, false, Kind::Float)?.f_detach()?;
+    let mean = Tensor::f_cat(&means, 1)?;
     PROBE.with(|p| -> Result<()> {
         if let Some(probe) = p.borrow_mut().as_mut() {
             probe.sum = Some(match probe.sum.take() {
