@@ -390,6 +390,22 @@ def _read_status(path, id_column, status_column):
     return table
 
 
+def _files(path):
+    """The data files in the output folder, by name (none when there is no folder yet)."""
+    from pyarrow import fs
+
+    filesystem, root = fs.FileSystem.from_uri(path)
+    infos = filesystem.get_file_info(fs.FileSelector(root, allow_not_found=True))
+    return filesystem, {i.path for i in infos if i.type == fs.FileType.File}
+
+
+def _rows(filesystem, files):
+    """Rows in the Parquet files `files`, from their footers."""
+    import pyarrow.parquet as pq
+
+    return sum(pq.ParquetFile(filesystem.open_input_file(f)).metadata.num_rows for f in files)
+
+
 def _absolute(path):
     """A local path made absolute (pyarrow reads a relative one as a bad URI); a URI as it is."""
     path = os.fspath(path)
@@ -432,7 +448,9 @@ def write_parquet(ds, path, *, id_column, checkpoint_path=None, status_column="s
                          "(Ray Data skips the written ids as it reads)")
     path = _absolute(path)
     checkpoint_path = _absolute(checkpoint_path or path.rstrip("/") + ".checkpoint")
-    before = _read_status(path, id_column, status_column).num_rows
+    # A killed run can leave a half-written file, which this write deletes: the rows written
+    # now are those of the files it adds.
+    _, before = _files(path)
     context = ds.context  # may be Ray's current DataContext: set for this write only
     previous = context.checkpoint_config
     context.checkpoint_config = CheckpointConfig(
@@ -445,8 +463,9 @@ def write_parquet(ds, path, *, id_column, checkpoint_path=None, status_column="s
         context.checkpoint_config = previous
     seconds = time.perf_counter() - start
     table = _read_status(path, id_column, status_column)
+    filesystem, after = _files(path)
     statuses = table[status_column].value_counts().to_pylist()
     failures = {s["values"]: s["counts"] for s in statuses if s["values"] != "ok"}
     ids = table[id_column]
-    return Summary(rows=table.num_rows, written=table.num_rows - before, seconds=seconds,
+    return Summary(rows=table.num_rows, written=_rows(filesystem, after - before), seconds=seconds,
                    duplicates=table.num_rows - len(ids.unique()), failures=failures)
