@@ -133,6 +133,7 @@ impl Setup<'_> {
         let mut loader = Loader::new(source, kind, runtime.device);
         loader.naming = naming;
         loader.trainable = self.trainable;
+        loader.int8 = runtime.int8;
         loader.adapters = self.adapters;
         loader
     }

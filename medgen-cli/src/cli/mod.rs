@@ -71,11 +71,21 @@ pub struct LoadArgs {
     /// A LoRA adapter folder to run with the model (as `medgen finetune --method lora` writes it).
     #[arg(long)]
     adapter: Option<std::path::PathBuf>,
+    /// CPU decode steps multiply GGUF blocks (Q8_0, Q4_0, Q4_1) by activations quantized to
+    /// 8 bits, in integers, as llama.cpp does: faster; logits about as far from f32 as llama.cpp's.
+    #[arg(long)]
+    int8_activations: bool,
 }
 
 impl LoadArgs {
     pub fn options(&self) -> Result<LoadOptions> {
-        Ok(LoadOptions { device: self.device.parse()?, dtype: self.dtype.parse()?, threads: self.threads, adapter: self.adapter.clone() })
+        Ok(LoadOptions {
+            device: self.device.parse()?,
+            dtype: self.dtype.parse()?,
+            threads: self.threads,
+            adapter: self.adapter.clone(),
+            int8_activations: self.int8_activations,
+        })
     }
 }
 

@@ -20,6 +20,8 @@ pub(crate) struct Linear {
     bias: Option<Weight>,
     /// The GGUF blocks of the weight, kept for CPU decode steps when the kernels read them.
     blocks: Option<(GgmlType, Vec<u8>)>,
+    /// Whether `blocks` multiply 8-bit activations (see [`kernels::matmul`]).
+    int8: bool,
     /// A LoRA adapter, whose output adds to the layer's.
     lora: Option<Lora>,
     /// Layers that [`Linear::fuse`] kept apart (trainable weights, adapters): this layer's
@@ -39,9 +41,9 @@ impl Linear {
             // An adapter that only runs is folded into the weight, as PEFT's merge does: the
             // layer stays one product that medgen's kernels can read (dense, not in blocks).
             let merged = w.merge(&format!("{name}.weight"), &weight, l)?;
-            return Ok(Linear { weight: merged, bias, blocks: None, lora: None, parts: Vec::new() });
+            return Ok(Linear { weight: merged, bias, blocks: None, int8: false, lora: None, parts: Vec::new() });
         }
-        Ok(Linear { weight, bias, blocks, lora, parts: Vec::new() })
+        Ok(Linear { weight, bias, blocks, int8: w.int8, lora, parts: Vec::new() })
     }
 
     /// Several layers that read the same input as one (q, k and v; gate and up): one
@@ -50,7 +52,7 @@ impl Linear {
     pub fn fuse(parts: Vec<Linear>) -> Result<Self> {
         if parts.iter().any(|p| p.lora.is_some() || p.weight.requires_grad()) {
             let weight = Weight(Tensor::f_empty([0], (Kind::Float, parts[0].weight.device()))?);
-            return Ok(Linear { weight, bias: None, blocks: None, lora: None, parts });
+            return Ok(Linear { weight, bias: None, blocks: None, int8: false, lora: None, parts });
         }
         let weights: Vec<&Tensor> = parts.iter().map(|p| &*p.weight).collect();
         let weight = Weight(Tensor::f_cat(&weights, 0)?);
@@ -75,13 +77,13 @@ impl Linear {
             }
             _ => None,
         };
-        Ok(Linear { weight, bias, blocks, lora: None, parts: Vec::new() })
+        Ok(Linear { weight, bias, blocks, int8: parts[0].int8, lora: None, parts: Vec::new() })
     }
 
     /// A layer of an already loaded weight (`[out, in]`): a head tied to the token
     /// embedding (shared, not copied), with an optional bias.
     pub fn from_weight(weight: &Weight, bias: Option<Weight>) -> Self {
-        Linear { weight: Weight(weight.shallow_clone()), bias, blocks: None, lora: None, parts: Vec::new() }
+        Linear { weight: Weight(weight.shallow_clone()), bias, blocks: None, int8: false, lora: None, parts: Vec::new() }
     }
 
     /// The output head: `output.weight`, or the token embedding itself (shared, not
@@ -91,7 +93,7 @@ impl Linear {
             Some(head) => (head, w.blocks("output.weight")),
             None => (Weight(embed.shallow_clone()), w.blocks("token_embd.weight")),
         };
-        Ok(Linear { weight, bias: None, blocks, lora: None, parts: Vec::new() })
+        Ok(Linear { weight, bias: None, blocks, int8: w.int8, lora: None, parts: Vec::new() })
     }
 
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
@@ -197,7 +199,7 @@ impl Linear {
         unsafe {
             let xs = std::slice::from_raw_parts(x32.data_ptr() as *const f32, x32.numel());
             let ys = std::slice::from_raw_parts_mut(y.data_ptr() as *mut f32, m * out as usize);
-            kernels::matmul(rows, xs, m, ys);
+            kernels::matmul(rows, xs, m, ys, self.int8);
         }
         let y = if x.kind() == Kind::Float { y } else { y.f_to_kind(x.kind())? };
         Ok(match &self.bias {
@@ -218,7 +220,7 @@ impl Linear {
             None => None,
         };
         let m = y.len() / self.out_features().max(1);
-        kernels::matmul(rows, x, m.max(1), y);
+        kernels::matmul(rows, x, m.max(1), y, self.int8);
         if let Some(b) = bias {
             y.chunks_exact_mut(b.len()).for_each(|y| y.iter_mut().zip(b).for_each(|(y, b)| *y += b));
         }

@@ -61,6 +61,8 @@ pub(crate) struct Loader<'a> {
     /// Every weight is trainable (full fine-tuning): no GGUF blocks are kept for the kernels,
     /// and layers that would be fused stay apart so that each weight stays a leaf.
     pub trainable: bool,
+    /// Linear layers on GGUF blocks multiply 8-bit activations ([`crate::LoadOptions::int8_activations`]).
+    pub int8: bool,
     /// LoRA adapters to attach to the linear layers that the spec targets.
     pub adapters: Option<&'a AdapterSpec>,
     /// What was loaded, shared with loaders derived from this one.
@@ -128,7 +130,7 @@ pub(crate) fn peft_key(module: &str, part: &str) -> String {
 impl Loader<'_> {
     pub fn new(source: &dyn WeightSource, kind: Kind, device: Device) -> Loader<'_> {
         let act = if device == Device::Cpu { Kind::Float } else { kind };
-        Loader { source, kind, act, device, naming: None, trainable: false, adapters: None, loaded: Rc::default() }
+        Loader { source, kind, act, device, naming: None, trainable: false, int8: false, adapters: None, loaded: Rc::default() }
     }
 
     /// This loader with matrices stored as `kind` and activations in `act` (the same record).

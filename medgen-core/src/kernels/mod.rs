@@ -8,6 +8,8 @@
 //! blocks: each block is dequantized in registers and multiplied in f32, which reads 4 to 7
 //! times fewer bytes. Prefill (many rows) stays with libtorch's GEMM on dense weights.
 
+pub(crate) mod int8;
+
 use rayon::prelude::*;
 
 use crate::formats::quants::GgmlType;
@@ -61,24 +63,36 @@ pub(crate) fn reads_blocks(ty: GgmlType) -> bool {
 /// Quantized rows need `x.len()` to be a multiple of 32.
 #[cfg(test)]
 pub(crate) fn matvec(w: Rows, x: &[f32], y: &mut [f32]) {
-    matmul(w, x, 1, y);
+    matmul(w, x, 1, y, false);
 }
 
 /// `y[r, o] = dot(w[o, :], x[r, :])` for the `m` rows of `x` (`[m, n]`), into `y`
 /// (`[m, out]`). Each weight row is read from memory once for all `m` rows, so a few rows
 /// (beams, a small batch) cost about what one costs; each row's result is the same as
-/// `matvec` of that row alone.
-pub(crate) fn matmul(w: Rows, x: &[f32], m: usize, y: &mut [f32]) {
+/// `matvec` of that row alone. With `int8`, weights in GGUF blocks multiply the rows of `x`
+/// quantized to 8 bits, in integers ([`int8`]); otherwise, and for dense weights, in f32.
+pub(crate) fn matmul(w: Rows, x: &[f32], m: usize, y: &mut [f32], int8: bool) {
     let (n, out) = (x.len() / m, y.len() / m);
     let stride = w.row_len(n);
+    let blocks = match w {
+        Rows::Q8_0(b) => Some((GgmlType::Q8_0, b)),
+        Rows::Q4_0(b) => Some((GgmlType::Q4_0, b)),
+        Rows::Q4_1(b) => Some((GgmlType::Q4_1, b)),
+        Rows::F32(_) | Rows::Bf16(_) => None,
+    };
+    let quantized = (int8 && blocks.is_some()).then(|| int8::quantize(x));
+    let isa = int8::Isa::chosen();
     // Q4_0's offset and Q4_1's minimum multiply the sum of x over each block.
-    let block_sums: Vec<f32> = match w {
-        Rows::Q4_0(_) | Rows::Q4_1(_) => x.chunks_exact(32).map(|c| c.iter().sum()).collect(),
+    let block_sums: Vec<f32> = match (w, &quantized) {
+        (Rows::Q4_0(_) | Rows::Q4_1(_), None) => x.chunks_exact(32).map(|c| c.iter().sum()).collect(),
         _ => Vec::new(),
     };
     let dot = |o: usize, r: usize| {
         let (row, xr) = (o * stride, &x[r * n..(r + 1) * n]);
         let end = row + stride;
+        if let (Some(q), Some((ty, b))) = (&quantized, blocks) {
+            return int8::dot(isa, ty, &b[row..end], q, r * n / 32..(r + 1) * n / 32);
+        }
         let sums = block_sums.get(r * n / 32..(r + 1) * n / 32).unwrap_or(&[]);
         match w {
             Rows::F32(w) => dot_f32(&w[row..end], xr),
@@ -645,14 +659,16 @@ mod tests {
                 if matches!(weights, Rows::Q4_1(_)) && n % 32 != 0 {
                     continue;
                 }
-                let mut y = vec![0.0; m * rows];
-                matmul(weights, &x, m, &mut y);
-                for r in 0..m {
-                    let mut one = vec![0.0; rows];
-                    matvec(weights, &x[r * n..(r + 1) * n], &mut one);
-                    for (a, b) in y[r * rows..(r + 1) * rows].iter().zip(&one) {
-                        // Only the order of the f32 additions differs.
-                        assert!((a - b).abs() <= 1e-6 * n as f32, "row {r}: {a} vs {b}");
+                for int8 in [false, true] {
+                    let mut y = vec![0.0; m * rows];
+                    matmul(weights, &x, m, &mut y, int8);
+                    for r in 0..m {
+                        let mut one = vec![0.0; rows];
+                        matmul(weights, &x[r * n..(r + 1) * n], 1, &mut one, int8);
+                        for (a, b) in y[r * rows..(r + 1) * rows].iter().zip(&one) {
+                            // Only the order of the f32 additions differs.
+                            assert!((a - b).abs() <= 1e-6 * n as f32, "row {r}: {a} vs {b}");
+                        }
                     }
                 }
             }

@@ -1,0 +1,345 @@
+//! Integer dot products of GGUF weight blocks (Q8_0, Q4_0, Q4_1) with activations quantized
+//! to 8 bits per block of 32, as llama.cpp multiplies them: each block's products are summed
+//! in integers and scaled once, which costs far fewer instructions than dequantizing the
+//! weights to f32. The activations lose precision (one part in 254 of each block's largest
+//! value); the weights are used as stored.
+//!
+//! The instructions are chosen once per process: AVX-512 VNNI or AVX-VNNI (`vpdpbusd`, a
+//! multiply-add of 8-bit integers into 32-bit sums), else AVX2 (`vpmaddubsw` + `vpmaddwd`),
+//! else plain Rust. `MEDGEN_KERNELS=scalar|avx2|avxvnni|avx512vnni` picks a lower set (one
+//! the CPU lacks is ignored), as the tests do to check each.
+
+use std::ops::Range;
+
+use crate::formats::quants::GgmlType;
+
+/// Instruction sets of the integer kernels, best last.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Isa {
+    Scalar,
+    Avx2,
+    AvxVnni,
+    Avx512Vnni,
+}
+
+impl Isa {
+    const ALL: [Isa; 4] = [Isa::Scalar, Isa::Avx2, Isa::AvxVnni, Isa::Avx512Vnni];
+
+    fn name(self) -> &'static str {
+        match self {
+            Isa::Scalar => "scalar",
+            Isa::Avx2 => "avx2",
+            Isa::AvxVnni => "avxvnni",
+            Isa::Avx512Vnni => "avx512vnni",
+        }
+    }
+
+    /// Whether this CPU runs the set.
+    fn present(self) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::is_x86_feature_detected as has;
+            let avx2 = has!("avx2") && has!("fma") && has!("f16c");
+            match self {
+                Isa::Scalar => true,
+                Isa::Avx2 => avx2,
+                Isa::AvxVnni => avx2 && has!("avxvnni"),
+                Isa::Avx512Vnni => avx2 && has!("avx512vnni") && has!("avx512vl"),
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        matches!(self, Isa::Scalar)
+    }
+
+    /// Every set this CPU runs, scalar first.
+    pub fn available() -> Vec<Isa> {
+        Isa::ALL.into_iter().filter(|i| i.present()).collect()
+    }
+
+    /// The set the kernels use: the best present, or the one `MEDGEN_KERNELS` names.
+    pub fn chosen() -> Isa {
+        static CHOSEN: std::sync::OnceLock<Isa> = std::sync::OnceLock::new();
+        *CHOSEN.get_or_init(|| {
+            let best = Isa::available().into_iter().max().unwrap_or(Isa::Scalar);
+            let named = std::env::var("MEDGEN_KERNELS").ok();
+            Isa::ALL.into_iter().find(|i| named.as_deref() == Some(i.name()) && i.present()).unwrap_or(best)
+        })
+    }
+}
+
+/// Activation rows quantized in blocks of 32: `qs[i] = round(x[i] / d[b])` with
+/// `d[b] = max |x| / 127` over block `b`, and `sums[b] = d[b] * sum of qs over b` (what Q4_0's
+/// offset and Q4_1's minimum multiply).
+pub(crate) struct Quantized {
+    pub qs: Vec<i8>,
+    pub d: Vec<f32>,
+    pub sums: Vec<f32>,
+}
+
+/// `x` (a multiple of 32 long) in 8-bit blocks.
+pub(crate) fn quantize(x: &[f32]) -> Quantized {
+    let blocks = x.len() / 32;
+    let mut q = Quantized { qs: vec![0; blocks * 32], d: vec![0.0; blocks], sums: vec![0.0; blocks] };
+    for (b, xs) in x.chunks_exact(32).enumerate() {
+        let amax = xs.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let d = amax / 127.0;
+        let inv = if d > 0.0 { 1.0 / d } else { 0.0 };
+        let mut sum = 0i32;
+        for (q, &v) in q.qs[32 * b..32 * (b + 1)].iter_mut().zip(xs) {
+            *q = (v * inv).round() as i8;
+            sum += *q as i32;
+        }
+        q.d[b] = d;
+        q.sums[b] = d * sum as f32;
+    }
+    q
+}
+
+/// The dot product of one weight row (`w`: whole blocks of `ty`) with the quantized
+/// activation blocks `blocks` of `x`.
+pub(crate) fn dot(isa: Isa, ty: GgmlType, w: &[u8], x: &Quantized, blocks: Range<usize>) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if isa != Isa::Scalar {
+        // SAFETY: `isa` is one that `Isa::present` found on this CPU (callers pass
+        // `Isa::chosen()` or a member of `Isa::available()`), and each path reads whole blocks
+        // of `w` and `x` within their lengths.
+        return unsafe { x86::dot(isa, ty, w, x, blocks) };
+    }
+    let _ = isa;
+    let size = ty.block().1;
+    let mut total = 0.0;
+    for (b, wb) in blocks.zip(w.chunks_exact(size)) {
+        let xq = &x.qs[32 * b..32 * (b + 1)];
+        let d = f16_at(wb, 0);
+        let isum: i32 = match ty {
+            GgmlType::Q8_0 => wb[2..].iter().zip(xq).map(|(&q, &v)| (q as i8) as i32 * v as i32).sum(),
+            _ => {
+                let qs = &wb[size - 16..];
+                (0..16).map(|j| (qs[j] & 0xF) as i32 * xq[j] as i32 + (qs[j] >> 4) as i32 * xq[j + 16] as i32).sum()
+            }
+        };
+        total += d * x.d[b] * isum as f32
+            + match ty {
+                GgmlType::Q4_0 => -8.0 * d * x.sums[b],
+                GgmlType::Q4_1 => f16_at(wb, 2) * x.sums[b],
+                _ => 0.0,
+            };
+    }
+    total
+}
+
+fn f16_at(b: &[u8], i: usize) -> f32 {
+    half::f16::from_le_bytes([b[i], b[i + 1]]).to_f32()
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use std::arch::x86_64::*;
+    use std::ops::Range;
+
+    use super::{Isa, Quantized};
+    use crate::formats::quants::GgmlType;
+
+    /// The eight 32-bit sums of `w · x` over 32 unsigned (`w`) by signed (`x`) bytes.
+    macro_rules! products {
+        (Avx2, $w:expr, $x:expr) => {
+            _mm256_madd_epi16(_mm256_maddubs_epi16($w, $x), _mm256_set1_epi16(1))
+        };
+        (AvxVnni, $w:expr, $x:expr) => {
+            _mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), $w, $x)
+        };
+        (Avx512Vnni, $w:expr, $x:expr) => {
+            _mm256_dpbusd_epi32(_mm256_setzero_si256(), $w, $x)
+        };
+    }
+
+    /// Block `i`'s 32 integer products, summed in eight lanes, and its weight scale.
+    macro_rules! block {
+        ($isa:ident, $ty:expr, $size:expr, $wp:expr, $xq:expr, $i:expr) => {{
+            let (b, xv) = ($wp.add($i * $size), _mm256_loadu_si256($xq.add(32 * $i) as *const __m256i));
+            let ints = if $ty == Q8_0 {
+                let wv = _mm256_loadu_si256(b.add(2) as *const __m256i);
+                // Signed by signed: |w| times x with w's sign.
+                products!($isa, _mm256_sign_epi8(wv, wv), _mm256_sign_epi8(xv, wv))
+            } else {
+                let q = _mm_loadu_si128(b.add($size - 16) as *const __m128i);
+                let wv = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(q, 4), q), _mm256_set1_epi8(0x0F));
+                products!($isa, wv, xv)
+            };
+            (_mm256_cvtepi32_ps(ints), f16(b), b)
+        }};
+    }
+
+    /// One instance of the block loop per instruction set and block type: the weights' 32
+    /// values of a block as bytes, multiplied with the activations' in integers, scaled in
+    /// f32; two blocks a step into separate sums, so that their latencies overlap.
+    macro_rules! dot_fn {
+        ($name:ident, $isa:ident, $features:literal) => {
+            #[target_feature(enable = $features)]
+            unsafe fn $name<const TY: u8>(w: &[u8], x: &Quantized, blocks: Range<usize>) -> f32 {
+                let size = match TY {
+                    Q8_0 => 34,
+                    Q4_0 => 18,
+                    _ => 20,
+                };
+                let n = blocks.len();
+                assert!(w.len() >= n * size && x.d.len() >= blocks.end && x.qs.len() >= 32 * blocks.end);
+                let (wp, xq) = (w.as_ptr(), x.qs.as_ptr().add(32 * blocks.start));
+                let (xd, xs) = (x.d.as_ptr().add(blocks.start), x.sums.as_ptr().add(blocks.start));
+                // The offset of Q4_0 (-8 d) or Q4_1 (its minimum) times the block's sum of x.
+                let offset = |d: f32, b: *const u8, i: usize| match TY {
+                    Q4_0 => -8.0 * d * *xs.add(i),
+                    Q4_1 => f16(b.add(2)) * *xs.add(i),
+                    _ => 0.0,
+                };
+                let (mut acc0, mut acc1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+                let (mut off0, mut off1) = (0.0f32, 0.0f32);
+                let mut i = 0;
+                while i + 2 <= n {
+                    let (p0, d0, b0) = block!($isa, TY, size, wp, xq, i);
+                    let (p1, d1, b1) = block!($isa, TY, size, wp, xq, i + 1);
+                    acc0 = _mm256_fmadd_ps(_mm256_set1_ps(d0 * *xd.add(i)), p0, acc0);
+                    acc1 = _mm256_fmadd_ps(_mm256_set1_ps(d1 * *xd.add(i + 1)), p1, acc1);
+                    off0 += offset(d0, b0, i);
+                    off1 += offset(d1, b1, i + 1);
+                    i += 2;
+                }
+                if i < n {
+                    let (p0, d0, b0) = block!($isa, TY, size, wp, xq, i);
+                    acc0 = _mm256_fmadd_ps(_mm256_set1_ps(d0 * *xd.add(i)), p0, acc0);
+                    off0 += offset(d0, b0, i);
+                }
+                hsum(_mm256_add_ps(acc0, acc1)) + off0 + off1
+            }
+        };
+    }
+
+    const Q8_0: u8 = 0;
+    const Q4_0: u8 = 1;
+    const Q4_1: u8 = 2;
+
+    dot_fn!(dot_avx2, Avx2, "avx2,fma,f16c");
+    dot_fn!(dot_avxvnni, AvxVnni, "avx2,fma,f16c,avxvnni");
+    dot_fn!(dot_avx512vnni, Avx512Vnni, "avx2,fma,f16c,avx512vnni,avx512vl");
+
+    /// # Safety
+    /// The CPU runs `isa`; `w` and `x` hold the blocks named.
+    pub unsafe fn dot(isa: Isa, ty: GgmlType, w: &[u8], x: &Quantized, blocks: Range<usize>) -> f32 {
+        macro_rules! by_type {
+            ($f:ident) => {
+                match ty {
+                    GgmlType::Q8_0 => $f::<Q8_0>(w, x, blocks),
+                    GgmlType::Q4_0 => $f::<Q4_0>(w, x, blocks),
+                    _ => $f::<Q4_1>(w, x, blocks),
+                }
+            };
+        }
+        match isa {
+            Isa::Avx512Vnni => by_type!(dot_avx512vnni),
+            Isa::AvxVnni => by_type!(dot_avxvnni),
+            _ => by_type!(dot_avx2),
+        }
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn f16(p: *const u8) -> f32 {
+        _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128((p as *const u16).read_unaligned() as i32)))
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn hsum(v: __m256) -> f32 {
+        let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+        _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::formats::quants::dequantize;
+
+    /// Random-looking blocks of `ty` with plausible scales (and minimums).
+    fn blocks(ty: GgmlType, n: usize, seed: usize) -> Vec<u8> {
+        let size = ty.block().1;
+        let mut bytes: Vec<u8> = (0..n / 32 * size).map(|i| (((i + seed) * 2654435761usize) >> 9) as u8).collect();
+        for (b, block) in bytes.chunks_exact_mut(size).enumerate() {
+            block[..2].copy_from_slice(&half::f16::from_f32(0.002 + ((b + seed) % 11) as f32 * 0.004).to_le_bytes());
+            if ty == GgmlType::Q4_1 {
+                block[2..4].copy_from_slice(&half::f16::from_f32(-0.06 + ((b + seed) % 5) as f32 * 0.02).to_le_bytes());
+            }
+        }
+        bytes
+    }
+
+    #[test]
+    fn integer_dot_equals_the_f64_dot_of_dequantized_weights_and_activations_on_every_path() {
+        // Odd block counts, a block of zeros, large and tiny magnitudes.
+        for (n, seed) in [(32, 1), (96, 2), (544, 3), (1536, 4)] {
+            let mut x: Vec<f32> = (0..n).map(|i| (((i + seed) * 104729) % 997) as f32 / 498.0 - 1.0).collect();
+            x[..32].iter_mut().for_each(|v| *v = 0.0);
+            x.iter_mut().skip(32).step_by(7).for_each(|v| *v *= 1e3);
+            let q = quantize(&x);
+            let xd: Vec<f64> = q.qs.iter().enumerate().map(|(i, &v)| v as f64 * q.d[i / 32] as f64).collect();
+            for (i, v) in x.iter().enumerate() {
+                assert!((*v as f64 - xd[i]).abs() <= q.d[i / 32] as f64 / 2.0 * 1.0001, "x[{i}] {v} vs {}", xd[i]);
+            }
+            for ty in [GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4_1] {
+                let w = blocks(ty, n, seed);
+                let dense = dequantize(ty, &w, n).unwrap();
+                let want: f64 = dense.iter().zip(&xd).map(|(a, b)| *a as f64 * b).sum();
+                let scale: f64 = dense.iter().zip(&xd).map(|(a, b)| (*a as f64 * b).abs()).sum();
+                for isa in Isa::available() {
+                    let got = dot(isa, ty, &w, &q, 0..n / 32) as f64;
+                    assert!((got - want).abs() <= 1e-5 * scale + 1e-6, "{ty:?} {isa:?} n {n}: {got} vs {want}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn quantization_rounds_each_block_to_its_largest_value_over_127() {
+        let mut x = vec![0.0f32; 64];
+        x[3] = -2.54;
+        x[4] = 1.0;
+        x[40] = 0.5;
+        let q = quantize(&x);
+        assert_eq!((q.d[0], q.qs[3], q.qs[4], q.d[1], q.qs[40]), (0.02, -127, 50, 0.5 / 127.0, 127));
+        assert!((q.sums[0] - 0.02 * -77.0).abs() < 1e-6);
+    }
+}
+
+#[cfg(test)]
+mod speed {
+    use super::*;
+
+    #[test]
+    #[ignore]
+    fn print_speed() {
+        for (rows, n) in [(256, 576), (49152, 576), (3072, 576)] {
+            let ty = GgmlType::Q4_1;
+            let mut w: Vec<u8> = (0..rows * n / 32 * 20).map(|i| (i * 7 % 251) as u8).collect();
+            for b in w.chunks_exact_mut(20) {
+                b[..2].copy_from_slice(&half::f16::from_f32(0.01).to_le_bytes());
+                b[2..4].copy_from_slice(&half::f16::from_f32(-0.05).to_le_bytes());
+            }
+            let x: Vec<f32> = (0..n).map(|i| (i % 13) as f32 - 6.0).collect();
+            let q = quantize(&x);
+            for isa in Isa::available() {
+                let reps = (200_000_000 / (rows * n)).max(1);
+                let t = std::time::Instant::now();
+                let mut s = 0.0;
+                for _ in 0..reps {
+                    for r in 0..rows {
+                        s += dot(isa, ty, &w[r * n / 32 * 20..(r + 1) * n / 32 * 20], &q, 0..n / 32);
+                    }
+                }
+                let secs = t.elapsed().as_secs_f64();
+                let blocks = (reps * rows * n / 32) as f64;
+                eprintln!("{rows}x{n} {isa:?}: {:.2} ns/block, {:.2} GB/s ({s})", secs * 1e9 / blocks, blocks * 20.0 / secs / 1e9);
+            }
+        }
+    }
+}
