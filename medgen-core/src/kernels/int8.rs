@@ -194,7 +194,31 @@ mod x86 {
                 };
                 let (mut acc0, mut acc1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
                 let (mut off0, mut off1) = (0.0f32, 0.0f32);
+                // Eight blocks a step: their scales (and Q4_1's minimums) gathered and
+                // converted as one vector, each block's products scaled by its lane.
+                let stride = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(size as i32));
+                let mut offsets = _mm256_setzero_ps();
                 let mut i = 0;
+                while i + 8 <= n {
+                    let heads = _mm256_i32gather_epi32::<1>(wp.add(i * size) as *const i32, stride);
+                    let (d, m) = halves_f32(heads);
+                    let scales = _mm256_mul_ps(d, _mm256_loadu_ps(xd.add(i)));
+                    let sums = _mm256_loadu_ps(xs.add(i));
+                    offsets = match TY {
+                        Q4_0 => _mm256_fmadd_ps(_mm256_mul_ps(d, _mm256_set1_ps(-8.0)), sums, offsets),
+                        Q4_1 => _mm256_fmadd_ps(m, sums, offsets),
+                        _ => offsets,
+                    };
+                    for k in (0..8).step_by(2) {
+                        let (p0, _, _) = block!($isa, TY, size, wp, xq, i + k);
+                        let (p1, _, _) = block!($isa, TY, size, wp, xq, i + k + 1);
+                        let s0 = _mm256_permutevar8x32_ps(scales, _mm256_set1_epi32(k as i32));
+                        let s1 = _mm256_permutevar8x32_ps(scales, _mm256_set1_epi32(k as i32 + 1));
+                        acc0 = _mm256_fmadd_ps(s0, p0, acc0);
+                        acc1 = _mm256_fmadd_ps(s1, p1, acc1);
+                    }
+                    i += 8;
+                }
                 while i + 2 <= n {
                     let (p0, d0, b0) = block!($isa, TY, size, wp, xq, i);
                     let (p1, d1, b1) = block!($isa, TY, size, wp, xq, i + 1);
@@ -209,6 +233,7 @@ mod x86 {
                     acc0 = _mm256_fmadd_ps(_mm256_set1_ps(d0 * *xd.add(i)), p0, acc0);
                     off0 += offset(d0, b0, i);
                 }
+                acc0 = _mm256_add_ps(acc0, offsets);
                 hsum(_mm256_add_ps(acc0, acc1)) + off0 + off1
             }
         };
@@ -245,6 +270,16 @@ mod x86 {
     #[target_feature(enable = "avx2,fma,f16c")]
     unsafe fn f16(p: *const u8) -> f32 {
         _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128((p as *const u16).read_unaligned() as i32)))
+    }
+
+    /// The low and the high f16 of each 32-bit lane, as f32.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn halves_f32(v: __m256i) -> (__m256, __m256) {
+        // Per 128-bit lane: four low halves, then four high halves; then lanes reordered.
+        let packed = _mm256_packus_epi32(_mm256_and_si256(v, _mm256_set1_epi32(0xFFFF)), _mm256_srli_epi32(v, 16));
+        let packed = _mm256_permute4x64_epi64::<0b11_01_10_00>(packed);
+        (_mm256_cvtph_ps(_mm256_castsi256_si128(packed)), _mm256_cvtph_ps(_mm256_extracti128_si256::<1>(packed)))
     }
 
     #[inline]
