@@ -200,6 +200,12 @@ mod x86 {
                 let mut offsets = _mm256_setzero_ps();
                 let mut i = 0;
                 while i + 8 <= n {
+                    // The blocks a few steps on (past the row's end too: the rows follow each
+                    // other in memory, and a prefetch never faults).
+                    let ahead = (wp as *const i8).wrapping_add(i * size + PREFETCH);
+                    for line in (0..8 * size).step_by(64) {
+                        _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(line));
+                    }
                     let heads = _mm256_i32gather_epi32::<1>(wp.add(i * size) as *const i32, stride);
                     let (d, m) = halves_f32(heads);
                     let scales = _mm256_mul_ps(d, _mm256_loadu_ps(xd.add(i)));
@@ -238,6 +244,9 @@ mod x86 {
             }
         };
     }
+
+    /// How far ahead of the blocks being multiplied their successors are prefetched, in bytes.
+    const PREFETCH: usize = 1024;
 
     const Q8_0: u8 = 0;
     const Q4_0: u8 = 1;
@@ -343,38 +352,5 @@ mod tests {
         let q = quantize(&x);
         assert_eq!((q.d[0], q.qs[3], q.qs[4], q.d[1], q.qs[40]), (0.02, -127, 50, 0.5 / 127.0, 127));
         assert!((q.sums[0] - 0.02 * -77.0).abs() < 1e-6);
-    }
-}
-
-#[cfg(test)]
-mod speed {
-    use super::*;
-
-    #[test]
-    #[ignore]
-    fn print_speed() {
-        for (rows, n) in [(256, 576), (49152, 576), (3072, 576)] {
-            let ty = GgmlType::Q4_1;
-            let mut w: Vec<u8> = (0..rows * n / 32 * 20).map(|i| (i * 7 % 251) as u8).collect();
-            for b in w.chunks_exact_mut(20) {
-                b[..2].copy_from_slice(&half::f16::from_f32(0.01).to_le_bytes());
-                b[2..4].copy_from_slice(&half::f16::from_f32(-0.05).to_le_bytes());
-            }
-            let x: Vec<f32> = (0..n).map(|i| (i % 13) as f32 - 6.0).collect();
-            let q = quantize(&x);
-            for isa in Isa::available() {
-                let reps = (200_000_000 / (rows * n)).max(1);
-                let t = std::time::Instant::now();
-                let mut s = 0.0;
-                for _ in 0..reps {
-                    for r in 0..rows {
-                        s += dot(isa, ty, &w[r * n / 32 * 20..(r + 1) * n / 32 * 20], &q, 0..n / 32);
-                    }
-                }
-                let secs = t.elapsed().as_secs_f64();
-                let blocks = (reps * rows * n / 32) as f64;
-                eprintln!("{rows}x{n} {isa:?}: {:.2} ns/block, {:.2} GB/s ({s})", secs * 1e9 / blocks, blocks * 20.0 / secs / 1e9);
-            }
-        }
     }
 }
