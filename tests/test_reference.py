@@ -126,3 +126,42 @@ def test_scalar_kernels_match_transformers_too(hf_default, tmp_path):
     assert out["token_ids"] == hf_greedy(model, out["prompt_token_ids"], 32)
     ids = run("logits", "--prompt", PROMPTS[1], "--out", tmp_path / "scalar.npy")["prompt_token_ids"]
     assert rel_l2(np.load(tmp_path / "scalar.npy"), hf_last_logits(model, ids)) < 1e-3
+
+
+def kernel_logits(tmp_path, prompt, *flags, kernels=None):
+    """`medgen debug logits --decode-last` (the prompt's last token through the decode
+    kernels), with MEDGEN_KERNELS set to `kernels` if given."""
+    import os
+    import subprocess
+
+    from conftest import MEDGEN
+
+    env = {**os.environ, **({"MEDGEN_KERNELS": kernels} if kernels else {})}
+    out = tmp_path / "decoded.npy"
+    proc = subprocess.run([str(MEDGEN), "debug", "logits", "--decode-last", "--prompt", prompt, "--out", str(out),
+                           "--force", *flags], env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)["prompt_token_ids"], np.load(out)
+
+
+def test_decode_step_logits_match_transformers_in_f32_and_within_int8_error_with_int8_activations(hf_default, tmp_path):
+    """The decode kernels on the default model's Q4_1 and Q8_0 blocks: with f32 activations
+    as exact as the prompt's pass; with --int8-activations (integer kernels) a few percent
+    away, as llama.cpp's logits are (2 to 14 % on these prompts; README), on every
+    instruction set this CPU has, down to the scalar one."""
+    _, model = hf_default
+    for prompt in PROMPTS:
+        ids, exact = kernel_logits(tmp_path, prompt)
+        ref = hf_last_logits(model, ids)
+        assert rel_l2(exact, ref) < 1e-4
+        # The instruction sets agree to 1e-5 per dot product (the kernels' unit tests), but an
+        # activation that rounds to the next 8-bit step in one and not in the other moves
+        # everything after it: each is checked against the reference.
+        for kernels in [None, "scalar", "avx2"]:
+            _, int8 = kernel_logits(tmp_path, prompt, "--int8-activations", kernels=kernels)
+            assert 1e-4 < rel_l2(int8, ref) < 0.1, (kernels, rel_l2(int8, ref))
+
+
+def test_decode_last_needs_two_tokens(tmp_path):
+    proc = run_medgen("debug", "logits", "--decode-last", "--prompt", "Hi", "--out", tmp_path / "x.npy", check=False)
+    assert proc.returncode != 0 and "at least two tokens" in proc.stderr

@@ -116,6 +116,10 @@ struct LogitsArgs {
     /// Replace --out if it exists.
     #[arg(long)]
     force: bool,
+    /// Run the prompt's last token as a decode step (as generation runs each new token:
+    /// on the CPU, through medgen's decode kernels), not in the prompt's pass.
+    #[arg(long)]
+    decode_last: bool,
 }
 
 #[derive(Args)]
@@ -321,7 +325,7 @@ fn logits(a: LogitsArgs) -> Result<()> {
     prompt.check()?;
     let m = Model::load(a.model.as_deref(), &a.load.options()?)?;
     let ids = m.prompt_ids(&prompt)?;
-    let logits = m.next_token_logits(&ids)?;
+    let logits = if a.decode_last { m.decoded_logits(&ids)? } else { m.next_token_logits(&ids)? };
     medgen::inspect::write_npy(&a.out, &[logits.len()], &logits, a.force)?;
     println!("{}", serde_json::json!({ "prompt_token_ids": ids }));
     Ok(())

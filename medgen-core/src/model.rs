@@ -273,6 +273,35 @@ impl Model {
         let cfg = GenerationConfig { max_new_tokens: 1, ..Default::default() };
         Ok(self.generator(ids.to_vec(), &cfg)?.take_logits())
     }
+
+    /// The logits of the position after `ids` (at least two tokens), with the last token run
+    /// as a decode step, the way generation runs each new token (on the CPU: one row through
+    /// medgen's decode kernels), rather than in the prompt's pass. For checking the decode
+    /// path against a reference, as `medgen debug logits --decode-last` does.
+    pub fn decoded_logits(&self, ids: &[u32]) -> Result<Vec<f32>> {
+        let Some((&last, prompt @ [_, ..])) = ids.split_last() else {
+            return Err(MedgenError::invalid("ids", "a decode step needs a prompt of at least two tokens"));
+        };
+        let cfg = GenerationConfig { max_new_tokens: 2, ..Default::default() };
+        let mut generator = self.generator(prompt.to_vec(), &cfg)?;
+        generator.constrain(Arc::new(Force(last)));
+        generator.step()?;
+        Ok(generator.take_logits())
+    }
+}
+
+/// A constraint that makes the next token `self.0`.
+#[derive(Debug)]
+struct Force(u32);
+
+impl generation::LogitsConstraint for Force {
+    fn apply(&self, scores: &mut [f32], _: &[u32], _: usize) {
+        for (i, s) in scores.iter_mut().enumerate() {
+            if i != self.0 as usize {
+                *s = f32::NEG_INFINITY;
+            }
+        }
+    }
 }
 
 /// A target read by teacher forcing ([`Model::forced`]).

@@ -320,6 +320,10 @@ mod tests {
 
     #[test]
     fn integer_dot_equals_the_f64_dot_of_dequantized_weights_and_activations_on_every_path() {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            assert!(Isa::available().contains(&Isa::Avx2), "the AVX2 path would go untested");
+        }
         // Odd block counts, a block of zeros, large and tiny magnitudes.
         for (n, seed) in [(32, 1), (96, 2), (544, 3), (1536, 4)] {
             let mut x: Vec<f32> = (0..n).map(|i| (((i + seed) * 104729) % 997) as f32 / 498.0 - 1.0).collect();
