@@ -1,9 +1,12 @@
 """`make bench`: medgen and its references side by side, in one run, on the default model.
 
 Batch 1, a ~85-token clinical prompt, 128 new tokens (greedy, EOS suppressed so every run
-makes all 128), 2 CPU threads. Rows: medgen f32 and bf16, transformers f32 (reading the same
-GGUF), and llama.cpp through llama-cpp-python (4-bit kernels) where it is installed.
-Prints load seconds, prefill and decode tokens/s, and ratios against transformers f32.
+makes all 128), 2 CPU threads. Rows: medgen f32, bf16 and with int8 activations, transformers
+f32 (reading the same GGUF), and llama.cpp through llama-cpp-python (4-bit kernels) where it
+is installed. Prints load seconds, prefill and decode tokens/s, and ratios against
+transformers f32 and llama.cpp; then how far each engine's decode-step logits are from
+transformers' f32 on the parity tests' prompts, and how many of their 32 greedy tokens
+equal transformers'.
 """
 
 import json
@@ -24,9 +27,9 @@ NEW = 128
 PROMPT = (ROOT / "examples/notes/discharge_note.txt").read_text().split("Exam:")[0].strip()
 
 
-def medgen(dtype):
+def medgen(dtype, *flags):
     args = [str(MEDGEN), "generate", "--json", "--greedy", "--prompt", PROMPT, "--dtype", dtype,
-            "--threads", str(THREADS), "--max-new-tokens", str(NEW), "--min-new-tokens", str(NEW)]
+            "--threads", str(THREADS), "--max-new-tokens", str(NEW), "--min-new-tokens", str(NEW), *flags]
     runs = [json.loads(subprocess.run(args, capture_output=True, text=True, check=True).stdout) for _ in range(2)]
     best = max(runs, key=lambda r: r["timings"]["decode_tokens_per_s"])
     t = best["timings"]
@@ -70,16 +73,24 @@ def transformers_f32():
     return best
 
 
-def llama_cpp():
+def load_llama_cpp(**options):
+    """llama.cpp's model, and the seconds it took to load; None where it is not installed."""
     try:
         import llama_cpp
-        import numpy as np
     except ImportError:
-        return None
+        return None, 0.0
     start = time.perf_counter()
     llm = llama_cpp.Llama(model_path=str(DEFAULT_DIR / DEFAULT_FILE), n_ctx=512, n_threads=THREADS,
-                          n_batch=512, verbose=False)
-    load_s = time.perf_counter() - start
+                          n_batch=512, verbose=False, **options)
+    return llm, time.perf_counter() - start
+
+
+def llama_cpp():
+    import numpy as np
+
+    llm, load_s = load_llama_cpp()
+    if llm is None:
+        return None
     tokens = llm.tokenize(PROMPT.encode(), add_bos=False, special=True)
     llm.reset()
     t0 = time.perf_counter()
@@ -91,8 +102,52 @@ def llama_cpp():
     return {"load_s": load_s, "prefill": len(tokens) / (t1 - t0), "decode": (NEW - 1) / (t2 - t1)}
 
 
+def accuracy(cpp):
+    """Per prompt of the parity tests: the relative L2 distance of the logits after a decode
+    step (the prompt's last token run alone) from transformers' f32 on the same tokens, and
+    whether 32 greedy tokens equal transformers'. None for llama.cpp where it is missing."""
+    import numpy as np
+    import tempfile
+
+    import torch
+    from test_reference import PROMPTS, hf_greedy, rel_l2
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(DEFAULT_DIR, gguf_file=DEFAULT_FILE, dtype=torch.float32).eval()
+    llm, _ = load_llama_cpp(logits_all=True) if cpp else (None, 0.0)
+    engines = {"medgen f32": [], "medgen int8 activations": [], "llama.cpp Q4_1": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "logits.npy"
+        for prompt in PROMPTS:
+            rows = {}
+            for name, flags in [("medgen f32", []), ("medgen int8 activations", ["--int8-activations"])]:
+                run = lambda *a: json.loads(subprocess.run([str(MEDGEN), *a, *flags], capture_output=True,  # noqa: E731
+                                                           text=True, check=True).stdout)
+                ids = run("debug", "logits", "--decode-last", "--prompt", prompt, "--out", str(out), "--force")["prompt_token_ids"]
+                gen = run("generate", "--json", "--greedy", "--prompt", prompt, "--max-new-tokens", "32")["token_ids"]
+                rows[name] = (np.load(out), gen)
+            with torch.no_grad():
+                ref = model(torch.tensor([ids])).logits[0, -1].numpy()
+            greedy = hf_greedy(model, ids, 32)
+            if llm is not None:
+                llm.reset()
+                llm.eval(ids[:-1])
+                llm.eval(ids[-1:])
+                logits = np.array(llm.scores[len(ids) - 1])
+                gen = [int(np.argmax(logits))]
+                while len(gen) < 32:
+                    llm.eval(gen[-1:])
+                    gen.append(int(np.argmax(llm.scores[llm.n_tokens - 1])))
+                rows["llama.cpp Q4_1"] = (logits, gen)
+            for name, (logits, gen) in rows.items():
+                # transformers stops at EOS; llama.cpp's loop here does not.
+                engines[name].append((rel_l2(logits, ref), gen[:len(greedy)] == greedy))
+    return {name: r for name, r in engines.items() if r}
+
+
 def main():
-    rows = {"medgen f32": medgen("f32"), "medgen bf16": medgen("bf16"), "transformers f32": transformers_f32()}
+    rows = {"medgen f32": medgen("f32"), "medgen bf16": medgen("bf16"),
+            "medgen int8 activations": medgen("f32", "--int8-activations"), "transformers f32": transformers_f32()}
     try:
         cpp = llama_cpp()
     except Exception as e:  # an API change in the reference must not hide the other rows
@@ -104,10 +159,19 @@ def main():
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.machine())
     print(f"\nSmolLM2-135M-Instruct Q4_1 GGUF, {rows['medgen f32']['prompt_tokens']}-token prompt, {NEW} new tokens, "
           f"batch 1, {THREADS} threads, {cpu}, {os.cpu_count()} cores\n")
-    print("| engine | load (s) | prefill tok/s | decode tok/s | decode vs transformers f32 |")
-    print("|---|---|---|---|---|")
+    print("| engine | load (s) | prefill tok/s | decode tok/s | decode vs transformers f32 | decode vs llama.cpp |")
+    print("|---|---|---|---|---|---|")
     for name, r in rows.items():
-        print(f"| {name} | {r['load_s']:.2f} | {r['prefill']:.0f} | {r['decode']:.1f} | {r['decode'] / ref['decode']:.2f}x |")
+        vs_cpp = f"{r['decode'] / cpp['decode']:.2f}x" if cpp else "(not installed)"
+        print(f"| {name} | {r['load_s']:.2f} | {r['prefill']:.0f} | {r['decode']:.1f} | {r['decode'] / ref['decode']:.2f}x | {vs_cpp} |")
+    print("\nDecode-step logits against transformers f32 (relative L2, per prompt of tests/test_reference.py), "
+          "and prompts whose 32 greedy tokens equal transformers'\n")
+    print("| engine | relative L2 per prompt | mean | greedy equal |")
+    print("|---|---|---|---|")
+    for name, r in accuracy(cpp is not None).items():
+        errors = [e for e, _ in r]
+        print(f"| {name} | {' '.join(f'{e:.1e}' for e in errors)} | {sum(errors) / len(errors):.1e} | "
+              f"{sum(same for _, same in r)}/{len(r)} |")
 
 
 if __name__ == "__main__":
