@@ -106,6 +106,10 @@ def test_c_abi_checks_pass_under_asan_and_match_the_cli(programs, tiny_models, m
                        "--no-repeat-ngram-size", 3, "--json")
     assert got["beam"]["token_ids"] == beam["token_ids"]
     assert [s["token_ids"] for s in got["beam"]["sequences"]] == [s["token_ids"] for s in beam["sequences"]]
+    int8 = medgen_json("generate", "--model", path, "--prompt", PROMPT, "--max-new-tokens", 8, "--int8-activations",
+                       "--logprobs", "--json")
+    assert got["int8_greedy"]["token_ids"] == int8["token_ids"]
+    assert got["int8_greedy"]["logprobs"] == int8["logprobs"]
     tokens = medgen_json("tokenize", "--model", path, "--prompt", "Aspirin 81 mg daily. 患者否认胸痛。")
     assert got["tokenize"]["ids"] == tokens["ids"]
     if model == "default":

@@ -77,6 +77,15 @@ def test_same_seed_and_options_give_the_same_output_as_the_cli(model):
     assert out.token_ids == ref["token_ids"] and out.text == ref["text"]
 
 
+def test_int8_activations_generate_as_the_cli(model):
+    int8 = medgen.Model.load(int8_activations=True, threads=2)
+    out = int8.generate(PROMPT, max_new_tokens=24, logprobs=True)
+    ref = cli("generate", "--json", "--prompt", PROMPT, "--max-new-tokens", 24, "--int8-activations", "--logprobs")
+    assert out.token_ids == ref["token_ids"] and out.logprobs == pytest.approx(ref["logprobs"], abs=1e-6)
+    # The f32 path gives other log-probabilities (the int8 one is not the default).
+    assert model.generate(PROMPT, max_new_tokens=24, logprobs=True).logprobs != out.logprobs
+
+
 def test_chat_and_tokenize_agree_with_the_cli(model):
     out = model.chat([{"role": "user", "content": "Summarize: fever and cough for 4 days."}], max_new_tokens=16)
     ref = cli("generate", "--json", "--chat", "--prompt", "Summarize: fever and cough for 4 days.",

@@ -70,7 +70,7 @@ static void test_statics(void) {
     CHECK(!g.has_seed && g.stop == NULL && g.n_stop == 0 && !g.logprobs);
     medgen_model_params p = medgen_model_params_default();
     CHECK(p.device == MEDGEN_DEVICE_CPU && p.dtype == MEDGEN_DTYPE_F32 && p.threads == 0);
-    CHECK(p.adapter == NULL);
+    CHECK(p.adapter == NULL && !p.int8_activations);
     /* Freeing NULL does nothing; accessors of NULL give neutral values. */
     medgen_model_free(NULL);
     medgen_text_free(NULL);
@@ -1012,11 +1012,13 @@ static void test_merge(const char *base, const char *adapter, const char *merged
     EXPECT_STATUS(medgen_merge(base, adapter, merged), MEDGEN_OK);
 }
 
-/* Greedy text of a model loaded with `adapter` (NULL for none), printed for pytest. */
-static void generate_with(const char *name, const char *model_path, const char *adapter) {
+/* Greedy text of a model loaded with `adapter` (NULL for none), with or without int8
+   activations, printed for pytest. */
+static void generate_with(const char *name, const char *model_path, const char *adapter, bool int8) {
     medgen_model_params mp = medgen_model_params_default();
     mp.threads = 2;
     mp.adapter = adapter;
+    mp.int8_activations = int8;
     medgen_model *m = NULL;
     EXPECT_STATUS(medgen_model_load(model_path, &mp, &m), MEDGEN_OK);
     if (!m) return;
@@ -1038,9 +1040,9 @@ static void test_adapter_load(const char *base, const char *adapter, const char 
     mp.adapter = "/nonexistent/adapter";
     EXPECT_STATUS(medgen_model_load(base, &mp, &m), MEDGEN_ERR_IO);
     CHECK(m == (medgen_model *)UNTOUCHED);
-    generate_with("base_greedy", base, NULL);
-    generate_with("adapter_greedy", base, adapter);
-    generate_with("merged_greedy", merged, NULL);
+    generate_with("base_greedy", base, NULL, false);
+    generate_with("adapter_greedy", base, adapter, false);
+    generate_with("merged_greedy", merged, NULL, false);
 }
 
 static int finetune_main(char **args) {
@@ -1080,6 +1082,7 @@ int main(int argc, char **argv) {
     test_clinical(m);
     test_review(m);
     medgen_model_free(m);
+    generate_with("int8_greedy", argv[1], NULL, true);
 
     if (failures) fprintf(stderr, "%d checks failed\n", failures);
     else printf("all C ABI checks passed\n");
