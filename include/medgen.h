@@ -790,6 +790,12 @@ typedef struct {
 typedef int (*medgen_piece_callback)(const char *piece, size_t len, void *user_data);
 
 /*
+ GGUF blocks a model's linear weights are quantized to at load: a MEDGEN_QUANTIZE_* value,
+ for `medgen_model_params.quantize` (values in the 500s).
+ */
+typedef int32_t medgen_quantize;
+
+/*
  How to load a model. Start from `medgen_model_params_default()`.
  */
 typedef struct {
@@ -829,6 +835,12 @@ typedef struct {
    as far from f32 as llama.cpp's (default: false: f32 on the file's exact values).
    */
   bool int8_activations;
+  /*
+   Quantize the linear layers' weights to GGUF blocks at load, for the CPU decode kernels:
+   for HF models (dense weights) and GGUF block types the kernels do not read; layers
+   whose input width is not a multiple of 32 stay dense (default: MEDGEN_QUANTIZE_NONE).
+   */
+  medgen_quantize quantize;
 } medgen_model_params;
 
 /*
@@ -940,6 +952,21 @@ typedef struct {
  `medgen_dtype`: float16.
  */
 #define MEDGEN_DTYPE_F16 402
+
+/*
+ `medgen_quantize`: no quantization at load (weights as the file stores them).
+ */
+#define MEDGEN_QUANTIZE_NONE 500
+
+/*
+ `medgen_quantize`: Q8_0 blocks (an f16 scale and 32 int8 per 32 weights).
+ */
+#define MEDGEN_QUANTIZE_Q8_0 501
+
+/*
+ `medgen_quantize`: Q4_0 blocks (an f16 scale and 32 4-bit values per 32 weights).
+ */
+#define MEDGEN_QUANTIZE_Q4_0 502
 
 #ifdef __cplusplus
 extern "C" {

@@ -3,7 +3,7 @@
 use std::ffi::c_char;
 use std::path::{Path, PathBuf};
 
-use engine::{DType, DeviceSpec, LoadOptions, Model};
+use engine::{DType, DeviceSpec, LoadOptions, Model, Quantization};
 
 use crate::boundary::{arg, ffi_boundary, guard, init_params, null, read_params, slice_arg, str_arg, write_out, Failure, FfiResult, Params};
 use crate::medgen_status::{self, *};
@@ -31,6 +31,16 @@ pub const MEDGEN_DTYPE_BF16: medgen_dtype = 401;
 /// `medgen_dtype`: float16.
 pub const MEDGEN_DTYPE_F16: medgen_dtype = 402;
 
+/// GGUF blocks a model's linear weights are quantized to at load: a MEDGEN_QUANTIZE_* value,
+/// for `medgen_model_params.quantize` (values in the 500s).
+pub type medgen_quantize = i32;
+/// `medgen_quantize`: no quantization at load (weights as the file stores them).
+pub const MEDGEN_QUANTIZE_NONE: medgen_quantize = 500;
+/// `medgen_quantize`: Q8_0 blocks (an f16 scale and 32 int8 per 32 weights).
+pub const MEDGEN_QUANTIZE_Q8_0: medgen_quantize = 501;
+/// `medgen_quantize`: Q4_0 blocks (an f16 scale and 32 4-bit values per 32 weights).
+pub const MEDGEN_QUANTIZE_Q4_0: medgen_quantize = 502;
+
 /// How to load a model. Start from `medgen_model_params_default()`.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
@@ -57,6 +67,10 @@ pub struct medgen_model_params {
     /// activations quantized to 8 bits, in integers, as llama.cpp does: faster; logits about
     /// as far from f32 as llama.cpp's (default: false: f32 on the file's exact values).
     pub int8_activations: bool,
+    /// Quantize the linear layers' weights to GGUF blocks at load, for the CPU decode kernels:
+    /// for HF models (dense weights) and GGUF block types the kernels do not read; layers
+    /// whose input width is not a multiple of 32 stay dense (default: MEDGEN_QUANTIZE_NONE).
+    pub quantize: medgen_quantize,
 }
 
 /// Fills `size` bytes at `p` with the default model parameters (CPU, f32, one thread per
@@ -84,6 +98,7 @@ impl Default for medgen_model_params {
         threads: 0,
         adapter: std::ptr::null(),
         int8_activations: false,
+        quantize: MEDGEN_QUANTIZE_NONE,
         }
     }
 }
@@ -111,7 +126,7 @@ pub(crate) fn load_options(device: medgen_device, device_index: i32, dtype: medg
         n if n > 0 => Some(n as usize),
         n => return Err(invalid(format!("threads {n} is negative"))),
     };
-    Ok(LoadOptions { device, dtype, threads, adapter: None, int8_activations: false })
+    Ok(LoadOptions { device, dtype, threads, adapter: None, int8_activations: false, quantize: None })
 }
 
 impl medgen_model_params {
@@ -120,6 +135,12 @@ impl medgen_model_params {
     unsafe fn options(&self) -> FfiResult<LoadOptions> {
         let mut options = load_options(self.device, self.device_index, self.dtype, self.threads)?;
         options.int8_activations = self.int8_activations;
+        options.quantize = match self.quantize {
+            MEDGEN_QUANTIZE_NONE => None,
+            MEDGEN_QUANTIZE_Q8_0 => Some(Quantization::Q8_0),
+            MEDGEN_QUANTIZE_Q4_0 => Some(Quantization::Q4_0),
+            q => return Err(invalid(format!("quantize {q} is not a medgen_quantize (MEDGEN_QUANTIZE_NONE, _Q8_0 or _Q4_0, {MEDGEN_QUANTIZE_NONE} to {MEDGEN_QUANTIZE_Q4_0})"))),
+        };
         if !self.adapter.is_null() {
             options.adapter = Some(PathBuf::from(unsafe { str_arg(self.adapter, "params.adapter") }?));
         }

@@ -43,7 +43,7 @@ pub use loader::{ModelInfo, NetworkConfig};
 pub use model::{Forced, Model};
 pub use models::config::{Activation, Architecture, Dropout, ModelConfig, RopeScaling, Seq2SeqArchitecture, Seq2SeqConfig};
 pub use prompt::{Prompt, MAX_BATCH};
-pub use runtime::{DType, DeviceSpec, LoadOptions};
+pub use runtime::{DType, DeviceSpec, LoadOptions, Quantization};
 pub use pipeline::{deid_option, run_task, TaskOptions, TaskResult};
 pub use tokenizer::Tokenizer;
 

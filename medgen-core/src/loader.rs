@@ -134,6 +134,7 @@ impl Setup<'_> {
         loader.naming = naming;
         loader.trainable = self.trainable;
         loader.int8 = runtime.int8;
+        loader.quantize = runtime.quantize.map(crate::runtime::Quantization::ggml);
         loader.adapters = self.adapters;
         loader
     }

@@ -55,6 +55,37 @@ impl FromStr for DType {
     }
 }
 
+/// GGUF blocks that linear layers' weights are quantized to at load
+/// ([`LoadOptions::quantize`]), with ggml's reference rounding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Quantization {
+    /// Blocks of 32: an f16 scale (the largest magnitude / 127) and 32 int8.
+    Q8_0,
+    /// Blocks of 32: an f16 scale (the value of largest magnitude / -8) and 32 4-bit values.
+    Q4_0,
+}
+
+impl FromStr for Quantization {
+    type Err = MedgenError;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "q8_0" => Ok(Quantization::Q8_0),
+            "q4_0" => Ok(Quantization::Q4_0),
+            _ => Err(MedgenError::invalid("quantize", format!("`{s}` is not q8_0 or q4_0"))),
+        }
+    }
+}
+
+impl Quantization {
+    pub(crate) fn ggml(self) -> crate::formats::quants::GgmlType {
+        match self {
+            Quantization::Q8_0 => crate::formats::quants::GgmlType::Q8_0,
+            Quantization::Q4_0 => crate::formats::quants::GgmlType::Q4_0,
+        }
+    }
+}
+
 impl DType {
     pub(crate) fn kind(self) -> Kind {
         match self {
@@ -88,6 +119,13 @@ pub struct LoadOptions {
     /// about what llama.cpp's move (README, "Performance"). No effect on dense weights,
     /// prefill or GPUs.
     pub int8_activations: bool,
+    /// Quantize the linear layers' weights (and the output head) to GGUF blocks at load, for
+    /// the CPU decode kernels (default: none). For HF models, whose weights are dense, and for
+    /// the GGUF block types the kernels do not read (Q5_0, K-quants: dequantized, then
+    /// quantized again); weights already in Q8_0, Q4_0 or Q4_1 keep theirs. Layers whose
+    /// input width is not a multiple of 32 stay dense. The prompt's pass keeps the dense
+    /// weights (libtorch's GEMM). No effect on GPUs or training.
+    pub quantize: Option<Quantization>,
 }
 
 /// A loaded model's device and thread pool, shared by its networks.
@@ -97,6 +135,8 @@ pub(crate) struct Runtime {
     pub device: Device,
     /// [`LoadOptions::int8_activations`].
     pub int8: bool,
+    /// [`LoadOptions::quantize`].
+    pub quantize: Option<Quantization>,
     /// The process that made the pool: a child of `fork()` has none of its threads.
     pid: u32,
 }
@@ -132,7 +172,7 @@ impl Runtime {
                 Device::Cuda(i)
             }
         };
-        Ok(Runtime { pool: Arc::new(pool), device, int8: opts.int8_activations, pid: std::process::id() })
+        Ok(Runtime { pool: Arc::new(pool), device, int8: opts.int8_activations, quantize: opts.quantize, pid: std::process::id() })
     }
 
     /// Runs `f` on the pool, without autograd. In a child of `fork()` the pool's threads do

@@ -162,7 +162,7 @@ fn field_error(name: &str, e: serde_json::Error) -> PyErr {
 
 /// Where and how a model runs, from the keywords `Model.load` and `finetune` share.
 fn load_options(device: &str, dtype: &str, threads: Option<usize>, adapter: Option<PathBuf>) -> PyResult<LoadOptions> {
-    Ok(LoadOptions { device: device.parse().map_err(err)?, dtype: dtype.parse().map_err(err)?, threads, adapter, int8_activations: false })
+    Ok(LoadOptions { device: device.parse().map_err(err)?, dtype: dtype.parse().map_err(err)?, threads, adapter, int8_activations: false, quantize: None })
 }
 
 /// The default model's path, as `Model.load()` finds it: `$MEDGEN_MODEL`, else the
@@ -294,9 +294,11 @@ impl Model {
     /// `adapter` is a LoRA adapter folder (PEFT's files, as `finetune(method="lora")` writes
     /// them) to run with the model.
     #[staticmethod]
-    #[pyo3(signature = (path=None, *, device="cpu", dtype="f32", threads=None, adapter=None, int8_activations=false))]
-    fn load(py: Python<'_>, path: Option<PathBuf>, device: &str, dtype: &str, threads: Option<usize>, adapter: Option<PathBuf>, int8_activations: bool) -> PyResult<Self> {
-        let opts = LoadOptions { int8_activations, ..load_options(device, dtype, threads, adapter)? };
+    #[pyo3(signature = (path=None, *, device="cpu", dtype="f32", threads=None, adapter=None, int8_activations=false, quantize=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn load(py: Python<'_>, path: Option<PathBuf>, device: &str, dtype: &str, threads: Option<usize>, adapter: Option<PathBuf>, int8_activations: bool, quantize: Option<&str>) -> PyResult<Self> {
+        let quantize = quantize.map(str::parse).transpose().map_err(err)?;
+        let opts = LoadOptions { int8_activations, quantize, ..load_options(device, dtype, threads, adapter)? };
         let model = py.allow_threads(|| medgen::Model::load(path.as_deref(), &opts)).map_err(err)?;
         Ok(Model { inner: Arc::new(model) })
     }

@@ -75,6 +75,10 @@ pub struct LoadArgs {
     /// 8 bits, in integers, as llama.cpp does: faster; logits about as far from f32 as llama.cpp's.
     #[arg(long)]
     int8_activations: bool,
+    /// Quantize the linear layers' weights to GGUF blocks at load (q8_0 or q4_0) for the CPU
+    /// decode kernels: for HF models, and GGUF weights in blocks the kernels do not read.
+    #[arg(long)]
+    quantize: Option<String>,
 }
 
 impl LoadArgs {
@@ -85,6 +89,7 @@ impl LoadArgs {
             threads: self.threads,
             adapter: self.adapter.clone(),
             int8_activations: self.int8_activations,
+            quantize: self.quantize.as_deref().map(str::parse).transpose()?,
         })
     }
 }

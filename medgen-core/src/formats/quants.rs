@@ -142,6 +142,34 @@ fn block_fn(ty: GgmlType) -> Option<BlockFn> {
     })
 }
 
+/// `x` (a multiple of 32 long) quantized to Q8_0 or Q4_0 blocks as ggml's reference
+/// quantizers round (`quantize_row_q8_0_ref`, `quantize_row_q4_0_ref`).
+pub fn quantize(ty: GgmlType, x: &[f32]) -> Result<Vec<u8>> {
+    let (_, size) = ty.block();
+    if x.len() % 32 != 0 || !matches!(ty, GgmlType::Q8_0 | GgmlType::Q4_0) {
+        return Err(MedgenError::Unsupported(format!("quantizing {} values to {ty:?}", x.len())));
+    }
+    let mut out = vec![0u8; x.len() / 32 * size];
+    for (b, xs) in out.chunks_exact_mut(size).zip(x.chunks_exact(32)) {
+        // The value of largest magnitude, with its sign.
+        let max = xs.iter().fold(0f32, |m, &v| if v.abs() > m.abs() { v } else { m });
+        let d = if ty == GgmlType::Q8_0 { max.abs() / 127.0 } else { max / -8.0 };
+        let inv = if d != 0.0 { 1.0 / d } else { 0.0 };
+        b[..2].copy_from_slice(&half::f16::from_f32(d).to_le_bytes());
+        if ty == GgmlType::Q8_0 {
+            for (q, &v) in b[2..].iter_mut().zip(xs) {
+                *q = (v * inv).round() as i8 as u8;
+            }
+        } else {
+            let q4 = |v: f32| ((v * inv + 8.5) as i8).min(15) as u8;
+            for j in 0..16 {
+                b[2 + j] = q4(xs[j]) | (q4(xs[j + 16]) << 4);
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// Whether [`dequantize`] handles this type.
 pub fn is_supported(ty: GgmlType) -> bool {
     block_fn(ty).is_some()

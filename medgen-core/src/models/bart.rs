@@ -65,7 +65,8 @@ impl Bart {
         let head = match w.get_opt("lm_head.weight", &[v, d])? {
             Some(h) => Linear::from_weight(&h, Some(bias)),
             None => Linear::from_weight(&shared, Some(bias)),
-        };
+        }
+        .quantized(w)?;
         Ok(Bart {
             encoder: Stack::load(cfg, w, &format!("{p}encoder"), cfg.encoder_shape(), max_positions, false)?,
             decoder: Stack::load(cfg, w, &format!("{p}decoder"), cfg.decoder_shape(), max_positions, true)?,

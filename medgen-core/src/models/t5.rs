@@ -62,7 +62,8 @@ impl T5 {
         let head = match w.get_opt("lm_head.weight", &[v, d])? {
             Some(h) => Linear::from_weight(&h, None),
             None => Linear::from_weight(&shared, None),
-        };
+        }
+        .quantized(w)?;
         Ok(T5 {
             encoder: Stack::load(cfg, w, "encoder", cfg.encoder_shape())?,
             decoder: Stack::load(cfg, w, "decoder", cfg.decoder_shape())?,

@@ -66,12 +66,15 @@ class Model:
     @staticmethod
     def load(path: Union[str, PathLike, None] = None, *, device: str = "cpu",
              dtype: Literal["f32", "bf16", "f16"] = "f32", threads: Optional[int] = None,
-             adapter: Union[str, PathLike, None] = None, int8_activations: bool = False) -> "Model":
+             adapter: Union[str, PathLike, None] = None, int8_activations: bool = False,
+             quantize: Optional[Literal["q8_0", "q4_0"]] = None) -> "Model":
         """Loads a GGUF file or an HF model folder; without a path, the default model.
         `adapter`: a LoRA adapter folder (PEFT's files, as finetune(method="lora") writes
         them) to run with the model. `int8_activations`: CPU decode steps multiply the GGUF
         blocks (Q8_0, Q4_0, Q4_1) by activations quantized to 8 bits, in integers, as
-        llama.cpp does: faster, logits about as far from f32 as llama.cpp's."""
+        llama.cpp does: faster, logits about as far from f32 as llama.cpp's. `quantize`: the
+        linear layers' weights quantized to GGUF blocks at load, for the CPU decode kernels
+        (HF models; GGUF block types the kernels do not read)."""
     @overload
     def generate(self, prompt: str, config: Optional[GenerationConfig] = None, *, batch_size: int = 8,
                  **options) -> Generation: ...

@@ -41,9 +41,19 @@ impl Linear {
             // An adapter that only runs is folded into the weight, as PEFT's merge does: the
             // layer stays one product that medgen's kernels can read (dense, not in blocks).
             let merged = w.merge(&format!("{name}.weight"), &weight, l)?;
-            return Ok(Linear { weight: merged, bias, blocks: None, int8: false, lora: None, parts: Vec::new() });
+            return Linear { weight: merged, bias, blocks: None, int8: w.int8, lora: None, parts: Vec::new() }.quantized(w);
         }
-        Ok(Linear { weight, bias, blocks, int8: w.int8, lora, parts: Vec::new() })
+        Linear { weight, bias, blocks, int8: w.int8, lora, parts: Vec::new() }.quantized(w)
+    }
+
+    /// This layer with its weight quantized to blocks at load ([`Loader::quantized`]), when
+    /// the loader asks for it and the weight has no blocks the kernels read.
+    pub fn quantized(mut self, w: &Loader) -> Result<Self> {
+        if self.blocks.is_none() && self.lora.is_none() && self.parts.is_empty() {
+            self.blocks = w.quantized(&self.weight)?;
+            self.int8 = w.int8;
+        }
+        Ok(self)
     }
 
     /// Several layers that read the same input as one (q, k and v; gate and up): one
@@ -93,7 +103,7 @@ impl Linear {
             Some(head) => (head, w.blocks("output.weight")),
             None => (Weight(embed.shallow_clone()), w.blocks("token_embd.weight")),
         };
-        Ok(Linear { weight, bias: None, blocks, int8: w.int8, lora: None, parts: Vec::new() })
+        Linear { weight, bias: None, blocks, int8: w.int8, lora: None, parts: Vec::new() }.quantized(w)
     }
 
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {

@@ -63,6 +63,8 @@ pub(crate) struct Loader<'a> {
     pub trainable: bool,
     /// Linear layers on GGUF blocks multiply 8-bit activations ([`crate::LoadOptions::int8_activations`]).
     pub int8: bool,
+    /// Linear weights not in blocks the kernels read are quantized to these at load.
+    pub quantize: Option<GgmlType>,
     /// LoRA adapters to attach to the linear layers that the spec targets.
     pub adapters: Option<&'a AdapterSpec>,
     /// What was loaded, shared with loaders derived from this one.
@@ -130,7 +132,7 @@ pub(crate) fn peft_key(module: &str, part: &str) -> String {
 impl Loader<'_> {
     pub fn new(source: &dyn WeightSource, kind: Kind, device: Device) -> Loader<'_> {
         let act = if device == Device::Cpu { Kind::Float } else { kind };
-        Loader { source, kind, act, device, naming: None, trainable: false, int8: false, adapters: None, loaded: Rc::default() }
+        Loader { source, kind, act, device, naming: None, trainable: false, int8: false, quantize: None, adapters: None, loaded: Rc::default() }
     }
 
     /// This loader with matrices stored as `kind` and activations in `act` (the same record).
@@ -177,6 +179,18 @@ impl Loader<'_> {
         self.source
             .quantized(name)
             .filter(|(ty, _)| kernels::reads_blocks(*ty))
+    }
+
+    /// `weight` (`[out, in]`) quantized to the blocks of [`Loader::quantize`], where it is set,
+    /// the weight is on the CPU and frozen, and `in` is a multiple of 32.
+    pub fn quantized(&self, weight: &Tensor) -> Result<Option<(GgmlType, Vec<u8>)>> {
+        let Some(ty) = self.quantize else { return Ok(None) };
+        let size = weight.size();
+        if self.device != Device::Cpu || self.trainable || size.len() != 2 || size[1] % 32 != 0 {
+            return Ok(None);
+        }
+        let values = Vec::<f32>::try_from(weight.f_to_kind(Kind::Float)?.f_contiguous()?.f_flatten(0, -1)?)?;
+        Ok(Some((ty, crate::formats::quants::quantize(ty, &values)?)))
     }
 
     pub fn get_opt(&self, name: &str, shape: &[i64]) -> Result<Option<Weight>> {
