@@ -110,6 +110,9 @@ def test_c_abi_checks_pass_under_asan_and_match_the_cli(programs, tiny_models, m
                        "--logprobs", "--json")
     assert got["int8_greedy"]["token_ids"] == int8["token_ids"]
     assert got["int8_greedy"]["logprobs"] == int8["logprobs"]
+    q4 = medgen_json("generate", "--model", path, "--prompt", PROMPT, "--max-new-tokens", 8, "--quantize", "q4_0",
+                     "--logprobs", "--json")
+    assert (got["q4_greedy"]["token_ids"], got["q4_greedy"]["logprobs"]) == (q4["token_ids"], q4["logprobs"])
     tokens = medgen_json("tokenize", "--model", path, "--prompt", "Aspirin 81 mg daily. 患者否认胸痛。")
     assert got["tokenize"]["ids"] == tokens["ids"]
     if model == "default":

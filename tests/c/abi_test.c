@@ -70,7 +70,7 @@ static void test_statics(void) {
     CHECK(!g.has_seed && g.stop == NULL && g.n_stop == 0 && !g.logprobs);
     medgen_model_params p = medgen_model_params_default();
     CHECK(p.device == MEDGEN_DEVICE_CPU && p.dtype == MEDGEN_DTYPE_F32 && p.threads == 0);
-    CHECK(p.adapter == NULL && !p.int8_activations);
+    CHECK(p.adapter == NULL && !p.int8_activations && p.quantize == MEDGEN_QUANTIZE_NONE);
     /* Freeing NULL does nothing; accessors of NULL give neutral values. */
     medgen_model_free(NULL);
     medgen_text_free(NULL);
@@ -99,6 +99,12 @@ static void test_load_errors(const char *corrupt) {
     EXPECT_STATUS(medgen_model_load(NULL, &bad, &m), MEDGEN_ERR_INVALID_ARGUMENT);
     bad = p;
     bad.threads = -1;
+    EXPECT_STATUS(medgen_model_load(NULL, &bad, &m), MEDGEN_ERR_INVALID_ARGUMENT);
+    bad = p;
+    bad.quantize = 0;
+    EXPECT_STATUS(medgen_model_load(NULL, &bad, &m), MEDGEN_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(medgen_last_error_message(), "medgen_quantize") != NULL);
+    bad.quantize = MEDGEN_DTYPE_F32;
     EXPECT_STATUS(medgen_model_load(NULL, &bad, &m), MEDGEN_ERR_INVALID_ARGUMENT);
     /* Each enum-like type has its own range: another type's constant, or a zero-filled field,
        is refused, never read as a value of this type. */
@@ -1013,12 +1019,14 @@ static void test_merge(const char *base, const char *adapter, const char *merged
 }
 
 /* Greedy text of a model loaded with `adapter` (NULL for none), with or without int8
-   activations, printed for pytest. */
-static void generate_with(const char *name, const char *model_path, const char *adapter, bool int8) {
+   activations, quantized at load or not, printed for pytest. */
+static void generate_with(const char *name, const char *model_path, const char *adapter, bool int8,
+                          medgen_quantize quantize) {
     medgen_model_params mp = medgen_model_params_default();
     mp.threads = 2;
     mp.adapter = adapter;
     mp.int8_activations = int8;
+    mp.quantize = quantize;
     medgen_model *m = NULL;
     EXPECT_STATUS(medgen_model_load(model_path, &mp, &m), MEDGEN_OK);
     if (!m) return;
@@ -1040,9 +1048,9 @@ static void test_adapter_load(const char *base, const char *adapter, const char 
     mp.adapter = "/nonexistent/adapter";
     EXPECT_STATUS(medgen_model_load(base, &mp, &m), MEDGEN_ERR_IO);
     CHECK(m == (medgen_model *)UNTOUCHED);
-    generate_with("base_greedy", base, NULL, false);
-    generate_with("adapter_greedy", base, adapter, false);
-    generate_with("merged_greedy", merged, NULL, false);
+    generate_with("base_greedy", base, NULL, false, MEDGEN_QUANTIZE_NONE);
+    generate_with("adapter_greedy", base, adapter, false, MEDGEN_QUANTIZE_NONE);
+    generate_with("merged_greedy", merged, NULL, false, MEDGEN_QUANTIZE_NONE);
 }
 
 static int finetune_main(char **args) {
@@ -1082,7 +1090,8 @@ int main(int argc, char **argv) {
     test_clinical(m);
     test_review(m);
     medgen_model_free(m);
-    generate_with("int8_greedy", argv[1], NULL, true);
+    generate_with("int8_greedy", argv[1], NULL, true, MEDGEN_QUANTIZE_NONE);
+    generate_with("q4_greedy", argv[1], NULL, false, MEDGEN_QUANTIZE_Q4_0);
 
     if (failures) fprintf(stderr, "%d checks failed\n", failures);
     else printf("all C ABI checks passed\n");
