@@ -82,10 +82,10 @@ def best_of(runs, call):
     return best, seqs
 
 
-def medgen_row(texts):
+def medgen_row(texts, **load):
     import medgen
 
-    model = medgen.Model.load(str(MODEL), threads=THREADS)
+    model = medgen.Model.load(str(MODEL), threads=THREADS, **load)
     row, greedy = {}, None
     for b in BATCHES:
         for beams in BEAMS:
@@ -170,10 +170,14 @@ def main():
         rows["CTranslate2"] = f"{type(e).__name__}: {e}"
     # medgen runs last: the start of `make bench` follows the build, whose tail still loads
     # the machine.
-    try:
-        rows["medgen f32"] = medgen_row(texts)
-    except Exception as e:
-        rows["medgen f32"] = f"{type(e).__name__}: {e}"
+    # Weights quantized at load to Q8_0 (f32 activations, then 8-bit ones): against
+    # CTranslate2 int8 (int8 weights and activations).
+    for name, options in [("medgen f32", {}), ("medgen q8_0", {"quantize": "q8_0"}),
+                          ("medgen q8_0, int8 activations", {"quantize": "q8_0", "int8_activations": True})]:
+        try:
+            rows[name] = medgen_row(texts, **options)
+        except Exception as e:
+            rows[name] = f"{type(e).__name__}: {e}"
 
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")),
                platform.machine())
@@ -193,10 +197,10 @@ def main():
             print(f"| {name} | {row} |")
             continue
         print(f"| {name} | " + " | ".join(f"{row[0][c]:.1f}" for c in cells) + " |")
-    for ref in ["transformers f32", "CTranslate2 float32"]:
-        ratios = [value("medgen f32", c) / value(ref, c) if value("medgen f32", c) and value(ref, c) else None
-                  for c in cells]
-        print(f"| medgen / {ref} | " + " | ".join(f"{r:.2f}x" if r else "n/a" for r in ratios) + " |")
+    for ours, ref in [("medgen f32", "transformers f32"), ("medgen f32", "CTranslate2 float32"),
+                      ("medgen q8_0, int8 activations", "CTranslate2 int8")]:
+        ratios = [value(ours, c) / value(ref, c) if value(ours, c) and value(ref, c) else None for c in cells]
+        print(f"| {ours} / {ref} | " + " | ".join(f"{r:.2f}x" if r else "n/a" for r in ratios) + " |")
 
     if isinstance(rows["medgen f32"], tuple):
         scaling = [f"{'greedy' if beams == 1 else f'beam {beams}'} "
