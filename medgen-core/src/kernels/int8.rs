@@ -11,6 +11,7 @@
 
 use std::ops::Range;
 
+use super::f16_at;
 use crate::formats::quants::GgmlType;
 
 /// Instruction sets of the integer kernels, best last.
@@ -128,15 +129,13 @@ pub(crate) fn dot(isa: Isa, ty: GgmlType, w: &[u8], x: &Quantized, blocks: Range
     total
 }
 
-fn f16_at(b: &[u8], i: usize) -> f32 {
-    half::f16::from_le_bytes([b[i], b[i + 1]]).to_f32()
-}
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use std::arch::x86_64::*;
     use std::ops::Range;
 
+    use super::super::avx2::hsum;
     use super::{Isa, Quantized};
     use crate::formats::quants::GgmlType;
 
@@ -291,13 +290,6 @@ mod x86 {
         (_mm256_cvtph_ps(_mm256_castsi256_si128(packed)), _mm256_cvtph_ps(_mm256_extracti128_si256::<1>(packed)))
     }
 
-    #[inline]
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn hsum(v: __m256) -> f32 {
-        let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-        _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)))
-    }
 }
 
 #[cfg(test)]

@@ -6,7 +6,8 @@
 //! kernels stream each weight row once with AVX2/FMA (f32 or bf16 weights, f32 accumulation),
 //! rows split across a rayon pool. GGUF weights in Q8_0, Q4_0 or Q4_1 can stay in their
 //! blocks: each block is dequantized in registers and multiplied in f32, which reads 4 to 7
-//! times fewer bytes. Prefill (many rows) stays with libtorch's GEMM on dense weights.
+//! times fewer bytes, or, with 8-bit activations, multiplied in integers ([`int8`]).
+//! Prefill (many rows) stays with libtorch's GEMM on dense weights.
 
 pub(crate) mod int8;
 
@@ -368,7 +369,7 @@ mod avx2 {
 
     #[inline]
     #[target_feature(enable = "avx2,fma")]
-    unsafe fn hsum(v: __m256) -> f32 {
+    pub(super) unsafe fn hsum(v: __m256) -> f32 {
         let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
         let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
         let s = _mm_add_ss(s, _mm_movehdup_ps(s));
