@@ -278,10 +278,18 @@ impl Model {
     /// as a decode step, the way generation runs each new token (on the CPU: one row through
     /// medgen's decode kernels), rather than in the prompt's pass. For checking the decode
     /// path against a reference, as `medgen debug logits --decode-last` does.
+    ///
+    /// Errors: `InvalidArgument` for fewer than two tokens, a last token outside the
+    /// vocabulary or one that ends generation (an EOS: no step follows it); the prompt's
+    /// errors otherwise.
     pub fn decoded_logits(&self, ids: &[u32]) -> Result<Vec<f32>> {
         let Some((&last, prompt @ [_, ..])) = ids.split_last() else {
             return Err(MedgenError::invalid("ids", "a decode step needs a prompt of at least two tokens"));
         };
+        let vocab = self.network.backend().limits().vocab_size;
+        if last as usize >= vocab || self.tokenizer.eos_ids().contains(&last) {
+            return Err(MedgenError::invalid("ids", format!("the last token {last} is outside the vocabulary of {vocab} or ends generation")));
+        }
         let cfg = GenerationConfig { max_new_tokens: 2, ..Default::default() };
         let mut generator = self.generator(prompt.to_vec(), &cfg)?;
         generator.constrain(Arc::new(Force(last)));
