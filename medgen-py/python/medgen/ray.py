@@ -391,12 +391,12 @@ def _read_status(path, id_column, status_column):
 
 
 def _files(path):
-    """The data files in the output folder, by name (none when there is no folder yet)."""
+    """The Parquet files in the output folder, by name (none when there is no folder yet)."""
     from pyarrow import fs
 
     filesystem, root = fs.FileSystem.from_uri(path)
     infos = filesystem.get_file_info(fs.FileSelector(root, allow_not_found=True))
-    return filesystem, {i.path for i in infos if i.type == fs.FileType.File}
+    return filesystem, {i.path for i in infos if i.type == fs.FileType.File and i.path.endswith(".parquet")}
 
 
 def _rows(filesystem, files):
