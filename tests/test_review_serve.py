@@ -91,6 +91,24 @@ def test_bad_requests_are_refused_and_leave_the_log_alone(served):
     log.write_text(before)
 
 
+def raw(url, data):
+    """Sends `data` as is and returns the status line of the reply."""
+    import socket
+    host, port = re.match(r"http://([\d.]+):(\d+)/", url).groups()
+    with socket.create_connection((host, int(port)), timeout=20) as s:
+        s.sendall(data)
+        return s.makefile("rb").readline().decode()
+
+
+def test_a_head_over_its_bounds_is_refused_and_the_server_goes_on(served):
+    url = served[0]
+    assert " 200 " in raw(url, b"GET / HTTP/1.1\r\n" + b"X-A: b\r\n" * 100 + b"\r\n")
+    assert " 431 " in raw(url, b"GET / HTTP/1.1\r\n" + b"X-A: b\r\n" * 5000 + b"\r\n")
+    assert " 431 " in raw(url, b"GET / HTTP/1.1\r\nX-A: " + b"b" * 20000 + b"\r\n\r\n")
+    assert " 414 " in raw(url, b"GET /" + b"a" * 20000 + b" HTTP/1.1\r\n\r\n")
+    assert get(url)[0] == 200
+
+
 def test_a_missing_folder_or_an_altered_log_stops_the_server_before_it_starts(tmp_path):
     proc = run_medgen("review", "serve", "--dir", tmp_path / "nope", "--log", tmp_path / "l.jsonl", "--port", "0", check=False)
     assert proc.returncode != 0 and "dir" in proc.stderr

@@ -2,8 +2,9 @@
 //! whose Accept / Edit / Reject buttons append the decision to the review log.
 //!
 //! One connection at a time; GET `/` lists the pages, GET `/draft/NAME.html` serves one, POST
-//! `/decide` (a form: draft_id, decision, reviewer, text) logs a decision. Requests over 4 MB,
-//! paths outside the folder and malformed forms are refused with a status and a message.
+//! `/decide` (a form: draft_id, decision, reviewer, text) logs a decision. Forms over 4 MB, a
+//! head of over 100 header lines or a line over 8 KiB, paths outside the folder and malformed
+//! forms are refused with a status and a message; a head not sent within 30 s is dropped.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -59,14 +60,36 @@ fn escape(text: &str) -> String {
     text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
-fn handle(stream: TcpStream, dir: &Path, log: &Path) -> std::io::Result<()> {
-    let mut reader = BufReader::new(stream.try_clone()?);
+/// What a request's line and headers may take: lines of 8 KiB, 100 header lines, and the
+/// whole head read within 30 s (a client that trickles bytes cannot hold the server).
+const MAX_LINE: u64 = 8192;
+const MAX_HEADERS: usize = 100;
+const HEAD_DEADLINE: Duration = Duration::from_secs(30);
+
+/// The request line and the Content-Length of a request's head; `Err` with the response when the
+/// head breaks a bound, `Ok(None)` when the client went away or ran out of time.
+fn read_head(reader: &mut impl BufRead) -> std::io::Result<std::result::Result<Option<(String, usize)>, Response>> {
+    let start = std::time::Instant::now();
     let mut request = String::new();
-    reader.by_ref().take(8192).read_line(&mut request)?;
+    if reader.by_ref().take(MAX_LINE).read_line(&mut request)? == 0 {
+        return Ok(Ok(None));
+    }
+    if !request.ends_with('\n') {
+        return Ok(Err(page("414 URI Too Long", "Too long", "The request line is over 8 KiB.")));
+    }
     let mut length = 0usize;
-    loop {
+    for _ in 0..=MAX_HEADERS {
+        if start.elapsed() > HEAD_DEADLINE {
+            return Ok(Ok(None));
+        }
         let mut line = String::new();
-        if reader.by_ref().take(8192).read_line(&mut line)? == 0 || line.trim().is_empty() {
+        if reader.by_ref().take(MAX_LINE).read_line(&mut line)? == 0 {
+            return Ok(Ok(None));
+        }
+        if line.trim().is_empty() {
+            return Ok(Ok(Some((request, length))));
+        }
+        if !line.ends_with('\n') {
             break;
         }
         if let Some((name, value)) = line.split_once(':') {
@@ -75,6 +98,24 @@ fn handle(stream: TcpStream, dir: &Path, log: &Path) -> std::io::Result<()> {
             }
         }
     }
+    Ok(Err(page("431 Request Header Fields Too Large", "Too large", "The request has over 100 header lines or one over 8 KiB.")))
+}
+
+fn handle(stream: TcpStream, dir: &Path, log: &Path) -> std::io::Result<()> {
+    let mut reader = BufReader::new(stream.try_clone()?);
+    let (request, length) = match read_head(&mut reader)? {
+        Ok(Some(head)) => head,
+        Ok(None) => return Ok(()),
+        Err(response) => {
+            // Reply, then read a little of what the client is still sending so that closing does
+            // not reset the connection before the client has read the reply.
+            respond(stream.try_clone()?, response)?;
+            stream.shutdown(std::net::Shutdown::Write)?;
+            stream.set_read_timeout(Some(Duration::from_secs(1)))?;
+            let _ = std::io::copy(&mut reader.take(1 << 20), &mut std::io::sink());
+            return Ok(());
+        }
+    };
     let mut parts = request.split_whitespace();
     let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
     let response = match (method, path) {
@@ -88,7 +129,10 @@ fn handle(stream: TcpStream, dir: &Path, log: &Path) -> std::io::Result<()> {
         }
         _ => page("404 Not Found", "Not found", "No such page."),
     };
-    let mut stream = stream;
+    respond(stream, response)
+}
+
+fn respond(mut stream: TcpStream, response: Response) -> std::io::Result<()> {
     write!(
         stream,
         "HTTP/1.1 {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nContent-Security-Policy: {CSP}\r\nConnection: close\r\n\r\n",
@@ -198,6 +242,25 @@ mod tests {
         assert_eq!(form[1], ("text".to_string(), "Fever 100%\nok".to_string()));
         assert_eq!(form[2].1, "dr-1");
         assert!(parse_form(b"a=%zz").is_none() && parse_form(b"a=%e2%28").is_none() && parse_form(b"a=%4").is_none());
+    }
+
+    fn head(bytes: &[u8]) -> std::result::Result<Option<(String, usize)>, &'static str> {
+        read_head(&mut std::io::Cursor::new(bytes)).unwrap().map_err(|r| r.status)
+    }
+
+    #[test]
+    fn a_head_is_bounded_in_lines_and_length() {
+        assert_eq!(head(b"POST /decide HTTP/1.1\r\nContent-Length: 12\r\n\r\nbody").unwrap(), Some(("POST /decide HTTP/1.1\r\n".into(), 12)));
+        assert_eq!(head(b"").unwrap(), None);
+        assert_eq!(head(b"GET / HTTP/1.1\r\nHost: x\r\n").unwrap(), None, "the client went away before the blank line");
+        let many = format!("GET / HTTP/1.1\r\n{}\r\n", "X: y\r\n".repeat(100));
+        assert!(head(many.as_bytes()).unwrap().is_some());
+        let too_many = format!("GET / HTTP/1.1\r\n{}\r\n", "X: y\r\n".repeat(101));
+        assert_eq!(head(too_many.as_bytes()), Err("431 Request Header Fields Too Large"));
+        let long = format!("GET / HTTP/1.1\r\nX: {}\r\n\r\n", "y".repeat(9000));
+        assert_eq!(head(long.as_bytes()), Err("431 Request Header Fields Too Large"));
+        let long = format!("GET /{} HTTP/1.1\r\n\r\n", "a".repeat(9000));
+        assert_eq!(head(long.as_bytes()), Err("414 URI Too Long"));
     }
 
     #[test]
