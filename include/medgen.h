@@ -1075,8 +1075,10 @@ medgen_status medgen_attribute(const char *source, const char *draft, medgen_str
  prompt with and without `source` (two forward passes); its attention on the source helps
  choose the spans, and how much the source raised its likelihood of each sentence
  ("note_gain", nats per token) rescues paraphrases and flags sentences the source does not
- raise at all ("no_gain"). An unknown task, a draft or source with no sentence, or more
- tokens than the model's context is MEDGEN_ERR_INVALID_ARGUMENT.
+ raise at all ("no_gain"). A draft longer than the context leaves after the prompt is read
+ as far as it goes (the sentences past it get no signal). An unknown task, a draft or source
+ with no sentence, or a prompt with the source longer than the model's context is
+ MEDGEN_ERR_INVALID_ARGUMENT.
 
  # Safety
  `model` is a live model; `task`, `source` and `draft` are NUL-terminated strings; `out`

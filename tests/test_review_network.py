@@ -129,8 +129,8 @@ def test_signal_bad_input(tmp_path, default_model):
     for s, d, name in [(" ", draft, "source"), (source, "Plan:\n", "draft")]:
         with pytest.raises(medgen.InvalidArgumentError, match=name):
             default_model.network_signal(s, d, "discharge_summary")
-    with pytest.raises(medgen.InvalidArgumentError, match="target"):
-        default_model.network_signal(source, "Cough. " * 5000, "discharge_summary")
+    with pytest.raises(medgen.InvalidArgumentError, match="source"):
+        default_model.network_signal("Cough. " * 5000, draft, "discharge_summary")
     # The command line: --task adds the default model's signal; --model needs --task.
     src, drf = tmp_path / "s.txt", tmp_path / "d.txt"
     src.write_text(source)
@@ -139,6 +139,36 @@ def test_signal_bad_input(tmp_path, default_model):
     assert lines == medgen.review.attribute(source, draft, model=default_model, task="soap_note")
     proc = run_medgen("review", "attribute", "--source", src, "--draft", drf, "--model", "x.gguf", check=False)
     assert proc.returncode != 0 and "required" in proc.stderr
+
+
+def test_a_draft_past_the_context_is_read_as_far_as_it_goes(long_tiny, tmp_path):  # noqa: F811
+    """A draft longer than the context leaves after the prompt: the units that fit get the
+    signal, the rest none; and a task whose draft filled a short context attributes it."""
+    import shutil
+
+    model = medgen.Model.load(str(long_tiny["llama"]))  # context 1024
+    source = "Cough for two days. No fever. Started amoxicillin 500 mg."
+    draft = "Cough for two days. " * 600  # about 3,000 tokens
+    sig = model.network_signal(source, draft, "discharge_summary")
+    assert len(sig["gains"]) == len(sig["shares"]) == 600
+    read = [i for i, row in enumerate(sig["shares"]) if any(row)]
+    assert 50 < len(read) < 600 and read == list(range(len(read)))
+    assert all(g == 0 and not any(row) for g, row in zip(sig["gains"][len(read):], sig["shares"][len(read):]))
+    # A model whose context the task's prompt and draft fill exactly; its draft, read again,
+    # is some 76 tokens for the 48 generated (random tokens re-merge differently).
+    model = medgen.Model.load(str(long_tiny["qwen2"]))
+    short = tmp_path / "short"
+    shutil.copytree(long_tiny["qwen2"], short)
+    config = json.loads((short / "config.json").read_text())
+    note = "Admitted with pneumonia. Started ceftriaxone 1 g daily. No fever. Discharged home."
+    with pytest.raises(medgen.ContextLengthError) as e:  # its message counts the prompt's tokens
+        model.run_task("discharge_summary", note, max_new_tokens=1000, deid="none")
+    prompt_len = int(re.search(r"(\d+) tokens needed", str(e.value)).group(1)) - 1000
+    config["max_position_embeddings"] = prompt_len + 48
+    (short / "config.json").write_text(json.dumps(config))
+    result = medgen.Model.load(str(short)).run_task("discharge_summary", note, max_new_tokens=48, min_new_tokens=48,
+                                                   network_attribution=True, deid="none")
+    assert result["attributions"] and all("note_gain" in u for u in result["attributions"])
 
 
 def test_a_task_attributes_with_the_models_signal_and_re_identifies_its_offsets(default_model):

@@ -202,6 +202,17 @@ impl Model {
         generation::generate_batch(self.network.backend(), &self.tokenizer, self.load_seconds, prompts, cfg, on_step)
     }
 
+    /// How many target tokens [`Model::forced`] can read after a prompt of `prompt_len` tokens
+    /// within the model's context (0 when the prompt alone is too long).
+    pub fn forced_room(&self, prompt_len: usize) -> usize {
+        let context = self.network.backend().limits().context_length;
+        match &self.network {
+            Net::Decoder(_) => (context + 1).saturating_sub(prompt_len),
+            Net::Seq2Seq(_) if prompt_len <= context => context,
+            Net::Seq2Seq(_) => 0,
+        }
+    }
+
     /// Teacher forcing: `target` read after `prompt` as generation would have written it, in
     /// one pass: each target token's log-probability and where the network looked in the
     /// prompt while predicting it (see [`Forced`]).

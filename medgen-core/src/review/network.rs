@@ -33,8 +33,11 @@ pub struct NetworkSignal {
 /// again after the prompt without the note. `json_schema` is the schema the task asked
 /// for, if any.
 ///
+/// A draft longer than the context leaves after the prompt is read up to the context: the
+/// units past it get no signal (no attention shares, a gain of 0).
+///
 /// Errors: `InvalidArgument` when the source or the draft has no sentence, or the prompt
-/// and draft exceed the model's context.
+/// alone exceeds the model's context.
 pub fn signal(model: &Model, task: &Task, source: &str, draft: &str, json_schema: Option<&str>) -> Result<NetworkSignal> {
     let (clauses, units) = (source_clauses(source), draft_units(draft));
     if clauses.is_empty() {
@@ -59,16 +62,26 @@ pub fn signal(model: &Model, task: &Task, source: &str, draft: &str, json_schema
             tok.encode_marked(&text, at..at + note.len())?
         }
     };
-    let (target, draft_offsets) = tok.encode_offsets(draft)?;
+    let (mut target, mut draft_offsets) = tok.encode_offsets(draft)?;
     if target.is_empty() {
         return Err(MedgenError::invalid("draft", "the draft has no tokens"));
     }
-    let forced = model.forced(&prompt, &target)?;
     // The same draft after the prompt without the note: how much the note raised each token.
     let bare = match task_prompt(model, task, "", json_schema) {
         TaskPrompt::Chat(messages) => model.chat_ids(&messages)?,
         TaskPrompt::Text(text) => tok.encode(&text, true)?,
     };
+    // A draft that filled the context (read again, its tokens can outnumber those generated) is
+    // read as far as the context goes; the units past that get no signal.
+    let room = model.forced_room(prompt.len().max(bare.len()));
+    if room == 0 {
+        return Err(MedgenError::invalid("source", format!("the task's prompt with the note ({} tokens) exceeds the model's context", prompt.len())));
+    }
+    if target.len() > room {
+        target.truncate(room);
+        draft_offsets.truncate(room);
+    }
+    let forced = model.forced(&prompt, &target)?;
     let without = model.forced(&bare, &target)?;
 
     // The clause each prompt token belongs to, and the unit each draft token.
