@@ -1,9 +1,12 @@
 //! DP-SGD (Abadi et al. 2016) as Opacus's `make_private` runs it by default:
 //! - Poisson sampling: every training example joins a step's batch on its own with
 //!   probability q = batch size / examples, so batches vary in size and may be empty;
-//! - each example's gradient (of its own mean loss over its label tokens) is computed on its
-//!   own, in a pass of one example: exact for every layer, so no layer lacks per-example
-//!   gradients;
+//! - each example's gradient (of its own mean loss over its label tokens) is exact. When only
+//!   LoRA adapters train, one batched pass gives all of them: every adapter matrix acts through
+//!   a copy of its own per example, whose gradient is that example's (the per-sample gradients
+//!   Opacus's hooks build from activations and output gradients, here by autograd). Otherwise
+//!   (full fine-tuning, or a layer whose input is not batch-first) each example has a pass of
+//!   its own, exact for every layer;
 //! - each is scaled to at most C by its global L2 norm (Opacus's flat clipping:
 //!   min(1, C / (norm + 1e-6))), the scaled gradients summed, Gaussian noise N(0, (σC)²)
 //!   added to every element of the sum, and the sum divided by the expected batch size q·N.
@@ -17,6 +20,7 @@ use rand_chacha::{ChaCha20Rng, ChaCha8Rng};
 use tch::{Kind, Tensor};
 
 use super::network::Trainable;
+use crate::models::per_example;
 use super::optim::{clip_grad_norm, GradDropper, Param};
 use super::{batch_of, data::Encoded, TrainingConfig};
 use crate::error::{MedgenError, Result};
@@ -119,6 +123,11 @@ pub(crate) fn with_noise(sum: &[Tensor], std: f64, seed: Option<u64>, step: u64)
 /// The per-example gradients of `batch`, each clipped to `max_norm`, summed (no noise): one
 /// tensor per trainable parameter, with the mean of the examples' losses and their label tokens.
 pub(crate) fn clipped_sum(model: &Trainable, batch: &[&Encoded], max_norm: f64, seed: u64, step: u64) -> Result<(Vec<Tensor>, f64, i64)> {
+    if model.lora.is_some() && !batch.is_empty() {
+        if let Some(out) = clipped_sum_batched(model, batch, max_norm, seed, step)? {
+            return Ok(out);
+        }
+    }
     let mut sum = model.params.iter().map(|p| Ok(Tensor::f_zeros_like(&p.tensor)?)).collect::<Result<Vec<_>>>()?;
     // Each example's backward writes fresh gradients once the last ones are dropped.
     let mut grads_of = GradDropper::new(&model.params)?;
@@ -148,6 +157,52 @@ pub(crate) fn clipped_sum(model: &Trainable, batch: &[&Encoded], max_norm: f64, 
         tokens += b.label_tokens;
     }
     Ok((sum, loss_sum / batch.len().max(1) as f64, tokens))
+}
+
+/// [`clipped_sum`] from one batched pass with a copy of each adapter matrix per example; None
+/// when a layer's input was not batch-first (the copies would not be per example).
+fn clipped_sum_batched(model: &Trainable, batch: &[&Encoded], max_norm: f64, seed: u64, step: u64) -> Result<Option<(Vec<Tensor>, f64, i64)>> {
+    let b = batch_of(model, batch)?;
+    let n = batch.len() as i64;
+    tch::manual_seed((seed ^ (step << 16)) as i64);
+    let (losses, copies) = per_example(n, || model.example_losses(&b));
+    let (losses, tokens) = losses?;
+    let Some(copies) = copies else { return Ok(None) };
+    // Each example's mean loss over its label tokens.
+    let means = losses.f_div(&tokens.f_clamp_min(1.0)?)?;
+    let values = Vec::<f64>::try_from(&means.f_detach()?.f_to_kind(Kind::Double)?)?;
+    if let Some(bad) = values.iter().find(|v| !v.is_finite()) {
+        return Err(MedgenError::invalid("loss", format!("the loss of an example became {bad} at step {}", step + 1)));
+    }
+    means.f_sum(Kind::Float)?.f_backward()?;
+    tch::no_grad(|| {
+        // The examples' gradients, [n, ...] per parameter (None: the pass did not use it).
+        let grads: Vec<Option<Tensor>> = model
+            .params
+            .iter()
+            .map(|p| copies.iter().find(|(t, _)| t.data_ptr() == p.tensor.data_ptr()).map(|(_, c)| c.grad()).filter(Tensor::defined))
+            .collect();
+        let mut squares = Tensor::f_zeros([n], (Kind::Double, model.device()))?;
+        for g in grads.iter().flatten() {
+            squares = squares.f_add(&g.f_to_kind(Kind::Double)?.f_square()?.f_reshape([n, -1])?.f_sum_dim_intlist(1, false, Kind::Double)?)?;
+        }
+        // Opacus's flat clipping: min(1, C / (norm + 1e-6)).
+        let factors = squares.f_sqrt()?.f_add_scalar(1e-6)?.f_reciprocal()?.f_mul_scalar(max_norm)?.f_clamp_max(1.0)?;
+        let sums = model
+            .params
+            .iter()
+            .zip(&grads)
+            .map(|(p, g)| match g {
+                Some(g) => {
+                    let mut shape = vec![n];
+                    shape.extend(std::iter::repeat_n(1, g.dim() - 1));
+                    Ok(g.f_mul(&factors.f_to_kind(g.kind())?.f_view(shape.as_slice())?)?.f_sum_dim_intlist(0, false, g.kind())?)
+                }
+                None => Ok(Tensor::f_zeros_like(&p.tensor)?),
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Some((sums, values.iter().sum::<f64>() / values.len() as f64, b.label_tokens)))
+    })
 }
 
 /// `n` samples of N(0, std²), by the Box–Muller transform of uniform draws from `rng`.

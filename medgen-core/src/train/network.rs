@@ -115,6 +115,21 @@ impl Trainable {
     /// The summed cross-entropy of `batch`'s labels (divide by the label tokens of the
     /// whole effective batch for transformers' loss). With `train`, dropout is on.
     pub fn loss_sum(&self, batch: &Batch, train: bool) -> Result<Tensor> {
+        self.losses(batch, train, Reduction::Sum)
+    }
+
+    /// Each example's summed cross-entropy over its labels (`[examples]`) and its label
+    /// tokens, in a training pass (dropout on).
+    pub fn example_losses(&self, batch: &Batch) -> Result<(Tensor, Tensor)> {
+        let losses = self.losses(batch, true, Reduction::None)?;
+        let labels = if self.info.encoder_decoder { batch.labels.shallow_clone() } else { batch.labels.f_narrow(1, 1, batch.labels.size()[1] - 1)? };
+        Ok((losses, labels.f_ne(IGNORE)?.f_sum_dim_intlist(1, false, tch::Kind::Float)?))
+    }
+
+    /// The cross-entropy of `batch`'s labels: summed (`Reduction::Sum`), or per example
+    /// (`Reduction::None`, `[examples]`).
+    fn losses(&self, batch: &Batch, train: bool, reduction: Reduction) -> Result<Tensor> {
+        let per_example = matches!(reduction, Reduction::None);
         let run = || -> Result<Tensor> {
             let device = self.device();
             match &self.net {
@@ -126,7 +141,12 @@ impl Trainable {
                     let rows = next.f_ne(IGNORE)?.f_nonzero()?.f_squeeze_dim(1)?;
                     let logits = d.net.forward_all(&batch.input_ids, &mut KvCache::passthrough(device), Some(&rows))?;
                     let labels = next.f_index_select(0, &rows)?;
-                    Ok(logits.f_cross_entropy_loss::<Tensor>(&labels, None, Reduction::Sum, IGNORE, 0.0)?)
+                    let loss = logits.f_cross_entropy_loss::<Tensor>(&labels, None, reduction, IGNORE, 0.0)?;
+                    if per_example {
+                        let example = rows.f_floor_divide_scalar(t)?;
+                        return Ok(Tensor::f_zeros([b], (loss.kind(), device))?.f_index_add(0, &example, &loss)?);
+                    }
+                    Ok(loss)
                 }
                 Net::Seq2Seq(s) => {
                     let dec = batch.decoder_input_ids.as_ref().ok_or_else(|| MedgenError::invalid("batch", "no decoder inputs"))?;
@@ -135,7 +155,11 @@ impl Trainable {
                     let logits = net.decode(dec, &enc, &batch.attention_mask, &mut Seq2SeqCache::passthrough(device))?;
                     let v = logits.size()[2];
                     let logits = logits.f_reshape([-1, v])?;
-                    Ok(logits.f_cross_entropy_loss::<Tensor>(&batch.labels.f_reshape([-1])?, None, Reduction::Sum, IGNORE, 0.0)?)
+                    let loss = logits.f_cross_entropy_loss::<Tensor>(&batch.labels.f_reshape([-1])?, None, reduction, IGNORE, 0.0)?;
+                    if per_example {
+                        return Ok(loss.f_view([batch.labels.size()[0], -1])?.f_sum_dim_intlist(1, false, loss.kind())?);
+                    }
+                    Ok(loss)
                 }
             }
         };

@@ -2,8 +2,12 @@
 //! `scaling · B(A(dropout(x)))`, with `A` `[r, in]`, `B` `[out, r]` and `scaling` `alpha / r`
 //! (or `alpha / √r` with rsLoRA). Dropout acts on the adapter's branch only, and only while
 //! training (see [`training`]).
+//!
+//! For DP-SGD, [`per_example`] runs a batched pass in which every trainable A and B acts
+//! through a copy of its own per example (`[n, r, in]`, `[n, out, r]`): the copies'
+//! gradients are the examples' own gradients, exact, from one forward and one backward.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 
 use tch::Tensor;
 
@@ -12,6 +16,49 @@ use crate::error::Result;
 
 thread_local! {
     static TRAINING: Cell<bool> = const { Cell::new(false) };
+    static PER_EXAMPLE: RefCell<Option<PerExample>> = const { RefCell::new(None) };
+}
+
+/// The per-example copies of one batched pass.
+struct PerExample {
+    n: i64,
+    /// (the adapter's tensor, its copy per example), in the order the pass met them.
+    copies: Vec<(Tensor, Tensor)>,
+    /// Whether some adapter saw an input whose first dimension was not the batch's `n`.
+    unbatched: bool,
+}
+
+/// Runs `f` (a training pass over a batch of `n` examples, batch-first) with a copy per example
+/// of every trainable adapter tensor. Returns `f`'s result and, for each adapter tensor the pass
+/// used, (the tensor, its copies `[n, ...]`, leaves whose gradients after a backward are the
+/// examples' own); None instead of the copies when an adapter met an input that was not
+/// batch-first, so that the caller computes the gradients another way.
+pub(crate) fn per_example<R>(n: i64, f: impl FnOnce() -> R) -> (R, Option<Vec<(Tensor, Tensor)>>) {
+    PER_EXAMPLE.with(|p| *p.borrow_mut() = Some(PerExample { n, copies: Vec::new(), unbatched: false }));
+    let out = f();
+    let state = PER_EXAMPLE.with(|p| p.borrow_mut().take());
+    (out, state.filter(|s| !s.unbatched).map(|s| s.copies))
+}
+
+/// `w`'s copy per example in a [`per_example`] pass over an input whose first dimension is
+/// `rows`; None outside one, for a frozen `w`, or for an input that is not batch-first.
+fn copy_of(w: &Tensor, rows: i64) -> Result<Option<Tensor>> {
+    PER_EXAMPLE.with(|p| {
+        let mut p = p.borrow_mut();
+        let Some(state) = p.as_mut().filter(|_| w.requires_grad()) else { return Ok(None) };
+        if rows != state.n {
+            state.unbatched = true;
+            return Ok(None);
+        }
+        if let Some((_, copy)) = state.copies.iter().find(|(t, _)| t.data_ptr() == w.data_ptr()) {
+            return Ok(Some(copy.shallow_clone()));
+        }
+        let mut shape = vec![state.n];
+        shape.extend(w.size());
+        let copy = w.f_detach()?.f_unsqueeze(0)?.f_expand(&shape, false)?.f_contiguous()?.f_set_requires_grad(true)?;
+        state.copies.push((w.shallow_clone(), copy.shallow_clone()));
+        Ok(Some(copy))
+    })
 }
 
 /// Runs `f` with training-time behaviour (dropout) switched on for this thread.
@@ -56,8 +103,28 @@ impl Lora {
     /// The adapter's contribution to the layer's output for input `x` (`[..., in]`).
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let x = if self.dropout > 0.0 && training() { x.f_dropout(self.dropout, true)? } else { x.shallow_clone() };
-        let a = self.a.f_to_kind(x.kind())?;
-        let b = self.b.f_to_kind(x.kind())?;
-        Ok(x.f_linear::<&Tensor>(&a, None)?.f_linear::<&Tensor>(&b, None)?.f_mul_scalar(self.scaling)?)
+        let rows = x.size().first().copied().unwrap_or(0);
+        let (a_copy, b_copy) = (copy_of(&self.a, rows)?, copy_of(&self.b, rows)?);
+        let out = if a_copy.is_some() || b_copy.is_some() {
+            // Each example through its own copies: [rows, tokens, in] -> [rows, tokens, r] -> [rows, tokens, out].
+            let mut shape = x.size();
+            let flat = x.f_reshape([rows, -1, *shape.last().unwrap_or(&0)])?;
+            let through = |h: Tensor, w: &Tensor, copy: Option<Tensor>| -> Result<Tensor> {
+                Ok(match copy {
+                    Some(c) => h.f_matmul(&c.f_to_kind(h.kind())?.f_transpose(1, 2)?)?,
+                    None => h.f_linear::<&Tensor>(&w.f_to_kind(h.kind())?, None)?,
+                })
+            };
+            let h = through(through(flat, &self.a, a_copy)?, &self.b, b_copy)?;
+            if let Some(last) = shape.last_mut() {
+                *last = h.size()[2];
+            }
+            h.f_reshape(&shape)?
+        } else {
+            let a = self.a.f_to_kind(x.kind())?;
+            let b = self.b.f_to_kind(x.kind())?;
+            x.f_linear::<&Tensor>(&a, None)?.f_linear::<&Tensor>(&b, None)?
+        };
+        Ok(out.f_mul_scalar(self.scaling)?)
     }
 }

@@ -12,5 +12,5 @@ pub(crate) use attention::{attention, cpu_cached, merge_heads, probe_attention, 
 pub use kv_cache::KvCache;
 pub(crate) use linear::Linear;
 pub(crate) use norm::LayerNorm;
-pub(crate) use lora::{dropout, train_mode, training, Lora};
+pub(crate) use lora::{dropout, per_example, train_mode, training, Lora};
 pub(crate) use weight::{peft_key, AdapterSpec, Loaded, Loader, Weight};
