@@ -56,6 +56,11 @@ def test_the_clipped_summed_gradient_equals_opacus(tmp_path, kind):
                        "--dp-max-grad-norm", repr(max_norm))
     ours = {k[len("grad."):]: v for k, v in dump.items() if k.startswith("grad.")}
     assert set(ours) == set(ref)
+    if kind in ("llama", "t5_relu"):
+        # Batched passes of at most --batch-size examples (here 2, 2 and 1) sum to the same.
+        chunked = train_batch(tmp_path, kind, data, *lora_args(), "--init-adapter", adapter_dir(kind),
+                              "--dp-max-grad-norm", repr(max_norm), "--batch-size", "2")
+        assert max(rel_err(chunked["grad." + n], ours[n]) for n in ours) < 1e-5
     # Within 1e-5 of the float64 reference, or 4 times as far as the same in float32 is, or (a
     # tensor whose terms cancel to a small one) 1e-6 of the largest gradient: the gradient tests'
     # rule. medgen takes them from one padded batch, with a copy of each adapter per example.

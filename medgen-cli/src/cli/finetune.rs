@@ -398,9 +398,16 @@ pub struct GradArgs {
     /// The safetensors file to write.
     #[arg(long)]
     output: PathBuf,
+    /// With DP: at most this many examples in one batched pass.
+    #[arg(long)]
+    batch_size: Option<usize>,
 }
 
 pub fn gradients(a: GradArgs) -> Result<()> {
-    let tensors = train::gradients(&a.common.config()?)?;
+    let mut cfg = a.common.config()?;
+    if let Some(n) = a.batch_size {
+        cfg.batch_size = n;
+    }
+    let tensors = train::gradients(&cfg)?;
     train::write_tensors(&tensors, &a.output)
 }

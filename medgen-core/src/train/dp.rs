@@ -66,9 +66,9 @@ impl Dp {
     /// label tokens).
     pub fn gradient(&self, model: &Trainable, train: &[Encoded], step: u64, seed: u64) -> Result<(f64, i64)> {
         let batch: Vec<&Encoded> = self.sample(train.len(), seed, step).into_iter().map(|i| &train[i]).collect();
-        let (sum, loss, tokens) = clipped_sum(model, &batch, self.max_grad_norm, seed, step)?;
-        let noisy = with_noise(&sum, self.noise_multiplier * self.max_grad_norm, self.noise_seed, step)?;
         let expected = self.sample_rate * train.len() as f64;
+        let (sum, loss, tokens) = clipped_sum(model, &batch, self.max_grad_norm, expected.ceil() as usize, seed, step)?;
+        let noisy = with_noise(&sum, self.noise_multiplier * self.max_grad_norm, self.noise_seed, step)?;
         let mean = noisy.iter().map(|t| Ok(t.f_div_scalar(expected)?)).collect::<Result<Vec<_>>>()?;
         set_grads(&model.params, &mean)?;
         Ok((loss, tokens))
@@ -122,10 +122,24 @@ pub(crate) fn with_noise(sum: &[Tensor], std: f64, seed: Option<u64>, step: u64)
 
 /// The per-example gradients of `batch`, each clipped to `max_norm`, summed (no noise): one
 /// tensor per trainable parameter, with the mean of the examples' losses and their label tokens.
-pub(crate) fn clipped_sum(model: &Trainable, batch: &[&Encoded], max_norm: f64, seed: u64, step: u64) -> Result<(Vec<Tensor>, f64, i64)> {
+/// A batched pass takes at most `rows` examples (a Poisson batch far above the expected size
+/// does not hold all its activations at once).
+pub(crate) fn clipped_sum(model: &Trainable, batch: &[&Encoded], max_norm: f64, rows: usize, seed: u64, step: u64) -> Result<(Vec<Tensor>, f64, i64)> {
     if model.lora.is_some() && !batch.is_empty() {
-        if let Some(out) = clipped_sum_batched(model, batch, max_norm, seed, step)? {
-            return Ok(out);
+        let mut total: Option<(Vec<Tensor>, f64, i64)> = None;
+        for (k, chunk) in batch.chunks(rows.max(1)).enumerate() {
+            let Some((sum, loss, tokens)) = clipped_sum_batched(model, chunk, max_norm, seed ^ ((k as u64) << 40), step)? else {
+                total = None;
+                break;
+            };
+            let weighted = loss * chunk.len() as f64;
+            total = Some(match total {
+                None => (sum, weighted, tokens),
+                Some((acc, l, t)) => (acc.iter().zip(&sum).map(|(a, s)| Ok(a.f_add(s)?)).collect::<Result<_>>()?, l + weighted, t + tokens),
+            });
+        }
+        if let Some((sum, loss, tokens)) = total {
+            return Ok((sum, loss / batch.len() as f64, tokens));
         }
     }
     let mut sum = model.params.iter().map(|p| Ok(Tensor::f_zeros_like(&p.tensor)?)).collect::<Result<Vec<_>>>()?;

@@ -819,11 +819,12 @@ pub fn gradients(cfg: &TrainingConfig) -> Result<Vec<(String, Tensor)>> {
     let data = prepare(&TrainingConfig { validation: None, validation_split: None, ..cfg.clone() }, &model)?;
     let examples: Vec<&Encoded> = data.train.iter().collect();
     let b = batch_of(&model, &examples)?;
-    // With dp_max_grad_norm: the per-example gradients clipped and summed, and with
-    // dp_noise_multiplier the noise added (not divided by the batch size).
+    // With dp_max_grad_norm: the per-example gradients clipped and summed (LoRA: in batched
+    // passes of at most batch_size examples), and with dp_noise_multiplier the noise added (not
+    // divided by the batch size).
     let clipped = match cfg.dp_max_grad_norm {
         Some(c) if c.is_finite() && c > 0.0 => {
-            let sum = dp::clipped_sum(&model, &examples, c, cfg.seed, 0)?.0;
+            let sum = dp::clipped_sum(&model, &examples, c, cfg.batch_size, cfg.seed, 0)?.0;
             Some(match cfg.dp_noise_multiplier {
                 Some(sigma) if sigma.is_finite() && sigma >= 0.0 => dp::with_noise(&sum, sigma * c, cfg.dp_noise_seed, 0)?,
                 Some(sigma) => return Err(MedgenError::invalid("dp_noise_multiplier", format!("{sigma} must be a finite number of at least 0"))),
