@@ -20,10 +20,10 @@ use rand_chacha::{ChaCha20Rng, ChaCha8Rng};
 use tch::{Kind, Tensor};
 
 use super::network::Trainable;
-use crate::models::per_example;
 use super::optim::{clip_grad_norm, GradDropper, Param};
 use super::{batch_of, data::Encoded, TrainingConfig};
 use crate::error::{MedgenError, Result};
+use crate::models::per_example;
 use crate::privacy;
 
 /// DP-SGD's settings for one run, checked.
