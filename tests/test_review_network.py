@@ -150,10 +150,15 @@ def test_a_draft_past_the_context_is_read_as_far_as_it_goes(long_tiny, tmp_path)
     source = "Cough for two days. No fever. Started amoxicillin 500 mg."
     draft = "Cough for two days. " * 600  # about 3,000 tokens
     sig = model.network_signal(source, draft, "discharge_summary")
-    assert len(sig["gains"]) == len(sig["shares"]) == 600
-    read = [i for i, row in enumerate(sig["shares"]) if any(row)]
-    assert 50 < len(read) < 600 and read == list(range(len(read)))
-    assert all(g == 0 and not any(row) for g, row in zip(sig["gains"][len(read):], sig["shares"][len(read):]))
+    read = len(sig["gains"])
+    assert len(sig["shares"]) == read and 50 < read < 600, read
+    assert all(any(row) for row in sig["shares"]) and all(g != 0 for g in sig["gains"])
+    # The sentences read have the note's gain; those past the context have none.
+    units = medgen.review.attribute(source, draft, model=model, task="discharge_summary")
+    assert len(units) == 600
+    assert all("note_gain" in u for u in units[:read]) and not any("note_gain" in u for u in units[read:])
+    with pytest.raises(medgen.InvalidArgumentError, match="signal"):
+        medgen.review.attribute(source, "Cough for two days.", signal={"shares": sig["shares"][:2], "gains": sig["gains"][:2]})
     # A model whose context the task's prompt and draft fill exactly; its draft, read again,
     # is some 76 tokens for the 48 generated (random tokens re-merge differently).
     model = medgen.Model.load(str(long_tiny["qwen2"]))

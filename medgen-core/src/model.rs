@@ -205,12 +205,20 @@ impl Model {
     /// How many target tokens [`Model::forced`] can read after a prompt of `prompt_len` tokens
     /// within the model's context (0 when the prompt alone is too long).
     pub fn forced_room(&self, prompt_len: usize) -> usize {
-        let context = self.network.backend().limits().context_length;
+        let limits = self.network.backend().limits().clone();
+        let context = limits.context_length;
         match &self.network {
             Net::Decoder(_) => (context + 1).saturating_sub(prompt_len),
-            Net::Seq2Seq(_) if prompt_len <= context => context,
+            // The decoder reads its start (and a forced BOS) before the target's tokens but the last.
+            Net::Seq2Seq(_) if prompt_len <= context => (context + 1).saturating_sub(Self::decoder_head(&limits)),
             Net::Seq2Seq(_) => 0,
         }
+    }
+
+    /// How many tokens an encoder-decoder's decoder reads before the target: its start token
+    /// and the forced BOS, if any.
+    fn decoder_head(limits: &crate::generation::backend::Limits) -> usize {
+        limits.decoder.as_ref().map_or(1, |d| 1 + usize::from(d.forced_bos.is_some()))
     }
 
     /// Teacher forcing: `target` read after `prompt` as generation would have written it, in
@@ -249,7 +257,7 @@ impl Model {
                 })?
             }
             Net::Seq2Seq(s) => {
-                if p > limits.context_length || n > limits.context_length {
+                if p > limits.context_length || Self::decoder_head(&limits) + n - 1 > limits.context_length {
                     return Err(MedgenError::invalid("target", format!("{p} input or {n} target tokens exceed the context of {}", limits.context_length)));
                 }
                 let start = limits.decoder.ok_or_else(|| MedgenError::internal("forced", "an encoder-decoder without a decoder start"))?;

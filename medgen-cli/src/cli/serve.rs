@@ -4,12 +4,12 @@
 //! One connection at a time; GET `/` lists the pages, GET `/draft/NAME.html` serves one, POST
 //! `/decide` (a form: draft_id, decision, reviewer, text) logs a decision. Forms over 4 MB, a
 //! head of over 100 header lines or a line over 8 KiB, paths outside the folder and malformed
-//! forms are refused with a status and a message; a head not sent within 30 s is dropped.
+//! forms are refused with a status and a message; a request not sent within 60 s is dropped.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use medgen::review::log::{self, Decision};
 use medgen::{MedgenError, Result};
@@ -28,7 +28,6 @@ pub fn serve(dir: &Path, log: &Path, port: u16) -> Result<()> {
     println!("medgen review: serving {} on http://{addr}/ (decisions go to {})", dir.display(), log.display());
     let _ = std::io::stdout().flush();
     for stream in listener.incoming().flatten() {
-        let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
         if let Err(e) = handle(stream, dir, log) {
             eprintln!("medgen review: {e}");
         }
@@ -60,37 +59,56 @@ fn escape(text: &str) -> String {
     text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
-/// What a request's line and headers may take: lines of 8 KiB, 100 header lines, and the
-/// whole head read within 30 s (a client that trickles bytes cannot hold the server).
+/// What a request may take: lines of 8 KiB, 100 header lines, and 60 s from its first byte to
+/// its last (each read waits only until then: a client that trickles bytes cannot hold the
+/// server, which answers one connection at a time).
 const MAX_LINE: u64 = 8192;
 const MAX_HEADERS: usize = 100;
-const HEAD_DEADLINE: Duration = Duration::from_secs(30);
+const REQUEST_DEADLINE: Duration = Duration::from_secs(60);
+
+/// A connection whose reads fail once `until` has passed.
+struct Deadline {
+    stream: TcpStream,
+    until: Instant,
+}
+
+impl Read for Deadline {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let left = self.until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "the request took over 60 s"));
+        }
+        self.stream.set_read_timeout(Some(left))?;
+        self.stream.read(buf)
+    }
+}
+
+/// One line of at most 8 KiB, as bytes (a character the bound cuts is no error); None when it
+/// does not end within the bound.
+fn read_line(reader: &mut impl BufRead) -> std::io::Result<Option<Vec<u8>>> {
+    let mut line = Vec::new();
+    reader.by_ref().take(MAX_LINE).read_until(b'\n', &mut line)?;
+    Ok(line.ends_with(b"\n").then_some(line))
+}
 
 /// The request line and the Content-Length of a request's head; `Err` with the response when the
-/// head breaks a bound, `Ok(None)` when the client went away or ran out of time.
+/// head breaks a bound, `Ok(None)` when the client went away.
 fn read_head(reader: &mut impl BufRead) -> std::io::Result<std::result::Result<Option<(String, usize)>, Response>> {
-    let start = std::time::Instant::now();
-    let mut request = String::new();
-    if reader.by_ref().take(MAX_LINE).read_line(&mut request)? == 0 {
+    if reader.fill_buf()?.is_empty() {
         return Ok(Ok(None));
     }
-    if !request.ends_with('\n') {
+    let Some(request) = read_line(reader)? else {
         return Ok(Err(page("414 URI Too Long", "Too long", "The request line is over 8 KiB.")));
-    }
+    };
     let mut length = 0usize;
     for _ in 0..=MAX_HEADERS {
-        if start.elapsed() > HEAD_DEADLINE {
+        if reader.fill_buf()?.is_empty() {
             return Ok(Ok(None));
         }
-        let mut line = String::new();
-        if reader.by_ref().take(MAX_LINE).read_line(&mut line)? == 0 {
-            return Ok(Ok(None));
-        }
+        let Some(line) = read_line(reader)? else { break };
+        let line = String::from_utf8_lossy(&line);
         if line.trim().is_empty() {
-            return Ok(Ok(Some((request, length))));
-        }
-        if !line.ends_with('\n') {
-            break;
+            return Ok(Ok(Some((String::from_utf8_lossy(&request).into_owned(), length))));
         }
         if let Some((name, value)) = line.split_once(':') {
             if name.trim().eq_ignore_ascii_case("content-length") {
@@ -102,16 +120,18 @@ fn read_head(reader: &mut impl BufRead) -> std::io::Result<std::result::Result<O
 }
 
 fn handle(stream: TcpStream, dir: &Path, log: &Path) -> std::io::Result<()> {
-    let mut reader = BufReader::new(stream.try_clone()?);
+    let mut reader = BufReader::new(Deadline { stream: stream.try_clone()?, until: Instant::now() + REQUEST_DEADLINE });
     let (request, length) = match read_head(&mut reader)? {
         Ok(Some(head)) => head,
         Ok(None) => return Ok(()),
         Err(response) => {
-            // Reply, then read a little of what the client is still sending so that closing does
-            // not reset the connection before the client has read the reply.
+            // Reply, then read a little of what the client is still sending (for at most a
+            // second) so that closing does not reset the connection before the client has
+            // read the reply.
             respond(stream.try_clone()?, response)?;
             stream.shutdown(std::net::Shutdown::Write)?;
-            stream.set_read_timeout(Some(Duration::from_secs(1)))?;
+            let deadline = &mut reader.get_mut().until;
+            *deadline = (*deadline).min(Instant::now() + Duration::from_secs(1));
             let _ = std::io::copy(&mut reader.take(1 << 20), &mut std::io::sink());
             return Ok(());
         }
@@ -261,6 +281,22 @@ mod tests {
         assert_eq!(head(long.as_bytes()), Err("431 Request Header Fields Too Large"));
         let long = format!("GET /{} HTTP/1.1\r\n\r\n", "a".repeat(9000));
         assert_eq!(head(long.as_bytes()), Err("414 URI Too Long"));
+        // The bound cuts a two-byte character: still a 431, not an error.
+        let cut = format!("GET / HTTP/1.1\r\nX: {}\r\n\r\n", "é".repeat(5000));
+        assert_eq!(head(cut.as_bytes()), Err("431 Request Header Fields Too Large"));
+    }
+
+    #[test]
+    fn a_read_past_the_deadline_fails_and_one_before_it_waits_only_until_then() {
+        let listener = TcpListener::bind(("127.0.0.1", 0)).unwrap();
+        let _client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (stream, _) = listener.accept().unwrap();
+        let mut late = Deadline { stream: stream.try_clone().unwrap(), until: Instant::now() };
+        assert_eq!(late.read(&mut [0u8; 8]).unwrap_err().kind(), std::io::ErrorKind::TimedOut);
+        let start = Instant::now();
+        let mut soon = Deadline { stream, until: start + Duration::from_millis(200) };
+        assert!(soon.read(&mut [0u8; 8]).is_err(), "the client sent nothing");
+        assert!(start.elapsed() < Duration::from_secs(5));
     }
 
     #[test]

@@ -59,12 +59,16 @@ pub fn attribute_with_model(model: &Model, task: &Task, source: &str, draft: &st
 
 /// [`attribute_with`] with the network's signal given (computed once by [`network::signal`]).
 ///
-/// Errors: as [`attribute`]'s, and `InvalidArgument` when the signal does not have a row per
-/// sentence of the draft and a share per clause of the source.
+/// The signal may cover only the first sentences (a draft cut at the model's context); those
+/// past it are attributed without it.
+///
+/// Errors: as [`attribute`]'s, and `InvalidArgument` when the signal has more rows than the
+/// draft has sentences, a gain without a row of shares (or the reverse), or a row without a
+/// share per clause of the source.
 pub fn attribute_signal(source: &str, draft: &str, findings: &[Finding], signal: &NetworkSignal) -> Result<Vec<Attribution>> {
     let units = attribute_with(source, draft, findings)?;
     let clauses = attribution::source_clauses(source).len();
-    if signal.gains.len() != units.len() || signal.shares.len() != units.len() || signal.shares.iter().any(|r| r.len() != clauses) {
+    if signal.gains.len() != signal.shares.len() || signal.shares.len() > units.len() || signal.shares.iter().any(|r| r.len() != clauses) {
         let reason = format!("the signal has {} gains and {} rows of shares for {} sentences and {clauses} clauses", signal.gains.len(), signal.shares.len(), units.len());
         return Err(MedgenError::invalid("signal", reason));
     }

@@ -14,7 +14,8 @@ use crate::pipeline::{task_prompt, TaskPrompt};
 use crate::tasks::Task;
 use crate::Model;
 
-/// What the network says about each unit of a draft (in [`super::attribute`]'s order).
+/// What the network says about each unit of a draft (in [`super::attribute`]'s order), or
+/// about its first units when the draft did not fit the model's context.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NetworkSignal {
     /// For each unit and each clause of the source, the share of the unit's attention on the
@@ -34,7 +35,8 @@ pub struct NetworkSignal {
 /// for, if any.
 ///
 /// A draft longer than the context leaves after the prompt is read up to the context: the
-/// units past it get no signal (no attention shares, a gain of 0).
+/// signal then covers only the units read (the last perhaps in part), and those past it have
+/// none.
 ///
 /// Errors: `InvalidArgument` when the source or the draft has no sentence, or the prompt
 /// alone exceeds the model's context.
@@ -77,7 +79,8 @@ pub fn signal(model: &Model, task: &Task, source: &str, draft: &str, json_schema
     if room == 0 {
         return Err(MedgenError::invalid("source", format!("the task's prompt with the note ({} tokens) exceeds the model's context", prompt.len())));
     }
-    if target.len() > room {
+    let cut = target.len() > room;
+    if cut {
         target.truncate(room);
         draft_offsets.truncate(room);
     }
@@ -115,6 +118,12 @@ pub fn signal(model: &Model, task: &Task, source: &str, draft: &str, json_schema
     }
     for (row, n) in shares.iter_mut().zip(counts) {
         row.iter_mut().for_each(|s| *s /= n.max(1) as f32);
+    }
+    if cut {
+        // Only the units the model read (the last of them perhaps in part) have a signal.
+        let read = gain_counts.iter().rposition(|&n| n > 0).map_or(0, |u| u + 1);
+        shares.truncate(read);
+        gains.truncate(read);
     }
     Ok(NetworkSignal { shares, gains })
 }

@@ -179,7 +179,8 @@ fn clipped_sum_batched(model: &Trainable, batch: &[&Encoded], max_norm: f64, see
     let b = batch_of(model, batch)?;
     let n = batch.len() as i64;
     tch::manual_seed((seed ^ (step << 16)) as i64);
-    let (losses, copies) = per_example(n, || model.example_losses(&b));
+    let trainable: Vec<&Tensor> = model.params.iter().map(|p| &p.tensor).collect();
+    let (losses, copies) = per_example(n, &trainable, || model.example_losses(&b));
     let (losses, tokens) = losses?;
     let Some(copies) = copies else { return Ok(None) };
     // Each example's mean loss over its label tokens.

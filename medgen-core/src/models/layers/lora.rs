@@ -7,7 +7,7 @@
 //! through a copy of its own per example (`[n, r, in]`, `[n, out, r]`): the copies'
 //! gradients are the examples' own gradients, exact, from one forward and one backward.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 
 use tch::Tensor;
 
@@ -15,37 +15,60 @@ use super::Weight;
 use crate::error::Result;
 
 thread_local! {
-    static TRAINING: Cell<bool> = const { Cell::new(false) };
+    static TRAINING: RefCell<bool> = const { RefCell::new(false) };
     static PER_EXAMPLE: RefCell<Option<PerExample>> = const { RefCell::new(None) };
 }
 
 /// The per-example copies of one batched pass.
 struct PerExample {
     n: i64,
+    /// The addresses of the tensors that train (a frozen A under FFA-LoRA gets no copy).
+    trainable: Vec<usize>,
     /// (the adapter's tensor, its copy per example), in the order the pass met them.
     copies: Vec<(Tensor, Tensor)>,
     /// Whether some adapter saw an input whose first dimension was not the batch's `n`.
     unbatched: bool,
 }
 
+/// Sets a thread-local for the life of the guard and puts the old value back when it drops,
+/// even if the pass unwinds.
+struct Restore<T: 'static>(&'static std::thread::LocalKey<RefCell<T>>, Option<T>);
+
+impl<T: 'static> Restore<T> {
+    fn set(key: &'static std::thread::LocalKey<RefCell<T>>, value: T) -> Self {
+        Restore(key, Some(key.with(|k| k.replace(value))))
+    }
+}
+
+impl<T: 'static> Drop for Restore<T> {
+    fn drop(&mut self) {
+        if let Some(old) = self.1.take() {
+            self.0.with(|k| k.replace(old));
+        }
+    }
+}
+
 /// Runs `f` (a training pass over a batch of `n` examples, batch-first) with a copy per example
-/// of every trainable adapter tensor. Returns `f`'s result and, for each adapter tensor the pass
+/// of each adapter tensor in `trainable`. Returns `f`'s result and, for each of those the pass
 /// used, (the tensor, its copies `[n, ...]`, leaves whose gradients after a backward are the
 /// examples' own); None instead of the copies when an adapter met an input that was not
 /// batch-first, so that the caller computes the gradients another way.
-pub(crate) fn per_example<R>(n: i64, f: impl FnOnce() -> R) -> (R, Option<Vec<(Tensor, Tensor)>>) {
-    PER_EXAMPLE.with(|p| *p.borrow_mut() = Some(PerExample { n, copies: Vec::new(), unbatched: false }));
+pub(crate) fn per_example<R>(n: i64, trainable: &[&Tensor], f: impl FnOnce() -> R) -> (R, Option<Vec<(Tensor, Tensor)>>) {
+    let trainable = trainable.iter().map(|t| t.data_ptr() as usize).collect();
+    let guard = Restore::set(&PER_EXAMPLE, Some(PerExample { n, trainable, copies: Vec::new(), unbatched: false }));
     let out = f();
     let state = PER_EXAMPLE.with(|p| p.borrow_mut().take());
+    drop(guard);
     (out, state.filter(|s| !s.unbatched).map(|s| s.copies))
 }
 
 /// `w`'s copy per example in a [`per_example`] pass over an input whose first dimension is
-/// `rows`; None outside one, for a frozen `w`, or for an input that is not batch-first.
+/// `rows`; None outside one, for a tensor that does not train, or for an input that is not
+/// batch-first.
 fn copy_of(w: &Tensor, rows: i64) -> Result<Option<Tensor>> {
     PER_EXAMPLE.with(|p| {
         let mut p = p.borrow_mut();
-        let Some(state) = p.as_mut().filter(|_| w.requires_grad()) else { return Ok(None) };
+        let Some(state) = p.as_mut().filter(|s| s.trainable.contains(&(w.data_ptr() as usize))) else { return Ok(None) };
         if rows != state.n {
             state.unbatched = true;
             return Ok(None);
@@ -63,15 +86,13 @@ fn copy_of(w: &Tensor, rows: i64) -> Result<Option<Tensor>> {
 
 /// Runs `f` with training-time behaviour (dropout) switched on for this thread.
 pub(crate) fn train_mode<R>(f: impl FnOnce() -> R) -> R {
-    let before = TRAINING.with(|t| t.replace(true));
-    let out = f();
-    TRAINING.with(|t| t.set(before));
-    out
+    let _guard = Restore::set(&TRAINING, true);
+    f()
 }
 
 /// Whether this thread runs a training forward pass.
 pub(crate) fn training() -> bool {
-    TRAINING.with(Cell::get)
+    TRAINING.with(|t| *t.borrow())
 }
 
 /// `x` with elements dropped with probability `p` (and the rest scaled by `1 / (1 - p)`)
