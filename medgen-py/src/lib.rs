@@ -478,7 +478,8 @@ impl Model {
     /// {"shares": per sentence, per clause of `source`, the share of the model's attention on
     /// the source that went to the clause while it read the draft after `task`'s prompt;
     /// "gains": per sentence, how much the source raised the log-probability of its tokens
-    /// (nats per token)}.
+    /// (nats per token)}. A draft longer than the context leaves after the prompt is read as far
+    /// as it goes: both lists then cover only its first sentences.
     fn network_signal(&self, py: Python<'_>, source: &str, draft: &str, task: &str) -> PyResult<PyObject> {
         let task = medgen::tasks::get(task).map_err(err)?;
         let signal = py.allow_threads(|| medgen::review::network::signal(&self.inner, task, source, draft, None)).map_err(err)?;
