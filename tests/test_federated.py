@@ -21,6 +21,9 @@ import medgen.federated as fed  # noqa: E402
 from flwr.simulation import run_simulation  # noqa: E402
 from safetensors.numpy import load_file  # noqa: E402
 
+# Flower's simulation starts a Ray cluster: one at a time across pytest workers.
+pytestmark = pytest.mark.usefixtures("one_ray_cluster")
+
 SITE_SIZES = [4, 6, 8]
 OPTIONS = dict(max_steps=3, batch_size=2, lr=3e-3, chat=False, deid=False, threads=1, eval_generate=0)
 

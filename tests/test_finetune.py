@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import CLINICAL_SENTENCES, ROOT, make_tiny, medgen_json, run_medgen
+from conftest import CLINICAL_SENTENCES, ROOT, cached, make_tiny, medgen_json, run_medgen
 from test_seq2seq import make_tiny_seq2seq
 
 CACHE = ROOT / "tests" / ".cache" / "finetune"
@@ -81,26 +81,19 @@ def is_seq2seq(kind):
 @lru_cache(maxsize=None)
 def model_dir(kind) -> Path:
     """The tiny model `kind` with all dropout at 0, made once per cache."""
-    path = CACHE / kind
-    if (path / MADE).exists():
-        return path
-    tmp = CACHE / f"{kind}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    if is_seq2seq(kind):
-        make_tiny_seq2seq(kind, tmp)
-        unscale_projections(tmp / "model.safetensors")
-    else:
-        make_tiny(kind, tmp)
-    config = json.loads((tmp / "config.json").read_text())
-    for key in DROPOUT_KEYS:
-        if key in config:
-            config[key] = 0.0
-    (tmp / "config.json").write_text(json.dumps(config, indent=2))
-    (tmp / MADE).touch()
-    shutil.rmtree(path, ignore_errors=True)
-    tmp.rename(path)
-    return path
+    def make(path):
+        if is_seq2seq(kind):
+            make_tiny_seq2seq(kind, path)
+            unscale_projections(path / "model.safetensors")
+        else:
+            make_tiny(kind, path)
+        config = json.loads((path / "config.json").read_text())
+        for key in DROPOUT_KEYS:
+            if key in config:
+                config[key] = 0.0
+        (path / "config.json").write_text(json.dumps(config, indent=2))
+
+    return cached(CACHE / kind, make, MADE)
 
 
 def unscale_projections(weights_file):
@@ -173,23 +166,17 @@ def adapter_dir(kind, variant="default") -> Path:
     import torch
     from peft import get_peft_model
 
-    path = CACHE / "adapters" / f"{kind}-{variant}"
-    if (path / MADE).exists():
-        return path
-    base = load_hf(kind)
-    torch.manual_seed(100 + ALL_KINDS.index(kind))
-    peft_model = get_peft_model(base, lora_config(kind, variant))
-    with torch.no_grad():
-        for name, p in peft_model.named_parameters():
-            if "lora_B" in name:
-                p.mul_(0.1)
-    tmp = path.with_name(path.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    peft_model.save_pretrained(tmp)
-    (tmp / MADE).touch()
-    shutil.rmtree(path, ignore_errors=True)
-    tmp.rename(path)
-    return path
+    def make(path):
+        base = load_hf(kind)
+        torch.manual_seed(100 + ALL_KINDS.index(kind))
+        peft_model = get_peft_model(base, lora_config(kind, variant))
+        with torch.no_grad():
+            for name, p in peft_model.named_parameters():
+                if "lora_B" in name:
+                    p.mul_(0.1)
+        peft_model.save_pretrained(path)
+
+    return cached(CACHE / "adapters" / f"{kind}-{variant}", make, MADE)
 
 
 def load_peft(kind, adapter, trainable=True):

@@ -278,6 +278,7 @@ def generations(tmp_path, rows, *extra):
     return [json.loads(line)["text"] for line in out.splitlines() if line.strip()]
 
 
+@pytest.mark.long
 def test_lora_on_the_default_model_lowers_the_validation_loss_and_raises_rouge_l(tmp_path):
     train, val = note_pairs(160, seed=1), note_pairs(40, seed=2)
     train_file, val_file = write_jsonl(tmp_path / "train.jsonl", train), write_jsonl(tmp_path / "val.jsonl", val)

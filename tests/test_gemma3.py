@@ -12,7 +12,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerFast
 
-from conftest import CLINICAL_SENTENCES, GEMMA3_GGUF, ROOT, _train_tokenizer, medgen_json, run_medgen
+from conftest import CLINICAL_SENTENCES, GEMMA3_GGUF, ROOT, _train_tokenizer, cached, medgen_json, run_medgen
 
 WINDOW = 8
 # 8 and 37 tokens with the tiny models' tokenizer: the window exactly, and well past it.
@@ -72,10 +72,8 @@ def tiny_gemma3():
     """kind -> (folder, transformers tokenizer, transformers model) of a tiny Gemma 3."""
     out = {}
     for kind in ["tied", "untied", "multimodal"]:
-        path = ROOT / "tests" / ".cache" / "tiny" / f"gemma3_{kind}"
-        if not (path / "config.json").exists():
-            path.mkdir(parents=True, exist_ok=True)
-            make_tiny_gemma3(kind, path)
+        path = cached(ROOT / "tests" / ".cache" / "tiny" / f"gemma3_{kind}",
+                      lambda path, kind=kind: make_tiny_gemma3(kind, path))
         tok = PreTrainedTokenizerFast.from_pretrained(path)
         out[kind] = path, tok, AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
     return out

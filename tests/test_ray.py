@@ -33,7 +33,7 @@ BAD = [("bad-empty", "", "empty"), ("bad-blank", "  \n ", "empty"), ("bad-null",
 
 
 @pytest.fixture(scope="module")
-def cluster():
+def cluster(one_ray_cluster):
     # Logical CPUs: two actor workers and one for Ray Data's read and write tasks.
     ray.init(num_cpus=3, include_dashboard=False, object_store_memory=300 * 2**20, log_to_driver=False)
     # The test's own step classes travel to the workers by value (tests/ is not on their path).

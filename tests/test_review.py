@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import medgen
-from conftest import ROOT, _train_tokenizer, medgen_json, run_medgen
+from conftest import ROOT, _train_tokenizer, cached, medgen_json, run_medgen
 
 sys.path.insert(0, str(ROOT / "bench"))
 from bench_review import evaluate, load_pairs, ratios  # noqa: E402
@@ -69,10 +69,8 @@ def make_long_tiny(kind, path):
 def long_tiny():
     out = {}
     for kind in ["llama", "gpt2", "qwen2", "gemma3", "bart"]:
-        path = ROOT / "tests" / ".cache" / "tiny" / f"review_{kind}"
-        if not (path / "config.json").exists():
-            make_long_tiny(kind, path)
-        out[kind] = path
+        out[kind] = cached(ROOT / "tests" / ".cache" / "tiny" / f"review_{kind}",
+                           lambda path, kind=kind: make_long_tiny(kind, path))
     return out
 
 

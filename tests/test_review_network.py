@@ -102,6 +102,7 @@ def test_the_signal_is_shares_per_clause_and_gains_per_sentence(default_model):
     assert units[1]["supported"] and not units[2]["supported"]
 
 
+@pytest.mark.long
 def test_the_signal_improves_attribution_on_the_annotated_pairs(default_model):
     """Half the hand-annotated set (the even pairs; the README reports all of it). Lexical
     attribution flags too many paraphrases as unsupported; the note's gain in likelihood

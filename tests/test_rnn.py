@@ -34,7 +34,7 @@ from safetensors.torch import load_file, save_file
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from transformers.utils import ModelOutput
 
-from conftest import CLINICAL_SENTENCES, ROOT, _train_tokenizer, medgen_json, run_medgen
+from conftest import CLINICAL_SENTENCES, ROOT, _train_tokenizer, cached, medgen_json, run_medgen
 from test_beam import assert_same_beams, cli_args, setting_id
 from test_finetune import (BATCH_EXAMPLES, EXAMPLES, GRAD_FLOOR, GRAD_TOL, TINY_GRAD_TOL, assert_loss_close,
                            assert_tensors_close, assert_trained_close, check_log_and_summary, load_safetensors,
@@ -210,7 +210,7 @@ def transformers_model(ref):
 
 def make_model(variant, path):
     """A variant's folder: config.json, tokenizer and the seeded reference's weights."""
-    path.mkdir(parents=True)
+    path.mkdir(parents=True, exist_ok=True)
     tok = _train_tokenizer(path)
     cfg = dict(BASE, vocab_size=len(tok), **VARIANTS[variant])
     if cfg["tie_embeddings"]:
@@ -248,22 +248,9 @@ def tokenize(path, text):
     return PreTrainedTokenizerFast.from_pretrained(path)(text).input_ids
 
 
-def cached(name, make):
-    """CACHE / name, made by make(folder) once per cache."""
-    path = CACHE / name
-    if not (path / MADE).exists():
-        tmp = CACHE / f"{name}.tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
-        make(tmp)
-        (tmp / MADE).touch()
-        shutil.rmtree(path, ignore_errors=True)
-        tmp.rename(path)
-    return path
-
-
 @lru_cache(maxsize=None)
 def model_dir(variant):
-    return cached(variant, lambda path: make_model(variant, path))
+    return cached(CACHE / variant, lambda path: make_model(variant, path), MADE)
 
 
 @lru_cache(maxsize=None)
@@ -276,11 +263,11 @@ def eos_dir(variant):
     def make(path):
         ref = reference(src)
         greedy = reference_greedy(ref, [tokenize(src, PROMPTS[1])], MAX_NEW)[0]
-        shutil.copytree(src, path)
+        shutil.copytree(src, path, dirs_exist_ok=True)
         cfg = dict(ref.cfg, eos_token_id=greedy[MAX_NEW // 3])
         (path / "config.json").write_text(json.dumps(cfg, indent=2))
 
-    return cached(f"{variant}-eos", make)
+    return cached(CACHE / f"{variant}-eos", make, MADE)
 
 
 def right_pad(rows, value):

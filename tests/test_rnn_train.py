@@ -113,6 +113,7 @@ def rouge_l(predictions, references):
     return float(np.mean([scorer.score(r, p)["rougeL"].fmeasure for p, r in zip(predictions, references)]))
 
 
+@pytest.mark.long
 def test_a_model_from_scratch_learns_past_copying_the_input(data, tmp_path):
     import medgen
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import CLINICAL_SENTENCES, ROOT, medgen_json, run_medgen
+from conftest import CLINICAL_SENTENCES, ROOT, cached, medgen_json, run_medgen
 
 DUMP = [str(ROOT / "target" / "release" / "medgen"), "debug", "seq2seq"]
 MAX_NEW = 12
@@ -127,9 +127,7 @@ def tiny_seq2seq():
 
     out = {}
     for kind in KINDS:
-        path = ROOT / "tests" / ".cache" / "tiny" / kind
-        if not (path / "config.json").exists():
-            make_tiny_seq2seq(kind, path)
+        path = cached(ROOT / "tests" / ".cache" / "tiny" / kind, lambda path, kind=kind: make_tiny_seq2seq(kind, path))
         cls = tf.BartForConditionalGeneration if kind.startswith("bart") else tf.T5ForConditionalGeneration
         model = cls.from_pretrained(path, dtype=torch.float32).eval()
         out[kind] = (path, model, tf.AutoTokenizer.from_pretrained(path))
