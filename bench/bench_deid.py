@@ -3,7 +3,9 @@
 Quality: character- and token-level recall and precision per language and per category on
 the hand-annotated notes (tests/data/deid: the rules' own notes and those written after the
 rules; tests/data/deid_unseen and deid_unseen2: written after the tagger was trained, by
-someone who saw neither detectors nor generator) and on the generator's held-out split (templates and locales
+someone who saw neither detectors nor generator; tests/data/deid_dialogue: transcribed
+clinic conversations with spoken identifiers, by such a writer, a dev split the detectors
+were tuned on and a test split only scored) and on the generator's held-out split (templates and locales
 that training never saw). Characters are the non-space characters inside spans; a gold
 character counts as found when any predicted span covers it (the category aside), and a
 category's precision is that of the characters predicted as that category.
@@ -98,6 +100,8 @@ def quality(tagger, show_misses):
         ("written after the rules", annotated("deid", lambda n: n.startswith("heldout_"))),
         ("unseen (after the tagger)", annotated("deid_unseen")),
         ("unseen, second batch", annotated("deid_unseen2")),
+        ("dialogue, dev", annotated("deid_dialogue", lambda n: n.startswith("dev_"))),
+        ("dialogue, test", annotated("deid_dialogue", lambda n: n.startswith("test_"))),
         ("generator held-out", generated("heldout")),
     ]
     print("| notes | engine | language | char recall | char precision | token recall | token precision |")
@@ -114,7 +118,7 @@ def quality(tagger, show_misses):
                 print(f"| {name} | {engine} | {lang} | {cr:.3f} | {cp:.3f} | {tr:.3f} | {tp:.3f} |")
             if engine == "ensemble":
                 per_category[name] = {c: rp(v) for (lang, c), v in chars.items() if lang == "all" and c}
-                if show_misses and name.startswith("unseen"):
+                if show_misses and (name.startswith("unseen") or name == "dialogue, dev"):
                     print(f"\n  misses of the ensemble on {name}: {miss[:show_misses]}\n")
     print("\nPer category (ensemble, characters), recall / precision:")
     print("| category | " + " | ".join(per_category) + " |")

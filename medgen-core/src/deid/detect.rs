@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, HashSet};
 
 use super::tagger::Tagger;
-use super::{dates, lexicon, names, names_zh, patterns, places, tagger, Category, Engine, Entity};
+use super::{dates, lexicon, names, names_zh, patterns, places, spoken, tagger, Category, Engine, Entity};
 use crate::error::Result;
 
 /// A candidate identifier in byte offsets (entities carry character offsets).
@@ -30,6 +30,7 @@ pub(crate) fn spans(text: &str) -> Vec<Span> {
     patterns::find(text, &mut found);
     places::find(text, &mut found);
     dates::find(text, &mut found);
+    spoken::find(text, &mut found);
     // Names come last: they skip words already taken (an e-mail's user name, a street's name)
     // and spread the names found to their other mentions.
     names::find(text, &mut found);
@@ -57,9 +58,10 @@ pub(crate) fn spans_with(texts: &[&str], engine: Engine, tagger: Option<&std::pa
 }
 
 /// The union of the rules' and the tagger's spans: a rule span that a tagger span of its
-/// category overlaps keeps its boundaries and gets the confidence `1 - (1 - rule)(1 - model)`;
-/// names spread to their
-/// other mentions ([`spread_names`]); then [`resolve`].
+/// category overlaps gets the confidence `1 - (1 - rule)(1 - model)`; names spread to their
+/// other mentions ([`spread_names`]); then overlapping spans become one ([`unite`]), so that
+/// no character either engine found is let through because the two disagree on a boundary
+/// ("the twelfth of March" against "March") or a category.
 pub(crate) fn ensemble(text: &str, mut rules: Vec<Span>, model: Vec<Span>) -> Vec<Span> {
     let overlaps = |a: &Span, b: &Span| a.start < b.end && b.start < a.end;
     for r in &mut rules {
@@ -67,12 +69,89 @@ pub(crate) fn ensemble(text: &str, mut rules: Vec<Span>, model: Vec<Span>) -> Ve
             r.conf = 1.0 - (1.0 - r.conf) * (1.0 - m);
         }
     }
-    // Where they agree the rules' boundaries stand: they are the more exact.
-    let agreed = |m: &Span| rules.iter().any(|r| r.cat == m.cat && overlaps(m, r));
-    let more: Vec<Span> = model.into_iter().filter(|m| !agreed(m)).collect();
-    rules.extend(more);
+    // A tagger span across two or more of the rules' spans ("March 30, 2024, 2024年4月20日")
+    // keeps only its pieces between them: the rules separated those dates, and each stays one
+    // entity (so that date shifting can read it).
+    let mut pieces = Vec::new();
+    // A tagger span alone that cannot be an identifier goes; one that overlaps the rules' stays.
+    let model = model
+        .into_iter()
+        .filter(|m| !implausible(&text[m.start..m.end], m.cat) || rules.iter().any(|r| overlaps(r, m)));
+    for m in model {
+        // A name the rules found keeps their boundaries ("Dr. Lee agreed": not "Lee agreed").
+        if m.cat == Category::Name && rules.iter().any(|r| r.cat == m.cat && overlaps(r, &m)) {
+            continue;
+        }
+        let inside: Vec<&Span> = rules.iter().filter(|r| overlaps(r, &m)).collect();
+        if inside.len() < 2 {
+            pieces.push(m);
+            continue;
+        }
+        let mut at = m.start;
+        for r in inside.iter().map(|r| (r.start, r.end)).chain([(m.end, m.end)]) {
+            if let Some((a, b)) = trimmed(text, at, r.0.max(at)) {
+                pieces.push(Span::new(m.cat, a, b, m.conf));
+            }
+            at = at.max(r.1);
+        }
+    }
+    rules.extend(pieces);
     spread_names(text, &mut rules);
-    resolve(rules)
+    unite(rules)
+}
+
+/// Is a tagger span no identifier whatever its context: no letter or digit, a weekday alone
+/// ("Tuesday"), a few number words that are not an age or a date ("five", "nine one one"),
+/// one frequent word in lower case ("there", "hour"), or a name made only of frequent words and not in title
+/// case ("yeah", "Take care")?
+fn implausible(span: &str, cat: Category) -> bool {
+    if !span.chars().any(char::is_alphanumeric) {
+        return true;
+    }
+    if span.chars().any(|c| c.is_ascii_digit() || (c.is_alphabetic() && !c.is_ascii())) {
+        return false;
+    }
+    let raw: Vec<&str> = span.split(|c: char| !c.is_ascii_alphabetic()).filter(|w| !w.is_empty()).collect();
+    let words: Vec<String> = raw.iter().map(|w| w.to_lowercase()).collect();
+    // "Maple Ridge", "Rose Hill": capitals after the first word make a proper name of common words.
+    let titled = raw.iter().skip(1).any(|w| w.starts_with(|c: char| c.is_ascii_uppercase()));
+    let all = |f: &dyn Fn(&str) -> bool| words.iter().all(|w| f(w));
+    let numbers = matches!(cat, Category::Age | Category::Date);
+    all(&spoken::is_weekday)
+        || (!numbers && all(&spoken::is_number_word) && words.len() < 4)
+        || (cat == Category::Name && !titled && all(&|w| lexicon::COMMON.contains(w) || spoken::is_number_word(w)))
+        || (!numbers && words.len() == 1 && raw[0] == words[0] && lexicon::COMMON.contains(&words[0]))
+}
+
+/// `start..end` without the spaces and punctuation at its ends, if a letter or digit is left.
+fn trimmed(text: &str, start: usize, end: usize) -> Option<(usize, usize)> {
+    let s = text.get(start..end)?;
+    let edge = |c: char| !c.is_alphanumeric();
+    let inner = s.trim_start_matches(edge);
+    let a = start + (s.len() - inner.len());
+    let inner = inner.trim_end_matches(edge);
+    (!inner.is_empty()).then_some((a, a + inner.len()))
+}
+
+/// Overlapping spans of any categories as one span over their union, of the category of the
+/// most confident among them (then the longest), with its confidence.
+fn unite(mut found: Vec<Span>) -> Vec<Span> {
+    found.retain(|s| s.start < s.end);
+    found.sort_by_key(|s| (s.start, s.end));
+    let mut out: Vec<(Span, Span)> = Vec::with_capacity(found.len());
+    for s in found {
+        match out.last_mut() {
+            Some((group, best)) if s.start < group.end => {
+                group.end = group.end.max(s.end);
+                let surer = s.conf.total_cmp(&best.conf).then((s.end - s.start).cmp(&(best.end - best.start)));
+                if surer.is_gt() {
+                    *best = s;
+                }
+            }
+            _ => out.push((s, s)),
+        }
+    }
+    out.into_iter().map(|(group, best)| Span::new(best.cat, group.start, group.end, best.conf)).collect()
 }
 
 /// Adds the other mentions of the names either engine found, in any case ("Mele Havili" found,
@@ -168,6 +247,34 @@ mod tests {
         ];
         let kept = resolve(found);
         assert_eq!(kept, vec![Span::new(Category::Name, 0, 9, 0.9), Span::new(Category::Date, 20, 25, 0.9)]);
+    }
+
+    #[test]
+    fn the_ensemble_lets_no_character_through_where_the_engines_disagree() {
+        let text = "record number is eight five nine six, on 03/14/2024, 2024年4月20日 ok";
+        let at = |s: &str| (text.find(s).unwrap(), text.find(s).unwrap() + s.len());
+        let span = |cat, s: &str, conf| Span::new(cat, at(s).0, at(s).1, conf);
+        let rules = vec![
+            span(Category::MedicalRecord, "five nine six", 0.8),
+            span(Category::Date, "03/14/2024", 0.95),
+            span(Category::Date, "2024年4月20日", 0.95),
+        ];
+        // The tagger: other categories over the number, one date over both dates.
+        let model = vec![
+            span(Category::Phone, "eight five", 0.9),
+            span(Category::Ssn, "six", 0.6),
+            span(Category::Date, "03/14/2024, 2024年4月20日", 0.9),
+        ];
+        let got: Vec<(Category, &str)> =
+            ensemble(text, rules, model).iter().map(|s| (s.cat, &text[s.start..s.end])).collect();
+        assert_eq!(
+            got,
+            vec![
+                (Category::Phone, "eight five nine six"),
+                (Category::Date, "03/14/2024"),
+                (Category::Date, "2024年4月20日"),
+            ]
+        );
     }
 
     #[test]

@@ -56,6 +56,8 @@ pub(crate) static NOT_NAMES: LazyLock<HashSet<String>> =
 /// Words that are names only with a strong cue (common words, eponyms, towns), lower case.
 pub(crate) static AMBIGUOUS: LazyLock<HashSet<String>> =
     LazyLock::new(|| lower_set(include_str!("data/en_ambiguous.txt")));
+/// The most frequent English words that are in none of the name and place lists, lower case.
+pub(crate) static COMMON: LazyLock<HashSet<String>> = LazyLock::new(|| lower_set(include_str!("data/en_common.txt")));
 /// Cities and towns, lower case, spaces kept ("new york").
 pub(crate) static CITIES: LazyLock<HashSet<String>> = LazyLock::new(|| {
     include_str!("data/en_places.txt")

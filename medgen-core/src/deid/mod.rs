@@ -23,6 +23,7 @@ mod names_zh;
 mod operators;
 mod patterns;
 mod places;
+mod spoken;
 pub mod tagger;
 pub mod tagger_train;
 

@@ -1,0 +1,646 @@
+//! Identifiers as people say them, for transcribed dialogue: numbers read out digit by digit
+//! ("nine seven one, five five five, oh one oh seven", 一三八零零一三八零零零), dates in words
+//! ("May seventh, nineteen sixty-seven", "the third of June"), ages over 89 in words after a
+//! cue ("she's ninety three", 今年九十二了), e-mail addresses read out ("j dot smith at gmail
+//! dot com"), street addresses in lower case or with a spoken house number ("four twelve elm
+//! street"), and telephone numbers written without separators (2535550101).
+
+use regex::Match;
+
+use super::detect::Span;
+use super::lexicon::{captures, matches, regex};
+use super::patterns::chinese_number;
+use super::Category;
+
+const DIGITS: [&str; 10] = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"];
+const TEENS_AND_TENS: [&str; 18] = [
+    "ten",
+    "eleven",
+    "twelve",
+    "thirteen",
+    "fourteen",
+    "fifteen",
+    "sixteen",
+    "seventeen",
+    "eighteen",
+    "nineteen",
+    "twenty",
+    "thirty",
+    "forty",
+    "fifty",
+    "sixty",
+    "seventy",
+    "eighty",
+    "ninety",
+];
+const DIGIT: &str = "one|two|three|four|five|six|seven|eight|nine";
+const TEEN: &str = "ten|eleven|twelve|thirteen|fourteen|fifteen|sixteen|seventeen|eighteen|nineteen";
+const TENS: &str = "twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety";
+const MONTH: &str = "january|february|march|april|may|june|july|august|september|october|november|december";
+const ORDINAL: &str = "twenty[- ]?(?:first|second|third|fourth|fifth|sixth|seventh|eighth|ninth)|thirty[- ]?first|first|second|third|fourth|fifth|sixth|seventh|eighth|ninth|tenth|eleventh|twelfth|thirteenth|fourteenth|fifteenth|sixteenth|seventeenth|eighteenth|nineteenth|twentieth|thirtieth|[1-9](?:st|nd|rd|th)|[12][0-9](?:st|nd|rd|th)|3[01](?:st|nd|rd|th)";
+const STREET: &str = "street|avenue|road|lane|drive|court|boulevard|way|place|circle|terrace|parkway|highway";
+
+/// A year as spoken: nineteen sixty-seven, nineteen oh five, two thousand and three, twenty
+/// twenty-one.
+fn spoken_year() -> String {
+    let below_100 = format!("(?:{TENS})(?:[- ](?:{DIGIT}))?|{TEEN}|{DIGIT}");
+    format!("(?:nineteen|twenty)[- ](?:oh[- ](?:{DIGIT})|(?:{TENS})(?:[- ](?:{DIGIT}))?|{TEEN}|hundred)|two thousand(?:[- ]and)?(?:[- ](?:{below_100}))?")
+}
+
+regex!(
+    DATE_MONTH_FIRST =
+        format!(r"(?i)\b(?:{MONTH})(?: the)? (?:{ORDINAL})\b(?:,? (?:of )?(?:{}|(?:19|20)\d\d))?\b", spoken_year())
+);
+regex!(
+    DATE_DAY_FIRST =
+        format!(r"(?i)\b(?:the )?(?:{ORDINAL}) of (?:{MONTH})\b(?:,? (?:{}|(?:19|20)\d\d))?\b", spoken_year())
+);
+// "June twelve", "march twenty one": a cardinal day after every month but May (a verb too).
+regex!(
+    DATE_CARDINAL = format!(
+        r"(?i)\b(?:january|february|march|april|june|july|august|september|october|november|december) (?:twenty(?:[- ](?:{DIGIT}))?|thirty(?:[- ]one)?|{TEEN}|{DIGIT})\b(?:,? (?:{}|(?:19|20)\d\d))?\b",
+        spoken_year()
+    )
+);
+// A month and a spoken year (a written one is the date rules' TEXT_MY).
+regex!(DATE_MONTH_YEAR = format!(r"(?i)\b(?:{MONTH}),? (?:of )?(?:{})\b", spoken_year()));
+
+// An age after a cue that makes the number an age: "she's ninety three", "turned 94".
+regex!(
+    AGE_CUED = format!(
+        r"(?i)\b(?:i'm|i am|she's|he's|she is|he is|she was|he was|who's|who is|turned|turning|turns|aged|age|at the age of|at age|lived to|made it to|she'll be|he'll be|i'll be|will be)[ ]+(?:about |almost |nearly |now |just |only )?((?:ninety|a hundred|one hundred)(?:[- ](?:and[- ])?(?:{DIGIT}))?|\d{{2,3}})\b"
+    )
+);
+// An age over 89 alone ("Ninety-three."), which needs a question about age shortly before.
+regex!(AGE_BARE = format!(r"(?i)\b(?:ninety|a hundred|one hundred)(?:[- ](?:and[- ])?(?:{DIGIT}))?\b"));
+regex!(AGE_QUESTION = r"(?i)\bhow old\b|\bage\b|多大|几岁|岁数|年纪|年龄|活到|周岁|虚岁");
+regex!(AGE_ZH_BARE = r"九十[一二三四五六七八九]?|一百零?[一二三四五六七八九十]?");
+// A date of birth read as three numbers: "ten, fourteen, forty-eight".
+regex!(
+    DOB_NUMBERS = format!(
+        r"(?i)\b((?:{TENS})(?:[- ](?:{DIGIT}))?|{TEEN}|{DIGIT})[,.]? ((?:{TENS})(?:[- ](?:{DIGIT}))?|{TEEN}|{DIGIT})[,.]? ((?:{TENS})(?:[- ](?:{DIGIT}))?|{TEEN}|oh[- ](?:{DIGIT}))\b"
+    )
+);
+regex!(DOB_CUE = r"(?i)\b(?:birth|born|dob|birthday)\b");
+// Chinese days: 上个月十八号, lunar 腊月二十七, 初八.
+regex!(
+    ZH_DAY = r"(?:上个月|下个月|这个月|本月|上月|下月|今天|明天|昨天|到|是)((?:[一二三]?十)?[一二三四五六七八九十]号)|(?:正月|腊月|冬月|[一二三四五六七八九十]月)?初[一二三四五六七八九十]|(?:正月|腊月|冬月)(?:二十|十|廿|三十)?[一二三四五六七八九]?"
+);
+regex!(
+    AGE_ZH_CUED = r"(?:今年|年纪|年龄)[ 　:：]*((?:九十|一百零?)[一二三四五六七八九十]?)|((?:九十|一百零?)[一二三四五六七八九十]?)(?:了|啦)"
+);
+regex!(
+    EMAIL_SPOKEN = r"(?i)\b[a-z0-9]+(?:(?: dot | underscore | dash | hyphen |[._-]| (?:zero|oh|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen|sixteen|seventeen|eighteen|nineteen|twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety)\b)[a-z0-9]*)* at (?:sign |symbol )?[a-z0-9]+(?:(?: dot |\.)[a-z0-9]+)*(?: dot |\.)(?:com|org|net|edu|gov|co|uk|us|ca|cn|io|info|me|biz)\b"
+);
+regex!(
+    STREET_SPOKEN = format!(
+        r"(?i)\b(?:\d{{1,6}}|(?:{DIGIT}|oh|{TEEN}|{TENS}|hundred)(?:[- ](?:{DIGIT}|oh|{TEEN}|{TENS}|hundred|and))*) ((?:[a-z]+ ){{1,3}}?)(?:{STREET})\b(?:,? (?:apartment|apt|unit|suite|flat) (?:\d+|{DIGIT}|{TEEN}|{TENS})(?: [a-z]\b)?)?"
+    )
+);
+regex!(PHONE_BARE = r"\b[2-9]\d{2}[2-9]\d{6}\b");
+// "on the twenty first", "Tuesday the fourth": a day of the month without its month.
+regex!(
+    DAY_ALONE = format!(
+        r"(?im)(?:^|[:：] *|\b(?:on|by|until|till|since|before|after|from|through|thru|of|is|was|it's|that's|no|sorry|actually|monday|tuesday|wednesday|thursday|friday|saturday|sunday)[,.…]* +)(the (?:{ORDINAL}))\b"
+    )
+);
+// A street named after a preposition, in any case: "on hancock street", "at Codman Square".
+regex!(
+    STREET_AFTER = r"(?i)\b(?:on|at|off|near|by|from|onto|down|to|of) ((?:[a-z][a-z'.]* ){1,2}?(?:street|avenue|road|lane|drive|court|boulevard|place|terrace|parkway|square))\b"
+);
+// Pharmacy and shop chains, named as the place where someone works or fills a prescription.
+regex!(
+    CHAIN = r"(?i)\b(?:cvs|walgreens|rite aid|walmart|costco|kroger|safeway|home depot|family dollar|dollar general|stop (?:and|&) shop|superdrug|lloyds pharmacy|tesco|sainsbury's)\b|(?-i:\bBoots\b)|老百姓大药房|大参林|益丰大药房|海王星辰|同仁堂|华润万家|永辉超市|沃尔玛|家乐福|物美"
+);
+regex!(WORD = r"[A-Za-z]+");
+regex!(ZH_DIGITS = r"[〇零一二三四五六七八九幺]{7,}");
+
+/// Words that cannot name a street between a number and "street": "five minutes down the road".
+const NOT_STREET_NAMES: [&str; 30] = [
+    "the",
+    "a",
+    "an",
+    "to",
+    "down",
+    "up",
+    "off",
+    "of",
+    "on",
+    "in",
+    "at",
+    "by",
+    "from",
+    "minutes",
+    "miles",
+    "blocks",
+    "hours",
+    "mins",
+    "kilometers",
+    "feet",
+    "yards",
+    "more",
+    "other",
+    "same",
+    "that",
+    "this",
+    "my",
+    "your",
+    "his",
+    "her",
+];
+
+/// Words after a number that make it a measurement rather than an age.
+const UNITS: [&str; 30] = [
+    "percent",
+    "pounds",
+    "lbs",
+    "lb",
+    "kilos",
+    "kilograms",
+    "kg",
+    "degrees",
+    "over",
+    "point",
+    "mg",
+    "milligrams",
+    "mmhg",
+    "bpm",
+    "beats",
+    "minutes",
+    "mins",
+    "seconds",
+    "hours",
+    "days",
+    "weeks",
+    "months",
+    "dollars",
+    "units",
+    "ml",
+    "feet",
+    "inches",
+    "cm",
+    "on",
+    "percentile",
+];
+
+/// Adds every spoken identifier in `text` to `out`.
+pub(crate) fn find(text: &str, out: &mut Vec<Span>) {
+    digit_runs(text, out);
+    for c in ZH_DIGITS.as_ref().into_iter().flat_map(|r| r.find_iter(text)) {
+        let cat =
+            cued(text, c.start()).unwrap_or(if c.as_str().chars().count() == 11 && c.as_str().starts_with('一') {
+                Category::Phone
+            } else {
+                Category::Other
+            });
+        out.push(Span::new(cat, c.start(), c.end(), 0.8));
+    }
+    for (re, conf) in
+        [(&DATE_MONTH_FIRST, 0.9), (&DATE_DAY_FIRST, 0.9), (&DATE_CARDINAL, 0.75), (&DATE_MONTH_YEAR, 0.8)]
+    {
+        for m in matches(re, text) {
+            out.push(Span::new(Category::Date, m.start(), m.end(), conf));
+        }
+    }
+    for c in captures(&AGE_CUED, text) {
+        if let Some(m) = c.get(1) {
+            let words_ok = m.as_str().parse::<u32>().map_or(true, |v| (90..=130).contains(&v));
+            if words_ok && !unit_after(text, m.end()) {
+                out.push(Span::new(Category::Age, m.start(), m.end(), 0.85));
+            }
+        }
+    }
+    for m in matches(&AGE_BARE, text).chain(matches(&AGE_ZH_BARE, text)) {
+        let zh_unit = text[m.end()..].starts_with(|ch: char| "天日月周年分次斤克米度个%号元块".contains(ch));
+        let zh_ok = chinese_number(m.as_str()).map_or(true, |v| (90..=130).contains(&v));
+        if zh_ok && !zh_unit && !unit_after(text, m.end()) && asked(text, m.start(), &AGE_QUESTION, 150) {
+            out.push(Span::new(Category::Age, m.start(), m.end(), 0.75));
+        }
+    }
+    for c in captures(&DOB_NUMBERS, text) {
+        let (Some(all), Some(month), Some(day)) = (c.get(0), c.get(1), c.get(2)) else {
+            continue;
+        };
+        let plausible = words_value(month.as_str()).is_some_and(|v| (1..=12).contains(&v))
+            && words_value(day.as_str()).is_some_and(|v| (1..=31).contains(&v));
+        if plausible && asked(text, all.start(), &DOB_CUE, 100) {
+            out.push(Span::new(Category::Date, all.start(), all.end(), 0.8));
+        }
+    }
+    for c in captures(&ZH_DAY, text) {
+        let Some(m) = c.get(1).or_else(|| c.get(0)) else {
+            continue;
+        };
+        let house = text[m.end()..].starts_with(|ch: char| "楼床室房门线院病栋单".contains(ch));
+        if m.len() > 3 && !house {
+            out.push(Span::new(Category::Date, m.start(), m.end(), 0.75));
+        }
+    }
+    for c in captures(&AGE_ZH_CUED, text) {
+        if let Some(m) = c.get(1).or_else(|| c.get(2)) {
+            let unit = text[m.end()..].starts_with(|ch: char| "天日月周年分次斤克米度个%".contains(ch));
+            if chinese_number(m.as_str()).is_some_and(|v| (90..=130).contains(&v)) && !unit {
+                out.push(Span::new(Category::Age, m.start(), m.end(), 0.85));
+            }
+        }
+    }
+    for m in matches(&EMAIL_SPOKEN, text) {
+        out.push(Span::new(Category::Email, m.start(), m.end(), 0.9));
+    }
+    for c in captures(&STREET_SPOKEN, text) {
+        let (Some(all), Some(name)) = (c.get(0), c.get(1)) else {
+            continue;
+        };
+        if name.as_str().split_whitespace().all(|w| !NOT_STREET_NAMES.contains(&w.to_lowercase().as_str())) {
+            out.push(Span::new(Category::Location, all.start(), all.end(), 0.8));
+        }
+    }
+    for c in captures(&DAY_ALONE, text) {
+        let Some(m) = c.get(1) else { continue };
+        // "on the second floor", "for the first time": the next word makes it no date.
+        let next = text[m.end()..].trim_start_matches(' ');
+        let word: String = next.chars().take_while(char::is_ascii_alphabetic).collect::<String>().to_lowercase();
+        const AFTER: [&str; 17] = [
+            "", "at", "in", "or", "and", "then", "so", "is", "works", "would", "if", "to", "around", "okay", "right",
+            "because", "no",
+        ];
+        if AFTER.contains(&word.as_str()) {
+            out.push(Span::new(Category::Date, m.start(), m.end(), 0.7));
+        }
+    }
+    for c in captures(&STREET_AFTER, text) {
+        let Some(m) = c.get(1) else { continue };
+        let words: Vec<String> = m.as_str().split_whitespace().map(str::to_lowercase).collect();
+        if words[..words.len() - 1].iter().all(|w| !NOT_STREET_NAMES.contains(&w.as_str())) {
+            out.push(Span::new(Category::Location, m.start(), m.end(), 0.75));
+        }
+    }
+    for m in matches(&CHAIN, text) {
+        out.push(Span::new(Category::Location, m.start(), m.end(), 0.75));
+    }
+    for m in matches(&PHONE_BARE, text) {
+        if !glued(text, &m) {
+            out.push(Span::new(cued(text, m.start()).unwrap_or(Category::Phone), m.start(), m.end(), 0.7));
+        }
+    }
+}
+
+/// Does `cue` occur in the `within` bytes before `start`?
+fn asked(text: &str, start: usize, cue: &'static super::lexicon::Pattern, within: usize) -> bool {
+    let mut from = start.saturating_sub(within);
+    while !text.is_char_boundary(from) {
+        from -= 1;
+    }
+    cue.as_ref().is_some_and(|re| re.is_match(&text[from..start]))
+}
+
+/// The value of a number below 100 in words ("forty-eight", "eleven", "oh five").
+fn words_value(s: &str) -> Option<u32> {
+    let mut total = 0;
+    for w in s.to_ascii_lowercase().split([' ', '-']).filter(|w| !w.is_empty()) {
+        total += match (DIGITS.iter().position(|&d| d == w), TEENS_AND_TENS.iter().position(|&t| t == w)) {
+            (Some(d), _) => d as u32,
+            (_, Some(t)) if t < 10 => 10 + t as u32,
+            (_, Some(t)) => 10 * (t as u32 - 8),
+            _ if w == "oh" => 0,
+            _ => return None,
+        };
+    }
+    Some(total)
+}
+
+/// Is `word` (lower case) a number word ("oh", "twelve", "hundred")?
+pub(crate) fn is_number_word(word: &str) -> bool {
+    DIGITS.contains(&word)
+        || TEENS_AND_TENS.contains(&word)
+        || ["oh", "hundred", "thousand", "double", "triple", "and"].contains(&word)
+}
+
+/// Is `word` (lower case) a day of the week?
+pub(crate) fn is_weekday(word: &str) -> bool {
+    ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"].contains(&word)
+}
+
+/// What a token of a number read out is.
+#[derive(Clone, Copy, PartialEq)]
+enum Token {
+    Digit(u8),
+    /// "double", "triple": the next digit said that many times.
+    Repeat(u8),
+    /// "ten" to "ninety" ("ninety-three" with its digit): two digits.
+    Pair {
+        tens: bool,
+    },
+    /// "hundred" after a digit: two more.
+    Hundred,
+    /// A letter spelled out ("M", "r").
+    Letter {
+        upper: bool,
+    },
+}
+
+fn token(word: &str) -> Option<Token> {
+    let lower = word.to_ascii_lowercase();
+    if let Some(d) = DIGITS.iter().position(|&d| d == lower) {
+        return Some(Token::Digit(d as u8));
+    }
+    Some(match lower.as_str() {
+        "oh" | "o" => Token::Digit(0),
+        "double" => Token::Repeat(2),
+        "triple" => Token::Repeat(3),
+        "hundred" => Token::Hundred,
+        w if TEENS_AND_TENS.contains(&w) => Token::Pair { tens: w.ends_with('y') },
+        w if w.len() == 1 && w != "a" && w != "i" => Token::Letter { upper: word.as_bytes()[0].is_ascii_uppercase() },
+        _ => return None,
+    })
+}
+
+/// Numbers read out word by word: at least five digits' worth, three of them single digits, so
+/// that years ("nineteen sixty-seven"), readings ("one forty over ninety") and counts (serial
+/// sevens) are left alone; a plain count (one two three four five) is not an identifier either.
+fn digit_runs(text: &str, out: &mut Vec<Span>) {
+    let words: Vec<Match> = matches(&WORD, text).collect();
+    let mut i = 0;
+    while i < words.len() {
+        let mut j = i;
+        let mut run: Vec<(Token, usize, usize)> = Vec::new();
+        while j < words.len() {
+            let w = words[j];
+            // "M as in Mary": the letter stands for itself, the rest comes along.
+            let spelled = run.last().is_some_and(|(t, _, _)| matches!(t, Token::Letter { .. }))
+                && j + 2 < words.len()
+                && words[j].as_str().eq_ignore_ascii_case("as")
+                && words[j + 1].as_str().eq_ignore_ascii_case("in")
+                && joined(text, words[j - 1].end(), w.start());
+            if spelled {
+                if let Some(last) = run.last_mut() {
+                    last.2 = words[j + 2].end();
+                }
+                j += 3;
+                continue;
+            }
+            let Some(t) = token(w.as_str()) else { break };
+            if let Some(&(_, _, end)) = run.last() {
+                if !joined(text, end, w.start()) {
+                    break;
+                }
+            }
+            let leading_interjection = run.is_empty()
+                && t == Token::Digit(0)
+                && text[w.end()..].trim_start_matches(' ').starts_with([',', '.', '!']);
+            match (run.last_mut(), t) {
+                // "ninety-three" is one pair of digits, not a pair and a digit.
+                (Some((Token::Pair { tens: true }, _, end)), Token::Digit(d)) if d > 0 => {
+                    *end = w.end();
+                    if let Some((p, _, _)) = run.last_mut() {
+                        *p = Token::Pair { tens: false };
+                    }
+                }
+                _ if leading_interjection => {}
+                _ => run.push((t, w.start(), w.end())),
+            }
+            j += 1;
+        }
+        // Letters at the ends only in capitals ("... four two M"), and never "hundred" first.
+        while run.first().is_some_and(|(t, _, _)| matches!(t, Token::Letter { upper: false } | Token::Hundred)) {
+            run.remove(0);
+        }
+        while run.last().is_some_and(|(t, _, _)| matches!(t, Token::Letter { upper: false } | Token::Repeat(_))) {
+            run.pop();
+        }
+        if let (Some(first), Some(last)) = (run.first(), run.last()) {
+            let cue = cued(text, first.1);
+            if is_identifier(&run) || (cue.is_some() && digit_count(&run) == 4 && run.len() == 4) {
+                let cat = cue.unwrap_or(match digit_count(&run) {
+                    7 | 10 | 11 => Category::Phone,
+                    _ => Category::Other,
+                });
+                out.push(Span::new(cat, first.1, last.2, 0.8));
+            }
+        }
+        i = j.max(i + 1);
+    }
+}
+
+fn digit_count(run: &[(Token, usize, usize)]) -> usize {
+    let mut n = 0;
+    let mut repeat = 1;
+    for (t, _, _) in run {
+        match t {
+            Token::Digit(_) => {
+                n += repeat;
+                repeat = 1;
+            }
+            Token::Repeat(k) => repeat = *k as usize,
+            Token::Pair { .. } | Token::Hundred => n += 2,
+            Token::Letter { .. } => {}
+        }
+    }
+    n
+}
+
+fn is_identifier(run: &[(Token, usize, usize)]) -> bool {
+    let singles: Vec<u8> =
+        run.iter().filter_map(|(t, _, _)| if let Token::Digit(d) = t { Some(*d) } else { None }).collect();
+    let count = singles.len() == run.len()
+        && (singles.windows(2).all(|w| w[1] == w[0] + 1) || singles.windows(2).all(|w| w[0] == w[1] + 1));
+    singles.len() >= 3 && digit_count(run) >= 5 && !count
+}
+
+/// May two words of one number stand `start..end` apart: spaces, a comma, a dash or a full stop
+/// ("five five five. oh one"), the word "dash", but no line break.
+fn joined(text: &str, end: usize, start: usize) -> bool {
+    let gap = &text[end..start];
+    let gap = gap.trim().strip_prefix("dash").map_or(gap, str::trim);
+    let gap = gap.trim_matches(' ');
+    gap.len() <= 2 && gap.chars().all(|c| matches!(c, ',' | '-' | '.' | ' '))
+}
+
+/// Is the match glued to other letters or digits?
+fn glued(text: &str, m: &Match) -> bool {
+    text[..m.start()].ends_with(|c: char| c.is_alphanumeric() || c == '-')
+        || text[m.end()..].starts_with(|c: char| c.is_alphanumeric())
+}
+
+/// Does a unit follow the number at `end` ("ninety two percent", "ninety pounds")?
+fn unit_after(text: &str, end: usize) -> bool {
+    let rest = text[end..].trim_start_matches([' ', '-']);
+    if rest.starts_with('%') {
+        return true;
+    }
+    let word: String = rest.chars().take_while(char::is_ascii_alphabetic).collect::<String>().to_lowercase();
+    UNITS.contains(&word.as_str())
+}
+
+/// The kind of number the words shortly before `start` ask for (the closest cue wins): "a
+/// phone number where we can reach you?", "your record number is", 医保卡号.
+fn cued(text: &str, start: usize) -> Option<Category> {
+    const CUES: [(&str, Category); 35] = [
+        ("phone", Category::Phone),
+        ("call", Category::Phone),
+        ("cell", Category::Phone),
+        ("mobile", Category::Phone),
+        ("reach", Category::Phone),
+        ("landline", Category::Phone),
+        ("area code", Category::Phone),
+        ("电话", Category::Phone),
+        ("手机", Category::Phone),
+        ("fax", Category::Fax),
+        ("传真", Category::Fax),
+        ("record", Category::MedicalRecord),
+        ("mrn", Category::MedicalRecord),
+        ("chart", Category::MedicalRecord),
+        ("病历", Category::MedicalRecord),
+        ("住院号", Category::MedicalRecord),
+        ("门诊号", Category::MedicalRecord),
+        ("insurance", Category::HealthPlan),
+        ("member", Category::HealthPlan),
+        ("medicare", Category::HealthPlan),
+        ("medicaid", Category::HealthPlan),
+        ("policy", Category::HealthPlan),
+        ("医保", Category::HealthPlan),
+        ("account", Category::Account),
+        ("social", Category::Ssn),
+        ("last four", Category::Ssn),
+        ("zip", Category::Location),
+        ("ssn", Category::Ssn),
+        ("license", Category::License),
+        ("licence", Category::License),
+        ("serial", Category::Device),
+        ("身份证", Category::IdNumber),
+        ("confirmation", Category::Other),
+        ("reference", Category::Other),
+        ("claim", Category::Other),
+    ];
+    let mut from = start.saturating_sub(100);
+    while !text.is_char_boundary(from) {
+        from -= 1;
+    }
+    let before = text[from..start].to_lowercase();
+    CUES.iter()
+        .filter_map(|(cue, cat)| before.rfind(cue).map(|at| (at, *cat)))
+        .max_by_key(|(at, _)| *at)
+        .map(|(_, c)| c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn found(text: &str) -> Vec<(Category, String)> {
+        let mut out = Vec::new();
+        find(text, &mut out);
+        super::super::detect::resolve(out).into_iter().map(|s| (s.cat, text[s.start..s.end].to_string())).collect()
+    }
+
+    #[test]
+    fn all_patterns_compile() {
+        for re in [
+            &DATE_MONTH_FIRST,
+            &DATE_DAY_FIRST,
+            &DATE_CARDINAL,
+            &DATE_MONTH_YEAR,
+            &AGE_CUED,
+            &AGE_ZH_CUED,
+            &EMAIL_SPOKEN,
+            &STREET_SPOKEN,
+            &PHONE_BARE,
+            &DAY_ALONE,
+            &STREET_AFTER,
+            &CHAIN,
+            &AGE_BARE,
+            &AGE_QUESTION,
+            &AGE_ZH_BARE,
+            &DOB_NUMBERS,
+            &DOB_CUE,
+            &ZH_DAY,
+            &WORD,
+            &ZH_DIGITS,
+        ] {
+            assert!(re.is_some());
+        }
+    }
+
+    #[test]
+    fn numbers_read_out_take_their_kind_from_the_question() {
+        let f = found(
+            "D: And a phone number where we can reach you?\nP: oh, nine seven one, five five five, oh one oh seven.",
+        );
+        assert_eq!(f, vec![(Category::Phone, "nine seven one, five five five, oh one oh seven".into())]);
+        let f = found("Your record number is eight five nine six, six two zero two.");
+        assert_eq!(f, vec![(Category::MedicalRecord, "eight five nine six, six two zero two".into())]);
+        let f = found("member ID is M as in Mary, R, four four two double seven one");
+        assert_eq!(f, vec![(Category::HealthPlan, "M as in Mary, R, four four two double seven one".into())]);
+        assert_eq!(found("电话是一三八零零一三八零零零")[0].0, Category::Phone);
+    }
+
+    #[test]
+    fn readings_counts_years_and_serial_sevens_are_not_numbers_read_out() {
+        for t in [
+            "blood pressure was one forty over ninety, pulse one oh two",
+            "count with me: one two three four five six",
+            "serial sevens: ninety-three, eighty-six, seventy-nine, seventy-two",
+            "back in nineteen sixty-seven, twenty twenty-one too",
+            "take one or two tablets three times a day",
+        ] {
+            assert!(found(t).is_empty(), "{t}: {:?}", found(t));
+        }
+    }
+
+    #[test]
+    fn dates_in_words() {
+        assert_eq!(found("born May seventh, nineteen sixty-seven.")[0].1, "May seventh, nineteen sixty-seven");
+        assert_eq!(found("seen on the twelfth of march")[0].1, "the twelfth of march");
+        assert_eq!(found("next visit june twelve at ten")[0].1, "june twelve");
+        assert_eq!(found("since March of two thousand twenty")[0].1, "March of two thousand twenty");
+        assert!(found("you may seven times a day").is_empty());
+    }
+
+    #[test]
+    fn ages_over_89_in_words_after_a_cue_but_not_readings() {
+        assert_eq!(found("She's ninety three."), vec![(Category::Age, "ninety three".into())]);
+        assert_eq!(found("he turned a hundred and one"), vec![(Category::Age, "a hundred and one".into())]);
+        assert_eq!(found("老人家今年九十二了"), vec![(Category::Age, "九十二".into())]);
+        assert!(found("she's ninety two percent on room air; he is 67").is_empty());
+        assert!(found("已经九十天了").is_empty());
+    }
+
+    #[test]
+    fn days_without_a_month_streets_after_a_preposition_and_chains() {
+        assert_eq!(found("come back on the twenty first."), vec![(Category::Date, "the twenty first".into())]);
+        assert_eq!(found("Tuesday the fourth at ten")[0].1, "the fourth");
+        assert!(found("on the second floor, for the first time").is_empty());
+        assert_eq!(found("the pharmacy on granite avenue")[0].1, "granite avenue");
+        assert!(found("down the road, on the same street").is_empty());
+        assert_eq!(found("fill it at the cvs; she works at Boots")[1].1, "Boots");
+        assert!(found("wear your boots").is_empty());
+    }
+
+    #[test]
+    fn answers_to_questions_about_age_and_birth() {
+        let f = found("How old are you?\nP: I'm, um... ninety-two. No. Ninety-three.");
+        assert_eq!(f.iter().map(|x| x.1.as_str()).collect::<Vec<_>>(), ["ninety-two", "Ninety-three"]);
+        assert!(found("pulse ninety, sats ninety-two percent").is_empty());
+        assert_eq!(found("she lived to ninety-four")[0].1, "ninety-four");
+        assert_eq!(found("您今年多大岁数了？\n患者：我呀……九十二了。")[0].1, "九十二");
+        assert!(found("血压一百二十，心率九十").is_empty());
+        assert_eq!(found("and your birthday?\nten, fourteen, forty-eight.")[0].1, "ten, fourteen, forty-eight");
+        assert!(found("sets of ten, fourteen, forty-eight reps").is_empty());
+        assert_eq!(found("上个月十八号，她烧着水")[0].1, "十八号");
+        assert_eq!(found("腊月二十七回来，正月初八走")[1].1, "正月初八");
+        assert!(found("住在五号楼，三号床").is_empty());
+        assert_eq!(found("the last four of your social\nP: it's six six zero three.")[0].0, Category::Ssn);
+    }
+
+    #[test]
+    fn e_mail_read_out_streets_and_bare_phone_numbers() {
+        assert_eq!(
+            found("it's j dot smith at gmail dot com")[0],
+            (Category::Email, "j dot smith at gmail dot com".into())
+        );
+        assert_eq!(found("I live at four twelve elm street")[0], (Category::Location, "four twelve elm street".into()));
+        assert!(found("five minutes down the road").is_empty());
+        assert_eq!(found("we'll call 2535550101 then")[0], (Category::Phone, "2535550101".into()));
+        assert!(found("ref 12535550101 and 1234567890").is_empty());
+    }
+}
