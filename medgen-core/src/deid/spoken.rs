@@ -150,37 +150,10 @@ const NOT_STREET_NAMES: [&str; 30] = [
 ];
 
 /// Words after a number that make it a measurement rather than an age.
-const UNITS: [&str; 30] = [
-    "percent",
-    "pounds",
-    "lbs",
-    "lb",
-    "kilos",
-    "kilograms",
-    "kg",
-    "degrees",
-    "over",
-    "point",
-    "mg",
-    "milligrams",
-    "mmhg",
-    "bpm",
-    "beats",
-    "minutes",
-    "mins",
-    "seconds",
-    "hours",
-    "days",
-    "weeks",
-    "months",
-    "dollars",
-    "units",
-    "ml",
-    "feet",
-    "inches",
-    "cm",
-    "on",
-    "percentile",
+const UNITS: [&str; 29] = [
+    "percent", "pounds", "lbs", "lb", "kilos", "kilograms", "kg", "degrees", "over", "point", "mg", "milligrams",
+    "mmhg", "bpm", "beats", "minutes", "mins", "seconds", "hours", "days", "weeks", "months", "dollars", "units",
+    "ml", "feet", "inches", "cm", "percentile",
 ];
 
 /// Adds every spoken identifier in `text` to `out`.
