@@ -113,7 +113,8 @@ regex!(
     CHAIN = r"(?i)\b(?:cvs|walgreens|rite aid|walmart|costco|kroger|safeway|home depot|family dollar|dollar general|stop (?:and|&) shop|superdrug|lloyds pharmacy|tesco|sainsbury's)\b|(?-i:\bBoots\b)|老百姓大药房|大参林|益丰大药房|海王星辰|同仁堂|华润万家|永辉超市|沃尔玛|家乐福|物美"
 );
 regex!(WORD = r"[A-Za-z]+");
-regex!(ZH_DIGITS = r"[〇零一二三四五六七八九幺]{7,}");
+// Seven or more Chinese digits read out, in groups split by a comma or a space.
+regex!(ZH_DIGITS = r"[〇零一二三四五六七八九幺](?:[，, ]?[〇零一二三四五六七八九幺]){6,}");
 
 /// Words that cannot name a street between a number and "street": "five minutes down the road".
 const NOT_STREET_NAMES: [&str; 30] = [
@@ -159,13 +160,10 @@ const UNITS: [&str; 29] = [
 /// Adds every spoken identifier in `text` to `out`.
 pub(crate) fn find(text: &str, out: &mut Vec<Span>) {
     digit_runs(text, out);
-    for c in ZH_DIGITS.as_ref().into_iter().flat_map(|r| r.find_iter(text)) {
-        let cat =
-            cued(text, c.start()).unwrap_or(if c.as_str().chars().count() == 11 && c.as_str().starts_with('一') {
-                Category::Phone
-            } else {
-                Category::Other
-            });
+    for c in matches(&ZH_DIGITS, text) {
+        let digits = c.as_str().chars().filter(|ch| !"，, ".contains(*ch)).count();
+        let mobile = digits == 11 && c.as_str().starts_with('一');
+        let cat = cued(text, c.start()).unwrap_or(if mobile { Category::Phone } else { Category::Other });
         out.push(Span::new(cat, c.start(), c.end(), 0.8));
     }
     for (re, conf) in
@@ -545,6 +543,8 @@ mod tests {
         let f = found("member ID is M as in Mary, R, four four two double seven one");
         assert_eq!(f, vec![(Category::HealthPlan, "M as in Mary, R, four four two double seven one".into())]);
         assert_eq!(found("电话是一三八零零一三八零零零")[0].0, Category::Phone);
+        assert_eq!(found("卡号二六一二，零三零四，七一五")[0].1, "二六一二，零三零四，七一五");
+        assert!(found("一、二、三、四、五、六、七").is_empty());
     }
 
     #[test]
