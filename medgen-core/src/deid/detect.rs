@@ -101,11 +101,16 @@ pub(crate) fn ensemble(text: &str, mut rules: Vec<Span>, model: Vec<Span>) -> Ve
 }
 
 /// Is a tagger span no identifier whatever its context: no letter or digit, a weekday alone
-/// ("Tuesday"), a few number words that are not an age or a date ("five", "nine one one"),
+/// ("Tuesday"), an age in words, a few number words that are not a date ("five", "nine one one"),
 /// one frequent word in lower case ("there", "hour"), or a name made only of frequent words and not in title
 /// case ("yeah", "Take care")?
 fn implausible(span: &str, cat: Category) -> bool {
     if !span.chars().any(char::is_alphanumeric) {
+        return true;
+    }
+    // An age in words only with a cue, which the rules read ("she's ninety three", 今年九十二了):
+    // alone it is as often a reading ("over ninety-four") or a count (serial sevens, 九十三).
+    if cat == Category::Age && span.chars().all(|c| "〇零一二三四五六七八九十百".contains(c)) {
         return true;
     }
     if span.chars().any(|c| c.is_ascii_digit() || (c.is_alphabetic() && !c.is_ascii())) {
@@ -118,6 +123,7 @@ fn implausible(span: &str, cat: Category) -> bool {
     let all = |f: &dyn Fn(&str) -> bool| words.iter().all(|w| f(w));
     let numbers = matches!(cat, Category::Age | Category::Date);
     all(&spoken::is_weekday)
+        || (cat == Category::Age && all(&spoken::is_number_word))
         || (!numbers && all(&spoken::is_number_word) && words.len() < 4)
         || (cat == Category::Name && !titled && all(&|w| lexicon::COMMON.contains(w) || spoken::is_number_word(w)))
         || (!numbers && words.len() == 1 && raw[0] == words[0] && lexicon::COMMON.contains(&words[0]))

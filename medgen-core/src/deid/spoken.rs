@@ -68,7 +68,7 @@ regex!(DATE_MONTH_YEAR = format!(r"(?i)\b(?:{MONTH}),? (?:of )?(?:{})\b", spoken
 // An age after a cue that makes the number an age: "she's ninety three", "turned 94".
 regex!(
     AGE_CUED = format!(
-        r"(?i)\b(?:i'm|i am|she's|he's|she is|he is|she was|he was|who's|who is|turned|turning|turns|aged|age|at the age of|at age|lived to|made it to|she'll be|he'll be|i'll be|will be)[ ]+(?:about |almost |nearly |now |just |only )?((?:ninety|a hundred|one hundred)(?:[- ](?:and[- ])?(?:{DIGIT}))?|\d{{2,3}})\b"
+        r"(?i)\b(?:i'm|i am|i was|she's|he's|she is|he is|she was|he was|who's|who is|turned|turning|turns|aged|age|at the age of|at age|lived to|made it to|she'll be|he'll be|i'll be|will be)[ ]+(?:about |almost |nearly |now |just |only )?((?:ninety|a hundred|one hundred)(?:[- ](?:and[- ])?(?:{DIGIT}))?|\d{{2,3}})\b"
     )
 );
 // An age over 89 alone ("Ninety-three."), which needs a question about age shortly before.
@@ -87,7 +87,7 @@ regex!(
     ZH_DAY = r"(?:上个月|下个月|这个月|本月|上月|下月|今天|明天|昨天|到|是)((?:[一二三]?十)?[一二三四五六七八九十]号)|(?:正月|腊月|冬月|[一二三四五六七八九十]月)?初[一二三四五六七八九十]|(?:正月|腊月|冬月)(?:二十|十|廿|三十)?[一二三四五六七八九]?"
 );
 regex!(
-    AGE_ZH_CUED = r"(?:今年|年纪|年龄)[ 　:：]*((?:九十|一百零?)[一二三四五六七八九十]?)|((?:九十|一百零?)[一二三四五六七八九十]?)(?:了|啦)"
+    AGE_ZH_CUED = r"(?:今年|年纪|年龄)[ 　:：]*((?:九十|一百零?)[一二三四五六七八九十多]?)|((?:九十|一百零?)[一二三四五六七八九十多]?)(?:了|啦|岁)"
 );
 regex!(
     EMAIL_SPOKEN = r"(?i)\b[a-z0-9]+(?:(?: dot | underscore | dash | hyphen |[._-]| (?:zero|oh|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen|sixteen|seventeen|eighteen|nineteen|twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety)\b)[a-z0-9]*)* at (?:sign |symbol )?[a-z0-9]+(?:(?: dot |\.)[a-z0-9]+)*(?: dot |\.)(?:com|org|net|edu|gov|co|uk|us|ca|cn|io|info|me|biz)\b"
@@ -210,7 +210,9 @@ pub(crate) fn find(text: &str, out: &mut Vec<Span>) {
     for c in captures(&AGE_ZH_CUED, text) {
         if let Some(m) = c.get(1).or_else(|| c.get(2)) {
             let unit = text[m.end()..].starts_with(|ch: char| "天日月周年分次斤克米度个%".contains(ch));
-            if chinese_number(m.as_str()).is_some_and(|v| (90..=130).contains(&v)) && !unit {
+            // 九十多 ("over ninety") is an age over 89 too.
+            let value = chinese_number(m.as_str().trim_end_matches('多'));
+            if value.is_some_and(|v| (90..=130).contains(&v)) && !unit {
                 out.push(Span::new(Category::Age, m.start(), m.end(), 0.85));
             }
         }
@@ -574,6 +576,7 @@ mod tests {
         assert_eq!(found("She's ninety three."), vec![(Category::Age, "ninety three".into())]);
         assert_eq!(found("he turned a hundred and one"), vec![(Category::Age, "a hundred and one".into())]);
         assert_eq!(found("老人家今年九十二了"), vec![(Category::Age, "九十二".into())]);
+        assert_eq!(found("九十多岁的老人"), vec![(Category::Age, "九十多".into())]);
         assert!(found("she's ninety two percent on room air; he is 67").is_empty());
         assert!(found("已经九十天了").is_empty());
     }
