@@ -241,7 +241,7 @@ fn word_number_regex() -> Option<&'static Regex> {
 }
 
 /// English number words: ONES[i] is i, TENS[i] is 10 * (i + 2).
-const ONES: [&str; 20] = [
+pub(crate) const ONES: [&str; 20] = [
     "zero",
     "one",
     "two",
@@ -263,7 +263,7 @@ const ONES: [&str; 20] = [
     "eighteen",
     "nineteen",
 ];
-const TENS: [&str; 8] = ["twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"];
+pub(crate) const TENS: [&str; 8] = ["twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"];
 
 /// The value of an English number word ("two weeks", "an hour", "half a tablet").
 fn english_number(word: &str) -> Option<f64> {

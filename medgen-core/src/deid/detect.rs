@@ -239,6 +239,14 @@ pub(crate) fn to_entities(text: &str, spans: &[Span]) -> Vec<Entity> {
     out
 }
 
+/// What one detector finds in `text`, resolved: (category, text) pairs, for the tests.
+#[cfg(test)]
+pub(crate) fn found_by(find: fn(&str, &mut Vec<Span>), text: &str) -> Vec<(Category, String)> {
+    let mut out = Vec::new();
+    find(text, &mut out);
+    resolve(out).into_iter().map(|s| (s.cat, text[s.start..s.end].to_string())).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

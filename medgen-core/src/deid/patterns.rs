@@ -381,9 +381,7 @@ mod tests {
     use super::*;
 
     fn found(text: &str) -> Vec<(Category, String)> {
-        let mut out = Vec::new();
-        find(text, &mut out);
-        super::super::detect::resolve(out).into_iter().map(|s| (s.cat, text[s.start..s.end].to_string())).collect()
+        super::super::detect::found_by(find, text)
     }
 
     #[test]

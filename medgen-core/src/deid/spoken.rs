@@ -11,28 +11,8 @@ use super::detect::Span;
 use super::lexicon::{captures, matches, regex};
 use super::patterns::chinese_number;
 use super::Category;
+use crate::checks::numbers::{ONES, TENS as TENS_WORDS};
 
-const DIGITS: [&str; 10] = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"];
-const TEENS_AND_TENS: [&str; 18] = [
-    "ten",
-    "eleven",
-    "twelve",
-    "thirteen",
-    "fourteen",
-    "fifteen",
-    "sixteen",
-    "seventeen",
-    "eighteen",
-    "nineteen",
-    "twenty",
-    "thirty",
-    "forty",
-    "fifty",
-    "sixty",
-    "seventy",
-    "eighty",
-    "ninety",
-];
 const DIGIT: &str = "one|two|three|four|five|six|seven|eight|nine";
 const TEEN: &str = "ten|eleven|twelve|thirteen|fourteen|fifteen|sixteen|seventeen|eighteen|nineteen";
 const TENS: &str = "twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety";
@@ -271,10 +251,9 @@ fn asked(text: &str, start: usize, cue: &'static super::lexicon::Pattern, within
 fn words_value(s: &str) -> Option<u32> {
     let mut total = 0;
     for w in s.to_ascii_lowercase().split([' ', '-']).filter(|w| !w.is_empty()) {
-        total += match (DIGITS.iter().position(|&d| d == w), TEENS_AND_TENS.iter().position(|&t| t == w)) {
-            (Some(d), _) => d as u32,
-            (_, Some(t)) if t < 10 => 10 + t as u32,
-            (_, Some(t)) => 10 * (t as u32 - 8),
+        total += match (ONES.iter().position(|&d| d == w), TENS_WORDS.iter().position(|&t| t == w)) {
+            (Some(v), _) => v as u32,
+            (_, Some(t)) => 10 * (t as u32 + 2),
             _ if w == "oh" => 0,
             _ => return None,
         };
@@ -284,8 +263,8 @@ fn words_value(s: &str) -> Option<u32> {
 
 /// Is `word` (lower case) a number word ("oh", "twelve", "hundred")?
 pub(crate) fn is_number_word(word: &str) -> bool {
-    DIGITS.contains(&word)
-        || TEENS_AND_TENS.contains(&word)
+    ONES.contains(&word)
+        || TENS_WORDS.contains(&word)
         || ["oh", "hundred", "thousand", "double", "triple", "and"].contains(&word)
 }
 
@@ -314,7 +293,7 @@ enum Token {
 
 fn token(word: &str) -> Option<Token> {
     let lower = word.to_ascii_lowercase();
-    if let Some(d) = DIGITS.iter().position(|&d| d == lower) {
+    if let Some(d) = ONES[..10].iter().position(|&d| d == lower) {
         return Some(Token::Digit(d as u8));
     }
     Some(match lower.as_str() {
@@ -322,7 +301,8 @@ fn token(word: &str) -> Option<Token> {
         "double" => Token::Repeat(2),
         "triple" => Token::Repeat(3),
         "hundred" => Token::Hundred,
-        w if TEENS_AND_TENS.contains(&w) => Token::Pair { tens: w.ends_with('y') },
+        w if ONES[10..].contains(&w) => Token::Pair { tens: false },
+        w if TENS_WORDS.contains(&w) => Token::Pair { tens: true },
         w if w.len() == 1 && w != "a" && w != "i" => Token::Letter { upper: word.as_bytes()[0].is_ascii_uppercase() },
         _ => return None,
     })
@@ -501,9 +481,7 @@ mod tests {
     use super::*;
 
     fn found(text: &str) -> Vec<(Category, String)> {
-        let mut out = Vec::new();
-        find(text, &mut out);
-        super::super::detect::resolve(out).into_iter().map(|s| (s.cat, text[s.start..s.end].to_string())).collect()
+        super::super::detect::found_by(find, text)
     }
 
     #[test]
