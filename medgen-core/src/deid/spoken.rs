@@ -355,16 +355,14 @@ fn digit_runs(text: &str, out: &mut Vec<Span>) {
             j += 1;
         }
         // Letters at the ends only in capitals ("... four two M"), and never "hundred" first.
-        while run.first().is_some_and(|(t, _, _)| matches!(t, Token::Letter { upper: false } | Token::Hundred)) {
-            run.remove(0);
-        }
-        while run.last().is_some_and(|(t, _, _)| matches!(t, Token::Letter { upper: false } | Token::Repeat(_))) {
-            run.pop();
-        }
+        let lead = run.iter().take_while(|(t, _, _)| matches!(t, Token::Letter { upper: false } | Token::Hundred));
+        let run = &run[lead.count()..];
+        let trail = run.iter().rev().take_while(|(t, _, _)| matches!(t, Token::Letter { upper: false } | Token::Repeat(_)));
+        let run = &run[..run.len() - trail.count()];
         if let (Some(first), Some(last)) = (run.first(), run.last()) {
             let cue = cued(text, first.1);
-            if is_identifier(&run) || (cue.is_some() && digit_count(&run) == 4 && run.len() == 4) {
-                let cat = cue.unwrap_or(match digit_count(&run) {
+            if is_identifier(run) || (cue.is_some() && digit_count(run) == 4 && run.len() == 4) {
+                let cat = cue.unwrap_or(match digit_count(run) {
                     7 | 10 | 11 => Category::Phone,
                     _ => Category::Other,
                 });
@@ -525,6 +523,16 @@ mod tests {
         assert_eq!(found("电话是一三八零零一三八零零零")[0].0, Category::Phone);
         assert_eq!(found("卡号二六一二，零三零四，七一五")[0].1, "二六一二，零三零四，七一五");
         assert!(found("一、二、三、四、五、六、七").is_empty());
+    }
+
+    #[test]
+    fn a_long_run_of_spelled_letters_is_trimmed_in_one_pass() {
+        // 200,000 letters before the digits: trimming them one at a time from the front took
+        // quadratic time.
+        let letters = "b ".repeat(200_000);
+        assert!(found(&letters).is_empty());
+        let f = found(&format!("{letters}one two four one two four"));
+        assert_eq!(f, vec![(Category::Other, "one two four one two four".into())]);
     }
 
     #[test]
