@@ -69,28 +69,28 @@ pub(crate) fn ensemble(text: &str, mut rules: Vec<Span>, model: Vec<Span>) -> Ve
             r.conf = 1.0 - (1.0 - r.conf) * (1.0 - m);
         }
     }
-    // A tagger span across two or more of the rules' spans ("March 30, 2024, 2024年4月20日")
-    // keeps only its pieces between them: the rules separated those dates, and each stays one
-    // entity (so that date shifting can read it).
     let mut pieces = Vec::new();
     // A tagger span alone that cannot be an identifier goes; one that overlaps the rules' stays.
-    let model = model
-        .into_iter()
-        .filter(|m| !implausible(&text[m.start..m.end], m.cat) || rules.iter().any(|r| overlaps(r, m)));
+    let model = model.into_iter().filter(|m| !implausible(text, m) || rules.iter().any(|r| overlaps(r, m)));
     for m in model {
-        // A name the rules found keeps their boundaries ("Dr. Lee agreed": not "Lee agreed").
-        if m.cat == Category::Name && rules.iter().any(|r| r.cat == m.cat && overlaps(r, &m)) {
-            continue;
-        }
         let inside: Vec<&Span> = rules.iter().filter(|r| overlaps(r, &m)).collect();
-        if inside.len() < 2 {
+        // A tagger span across two or more of the rules' spans ("March 30, 2024, 2024年4月20日")
+        // keeps only its pieces between them: the rules separated those dates, and each stays
+        // one entity (so that date shifting can read it). A name the rules found keeps their
+        // boundaries too, and the tagger's words beside it become names of their own when they
+        // can be ("Mele" found, "Mele Havili" read: "Havili"; "Dr. Lee agreed": not "agreed").
+        let name = m.cat == Category::Name && inside.iter().any(|r| r.cat == Category::Name);
+        if inside.len() < 2 && !name {
             pieces.push(m);
             continue;
         }
         let mut at = m.start;
         for r in inside.iter().map(|r| (r.start, r.end)).chain([(m.end, m.end)]) {
             if let Some((a, b)) = trimmed(text, at, r.0.max(at)) {
-                pieces.push(Span::new(m.cat, a, b, m.conf));
+                let piece = Span::new(m.cat, a, b, m.conf);
+                if !implausible(text, &piece) {
+                    pieces.push(piece);
+                }
             }
             at = at.max(r.1);
         }
@@ -102,9 +102,11 @@ pub(crate) fn ensemble(text: &str, mut rules: Vec<Span>, model: Vec<Span>) -> Ve
 
 /// Is a tagger span no identifier whatever its context: no letter or digit, a weekday alone
 /// ("Tuesday"), an age in words, a few number words that are not a date ("five", "nine one one"),
-/// one frequent word in lower case ("there", "hour"), or a name made only of frequent words and not in title
-/// case ("yeah", "Take care")?
-fn implausible(span: &str, cat: Category) -> bool {
+/// one frequent word in lower case ("there", "hour"), or a name made only of frequent words,
+/// neither in title case past the first word nor a capitalised word inside a sentence ("yeah",
+/// "Take care", "Good." but not "Maple Ridge" or "talk to Bill")?
+fn implausible(text: &str, m: &Span) -> bool {
+    let (span, cat) = (&text[m.start..m.end], m.cat);
     if !span.chars().any(char::is_alphanumeric) {
         return true;
     }
@@ -117,9 +119,15 @@ fn implausible(span: &str, cat: Category) -> bool {
         return false;
     }
     let raw: Vec<&str> = span.split(|c: char| !c.is_ascii_alphabetic()).filter(|w| !w.is_empty()).collect();
+    if raw.is_empty() {
+        return false;
+    }
     let words: Vec<String> = raw.iter().map(|w| w.to_lowercase()).collect();
-    // "Maple Ridge", "Rose Hill": capitals after the first word make a proper name of common words.
-    let titled = raw.iter().skip(1).any(|w| w.starts_with(|c: char| c.is_ascii_uppercase()));
+    // "Maple Ridge", "Rose Hill": capitals after the first word make a proper name of common
+    // words; so does a capital inside a sentence ("talk to Bill").
+    let capital = |w: &str| w.starts_with(|c: char| c.is_ascii_uppercase());
+    let sentence_start = text[..m.start].trim_end_matches([' ', '\t', '"', '\'']).chars().last().is_none_or(|c| ".?!:\n".contains(c));
+    let titled = raw.iter().skip(1).any(|w| capital(w)) || (capital(raw[0]) && !sentence_start);
     let all = |f: &dyn Fn(&str) -> bool| words.iter().all(|w| f(w));
     let numbers = matches!(cat, Category::Age | Category::Date);
     all(&spoken::is_weekday)
@@ -289,6 +297,17 @@ mod tests {
                 (Category::Date, "2024年4月20日"),
             ]
         );
+    }
+
+    #[test]
+    fn the_taggers_words_beside_a_rules_name_become_names_when_they_can_be() {
+        let text = "Mele Havili seen by Dr. Lee agreed; talk to Bill. Good.";
+        let at = |s: &str| (text.find(s).unwrap(), text.find(s).unwrap() + s.len());
+        let span = |s: &str, conf| Span::new(Category::Name, at(s).0, at(s).1, conf);
+        let rules = vec![span("Mele", 0.9), span("Lee", 0.9)];
+        let model = vec![span("Mele Havili", 0.8), span("Lee agreed", 0.8), span("Bill", 0.7), span("Good", 0.6)];
+        let got: Vec<&str> = ensemble(text, rules, model).iter().map(|s| &text[s.start..s.end]).collect();
+        assert_eq!(got, ["Mele", "Havili", "Lee", "Bill"]);
     }
 
     #[test]

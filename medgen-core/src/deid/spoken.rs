@@ -17,6 +17,7 @@ const DIGIT: &str = "one|two|three|four|five|six|seven|eight|nine";
 const TEEN: &str = "ten|eleven|twelve|thirteen|fourteen|fifteen|sixteen|seventeen|eighteen|nineteen";
 const TENS: &str = "twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety";
 const MONTH: &str = "january|february|march|april|may|june|july|august|september|october|november|december";
+const MONTH_BUT_MAY: &str = "january|february|march|april|june|july|august|september|october|november|december";
 const ORDINAL: &str = "twenty[- ]?(?:first|second|third|fourth|fifth|sixth|seventh|eighth|ninth)|thirty[- ]?first|first|second|third|fourth|fifth|sixth|seventh|eighth|ninth|tenth|eleventh|twelfth|thirteenth|fourteenth|fifteenth|sixteenth|seventeenth|eighteenth|nineteenth|twentieth|thirtieth|[1-9](?:st|nd|rd|th)|[12][0-9](?:st|nd|rd|th)|3[01](?:st|nd|rd|th)";
 const STREET: &str = "street|avenue|road|lane|drive|court|boulevard|way|place|circle|terrace|parkway|highway";
 
@@ -29,7 +30,7 @@ fn spoken_year() -> String {
 
 regex!(
     DATE_MONTH_FIRST =
-        format!(r"(?i)\b(?:{MONTH})(?: the)? (?:{ORDINAL})\b(?:,? (?:of )?(?:{}|(?:19|20)\d\d))?\b", spoken_year())
+        format!(r"(?i)\b(?:{MONTH_BUT_MAY}|(?-i:May))(?: the)? (?:{ORDINAL})\b(?:,? (?:of )?(?:{}|(?:19|20)\d\d))?\b", spoken_year())
 );
 regex!(
     DATE_DAY_FIRST =
@@ -48,7 +49,7 @@ regex!(DATE_MONTH_YEAR = format!(r"(?i)\b(?:{MONTH}),? (?:of )?(?:{})\b", spoken
 // An age after a cue that makes the number an age: "she's ninety three", "turned 94".
 regex!(
     AGE_CUED = format!(
-        r"(?i)\b(?:i'm|i am|i was|she's|he's|she is|he is|she was|he was|who's|who is|turned|turning|turns|aged|age|at the age of|at age|lived to|made it to|she'll be|he'll be|i'll be|will be)[ ]+(?:about |almost |nearly |now |just |only )?((?:ninety|a hundred|one hundred)(?:[- ](?:and[- ])?(?:{DIGIT}))?|\d{{2,3}})\b"
+        r"(?i)\b(?:i['’]m|i am|i was|she['’]s|he['’]s|she is|he is|she was|he was|who['’]s|who is|turned|turning|turns|aged|age|at the age of|at age|lived to|made it to|she['’]ll be|he['’]ll be|i['’]ll be|will be)[ ]+(?:about |almost |nearly |now |just |only )?((?:ninety|a hundred|one hundred)(?:[- ](?:and[- ])?(?:{DIGIT}))?)\b"
     )
 );
 // An age over 89 alone ("Ninety-three."), which needs a question about age shortly before.
@@ -64,7 +65,7 @@ regex!(
 regex!(DOB_CUE = r"(?i)\b(?:birth|born|dob|birthday)\b");
 // Chinese days: 上个月十八号, lunar 腊月二十七, 初八.
 regex!(
-    ZH_DAY = r"(?:上个月|下个月|这个月|本月|上月|下月|今天|明天|昨天|到|是)((?:[一二三]?十)?[一二三四五六七八九十]号)|(?:正月|腊月|冬月|[一二三四五六七八九十]月)?初[一二三四五六七八九十]|(?:正月|腊月|冬月)(?:二十|十|廿|三十)?[一二三四五六七八九]?"
+    ZH_DAY = r"(?:上个月|下个月|这个月|本月|上月|下月|今天|明天|昨天|到|是)((?:[一二三]?十)?[一二三四五六七八九十]号)|(?:正月|腊月|冬月|[一二三四五六七八九十]月)初[一二三四五六七八九十]|(?:正月|腊月|冬月)(?:二十|十|廿|三十)?[一二三四五六七八九]?"
 );
 regex!(
     AGE_ZH_CUED = r"(?:今年|年纪|年龄)[ 　:：]*((?:九十|一百零?)[一二三四五六七八九十多]?)|((?:九十|一百零?)[一二三四五六七八九十多]?)(?:了|啦|岁)"
@@ -74,14 +75,14 @@ regex!(
 );
 regex!(
     STREET_SPOKEN = format!(
-        r"(?i)\b(?:\d{{1,6}}|(?:{DIGIT}|oh|{TEEN}|{TENS}|hundred)(?:[- ](?:{DIGIT}|oh|{TEEN}|{TENS}|hundred|and))*) ((?:[a-z]+ ){{1,3}}?)(?:{STREET})\b(?:,? (?:apartment|apt|unit|suite|flat) (?:\d+|{DIGIT}|{TEEN}|{TENS})(?: [a-z]\b)?)?"
+        r"(?i)\b(?:\d{{1,6}}|(?:{DIGIT}|{TEEN}|{TENS})(?:[- ](?:{DIGIT}|oh|{TEEN}|{TENS}|hundred|and))*) ((?:[a-z]+ ){{1,3}}?)(?:{STREET})\b(?:,? (?:apartment|apt|unit|suite|flat) (?:\d+|{DIGIT}|{TEEN}|{TENS})(?: [a-z]\b)?)?"
     )
 );
 regex!(PHONE_BARE = r"\b[2-9]\d{2}[2-9]\d{6}\b");
 // "on the twenty first", "Tuesday the fourth": a day of the month without its month.
 regex!(
     DAY_ALONE = format!(
-        r"(?im)(?:^|[:：] *|\b(?:on|by|until|till|since|before|after|from|through|thru|of|is|was|it's|that's|no|sorry|actually|monday|tuesday|wednesday|thursday|friday|saturday|sunday)[,.…]* +)(the (?:{ORDINAL}))\b"
+        r"(?i)(?:[:：] *|\b(?:on|by|until|till|since|before|after|from|through|thru|of|is|was|it['’]s|that['’]s|no|sorry|actually|monday|tuesday|wednesday|thursday|friday|saturday|sunday)[,.…]* +)(the (?:{ORDINAL}))\b"
     )
 );
 // A street named after a preposition, in any case: "on hancock street", "at Codman Square".
@@ -90,45 +91,22 @@ regex!(
 );
 // Pharmacy and shop chains, named as the place where someone works or fills a prescription.
 regex!(
-    CHAIN = r"(?i)\b(?:cvs|walgreens|rite aid|walmart|costco|kroger|safeway|home depot|family dollar|dollar general|stop (?:and|&) shop|superdrug|lloyds pharmacy|tesco|sainsbury's)\b|(?-i:\bBoots\b)|老百姓大药房|大参林|益丰大药房|海王星辰|同仁堂|华润万家|永辉超市|沃尔玛|家乐福|物美"
+    CHAIN = r"(?i)\b(?:cvs|walgreens|rite aid|walmart|costco|kroger|safeway|home depot|family dollar|dollar general|stop (?:and|&) shop|superdrug|lloyds pharmacy|tesco|sainsbury's)\b|(?-i:\bBoots\b)|老百姓大药房|大参林|益丰大药房|海王星辰|同仁堂|华润万家|永辉超市|沃尔玛|家乐福"
 );
 regex!(WORD = r"[A-Za-z]+");
 // Seven or more Chinese digits read out, in groups split by a comma or a space.
 regex!(ZH_DIGITS = r"[〇零一二三四五六七八九幺](?:[，, ]?[〇零一二三四五六七八九幺]){6,}");
 
 /// Words that cannot name a street between a number and "street": "five minutes down the road".
-const NOT_STREET_NAMES: [&str; 30] = [
-    "the",
-    "a",
-    "an",
-    "to",
-    "down",
-    "up",
-    "off",
-    "of",
-    "on",
-    "in",
-    "at",
-    "by",
-    "from",
-    "minutes",
-    "miles",
-    "blocks",
-    "hours",
-    "mins",
-    "kilometers",
-    "feet",
-    "yards",
-    "more",
-    "other",
-    "same",
-    "that",
-    "this",
-    "my",
-    "your",
-    "his",
-    "her",
+const NOT_STREET_NAMES: [&str; 51] = [
+    "the", "a", "an", "to", "down", "up", "off", "of", "on", "in", "at", "by", "from", "minutes", "miles", "blocks",
+    "hours", "mins", "kilometers", "feet", "yards", "more", "other", "same", "that", "this", "my", "your", "his",
+    "her", "their", "our", "its", "and", "or", "walk", "either", "any", "no", "which", "every", "long", "wrong",
+    "right", "i", "you", "we", "they", "it", "still", "back",
 ];
+
+/// Chinese readings a number after them is the value of.
+const READINGS_ZH: [&str; 10] = ["心率", "血压", "高压", "低压", "血糖", "体温", "体重", "脉搏", "血氧", "心跳"];
 
 /// Words after a number that make it a measurement rather than an age.
 const UNITS: [&str; 29] = [
@@ -155,8 +133,7 @@ pub(crate) fn find(text: &str, out: &mut Vec<Span>) {
     }
     for c in captures(&AGE_CUED, text) {
         if let Some(m) = c.get(1) {
-            let words_ok = m.as_str().parse::<u32>().map_or(true, |v| (90..=130).contains(&v));
-            if words_ok && !unit_after(text, m.end()) {
+            if !unit_after(text, m.end()) {
                 out.push(Span::new(Category::Age, m.start(), m.end(), 0.85));
             }
         }
@@ -190,9 +167,13 @@ pub(crate) fn find(text: &str, out: &mut Vec<Span>) {
     for c in captures(&AGE_ZH_CUED, text) {
         if let Some(m) = c.get(1).or_else(|| c.get(2)) {
             let unit = text[m.end()..].starts_with(|ch: char| "天日月周年分次斤克米度个%".contains(ch));
-            // 九十多 ("over ninety") is an age over 89 too.
+            // 九十多 ("over ninety") is an age over 89 too; 一百二 is 120 in speech, and no age
+            // after a reading (心率九十了).
             let value = chinese_number(m.as_str().trim_end_matches('多'));
-            if value.is_some_and(|v| (90..=130).contains(&v)) && !unit {
+            let s = m.as_str();
+            let clipped = s.starts_with("一百") && s.chars().count() == 3 && !s.contains(['零', '多']);
+            let reading = READINGS_ZH.iter().any(|w| before(text, m.start(), 12).contains(w));
+            if value.is_some_and(|v| (90..=130).contains(&v)) && !unit && !clipped && !reading {
                 out.push(Span::new(Category::Age, m.start(), m.end(), 0.85));
             }
         }
@@ -211,6 +192,9 @@ pub(crate) fn find(text: &str, out: &mut Vec<Span>) {
     for c in captures(&DAY_ALONE, text) {
         let Some(m) = c.get(1) else { continue };
         // "on the second floor", "for the first time": the next word makes it no date.
+        if text[m.end()..].starts_with('-') {
+            continue;
+        }
         let next = text[m.end()..].trim_start_matches(' ');
         let word: String = next.chars().take_while(char::is_ascii_alphabetic).collect::<String>().to_lowercase();
         const AFTER: [&str; 17] = [
@@ -229,6 +213,10 @@ pub(crate) fn find(text: &str, out: &mut Vec<Span>) {
         }
     }
     for m in matches(&CHAIN, text) {
+        // "CVS: regular rhythm" is the cardiovascular system.
+        if text[m.end()..].starts_with(':') {
+            continue;
+        }
         out.push(Span::new(Category::Location, m.start(), m.end(), 0.75));
     }
     for m in matches(&PHONE_BARE, text) {
@@ -236,6 +224,24 @@ pub(crate) fn find(text: &str, out: &mut Vec<Span>) {
             out.push(Span::new(cued(text, m.start()).unwrap_or(Category::Phone), m.start(), m.end(), 0.7));
         }
     }
+}
+
+/// The `within` bytes before `start` (to a character boundary), in lower case.
+fn before(text: &str, start: usize, within: usize) -> String {
+    let mut from = start.saturating_sub(within);
+    while !text.is_char_boundary(from) {
+        from -= 1;
+    }
+    text[from..start].to_lowercase()
+}
+
+/// Where `word` last starts a word in `s` ("member" is not in "remember"); Chinese cues anywhere.
+fn last_word(s: &str, word: &str) -> Option<usize> {
+    s.rmatch_indices(word).map(|(at, _)| at).find(|&at| !word.is_ascii() || !s[..at].ends_with(char::is_alphanumeric))
+}
+
+fn has_word(s: &str, word: &str) -> bool {
+    last_word(s, word).is_some()
 }
 
 /// Does `cue` occur in the `within` bytes before `start`?
@@ -332,6 +338,15 @@ fn digit_runs(text: &str, out: &mut Vec<Span>) {
                 j += 3;
                 continue;
             }
+            // "nine seven one dash five five five": the word stands for the dash.
+            let dash = ["dash", "hyphen"].contains(&w.as_str().to_ascii_lowercase().as_str());
+            if let (true, Some(last)) = (dash, run.last_mut()) {
+                if joined(text, last.2, w.start()) {
+                    last.2 = w.end();
+                    j += 1;
+                    continue;
+                }
+            }
             let Some(t) = token(w.as_str()) else { break };
             if let Some(&(_, _, end)) = run.last() {
                 if !joined(text, end, w.start()) {
@@ -361,7 +376,8 @@ fn digit_runs(text: &str, out: &mut Vec<Span>) {
         let run = &run[..run.len() - trail.count()];
         if let (Some(first), Some(last)) = (run.first(), run.last()) {
             let cue = cued(text, first.1);
-            if is_identifier(run) || (cue.is_some() && digit_count(run) == 4 && run.len() == 4) {
+            let memory_test = TESTS.iter().any(|w| has_word(&before(text, first.1, 100), w));
+            if !memory_test && is_identifier(run) || !memory_test && cue.is_some() && digit_count(run) == 4 && run.len() == 4 {
                 let cat = cue.unwrap_or(match digit_count(run) {
                     7 | 10 | 11 => Category::Phone,
                     _ => Category::Other,
@@ -390,21 +406,25 @@ fn digit_count(run: &[(Token, usize, usize)]) -> usize {
     n
 }
 
+/// Words shortly before a run of digits that make it a memory test, not a number.
+const TESTS: [&str; 6] = ["repeat", "remember", "digits", "backwards", "backward", "count"];
+
 fn is_identifier(run: &[(Token, usize, usize)]) -> bool {
     let singles: Vec<u8> =
         run.iter().filter_map(|(t, _, _)| if let Token::Digit(d) = t { Some(*d) } else { None }).collect();
-    let count = singles.len() == run.len()
+    // A count, maybe up to "ten": one two three ... nine ten.
+    let tail = run.len() - singles.len();
+    let count = (tail == 0 || tail == 1 && singles.last() == Some(&9) && matches!(run.last(), Some((Token::Pair { .. }, _, _))))
         && (singles.windows(2).all(|w| w[1] == w[0] + 1) || singles.windows(2).all(|w| w[0] == w[1] + 1));
     singles.len() >= 3 && digit_count(run) >= 5 && !count
 }
 
-/// May two words of one number stand `start..end` apart: spaces, a comma, a dash or a full stop
-/// ("five five five. oh one"), the word "dash", but no line break.
+/// May two words of one number stand `start..end` apart: spaces, a comma, a dash, a full stop
+/// or a pause ("five five five. oh one", "nine seven one... five"), but no line break (the word
+/// "dash" is skipped by the caller).
 fn joined(text: &str, end: usize, start: usize) -> bool {
-    let gap = &text[end..start];
-    let gap = gap.trim().strip_prefix("dash").map_or(gap, str::trim);
-    let gap = gap.trim_matches(' ');
-    gap.len() <= 2 && gap.chars().all(|c| matches!(c, ',' | '-' | '.' | ' '))
+    let gap = text[end..start].trim_matches(' ');
+    gap.chars().count() <= 3 && gap.chars().all(|c| matches!(c, ',' | '-' | '.' | '…' | ' '))
 }
 
 /// Is the match glued to other letters or digits?
@@ -463,13 +483,9 @@ fn cued(text: &str, start: usize) -> Option<Category> {
         ("reference", Category::Other),
         ("claim", Category::Other),
     ];
-    let mut from = start.saturating_sub(100);
-    while !text.is_char_boundary(from) {
-        from -= 1;
-    }
-    let before = text[from..start].to_lowercase();
+    let before = before(text, start, 100);
     CUES.iter()
-        .filter_map(|(cue, cat)| before.rfind(cue).map(|at| (at, *cat)))
+        .filter_map(|(cue, cat)| last_word(&before, cue).map(|at| (at, *cat)))
         .max_by_key(|(at, _)| *at)
         .map(|(_, c)| c)
 }
@@ -523,6 +539,29 @@ mod tests {
         assert_eq!(found("电话是一三八零零一三八零零零")[0].0, Category::Phone);
         assert_eq!(found("卡号二六一二，零三零四，七一五")[0].1, "二六一二，零三零四，七一五");
         assert!(found("一、二、三、四、五、六、七").is_empty());
+    }
+
+    #[test]
+    fn the_cases_a_review_found() {
+        let phone = "nine seven one dash five five five dash oh one oh seven";
+        assert_eq!(found(&format!("call me at {phone}")), vec![(Category::Phone, phone.into())]);
+        assert_eq!(found("nine seven one... five five five... oh one oh seven").len(), 1);
+        for t in [
+            "count to ten: one, two, three, four, five, six, seven, eight, nine, ten",
+            "repeat these digits: two one eight five four",
+            "Can you remember these: seven, four, two, nine",
+            "she was 120 fasting, he was 98.6",
+            "心率九十了，高压一百二了",
+            "you may first notice nausea",
+            "Metformin is the first-line drug",
+            "recheck in two weeks either way; oh I still drive",
+            "are you able to walk and drive?",
+            "CVS: regular rhythm",
+            "这个药物美国批准，当初一直没好",
+        ] {
+            assert!(found(t).is_empty(), "{t}: {:?}", found(t));
+        }
+        assert_eq!(found("she’s ninety-three")[0].1, "ninety-three");
     }
 
     #[test]
