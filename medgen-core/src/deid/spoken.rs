@@ -246,11 +246,7 @@ fn has_word(s: &str, word: &str) -> bool {
 
 /// Does `cue` occur in the `within` bytes before `start`?
 fn asked(text: &str, start: usize, cue: &'static super::lexicon::Pattern, within: usize) -> bool {
-    let mut from = start.saturating_sub(within);
-    while !text.is_char_boundary(from) {
-        from -= 1;
-    }
-    cue.as_ref().is_some_and(|re| re.is_match(&text[from..start]))
+    cue.as_ref().is_some_and(|re| re.is_match(&before(text, start, within)))
 }
 
 /// The value of a number below 100 in words ("forty-eight", "eleven", "oh five").
