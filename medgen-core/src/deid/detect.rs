@@ -126,7 +126,8 @@ fn implausible(text: &str, m: &Span) -> bool {
     // "Maple Ridge", "Rose Hill": capitals after the first word make a proper name of common
     // words; so does a capital inside a sentence ("talk to Bill").
     let capital = |w: &str| w.starts_with(|c: char| c.is_ascii_uppercase());
-    let sentence_start = text[..m.start].trim_end_matches([' ', '\t', '"', '\'']).chars().last().is_none_or(|c| ".?!:\n".contains(c));
+    let before = text[..m.start].trim_end_matches([' ', '\t', '"', '\'']);
+    let sentence_start = before.chars().last().is_none_or(|c| ".?!:\n".contains(c));
     let titled = raw.iter().skip(1).any(|w| capital(w)) || (capital(raw[0]) && !sentence_start);
     let all = |f: &dyn Fn(&str) -> bool| words.iter().all(|w| f(w));
     let numbers = matches!(cat, Category::Age | Category::Date);

@@ -272,7 +272,7 @@ pub(crate) fn is_number_word(word: &str) -> bool {
 
 /// Is `word` (lower case) a day of the week?
 pub(crate) fn is_weekday(word: &str) -> bool {
-    ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"].contains(&word)
+    super::dates::WEEKDAYS.iter().any(|d| d.eq_ignore_ascii_case(word))
 }
 
 /// What a token of a number read out is.
