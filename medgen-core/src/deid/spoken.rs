@@ -93,6 +93,19 @@ regex!(
 regex!(
     CHAIN = r"(?i)\b(?:cvs|walgreens|rite aid|walmart|costco|kroger|safeway|home depot|family dollar|dollar general|stop (?:and|&) shop|superdrug|lloyds pharmacy|tesco|sainsbury's)\b|(?-i:\bBoots\b)|老百姓大药房|大参林|益丰大药房|海王星辰|同仁堂|华润万家|永辉超市|沃尔玛|家乐福"
 );
+// An IPv4 address read out: "eighty-one, dot, two, dot, sixty-nine, dot, one forty-two".
+regex!(
+    IP_SPOKEN = {
+        let part = format!("zero|oh|{DIGIT}|{TEEN}|{TENS}|hundred");
+        let group = format!(r"(?:\d{{1,3}}|(?:{part})(?:[ -](?:{part}|and)){{0,4}})");
+        let dot = r",? (?:dot|point),? ";
+        format!(r"(?i)\b{group}{dot}{group}{dot}{group}{dot}{group}\b")
+    }
+);
+// A web address read out: "kingsland medical dot co dot uk slash book", "www dot mychart dot org".
+regex!(
+    URL_SPOKEN = r"(?i)\b(?:(?:https?|www|w w w)(?: colon slash slash| dot)? )?(?:[a-z0-9]+ ){0,2}[a-z0-9]+(?: dot [a-z0-9]+)*? dot (?:com|org|net|edu|gov|co dot uk|org dot uk|nhs dot uk|com dot au|io|info|health|us|ca|cn)\b(?: slash [a-z0-9]+(?:[ -][a-z0-9]+)?)*"
+);
 regex!(WORD = r"[A-Za-z]+");
 // Seven or more Chinese digits read out, in groups split by a comma or a space.
 regex!(ZH_DIGITS = r"[〇零一二三四五六七八九幺](?:[，, ]?[〇零一二三四五六七八九幺]){6,}");
@@ -103,6 +116,12 @@ const NOT_STREET_NAMES: [&str; 51] = [
     "hours", "mins", "kilometers", "feet", "yards", "more", "other", "same", "that", "this", "my", "your", "his",
     "her", "their", "our", "its", "and", "or", "walk", "either", "any", "no", "which", "every", "long", "wrong",
     "right", "i", "you", "we", "they", "it", "still", "back",
+];
+
+/// Words before a web address read out that are not part of it.
+const NOT_HOST_WORDS: [&str; 22] = [
+    "at", "to", "on", "online", "website", "site", "visit", "go", "is", "it's", "its", "the", "our", "their", "your",
+    "and", "or", "just", "also", "page", "portal", "via",
 ];
 
 /// Chinese readings a number after them is the value of.
@@ -178,8 +197,28 @@ pub(crate) fn find(text: &str, out: &mut Vec<Span>) {
             }
         }
     }
-    for m in matches(&EMAIL_SPOKEN, text) {
+    let emails: Vec<Match> = matches(&EMAIL_SPOKEN, text).collect();
+    for m in &emails {
         out.push(Span::new(Category::Email, m.start(), m.end(), 0.9));
+    }
+    for m in matches(&IP_SPOKEN, text) {
+        out.push(Span::new(Category::IpAddress, m.start(), m.end(), 0.85));
+    }
+    for m in matches(&URL_SPOKEN, text) {
+        if emails.iter().any(|e| e.start() < m.end() && m.start() < e.end()) {
+            continue;
+        }
+        // The words before the address that are not part of it: "book online at", "go to".
+        let mut start = m.start();
+        for w in m.as_str().split(' ') {
+            if !NOT_HOST_WORDS.contains(&w.to_ascii_lowercase().as_str()) {
+                break;
+            }
+            start += w.len() + 1;
+        }
+        if start < m.end() && !m.as_str()[start - m.start()..].to_ascii_lowercase().starts_with("dot ") {
+            out.push(Span::new(Category::Url, start, m.end(), 0.85));
+        }
     }
     for c in captures(&STREET_SPOKEN, text) {
         let (Some(all), Some(name)) = (c.get(0), c.get(1)) else {
@@ -373,7 +412,11 @@ fn digit_runs(text: &str, out: &mut Vec<Span>) {
         if let (Some(first), Some(last)) = (run.first(), run.last()) {
             let cue = cued(text, first.1);
             let memory_test = TESTS.iter().any(|w| has_word(&before(text, first.1, 100), w));
-            if !memory_test && is_identifier(run) || !memory_test && cue.is_some() && digit_count(run) == 4 && run.len() == 4 {
+            // A plate or a code spelled after its cue: "the plate was seven, K, X, R, two, one, nine".
+            let letters = run.iter().filter(|(t, _, _)| matches!(t, Token::Letter { .. })).count();
+            let spelled = cue.is_some() && letters >= 1 && run.len() >= 5 && digit_count(run) >= 2;
+            let four = cue.is_some() && digit_count(run) == 4 && run.len() == 4;
+            if !memory_test && (is_identifier(run) || four || spelled) {
                 let cat = cue.unwrap_or(match digit_count(run) {
                     7 | 10 | 11 => Category::Phone,
                     _ => Category::Other,
@@ -442,7 +485,7 @@ fn unit_after(text: &str, end: usize) -> bool {
 /// The kind of number the words shortly before `start` ask for (the closest cue wins): "a
 /// phone number where we can reach you?", "your record number is", 医保卡号.
 fn cued(text: &str, start: usize) -> Option<Category> {
-    const CUES: [(&str, Category); 35] = [
+    const CUES: [(&str, Category); 41] = [
         ("phone", Category::Phone),
         ("call", Category::Phone),
         ("cell", Category::Phone),
@@ -478,6 +521,12 @@ fn cued(text: &str, start: usize) -> Option<Category> {
         ("confirmation", Category::Other),
         ("reference", Category::Other),
         ("claim", Category::Other),
+        ("license plate", Category::Vehicle),
+        ("plate ", Category::Vehicle),
+        ("plate,", Category::Vehicle),
+        ("plates", Category::Vehicle),
+        ("registration number", Category::Vehicle),
+        ("车牌", Category::Vehicle),
     ];
     let before = before(text, start, 100);
     CUES.iter()
@@ -517,6 +566,8 @@ mod tests {
             &ZH_DAY,
             &WORD,
             &ZH_DIGITS,
+            &IP_SPOKEN,
+            &URL_SPOKEN,
         ] {
             assert!(re.is_some());
         }
@@ -627,6 +678,30 @@ mod tests {
         assert_eq!(found("腊月二十七回来，正月初八走")[1].1, "正月初八");
         assert!(found("住在五号楼，三号床").is_empty());
         assert_eq!(found("the last four of your social\nP: it's six six zero three.")[0].0, Category::Ssn);
+    }
+
+    #[test]
+    fn ip_and_web_addresses_and_plates_read_out() {
+        let ip = "eighty-one, dot, two, dot, sixty-nine, dot, one forty-two";
+        assert_eq!(found(&format!("the connection from {ip} is unstable")), vec![(Category::IpAddress, ip.into())]);
+        assert_eq!(found("it's ten dot zero dot one dot two fifty")[0].1, "ten dot zero dot one dot two fifty");
+        let url = "kingsland medical dot co dot uk slash book";
+        assert_eq!(found(&format!("you can also book online at {url}.")), vec![(Category::Url, url.into())]);
+        assert_eq!(found("go to www dot mychart dot org")[0].1, "www dot mychart dot org");
+        let email = found("it's j dot smith at gmail dot com");
+        assert_eq!(email, vec![(Category::Email, "j dot smith at gmail dot com".into())]);
+        let plate = "seven, K, X, R, two, one, nine";
+        let f = found(&format!("the cop got his plate, it was, uh, {plate}."));
+        assert_eq!(f, vec![(Category::Vehicle, plate.into())]);
+        assert_eq!(found("license plate number is eight A B C one two three")[0].0, Category::Vehicle);
+        for t in [
+            "one point five, then two point five",
+            "a plate and six screws, then one, two, three",
+            "her platelets were one fifty",
+            "polka dot dress",
+        ] {
+            assert!(found(t).is_empty(), "{t}: {:?}", found(t));
+        }
     }
 
     #[test]
