@@ -3,7 +3,9 @@
 //! countries are left alone, as are departments ("Neurology Clinic", 心内科).
 
 use super::detect::Span;
-use super::lexicon::{captures, is_han, matches, regex, Pattern, CITIES, FIRST_NAMES, NOT_NAMES, REGIONS, ZH_CITIES};
+use super::lexicon::{
+    captures, is_han, matches, regex, Pattern, CITIES, COMMON, FIRST_NAMES, NOT_NAMES, REGIONS, ZH_CITIES,
+};
 use super::{names, Category};
 
 const STREET_SUFFIX: &str = r"(?:Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Court|Ct|Place|Pl|Way|Terrace|Ter|Circle|Cir|Parkway|Pkwy|Highway|Hwy|Square|Sq|Trail|Trl|Close|Crescent|Cres|Gardens|Grove|Row|Walk|Alley|Plaza|Loop|Pike|Turnpike|Expressway|Freeway)";
@@ -43,6 +45,8 @@ regex!(
     CITY_CUE = r"\b(?:lives?|living|resides?|residing|resident|born|raised|moved|relocated|travel(?:l)?ed|travel(?:l)?ing|visiting|visited|vacationing|returned|transferred|flew|drove|home|house|apartment|flat|works?|working|employed|commutes?|pharmacy|clinic|office|store|branch|Walgreens|CVS)(?: (?:here|back|alone|up|down))? (?:in|to|from|at|near|around|on|outside|of) ((?:[A-Z][a-z]+|St\.)(?:[ -][A-Z][a-z]+){0,2})"
 );
 regex!(WORD_RUN = r"\b[A-Z][a-z]+(?:[ -][A-Z][a-z]+){0,3}");
+// A town in lower case after a preposition, as transcripts write it: "over in quincy".
+regex!(LOWER_CITY = r"\b(?:in|from|to|at|near|around|outside|of) ([a-z]+(?:[ -][a-z]+){0,2})\b");
 
 // Chinese. A place name is Han characters that are not function words, verbs of motion or the
 // suffixes themselves, so "于广州市" starts at 广 and "患者家住" never becomes a place.
@@ -311,6 +315,21 @@ pub(crate) fn find(text: &str, out: &mut Vec<Span>) {
         }
     }
     find_known_cities(text, out);
+    for c in each(&LOWER_CITY) {
+        let Some(m) = c.get(1) else { continue };
+        // The longest run of words from the first that is a known city and no common word.
+        let ends = m.as_str().match_indices([' ', '-']).map(|(at, _)| at).chain([m.len()]);
+        let city = ends.collect::<Vec<_>>().into_iter().rev().find(|&end| {
+            let phrase = &m.as_str()[..end];
+            CITIES.contains(phrase)
+                && !COMMON.contains(phrase)
+                && !FIRST_NAMES.contains(phrase)
+                && !CITY_WORDS_TOO.contains(&phrase)
+        });
+        if let Some(end) = city {
+            out.push(Span::new(Category::Location, m.start(), m.start() + end, 0.7));
+        }
+    }
     find_chinese(text, out);
 }
 
@@ -489,6 +508,7 @@ mod tests {
             &GEO,
             &CITY_CUE,
             &WORD_RUN,
+            &LOWER_CITY,
             &ZH_ADDRESS,
             &ZH_FACILITY,
             &ZH_CITY,
@@ -505,6 +525,8 @@ mod tests {
         );
         assert_eq!(places("Seen at Lakeside Family Clinic and the Neurology Clinic."), ["Lakeside Family Clinic"]);
         assert_eq!(places("She moved from Texas; he lives in Milwaukee."), ["Milwaukee"]);
+        assert_eq!(places("i drive the bus over in quincy, out to new york"), ["quincy", "new york"]);
+        assert!(places("in reading, in mobile, to charlotte, a change in columbia").is_empty());
     }
 
     #[test]
