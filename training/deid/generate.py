@@ -532,6 +532,16 @@ EN_DATES = {
                lambda d: f"the {ordinal_words(d.day)} of {M(d)} {year_words(d.year)}",
                lambda d: f"{M(d)} {ordinal_words(d.day)}", lambda d: f"{M(d)} {d.day} {year_words(d.year)}"],
 }
+LUNAR_MONTHS = "正 二 三 四 五 六 七 八 九 十 冬 腊".split()
+
+
+def lunar_day(n):
+    """A day of a lunar month as said: 初八, 十五, 廿三, 三十."""
+    n = min(n, 30)
+    return "初" + zh_number(n) if n <= 10 else zh_number(n) if n % 10 == 0 or n < 20 else "廿" + ZH_NUM[n % 10] if n < 30 \
+        else zh_number(n)
+
+
 ZH_DATES = {
     "full": [lambda d: f"{d.year}年{d.month}月{d.day}日", lambda d: d.isoformat(), lambda d: f"{d.year}/{d.month}/{d.day}",
              lambda d: f"{d:%Y.%m.%d}", lambda d: f"{d:%Y}年{d:%m}月{d:%d}日", lambda d: f"{d:%Y/%m/%d}",
@@ -541,6 +551,8 @@ ZH_DATES = {
               lambda d: f"{d.month}.{d.day}", lambda d: f"{d.month}/{d.day}"],
     "monthname": [lambda d: f"{d.month}月", lambda d: f"{zh_number(d.month)}月"],
     "month": [lambda d: f"{d.year}年{d.month}月", lambda d: f"{d:%Y-%m}"],
+    "lunar": [lambda d: f"{LUNAR_MONTHS[d.month - 1]}月{lunar_day(d.day)}", lambda d: lunar_day(min(d.day, 10)),
+              lambda d: f"大年{lunar_day(min(d.day, 10))}", lambda d: f"{LUNAR_MONTHS[d.month - 1]}月{lunar_day(d.day)}"],
     "roc": [lambda d: f"民國{d.year - 1911}年{d.month}月{d.day}日", lambda d: f"{d.year - 1911}/{d:%m/%d}",
             lambda d: f"{d.year - 1911}年{d.month}月{d.day}日", lambda d: f"{d.year - 1911}.{d:%m.%d}"],
 }
@@ -623,6 +635,8 @@ ZH_FAC = {"zh_CN": ["{city}市第一人民医院", "{city}市中心医院", "{ci
                     "{city}市第三中学", "{city}市康宁养老院", "{city}市{district}区人民医院", "{city}协和医院"],
           "zh_TW": ["{city}榮民總醫院", "{city}長庚紀念醫院", "{city}市立聯合醫院", "{city}國民小學", "{city}基督教醫院",
                     "{city}慈濟醫院", "{city}安養中心", "{city}高級中學"]}
+ZH_CHAINS = ["物美", "永辉超市", "华联", "沃尔玛", "家乐福", "盒马", "大润发", "联华超市", "苏宁", "万达广场", "银泰", "全家",
+             "美宜佳", "京客隆", "超市发", "好又多"]
 ZH_REL = {"F": ["女儿", "配偶", "妻子", "母亲", "孙女", "姐姐"], "M": ["儿子", "配偶", "丈夫", "父亲", "孙子", "外甥"]}
 EN_REL = {"F": ["daughter", "wife", "mother", "sister", "niece", "granddaughter"],
           "M": ["son", "husband", "father", "brother", "nephew", "grandson"]}
@@ -1507,6 +1521,110 @@ DIALOGUE_LABELS = [("Doctor", "Patient"), ("DR", "PT"), ("D", "P"), ("Clinician"
                    ("Provider", "Pt"), ("NP", "Patient"), ("Physician", "Patient")]
 
 
+BIZ_EN = ["{adj} Family Dental", "{adj} Physical Therapy", "{adj} Home Health", "{last} Eye Associates",
+          "{city} Orthopedics", "{adj} Veterinary Clinic", "{adj} Pediatrics", "{last} Dental Group", "{adj} Pharmacy",
+          "{last}'s Pharmacy", "{city} Family Practice", "{adj} Medical Practice", "{last} Hearing Center",
+          "{adj} Sleep Center", "{city} Imaging", "{adj} Women's Health", "{last} Chiropractic", "{adj} Day Care",
+          "{city} Fire Department", "{adj} Elementary", "{last} Construction", "{adj} Diner", "{city} Public Library"]
+HOSP_SHORT = ["{city} General", "{last} Memorial", "{city} Medical", "St. {first}'s", "{city} Regional", "{last}",
+              "{city}", "the {city} clinic", "{adj} Hospital", "{city} Children's"]
+CHAINS_EN = ["Home Depot", "Walmart", "Target", "Costco", "Kroger", "Stop & Shop", "Walgreens", "CVS", "Tesco", "Lowe's",
+             "Sainsbury's", "Safeway", "Amazon warehouse", "UPS depot", "Dunkin'", "Starbucks", "Boots", "Publix"]
+JOBS_EN = ["a dental hygienist", "a bus driver", "a cashier", "a unit secretary", "a mechanic", "a teacher", "a nurse's aide",
+           "a cook", "a security guard", "a receptionist", "a forklift operator", "a paralegal", "a custodian"]
+TLDS = ["com", "org", "net", "co dot uk", "nhs dot uk", "org dot uk", "com dot au", "gov", "health"]
+
+
+def street_name(a):
+    """The street of an address without its number or unit: 'Fenno Street'."""
+    s = re.sub(r"^[\d/-]+[A-Za-z]?,?\s+", "", a["street"]).split(",")[0]
+    return re.sub(r"\s+(Apt\.?|Suite|Unit|#).*$", "", s).strip() or a["city"]
+
+
+def spoken_group(rng, n):
+    """A number read aloud the way people read parts of an address: 'one forty-two', 'one four two', 'sixty-nine'."""
+    if n >= 100 and rng.random() < .5:
+        hi, lo = divmod(n, 100)
+        return ONES[hi] + " " + (words(lo) if lo >= 10 else ("oh " + ONES[lo]) if lo else "hundred")
+    if n >= 10 and rng.random() < .3:
+        return " ".join(ONES[int(d)] for d in str(n))
+    return words(n)
+
+
+def spoken_ip(rng, v):
+    dot = rng.choice([" dot ", ", dot, ", " point ", " dot "])
+    return dot.join(spoken_group(rng, int(g)) for g in v.split("."))
+
+
+def spoken_plate(rng, v):
+    sep = rng.choice([", ", " ", ", "])
+    return sep.join(ONES[int(ch)] if ch.isdigit() else ch for ch in v if ch.isalnum())
+
+
+def dialogue_places(c, D, P, Nm, low):
+    """Exchanges about where people live, work and were seen, as said aloud: towns, businesses and
+    hospitals by their short names, street corners, neighbourhoods, first names alone, spoken web
+    and IP addresses, number plates."""
+    r = c.r
+    L = lambda v: ("LOCATION", v.lower() if low else v)
+    nl = c.P[pick_w(r, c.name_locs)]
+    a, b = c.addr(), c.addr()
+    fmt = lambda pat: pat.format(city=a["city"], adj=c.pick(ADJ), last=c.pick(nl["last"]),
+                                 first=c.pick(nl["first_m"] + nl["first_f"]))
+    hosp = fmt(c.pick(HOSP_SHORT))
+    hosp = ["the ", L(a["city"]), " clinic"] if hosp.startswith("the ") else [L(hosp)]
+    staff, kid = c.person(zh=False), c.person(zh=False)
+    F = lambda q: Nm("F", q)
+    host = ascii_fold(c.pick([a["city"], fmt("{adj}"), fmt("{last}")])).lower()
+    host += c.pick([" medical", " health", " clinic", " family practice", "", " surgery"])
+    url = host + " dot " + c.pick(TLDS) + c.pick(["", " slash book", " slash appointments", " slash portal",
+                                                   " slash " + c.pick(["patients", "forms", "covid"])])
+    if c.chance(.3):
+        url = c.pick(["www dot ", "w w w dot ", "my chart dot "]) + url
+    ipv4 = ".".join(str(x) for x in (c.pick([10, 192, 172, r.randint(11, 223)]), r.randrange(256), r.randrange(256),
+                                       r.randint(1, 254)))
+    plate = c.vehicle(zh=False)[1] if c.chance(.2) else c.fill(c.pick(["&@@@###", "@@@####", "###@@@", "@@##@@@"]))
+    return [
+        [(D, ["Where are you living these days?"]),
+         (P, [c.pick(["Over in ", "Out in ", "Still in ", "We're in ", "I'm in "]), L(a["city"]),
+              c.pick([".", ", near the " + c.pick(["school", "church", "train station", "high school"]) + ".",
+                      [", off ", L(street_name(b)), "."]])])],
+        [(D, ["What do you do for work?"]),
+         (P, ["I'm ", c.pick(JOBS_EN), " at ", L(fmt(c.pick(BIZ_EN))),
+              c.pick([".", [" in ", L(a["city"]), "."], [" over on ", L(street_name(b)), "."]])])],
+        [(D, ["Are you still working?"]),
+         (P, [c.pick(["Yeah, ", "Part time, ", "Three days a week, "]), "at the ", L(c.pick(CHAINS_EN)),
+              c.pick([" in ", " out in ", " over in ", " on "]),
+              (lambda w: L(w))(a["city"] if c.chance(.6) else street_name(b)), "."])],
+        [(D, ["Have you been seen anywhere else for this?"]),
+         (P, [c.pick(["I went to ", "They did a scan at ", "I had it done at ", "Yeah, at ", "Over at "]), *hosp,
+              c.pick([".", [", by doctor ", Nm("L", c.person(zh=False)), "."], " last year.", " in the ER."])])],
+        [(D, ["Where did it happen?"]),
+         (P, [c.pick(["I was at the light at ", "Right at the corner of ", "On ", "Crossing at "]),
+              L(f"{street_name(a)} and {street_name(b)}" if c.chance(.5)
+                else f"{street_name(a).split()[0]} and {street_name(b).split()[0]}"), c.pick([".", ", by the gas station."])])],
+        [(D, ["Which neighborhood is that?"]),
+         (P, [c.pick(["It's ", "", "Down by ", "Near "]),
+              L(fmt(c.pick(["{last} Square", "{adj} Heights", "{last} Park", "{adj}", "{city} Village", "{last} Hill"]))),
+              "."])],
+        [(D, ["Who else is helping at home?"]),
+         (P, [c.pick(["My neighbor ", "Our friend ", "My cousin ", "My aide, "]), F(c.person(zh=False)),
+              c.pick([", she comes by.", ", he drives me.", ", every morning."])])],
+        [(P, [c.pick(["Hi, I'm ", "Sorry to interrupt, I'm ", "Hello, this is "]), F(staff),
+              c.pick([" from registration.", " from the front desk.", ", the nurse today.", " from billing."])]),
+         (D, ["Thanks, ", F(staff), "."])],
+        [(D, ["And has ", F(kid), c.pick([" had his shots?", " had her shots?", " been sleeping?"])]),
+         (P, ["Yes, and ", F(kid), c.pick(["'s doing better.", " is fine.", "'s insurance is through my work."])])],
+        [(D, ["I'll refer you to doctor ", Nm("l" if low else "L", c.person(zh=False)), " in our group. Follow up with ",
+              "your primary, doctor ", Nm("L", c.person(zh=False)), ", in a week."]), (P, ["Okay."])],
+        [(D, ["You can also book online at ", ("URL", url.lower()), "."]), (P, ["Okay, I'll write that down."])],
+        [(D, ["The system says the connection from ", ("IP_ADDRESS", spoken_ip(r, ipv4)), " is unstable."]),
+         (P, ["Can you hear me now?"])],
+        [(D, ["Did you get the plate of the other car?"]),
+         (P, [c.pick(["The cop got it, it was ", "Yeah, ", "I think it was "]), ("VEHICLE", spoken_plate(r, plate)), "."])],
+    ]
+
+
 def t_dialogue_en(c, n):
     p, r = c.pt, c.r
     doc, rel = c.person(), c.person()
@@ -1593,7 +1711,8 @@ def t_dialogue_en(c, n):
     ]
     chat = [[(D, [c.prose(1, zh=False, kind="chat_doctor")]), (P, [c.prose(1, zh=False, kind="chat_patient")])]
             for _ in range(r.randint(2, 5))]
-    chosen = r.sample(exchanges, r.randint(5, 9)) + chat
+    places = dialogue_places(c, D, P, Nm, low or n.case == "lower")
+    chosen = r.sample(exchanges, r.randint(4, 8)) + r.sample(places, r.randint(2, 5)) + chat
     r.shuffle(chosen)
     for ex in chosen:
         for who, pieces in ex:
@@ -1790,9 +1909,27 @@ def t_zh_dialogue(c, n):
           [(D, ["起搏器的序列号念一下。"]), (P, [c.device(), "。"])],
           [(D, ["哪位医生给你做的手术？"]), (P, [c.zwho(c.person(zh=True), "clin"), "。"])],
           [(D, ["平时谁照顾你？"]), (P, [c.pick(["我女儿", "我老伴", "护工", "邻居"]), c.zwho(c.person(zh=True), "rel"), "。"])]]
+    Pz = c.P[c.zloc]
+    L = lambda v: ("LOCATION", v)
+    spot = lambda: L(c.pick([f"{c.pick(Pz['zdistrict'])}公园", c.pick(Pz["zstreet"]), f"{c.pick(Pz['zstreet'])}步行街",
+                             f"{c.pick(Pz['zcity'])}广场", f"{c.pick(Pz['zcity'])}西站"]))
+    kin, kw = (lambda w, q: (q, w))(*c.relative(zh=True))
+    ex += [[(D, ["平时去哪儿锻炼？"]), (P, [c.pick(["每天晚饭后在", "早上去", "一般在"]), spot(),
+                                      c.pick(["走一圈。", "那边转转。", "打太极。"])])],
+           [(D, ["老家是哪里的？"]), (P, [L(c.pick(Pz["zcity"])), "，", L(c.pick(Pz["zdistrict"])),
+                                     c.pick(["那边的。", "的。"]), c.pick(["", ["后来住", L(c.pick(Pz["zdistrict"])), "。"]])])],
+           [(D, ["平时自己买菜吗？"]), (P, ["去", L(c.pick(ZH_CHAINS)), c.pick(["买菜", "买东西"]),
+                                      c.pick(["。", ["，在", spot(), "那儿。"]])])],
+           [(D, ["那天去哪儿了？"]), (P, ["去", spot(), "那边转了一圈，走累了。"])],
+           [(D, ["听谁说的？"]), (P, [c.pick(["我们小区老", "隔壁老", "楼下小"]), ("NAME", c.person(zh=True)["last"]),
+                                  c.pick(["办了。", "说的。", "也这样。"])])],
+           [(D, ["您是？"]), (P, ["我是", c.pick(["她", "他"]), kw if kw not in ("配偶",) else "爱人", "，",
+                                  ("NAME", c.zfull(kin)), "。"])],
+           [(D, ["什么时候开始不舒服的？"]), (P, [c.date(c.day(-60, -3), "lunar", zh=True),
+                                         c.pick(["那天。", "开始的。", "以后就这样了。"])])]]
     chat = [[(D, [c.prose(1, zh=True, kind="对话医")]), (P, [c.prose(1, zh=True, kind="对话患")])]
             for _ in range(r.randint(2, 5))]
-    chosen = r.sample(ex, r.randint(4, 8)) + chat
+    chosen = r.sample(ex, r.randint(5, 10)) + chat
     r.shuffle(chosen)
     for e in chosen:
         for who, x in e:
@@ -1903,9 +2040,9 @@ TEMPLATES = {  # name: (lang, function, weight, held out)
     "progress_soap": ("en", t_progress, 8, False), "radiology": ("en", t_radiology, 6, False),
     "operative": ("en", t_operative, 5, False), "pathology": ("en", t_pathology, 4, False),
     "referral_letter": ("en", t_referral_letter, 6, False), "nursing": ("en", t_nursing, 5, False),
-    "lab_report": ("en", t_lab_report, 5, False), "dialogue_en": ("en", t_dialogue_en, 8, False),
+    "lab_report": ("en", t_lab_report, 5, False), "dialogue_en": ("en", t_dialogue_en, 12, False),
     "zh_outpatient": ("zh", t_zh_outpatient, 7, False), "zh_discharge": ("zh", t_zh_discharge, 6, False),
-    "zh_lab": ("zh", t_zh_lab, 3, False), "zh_dialogue": ("zh", t_zh_dialogue, 4, False),
+    "zh_lab": ("zh", t_zh_lab, 3, False), "zh_dialogue": ("zh", t_zh_dialogue, 6, False),
     "mixed_progress": ("mixed", t_mixed_progress, 5, False),
     "consult_note": ("en", t_consult, 4, True), "fax_cover": ("en", t_fax_cover, 3, True),
     "zh_referral": ("zh", t_zh_referral, 4, True), "mixed_handoff": ("mixed", t_mixed_handoff, 3, True),
