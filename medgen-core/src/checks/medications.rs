@@ -149,6 +149,11 @@ fn named_generics(lexicon: &Lexicon, text: &str) -> HashSet<String> {
 
 /// The medications `text` names: each mention's character span and its generic name (brands
 /// and Chinese names read as their generic), for attribution.
+/// Is `name` (any case) a drug the lexicon knows: "Eliquis", "apixaban", "阿司匹林"?
+pub(crate) fn is_known(name: &str) -> bool {
+    lexicon().is_some_and(|l| l.names.contains_key(&key(name)))
+}
+
 pub(crate) fn generics(text: &str) -> Vec<(usize, usize, String)> {
     let Some(lexicon) = lexicon() else { return Vec::new() };
     let folded = fold(text);

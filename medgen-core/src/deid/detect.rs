@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use super::tagger::Tagger;
 use super::{dates, lexicon, names, names_zh, patterns, places, spoken, tagger, Category, Engine, Entity};
+use crate::checks::medications;
 use crate::error::Result;
 
 /// A candidate identifier in byte offsets (entities carry character offsets).
@@ -70,8 +71,15 @@ pub(crate) fn ensemble(text: &str, mut rules: Vec<Span>, model: Vec<Span>) -> Ve
         }
     }
     let mut pieces = Vec::new();
-    // A tagger span alone that cannot be an identifier goes; one that overlaps the rules' stays.
-    let model = model.into_iter().filter(|m| !implausible(text, m) || rules.iter().any(|r| overlaps(r, m)));
+    // A tagger span alone that cannot be an identifier goes; one that overlaps the rules' stays,
+    // in the category of the rule span it overlaps (so that "ten" of a date read "ten,
+    // fourteen, forty-eight", which the tagger called a name, is not spread as a name).
+    let model = model.into_iter().filter_map(|m| {
+        if !implausible(text, &m) {
+            return Some(m);
+        }
+        rules.iter().find(|r| overlaps(r, &m)).map(|r| Span { cat: r.cat, ..m })
+    });
     for m in model {
         let inside: Vec<&Span> = rules.iter().filter(|r| overlaps(r, &m)).collect();
         // A tagger span across two or more of the rules' spans ("March 30, 2024, 2024年4月20日")
@@ -109,6 +117,34 @@ fn implausible(text: &str, m: &Span) -> bool {
     let (span, cat) = (&text[m.start..m.end], m.cat);
     if !span.chars().any(char::is_alphanumeric) {
         return true;
+    }
+    // One Chinese character is a surname or nothing (趟, 斤, 机).
+    let mut chars = span.chars();
+    if let (Some(c), None) = (chars.next(), chars.next()) {
+        if lexicon::is_han(c) && !(cat == Category::Name && lexicon::ZH_SURNAMES.0.contains(&c)) {
+            return true;
+        }
+    }
+    // A number of any kind has a digit or a number word ("the", 家里座机是: no).
+    let numeral = |c: char| c.is_ascii_digit() || "〇零一二三四五六七八九十百千幺两".contains(c);
+    let number_words =
+        span.split(|c: char| !c.is_ascii_alphabetic()).any(|w| spoken::is_number_word(&w.to_ascii_lowercase()));
+    let number = !matches!(cat, Category::Name | Category::Location | Category::Date | Category::Email | Category::Url);
+    if number && !span.chars().any(numeral) && !number_words {
+        return true;
+    }
+    // A drug's name ("eliquis", "Amlodipine ten") is no name or place.
+    if matches!(cat, Category::Name | Category::Location) {
+        let words = span.split(|c: char| !c.is_alphanumeric() && c != '-').filter(|w| !w.is_empty());
+        let mut drug = false;
+        let all = words.into_iter().all(|w| {
+            let known = medications::is_known(w);
+            drug |= known;
+            known || spoken::is_number_word(&w.to_ascii_lowercase())
+        });
+        if drug && all {
+            return true;
+        }
     }
     // An age in words only with a cue, which the rules read ("she's ninety three", 今年九十二了):
     // alone it is as often a reading ("over ninety-four") or a count (serial sevens, 九十三).
@@ -282,7 +318,8 @@ mod tests {
             span(Category::Date, "03/14/2024", 0.95),
             span(Category::Date, "2024年4月20日", 0.95),
         ];
-        // The tagger: other categories over the number, one date over both dates.
+        // The tagger: other categories over the number (two number words alone are no
+        // identifier, so the rules' category stands), one date over both dates.
         let model = vec![
             span(Category::Phone, "eight five", 0.9),
             span(Category::Ssn, "six", 0.6),
@@ -293,7 +330,7 @@ mod tests {
         assert_eq!(
             got,
             vec![
-                (Category::Phone, "eight five nine six"),
+                (Category::MedicalRecord, "eight five nine six"),
                 (Category::Date, "03/14/2024"),
                 (Category::Date, "2024年4月20日"),
             ]
@@ -309,6 +346,26 @@ mod tests {
         let model = vec![span("Mele Havili", 0.8), span("Lee agreed", 0.8), span("Bill", 0.7), span("Good", 0.6)];
         let got: Vec<&str> = ensemble(text, rules, model).iter().map(|s| &text[s.start..s.end]).collect();
         assert_eq!(got, ["Mele", "Havili", "Lee", "Bill"]);
+    }
+
+    #[test]
+    fn tagger_spans_that_cannot_be_identifiers_go_and_spread_nothing() {
+        let text = "born ten, fourteen, forty-eight. pain ten of ten. on eliquis, Amlodipine ten. \
+                    起来三四趟，老周说的。 call the desk";
+        let at = |s: &str| (text.find(s).unwrap(), text.find(s).unwrap() + s.len());
+        let span = |cat, s: &str| Span::new(cat, at(s).0, at(s).1, 0.8);
+        let rules = vec![span(Category::Date, "ten, fourteen, forty-eight")];
+        let model = vec![
+            span(Category::Name, "ten"),
+            span(Category::Name, "eliquis"),
+            span(Category::Name, "Amlodipine ten"),
+            span(Category::Location, "趟"),
+            span(Category::Name, "周"),
+            span(Category::Phone, "the"),
+        ];
+        let got: Vec<(Category, &str)> =
+            ensemble(text, rules, model).iter().map(|s| (s.cat, &text[s.start..s.end])).collect();
+        assert_eq!(got, vec![(Category::Date, "ten, fourteen, forty-eight"), (Category::Name, "周")]);
     }
 
     #[test]
