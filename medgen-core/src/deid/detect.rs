@@ -118,10 +118,13 @@ fn implausible(text: &str, m: &Span) -> bool {
     if !span.chars().any(char::is_alphanumeric) {
         return true;
     }
-    // One Chinese character is a surname or nothing (趟, 斤, 机).
+    // One Chinese character is a surname or nothing (趟, 斤, 机); one letter is an initial in
+    // capitals, but not the words "I" and "A".
     let mut chars = span.chars();
     if let (Some(c), None) = (chars.next(), chars.next()) {
-        if lexicon::is_han(c) && !(cat == Category::Name && lexicon::ZH_SURNAMES.0.contains(&c)) {
+        let initial = c.is_ascii_uppercase() && c != 'I' && c != 'A';
+        let surname = cat == Category::Name && lexicon::ZH_SURNAMES.0.contains(&c);
+        if lexicon::is_han(c) && !surname || c.is_ascii_alphabetic() && !initial {
             return true;
         }
     }
@@ -351,7 +354,7 @@ mod tests {
     #[test]
     fn tagger_spans_that_cannot_be_identifiers_go_and_spread_nothing() {
         let text = "born ten, fourteen, forty-eight. pain ten of ten. on eliquis, Amlodipine ten. \
-                    起来三四趟，老周说的。 call the desk";
+                    起来三四趟，老周说的。 call the desk, I said";
         let at = |s: &str| (text.find(s).unwrap(), text.find(s).unwrap() + s.len());
         let span = |cat, s: &str| Span::new(cat, at(s).0, at(s).1, 0.8);
         let rules = vec![span(Category::Date, "ten, fourteen, forty-eight")];
@@ -362,6 +365,7 @@ mod tests {
             span(Category::Location, "趟"),
             span(Category::Name, "周"),
             span(Category::Phone, "the"),
+            span(Category::Name, "I"),
         ];
         let got: Vec<(Category, &str)> =
             ensemble(text, rules, model).iter().map(|s| (s.cat, &text[s.start..s.end])).collect();

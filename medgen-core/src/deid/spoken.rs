@@ -71,11 +71,15 @@ regex!(
     AGE_ZH_CUED = r"(?:今年|年纪|年龄)[ 　:：]*((?:九十|一百零?)[一二三四五六七八九十多]?)|((?:九十|一百零?)[一二三四五六七八九十多]?)(?:了|啦|岁)"
 );
 regex!(
-    EMAIL_SPOKEN = r"(?i)\b[a-z0-9]+(?:(?: dot | underscore | dash | hyphen |[._-]| (?:zero|oh|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen|sixteen|seventeen|eighteen|nineteen|twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety)\b)[a-z0-9]*)* at (?:sign |symbol )?[a-z0-9]+(?:(?: dot |\.)[a-z0-9]+)*(?: dot |\.)(?:com|org|net|edu|gov|co|uk|us|ca|cn|io|info|me|biz)\b"
+    EMAIL_SPOKEN = r"(?i)\b(?:[a-z](?: [a-z]\b)+|[a-z0-9]+)(?:(?: dot | underscore | dash | hyphen |[._-]| (?:zero|oh|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen|sixteen|seventeen|eighteen|nineteen|twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety)\b)(?:[a-z](?: [a-z]\b)+|[a-z0-9]*))* at (?:sign |symbol )?[a-z0-9]+(?:(?: dot |\.)[a-z0-9]+)*(?: dot |\.)(?:com|org|net|edu|gov|co|uk|us|ca|cn|io|info|me|biz)\b"
+);
+// The same in Chinese speech: "zhang lei 一九八八 艾特 一六三点com".
+regex!(
+    EMAIL_ZH = r"(?i)[a-z0-9〇零一二三四五六七八九幺](?:[a-z0-9._ ]|[〇零一二三四五六七八九幺])*?[ ]?(?:艾特|圈a) ?(?:[a-z0-9]|[〇零一二三四五六七八九幺])+(?:(?:点|dot|\.) ?[a-z0-9]+)*?(?:点|dot|\.) ?(?:com|cn|net|org)\b"
 );
 regex!(
     STREET_SPOKEN = format!(
-        r"(?i)\b(?:\d{{1,6}}|(?:{DIGIT}|{TEEN}|{TENS})(?:[- ](?:{DIGIT}|oh|{TEEN}|{TENS}|hundred|and))*) ((?:[a-z]+ ){{1,3}}?)(?:{STREET})\b(?:,? (?:apartment|apt|unit|suite|flat) (?:\d+|{DIGIT}|{TEEN}|{TENS})(?: [a-z]\b)?)?"
+        r"(?i)\b(?:(?:flat|apartment|apt|unit|suite) (?:\d+|{DIGIT}|{TEEN}|{TENS}),? )?(?:\d{{1,6}}|(?:{DIGIT}|{TEEN}|{TENS})(?:[- ](?:{DIGIT}|oh|{TEEN}|{TENS}|hundred|and))*) ((?:[a-z]+ ){{1,3}}?)(?:{STREET})\b(?:,? (?:apartment|apt|unit|suite|flat) (?:\d+|{DIGIT}|{TEEN}|{TENS})(?: [a-z]\b)?)?"
     )
 );
 regex!(PHONE_BARE = r"\b[2-9]\d{2}[2-9]\d{6}\b");
@@ -197,9 +201,15 @@ pub(crate) fn find(text: &str, out: &mut Vec<Span>) {
             }
         }
     }
-    let emails: Vec<Match> = matches(&EMAIL_SPOKEN, text).collect();
+    let emails: Vec<Match> = matches(&EMAIL_SPOKEN, text).chain(matches(&EMAIL_ZH, text)).collect();
     for m in &emails {
-        out.push(Span::new(Category::Email, m.start(), m.end(), 0.9));
+        // "it's j dot smith …": the "s" after an apostrophe is not a letter spelled out.
+        let start = if text[..m.start()].ends_with(['\'', '’']) {
+            m.as_str().find(' ').map_or(m.end(), |at| m.start() + at + 1)
+        } else {
+            m.start()
+        };
+        out.push(Span::new(Category::Email, start, m.end(), 0.9));
     }
     for m in matches(&IP_SPOKEN, text) {
         out.push(Span::new(Category::IpAddress, m.start(), m.end(), 0.85));
@@ -568,6 +578,7 @@ mod tests {
             &ZH_DIGITS,
             &IP_SPOKEN,
             &URL_SPOKEN,
+            &EMAIL_ZH,
         ] {
             assert!(re.is_some());
         }
@@ -688,6 +699,10 @@ mod tests {
         let url = "kingsland medical dot co dot uk slash book";
         assert_eq!(found(&format!("you can also book online at {url}.")), vec![(Category::Url, url.into())]);
         assert_eq!(found("go to www dot mychart dot org")[0].1, "www dot mychart dot org");
+        let spelled = "D O R O T A dot K six three at outlook dot com";
+        assert_eq!(found(&format!("it's {spelled}, yes")), vec![(Category::Email, spelled.into())]);
+        assert_eq!(found("邮箱是zhang lei 一九八八 艾特 一六三点com。")[0].1, "zhang lei 一九八八 艾特 一六三点com");
+        assert_eq!(found("we're at flat six, forty-two Dalston Lane")[0].1, "flat six, forty-two Dalston Lane");
         let email = found("it's j dot smith at gmail dot com");
         assert_eq!(email, vec![(Category::Email, "j dot smith at gmail dot com".into())]);
         let plate = "seven, K, X, R, two, one, nine";
