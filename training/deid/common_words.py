@@ -16,8 +16,10 @@ DATA = Path(__file__).resolve().parents[2] / "medgen-core" / "src" / "deid" / "d
 
 
 def listed(name):
-    return {w.lower() for line in (DATA / name).read_text(encoding="utf-8").splitlines()
-            if not line.startswith("#") for w in line.replace(",", " ").split()}
+    """The entries of a list file (comma- or space-separated), lower case: a word of a longer
+    entry ("the" of "The Hague") is not an entry of its own."""
+    lines = [line for line in (DATA / name).read_text(encoding="utf-8").splitlines() if not line.startswith("#")]
+    return {w.strip().lower() for line in lines for w in (line.split(",") if "," in line else line.split())}
 
 
 def main():

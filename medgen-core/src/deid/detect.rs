@@ -128,12 +128,16 @@ fn implausible(text: &str, m: &Span) -> bool {
             return true;
         }
     }
-    // A number of any kind has a digit or a number word ("the", 家里座机是: no).
+    // A number of any kind without a digit or a number word is noise when its words are
+    // frequent ones ("the", 家里座机是); a rarer word may be an identifier the tagger misnamed.
     let numeral = |c: char| c.is_ascii_digit() || "〇零一二三四五六七八九十百千幺两".contains(c);
-    let number_words =
-        span.split(|c: char| !c.is_ascii_alphabetic()).any(|w| spoken::is_number_word(&w.to_ascii_lowercase()));
+    let ascii_words: Vec<String> =
+        span.split(|c: char| !c.is_ascii_alphabetic()).filter(|w| !w.is_empty()).map(str::to_lowercase).collect();
     let number = !matches!(cat, Category::Name | Category::Location | Category::Date | Category::Email | Category::Url);
-    if number && !span.chars().any(numeral) && !number_words {
+    if number
+        && !span.chars().any(numeral)
+        && ascii_words.iter().all(|w| lexicon::COMMON.contains(w) && !spoken::is_number_word(w))
+    {
         return true;
     }
     // A drug's name ("eliquis", "Amlodipine ten") is no name or place.
