@@ -53,6 +53,9 @@ P: four twelve elm street, apartment three, near the cvs on granite avenue.
 D: Come back on the twenty first. Your blood pressure was one forty over ninety, pulse ninety,
 oxygen ninety two percent. Serial sevens: ninety-three, eighty-six, seventy-nine. Pain is a seven
 out of ten; take one or two tablets three times a day. If it gets worse call nine one one.
+D: The connection from one nine two, dot, one sixty-eight, dot, four, dot, twenty is unstable; book online at
+riverside family practice dot co dot uk slash appointments.
+P: My wife saw the plate, it was eight, A, B, C, one, two, three. I'm over in quincy.
 P: 今年九十二了，电话是一三八零零一三八零零零，上个月十八号摔了一跤。"""
 
 SPOKEN = {
@@ -70,6 +73,10 @@ SPOKEN = {
     "九十二": "AGE",
     "一三八零零一三八零零零": "PHONE",
     "十八号": "DATE",
+    "one nine two, dot, one sixty-eight, dot, four, dot, twenty": "IP_ADDRESS",
+    "riverside family practice dot co dot uk slash appointments": "URL",
+    "eight, A, B, C, one, two, three": "VEHICLE",
+    "quincy": "LOCATION",
 }
 KEPT = ["one forty over ninety", "pulse ninety", "ninety two percent", "ninety-three, eighty-six, seventy-nine",
         "a seven\nout of ten", "one or two tablets three times a day", "nine one one"]

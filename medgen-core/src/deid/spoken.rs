@@ -354,7 +354,10 @@ fn token(word: &str) -> Option<Token> {
         "hundred" => Token::Hundred,
         w if ONES[10..].contains(&w) => Token::Pair { tens: false },
         w if TENS_WORDS.contains(&w) => Token::Pair { tens: true },
-        w if w.len() == 1 && w != "a" && w != "i" => Token::Letter { upper: word.as_bytes()[0].is_ascii_uppercase() },
+        // "a" and "i" are words; "A" and "I" may be letters, inside a run only (see below).
+        w if w.len() == 1 && word != "a" && word != "i" => {
+            Token::Letter { upper: word.as_bytes()[0].is_ascii_uppercase() }
+        }
         _ => return None,
     })
 }
@@ -414,10 +417,16 @@ fn digit_runs(text: &str, out: &mut Vec<Span>) {
             }
             j += 1;
         }
-        // Letters at the ends only in capitals ("... four two M"), and never "hundred" first.
-        let lead = run.iter().take_while(|(t, _, _)| matches!(t, Token::Letter { upper: false } | Token::Hundred));
+        // Letters at the ends only in capitals ("... four two M") but not the words "A" and "I",
+        // and never "hundred" first.
+        let word = |s: usize, e: usize| &text[s..e];
+        let lead = run.iter().take_while(|&&(t, s, e)| {
+            matches!(t, Token::Letter { upper: false } | Token::Hundred) || ["A", "I"].contains(&word(s, e))
+        });
         let run = &run[lead.count()..];
-        let trail = run.iter().rev().take_while(|(t, _, _)| matches!(t, Token::Letter { upper: false } | Token::Repeat(_)));
+        let trail = run.iter().rev().take_while(|&&(t, s, e)| {
+            matches!(t, Token::Letter { upper: false } | Token::Repeat(_)) || ["A", "I"].contains(&word(s, e))
+        });
         let run = &run[..run.len() - trail.count()];
         if let (Some(first), Some(last)) = (run.first(), run.last()) {
             let cue = cued(text, first.1);
@@ -709,7 +718,10 @@ mod tests {
         let plate = "seven, K, X, R, two, one, nine";
         let f = found(&format!("the cop got his plate, it was, uh, {plate}."));
         assert_eq!(f, vec![(Category::Vehicle, plate.into())]);
-        assert_eq!(found("license plate number is eight A B C one two three")[0].0, Category::Vehicle);
+        let f = found("license plate number is eight, A, B, C, one, two, three. A friend");
+        assert_eq!(f, vec![(Category::Vehicle, "eight, A, B, C, one, two, three".into())]);
+        let phone = "nine seven one five five five oh one oh seven";
+        assert_eq!(found(&format!("call {phone}. I will"))[0].1, phone);
         for t in [
             "one point five, then two point five",
             "a plate and six screws, then one, two, three",
