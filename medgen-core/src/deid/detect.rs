@@ -158,6 +158,15 @@ fn implausible(text: &str, m: &Span) -> bool {
     if cat == Category::Age && span.chars().all(|c| "〇零一二三四五六七八九十百".contains(c)) {
         return true;
     }
+    // A date in digits alone has two numbers or six digits ("6/4", "20240314"): "6", "8/" and
+    // ",310" are pieces of doses and readings.
+    if cat == Category::Date && span.chars().all(|c| !c.is_alphabetic()) {
+        let digits = span.chars().filter(char::is_ascii_digit).count();
+        let numbers = span.split(|c: char| !c.is_ascii_digit()).filter(|n| !n.is_empty()).count();
+        if numbers < 2 && digits < 6 {
+            return true;
+        }
+    }
     if span.chars().any(|c| c.is_ascii_digit() || (c.is_alphabetic() && !c.is_ascii())) {
         return false;
     }
@@ -358,7 +367,7 @@ mod tests {
     #[test]
     fn tagger_spans_that_cannot_be_identifiers_go_and_spread_nothing() {
         let text = "born ten, fourteen, forty-eight. pain ten of ten. on eliquis, Amlodipine ten. \
-                    起来三四趟，老周说的。 call the desk, I said";
+                    起来三四趟，老周说的。 call the desk, I said; BNP 1,310";
         let at = |s: &str| (text.find(s).unwrap(), text.find(s).unwrap() + s.len());
         let span = |cat, s: &str| Span::new(cat, at(s).0, at(s).1, 0.8);
         let rules = vec![span(Category::Date, "ten, fourteen, forty-eight")];
@@ -370,6 +379,7 @@ mod tests {
             span(Category::Name, "周"),
             span(Category::Phone, "the"),
             span(Category::Name, "I"),
+            span(Category::Date, ",310"),
         ];
         let got: Vec<(Category, &str)> =
             ensemble(text, rules, model).iter().map(|s| (s.cat, &text[s.start..s.end])).collect();
