@@ -183,7 +183,24 @@ fn implausible(text: &str, m: &Span) -> bool {
     let titled = raw.iter().skip(1).any(|w| capital(w)) || (capital(raw[0]) && !sentence_start);
     let all = |f: &dyn Fn(&str) -> bool| words.iter().all(|w| f(w));
     let numbers = matches!(cat, Category::Age | Category::Date);
-    all(&spoken::is_weekday)
+    let weekday = |w: &str| spoken::is_weekday(w) || spoken::is_weekday(w.strip_suffix('s').unwrap_or(w));
+    // A date in words has a month, a day ("twelfth") or three numbers ("ten, fourteen,
+    // forty-eight"); "two", "-six" and "nineteen" are pieces of years and readings.
+    let date_word = |w: &str| spoken::is_month(w) || spoken::is_ordinal(w);
+    let number_count = words.iter().filter(|w| spoken::is_number_word(w)).count();
+    let loose_date = cat == Category::Date && !words.iter().any(|w| date_word(w)) && number_count < 3;
+    // A reading ("seven point two", "ninety percent") is no identifier but an address.
+    let reading = !numbers && cat != Category::IpAddress && words.iter().any(|w| w == "point" || w == "percent");
+    // A name or place does not run across the end of a sentence ("at work. he").
+    let sentence_end = matches!(cat, Category::Name | Category::Location)
+        && span.match_indices(". ").any(|(at, _)| {
+            let word = span[..at].rsplit(|c: char| !c.is_alphabetic()).next().unwrap_or_default().to_lowercase();
+            !["st", "mt", "dr", "ft", "mr", "mrs", "ms"].contains(&word.as_str()) && word.len() > 1
+        });
+    loose_date
+        || reading
+        || sentence_end
+        || all(&weekday)
         || (cat == Category::Age && all(&spoken::is_number_word))
         || (!numbers && all(&spoken::is_number_word) && words.len() < 4)
         || (cat == Category::Name && !titled && all(&|w| lexicon::COMMON.contains(w) || spoken::is_number_word(w)))
@@ -367,7 +384,8 @@ mod tests {
     #[test]
     fn tagger_spans_that_cannot_be_identifiers_go_and_spread_nothing() {
         let text = "born ten, fourteen, forty-eight. pain ten of ten. on eliquis, Amlodipine ten. \
-                    起来三四趟，老周说的。 call the desk, I said; BNP 1,310";
+                    起来三四趟，老周说的。 call the desk, I said; BNP 1,310. \
+                    since nineteen sixty; seven point two; he got it at work. he said thursdays";
         let at = |s: &str| (text.find(s).unwrap(), text.find(s).unwrap() + s.len());
         let span = |cat, s: &str| Span::new(cat, at(s).0, at(s).1, 0.8);
         let rules = vec![span(Category::Date, "ten, fourteen, forty-eight")];
@@ -380,6 +398,10 @@ mod tests {
             span(Category::Phone, "the"),
             span(Category::Name, "I"),
             span(Category::Date, ",310"),
+            span(Category::Date, "nineteen"),
+            span(Category::Ssn, "point two"),
+            span(Category::Location, "work. he"),
+            span(Category::Name, "thursdays"),
         ];
         let got: Vec<(Category, &str)> =
             ensemble(text, rules, model).iter().map(|s| (s.cat, &text[s.start..s.end])).collect();

@@ -111,6 +111,7 @@ regex!(
     URL_SPOKEN = r"(?i)\b(?:(?:https?|www|w w w)(?: colon slash slash| dot)? )?(?:[a-z0-9]+ ){0,2}[a-z0-9]+(?: dot [a-z0-9]+)*? dot (?:com|org|net|edu|gov|co dot uk|org dot uk|nhs dot uk|com dot au|io|info|health|us|ca|cn)\b(?: slash [a-z0-9]+(?:[ -][a-z0-9]+)?)*"
 );
 regex!(WORD = r"[A-Za-z]+");
+regex!(ORDINAL_WORD = format!("^(?:{ORDINAL})$"));
 // Seven or more Chinese digits read out, in groups split by a comma or a space.
 regex!(ZH_DIGITS = r"[〇零一二三四五六七八九幺](?:[，, ]?[〇零一二三四五六七八九幺]){6,}");
 
@@ -317,6 +318,16 @@ pub(crate) fn is_number_word(word: &str) -> bool {
     ONES.contains(&word)
         || TENS_WORDS.contains(&word)
         || ["oh", "hundred", "thousand", "double", "triple", "and"].contains(&word)
+}
+
+/// Is `word` (lower case) a month's name, in full?
+pub(crate) fn is_month(word: &str) -> bool {
+    MONTH.split('|').any(|m| m == word)
+}
+
+/// Is `word` (lower case) an ordinal of a day ("first", "twenty-third", "12th")?
+pub(crate) fn is_ordinal(word: &str) -> bool {
+    ORDINAL_WORD.as_ref().is_some_and(|re| re.is_match(word))
 }
 
 /// Is `word` (lower case) a day of the week?
@@ -588,6 +599,7 @@ mod tests {
             &IP_SPOKEN,
             &URL_SPOKEN,
             &EMAIL_ZH,
+            &ORDINAL_WORD,
         ] {
             assert!(re.is_some());
         }
