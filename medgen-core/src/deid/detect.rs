@@ -74,7 +74,7 @@ pub(crate) fn ensemble(text: &str, mut rules: Vec<Span>, model: Vec<Span>) -> Ve
     // A tagger span alone that cannot be an identifier goes; one that overlaps the rules' stays,
     // in the category of the rule span it overlaps (so that "ten" of a date read "ten,
     // fourteen, forty-eight", which the tagger called a name, is not spread as a name).
-    let model = model.into_iter().filter_map(|m| {
+    let model = model.into_iter().flat_map(|m| sentences(text, m)).filter_map(|m| {
         if !implausible(text, &m) {
             return Some(m);
         }
@@ -191,20 +191,35 @@ fn implausible(text: &str, m: &Span) -> bool {
     let loose_date = cat == Category::Date && !words.iter().any(|w| date_word(w)) && number_count < 3;
     // A reading ("seven point two", "ninety percent") is no identifier but an address.
     let reading = !numbers && cat != Category::IpAddress && words.iter().any(|w| w == "point" || w == "percent");
-    // A name or place does not run across the end of a sentence ("at work. he").
-    let sentence_end = matches!(cat, Category::Name | Category::Location)
-        && span.match_indices(". ").any(|(at, _)| {
-            let word = span[..at].rsplit(|c: char| !c.is_alphabetic()).next().unwrap_or_default().to_lowercase();
-            !["st", "mt", "dr", "ft", "mr", "mrs", "ms"].contains(&word.as_str()) && word.len() > 1
-        });
     loose_date
         || reading
-        || sentence_end
         || all(&weekday)
         || (cat == Category::Age && all(&spoken::is_number_word))
         || (!numbers && all(&spoken::is_number_word) && words.len() < 4)
         || (cat == Category::Name && !titled && all(&|w| lexicon::COMMON.contains(w) || spoken::is_number_word(w)))
         || (!numbers && words.len() == 1 && raw[0] == words[0] && lexicon::COMMON.contains(&words[0]))
+}
+
+/// A name or place of the tagger cut where a sentence ends inside it ("kwabena. kwabena
+/// owusu-ansah", "at work. he"), but not after "St." or "Dr.".
+fn sentences(text: &str, m: Span) -> Vec<Span> {
+    if !matches!(m.cat, Category::Name | Category::Location) {
+        return vec![m];
+    }
+    let span = &text[m.start..m.end];
+    let ends = span.match_indices(". ").map(|(at, _)| at).filter(|&at| {
+        let word = span[..at].rsplit(|c: char| !c.is_alphabetic()).next().unwrap_or_default().to_lowercase();
+        word.len() > 1 && !["st", "mt", "dr", "ft", "mr", "mrs", "ms"].contains(&word.as_str())
+    });
+    let mut pieces = Vec::new();
+    let mut at = m.start;
+    for end in ends.map(|e| m.start + e).chain([m.end]) {
+        if let Some((a, b)) = trimmed(text, at, end) {
+            pieces.push(Span::new(m.cat, a, b, m.conf));
+        }
+        at = end + 1;
+    }
+    pieces
 }
 
 /// `start..end` without the spaces and punctuation at its ends, if a letter or digit is left.
@@ -385,7 +400,7 @@ mod tests {
     fn tagger_spans_that_cannot_be_identifiers_go_and_spread_nothing() {
         let text = "born ten, fourteen, forty-eight. pain ten of ten. on eliquis, Amlodipine ten. \
                     起来三四趟，老周说的。 call the desk, I said; BNP 1,310. \
-                    since nineteen sixty; seven point two; he got it at work. he said thursdays";
+                    since nineteen sixty; seven point two; he got it at work. he said thursdays. Ama. Ama Owusu";
         let at = |s: &str| (text.find(s).unwrap(), text.find(s).unwrap() + s.len());
         let span = |cat, s: &str| Span::new(cat, at(s).0, at(s).1, 0.8);
         let rules = vec![span(Category::Date, "ten, fourteen, forty-eight")];
@@ -401,11 +416,14 @@ mod tests {
             span(Category::Date, "nineteen"),
             span(Category::Ssn, "point two"),
             span(Category::Location, "work. he"),
+            span(Category::Name, "Ama. Ama Owusu"),
             span(Category::Name, "thursdays"),
         ];
         let got: Vec<(Category, &str)> =
             ensemble(text, rules, model).iter().map(|s| (s.cat, &text[s.start..s.end])).collect();
-        assert_eq!(got, vec![(Category::Date, "ten, fourteen, forty-eight"), (Category::Name, "周")]);
+        let want = [(Category::Date, "ten, fourteen, forty-eight"), (Category::Name, "周")];
+        let names = [(Category::Name, "Ama"), (Category::Name, "Ama Owusu")];
+        assert_eq!(got, [&want[..], &names[..]].concat());
     }
 
     #[test]
