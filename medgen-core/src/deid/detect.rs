@@ -71,11 +71,15 @@ pub(crate) fn ensemble(text: &str, mut rules: Vec<Span>, model: Vec<Span>) -> Ve
         }
     }
     let mut pieces = Vec::new();
+    // Is the text written with capitals (not a transcript in lower case)?
+    let letters = text.chars().filter(|c| c.is_ascii_alphabetic());
+    let (upper, all) = letters.fold((0, 0), |(u, a), c| (u + c.is_ascii_uppercase() as usize, a + 1));
+    let cased = upper * 50 > all;
     // A tagger span alone that cannot be an identifier goes; one that overlaps the rules' stays,
     // in the category of the rule span it overlaps (so that "ten" of a date read "ten,
     // fourteen, forty-eight", which the tagger called a name, is not spread as a name).
     let model = model.into_iter().flat_map(|m| sentences(text, m)).filter_map(|m| {
-        if !implausible(text, &m) {
+        if !implausible(text, &m, cased) {
             return Some(m);
         }
         rules.iter().find(|r| overlaps(r, &m)).map(|r| Span { cat: r.cat, ..m })
@@ -96,7 +100,7 @@ pub(crate) fn ensemble(text: &str, mut rules: Vec<Span>, model: Vec<Span>) -> Ve
         for r in inside.iter().map(|r| (r.start, r.end)).chain([(m.end, m.end)]) {
             if let Some((a, b)) = trimmed(text, at, r.0.max(at)) {
                 let piece = Span::new(m.cat, a, b, m.conf);
-                if !implausible(text, &piece) {
+                if !implausible(text, &piece, cased) {
                     pieces.push(piece);
                 }
             }
@@ -110,10 +114,11 @@ pub(crate) fn ensemble(text: &str, mut rules: Vec<Span>, model: Vec<Span>) -> Ve
 
 /// Is a tagger span no identifier whatever its context: no letter or digit, a weekday alone
 /// ("Tuesday"), an age in words, a few number words that are not a date ("five", "nine one one"),
-/// one frequent word in lower case ("there", "hour"), or a name made only of frequent words,
+/// one frequent word in lower case ("there", "hour"), a name made only of frequent words,
 /// neither in title case past the first word nor a capitalised word inside a sentence ("yeah",
-/// "Take care", "Good." but not "Maple Ridge" or "talk to Bill")?
-fn implausible(text: &str, m: &Span) -> bool {
+/// "Take care", "Good." but not "Maple Ridge" or "talk to Bill"), and the kinds below? `cased`:
+/// the text is written with capitals, not a transcript in lower case.
+fn implausible(text: &str, m: &Span, cased: bool) -> bool {
     let (span, cat) = (&text[m.start..m.end], m.cat);
     if !span.chars().any(char::is_alphanumeric) {
         return true;
@@ -191,8 +196,17 @@ fn implausible(text: &str, m: &Span) -> bool {
     let loose_date = cat == Category::Date && !words.iter().any(|w| date_word(w)) && number_count < 3;
     // A reading ("seven point two", "ninety percent") is no identifier but an address.
     let reading = !numbers && cat != Category::IpAddress && words.iter().any(|w| w == "point" || w == "percent");
+    // "six weeks", "Seven West"? the first, not the second: a number and a unit of time.
+    let time = |w: &str| spoken::is_number_word(w) || TIME_UNITS.contains(&w);
+    // Only lower-case frequent words make no place in a text written with capitals ("take
+    // care"); in a transcript in lower case "mass general" may be one.
+    let plain_place = cat == Category::Location && cased && raw == words && all(&|w| lexicon::COMMON.contains(w));
+    let role = cat == Category::Name && all(&|w| lexicon::NOT_NAMES.contains(w));
     loose_date
         || reading
+        || plain_place
+        || role
+        || (matches!(cat, Category::Name | Category::Location) && all(&time))
         || all(&weekday)
         || (cat == Category::Age && all(&spoken::is_number_word))
         || (!numbers && all(&spoken::is_number_word) && words.len() < 4)
@@ -221,6 +235,10 @@ fn sentences(text: &str, m: Span) -> Vec<Span> {
     }
     pieces
 }
+
+/// Words for lengths of time.
+const TIME_UNITS: [&str; 12] =
+    ["second", "seconds", "minute", "minutes", "hour", "hours", "day", "days", "week", "weeks", "month", "months"];
 
 /// `start..end` without the spaces and punctuation at its ends, if a letter or digit is left.
 fn trimmed(text: &str, start: usize, end: usize) -> Option<(usize, usize)> {
@@ -400,7 +418,8 @@ mod tests {
     fn tagger_spans_that_cannot_be_identifiers_go_and_spread_nothing() {
         let text = "born ten, fourteen, forty-eight. pain ten of ten. on eliquis, Amlodipine ten. \
                     起来三四趟，老周说的。 call the desk, I said; BNP 1,310. \
-                    since nineteen sixty; seven point two; he got it at work. he said thursdays. Ama. Ama Owusu";
+                    since nineteen sixty; seven point two; he got it at work. he said thursdays. Ama. Ama Owusu. \
+                    Back in six weeks; take care. Pharmacist: hi";
         let at = |s: &str| (text.find(s).unwrap(), text.find(s).unwrap() + s.len());
         let span = |cat, s: &str| Span::new(cat, at(s).0, at(s).1, 0.8);
         let rules = vec![span(Category::Date, "ten, fourteen, forty-eight")];
@@ -418,6 +437,9 @@ mod tests {
             span(Category::Location, "work. he"),
             span(Category::Name, "Ama. Ama Owusu"),
             span(Category::Name, "thursdays"),
+            span(Category::Location, "six weeks"),
+            span(Category::Location, "take care"),
+            span(Category::Name, "Pharmacist"),
         ];
         let got: Vec<(Category, &str)> =
             ensemble(text, rules, model).iter().map(|s| (s.cat, &text[s.start..s.end])).collect();
