@@ -45,6 +45,24 @@ regex!(
     CITY_CUE = r"\b(?:lives?|living|resides?|residing|resident|born|raised|moved|relocated|travel(?:l)?ed|travel(?:l)?ing|visiting|visited|vacationing|returned|transferred|flew|drove|home|house|apartment|flat|works?|working|employed|commutes?|pharmacy|clinic|office|store|branch|Walgreens|CVS)(?: (?:here|back|alone|up|down))? (?:in|to|from|at|near|around|on|outside|of) ((?:[A-Z][a-z]+|St\.)(?:[ -][A-Z][a-z]+){0,2})"
 );
 regex!(WORD_RUN = r"\b[A-Z][a-z]+(?:[ -][A-Z][a-z]+){0,3}");
+// A street corner: "the corner of Main and Fifth", "Delmont Ave and Kessler St",
+// 梅龙路与人民北路交叉口.
+regex!(
+    CORNER = {
+        let name = r"[A-Z][a-z]+(?: [A-Z][a-z]+)?";
+        let kind = r"(?: (?:St|Ave|Rd|Blvd|Dr|Street|Avenue|Road|Boulevard|Drive|Lane|Way)\b\.?)";
+        format!(
+            r"\b(?:(?:[Cc]orner|[Ii]ntersection|[Jj]unction) of|lights? at|crossing at) ({name}{kind}? (?:and|&) {name}{kind}?)|\b({name}{kind} (?:and|&) {name}{kind})"
+        )
+    }
+);
+regex!(
+    ZH_CORNER = format!(
+        r"[\p{{Han}}&&[^{stop}]][\p{{Han}}&&[^与和{suf}]]{{0,7}}(?:路|街|大道)(?:[一二三四五六七八九十]段)?(?:与|和)[\p{{Han}}&&[^与和{suf}]]{{1,8}}(?:路|街|大道)(?:[一二三四五六七八九十]段)?(?:交叉口|十字路口|路口|交口)",
+        stop = ZH_STOP,
+        suf = ZH_SUFFIXES,
+    )
+);
 // A town in lower case after a preposition, as transcripts write it: "over in quincy".
 regex!(LOWER_CITY = r"\b(?:in|from|to|at|near|around|outside|of) ([a-z]+(?:[ -][a-z]+){0,2})\b");
 
@@ -56,7 +74,8 @@ const ZH_STOP: &str = "于在到至往从自是住址为及和与的了我本外
 const ZH_SUFFIXES: &str = "市区县镇乡村路街道巷弄号楼室省";
 regex!(
     ZH_ADDRESS = format!(
-        r"(?:[\p{{Han}}&&[^{stop}]]{{2,6}}{admin}(?:[\p{{Han}}&&[^{suf}]]{{1,6}}{admin}){{0,3}}(?:[\p{{Han}}&&[^{suf}]]{{1,10}}{street})?|[\p{{Han}}&&[^{stop}]]{{1,10}}{street}(?:\d+(?:-\d+)?号))(?:\d+(?:-\d+)?号(?:院|楼)?)?(?:(?:[A-Za-z]|\d+)(?:号楼|栋|幢|座|单元|楼|层|室|号|户))*(?:\d+室?)?",
+        r"(?:[\p{{Han}}&&[^{stop}]]{{2,6}}{admin}(?:[\p{{Han}}&&[^{suf}]]{{1,6}}{admin}){{0,3}}(?:[\p{{Han}}&&[^{suf}]]{{1,10}}{street})?|[\p{{Han}}&&[^{stop}]]{{1,10}}{street}(?:{num}(?:-{num})?号))(?:{num}(?:-{num})?号(?:院|楼)?)?(?:(?:[A-Za-z]|{num})(?:号楼|栋|幢|座|单元|楼|层|室|号|户|门))*(?:{num}室?)?",
+        num = r"(?:\d+|[零〇一二三四五六七八九十百两]+)",
         stop = ZH_STOP,
         suf = ZH_SUFFIXES,
         admin = "(?:市|自治州|地区|新区|区|县|旗|镇|乡|街道|村)",
@@ -314,6 +333,16 @@ pub(crate) fn find(text: &str, out: &mut Vec<Span>) {
             }
         }
     }
+    for c in each(&CORNER) {
+        if let Some(m) = c.get(1).or_else(|| c.get(2)) {
+            out.push(Span::new(Category::Location, m.start(), m.end(), 0.8));
+        }
+    }
+    for c in each(&ZH_CORNER) {
+        if let Some(m) = c.get(0) {
+            out.push(Span::new(Category::Location, m.start(), m.end(), 0.8));
+        }
+    }
     find_known_cities(text, out);
     for c in each(&LOWER_CITY) {
         let Some(m) = c.get(1) else { continue };
@@ -509,6 +538,8 @@ mod tests {
             &CITY_CUE,
             &WORD_RUN,
             &LOWER_CITY,
+            &CORNER,
+            &ZH_CORNER,
             &ZH_ADDRESS,
             &ZH_FACILITY,
             &ZH_CITY,
@@ -532,6 +563,12 @@ mod tests {
     #[test]
     fn chinese_addresses_and_facilities_but_not_provinces_or_wards() {
         assert_eq!(places("现住址：广东省广州市天河区体育西路123号3栋502室"), ["广州市天河区体育西路123号3栋502室"]);
+        assert_eq!(places("住在姑苏区十全街一百零八号三单元四零二。"), ["姑苏区十全街一百零八号三单元四零二"]);
+        assert!(places("住在三楼，第五号床，走了一里路").is_empty());
+        assert_eq!(places("at the corner of Main and Fifth, then"), ["Main and Fifth"]);
+        assert_eq!(places("near Delmont Ave and Kessler St."), ["Delmont Ave and Kessler St."]);
+        assert_eq!(places("在梅龙路与人民北路交叉口摔倒"), ["梅龙路与人民北路交叉口"]);
+        assert!(places("tired and short of breath; Smith and Jones reviewed it").is_empty());
         assert_eq!(places("曾在广州市第一人民医院诊断，转入我院心内科"), ["广州市第一人民医院"]);
         assert!(places("重症社区获得性肺炎，分娩镇痛，当地医院就诊，尿路感染").is_empty());
     }

@@ -29,8 +29,10 @@ fn spoken_year() -> String {
 }
 
 regex!(
-    DATE_MONTH_FIRST =
-        format!(r"(?i)\b(?:{MONTH_BUT_MAY}|(?-i:May))(?: the)? (?:{ORDINAL})\b(?:,? (?:of )?(?:{}|(?:19|20)\d\d))?\b", spoken_year())
+    DATE_MONTH_FIRST = format!(
+        r"(?i)\b(?:{MONTH_BUT_MAY}|(?-i:May))(?: the)? (?:{ORDINAL})\b(?:,? (?:of )?(?:{}|(?:19|20)\d\d|(?:{TENS})-(?:{DIGIT})))?\b",
+        spoken_year()
+    )
 );
 regex!(
     DATE_DAY_FIRST =
@@ -669,6 +671,7 @@ mod tests {
     #[test]
     fn dates_in_words() {
         assert_eq!(found("born May seventh, nineteen sixty-seven.")[0].1, "May seventh, nineteen sixty-seven");
+        assert_eq!(found("born March fifth, fifty-six")[0].1, "March fifth, fifty-six");
         assert_eq!(found("seen on the twelfth of march")[0].1, "the twelfth of march");
         assert_eq!(found("next visit june twelve at ten")[0].1, "june twelve");
         assert_eq!(found("since March of two thousand twenty")[0].1, "March of two thousand twenty");
