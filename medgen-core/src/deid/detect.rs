@@ -71,10 +71,15 @@ pub(crate) fn ensemble(text: &str, mut rules: Vec<Span>, model: Vec<Span>) -> Ve
         }
     }
     let mut pieces = Vec::new();
-    // Is the text written with capitals (not a transcript in lower case)?
-    let letters = text.chars().filter(|c| c.is_ascii_alphabetic());
-    let (upper, all) = letters.fold((0, 0), |(u, a), c| (u + c.is_ascii_uppercase() as usize, a + 1));
-    let cased = upper * 50 > all;
+    // Is the text written with capitals, not a transcript in lower case? Words in title case,
+    // speaker labels ("Patient:") aside, make at least one word in thirty.
+    let words = text.split_whitespace().filter(|w| !w.ends_with(':'));
+    let (titled, all) = words.fold((0, 0), |(t, a), w| {
+        let mut cs = w.chars();
+        let title = cs.next().is_some_and(|c| c.is_ascii_uppercase()) && cs.any(|c| c.is_ascii_lowercase());
+        (t + title as usize, a + 1)
+    });
+    let cased = titled * 30 > all;
     // A tagger span alone that cannot be an identifier goes; one that overlaps the rules' stays,
     // in the category of the rule span it overlaps (so that "ten" of a date read "ten,
     // fourteen, forty-eight", which the tagger called a name, is not spread as a name).
@@ -145,19 +150,6 @@ fn implausible(text: &str, m: &Span, cased: bool) -> bool {
     {
         return true;
     }
-    // A drug's name ("eliquis", "Amlodipine ten") is no name or place.
-    if matches!(cat, Category::Name | Category::Location) {
-        let words = span.split(|c: char| !c.is_alphanumeric() && c != '-').filter(|w| !w.is_empty());
-        let mut drug = false;
-        let all = words.into_iter().all(|w| {
-            let known = medications::is_known(w);
-            drug |= known;
-            known || spoken::is_number_word(&w.to_ascii_lowercase())
-        });
-        if drug && all {
-            return true;
-        }
-    }
     // An age in words only with a cue, which the rules read ("she's ninety three", 今年九十二了):
     // alone it is as often a reading ("over ninety-four") or a count (serial sevens, 九十三).
     if cat == Category::Age && span.chars().all(|c| "〇零一二三四五六七八九十百".contains(c)) {
@@ -184,7 +176,11 @@ fn implausible(text: &str, m: &Span, cased: bool) -> bool {
     // words; so does a capital inside a sentence ("talk to Bill").
     let capital = |w: &str| w.starts_with(|c: char| c.is_ascii_uppercase());
     let before = text[..m.start].trim_end_matches([' ', '\t', '"', '\'']);
-    let sentence_start = before.chars().last().is_none_or(|c| ".?!:\n".contains(c));
+    let title = before.strip_suffix('.').is_some_and(|b| {
+        let word = b.rsplit(|c: char| !c.is_ascii_alphabetic()).next().unwrap_or_default().to_ascii_lowercase();
+        TITLES.contains(&word.as_str())
+    });
+    let sentence_start = !title && before.chars().last().is_none_or(|c| ".?!:\n".contains(c));
     let titled = raw.iter().skip(1).any(|w| capital(w)) || (capital(raw[0]) && !sentence_start);
     let all = |f: &dyn Fn(&str) -> bool| words.iter().all(|w| f(w));
     let numbers = matches!(cat, Category::Age | Category::Date);
@@ -195,17 +191,24 @@ fn implausible(text: &str, m: &Span, cased: bool) -> bool {
     let number_count = words.iter().filter(|w| spoken::is_number_word(w)).count();
     let loose_date = cat == Category::Date && !words.iter().any(|w| date_word(w)) && number_count < 3;
     // A reading ("seven point two", "ninety percent") is no identifier but an address.
-    let reading = !numbers && cat != Category::IpAddress && words.iter().any(|w| w == "point" || w == "percent");
+    let numeric = !matches!(cat, Category::Name | Category::Location | Category::IpAddress | Category::Url);
+    let reading = !numbers && numeric && words.iter().any(|w| w == "point" || w == "percent");
     // "six weeks", "Seven West"? the first, not the second: a number and a unit of time.
     let time = |w: &str| spoken::is_number_word(w) || TIME_UNITS.contains(&w);
     // Only lower-case frequent words make no place in a text written with capitals ("take
     // care"); in a transcript in lower case "mass general" may be one.
     let plain_place = cat == Category::Location && cased && raw == words && all(&|w| lexicon::COMMON.contains(w));
-    let role = cat == Category::Name && all(&|w| lexicon::NOT_NAMES.contains(w));
+    let role = cat == Category::Name && !titled && all(&|w| lexicon::NOT_NAMES.contains(w));
+    // A drug's name ("eliquis", "Amlodipine ten" opening a turn) is no name or place.
+    let drug = matches!(cat, Category::Name | Category::Location)
+        && !titled
+        && words.iter().any(|w| medications::is_known(w))
+        && all(&|w| medications::is_known(w) || spoken::is_number_word(w));
     loose_date
         || reading
         || plain_place
         || role
+        || drug
         || (matches!(cat, Category::Name | Category::Location) && all(&time))
         || all(&weekday)
         || (cat == Category::Age && all(&spoken::is_number_word))
@@ -223,7 +226,7 @@ fn sentences(text: &str, m: Span) -> Vec<Span> {
     let span = &text[m.start..m.end];
     let ends = span.match_indices(". ").map(|(at, _)| at).filter(|&at| {
         let word = span[..at].rsplit(|c: char| !c.is_alphabetic()).next().unwrap_or_default().to_lowercase();
-        word.len() > 1 && !["st", "mt", "dr", "ft", "mr", "mrs", "ms"].contains(&word.as_str())
+        word.len() > 1 && !TITLES.contains(&word.as_str())
     });
     let mut pieces = Vec::new();
     let mut at = m.start;
@@ -235,6 +238,11 @@ fn sentences(text: &str, m: Span) -> Vec<Span> {
     }
     pieces
 }
+
+/// Abbreviations a full stop ends that no sentence ends with: "Dr.", "St.", "Prof.".
+const TITLES: [&str; 18] = [
+    "st", "mt", "dr", "ft", "mr", "mrs", "ms", "prof", "rev", "sgt", "capt", "jr", "sr", "lt", "col", "gen", "hon", "no",
+];
 
 /// Words for lengths of time.
 const TIME_UNITS: [&str; 12] =
@@ -416,7 +424,7 @@ mod tests {
 
     #[test]
     fn tagger_spans_that_cannot_be_identifiers_go_and_spread_nothing() {
-        let text = "born ten, fourteen, forty-eight. pain ten of ten. on eliquis, Amlodipine ten. \
+        let text = "born ten, fourteen, forty-eight. pain ten of ten. on eliquis. Amlodipine ten. \
                     起来三四趟，老周说的。 call the desk, I said; BNP 1,310. \
                     since nineteen sixty; seven point two; he got it at work. he said thursdays. Ama. Ama Owusu. \
                     Back in six weeks; take care. Pharmacist: hi";
@@ -446,6 +454,23 @@ mod tests {
         let want = [(Category::Date, "ten, fourteen, forty-eight"), (Category::Name, "周")];
         let names = [(Category::Name, "Ama"), (Category::Name, "Ama Owusu")];
         assert_eq!(got, [&want[..], &names[..]].concat());
+    }
+
+    #[test]
+    fn names_after_titles_and_places_named_like_words_stay() {
+        let text = "Seen with Dr. Green and Prof. Little; Ms. Page and Asa came from High Point. Doctor: hi";
+        let at = |s: &str| (text.find(s).unwrap(), text.find(s).unwrap() + s.len());
+        let span = |cat, s: &str| Span::new(cat, at(s).0, at(s).1, 0.8);
+        let model = vec![
+            span(Category::Name, "Green"),
+            span(Category::Name, "Prof. Little"),
+            span(Category::Name, "Page"),
+            span(Category::Name, "Asa"),
+            span(Category::Location, "High Point"),
+            span(Category::Name, "Doctor"),
+        ];
+        let got: Vec<&str> = ensemble(text, vec![], model).iter().map(|s| &text[s.start..s.end]).collect();
+        assert_eq!(got, ["Green", "Prof. Little", "Page", "Asa", "High Point"]);
     }
 
     #[test]

@@ -74,8 +74,8 @@ const ZH_STOP: &str = "于在到至往从自是住址为及和与的了我本外
 const ZH_SUFFIXES: &str = "市区县镇乡村路街道巷弄号楼室省";
 regex!(
     ZH_ADDRESS = format!(
-        r"(?:[\p{{Han}}&&[^{stop}]]{{2,6}}{admin}(?:[\p{{Han}}&&[^{suf}]]{{1,6}}{admin}){{0,3}}(?:[\p{{Han}}&&[^{suf}]]{{1,10}}{street})?|[\p{{Han}}&&[^{stop}]]{{1,10}}{street}(?:{num}(?:-{num})?号))(?:{num}(?:-{num})?号(?:院|楼)?)?(?:(?:[A-Za-z]|{num})(?:号楼|栋|幢|座|单元|楼|层|室|号|户|门))*(?:{num}室?)?",
-        num = r"(?:\d+|[零〇一二三四五六七八九十百两]+)",
+        r"(?:[\p{{Han}}&&[^{stop}]]{{2,6}}{admin}(?:[\p{{Han}}&&[^{suf}]]{{1,6}}{admin}){{0,3}}(?:[\p{{Han}}&&[^{suf}]]{{1,10}}{street})?|[\p{{Han}}&&[^{stop}]]{{1,10}}{street}(?:\d+(?:-\d+)?号|{cnum}号))(?:\d+(?:-\d+)?号(?:院|楼)?)?(?:(?:[A-Za-z]|\d+)(?:号楼|栋|幢|座|单元|楼|层|室|号|户))*(?:\d+室?)?",
+        cnum = "[一二三四五六七八九十百零]+",
         stop = ZH_STOP,
         suf = ZH_SUFFIXES,
         admin = "(?:市|自治州|地区|新区|区|县|旗|镇|乡|街道|村)",
@@ -356,7 +356,13 @@ pub(crate) fn find(text: &str, out: &mut Vec<Span>) {
                 && !CITY_WORDS_TOO.contains(&phrase)
         });
         if let Some(end) = city {
-            out.push(Span::new(Category::Location, m.start(), m.start() + end, 0.7));
+            // "glasgow coma scale", "ottawa ankle rules", "boston brace": a thing named after a town.
+            let rest = &text[m.start() + end..];
+            let words = rest.split(|c: char| !c.is_alphabetic()).filter(|w| !w.is_empty()).take(2);
+            let thing = words.map(str::to_lowercase).any(|w| CITY_THING_WORDS.contains(&w.as_str()));
+            if !thing && !names::is_eponym_head(rest) {
+                out.push(Span::new(Category::Location, m.start(), m.start() + end, 0.7));
+            }
         }
     }
     find_chinese(text, out);
@@ -365,7 +371,10 @@ pub(crate) fn find(text: &str, out: &mut Vec<Span>) {
 /// City names that are common words, or name things more often than towns.
 const CITY_WORDS_TOO: [&str; 6] = ["mobile", "independence", "columbia", "aurora", "ontario", "reading"];
 /// Words after a city's name that make it the name of a scale, a sign or a stool chart.
-const CITY_THING_WORDS: [&str; 6] = ["coma", "stool", "postnatal", "consensus", "scientific", "histologic"];
+const CITY_THING_WORDS: [&str; 17] = [
+    "coma", "stool", "postnatal", "consensus", "scientific", "histologic", "criteria", "rules", "rule", "hump", "collar",
+    "brace", "type", "classification", "score", "scale", "sign",
+];
 
 /// Cities from the gazetteer, as whole capitalised words ("Boston", "Salt Lake City").
 fn find_known_cities(text: &str, out: &mut Vec<Span>) {
@@ -558,13 +567,19 @@ mod tests {
         assert_eq!(places("She moved from Texas; he lives in Milwaukee."), ["Milwaukee"]);
         assert_eq!(places("i drive the bus over in quincy, out to new york"), ["quincy", "new york"]);
         assert!(places("in reading, in mobile, to charlotte, a change in columbia").is_empty());
+        for t in ["drop in glasgow coma scale", "according to ottawa ankle rules", "placed in boston brace"] {
+            assert!(places(t).is_empty(), "{t}");
+        }
     }
 
     #[test]
     fn chinese_addresses_and_facilities_but_not_provinces_or_wards() {
         assert_eq!(places("现住址：广东省广州市天河区体育西路123号3栋502室"), ["广州市天河区体育西路123号3栋502室"]);
-        assert_eq!(places("住在姑苏区十全街一百零八号三单元四零二。"), ["姑苏区十全街一百零八号三单元四零二"]);
-        assert!(places("住在三楼，第五号床，走了一里路").is_empty());
+        assert_eq!(places("住在十全街一百零八号三单元。"), ["十全街一百零八号"]);
+        for t in ["住在三楼，第五号床，走了一里路", "留观区三号床", "转到监护区一号床"] {
+            assert!(places(t).is_empty(), "{t}: {:?}", places(t));
+        }
+        assert_eq!(places("住在朝阳区两年了"), ["朝阳区"]);
         assert_eq!(places("at the corner of Main and Fifth, then"), ["Main and Fifth"]);
         assert_eq!(places("near Delmont Ave and Kessler St."), ["Delmont Ave and Kessler St."]);
         assert_eq!(places("在梅龙路与人民北路交叉口摔倒"), ["梅龙路与人民北路交叉口"]);
