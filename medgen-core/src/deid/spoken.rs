@@ -453,8 +453,11 @@ fn digit_runs(text: &str, out: &mut Vec<Span>) {
             let cue = cued(text, first.1);
             let memory_test = TESTS.iter().any(|w| has_word(&before(text, first.1, 100), w));
             // A plate or a code spelled after its cue: "the plate was seven, K, X, R, two, one, nine".
-            let letters = run.iter().filter(|(t, _, _)| matches!(t, Token::Letter { upper: true })).count();
-            let plate = cue == Some(Category::Vehicle) && letters >= 1 && run.len() >= 5 && digit_count(run) >= 2;
+            // Two capitals in a row: "C five C six", "V two, V three" and "T two N zero" are
+            // levels, leads and stages, not a plate.
+            let capital = |t: &Token| matches!(t, Token::Letter { upper: true });
+            let letters = run.windows(2).any(|w| capital(&w[0].0) && capital(&w[1].0));
+            let plate = cue == Some(Category::Vehicle) && letters && run.len() >= 5 && digit_count(run) >= 2;
             let four = cue.is_some() && digit_count(run) == 4 && run.len() == 4;
             if !memory_test && (is_identifier(run) || four || plate) {
                 let cat = cue.unwrap_or(match digit_count(run) {
@@ -525,7 +528,7 @@ fn unit_after(text: &str, end: usize) -> bool {
 /// The kind of number the words shortly before `start` ask for (the closest cue wins): "a
 /// phone number where we can reach you?", "your record number is", 医保卡号.
 fn cued(text: &str, start: usize) -> Option<Category> {
-    const CUES: [(&str, Category); 43] = [
+    const CUES: [(&str, Category); 42] = [
         ("phone", Category::Phone),
         ("call", Category::Phone),
         ("cell", Category::Phone),
@@ -562,10 +565,9 @@ fn cued(text: &str, start: usize) -> Option<Category> {
         ("reference", Category::Other),
         ("claim", Category::Other),
         ("license plate", Category::Vehicle),
-        ("plate was", Category::Vehicle),
-        ("plate is", Category::Vehicle),
-        ("plate number", Category::Vehicle),
+        ("plate ", Category::Vehicle),
         ("plate,", Category::Vehicle),
+        ("plates", Category::Vehicle),
         ("licence plate", Category::Vehicle),
         ("registration number", Category::Vehicle),
         ("车牌", Category::Vehicle),
@@ -754,6 +756,7 @@ mod tests {
             "squamous cell carcinoma, staged T two N zero M zero",
             "Called cath lab: ST elevation in V two, V three, V four",
             "anterior plate spanning C five C six C seven",
+            "a plate and screws: T two N zero M zero",
             "her inr was one point two one point three one point four",
             "TB pt on DOT health dept",
         ] {
