@@ -218,12 +218,15 @@ pub(crate) fn find(text: &str, out: &mut Vec<Span>) {
         out.push(Span::new(Category::IpAddress, m.start(), m.end(), 0.85));
     }
     // The e-mail addresses as sorted, disjoint ranges: a web address inside one is its domain.
-    let mut taken: Vec<(usize, usize)> = emails.iter().map(|e| (e.start(), e.end())).collect();
-    taken.sort_unstable();
-    taken.dedup_by(|b, a| b.0 < a.1 && {
-        a.1 = a.1.max(b.1);
-        true
-    });
+    let mut ranges: Vec<(usize, usize)> = emails.iter().map(|e| (e.start(), e.end())).collect();
+    ranges.sort_unstable();
+    let mut taken: Vec<(usize, usize)> = Vec::with_capacity(ranges.len());
+    for (start, end) in ranges {
+        match taken.last_mut() {
+            Some(last) if start < last.1 => last.1 = last.1.max(end),
+            _ => taken.push((start, end)),
+        }
+    }
     for m in matches(&URL_SPOKEN, text) {
         let next = taken.partition_point(|&(_, end)| end <= m.start());
         if taken.get(next).is_some_and(|&(start, _)| start < m.end()) {
