@@ -1595,7 +1595,7 @@ def dialogue_places(c, D, P, Nm, low):
         [(D, ["Are you still working?"]),
          (P, [c.pick(["Yeah, ", "Part time, ", "Three days a week, "]), "at the ", L(c.pick(CHAINS_EN)),
               c.pick([" in ", " out in ", " over in ", " on "]),
-              (lambda w: L(w))(a["city"] if c.chance(.6) else street_name(b)), "."])],
+              L(a["city"] if c.chance(.6) else street_name(b)), "."])],
         [(D, ["Have you been seen anywhere else for this?"]),
          (P, [c.pick(["I went to ", "They did a scan at ", "I had it done at ", "Yeah, at ", "Over at "]), *hosp,
               c.pick([".", [", by doctor ", Nm("L", c.person(zh=False)), "."], " last year.", " in the ER."])])],
@@ -1913,7 +1913,7 @@ def t_zh_dialogue(c, n):
     L = lambda v: ("LOCATION", v)
     spot = lambda: L(c.pick([f"{c.pick(Pz['zdistrict'])}公园", c.pick(Pz["zstreet"]), f"{c.pick(Pz['zstreet'])}步行街",
                              f"{c.pick(Pz['zcity'])}广场", f"{c.pick(Pz['zcity'])}西站"]))
-    kin, kw = (lambda w, q: (q, w))(*c.relative(zh=True))
+    kw, kin = c.relative(zh=True)
     ex += [[(D, ["平时去哪儿锻炼？"]), (P, [c.pick(["每天晚饭后在", "早上去", "一般在"]), spot(),
                                       c.pick(["走一圈。", "那边转转。", "打太极。"])])],
            [(D, ["老家是哪里的？"]), (P, [L(c.pick(Pz["zcity"])), "，", L(c.pick(Pz["zdistrict"])),
