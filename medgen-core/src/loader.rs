@@ -162,8 +162,14 @@ fn load_gguf(path: &Path, kind: Kind, runtime: &Runtime, setup: Setup) -> Result
     let file = GgufFile::open(path)?;
     let config = ModelConfig::from_gguf(&file)?;
     let source = GgufWeights::new(&file, config.architecture, config.n_heads, config.n_kv_heads);
-    let (network, loaded) = build(&config, &source, kind, runtime, setup)?;
-    let tokenizer = Tokenizer::from_gguf(&file)?;
+    // The tokenizer is built on a thread of its own meanwhile: neither needs the other.
+    let (built, tokenizer) = std::thread::scope(|s| {
+        let tokenizer = s.spawn(|| Tokenizer::from_gguf(&file));
+        let built = build(&config, &source, kind, runtime, setup);
+        (built, tokenizer.join())
+    });
+    let (network, loaded) = built?;
+    let tokenizer = tokenizer.map_err(|_| MedgenError::Internal("building the tokenizer panicked".into()))??;
     let mut tensor_types = BTreeMap::new();
     for t in &file.tensors {
         *tensor_types.entry(format!("{:?}", t.ggml_type)).or_insert(0) += 1;

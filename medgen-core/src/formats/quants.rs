@@ -177,32 +177,40 @@ pub fn is_supported(ty: GgmlType) -> bool {
 
 /// Dequantizes `n` elements of type `ty` from `bytes` (exactly `n / block * block_bytes`).
 pub fn dequantize(ty: GgmlType, bytes: &[u8], n: usize) -> Result<Vec<f32>> {
-    let f = block_fn(ty)
-        .ok_or_else(|| MedgenError::Unsupported(format!("GGUF tensor type {ty:?}")))?;
     let (qk, size) = ty.block();
-    if n % qk != 0 || bytes.len() != n / qk * size {
-        return Err(MedgenError::format(format!(
-            "{ty:?} data of {} bytes does not hold {n} elements",
-            bytes.len()
-        )));
-    }
+    check_length(ty, bytes, n)?;
     let mut out = vec![0f32; n];
     let n_blocks = n / qk;
     let threads = std::thread::available_parallelism().map_or(1, |p| p.get());
     let per_thread = n_blocks.div_ceil(threads).max(4096 / qk.max(1));
     std::thread::scope(|s| {
-        for (ys, bs) in out
-            .chunks_mut(per_thread * qk)
-            .zip(bytes.chunks(per_thread * size))
-        {
-            s.spawn(move || {
-                for (y, b) in ys.chunks_exact_mut(qk).zip(bs.chunks_exact(size)) {
-                    f(b, y);
-                }
-            });
+        for (ys, bs) in out.chunks_mut(per_thread * qk).zip(bytes.chunks(per_thread * size)) {
+            s.spawn(move || dequantize_into(ty, bs, ys));
         }
     });
     Ok(out)
+}
+
+/// Dequantizes `bytes` into `out` on the calling thread, `out.len()` elements.
+pub fn dequantize_into(ty: GgmlType, bytes: &[u8], out: &mut [f32]) -> Result<()> {
+    check_length(ty, bytes, out.len())?;
+    let f = block_fn(ty).ok_or_else(|| MedgenError::Unsupported(format!("GGUF tensor type {ty:?}")))?;
+    let (qk, size) = ty.block();
+    for (y, b) in out.chunks_exact_mut(qk).zip(bytes.chunks_exact(size)) {
+        f(b, y);
+    }
+    Ok(())
+}
+
+fn check_length(ty: GgmlType, bytes: &[u8], n: usize) -> Result<()> {
+    if block_fn(ty).is_none() {
+        return Err(MedgenError::Unsupported(format!("GGUF tensor type {ty:?}")));
+    }
+    let (qk, size) = ty.block();
+    if n % qk != 0 || bytes.len() != n / qk * size {
+        return Err(MedgenError::format(format!("{ty:?} data of {} bytes does not hold {n} elements", bytes.len())));
+    }
+    Ok(())
 }
 
 fn f16_at(b: &[u8], i: usize) -> f32 {

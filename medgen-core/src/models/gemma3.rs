@@ -11,7 +11,7 @@ use tch::{Kind, Tensor};
 
 use super::config::Gemma3Config;
 use super::llama::rope;
-use super::{Keep, attention, merge_heads, split_heads, KvCache, Linear, Loader, ModelConfig, Network, Weight};
+use super::{Keep, attention, merge_heads, split_heads, Embedding, KvCache, Linear, Loader, ModelConfig, Network, Weight};
 use crate::error::{MedgenError, Result};
 use crate::formats::{block_parts, HfTensor};
 
@@ -57,7 +57,7 @@ struct Layer {
 pub(crate) struct Gemma3 {
     cfg: ModelConfig,
     gemma: Gemma3Config,
-    embed: Weight,
+    embed: Embedding,
     /// `sqrt(hidden_size)` rounded to the activations' kind, as transformers rounds it to
     /// the embedding's dtype.
     embed_scale: f64,
@@ -110,8 +110,8 @@ impl Gemma3 {
                 sliding,
             });
         }
-        let embed = w.get("token_embd.weight", &[v, h])?;
-        let head = Linear::load_head(w, &embed)?;
+        let embed = Embedding::load(w, "token_embd.weight", [v, h])?;
+        let head = Linear::load_head(w, &embed, [v, h])?;
         let local = ModelConfig { rope_theta: gemma.rope_local_theta, rope_scaling: None, ..cfg.clone() };
         let freq = |c: &ModelConfig| -> Result<Weight> { Ok(Weight(Tensor::f_from_slice(&c.rope_inv_freq())?.f_to_device(w.device)?)) };
         let embed_scale = Tensor::f_from_slice(&[(cfg.hidden_size as f32).sqrt()])?.f_to_kind(w.act)?.f_double_value(&[0])?;
@@ -225,7 +225,7 @@ impl Gemma3 {
         let one = t == 1 && mask.is_none();
         let local_mask = if one { None } else { self.sliding_mask(cache, t, mask.as_ref())? };
         let last = one.then_some(self.gemma.sliding_window as i64);
-        let x = Tensor::f_embedding(&self.embed, ids, -1, false, false)?.f_to_kind(self.kind)?;
+        let x = self.embed.forward(ids)?.f_to_kind(self.kind)?;
         let mut x = x.f_mul_scalar(self.embed_scale)?;
         for i in 0..self.layers.len() {
             x = if self.layers[i].sliding {

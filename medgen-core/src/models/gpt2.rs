@@ -2,7 +2,7 @@
 
 use tch::{Kind, Tensor};
 
-use super::{Keep, attention, dropout, merge_heads, split_heads, KvCache, LayerNorm, Linear, Loader, ModelConfig, Network, Weight};
+use super::{Keep, attention, dropout, merge_heads, split_heads, Embedding, KvCache, LayerNorm, Linear, Loader, ModelConfig, Network, Weight};
 use crate::error::Result;
 use crate::formats::{block_parts, HfTensor};
 
@@ -17,7 +17,7 @@ struct Layer {
 
 pub(crate) struct Gpt2 {
     cfg: ModelConfig,
-    wte: Weight,
+    wte: Embedding,
     wpe: Weight,
     layers: Vec<Layer>,
     ln_f: LayerNorm,
@@ -42,8 +42,8 @@ impl Gpt2 {
                 fc_proj: Linear::load(w, &n("ffn_down"), h, ff, true)?,
             });
         }
-        let wte = w.get("token_embd.weight", &[v, h])?;
-        let head = Linear::load_head(w, &wte)?;
+        let wte = Embedding::load(w, "token_embd.weight", [v, h])?;
+        let head = Linear::load_head(w, &wte, [v, h])?;
         Ok(Gpt2 {
             cfg: cfg.clone(),
             wte,
@@ -80,7 +80,7 @@ impl Gpt2 {
         // Positions `[t]`, or `[b, t]` per row with left padding.
         let pos = cache.positions(t as usize)?;
         let mask = cache.attention_mask(t as usize)?;
-        let x = Tensor::f_embedding(&self.wte, ids, -1, false, false)?
+        let x = self.wte.forward(ids)?
             .f_add(&Tensor::f_embedding(&self.wpe, &pos, -1, false, false)?)?
             .f_to_kind(self.kind)?;
         let (drop, mut x) = (cfg.dropout, dropout(x, cfg.dropout.embedding)?);

@@ -4,7 +4,7 @@
 use tch::{Kind, Tensor};
 
 use crate::kernels;
-use super::{Keep, attention, merge_heads, split_heads, Architecture, KvCache, Linear, Loader, ModelConfig, Network, Weight};
+use super::{Keep, attention, merge_heads, split_heads, Architecture, Embedding, KvCache, Linear, Loader, ModelConfig, Network, Weight};
 use crate::error::Result;
 use crate::formats::{block_parts, HfTensor};
 
@@ -21,7 +21,7 @@ struct Layer {
 
 pub(crate) struct Llama {
     cfg: ModelConfig,
-    embed: Weight,
+    embed: Embedding,
     layers: Vec<Layer>,
     norm: Weight,
     /// The output head: its own weight, or the token embedding's when tied.
@@ -59,8 +59,8 @@ impl Llama {
                 down: Linear::load(w, &n("ffn_down"), h, ff, false)?,
             });
         }
-        let embed = w.get("token_embd.weight", &[v, h])?;
-        let head = Linear::load_head(w, &embed)?;
+        let embed = Embedding::load(w, "token_embd.weight", [v, h])?;
+        let head = Linear::load_head(w, &embed, [v, h])?;
         let inv_freq = Tensor::f_from_slice(&cfg.rope_inv_freq())?.f_to_device(w.device)?;
         Ok(Llama {
             cfg: cfg.clone(),
@@ -157,7 +157,7 @@ impl Network for Llama {
         let cfg = &self.cfg;
         let norms = self.layers.iter().map(|l| (f32s(&l.attn_norm), f32s(&l.ffn_norm)));
         let (out_norm, inv_freq) = (f32s(&self.norm), f32s(&self.inv_freq));
-        let Some(mut x) = self.embedding_row(token) else { return Ok(None) };
+        let Some(mut x) = self.embed.row(token) else { return Ok(None) };
         let (h, d, ff) = (cfg.hidden_size, cfg.head_dim, cfg.intermediate_size);
         let (q_dim, kv_dim) = (cfg.n_heads * d, cfg.n_kv_heads * d);
         let pos = cache.len() as f32;
@@ -204,7 +204,7 @@ impl Llama {
         let t = ids.size()[1] as usize;
         let (cos, sin) = self.rotary(&cache.positions(t)?)?;
         let mask = cache.attention_mask(t)?;
-        let mut x = Tensor::f_embedding(&self.embed, ids, -1, false, false)?.f_to_kind(self.kind)?;
+        let mut x = self.embed.forward(ids)?.f_to_kind(self.kind)?;
         for i in 0..self.layers.len() {
             x = self.layer(i, &x, &cos, &sin, mask.as_ref(), cache)?;
         }
@@ -218,18 +218,6 @@ impl Llama {
 /// The data of an f32 CPU weight (checked at load, see `Llama::with_cpu_step`).
 fn f32s(w: &Weight) -> &[f32] {
     w.f32_slice().unwrap_or_default()
-}
-
-impl Llama {
-    /// Row `token` of the token embedding as f32, when it is a CPU tensor.
-    fn embedding_row(&self, token: u32) -> Option<Vec<f32>> {
-        let h = self.cfg.hidden_size;
-        let row = self.embed.f_narrow(0, token as i64, 1).ok()?.f_to_kind(Kind::Float).ok()?;
-        if row.device() != tch::Device::Cpu {
-            return None;
-        }
-        Vec::<f32>::try_from(row.f_reshape([h as i64]).ok()?).ok()
-    }
 }
 
 /// Where an HF checkpoint of the Llama family keeps a logical tensor.

@@ -17,7 +17,7 @@ use tch::Tensor;
 
 pub use config::{Architecture, ModelConfig, Seq2SeqConfig};
 pub use layers::KvCache;
-pub(crate) use layers::{attention, cpu_cached, merge_heads, split_heads, LayerNorm, Linear, Loader, Weight};
+pub(crate) use layers::{attention, cpu_cached, merge_heads, split_heads, Embedding, LayerNorm, Linear, Loader, Weight};
 pub(crate) use layers::{dropout, peft_key, per_example, probe_attention, train_mode, AdapterSpec, Loaded};
 
 use crate::error::Result;

@@ -1,12 +1,13 @@
 //! The linear layer every family uses: libtorch's GEMM for many rows, medgen's kernels
 //! (on dense or GGUF-block weights) for a few.
 
+use std::sync::Arc;
+
 use rayon::prelude::*;
 use tch::{Device, Kind, Tensor};
 
-use super::{Loader, Lora, Weight};
-use crate::error::Result;
-use crate::formats::quants::GgmlType;
+use super::{Blocks, Embedding, Loader, Lora, Weight};
+use crate::error::{MedgenError, Result};
 use crate::kernels;
 
 /// A linear layer `x @ weight.T + bias`, with `weight` as `[out, in]`.
@@ -15,11 +16,26 @@ use crate::kernels;
 /// rows that copy costs more than the product.
 const KERNEL_ROWS: i64 = 16;
 
+/// The most f32 values a thread dequantizes at once for a product over many rows of a layer
+/// kept in blocks (4 MiB): the weight goes through the GEMM a panel of rows at a time.
+const PANEL_VALUES: usize = 1 << 20;
+
+thread_local! {
+    /// Each thread's panel of dequantized weight rows (see [`Linear::product`]), kept for
+    /// the next product: at most `PANEL_VALUES` f32s per thread of the pool.
+    static PANEL: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 pub(crate) struct Linear {
-    weight: Weight,
+    /// The weight as a tensor; `None` for a frozen GGUF weight on the CPU, kept only in
+    /// `blocks` (the file's bytes, no dense copy): products over many rows dequantize it a
+    /// panel of rows at a time.
+    weight: Option<Weight>,
+    /// `[out, in]`.
+    shape: [i64; 2],
     bias: Option<Weight>,
     /// The GGUF blocks of the weight, kept for CPU decode steps when the kernels read them.
-    blocks: Option<(GgmlType, Vec<u8>)>,
+    blocks: Option<Blocks>,
     /// Whether `blocks` multiply 8-bit activations (see [`kernels::matmul`]).
     int8: bool,
     /// A LoRA adapter, whose output adds to the layer's.
@@ -32,25 +48,34 @@ pub(crate) struct Linear {
 impl Linear {
     /// `{name}.weight` and, if `bias`, `{name}.bias` (required) or, if not, any present.
     pub fn load(w: &Loader, name: &str, out: i64, inp: i64, bias: bool) -> Result<Self> {
-        let weight = w.get(&format!("{name}.weight"), &[out, inp])?;
         let bias_name = format!("{name}.bias");
         let bias = if bias { Some(w.get(&bias_name, &[out])?) } else { w.get_opt(&bias_name, &[out])? };
-        let blocks = w.blocks(&format!("{name}.weight"));
+        let blocks = w.blocks(&format!("{name}.weight"), [out, inp]);
         let lora = w.adapter(name, out, inp)?;
+        let shape = [out, inp];
+        if lora.is_none() && blocks.is_some() {
+            return Ok(Linear { weight: None, shape, bias, blocks, int8: w.int8, lora, parts: Vec::new() });
+        }
+        let weight = w.get(&format!("{name}.weight"), &shape)?;
         if let (Some(l), false) = (&lora, w.adapters.is_some_and(|s| s.trainable)) {
             // An adapter that only runs is folded into the weight, as PEFT's merge does: the
             // layer stays one product that medgen's kernels can read (dense, not in blocks).
             let merged = w.merge(&format!("{name}.weight"), &weight, l)?;
-            return Linear { weight: merged, bias, blocks: None, int8: w.int8, lora: None, parts: Vec::new() }.quantized(w);
+            return Linear { weight: Some(merged), shape, bias, blocks: None, int8: w.int8, lora: None, parts: Vec::new() }.quantized(w);
         }
-        Linear { weight, bias, blocks, int8: w.int8, lora, parts: Vec::new() }.quantized(w)
+        Linear { weight: Some(weight), shape, bias, blocks, int8: w.int8, lora, parts: Vec::new() }.quantized(w)
     }
 
     /// This layer with its weight quantized to blocks at load ([`Loader::quantized`]), when
     /// the loader asks for it and the weight has no blocks the kernels read.
     pub fn quantized(mut self, w: &Loader) -> Result<Self> {
-        if self.blocks.is_none() && self.lora.is_none() && self.parts.is_empty() {
-            self.blocks = w.quantized(&self.weight)?;
+        if let (None, None, true, Some(weight)) = (&self.blocks, &self.lora, self.parts.is_empty(), &self.weight) {
+            self.blocks = w.quantized(weight)?.map(|(ty, bytes)| Blocks {
+                ty,
+                bytes: Arc::new(bytes),
+                rows: self.shape[0] as usize,
+                cols: self.shape[1] as usize,
+            });
             self.int8 = w.int8;
         }
         Ok(self)
@@ -60,19 +85,19 @@ impl Linear {
     /// product per step instead of several. Outputs are concatenated in order.
     /// Layers whose weights train or carry adapters stay apart, each its own product.
     pub fn fuse(parts: Vec<Linear>) -> Result<Self> {
-        if parts.iter().any(|p| p.lora.is_some() || p.weight.requires_grad()) {
-            let weight = Weight(Tensor::f_empty([0], (Kind::Float, parts[0].weight.device()))?);
-            return Ok(Linear { weight, bias: None, blocks: None, int8: false, lora: None, parts });
+        let device = parts[0].device();
+        let shape = [parts.iter().map(|p| p.shape[0]).sum(), parts[0].shape[1]];
+        if parts.iter().any(|p| p.lora.is_some() || p.weight.as_ref().is_some_and(|w| w.requires_grad())) {
+            let weight = Weight(Tensor::f_empty([0], (Kind::Float, device))?);
+            return Ok(Linear { weight: Some(weight), shape, bias: None, blocks: None, int8: false, lora: None, parts });
         }
-        let weights: Vec<&Tensor> = parts.iter().map(|p| &*p.weight).collect();
-        let weight = Weight(Tensor::f_cat(&weights, 0)?);
         // A part without a bias contributes zeros, if any part has one.
         let bias = if let Some(kind) = parts.iter().find_map(|p| p.bias.as_ref().map(|b| b.kind())) {
             let biases = parts
                 .iter()
                 .map(|p| match &p.bias {
                     Some(b) => Ok(b.shallow_clone()),
-                    None => Tensor::f_zeros([p.weight.size()[0]], (kind, p.weight.device())),
+                    None => Tensor::f_zeros([p.shape[0]], (kind, device)),
                 })
                 .collect::<std::result::Result<Vec<_>, _>>()?;
             Some(Weight(Tensor::f_cat(&biases, 0)?))
@@ -80,30 +105,61 @@ impl Linear {
             None
         };
         // Rows of blocks concatenate like rows of numbers, when every part has the same type.
-        let ty = parts[0].blocks.as_ref().map(|b| b.0);
+        let ty = parts[0].blocks.as_ref().map(|b| b.ty);
         let blocks = match ty {
-            Some(ty) if parts.iter().all(|p| p.blocks.as_ref().is_some_and(|b| b.0 == ty)) => {
-                Some((ty, parts.iter().flat_map(|p| p.blocks.as_ref().map_or(&[][..], |b| &b.1[..])).copied().collect()))
+            Some(ty) if parts.iter().all(|p| p.blocks.as_ref().is_some_and(|b| b.ty == ty)) => {
+                let mut bytes = Vec::new();
+                parts.iter().filter_map(|p| p.blocks.as_ref()).for_each(|b| bytes.extend_from_slice(&b.bytes));
+                Some(Blocks { ty, bytes: Arc::new(bytes), rows: shape[0] as usize, cols: shape[1] as usize })
             }
             _ => None,
         };
-        Ok(Linear { weight, bias, blocks, int8: parts[0].int8, lora: None, parts: Vec::new() })
+        // The fused weight stays in blocks alone when every part did; else the parts' tensors
+        // (dequantized where a part had none) are concatenated.
+        let weight = if blocks.is_some() && parts.iter().all(|p| p.weight.is_none()) {
+            None
+        } else {
+            let weights = parts.iter().map(Linear::dense).collect::<Result<Vec<_>>>()?;
+            Some(Weight(Tensor::f_cat(&weights, 0)?))
+        };
+        Ok(Linear { weight, shape, bias, blocks, int8: parts[0].int8, lora: None, parts: Vec::new() })
     }
 
     /// A layer of an already loaded weight (`[out, in]`): a head tied to the token
     /// embedding (shared, not copied), with an optional bias.
     pub fn from_weight(weight: &Weight, bias: Option<Weight>) -> Self {
-        Linear { weight: Weight(weight.shallow_clone()), bias, blocks: None, int8: false, lora: None, parts: Vec::new() }
+        let size = weight.size();
+        let shape = [size[0], size.get(1).copied().unwrap_or(0)];
+        Linear { weight: Some(Weight(weight.shallow_clone())), shape, bias, blocks: None, int8: false, lora: None, parts: Vec::new() }
     }
 
     /// The output head: `output.weight`, or the token embedding itself (shared, not
     /// copied) when the head is tied.
-    pub fn load_head(w: &Loader, embed: &Weight) -> Result<Self> {
-        let (weight, blocks) = match w.get_opt("output.weight", &embed.size())? {
-            Some(head) => (head, w.blocks("output.weight")),
-            None => (Weight(embed.shallow_clone()), w.blocks("token_embd.weight")),
-        };
-        Linear { weight, bias: None, blocks, int8: w.int8, lora: None, parts: Vec::new() }.quantized(w)
+    pub fn load_head(w: &Loader, embed: &Embedding, [v, h]: [i64; 2]) -> Result<Self> {
+        let linear = |weight, blocks| Linear { weight, shape: [v, h], bias: None, blocks, int8: w.int8, lora: None, parts: Vec::new() };
+        if w.source.contains("output.weight") {
+            return match w.blocks("output.weight", [v, h]) {
+                Some(blocks) => Ok(linear(None, Some(blocks))),
+                None => linear(Some(w.get("output.weight", &[v, h])?), None).quantized(w),
+            };
+        }
+        match embed {
+            Embedding::Blocks(blocks) => Ok(linear(None, Some(blocks.clone()))),
+            Embedding::Dense(e) => linear(Some(Weight(e.shallow_clone())), w.blocks("token_embd.weight", [v, h])).quantized(w),
+        }
+    }
+
+    fn device(&self) -> Device {
+        self.weight.as_ref().map_or(Device::Cpu, |w| w.device())
+    }
+
+    /// The weight as a tensor: its own, or its blocks dequantized (a new tensor).
+    fn dense(&self) -> Result<Tensor> {
+        match (&self.weight, &self.blocks) {
+            (Some(w), _) => Ok(w.shallow_clone()),
+            (None, Some(b)) => b.dense(),
+            (None, None) => Err(MedgenError::Internal("a linear layer without a weight".into())),
+        }
     }
 
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
@@ -130,8 +186,8 @@ impl Linear {
     /// The layer without its adapter. Where gradients flow (a trainable weight, or an input
     /// that carries an adapter's gradient back), libtorch's differentiable product.
     fn forward_base(&self, x: &Tensor) -> Result<Tensor> {
-        if x.requires_grad() || self.weight.requires_grad() {
-            let y = self.matmul(x, &self.weight)?;
+        if x.requires_grad() || self.weight.as_ref().is_some_and(|w| w.requires_grad()) {
+            let y = self.matmul(x, &self.dense()?)?;
             return Ok(match &self.bias {
                 Some(b) => y.f_add(b)?,
                 None => y,
@@ -145,10 +201,10 @@ impl Linear {
                 return self.forward_rows(x, rows, &size, m as usize);
             }
         }
-        if x.device() == Device::Cpu && rayon::current_num_threads() > 1 {
+        if x.device() == Device::Cpu && (rayon::current_num_threads() > 1 || self.weight.is_none()) {
             return self.forward_split(x);
         }
-        let y = self.matmul(x, &self.weight)?;
+        let y = self.matmul(x, &self.dense()?)?;
         Ok(match &self.bias {
             Some(b) => y.f_add(b)?,
             None => y,
@@ -168,7 +224,7 @@ impl Linear {
     /// `Model::load`), so the output features are split across medgen's threads, each
     /// multiplying by its own slice of the weight's rows.
     fn forward_split(&self, x: &Tensor) -> Result<Tensor> {
-        let out = self.weight.size()[0];
+        let out = self.shape[0];
         let parts = rayon::current_num_threads() as i64;
         let chunk = (out + parts - 1) / parts;
         // A shallow clone per task: tensors may move between threads but not be shared.
@@ -179,7 +235,7 @@ impl Linear {
             .map(|(i, x)| {
                 let start = i as i64 * chunk;
                 let len = chunk.min(out - start);
-                self.matmul(&x, &self.weight.f_narrow(0, start, len)?)
+                self.product(&x, start as usize, len as usize)
             })
             .collect();
         let pieces = pieces.into_iter().collect::<Result<Vec<_>>>()?;
@@ -190,6 +246,35 @@ impl Linear {
         })
     }
 
+    /// `x` times rows `start..start + len` of the weight: a view of its tensor or, for a
+    /// layer kept in blocks, those rows dequantized a panel at a time into this thread's
+    /// buffer, each panel through libtorch's GEMM.
+    fn product(&self, x: &Tensor, start: usize, len: usize) -> Result<Tensor> {
+        let blocks = match (&self.weight, &self.blocks) {
+            (Some(w), _) => return self.matmul(x, &w.f_narrow(0, start as i64, len as i64)?),
+            (None, Some(b)) => b,
+            (None, None) => return Err(MedgenError::Internal("a linear layer without a weight".into())),
+        };
+        let x32 = x.f_to_kind(Kind::Float)?;
+        let panel = (PANEL_VALUES / blocks.cols.max(1)).max(1);
+        let mut pieces = Vec::new();
+        for first in (start..start + len).step_by(panel) {
+            let n = panel.min(start + len - first);
+            let y = PANEL.with_borrow_mut(|buffer| -> Result<Tensor> {
+                buffer.resize(n * blocks.cols, 0.0);
+                blocks.dequantize_rows(first, buffer)?;
+                let size = [n as i64, blocks.cols as i64];
+                // SAFETY: `buffer` holds `n * cols` initialised f32s and outlives `w`, which
+                // the product only reads; the product's output is a new tensor.
+                let w = unsafe { Tensor::f_from_blob(buffer.as_ptr() as *const u8, &size, &[], Kind::Float, Device::Cpu)? };
+                Ok(x32.f_linear::<&Tensor>(&w, None)?)
+            })?;
+            pieces.push(y);
+        }
+        let y = if pieces.len() == 1 { pieces.remove(0) } else { Tensor::f_cat(&pieces, -1)? };
+        Ok(if x.kind() == Kind::Float { y } else { y.f_to_kind(x.kind())? })
+    }
+
     /// A few activation rows (a decode step of one sequence, of its beams or of a small
     /// batch) through medgen's kernel, which reads the weight once for all of them.
     fn forward_rows(&self, x: &Tensor, rows: kernels::Rows, size: &[i64], m: usize) -> Result<Tensor> {
@@ -197,7 +282,7 @@ impl Linear {
             Kind::Float => x.f_contiguous()?,
             _ => x.f_to_kind(Kind::Float)?.f_contiguous()?,
         };
-        let out = self.weight.size()[0];
+        let out = self.shape[0];
         let mut shape = size.to_vec();
         if let Some(last) = shape.last_mut() {
             *last = out;
@@ -239,7 +324,7 @@ impl Linear {
 
     /// The weight's data, when it is a contiguous f32 CPU tensor.
     pub fn weight_f32(&self) -> Option<&[f32]> {
-        self.weight.f32_slice()
+        self.weight.as_ref()?.f32_slice()
     }
 
     /// Whether [`Linear::matvec`] can run this layer.
@@ -250,7 +335,7 @@ impl Linear {
     /// Output features.
     pub fn out_features(&self) -> usize {
         if self.parts.is_empty() {
-            self.weight.size()[0] as usize
+            self.shape[0] as usize
         } else {
             self.parts.iter().map(Linear::out_features).sum()
         }
@@ -261,10 +346,10 @@ impl Linear {
         if self.lora.is_some() || !self.parts.is_empty() {
             return None;
         }
-        if let Some(rows) = self.blocks.as_ref().and_then(|(ty, b)| kernels::Rows::from_blocks(*ty, b)) {
+        if let Some(rows) = self.blocks.as_ref().and_then(Blocks::rows) {
             return Some(rows);
         }
-        let w = &self.weight;
+        let w = self.weight.as_ref()?;
         if w.device() != Device::Cpu || !w.is_contiguous() {
             return None;
         }
@@ -278,5 +363,85 @@ impl Linear {
                 _ => None,
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::formats::quants::{quantize, GgmlType};
+
+    /// A `[rows, cols]` matrix of Q8_0 blocks from seeded values.
+    fn blocks(rows: usize, cols: usize) -> Blocks {
+        let values: Vec<f32> = (0..rows * cols).map(|i| ((i * 7919 % 1000) as f32 / 500.0 - 1.0) * 0.1).collect();
+        Blocks { ty: GgmlType::Q8_0, bytes: Arc::new(quantize(GgmlType::Q8_0, &values).unwrap()), rows, cols }
+    }
+
+    fn layer(blocks: &Blocks, dense: bool) -> Linear {
+        let weight = dense.then(|| Weight(blocks.dense().unwrap()));
+        let shape = [blocks.rows as i64, blocks.cols as i64];
+        Linear { weight, shape, bias: None, blocks: Some(blocks.clone()), int8: false, lora: None, parts: Vec::new() }
+    }
+
+    fn input(rows: i64, cols: i64) -> Tensor {
+        Tensor::arange(rows * cols, (Kind::Float, Device::Cpu)).sin().view([1, rows, cols])
+    }
+
+    /// A layer kept in blocks alone gives what the dense weight gives: for a few rows (the
+    /// kernels), for many (panels through the GEMM, several panels for a large matrix), on
+    /// one thread and on two.
+    #[test]
+    fn a_layer_in_blocks_alone_equals_its_dense_weight() {
+        tch::no_grad(|| {
+            for threads in [1, 2] {
+                let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+                for (rows, cols) in [(96, 64), (PANEL_VALUES / 64 + 333, 64)] {
+                    let b = blocks(rows, cols);
+                    let (kept, dense) = (layer(&b, false), layer(&b, true));
+                    for m in [3, 40] {
+                        let err = pool.install(|| {
+                            let x = input(m, cols as i64);
+                            let y = kept.forward(&x).unwrap();
+                            assert_eq!(y.size(), [1, m, rows as i64]);
+                            (&y - dense.forward(&x).unwrap()).abs().max().double_value(&[])
+                        });
+                        assert!(err < 1e-4, "{threads} threads, {rows}x{cols}, {m} rows: {err}");
+                    }
+                }
+            }
+        });
+    }
+
+    /// Fusing layers kept in blocks keeps one matrix in blocks, rows in order.
+    #[test]
+    fn fused_layers_in_blocks_stay_in_blocks() {
+        tch::no_grad(|| {
+            let (a, b) = (blocks(32, 64), blocks(64, 64));
+            let fused = Linear::fuse(vec![layer(&a, false), layer(&b, false)]).unwrap();
+            assert!(fused.weight.is_none());
+            assert_eq!(fused.out_features(), 96);
+            let x = input(20, 64);
+            let want = Tensor::cat(&[layer(&a, true).forward(&x).unwrap(), layer(&b, true).forward(&x).unwrap()], -1);
+            let err = (fused.forward(&x).unwrap() - want).abs().max().double_value(&[]);
+            assert!(err < 1e-4, "{err}");
+        });
+    }
+
+    /// An embedding in blocks looks up the rows the dense one holds, and refuses ids outside
+    /// the vocabulary with a typed error.
+    #[test]
+    fn an_embedding_in_blocks_looks_up_the_dense_rows() {
+        let b = blocks(50, 64);
+        let (kept, dense) = (Embedding::Blocks(b.clone()), Embedding::Dense(Weight(b.dense().unwrap())));
+        let ids = Tensor::from_slice(&[0i64, 49, 7, 7]).view([2, 2]);
+        let y = kept.forward(&ids).unwrap();
+        assert_eq!(y.size(), [2, 2, 64]);
+        assert_eq!((&y - dense.forward(&ids).unwrap()).abs().max().double_value(&[]), 0.0);
+        assert_eq!(kept.row(49), dense.row(49));
+        for bad in [50i64, -1] {
+            let err = kept.forward(&Tensor::from_slice(&[bad]).view([1, 1])).unwrap_err();
+            assert!(matches!(err, MedgenError::InvalidArgument { .. }), "{err}");
+        }
+        assert_eq!(kept.row(50), None);
     }
 }

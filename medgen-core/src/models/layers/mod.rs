@@ -2,6 +2,7 @@
 //! LoRA adapters belong in these types (LoRA in [`Linear`]), so that every family gets them.
 
 mod attention;
+mod embedding;
 mod kv_cache;
 mod linear;
 mod lora;
@@ -13,4 +14,5 @@ pub use kv_cache::KvCache;
 pub(crate) use linear::Linear;
 pub(crate) use norm::LayerNorm;
 pub(crate) use lora::{dropout, per_example, train_mode, training, Lora};
-pub(crate) use weight::{peft_key, AdapterSpec, Loaded, Loader, Weight};
+pub(crate) use embedding::Embedding;
+pub(crate) use weight::{peft_key, AdapterSpec, Blocks, Loaded, Loader, Weight};

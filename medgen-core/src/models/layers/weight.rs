@@ -4,6 +4,7 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
+use std::sync::Arc;
 
 use tch::{Device, Kind, Tensor};
 
@@ -33,6 +34,41 @@ impl Weight {
         // SAFETY: a contiguous f32 CPU tensor of `numel` elements starts at `data_ptr`; the
         // weight is never mutated and outlives the borrow of `self`.
         Some(unsafe { std::slice::from_raw_parts(t.data_ptr() as *const f32, t.numel()) })
+    }
+}
+
+/// A `[rows, cols]` matrix in GGUF blocks, rows in PyTorch order, as the CPU kernels read
+/// it; shared where two layers read one matrix (a head tied to the token embedding).
+#[derive(Clone)]
+pub(crate) struct Blocks {
+    pub ty: GgmlType,
+    pub bytes: Arc<Vec<u8>>,
+    pub rows: usize,
+    pub cols: usize,
+}
+
+impl Blocks {
+    fn row_bytes(&self) -> usize {
+        let (qk, size) = self.ty.block();
+        self.cols / qk * size
+    }
+
+    /// Rows `start..` dequantized into `out`, as many as it holds (`out.len() / cols`).
+    pub fn dequantize_rows(&self, start: usize, out: &mut [f32]) -> Result<()> {
+        let n = out.len() / self.cols;
+        let bytes = self.bytes.get(start * self.row_bytes()..(start + n) * self.row_bytes());
+        let bytes = bytes.ok_or_else(|| MedgenError::Internal(format!("rows {start}..{} of {}", start + n, self.rows)))?;
+        crate::formats::quants::dequantize_into(self.ty, bytes, out)
+    }
+
+    /// The whole matrix as a dense f32 tensor.
+    pub fn dense(&self) -> Result<Tensor> {
+        let values = crate::formats::quants::dequantize(self.ty, &self.bytes, self.rows * self.cols)?;
+        Ok(Tensor::f_from_slice(&values)?.f_view([self.rows as i64, self.cols as i64])?)
+    }
+
+    pub fn rows(&self) -> Option<kernels::Rows<'_>> {
+        kernels::Rows::from_blocks(self.ty, &self.bytes)
     }
 }
 
@@ -170,15 +206,17 @@ impl Loader<'_> {
         Ok(Weight(merged))
     }
 
-    /// The stored blocks of a weight that the CPU kernels can multiply directly (none for
-    /// trainable weights, whose values change).
-    pub fn blocks(&self, name: &str) -> Option<(GgmlType, Vec<u8>)> {
+    /// The stored blocks of a `[out, in]` weight that the CPU kernels can multiply directly
+    /// (none for trainable weights, whose values change, or where the stored size differs).
+    pub fn blocks(&self, name: &str, [out, inp]: [i64; 2]) -> Option<Blocks> {
         if self.device != Device::Cpu || self.trainable {
             return None;
         }
-        self.source
-            .quantized(name)
-            .filter(|(ty, _)| kernels::reads_blocks(*ty))
+        let (ty, bytes) = self.source.quantized(name).filter(|(ty, _)| kernels::reads_blocks(*ty))?;
+        let (rows, cols) = (usize::try_from(out).ok()?, usize::try_from(inp).ok()?);
+        let (qk, size) = ty.block();
+        let fits = cols % qk == 0 && rows.checked_mul(cols / qk * size) == Some(bytes.len());
+        fits.then(|| Blocks { ty, bytes: Arc::new(bytes), rows, cols })
     }
 
     /// `weight` (`[out, in]`) quantized to the blocks of [`Loader::quantize`], where it is set,
