@@ -27,14 +27,25 @@ NEW = 128
 PROMPT = (ROOT / "examples/notes/discharge_note.txt").read_text().split("Exam:")[0].strip()
 
 
+def run_with_rss(args):
+    """A command's stdout and its peak resident memory in MiB (the child's own, by wait4)."""
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    out = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise subprocess.CalledProcessError(proc.returncode, args)
+    return out, usage.ru_maxrss / 1024
+
+
 def medgen(dtype, *flags):
     args = [str(MEDGEN), "generate", "--json", "--greedy", "--prompt", PROMPT, "--dtype", dtype,
             "--threads", str(THREADS), "--max-new-tokens", str(NEW), "--min-new-tokens", str(NEW), *flags]
-    runs = [json.loads(subprocess.run(args, capture_output=True, text=True, check=True).stdout) for _ in range(2)]
-    best = max(runs, key=lambda r: r["timings"]["decode_tokens_per_s"])
+    runs = [run_with_rss(args) for _ in range(2)]
+    best = max((json.loads(out) for out, _ in runs), key=lambda r: r["timings"]["decode_tokens_per_s"])
     t = best["timings"]
     return {"load_s": t["load_s"], "prefill": t["prefill_tokens_per_s"], "decode": t["decode_tokens_per_s"],
-            "prompt_tokens": len(best["prompt_token_ids"])}
+            "prompt_tokens": len(best["prompt_token_ids"]), "rss": max(rss for _, rss in runs)}
 
 
 def transformers_f32():
@@ -164,6 +175,17 @@ def main():
     for name, r in rows.items():
         vs_cpp = f"{r['decode'] / cpp['decode']:.2f}x" if cpp else "(not installed)"
         print(f"| {name} | {r['load_s']:.2f} | {r['prefill']:.0f} | {r['decode']:.1f} | {r['decode'] / ref['decode']:.2f}x | {vs_cpp} |")
+    # Memory: a medgen process's peak RSS while generating, less that of the same binary
+    # doing nothing (`--version`: libtorch's libraries mapped and relocated), against the
+    # weight file's size. The KV cache of this request is under 3 MiB.
+    _, idle = run_with_rss([str(MEDGEN), "--version"])
+    size = DEFAULT_DIR.joinpath(DEFAULT_FILE).stat().st_size / 2**20
+    print(f"\nPeak RSS while generating ({size:.0f} MiB weight file; `medgen --version` alone: {idle:.0f} MiB)\n")
+    print("| engine | peak RSS (MiB) | above the idle binary (MiB) | above idle / file size |")
+    print("|---|---|---|---|")
+    for name, r in rows.items():
+        if "rss" in r:
+            print(f"| {name} | {r['rss']:.0f} | {r['rss'] - idle:.0f} | {(r['rss'] - idle) / size:.2f} |")
     print("\nDecode-step logits against transformers f32 (relative L2, per prompt of tests/test_reference.py), "
           "and prompts whose 32 greedy tokens equal transformers'\n")
     print("| engine | relative L2 per prompt | mean | greedy equal |")

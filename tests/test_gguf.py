@@ -291,3 +291,27 @@ def test_out_file_is_never_overwritten_silently_nor_left_half_written(tmp_path):
     proc = medgen("tensor", "--model", path, "no.such.tensor", "--out", tmp_path / "new.npy")
     assert proc.returncode == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.gguf", "o.npy"]
+
+
+def peak_rss_mib(*args):
+    """Peak resident memory (MiB) of one medgen command, by wait4 on it alone."""
+    import os
+
+    proc = subprocess.Popen([str(MEDGEN), *map(str, args)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, proc.stderr.read()
+    return usage.ru_maxrss / 1024
+
+
+def test_generating_costs_about_the_weight_file_in_memory():
+    """The default GGUF's blocks are used as stored: no dense f32 copy of its weights (4 to 8
+    times the file) is made at load. Peak memory while generating, above that of the same
+    binary doing nothing (libtorch's libraries), stays under 1.3 times the file, with a
+    prompt long enough to go through the prefill's products (not the decode kernels)."""
+    from conftest import DEFAULT_DIR, DEFAULT_FILE
+
+    size = (DEFAULT_DIR / DEFAULT_FILE).stat().st_size / 2**20
+    prompt = "Discharge summary. " + "The patient was admitted with chest pain and discharged home. " * 6
+    idle = peak_rss_mib("--version")
+    generating = peak_rss_mib("generate", "--prompt", prompt, "--max-new-tokens", 8, "--threads", 2)
+    assert generating - idle < 1.3 * size, (generating, idle, size)
