@@ -157,6 +157,9 @@ def accuracy(cpp):
 
 
 def main():
+    # First, while this process is small: a child's peak RSS counts what it shared with its
+    # parent before exec.
+    _, idle = run_with_rss([str(MEDGEN), "--version"])
     rows = {"medgen f32": medgen("f32"), "medgen bf16": medgen("bf16"),
             "medgen int8 activations": medgen("f32", "--int8-activations"), "transformers f32": transformers_f32()}
     try:
@@ -178,7 +181,6 @@ def main():
     # Memory: a medgen process's peak RSS while generating, less that of the same binary
     # doing nothing (`--version`: libtorch's libraries mapped and relocated), against the
     # weight file's size. The KV cache of this request is under 3 MiB.
-    _, idle = run_with_rss([str(MEDGEN), "--version"])
     size = DEFAULT_DIR.joinpath(DEFAULT_FILE).stat().st_size / 2**20
     print(f"\nPeak RSS while generating ({size:.0f} MiB weight file; `medgen --version` alone: {idle:.0f} MiB)\n")
     print("| engine | peak RSS (MiB) | above the idle binary (MiB) | above idle / file size |")

@@ -12,9 +12,9 @@ pub(crate) enum Embedding {
 }
 
 impl Embedding {
-    /// `name`, `[vocab, hidden]`: kept in its blocks where [`Loader::blocks`] gives them.
+    /// `name`, `[vocab, hidden]`: kept in its blocks alone where the loader allows it.
     pub fn load(w: &Loader, name: &str, shape: [i64; 2]) -> Result<Self> {
-        match w.blocks(name, shape) {
+        match w.blocks(name, shape).filter(|_| w.blocks_alone()) {
             Some(blocks) => Ok(Embedding::Blocks(blocks)),
             None => Ok(Embedding::Dense(w.get(name, &shape)?)),
         }

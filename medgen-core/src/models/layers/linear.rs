@@ -53,7 +53,7 @@ impl Linear {
         let blocks = w.blocks(&format!("{name}.weight"), [out, inp]);
         let lora = w.adapter(name, out, inp)?;
         let shape = [out, inp];
-        if lora.is_none() && blocks.is_some() {
+        if lora.is_none() && blocks.is_some() && w.blocks_alone() {
             return Ok(Linear { weight: None, shape, bias, blocks, int8: w.int8, lora, parts: Vec::new() });
         }
         let weight = w.get(&format!("{name}.weight"), &shape)?;
@@ -139,8 +139,8 @@ impl Linear {
         let linear = |weight, blocks| Linear { weight, shape: [v, h], bias: None, blocks, int8: w.int8, lora: None, parts: Vec::new() };
         if w.source.contains("output.weight") {
             return match w.blocks("output.weight", [v, h]) {
-                Some(blocks) => Ok(linear(None, Some(blocks))),
-                None => linear(Some(w.get("output.weight", &[v, h])?), None).quantized(w),
+                Some(blocks) if w.blocks_alone() => Ok(linear(None, Some(blocks))),
+                blocks => linear(Some(w.get("output.weight", &[v, h])?), blocks).quantized(w),
             };
         }
         match embed {

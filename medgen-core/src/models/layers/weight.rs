@@ -219,6 +219,12 @@ impl Loader<'_> {
         fits.then(|| Blocks { ty, bytes: Arc::new(bytes), rows, cols })
     }
 
+    /// Whether weights with [`Loader::blocks`] are kept in them alone, without a tensor: not
+    /// where adapters load (training saves, and `merge` writes, every weight as a tensor).
+    pub fn blocks_alone(&self) -> bool {
+        self.adapters.is_none()
+    }
+
     /// `weight` (`[out, in]`) quantized to the blocks of [`Loader::quantize`], where it is set,
     /// the weight is on the CPU and frozen, and `in` is a multiple of 32.
     pub fn quantized(&self, weight: &Tensor) -> Result<Option<(GgmlType, Vec<u8>)>> {
