@@ -41,7 +41,14 @@ pub trait WeightSource {
 
     /// The stored blocks of a quantized 2-D tensor, rows in PyTorch order, when the source
     /// keeps one (GGUF); `None` otherwise.
-    fn quantized(&self, _name: &str) -> Option<(quants::GgmlType, Vec<u8>)> {
+    fn quantized(&self, name: &str) -> Option<(quants::GgmlType, Vec<u8>)> {
+        let mut out = Vec::new();
+        self.quantized_into(name, &mut out).map(|ty| (ty, out))
+    }
+
+    /// [`WeightSource::quantized`] appended to `out` (several tensors read into one buffer
+    /// without a copy each): the blocks' type, or `None` with `out` unchanged.
+    fn quantized_into(&self, _name: &str, _out: &mut Vec<u8>) -> Option<quants::GgmlType> {
         None
     }
 
@@ -86,7 +93,7 @@ impl WeightSource for GgufWeights<'_> {
         }
     }
 
-    fn quantized(&self, name: &str) -> Option<(quants::GgmlType, Vec<u8>)> {
+    fn quantized_into(&self, name: &str, out: &mut Vec<u8>) -> Option<quants::GgmlType> {
         let info = self.file.tensor_info(name)?;
         if info.dims.len() != 2 || !quants::is_supported(info.ggml_type) {
             return None;
@@ -95,14 +102,15 @@ impl WeightSource for GgufWeights<'_> {
         let rows = info.dims[1];
         let row_bytes = bytes.len() / rows;
         let Some(heads) = self.permuted(name) else {
-            return Some((info.ggml_type, bytes.to_vec()));
+            out.extend_from_slice(bytes);
+            return Some(info.ggml_type);
         };
         // Whole rows move, so the blocks can be reordered without decoding them.
         let half = rows / heads / 2;
         if half == 0 || rows % (2 * heads) != 0 {
             return None;
         }
-        let mut out = Vec::with_capacity(bytes.len());
+        out.reserve(bytes.len());
         for h in 0..heads {
             for a in 0..2 {
                 for b in 0..half {
@@ -111,7 +119,7 @@ impl WeightSource for GgufWeights<'_> {
                 }
             }
         }
-        Some((info.ggml_type, out))
+        Some(info.ggml_type)
     }
 }
 

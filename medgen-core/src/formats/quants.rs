@@ -183,6 +183,10 @@ pub fn dequantize(ty: GgmlType, bytes: &[u8], n: usize) -> Result<Vec<f32>> {
     let n_blocks = n / qk;
     let threads = std::thread::available_parallelism().map_or(1, |p| p.get());
     let per_thread = n_blocks.div_ceil(threads).max(4096 / qk.max(1));
+    if per_thread >= n_blocks {
+        dequantize_into(ty, bytes, &mut out)?;
+        return Ok(out);
+    }
     std::thread::scope(|s| {
         for (ys, bs) in out.chunks_mut(per_thread * qk).zip(bytes.chunks(per_thread * size)) {
             s.spawn(move || dequantize_into(ty, bs, ys));

@@ -91,20 +91,13 @@ impl Gemma3 {
             let n = |s: &str| format!("blk.{i}.{s}");
             layers.push(Layer {
                 attn_norm: Norm::load(w, &n("attn_norm.weight"), h)?,
-                qkv: Linear::fuse(vec![
-                    Linear::load(w, &n("attn_q"), q_dim, h, false)?,
-                    Linear::load(w, &n("attn_k"), kv_dim, h, false)?,
-                    Linear::load(w, &n("attn_v"), kv_dim, h, false)?,
-                ])?,
+                qkv: Linear::load_fused(w, &[(n("attn_q"), q_dim), (n("attn_k"), kv_dim), (n("attn_v"), kv_dim)], h, false)?,
                 q_norm: Norm::load(w, &n("attn_q_norm.weight"), hd)?,
                 k_norm: Norm::load(w, &n("attn_k_norm.weight"), hd)?,
                 o: Linear::load(w, &n("attn_output"), h, q_dim, false)?,
                 post_attn_norm: Norm::load(w, &n("post_attention_norm.weight"), h)?,
                 ffn_norm: Norm::load(w, &n("ffn_norm.weight"), h)?,
-                gate_up: Linear::fuse(vec![
-                    Linear::load(w, &n("ffn_gate"), ff, h, false)?,
-                    Linear::load(w, &n("ffn_up"), ff, h, false)?,
-                ])?,
+                gate_up: Linear::load_fused(w, &[(n("ffn_gate"), ff), (n("ffn_up"), ff)], h, false)?,
                 down: Linear::load(w, &n("ffn_down"), h, ff, false)?,
                 post_ffn_norm: Norm::load(w, &n("post_ffw_norm.weight"), h)?,
                 sliding,

@@ -45,17 +45,10 @@ impl Llama {
             let n = |s: &str| format!("blk.{i}.{s}");
             layers.push(Layer {
                 attn_norm: w.get(&n("attn_norm.weight"), &[h])?,
-                qkv: Linear::fuse(vec![
-                    Linear::load(w, &n("attn_q"), q_dim, h, bias)?,
-                    Linear::load(w, &n("attn_k"), kv_dim, h, bias)?,
-                    Linear::load(w, &n("attn_v"), kv_dim, h, bias)?,
-                ])?,
+                qkv: Linear::load_fused(w, &[(n("attn_q"), q_dim), (n("attn_k"), kv_dim), (n("attn_v"), kv_dim)], h, bias)?,
                 o: Linear::load(w, &n("attn_output"), h, q_dim, false)?,
                 ffn_norm: w.get(&n("ffn_norm.weight"), &[h])?,
-                gate_up: Linear::fuse(vec![
-                    Linear::load(w, &n("ffn_gate"), ff, h, false)?,
-                    Linear::load(w, &n("ffn_up"), ff, h, false)?,
-                ])?,
+                gate_up: Linear::load_fused(w, &[(n("ffn_gate"), ff), (n("ffn_up"), ff)], h, false)?,
                 down: Linear::load(w, &n("ffn_down"), h, ff, false)?,
             });
         }

@@ -81,6 +81,23 @@ impl Linear {
         Ok(self)
     }
 
+    /// The layers `(name, out)` (each as [`Linear::load`] loads it) fused into one
+    /// ([`Linear::fuse`]); where they are kept in blocks alone, read into one buffer.
+    pub fn load_fused(w: &Loader, parts: &[(String, i64)], inp: i64, bias: bool) -> Result<Self> {
+        let blocks = if w.blocks_alone() { w.fused_blocks(parts, inp) } else { None };
+        let Some(blocks) = blocks else {
+            return Linear::fuse(parts.iter().map(|(name, out)| Linear::load(w, name, *out, inp, bias)).collect::<Result<_>>()?);
+        };
+        let mut biases = Vec::new();
+        for (name, out) in parts {
+            let name = format!("{name}.bias");
+            biases.push((if bias { Some(w.get(&name, &[*out])?) } else { w.get_opt(&name, &[*out])? }, *out));
+        }
+        let shape = [blocks.rows as i64, inp];
+        let bias = concat_biases(&biases, Device::Cpu)?;
+        Ok(Linear { weight: None, shape, bias, blocks: Some(blocks), int8: w.int8, lora: None, parts: Vec::new() })
+    }
+
     /// Several layers that read the same input as one (q, k and v; gate and up): one
     /// product per step instead of several. Outputs are concatenated in order.
     /// Layers whose weights train or carry adapters stay apart, each its own product.
@@ -91,38 +108,27 @@ impl Linear {
             let weight = Weight(Tensor::f_empty([0], (Kind::Float, device))?);
             return Ok(Linear { weight: Some(weight), shape, bias: None, blocks: None, int8: false, lora: None, parts });
         }
-        // A part without a bias contributes zeros, if any part has one.
-        let bias = if let Some(kind) = parts.iter().find_map(|p| p.bias.as_ref().map(|b| b.kind())) {
-            let biases = parts
-                .iter()
-                .map(|p| match &p.bias {
-                    Some(b) => Ok(b.shallow_clone()),
-                    None => Tensor::f_zeros([p.shape[0]], (kind, device)),
-                })
-                .collect::<std::result::Result<Vec<_>, _>>()?;
-            Some(Weight(Tensor::f_cat(&biases, 0)?))
-        } else {
-            None
-        };
+        let biases: Vec<_> = parts.iter().map(|p| (p.bias.as_ref().map(|b| Weight(b.shallow_clone())), p.shape[0])).collect();
+        let bias = concat_biases(&biases, device)?;
         // Rows of blocks concatenate like rows of numbers, when every part has the same type.
-        let ty = parts[0].blocks.as_ref().map(|b| b.ty);
-        let blocks = match ty {
-            Some(ty) if parts.iter().all(|p| p.blocks.as_ref().is_some_and(|b| b.ty == ty)) => {
-                let mut bytes = Vec::new();
-                parts.iter().filter_map(|p| p.blocks.as_ref()).for_each(|b| bytes.extend_from_slice(&b.bytes));
-                Some(Blocks { ty, bytes: Arc::new(bytes), rows: shape[0] as usize, cols: shape[1] as usize })
-            }
-            _ => None,
-        };
+        let ty = parts[0].blocks.as_ref().map(|b| b.ty).filter(|&ty| parts.iter().all(|p| p.blocks.as_ref().is_some_and(|b| b.ty == ty)));
         // The fused weight stays in blocks alone when every part did; else the parts' tensors
         // (dequantized where a part had none) are concatenated.
-        let weight = if blocks.is_some() && parts.iter().all(|p| p.weight.is_none()) {
+        let weight = if ty.is_some() && parts.iter().all(|p| p.weight.is_none()) {
             None
         } else {
             let weights = parts.iter().map(Linear::dense).collect::<Result<Vec<_>>>()?;
             Some(Weight(Tensor::f_cat(&weights, 0)?))
         };
-        Ok(Linear { weight, shape, bias, blocks, int8: parts[0].int8, lora: None, parts: Vec::new() })
+        let int8 = parts[0].int8;
+        // Rows of blocks concatenate like rows of numbers, when every part has the same type.
+        let blocks = ty.map(|ty| {
+            let parts: Vec<_> = parts.iter().filter_map(|p| p.blocks.as_ref()).collect();
+            let mut bytes = Vec::with_capacity(parts.iter().map(|b| b.bytes.len()).sum());
+            parts.iter().for_each(|b| bytes.extend_from_slice(&b.bytes));
+            Blocks { ty, bytes: Arc::new(bytes), rows: shape[0] as usize, cols: shape[1] as usize }
+        });
+        Ok(Linear { weight, shape, bias, blocks, int8, lora: None, parts: Vec::new() })
     }
 
     /// A layer of an already loaded weight (`[out, in]`): a head tied to the token
@@ -366,6 +372,20 @@ impl Linear {
     }
 }
 
+/// The biases of fused layers (`(bias, out)` per part) as one: a part without a bias
+/// contributes zeros, if any part has one.
+fn concat_biases(parts: &[(Option<Weight>, i64)], device: Device) -> Result<Option<Weight>> {
+    let Some(kind) = parts.iter().find_map(|(b, _)| b.as_ref().map(|b| b.kind())) else { return Ok(None) };
+    let biases = parts
+        .iter()
+        .map(|(b, out)| match b {
+            Some(b) => Ok(b.shallow_clone()),
+            None => Tensor::f_zeros([*out], (kind, device)),
+        })
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    Ok(Some(Weight(Tensor::f_cat(&biases, 0)?)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -424,6 +444,50 @@ mod tests {
             let want = Tensor::cat(&[layer(&a, true).forward(&x).unwrap(), layer(&b, true).forward(&x).unwrap()], -1);
             let err = (fused.forward(&x).unwrap() - want).abs().max().double_value(&[]);
             assert!(err < 1e-4, "{err}");
+        });
+    }
+
+    /// A source of Q8_0 blocks and plain tensors, as a GGUF file gives them.
+    struct Source(std::collections::HashMap<String, Blocks>, std::collections::HashMap<String, Tensor>);
+
+    impl crate::formats::WeightSource for Source {
+        fn contains(&self, name: &str) -> bool {
+            self.0.contains_key(name) || self.1.contains_key(name)
+        }
+        fn tensor(&self, name: &str) -> Result<Tensor> {
+            match self.0.get(name) {
+                Some(b) => b.dense(),
+                None => Ok(self.1.get(name).ok_or_else(|| MedgenError::format(name.to_string()))?.shallow_clone()),
+            }
+        }
+        fn quantized_into(&self, name: &str, out: &mut Vec<u8>) -> Option<GgmlType> {
+            let b = self.0.get(name)?;
+            out.extend_from_slice(&b.bytes);
+            Some(b.ty)
+        }
+    }
+
+    /// Layers loaded fused from blocks (one buffer) give what their dense weights give, with
+    /// a bias where one part has it and zeros for the part without.
+    #[test]
+    fn layers_loaded_fused_from_blocks_equal_their_dense_weights_and_biases() {
+        tch::no_grad(|| {
+            let (q, k) = (blocks(32, 64), blocks(16, 64));
+            let bias = Tensor::arange(32, (Kind::Float, Device::Cpu)).f_div_scalar(10.0).unwrap();
+            let source = Source(
+                [("q.weight".to_string(), q.clone()), ("k.weight".to_string(), k.clone())].into(),
+                [("q.bias".to_string(), bias.shallow_clone())].into(),
+            );
+            let loader = Loader::new(&source, Kind::Float, Device::Cpu);
+            let fused = Linear::load_fused(&loader, &[("q".to_string(), 32), ("k".to_string(), 16)], 64, false).unwrap();
+            assert!(fused.weight.is_none() && fused.out_features() == 48);
+            let want_bias = Tensor::cat(&[bias, Tensor::zeros([16], (Kind::Float, Device::Cpu))], 0);
+            for m in [3, 20] {
+                let x = input(m, 64);
+                let want = Tensor::cat(&[layer(&q, true).forward(&x).unwrap(), layer(&k, true).forward(&x).unwrap()], -1) + &want_bias;
+                let err = (fused.forward(&x).unwrap() - want).abs().max().double_value(&[]);
+                assert!(err < 1e-4, "{m} rows: {err}");
+            }
         });
     }
 

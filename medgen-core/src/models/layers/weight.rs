@@ -58,7 +58,11 @@ impl Blocks {
         let n = out.len() / self.cols;
         let bytes = self.bytes.get(start * self.row_bytes()..(start + n) * self.row_bytes());
         let bytes = bytes.ok_or_else(|| MedgenError::Internal(format!("rows {start}..{} of {}", start + n, self.rows)))?;
-        crate::formats::quants::dequantize_into(self.ty, bytes, out)
+        let out = &mut out[..n * self.cols];
+        match kernels::Rows::from_blocks(self.ty, bytes) {
+            Some(rows) if kernels::dequantize(rows, out) => Ok(()),
+            _ => crate::formats::quants::dequantize_into(self.ty, bytes, out),
+        }
     }
 
     /// The whole matrix as a dense f32 tensor.
@@ -214,6 +218,28 @@ impl Loader<'_> {
         }
         let (ty, bytes) = self.source.quantized(name).filter(|(ty, _)| kernels::reads_blocks(*ty))?;
         let (rows, cols) = (usize::try_from(out).ok()?, usize::try_from(inp).ok()?);
+        let (qk, size) = ty.block();
+        let fits = cols % qk == 0 && rows.checked_mul(cols / qk * size) == Some(bytes.len());
+        fits.then(|| Blocks { ty, bytes: Arc::new(bytes), rows, cols })
+    }
+
+    /// The blocks of several `[out, in]` weights (`(name, out)`) of one type, rows concatenated
+    /// in order, read into one buffer: layers fused for one product. `None` unless
+    /// [`Loader::blocks`] would give each.
+    pub fn fused_blocks(&self, parts: &[(String, i64)], inp: i64) -> Option<Blocks> {
+        if self.device != Device::Cpu || self.trainable {
+            return None;
+        }
+        let (mut bytes, mut ty) = (Vec::new(), None);
+        for (name, _) in parts {
+            let t = self.source.quantized_into(name, &mut bytes).filter(|t| kernels::reads_blocks(*t))?;
+            if ty.is_some_and(|ty| ty != t) {
+                return None;
+            }
+            ty = Some(t);
+        }
+        let (ty, cols) = (ty?, usize::try_from(inp).ok()?);
+        let rows = parts.iter().try_fold(0usize, |n, (_, out)| n.checked_add(usize::try_from(*out).ok()?))?;
         let (qk, size) = ty.block();
         let fits = cols % qk == 0 && rows.checked_mul(cols / qk * size) == Some(bytes.len());
         fits.then(|| Blocks { ty, bytes: Arc::new(bytes), rows, cols })
