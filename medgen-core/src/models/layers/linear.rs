@@ -110,7 +110,7 @@ impl Linear {
         }
         let biases: Vec<_> = parts.iter().map(|p| (p.bias.as_ref().map(|b| Weight(b.shallow_clone())), p.shape[0])).collect();
         let bias = concat_biases(&biases, device)?;
-        // Rows of blocks concatenate like rows of numbers, when every part has the same type.
+        // The parts' blocks' type, when they all have blocks of one type.
         let ty = parts[0].blocks.as_ref().map(|b| b.ty).filter(|&ty| parts.iter().all(|p| p.blocks.as_ref().is_some_and(|b| b.ty == ty)));
         // The fused weight stays in blocks alone when every part did; else the parts' tensors
         // (dequantized where a part had none) are concatenated.
@@ -231,8 +231,10 @@ impl Linear {
     /// multiplying by its own slice of the weight's rows.
     fn forward_split(&self, x: &Tensor) -> Result<Tensor> {
         let out = self.shape[0];
-        let parts = rayon::current_num_threads() as i64;
-        let chunk = (out + parts - 1) / parts;
+        let threads = rayon::current_num_threads() as i64;
+        let chunk = ((out + threads - 1) / threads).max(1);
+        // Every part holds at least one row (5 rows on 4 threads: parts of 2, 2 and 1).
+        let parts = (out + chunk - 1) / chunk;
         // A shallow clone per task: tensors may move between threads but not be shared.
         let inputs: Vec<Tensor> = (0..parts).map(|_| x.shallow_clone()).collect();
         let pieces: Vec<Result<Tensor>> = inputs
@@ -277,7 +279,7 @@ impl Linear {
             })?;
             pieces.push(y);
         }
-        let y = if pieces.len() == 1 { pieces.remove(0) } else { Tensor::f_cat(&pieces, -1)? };
+        let y = if pieces.len() == 1 { pieces.swap_remove(0) } else { Tensor::f_cat(&pieces, -1)? };
         Ok(if x.kind() == Kind::Float { y } else { y.f_to_kind(x.kind())? })
     }
 
@@ -413,9 +415,9 @@ mod tests {
     #[test]
     fn a_layer_in_blocks_alone_equals_its_dense_weight() {
         tch::no_grad(|| {
-            for threads in [1, 2] {
+            for threads in [1, 2, 4] {
                 let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-                for (rows, cols) in [(96, 64), (PANEL_VALUES / 64 + 333, 64)] {
+                for (rows, cols) in [(96, 64), (5, 64), (PANEL_VALUES / 64 + 333, 64)] {
                     let b = blocks(rows, cols);
                     let (kept, dense) = (layer(&b, false), layer(&b, true));
                     for m in [3, 40] {
