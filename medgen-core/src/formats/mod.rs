@@ -39,15 +39,9 @@ pub trait WeightSource {
     fn contains(&self, name: &str) -> bool;
     fn tensor(&self, name: &str) -> Result<Tensor>;
 
-    /// The stored blocks of a quantized 2-D tensor, rows in PyTorch order, when the source
-    /// keeps one (GGUF); `None` otherwise.
-    fn quantized(&self, name: &str) -> Option<(quants::GgmlType, Vec<u8>)> {
-        let mut out = Vec::new();
-        self.quantized_into(name, &mut out).map(|ty| (ty, out))
-    }
-
-    /// [`WeightSource::quantized`] appended to `out` (several tensors read into one buffer
-    /// without a copy each): the blocks' type, or `None` with `out` unchanged.
+    /// The stored blocks of a quantized 2-D tensor, rows in PyTorch order, appended to `out`
+    /// (several tensors read into one buffer without a copy each) when the source keeps one
+    /// (GGUF): the blocks' type; `None` otherwise.
     fn quantized_into(&self, _name: &str, _out: &mut Vec<u8>) -> Option<quants::GgmlType> {
         None
     }

@@ -178,7 +178,7 @@ pub fn is_supported(ty: GgmlType) -> bool {
 /// Dequantizes `n` elements of type `ty` from `bytes` (exactly `n / block * block_bytes`).
 pub fn dequantize(ty: GgmlType, bytes: &[u8], n: usize) -> Result<Vec<f32>> {
     let (qk, size) = ty.block();
-    check_length(ty, bytes, n)?;
+    checked_block_fn(ty, bytes, n)?;
     let mut out = vec![0f32; n];
     let n_blocks = n / qk;
     let threads = std::thread::available_parallelism().map_or(1, |p| p.get());
@@ -187,6 +187,7 @@ pub fn dequantize(ty: GgmlType, bytes: &[u8], n: usize) -> Result<Vec<f32>> {
         dequantize_into(ty, bytes, &mut out)?;
         return Ok(out);
     }
+    // Whole blocks per chunk, lengths checked above: no chunk can fail.
     std::thread::scope(|s| {
         for (ys, bs) in out.chunks_mut(per_thread * qk).zip(bytes.chunks(per_thread * size)) {
             s.spawn(move || dequantize_into(ty, bs, ys));
@@ -197,8 +198,7 @@ pub fn dequantize(ty: GgmlType, bytes: &[u8], n: usize) -> Result<Vec<f32>> {
 
 /// Dequantizes `bytes` into `out` on the calling thread, `out.len()` elements.
 pub fn dequantize_into(ty: GgmlType, bytes: &[u8], out: &mut [f32]) -> Result<()> {
-    check_length(ty, bytes, out.len())?;
-    let f = block_fn(ty).ok_or_else(|| MedgenError::Unsupported(format!("GGUF tensor type {ty:?}")))?;
+    let f = checked_block_fn(ty, bytes, out.len())?;
     let (qk, size) = ty.block();
     for (y, b) in out.chunks_exact_mut(qk).zip(bytes.chunks_exact(size)) {
         f(b, y);
@@ -206,15 +206,14 @@ pub fn dequantize_into(ty: GgmlType, bytes: &[u8], out: &mut [f32]) -> Result<()
     Ok(())
 }
 
-fn check_length(ty: GgmlType, bytes: &[u8], n: usize) -> Result<()> {
-    if block_fn(ty).is_none() {
-        return Err(MedgenError::Unsupported(format!("GGUF tensor type {ty:?}")));
-    }
+/// `ty`'s block dequantizer, when `bytes` hold exactly `n` elements of it.
+fn checked_block_fn(ty: GgmlType, bytes: &[u8], n: usize) -> Result<BlockFn> {
+    let f = block_fn(ty).ok_or_else(|| MedgenError::Unsupported(format!("GGUF tensor type {ty:?}")))?;
     let (qk, size) = ty.block();
     if n % qk != 0 || bytes.len() != n / qk * size {
         return Err(MedgenError::format(format!("{ty:?} data of {} bytes does not hold {n} elements", bytes.len())));
     }
-    Ok(())
+    Ok(f)
 }
 
 fn f16_at(b: &[u8], i: usize) -> f32 {

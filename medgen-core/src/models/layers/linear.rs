@@ -161,11 +161,15 @@ impl Linear {
 
     /// The weight as a tensor: its own, or its blocks dequantized (a new tensor).
     fn dense(&self) -> Result<Tensor> {
-        match (&self.weight, &self.blocks) {
-            (Some(w), _) => Ok(w.shallow_clone()),
-            (None, Some(b)) => b.dense(),
-            (None, None) => Err(MedgenError::Internal("a linear layer without a weight".into())),
+        match &self.weight {
+            Some(w) => Ok(w.shallow_clone()),
+            None => self.kept_blocks()?.dense(),
         }
+    }
+
+    /// The blocks of a layer without a weight tensor (which [`Linear::load`] keeps only so).
+    fn kept_blocks(&self) -> Result<&Blocks> {
+        self.blocks.as_ref().ok_or_else(|| MedgenError::Internal("a linear layer without a weight".into()))
     }
 
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
@@ -258,11 +262,10 @@ impl Linear {
     /// layer kept in blocks, those rows dequantized a panel at a time into this thread's
     /// buffer, each panel through libtorch's GEMM.
     fn product(&self, x: &Tensor, start: usize, len: usize) -> Result<Tensor> {
-        let blocks = match (&self.weight, &self.blocks) {
-            (Some(w), _) => return self.matmul(x, &w.f_narrow(0, start as i64, len as i64)?),
-            (None, Some(b)) => b,
-            (None, None) => return Err(MedgenError::Internal("a linear layer without a weight".into())),
-        };
+        if let Some(w) = &self.weight {
+            return self.matmul(x, &w.f_narrow(0, start as i64, len as i64)?);
+        }
+        let blocks = self.kept_blocks()?;
         let x32 = x.f_to_kind(Kind::Float)?;
         let panel = (PANEL_VALUES / blocks.cols.max(1)).max(1);
         let mut pieces = Vec::new();

@@ -213,14 +213,7 @@ impl Loader<'_> {
     /// The stored blocks of a `[out, in]` weight that the CPU kernels can multiply directly
     /// (none for trainable weights, whose values change, or where the stored size differs).
     pub fn blocks(&self, name: &str, [out, inp]: [i64; 2]) -> Option<Blocks> {
-        if self.device != Device::Cpu || self.trainable {
-            return None;
-        }
-        let (ty, bytes) = self.source.quantized(name).filter(|(ty, _)| kernels::reads_blocks(*ty))?;
-        let (rows, cols) = (usize::try_from(out).ok()?, usize::try_from(inp).ok()?);
-        let (qk, size) = ty.block();
-        let fits = cols % qk == 0 && rows.checked_mul(cols / qk * size) == Some(bytes.len());
-        fits.then(|| Blocks { ty, bytes: Arc::new(bytes), rows, cols })
+        self.fused_blocks(&[(name.to_string(), out)], inp)
     }
 
     /// The blocks of several `[out, in]` weights (`(name, out)`) of one type, rows concatenated
