@@ -370,6 +370,12 @@ pub(crate) fn found_by(find: fn(&str, &mut Vec<Span>), text: &str) -> Vec<(Categ
 mod tests {
     use super::*;
 
+    /// A span of `cat` over the first occurrence of `s` in `text`.
+    fn span_in(text: &str, cat: Category, s: &str, conf: f32) -> Span {
+        let start = text.find(s).unwrap();
+        Span::new(cat, start, start + s.len(), conf)
+    }
+
     #[test]
     fn overlapping_spans_of_one_category_merge_and_the_surer_category_wins() {
         let found = vec![
@@ -385,8 +391,7 @@ mod tests {
     #[test]
     fn the_ensemble_lets_no_character_through_where_the_engines_disagree() {
         let text = "record number is eight five nine six, on 03/14/2024, 2024年4月20日 ok";
-        let at = |s: &str| (text.find(s).unwrap(), text.find(s).unwrap() + s.len());
-        let span = |cat, s: &str, conf| Span::new(cat, at(s).0, at(s).1, conf);
+        let span = |cat, s: &str, conf| span_in(text, cat, s, conf);
         let rules = vec![
             span(Category::MedicalRecord, "five nine six", 0.8),
             span(Category::Date, "03/14/2024", 0.95),
@@ -414,8 +419,7 @@ mod tests {
     #[test]
     fn the_taggers_words_beside_a_rules_name_become_names_when_they_can_be() {
         let text = "Mele Havili seen by Dr. Lee agreed; talk to Bill. Good.";
-        let at = |s: &str| (text.find(s).unwrap(), text.find(s).unwrap() + s.len());
-        let span = |s: &str, conf| Span::new(Category::Name, at(s).0, at(s).1, conf);
+        let span = |s: &str, conf| span_in(text, Category::Name, s, conf);
         let rules = vec![span("Mele", 0.9), span("Lee", 0.9)];
         let model = vec![span("Mele Havili", 0.8), span("Lee agreed", 0.8), span("Bill", 0.7), span("Good", 0.6)];
         let got: Vec<&str> = ensemble(text, rules, model).iter().map(|s| &text[s.start..s.end]).collect();
@@ -428,8 +432,7 @@ mod tests {
                     起来三四趟，老周说的。 call the desk, I said; BNP 1,310. \
                     since nineteen sixty; seven point two; he got it at work. he said thursdays. Ama. Ama Owusu. \
                     Back in six weeks; take care. Pharmacist: hi";
-        let at = |s: &str| (text.find(s).unwrap(), text.find(s).unwrap() + s.len());
-        let span = |cat, s: &str| Span::new(cat, at(s).0, at(s).1, 0.8);
+        let span = |cat, s: &str| span_in(text, cat, s, 0.8);
         let rules = vec![span(Category::Date, "ten, fourteen, forty-eight")];
         let model = vec![
             span(Category::Name, "ten"),
@@ -459,8 +462,7 @@ mod tests {
     #[test]
     fn names_after_titles_and_places_named_like_words_stay() {
         let text = "Seen with Dr. Green and Prof. Little; Ms. Page and Asa came from High Point. Doctor: hi";
-        let at = |s: &str| (text.find(s).unwrap(), text.find(s).unwrap() + s.len());
-        let span = |cat, s: &str| Span::new(cat, at(s).0, at(s).1, 0.8);
+        let span = |cat, s: &str| span_in(text, cat, s, 0.8);
         let model = vec![
             span(Category::Name, "Green"),
             span(Category::Name, "Prof. Little"),
