@@ -7,6 +7,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -153,3 +154,24 @@ def tiny_models():
     """name -> folder of a tiny model created by transformers, made once per cache."""
     return {kind: cached(CACHE / "tiny" / kind, lambda path, kind=kind: make_tiny(kind, path))
             for kind in ["gpt2", "qwen2", "llama", "llama_untied"]}
+
+
+def kernel_logits(tmp_path, prompt, *flags, kernels=None, scalar=False):
+    """`medgen debug logits --decode-last` (the prompt's last token through the decode
+    kernels), with MEDGEN_KERNELS set to `kernels` if given, and MEDGEN_SCALAR_KERNELS if
+    `scalar` (the f32 kernels of CPUs without AVX2)."""
+    env = {**os.environ, **({"MEDGEN_KERNELS": kernels} if kernels else {}),
+           **({"MEDGEN_SCALAR_KERNELS": "1"} if scalar else {})}
+    out = tmp_path / "decoded.npy"
+    proc = subprocess.run([str(MEDGEN), "debug", "logits", "--decode-last", "--prompt", prompt, "--out", str(out),
+                           "--force", *flags], env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)["prompt_token_ids"], np.load(out)
+
+
+def peak_rss_mib(*args):
+    """Peak resident memory (MiB) of one medgen command, by wait4 on it alone."""
+    proc = subprocess.Popen([str(MEDGEN), *map(str, args)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, proc.stderr.read()
+    return usage.ru_maxrss / 1024

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from gguf import GGMLQuantizationType as T
 
-from conftest import MEDGEN
+from conftest import MEDGEN, peak_rss_mib
 
 
 def medgen(*args):
@@ -291,16 +291,6 @@ def test_out_file_is_never_overwritten_silently_nor_left_half_written(tmp_path):
     proc = medgen("tensor", "--model", path, "no.such.tensor", "--out", tmp_path / "new.npy")
     assert proc.returncode == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.gguf", "o.npy"]
-
-
-def peak_rss_mib(*args):
-    """Peak resident memory (MiB) of one medgen command, by wait4 on it alone."""
-    import os
-
-    proc = subprocess.Popen([str(MEDGEN), *map(str, args)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0, proc.stderr.read()
-    return usage.ru_maxrss / 1024
 
 
 def test_generating_costs_about_the_weight_file_in_memory():

@@ -8,7 +8,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerFast
 
-from conftest import run_medgen, medgen_json
+from conftest import kernel_logits, medgen_json, run_medgen
 
 PROMPTS = [
     "Patient is a 67-year-old woman admitted with community-acquired pneumonia. Summary:",
@@ -126,22 +126,6 @@ def test_scalar_kernels_match_transformers_too(hf_default, tmp_path):
     assert out["token_ids"] == hf_greedy(model, out["prompt_token_ids"], 32)
     ids = run("logits", "--prompt", PROMPTS[1], "--out", tmp_path / "scalar.npy")["prompt_token_ids"]
     assert rel_l2(np.load(tmp_path / "scalar.npy"), hf_last_logits(model, ids)) < 1e-3
-
-
-def kernel_logits(tmp_path, prompt, *flags, kernels=None):
-    """`medgen debug logits --decode-last` (the prompt's last token through the decode
-    kernels), with MEDGEN_KERNELS set to `kernels` if given."""
-    import os
-    import subprocess
-
-    from conftest import MEDGEN
-
-    env = {**os.environ, **({"MEDGEN_KERNELS": kernels} if kernels else {})}
-    out = tmp_path / "decoded.npy"
-    proc = subprocess.run([str(MEDGEN), "debug", "logits", "--decode-last", "--prompt", prompt, "--out", str(out),
-                           "--force", *flags], env=env, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr
-    return json.loads(proc.stdout)["prompt_token_ids"], np.load(out)
 
 
 def test_decode_step_logits_match_transformers_in_f32_and_within_int8_error_with_int8_activations(hf_default, tmp_path):

@@ -113,7 +113,8 @@ pub struct LoadOptions {
     /// to run with the model (default: none), folded into the adapted layers' weights at load
     /// (PEFT's `merge_and_unload`), so that medgen's CPU kernels run them.
     pub adapter: Option<std::path::PathBuf>,
-    /// Decode steps on the CPU multiply weights kept in GGUF blocks (Q8_0, Q4_0, Q4_1) by
+    /// Decode steps on the CPU multiply weights kept in GGUF blocks (Q8_0, Q4_0, Q4_1, Q5_0,
+    /// Q5_1, Q2_K to Q6_K) by
     /// the activations quantized to 8 bits per block of 32, in integers, as llama.cpp does
     /// (default: false: in f32, on the file's exact values). Faster; the logits move by
     /// about what llama.cpp's move (README, "Performance"). No effect on dense weights,
@@ -121,8 +122,8 @@ pub struct LoadOptions {
     pub int8_activations: bool,
     /// Quantize the linear layers' weights (and the output head) to GGUF blocks at load, for
     /// the CPU decode kernels (default: none). For HF models, whose weights are dense, and for
-    /// the GGUF block types the kernels do not read (Q5_0, K-quants: dequantized, then
-    /// quantized again); weights already in Q8_0, Q4_0 or Q4_1 keep theirs. Layers whose
+    /// the GGUF block types the kernels do not read (IQ types, F16: dequantized, then
+    /// quantized again); weights in blocks the kernels read keep theirs. Layers whose
     /// input width is not a multiple of 32 stay dense. The prompt's pass keeps the dense
     /// weights (libtorch's GEMM). No effect on GPUs or training.
     pub quantize: Option<Quantization>,

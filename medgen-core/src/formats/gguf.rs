@@ -183,6 +183,8 @@ pub struct GgufFile {
     index: HashMap<String, usize>,
     data_start: usize,
     mmap: Mmap,
+    /// Whether `mmap` maps a file (not memory of its own, as in tests): see [`GgufFile::release`].
+    file_backed: bool,
 }
 
 const GGML_MAX_DIMS: usize = 4;
@@ -196,7 +198,7 @@ impl GgufFile {
         // under us by another process can give wrong numbers but not undefined reads here,
         // since every access is bounds-checked against the length taken at open time.
         let mmap = unsafe { Mmap::map(&file) }.map_err(|e| MedgenError::io(&path, e))?;
-        Self::parse(path, mmap)
+        Ok(GgufFile { file_backed: true, ..Self::parse(path, mmap)? })
     }
 
     /// Validates a GGUF image already mapped into memory; `path` names it in errors.
@@ -280,6 +282,7 @@ impl GgufFile {
             index,
             data_start,
             mmap,
+            file_backed: false,
         })
     }
 
@@ -307,7 +310,33 @@ impl GgufFile {
                 MedgenError::Unsupported(m) => MedgenError::Unsupported(format!("{m} in {name}")),
                 other => other,
             })?;
+        self.release(info, 0..info.n_bytes);
         Ok((values, info))
+    }
+
+    /// `info`'s bytes appended to `out`, a piece at a time, each piece's pages released
+    /// ([`GgufFile::release`]) once copied: the map and the copy never both hold the tensor.
+    pub fn copy_into(&self, info: &TensorInfo, out: &mut Vec<u8>) {
+        const PIECE: usize = 8 << 20;
+        let bytes = self.tensor_bytes(info);
+        out.reserve(bytes.len());
+        for (i, piece) in bytes.chunks(PIECE).enumerate() {
+            out.extend_from_slice(piece);
+            self.release(info, i * PIECE..i * PIECE + piece.len());
+        }
+    }
+
+    /// Drops the pages of bytes `range` of `info`'s data from this process's memory once
+    /// copied or converted: they stay in the page cache, and come back from the file if read
+    /// again. Without this, a model's load would hold each weight twice, the mapped pages
+    /// beside the copy, until the file is closed.
+    pub fn release(&self, info: &TensorInfo, range: std::ops::Range<usize>) {
+        if self.file_backed {
+            // SAFETY: a read-only map of a file: a dropped page is read from the file again
+            // when touched, so no data is lost (memmap2 rounds the range to whole pages).
+            let advice = memmap2::UncheckedAdvice::DontNeed;
+            let _ = unsafe { self.mmap.unchecked_advise_range(advice, self.data_start + info.offset + range.start, range.len()) };
+        }
     }
 }
 

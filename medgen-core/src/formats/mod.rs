@@ -96,7 +96,7 @@ impl WeightSource for GgufWeights<'_> {
         let rows = info.dims[1];
         let row_bytes = bytes.len() / rows;
         let Some(heads) = self.permuted(name) else {
-            out.extend_from_slice(bytes);
+            self.file.copy_into(info, out);
             return Some(info.ggml_type);
         };
         // Whole rows move, so the blocks can be reordered without decoding them.
@@ -113,6 +113,7 @@ impl WeightSource for GgufWeights<'_> {
                 }
             }
         }
+        self.file.release(info, 0..bytes.len());
         Some(info.ggml_type)
     }
 }

@@ -270,8 +270,8 @@ fn q8_0(b: &[u8], y: &mut [f32]) {
     }
 }
 
-// The 6-bit scale and min of sub-block j, packed into 12 bytes (ggml's get_scale_min_k4).
-fn scale_min_k4(j: usize, q: &[u8]) -> (f32, f32) {
+/// The 6-bit scale and min of sub-block j, packed into 12 bytes (ggml's get_scale_min_k4).
+pub(crate) fn scale_min_k4(j: usize, q: &[u8]) -> (f32, f32) {
     if j < 4 {
         ((q[j] & 63) as f32, (q[j + 4] & 63) as f32)
     } else {
@@ -303,16 +303,22 @@ fn q2_k(b: &[u8], y: &mut [f32]) {
     }
 }
 
-// block_q3_K: u8 hmask[32]; u8 qs[64]; u8 scales[12] (16 six-bit scales); f16 d.
-fn q3_k(b: &[u8], y: &mut [f32]) {
-    let (hmask, qs, packed) = (&b[0..32], &b[32..96], &b[96..108]);
-    let d = f16_at(b, 108);
+/// Q3_K's 16 six-bit scales, packed into 12 bytes, each less 32.
+pub(crate) fn q3_k_scales(packed: &[u8]) -> [i8; 16] {
     let mut scales = [0i8; 16];
     for (i, s) in scales.iter_mut().enumerate() {
         let low = if i < 8 { packed[i] & 0xF } else { packed[i - 8] >> 4 };
         let high = (packed[8 + i % 4] >> (2 * (i / 4))) & 3;
         *s = (low | (high << 4)) as i8 - 32;
     }
+    scales
+}
+
+// block_q3_K: u8 hmask[32]; u8 qs[64]; u8 scales[12] (16 six-bit scales); f16 d.
+fn q3_k(b: &[u8], y: &mut [f32]) {
+    let (hmask, qs, packed) = (&b[0..32], &b[32..96], &b[96..108]);
+    let d = f16_at(b, 108);
+    let scales = q3_k_scales(packed);
     let mut is = 0;
     let mut m = 1u8;
     for (half, q) in qs.chunks_exact(32).enumerate() {

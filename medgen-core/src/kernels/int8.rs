@@ -1,5 +1,5 @@
-//! Integer dot products of GGUF weight blocks (Q8_0, Q4_0, Q4_1) with activations quantized
-//! to 8 bits per block of 32, as llama.cpp multiplies them: each block's products are summed
+//! Integer dot products of GGUF weight blocks (Q8_0, Q4_0, Q4_1 here; the other types in
+//! [`super::grouped`]) with activations quantized to 8 bits per block of 32, as llama.cpp multiplies them: each block's products are summed
 //! in integers and scaled once, which costs far fewer instructions than dequantizing the
 //! weights to f32. The activations lose precision (one part in 254 of each block's largest
 //! value); the weights are used as stored.
@@ -70,28 +70,32 @@ impl Isa {
 
 /// Activation rows quantized in blocks of 32: `qs[i] = round(x[i] / d[b])` with
 /// `d[b] = max |x| / 127` over block `b`, and `sums[b] = d[b] * sum of qs over b` (what Q4_0's
-/// offset and Q4_1's minimum multiply).
+/// offset and Q4_1's minimum multiply); `half_sums` the same over each half block of 16 (what
+/// the offsets of [`super::grouped`]'s groups multiply).
 pub(crate) struct Quantized {
     pub qs: Vec<i8>,
     pub d: Vec<f32>,
     pub sums: Vec<f32>,
+    pub half_sums: Vec<f32>,
 }
 
 /// `x` (a multiple of 32 long) in 8-bit blocks.
 pub(crate) fn quantize(x: &[f32]) -> Quantized {
     let blocks = x.len() / 32;
-    let mut q = Quantized { qs: vec![0; blocks * 32], d: vec![0.0; blocks], sums: vec![0.0; blocks] };
+    let mut q = Quantized { qs: vec![0; blocks * 32], d: vec![0.0; blocks], sums: vec![0.0; blocks], half_sums: vec![0.0; 2 * blocks] };
     for (b, xs) in x.chunks_exact(32).enumerate() {
         let amax = xs.iter().fold(0f32, |m, v| m.max(v.abs()));
         let d = amax / 127.0;
         let inv = if d > 0.0 { 1.0 / d } else { 0.0 };
-        let mut sum = 0i32;
-        for (q, &v) in q.qs[32 * b..32 * (b + 1)].iter_mut().zip(xs) {
+        let mut sums = [0i32; 2];
+        for (i, (q, &v)) in q.qs[32 * b..32 * (b + 1)].iter_mut().zip(xs).enumerate() {
             *q = (v * inv).round() as i8;
-            sum += *q as i32;
+            sums[i / 16] += *q as i32;
         }
         q.d[b] = d;
-        q.sums[b] = d * sum as f32;
+        q.sums[b] = d * (sums[0] + sums[1]) as f32;
+        q.half_sums[2 * b] = d * sums[0] as f32;
+        q.half_sums[2 * b + 1] = d * sums[1] as f32;
     }
     q
 }
@@ -107,6 +111,9 @@ pub(crate) fn dot(isa: Isa, ty: GgmlType, w: &[u8], x: &Quantized, blocks: Range
         return unsafe { x86::dot(isa, ty, w, x, blocks) };
     }
     let _ = isa;
+    if super::grouped::reads(ty) {
+        return super::grouped::dot_int8_scalar(ty, w, x, blocks);
+    }
     let size = ty.block().1;
     let mut total = 0.0;
     for (b, wb) in blocks.zip(w.chunks_exact(size)) {
@@ -136,6 +143,7 @@ mod x86 {
     use std::ops::Range;
 
     use super::super::avx2::hsum;
+    use super::super::grouped::x86::q5_values;
     use super::{Isa, Quantized};
     use crate::formats::quants::GgmlType;
 
@@ -160,6 +168,8 @@ mod x86 {
                 let wv = _mm256_loadu_si256(b.add(2) as *const __m256i);
                 // Signed by signed: |w| times x with w's sign.
                 products!($isa, _mm256_sign_epi8(wv, wv), _mm256_sign_epi8(xv, wv))
+            } else if $ty == Q5_0 || $ty == Q5_1 {
+                products!($isa, q5_values(b, $size), xv)
             } else {
                 let q = _mm_loadu_si128(b.add($size - 16) as *const __m128i);
                 let wv = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(q, 4), q), _mm256_set1_epi8(0x0F));
@@ -179,16 +189,20 @@ mod x86 {
                 let size = match TY {
                     Q8_0 => 34,
                     Q4_0 => 18,
-                    _ => 20,
+                    Q4_1 => 20,
+                    Q5_0 => 22,
+                    _ => 24,
                 };
                 let n = blocks.len();
                 assert!(w.len() >= n * size && x.d.len() >= blocks.end && x.qs.len() >= 32 * blocks.end);
                 let (wp, xq) = (w.as_ptr(), x.qs.as_ptr().add(32 * blocks.start));
                 let (xd, xs) = (x.d.as_ptr().add(blocks.start), x.sums.as_ptr().add(blocks.start));
-                // The offset of Q4_0 (-8 d) or Q4_1 (its minimum) times the block's sum of x.
+                // The offset of Q4_0 (-8 d), Q5_0 (-16 d), or Q4_1 and Q5_1 (their minimums)
+                // times the block's sum of x.
                 let offset = |d: f32, b: *const u8, i: usize| match TY {
                     Q4_0 => -8.0 * d * *xs.add(i),
-                    Q4_1 => f16(b.add(2)) * *xs.add(i),
+                    Q5_0 => -16.0 * d * *xs.add(i),
+                    Q4_1 | Q5_1 => f16(b.add(2)) * *xs.add(i),
                     _ => 0.0,
                 };
                 let (mut acc0, mut acc1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
@@ -211,7 +225,8 @@ mod x86 {
                     let sums = _mm256_loadu_ps(xs.add(i));
                     offsets = match TY {
                         Q4_0 => _mm256_fmadd_ps(_mm256_mul_ps(d, _mm256_set1_ps(-8.0)), sums, offsets),
-                        Q4_1 => _mm256_fmadd_ps(m, sums, offsets),
+                        Q5_0 => _mm256_fmadd_ps(_mm256_mul_ps(d, _mm256_set1_ps(-16.0)), sums, offsets),
+                        Q4_1 | Q5_1 => _mm256_fmadd_ps(m, sums, offsets),
                         _ => offsets,
                     };
                     for k in (0..8).step_by(2) {
@@ -250,6 +265,8 @@ mod x86 {
     const Q8_0: u8 = 0;
     const Q4_0: u8 = 1;
     const Q4_1: u8 = 2;
+    const Q5_0: u8 = 3;
+    const Q5_1: u8 = 4;
 
     dot_fn!(dot_avx2, Avx2, "avx2,fma,f16c");
     dot_fn!(dot_avxvnni, AvxVnni, "avx2,fma,f16c,avxvnni");
@@ -263,7 +280,11 @@ mod x86 {
                 match ty {
                     GgmlType::Q8_0 => $f::<Q8_0>(w, x, blocks),
                     GgmlType::Q4_0 => $f::<Q4_0>(w, x, blocks),
-                    _ => $f::<Q4_1>(w, x, blocks),
+                    GgmlType::Q4_1 => $f::<Q4_1>(w, x, blocks),
+                    GgmlType::Q5_0 => $f::<Q5_0>(w, x, blocks),
+                    GgmlType::Q5_1 => $f::<Q5_1>(w, x, blocks),
+                    // SAFETY: AVX2 is present with `isa`.
+                    _ => super::super::grouped::x86::dot_int8(ty, w, x, blocks),
                 }
             };
         }

@@ -4,11 +4,13 @@
 //! speed of streaming the weights from memory. libtorch sends a one-row `linear` through its
 //! general GEMM, which on small CPUs reads the weights well below memory bandwidth; these
 //! kernels stream each weight row once with AVX2/FMA (f32 or bf16 weights, f32 accumulation),
-//! rows split across a rayon pool. GGUF weights in Q8_0, Q4_0 or Q4_1 can stay in their
-//! blocks: each block is dequantized in registers and multiplied in f32, which reads 4 to 7
-//! times fewer bytes, or, with 8-bit activations, multiplied in integers ([`int8`]).
+//! rows split across a rayon pool. GGUF weights stay in their blocks (Q8_0, Q4_0, Q4_1 with
+//! kernels of their own; Q5_0, Q5_1 and the K-quants through [`grouped`]): each block is
+//! dequantized in registers and multiplied in f32, which reads 4 to 7 times fewer bytes, or,
+//! with 8-bit activations, multiplied in integers ([`int8`]).
 //! Prefill (many rows) stays with libtorch's GEMM on dense weights.
 
+pub(crate) mod grouped;
 pub(crate) mod int8;
 
 use rayon::prelude::*;
@@ -27,6 +29,8 @@ pub(crate) enum Rows<'a> {
     Q4_0(&'a [u8]),
     /// f16 scale, f16 minimum, 16 bytes of 4-bit values.
     Q4_1(&'a [u8]),
+    /// Blocks of another type, read through [`grouped`] (Q5_0, Q5_1, Q2_K to Q6_K).
+    Grouped(GgmlType, &'a [u8]),
 }
 
 impl<'a> Rows<'a> {
@@ -38,6 +42,7 @@ impl<'a> Rows<'a> {
             GgmlType::Q8_0 => Some(Rows::Q8_0(blocks)),
             GgmlType::Q4_0 => Some(Rows::Q4_0(blocks)),
             GgmlType::Q4_1 => Some(Rows::Q4_1(blocks)),
+            ty if grouped::reads(ty) => Some(Rows::Grouped(ty, blocks)),
             _ => None,
         }
     }
@@ -49,6 +54,7 @@ impl<'a> Rows<'a> {
             Rows::Q8_0(_) => GgmlType::Q8_0,
             Rows::Q4_0(_) => GgmlType::Q4_0,
             Rows::Q4_1(_) => GgmlType::Q4_1,
+            Rows::Grouped(ty, _) => *ty,
         };
         let (elements, bytes) = ty.block();
         n / elements * bytes
@@ -60,10 +66,13 @@ pub(crate) fn reads_blocks(ty: GgmlType) -> bool {
     Rows::from_blocks(ty, &[]).is_some()
 }
 
-/// `w`'s blocks dequantized into `out` (32 values a block, as many blocks as both hold): the
+/// `w`'s blocks dequantized into `out` (as many blocks as both hold): the
 /// values of [`crate::formats::quants::dequantize`], with AVX2 where the CPU has it. `false`
 /// (nothing written) without AVX2 or for rows that are not blocks.
 pub(crate) fn dequantize(w: Rows, out: &mut [f32]) -> bool {
+    if let Rows::Grouped(ty, bytes) = w {
+        return grouped::dequantize(ty, bytes, out);
+    }
     #[cfg(target_arch = "x86_64")]
     if has_avx2() {
         // SAFETY: AVX2 and F16C are present; the loops stop at the shorter of blocks and `out`.
@@ -92,6 +101,7 @@ pub(crate) fn matmul(w: Rows, x: &[f32], m: usize, y: &mut [f32], int8: bool) {
         Rows::Q8_0(b) => Some((GgmlType::Q8_0, b)),
         Rows::Q4_0(b) => Some((GgmlType::Q4_0, b)),
         Rows::Q4_1(b) => Some((GgmlType::Q4_1, b)),
+        Rows::Grouped(ty, b) => Some((ty, b)),
         Rows::F32(_) | Rows::Bf16(_) => None,
     };
     let quantized = (int8 && blocks.is_some()).then(|| int8::quantize(x));
@@ -114,6 +124,7 @@ pub(crate) fn matmul(w: Rows, x: &[f32], m: usize, y: &mut [f32], int8: bool) {
             Rows::Q8_0(w) => dot_q8_0(&w[row..end], xr),
             Rows::Q4_0(w) => dot_q4(&w[row..end], xr, sums, false),
             Rows::Q4_1(w) => dot_q4(&w[row..end], xr, sums, true),
+            Rows::Grouped(ty, w) => grouped::dot_f32(ty, &w[row..end], xr),
         }
     };
     // Enough weight rows per task to amortise scheduling, enough tasks to balance the threads.

@@ -100,11 +100,14 @@ impl Linear {
 
     /// Several layers that read the same input as one (q, k and v; gate and up): one
     /// product per step instead of several. Outputs are concatenated in order.
-    /// Layers whose weights train or carry adapters stay apart, each its own product.
+    /// Layers whose weights train or carry adapters stay apart, each its own product, as do
+    /// layers kept in blocks alone of different types (Gemma's q and k in Q5_0, v in Q8_0).
     pub fn fuse(parts: Vec<Linear>) -> Result<Self> {
         let device = parts[0].device();
         let shape = [parts.iter().map(|p| p.shape[0]).sum(), parts[0].shape[1]];
-        if parts.iter().any(|p| p.lora.is_some() || p.weight.as_ref().is_some_and(|w| w.requires_grad())) {
+        let types = |p: &Linear| p.blocks.as_ref().map(|b| b.ty);
+        let mixed_blocks = parts.iter().all(|p| p.weight.is_none()) && parts.iter().any(|p| types(p) != types(&parts[0]));
+        if mixed_blocks || parts.iter().any(|p| p.lora.is_some() || p.weight.as_ref().is_some_and(|w| w.requires_grad())) {
             let weight = Weight(Tensor::f_empty([0], (Kind::Float, device))?);
             return Ok(Linear { weight: Some(weight), shape, bias: None, blocks: None, int8: false, lora: None, parts });
         }
@@ -317,6 +320,9 @@ impl Linear {
     /// `y = W x + b` on CPU slices, for each of the rows of `x` (`[m, in]`) into the rows of
     /// `y` (`[m, out]`), when the kernels can read the weight.
     pub fn matvec(&self, x: &[f32], y: &mut [f32]) -> bool {
+        if !self.parts.is_empty() {
+            return self.matvec_parts(x, y);
+        }
         let Some(rows) = self.cpu_rows() else { return false };
         let bias = match &self.bias {
             Some(b) => match b.f32_slice() {
@@ -333,6 +339,25 @@ impl Linear {
         true
     }
 
+    /// [`Linear::matvec`] of each part, into its columns of `y`.
+    fn matvec_parts(&self, x: &[f32], y: &mut [f32]) -> bool {
+        let out = self.out_features();
+        let m = y.len() / out.max(1);
+        let mut first = 0;
+        for p in &self.parts {
+            let n = p.out_features();
+            let mut yp = vec![0.0; m * n];
+            if !p.matvec(x, &mut yp) {
+                return false;
+            }
+            for (y, yp) in y.chunks_exact_mut(out).zip(yp.chunks_exact(n)) {
+                y[first..first + n].copy_from_slice(yp);
+            }
+            first += n;
+        }
+        true
+    }
+
     /// The weight's data, when it is a contiguous f32 CPU tensor.
     pub fn weight_f32(&self) -> Option<&[f32]> {
         self.weight.as_ref()?.f32_slice()
@@ -340,6 +365,10 @@ impl Linear {
 
     /// Whether [`Linear::matvec`] can run this layer.
     pub fn on_kernels(&self) -> bool {
+        if !self.parts.is_empty() {
+            let frozen = |p: &Linear| p.weight.as_ref().is_none_or(|w| !w.requires_grad());
+            return self.parts.iter().all(|p| frozen(p) && p.on_kernels());
+        }
         self.cpu_rows().is_some() && self.bias.as_ref().is_none_or(|b| b.f32_slice().is_some())
     }
 
@@ -398,8 +427,12 @@ mod tests {
 
     /// A `[rows, cols]` matrix of Q8_0 blocks from seeded values.
     fn blocks(rows: usize, cols: usize) -> Blocks {
+        blocks_of(GgmlType::Q8_0, rows, cols)
+    }
+
+    fn blocks_of(ty: GgmlType, rows: usize, cols: usize) -> Blocks {
         let values: Vec<f32> = (0..rows * cols).map(|i| ((i * 7919 % 1000) as f32 / 500.0 - 1.0) * 0.1).collect();
-        Blocks { ty: GgmlType::Q8_0, bytes: Arc::new(quantize(GgmlType::Q8_0, &values).unwrap()), rows, cols }
+        Blocks { ty, bytes: Arc::new(quantize(ty, &values).unwrap()), rows, cols }
     }
 
     fn layer(blocks: &Blocks, dense: bool) -> Linear {
@@ -492,6 +525,34 @@ mod tests {
                 let want = Tensor::cat(&[layer(&q, true).forward(&x).unwrap(), layer(&k, true).forward(&x).unwrap()], -1) + &want_bias;
                 let err = (fused.forward(&x).unwrap() - want).abs().max().double_value(&[]);
                 assert!(err < 1e-4, "{m} rows: {err}");
+            }
+        });
+    }
+
+    /// Layers in blocks of different types (Gemma's q and k in Q5_0, v in Q8_0) stay apart,
+    /// each in its own blocks, and give the dense weights' outputs: through the tensor path
+    /// (few rows and many) and through the decode step's `matvec` on several rows.
+    #[test]
+    fn layers_in_blocks_of_different_types_stay_apart_in_their_blocks() {
+        tch::no_grad(|| {
+            let (q, v) = (blocks_of(GgmlType::Q4_0, 32, 64), blocks_of(GgmlType::Q8_0, 16, 64));
+            let source = Source([("q.weight".to_string(), q.clone()), ("v.weight".to_string(), v.clone())].into(), [].into());
+            let loader = Loader::new(&source, Kind::Float, Device::Cpu);
+            let fused = Linear::load_fused(&loader, &[("q".to_string(), 32), ("v".to_string(), 16)], 64, false).unwrap();
+            assert_eq!(fused.parts.len(), 2);
+            assert!(fused.parts.iter().all(|p| p.weight.is_none() && p.blocks.is_some()) && fused.on_kernels());
+            for m in [3, 20] {
+                let x = input(m, 64);
+                let want = Tensor::cat(&[layer(&q, true).forward(&x).unwrap(), layer(&v, true).forward(&x).unwrap()], -1);
+                let err = (fused.forward(&x).unwrap() - &want).abs().max().double_value(&[]);
+                assert!(err < 1e-4, "{m} rows: {err}");
+                if m == 3 {
+                    let xs = Vec::<f32>::try_from(x.flatten(0, -1)).unwrap();
+                    let mut y = vec![0.0; 3 * 48];
+                    assert!(fused.matvec(&xs, &mut y));
+                    let err = (Tensor::from_slice(&y).view([1, 3, 48]) - &want).abs().max().double_value(&[]);
+                    assert!(err < 1e-4, "matvec: {err}");
+                }
             }
         });
     }
