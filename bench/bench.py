@@ -6,7 +6,8 @@ f32 (reading the same GGUF), and llama.cpp through llama-cpp-python (4-bit kerne
 is installed. Prints load seconds, prefill and decode tokens/s, and ratios against
 transformers f32 and llama.cpp; then how far each engine's decode-step logits are from
 transformers' f32 on the parity tests' prompts, and how many of their 32 greedy tokens
-equal transformers'.
+equal transformers'. Last, the same prompt on Gemma 3 270M's Q4_K_M file, whose weights
+mix Q5_0, Q4_K, Q6_K and Q8_0 blocks: medgen against llama.cpp.
 """
 
 import json
@@ -19,7 +20,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
-from conftest import DEFAULT_DIR, DEFAULT_FILE, MEDGEN  # noqa: E402
+from conftest import DEFAULT_DIR, DEFAULT_FILE, GEMMA3_GGUF, MEDGEN  # noqa: E402
 
 THREADS = 2
 NEW = 128
@@ -84,25 +85,25 @@ def transformers_f32():
     return best
 
 
-def load_llama_cpp(**options):
+def load_llama_cpp(path=DEFAULT_DIR / DEFAULT_FILE, **options):
     """llama.cpp's model, and the seconds it took to load; None where it is not installed."""
     try:
         import llama_cpp
     except ImportError:
         return None, 0.0
     start = time.perf_counter()
-    llm = llama_cpp.Llama(model_path=str(DEFAULT_DIR / DEFAULT_FILE), n_ctx=512, n_threads=THREADS,
-                          n_batch=512, verbose=False, **options)
+    llm = llama_cpp.Llama(model_path=str(path), n_ctx=512, n_threads=THREADS, n_batch=512, verbose=False, **options)
     return llm, time.perf_counter() - start
 
 
-def llama_cpp():
+def llama_cpp(path=DEFAULT_DIR / DEFAULT_FILE, bos=False):
+    """llama.cpp's row; `bos` where the model's prompts start with one (as medgen's do)."""
     import numpy as np
 
-    llm, load_s = load_llama_cpp()
+    llm, load_s = load_llama_cpp(path)
     if llm is None:
         return None
-    tokens = llm.tokenize(PROMPT.encode(), add_bos=False, special=True)
+    tokens = llm.tokenize(PROMPT.encode(), add_bos=bos, special=True)
     llm.reset()
     t0 = time.perf_counter()
     llm.eval(tokens)
@@ -196,6 +197,32 @@ def main():
         errors = [e for e, _ in r]
         print(f"| {name} | {' '.join(f'{e:.1e}' for e in errors)} | {sum(errors) / len(errors):.1e} | "
               f"{sum(same for _, same in r)}/{len(r)} |")
+    gemma()
+
+
+def gemma():
+    """Gemma 3 270M Q4_K_M: every block type of the file used as stored, against llama.cpp."""
+    if not GEMMA3_GGUF.exists():
+        print(f"\nGemma 3 rows skipped: {GEMMA3_GGUF} is missing (make setup assembles it)")
+        return
+    model = ["--model", str(GEMMA3_GGUF)]
+    rows = {"medgen f32": medgen("f32", *model), "medgen int8 activations": medgen("f32", "--int8-activations", *model)}
+    try:
+        cpp = llama_cpp(GEMMA3_GGUF, bos=True)
+    except Exception as e:  # an API change in the reference must not hide the other rows
+        print(f"llama.cpp row skipped: {e}")
+        cpp = None
+    if cpp:
+        rows["llama.cpp Q4_K_M"] = cpp
+    size = GEMMA3_GGUF.stat().st_size / 2**20
+    print(f"\nGemma 3 270M Q4_K_M GGUF ({size:.0f} MiB: Q5_0, Q4_K, Q6_K and Q8_0 blocks), "
+          f"{rows['medgen f32']['prompt_tokens']}-token prompt, {NEW} new tokens, batch 1, {THREADS} threads\n")
+    print("| engine | load (s) | prefill tok/s | decode tok/s | decode vs llama.cpp | peak RSS (MiB) |")
+    print("|---|---|---|---|---|---|")
+    for name, r in rows.items():
+        vs_cpp = f"{r['decode'] / cpp['decode']:.2f}x" if cpp else "(not installed)"
+        rss = f"{r['rss']:.0f}" if "rss" in r else ""
+        print(f"| {name} | {r['load_s']:.2f} | {r['prefill']:.0f} | {r['decode']:.1f} | {vs_cpp} | {rss} |")
 
 
 if __name__ == "__main__":

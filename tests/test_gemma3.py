@@ -240,8 +240,8 @@ def test_gemma3_greedy_24_tokens_match_transformers(gemma3_hf, prompt):
 
 
 def test_gemma3_decode_steps_on_its_q5_0_k_quant_and_q8_0_blocks_match_transformers(gemma3_hf, tmp_path):
-    """Gemma's file mixes Q5_0, Q4_K, Q6_K and Q8_0 blocks; the decode kernels read each as
-    stored. With f32 activations (vector and scalar kernels) the last token's decode step
+    """Gemma's file mixes Q5_0, Q4_K, Q6_K and Q8_0 blocks; the decode step (on CPU slices,
+    `Gemma3::decode_cpu`) reads each as stored. With f32 activations (vector and scalar kernels) the last token's decode step
     gives transformers' logits on the dequantized weights; with --int8-activations (integer
     kernels, every instruction set this CPU has) a few percent away, as llama.cpp's are."""
     _, model = gemma3_hf
@@ -254,6 +254,10 @@ def test_gemma3_decode_steps_on_its_q5_0_k_quant_and_q8_0_blocks_match_transform
         for kernels in [None, "scalar", "avx2"]:
             _, int8 = kernel_logits(tmp_path, prompt, "--model", GEMMA3_GGUF, "--int8-activations", kernels=kernels)
             assert 1e-4 < rel_l2(int8, ref) < 0.1, (kernels, rel_l2(int8, ref))
+    # Past the local layers' window of 512: the decode step reads only its latest keys.
+    ids, exact = kernel_logits(tmp_path, LONG_PROMPT, "--model", GEMMA3_GGUF)
+    assert len(ids) > 512 + 200
+    assert rel_l2(exact, hf_last_logits(model, ids)) < 1e-4
 
 
 def test_gemma3_generating_costs_about_the_weight_file_in_memory():

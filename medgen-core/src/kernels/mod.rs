@@ -231,7 +231,12 @@ pub(crate) struct Cached<'a> {
     pub pos_stride: usize,
 }
 
-impl Cached<'_> {
+impl<'a> Cached<'a> {
+    /// The positions from `first` on, as positions from 0.
+    pub fn from(&self, first: usize) -> Cached<'a> {
+        Cached { data: &self.data[first * self.pos_stride..], ..*self }
+    }
+
     fn at(&self, row: usize, head: usize, pos: usize, d: usize) -> &[f32] {
         let start = row * self.row_stride + head * self.head_stride + pos * self.pos_stride;
         &self.data[start..start + d]

@@ -10,10 +10,11 @@
 use tch::{Kind, Tensor};
 
 use super::config::Gemma3Config;
-use super::llama::rope;
+use super::llama::{f32s, rope};
 use super::{Keep, attention, merge_heads, split_heads, Embedding, KvCache, Linear, Loader, ModelConfig, Network, Weight};
 use crate::error::{MedgenError, Result};
 use crate::formats::{block_parts, HfTensor};
+use crate::kernels;
 
 /// An RMSNorm computed in f32 whatever the activations' kind, with an f32 weight: Gemma
 /// rounds `norm(x) * w` to the activations' kind, where Llama rounds `norm(x)` first
@@ -74,6 +75,8 @@ pub(crate) struct Gemma3 {
     local_freq: Weight,
     /// The activations' kind.
     kind: Kind,
+    /// Whether decode steps can run on CPU slices ([`Network::decode_cpu`]).
+    cpu_step: bool,
 }
 
 impl Gemma3 {
@@ -120,7 +123,24 @@ impl Gemma3 {
             norm: Norm::load(w, "output_norm.weight", h)?,
             head,
             kind: w.act,
-        })
+            cpu_step: false,
+        }
+        .with_cpu_step())
+    }
+
+    fn with_cpu_step(mut self) -> Self {
+        let norms = |l: &Layer| {
+            [&l.attn_norm, &l.q_norm, &l.k_norm, &l.post_attn_norm, &l.ffn_norm, &l.post_ffn_norm].iter().all(|n| n.0.f32_slice().is_some())
+        };
+        let linears = |l: &Layer| [&l.qkv, &l.o, &l.gate_up, &l.down].iter().all(|x| x.on_kernels());
+        self.cpu_step = self.kind == Kind::Float
+            && self.layers.iter().all(|l| norms(l) && linears(l))
+            && self.head.on_kernels()
+            && self.norm.0.f32_slice().is_some()
+            && self.global_freq.f32_slice().is_some()
+            && self.local_freq.f32_slice().is_some()
+            && self.embed.device() == tch::Device::Cpu;
+        self
     }
 
     /// Layer `i` on `x`, with the rotary `cos`/`sin` and key mask of its kind. `last` keeps
@@ -203,6 +223,78 @@ impl Network for Gemma3 {
         let shape = [batch as i64, self.cfg.n_kv_heads as i64, self.cfg.head_dim as i64];
         KvCache::new(self.layers.len(), shape, capacity, self.kind, self.embed.device())
     }
+
+    /// The arithmetic of [`Gemma3::layer`] for one new position of one sequence, on f32
+    /// slices with medgen's kernels: the tensor path makes some 70 libtorch calls per layer,
+    /// whose dispatch costs more than this model's arithmetic.
+    fn decode_cpu(&self, token: u32, cache: &mut KvCache) -> Result<Option<Vec<f32>>> {
+        if !self.cpu_step || !cache.is_cpu_f32() || cache.batch() != 1 {
+            return Ok(None);
+        }
+        let (cfg, eps) = (&self.cfg, self.cfg.norm_eps);
+        let Some(mut x) = self.embed.row(token) else { return Ok(None) };
+        x.iter_mut().for_each(|v| *v *= self.embed_scale as f32);
+        let (h, d, ff) = (cfg.hidden_size, cfg.head_dim, cfg.intermediate_size);
+        let (q_dim, kv_dim) = (cfg.n_heads * d, cfg.n_kv_heads * d);
+        let pos = cache.len() as f32;
+        let angles = |freq: &Weight| -> (Vec<f32>, Vec<f32>) { f32s(freq).iter().map(|f| ((pos * f).cos(), (pos * f).sin())).unzip() };
+        let (global, local) = (angles(&self.global_freq), angles(&self.local_freq));
+        let (mut a, mut qkv, mut attn, mut o) = (vec![0.0; h], vec![0.0; q_dim + 2 * kv_dim], vec![0.0; q_dim], vec![0.0; h]);
+        let (mut gate_up, mut down) = (vec![0.0; 2 * ff], vec![0.0; h]);
+        let norm = |n: &Norm, x: &[f32], out: &mut [f32]| kernels::rms_norm(x, f32s(&n.0), eps, out);
+        for (i, l) in self.layers.iter().enumerate() {
+            norm(&l.attn_norm, &x, &mut a);
+            if !l.qkv.matvec(&a, &mut qkv) {
+                return Ok(None);
+            }
+            let (q, kv) = qkv.split_at_mut(q_dim);
+            let (k, v) = kv.split_at_mut(kv_dim);
+            q.copy_from_slice(&kernels::rms_norm_rows(q, f32s(&l.q_norm.0), eps));
+            k.copy_from_slice(&kernels::rms_norm_rows(k, f32s(&l.k_norm.0), eps));
+            let (cos, sin) = if l.sliding { &local } else { &global };
+            kernels::rope(q, d, cos, sin);
+            kernels::rope(k, d, cos, sin);
+            q.iter_mut().for_each(|v| *v *= self.query_scale as f32);
+            let positions = cache.len() + 1;
+            let (kc, vc) = cache.cpu_layer(i, k, v)?;
+            // A local layer sees the window's latest positions only.
+            let first = if l.sliding { positions.saturating_sub(self.gemma.sliding_window) } else { 0 };
+            kernels::attend_one(q, &kc.from(first), &vc.from(first), [cfg.n_heads, cfg.n_kv_heads, d], positions - first, &mut attn);
+            if !l.o.matvec(&attn, &mut o) {
+                return Ok(None);
+            }
+            norm(&l.post_attn_norm, &o, &mut a);
+            kernels::add_to(&mut x, &a);
+            norm(&l.ffn_norm, &x, &mut a);
+            if !l.gate_up.matvec(&a, &mut gate_up) {
+                return Ok(None);
+            }
+            let (g, u) = gate_up.split_at_mut(ff);
+            g.iter_mut().zip(u.iter()).for_each(|(g, u)| *g = gelu_tanh(*g) * u);
+            if !l.down.matvec(g, &mut down) {
+                return Ok(None);
+            }
+            norm(&l.post_ffn_norm, &down, &mut a);
+            kernels::add_to(&mut x, &a);
+        }
+        cache.advance(1);
+        norm(&self.norm, &x.clone(), &mut x);
+        let mut logits = vec![0.0; self.head.out_features()];
+        if !self.head.matvec(&x, &mut logits) {
+            return Ok(None);
+        }
+        if let Some(c) = self.gemma.final_logit_softcapping {
+            let c = c as f32;
+            logits.iter_mut().for_each(|v| *v = (*v / c).tanh() * c);
+        }
+        Ok(Some(logits))
+    }
+}
+
+/// GELU with the tanh approximation, as libtorch's `gelu(x, "tanh")`.
+fn gelu_tanh(x: f32) -> f32 {
+    const SQRT_2_OVER_PI: f32 = 0.797_884_6;
+    0.5 * x * (1.0 + (SQRT_2_OVER_PI * (x + 0.044_715 * x * x * x)).tanh())
 }
 
 impl Gemma3 {

@@ -209,7 +209,7 @@ impl Llama {
 }
 
 /// The data of an f32 CPU weight (checked at load, see `Llama::with_cpu_step`).
-fn f32s(w: &Weight) -> &[f32] {
+pub(super) fn f32s(w: &Weight) -> &[f32] {
     w.f32_slice().unwrap_or_default()
 }
 
