@@ -271,14 +271,11 @@ fn q8_0(b: &[u8], y: &mut [f32]) {
 }
 
 /// The 6-bit scale and min of sub-block j, packed into 12 bytes (ggml's get_scale_min_k4).
-pub(crate) fn scale_min_k4(j: usize, q: &[u8]) -> (f32, f32) {
+pub(crate) fn scale_min_k4(j: usize, q: &[u8]) -> (u8, u8) {
     if j < 4 {
-        ((q[j] & 63) as f32, (q[j + 4] & 63) as f32)
+        (q[j] & 63, q[j + 4] & 63)
     } else {
-        (
-            ((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4)) as f32,
-            ((q[j + 4] >> 4) | ((q[j] >> 6) << 4)) as f32,
-        )
+        ((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4), (q[j + 4] >> 4) | ((q[j] >> 6) << 4))
     }
 }
 
@@ -346,7 +343,7 @@ fn q4_k(b: &[u8], y: &mut [f32]) {
     for (c, q) in qs.chunks_exact(32).enumerate() {
         let (s1, m1) = scale_min_k4(2 * c, scales);
         let (s2, m2) = scale_min_k4(2 * c + 1, scales);
-        let (d1, m1, d2, m2) = (d * s1, dmin * m1, d * s2, dmin * m2);
+        let (d1, m1, d2, m2) = (d * s1 as f32, dmin * m1 as f32, d * s2 as f32, dmin * m2 as f32);
         for l in 0..32 {
             y[c * 64 + l] = d1 * (q[l] & 0xF) as f32 - m1;
             y[c * 64 + 32 + l] = d2 * (q[l] >> 4) as f32 - m2;
@@ -362,7 +359,7 @@ fn q5_k(b: &[u8], y: &mut [f32]) {
         let (u1, u2) = (1u8 << (2 * c), 2u8 << (2 * c));
         let (s1, m1) = scale_min_k4(2 * c, scales);
         let (s2, m2) = scale_min_k4(2 * c + 1, scales);
-        let (d1, m1, d2, m2) = (d * s1, dmin * m1, d * s2, dmin * m2);
+        let (d1, m1, d2, m2) = (d * s1 as f32, dmin * m1 as f32, d * s2 as f32, dmin * m2 as f32);
         for l in 0..32 {
             let h1 = if qh[l] & u1 != 0 { 16 } else { 0 };
             let h2 = if qh[l] & u2 != 0 { 16 } else { 0 };

@@ -61,8 +61,8 @@ fn unpack(ty: GgmlType, b: &[u8], g: &mut Groups) {
                 }
                 for s in 0..2 {
                     let (sc, m) = scale_min_k4(2 * c + s, &b[4..16]);
-                    g.scale[4 * c + 2 * s..4 * c + 2 * s + 2].fill(d * sc);
-                    g.offset[4 * c + 2 * s..4 * c + 2 * s + 2].fill(-dmin * m);
+                    g.scale[4 * c + 2 * s..4 * c + 2 * s + 2].fill(d * sc as f32);
+                    g.offset[4 * c + 2 * s..4 * c + 2 * s + 2].fill(-dmin * m as f32);
                 }
             }
         }
@@ -224,51 +224,113 @@ pub(crate) mod x86 {
         hsum(_mm256_add_ps(acc[0], acc[1]))
     }
 
+    /// The 256 values of a Q4_K, Q5_K or Q6_K block at `p`, 32 a vector (one per byte), in order.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn k_values(ty: GgmlType, p: *const u8) -> [__m256i; 8] {
+        let load = |at: usize| _mm256_loadu_si256(p.add(at) as *const __m256i);
+        let nibble = _mm256_set1_epi8(0x0F);
+        let mut v = [_mm256_setzero_si256(); 8];
+        if ty == GgmlType::Q6_K {
+            let two = _mm256_set1_epi8(0x30);
+            for n in 0..2 {
+                let (ql0, ql1, qh) = (load(64 * n), load(64 * n + 32), load(128 + 32 * n));
+                let top = [_mm256_slli_epi16(qh, 4), _mm256_slli_epi16(qh, 2), qh, _mm256_srli_epi16(qh, 2)];
+                let low = [ql0, ql1, _mm256_srli_epi16(ql0, 4), _mm256_srli_epi16(ql1, 4)];
+                for s in 0..4 {
+                    v[4 * n + s] = _mm256_or_si256(_mm256_and_si256(low[s], nibble), _mm256_and_si256(top[s], two));
+                }
+            }
+            return v;
+        }
+        let (high, qs) = if ty == GgmlType::Q4_K { (_mm256_setzero_si256(), 16) } else { (load(16), 48) };
+        let fifth = |h: __m256i| _mm256_slli_epi16(_mm256_and_si256(h, _mm256_set1_epi8(1)), 4);
+        for c in 0..4 {
+            let q = load(qs + 32 * c);
+            // The fifth bits of chunk c: bit 2c of each byte of `high` for the low nibbles,
+            // bit 2c + 1 for the high ones.
+            let h = _mm256_srl_epi16(high, _mm_cvtsi32_si128(2 * c as i32));
+            v[2 * c] = _mm256_or_si256(_mm256_and_si256(q, nibble), fifth(h));
+            v[2 * c + 1] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q, 4), nibble), fifth(_mm256_srli_epi16(h, 1)));
+        }
+        v
+    }
+
     /// [`unpack`] with vector instructions for the K-quants' values (the scales stay scalar).
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
     unsafe fn unpack_fast(ty: GgmlType, b: &[u8], g: &mut Groups) {
-        let (p, out) = (b.as_ptr(), g.q.as_mut_ptr() as *mut __m256i);
-        let load = |at: usize| _mm256_loadu_si256(p.add(at) as *const __m256i);
-        let nibble = _mm256_set1_epi8(0x0F);
+        let p = b.as_ptr();
         match ty {
             GgmlType::Q4_K | GgmlType::Q5_K => {
                 let (d, dmin) = (f16(p), f16(p.add(2)));
-                let (high, qs) = if ty == GgmlType::Q4_K { (_mm256_setzero_si256(), 16) } else { (load(16), 48) };
-                for c in 0..4 {
-                    let q = load(qs + 32 * c);
-                    // The fifth bits of chunk c: bit 2c of each byte of `high` for the low
-                    // nibbles, bit 2c + 1 for the high ones.
-                    let h = _mm256_srl_epi16(high, _mm_cvtsi32_si128(2 * c as i32));
-                    let fifth = |h: __m256i| _mm256_slli_epi16(_mm256_and_si256(h, _mm256_set1_epi8(1)), 4);
-                    _mm256_storeu_si256(out.add(2 * c), _mm256_or_si256(_mm256_and_si256(q, nibble), fifth(h)));
-                    let hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), nibble);
-                    _mm256_storeu_si256(out.add(2 * c + 1), _mm256_or_si256(hi, fifth(_mm256_srli_epi16(h, 1))));
-                }
                 for j in 0..8 {
                     let (sc, m) = scale_min_k4(j, &b[4..16]);
-                    g.scale[2 * j..2 * j + 2].fill(d * sc);
-                    g.offset[2 * j..2 * j + 2].fill(-dmin * m);
+                    g.scale[2 * j..2 * j + 2].fill(d * sc as f32);
+                    g.offset[2 * j..2 * j + 2].fill(-dmin * m as f32);
                 }
             }
             GgmlType::Q6_K => {
-                let (d, two) = (f16(p.add(208)), _mm256_set1_epi8(0x30));
-                for n in 0..2 {
-                    let (ql0, ql1, qh) = (load(64 * n), load(64 * n + 32), load(128 + 32 * n));
-                    let top = [_mm256_slli_epi16(qh, 4), _mm256_slli_epi16(qh, 2), qh, _mm256_srli_epi16(qh, 2)];
-                    let low = [ql0, ql1, _mm256_srli_epi16(ql0, 4), _mm256_srli_epi16(ql1, 4)];
-                    for s in 0..4 {
-                        let v = _mm256_or_si256(_mm256_and_si256(low[s], nibble), _mm256_and_si256(top[s], two));
-                        _mm256_storeu_si256(out.add(4 * n + s), v);
-                    }
-                }
+                let d = f16(p.add(208));
                 for (k, &s) in b[192..208].iter().enumerate() {
                     g.scale[k] = d * (s as i8) as f32;
                     g.offset[k] = -32.0 * g.scale[k];
                 }
             }
-            _ => unpack(ty, b, g),
+            _ => return unpack(ty, b, g),
         }
+        for (l, v) in k_values(ty, p).into_iter().enumerate() {
+            _mm256_storeu_si256(g.q.as_mut_ptr().add(32 * l) as *mut __m256i, v);
+        }
+    }
+
+    /// Q4_K, Q5_K and Q6_K by 8-bit activations in registers: each 32 values' products are
+    /// multiplied by their groups' integer scales in the same multiply-add that sums them,
+    /// then by `d` times the activations' block scale; the minimums (Q6_K: the offset of 32)
+    /// by the activations' block (half-block) sums, eight (sixteen) at a time.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn dot_int8_k(ty: GgmlType, w: &[u8], x: &Quantized, blocks: Range<usize>) -> f32 {
+        let size = ty.block().1;
+        let n = blocks.len() / 8;
+        assert!(w.len() >= n * size && x.d.len() >= blocks.end && x.qs.len() >= 32 * blocks.end && x.half_sums.len() >= 2 * blocks.end);
+        let mut acc = [_mm256_setzero_ps(); 2];
+        let mut offsets = _mm256_setzero_ps();
+        let i16x2 = |a: i16, b: i16| _mm256_set_m128i(_mm_set1_epi16(b), _mm_set1_epi16(a));
+        for (i, b) in w.chunks_exact(size).take(n).enumerate() {
+            let p = b.as_ptr();
+            _mm_prefetch::<_MM_HINT_T0>((p as *const i8).wrapping_add(1024));
+            let first = blocks.start + 8 * i;
+            let mut scales = [_mm256_setzero_si256(); 8];
+            let d = if ty == GgmlType::Q6_K {
+                let (d, sc) = (f16(p.add(208)), &b[192..208]);
+                for (l, s) in scales.iter_mut().enumerate() {
+                    *s = i16x2(sc[2 * l] as i8 as i16, sc[2 * l + 1] as i8 as i16);
+                }
+                let f = |at: usize| _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(sc.as_ptr().add(at) as *const __m128i)));
+                let hs = x.half_sums.as_ptr().add(2 * first);
+                let t = _mm256_fmadd_ps(f(0), _mm256_loadu_ps(hs), _mm256_mul_ps(f(8), _mm256_loadu_ps(hs.add(8))));
+                offsets = _mm256_fmadd_ps(_mm256_set1_ps(-32.0 * d), t, offsets);
+                d
+            } else {
+                let (d, dmin) = (f16(p), f16(p.add(2)));
+                let mut mins = [0f32; 8];
+                for (j, (s, m)) in scales.iter_mut().zip(mins.iter_mut()).enumerate() {
+                    let (sc, mn) = scale_min_k4(j, &b[4..16]);
+                    (*s, *m) = (_mm256_set1_epi16(sc as i16), mn as f32);
+                }
+                let sums = _mm256_loadu_ps(x.sums.as_ptr().add(first));
+                offsets = _mm256_fmadd_ps(_mm256_set1_ps(-dmin), _mm256_mul_ps(_mm256_loadu_ps(mins.as_ptr()), sums), offsets);
+                d
+            };
+            let ds = _mm256_mul_ps(_mm256_set1_ps(d), _mm256_loadu_ps(x.d.as_ptr().add(first)));
+            for (l, v) in k_values(ty, p).into_iter().enumerate() {
+                let xq = _mm256_loadu_si256(x.qs.as_ptr().add(32 * (first + l)) as *const __m256i);
+                let prod = _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(v, xq), scales[l]));
+                let s = _mm256_permutevar8x32_ps(ds, _mm256_set1_epi32(l as i32));
+                acc[l & 1] = _mm256_fmadd_ps(s, prod, acc[l & 1]);
+            }
+        }
+        hsum(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), offsets))
     }
 
     #[inline]
@@ -302,6 +364,9 @@ pub(crate) mod x86 {
     /// their group's scale times the activations' block scale.
     #[target_feature(enable = "avx2,fma,f16c")]
     pub unsafe fn dot_int8(ty: GgmlType, w: &[u8], x: &Quantized, blocks: Range<usize>) -> f32 {
+        if matches!(ty, GgmlType::Q4_K | GgmlType::Q5_K | GgmlType::Q6_K) {
+            return dot_int8_k(ty, w, x, blocks);
+        }
         let (qk, size) = ty.block();
         let n = blocks.len() * 32 / qk;
         assert!(w.len() >= n * size && x.d.len() >= blocks.end && x.qs.len() >= 32 * blocks.end);
