@@ -146,25 +146,46 @@ pub(crate) fn matmul(w: Rows, x: &[f32], m: usize, y: &mut [f32], int8: bool) {
         });
         return;
     }
-    // Weight row by weight row, all `m` products of each: `[out, m]`, transposed after.
+    // Weight row by weight row, all `m` products of each: `[out, m]`, transposed after. Blocks
+    // multiplied in f32 are dequantized a row at a time into a buffer of the task's (exact
+    // values, in the cache), which the rows of `x` then read as dense weights: the blocks are
+    // decoded once, not once per row of `x`.
+    let dequantized = blocks.is_some() && quantized.is_none();
     let mut t = vec![0.0f32; out * m];
     t.par_chunks_mut(rows_per_task * m).enumerate().for_each(|(task, ts)| {
+        let mut buffer = vec![0.0f32; if dequantized { n } else { 0 }];
         for (i, ys) in ts.chunks_mut(m).enumerate() {
             let o = task * rows_per_task + i;
+            let dense = match (blocks, dequantized) {
+                (Some((ty, b)), true) => {
+                    let bytes = &b[o * stride..(o + 1) * stride];
+                    let decoded = Rows::from_blocks(ty, bytes).is_some_and(|rows| dequantize(rows, &mut buffer));
+                    if !decoded {
+                        // Without AVX2: the scalar dequantizer (lengths are whole blocks).
+                        let _ = crate::formats::quants::dequantize_into(ty, bytes, &mut buffer);
+                    }
+                    Some(buffer.as_slice())
+                }
+                _ => match w {
+                    Rows::F32(wf) => Some(&wf[o * stride..(o + 1) * stride]),
+                    _ => None,
+                },
+            };
             for (c, ys) in ys.chunks_mut(4).enumerate() {
                 let r = 4 * c;
-                match (w, <&mut [f32; 4]>::try_from(ys)) {
-                    (Rows::F32(wf), Ok(ys4)) => {
-                        let xr = |j: usize| &x[(r + j) * n..(r + j + 1) * n];
-                        *ys4 = dot4_f32(&wf[o * stride..(o + 1) * stride], [xr(0), xr(1), xr(2), xr(3)]);
-                    }
-                    (_, Ok(ys4)) => ys4.iter_mut().enumerate().for_each(|(j, y)| *y = dot(o, r + j)),
+                let xr = |j: usize| &x[(r + j) * n..(r + j + 1) * n];
+                match (dense, <&mut [f32; 4]>::try_from(ys)) {
+                    (Some(wr), Ok(ys4)) => *ys4 = dot4_f32(wr, [xr(0), xr(1), xr(2), xr(3)]),
+                    (None, Ok(ys4)) => ys4.iter_mut().enumerate().for_each(|(j, y)| *y = dot(o, r + j)),
                     (_, Err(_)) => {}
                 }
             }
             // Rows past the last four.
             for r in (m / 4 * 4)..m {
-                ys[r] = dot(o, r);
+                ys[r] = match dense {
+                    Some(wr) => dot_f32(wr, &x[r * n..(r + 1) * n]),
+                    None => dot(o, r),
+                };
             }
         }
     });
