@@ -118,6 +118,7 @@ bench: build-python
 	$(PY) -m pip install -q -r requirements/bench.txt
 	CMAKE_ARGS="$$($(PY) bench/llama_cmake_args.py)" $(PY) -m pip install -q -r requirements/bench-llama.txt || echo "llama-cpp-python did not install: its row is left out"
 	$(PY) bench/bench.py
+	$(PY) bench/bench_batch.py
 	$(PY) bench/bench_seq2seq.py
 	$(PY) bench/bench_train.py
 	$(PY) bench/bench_rnn.py
