@@ -114,6 +114,16 @@ def llama_cpp(path=DEFAULT_DIR / DEFAULT_FILE, bos=False):
     return {"load_s": load_s, "prefill": len(tokens) / (t1 - t0), "decode": (NEW - 1) / (t2 - t1)}
 
 
+def llama_cpp_row(*args, **kw):
+    """`llama_cpp(...)`, or None (the reason printed) where it fails: an API change in the
+    reference must not hide the other rows."""
+    try:
+        return llama_cpp(*args, **kw)
+    except Exception as e:
+        print(f"llama.cpp row skipped: {e}")
+        return None
+
+
 def accuracy(cpp):
     """Per prompt of the parity tests: the relative L2 distance of the logits after a decode
     step (the prompt's last token run alone) from transformers' f32 on the same tokens, and
@@ -165,11 +175,7 @@ def main():
             "medgen int8 activations": medgen("f32", "--int8-activations")}
     gemma_rows = gemma_medgen()
     rows["transformers f32"] = transformers_f32()
-    try:
-        cpp = llama_cpp()
-    except Exception as e:  # an API change in the reference must not hide the other rows
-        print(f"llama.cpp row skipped: {e}")
-        cpp = None
+    cpp = llama_cpp_row()
     if cpp:
         rows["llama.cpp Q4_1"] = cpp
     ref = rows["transformers f32"]
@@ -215,11 +221,7 @@ def gemma(rows):
     if rows is None:
         print(f"\nGemma 3 rows skipped: {GEMMA3_GGUF} is missing (make setup assembles it)")
         return
-    try:
-        cpp = llama_cpp(GEMMA3_GGUF, bos=True)
-    except Exception as e:  # an API change in the reference must not hide the other rows
-        print(f"llama.cpp row skipped: {e}")
-        cpp = None
+    cpp = llama_cpp_row(GEMMA3_GGUF, bos=True)
     if cpp:
         rows["llama.cpp Q4_K_M"] = cpp
     size = GEMMA3_GGUF.stat().st_size / 2**20
