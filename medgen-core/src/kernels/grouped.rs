@@ -4,7 +4,9 @@
 //! unpacks in a few integer operations into the stack; one f32 kernel and one 8-bit kernel
 //! then multiply every type. The f32 kernel uses the file's values exactly: `scale * q` and
 //! its sum with `offset` are exact in f32 for every type (few significant bits), so they equal
-//! [`crate::formats::quants::dequantize`]'s.
+//! [`crate::formats::quants::dequantize`]'s. With AVX2 the common types skip the stack: Q5_0
+//! and Q5_1 are multiplied in registers (f32 here, 8-bit in [`super::int8`]), and Q4_K, Q5_K
+//! and Q6_K unpack into vectors, multiplied by 8-bit activations in registers.
 
 use std::ops::Range;
 
