@@ -69,6 +69,15 @@ pub(crate) fn reads_blocks(ty: GgmlType) -> bool {
 /// `w`'s blocks dequantized into `out` (as many blocks as both hold): the
 /// values of [`crate::formats::quants::dequantize`], with AVX2 where the CPU has it. `false`
 /// (nothing written) without AVX2 or for rows that are not blocks.
+/// `bytes` (whole blocks of `ty`) dequantized into `out`, `out.len()` values: [`dequantize`]
+/// where it runs, else the scalar dequantizer.
+pub(crate) fn dequantize_blocks(ty: GgmlType, bytes: &[u8], out: &mut [f32]) -> crate::error::Result<()> {
+    match Rows::from_blocks(ty, bytes) {
+        Some(rows) if dequantize(rows, out) => Ok(()),
+        _ => crate::formats::quants::dequantize_into(ty, bytes, out),
+    }
+}
+
 pub(crate) fn dequantize(w: Rows, out: &mut [f32]) -> bool {
     if let Rows::Grouped(ty, bytes) = w {
         return grouped::dequantize(ty, bytes, out);
@@ -158,12 +167,8 @@ pub(crate) fn matmul(w: Rows, x: &[f32], m: usize, y: &mut [f32], int8: bool) {
             let o = task * rows_per_task + i;
             let dense = match (blocks, dequantized) {
                 (Some((ty, b)), true) => {
-                    let bytes = &b[o * stride..(o + 1) * stride];
-                    let decoded = Rows::from_blocks(ty, bytes).is_some_and(|rows| dequantize(rows, &mut buffer));
-                    if !decoded {
-                        // Without AVX2: the scalar dequantizer (lengths are whole blocks).
-                        let _ = crate::formats::quants::dequantize_into(ty, bytes, &mut buffer);
-                    }
+                    // Whole blocks of `ty` for `n` values: this cannot fail.
+                    let _ = dequantize_blocks(ty, &b[o * stride..(o + 1) * stride], &mut buffer);
                     Some(buffer.as_slice())
                 }
                 _ => match w {
@@ -254,7 +259,7 @@ pub(crate) struct Cached<'a> {
 
 impl<'a> Cached<'a> {
     /// The positions from `first` on, as positions from 0.
-    pub fn from(&self, first: usize) -> Cached<'a> {
+    pub fn from_position(&self, first: usize) -> Cached<'a> {
         Cached { data: &self.data[first * self.pos_stride..], ..*self }
     }
 

@@ -259,7 +259,7 @@ impl Network for Gemma3 {
             let (kc, vc) = cache.cpu_layer(i, k, v)?;
             // A local layer sees the window's latest positions only.
             let first = if l.sliding { positions.saturating_sub(self.gemma.sliding_window) } else { 0 };
-            kernels::attend_one(q, &kc.from(first), &vc.from(first), [cfg.n_heads, cfg.n_kv_heads, d], positions - first, &mut attn);
+            kernels::attend_one(q, &kc.from_position(first), &vc.from_position(first), [cfg.n_heads, cfg.n_kv_heads, d], positions - first, &mut attn);
             if !l.o.matvec(&attn, &mut o) {
                 return Ok(None);
             }

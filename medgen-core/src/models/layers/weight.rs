@@ -58,11 +58,7 @@ impl Blocks {
         let n = out.len() / self.cols;
         let bytes = self.bytes.get(start * self.row_bytes()..(start + n) * self.row_bytes());
         let bytes = bytes.ok_or_else(|| MedgenError::Internal(format!("rows {start}..{} of {}", start + n, self.rows)))?;
-        let out = &mut out[..n * self.cols];
-        match kernels::Rows::from_blocks(self.ty, bytes) {
-            Some(rows) if kernels::dequantize(rows, out) => Ok(()),
-            _ => crate::formats::quants::dequantize_into(self.ty, bytes, out),
-        }
+        kernels::dequantize_blocks(self.ty, bytes, &mut out[..n * self.cols])
     }
 
     /// The whole matrix as a dense f32 tensor.
