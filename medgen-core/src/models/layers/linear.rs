@@ -346,12 +346,19 @@ impl Linear {
         let mut first = 0;
         for p in &self.parts {
             let n = p.out_features();
-            let mut yp = vec![0.0; m * n];
-            if !p.matvec(x, &mut yp) {
-                return false;
-            }
-            for (y, yp) in y.chunks_exact_mut(out).zip(yp.chunks_exact(n)) {
-                y[first..first + n].copy_from_slice(yp);
+            // One row: the part's columns are a slice of `y`; several: interleaved.
+            if m == 1 {
+                if !p.matvec(x, &mut y[first..first + n]) {
+                    return false;
+                }
+            } else {
+                let mut yp = vec![0.0; m * n];
+                if !p.matvec(x, &mut yp) {
+                    return false;
+                }
+                for (y, yp) in y.chunks_exact_mut(out).zip(yp.chunks_exact(n)) {
+                    y[first..first + n].copy_from_slice(yp);
+                }
             }
             first += n;
         }
