@@ -1,8 +1,9 @@
-//! Integer dot products of GGUF weight blocks (Q8_0, Q4_0, Q4_1 here; the other types in
-//! [`super::grouped`]) with activations quantized to 8 bits per block of 32, as llama.cpp multiplies them: each block's products are summed
-//! in integers and scaled once, which costs far fewer instructions than dequantizing the
-//! weights to f32. The activations lose precision (one part in 254 of each block's largest
-//! value); the weights are used as stored.
+//! Integer dot products of GGUF weight blocks (Q8_0, Q4_0, Q4_1 and Q5_0/Q5_1 here; the other
+//! types in [`super::grouped`]) with activations quantized to 8 bits per block of 32, as
+//! llama.cpp multiplies them: each block's products are summed in integers and scaled once,
+//! which costs far fewer instructions than dequantizing the weights to f32. The activations
+//! lose precision (one part in 254 of each block's largest value); the weights are used as
+//! stored.
 //!
 //! The instructions are chosen once per process: AVX-512 VNNI or AVX-VNNI (`vpdpbusd`, a
 //! multiply-add of 8-bit integers into 32-bit sums), else AVX2 (`vpmaddubsw` + `vpmaddwd`),
