@@ -13,7 +13,7 @@ use tch::{Kind, Tensor};
 use super::tagger::{features, mask_unknown, unknown_word, Tagger, TaggerConfig, Windows, FEATURES, LABELS};
 use super::{detect, Category};
 use crate::error::{MedgenError, Result};
-use crate::train::optim::{clip_grad_norm, linear_schedule, AdamW, Param};
+use crate::train::optim::{clip_factor, grad_norm, linear_schedule, AdamW, Param};
 
 /// A note and its identifiers, in character offsets (end exclusive).
 #[derive(Debug, Clone, PartialEq)]
@@ -299,9 +299,9 @@ pub fn train_tagger(
                 .collect();
             let loss = batch_loss(dropped.iter(), opts.window, &params, config)?;
             loss.f_backward()?;
-            clip_grad_norm(&params, opts.max_grad_norm)?;
+            let scale = clip_factor(grad_norm(&params)?, opts.max_grad_norm);
             let lr = linear_schedule(opts.lr, step, warmup, total);
-            opt.step(&params, lr)?;
+            opt.step(&params, lr, scale)?;
             step += 1;
             recent.push(loss.f_double_value(&[])?);
             if step % 50 == 0 || step == total {

@@ -20,7 +20,7 @@ use rand_chacha::{ChaCha20Rng, ChaCha8Rng};
 use tch::{Kind, Tensor};
 
 use super::network::Trainable;
-use super::optim::{clip_grad_norm, GradDropper, Param};
+use super::optim::{grad_norm, GradDropper, Param};
 use super::{batch_of, data::Encoded, TrainingConfig};
 use crate::error::{MedgenError, Result};
 use crate::models::per_example;
@@ -155,7 +155,7 @@ pub(crate) fn clipped_sum(model: &Trainable, batch: &[&Encoded], max_norm: f64, 
             return Err(MedgenError::invalid("loss", format!("the loss of an example became {value} at step {}", step + 1)));
         }
         loss.f_backward()?;
-        let norm = clip_grad_norm(&model.params, 0.0)?; // the norm only: 0 clips nothing
+        let norm = grad_norm(&model.params)?;
         let grads: Vec<Tensor> = model.params.iter().map(|p| p.tensor.grad()).collect();
         let factor = (max_norm / (norm + 1e-6)).min(1.0);
         tch::no_grad(|| -> Result<()> {

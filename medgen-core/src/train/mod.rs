@@ -44,7 +44,7 @@ use crate::runtime::LoadOptions;
 use checkpoint::State;
 use data::{Columns, Encoded, Encoding, Example};
 use network::{write_json, Trainable};
-use optim::{clip_grad_norm, linear_schedule, AdamW};
+use optim::{clip_factor, grad_norm, linear_schedule, AdamW};
 
 /// What trains.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -543,7 +543,7 @@ pub fn finetune_until(cfg: &TrainingConfig, on_log: &mut dyn FnMut(&LogEntry) ->
         let groups: Vec<&[Vec<usize>]> = batches.chunks(cfg.gradient_accumulation_steps).collect();
         while state.group < groups.len() && state.step < total {
             let group = groups[state.group];
-            let (step_loss, tokens, grad_norm) = match &private {
+            let (step_loss, tokens, norm, grad_scale) = match &private {
                 Some(dp) => {
                     // A Poisson-sampled batch in place of the epoch's; the gradient is clipped
                     // per example, so the global clipping is off.
@@ -551,7 +551,7 @@ pub fn finetune_until(cfg: &TrainingConfig, on_log: &mut dyn FnMut(&LogEntry) ->
                         MedgenError::InvalidArgument { name: "loss", reason } => MedgenError::invalid("loss", format!("{reason}: the run stops; the last checkpoint in {} is kept", cfg.output.display())),
                         other => other,
                     })?;
-                    (loss, tokens, clip_grad_norm(&model.params, 0.0)?)
+                    (loss, tokens, grad_norm(&model.params)?, 1.0)
                 }
                 None => {
                     let micro: Vec<data::Batch> = group
@@ -571,16 +571,17 @@ pub fn finetune_until(cfg: &TrainingConfig, on_log: &mut dyn FnMut(&LogEntry) ->
                         loss.f_backward()?;
                         step_loss += value;
                     }
-                    (step_loss, tokens, clip_grad_norm(&model.params, cfg.max_grad_norm)?)
+                    let norm = grad_norm(&model.params)?;
+                    (step_loss, tokens, norm, clip_factor(norm, cfg.max_grad_norm))
                 }
             };
             // A finite loss can still have an overflowing gradient, which would make every
             // weight NaN: stop before the step, as for a non-finite loss.
-            if !grad_norm.is_finite() {
-                return Err(MedgenError::invalid("loss", format!("the gradient norm became {grad_norm} at step {}: the run stops; the last checkpoint in {} is kept", state.step + 1, cfg.output.display())));
+            if !norm.is_finite() {
+                return Err(MedgenError::invalid("loss", format!("the gradient norm became {norm} at step {}: the run stops; the last checkpoint in {} is kept", state.step + 1, cfg.output.display())));
             }
             let lr = linear_schedule(cfg.lr, state.step, warmup, total);
-            opt.step(&model.params, lr)?;
+            opt.step(&model.params, lr, grad_scale)?;
             state.step += 1;
             state.group += 1;
             state.train_loss_sum += step_loss;
@@ -592,7 +593,7 @@ pub fn finetune_until(cfg: &TrainingConfig, on_log: &mut dyn FnMut(&LogEntry) ->
             if state.step % cfg.logging_steps == 0 || last || state.step == 1 {
                 entry.loss = Some(window_loss / window_steps as f64);
                 entry.learning_rate = Some(lr);
-                entry.grad_norm = Some(grad_norm);
+                entry.grad_norm = Some(norm);
                 entry.tokens_per_second = Some(window_tokens as f64 / window_start.elapsed().as_secs_f64().max(1e-9));
                 entry.elapsed_seconds = started.elapsed().as_secs_f64();
                 (window_loss, window_steps, window_tokens, window_start) = (0.0, 0, 0, Instant::now());
