@@ -69,8 +69,8 @@ DEMO_NOTE := examples/notes/admission_note_phi.txt
 demo: build
 	@echo "== the note, de-identified (what the model sees) =="
 	$(MEDGEN) deid --input $(DEMO_NOTE)
-	@echo "== medgen task discharge_summary =="
-	$(MEDGEN) task discharge_summary --input $(DEMO_NOTE) --max-new-tokens 200
+	@echo "== medgen task discharge_summary --constrain-sections =="
+	$(MEDGEN) task discharge_summary --input $(DEMO_NOTE) --max-new-tokens 300 --constrain-sections
 
 # The LoRA adapter `medgen task` runs the default model with (medgen-core/adapters/smollm2-tasks,
 # embedded in the library): synthetic note → draft pairs for the seven tasks, then LoRA r 8 on

@@ -830,7 +830,7 @@ typedef struct {
    */
   const char *adapter;
   /*
-   CPU decode steps multiply weights kept in GGUF blocks (Q8_0, Q4_0, Q4_1) by the
+   CPU decode steps multiply weights kept in GGUF blocks (Q4_0 to Q8_0, Q2_K to Q6_K) by the
    activations quantized to 8 bits, in integers, as llama.cpp does: faster; logits about
    as far from f32 as llama.cpp's (default: false: f32 on the file's exact values).
    */

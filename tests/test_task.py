@@ -158,14 +158,17 @@ def test_check_flags_phi_that_the_source_lacks(tmp_path):
 
 
 def test_the_demo_draft_has_every_section_no_invented_placeholder_and_no_loop():
-    """`make demo`'s promise, with the shipped tasks adapter (greedy, 200 new tokens): every
-    required section of the task's catalog, placeholders only from the note's own mapping, and no
-    line written three times."""
+    """`make demo`'s promise, with the shipped tasks adapter (greedy, 300 new tokens, sections
+    constrained): every required section of the task's catalog, each with text under it,
+    placeholders only from the note's own mapping, and no line written three times."""
     import re
     from collections import Counter
 
-    out = medgen_json("task", "discharge_summary", "--input", NOTE, "--max-new-tokens", 200, "--json")
+    out = medgen_json("task", "discharge_summary", "--input", NOTE, "--max-new-tokens", 300, "--constrain-sections", "--json")
     assert out["missing_sections"] == [], out["text"]
+    headings = ("Diagnoses:", "Hospital Course:", "Medications:", "Follow-up:")
+    sections = re.split("|".join(map(re.escape, headings)), out["text"])[1:]
+    assert len(sections) == len(headings) and all(s.strip() for s in sections), out["text"]
     mapping = medgen_json("deid", "--input", NOTE, "--json")["mapping"]
     invented = set(re.findall(r"\[[A-Z]+_\d+\]", out["text"])) - set(mapping)
     assert not invented, (invented, out["text"])

@@ -71,7 +71,7 @@ pub struct LoadArgs {
     /// A LoRA adapter folder to run with the model (as `medgen finetune --method lora` writes it).
     #[arg(long)]
     adapter: Option<std::path::PathBuf>,
-    /// CPU decode steps multiply GGUF blocks (Q8_0, Q4_0, Q4_1) by activations quantized to
+    /// CPU decode steps multiply GGUF blocks (Q4_0 to Q8_0, Q2_K to Q6_K) by activations quantized to
     /// 8 bits, in integers, as llama.cpp does: faster; logits about as far from f32 as llama.cpp's.
     #[arg(long)]
     int8_activations: bool,
