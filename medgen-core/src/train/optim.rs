@@ -154,8 +154,9 @@ fn fused_step(w: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], h: &Hyper)
         for (((w, g), m), v) in w.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
             let g = *g * h.grad_scale;
             *w *= h.decay;
-            // libtorch's lerp for a weight below ½: start + weight · (end - start).
-            *m += h.beta1 * (g - *m);
+            // libtorch's lerp: start + weight · (end - start) for a weight below ½, else
+            // end - (end - start) · (1 - weight).
+            *m = if h.beta1 < 0.5 { *m + h.beta1 * (g - *m) } else { g - (g - *m) * (1.0 - h.beta1) };
             *v = *v * h.beta2 + h.one_minus_beta2 * g * g;
             *w += h.step_size * (*m / (v.sqrt() / h.bc2_sqrt + h.eps));
         }
