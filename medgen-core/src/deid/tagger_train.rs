@@ -301,7 +301,7 @@ pub fn train_tagger(
             loss.f_backward()?;
             let scale = clip_factor(grad_norm(&params)?, opts.max_grad_norm);
             let lr = linear_schedule(opts.lr, step, warmup, total);
-            opt.step(&params, lr, scale)?;
+            opt.step(&params, lr, scale, None)?;
             step += 1;
             recent.push(loss.f_double_value(&[])?);
             if step % 50 == 0 || step == total {

@@ -20,7 +20,7 @@ use rand_chacha::{ChaCha20Rng, ChaCha8Rng};
 use tch::{Kind, Tensor};
 
 use super::network::Trainable;
-use super::optim::{grad_norm, GradDropper, Param};
+use super::optim::{clip_factor, grad_norm, GradDropper, Param};
 use super::{batch_of, data::Encoded, TrainingConfig};
 use crate::error::{MedgenError, Result};
 use crate::models::per_example;
@@ -157,7 +157,7 @@ pub(crate) fn clipped_sum(model: &Trainable, batch: &[&Encoded], max_norm: f64, 
         loss.f_backward()?;
         let norm = grad_norm(&model.params)?;
         let grads: Vec<Tensor> = model.params.iter().map(|p| p.tensor.grad()).collect();
-        let factor = (max_norm / (norm + 1e-6)).min(1.0);
+        let factor = clip_factor(norm, max_norm);
         tch::no_grad(|| -> Result<()> {
             for (s, g) in sum.iter_mut().zip(&grads) {
                 if g.defined() {

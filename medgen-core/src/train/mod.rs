@@ -581,7 +581,7 @@ pub fn finetune_until(cfg: &TrainingConfig, on_log: &mut dyn FnMut(&LogEntry) ->
                 return Err(MedgenError::invalid("loss", format!("the gradient norm became {norm} at step {}: the run stops; the last checkpoint in {} is kept", state.step + 1, cfg.output.display())));
             }
             let lr = linear_schedule(cfg.lr, state.step, warmup, total);
-            opt.step(&model.params, lr, grad_scale)?;
+            opt.step(&model.params, lr, grad_scale, Some(&model.runtime.pool))?;
             state.step += 1;
             state.group += 1;
             state.train_loss_sum += step_loss;

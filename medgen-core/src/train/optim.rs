@@ -67,7 +67,9 @@ impl AdamW {
 
     /// One step at learning rate `lr` over the parameters' gradients times `grad_scale` (the
     /// clipping factor, see [`clip_factor`]; 1 leaves them as they are), which it then drops.
-    pub fn step(&mut self, params: &[Param], lr: f64, grad_scale: f64) -> Result<()> {
+    /// Large CPU parameters are split across `pool`'s threads (a model's own, see
+    /// [`crate::runtime::Runtime`]), the rest run on the caller's thread.
+    pub fn step(&mut self, params: &[Param], lr: f64, grad_scale: f64, pool: Option<&rayon::ThreadPool>) -> Result<()> {
         self.steps += 1;
         let t = self.steps as i32;
         let (bc1, bc2) = (1.0 - self.beta1.powi(t), 1.0 - self.beta2.powi(t));
@@ -80,7 +82,7 @@ impl AdamW {
                 let decay = if p.decay { 1.0 - lr * self.weight_decay } else { 1.0 };
                 let hyper = Hyper {
                     decay: decay as f32,
-                    beta1: (1.0 - self.beta1) as f32,
+                    lerp_weight: (1.0 - self.beta1) as f32,
                     beta2: self.beta2 as f32,
                     one_minus_beta2: (1.0 - self.beta2) as f32,
                     bc2_sqrt: bc2.sqrt() as f32,
@@ -88,8 +90,15 @@ impl AdamW {
                     step_size: (-lr / bc1) as f32,
                     grad_scale: grad_scale as f32,
                 };
-                if let Some([w, g, m, v]) = cpu_f32([&p.tensor, &g, m, v]) {
-                    fused_step(w, g, m, v, &hyper);
+                // SAFETY: nothing else reads or writes these four tensors during the step.
+                if let Some([w, g, m, v]) = unsafe { cpu_f32([&p.tensor, &g, m, v]) } {
+                    match pool {
+                        Some(pool) if w.len() > CHUNK => pool.install(|| {
+                            let chunks = w.par_chunks_mut(CHUNK).zip(g.par_chunks(CHUNK)).zip(m.par_chunks_mut(CHUNK)).zip(v.par_chunks_mut(CHUNK));
+                            chunks.for_each(|(((w, g), m), v)| fused_step(w, g, m, v, &hyper));
+                        }),
+                        _ => fused_step(w, g, m, v, &hyper),
+                    }
                     continue;
                 }
                 // Elsewhere (CUDA, half kinds), torch's single-tensor AdamW in libtorch calls.
@@ -116,7 +125,7 @@ struct Hyper {
     /// `1 - lr · weight_decay`, or 1 without decay.
     decay: f32,
     /// `1 - β₁`: the first moment's `lerp` weight.
-    beta1: f32,
+    lerp_weight: f32,
     beta2: f32,
     one_minus_beta2: f32,
     bc2_sqrt: f32,
@@ -126,41 +135,49 @@ struct Hyper {
     grad_scale: f32,
 }
 
-/// The data of four tensors when each is a contiguous f32 CPU tensor of one size.
-fn cpu_f32<'a>(tensors: [&'a Tensor; 4]) -> Option<[&'a mut [f32]; 4]> {
+/// Elements of a parameter per task when a step is split across threads.
+const CHUNK: usize = 1 << 15;
+
+/// The data of four tensors when each is a non-empty contiguous f32 CPU tensor of one size and
+/// no two overlap. The writes bypass autograd's version counters, which no graph reads: the
+/// step comes after the backward pass and before the next forward.
+///
+/// # Safety
+/// Nothing else may read or write the tensors' data while the slices live.
+unsafe fn cpu_f32<'a>(tensors: [&'a Tensor; 4]) -> Option<[&'a mut [f32]; 4]> {
     let n = tensors[0].numel();
     let ok = |t: &Tensor| t.device() == Device::Cpu && t.kind() == Kind::Float && t.is_contiguous() && t.numel() == n;
-    if !tensors.iter().all(|t| ok(t)) {
+    if n == 0 || !tensors.iter().all(|t| ok(t)) {
         return None;
     }
-    let ptrs: Vec<usize> = tensors.iter().map(|t| t.data_ptr() as usize).collect();
-    if (1..4).any(|i| ptrs[..i].contains(&ptrs[i])) {
+    let bytes = n * std::mem::size_of::<f32>();
+    let starts = tensors.map(|t| t.data_ptr() as usize);
+    let overlap = |a: usize, b: usize| a < b + bytes && b < a + bytes;
+    if (0..4).any(|i| (0..i).any(|j| overlap(starts[i], starts[j]))) {
         return None;
     }
-    // SAFETY: four contiguous f32 CPU tensors of `n` elements at distinct addresses (a
-    // parameter, its gradient and its two moments: separate allocations, none a view of
-    // another), each used only through these slices until the step ends.
-    Some(tensors.map(|t| unsafe { std::slice::from_raw_parts_mut(t.data_ptr() as *mut f32, n) }))
+    // SAFETY: four contiguous f32 CPU tensors of `n` elements in disjoint memory, and the
+    // caller lets nothing else touch them while the slices live.
+    Some(starts.map(|p| unsafe { std::slice::from_raw_parts_mut(p as *mut f32, n) }))
 }
 
 /// torch's single-tensor AdamW step in one pass over the data instead of nine libtorch calls
-/// (each a pass, several with a temporary), in the same f32 operations and order:
+/// (each a pass, several with a temporary), in its f32 operations and order (equal within
+/// rounding: libtorch's vector kernels may fuse a multiply and an add):
 /// `g ← g · scale`, `w ← w · decay`, `m ← lerp(m, g, 1 - β₁)`, `v ← v · β₂ + (1 - β₂) · g · g`,
-/// `w ← w + step_size · m / (√v / √bc₂ + eps)`. Split across medgen's threads.
+/// `w ← w + step_size · (m / (√v / √bc₂ + eps))` (`addcdiv` takes the product first; the
+/// shipped tasks adapter was trained with this order, so it stays).
 fn fused_step(w: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], h: &Hyper) {
-    const CHUNK: usize = 1 << 15;
-    let chunks = w.par_chunks_mut(CHUNK).zip(g.par_chunks(CHUNK)).zip(m.par_chunks_mut(CHUNK)).zip(v.par_chunks_mut(CHUNK));
-    chunks.for_each(|(((w, g), m), v)| {
-        for (((w, g), m), v) in w.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
-            let g = *g * h.grad_scale;
-            *w *= h.decay;
-            // libtorch's lerp: start + weight · (end - start) for a weight below ½, else
-            // end - (end - start) · (1 - weight).
-            *m = if h.beta1 < 0.5 { *m + h.beta1 * (g - *m) } else { g - (g - *m) * (1.0 - h.beta1) };
-            *v = *v * h.beta2 + h.one_minus_beta2 * g * g;
-            *w += h.step_size * (*m / (v.sqrt() / h.bc2_sqrt + h.eps));
-        }
-    });
+    let a = h.lerp_weight;
+    for (((w, g), m), v) in w.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+        let g = *g * h.grad_scale;
+        *w *= h.decay;
+        // libtorch's lerp: start + weight · (end - start) for a weight below ½, else
+        // end - (end - start) · (1 - weight).
+        *m = if a < 0.5 { *m + a * (g - *m) } else { g - (g - *m) * (1.0 - a) };
+        *v = *v * h.beta2 + h.one_minus_beta2 * g * g;
+        *w += h.step_size * (*m / (v.sqrt() / h.bc2_sqrt + h.eps));
+    }
 }
 
 /// The global L2 norm of the gradients: each tensor's norm in its own kind, as
@@ -220,7 +237,7 @@ mod tests {
         (&w * Tensor::from_slice(&[3.0f32, -0.5])).sum(Kind::Float).backward();
         let params = [Param { name: "w".into(), tensor: w.shallow_clone(), decay: true }];
         let mut opt = AdamW::new(&params, 0.1).unwrap();
-        opt.step(&params, 0.01, 1.0).unwrap();
+        opt.step(&params, 0.01, 1.0, None).unwrap();
         assert!(!w.grad().defined(), "the step drops the gradient, as torch's zero_grad(set_to_none)");
         let got = Vec::<f32>::try_from(w.detach()).unwrap();
         let want = [1.0 * (1.0 - 0.001) - 0.01, -2.0 * (1.0 - 0.001) + 0.01];
@@ -234,6 +251,7 @@ mod tests {
         // f32 CPU tensors take the one-pass step; f64 ones the libtorch calls of torch's AdamW.
         let start: Vec<f32> = (0..70_001).map(|i| ((i * 7919) % 1000) as f32 / 250.0 - 2.0).collect();
         let grad = |i: usize, step: usize| ((i * 31 + step * 17) % 997) as f64 / 300.0 - 1.6;
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
         let run = |kind: Kind| {
             let w = Tensor::from_slice(&start).to_kind(kind).set_requires_grad(true);
             let params = [Param { name: "w".into(), tensor: w.shallow_clone(), decay: true }];
@@ -241,7 +259,7 @@ mod tests {
             for step in 0..5 {
                 let g: Vec<f64> = (0..start.len()).map(|i| grad(i, step)).collect();
                 (&w * Tensor::from_slice(&g).to_kind(kind)).sum(kind).backward();
-                opt.step(&params, 1e-2, [1.0, 0.37][step % 2]).unwrap();
+                opt.step(&params, 1e-2, [1.0, 0.37][step % 2], Some(&pool)).unwrap();
             }
             Vec::<f64>::try_from(w.detach().to_kind(Kind::Double)).unwrap()
         };
