@@ -90,8 +90,10 @@ impl AdamW {
                     step_size: (-lr / bc1) as f32,
                     grad_scale: grad_scale as f32,
                 };
-                // SAFETY: nothing else reads or writes these four tensors during the step.
-                if let Some([w, g, m, v]) = unsafe { cpu_f32([&p.tensor, &g, m, v]) } {
+                if let Some((data, n)) = cpu_f32([&p.tensor, &g, m, v]) {
+                    // SAFETY: four contiguous f32 CPU buffers of `n` elements in disjoint memory
+                    // (`cpu_f32`), which nothing else reads or writes during the step.
+                    let [w, g, m, v] = data.map(|d| unsafe { std::slice::from_raw_parts_mut(d, n) });
                     match pool {
                         Some(pool) if w.len() > CHUNK => pool.install(|| {
                             let chunks = w.par_chunks_mut(CHUNK).zip(g.par_chunks(CHUNK)).zip(m.par_chunks_mut(CHUNK)).zip(v.par_chunks_mut(CHUNK));
@@ -138,13 +140,11 @@ struct Hyper {
 /// Elements of a parameter per task when a step is split across threads.
 const CHUNK: usize = 1 << 15;
 
-/// The data of four tensors when each is a non-empty contiguous f32 CPU tensor of one size and
-/// no two overlap. The writes bypass autograd's version counters, which no graph reads: the
-/// step comes after the backward pass and before the next forward.
-///
-/// # Safety
-/// Nothing else may read or write the tensors' data while the slices live.
-unsafe fn cpu_f32<'a>(tensors: [&'a Tensor; 4]) -> Option<[&'a mut [f32]; 4]> {
+/// The data of four tensors and their length, when each is a non-empty contiguous f32 CPU
+/// tensor of one size and no two overlap. Writes through them bypass autograd's version
+/// counters, which no graph reads: the step comes after the backward pass and before the next
+/// forward.
+fn cpu_f32(tensors: [&Tensor; 4]) -> Option<([*mut f32; 4], usize)> {
     let n = tensors[0].numel();
     let ok = |t: &Tensor| t.device() == Device::Cpu && t.kind() == Kind::Float && t.is_contiguous() && t.numel() == n;
     if n == 0 || !tensors.iter().all(|t| ok(t)) {
@@ -156,9 +156,7 @@ unsafe fn cpu_f32<'a>(tensors: [&'a Tensor; 4]) -> Option<[&'a mut [f32]; 4]> {
     if (0..4).any(|i| (0..i).any(|j| overlap(starts[i], starts[j]))) {
         return None;
     }
-    // SAFETY: four contiguous f32 CPU tensors of `n` elements in disjoint memory, and the
-    // caller lets nothing else touch them while the slices live.
-    Some(starts.map(|p| unsafe { std::slice::from_raw_parts_mut(p as *mut f32, n) }))
+    Some((starts.map(|p| p as *mut f32), n))
 }
 
 /// torch's single-tensor AdamW step in one pass over the data instead of nine libtorch calls
