@@ -242,8 +242,9 @@ def test_gemma3_greedy_24_tokens_match_transformers(gemma3_hf, prompt):
 def test_gemma3_decode_steps_on_its_q5_0_k_quant_and_q8_0_blocks_match_transformers(gemma3_hf, tmp_path):
     """Gemma's file mixes Q5_0, Q4_K, Q6_K and Q8_0 blocks; the decode step (on CPU slices,
     `Gemma3::decode_cpu`) reads each as stored. With f32 activations (vector and scalar
-    kernels) the last token's decode step gives transformers' logits on the dequantized weights; with --int8-activations (integer
-    kernels, every instruction set this CPU has) a few percent away, as llama.cpp's are."""
+    kernels) the last token's decode step gives transformers' logits on the dequantized
+    weights; with --int8-activations (integer kernels, every instruction set this CPU has) a
+    few percent away, as llama.cpp's are."""
     _, model = gemma3_hf
     for prompt in PROMPTS[:2]:
         ids, exact = kernel_logits(tmp_path, prompt, "--model", GEMMA3_GGUF)

@@ -66,9 +66,6 @@ pub(crate) fn reads_blocks(ty: GgmlType) -> bool {
     Rows::from_blocks(ty, &[]).is_some()
 }
 
-/// `w`'s blocks dequantized into `out` (as many blocks as both hold): the
-/// values of [`crate::formats::quants::dequantize`], with AVX2 where the CPU has it. `false`
-/// (nothing written) without AVX2 or for rows that are not blocks.
 /// `bytes` (whole blocks of `ty`) dequantized into `out`, `out.len()` values: [`dequantize`]
 /// where it runs, else the scalar dequantizer.
 pub(crate) fn dequantize_blocks(ty: GgmlType, bytes: &[u8], out: &mut [f32]) -> crate::error::Result<()> {
@@ -78,6 +75,9 @@ pub(crate) fn dequantize_blocks(ty: GgmlType, bytes: &[u8], out: &mut [f32]) -> 
     }
 }
 
+/// `w`'s blocks dequantized into `out` (as many blocks as both hold): the
+/// values of [`crate::formats::quants::dequantize`], with AVX2 where the CPU has it. `false`
+/// (nothing written) without AVX2 or for rows that are not blocks.
 pub(crate) fn dequantize(w: Rows, out: &mut [f32]) -> bool {
     if let Rows::Grouped(ty, bytes) = w {
         return grouped::dequantize(ty, bytes, out);
