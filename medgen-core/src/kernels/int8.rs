@@ -104,14 +104,28 @@ pub(crate) fn quantize(x: &[f32]) -> Quantized {
 /// The dot product of one weight row (`w`: whole blocks of `ty`) with the quantized
 /// activation blocks `blocks` of `x`.
 pub(crate) fn dot(isa: Isa, ty: GgmlType, w: &[u8], x: &Quantized, blocks: Range<usize>) -> f32 {
+    dots(isa, ty, [w], x, blocks)[0]
+}
+
+/// [`dot`] of four weight rows with the same activations: each block of `x` is read once for
+/// the four. Each result equals [`dot`]'s of its row, to the bit.
+pub(crate) fn dot4(isa: Isa, ty: GgmlType, w: [&[u8]; 4], x: &Quantized, blocks: Range<usize>) -> [f32; 4] {
+    dots(isa, ty, w, x, blocks)
+}
+
+fn dots<const R: usize>(isa: Isa, ty: GgmlType, w: [&[u8]; R], x: &Quantized, blocks: Range<usize>) -> [f32; R] {
     #[cfg(target_arch = "x86_64")]
     if isa != Isa::Scalar {
         // SAFETY: `isa` is one that `Isa::present` found on this CPU (callers pass
         // `Isa::chosen()` or a member of `Isa::available()`), and each path reads whole blocks
         // of `w` and `x` within their lengths.
-        return unsafe { x86::dot(isa, ty, w, x, blocks) };
+        return unsafe { x86::dots(isa, ty, w, x, blocks) };
     }
     let _ = isa;
+    w.map(|w| dot_scalar(ty, w, x, blocks.clone()))
+}
+
+fn dot_scalar(ty: GgmlType, w: &[u8], x: &Quantized, blocks: Range<usize>) -> f32 {
     if super::grouped::reads(ty) {
         return super::grouped::dot_int8_scalar(ty, w, x, blocks);
     }
@@ -137,7 +151,6 @@ pub(crate) fn dot(isa: Isa, ty: GgmlType, w: &[u8], x: &Quantized, blocks: Range
     total
 }
 
-
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use std::arch::x86_64::*;
@@ -161,10 +174,11 @@ mod x86 {
         };
     }
 
-    /// Block `i`'s 32 integer products, summed in eight lanes, and its weight scale.
+    /// The 32 integer products of the block at `b` with the activations `xv`, summed in eight
+    /// lanes, as f32.
     macro_rules! block {
-        ($isa:ident, $ty:expr, $size:expr, $wp:expr, $xq:expr, $i:expr) => {{
-            let (b, xv) = ($wp.add($i * $size), _mm256_loadu_si256($xq.add(32 * $i) as *const __m256i));
+        ($isa:ident, $ty:expr, $size:expr, $b:expr, $xv:expr) => {{
+            let (b, xv) = ($b, $xv);
             let ints = if $ty == Q8_0 {
                 let wv = _mm256_loadu_si256(b.add(2) as *const __m256i);
                 // Signed by signed: |w| times x with w's sign.
@@ -176,17 +190,19 @@ mod x86 {
                 let wv = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(q, 4), q), _mm256_set1_epi8(0x0F));
                 products!($isa, wv, xv)
             };
-            (_mm256_cvtepi32_ps(ints), f16(b), b)
+            _mm256_cvtepi32_ps(ints)
         }};
     }
 
-    /// One instance of the block loop per instruction set and block type: the weights' 32
-    /// values of a block as bytes, multiplied with the activations' in integers, scaled in
-    /// f32; two blocks a step into separate sums, so that their latencies overlap.
+    /// One instance of the block loop per instruction set, block type and number of weight
+    /// rows (`R`, which share each block of activations): the weights' 32 values of a block as
+    /// bytes, multiplied with the activations' in integers, scaled in f32. Each row sums its
+    /// even and its odd blocks apart, so that their latencies overlap, in the same order
+    /// whatever `R` is.
     macro_rules! dot_fn {
         ($name:ident, $isa:ident, $features:literal) => {
             #[target_feature(enable = $features)]
-            unsafe fn $name<const TY: u8>(w: &[u8], x: &Quantized, blocks: Range<usize>) -> f32 {
+            unsafe fn $name<const TY: u8, const R: usize>(w: [&[u8]; R], x: &Quantized, blocks: Range<usize>) -> [f32; R] {
                 let size = match TY {
                     Q8_0 => 34,
                     Q4_0 => 18,
@@ -195,8 +211,8 @@ mod x86 {
                     _ => 24,
                 };
                 let n = blocks.len();
-                assert!(w.len() >= n * size && x.d.len() >= blocks.end && x.qs.len() >= 32 * blocks.end);
-                let (wp, xq) = (w.as_ptr(), x.qs.as_ptr().add(32 * blocks.start));
+                assert!(w.iter().all(|w| w.len() >= n * size) && x.d.len() >= blocks.end && x.qs.len() >= 32 * blocks.end);
+                let (wp, xq) = (w.map(<[u8]>::as_ptr), x.qs.as_ptr().add(32 * blocks.start));
                 let (xd, xs) = (x.d.as_ptr().add(blocks.start), x.sums.as_ptr().add(blocks.start));
                 // The offset of Q4_0 (-8 d), Q5_0 (-16 d), or Q4_1 and Q5_1 (their minimums)
                 // times the block's sum of x.
@@ -206,56 +222,56 @@ mod x86 {
                     Q4_1 | Q5_1 => f16(b.add(2)) * *xs.add(i),
                     _ => 0.0,
                 };
-                let (mut acc0, mut acc1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
-                let (mut off0, mut off1) = (0.0f32, 0.0f32);
+                let (mut even, mut odd, mut off) = ([_mm256_setzero_ps(); R], [_mm256_setzero_ps(); R], [0.0f32; R]);
                 // Eight blocks a step: their scales (and Q4_1's minimums) gathered and
                 // converted as one vector, each block's products scaled by its lane.
                 let stride = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(size as i32));
-                let mut offsets = _mm256_setzero_ps();
+                let mut scales = [[0.0f32; 8]; R];
                 let mut i = 0;
                 while i + 8 <= n {
-                    // The blocks a few steps on (past the row's end too: the rows follow each
-                    // other in memory, and a prefetch never faults).
-                    let ahead = (wp as *const i8).wrapping_add(i * size + PREFETCH);
-                    for line in (0..8 * size).step_by(64) {
-                        _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(line));
+                    let (xscale, sums) = (_mm256_loadu_ps(xd.add(i)), _mm256_loadu_ps(xs.add(i)));
+                    for j in 0..R {
+                        // The blocks a few steps on (past the row's end too: the rows follow
+                        // each other in memory, and a prefetch never faults).
+                        let ahead = (wp[j] as *const i8).wrapping_add(i * size + PREFETCH);
+                        for line in (0..8 * size).step_by(64) {
+                            _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(line));
+                        }
+                        let heads = _mm256_i32gather_epi32::<1>(wp[j].add(i * size) as *const i32, stride);
+                        let (d, m) = halves_f32(heads);
+                        _mm256_storeu_ps(scales[j].as_mut_ptr(), _mm256_mul_ps(d, xscale));
+                        even[j] = match TY {
+                            Q4_0 => _mm256_fmadd_ps(_mm256_mul_ps(d, _mm256_set1_ps(-8.0)), sums, even[j]),
+                            Q5_0 => _mm256_fmadd_ps(_mm256_mul_ps(d, _mm256_set1_ps(-16.0)), sums, even[j]),
+                            Q4_1 | Q5_1 => _mm256_fmadd_ps(m, sums, even[j]),
+                            _ => even[j],
+                        };
                     }
-                    let heads = _mm256_i32gather_epi32::<1>(wp.add(i * size) as *const i32, stride);
-                    let (d, m) = halves_f32(heads);
-                    let scales = _mm256_mul_ps(d, _mm256_loadu_ps(xd.add(i)));
-                    let sums = _mm256_loadu_ps(xs.add(i));
-                    offsets = match TY {
-                        Q4_0 => _mm256_fmadd_ps(_mm256_mul_ps(d, _mm256_set1_ps(-8.0)), sums, offsets),
-                        Q5_0 => _mm256_fmadd_ps(_mm256_mul_ps(d, _mm256_set1_ps(-16.0)), sums, offsets),
-                        Q4_1 | Q5_1 => _mm256_fmadd_ps(m, sums, offsets),
-                        _ => offsets,
-                    };
                     for k in (0..8).step_by(2) {
-                        let (p0, _, _) = block!($isa, TY, size, wp, xq, i + k);
-                        let (p1, _, _) = block!($isa, TY, size, wp, xq, i + k + 1);
-                        let s0 = _mm256_permutevar8x32_ps(scales, _mm256_set1_epi32(k as i32));
-                        let s1 = _mm256_permutevar8x32_ps(scales, _mm256_set1_epi32(k as i32 + 1));
-                        acc0 = _mm256_fmadd_ps(s0, p0, acc0);
-                        acc1 = _mm256_fmadd_ps(s1, p1, acc1);
+                        let xv0 = _mm256_loadu_si256(xq.add(32 * (i + k)) as *const __m256i);
+                        let xv1 = _mm256_loadu_si256(xq.add(32 * (i + k + 1)) as *const __m256i);
+                        for j in 0..R {
+                            let p0 = block!($isa, TY, size, wp[j].add((i + k) * size), xv0);
+                            let p1 = block!($isa, TY, size, wp[j].add((i + k + 1) * size), xv1);
+                            even[j] = _mm256_fmadd_ps(_mm256_broadcast_ss(&scales[j][k]), p0, even[j]);
+                            odd[j] = _mm256_fmadd_ps(_mm256_broadcast_ss(&scales[j][k + 1]), p1, odd[j]);
+                        }
                     }
                     i += 8;
                 }
-                while i + 2 <= n {
-                    let (p0, d0, b0) = block!($isa, TY, size, wp, xq, i);
-                    let (p1, d1, b1) = block!($isa, TY, size, wp, xq, i + 1);
-                    acc0 = _mm256_fmadd_ps(_mm256_set1_ps(d0 * *xd.add(i)), p0, acc0);
-                    acc1 = _mm256_fmadd_ps(_mm256_set1_ps(d1 * *xd.add(i + 1)), p1, acc1);
-                    off0 += offset(d0, b0, i);
-                    off1 += offset(d1, b1, i + 1);
-                    i += 2;
+                while i < n {
+                    let xv = _mm256_loadu_si256(xq.add(32 * i) as *const __m256i);
+                    for j in 0..R {
+                        let b = wp[j].add(i * size);
+                        let d = f16(b);
+                        let p = block!($isa, TY, size, b, xv);
+                        let acc = if i % 2 == 0 { &mut even[j] } else { &mut odd[j] };
+                        *acc = _mm256_fmadd_ps(_mm256_set1_ps(d * *xd.add(i)), p, *acc);
+                        off[j] += offset(d, b, i);
+                    }
+                    i += 1;
                 }
-                if i < n {
-                    let (p0, d0, b0) = block!($isa, TY, size, wp, xq, i);
-                    acc0 = _mm256_fmadd_ps(_mm256_set1_ps(d0 * *xd.add(i)), p0, acc0);
-                    off0 += offset(d0, b0, i);
-                }
-                acc0 = _mm256_add_ps(acc0, offsets);
-                hsum(_mm256_add_ps(acc0, acc1)) + off0 + off1
+                std::array::from_fn(|j| hsum(_mm256_add_ps(even[j], odd[j])) + off[j])
             }
         };
     }
@@ -275,17 +291,17 @@ mod x86 {
 
     /// # Safety
     /// The CPU runs `isa`; `w` and `x` hold the blocks named.
-    pub unsafe fn dot(isa: Isa, ty: GgmlType, w: &[u8], x: &Quantized, blocks: Range<usize>) -> f32 {
+    pub unsafe fn dots<const R: usize>(isa: Isa, ty: GgmlType, w: [&[u8]; R], x: &Quantized, blocks: Range<usize>) -> [f32; R] {
         macro_rules! by_type {
             ($f:ident) => {
                 match ty {
-                    GgmlType::Q8_0 => $f::<Q8_0>(w, x, blocks),
-                    GgmlType::Q4_0 => $f::<Q4_0>(w, x, blocks),
-                    GgmlType::Q4_1 => $f::<Q4_1>(w, x, blocks),
-                    GgmlType::Q5_0 => $f::<Q5_0>(w, x, blocks),
-                    GgmlType::Q5_1 => $f::<Q5_1>(w, x, blocks),
+                    GgmlType::Q8_0 => $f::<Q8_0, R>(w, x, blocks),
+                    GgmlType::Q4_0 => $f::<Q4_0, R>(w, x, blocks),
+                    GgmlType::Q4_1 => $f::<Q4_1, R>(w, x, blocks),
+                    GgmlType::Q5_0 => $f::<Q5_0, R>(w, x, blocks),
+                    GgmlType::Q5_1 => $f::<Q5_1, R>(w, x, blocks),
                     // SAFETY: AVX2 is present with `isa`.
-                    _ => super::super::grouped::x86::dot_int8(ty, w, x, blocks),
+                    _ => w.map(|w| super::super::grouped::x86::dot_int8(ty, w, x, blocks.clone())),
                 }
             };
         }
@@ -359,6 +375,37 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn four_rows_at_once_equal_each_row_alone_to_the_bit() {
+        // Block counts below, at and past the eight of a step, on every block type.
+        for blocks in [1, 3, 8, 9, 18, 27] {
+            let n = 32 * blocks;
+            let x: Vec<f32> = (0..n).map(|i| ((i * 7919) % 613) as f32 / 306.0 - 1.0).collect();
+            let q = quantize(&x);
+            for ty in [GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q5_1] {
+                let rows: Vec<Vec<u8>> = (0..4).map(|r| blocks_of_any(ty, n, 5 + r)).collect();
+                let w = [&rows[0][..], &rows[1][..], &rows[2][..], &rows[3][..]];
+                for isa in Isa::available() {
+                    let alone = w.map(|w| dot(isa, ty, w, &q, 0..blocks).to_bits());
+                    assert_eq!(dot4(isa, ty, w, &q, 0..blocks).map(f32::to_bits), alone, "{ty:?} {isa:?} {blocks} blocks");
+                }
+            }
+        }
+    }
+
+    /// Blocks of any type, from random-looking bytes with plausible f16 scales (and minimums).
+    fn blocks_of_any(ty: GgmlType, n: usize, seed: usize) -> Vec<u8> {
+        let size = ty.block().1;
+        let mut bytes: Vec<u8> = (0..n / 32 * size).map(|i| (((i + seed) * 2654435761usize) >> 11) as u8).collect();
+        for (b, block) in bytes.chunks_exact_mut(size).enumerate() {
+            block[..2].copy_from_slice(&half::f16::from_f32(0.001 + ((b + seed) % 13) as f32 * 0.003).to_le_bytes());
+            if matches!(ty, GgmlType::Q4_1 | GgmlType::Q5_1) {
+                block[2..4].copy_from_slice(&half::f16::from_f32(-0.05 + ((b + seed) % 7) as f32 * 0.01).to_le_bytes());
+            }
+        }
+        bytes
     }
 
     #[test]

@@ -143,11 +143,15 @@ pub(crate) fn matmul(w: Rows, x: &[f32], m: usize, y: &mut [f32], int8: bool) {
             let first = task * rows_per_task;
             for (c, ys) in ys.chunks_mut(4).enumerate() {
                 let o = first + 4 * c;
-                match (w, ys.len()) {
-                    (Rows::F32(wf), 4) => {
+                match (w, ys.len(), &quantized, blocks) {
+                    (Rows::F32(wf), 4, _, _) => {
                         let row = |j: usize| &wf[(o + j) * stride..(o + j + 1) * stride];
                         // The products commute: one activation row with four weight rows.
                         ys.copy_from_slice(&dot4_f32(x, [row(0), row(1), row(2), row(3)]));
+                    }
+                    (_, 4, Some(q), Some((ty, b))) => {
+                        let row = |j: usize| &b[(o + j) * stride..(o + j + 1) * stride];
+                        ys.copy_from_slice(&int8::dot4(isa, ty, [row(0), row(1), row(2), row(3)], q, 0..n / 32));
                     }
                     _ => ys.iter_mut().enumerate().for_each(|(j, y)| *y = dot(o + j, 0)),
                 }
