@@ -275,15 +275,33 @@ impl<'a> Cached<'a> {
 
 /// Attention of one new position of a single sequence (row 0): `q` is `[heads, d]`, keys
 /// and values hold `positions` cached positions of `kv_heads` heads (query head h reads kv
-/// head h / (heads / kv_heads)); writes `[heads, d]` to `out`.
+/// head h / (heads / kv_heads)); writes `[heads, d]` to `out`. The query heads that share a
+/// key/value head go together, so that its keys and values are read once for them; the
+/// key/value heads are split across the threads once there are enough positions to pay for it.
 pub(crate) fn attend_one(q: &[f32], k: &Cached, v: &Cached, shape: [usize; 3], positions: usize, out: &mut [f32]) {
     let [heads, kv_heads, d] = shape;
-    let group = (heads / kv_heads.max(1)).max(1);
     let scale = 1.0 / (d as f32).sqrt();
-    for (h, (qh, oh)) in q.chunks_exact(d).zip(out.chunks_exact_mut(d)).take(heads).enumerate() {
-        attend_head(qh, [k, v], [0, h / group], positions, scale, &[&[]], oh);
+    if kv_heads == 0 || heads % kv_heads != 0 {
+        let group = (heads / kv_heads.max(1)).max(1);
+        for (h, (qh, oh)) in q.chunks_exact(d).zip(out.chunks_exact_mut(d)).take(heads).enumerate() {
+            attend_head(qh, [k, v], [0, h / group], positions, scale, &[&[]], oh);
+        }
+        return;
+    }
+    let group = heads / kv_heads;
+    let no_bias: Vec<&[f32]> = vec![&[]; group];
+    let head = |(h, (qg, og)): (usize, (&[f32], &mut [f32]))| attend_head(qg, [k, v], [0, h], positions, scale, &no_bias, og);
+    let (qs, outs) = (&q[..heads * d], &mut out[..heads * d]);
+    if positions * heads * d >= PARALLEL_ATTENTION && kv_heads > 1 {
+        qs.par_chunks_exact(group * d).zip(outs.par_chunks_exact_mut(group * d)).enumerate().for_each(head);
+    } else {
+        qs.chunks_exact(group * d).zip(outs.chunks_exact_mut(group * d)).enumerate().for_each(head);
     }
 }
+
+/// Below this many query-key products a decode step's attention stays on one thread: waking
+/// another costs more.
+const PARALLEL_ATTENTION: usize = 1 << 16;
 
 /// One attention head for queries that share their keys and values (a prompt's beams in
 /// cross-attention): `softmax(q_i · k_j · scale + bias_i[j]) v_j` over the first `positions`
@@ -821,6 +839,31 @@ mod tests {
                 for c in 0..d {
                     assert!((out[i * d + c] as f64 - want[c]).abs() < 1e-5, "d {d} query {i}: {} vs {}", out[i * d + c], want[c]);
                     assert_eq!(out[i * d + c], alone[c]);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn one_position_of_grouped_heads_equals_each_head_alone() {
+        // Grouped heads (6 on 2, 8 on 1), one each (3 on 3); few positions (one thread) and
+        // enough for the heads to be split across threads.
+        for (heads, kv_heads, positions) in [(6, 2, 5), (6, 2, 300), (8, 1, 200), (3, 3, 400)] {
+            let d = 64;
+            let cache: Vec<f32> = (0..positions * kv_heads * d).map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0).collect();
+            let values: Vec<f32> = cache.iter().rev().copied().collect();
+            let k = Cached { data: &cache, row_stride: 0, head_stride: d, pos_stride: kv_heads * d };
+            let v = Cached { data: &values, ..k };
+            let q: Vec<f32> = (0..heads * d).map(|i| ((i * 104729) % 997) as f32 / 498.0 - 1.0).collect();
+            let mut out = vec![0.0; heads * d];
+            attend_one(&q, &k, &v, [heads, kv_heads, d], positions, &mut out);
+            for h in 0..heads {
+                let kv = h / (heads / kv_heads);
+                let keys: Vec<f32> = (0..positions).flat_map(|j| k.at(0, kv, j, d).to_vec()).collect();
+                let vals: Vec<f32> = (0..positions).flat_map(|j| v.at(0, kv, j, d).to_vec()).collect();
+                let want = attention_reference(&q[h * d..(h + 1) * d], &keys, &vals, 0.125, &vec![0.0; positions]);
+                for c in 0..d {
+                    assert!((out[h * d + c] as f64 - want[c]).abs() < 1e-5, "{heads}/{kv_heads} heads, {positions} positions, head {h}");
                 }
             }
         }
