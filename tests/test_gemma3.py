@@ -36,7 +36,7 @@ def tiny_text_config(vocab, **kw):
 def make_tiny_gemma3(kind, path):
     import transformers as tf
 
-    torch.manual_seed({"tied": 21, "untied": 22, "multimodal": 23}[kind])
+    torch.manual_seed({"tied": 21, "untied": 22, "multimodal": 23, "local_scaled": 24}[kind])
     tok = _train_tokenizer(path)
     if kind == "tied":
         cfg = tf.Gemma3TextConfig(**tiny_text_config(len(tok), num_hidden_layers=4, sliding_window_pattern=2))
@@ -49,6 +49,14 @@ def make_tiny_gemma3(kind, path):
         cfg = tf.Gemma3TextConfig(**tiny_text_config(len(tok), num_hidden_layers=5, layer_types=types,
                                                      rope_parameters=rope, final_logit_softcapping=5.0,
                                                      tie_word_embeddings=False))
+        model = tf.Gemma3ForCausalLM(cfg)
+    elif kind == "local_scaled":
+        # RoPE scaled on the local layers as well, differently from the global ones.
+        rope = {"full_attention": {"rope_type": "default", "rope_theta": 1e6},
+                "sliding_attention": {"rope_type": "linear", "factor": 3.0, "rope_theta": 100.0}}
+        types = ["sliding_attention", "full_attention", "sliding_attention"]
+        cfg = tf.Gemma3TextConfig(**tiny_text_config(len(tok), num_hidden_layers=3, layer_types=types,
+                                                     rope_parameters=rope))
         model = tf.Gemma3ForCausalLM(cfg)
     else:
         # Gemma3ForConditionalGeneration: the text model's settings in text_config, its tensors
@@ -72,7 +80,7 @@ def make_tiny_gemma3(kind, path):
 def tiny_gemma3():
     """kind -> (folder, transformers tokenizer, transformers model) of a tiny Gemma 3."""
     out = {}
-    for kind in ["tied", "untied", "multimodal"]:
+    for kind in ["tied", "untied", "multimodal", "local_scaled"]:
         path = cached(ROOT / "tests" / ".cache" / "tiny" / f"gemma3_{kind}",
                       lambda path, kind=kind: make_tiny_gemma3(kind, path))
         tok = PreTrainedTokenizerFast.from_pretrained(path)
@@ -99,7 +107,7 @@ def hf_greedy(model, ids, n, **kw):
     return out[0, len(ids):].tolist()
 
 
-@pytest.mark.parametrize("kind", ["tied", "untied", "multimodal"])
+@pytest.mark.parametrize("kind", ["tied", "untied", "multimodal", "local_scaled"])
 def test_tiny_gemma3_logits_and_greedy_match_transformers(tiny_gemma3, tmp_path, kind):
     path, tok, model = tiny_gemma3[kind]
     info = medgen_json("info", "--model", path, "--json")
@@ -115,6 +123,16 @@ def test_tiny_gemma3_logits_and_greedy_match_transformers(tiny_gemma3, tmp_path,
                           "--min-new-tokens", 20, "--json")
         assert out["token_ids"] == hf_greedy(model, ids, 20, min_new_tokens=20)
     assert len(ids) > 4 * WINDOW
+
+
+def test_tiny_gemma3_local_rope_scaling_medgen_does_not_run_is_refused(tiny_gemma3, tmp_path):
+    path = tmp_path / "yarn"
+    shutil.copytree(tiny_gemma3["local_scaled"][0], path)
+    config = json.loads((path / "config.json").read_text())
+    config["rope_parameters"]["sliding_attention"] = {"rope_type": "yarn", "factor": 2.0, "rope_theta": 100.0}
+    (path / "config.json").write_text(json.dumps(config))
+    proc = run_medgen("generate", "--model", path, "--prompt", "Patient admitted.", "--max-new-tokens", 2, check=False)
+    assert proc.returncode != 0 and "yarn" in proc.stderr, proc.stderr
 
 
 def test_tiny_gemma3_window_is_transformers_own(tiny_gemma3, tmp_path):

@@ -2,6 +2,7 @@
 GGUF model, and of tiny random-weight GPT-2, Qwen2 and Llama models that transformers makes."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -149,3 +150,21 @@ def test_decode_step_logits_match_transformers_in_f32_and_within_int8_error_with
 def test_decode_last_needs_two_tokens(tmp_path):
     proc = run_medgen("debug", "logits", "--decode-last", "--prompt", "Hi", "--out", tmp_path / "x.npy", check=False)
     assert proc.returncode != 0 and "at least two tokens" in proc.stderr
+
+
+@pytest.mark.parametrize("kind, settings", [
+    ("llama", {"hidden_act": "gelu"}),
+    ("qwen2", {"hidden_act": "relu"}),
+    ("gpt2", {"scale_attn_by_inverse_layer_idx": True}),
+    ("gpt2", {"scale_attn_weights": False}),
+])
+def test_settings_medgen_does_not_run_are_refused_by_name(tiny_models, tmp_path, kind, settings):
+    """A setting that changes the arithmetic and that medgen does not implement is refused,
+    naming it, rather than run as if it were the default."""
+    path = tmp_path / kind
+    shutil.copytree(tiny_models[kind], path)
+    config = json.loads((path / "config.json").read_text())
+    (path / "config.json").write_text(json.dumps({**config, **settings}))
+    proc = run_medgen("generate", "--model", path, "--prompt", "Patient admitted.", "--max-new-tokens", 2, check=False)
+    assert proc.returncode != 0
+    assert next(iter(settings)) in proc.stderr, proc.stderr

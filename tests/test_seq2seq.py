@@ -47,7 +47,7 @@ def make_tiny_seq2seq(kind: str, path: Path):
     import transformers as tf
     from safetensors.torch import load_file, save_file
 
-    torch.manual_seed({"t5_relu": 11, "t5_gated": 12, "bart": 13, "t5_uneven": 15, "bart_uneven": 20}[kind])
+    torch.manual_seed({"t5_relu": 11, "t5_gated": 12, "bart": 13, "t5_uneven": 15, "bart_uneven": 20, "bart_untied": 24}[kind])
     path.mkdir(parents=True, exist_ok=True)
     tok = _tokenizer("bart" if kind.startswith("bart") else "t5", path)
     vocab = len(tok)
@@ -62,10 +62,11 @@ def make_tiny_seq2seq(kind: str, path: Path):
             # narrower heads (8 of 8) and a narrower feed-forward than the decoder (2 heads of 32).
             shape = dict(encoder_layers=3, decoder_layers=2, encoder_attention_heads=8, decoder_attention_heads=2,
                          encoder_ffn_dim=40, decoder_ffn_dim=136)
+        # bart_untied: each stack embeds tokens with its own table, and the head is a third.
         cfg = tf.BartConfig(vocab_size=vocab, d_model=64, **shape, max_position_embeddings=128, scale_embedding=True,
                             activation_function="gelu", bos_token_id=0, pad_token_id=1, eos_token_id=2,
                             decoder_start_token_id=2, forced_bos_token_id=None, forced_eos_token_id=None,
-                            init_std=0.2)
+                            init_std=0.2, tie_word_embeddings=kind != "bart_untied")
         model = tf.BartForConditionalGeneration(cfg)
     else:
         # d_kv * num_heads (48) differs from d_model (64), as it may in T5; few buckets and a
@@ -79,11 +80,11 @@ def make_tiny_seq2seq(kind: str, path: Path):
                           feed_forward_proj="gated-gelu" if kind == "t5_gated" else "relu",
                           pad_token_id=0, eos_token_id=1, decoder_start_token_id=0)
         model = tf.T5ForConditionalGeneration(cfg)
-    # bart_uneven: smaller biases, and only queries and keys scaled up (by 2). With the recipe
+    # bart_uneven, bart_untied: smaller biases, and only queries and keys scaled up (by 2). With the recipe
     # the others have, BART's post-LayerNorm stream is swamped by biases and widened
     # projections, and greedy decoding repeats one token whatever the input (the "bart" model
     # mostly does); sharper attention makes the logits too sensitive to rounding for TOL.
-    gentle = kind == "bart_uneven"
+    gentle = kind in ("bart_uneven", "bart_untied")
     with torch.no_grad():
         for name, p in model.named_parameters():
             if name.endswith("bias") or "relative_attention_bias" in name:
@@ -116,7 +117,7 @@ def make_tiny_seq2seq(kind: str, path: Path):
 
 
 # The *_uneven kinds: encoder and decoder of different shapes, as each family's config allows.
-KINDS = ["t5_relu", "t5_gated", "t5_uneven", "bart", "bart_uneven"]
+KINDS = ["t5_relu", "t5_gated", "t5_uneven", "bart", "bart_uneven", "bart_untied"]
 
 
 @pytest.fixture(scope="module")

@@ -27,6 +27,8 @@ struct Layer {
 }
 
 struct Stack {
+    /// The token embedding: `shared`, or the stack's own when untied.
+    tokens: Weight,
     positions: Weight,
     embed_norm: LayerNorm,
     layers: Vec<Layer>,
@@ -34,7 +36,6 @@ struct Stack {
 
 pub(crate) struct Bart {
     cfg: Seq2SeqConfig,
-    shared: Weight,
     encoder: Stack,
     decoder: Stack,
     /// The tied (or separate) head with `final_logits_bias`.
@@ -57,6 +58,12 @@ impl Bart {
             Some(s) => s,
             None => w.get(&format!("{p}encoder.embed_tokens.weight"), &[v, d])?,
         };
+        // Untied (`tie_word_embeddings` false), transformers embeds each stack's tokens with
+        // its own table.
+        let tokens = |stack: &str| -> Result<Weight> {
+            let own = if cfg.tied_embeddings { None } else { w.get_opt(&format!("{p}{stack}.embed_tokens.weight"), &[v, d])? };
+            Ok(own.unwrap_or_else(|| Weight(shared.shallow_clone())))
+        };
         // A buffer of zeros in new models; checkpoints fine-tuned from fairseq may carry values.
         let bias = match w.get_opt("final_logits_bias", &[1, v])? {
             Some(b) => Weight(b.f_reshape([v])?.f_to_kind(w.act)?),
@@ -68,10 +75,9 @@ impl Bart {
         }
         .quantized(w)?;
         Ok(Bart {
-            encoder: Stack::load(cfg, w, &format!("{p}encoder"), cfg.encoder_shape(), max_positions, false)?,
-            decoder: Stack::load(cfg, w, &format!("{p}decoder"), cfg.decoder_shape(), max_positions, true)?,
+            encoder: Stack::load(cfg, w, &format!("{p}encoder"), cfg.encoder_shape(), max_positions, false, tokens("encoder")?)?,
+            decoder: Stack::load(cfg, w, &format!("{p}decoder"), cfg.decoder_shape(), max_positions, true, tokens("decoder")?)?,
             cfg: cfg.clone(),
-            shared,
             head,
             max_positions,
             kind: w.act,
@@ -90,7 +96,7 @@ impl Bart {
         if start + t > self.max_positions {
             return Err(MedgenError::context((start + t) as usize, self.max_positions as usize, "BART max_position_embeddings"));
         }
-        let mut x = Tensor::f_embedding(&self.shared, ids, -1, false, false)?.f_to_kind(self.kind)?;
+        let mut x = Tensor::f_embedding(&stack.tokens, ids, -1, false, false)?.f_to_kind(self.kind)?;
         if self.cfg.scale_embedding {
             x = x.f_mul_scalar((self.cfg.hidden_size as f64).sqrt())?;
         }
@@ -109,7 +115,7 @@ impl Bart {
                 && l.ffn_norm.on_kernels()
         });
         layers
-            && self.shared.f32_slice().is_some()
+            && self.decoder.tokens.f32_slice().is_some()
             && self.decoder.positions.f32_slice().is_some()
             && self.decoder.embed_norm.on_kernels()
             && self.head.on_kernels()
@@ -125,7 +131,7 @@ impl Bart {
 impl Stack {
     /// Loads a stack of `shape`'s sizes; a decoder's cross-attention has its self-attention's
     /// heads, over encoder states of the same width.
-    fn load(cfg: &Seq2SeqConfig, w: &Loader, stack: &str, shape: StackShape, max_positions: i64, decoder: bool) -> Result<Self> {
+    fn load(cfg: &Seq2SeqConfig, w: &Loader, stack: &str, shape: StackShape, max_positions: i64, decoder: bool, tokens: Weight) -> Result<Self> {
         let (d, ff) = (cfg.hidden_size as i64, shape.ffn as i64);
         let dims = [d, shape.heads as i64, shape.head_dim as i64];
         let scale = (shape.head_dim as f64).powf(-0.5);
@@ -148,6 +154,7 @@ impl Stack {
             });
         }
         Ok(Stack {
+            tokens,
             positions: w.get(&format!("{stack}.embed_positions.weight"), &[max_positions + POSITION_OFFSET, d])?,
             embed_norm: LayerNorm::load(w, &format!("{stack}.layernorm_embedding"), d)?,
             layers,
@@ -172,7 +179,7 @@ impl Seq2Seq for Bart {
 
     fn new_cache(&self, batch: usize, capacity: usize) -> Result<Seq2SeqCache> {
         let shape = [batch as i64, self.cfg.decoder_heads as i64, self.cfg.decoder_head_dim as i64];
-        Seq2SeqCache::new(self.decoder.layers.len(), shape, capacity, self.kind, self.shared.device())
+        Seq2SeqCache::new(self.decoder.layers.len(), shape, capacity, self.kind, self.decoder.tokens.device())
     }
 
     fn decode(&self, ids: &Tensor, encoder_out: &Tensor, encoder_mask: &Tensor, cache: &mut Seq2SeqCache) -> Result<Tensor> {
@@ -210,7 +217,7 @@ impl Seq2Seq for Bart {
         }
         let cross = self.decoder.layers.iter().enumerate().filter_map(|(i, l)| Some((i, &l.cross.as_ref()?.0)));
         let Some(cross_bias) = start_cpu_step(tokens, [vocab, d], [encoder_out, encoder_mask], cache, cross)? else { return Ok(None) };
-        let (Some(shared), Some(positions)) = (self.shared.f32_slice(), self.decoder.positions.f32_slice()) else { return Ok(None) };
+        let (Some(shared), Some(positions)) = (self.decoder.tokens.f32_slice(), self.decoder.positions.f32_slice()) else { return Ok(None) };
         let scale = if self.cfg.scale_embedding { (d as f64).sqrt() as f32 } else { 1.0 };
         let at = (past + POSITION_OFFSET as usize) * d;
         let position = &positions[at..at + d];

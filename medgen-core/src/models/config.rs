@@ -131,8 +131,10 @@ pub struct Gemma3Config {
     /// The positions a local layer's query sees, itself included: key `j` is visible from
     /// query `i` when `i - sliding_window < j <= i` (transformers' `sliding_window_overlay`).
     pub sliding_window: usize,
-    /// The local layers' RoPE base (no scaling).
+    /// The local layers' RoPE base and scaling (transformers 5's `rope_parameters`
+    /// `sliding_attention`; older configs scale only the global layers).
     pub rope_local_theta: f64,
+    pub rope_local_scaling: Option<RopeScaling>,
     /// Attention scores are `q·k / sqrt(query_pre_attn_scalar)` rather than `/ sqrt(head_dim)`.
     pub query_pre_attn_scalar: f64,
     /// Logits become `c * tanh(logits / c)` (none in Gemma 3's checkpoints).
@@ -181,18 +183,33 @@ fn gemma3_from_hf(config: &Json, n_layers: usize, context_length: usize) -> Resu
             sliding_pattern(n_layers, pattern as usize)?
         }
     };
-    let local = config
-        .get("rope_parameters")
-        .and_then(|p| p.get("sliding_attention"))
-        .and_then(|r| r.get("rope_theta"))
-        .and_then(Json::as_f64);
+    let local_rope = config.get("rope_parameters").and_then(|p| p.get("sliding_attention")).filter(|v| v.is_object());
+    let local = local_rope.and_then(|r| r.get("rope_theta")).and_then(Json::as_f64);
     Ok(Gemma3Config {
+        rope_local_scaling: rope_scaling_of(local_rope)?,
         sliding_layers,
         // No window: local layers see everything, like global ones.
         sliding_window: config.get("sliding_window").and_then(Json::as_u64).map_or(context_length, |w| w as usize),
         rope_local_theta: local.or_else(|| float("rope_local_base_freq")).unwrap_or(10000.0),
         query_pre_attn_scalar: float("query_pre_attn_scalar").unwrap_or(256.0),
         final_logit_softcapping: float("final_logit_softcapping"),
+    })
+}
+
+/// The RoPE scaling an HF `rope_parameters` (or older `rope_scaling`) object names.
+fn rope_scaling_of(rope: Option<&Json>) -> Result<Option<RopeScaling>> {
+    let rope_f = |k: &str| rope.and_then(|r| r.get(k)).and_then(Json::as_f64);
+    let rope_type = rope.and_then(|r| r.get("rope_type").or_else(|| r.get("type"))).and_then(Json::as_str).unwrap_or("default");
+    Ok(match rope_type {
+        "default" => None,
+        "linear" => Some(RopeScaling::Linear { factor: rope_f("factor").unwrap_or(1.0) }),
+        "llama3" => Some(RopeScaling::Llama3 {
+            factor: rope_f("factor").unwrap_or(8.0),
+            low_freq_factor: rope_f("low_freq_factor").unwrap_or(1.0),
+            high_freq_factor: rope_f("high_freq_factor").unwrap_or(4.0),
+            original_max_position_embeddings: rope_f("original_max_position_embeddings").unwrap_or(8192.0),
+        }),
+        other => return Err(MedgenError::Unsupported(format!("rope scaling `{other}`"))),
     })
 }
 
@@ -262,6 +279,7 @@ impl ModelConfig {
                 sliding_layers: sliding_pattern(n_layers, 6)?,
                 sliding_window: need("attention.sliding_window")?,
                 rope_local_theta: float("rope.freq_base_swa").unwrap_or(10000.0),
+                rope_local_scaling: None,
                 query_pre_attn_scalar: scalar as f64,
                 final_logit_softcapping: float("final_logit_softcapping"),
             })
@@ -316,6 +334,13 @@ impl ModelConfig {
                     "GPT-2 activation_function {activation:?}"
                 )));
             }
+            // medgen scales attention scores by 1/sqrt(head_dim) in every layer.
+            if config.get("scale_attn_weights").and_then(Json::as_bool) == Some(false) {
+                return Err(MedgenError::Unsupported("GPT-2 without scale_attn_weights".into()));
+            }
+            if config.get("scale_attn_by_inverse_layer_idx").and_then(Json::as_bool) == Some(true) {
+                return Err(MedgenError::Unsupported("GPT-2 scale_attn_by_inverse_layer_idx".into()));
+            }
             return ModelConfig {
                 architecture,
                 vocab_size: need("vocab_size")?,
@@ -341,6 +366,12 @@ impl ModelConfig {
             .validate();
         }
 
+        // The Llama family's feed-forward is SwiGLU (Gemma 3's, checked with the rest of its
+        // settings, is GeGLU).
+        let act = config.get("hidden_act").and_then(Json::as_str).unwrap_or("silu");
+        if !gemma && !matches!(act, "silu" | "swish") {
+            return Err(MedgenError::Unsupported(format!("{model_type} hidden_act `{act}` (medgen runs silu)")));
+        }
         let hidden_size = need("hidden_size")?;
         let n_heads = need("num_attention_heads")?;
         // transformers 5 moves rope_theta and rope_scaling into `rope_parameters`; Gemma 3 has
@@ -353,24 +384,7 @@ impl ModelConfig {
         };
         let rope = rope.filter(|v| v.is_object());
         let rope_f = |k: &str| rope.and_then(|r| r.get(k)).and_then(Json::as_f64);
-        let rope_type = rope
-            .and_then(|r| r.get("rope_type").or_else(|| r.get("type")))
-            .and_then(Json::as_str)
-            .unwrap_or("default");
-        let rope_scaling = match rope_type {
-            "default" => None,
-            "linear" => Some(RopeScaling::Linear {
-                factor: rope_f("factor").unwrap_or(1.0),
-            }),
-            "llama3" => Some(RopeScaling::Llama3 {
-                factor: rope_f("factor").unwrap_or(8.0),
-                low_freq_factor: rope_f("low_freq_factor").unwrap_or(1.0),
-                high_freq_factor: rope_f("high_freq_factor").unwrap_or(4.0),
-                original_max_position_embeddings: rope_f("original_max_position_embeddings")
-                    .unwrap_or(8192.0),
-            }),
-            other => return Err(MedgenError::Unsupported(format!("rope scaling `{other}`"))),
-        };
+        let rope_scaling = rope_scaling_of(rope)?;
         let mut context_length = need("max_position_embeddings")?;
         // Mistral's sliding window changes attention past its width; medgen does not
         // implement the window, so it refuses longer sequences rather than differ.
@@ -679,6 +693,9 @@ pub struct Seq2SeqConfig {
     pub context_length: usize,
     /// (BART) Token embeddings are multiplied by `sqrt(hidden_size)`.
     pub scale_embedding: bool,
+    /// (BART) Both stacks embed tokens with `shared` (`tie_word_embeddings`, the default);
+    /// otherwise each with its own `embed_tokens`, where the file has it.
+    pub tied_embeddings: bool,
     /// The first decoder input (T5: the pad token 0; BART: `</s>`, 2).
     pub decoder_start_token_id: u32,
     pub eos_token_id: Option<u32>,
@@ -750,6 +767,7 @@ impl Seq2SeqConfig {
                     max_positions: None,
                     context_length: uint("n_positions").unwrap_or(512),
                     scale_embedding: false,
+                    tied_embeddings: true,
                     decoder_start_token_id: id("decoder_start_token_id").unwrap_or(0),
                     eos_token_id: eos_token_id.or(Some(1)),
                     pad_token_id: id("pad_token_id").or(Some(0)),
@@ -795,6 +813,7 @@ impl Seq2SeqConfig {
                     max_positions: Some(need("max_position_embeddings")?),
                     context_length: need("max_position_embeddings")?,
                     scale_embedding: flag("scale_embedding").unwrap_or(false),
+                    tied_embeddings: flag("tie_word_embeddings") != Some(false),
                     decoder_start_token_id: id("decoder_start_token_id").unwrap_or(2),
                     eos_token_id: eos_token_id.or(Some(2)),
                     pad_token_id: id("pad_token_id").or(Some(1)),
@@ -832,6 +851,7 @@ impl Seq2SeqConfig {
                     max_positions: None,
                     context_length: rnn.max_length,
                     scale_embedding: false,
+                    tied_embeddings: true,
                     decoder_start_token_id: rnn.decoder_start_token_id,
                     eos_token_id: Some(rnn.eos_token_id),
                     pad_token_id: Some(rnn.pad_token_id),

@@ -108,7 +108,7 @@ impl Gemma3 {
         }
         let embed = Embedding::load(w, "token_embd.weight", [v, h])?;
         let head = Linear::load_head(w, &embed, [v, h])?;
-        let local = ModelConfig { rope_theta: gemma.rope_local_theta, rope_scaling: None, ..cfg.clone() };
+        let local = ModelConfig { rope_theta: gemma.rope_local_theta, rope_scaling: gemma.rope_local_scaling.clone(), ..cfg.clone() };
         let freq = |c: &ModelConfig| -> Result<Weight> { Ok(Weight(Tensor::f_from_slice(&c.rope_inv_freq())?.f_to_device(w.device)?)) };
         let embed_scale = Tensor::f_from_slice(&[(cfg.hidden_size as f32).sqrt()])?.f_to_kind(w.act)?.f_double_value(&[0])?;
         Ok(Gemma3 {

@@ -155,6 +155,7 @@ mod tests {
             sliding_layers: vec![true, false],
             sliding_window: 4,
             rope_local_theta: 100.0,
+            rope_local_scaling: None,
             query_pre_attn_scalar: 12.0,
             final_logit_softcapping: Some(3.0),
         });
