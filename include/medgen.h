@@ -400,7 +400,7 @@ typedef struct {
 
 /*
  What `medgen_finetune` trains: a MEDGEN_METHOD_* value, for
- `medgen_finetune_params.method` (values in the 500s).
+ `medgen_finetune_params.method` (values in the 800s, which no other type's constants use).
  */
 typedef int32_t medgen_finetune_method;
 
@@ -771,8 +771,9 @@ typedef struct {
 } medgen_finetune_report;
 
 /*
- One chat message: `role` ("system", "user" or "assistant") and `content`, both
- NUL-terminated UTF-8.
+ One chat message: `role` ("system", "user" or "assistant", or another plain name the
+ model's template takes, such as "tool"; one holding template markup is refused) and
+ `content`, both NUL-terminated UTF-8.
  */
 typedef struct {
   const char *role;
@@ -904,13 +905,13 @@ typedef struct {
  `medgen_finetune_method`: every weight; `output` receives the whole model, as a Hugging
  Face folder.
  */
-#define MEDGEN_METHOD_FULL 500
+#define MEDGEN_METHOD_FULL 800
 
 /*
  `medgen_finetune_method`: LoRA adapters on the targeted layers, the base frozen; `output`
  receives the adapter as PEFT writes it (`adapter_config.json`, `adapter_model.safetensors`).
  */
-#define MEDGEN_METHOD_LORA 501
+#define MEDGEN_METHOD_LORA 801
 
 /*
  `medgen_early_stopping`: stop when the best running beam cannot beat the finished ones at
@@ -1096,7 +1097,8 @@ medgen_status medgen_attribute_with_model(const medgen_model *model,
  accepted or edited: required for those, NULL for a rejection). On success `*out` holds the
  logged entry as JSON. A log that fails its hash chain is MEDGEN_ERR_AUDIT_TAMPERED (nothing
  is appended); a draft id the log lacks, a bad decision or reviewer is
- MEDGEN_ERR_INVALID_ARGUMENT.
+ MEDGEN_ERR_INVALID_ARGUMENT. Callers in several threads or processes may write to one log
+ at once: the file is locked from the check to the write, so they take turns.
 
  # Safety
  `log`, `draft_id` and `reviewer` are NUL-terminated strings, `final_text` one or NULL; `out`
@@ -1112,7 +1114,9 @@ medgen_status medgen_review_decide(const char *log,
 /*
  Checks the review log `log`'s hash chain. On success `*out` holds JSON: `{"entries",
  "drafts", "reviews", "head_sha256"}`; a log that fails is MEDGEN_ERR_AUDIT_TAMPERED, its
- message naming the first altered line.
+ message naming the first altered line. A log file that does not exist is an empty log
+ (0 entries): the chain cannot show that a whole log was deleted, so keep its last
+ `entries` and `head_sha256` elsewhere and compare.
 
  # Safety
  `log` is a NUL-terminated string; `out` is writable.

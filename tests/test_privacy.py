@@ -136,6 +136,26 @@ def test_no_noise_spends_an_infinite_epsilon():
     assert medgen.privacy.epsilon(sample_rate=0.01, noise_multiplier=0.0, steps=10, delta=1e-5) == math.inf
 
 
+def test_less_noise_never_spends_less_epsilon_down_to_the_smallest_floats():
+    """Past sigma 1e-154, sigma squared underflows; the bound must not fall back to a small
+    epsilon (or NaN, or -inf) there. Opacus itself divides by zero at those sigmas."""
+    for q in [0.01, 0.5, 1.0]:
+        last = 0.0
+        for sigma in [1e-3, 1e-50, 1e-150, 1e-154, 1e-155, 1e-160, 1e-200, 5e-324]:
+            eps = medgen.privacy.epsilon(sample_rate=q, noise_multiplier=sigma, steps=10, delta=1e-5)
+            assert eps >= last and not math.isnan(eps), (q, sigma, eps)
+            last = eps
+        assert last == math.inf
+
+
+def test_a_target_epsilon_past_the_floats_spacing_still_gets_a_noise_multiplier():
+    """At a target of 1e14, epsilon's float spacing exceeds the search's tolerance (0.01):
+    the search ends at the least sigma it can tell apart, which keeps within the target."""
+    for target in [1e13, 1e14, 1e300]:
+        sigma = medgen.privacy.noise_multiplier(target_epsilon=target, delta=1e-5, sample_rate=0.01, steps=1000)
+        assert medgen.privacy.epsilon(sample_rate=0.01, noise_multiplier=sigma, steps=1000, delta=1e-5) <= target
+
+
 @pytest.mark.parametrize("args", [["--sample-rate", "0.01", "--steps", "0"], ["--sample-rate", "0", "--steps", "10"],
                                   ["--sample-rate", "0.01", "--epochs", "0.001"]])
 def test_a_noise_search_with_no_sampled_step_is_refused_not_endless(args):

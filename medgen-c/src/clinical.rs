@@ -361,7 +361,8 @@ pub const MEDGEN_REVIEW_REJECT: medgen_review_decision = 702;
 /// accepted or edited: required for those, NULL for a rejection). On success `*out` holds the
 /// logged entry as JSON. A log that fails its hash chain is MEDGEN_ERR_AUDIT_TAMPERED (nothing
 /// is appended); a draft id the log lacks, a bad decision or reviewer is
-/// MEDGEN_ERR_INVALID_ARGUMENT.
+/// MEDGEN_ERR_INVALID_ARGUMENT. Callers in several threads or processes may write to one log
+/// at once: the file is locked from the check to the write, so they take turns.
 ///
 /// # Safety
 /// `log`, `draft_id` and `reviewer` are NUL-terminated strings, `final_text` one or NULL; `out`
@@ -399,7 +400,9 @@ pub unsafe extern "C" fn medgen_review_decide(
 
 /// Checks the review log `log`'s hash chain. On success `*out` holds JSON: `{"entries",
 /// "drafts", "reviews", "head_sha256"}`; a log that fails is MEDGEN_ERR_AUDIT_TAMPERED, its
-/// message naming the first altered line.
+/// message naming the first altered line. A log file that does not exist is an empty log
+/// (0 entries): the chain cannot show that a whole log was deleted, so keep its last
+/// `entries` and `head_sha256` elsewhere and compare.
 ///
 /// # Safety
 /// `log` is a NUL-terminated string; `out` is writable.

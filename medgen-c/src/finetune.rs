@@ -14,14 +14,14 @@ use crate::medgen_status::{self, *};
 use crate::model::{load_options, medgen_device, medgen_dtype, MEDGEN_DEVICE_CPU, MEDGEN_DTYPE_F32};
 
 /// What `medgen_finetune` trains: a MEDGEN_METHOD_* value, for
-/// `medgen_finetune_params.method` (values in the 500s).
+/// `medgen_finetune_params.method` (values in the 800s, which no other type's constants use).
 pub type medgen_finetune_method = i32;
 /// `medgen_finetune_method`: every weight; `output` receives the whole model, as a Hugging
 /// Face folder.
-pub const MEDGEN_METHOD_FULL: medgen_finetune_method = 500;
+pub const MEDGEN_METHOD_FULL: medgen_finetune_method = 800;
 /// `medgen_finetune_method`: LoRA adapters on the targeted layers, the base frozen; `output`
 /// receives the adapter as PEFT writes it (`adapter_config.json`, `adapter_model.safetensors`).
-pub const MEDGEN_METHOD_LORA: medgen_finetune_method = 501;
+pub const MEDGEN_METHOD_LORA: medgen_finetune_method = 801;
 
 /// A fine-tuning run: one field per option of the Rust core's `TrainingConfig`, with its
 /// name (LoRA's prefixed `lora_` as the command's flags are) and its default. Start from

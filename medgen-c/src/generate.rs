@@ -155,8 +155,9 @@ impl medgen_generation_params {
     }
 }
 
-/// One chat message: `role` ("system", "user" or "assistant") and `content`, both
-/// NUL-terminated UTF-8.
+/// One chat message: `role` ("system", "user" or "assistant", or another plain name the
+/// model's template takes, such as "tool"; one holding template markup is refused) and
+/// `content`, both NUL-terminated UTF-8.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct medgen_message {
@@ -235,11 +236,12 @@ pub unsafe extern "C" fn medgen_generate_batch(
 ) -> medgen_status {
     ffi_boundary(|| {
         let (model, cfg) = unsafe { common(model, params, out) }?;
-        if prompts.is_null() {
-            return Err(null("prompts"));
-        }
+        // An empty batch is empty whatever `prompts` points to.
         if n == 0 {
             return Err(Failure(MEDGEN_ERR_INVALID_ARGUMENT, "`n` is 0: the batch is empty".into()));
+        }
+        if prompts.is_null() {
+            return Err(null("prompts"));
         }
         let texts = unsafe { slice_arg(prompts, n, "prompts") }?
             .iter()

@@ -123,6 +123,11 @@ pub fn noise_multiplier(target_epsilon: f64, delta: f64, sample_rate: f64, steps
             return Ok(high);
         }
         let sigma = (low + high) / 2.0;
+        // No float between the two: at a target this large ε's own spacing exceeds the
+        // tolerance, and `high` is the least σ that keeps within it.
+        if sigma <= low || sigma >= high {
+            return Ok(high);
+        }
         let e = eps(sigma)?;
         if e < target_epsilon {
             (high, eps_high) = (sigma, e);
@@ -170,11 +175,18 @@ fn check_noise(sigma: f64) -> Result<()> {
     Err(MedgenError::invalid("noise_multiplier", format!("must be a number of at least 0, not {sigma}")))
 }
 
-/// The RDP of one step at `order`.
+/// The RDP of one step at `order`. Noise so small that 1 / σ² overflows counts as none, and
+/// so does a bound whose terms overflowed into NaN: an accountant may overstate ε, never
+/// understate it.
 fn order_rdp(q: f64, sigma: f64, order: f64) -> Result<f64> {
+    let rdp = order_rdp_terms(q, sigma, order)?;
+    Ok(if rdp.is_nan() { f64::INFINITY } else { rdp })
+}
+
+fn order_rdp_terms(q: f64, sigma: f64, order: f64) -> Result<f64> {
     Ok(if q == 0.0 {
         0.0
-    } else if sigma == 0.0 {
+    } else if !(1.0 / (2.0 * sigma * sigma)).is_finite() {
         f64::INFINITY
     } else if q == 1.0 {
         order / (2.0 * sigma * sigma)
@@ -229,7 +241,7 @@ fn log_a_fractional(q: f64, sigma: f64, alpha: f64) -> Result<f64> {
 /// log(e^x + e^y).
 fn log_add(x: f64, y: f64) -> f64 {
     let (a, b) = (x.min(y), x.max(y));
-    if a == f64::NEG_INFINITY {
+    if a == f64::NEG_INFINITY || b == f64::INFINITY {
         return b;
     }
     (a - b).exp().ln_1p() + b

@@ -118,6 +118,9 @@ static void test_load_errors(const char *corrupt) {
     bad = p;
     bad.device = 0;
     EXPECT_STATUS(medgen_model_load(NULL, &bad, &m), MEDGEN_ERR_INVALID_ARGUMENT);
+    bad = p;
+    bad.quantize = MEDGEN_METHOD_LORA;
+    EXPECT_STATUS(medgen_model_load(NULL, &bad, &m), MEDGEN_ERR_INVALID_ARGUMENT);
     /* struct_size: a zero-filled struct (not started from its default) is refused; so is one
        from a newer header that sets a field this library does not know. */
     medgen_model_params zeroed;
@@ -307,6 +310,13 @@ static void test_generate(medgen_model *m) {
     longer.min_new_tokens = 50;
     EXPECT_STATUS(medgen_generate_stream(m, "The patient", &longer, collect, &p, &c), MEDGEN_ERR_CANCELLED);
     CHECK(c == UNTOUCHED && p.calls == 2);
+    /* Also when the callback cancels on the last piece, which ends the generation anyway. */
+    struct pieces last = {.cancel_after = 1};
+    medgen_generation_params one = g;
+    one.max_new_tokens = 1;
+    one.min_new_tokens = 1;
+    EXPECT_STATUS(medgen_generate_stream(m, "The patient", &one, collect, &last, &c), MEDGEN_ERR_CANCELLED);
+    CHECK(c == UNTOUCHED && last.calls == 1);
 
     /* A stop string ends generation before it. */
     medgen_text *full = NULL, *stopped = NULL;
@@ -389,6 +399,7 @@ static void test_batch(medgen_model *m) {
     const char *bad[2] = {"ok", "bad \xc3\x28 utf8"};
     const char *with_null[2] = {"ok", NULL};
     EXPECT_STATUS(medgen_generate_batch(m, prompts, 0, &g, untouched), MEDGEN_ERR_INVALID_ARGUMENT);
+    EXPECT_STATUS(medgen_generate_batch(m, NULL, 0, &g, untouched), MEDGEN_ERR_INVALID_ARGUMENT);
     EXPECT_STATUS(medgen_generate_batch(m, NULL, 2, &g, untouched), MEDGEN_ERR_NULL_ARGUMENT);
     EXPECT_STATUS(medgen_generate_batch(m, prompts, SIZE_MAX, &g, untouched), MEDGEN_ERR_INVALID_ARGUMENT);
     {
@@ -808,7 +819,7 @@ static void test_finetune_defaults(void) {
     CHECK(d.eval_steps == -1 && d.save_steps == -1 && d.logging_steps == 10 && strcmp(d.metric, "loss") == 0);
     CHECK(d.early_stopping_patience == -1 && d.eval_generate == 16 && d.eval_max_new_tokens == 64);
     CHECK(!d.resume && !d.overwrite && d.device == MEDGEN_DEVICE_CPU && d.dtype == MEDGEN_DTYPE_F32 && d.threads == 0);
-    CHECK(d.method == MEDGEN_METHOD_FULL && MEDGEN_METHOD_FULL == 500 && MEDGEN_METHOD_LORA == 501 && d.struct_size == sizeof d);
+    CHECK(d.method == MEDGEN_METHOD_FULL && MEDGEN_METHOD_FULL == 800 && MEDGEN_METHOD_LORA == 801 && d.struct_size == sizeof d);
     CHECK(d.dp_max_grad_norm == 0.0 && d.dp_noise_multiplier == -1.0 && d.dp_epsilon == -1.0 && d.dp_delta == 1e-5 && d.dp_noise_seed == -1);
     CHECK(!d.lora_freeze_a && d.federated_round == -1 && d.site == NULL);
 }
@@ -862,6 +873,8 @@ static void test_finetune_errors(const char *base, const char *train, const char
     p.method = (medgen_finetune_method)7;
     EXPECT_STATUS(medgen_finetune(&p, NULL, NULL, &r), MEDGEN_ERR_INVALID_ARGUMENT);
     CHECK(strstr(medgen_last_error_message(), "method") != NULL);
+    p.method = MEDGEN_QUANTIZE_Q8_0;
+    EXPECT_STATUS(medgen_finetune(&p, NULL, NULL, &r), MEDGEN_ERR_INVALID_ARGUMENT);
     int64_t *counts[] = {&p.warmup_steps, &p.max_steps, &p.eval_steps, &p.save_steps, &p.early_stopping_patience,
                          &p.federated_round};
     for (size_t i = 0; i < sizeof counts / sizeof *counts; i++) {

@@ -711,14 +711,20 @@ impl Generator {
     }
 
     /// Runs to the end, calling `on_step` after every step with its piece (maybe empty);
-    /// `Break` cancels.
+    /// `Break` cancels, also on the last piece: the result is then cancelled, whatever ended it.
     pub fn run_steps(mut self, mut on_step: impl FnMut(&str) -> ControlFlow<()>) -> Result<Generation> {
+        let mut cancelled = false;
         while let Some(piece) = self.step()? {
             if on_step(&piece).is_break() {
+                cancelled = true;
                 self.cancel();
             }
         }
-        Ok(self.finish())
+        let mut generation = self.finish();
+        if cancelled {
+            generation.finish_reason = FinishReason::Cancelled;
+        }
+        Ok(generation)
     }
 }
 

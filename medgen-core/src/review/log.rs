@@ -130,7 +130,11 @@ pub fn verify(path: &Path) -> Result<LogSummary> {
 }
 
 /// Appends `fields` (with `kind`) to the log, after verifying it; returns the new entry.
+/// The file is locked (an exclusive `flock`) from the check to the write, so that writers in
+/// other threads or processes take their turns: each entry follows the one before it.
 fn append(path: &Path, kind: &str, fields: Map<String, Value>) -> Result<Map<String, Value>> {
+    let mut file = OpenOptions::new().create(true).append(true).open(path).map_err(|e| MedgenError::io(path, e))?;
+    file.lock().map_err(|e| MedgenError::io(path, e))?;
     let summary = verify(path)?;
     let mut entry = fields;
     entry.insert("kind".into(), json!(kind));
@@ -139,7 +143,6 @@ fn append(path: &Path, kind: &str, fields: Map<String, Value>) -> Result<Map<Str
     let hash = entry_hash(&entry);
     entry.insert("sha256".into(), json!(hash));
     let line = format!("{}\n", Value::Object(entry.clone()));
-    let mut file = OpenOptions::new().create(true).append(true).open(path).map_err(|e| MedgenError::io(path, e))?;
     file.write_all(line.as_bytes()).and_then(|_| file.sync_data()).map_err(|e| MedgenError::io(path, e))?;
     Ok(entry)
 }
@@ -247,6 +250,24 @@ mod tests {
             findings: vec![],
             review_required: true,
         }
+    }
+
+    #[test]
+    fn writers_in_several_threads_at_once_keep_the_chain() {
+        let path = fresh("threads");
+        let id = append_draft(&path, &record()).unwrap();
+        std::thread::scope(|s| {
+            for t in 0..4 {
+                let (path, id) = (&path, &id);
+                s.spawn(move || {
+                    for i in 0..25 {
+                        append_review(path, id, Decision::Edited, &format!("dr-{t}-{i}"), Some("final")).unwrap();
+                    }
+                });
+            }
+        });
+        assert_eq!(verify(&path).unwrap().entries, 101);
+        let _ = std::fs::remove_file(&path);
     }
 
     #[test]
