@@ -885,6 +885,14 @@ def refuse(tmp_path, *args, rows=None, data=None, kind="llama"):
                       "--no-chat", "--no-deid", *steps, *args, check=False)
 
 
+@pytest.mark.parametrize("missing", ["train", "validation"])
+def test_a_data_file_that_does_not_exist_is_refused_and_leaves_no_output_folder(tmp_path, missing):
+    absent = tmp_path / "absent.jsonl"
+    proc = refuse(tmp_path, data=absent) if missing == "train" else refuse(tmp_path, "--validation", absent)
+    assert_refused(proc, "absent.jsonl")
+    assert not (tmp_path / "out").exists()
+
+
 def test_empty_training_file_is_refused(tmp_path):
     data = tmp_path / "empty.jsonl"
     data.write_text("")

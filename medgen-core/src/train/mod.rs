@@ -710,8 +710,12 @@ pub fn evaluate(cfg: &TrainingConfig) -> Result<Evaluation> {
     Ok(Evaluation { loss: eval_loss(&model, &data.train, cfg.batch_size)?, examples: data.train.len(), tokens })
 }
 
-/// Refuses to write into a folder that holds files, unless resuming or overwriting.
+/// Refuses to write into a folder that holds files, unless resuming or overwriting, and data
+/// that cannot be opened before the folder is made: a run that cannot start leaves none behind.
 fn prepare_output(cfg: &TrainingConfig) -> Result<()> {
+    for data in std::iter::once(&cfg.train).chain(&cfg.validation) {
+        std::fs::File::open(data).map_err(|e| MedgenError::io(data, e))?;
+    }
     let out = &cfg.output;
     let nonempty = std::fs::read_dir(out).map(|mut d| d.next().is_some()).unwrap_or(false);
     if nonempty && !cfg.resume && !cfg.overwrite {
