@@ -54,14 +54,18 @@ impl Bart {
         let max_positions = cfg.max_positions.ok_or_else(|| MedgenError::format("BART config lacks max_position_embeddings"))? as i64;
         // BartForConditionalGeneration nests the network under `model.`; BartModel does not.
         let p = if w.source.contains("model.encoder.embed_positions.weight") { "model." } else { "" };
-        let shared = match w.get_opt(&format!("{p}shared.weight"), &[v, d])? {
-            Some(s) => s,
-            None => w.get(&format!("{p}encoder.embed_tokens.weight"), &[v, d])?,
+        let (shared, from_encoder) = match w.get_opt(&format!("{p}shared.weight"), &[v, d])? {
+            Some(s) => (s, false),
+            None => (w.get(&format!("{p}encoder.embed_tokens.weight"), &[v, d])?, true),
         };
         // Untied (`tie_word_embeddings` false), transformers embeds each stack's tokens with
-        // its own table.
+        // its own table (the encoder's may be the one read as `shared`, and is read once).
         let tokens = |stack: &str| -> Result<Weight> {
-            let own = if cfg.tied_embeddings { None } else { w.get_opt(&format!("{p}{stack}.embed_tokens.weight"), &[v, d])? };
+            let own = if cfg.tied_embeddings || (from_encoder && stack == "encoder") {
+                None
+            } else {
+                w.get_opt(&format!("{p}{stack}.embed_tokens.weight"), &[v, d])?
+            };
             Ok(own.unwrap_or_else(|| Weight(shared.shallow_clone())))
         };
         // A buffer of zeros in new models; checkpoints fine-tuned from fairseq may carry values.

@@ -131,9 +131,10 @@ pub struct Gemma3Config {
     /// The positions a local layer's query sees, itself included: key `j` is visible from
     /// query `i` when `i - sliding_window < j <= i` (transformers' `sliding_window_overlay`).
     pub sliding_window: usize,
-    /// The local layers' RoPE base and scaling (transformers 5's `rope_parameters`
-    /// `sliding_attention`; older configs scale only the global layers).
+    /// The local layers' RoPE base.
     pub rope_local_theta: f64,
+    /// The local layers' RoPE scaling (transformers 5's `rope_parameters.sliding_attention`;
+    /// older configs scale only the global layers).
     pub rope_local_scaling: Option<RopeScaling>,
     /// Attention scores are `q·k / sqrt(query_pre_attn_scalar)` rather than `/ sqrt(head_dim)`.
     pub query_pre_attn_scalar: f64,

@@ -70,7 +70,7 @@ pub(crate) struct Gemma3 {
     /// The output head: its own weight, or the token embedding's when tied.
     head: Linear,
     /// Rotary inverse frequencies of the global layers (`rope_theta`, any scaling) and of
-    /// the local ones (`rope_local_theta`, none).
+    /// the local ones (`rope_local_theta`, `rope_local_scaling`).
     global_freq: Weight,
     local_freq: Weight,
     /// The activations' kind.

@@ -89,6 +89,20 @@ fn tampered(path: &Path, line: usize, reason: impl Into<String>) -> MedgenError 
 ///
 /// Errors: `AuditTampered` naming the first line that fails; `Io` when the file cannot be read.
 pub fn verify(path: &Path) -> Result<LogSummary> {
+    // Shared with other readers, after any writer's entry is whole (see `append`).
+    let file = match std::fs::File::open(path) {
+        Ok(f) => Some(f),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(MedgenError::io(path, e)),
+    };
+    if let Some(f) = &file {
+        f.lock_shared().map_err(|e| MedgenError::io(path, e))?;
+    }
+    verify_unlocked(path)
+}
+
+/// [`verify`] without the lock, for a caller that holds one.
+fn verify_unlocked(path: &Path) -> Result<LogSummary> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
@@ -129,13 +143,15 @@ pub fn verify(path: &Path) -> Result<LogSummary> {
     Ok(summary)
 }
 
-/// Appends `fields` (with `kind`) to the log, after verifying it; returns the new entry.
-/// The file is locked (an exclusive `flock`) from the check to the write, so that writers in
-/// other threads or processes take their turns: each entry follows the one before it.
-fn append(path: &Path, kind: &str, fields: Map<String, Value>) -> Result<Map<String, Value>> {
+/// Appends `fields` (with `kind`) to the log, after verifying it and passing its summary to
+/// `check`; returns the new entry. The file is locked (an exclusive `flock`) from the check
+/// to the synced write, so that writers in other threads or processes take their turns and
+/// readers ([`verify`]) never see half an entry.
+fn append(path: &Path, kind: &str, fields: Map<String, Value>, check: impl FnOnce(&LogSummary) -> Result<()>) -> Result<Map<String, Value>> {
     let mut file = OpenOptions::new().create(true).append(true).open(path).map_err(|e| MedgenError::io(path, e))?;
     file.lock().map_err(|e| MedgenError::io(path, e))?;
-    let summary = verify(path)?;
+    let summary = verify_unlocked(path)?;
+    check(&summary)?;
     let mut entry = fields;
     entry.insert("kind".into(), json!(kind));
     entry.insert("seq".into(), json!(summary.entries));
@@ -159,7 +175,7 @@ pub fn append_draft(path: &Path, record: &AuditRecord) -> Result<String> {
     let mut fields = Map::new();
     fields.insert("draft_id".into(), json!(id));
     fields.insert("record".into(), serde_json::to_value(record).map_err(|e| MedgenError::internal("audit", e.to_string()))?);
-    append(path, "draft", fields)?;
+    append(path, "draft", fields, |_| Ok(()))?;
     Ok(id)
 }
 
@@ -185,10 +201,6 @@ pub struct Review {
 /// Errors: `AuditTampered` when the log fails [`verify`]; `InvalidArgument` for a draft the
 /// log does not hold, a bad reviewer or a text that does not go with the decision.
 pub fn append_review(path: &Path, draft_id: &str, decision: Decision, reviewer: &str, final_text: Option<&str>) -> Result<Review> {
-    let summary = verify(path)?;
-    if !summary.drafts.iter().any(|d| d == draft_id) {
-        return Err(MedgenError::invalid("draft_id", format!("the log {} holds no draft {draft_id:?}", path.display())));
-    }
     let reviewer = reviewer.trim();
     if reviewer.is_empty() || reviewer.chars().any(char::is_control) || reviewer.chars().count() > 200 {
         return Err(MedgenError::invalid("reviewer", "give the reviewer's identifier: 1 to 200 characters, no control characters"));
@@ -207,7 +219,12 @@ pub fn append_review(path: &Path, draft_id: &str, decision: Decision, reviewer: 
     let Value::Object(fields) = serde_json::to_value(&review).map_err(|e| MedgenError::internal("audit", e.to_string()))? else {
         return Err(MedgenError::internal("audit", "a review did not serialize as an object"));
     };
-    append(path, "review", fields)?;
+    append(path, "review", fields, |summary| {
+        if summary.drafts.iter().any(|d| d == draft_id) {
+            return Ok(());
+        }
+        Err(MedgenError::invalid("draft_id", format!("the log {} holds no draft {draft_id:?}", path.display())))
+    })?;
     Ok(review)
 }
 
@@ -253,10 +270,12 @@ mod tests {
     }
 
     #[test]
-    fn writers_in_several_threads_at_once_keep_the_chain() {
+    fn writers_and_readers_in_several_threads_at_once_keep_the_chain() {
         let path = fresh("threads");
         let id = append_draft(&path, &record()).unwrap();
         std::thread::scope(|s| {
+            // A reader meanwhile never sees half an entry.
+            s.spawn(|| (0..200).for_each(|_| assert!(verify(&path).is_ok())));
             for t in 0..4 {
                 let (path, id) = (&path, &id);
                 s.spawn(move || {

@@ -484,6 +484,11 @@ pub fn finetune(cfg: &TrainingConfig, on_log: &mut dyn FnMut(&LogEntry) -> Contr
 pub fn finetune_until(cfg: &TrainingConfig, on_log: &mut dyn FnMut(&LogEntry) -> ControlFlow<()>, stop: &mut dyn FnMut() -> bool) -> Result<Report> {
     let (started, started_at) = (Instant::now(), SystemTime::now());
     cfg.validate()?;
+    // Data that cannot be opened fails before the output folder is made: a run that cannot
+    // start leaves none behind.
+    for data in std::iter::once(&cfg.train).chain(&cfg.validation) {
+        std::fs::File::open(data).map_err(|e| MedgenError::io(data, e))?;
+    }
     // A model from scratch is made in the output folder, before its checksum is taken.
     let scratch_cfg;
     let cfg = match &cfg.from_scratch {
@@ -710,12 +715,8 @@ pub fn evaluate(cfg: &TrainingConfig) -> Result<Evaluation> {
     Ok(Evaluation { loss: eval_loss(&model, &data.train, cfg.batch_size)?, examples: data.train.len(), tokens })
 }
 
-/// Refuses to write into a folder that holds files, unless resuming or overwriting, and data
-/// that cannot be opened before the folder is made: a run that cannot start leaves none behind.
+/// Refuses to write into a folder that holds files, unless resuming or overwriting.
 fn prepare_output(cfg: &TrainingConfig) -> Result<()> {
-    for data in std::iter::once(&cfg.train).chain(&cfg.validation) {
-        std::fs::File::open(data).map_err(|e| MedgenError::io(data, e))?;
-    }
     let out = &cfg.output;
     let nonempty = std::fs::read_dir(out).map(|mut d| d.next().is_some()).unwrap_or(false);
     if nonempty && !cfg.resume && !cfg.overwrite {
