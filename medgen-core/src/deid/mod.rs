@@ -25,6 +25,7 @@ mod patterns;
 mod places;
 mod spoken;
 pub mod tagger;
+mod tagger_cpu;
 pub mod tagger_train;
 
 use std::collections::BTreeMap;

@@ -19,7 +19,9 @@
 //! layer norm), then a linear layer to the labels: 0 is `O`, `1 + 2c` is `B-` and `2 + 2c` is
 //! `I-` of the `c`-th category of [`Category::ALL`]. Long texts run in windows of
 //! [`WINDOW`] tokens with [`MARGIN`] tokens of context either side, masked so that the result
-//! equals one pass over the whole text.
+//! equals one pass over the whole text. Training differentiates [`Tagger::forward`] in
+//! libtorch; inference runs the same arithmetic on medgen's own CPU kernels
+//! ([`super::tagger_cpu`]), one text at a time on the calling thread.
 //!
 //! **Spans.** A token tagged `B-c`, or `I-c` after anything but `c`, starts an entity; `I-c`
 //! continues one. Its confidence is the mean probability of its category over its tokens; it
@@ -28,11 +30,12 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::{Arc, LazyLock, Mutex, OnceLock};
 
 use tch::{Kind, Tensor};
 
 use super::detect::Span;
+use super::tagger_cpu::Cpu;
 use super::{lexicon, Category};
 use crate::error::{MedgenError, Result};
 use crate::formats::safetensors::SafetensorsSet;
@@ -46,9 +49,6 @@ pub const WINDOW: usize = 1024;
 pub const MARGIN: usize = 32;
 /// The number of labels: `O`, then `B-` and `I-` for each category.
 pub const LABELS: usize = 1 + 2 * Category::ALL.len();
-/// Positions (tokens and padding) of one batch of texts at most, unless one text alone is
-/// longer.
-pub const BATCH_TOKENS: usize = 16_384;
 const MAX_TOKEN_CHARS: usize = 32;
 const KERNEL: i64 = 3;
 
@@ -133,6 +133,8 @@ pub struct Tagger {
     pub(crate) known: Option<Vec<bool>>,
     /// Parameters by name, as [`TaggerConfig::shapes`] lists them.
     weights: Vec<(String, Weight)>,
+    /// The network for inference, made from `weights` at its first use.
+    cpu: OnceLock<Cpu>,
 }
 
 impl Tagger {
@@ -198,10 +200,11 @@ impl Tagger {
         } else {
             None
         };
-        Ok(Tagger { config, thresholds, known, weights })
+        Ok(Tagger { config, thresholds, known, weights, cpu: OnceLock::new() })
     }
 
-    /// A tagger over tensors being trained (shared, not copied).
+    /// A tagger over tensors being trained (shared, not copied, by [`Tagger::forward`];
+    /// inference copies them at its first use).
     pub(crate) fn from_tensors(
         config: TaggerConfig,
         thresholds: [f32; Category::ALL.len()],
@@ -209,7 +212,7 @@ impl Tagger {
         tensors: &[(String, Tensor)],
     ) -> Tagger {
         let weights = tensors.iter().map(|(n, t)| (n.clone(), Weight(t.shallow_clone()))).collect();
-        Tagger { config, thresholds, known, weights }
+        Tagger { config, thresholds, known, weights, cpu: OnceLock::new() }
     }
 
     /// The tokens of `text` and their feature ids, with unknown words read as [`unknown_word`].
@@ -270,48 +273,31 @@ impl Tagger {
         Ok(h.f_linear(self.w(last - 2), Some(self.w(last - 1)))?)
     }
 
-    /// Per-token label logits `[tokens, LABELS]` of each text, and its tokens. Texts of
-    /// similar length run together, up to [`BATCH_TOKENS`] tokens of windows a batch.
-    pub fn logits(&self, texts: &[&str]) -> Result<Vec<(Vec<Token>, Tensor)>> {
-        let feats: Vec<(Vec<Token>, Vec<i64>)> = texts.iter().map(|t| self.features(t)).collect();
-        let mut order: Vec<usize> = (0..texts.len()).collect();
-        order.sort_by_key(|&i| feats[i].0.len());
-        let mut out: Vec<Option<Tensor>> = (0..texts.len()).map(|_| None).collect();
-        let mut rest = order.as_slice();
-        while !rest.is_empty() {
-            // The longest text of a group sets its window: take texts while the padded batch fits.
-            let mut n = 1;
-            while n < rest.len() && (n + 1) * (feats[rest[n]].0.len().min(WINDOW) + 2 * MARGIN) <= BATCH_TOKENS {
-                n += 1;
-            }
-            let (group, tail) = rest.split_at(n);
-            rest = tail;
-            let lens: Vec<usize> = group.iter().map(|&i| feats[i].0.len()).collect();
-            let ids: Vec<&[i64]> = group.iter().map(|&i| feats[i].1.as_slice()).collect();
-            let longest = lens.iter().copied().max().unwrap_or(0);
-            if longest == 0 {
-                group.iter().for_each(|&i| out[i] = Some(Tensor::zeros([0, LABELS as i64], (Kind::Float, tch::Device::Cpu))));
-                continue;
-            }
-            let window = longest.min(WINDOW);
-            let batch = Windows::new(&ids, &lens, window);
-            // A long text's windows run a batch at a time too: memory stays bounded.
-            let rows = (BATCH_TOKENS / (window + 2 * MARGIN)).max(1) as i64;
-            let logits = tch::no_grad(|| -> Result<Tensor> {
-                let (ids, mask) = (batch.ids()?, batch.mask()?);
-                let parts: Vec<Tensor> = ids
-                    .split(rows, 0)
-                    .iter()
-                    .zip(mask.split(rows, 0))
-                    .map(|(i, m)| self.forward(i, &m))
-                    .collect::<Result<_>>()?;
-                Ok(Tensor::f_cat(&parts, 0)?)
-            })?;
-            for (k, &i) in group.iter().enumerate() {
-                out[i] = Some(batch.gather(&logits, k)?);
-            }
+    /// The network on the CPU kernels, made from the weights at its first use.
+    fn cpu(&self) -> Result<&Cpu> {
+        if let Some(cpu) = self.cpu.get() {
+            return Ok(cpu);
         }
-        Ok(feats.into_iter().zip(out).map(|((tokens, _), l)| (tokens, l.unwrap_or_default())).collect())
+        let cpu = Cpu::new(&self.config, &self.weights.iter().map(|(_, w)| &w.0).collect::<Vec<_>>())?;
+        Ok(self.cpu.get_or_init(|| cpu))
+    }
+
+    /// Per-token label logits `[tokens, LABELS]` (row-major) of `text`, and its tokens.
+    fn logit_rows(&self, text: &str) -> Result<(Vec<Token>, Vec<f32>)> {
+        let (tokens, ids) = self.features(text);
+        Ok((tokens, self.cpu()?.logits(&ids)))
+    }
+
+    /// Per-token label logits `[tokens, LABELS]` of each text, and its tokens.
+    pub fn logits(&self, texts: &[&str]) -> Result<Vec<(Vec<Token>, Tensor)>> {
+        texts
+            .iter()
+            .map(|t| {
+                let (tokens, rows) = self.logit_rows(t)?;
+                let n = tokens.len() as i64;
+                Ok((tokens, Tensor::from_slice(&rows).f_view([n, LABELS as i64])?))
+            })
+            .collect()
     }
 
     /// Per-token label probabilities `[tokens, LABELS]` of each text, and its tokens.
@@ -322,12 +308,23 @@ impl Tagger {
     /// The entities of each text whose confidence reaches its category's threshold, in byte
     /// offsets, sorted.
     pub(crate) fn spans(&self, texts: &[&str]) -> Result<Vec<Vec<Span>>> {
-        Ok(self.probabilities(texts)?.into_iter().map(|(tokens, p)| self.decode(&tokens, &p, true)).collect())
+        texts
+            .iter()
+            .map(|t| {
+                let (tokens, mut rows) = self.logit_rows(t)?;
+                rows.chunks_exact_mut(LABELS).for_each(crate::kernels::softmax_in_place);
+                Ok(self.decode_rows(&tokens, &rows, true))
+            })
+            .collect()
     }
 
     /// Entities from per-token probabilities; with `threshold`, only the confident ones.
     pub(crate) fn decode(&self, tokens: &[Token], probs: &Tensor, threshold: bool) -> Vec<Span> {
-        let p = Vec::<f32>::try_from(probs.flatten(0, -1)).unwrap_or_default();
+        self.decode_rows(tokens, &Vec::<f32>::try_from(probs.flatten(0, -1)).unwrap_or_default(), threshold)
+    }
+
+    /// [`Tagger::decode`] of probabilities `[tokens, LABELS]`, row-major.
+    fn decode_rows(&self, tokens: &[Token], p: &[f32], threshold: bool) -> Vec<Span> {
         let mut out = Vec::new();
         let mut open: Option<(usize, usize, usize, f32)> = None; // category, first token, last token, Σ prob
         let close = |open: &mut Option<(usize, usize, usize, f32)>, out: &mut Vec<Span>| {
@@ -437,13 +434,6 @@ impl Windows {
             out.extend((first..last).map(|tok| r as i64 * width + (tok - origin)));
         }
         out
-    }
-
-    /// Text `i`'s rows of `per_position` `[rows, width, k]`, as `[tokens, k]`.
-    fn gather(&self, per_position: &Tensor, i: usize) -> Result<Tensor> {
-        let k = per_position.size()[2];
-        let flat = per_position.f_view([-1, k])?;
-        Ok(flat.f_index_select(0, &Tensor::from_slice(&self.centres(i)))?)
     }
 }
 

@@ -10,6 +10,7 @@
 //! with 8-bit activations, multiplied in integers ([`int8`]).
 //! Prefill (many rows) stays with libtorch's GEMM on dense weights.
 
+pub(crate) mod gemm;
 pub(crate) mod grouped;
 pub(crate) mod int8;
 
@@ -339,7 +340,7 @@ pub(crate) fn attend_head(q: &[f32], kv: [&Cached; 2], at: [usize; 2], positions
 }
 
 /// Scores to probabilities, in place.
-fn softmax_in_place(scores: &mut [f32]) {
+pub(crate) fn softmax_in_place(scores: &mut [f32]) {
     let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let mut sum = 0.0;
     for s in scores.iter_mut() {
