@@ -99,6 +99,24 @@ def test_logits_equal_the_pytorch_reference_on_short_long_and_chinese_notes(tiny
     assert len(medgen.deid.deid_tagger_logits(long_note, tagger=tiny)["tokens"]) > 2 * 1024, "more than two windows"
 
 
+def test_logits_on_the_kernels_of_cpus_without_avx2_equal_the_reference_too(tiny):
+    """Inference runs on medgen's own matrix kernel; MEDGEN_SCALAR_KERNELS forces the plain
+    Rust path that CPUs without AVX2 take."""
+    import os
+    import subprocess
+    import sys
+
+    text = "Seen by Dr. Mere Tapsell on 3/14/2024, MRN 8596-6202-4. 患者李建国，电话13812345678。" * 40
+    code = ("import sys, json, torch, medgen; "
+            "print(json.dumps(medgen.deid.deid_tagger_logits(sys.argv[1], tagger=sys.argv[2])))")
+    out = subprocess.run([sys.executable, "-c", code, text, str(tiny)], env={**os.environ, "MEDGEN_SCALAR_KERNELS": "1"},
+                         capture_output=True, text=True, check=True, timeout=300).stdout
+    got = json.loads(out)
+    with torch.no_grad():
+        want = reference(tiny)(torch.tensor(got["features"])).numpy()
+    np.testing.assert_allclose(np.array(got["logits"]), want, atol=1e-4, rtol=1e-4)
+
+
 def fnv(tag, s):
     h = 0xCBF29CE484222325
     for b in bytes([tag]) + s.encode():
