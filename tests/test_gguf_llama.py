@@ -103,7 +103,7 @@ def gguf_tensors(model):
     return out
 
 
-def write_gguf(path, pieces, scores, types, tensors):
+def write_gguf(path, pieces, scores, types, tensors, rope_theta=5000.0):
     w = gguf.GGUFWriter(str(path), "llama")
     w.add_name("tiny-sp-llama")
     w.add_context_length(CTX)
@@ -113,7 +113,7 @@ def write_gguf(path, pieces, scores, types, tensors):
     w.add_head_count(N_HEAD)
     w.add_head_count_kv(N_KV_HEAD)
     w.add_layer_norm_rms_eps(1e-5)
-    w.add_rope_freq_base(5000.0)
+    w.add_rope_freq_base(rope_theta)
     w.add_rope_dimension_count(HIDDEN // N_HEAD)
     w.add_tokenizer_model("llama")
     w.add_token_list(pieces)
@@ -242,3 +242,59 @@ def test_greedy_16_tokens_match_transformers(sp_llama, prompt):
     assert out["token_ids"] == ref, f"first difference at {i}: medgen {out['token_ids'][i:]} vs transformers {ref[i:]}"
     # Random weights emit runs of <0xNN> pieces that are not valid UTF-8: decoded as transformers does.
     assert out["text"] == tok.decode(ref, skip_special_tokens=True)
+
+
+def llama3_rope_factors(rope, head_dim):
+    """llama.cpp convert_hf_to_gguf.py (LlamaModel.generate_extra_tensors): Llama 3's RoPE
+    scaling as one divisor per frequency, stored as rope_freqs.weight."""
+    import math
+
+    factor, low, high, old = (rope[k] for k in ("factor", "low_freq_factor", "high_freq_factor", "original_max_position_embeddings"))
+    out = []
+    for f in (1.0 / rope["rope_theta"] ** (np.arange(0, head_dim, 2) / head_dim)).tolist():
+        wavelen = 2 * math.pi / f
+        if wavelen < old / high:
+            out.append(1.0)
+        elif wavelen > old / low:
+            out.append(factor)
+        else:
+            smooth = (old / wavelen - low) / (high - low)
+            out.append(1 / ((1 - smooth) / factor + smooth))
+    return np.array(out, dtype=np.float32)
+
+
+def test_llama3_rope_factors_of_llama_cpp_files_are_applied(sp_llama, tmp_path):
+    """Llama 3.1/3.2 GGUFs carry their RoPE scaling as rope_freqs.weight (no rope.scaling keys).
+    The reference is the file's weights in the configuration of the HF model it was made from:
+    transformers' own GGUF loader drops the tensor. RoPE base 100 and original_max_position_embeddings 64 put the four frequencies
+    of these 8-wide heads in all three bands (kept, smoothed, divided) within a short prompt."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    path, tok, _, _ = sp_llama
+    rope = {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+            "original_max_position_embeddings": 64, "rope_theta": 100.0}
+    torch.manual_seed(6)
+    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=HIDDEN, intermediate_size=FFN, num_hidden_layers=N_LAYER,
+                      num_attention_heads=N_HEAD, num_key_value_heads=N_KV_HEAD, max_position_embeddings=CTX,
+                      rms_norm_eps=1e-5, initializer_range=0.08, tie_word_embeddings=False,
+                      bos_token_id=1, eos_token_id=2, rope_parameters=rope)
+    orig = LlamaForCausalLM(cfg).eval()
+    factors = llama3_rope_factors(rope, HIDDEN // N_HEAD)
+    assert len(set(factors.tolist())) > 2, "low, high and smoothed frequencies"
+    _, pieces, scores, types = train_vocab()
+    file = tmp_path / "llama3-rope.gguf"
+    write_gguf(file, pieces, scores, types, {**gguf_tensors(orig), "rope_freqs.weight": factors}, rope_theta=100.0)
+    prompt = " ".join(PROMPTS)
+    npy = tmp_path / "logits.npy"
+    ids = mg_json("logits", "--model", file, "--prompt", prompt, "--out", npy)["prompt_token_ids"]
+    assert len(ids) > 40
+    # The file's weights (some stored F16 and Q8_0) as transformers reads them, in the original
+    # model's configuration, and in the configuration transformers reads from the file.
+    read = AutoModelForCausalLM.from_pretrained(tmp_path, gguf_file=file.name, dtype=torch.float32).eval()
+    scaled = LlamaForCausalLM(cfg).eval()
+    scaled.load_state_dict(read.state_dict())
+    with torch.no_grad():
+        ref = scaled(torch.tensor([ids])).logits[0, -1].numpy()
+        plain = read(torch.tensor([ids])).logits[0, -1].numpy()
+    assert rel_l2(plain, ref) > 1e-2, "the scaling matters on this prompt"
+    assert rel_l2(np.load(npy), ref) < 1e-4

@@ -188,6 +188,10 @@ impl Tagger {
                 if t.size() != shape {
                     return Err(bad(format!("`{n}` has shape {:?}, expected {shape:?}", t.size())));
                 }
+                // A NaN or infinite weight makes every confidence NaN: refused, not run.
+                if t.f_isfinite()?.f_all()?.f_int64_value(&[])? == 0 {
+                    return Err(bad(format!("`{n}` holds NaN or infinite values")));
+                }
                 Ok((n, Weight(t)))
             })
             .collect::<Result<_>>()?;

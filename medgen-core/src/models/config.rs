@@ -68,6 +68,9 @@ pub enum RopeScaling {
         high_freq_factor: f64,
         original_max_position_embeddings: f64,
     },
+    /// Each inverse frequency divided by its own factor: llama.cpp's `rope_freqs.weight`,
+    /// which its converter writes for Llama 3.1 and 3.2 in place of the scaling's settings.
+    Factors(Vec<f64>),
 }
 
 /// Dropout probabilities while training; inference never drops. transformers' names: T5's
@@ -189,8 +192,8 @@ fn gemma3_from_hf(config: &Json, n_layers: usize, context_length: usize) -> Resu
     Ok(Gemma3Config {
         rope_local_scaling: rope_scaling_of(local_rope)?,
         sliding_layers,
-        // No window: local layers see everything, like global ones.
-        sliding_window: config.get("sliding_window").and_then(Json::as_u64).map_or(context_length, |w| w as usize),
+        // Absent: transformers' default, 4096. Null: no window, local layers see everything.
+        sliding_window: config.get("sliding_window").map_or(Some(4096), Json::as_u64).map_or(context_length, |w| w as usize),
         rope_local_theta: local.or_else(|| float("rope_local_base_freq")).unwrap_or(10000.0),
         query_pre_attn_scalar: float("query_pre_attn_scalar").unwrap_or(256.0),
         final_logit_softcapping: float("final_logit_softcapping"),
@@ -265,6 +268,18 @@ impl ModelConfig {
             }),
             Some(other) => {
                 return Err(MedgenError::Unsupported(format!("rope scaling `{other}`")))
+            }
+        };
+        let rope_scaling = match (g.tensor_info("rope_freqs.weight"), rope_scaling) {
+            (None, scaling) => scaling,
+            (Some(_), Some(_)) => return Err(MedgenError::format("GGUF has both rope_freqs.weight and rope.scaling.type")),
+            (Some(info), None) => {
+                let (factors, _) = g.dequantize(&info.name.clone())?;
+                if factors.len() != head_dim / 2 || factors.iter().any(|f| !(f.is_finite() && *f > 0.0)) {
+                    let reason = format!("rope_freqs.weight: {} factors, expected {} positive ones (head_dim / 2)", factors.len(), head_dim / 2);
+                    return Err(MedgenError::format(reason));
+                }
+                Some(RopeScaling::Factors(factors.into_iter().map(f64::from).collect()))
             }
         };
         let n_layers = need("block_count")?;
@@ -387,11 +402,19 @@ impl ModelConfig {
         let rope_f = |k: &str| rope.and_then(|r| r.get(k)).and_then(Json::as_f64);
         let rope_scaling = rope_scaling_of(rope)?;
         let mut context_length = need("max_position_embeddings")?;
-        // Mistral's sliding window changes attention past its width; medgen does not
-        // implement the window, so it refuses longer sequences rather than differ.
-        let sliding = config.get("use_sliding_window").and_then(Json::as_bool) != Some(false);
-        if let (false, true, Some(window)) = (gemma, sliding, uint("sliding_window")) {
-            context_length = context_length.min(window);
+        // A sliding window changes attention past its width; medgen does not implement it
+        // for these families, so it refuses longer sequences rather than differ. As
+        // transformers reads the keys: Mistral's window is 4096 when the key is absent (none
+        // when null); Qwen2's applies only with `use_sliding_window` true; Llama has none.
+        let window = match architecture {
+            Architecture::Mistral => config.get("sliding_window").map_or(Some(4096), Json::as_u64),
+            Architecture::Qwen2 if config.get("use_sliding_window").and_then(Json::as_bool) == Some(true) => {
+                Some(config.get("sliding_window").and_then(Json::as_u64).unwrap_or(4096))
+            }
+            _ => None,
+        };
+        if let Some(window) = window {
+            context_length = context_length.min(window as usize);
         }
         let n_layers = need("num_hidden_layers")?;
         let gemma3 = if gemma { Some(gemma3_from_hf(config, n_layers, context_length)?) } else { None };
@@ -455,6 +478,10 @@ impl ModelConfig {
                 "rope_type": "llama3", "factor": factor, "low_freq_factor": low_freq_factor,
                 "high_freq_factor": high_freq_factor, "original_max_position_embeddings": original_max_position_embeddings,
             }),
+            Some(RopeScaling::Factors(_)) => {
+                let reason = "writing an HF config.json for a GGUF with rope_freqs.weight (per-frequency RoPE factors, which config.json cannot state)";
+                return Err(MedgenError::Unsupported(reason.into()));
+            }
         };
         Ok(serde_json::json!({
             "architectures": [class],
@@ -477,6 +504,7 @@ impl ModelConfig {
             "hidden_act": "silu",
             "torch_dtype": "float32",
             "use_sliding_window": false,
+            "sliding_window": null,
         }))
     }
 
@@ -549,6 +577,7 @@ impl ModelConfig {
             Some(RopeScaling::Linear { factor }) => {
                 base.iter().map(|&f| (f / factor) as f32).collect()
             }
+            Some(RopeScaling::Factors(factors)) => base.iter().zip(factors).map(|(&f, d)| (f / d) as f32).collect(),
             Some(RopeScaling::Llama3 {
                 factor,
                 low_freq_factor,
@@ -740,6 +769,13 @@ impl Seq2SeqConfig {
                     Some(_) => return Err(MedgenError::Unsupported(format!("T5 feed_forward_proj `{proj}`"))),
                     None => (false, Activation::parse(proj)?),
                 };
+                // transformers keeps `dense_act_fn` and `is_gated_act` when config.json states
+                // them (save_pretrained does), over what feed_forward_proj implies.
+                let act = match config.get("dense_act_fn").and_then(Json::as_str) {
+                    Some(name) => Activation::parse(name)?,
+                    None => act,
+                };
+                let gated = flag("is_gated_act").unwrap_or(gated);
                 let layers = need("num_layers")?;
                 // One head count, head width and feed-forward width serve both stacks.
                 let (heads, head_dim, ff) = (need("num_heads")?, need("d_kv")?, need("d_ff")?);
@@ -992,6 +1028,47 @@ mod tests {
         })))
         .unwrap();
         assert!(!c.scale_decoder_outputs);
+    }
+
+    #[test]
+    fn t5_dense_act_fn_and_is_gated_act_win_over_feed_forward_proj_as_in_transformers() {
+        let c = Seq2SeqConfig::from_hf(&t5(serde_json::json!({"feed_forward_proj": "gated-gelu", "dense_act_fn": "gelu"}))).unwrap();
+        assert_eq!((c.activation, c.gated), (Activation::Gelu, true));
+        let c = Seq2SeqConfig::from_hf(&t5(serde_json::json!({"feed_forward_proj": "gated-gelu", "dense_act_fn": "relu", "is_gated_act": false}))).unwrap();
+        assert_eq!((c.activation, c.gated), (Activation::Relu, false));
+        let err = Seq2SeqConfig::from_hf(&t5(serde_json::json!({"dense_act_fn": "mish"}))).unwrap_err();
+        assert!(err.to_string().contains("`mish`"), "{err}");
+    }
+
+    #[test]
+    fn sliding_windows_are_read_as_transformers_reads_them() {
+        let context = |model_type: &str, extra: Json| {
+            let mut c = serde_json::json!({
+                "model_type": model_type, "vocab_size": 100, "hidden_size": 64, "intermediate_size": 96,
+                "num_hidden_layers": 2, "num_attention_heads": 4, "max_position_embeddings": 32768
+            });
+            c.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+            ModelConfig::from_hf(&c).unwrap().context_length
+        };
+        // Mistral: 4096 when absent, none when null.
+        assert_eq!(context("mistral", serde_json::json!({})), 4096);
+        assert_eq!(context("mistral", serde_json::json!({"sliding_window": null})), 32768);
+        assert_eq!(context("mistral", serde_json::json!({"sliding_window": 100})), 100);
+        // Qwen2: only with use_sliding_window true (then 4096 unless stated).
+        assert_eq!(context("qwen2", serde_json::json!({"sliding_window": 100})), 32768);
+        assert_eq!(context("qwen2", serde_json::json!({"use_sliding_window": true})), 4096);
+        assert_eq!(context("qwen2", serde_json::json!({"use_sliding_window": true, "sliding_window": 100})), 100);
+        // Llama has no window.
+        assert_eq!(context("llama", serde_json::json!({"sliding_window": 100})), 32768);
+        // Gemma 3's local layers: 4096 when absent, everything when null.
+        let mut absent = serde_json::json!({
+            "model_type": "gemma3_text", "vocab_size": 100, "hidden_size": 64, "intermediate_size": 96,
+            "num_hidden_layers": 7, "num_attention_heads": 4, "num_key_value_heads": 1, "head_dim": 32,
+            "max_position_embeddings": 8192
+        });
+        assert_eq!(ModelConfig::from_hf(&absent).unwrap().gemma3.unwrap().sliding_window, 4096);
+        absent.as_object_mut().unwrap().insert("sliding_window".into(), Json::Null);
+        assert_eq!(ModelConfig::from_hf(&absent).unwrap().gemma3.unwrap().sliding_window, 8192);
     }
 
     #[test]
