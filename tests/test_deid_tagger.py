@@ -263,7 +263,13 @@ def test_a_corrupt_or_missing_tagger_is_a_clear_error_and_the_rules_still_work(t
     assert medgen.deid.detect("Dr. Ann Lee", engine="rules", tagger=bad)[0]["text"] == "Ann Lee"
 
 
-def test_a_tagger_of_other_sizes_or_missing_tensors_is_refused(tiny, tmp_path):
+def load_metadata(path):
+    from safetensors import safe_open
+    with safe_open(str(path), "pt") as f:
+        return f.metadata()
+
+
+def test_a_tagger_of_other_sizes_missing_tensors_or_nan_weights_is_refused(tiny, tmp_path):
     from safetensors.torch import save_file
     tensors = load_file(str(tiny))
     meta = json.loads(json.dumps({"format": "medgen-deid-tagger", "config": json.dumps(SMALL)}))
@@ -274,6 +280,13 @@ def test_a_tagger_of_other_sizes_or_missing_tensors_is_refused(tiny, tmp_path):
     save_file(load_file(str(tiny)), str(tmp_path / "nometa.safetensors"))
     with pytest.raises(medgen.ModelLoadError, match="config"):
         medgen.deid.detect("Dr. Ann Lee", engine="model", tagger=tmp_path / "nometa.safetensors")
+    # A NaN or infinite weight would make every confidence NaN: refused by name.
+    for value in [float("nan"), float("inf")]:
+        tensors = load_file(str(tiny))
+        tensors["blocks.1.conv.weight"][0, 0, 0] = value
+        save_file(tensors, str(tmp_path / "nan.safetensors"), metadata=load_metadata(tiny))
+        with pytest.raises(medgen.ModelLoadError, match="blocks.1.conv.weight"):
+            medgen.deid.detect("Dr. Ann Lee", engine="ensemble", tagger=tmp_path / "nan.safetensors")
 
 
 @pytest.mark.parametrize("line, message", [
