@@ -153,6 +153,24 @@ def test_placeholders_are_consistent_within_a_document_and_reidentify_round_trip
     assert restored == exact
 
 
+def test_different_identifiers_never_share_a_placeholder():
+    """One placeholder per thing: dates whose digits regroup, numbers that differ in one
+    letter, a father and his son are different things, so re-identification restores each."""
+    text = ("John Smith was admitted 1/12/2021 and discharged 11/2/2021. MRN: A-1234567; old MRN: B-1234567. "
+            "E-mail a.smith@example.com or b.smith@example.com. His son John Smith Jr. visited. "
+            "John Smith called 305-555-2741 (also written (305) 555-2741).")
+    out = medgen_json("deid", "--json", input=text)
+    mapping = out["mapping"]
+    for value in ["1/12/2021", "11/2/2021", "A-1234567", "B-1234567", "a.smith@example.com", "b.smith@example.com"]:
+        assert value in mapping.values(), (value, mapping)
+    assert len({v for v in mapping.values() if "John Smith" in v}) == 2, mapping
+    assert out["text"].count("[PHONE_1]") == 2, out["text"]
+    restored = out["text"]
+    for key in sorted(mapping, key=len, reverse=True):
+        restored = restored.replace(key, mapping[key])
+    assert restored == text.replace("(305) 555-2741", mapping["[PHONE_1]"]).replace("305-555-2741", mapping["[PHONE_1]"])
+
+
 def test_redact_replaces_with_category_and_mask_keeps_the_shape():
     text = "Seen 03/14/2024 by Dr. Smith, phone (305) 555-2741."
     red = medgen_json("deid", "--json", "--mode", "redact", input=text)
@@ -246,6 +264,12 @@ def test_binary_and_invalid_utf8_input_fail_with_a_clear_message(tmp_path, paylo
     path.write_bytes(payload)
     proc = run_medgen("deid", "--input", path, check=False)
     assert proc.returncode == 1 and message in proc.stderr and "panicked" not in proc.stderr
+
+
+def test_an_endless_input_is_refused_without_reading_it_all():
+    """/dev/zero is binary from its first byte: refused at once, not read until memory runs out."""
+    proc = run_medgen("deid", "--input", "/dev/zero", check=False)
+    assert proc.returncode == 1 and "NUL" in proc.stderr
 
 
 @pytest.mark.parametrize("args, message", [

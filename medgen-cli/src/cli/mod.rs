@@ -16,20 +16,44 @@ use std::path::{Path, PathBuf};
 
 use medgen::{GenerationConfig, LoadOptions, MedgenError, Result};
 
-/// The bytes of a file, or of stdin when `path` is None, with the name to report them by.
-fn read_bytes(path: Option<&Path>) -> Result<(PathBuf, Vec<u8>)> {
-    let mut bytes = Vec::new();
-    let (name, read) = match path {
-        Some(p) => (p.to_path_buf(), std::fs::read(p).map(|b| bytes = b)),
-        None => (PathBuf::from("<stdin>"), std::io::stdin().read_to_end(&mut bytes).map(|_| ())),
+/// The most bytes one input file or stdin may hold: far past any note, prompt or batch file,
+/// and short of what an endless stream (`/dev/zero`, `yes`) would take before memory ran out.
+const MAX_INPUT: u64 = 1 << 30;
+
+/// The bytes of a file, or of stdin when `path` is None, with the name to report them by; with
+/// `stop_at_nul`, reading stops after the first chunk that holds a NUL byte (the caller
+/// refuses it as binary without reading the rest).
+fn read_bytes(path: Option<&Path>, stop_at_nul: bool) -> Result<(PathBuf, Vec<u8>)> {
+    let name = path.map_or_else(|| PathBuf::from("<stdin>"), Path::to_path_buf);
+    let io = |e| MedgenError::Io { path: name.clone(), source: e };
+    let mut reader: Box<dyn Read> = match path {
+        Some(p) => Box::new(std::fs::File::open(p).map_err(io)?),
+        None => Box::new(std::io::stdin().lock()),
     };
-    read.map_err(|e| MedgenError::Io { path: name.clone(), source: e })?;
+    let mut bytes = Vec::new();
+    let mut chunk = vec![0u8; 1 << 20];
+    loop {
+        let n = match reader.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(io(e)),
+        };
+        bytes.extend_from_slice(&chunk[..n]);
+        if stop_at_nul && chunk[..n].contains(&0) {
+            break;
+        }
+        if bytes.len() as u64 > MAX_INPUT {
+            let reason = format!("{} holds more than {} MiB", name.display(), MAX_INPUT >> 20);
+            return Err(MedgenError::InvalidArgument { name: "input", reason });
+        }
+    }
     Ok((name, bytes))
 }
 
 /// Reads UTF-8 text from a file, or from stdin when `path` is None.
 pub fn read_text(path: Option<&Path>) -> Result<String> {
-    let (_, bytes) = read_bytes(path)?;
+    let (_, bytes) = read_bytes(path, false)?;
     String::from_utf8(bytes).map_err(|e| MedgenError::InvalidArgument {
         name: "input",
         reason: format!("not valid UTF-8 (at byte {})", e.utf8_error().valid_up_to()),
@@ -39,7 +63,7 @@ pub fn read_text(path: Option<&Path>) -> Result<String> {
 /// Reads a clinical note: UTF-8 text that is not empty, refusing binary files (a NUL byte)
 /// with a message that says so rather than one about UTF-8.
 pub fn read_note(path: Option<&Path>) -> Result<String> {
-    let (name, bytes) = read_bytes(path)?;
+    let (name, bytes) = read_bytes(path, true)?;
     let invalid = |reason: String| MedgenError::InvalidArgument { name: "input", reason };
     if let Some(at) = bytes.iter().position(|&b| b == 0) {
         return Err(invalid(format!(

@@ -96,7 +96,7 @@ struct Placeholders {
 
 impl Placeholders {
     fn placeholder(&mut self, cat: Category, original: &str, mapping: &mut BTreeMap<String, String>) -> String {
-        let key = normalise(original);
+        let key = normalise(cat, original);
         let n = match self.exact.get(&(cat, key.clone())) {
             Some(&n) => n,
             None => {
@@ -136,9 +136,10 @@ impl Placeholders {
         }
         let things = self.things.get_mut(&cat)?;
         let candidates = self.by_word.get(&key[0])?;
+        let generation = |words: &[String]| -> Vec<String> { words.iter().filter(|w| GENERATIONS.contains(&w.as_str())).cloned().collect() };
         let n = *candidates.iter().find(|&&n| {
             let t = &things[n - 1];
-            key.iter().all(|w| t.contains(w)) || t.iter().all(|w| key.contains(w))
+            generation(t) == generation(key) && (key.iter().all(|w| t.contains(w)) || t.iter().all(|w| key.contains(w)))
         })?;
         if key.len() > things[n - 1].len() {
             things[n - 1] = key.to_vec();
@@ -147,20 +148,28 @@ impl Placeholders {
     }
 }
 
-/// Lower-case words, punctuation dropped: "SMITH, John" → ["smith", "john"]; Han text is one word.
-fn normalise(s: &str) -> Vec<String> {
+/// What makes two mentions of a category one thing: lower-case words, punctuation dropped
+/// ("SMITH, John" → ["smith", "john"]; Han text is one word). Only names drop initials, and
+/// only phone and fax numbers join their digit groups: anything else that differs in a letter
+/// or in how its digits group (1/12/2021 and 11/2/2021, MRN A-1234567 and B-1234567) is two
+/// things, each with its own placeholder.
+fn normalise(cat: Category, s: &str) -> Vec<String> {
     let mut words: Vec<String> =
         s.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(str::to_lowercase).collect();
     // Initials do not tell people apart from their full names ("A. Siddiqui", "Ahmed Siddiqui").
-    if words.iter().any(|w| w.chars().count() > 1) {
-        words.retain(|w| w.chars().count() > 1 || w.chars().all(|c| c.is_ascii_digit()));
+    if cat == Category::Name && words.iter().any(|w| w.chars().count() > 1) {
+        words.retain(|w| w.chars().count() > 1);
     }
-    if words.len() > 1 && words.iter().all(|w| w.chars().all(|c| c.is_ascii_digit())) {
+    let digits = words.iter().all(|w| w.chars().all(|c| c.is_ascii_digit()));
+    if matches!(cat, Category::Phone | Category::Fax) && words.len() > 1 && digits {
         // 555-0142 and 555 0142 are one number.
         words = vec![words.concat()];
     }
     words
 }
+
+/// Words that tell a father from his son: "John Smith" and "John Smith Jr." are two people.
+const GENERATIONS: [&str; 6] = ["jr", "sr", "ii", "iii", "iv", "junior"];
 
 /// What date shifting needs to know about the whole note: how ambiguous numeric dates read,
 /// and the years that dates without one borrow.
