@@ -214,19 +214,36 @@ impl DateContext {
 
 /// Replaces every key of `mapping` in `text` by its value, longest keys first, in one pass.
 pub(crate) fn reidentify(text: &str, mapping: &BTreeMap<String, String>) -> String {
-    let mut keys: Vec<&String> = mapping.keys().filter(|k| !k.is_empty()).collect();
+    let (keys, values): (Vec<&String>, Vec<&String>) = mapping.iter().filter(|(k, _)| !k.is_empty()).unzip();
+    // One pass, the longest key at each place: a restored value is never read again as a key
+    // (date shifting maps 03/01 → 02/29 and 03/02 → 03/01), however large the mapping.
     if keys.is_empty() {
         return text.to_string();
     }
-    keys.sort_by_key(|k| std::cmp::Reverse(k.len()));
-    let pattern = keys.iter().map(|k| regex::escape(k)).collect::<Vec<_>>().join("|");
-    match regex::Regex::new(&pattern) {
-        Ok(re) => {
-            re.replace_all(text, |c: &regex::Captures| mapping.get(&c[0]).cloned().unwrap_or_default()).into_owned()
-        }
-        // Only a mapping too large for the regex size limit gets here: replace key by key.
-        Err(_) => keys.iter().fold(text.to_string(), |t, k| t.replace(k.as_str(), &mapping[*k])),
+    if let Ok(ac) = aho_corasick::AhoCorasick::builder().match_kind(aho_corasick::MatchKind::LeftmostLongest).build(&keys) {
+        return ac.replace_all(text, &values);
     }
+    // A mapping past the automaton's size limits: the same pass, slower.
+    reidentify_scan(text, &keys, &values)
+}
+
+fn reidentify_scan(text: &str, keys: &[&String], values: &[&String]) -> String {
+    let mut order: Vec<usize> = (0..keys.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(keys[i].len()));
+    let (mut out, mut at) = (String::with_capacity(text.len()), 0);
+    while let Some(c) = text[at..].chars().next() {
+        match order.iter().find(|&&i| text[at..].starts_with(keys[i].as_str())) {
+            Some(&i) => {
+                out.push_str(values[i]);
+                at += keys[i].len();
+            }
+            None => {
+                out.push(c);
+                at += c.len_utf8();
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -268,5 +285,22 @@ mod tests {
         m.insert("[NAME_1]".to_string(), "Ann".to_string());
         m.insert("[NAME_11]".to_string(), "Bob".to_string());
         assert_eq!(reidentify("[NAME_11] and [NAME_1]", &m), "Bob and Ann");
+    }
+
+    #[test]
+    fn reidentify_never_reads_a_restored_value_as_a_key_however_large_the_mapping() {
+        // Shifted dates back to the originals, which are themselves shifted forms of others.
+        let mut m: BTreeMap<String, String> =
+            [("02/29", "02/28"), ("03/01", "02/29"), ("03/02", "03/01")].map(|(k, v)| (k.to_string(), v.to_string())).into();
+        assert_eq!(reidentify("02/29, 03/01, 03/02", &m), "02/28, 02/29, 03/01");
+        m.insert("x".repeat(1_000_000), "y".into());
+        for i in 0..200 {
+            m.insert(format!("{i:05}{}", "z".repeat(10_000)), "w".into());
+        }
+        assert_eq!(reidentify("02/29, 03/01, 03/02", &m), "02/28, 02/29, 03/01");
+        let (keys, values): (Vec<&String>, Vec<&String>) = m.iter().unzip();
+        let text = format!("a 03/02 b {}x 00007{} é 02/29", "x".repeat(1_000_000), "z".repeat(10_000));
+        assert_eq!(reidentify_scan(&text, &keys, &values), reidentify(&text, &m));
+        assert_eq!(reidentify(&text, &m), "a 03/01 b yx w é 02/28");
     }
 }
