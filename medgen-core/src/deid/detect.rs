@@ -40,6 +40,10 @@ pub(crate) fn spans(text: &str) -> Vec<Span> {
 
 /// The identifiers of each text found by `engine`, in byte offsets.
 pub(crate) fn spans_with(texts: &[&str], engine: Engine, tagger: Option<&std::path::Path>) -> Result<Vec<Vec<Span>>> {
+    Ok(texts.iter().zip(engine_spans(texts, engine, tagger)?).map(|(t, s)| whole_characters(t, s)).collect())
+}
+
+fn engine_spans(texts: &[&str], engine: Engine, tagger: Option<&std::path::Path>) -> Result<Vec<Vec<Span>>> {
     if engine == Engine::Rules {
         return Ok(texts.iter().map(|t| spans(t)).collect());
     }
@@ -56,6 +60,19 @@ pub(crate) fn spans_with(texts: &[&str], engine: Engine, tagger: Option<&std::pa
             _ => ensemble(text, spans(text), model),
         })
         .collect())
+}
+
+/// `found` with each span's end moved past the combining marks that follow it ("José" written
+/// `Jose` + U+0301): an entity never ends inside a character, leaving its accent behind.
+fn whole_characters(text: &str, mut found: Vec<Span>) -> Vec<Span> {
+    for i in 0..found.len() {
+        let limit = found.get(i + 1).map_or(text.len(), |n| n.start);
+        let s = &mut found[i];
+        while let Some(c) = text[s.end..limit].chars().next().filter(|&c| tagger::is_combining(c)) {
+            s.end += c.len_utf8();
+        }
+    }
+    found
 }
 
 /// The union of the rules' and the tagger's spans: a rule span that a tagger span of its

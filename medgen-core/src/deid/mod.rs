@@ -368,6 +368,16 @@ mod tests {
     }
 
     #[test]
+    fn an_entity_takes_the_combining_marks_after_it() {
+        let text = "Patient Jose\u{301} Garcia was seen by Dr. Rene\u{301}e Lee\u{301}.";
+        for engine in [Engine::Rules, Engine::Ensemble] {
+            let out = deidentify(text, &DeidConfig { engine, ..Default::default() }).unwrap();
+            assert!(!out.text.contains("]\u{301}"), "{engine:?}: {}", out.text);
+            assert_eq!(reidentify(&out.text, &out.mapping), text, "{engine:?}");
+        }
+    }
+
+    #[test]
     fn empty_text_gives_nothing() {
         let out = deidentify("", &DeidConfig::default()).unwrap();
         assert!(out.text.is_empty() && out.entities.is_empty() && out.mapping.is_empty());
