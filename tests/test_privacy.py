@@ -112,10 +112,24 @@ def test_the_c_functions_equal_opacus():
     (dict(sample_rate=0.1, noise_multiplier=1.0, steps=10, delta=0.0), "delta"),
     (dict(sample_rate=0.1, noise_multiplier=1.0, steps=10, delta=1.0), "delta"),
     (dict(sample_rate=0.1, noise_multiplier=1.0, steps=-1, delta=1e-5), "steps"),
+    # Past 2^32 - 1 steps the low orders' one-step RDP is below its rounding error: Opacus
+    # returns a negative epsilon there.
+    (dict(sample_rate=0.01, noise_multiplier=1e5, steps=2**53, delta=1e-5), "steps"),
 ])
 def test_bad_accountant_arguments_are_typed_errors(kw, field):
     with pytest.raises(medgen.InvalidArgumentError, match=field):
         medgen.privacy.epsilon(**kw)
+
+
+def test_the_command_refuses_negative_numbers_and_huge_step_counts_by_name():
+    proc = run_medgen("privacy", "epsilon", "--sample-rate", "-0.5", "--noise-multiplier", "1", "--steps", "10",
+                      "--delta", "1e-5", check=False)
+    assert proc.returncode == 1 and "sample_rate" in proc.stderr, proc.stderr
+    proc = run_medgen("privacy", "noise", "--epsilon", "3", "--delta", "1e-5", "--sample-rate", "0.01",
+                      "--steps", str(2**64 - 1), check=False)
+    assert proc.returncode == 1 and "steps" in proc.stderr, proc.stderr
+    with pytest.raises(medgen.InvalidArgumentError, match="steps"):
+        medgen.privacy.noise_multiplier(target_epsilon=3.0, delta=1e-5, sample_rate=0.01, steps=2**52)
 
 
 @pytest.mark.parametrize("eps", [0.0, -1.0, float("nan"), float("inf")])

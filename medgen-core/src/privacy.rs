@@ -62,6 +62,7 @@ pub fn spent(history: &[Mechanism], delta: f64) -> Result<Spent> {
     for m in history {
         check_rate(m.sample_rate)?;
         check_noise(m.noise_multiplier)?;
+        check_steps(m.steps)?;
         for (total, &order) in rdp.iter_mut().zip(&orders) {
             // Zero steps add nothing, even where a step's RDP is infinite (no noise).
             if m.steps > 0 {
@@ -93,6 +94,7 @@ pub fn noise_multiplier(target_epsilon: f64, delta: f64, sample_rate: f64, steps
     }
     check_delta(delta)?;
     check_rate(sample_rate)?;
+    check_steps(steps)?;
     // Without a step that samples an example, ε does not depend on σ: there is nothing to
     // choose (and the bisection below would never end).
     if steps == 0 || sample_rate == 0.0 {
@@ -148,10 +150,21 @@ pub fn steps_for_epochs(epochs: f64, sample_rate: f64) -> Result<u64> {
         return Err(MedgenError::invalid("sample_rate", "must be above 0 to count steps by epochs"));
     }
     let steps = (epochs / sample_rate).floor();
-    if steps > u32::MAX as f64 {
-        return Err(MedgenError::invalid("epochs", format!("{epochs} epochs at sample rate {sample_rate} are over {} steps", u32::MAX)));
+    if steps > MAX_STEPS as f64 {
+        return Err(MedgenError::invalid("epochs", format!("{epochs} epochs at sample rate {sample_rate} are over {MAX_STEPS} steps")));
     }
     Ok(steps as u64)
+}
+
+/// The most steps the accountant counts: past some 10^14 steps the one-step RDP of low orders
+/// is below its rounding error (Opacus's too), so ε and the noise search would be wrong.
+pub const MAX_STEPS: u64 = u32::MAX as u64;
+
+fn check_steps(steps: u64) -> Result<()> {
+    if steps > MAX_STEPS {
+        return Err(MedgenError::invalid("steps", format!("{steps} is over {MAX_STEPS}, past what the accountant counts exactly")));
+    }
+    Ok(())
 }
 
 fn check_delta(delta: f64) -> Result<()> {
@@ -320,6 +333,15 @@ mod tests {
             assert!(matches!(noise_multiplier(e, 1e-5, 0.01, 100), Err(MedgenError::InvalidArgument { name: "target_epsilon", .. })));
         }
         assert!(matches!(steps_for_epochs(1.0, 0.0), Err(MedgenError::InvalidArgument { name: "sample_rate", .. })));
+    }
+
+    #[test]
+    fn step_counts_past_the_accountants_precision_are_refused() {
+        for steps in [MAX_STEPS + 1, 1 << 52, u64::MAX] {
+            assert!(matches!(epsilon(0.01, 1e5, steps, 1e-5), Err(MedgenError::InvalidArgument { name: "steps", .. })));
+            assert!(matches!(noise_multiplier(3.0, 1e-5, 0.01, steps), Err(MedgenError::InvalidArgument { name: "steps", .. })));
+        }
+        assert!(epsilon(0.01, 1.0, MAX_STEPS, 1e-5).unwrap() > 0.0);
     }
 
     #[test]

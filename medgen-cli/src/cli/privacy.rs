@@ -9,14 +9,14 @@ pub enum Command {
     /// The ε that `--steps` steps at a sample rate and noise multiplier spend at `--delta`.
     Epsilon {
         /// Each example's probability of joining a batch: batch size / examples.
-        #[arg(long)]
+        #[arg(long, allow_negative_numbers = true)]
         sample_rate: f64,
         /// The noise's standard deviation over the clipping norm.
-        #[arg(long)]
+        #[arg(long, allow_negative_numbers = true)]
         noise_multiplier: f64,
         #[arg(long)]
         steps: u64,
-        #[arg(long)]
+        #[arg(long, allow_negative_numbers = true)]
         delta: f64,
         /// One JSON object instead of a line.
         #[arg(long)]
@@ -25,14 +25,14 @@ pub enum Command {
     /// The noise multiplier that keeps a run within (`--epsilon`, `--delta`), as Opacus's
     /// get_noise_multiplier finds it.
     Noise {
-        #[arg(long)]
+        #[arg(long, allow_negative_numbers = true)]
         epsilon: f64,
-        #[arg(long)]
+        #[arg(long, allow_negative_numbers = true)]
         delta: f64,
-        #[arg(long)]
+        #[arg(long, allow_negative_numbers = true)]
         sample_rate: f64,
         /// Epochs of the run (steps = int(epochs / sample rate)); or give --steps.
-        #[arg(long, conflicts_with = "steps", required_unless_present = "steps")]
+        #[arg(long, conflicts_with = "steps", required_unless_present = "steps", allow_negative_numbers = true)]
         epochs: Option<f64>,
         #[arg(long)]
         steps: Option<u64>,
