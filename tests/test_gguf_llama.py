@@ -298,3 +298,14 @@ def test_llama3_rope_factors_of_llama_cpp_files_are_applied(sp_llama, tmp_path):
         plain = read(torch.tensor([ids])).logits[0, -1].numpy()
     assert rel_l2(plain, ref) > 1e-2, "the scaling matters on this prompt"
     assert rel_l2(np.load(npy), ref) < 1e-4
+    # config.json cannot state per-frequency factors: full fine-tuning says so before training
+    # (the output folder stays empty).
+    import json
+
+    from conftest import run_medgen
+    data = tmp_path / "train.jsonl"
+    data.write_text(json.dumps({"input": "a", "target": "b"}) + "\n")
+    proc = run_medgen("finetune", "--model", file, "--train", data, "--output", tmp_path / "out", "--method", "full",
+                      "--no-deid", "--no-chat", "--max-steps", "1", check=False)
+    assert proc.returncode == 1 and "rope_freqs" in proc.stderr, proc.stderr
+    assert not any((tmp_path / "out").iterdir())

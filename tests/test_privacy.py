@@ -112,8 +112,8 @@ def test_the_c_functions_equal_opacus():
     (dict(sample_rate=0.1, noise_multiplier=1.0, steps=10, delta=0.0), "delta"),
     (dict(sample_rate=0.1, noise_multiplier=1.0, steps=10, delta=1.0), "delta"),
     (dict(sample_rate=0.1, noise_multiplier=1.0, steps=-1, delta=1e-5), "steps"),
-    # Past 2^32 - 1 steps the low orders' one-step RDP is below its rounding error: Opacus
-    # returns a negative epsilon there.
+    # Over 2^32 - 1 steps: refused (at 2^53 steps the low orders' one-step RDP is below its
+    # rounding error, and Opacus returns a negative epsilon).
     (dict(sample_rate=0.01, noise_multiplier=1e5, steps=2**53, delta=1e-5), "steps"),
 ])
 def test_bad_accountant_arguments_are_typed_errors(kw, field):

@@ -156,13 +156,14 @@ pub fn steps_for_epochs(epochs: f64, sample_rate: f64) -> Result<u64> {
     Ok(steps as u64)
 }
 
-/// The most steps the accountant counts: past some 10^14 steps the one-step RDP of low orders
-/// is below its rounding error (Opacus's too), so ε and the noise search would be wrong.
+/// The most steps the accountant counts, far past any training run: from about 10^14 steps
+/// on, the one-step RDP of low orders is below its rounding error (Opacus's too), so ε and
+/// the noise search would be wrong.
 pub const MAX_STEPS: u64 = u32::MAX as u64;
 
 fn check_steps(steps: u64) -> Result<()> {
     if steps > MAX_STEPS {
-        return Err(MedgenError::invalid("steps", format!("{steps} is over {MAX_STEPS}, past what the accountant counts exactly")));
+        return Err(MedgenError::invalid("steps", format!("{steps} is over {MAX_STEPS}, the most the accountant counts")));
     }
     Ok(())
 }

@@ -64,7 +64,7 @@ fn engine_spans(texts: &[&str], engine: Engine, tagger: Option<&std::path::Path>
 
 /// `found` with each span's end moved past the combining marks that follow it ("José" written
 /// `Jose` + U+0301): an entity never ends inside a character, leaving its accent behind.
-fn whole_characters(text: &str, mut found: Vec<Span>) -> Vec<Span> {
+pub(crate) fn whole_characters(text: &str, mut found: Vec<Span>) -> Vec<Span> {
     for i in 0..found.len() {
         let limit = found.get(i + 1).map_or(text.len(), |n| n.start);
         let s = &mut found[i];

@@ -85,7 +85,8 @@ fn latin_words(text: &str) -> impl Iterator<Item = (usize, usize)> + '_ {
         let (start, _) = chars.by_ref().find(|&(_, c)| latin(c))?;
         let mut end = text.len();
         while let Some(&(i, c)) = chars.peek() {
-            if latin(c) {
+            // A combining mark stays in its word (Rene\u{301}e is René, written decomposed).
+            if latin(c) || super::tagger::is_combining(c) {
                 chars.next();
                 continue;
             }
@@ -120,7 +121,9 @@ impl<'a> Ctx<'a> {
                     (true, false, _) => Kind::Upper,
                     _ => Kind::Lower,
                 };
-                Word { start, end: start + base.len(), full_end: end, kind, lower: base.to_lowercase() }
+                // Word lists are read without combining marks: decomposed "Jose\u{301}" is "jose".
+                let lower = base.chars().filter(|&c| !super::tagger::is_combining(c)).collect::<String>().to_lowercase();
+                Word { start, end: start + base.len(), full_end: end, kind, lower }
             })
             .collect();
         Ctx { text, words }

@@ -136,7 +136,9 @@ impl Placeholders {
         }
         let things = self.things.get_mut(&cat)?;
         let candidates = self.by_word.get(&key[0])?;
-        let generation = |words: &[String]| -> Vec<String> { words.iter().filter(|w| GENERATIONS.contains(&w.as_str())).cloned().collect() };
+        let generation = |words: &[String]| -> Vec<&str> {
+            words.iter().filter_map(|w| GENERATIONS.iter().find(|(a, b)| w == a || w == b).map(|(a, _)| *a)).collect()
+        };
         let n = *candidates.iter().find(|&&n| {
             let t = &things[n - 1];
             generation(t) == generation(key) && (key.iter().all(|w| t.contains(w)) || t.iter().all(|w| key.contains(w)))
@@ -168,8 +170,9 @@ fn normalise(cat: Category, s: &str) -> Vec<String> {
     words
 }
 
-/// Words that tell a father from his son: "John Smith" and "John Smith Jr." are two people.
-const GENERATIONS: [&str; 6] = ["jr", "sr", "ii", "iii", "iv", "junior"];
+/// Words that tell a father from his son ("John Smith" and "John Smith Jr." are two people),
+/// with their long forms ("Jr." and "Junior" are one).
+const GENERATIONS: [(&str, &str); 5] = [("jr", "junior"), ("sr", "senior"), ("ii", "ii"), ("iii", "iii"), ("iv", "iv")];
 
 /// What date shifting needs to know about the whole note: how ambiguous numeric dates read,
 /// and the years that dates without one borrow.

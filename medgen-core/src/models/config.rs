@@ -405,11 +405,17 @@ impl ModelConfig {
         // A sliding window changes attention past its width; medgen does not implement it
         // for these families, so it refuses longer sequences rather than differ. As
         // transformers reads the keys: Mistral's window is 4096 when the key is absent (none
-        // when null); Qwen2's applies only with `use_sliding_window` true; Llama has none.
+        // when null); Qwen2's applies only with `use_sliding_window` true, to the layers its
+        // `layer_types` name or else those from `max_window_layers` (28) on; Llama has none.
+        let window = config.get("sliding_window").map_or(Some(4096), Json::as_u64);
         let window = match architecture {
-            Architecture::Mistral => config.get("sliding_window").map_or(Some(4096), Json::as_u64),
+            Architecture::Mistral => window,
             Architecture::Qwen2 if config.get("use_sliding_window").and_then(Json::as_bool) == Some(true) => {
-                Some(config.get("sliding_window").and_then(Json::as_u64).unwrap_or(4096))
+                let any_sliding = match config.get("layer_types").and_then(Json::as_array) {
+                    Some(types) => types.iter().any(|t| t.as_str() == Some("sliding_attention")),
+                    None => uint("max_window_layers").unwrap_or(28) < uint("num_hidden_layers").unwrap_or(0),
+                };
+                window.filter(|_| any_sliding)
             }
             _ => None,
         };
@@ -1056,8 +1062,19 @@ mod tests {
         assert_eq!(context("mistral", serde_json::json!({"sliding_window": 100})), 100);
         // Qwen2: only with use_sliding_window true (then 4096 unless stated).
         assert_eq!(context("qwen2", serde_json::json!({"sliding_window": 100})), 32768);
-        assert_eq!(context("qwen2", serde_json::json!({"use_sliding_window": true})), 4096);
-        assert_eq!(context("qwen2", serde_json::json!({"use_sliding_window": true, "sliding_window": 100})), 100);
+        // (the test model has 2 layers: max_window_layers 0 makes both sliding)
+        let qwen = |extra: Json| {
+            let mut c = serde_json::json!({"use_sliding_window": true, "max_window_layers": 0});
+            c.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+            context("qwen2", c)
+        };
+        assert_eq!(qwen(serde_json::json!({})), 4096);
+        assert_eq!(qwen(serde_json::json!({"sliding_window": 100})), 100);
+        assert_eq!(qwen(serde_json::json!({"sliding_window": null})), 32768);
+        assert_eq!(qwen(serde_json::json!({"sliding_window": 100, "max_window_layers": 2})), 32768);
+        assert_eq!(context("qwen2", serde_json::json!({"use_sliding_window": true, "sliding_window": 100})), 32768);
+        let types = serde_json::json!({"sliding_window": 100, "layer_types": ["full_attention", "sliding_attention"]});
+        assert_eq!(qwen(types), 100);
         // Llama has no window.
         assert_eq!(context("llama", serde_json::json!({"sliding_window": 100})), 32768);
         // Gemma 3's local layers: 4096 when absent, everything when null.

@@ -105,7 +105,20 @@ impl Trainable {
                 .collect(),
         };
         let lora = lora.cloned().zip(targets);
-        Ok(Trainable { net, tokenizer: Arc::new(tokenizer), info, runtime, loaded, params, lora })
+        let model = Trainable { net, tokenizer: Arc::new(tokenizer), info, runtime, loaded, params, lora };
+        if model.lora.is_none() {
+            model.check_saveable()?;
+        }
+        Ok(model)
+    }
+
+    /// Fails now, not after training, when the model could not be written as an HF folder
+    /// (a GGUF base whose settings config.json cannot state).
+    fn check_saveable(&self) -> Result<()> {
+        match &self.info.config {
+            crate::loader::NetworkConfig::Decoder(cfg) if !self.info.path.is_dir() => cfg.to_hf(true, None, None).map(|_| ()),
+            _ => Ok(()),
+        }
     }
 
     pub fn device(&self) -> Device {
@@ -377,8 +390,9 @@ pub fn merge(base: &Path, adapter: &Path, output: &Path, opts: &LoadOptions) -> 
     let (net, tokenizer, info, loaded) = loader::load_with(base, opts, &runtime, Setup { trainable: false, adapters: Some(&spec) })?;
     // Loading with an adapter that does not train folds it into the weights (Linear::load).
     check_adapter_fits(adapter, &spec, &loaded)?;
-    std::fs::create_dir_all(output).map_err(|e| MedgenError::io(output, e))?;
     let model = Trainable { net, tokenizer: Arc::new(tokenizer), info, runtime, loaded, params: Vec::new(), lora: None };
+    model.check_saveable()?;
+    std::fs::create_dir_all(output).map_err(|e| MedgenError::io(output, e))?;
     model.save_model(output)
 }
 
