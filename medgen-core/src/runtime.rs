@@ -152,15 +152,7 @@ impl Runtime {
             Some(n) => n,
             None => std::thread::available_parallelism().map_or(1, |n| n.get()),
         };
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .thread_name(|i| format!("medgen-{i}"))
-            // OpenMP's thread count is per thread: libtorch calls made on a worker would
-            // otherwise start OpenMP teams of their own, whose spinning workers compete with
-            // the pool's (a quarter of a T5 encoder's time went to them).
-            .start_handler(|_| omp_threads_of_this_thread(1))
-            .build()
-            .map_err(|e| MedgenError::invalid("threads", e.to_string()))?;
+        // The device first: an error here starts no thread.
         let device = match opts.device {
             DeviceSpec::Cpu => Device::Cpu,
             DeviceSpec::Cuda(i) => {
@@ -173,6 +165,19 @@ impl Runtime {
                 Device::Cuda(i)
             }
         };
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|i| format!("medgen-{i}"))
+            // OpenMP's thread count is per thread: libtorch calls made on a worker would
+            // otherwise start OpenMP teams of their own, whose spinning workers compete with
+            // the pool's (a quarter of a T5 encoder's time went to them).
+            .start_handler(|_| omp_threads_of_this_thread(1))
+            .build()
+            .map_err(|e| MedgenError::invalid("threads", e.to_string()))?;
+        // Every thread past its start (a libtorch call) before any error can end the process:
+        // a thread still inside libtorch while the process exits can abort it ("Rust cannot
+        // catch foreign exceptions", seen once in the test suite under load).
+        pool.broadcast(|_| ());
         Ok(Runtime { pool: Arc::new(pool), device, int8: opts.int8_activations, quantize: opts.quantize, pid: std::process::id() })
     }
 
