@@ -9,6 +9,7 @@ use tch::Tensor;
 use super::tagger::{TaggerConfig, FEATURES, LABELS, MARGIN, WINDOW};
 use crate::error::{MedgenError, Result};
 use crate::kernels::gemm::{gemm, Packed};
+use crate::kernels;
 
 /// One residual block: the convolution's three taps as linear layers.
 struct Block {
@@ -106,10 +107,9 @@ impl Cpu {
                 let first = pad + j * block.dilation - block.dilation;
                 gemm(&b.h[first * h..], h, n, tap, &mut b.c);
             }
-            for (hr, cr) in b.h[rows.clone()].chunks_exact_mut(h).zip(b.c.chunks_exact(h)) {
-                hr.iter_mut().zip(cr).for_each(|(h, c)| *h += c.max(0.0));
-                layer_norm(hr, &block.norm_weight, &block.norm_bias);
-            }
+            b.h[rows.clone()].iter_mut().zip(&b.c).for_each(|(h, c)| *h += c.max(0.0));
+            let normed = kernels::layer_norm_rows(&b.h[rows.clone()], &block.norm_weight, &block.norm_bias, 1e-5);
+            b.h[rows.clone()].copy_from_slice(&normed);
         }
         b.logits.resize(n * LABELS, 0.0);
         fill_rows(&mut b.logits, &self.output_bias);
@@ -129,17 +129,6 @@ struct Buffers {
 
 fn fill_rows(out: &mut [f32], row: &[f32]) {
     out.chunks_exact_mut(row.len()).for_each(|r| r.copy_from_slice(row));
-}
-
-/// PyTorch's layer norm over one row: biased variance, eps 1e-5.
-fn layer_norm(x: &mut [f32], w: &[f32], b: &[f32]) {
-    let n = x.len() as f32;
-    let mean = x.iter().sum::<f32>() / n;
-    let var = x.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / n;
-    let inv = 1.0 / (var + 1e-5).sqrt();
-    for ((x, w), b) in x.iter_mut().zip(w).zip(b) {
-        *x = (*x - mean) * inv * w + b;
-    }
 }
 
 #[cfg(test)]
