@@ -20,7 +20,7 @@ mod detect;
 mod lexicon;
 mod names;
 mod names_zh;
-mod operators;
+pub(crate) mod operators;
 mod patterns;
 mod places;
 mod spoken;

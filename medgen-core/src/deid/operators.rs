@@ -217,33 +217,43 @@ impl DateContext {
 
 /// Replaces every key of `mapping` in `text` by its value, longest keys first, in one pass.
 pub(crate) fn reidentify(text: &str, mapping: &BTreeMap<String, String>) -> String {
-    let (keys, values): (Vec<&String>, Vec<&String>) = mapping.iter().filter(|(k, _)| !k.is_empty()).unzip();
-    // One pass, the longest key at each place: a restored value is never read again as a key
-    // (date shifting maps 03/01 → 02/29 and 03/02 → 03/01), however large the mapping.
-    if keys.is_empty() {
-        return text.to_string();
+    let (mut out, mut at) = (String::with_capacity(text.len()), 0);
+    for (start, end, value) in replacements(text, mapping) {
+        out.push_str(&text[at..start]);
+        out.push_str(value);
+        at = end;
     }
-    if let Ok(ac) = aho_corasick::AhoCorasick::builder().match_kind(aho_corasick::MatchKind::LeftmostLongest).build(&keys) {
-        return ac.replace_all(text, &values);
-    }
-    // A mapping past the automaton's size limits: the same pass, slower.
-    reidentify_scan(text, &keys, &values)
+    out.push_str(&text[at..]);
+    out
 }
 
-fn reidentify_scan(text: &str, keys: &[&String], values: &[&String]) -> String {
+/// Where [`reidentify`] replaces: each key of `mapping` found in `text` as (start, end, value),
+/// in bytes, in order. One pass, the longest key at each place: a restored value is never read
+/// again as a key (date shifting maps 03/01 → 02/29 and 03/02 → 03/01), however large the
+/// mapping.
+pub(crate) fn replacements<'m>(text: &str, mapping: &'m BTreeMap<String, String>) -> Vec<(usize, usize, &'m str)> {
+    let (keys, values): (Vec<&String>, Vec<&String>) = mapping.iter().filter(|(k, _)| !k.is_empty()).unzip();
+    if keys.is_empty() {
+        return Vec::new();
+    }
+    match aho_corasick::AhoCorasick::builder().match_kind(aho_corasick::MatchKind::LeftmostLongest).build(&keys) {
+        Ok(ac) => ac.find_iter(text).map(|m| (m.start(), m.end(), values[m.pattern().as_usize()].as_str())).collect(),
+        // A mapping past the automaton's size limits: the same pass, slower.
+        Err(_) => replacements_scan(text, &keys, &values),
+    }
+}
+
+fn replacements_scan<'m>(text: &str, keys: &[&String], values: &[&'m String]) -> Vec<(usize, usize, &'m str)> {
     let mut order: Vec<usize> = (0..keys.len()).collect();
     order.sort_by_key(|&i| std::cmp::Reverse(keys[i].len()));
-    let (mut out, mut at) = (String::with_capacity(text.len()), 0);
+    let (mut out, mut at) = (Vec::new(), 0);
     while let Some(c) = text[at..].chars().next() {
         match order.iter().find(|&&i| text[at..].starts_with(keys[i].as_str())) {
             Some(&i) => {
-                out.push_str(values[i]);
+                out.push((at, at + keys[i].len(), values[i].as_str()));
                 at += keys[i].len();
             }
-            None => {
-                out.push(c);
-                at += c.len_utf8();
-            }
+            None => at += c.len_utf8(),
         }
     }
     out
@@ -303,7 +313,7 @@ mod tests {
         assert_eq!(reidentify("02/29, 03/01, 03/02", &m), "02/28, 02/29, 03/01");
         let (keys, values): (Vec<&String>, Vec<&String>) = m.iter().unzip();
         let text = format!("a 03/02 b {}x 00007{} é 02/29", "x".repeat(1_000_000), "z".repeat(10_000));
-        assert_eq!(reidentify_scan(&text, &keys, &values), reidentify(&text, &m));
+        assert_eq!(replacements_scan(&text, &keys, &values), replacements(&text, &m));
         assert_eq!(reidentify(&text, &m), "a 03/01 b yx w é 02/28");
     }
 }

@@ -106,17 +106,13 @@ pub fn token_confidences(
 /// A map from character offsets of `text` to those of `reidentify(text, mapping)`: each
 /// replaced key moves what follows it by the difference of lengths.
 pub(crate) fn reidentified_offsets(text: &str, mapping: &BTreeMap<String, String>) -> impl Fn(usize) -> usize {
-    let mut keys: Vec<&String> = mapping.keys().filter(|k| !k.is_empty()).collect();
-    keys.sort_by_key(|k| std::cmp::Reverse(k.len()));
-    let pattern = keys.iter().map(|k| regex::escape(k)).collect::<Vec<_>>().join("|");
     // (start, end, new length) of each replacement, in characters of `text`.
-    let mut moves = Vec::new();
-    if let (false, Ok(re)) = (keys.is_empty(), regex::Regex::new(&pattern)) {
-        for m in re.find_iter(text) {
-            let start = text[..m.start()].chars().count();
-            let end = start + m.as_str().chars().count();
-            moves.push((start, end, mapping[m.as_str()].chars().count()));
-        }
+    let (mut moves, mut bytes, mut chars) = (Vec::new(), 0, 0);
+    for (start, end, value) in crate::deid::operators::replacements(text, mapping) {
+        chars += text[bytes..start].chars().count();
+        let len = text[start..end].chars().count();
+        moves.push((chars, chars + len, value.chars().count()));
+        (bytes, chars) = (end, chars + len);
     }
     move |offset| {
         let mut shift: isize = 0;
@@ -143,6 +139,20 @@ mod tests {
         let re = crate::deid::reidentify(text, &mapping);
         assert_eq!(re, "Jo has a cough. Jo rests.");
         assert_eq!((map(0), map(8), map(9), map(22), map(30), map(37)), (0, 2, 3, 16, 18, 25));
+    }
+
+    #[test]
+    fn offsets_move_however_large_the_mapping() {
+        // Keys past the size a regular expression of them all may take.
+        let mut mapping = BTreeMap::from([("[NAME_1]".to_string(), "Jo".to_string()), ("[DATE_1]".to_string(), "1 May".to_string())]);
+        mapping.insert("x".repeat(1_000_000), "y".into());
+        for i in 0..200 {
+            mapping.insert(format!("{i:05}{}", "z".repeat(10_000)), "w".into());
+        }
+        let text = "é [NAME_1] on [DATE_1].";
+        let map = reidentified_offsets(text, &mapping);
+        assert_eq!(crate::deid::reidentify(text, &mapping), "é Jo on 1 May.");
+        assert_eq!((map(2), map(10), map(14), map(22), map(23)), (2, 4, 8, 13, 14));
     }
 
     #[test]
