@@ -197,7 +197,8 @@ fn implausible(text: &str, m: &Span, cased: bool) -> bool {
         let word = b.rsplit(|c: char| !c.is_ascii_alphabetic()).next().unwrap_or_default().to_ascii_lowercase();
         TITLES.contains(&word.as_str())
     });
-    let sentence_start = !title && before.chars().last().is_none_or(|c| ".?!:\n".contains(c));
+    // After a speaker's label ("[doctor] Good.") a turn starts as a sentence does.
+    let sentence_start = !title && before.chars().last().is_none_or(|c| ".?!:]\n".contains(c));
     let titled = raw.iter().skip(1).any(|w| capital(w)) || (capital(raw[0]) && !sentence_start);
     let all = |f: &dyn Fn(&str) -> bool| words.iter().all(|w| f(w));
     let numbers = matches!(cat, Category::Age | Category::Date);
@@ -238,7 +239,7 @@ fn implausible(text: &str, m: &Span, cased: bool) -> bool {
 /// owusu-ansah", "at work. he"), but not after "St." or "Dr.".
 fn sentences(text: &str, m: Span) -> Vec<Span> {
     if !matches!(m.cat, Category::Name | Category::Location) {
-        return vec![m];
+        return without_separators(text, m).into_iter().collect();
     }
     let span = &text[m.start..m.end];
     let ends = span.match_indices(". ").map(|(at, _)| at).filter(|&at| {
@@ -254,6 +255,17 @@ fn sentences(text: &str, m: Span) -> Vec<Span> {
         at = end + 1;
     }
     pieces
+}
+
+/// `m` without the separators at its ends ("Friday the 17th,", "，一五九 八三四五"), if anything
+/// is left.
+fn without_separators(text: &str, m: Span) -> Option<Span> {
+    let separator = |c: char| c.is_whitespace() || ",;:，。；：、!?！？".contains(c);
+    let s = &text[m.start..m.end];
+    let inner = s.trim_start_matches(separator);
+    let start = m.start + s.len() - inner.len();
+    let inner = inner.trim_end_matches(separator);
+    (!inner.is_empty()).then_some(Span { start, end: start + inner.len(), ..m })
 }
 
 /// Abbreviations a full stop ends that no sentence ends with: "Dr.", "St.", "Prof.".
@@ -474,6 +486,25 @@ mod tests {
         let want = [(Category::Date, "ten, fourteen, forty-eight"), (Category::Name, "周")];
         let names = [(Category::Name, "Ama"), (Category::Name, "Ama Owusu")];
         assert_eq!(got, [&want[..], &names[..]].concat());
+    }
+
+    #[test]
+    fn speakers_labels_and_greetings_are_no_names_and_separators_leave_the_taggers_spans() {
+        let text = "[doctor] Welcome. [patient] ouch.\nCall handler: hi\nCaller: Cheers. By Friday the 17th, \
+                    call 一八六，八零二八。";
+        let span = |cat, s: &str| span_in(text, cat, s, 0.8);
+        let model = vec![
+            span(Category::Name, "Welcome"),
+            span(Category::Name, "ouch"),
+            span(Category::Name, "handler"),
+            span(Category::Name, "Caller"),
+            span(Category::Name, "Cheers"),
+            span(Category::Date, "Friday the 17th,"),
+            span(Category::Phone, "一八六，八零二八。"),
+        ];
+        let got: Vec<(Category, &str)> =
+            ensemble(text, vec![], model).iter().map(|s| (s.cat, &text[s.start..s.end])).collect();
+        assert_eq!(got, [(Category::Date, "Friday the 17th"), (Category::Phone, "一八六，八零二八")]);
     }
 
     #[test]

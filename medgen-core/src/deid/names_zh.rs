@@ -17,7 +17,7 @@ regex!(
 );
 // Words before a name that say a name follows: relatives, "my name is".
 regex!(
-    CUE_STRONG = r"(?:其?(?:丈夫|妻子|爱人|老伴|老公|老婆|儿子|女儿|父亲|母亲|爸爸|妈妈|哥哥|姐姐|弟弟|妹妹|孙子|孙女|外孙|外孙女|侄子|侄女|儿媳|女婿|配偶|家人|亲属|朋友|同事)|其(?:妻|夫|子|女|父|母|兄|弟|姐|妹)|之子|之女|我叫|他叫|她叫|名叫|叫做|联系人|监护人|陪同人)[ \t\x{3000}]*"
+    CUE_STRONG = r"(?:其?(?:丈夫|妻子|爱人|老伴|老公|老婆|儿子|女儿|父亲|母亲|爸爸|妈妈|哥哥|姐姐|弟弟|妹妹|孙子|孙女|外孙|外孙女|侄子|侄女|儿媳|女婿|配偶|家人|亲属|朋友|同事)|其(?:妻|夫|子|女|父|母|兄|弟|姐|妹)|之子|之女|我叫|他叫|她叫|名叫|叫做|联系人|监护人|陪同人)(?:是|[ \t\x{3000}]*[，,])?[ \t\x{3000}]*"
 );
 // Words a name often follows: 患者李建国于…
 regex!(
@@ -190,31 +190,43 @@ fn name_before(text: &str, end: usize, bare: bool) -> Option<usize> {
         };
         let n = given + surname_len;
         let before = chars.get(n).copied();
-        if given == 0 {
-            // A rare family name alone is usually part of a word (检查医师: 查).
-            if surname_len == 1 && !ZH_COMMON_SURNAMES.contains(&chars[0]) {
-                continue;
-            }
-            // 主任医师, 值班医生, 对于医生: the "family name" belongs to the word before it.
-            let pair: String = [before.unwrap_or(' '), chars[0]].iter().collect();
-            // 谢谢医生: a doubled character is a word, not a family name.
-            if BLOCKED_BIGRAMS.contains(&pair.as_str()) || before == Some(chars[0]) {
-                continue;
-            }
+        // A rare family name alone is usually part of a word (检查医师: 查).
+        if given == 0 && surname_len == 1 && !ZH_COMMON_SURNAMES.contains(&chars[0]) {
+            continue;
+        }
+        // 主任医师, 班主任周老师, 值班医生: the "family name" belongs to the word before it; 谢谢梁医生:
+        // a doubled character is a word, not a family name.
+        let pair: String = [before.unwrap_or(' '), chars[n - 1]].iter().collect();
+        if BLOCKED_BIGRAMS.contains(&pair.as_str()) || before == Some(chars[n - 1]) {
+            continue;
         }
         return Some(end - at(n));
     }
     None
 }
 
-/// Marks the other mentions of Chinese names of two or more characters already found.
+/// Marks the other mentions of Chinese names of two or more characters already found, and of
+/// their two-character given names alone (李沐阳, then 沐阳) and the nickname that doubles the
+/// last of them (阳阳) where that is no word.
 pub(crate) fn spread(text: &str, found: &mut Vec<Span>) {
-    let mut names: Vec<&str> = found
-        .iter()
-        .filter(|s| s.cat == Category::Name && s.conf >= 0.8)
-        .map(|s| &text[s.start..s.end])
-        .filter(|n| n.chars().count() >= 2 && n.chars().all(is_han))
-        .collect();
+    let mut names: Vec<String> = Vec::new();
+    for s in found.iter().filter(|s| s.cat == Category::Name && s.conf >= 0.8) {
+        let name: Vec<char> = text[s.start..s.end].chars().collect();
+        if name.len() < 2 || !name.iter().all(|&c| is_han(c)) {
+            continue;
+        }
+        names.push(name.iter().collect());
+        let double: String = name.iter().take(2).collect();
+        let surname = if ZH_SURNAMES.1.contains(&double) { 2 } else { 1 };
+        let given: String = name[surname..].iter().collect();
+        if name.len() == surname + 2 && name[surname..].iter().all(|c| ZH_GIVEN.contains(c)) && !NOT_GIVEN_PAIRS.contains(&given.as_str()) {
+            names.push(given);
+            let last = name[name.len() - 1];
+            if !DOUBLED_WORDS.contains(last) {
+                names.push([last, last].iter().collect());
+            }
+        }
+    }
     if names.is_empty() {
         return;
     }
@@ -225,6 +237,9 @@ pub(crate) fn spread(text: &str, found: &mut Vec<Span>) {
         found.extend(re.find_iter(text).map(|m| Span::new(Category::Name, m.start(), m.end(), 0.85)));
     }
 }
+
+/// Characters whose doubling is a word (明明, 常常, 妈妈, 谢谢), not a nickname.
+const DOUBLED_WORDS: &str = "明常刚慢渐天往仅偏稍好多早默悄轻星宝乖谢哈妈爸哥姐弟妹爷奶叔姑舅婆公伯娃人个处时样年月日家重层见看想试说走等点些微纷匆连频一三五六七八九十";
 
 #[cfg(test)]
 mod tests {
@@ -252,6 +267,12 @@ mod tests {
         );
         assert_eq!(names("上级医师：陈志明主任医师；请刘医生会诊"), ["陈志明", "刘"]);
         assert_eq!(names("曾凡英，女，96岁"), ["曾凡英"]);
+        // The given name alone, and its doubled last character, once the full name is found;
+        // a name after a relative and a comma.
+        assert_eq!(names("我叫李沐阳。沐阳几岁了？阳阳发烧。我是他妈妈，唐思琪。"), ["李沐阳", "沐阳", "阳阳", "唐思琪"]);
+        assert_eq!(names("其女儿张晓明陪同，明明已好转"), ["张晓明"]);
+        // The word before a title is not a family name with its last character.
+        assert_eq!(names("班主任周老师说；谢谢梁医生"), ["周", "梁"]);
     }
 
     #[test]
