@@ -13,7 +13,7 @@ use std::sync::OnceLock;
 
 use regex::Regex;
 
-use super::text::{ascii_bounded, char_offset, finding, fold};
+use super::text::{ascii_bounded, finding, fold, Indexed};
 use super::{Finding, FindingKind};
 
 /// A drug of the lexicon.
@@ -157,9 +157,10 @@ pub(crate) fn is_known(name: &str) -> bool {
 pub(crate) fn generics(text: &str) -> Vec<(usize, usize, String)> {
     let Some(lexicon) = lexicon() else { return Vec::new() };
     let folded = fold(text);
+    let offsets = Indexed::new(&folded);
     mentions(lexicon, &folded)
         .into_iter()
-        .map(|m| (char_offset(&folded, m.start), char_offset(&folded, m.end), m.drug.generic.clone()))
+        .map(|m| (offsets.char_offset(m.start), offsets.char_offset(m.end), m.drug.generic.clone()))
         .collect()
 }
 
@@ -168,6 +169,7 @@ pub fn check(source: &str, output: &str) -> Vec<Finding> {
     let Some(lexicon) = lexicon() else { return Vec::new() };
     let in_source = named_generics(lexicon, &fold(source));
     let folded = fold(output);
+    let (original, indexed) = (Indexed::new(output), Indexed::new(&folded));
     let mut findings = Vec::new();
     for m in mentions(lexicon, &folded) {
         let missing: Vec<&str> = m.drug.parts.iter().filter(|p| !in_source.contains(*p)).map(String::as_str).collect();
@@ -183,7 +185,7 @@ pub fn check(source: &str, output: &str) -> Vec<Finding> {
         } else {
             format!("{written} ({generic}): {} does not occur in the source", missing.join(", "))
         };
-        findings.push(finding(FindingKind::UnsupportedMedication, output, &folded, m.start, m.end, detail));
+        findings.push(finding(FindingKind::UnsupportedMedication, &original, &indexed, m.start, m.end, detail));
     }
     findings
 }

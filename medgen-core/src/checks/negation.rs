@@ -17,7 +17,7 @@ use std::sync::OnceLock;
 
 use regex::Regex;
 
-use super::text::{ascii_bounded, finding, fold};
+use super::text::{ascii_bounded, finding, fold, Indexed};
 use super::{Finding, FindingKind};
 
 /// Phrases that look like negation but negate nothing.
@@ -211,6 +211,11 @@ fn scopes(text: &str) -> Vec<Scope> {
     stops.extend(triggers.iter().map(|&(s, e, _)| (s, e)));
     let tokens = token_starts(text);
 
+    // Sorted, so that each trigger finds its nearest stops and tokens by binary search.
+    let mut stop_starts: Vec<usize> = stops.iter().map(|&(s, _)| s).collect();
+    let mut stop_ends: Vec<usize> = stops.iter().map(|&(_, e)| e).collect();
+    stop_starts.sort_unstable();
+    stop_ends.sort_unstable();
     let mut scopes = Vec::new();
     for &(start, end, kind) in &triggers {
         let (forward, backward, either, harvest) = match kind {
@@ -225,13 +230,14 @@ fn scopes(text: &str) -> Vec<Scope> {
         if forward {
             // "Denies: fever" - a colon right after the trigger opens its list.
             let from = end + (text[end..].len() - text[end..].trim_start_matches([' ', '\t', ':']).len());
-            let stop = stops.iter().filter(|&&(s, _)| s >= from).map(|&(s, _)| s).min().unwrap_or(text.len());
-            let cap = tokens.iter().filter(|&&t| t >= from).nth(FORWARD_TOKENS).copied().unwrap_or(text.len());
+            let stop = stop_starts.get(stop_starts.partition_point(|&s| s < from)).copied().unwrap_or(text.len());
+            let cap = tokens.get(tokens.partition_point(|&t| t < from) + FORWARD_TOKENS).copied().unwrap_or(text.len());
             scopes.push(Scope { start: from, end: stop.min(cap), either, harvest });
         }
         if backward {
-            let stop = stops.iter().filter(|&&(_, e)| e <= start).map(|&(_, e)| e).max().unwrap_or(0);
-            let cap = tokens.iter().filter(|&&t| t < start).rev().nth(BACKWARD_TOKENS - 1).copied().unwrap_or(0);
+            let stop = stop_ends.partition_point(|&e| e <= start).checked_sub(1).map_or(0, |i| stop_ends[i]);
+            let before = tokens.partition_point(|&t| t < start);
+            let cap = before.checked_sub(BACKWARD_TOKENS).map_or(0, |i| tokens[i]);
             scopes.push(Scope { start: stop.max(cap), end: start, either, harvest: false });
         }
     }
@@ -380,6 +386,22 @@ fn affirmed_after(rest: &str) -> bool {
 }
 
 fn mentions<'a>(text: &'a str, scopes: &[Scope], terms: &'a Terms) -> Vec<Mention<'a>> {
+    // Per kind of scope (`either` or not): the starts in order, and the furthest end of the
+    // scopes up to each, so that whether a scope holds a span is one binary search.
+    let reach = |either: bool| {
+        let mut kind: Vec<(usize, usize)> = scopes.iter().filter(|s| s.either == either).map(|s| (s.start, s.end)).collect();
+        kind.sort_unstable();
+        let furthest: Vec<usize> = kind.iter().scan(0, |m, &(_, e)| {
+            *m = e.max(*m);
+            Some(*m)
+        }).collect();
+        (kind.into_iter().map(|(s, _)| s).collect::<Vec<usize>>(), furthest)
+    };
+    let reaches = [reach(false), reach(true)];
+    let within = |either: bool, start: usize, end: usize| {
+        let (starts, furthest) = &reaches[either as usize];
+        starts.partition_point(|&s| s <= start).checked_sub(1).is_some_and(|i| furthest[i] >= end)
+    };
     let mut out = Vec::new();
     for (start, end, finding, negated_name) in terms.find(text) {
         let polarity = match labelled(text, end) {
@@ -388,11 +410,9 @@ fn mentions<'a>(text: &'a str, scopes: &[Scope], terms: &'a Terms) -> Vec<Mentio
             // "No fever, cough present": an affirmation right after the finding wins.
             None if affirmed_after(&text[end..]) => Polarity::Present,
             None => {
-                let within =
-                    |either: bool| scopes.iter().any(|s| s.either == either && s.start <= start && end <= s.end);
-                if within(true) {
+                if within(true, start, end) {
                     Polarity::Either
-                } else if within(false) != negated_name {
+                } else if within(false, start, end) != negated_name {
                     Polarity::Absent
                 } else {
                     Polarity::Present
@@ -407,8 +427,15 @@ fn mentions<'a>(text: &'a str, scopes: &[Scope], terms: &'a Terms) -> Vec<Mentio
 /// The clause of `text` around a span, for a finding's detail.
 fn clause(text: &str, start: usize, end: usize) -> String {
     let stop = |c: char| matches!(c, '.' | ';' | '\n' | '!' | '?' | '。' | '；' | '！' | '？');
-    let from = text[..start].char_indices().rev().find(|&(_, c)| stop(c)).map_or(0, |(i, c)| i + c.len_utf8());
-    let to = text[end..].find(stop).map_or(text.len(), |i| end + i);
+    // At most 400 bytes either way: the detail shows 80 characters, and a long text without a
+    // stop must not be read again for every finding.
+    let mut lo = start.saturating_sub(400);
+    while !text.is_char_boundary(lo) {
+        lo += 1;
+    }
+    let from = text[lo..start].char_indices().rev().find(|&(_, c)| stop(c)).map_or(lo, |(i, c)| lo + i + c.len_utf8());
+    let mut ahead = text[end..].char_indices().take(400);
+    let to = ahead.find(|&(_, c)| stop(c)).map_or_else(|| text[end..].char_indices().nth(400).map_or(text.len(), |(i, _)| end + i), |(i, _)| end + i);
     let clause = text[from..to].trim();
     if clause.chars().count() <= 80 {
         clause.to_string()
@@ -440,15 +467,22 @@ pub fn check(source: &str, output: &str) -> Vec<Finding> {
             None => lexicon,
         }
     };
-    let src_mentions = mentions(&src, &src_scopes, terms);
+    // Per finding: where the source first names it, and the ways it states it.
+    let mut in_source: HashMap<&str, ((usize, usize), Vec<Polarity>)> = HashMap::new();
+    for s in mentions(&src, &src_scopes, terms) {
+        let (_, ways) = in_source.entry(s.finding).or_insert(((s.start, s.end), Vec::new()));
+        if !ways.contains(&s.polarity) {
+            ways.push(s.polarity);
+        }
+    }
+    let (original, indexed) = (Indexed::new(output), Indexed::new(&out));
     let mut findings = Vec::new();
     for m in mentions(&out, &out_scopes, terms) {
         if m.polarity == Polarity::Either {
             continue;
         }
-        let mut same = src_mentions.iter().filter(|s| s.finding == m.finding).peekable();
-        let Some(first) = same.peek().map(|s| (s.start, s.end)) else { continue };
-        if same.any(|s| s.polarity == m.polarity || s.polarity == Polarity::Either) {
+        let Some((first, ways)) = in_source.get(m.finding) else { continue };
+        if ways.iter().any(|&p| p == m.polarity || p == Polarity::Either) {
             continue;
         }
         let context = clause(&src, first.0, first.1);
@@ -458,7 +492,7 @@ pub fn check(source: &str, output: &str) -> Vec<Finding> {
             }
             _ => format!("{} is negated here, but the source states it as present: \"{context}\"", m.finding),
         };
-        findings.push(finding(FindingKind::NegationFlip, output, &out, m.start, m.end, detail));
+        findings.push(finding(FindingKind::NegationFlip, &original, &indexed, m.start, m.end, detail));
     }
     findings
 }

@@ -15,7 +15,7 @@ use std::sync::OnceLock;
 
 use regex::Regex;
 
-use super::text::{finding, fold};
+use super::text::{finding, fold, Indexed};
 use super::{Finding, FindingKind};
 
 /// Unit spellings (lowercase; a space stands for optional whitespace), the canonical name, and
@@ -200,9 +200,13 @@ fn unit_pattern() -> String {
 }
 
 /// A number: thousands may be grouped by commas or by no-break and thin spaces ("50 000"),
-/// never by plain spaces ("2 500 mg tablets" is two numbers).
-const NUMBER: &str =
-    r"(?:[0-9]{1,3}(?:,[0-9]{3})+|[0-9]{1,3}(?:[\u{a0}\u{202f}\u{2009}][0-9]{3})+|[0-9]+)(?:\.[0-9]+)?|\.[0-9]+";
+/// never by plain spaces ("2 500 mg tablets" is two numbers); a comma before one or two last
+/// digits is a decimal comma ("2,5 mg").
+const NUMBER: &str = r"(?:[0-9]{1,3}(?:,[0-9]{3})+|[0-9]{1,3}(?:[\u{a0}\u{202f}\u{2009}][0-9]{3})+|[0-9]+,[0-9]{1,2}\b|[0-9]+)(?:\.[0-9]+)?|\.[0-9]+";
+
+/// Space between a number and its unit or the other number of a range: any, the no-break and
+/// thin spaces too ("325\u{a0}mg").
+const SPACE: &str = r"[ \t\u{a0}\u{202f}\u{2009}]";
 
 fn quantity_regex() -> Option<&'static Regex> {
     static RE: OnceLock<Option<Regex>> = OnceLock::new();
@@ -218,7 +222,7 @@ fn quantity_regex() -> Option<&'static Regex> {
         ]
         .join("|");
         let pattern = format!(
-            r"(?i)(?P<date>{date})|(?P<n1>{NUMBER})(?:(?P<sep>[ \t]*(?:-|~|至|到)[ \t]*|[ \t]+to[ \t]+|[ \t]*/[ \t]*|[ \t]+over[ \t]+)(?P<n2>{NUMBER}))?(?:[ \t]*-?[ \t]*(?P<unit>{unit}))?",
+            r"(?i)(?P<date>{date})|(?P<n1>{NUMBER})(?:(?P<sep>{SPACE}*(?:-|~|至|到){SPACE}*|{SPACE}+to{SPACE}+|{SPACE}*/{SPACE}*|{SPACE}+over{SPACE}+)(?P<n2>{NUMBER}))?(?:{SPACE}*-?{SPACE}*(?P<unit>{unit}))?",
             unit = unit_pattern()
         );
         Regex::new(&pattern).ok()
@@ -230,7 +234,7 @@ fn quantity_regex() -> Option<&'static Regex> {
 fn word_number_regex() -> Option<&'static Regex> {
     static RE: OnceLock<Option<Regex>> = OnceLock::new();
     RE.get_or_init(|| {
-        let words = [&ONES[..], &TENS[..], &["a", "an", "half"]].concat().join("|");
+        let words = [&["half an?"], &ONES[..], &TENS[..], &["a", "an", "half"]].concat().join("|");
         let pattern = format!(
             r"(?i)(?:\b(?P<en>{words})\b|(?P<zh>[零一二两三四五六七八九十百半]+))[ \t]*-?[ \t]*(?P<unit>{unit})",
             unit = unit_pattern()
@@ -270,7 +274,7 @@ fn english_number(word: &str) -> Option<f64> {
     let word = word.to_lowercase();
     match word.as_str() {
         "a" | "an" => Some(1.0),
-        "half" => Some(0.5),
+        "half" | "half a" | "half an" => Some(0.5),
         w => ONES
             .iter()
             .position(|o| *o == w)
@@ -299,6 +303,8 @@ fn chinese_number(s: &str) -> Option<f64> {
 
 /// A number as written ("1,000", "2.50", ".5") as a value.
 pub(crate) fn parse_number(written: &str) -> Option<f64> {
+    let decimal_comma = written.split_once(',').is_some_and(|(_, after)| after.len() <= 2 && !after.contains('.'));
+    let written = if decimal_comma { written.replace(',', ".") } else { written.to_string() };
     written.replace([',', '\u{a0}', '\u{202f}', '\u{2009}'], "").parse().ok()
 }
 
@@ -446,27 +452,56 @@ const NEED_UNIT_IN_SOURCE: &[&str] = &[
     "支", "袋",
 ];
 
+/// Whether `unit` is one of a dose, an amount or a duration, which a number without a unit in
+/// the source does not support: those of [`NEED_UNIT_IN_SOURCE`] and their rates per time or
+/// per body weight or surface ("mcg/min", "units/kg/hr", "mg/day"), but not concentrations
+/// ("mg/dL", "mmol/L"), which labs write without their unit.
+fn needs_unit_in_source(unit: &Unit) -> bool {
+    let mut pieces = unit.name.split('/').map(|p| canonical_unit(p).base);
+    let first = pieces.next().unwrap_or_default();
+    NEED_UNIT_IN_SOURCE.contains(&first.as_str())
+        && unit.name != "kg"
+        && pieces.all(|p| matches!(p.as_str(), "min" | "mg" | "m2"))
+}
+
 /// Whether source quantity `s` supports value `v` of an output quantity with unit `unit`.
 fn supports_value(s: &Quantity, v: f64, unit: &Unit) -> bool {
     match &s.unit {
-        None if NEED_UNIT_IN_SOURCE.contains(&unit.base.as_str()) && unit.name != "kg" => false,
+        None if needs_unit_in_source(unit) => false,
         None => s.values.iter().any(|&sv| close(sv, v)),
         Some(su) => su.base == unit.base && s.values.iter().any(|&sv| close(sv * su.scale, v * unit.scale)),
     }
 }
 
+/// A common fraction: "1/2", "3/4", "2/3" (not a combination's strengths, "5/325 mg").
+fn is_fraction(values: &[f64]) -> bool {
+    let whole = |v: f64| v.fract() == 0.0;
+    matches!(values, &[n, d] if whole(n) && whole(d) && 0.0 < n && n < d && d <= 8.0)
+}
+
 fn supported(sources: &[Quantity], q: &Quantity, unit: &Unit) -> bool {
+    // A fraction of a dose ("1/2 tab") is its value: neither of its parts alone ("1 tab",
+    // "2 tabs") and the same as the source's "half a tablet". A ratio of readings ("120/80")
+    // supports each of its parts ("SBP 120 mmHg").
+    let dose = needs_unit_in_source(unit);
     if q.ratio {
-        sources.iter().any(|s| {
-            s.ratio
-                && s.values.len() == q.values.len()
-                && q.values.iter().zip(&s.values).all(|(&v, &sv)| {
-                    let one = Quantity { values: vec![sv], ratio: false, ..s.clone() };
-                    supports_value(&one, v, unit)
-                })
-        })
+        (dose && is_fraction(&q.values))
+            && sources.iter().any(|s| !s.ratio && supports_value(s, q.values[0] / q.values[1], unit))
+            || sources.iter().any(|s| {
+                s.ratio
+                    && s.values.len() == q.values.len()
+                    && q.values.iter().zip(&s.values).all(|(&v, &sv)| {
+                        let one = Quantity { values: vec![sv], ratio: false, ..s.clone() };
+                        supports_value(&one, v, unit)
+                    })
+            })
     } else {
-        q.values.iter().all(|&v| sources.iter().any(|s| supports_value(s, v, unit)))
+        q.values.iter().all(|&v| {
+            sources.iter().any(|s| match (dose, s.ratio && is_fraction(&s.values)) {
+                (true, true) => supports_value(&Quantity { values: vec![s.values[0] / s.values[1]], ratio: false, ..s.clone() }, v, unit),
+                _ => supports_value(s, v, unit),
+            })
+        })
     }
 }
 
@@ -474,6 +509,7 @@ fn supported(sources: &[Quantity], q: &Quantity, unit: &Unit) -> bool {
 pub fn check(source: &str, output: &str) -> Vec<Finding> {
     let (source, folded) = (fold(source), fold(output));
     let sources = quantities(&source, true, true);
+    let (original, indexed) = (Indexed::new(output), Indexed::new(&folded));
     let mut findings = Vec::new();
     for q in quantities(&folded, false, false) {
         let Some(unit) = &q.unit else { continue };
@@ -490,7 +526,7 @@ pub fn check(source: &str, output: &str) -> Vec<Finding> {
         if let Some(s) = elsewhere {
             detail.push_str(&format!(" (the source has {})", source[s.start..s.end].trim()));
         }
-        findings.push(finding(FindingKind::UnsupportedNumber, output, &folded, q.start, q.end, detail));
+        findings.push(finding(FindingKind::UnsupportedNumber, &original, &indexed, q.start, q.end, detail));
     }
     findings
 }
@@ -560,6 +596,43 @@ mod tests {
     fn ranges_and_ratios_of_powers_are_quantities() {
         assert!(flagged("5 to 10 mg; WBC 12.5 x10^9/L", "5-10 mg; WBC 12.5×10⁹/L").is_empty());
         assert_eq!(flagged("5 to 10 mg", "5-20 mg"), ["5-20 mg"]);
+    }
+
+    #[test]
+    fn any_space_separates_a_number_from_its_unit_and_decimal_commas_are_decimals() {
+        for space in ['\u{a0}', '\u{202f}', '\u{2009}'] {
+            assert_eq!(flagged("Aspirin 81 mg", &format!("Aspirin 325{space}mg")), [format!("325{space}mg")]);
+            assert!(flagged(&format!("Aspirin 81{space}mg"), "Aspirin 81 mg").is_empty());
+        }
+        assert_eq!(flagged("25 mg", "2,5 mg; 0,5 mg"), ["2,5 mg", "0,5 mg"]);
+        assert!(flagged("2,5 mg and 1,000 mg", "2.5 mg and 1000 mg").is_empty());
+    }
+
+    #[test]
+    fn a_fraction_of_a_dose_is_its_value_and_strengths_of_a_combination_are_not() {
+        assert_eq!(flagged("Take 1/2 tab", "Take 1 tab, then 2 tabs"), ["1 tab", "2 tabs"]);
+        assert!(flagged("half a tablet daily", "1/2 tablet daily").is_empty());
+        assert!(flagged("Take 1/2 tab", "Take 1/2 tablet").is_empty());
+        assert!(flagged("Norco 5/325 mg", "Norco 5/325 mg, 5 mg of hydrocodone").is_empty());
+        assert!(flagged("BP 120/80", "SBP 120 mmHg").is_empty());
+    }
+
+    #[test]
+    fn a_bare_number_supports_no_dose_rate_but_a_concentration() {
+        assert_eq!(flagged("GCS 5", "norepinephrine 5 mcg/min"), ["5 mcg/min"]);
+        assert_eq!(flagged("Room 10, score 18", "10 units/hr, 18 units/kg/hr"), ["10 units/hr", "18 units/kg/hr"]);
+        assert_eq!(flagged("Bed 50", "50 mg/day"), ["50 mg/day"]);
+        assert!(flagged("troponin 0.04, glucose 5.6", "troponin 0.04 ng/mL, glucose 5.6 mmol/L").is_empty());
+    }
+
+    #[test]
+    fn a_long_draft_is_checked_with_offsets_right_to_its_end() {
+        // 1.3 MB: each finding's offsets counted from the start made this take minutes.
+        let draft = "aspirin 5 mg, no fever, 体温38℃. ".repeat(40_000);
+        let findings = crate::checks::check("aspirin 81 mg, fever, 体温37℃", &draft);
+        assert_eq!(findings.iter().filter(|f| f.kind == FindingKind::UnsupportedNumber).count(), 80_000);
+        let last = findings.iter().filter(|f| f.kind == FindingKind::UnsupportedNumber).last().unwrap();
+        assert_eq!((last.text.as_str(), last.start), ("38℃", draft.chars().count() - 5));
     }
 
     #[test]

@@ -22,9 +22,50 @@ pub(crate) fn fold(text: &str) -> String {
         .collect()
 }
 
-/// The character offset of byte offset `byte` of `text`.
-pub(crate) fn char_offset(text: &str, byte: usize) -> usize {
-    text[..byte].chars().count()
+/// A text with the count of its characters before every 1,024th byte, so that converting
+/// between byte and character offsets reads at most 1,024 bytes, however long the text (a
+/// finding's offsets counted from the start each time made checking a long draft quadratic).
+pub(crate) struct Indexed<'t> {
+    text: &'t str,
+    chars_before: Vec<usize>,
+}
+
+const BLOCK: usize = 1024;
+
+/// Whether a byte starts a character (is not a UTF-8 continuation byte).
+fn starts_char(b: &u8) -> bool {
+    b & 0xC0 != 0x80
+}
+
+impl<'t> Indexed<'t> {
+    pub(crate) fn new(text: &'t str) -> Indexed<'t> {
+        let mut count = 0;
+        let chars_before = text
+            .as_bytes()
+            .chunks(BLOCK)
+            .map(|block| {
+                let before = count;
+                count += block.iter().filter(|b| starts_char(b)).count();
+                before
+            })
+            .collect();
+        Indexed { text, chars_before }
+    }
+
+    /// The character offset of byte offset `byte`.
+    pub(crate) fn char_offset(&self, byte: usize) -> usize {
+        let block = byte / BLOCK;
+        let before = self.chars_before.get(block).copied().unwrap_or_else(|| self.text.chars().count());
+        before + self.text.as_bytes()[(block * BLOCK).min(byte)..byte].iter().filter(|b| starts_char(b)).count()
+    }
+
+    /// The byte offset of character offset `chars` (the text's length past its end).
+    pub(crate) fn byte_offset(&self, chars: usize) -> usize {
+        let block = self.chars_before.partition_point(|&c| c <= chars).saturating_sub(1);
+        let Some(&before) = self.chars_before.get(block) else { return self.text.len() };
+        let starts = self.text.as_bytes()[block * BLOCK..].iter().enumerate().filter(|(_, b)| starts_char(b));
+        starts.map(|(i, _)| block * BLOCK + i).nth(chars - before).unwrap_or(self.text.len())
+    }
 }
 
 /// Whether `text[start..end]` stands as a word of its own: an ASCII letter or digit at either
@@ -37,17 +78,19 @@ pub(crate) fn ascii_bounded(text: &str, start: usize, end: usize) -> bool {
         || word(inner.chars().next_back()) && word(text[end..].chars().next()))
 }
 
-/// A finding for the byte span `start..end` of `folded` (the fold of `original`).
+/// A finding for the byte span `start..end` of `folded` (the fold of `original`, character for
+/// character).
 pub(crate) fn finding(
     kind: FindingKind,
-    original: &str,
-    folded: &str,
+    original: &Indexed,
+    folded: &Indexed,
     start: usize,
     end: usize,
     detail: String,
 ) -> Finding {
-    let (start, end) = (char_offset(folded, start), char_offset(folded, end));
-    Finding { kind, start, end, text: original.chars().skip(start).take(end - start).collect(), detail }
+    let (start, end) = (folded.char_offset(start), folded.char_offset(end));
+    let text = original.text[original.byte_offset(start)..original.byte_offset(end)].to_string();
+    Finding { kind, start, end, text, detail }
 }
 
 #[cfg(test)]
@@ -60,6 +103,21 @@ mod tests {
         let folded = fold(text);
         assert_eq!(folded, "体温38.5℃，10⁹/L µg - °");
         assert_eq!(folded.chars().count(), text.chars().count());
+    }
+
+    #[test]
+    fn offsets_convert_both_ways_across_blocks() {
+        let text = "a".repeat(1000) + &"体温３８℃ ".repeat(400) + "end";
+        let indexed = Indexed::new(&text);
+        let mut chars = 0;
+        for (byte, _) in text.char_indices().chain([(text.len(), ' ')]) {
+            assert_eq!(indexed.char_offset(byte), chars, "byte {byte}");
+            assert_eq!(indexed.byte_offset(chars), byte, "character {chars}");
+            chars += 1;
+        }
+        assert_eq!(indexed.byte_offset(chars + 5), text.len());
+        let empty = Indexed::new("");
+        assert_eq!((empty.char_offset(0), empty.byte_offset(0), empty.byte_offset(3)), (0, 0, 0));
     }
 
     #[test]
