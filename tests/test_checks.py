@@ -114,6 +114,7 @@ def test_a_file_that_is_not_utf8_is_an_invalid_argument(tmp_path):
     (tmp_path / "output.txt").write_text("Aspirin 81 mg.", encoding="utf-8")
     proc = run_medgen("check", "--source", tmp_path / "source.txt", "--output", tmp_path / "output.txt", check=False)
     assert proc.returncode == 1 and "UTF-8" in proc.stderr
+    assert "`source`" in proc.stderr and "source.txt" in proc.stderr
 
 
 def test_source_and_output_are_required(tmp_path):

@@ -179,6 +179,15 @@ def test_plain_text_files_give_one_example_per_line(tmp_path):
         assert abs(sacrebleu.sentence_bleu(pred, [ref]).score - got["bleu"]) <= TOL
 
 
+def test_a_byte_order_mark_does_not_hide_json_lines(tmp_path):
+    preds, refs = ["Denies chest pain.", "Aspirin 81 mg daily."], ["Denies chest pain.", "Aspirin daily."]
+    (tmp_path / "p.jsonl").write_text("\ufeff" + "".join(json.dumps(p) + "\n" for p in preds), encoding="utf-8")
+    (tmp_path / "r.jsonl").write_text("\ufeff" + "".join(json.dumps(r) + "\n" for r in refs), encoding="utf-8")
+    out = json.loads(run_medgen("eval", "--pred", tmp_path / "p.jsonl", "--ref", tmp_path / "r.jsonl", "--json").stdout)
+    expected = sacrebleu.corpus_bleu(preds, [refs])
+    assert out["n"] == 2 and abs(out["bleu"] - expected.score) <= TOL
+
+
 def test_table_output_lists_rouge_means_and_sacrebleus_bleu_line(files, pairs):
     pred, ref = files
     text = run_medgen("eval", "--pred", pred, "--ref", ref).stdout

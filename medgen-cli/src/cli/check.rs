@@ -24,7 +24,10 @@ pub struct Args {
 
 /// Reads a file that must hold some text.
 fn read_nonempty(path: &Path, name: &'static str) -> Result<String> {
-    let text = super::read_text(Some(path))?;
+    let text = super::read_text(Some(path)).map_err(|e| match e {
+        MedgenError::InvalidArgument { reason, .. } => MedgenError::InvalidArgument { name, reason },
+        other => other,
+    })?;
     if text.trim().is_empty() {
         return Err(MedgenError::InvalidArgument { name, reason: format!("{} is empty", path.display()) });
     }

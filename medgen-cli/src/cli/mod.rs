@@ -53,11 +53,21 @@ fn read_bytes(path: Option<&Path>, stop_at_nul: bool) -> Result<(PathBuf, Vec<u8
 
 /// Reads UTF-8 text from a file, or from stdin when `path` is None.
 pub fn read_text(path: Option<&Path>) -> Result<String> {
-    let (_, bytes) = read_bytes(path, false)?;
-    String::from_utf8(bytes).map_err(|e| MedgenError::InvalidArgument {
+    let (name, bytes) = read_bytes(path, false)?;
+    let text = String::from_utf8(bytes).map_err(|e| MedgenError::InvalidArgument {
         name: "input",
-        reason: format!("not valid UTF-8 (at byte {})", e.utf8_error().valid_up_to()),
-    })
+        reason: format!("{} is not valid UTF-8 (at byte {})", name.display(), e.utf8_error().valid_up_to()),
+    })?;
+    Ok(without_bom(text))
+}
+
+/// The text without the byte-order mark that Windows editors write first: never content, and a
+/// JSON-lines file starting with one would not read as JSON.
+fn without_bom(mut text: String) -> String {
+    if text.starts_with('\u{feff}') {
+        text.drain(..'\u{feff}'.len_utf8());
+    }
+    text
 }
 
 /// Reads a clinical note: UTF-8 text that is not empty, refusing binary files (a NUL byte)
@@ -74,6 +84,7 @@ pub fn read_note(path: Option<&Path>) -> Result<String> {
     let text = String::from_utf8(bytes).map_err(|e| {
         invalid(format!("{} is not valid UTF-8 (at byte {})", name.display(), e.utf8_error().valid_up_to()))
     })?;
+    let text = without_bom(text);
     if text.trim().is_empty() {
         return Err(invalid("the note is empty".into()));
     }
