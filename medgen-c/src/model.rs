@@ -85,7 +85,7 @@ pub unsafe extern "C" fn medgen_model_params_init(p: *mut medgen_model_params, s
 
 // SAFETY: repr(C), `struct_size` first, plain C field types.
 unsafe impl Params for medgen_model_params {
-    const MIN_SIZE: usize = std::mem::size_of::<Self>();
+    const MIN_SIZE: usize = std::mem::offset_of!(Self, int8_activations);
 }
 
 impl Default for medgen_model_params {

@@ -141,6 +141,17 @@ static void test_load_errors(const char *corrupt) {
     newer.newer_field = 1;
     EXPECT_STATUS(medgen_model_load(NULL, &newer.known, &m), MEDGEN_ERR_INVALID_ARGUMENT);
     CHECK(strstr(medgen_last_error_message(), "newer medgen.h") != NULL);
+    /* A program built against the first header, whose struct ends before int8_activations:
+       filled to its size only, and read with the newer fields at their defaults. */
+    medgen_model_params first;
+    memset(&first, 0x7f, sizeof first);
+    EXPECT_STATUS(medgen_model_params_init(&first, offsetof(medgen_model_params, int8_activations)), MEDGEN_OK);
+    CHECK(first.struct_size == offsetof(medgen_model_params, int8_activations) && first.device == MEDGEN_DEVICE_CPU);
+    CHECK(((unsigned char *)&first)[offsetof(medgen_model_params, int8_activations)] == 0x7f);
+    first.device = MEDGEN_DEVICE_CUDA;
+    first.device_index = -1; /* refused by name: the struct itself was accepted */
+    EXPECT_STATUS(medgen_model_load(NULL, &first, &m), MEDGEN_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(medgen_last_error_message(), "device_index") != NULL);
     EXPECT_STATUS(medgen_model_params_init(NULL, sizeof p), MEDGEN_ERR_NULL_ARGUMENT);
     EXPECT_STATUS(medgen_model_params_init(&zeroed, 3), MEDGEN_ERR_INVALID_ARGUMENT);
     bad = p;

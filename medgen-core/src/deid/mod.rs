@@ -357,6 +357,17 @@ mod tests {
     }
 
     #[test]
+    fn placeholders_the_note_already_holds_are_never_given_out() {
+        let text = "Seen by Dr. Alice Wong and Dr. Bo Chan. Template field: [NAME_1], [NAME_3].";
+        for engine in [Engine::Rules, Engine::Ensemble] {
+            let out = deidentify(text, &DeidConfig { engine, ..Default::default() }).unwrap();
+            assert!(out.text.starts_with("Seen by Dr. [NAME_2] and Dr. [NAME_4]. ") && out.text.ends_with(": [NAME_1], [NAME_3]."));
+            assert!(!out.mapping.contains_key("[NAME_1]") && !out.mapping.contains_key("[NAME_3]"), "{engine:?}");
+            assert_eq!(reidentify(&out.text, &out.mapping), text, "{engine:?}");
+        }
+    }
+
+    #[test]
     fn per_category_operators_override_the_default() {
         let mut per_category = BTreeMap::new();
         per_category.insert(Category::Date, Operator::ShiftDates);

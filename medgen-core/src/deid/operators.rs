@@ -1,6 +1,6 @@
 //! Replacing what was found: redact, mask, numbered placeholders, date shifting; and the way back.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use sha2::{Digest, Sha256};
 
@@ -51,7 +51,7 @@ pub(crate) fn apply(
 ) -> (String, BTreeMap<String, String>) {
     let mut out = String::with_capacity(text.len());
     let mut mapping = BTreeMap::new();
-    let mut numbering = Placeholders::default();
+    let mut numbering = Placeholders::new(text);
     let dates = DateContext::new(text, spans);
     let mut at = 0;
     for (i, s) in spans.iter().enumerate() {
@@ -92,9 +92,38 @@ struct Placeholders {
     exact: HashMap<(Category, Vec<String>), usize>,
     /// Names only: word → the things that have it, to find "Smith" in "John Smith" quickly.
     by_word: HashMap<String, Vec<usize>>,
+    /// Placeholders the note itself already holds ("Template field: [NAME_1]"): never given to
+    /// a thing, or re-identification would turn that text into an identifier.
+    taken: HashSet<String>,
+    /// Per category and thing number, the number its placeholder shows (past the taken ones).
+    shown: HashMap<(Category, usize), usize>,
 }
 
 impl Placeholders {
+    fn new(text: &str) -> Placeholders {
+        let mut taken = HashSet::new();
+        for (at, _) in text.match_indices('[') {
+            if let Some(len) = text.as_bytes()[at..].iter().take(40).position(|&b| b == b']') {
+                taken.insert(text[at..=at + len].to_string());
+            }
+        }
+        Placeholders { taken, ..Placeholders::default() }
+    }
+
+    /// The placeholder of thing `n` of `cat`: "[NAME_n]", or the next free number after the
+    /// previous thing's where the note holds that text.
+    fn label(&mut self, cat: Category, n: usize) -> String {
+        if let Some(&k) = self.shown.get(&(cat, n)) {
+            return format!("[{}_{k}]", cat.as_str());
+        }
+        let mut k = if n > 1 { self.shown.get(&(cat, n - 1)).copied().unwrap_or(n - 1) + 1 } else { 1 };
+        while self.taken.contains(&format!("[{}_{k}]", cat.as_str())) {
+            k += 1;
+        }
+        self.shown.insert((cat, n), k);
+        format!("[{}_{k}]", cat.as_str())
+    }
+
     fn placeholder(&mut self, cat: Category, original: &str, mapping: &mut BTreeMap<String, String>) -> String {
         let key = normalise(cat, original);
         let n = match self.exact.get(&(cat, key.clone())) {
@@ -117,7 +146,7 @@ impl Placeholders {
                 n
             }
         };
-        let placeholder = format!("[{}_{n}]", cat.as_str());
+        let placeholder = self.label(cat, n);
         // The mapping restores the longest mention: "[NAME_1]" → "John Smith", not "Smith".
         let longer =
             mapping.get(&placeholder).is_none_or(|old: &String| original.chars().count() > old.chars().count());
