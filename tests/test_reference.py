@@ -104,6 +104,35 @@ def test_tiny_model_logits_and_greedy_match_transformers(tiny_models, tmp_path, 
         assert out["text"] == tok.decode(out["token_ids"], skip_special_tokens=True)
 
 
+def test_ids_past_the_tokenizer_of_a_padded_vocabulary_decode_to_nothing(tiny_models, tmp_path):
+    """An embedding padded past the tokenizer (t5-small: 32,128 rows, 32,100 pieces; Qwen2.5):
+    the model may pick an id with no text; transformers generates and decodes it as nothing."""
+    import transformers as tf
+
+    tok = PreTrainedTokenizerFast.from_pretrained(tiny_models["llama"])
+    torch.manual_seed(5)
+    cfg = tf.LlamaConfig(vocab_size=len(tok) + 109, hidden_size=64, intermediate_size=96, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
+                         bos_token_id=0, eos_token_id=0)
+    model = tf.LlamaForCausalLM(cfg).eval()
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "norm" in name:
+                p.uniform_(0.5, 1.5)
+    model.save_pretrained(tmp_path)
+    tok.save_pretrained(tmp_path)
+    prompt = "Patient admitted with pneumonia."
+    ids = tok(prompt)["input_ids"]
+    with torch.no_grad():
+        ref = model.generate(torch.tensor([ids]), attention_mask=torch.ones(1, len(ids), dtype=torch.long),
+                             max_new_tokens=20, min_new_tokens=20, do_sample=False, pad_token_id=0)[0, len(ids):].tolist()
+    assert any(i >= len(tok) for i in ref), "no padded id generated: the case is not exercised"
+    out = medgen_json("generate", "--model", tmp_path, "--prompt", prompt, "--max-new-tokens", 20,
+                      "--min-new-tokens", 20, "--json")
+    assert out["token_ids"] == ref
+    assert out["text"] == tok.decode(ref, skip_special_tokens=True)
+
+
 @pytest.mark.parametrize("dtype", ["bf16", "f16"])
 def test_reduced_precision_stays_close_to_transformers_f32(hf_default, tmp_path, dtype):
     _, model = hf_default

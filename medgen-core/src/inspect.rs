@@ -128,7 +128,7 @@ pub fn seq2seq_dump(loaded: &Model, seqs: &[Vec<u32>], max_new_tokens: usize, ou
 
     let text = generated
         .iter()
-        .map(|g| loaded.tokenizer().decode(&g.iter().map(|&t| t as u32).collect::<Vec<_>>(), true))
+        .map(|g| loaded.tokenizer().decode_generated(&g.iter().map(|&t| t as u32).collect::<Vec<_>>(), true))
         .collect::<Result<Vec<_>>>()?;
     Ok(serde_json::json!({ "generated": generated, "text": text }))
 }

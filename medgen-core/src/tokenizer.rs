@@ -445,6 +445,18 @@ impl Tokenizer {
         self.inner.decode(ids, skip_special).map_err(tok_err)
     }
 
+    /// [`Tokenizer::decode`] of ids a model generated: those past the tokenizer's vocabulary
+    /// (a model's embedding padded to a multiple, as t5-small's 32,128 rows for 32,100 pieces
+    /// or Qwen2.5's) have no text and decode to nothing, as transformers decodes them.
+    pub(crate) fn decode_generated(&self, ids: &[u32], skip_special: bool) -> Result<String> {
+        let size = self.size as u32;
+        if ids.iter().all(|&i| i < size) {
+            return self.decode(ids, skip_special);
+        }
+        let known: Vec<u32> = ids.iter().copied().filter(|&i| i < size).collect();
+        self.decode(&known, skip_special)
+    }
+
     /// Each token's text decoded on its own (special tokens as ""), by id: what the logits
     /// processors that read text (the section constraint) look tokens up in. Made once.
     pub fn token_texts(&self) -> Arc<Vec<String>> {

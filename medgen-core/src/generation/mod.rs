@@ -515,12 +515,12 @@ impl Lane {
     /// the one that completes it, and whether it was cut. Stop strings only cut the found
     /// sequences; unlike transformers' `stop_strings`, they do not end beams during the search.
     fn cut_at_stop(&self, tok: &Tokenizer, tokens: Vec<u32>) -> Result<(String, Vec<u32>, bool)> {
-        let mut text = tok.decode(&tokens, true)?;
+        let mut text = tok.decode_generated(&tokens, true)?;
         let Some(at) = self.stops.find(&text, 0) else { return Ok((text, tokens, false)) };
         text.truncate(at);
         let mut end = tokens.len();
         for n in 1..tokens.len() {
-            if self.stops.find(&tok.decode(&tokens[..n], true)?, 0).is_some() {
+            if self.stops.find(&tok.decode_generated(&tokens[..n], true)?, 0).is_some() {
                 end = n;
                 break;
             }
@@ -535,12 +535,12 @@ impl Lane {
     /// decoders which strip a leading space or merge bytes see what a full decode sees).
     /// Without `flush`, text that ends in an incomplete UTF-8 character waits for more tokens.
     fn advance_text(&mut self, tok: &Tokenizer, flush: bool) -> Result<()> {
-        let before = tok.decode(&self.generated[self.prefix_offset..self.read_offset], true)?;
-        let after = tok.decode(&self.generated[self.prefix_offset..], true)?;
+        let before = tok.decode_generated(&self.generated[self.prefix_offset..self.read_offset], true)?;
+        let after = tok.decode_generated(&self.generated[self.prefix_offset..], true)?;
         if after.len() > before.len() && (flush || !after.ends_with('\u{FFFD}')) {
             match after.strip_prefix(before.as_str()) {
                 Some(new) => self.text.push_str(new),
-                None => self.text = tok.decode(&self.generated, true)?,
+                None => self.text = tok.decode_generated(&self.generated, true)?,
             }
             self.prefix_offset = self.read_offset;
             self.read_offset = self.generated.len();

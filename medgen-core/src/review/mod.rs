@@ -92,7 +92,7 @@ pub fn token_confidences(
         // The characters of the text this prefix of tokens has written for good: those it
         // shares with the whole text (a partial UTF-8 character decodes as U+FFFD until its
         // last byte arrives).
-        let upto = tok.decode(&ids[..=i], true)?;
+        let upto = tok.decode_generated(&ids[..=i], true)?;
         let after = before + upto.chars().skip(before).zip(&chars[before..]).take_while(|(a, b)| a == *b).count();
         if after > before {
             let alt = alternatives.get(i).copied().unwrap_or(f32::NEG_INFINITY);

@@ -113,7 +113,7 @@ impl SectionConstraint {
         let mut state = State::Heading { section: 0, breaks: 2, pos: 0 };
         for (p, &token) in generated.iter().enumerate() {
             state = self.budget(state, p, max_new_tokens);
-            let text = &self.texts[token as usize];
+            let text = self.texts.get(token as usize).map_or("", String::as_str);
             if !text.is_empty() {
                 state = self.read(state, token, text);
             }
