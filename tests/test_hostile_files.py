@@ -47,6 +47,27 @@ def test_a_safetensors_header_over_the_formats_bound_is_rejected(folder):
     rejected("info", "--model", folder, message="over the format's bound")
 
 
+def test_tensors_over_the_same_bytes_are_rejected_as_the_safetensors_library_does(folder):
+    import safetensors.torch
+
+    path = folder / "model.safetensors"
+    tensors = safetensors.torch.load_file(path)
+    safetensors.torch.save_file(tensors, path)  # the library's own layout
+    data = path.read_bytes()
+    (n,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8:8 + n])
+    names = sorted(k for k in header if k != "__metadata__")
+    a, b = next((a, b) for a in names for b in names
+                if a < b and (header[a]["shape"], header[a]["dtype"]) == (header[b]["shape"], header[b]["dtype"]))
+    header[b]["data_offsets"] = header[a]["data_offsets"]
+    raw = json.dumps(header, separators=(",", ":")).encode().ljust(n)
+    assert len(raw) == n
+    path.write_bytes(data[:8] + raw + data[8 + n:])
+    with pytest.raises(Exception, match="offset"):
+        safetensors.torch.load_file(path)
+    rejected("info", "--model", folder, message="overlap")
+
+
 def test_a_chat_template_that_runs_forever_fails_as_a_template_error(folder):
     cfg = json.loads((folder / "tokenizer_config.json").read_text())
     cfg["chat_template"] = "{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}"

@@ -96,6 +96,15 @@ impl Shard {
             }
             entries.insert(name, e);
         }
+        // Two tensors over the same bytes are a damaged or crafted file, as the safetensors
+        // library holds too.
+        let mut spans: Vec<(&String, [u64; 2])> =
+            entries.iter().map(|(n, e)| (n, e.data_offsets)).filter(|(_, [b, e])| b < e).collect();
+        spans.sort_unstable_by_key(|&(_, offsets)| offsets);
+        if let Some(w) = spans.windows(2).find(|w| w[1].1[0] < w[0].1[1]) {
+            let ((a, [a0, a1]), (b, [b0, b1])) = (w[0], w[1]);
+            return Err(bad(format!("tensors `{a}` ({a0}..{a1}) and `{b}` ({b0}..{b1}) overlap")));
+        }
         Ok(Shard {
             path: path.to_path_buf(),
             mmap,

@@ -159,6 +159,48 @@ fn sliding_pattern(n_layers: usize, pattern: usize) -> Result<Vec<bool>> {
     Ok((0..n_layers).map(|i| (i + 1) % pattern != 0).collect())
 }
 
+/// The `config.json` keys medgen reads, by the JSON type each must have.
+const WHOLE_KEYS: &[&str] = &[
+    "vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads",
+    "head_dim", "max_position_embeddings", "max_window_layers", "sliding_window_pattern", "n_embd", "n_head", "n_layer",
+    "n_inner", "n_positions", "d_model", "d_kv", "d_ff", "num_layers", "num_decoder_layers", "num_heads",
+    "relative_attention_num_buckets", "relative_attention_max_distance", "encoder_layers", "decoder_layers",
+    "encoder_ffn_dim", "decoder_ffn_dim", "encoder_attention_heads", "decoder_attention_heads", "pad_token_id", "decoder_start_token_id", "forced_bos_token_id",
+    "forced_eos_token_id",
+];
+const NUMBER_KEYS: &[&str] = &[
+    "rope_theta", "rope_local_base_freq", "rms_norm_eps", "layer_norm_epsilon", "query_pre_attn_scalar",
+    "final_logit_softcapping", "attention_dropout", "attn_pdrop", "embd_pdrop", "resid_pdrop", "dropout_rate",
+];
+const FLAG_KEYS: &[&str] = &[
+    "tie_word_embeddings", "use_sliding_window", "is_gated_act", "scale_embedding", "scale_decoder_outputs",
+    "scale_attn_weights", "scale_attn_by_inverse_layer_idx", "use_bidirectional_attention",
+];
+const TEXT_KEYS: &[&str] = &["hidden_act", "hidden_activation", "activation_function", "feed_forward_proj", "dense_act_fn"];
+
+/// A key medgen reads, present with a value of the wrong JSON type (`"rope_theta": "500000"`),
+/// is a format error naming it, as transformers refuses it: read as absent, it would run with
+/// the default instead. `null` stands for absent.
+fn check_types(config: &Json) -> Result<()> {
+    let kinds: [(&[&str], &str, fn(&Json) -> bool); 4] = [
+        (WHOLE_KEYS, "a whole number", |v| v.as_u64().is_some()),
+        (NUMBER_KEYS, "a number", Json::is_number),
+        (FLAG_KEYS, "true or false", Json::is_boolean),
+        (TEXT_KEYS, "a string", Json::is_string),
+    ];
+    for (keys, kind, fits) in kinds {
+        for key in keys {
+            match config.get(*key) {
+                Some(v) if !v.is_null() && !fits(v) => {
+                    return Err(MedgenError::format(format!("config.json's `{key}` is {v}, not {kind}")));
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Gemma 3's own settings in a (text) `config.json`, with Gemma3TextConfig's defaults.
 fn gemma3_from_hf(config: &Json, n_layers: usize, context_length: usize) -> Result<Gemma3Config> {
     let float = |k: &str| config.get(k).and_then(Json::as_f64);
@@ -334,6 +376,7 @@ impl ModelConfig {
             ("gemma3", None) => return Err(MedgenError::format("Gemma 3 config.json lacks text_config")),
             _ => config,
         };
+        check_types(config)?;
         let gemma = architecture == Architecture::Gemma3;
         let uint = |k: &str| config.get(k).and_then(Json::as_u64).map(|v| v as usize);
         let need = |k: &str| {
@@ -755,6 +798,7 @@ impl Seq2SeqConfig {
             .get("model_type")
             .and_then(Json::as_str)
             .ok_or_else(|| MedgenError::format("config.json lacks model_type"))?;
+        check_types(config)?;
         let uint = |k: &str| config.get(k).and_then(Json::as_u64).map(|v| v as usize);
         let need = |k: &str| uint(k).ok_or_else(|| MedgenError::format(format!("config.json lacks `{k}`")));
         let flag = |k: &str| config.get(k).and_then(Json::as_bool);
@@ -1011,6 +1055,34 @@ mod tests {
         });
         c.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
         c
+    }
+
+    #[test]
+    fn a_key_of_the_wrong_json_type_is_an_error_naming_it_not_a_default() {
+        let llama = serde_json::json!({
+            "model_type": "llama", "vocab_size": 100, "hidden_size": 64, "intermediate_size": 96,
+            "num_hidden_layers": 2, "num_attention_heads": 4, "max_position_embeddings": 64
+        });
+        assert!(ModelConfig::from_hf(&llama).is_ok());
+        let wrong = [
+            ("rope_theta", serde_json::json!("500000")),
+            ("rms_norm_eps", serde_json::json!("0.5")),
+            ("head_dim", serde_json::json!("16")),
+            ("tie_word_embeddings", serde_json::json!("false")),
+            ("hidden_size", serde_json::json!(64.0)),
+            ("hidden_act", serde_json::json!(1)),
+        ];
+        for (key, value) in wrong {
+            let mut c = llama.clone();
+            c[key] = value;
+            let err = ModelConfig::from_hf(&c).unwrap_err().to_string();
+            assert!(err.contains(&format!("`{key}`")), "{key}: {err}");
+        }
+        let mut c = llama.clone();
+        c["head_dim"] = Json::Null;
+        assert!(ModelConfig::from_hf(&c).is_ok());
+        let err = Seq2SeqConfig::from_hf(&t5(serde_json::json!({"d_kv": "8"}))).unwrap_err().to_string();
+        assert!(err.contains("`d_kv`"), "{err}");
     }
 
     #[test]
