@@ -941,6 +941,13 @@ def test_zero_length_or_batch_size_is_refused(tmp_path, option):
     assert_refused(refuse(tmp_path, option, "0"), option.lstrip("-"))
 
 
+@pytest.mark.parametrize("option", ["--logging-steps", "--save-steps", "--eval-steps"])
+def test_a_zero_step_interval_is_refused_naming_its_option(tmp_path, option):
+    proc = refuse(tmp_path, "--validation-split", "0.25", option, "0")
+    assert_refused(proc, option.lstrip("-").replace("-", "_"))
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.parametrize("value", ["0", "18446744073709551615"])
 def test_evaluation_length_out_of_bounds_is_refused_before_training(tmp_path, value):
     proc = refuse(tmp_path, "--validation-split", "0.25", "--eval-max-new-tokens", value)

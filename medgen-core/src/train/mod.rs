@@ -276,8 +276,10 @@ impl TrainingConfig {
         if self.max_steps == Some(0) {
             return Err(MedgenError::invalid("max_steps", "must be at least 1"));
         }
-        if self.eval_steps == Some(0) || self.save_steps == Some(0) || self.logging_steps == 0 {
-            return Err(MedgenError::invalid("eval_steps", "step intervals must be at least 1"));
+        for (name, steps) in [("eval_steps", self.eval_steps), ("save_steps", self.save_steps), ("logging_steps", Some(self.logging_steps))] {
+            if steps == Some(0) {
+                return Err(MedgenError::invalid(name, "step intervals must be at least 1"));
+            }
         }
         // Checked here rather than at the first evaluation, after steps the run would lose.
         if self.eval_max_new_tokens == 0 || self.eval_max_new_tokens > crate::MAX_TOKENS {
@@ -718,6 +720,9 @@ pub fn evaluate(cfg: &TrainingConfig) -> Result<Evaluation> {
 /// Refuses to write into a folder that holds files, unless resuming or overwriting.
 fn prepare_output(cfg: &TrainingConfig) -> Result<()> {
     let out = &cfg.output;
+    if out.as_os_str().is_empty() {
+        return Err(MedgenError::invalid("output", "an output folder is needed"));
+    }
     let nonempty = std::fs::read_dir(out).map(|mut d| d.next().is_some()).unwrap_or(false);
     if nonempty && !cfg.resume && !cfg.overwrite {
         return Err(MedgenError::invalid("output", format!("{} exists and is not empty (pass --resume to continue its run, or --overwrite)", out.display())));
