@@ -148,6 +148,9 @@ def lora_config(kind, variant="default"):
               task_type="SEQ_2_SEQ_LM" if is_seq2seq(kind) else "CAUSAL_LM")
     if variant == "rslora_mlp":
         kw.update(use_rslora=True, target_modules=LLAMA_LINEAR)
+    if variant == "patterns":  # PEFT's per-module ranks and alphas, keys as regular expressions
+        kw.update(target_modules=LLAMA_LINEAR, rank_pattern={"v_proj": 2, r"layers\.1\.mlp\.down_proj": 8},
+                  alpha_pattern={"v_proj": 32, "o_proj": 2})
     return LoraConfig(**kw)
 
 
@@ -755,7 +758,7 @@ def test_resumed_run_ends_with_the_same_weights_as_an_uninterrupted_one(tmp_path
 
 
 MERGE_CASES = [("gpt2", "default"), ("qwen2", "default"), ("llama", "rslora_mlp"), ("t5_relu", "default"),
-               ("bart", "default")]
+               ("bart", "default"), ("llama", "patterns")]
 
 
 @pytest.mark.parametrize("kind,variant", MERGE_CASES, ids=[f"{k}-{v}" for k, v in MERGE_CASES])
@@ -786,7 +789,7 @@ def test_merge_of_a_medgen_trained_adapter_equals_peft_merge(tmp_path):
 
 
 ADAPTER_LOGIT_CASES = [("gpt2", "default"), ("qwen2", "default"), ("llama", "default"),
-                       ("llama_untied", "default"), ("llama", "rslora_mlp")]
+                       ("llama_untied", "default"), ("llama", "rslora_mlp"), ("llama", "patterns")]
 
 
 @pytest.mark.parametrize("kind,variant", ADAPTER_LOGIT_CASES, ids=[f"{k}-{v}" for k, v in ADAPTER_LOGIT_CASES])

@@ -80,6 +80,8 @@ impl Trainable {
                     None => HashMap::new(),
                 },
                 trainable: true,
+                rank_pattern: Vec::new(),
+                alpha_pattern: Vec::new(),
             }),
             _ => None,
         };
@@ -369,7 +371,25 @@ pub(crate) fn adapter_spec(dir: &Path, base: &Path) -> Result<AdapterSpec> {
         targets: modules,
         init,
         trainable: false,
+        rank_pattern: pattern(dir, &config, "rank_pattern", |v| v.as_u64().filter(|r| (1..=4096).contains(r)).map(|r| r as usize))?,
+        alpha_pattern: pattern(dir, &config, "alpha_pattern", |v| v.as_f64().filter(|a| a.is_finite() && *a > 0.0))?,
     })
+}
+
+/// PEFT's `rank_pattern` or `alpha_pattern` of an adapter config: each key a regular
+/// expression for the end of a module's path, as PEFT matches it (`(.*\.)?(key)$`), with its
+/// value. A key that is no valid expression, or a value out of range, is a format error.
+fn pattern<T>(dir: &Path, config: &serde_json::Value, name: &str, value: impl Fn(&serde_json::Value) -> Option<T>) -> Result<Vec<(regex::Regex, T)>> {
+    let bad = |reason: String| MedgenError::format(format!("{}: adapter_config.json's `{name}` {reason}", dir.display()));
+    let Some(map) = config.get(name).filter(|v| !v.is_null()) else { return Ok(Vec::new()) };
+    let map = map.as_object().ok_or_else(|| bad("is not an object".into()))?;
+    map.iter()
+        .map(|(key, v)| {
+            let re = regex::Regex::new(&format!("^(?:.*\\.)?(?:{key})$")).map_err(|e| bad(format!("key `{key}` is no regular expression: {e}")))?;
+            let v = value(v).ok_or_else(|| bad(format!("value {v} of `{key}` is out of range")))?;
+            Ok((re, v))
+        })
+        .collect()
 }
 
 /// Loads `path` with the adapter of `dir` running on it: refused when the adapter was

@@ -143,14 +143,27 @@ pub(crate) struct AdapterSpec {
     pub init: HashMap<String, Tensor>,
     /// Whether the adapters train (else they only run).
     pub trainable: bool,
+    /// PEFT's `rank_pattern` and `alpha_pattern`: the rank and alpha of the modules whose
+    /// path matches a key (`(.*\.)?(key)$`, the first key that does), in place of `r` and
+    /// `alpha`.
+    pub rank_pattern: Vec<(regex::Regex, usize)>,
+    pub alpha_pattern: Vec<(regex::Regex, f64)>,
 }
 
 impl AdapterSpec {
-    pub fn scaling(&self) -> f64 {
+    /// The rank of `module`'s adapter.
+    pub fn rank(&self, module: &str) -> usize {
+        self.rank_pattern.iter().find(|(key, _)| key.is_match(module)).map_or(self.r, |&(_, r)| r)
+    }
+
+    /// What `module`'s adapter output is multiplied by: alpha / r, or alpha / √r with rsLoRA.
+    pub fn scaling(&self, module: &str) -> f64 {
+        let alpha = self.alpha_pattern.iter().find(|(key, _)| key.is_match(module)).map_or(self.alpha, |&(_, a)| a);
+        let r = self.rank(module) as f64;
         if self.rslora {
-            self.alpha / (self.r as f64).sqrt()
+            alpha / r.sqrt()
         } else {
-            self.alpha / self.r as f64
+            alpha / r
         }
     }
 
@@ -285,7 +298,7 @@ impl Loader<'_> {
         let module = self.hf_name(name);
         self.loaded.borrow_mut().modules.push(module.clone());
         let Some(spec) = self.adapters.filter(|s| s.targets(&module)) else { return Ok(None) };
-        let r = spec.r as i64;
+        let r = spec.rank(&module) as i64;
         let opts = (Kind::Float, self.device);
         let init = |part: &str, shape: [i64; 2]| -> Result<Option<Tensor>> {
             let key = peft_key(&module, part);
@@ -307,7 +320,8 @@ impl Loader<'_> {
             None => Tensor::f_zeros([out, r], opts)?,
         };
         let (a, b) = (a.f_detach()?.set_requires_grad(spec.trainable), b.f_detach()?.set_requires_grad(spec.trainable));
+        let scaling = spec.scaling(&module);
         self.loaded.borrow_mut().adapters.push((module, a.shallow_clone(), b.shallow_clone()));
-        Ok(Some(Lora { a: Weight(a), b: Weight(b), scaling: spec.scaling(), dropout: spec.dropout }))
+        Ok(Some(Lora { a: Weight(a), b: Weight(b), scaling, dropout: spec.dropout }))
     }
 }
