@@ -159,6 +159,21 @@ def test_a_private_run_reports_the_epsilon_opacus_computes(tmp_path):
     assert math.isfinite(summary["train_loss"])
 
 
+def test_a_batch_size_that_does_not_divide_the_examples_samples_at_opacus_rate(tmp_path):
+    """make_private's q is 1 / len(data_loader): 1/7 for 32 examples in batches of 5, not 5/32."""
+    from torch.utils.data import DataLoader
+
+    data = write_jsonl(tmp_path / "train.jsonl", EXAMPLES * 4)
+    out = tmp_path / "out"
+    summary = medgen_json("finetune", "--model", model_dir("llama"), "--train", data, "--output", out, "--no-chat",
+                          "--no-deid", "--method", "lora", "--batch-size", "5", "--max-steps", "2", "--lr", "1e-3",
+                          "--dp-max-grad-norm", "1.0", "--dp-noise-multiplier", "1.1", "--json")
+    q = 1 / len(DataLoader(range(32), batch_size=5))
+    record = json.loads((out / "run.json").read_text())["differential_privacy"]
+    assert record["sample_rate"] == q
+    assert summary["epsilon"] == pytest.approx(opacus_epsilon(q, 1.1, 2, 1e-5), rel=1e-9)
+
+
 def test_a_target_epsilon_picks_opacus_noise_multiplier(tmp_path):
     from opacus.accountants.utils import get_noise_multiplier
 

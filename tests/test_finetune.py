@@ -951,6 +951,28 @@ def test_a_zero_step_interval_is_refused_naming_its_option(tmp_path, option):
     assert not (tmp_path / "out").exists()
 
 
+def test_evaluation_drafts_past_the_context_are_refused_before_training(tmp_path):
+    """GPT-2's learned positions end at n_positions (64 here): a validation prompt plus
+    eval_max_new_tokens past them is refused before any step, not at the first evaluation."""
+    val = write_jsonl(tmp_path / "val.jsonl", [{"input": "Fever and cough for three days. " * 6, "target": "Pneumonia."}])
+    proc = refuse(tmp_path, "--validation", val, "--eval-max-new-tokens", "32", kind="gpt2")
+    assert_refused(proc, "eval_max_new_tokens", "validation example 1")
+    assert not (tmp_path / "out" / "log.jsonl").exists(), "the run trained before refusing"
+
+
+def test_a_training_example_past_gpt2_positions_is_a_context_error(tmp_path):
+    rows = [{"input": "Fever and cough for three days. " * 12, "target": "Pneumonia."}]
+    proc = refuse(tmp_path, "--max-source-length", "200", "--eval-generate", "0", rows=rows, kind="gpt2")
+    assert proc.returncode == 1 and "context" in proc.stderr and "n_positions" in proc.stderr, proc.stderr
+    assert "torch error" not in proc.stderr
+
+
+def test_rouge_as_the_metric_without_generated_drafts_is_refused(tmp_path):
+    proc = refuse(tmp_path, "--validation-split", "0.25", "--metric", "rougeL", "--eval-generate", "0")
+    assert_refused(proc, "metric", "eval_generate")
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.parametrize("value", ["0", "18446744073709551615"])
 def test_evaluation_length_out_of_bounds_is_refused_before_training(tmp_path, value):
     proc = refuse(tmp_path, "--validation-split", "0.25", "--eval-max-new-tokens", value)

@@ -3,7 +3,7 @@
 use tch::{Kind, Tensor};
 
 use super::{Keep, attention, dropout, merge_heads, split_heads, Embedding, KvCache, LayerNorm, Linear, Loader, ModelConfig, Network, Weight};
-use crate::error::Result;
+use crate::error::{MedgenError, Result};
 use crate::formats::{block_parts, HfTensor};
 
 struct Layer {
@@ -77,6 +77,12 @@ impl Gpt2 {
         let cfg = &self.cfg;
         let t = ids.size()[1];
         let (heads, hd, eps) = (cfg.n_heads as i64, cfg.head_dim as i64, cfg.norm_eps);
+        // Learned positions end at n_positions: a longer sequence (a training example) is a
+        // context error, not an index past the table.
+        let need = cache.len() + t as usize;
+        if need > cfg.context_length {
+            return Err(MedgenError::context(need, cfg.context_length, "GPT-2 n_positions"));
+        }
         // Positions `[t]`, or `[b, t]` per row with left padding.
         let pos = cache.positions(t as usize)?;
         let mask = cache.attention_mask(t as usize)?;

@@ -41,7 +41,8 @@ impl Dp {
     /// the run gives a target ε; `cfg` has passed [`check`].
     pub fn of(cfg: &TrainingConfig, examples: usize, steps: u64) -> Result<Option<Dp>> {
         let Some(c) = cfg.dp_max_grad_norm else { return Ok(None) };
-        let sample_rate = (cfg.batch_size as f64 / examples as f64).min(1.0);
+        // Opacus's make_private: q = 1 / len(data_loader), the loader's batches per epoch.
+        let sample_rate = 1.0 / examples.div_ceil(cfg.batch_size).max(1) as f64;
         let noise_multiplier = match (cfg.dp_noise_multiplier, cfg.dp_epsilon) {
             (Some(s), _) => s,
             (None, Some(e)) => privacy::noise_multiplier(e, cfg.dp_delta, sample_rate, steps)?,
@@ -66,7 +67,8 @@ impl Dp {
     /// label tokens).
     pub fn gradient(&self, model: &Trainable, train: &[Encoded], step: u64, seed: u64) -> Result<(f64, i64)> {
         let batch: Vec<&Encoded> = self.sample(train.len(), seed, step).into_iter().map(|i| &train[i]).collect();
-        let expected = self.sample_rate * train.len() as f64;
+        // Opacus's expected batch size: int(N · q), at least one.
+        let expected = (self.sample_rate * train.len() as f64).floor().max(1.0);
         let (sum, loss, tokens) = clipped_sum(model, &batch, self.max_grad_norm, expected.ceil() as usize, seed, step)?;
         let noisy = with_noise(&sum, self.noise_multiplier * self.max_grad_norm, self.noise_seed, step)?;
         let mean = noisy.iter().map(|t| Ok(t.f_div_scalar(expected)?)).collect::<Result<Vec<_>>>()?;

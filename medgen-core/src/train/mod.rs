@@ -288,6 +288,10 @@ impl TrainingConfig {
         if !["loss", "rougeL"].contains(&self.metric.as_str()) {
             return Err(MedgenError::invalid("metric", format!("`{}` is not loss or rougeL", self.metric)));
         }
+        // transformers refuses a metric_for_best_model its evaluation does not compute.
+        if self.metric == "rougeL" && self.eval_generate == 0 {
+            return Err(MedgenError::invalid("metric", "rougeL is computed on generated drafts: eval_generate must be at least 1"));
+        }
         if self.method == Method::Lora {
             let l = &self.lora;
             if l.r == 0 || l.r > 4096 {
@@ -522,6 +526,7 @@ pub fn finetune_until(cfg: &TrainingConfig, on_log: &mut dyn FnMut(&LogEntry) ->
     if data.train.is_empty() {
         return Err(MedgenError::invalid("train", "no training examples"));
     }
+    check_eval_fits(&model, &data, cfg)?;
     let per_epoch = steps_per_epoch(data.train.len(), cfg.batch_size, cfg.gradient_accumulation_steps);
     let total = cfg.max_steps.unwrap_or(per_epoch.saturating_mul(cfg.epochs as u64));
     let warmup = cfg.warmup_steps.unwrap_or_else(|| (cfg.warmup_ratio * total as f64).ceil() as u64);
@@ -746,12 +751,10 @@ fn eval_loss(model: &Trainable, examples: &[Encoded], batch_size: usize) -> Resu
 
 /// Mean ROUGE-1, ROUGE-2 and ROUGE-L F1 of greedy generations for the first validation
 /// examples; `None` when `stop` cut the generations short.
-fn eval_rouge(model: &Trainable, data: &Prepared, cfg: &TrainingConfig, stop: &mut dyn FnMut() -> bool) -> Result<Option<[f64; 3]>> {
+/// The prompts of the validation examples that each evaluation drafts for ROUGE.
+fn eval_prompts(model: &Trainable, data: &Prepared, cfg: &TrainingConfig) -> Vec<Vec<u32>> {
     let n = cfg.eval_generate.min(data.validation.len());
-    if n == 0 {
-        return Ok(None);
-    }
-    let prompts: Vec<Vec<u32>> = data.validation[..n]
+    data.validation[..n]
         .iter()
         .map(|e| {
             if model.info.encoder_decoder {
@@ -760,7 +763,39 @@ fn eval_rouge(model: &Trainable, data: &Prepared, cfg: &TrainingConfig, stop: &m
                 e.input_ids.iter().zip(&e.labels).take_while(|(_, &l)| l == data::IGNORE).map(|(&t, _)| t).collect()
             }
         })
-        .collect();
+        .collect()
+}
+
+/// Whether each evaluation's drafts fit the model's context, checked before the first step:
+/// found at the first evaluation, the error would cost the run the steps before it.
+fn check_eval_fits(model: &Trainable, data: &Prepared, cfg: &TrainingConfig) -> Result<()> {
+    if !(cfg.metric == "rougeL" || cfg.eval_generate > 0) {
+        return Ok(());
+    }
+    let backend = model.net.backend();
+    let limits = backend.limits();
+    let max_new = cfg.eval_max_new_tokens;
+    for (i, prompt) in eval_prompts(model, data, cfg).iter().enumerate() {
+        let need = if limits.decoder.is_some() { prompt.len().max(max_new) } else { prompt.len() + max_new };
+        if need > limits.context_length {
+            let reason = format!(
+                "validation example {} drafts from a prompt of {} tokens with eval_max_new_tokens {max_new}: {need} positions, and the model allows {}",
+                i + 1,
+                prompt.len(),
+                limits.context_length
+            );
+            return Err(MedgenError::invalid("eval_max_new_tokens", reason));
+        }
+    }
+    Ok(())
+}
+
+fn eval_rouge(model: &Trainable, data: &Prepared, cfg: &TrainingConfig, stop: &mut dyn FnMut() -> bool) -> Result<Option<[f64; 3]>> {
+    let prompts = eval_prompts(model, data, cfg);
+    let n = prompts.len();
+    if n == 0 {
+        return Ok(None);
+    }
     let gen = GenerationConfig { max_new_tokens: cfg.eval_max_new_tokens, do_sample: false, ..Default::default() };
     let outs = generation::generate_batch(model.net.backend(), &model.tokenizer, 0.0, prompts, &gen, || {
         if stop() {
