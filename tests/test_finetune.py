@@ -980,6 +980,18 @@ def test_evaluation_length_out_of_bounds_is_refused_before_training(tmp_path, va
     assert not (tmp_path / "out" / "log.jsonl").exists(), "the run trained before refusing"
 
 
+@pytest.mark.parametrize("variant,args,word", [
+    ("default", ["--lora-r", "8", "--lora-alpha", "8"], "r 4"),  # the adapter's r is 4
+    ("default", ["--lora-r", "4", "--lora-alpha", "8", "--use-rslora"], "use_rslora"),
+    ("rslora_mlp", ["--lora-r", "4", "--lora-alpha", "8", "--use-rslora"], "no layer"),  # default targets
+])
+def test_an_init_adapter_unlike_the_runs_options_is_refused_not_retrained_otherwise(tmp_path, variant, args, word):
+    """An adapter of other rank, scaling or layers would continue as another adapter, its
+    tensors for other layers dropped: refused, naming what differs."""
+    proc = refuse(tmp_path, "--method", "lora", *args, "--init-adapter", adapter_dir("llama", variant))
+    assert_refused(proc, "init_adapter", word)
+
+
 def test_non_empty_output_folder_is_refused_without_overwrite_or_resume(tmp_path):
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "notes.txt").write_text("keep me")

@@ -85,11 +85,23 @@ impl Trainable {
             }),
             _ => None,
         };
+        if let Some(dir) = lora.and_then(|l| l.init_adapter.as_ref().map(|d| (l, d))).map(|(l, d)| (l, d.as_path())) {
+            check_init_adapter(dir.1, path, dir.0)?;
+        }
         tch::manual_seed(seed as i64);
         let setup = Setup { trainable: lora.is_none(), adapters: spec.as_ref() };
         let (net, tokenizer, info, loaded) = loader::load_with(path, opts, &runtime, setup)?;
         if let Some(spec) = &spec {
             check_targets(spec, &loaded)?;
+        }
+        if let (Some(dir), Some(spec)) = (lora.and_then(|l| l.init_adapter.as_ref()), &spec) {
+            // Tensors for layers the run does not adapt would be dropped.
+            check_adapter_fits(dir, spec, &loaded).map_err(|e| match e {
+                MedgenError::InvalidArgument { reason, .. } => {
+                    MedgenError::invalid("init_adapter", format!("{reason}, or none the run's target_modules adapt"))
+                }
+                other => other,
+            })?;
         }
         let params = match &spec {
             Some(_) => {
@@ -417,6 +429,27 @@ pub fn merge(base: &Path, adapter: &Path, output: &Path, opts: &LoadOptions) -> 
 }
 
 /// Checks that an adapter loaded onto a model found a layer for each of its tensors.
+/// An adapter a run continues from (`init_adapter`) must be the run's kind of adapter: its
+/// rank, alpha and rsLoRA as the run's options say (PEFT would continue with the saved ones;
+/// silently training another scaling would be worse than saying so), without per-module
+/// patterns. Its tensors must fit the layers the run adapts (checked once they are loaded).
+fn check_init_adapter(dir: &Path, base: &Path, l: &LoraConfig) -> Result<()> {
+    let saved = adapter_spec(dir, base)?;
+    if !saved.rank_pattern.is_empty() || !saved.alpha_pattern.is_empty() {
+        return Err(MedgenError::invalid("init_adapter", format!("{} has a rank_pattern or alpha_pattern: training continues only adapters of one rank and alpha", dir.display())));
+    }
+    if (saved.r, saved.alpha, saved.rslora) != (l.r, l.alpha, l.use_rslora) {
+        return Err(MedgenError::invalid(
+            "init_adapter",
+            format!(
+                "{} has r {}, lora_alpha {}, use_rslora {}; the run's options say r {}, lora_alpha {}, use_rslora {}: give the adapter's own",
+                dir.display(), saved.r, saved.alpha, saved.rslora, l.r, l.alpha, l.use_rslora
+            ),
+        ));
+    }
+    Ok(())
+}
+
 pub(crate) fn check_adapter_fits(dir: &Path, spec: &AdapterSpec, loaded: &Loaded) -> Result<()> {
     let have: std::collections::HashSet<String> =
         loaded.adapters.iter().flat_map(|(m, _, _)| [peft_key(m, "lora_A"), peft_key(m, "lora_B")]).collect();
