@@ -81,12 +81,13 @@ pub(crate) fn whole_characters(text: &str, mut found: Vec<Span>) -> Vec<Span> {
 /// no character either engine found is let through because the two disagree on a boundary
 /// ("the twelfth of March" against "March") or a category.
 pub(crate) fn ensemble(text: &str, mut rules: Vec<Span>, model: Vec<Span>) -> Vec<Span> {
-    let overlaps = |a: &Span, b: &Span| a.start < b.end && b.start < a.end;
+    let by_model = Overlaps::new(&model);
     for r in &mut rules {
-        if let Some(m) = model.iter().filter(|m| m.cat == r.cat && overlaps(m, r)).map(|m| m.conf).reduce(f32::max) {
+        if let Some(m) = by_model.of(r.start, r.end).filter(|m| m.cat == r.cat).map(|m| m.conf).reduce(f32::max) {
             r.conf = 1.0 - (1.0 - r.conf) * (1.0 - m);
         }
     }
+    let by_rule = Overlaps::new(&rules);
     let mut pieces = Vec::new();
     // Is the text written with capitals, not a transcript in lower case? Words in title case,
     // speaker labels ("Patient:") aside, make at least one word in thirty.
@@ -104,10 +105,11 @@ pub(crate) fn ensemble(text: &str, mut rules: Vec<Span>, model: Vec<Span>) -> Ve
         if !implausible(text, &m, cased) {
             return Some(m);
         }
-        rules.iter().find(|r| overlaps(r, &m)).map(|r| Span { cat: r.cat, ..m })
+        by_rule.of(m.start, m.end).min_by_key(|r| (r.start, r.end)).map(|r| Span { cat: r.cat, ..m })
     });
     for m in model {
-        let inside: Vec<&Span> = rules.iter().filter(|r| overlaps(r, &m)).collect();
+        let mut inside: Vec<&Span> = by_rule.of(m.start, m.end).collect();
+        inside.sort_by_key(|r| (r.start, r.end));
         // A tagger span across two or more of the rules' spans ("March 30, 2024, 2024年4月20日")
         // keeps only its pieces between them: the rules separated those dates, and each stays
         // one entity (so that date shifting can read it). A name the rules found keeps their
@@ -132,6 +134,35 @@ pub(crate) fn ensemble(text: &str, mut rules: Vec<Span>, model: Vec<Span>) -> Ve
     rules.extend(pieces);
     spread_names(text, &mut rules);
     unite(rules)
+}
+
+/// Spans in order of their starts, with the furthest end among each one and those before it:
+/// the spans overlapping a range are found without reading them all (every tagger span
+/// against every rule span made a note full of identifiers quadratic).
+struct Overlaps {
+    spans: Vec<Span>,
+    reach: Vec<usize>,
+}
+
+impl Overlaps {
+    fn new(spans: &[Span]) -> Overlaps {
+        let mut spans = spans.to_vec();
+        spans.sort_by_key(|s| (s.start, s.end));
+        let reach = spans
+            .iter()
+            .scan(0, |far, s| {
+                *far = s.end.max(*far);
+                Some(*far)
+            })
+            .collect();
+        Overlaps { spans, reach }
+    }
+
+    /// The spans that overlap `start..end`, the last starting first.
+    fn of(&self, start: usize, end: usize) -> impl Iterator<Item = &Span> + '_ {
+        let before = self.spans.partition_point(|s| s.start < end);
+        (0..before).rev().take_while(move |&i| self.reach[i] > start).map(|i| &self.spans[i]).filter(move |s| s.end > start)
+    }
 }
 
 /// Is a tagger span no identifier whatever its context: no letter or digit, a weekday alone
