@@ -307,6 +307,9 @@ def test_bad_training_data_is_refused_with_its_line(tmp_path, line, message):
 
 def test_bad_training_options_are_refused_and_an_existing_output_is_kept(data, tmp_path):
     _, train, _ = data
+    with pytest.raises(medgen.InvalidArgumentError, match="max_steps"):
+        medgen.deid.train_deid_tagger(train, tmp_path / "o.safetensors", **{**SMALL, "max_steps": 0})
+    assert not (tmp_path / "o.safetensors").exists()
     for kwargs in [dict(epochs=0), dict(batch_size=0), dict(lr=0.0), dict(lr=float("nan")), dict(window=4),
                    dict(dilations=[]), dict(dilations=[40]), dict(buckets=0), dict(weight_decay=-1.0),
                    dict(word_dropout=1.0), dict(word_dropout=-0.1)]:

@@ -236,3 +236,7 @@ def test_bad_python_federation_settings_are_refused(tmp_path):
         medgen.initial_adapter(model_dir("llama"), output=tmp_path / "full", method="full")
     with pytest.raises(medgen.MedgenError, match="example"):
         medgen.evaluate(model_dir("llama"), write_jsonl(tmp_path / "empty.jsonl", []), deid=False)
+    # An adapter given without method lora would be ignored: refused instead.
+    with pytest.raises(medgen.InvalidArgumentError, match="init_adapter"):
+        medgen.evaluate(model_dir("llama"), write_jsonl(tmp_path / "val.jsonl", [{"input": "a", "target": "b"}]),
+                        init_adapter=str(tmp_path / "foreign"), deid=False)

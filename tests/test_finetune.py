@@ -788,6 +788,16 @@ def test_merge_of_a_medgen_trained_adapter_equals_peft_merge(tmp_path):
                          "merged weights")
 
 
+def test_merge_into_a_folder_with_files_is_refused_and_overwrites_nothing(tmp_path):
+    base = tmp_path / "base"
+    shutil.copytree(model_dir("llama"), base)
+    before = (base / "model.safetensors").read_bytes()
+    for output in [base, adapter_dir("llama")]:
+        proc = run_medgen("merge", "--model", base, "--adapter", adapter_dir("llama"), "--output", output, check=False)
+        assert_refused(proc, "output", "not an empty folder")
+    assert (base / "model.safetensors").read_bytes() == before
+
+
 ADAPTER_LOGIT_CASES = [("gpt2", "default"), ("qwen2", "default"), ("llama", "default"),
                        ("llama_untied", "default"), ("llama", "rslora_mlp"), ("llama", "patterns")]
 

@@ -126,13 +126,16 @@ pub(crate) fn train_deid_tagger(
         min_word_count,
         word_dropout,
     };
-    let summary = py
-        .allow_threads(|| {
-            let train = read_annotated(&train)?;
-            let val = val.as_deref().map(read_annotated).transpose()?.unwrap_or_default();
-            train_tagger(&train, &val, &opts, &output, overwrite, |_| {})
-        })
-        .map_err(err)?;
+    let mut interrupt = crate::Interrupt::new();
+    let summary = py.allow_threads(|| {
+        let train = read_annotated(&train)?;
+        let val = val.as_deref().map(read_annotated).transpose()?.unwrap_or_default();
+        train_tagger(&train, &val, &opts, &output, overwrite, |_| {}, || interrupt.check().is_break())
+    });
+    if let Some(e) = interrupt.error {
+        return Err(e);
+    }
+    let summary = summary.map_err(err)?;
     to_py(py, &summary)
 }
 

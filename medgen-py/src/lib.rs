@@ -112,19 +112,8 @@ impl GenerationConfig {
         let Some(slot) = fields.get_mut(name) else {
             return Err(PyTypeError::new_err(format!("unexpected keyword argument '{name}'")));
         };
-        if let Some(f) = value.downcast::<PyFloat>().ok().map(|f| f.value() as f32).filter(|f| !f.is_finite()) {
-            // JSON cannot carry NaN or infinity; they reach the core's validation as they are.
-            let field = match name {
-                "temperature" => &mut self.0.temperature,
-                "top_p" => &mut self.0.top_p,
-                "min_p" => &mut self.0.min_p,
-                "repetition_penalty" => &mut self.0.repetition_penalty,
-                "length_penalty" => &mut self.0.length_penalty,
-                _ => return Err(PyTypeError::new_err(format!("{name} takes no float"))),
-            };
-            *field = f;
-            return Ok(());
-        }
+        // A NaN or infinity is refused here, naming its field (`to_json`): kept in the struct,
+        // it would cross the next field's JSON as null and be blamed on that field.
         *slot = to_json(py, name, value)?;
         self.0 = serde_json::from_value(fields).map_err(|e| field_error(name, e))?;
         Ok(())
@@ -266,17 +255,17 @@ struct Model {
 }
 
 /// Stops a generation when Python has a pending signal (Ctrl-C), checked every few pieces.
-struct Interrupt {
+pub(crate) struct Interrupt {
     pieces: usize,
-    error: Option<PyErr>,
+    pub(crate) error: Option<PyErr>,
 }
 
 impl Interrupt {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Interrupt { pieces: 0, error: None }
     }
 
-    fn check(&mut self) -> std::ops::ControlFlow<()> {
+    pub(crate) fn check(&mut self) -> std::ops::ControlFlow<()> {
         self.pieces += 1;
         if self.pieces % 4 == 0 {
             if let Err(e) = Python::with_gil(|py| py.check_signals()) {
@@ -320,10 +309,11 @@ impl Model {
             let prompt = extract_prompt(prompt)?;
             return Ok(Py::new(py, self.run(py, &prompt, &cfg)?)?.into_any());
         };
-        let prompts = list.iter().map(|p| {
-            p.downcast::<PyString>()
-                .map(|s| Prompt::Text(s.to_string()))
-                .map_err(|_| PyTypeError::new_err("a list prompt must hold str prompts"))
+        // `extract` refuses a lone surrogate as a single prompt does (`to_string` would make it
+        // U+FFFD and generate from that).
+        let prompts = list.iter().map(|p| match p.downcast::<PyString>() {
+            Ok(s) => Ok(Prompt::Text(s.extract::<String>()?)),
+            Err(_) => Err(PyTypeError::new_err("a list prompt must hold str prompts")),
         });
         let prompts = prompts.collect::<PyResult<Vec<_>>>()?;
         let mut interrupt = Interrupt::new();

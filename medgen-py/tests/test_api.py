@@ -205,6 +205,20 @@ def test_bad_input_raises_typed_errors(model, call, exc):
     assert issubclass(medgen.InvalidArgumentError, medgen.MedgenError)
 
 
+@pytest.mark.parametrize("first", [dict(temperature=float("nan")), dict(top_p=float("inf"))])
+def test_a_nan_or_infinity_is_refused_naming_its_own_field_whatever_follows(model, first):
+    name = next(iter(first))
+    for options in [{**first, "max_new_tokens": 5}, {"max_new_tokens": 5, **first}, {**first, "seed": 1}]:
+        with pytest.raises(medgen.InvalidArgumentError, match=name):
+            model.generate(PROMPT, **options)
+
+
+def test_a_lone_surrogate_is_refused_in_a_list_of_prompts_as_alone(model):
+    for prompt in ["\ud800", ["\ud800"], [PROMPT, "a\udfffb"]]:
+        with pytest.raises(UnicodeEncodeError):
+            model.generate(prompt, max_new_tokens=1)
+
+
 def test_bad_model_files_raise_model_load_errors(tmp_path):
     with pytest.raises(medgen.ModelLoadError, match="nope"):
         medgen.Model.load(tmp_path / "nope.gguf")

@@ -96,7 +96,7 @@ fn train(a: TrainArgs) -> Result<()> {
         seed: a.seed,
         ..Default::default()
     };
-    let summary = train_tagger(&train, &val, &opts, &a.out, a.force, |e| eprintln!("{e}"))?;
+    let summary = train_tagger(&train, &val, &opts, &a.out, a.force, |e| eprintln!("{e}"), || false)?;
     println!("{summary}");
     Ok(())
 }

@@ -209,6 +209,7 @@ pub fn train_tagger(
     out: &Path,
     overwrite: bool,
     mut log: impl FnMut(&serde_json::Value),
+    mut stop: impl FnMut() -> bool,
 ) -> Result<serde_json::Value> {
     let started = std::time::Instant::now();
     opts.config.validate()?;
@@ -223,6 +224,9 @@ pub fn train_tagger(
     let positive = |name: &'static str, v: usize| if v == 0 { Err(MedgenError::invalid(name, "must be at least 1")) } else { Ok(()) };
     positive("epochs", opts.epochs)?;
     positive("batch_size", opts.batch_size)?;
+    if opts.max_steps == Some(0) {
+        return Err(MedgenError::invalid("max_steps", "must be at least 1"));
+    }
     if !(16..=1 << 16).contains(&opts.window) {
         return Err(MedgenError::invalid("window", format!("{} is outside 16..=65536 tokens", opts.window)));
     }
@@ -282,6 +286,10 @@ pub fn train_tagger(
         for batch in order.chunks(opts.batch_size) {
             if step >= total {
                 break 'epochs;
+            }
+            // Asked between steps (Python's Ctrl-C): nothing is written.
+            if stop() {
+                return Err(MedgenError::invalid("stop", format!("training stopped at step {step} of {total}; nothing was written")));
             }
             let dropped: Vec<Encoded> = batch
                 .iter()
@@ -467,7 +475,7 @@ mod tests {
     fn notes_with_bad_entities_are_refused_not_a_panic() {
         let bad = AnnotatedNote { text: "Ann".into(), entities: vec![(0, 9, Category::Name)] };
         let out = std::env::temp_dir().join("medgen-tagger-never-written.safetensors");
-        let err = train_tagger(&[bad], &[], &TaggerTraining::default(), &out, true, |_| {}).err();
+        let err = train_tagger(&[bad], &[], &TaggerTraining::default(), &out, true, |_| {}, || false).err();
         assert!(matches!(err, Some(MedgenError::InvalidArgument { name: "train", .. })), "{err:?}");
         assert!(!out.exists());
     }

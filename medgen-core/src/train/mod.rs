@@ -292,6 +292,9 @@ impl TrainingConfig {
         if self.metric == "rougeL" && self.eval_generate == 0 {
             return Err(MedgenError::invalid("metric", "rougeL is computed on generated drafts: eval_generate must be at least 1"));
         }
+        if self.method != Method::Lora && self.lora.init_adapter.is_some() {
+            return Err(MedgenError::invalid("init_adapter", "an adapter to start from needs method lora (full fine-tuning would ignore it)"));
+        }
         if self.method == Method::Lora {
             let l = &self.lora;
             if l.r == 0 || l.r > 4096 {

@@ -417,6 +417,11 @@ pub(crate) fn load_with_adapter(path: &Path, dir: &Path, opts: &LoadOptions, run
 /// `merge_and_unload`: `W + scaling · B A`) as an HF folder in `output`, which, like the
 /// base's own folder, needs no adapter to run.
 pub fn merge(base: &Path, adapter: &Path, output: &Path, opts: &LoadOptions) -> Result<()> {
+    // A new folder only: merging into the base's own folder (or any other with files) would
+    // overwrite a model.
+    if output.exists() && std::fs::read_dir(output).map_or(true, |mut d| d.next().is_some()) {
+        return Err(MedgenError::invalid("output", format!("{} exists and is not an empty folder: merge writes a new one", output.display())));
+    }
     let runtime = Runtime::new(opts)?;
     let spec = adapter_spec(adapter, base)?;
     let (net, tokenizer, info, loaded) = loader::load_with(base, opts, &runtime, Setup { trainable: false, adapters: Some(&spec) })?;
@@ -428,7 +433,6 @@ pub fn merge(base: &Path, adapter: &Path, output: &Path, opts: &LoadOptions) -> 
     model.save_model(output)
 }
 
-/// Checks that an adapter loaded onto a model found a layer for each of its tensors.
 /// An adapter a run continues from (`init_adapter`) must be the run's kind of adapter: its
 /// rank, alpha and rsLoRA as the run's options say (PEFT would continue with the saved ones;
 /// silently training another scaling would be worse than saying so), without per-module
@@ -450,6 +454,7 @@ fn check_init_adapter(dir: &Path, base: &Path, l: &LoraConfig) -> Result<()> {
     Ok(())
 }
 
+/// Checks that an adapter loaded onto a model found a layer for each of its tensors.
 pub(crate) fn check_adapter_fits(dir: &Path, spec: &AdapterSpec, loaded: &Loaded) -> Result<()> {
     let have: std::collections::HashSet<String> =
         loaded.adapters.iter().flat_map(|(m, _, _)| [peft_key(m, "lora_A"), peft_key(m, "lora_B")]).collect();

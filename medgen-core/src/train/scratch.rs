@@ -66,8 +66,11 @@ pub fn train_tokenizer(texts: &[String], vocab_size: usize, model: VocabModel, o
     let specials: Vec<AddedToken> = SPECIALS.iter().map(|t| AddedToken::from(*t, true)).collect();
     // Byte-level BPE starts from all 256 bytes; WordPiece needs only its special tokens.
     let least = SPECIALS.len() + if model == VocabModel::Bpe { 256 } else { 1 };
-    if vocab_size < least || vocab_size > crate::models::config::MAX_DIM {
+    if vocab_size < least {
         return Err(MedgenError::invalid("vocab_size", format!("{vocab_size} cannot hold the special tokens and the base alphabet: give at least {least}")));
+    }
+    if vocab_size > crate::models::config::MAX_DIM {
+        return Err(MedgenError::invalid("vocab_size", format!("{vocab_size} is over the largest vocabulary medgen builds ({})", crate::models::config::MAX_DIM)));
     }
     let fail = |e: Box<dyn std::error::Error + Send + Sync>| MedgenError::invalid("tokenizer", e.to_string());
     let mut tokenizer = match model {
