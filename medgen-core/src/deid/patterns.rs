@@ -24,6 +24,9 @@ regex!(
 regex!(PHONE_INTL = r"\+\d{1,3}(?:[ .-]?\(?\d{1,5}\)?){2,5}\b");
 // National numbers with a trunk 0 and separators: 07700 900461, 0571-87654321, 028-85501234.
 regex!(PHONE_TRUNK = r"\b0\d{2,4}[ -]\d{3,4}(?:[ -]?\d{3,4})?\b");
+// A telephone extension said alone ("my work voicemail, extension 4410"): four to six digits,
+// so that "knee extension 120" stays a reading.
+regex!(PHONE_EXTENSION = r"\b(?:[Ee]xtension|[Ee]xt\.?)[ \t]*(?:#|number|no\.?)?[ \t]*(\d{4,6})\b");
 // Chinese mobile numbers: 13812345678, 139 2233 4455, 186-0211-3344.
 regex!(PHONE_CN_MOBILE = r"(?:\+86[ -]?|\b86[ -]|\b)1[3-9]\d(?:[ -]?\d{4}){2}\b");
 regex!(
@@ -73,7 +76,7 @@ regex!(
     LABEL_DEVICE = r"(?i)\b(?:serial(?: id| number| no)?|s/n|SN|device (?:id|identifier|serial|number)|UDI|lot(?: number| no)?|implant id|IMEI|pacemaker id)\b|序列号|设备编号|设备号|植入物编号|批号|产品编号"
 );
 regex!(
-    LABEL_OTHER = r"(?i)\b(?:accession|case|specimen|sample|requisition|employee|staff|student|identification|barcode|badge|fin|csn)\b|(?i)\b(?:acc|lab|order|reference|ref|claim|tracking|study|encounter|visit|client) ?(?:id\b|number\b|no\b|#)|\bID\b|检查号|影像号|病理号|标本号|检验号|样本号|条形码|工号|学号|编号|单号|流水号|预约号|申请单号|报告编号|超声号|心电图号|放射号|CT号|MR号|X线号"
+    LABEL_OTHER = r"(?i)\b(?:accession|case|specimen|sample|requisition|employee|staff|student|identification|barcode|badge|fin|csn)\b|(?i)\b(?:acc|lab|order|reference|ref|claim|tracking|study|encounter|visit|client|prescription|script|rx) ?(?:id\b|number\b|no\b|#)|\bID\b|检查号|影像号|病理号|标本号|检验号|样本号|条形码|工号|学号|编号|单号|流水号|预约号|申请单号|报告编号|超声号|心电图号|放射号|CT号|MR号|X线号"
 );
 regex!(
     LABEL_ID_NUMBER = r"(?i)\b(?:passport|ID card|national id|identity card)(?: (?:number|no))?\b|身份证(?:号码|号)?|公民身份号码|证件号码?|护照号?码?"
@@ -187,6 +190,11 @@ fn find_phones(text: &str, out: &mut Vec<Span>) {
             }
         }
     }
+    for c in captures(&PHONE_EXTENSION, text) {
+        if let Some(m) = c.get(1) {
+            push(m.start(), m.end(), 0.8);
+        }
+    }
     for c in captures(&PHONE_LABELLED, text) {
         if let Some(m) = c.get(1) {
             let s = m.as_str();
@@ -233,6 +241,8 @@ fn labelled_value(text: &str, label_end: usize) -> Option<(usize, usize)> {
     loop {
         let r = &text[pos..];
         let trimmed = r.trim_start_matches([' ', '\t', ':', '：', '#', '=', '.', '-', '　']);
+        // 住院号是ZY20231047: a Chinese "is" between label and value.
+        let trimmed = trimmed.strip_prefix("是").or_else(|| trimmed.strip_prefix("为")).unwrap_or(trimmed);
         pos += r.len() - trimmed.len();
         let word_len = trimmed.find(|c: char| c.is_whitespace() || c == ':' || c == '：').unwrap_or(trimmed.len());
         let word = trimmed[..word_len].to_ascii_lowercase();
@@ -396,6 +406,7 @@ mod tests {
             &PHONE_NANP,
             &PHONE_INTL,
             &PHONE_TRUNK,
+            &PHONE_EXTENSION,
             &PHONE_CN_MOBILE,
             &PHONE_LABELLED,
             &CN_ID,
@@ -441,6 +452,14 @@ mod tests {
             vec![(Category::HealthPlan, "MDC 447 210 933".into())]
         );
         assert!(found("Plan: 1. Admit. Case 2 of 5. ID consult.").is_empty());
+        assert_eq!(found("您的住院号是ZY20231047，对吗"), vec![(Category::MedicalRecord, "ZY20231047".into())]);
+        assert_eq!(found("prescription number RX 6640917. It"), vec![(Category::Other, "RX 6640917".into())]);
+    }
+
+    #[test]
+    fn an_extension_said_alone_is_a_phone_number_but_a_reading_is_not() {
+        assert_eq!(found("my work voicemail, extension 4410, but"), vec![(Category::Phone, "4410".into())]);
+        assert!(found("knee extension 120 degrees; ext. 30").is_empty());
     }
 
     #[test]

@@ -74,7 +74,7 @@ const ZH_STOP: &str = "于在到至往从自是住址为及和与的了我本外
 const ZH_SUFFIXES: &str = "市区县镇乡村路街道巷弄号楼室省";
 regex!(
     ZH_ADDRESS = format!(
-        r"(?:[\p{{Han}}&&[^{stop}]]{{2,6}}{admin}(?:[\p{{Han}}&&[^{suf}]]{{1,6}}{admin}){{0,3}}(?:[\p{{Han}}&&[^{suf}]]{{1,10}}{street})?|[\p{{Han}}&&[^{stop}]]{{1,10}}{street}(?:\d+(?:-\d+)?号|{cnum}号))(?:\d+(?:-\d+)?号(?:院|楼)?)?(?:(?:[A-Za-z]|\d+)(?:号楼|栋|幢|座|单元|楼|层|室|号|户))*(?:\d+室?)?",
+        r"(?:[\p{{Han}}&&[^{stop}]]{{2,6}}{admin}(?:[\p{{Han}}&&[^{suf}]]{{1,6}}{admin}){{0,3}}(?:[\p{{Han}}&&[^{suf}]]{{1,10}}{street}(?:{cnum}号)?)?|[\p{{Han}}&&[^{stop}]]{{1,10}}{street}(?:\d+(?:-\d+)?号|{cnum}号))(?:\d+(?:-\d+)?号(?:院|楼)?)?(?:(?:[A-Za-z]|\d+)(?:号楼|栋|幢|座|单元|楼|层|室|号|户))*(?:\d+室?)?",
         cnum = "[一二三四五六七八九十百零]+",
         stop = ZH_STOP,
         suf = ZH_SUFFIXES,
@@ -89,6 +89,15 @@ regex!(
     )
 );
 regex!(ZH_CITY = ZH_CITIES.join("|"));
+// A housing estate with its building or phase (嘉绿苑七幢, 锦江华府二期, 碧海小区7栋): the
+// number after the name keeps 政府 and 花园 alone out.
+regex!(
+    ZH_ESTATE = format!(
+        r"[\p{{Han}}&&[^{stop}]][\p{{Han}}&&[^{suf}]]{{1,5}}(?:苑|府|小区|花园|公寓|大厦|家园|新村|山庄|华庭|公馆|名都|雅居)(?:(?:\d+|[一二三四五六七八九十]+)(?:期|幢|栋|号楼|单元|座|区))+",
+        stop = ZH_STOP,
+        suf = ZH_SUFFIXES,
+    )
+);
 
 /// Words that end like a district or a city but are not places (社区获得性肺炎, 分娩镇痛, 超市).
 const ZH_NOT_PLACES: [&str; 31] = [
@@ -487,6 +496,9 @@ fn find_chinese(text: &str, out: &mut Vec<Span>) {
             out.push(Span::new(Category::Location, m.start(), m.end(), 0.85));
         }
     }
+    for m in matches(&ZH_ESTATE, text) {
+        out.push(Span::new(Category::Location, m.start(), m.end(), 0.85));
+    }
     for m in matches(&ZH_CITY, text) {
         // 长春新碱 (vincristine), 长春瑞滨: drugs named after the periwinkle, not the city.
         if !ZH_CITY_NOT.iter().any(|w| text[m.start()..].starts_with(w)) {
@@ -551,6 +563,7 @@ mod tests {
             &ZH_CORNER,
             &ZH_ADDRESS,
             &ZH_FACILITY,
+            &ZH_ESTATE,
             &ZH_CITY,
         ] {
             assert!(re.is_some());
@@ -576,6 +589,8 @@ mod tests {
     fn chinese_addresses_and_facilities_but_not_provinces_or_wards() {
         assert_eq!(places("现住址：广东省广州市天河区体育西路123号3栋502室"), ["广州市天河区体育西路123号3栋502室"]);
         assert_eq!(places("住在十全街一百零八号三单元。"), ["十全街一百零八号"]);
+        assert_eq!(places("住我家，西湖区文三路二百一十八号，嘉绿苑七幢。"), ["西湖区文三路二百一十八号", "嘉绿苑七幢"]);
+        assert_eq!(places("成都市锦江区东大街，锦江华府二期；碧海小区7栋。区政府旁的花园"), ["成都市锦江区东大街", "锦江华府二期", "碧海小区7栋"]);
         for t in ["住在三楼，第五号床，走了一里路", "留观区三号床", "转到监护区一号床"] {
             assert!(places(t).is_empty(), "{t}: {:?}", places(t));
         }

@@ -77,7 +77,7 @@ regex!(
 );
 // The same in Chinese speech: "zhang lei 一九八八 艾特 一六三点com".
 regex!(
-    EMAIL_ZH = r"(?i)[a-z0-9〇零一二三四五六七八九幺](?:[a-z0-9._ ]|[〇零一二三四五六七八九幺])*?[ ]?(?:艾特|圈a) ?(?:[a-z0-9]|[〇零一二三四五六七八九幺])+(?:(?:点|dot|\.) ?[a-z0-9]+)*?(?:点|dot|\.) ?(?:com|cn|net|org)\b"
+    EMAIL_ZH = r"(?i)[a-z0-9〇零一二三四五六七八九幺](?:[a-z0-9._ ]|[〇零一二三四五六七八九幺])*?[ ]?(?:艾特|圈a) ?(?:[a-z0-9]|[〇零一二三四五六七八九幺])+(?: ?(?:点|dot|\.) ?[a-z0-9]+)*? ?(?:点|dot|\.) ?(?:com|cn|net|org)\b"
 );
 regex!(
     STREET_SPOKEN = format!(
@@ -740,6 +740,8 @@ mod tests {
         let spelled = "D O R O T A dot K six three at outlook dot com";
         assert_eq!(found(&format!("it's {spelled}, yes")), vec![(Category::Email, spelled.into())]);
         let zh = "zhang lei 一九八八 艾特 一六三点com";
+        let spaced = "huangwq 一九六二 艾特 qq 点 com";
+        assert_eq!(found(&format!("患者：{spaced}。"))[0].1, spaced);
         assert_eq!(found(&format!("邮箱是{zh}。"))[0].1, zh);
         assert_eq!(found("we're at flat six, forty-two Dalston Lane")[0].1, "flat six, forty-two Dalston Lane");
         let email = found("it's j dot smith at gmail dot com");
