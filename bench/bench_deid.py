@@ -102,6 +102,7 @@ def quality(tagger, show_misses):
         ("unseen, second batch", annotated("deid_unseen2")),
         ("dialogue, dev", annotated("deid_dialogue", lambda n: n.startswith("dev_"))),
         ("dialogue, test", annotated("deid_dialogue", lambda n: n.startswith("test_"))),
+        ("dialogue, third batch (blind, then tuned on)", annotated("deid_dialogue3")),
         ("generator held-out", generated("heldout")),
     ]
     print("| notes | engine | language | char recall | char precision | token recall | token precision |")
