@@ -419,6 +419,11 @@ def test_bad_schemas_and_budgets_are_errors_before_decoding(long_tiny, tmp_path)
             model.run_task("soap_note", NOTE, deid="none", json_schema=schema, max_new_tokens=50)
     with pytest.raises(medgen.InvalidArgumentError, match="max_new_tokens"):
         model.run_task("soap_note", NOTE, deid="none", json_schema=RICH_SCHEMA, max_new_tokens=20)
+    # A value whose characters the byte-level vocabulary writes only in byte pieces: refused by
+    # what it is, not as a budget of 2^63 tokens.
+    cjk = {"type": "object", "properties": {"dx": {"enum": ["肺炎", "心衰"]}}, "required": ["dx"]}
+    with pytest.raises(medgen.UnsupportedError, match="byte pieces"):
+        model.run_task("soap_note", NOTE, deid="none", json_schema=cjk, max_new_tokens=50)
     with pytest.raises(medgen.InvalidArgumentError, match="exclude"):
         model.run_task("soap_note", NOTE, deid="none", json_output=True, constrain_sections=True, max_new_tokens=80)
     bad = tmp_path / "schema.json"

@@ -670,6 +670,14 @@ impl JsonConstraint {
         }
         let constraint = JsonConstraint { schema, texts, eos: tok.eos_ids().to_vec(), trie, plain, special };
         let need = constraint.need(&Machine::new(&constraint.schema)) + 1;
+        if need >= usize::MAX / 2 {
+            // A character the tokenizer writes only as several byte tokens (肺, 😀 with a
+            // byte-level vocabulary) has no token text of its own to match.
+            let shortest = Machine::new(&constraint.schema).completion();
+            return Err(MedgenError::Unsupported(format!(
+                "a JSON schema whose shortest value ({shortest}) holds a character this tokenizer writes only in byte pieces: constrained generation matches whole characters"
+            )));
+        }
         if need > max_new_tokens {
             return Err(MedgenError::invalid(
                 "max_new_tokens",
