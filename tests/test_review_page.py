@@ -492,6 +492,17 @@ def test_html_onto_an_existing_file_needs_force(tmp_path):
     assert not log.exists(), "a refused run must not log a draft"
 
 
+def test_a_review_log_that_cannot_be_written_or_is_tampered_fails_before_generating(tmp_path):
+    page = tmp_path / "page.html"
+    tampered = tmp_path / "tampered.jsonl"
+    tampered.write_text('{"kind": "draft", "seq": 0, "sha256": "0"}\n', encoding="utf-8")
+    for log, word in [(tmp_path / "missing" / "log.jsonl", "missing"), (tampered, "tamper")]:
+        proc = run_medgen("task", "discharge_summary", "--input", NOTE, "--max-new-tokens", 120,
+                          "--html", page, "--review-log", log, check=False)
+        assert proc.returncode != 0 and word in proc.stderr.lower(), proc.stderr
+        assert not page.exists(), "the draft was generated before the log was checked"
+
+
 # ---------------------------------------------------------------------------------------------
 # 5. The Python API.
 

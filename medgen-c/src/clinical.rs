@@ -679,6 +679,9 @@ pub unsafe extern "C" fn medgen_run_task(
             json_schema,
             network_attribution: tp.network_attribution,
         };
+        if let Some(log) = review_log.as_deref() {
+            engine::review::log::check_appendable(log)?;
+        }
         let result = engine::run_task(model, task, note, &opts, |_| std::ops::ControlFlow::Continue(()))?;
         let draft_id = review_log.as_deref().map(|log| engine::review::log::append_draft(log, &result.audit)).transpose()?;
         let mut value = to_value(&result)?;

@@ -434,6 +434,9 @@ impl Model {
         };
         let generation = merge(py, config, options)?;
         let opts = medgen::TaskOptions { deid, reidentify, generation, constrain_sections, json_schema, network_attribution };
+        if let Some(log) = review_log.as_deref() {
+            medgen::review::log::check_appendable(log).map_err(err)?;
+        }
         let model = &self.inner;
         let mut interrupt = Interrupt::new();
         let out = py.allow_threads(|| medgen::run_task(model, task, note, &opts, |_| interrupt.check()));

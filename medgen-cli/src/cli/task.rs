@@ -105,8 +105,11 @@ pub fn run(a: Args) -> Result<()> {
     if let Some(html) = a.html.as_deref().filter(|p| p.exists() && !a.force) {
         return Err(medgen::MedgenError::InvalidArgument { name: "html", reason: format!("{} exists: pass --force to replace it", html.display()) });
     }
-    // Before loading the model, so that a bad note fails at once.
+    // Before loading the model, so that a bad note or log fails at once.
     let note = super::read_note(a.input.as_deref())?;
+    if let Some(log) = a.review_log.as_deref() {
+        medgen::review::log::check_appendable(log)?;
+    }
     let mut load = a.load.options()?;
     // The default model runs the tasks with the adapter medgen ships for them.
     if a.model.is_none() && load.adapter.is_none() && !a.no_adapter {

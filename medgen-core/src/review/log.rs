@@ -169,6 +169,14 @@ pub fn draft_id(record: &AuditRecord) -> Result<String> {
     Ok(audit::sha256_hex(&json)[..16].to_string())
 }
 
+/// Whether a draft can be logged at `path`: the file opens for appending (made, empty, where it
+/// is not there) and the log verifies. Checked before a task runs, so that a path that cannot
+/// be written or a tampered log is found before the generation it would throw away.
+pub fn check_appendable(path: &Path) -> Result<()> {
+    OpenOptions::new().create(true).append(true).open(path).map_err(|e| MedgenError::io(path, e))?;
+    verify(path).map(|_| ())
+}
+
 /// Logs a draft: its audit record under its [`draft_id`], which it returns.
 pub fn append_draft(path: &Path, record: &AuditRecord) -> Result<String> {
     let id = draft_id(record)?;
