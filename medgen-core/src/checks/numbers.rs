@@ -200,9 +200,9 @@ fn unit_pattern() -> String {
 }
 
 /// A number: thousands may be grouped by commas or by no-break and thin spaces ("50 000"),
-/// never by plain spaces ("2 500 mg tablets" is two numbers); a comma before one or two last
-/// digits is a decimal comma ("2,5 mg").
-const NUMBER: &str = r"(?:[0-9]{1,3}(?:,[0-9]{3})+|[0-9]{1,3}(?:[\u{a0}\u{202f}\u{2009}][0-9]{3})+|[0-9]+,[0-9]{1,2}\b|[0-9]+)(?:\.[0-9]+)?|\.[0-9]+";
+/// never by plain spaces ("2 500 mg tablets" is two numbers); a comma before one last digit, or
+/// after a lone 0, is a decimal comma ("2,5 mg", "0,25 mg"; "5,10 mg" stays a list).
+const NUMBER: &str = r"0,[0-9]{1,3}\b|(?:[0-9]{1,3}(?:,[0-9]{3})+|[0-9]{1,3}(?:[\u{a0}\u{202f}\u{2009}][0-9]{3})+|[0-9]+,[0-9]\b|[0-9]+)(?:\.[0-9]+)?|\.[0-9]+";
 
 /// Space between a number and its unit or the other number of a range: any, the no-break and
 /// thin spaces too ("325\u{a0}mg").
@@ -303,7 +303,7 @@ fn chinese_number(s: &str) -> Option<f64> {
 
 /// A number as written ("1,000", "2.50", ".5") as a value.
 pub(crate) fn parse_number(written: &str) -> Option<f64> {
-    let decimal_comma = written.split_once(',').is_some_and(|(_, after)| after.len() <= 2 && !after.contains('.'));
+    let decimal_comma = written.split_once(',').is_some_and(|(before, after)| (before == "0" || after.len() == 1) && !after.contains('.'));
     let written = if decimal_comma { written.replace(',', ".") } else { written.to_string() };
     written.replace([',', '\u{a0}', '\u{202f}', '\u{2009}'], "").parse().ok()
 }
@@ -457,11 +457,15 @@ const NEED_UNIT_IN_SOURCE: &[&str] = &[
 /// per body weight or surface ("mcg/min", "units/kg/hr", "mg/day"), but not concentrations
 /// ("mg/dL", "mmol/L"), which labs write without their unit.
 fn needs_unit_in_source(unit: &Unit) -> bool {
-    let mut pieces = unit.name.split('/').map(|p| canonical_unit(p).base);
-    let first = pieces.next().unwrap_or_default();
-    NEED_UNIT_IN_SOURCE.contains(&first.as_str())
-        && unit.name != "kg"
-        && pieces.all(|p| matches!(p.as_str(), "min" | "mg" | "m2"))
+    if !unit.name.contains('/') {
+        return NEED_UNIT_IN_SOURCE.contains(&unit.base.as_str()) && unit.name != "kg";
+    }
+    // A rate of a dose: a mass (not kg: "kg/m2" is a BMI), units or a count first. Volumes per
+    // time ("mL/min", "L/min", "mL/hr") are readings (eGFR, PEF, urine output).
+    let mut pieces = unit.name.split('/').map(canonical_unit);
+    let first = pieces.next().map(|u| (u.name, u.base)).unwrap_or_default();
+    let dose = first.0 != "kg" && first.1 != "ml" && NEED_UNIT_IN_SOURCE.contains(&first.1.as_str());
+    dose && pieces.all(|p| matches!(p.base.as_str(), "min" | "mg" | "m2"))
 }
 
 /// Whether source quantity `s` supports value `v` of an output quantity with unit `unit`.
@@ -471,6 +475,11 @@ fn supports_value(s: &Quantity, v: f64, unit: &Unit) -> bool {
         None => s.values.iter().any(|&sv| close(sv, v)),
         Some(su) => su.base == unit.base && s.values.iter().any(|&sv| close(sv * su.scale, v * unit.scale)),
     }
+}
+
+/// Whether the two parts of source ratio `s` support the range `q`, end for end.
+fn supported_range(s: &Quantity, q: &Quantity, unit: &Unit) -> bool {
+    q.values.iter().zip(&s.values).all(|(&v, &sv)| supports_value(&Quantity { values: vec![sv], ratio: false, ..s.clone() }, v, unit))
 }
 
 /// A common fraction: "1/2", "3/4", "2/3" (not a combination's strengths, "5/325 mg").
@@ -496,7 +505,9 @@ fn supported(sources: &[Quantity], q: &Quantity, unit: &Unit) -> bool {
                     })
             })
     } else {
-        q.values.iter().all(|&v| {
+        // "1/2 tabs" may be the UK's "one to two": a range of its two parts is supported.
+        let parts = |s: &Quantity| s.ratio && s.values.len() == 2 && q.values.len() == 2 && supported_range(s, q, unit);
+        sources.iter().any(parts) || q.values.iter().all(|&v| {
             sources.iter().any(|s| match (dose, s.ratio && is_fraction(&s.values)) {
                 (true, true) => supports_value(&Quantity { values: vec![s.values[0] / s.values[1]], ratio: false, ..s.clone() }, v, unit),
                 _ => supports_value(s, v, unit),
@@ -605,7 +616,8 @@ mod tests {
             assert!(flagged(&format!("Aspirin 81{space}mg"), "Aspirin 81 mg").is_empty());
         }
         assert_eq!(flagged("25 mg", "2,5 mg; 0,5 mg"), ["2,5 mg", "0,5 mg"]);
-        assert!(flagged("2,5 mg and 1,000 mg", "2.5 mg and 1000 mg").is_empty());
+        assert!(flagged("2,5 mg and 1,000 mg, 0,25 mg", "2.5 mg and 1000 mg, 0.25 mg").is_empty());
+        assert_eq!(flagged("Doses 5,10 mg tried", "5.1 mg"), ["5.1 mg"]);
     }
 
     #[test]
@@ -615,6 +627,7 @@ mod tests {
         assert!(flagged("Take 1/2 tab", "Take 1/2 tablet").is_empty());
         assert!(flagged("Norco 5/325 mg", "Norco 5/325 mg, 5 mg of hydrocodone").is_empty());
         assert!(flagged("BP 120/80", "SBP 120 mmHg").is_empty());
+        assert!(flagged("Take 1/2 tabs prn", "Take 1-2 tabs prn").is_empty());
     }
 
     #[test]
@@ -623,6 +636,8 @@ mod tests {
         assert_eq!(flagged("Room 10, score 18", "10 units/hr, 18 units/kg/hr"), ["10 units/hr", "18 units/kg/hr"]);
         assert_eq!(flagged("Bed 50", "50 mg/day"), ["50 mg/day"]);
         assert!(flagged("troponin 0.04, glucose 5.6", "troponin 0.04 ng/mL, glucose 5.6 mmol/L").is_empty());
+        let readings = "BMI 32 kg/m2, CrCl 45 mL/min, PEF 400 L/min, UOP 30 mL/hr";
+        assert!(flagged("BMI 32, CrCl 45, PEF 400, UOP 30", readings).is_empty());
     }
 
     #[test]

@@ -247,7 +247,10 @@ fn implausible(text: &str, m: &Span, cased: bool) -> bool {
     // Only lower-case frequent words make no place in a text written with capitals ("take
     // care"); in a transcript in lower case "mass general" may be one.
     let plain_place = cat == Category::Location && cased && raw == words && all(&|w| lexicon::COMMON.contains(w));
-    let role = cat == Category::Name && !titled && all(&|w| lexicon::NOT_NAMES.contains(w));
+    // A speaker's label ("Caller:", "Call handler:", "Guest:") made of role words.
+    let label = text[m.end..].trim_start_matches([' ', '\t']).starts_with([':', '：'])
+        && all(&|w| SPEAKER_ROLES.contains(&w) || lexicon::NOT_NAMES.contains(w));
+    let role = cat == Category::Name && (label || !titled && all(&|w| lexicon::NOT_NAMES.contains(w)));
     // A drug's name ("eliquis", "Amlodipine ten" opening a turn) is no name or place.
     let drug = matches!(cat, Category::Name | Category::Location)
         && !titled
@@ -303,6 +306,9 @@ fn without_separators(text: &str, m: Span) -> Option<Span> {
 const TITLES: [&str; 18] = [
     "st", "mt", "dr", "ft", "mr", "mrs", "ms", "prof", "rev", "sgt", "capt", "jr", "sr", "lt", "col", "gen", "hon", "no",
 ];
+
+/// Roles that label a speaker's turn in transcripts, some of them also surnames (Guest, Speaker).
+const SPEAKER_ROLES: [&str; 9] = ["caller", "handler", "operator", "guest", "speaker", "family", "parent", "interpreter", "translator"];
 
 /// Words for lengths of time.
 const TIME_UNITS: [&str; 12] =
@@ -522,7 +528,7 @@ mod tests {
     #[test]
     fn speakers_labels_and_greetings_are_no_names_and_separators_leave_the_taggers_spans() {
         let text = "[doctor] Welcome. [patient] ouch.\nCall handler: hi\nCaller: Cheers. By Friday the 17th, \
-                    call 一八六，八零二八。";
+                    call 一八六，八零二八。 Seen with Ms. Guest.";
         let span = |cat, s: &str| span_in(text, cat, s, 0.8);
         let model = vec![
             span(Category::Name, "Welcome"),
@@ -532,10 +538,12 @@ mod tests {
             span(Category::Name, "Cheers"),
             span(Category::Date, "Friday the 17th,"),
             span(Category::Phone, "一八六，八零二八。"),
+            span(Category::Name, "Guest"),
         ];
         let got: Vec<(Category, &str)> =
             ensemble(text, vec![], model).iter().map(|s| (s.cat, &text[s.start..s.end])).collect();
-        assert_eq!(got, [(Category::Date, "Friday the 17th"), (Category::Phone, "一八六，八零二八")]);
+        let want = [(Category::Date, "Friday the 17th"), (Category::Phone, "一八六，八零二八"), (Category::Name, "Guest")];
+        assert_eq!(got, want);
     }
 
     #[test]

@@ -24,7 +24,7 @@ regex!(
     LABEL_WEAK = r"(?i)\b(?:patient|pt|doctor|nurse|mother|father|wife|husband|son|daughter|parent|from|to|re|contact|spouse|informant|mom|dad|sister|brother|child|guarantor|insured|subscriber|member)\b[ \t\x{3000}]*:[ \t\x{3000}]*"
 );
 regex!(
-    RELATIVE = r"(?i)\b(?:wife|husband|spouse|partner|son|daughter|mother|father|mom|dad|brother|sister|niece|nephew|aunt|uncle|cousin|grandson|granddaughter|grandmother|grandfather|grandma|grandpa|friend|mate|neighbou?r|caregiver|carer|fianc[ée]e?|boyfriend|girlfriend|stepson|stepdaughter|roommate|guardian|sibling|twin)\b,?[ \t\x{3000}]+(?:(?:named|called|is|was)[ \t\x{3000}]+)?"
+    RELATIVE = r"(?i)\b(?:wife|husband|spouse|partner|son|daughter|mother|father|mom|dad|brother|sister|niece|nephew|aunt|uncle|cousin|grandson|granddaughter|grandmother|grandfather|grandma|grandpa|friend|(?:my|his|her|their|our|your) mate|neighbou?r|caregiver|carer|fianc[ée]e?|boyfriend|girlfriend|stepson|stepdaughter|roommate|guardian|sibling|twin)\b,?[ \t\x{3000}]+(?:(?:named|called|is|was)[ \t\x{3000}]+)?"
 );
 regex!(
     ROLE_IN_PARENS = r"[ \t\x{3000}]*\((?:the[ \t\x{3000}]+)?(?:patient|son|daughter|mother|father|wife|husband|spouse|partner|brother|sister|guardian|caregiver|niece|nephew|aunt|uncle|friend|neighbou?r|grand\w+|parent|mom|dad|child)\b"
@@ -478,6 +478,7 @@ mod tests {
         let text = "Patient: Harold Whitfield\nMr. Whitfield has Parkinson's disease. His wife, Eleanor, called Dr. Ortiz. Whitfield is stable.";
         assert_eq!(names(text), ["Harold Whitfield", "Whitfield", "Eleanor", "Ortiz", "Whitfield"]);
         assert_eq!(names("Seriously? My mate Declan said so; her carer Oluwaseun came."), ["Declan", "Oluwaseun"]);
+        assert!(names("Yerba mate Tea daily.").is_empty());
     }
 
     #[test]

@@ -197,7 +197,8 @@ fn name_before(text: &str, end: usize, bare: bool) -> Option<usize> {
         // 主任医师, 班主任周老师, 值班医生: the "family name" belongs to the word before it; 谢谢梁医生:
         // a doubled character is a word, not a family name.
         let pair: String = [before.unwrap_or(' '), chars[n - 1]].iter().collect();
-        if BLOCKED_BIGRAMS.contains(&pair.as_str()) || before == Some(chars[n - 1]) {
+        let doubled = before == Some(chars[n - 1]) && (given == 0 || DOUBLED_WORDS.contains(chars[n - 1]));
+        if BLOCKED_BIGRAMS.contains(&pair.as_str()) || doubled {
             continue;
         }
         return Some(end - at(n));
@@ -219,7 +220,8 @@ pub(crate) fn spread(text: &str, found: &mut Vec<Span>) {
         let double: String = name.iter().take(2).collect();
         let surname = if ZH_SURNAMES.1.contains(&double) { 2 } else { 1 };
         let given: String = name[surname..].iter().collect();
-        if name.len() == surname + 2 && name[surname..].iter().all(|c| ZH_GIVEN.contains(c)) && !NOT_GIVEN_PAIRS.contains(&given.as_str()) {
+        let word = NOT_GIVEN_PAIRS.contains(&given.as_str()) || GIVEN_NAMES_THAT_ARE_WORDS.contains(&given.as_str());
+        if name.len() == surname + 2 && name[surname..].iter().all(|c| ZH_GIVEN.contains(c)) && !word {
             names.push(given);
             let last = name[name.len() - 1];
             if !DOUBLED_WORDS.contains(last) {
@@ -238,8 +240,15 @@ pub(crate) fn spread(text: &str, found: &mut Vec<Span>) {
     }
 }
 
-/// Characters whose doubling is a word (明明, 常常, 妈妈, 谢谢), not a nickname.
-const DOUBLED_WORDS: &str = "明常刚慢渐天往仅偏稍好多早默悄轻星宝乖谢哈妈爸哥姐弟妹爷奶叔姑舅婆公伯娃人个处时样年月日家重层见看想试说走等点些微纷匆连频一三五六七八九十";
+/// Characters whose doubling is a word (明明, 常常, 妈妈, 谢谢, 红红的), not a nickname.
+const DOUBLED_WORDS: &str = "明常刚慢渐天往仅偏稍好多早默悄轻星宝乖谢哈妈爸哥姐弟妹爷奶叔姑舅婆公伯娃人个处时样年月日家重层见看想试说走等点些微纷匆连频一三五六七八九十静红高平白黄绿蓝小大少亮胖瘦甜香暖冷热软硬满圆快安";
+
+/// Two-character given names that are also ordinary words (国庆节, 新生儿, 平安出院): not
+/// spread alone from the full name.
+const GIVEN_NAMES_THAT_ARE_WORDS: [&str; 24] = [
+    "国庆", "新生", "平安", "健康", "建国", "建设", "和平", "胜利", "幸福", "快乐", "美丽", "光明", "文明", "永生", "长寿",
+    "春节", "国华", "中华", "红梅", "海燕", "文静", "安静", "明亮", "天天",
+];
 
 #[cfg(test)]
 mod tests {
@@ -273,6 +282,8 @@ mod tests {
         assert_eq!(names("其女儿张晓明陪同，明明已好转"), ["张晓明"]);
         // The word before a title is not a family name with its last character.
         assert_eq!(names("班主任周老师说；谢谢梁医生"), ["周", "梁"]);
+        assert_eq!(names("科主任任建国医师查房"), ["任建国"]);
+        assert_eq!(names("患者王国庆，国庆节后发热；患者刘平安，术后平安出院；患者李小红，皮疹红红的"), ["王国庆", "刘平安", "李小红"]);
     }
 
     #[test]

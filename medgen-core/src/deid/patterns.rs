@@ -191,7 +191,9 @@ fn find_phones(text: &str, out: &mut Vec<Span>) {
         }
     }
     for c in captures(&PHONE_EXTENSION, text) {
-        if let Some(m) = c.get(1) {
+        // Not a quantity: "IV fluid extension 1200 mL", "Ext 2500 IU", "extension 2024 of".
+        let word_after = |end: usize| text[end..].trim_start_matches([' ', '\t']).starts_with(|c: char| c.is_alphanumeric());
+        if let Some(m) = c.get(1).filter(|m| !word_after(m.end())) {
             push(m.start(), m.end(), 0.8);
         }
     }
@@ -460,6 +462,7 @@ mod tests {
     fn an_extension_said_alone_is_a_phone_number_but_a_reading_is_not() {
         assert_eq!(found("my work voicemail, extension 4410, but"), vec![(Category::Phone, "4410".into())]);
         assert!(found("knee extension 120 degrees; ext. 30").is_empty());
+        assert!(found("IV fluid extension 1200 mL. Ext 2500 IU daily; extension 2024 of the trial.").is_empty());
     }
 
     #[test]

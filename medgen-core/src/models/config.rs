@@ -165,9 +165,10 @@ const WHOLE_KEYS: &[&str] = &[
     "head_dim", "max_position_embeddings", "max_window_layers", "sliding_window_pattern", "n_embd", "n_head", "n_layer",
     "n_inner", "n_positions", "d_model", "d_kv", "d_ff", "num_layers", "num_decoder_layers", "num_heads",
     "relative_attention_num_buckets", "relative_attention_max_distance", "encoder_layers", "decoder_layers",
-    "encoder_ffn_dim", "decoder_ffn_dim", "encoder_attention_heads", "decoder_attention_heads", "pad_token_id", "decoder_start_token_id", "forced_bos_token_id",
-    "forced_eos_token_id",
+    "encoder_ffn_dim", "decoder_ffn_dim", "encoder_attention_heads", "decoder_attention_heads",
 ];
+/// Token ids: integers, where old conversions write -1 for none (`"pad_token_id": -1`).
+const ID_KEYS: &[&str] = &["pad_token_id", "decoder_start_token_id", "forced_bos_token_id", "forced_eos_token_id"];
 const NUMBER_KEYS: &[&str] = &[
     "rope_theta", "rope_local_base_freq", "rms_norm_eps", "layer_norm_epsilon", "query_pre_attn_scalar",
     "final_logit_softcapping", "attention_dropout", "attn_pdrop", "embd_pdrop", "resid_pdrop", "dropout_rate",
@@ -182,8 +183,9 @@ const TEXT_KEYS: &[&str] = &["hidden_act", "hidden_activation", "activation_func
 /// is a format error naming it, as transformers refuses it: read as absent, it would run with
 /// the default instead. `null` stands for absent.
 fn check_types(config: &Json) -> Result<()> {
-    let kinds: [(&[&str], &str, fn(&Json) -> bool); 4] = [
+    let kinds: [(&[&str], &str, fn(&Json) -> bool); 5] = [
         (WHOLE_KEYS, "a whole number", |v| v.as_u64().is_some()),
+        (ID_KEYS, "an integer", |v| v.as_i64().is_some()),
         (NUMBER_KEYS, "a number", Json::is_number),
         (FLAG_KEYS, "true or false", Json::is_boolean),
         (TEXT_KEYS, "a string", Json::is_string),
@@ -1080,6 +1082,7 @@ mod tests {
         }
         let mut c = llama.clone();
         c["head_dim"] = Json::Null;
+        c["pad_token_id"] = serde_json::json!(-1); // early Llama conversions
         assert!(ModelConfig::from_hf(&c).is_ok());
         let err = Seq2SeqConfig::from_hf(&t5(serde_json::json!({"d_kv": "8"}))).unwrap_err().to_string();
         assert!(err.contains("`d_kv`"), "{err}");

@@ -1,6 +1,7 @@
 //! DP-SGD (Abadi et al. 2016) as Opacus's `make_private` runs it by default:
 //! - Poisson sampling: every training example joins a step's batch on its own with
-//!   probability q = batch size / examples, so batches vary in size and may be empty;
+//!   probability q = 1 / ⌈examples / batch size⌉ (Opacus's 1 / len(data_loader)), so batches
+//!   vary in size and may be empty;
 //! - each example's gradient (of its own mean loss over its label tokens) is exact. When only
 //!   LoRA adapters train, one batched pass gives all of them: every adapter matrix acts through
 //!   a copy of its own per example, whose gradient is that example's (the per-sample gradients
@@ -9,7 +10,9 @@
 //!   its own, exact for every layer;
 //! - each is scaled to at most C by its global L2 norm (Opacus's flat clipping:
 //!   min(1, C / (norm + 1e-6))), the scaled gradients summed, Gaussian noise N(0, (σC)²)
-//!   added to every element of the sum, and the sum divided by the expected batch size q·N.
+//!   added to every element of the sum, and the sum divided by the expected batch size
+//!   ⌊q·N⌋ in floating point, as Opacus computes it (so 98 examples in batches of 2 divide by 1,
+//!   as Opacus's `int(98 * (1 / 49))` does).
 //!
 //! The noise comes from ChaCha20 seeded by the operating system (a cryptographically secure
 //! generator) unless the run gives `dp_noise_seed`, which is for tests. The data order is

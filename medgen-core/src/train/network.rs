@@ -369,6 +369,9 @@ pub(crate) fn adapter_spec(dir: &Path, base: &Path) -> Result<AdapterSpec> {
         return Err(MedgenError::format(format!("{}: lora_alpha = {alpha} is not a finite number above 0", dir.display())));
     }
     let init = adapter_tensors(dir)?;
+    let path = dir.join("adapter_config.json");
+    let raw = std::fs::read_to_string(&path).map_err(|e| MedgenError::io(&path, e))?;
+    let patterns: Patterns = serde_json::from_str(&raw).map_err(|e| MedgenError::format(format!("{}: {e}", path.display())))?;
     // Layers named by the tensors themselves, whatever `target_modules` says.
     let mut modules: Vec<String> = init.keys().filter_map(|k| k.strip_suffix(".lora_A.weight")).filter_map(|k| k.strip_prefix("base_model.model.")).map(str::to_string).collect();
     modules.sort();
@@ -383,25 +386,62 @@ pub(crate) fn adapter_spec(dir: &Path, base: &Path) -> Result<AdapterSpec> {
         targets: modules,
         init,
         trainable: false,
-        rank_pattern: pattern(dir, &config, "rank_pattern", |v| v.as_u64().filter(|r| (1..=4096).contains(r)).map(|r| r as usize))?,
-        alpha_pattern: pattern(dir, &config, "alpha_pattern", |v| v.as_f64().filter(|a| a.is_finite() && *a > 0.0))?,
+        rank_pattern: pattern(dir, &patterns, "rank_pattern", |v| v.as_u64().filter(|r| (1..=4096).contains(r)).map(|r| r as usize))?,
+        alpha_pattern: pattern(dir, &patterns, "alpha_pattern", |v| v.as_f64().filter(|a| a.is_finite() && *a > 0.0))?,
     })
 }
 
 /// PEFT's `rank_pattern` or `alpha_pattern` of an adapter config: each key a regular
 /// expression for the end of a module's path, as PEFT matches it (`(.*\.)?(key)$`), with its
-/// value. A key that is no valid expression, or a value out of range, is a format error.
-fn pattern<T>(dir: &Path, config: &serde_json::Value, name: &str, value: impl Fn(&serde_json::Value) -> Option<T>) -> Result<Vec<(regex::Regex, T)>> {
+/// value, in the file's order (PEFT takes the first key that matches). A key that is no valid
+/// expression, or a value out of range, is a format error.
+fn pattern<T>(dir: &Path, patterns: &Patterns, name: &str, value: impl Fn(&serde_json::Value) -> Option<T>) -> Result<Vec<(regex::Regex, T)>> {
     let bad = |reason: String| MedgenError::format(format!("{}: adapter_config.json's `{name}` {reason}", dir.display()));
-    let Some(map) = config.get(name).filter(|v| !v.is_null()) else { return Ok(Vec::new()) };
-    let map = map.as_object().ok_or_else(|| bad("is not an object".into()))?;
-    map.iter()
+    let pairs = match name {
+        "rank_pattern" => &patterns.rank_pattern,
+        _ => &patterns.alpha_pattern,
+    };
+    let Some(InOrder(pairs)) = pairs else { return Ok(Vec::new()) };
+    pairs
+        .iter()
         .map(|(key, v)| {
             let re = regex::Regex::new(&format!("^(?:.*\\.)?(?:{key})$")).map_err(|e| bad(format!("key `{key}` is no regular expression: {e}")))?;
             let v = value(v).ok_or_else(|| bad(format!("value {v} of `{key}` is out of range")))?;
             Ok((re, v))
         })
         .collect()
+}
+
+/// An adapter config's per-module patterns, as the file orders them.
+#[derive(serde::Deserialize, Default)]
+struct Patterns {
+    #[serde(default)]
+    rank_pattern: Option<InOrder>,
+    #[serde(default)]
+    alpha_pattern: Option<InOrder>,
+}
+
+/// A JSON object's pairs in the order the file writes them (serde_json's own map sorts them).
+struct InOrder(Vec<(String, serde_json::Value)>);
+
+impl<'de> serde::Deserialize<'de> for InOrder {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct Pairs;
+        impl<'de> serde::de::Visitor<'de> for Pairs {
+            type Value = InOrder;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> std::result::Result<InOrder, A::Error> {
+                let mut pairs = Vec::new();
+                while let Some(pair) = map.next_entry::<String, serde_json::Value>()? {
+                    pairs.push(pair);
+                }
+                Ok(InOrder(pairs))
+            }
+        }
+        d.deserialize_map(Pairs)
+    }
 }
 
 /// Loads `path` with the adapter of `dir` running on it: refused when the adapter was
