@@ -86,7 +86,7 @@ impl Trainable {
             _ => None,
         };
         if let Some(dir) = lora.and_then(|l| l.init_adapter.as_ref().map(|d| (l, d))).map(|(l, d)| (l, d.as_path())) {
-            check_init_adapter(dir.1, path, dir.0)?;
+            check_init_adapter(dir.1, dir.0)?;
         }
         tch::manual_seed(seed as i64);
         let setup = Setup { trainable: lora.is_none(), adapters: spec.as_ref() };
@@ -359,6 +359,11 @@ pub(crate) fn adapter_spec(dir: &Path, base: &Path) -> Result<AdapterSpec> {
             return Err(MedgenError::invalid("adapter", format!("{} was trained on another base model (SHA-256 {want}; {} is {have})", dir.display(), base.display())));
         }
     }
+    spec_of(dir, &config)
+}
+
+/// [`adapter_spec`] without the check of the base it records.
+fn spec_of(dir: &Path, config: &serde_json::Value) -> Result<AdapterSpec> {
     let num = |k: &str| config.get(k).and_then(serde_json::Value::as_f64);
     let r = num("r").ok_or_else(|| MedgenError::format(format!("{}: adapter_config.json lacks `r`", dir.display())))?;
     if !(r >= 1.0 && r <= 4096.0 && r.fract() == 0.0) {
@@ -477,8 +482,10 @@ pub fn merge(base: &Path, adapter: &Path, output: &Path, opts: &LoadOptions) -> 
 /// rank, alpha and rsLoRA as the run's options say (PEFT would continue with the saved ones;
 /// silently training another scaling would be worse than saying so), without per-module
 /// patterns. Its tensors must fit the layers the run adapts (checked once they are loaded).
-fn check_init_adapter(dir: &Path, base: &Path, l: &LoraConfig) -> Result<()> {
-    let saved = adapter_spec(dir, base)?;
+fn check_init_adapter(dir: &Path, l: &LoraConfig) -> Result<()> {
+    // The base it records is not checked here: a federation's server does that on each site's
+    // update (and records the site it rejects).
+    let saved = spec_of(dir, &crate::tokenizer::read_json(&dir.join("adapter_config.json"))?)?;
     if !saved.rank_pattern.is_empty() || !saved.alpha_pattern.is_empty() {
         return Err(MedgenError::invalid("init_adapter", format!("{} has a rank_pattern or alpha_pattern: training continues only adapters of one rank and alpha", dir.display())));
     }
