@@ -56,7 +56,7 @@ fn bad(reason: impl Into<String>) -> MedgenError {
 
 /// A JSON value with its objects' keys in the order written (serde_json's `Value` sorts them).
 #[derive(Debug, Clone, PartialEq)]
-enum Ordered {
+pub(crate) enum Ordered {
     Scalar(Value),
     Array(Vec<Ordered>),
     Object(Vec<(String, Ordered)>),
@@ -109,7 +109,7 @@ impl<'de> serde::Deserialize<'de> for Ordered {
 }
 
 impl Ordered {
-    fn get(&self, key: &str) -> Option<&Ordered> {
+    pub(crate) fn get(&self, key: &str) -> Option<&Ordered> {
         match self {
             Ordered::Object(fields) => fields.iter().find(|(k, _)| k == key).map(|(_, v)| v),
             _ => None,

@@ -1,6 +1,7 @@
 //! A network loaded for training: its trainable parameters by transformers' (or PEFT's)
 //! names, its loss, and what it writes: an HF model folder or a PEFT adapter.
 
+use crate::generation::json::Ordered;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::Arc;
@@ -376,7 +377,7 @@ fn spec_of(dir: &Path, config: &serde_json::Value) -> Result<AdapterSpec> {
     let init = adapter_tensors(dir)?;
     let path = dir.join("adapter_config.json");
     let raw = std::fs::read_to_string(&path).map_err(|e| MedgenError::io(&path, e))?;
-    let patterns: Patterns = serde_json::from_str(&raw).map_err(|e| MedgenError::format(format!("{}: {e}", path.display())))?;
+    let patterns: Ordered = serde_json::from_str(&raw).map_err(|e| MedgenError::format(format!("{}: {e}", path.display())))?;
     // Layers named by the tensors themselves, whatever `target_modules` says.
     let mut modules: Vec<String> = init.keys().filter_map(|k| k.strip_suffix(".lora_A.weight")).filter_map(|k| k.strip_prefix("base_model.model.")).map(str::to_string).collect();
     modules.sort();
@@ -400,53 +401,25 @@ fn spec_of(dir: &Path, config: &serde_json::Value) -> Result<AdapterSpec> {
 /// expression for the end of a module's path, as PEFT matches it (`(.*\.)?(key)$`), with its
 /// value, in the file's order (PEFT takes the first key that matches). A key that is no valid
 /// expression, or a value out of range, is a format error.
-fn pattern<T>(dir: &Path, patterns: &Patterns, name: &str, value: impl Fn(&serde_json::Value) -> Option<T>) -> Result<Vec<(regex::Regex, T)>> {
+fn pattern<T>(dir: &Path, config: &Ordered, name: &str, value: impl Fn(&serde_json::Value) -> Option<T>) -> Result<Vec<(regex::Regex, T)>> {
     let bad = |reason: String| MedgenError::format(format!("{}: adapter_config.json's `{name}` {reason}", dir.display()));
-    let pairs = match name {
-        "rank_pattern" => &patterns.rank_pattern,
-        _ => &patterns.alpha_pattern,
+    let pairs = match config.get(name) {
+        None | Some(Ordered::Scalar(serde_json::Value::Null)) => return Ok(Vec::new()),
+        Some(Ordered::Object(pairs)) => pairs,
+        Some(_) => return Err(bad("is not an object".into())),
     };
-    let Some(InOrder(pairs)) = pairs else { return Ok(Vec::new()) };
     pairs
         .iter()
         .map(|(key, v)| {
             let re = regex::Regex::new(&format!("^(?:.*\\.)?(?:{key})$")).map_err(|e| bad(format!("key `{key}` is no regular expression: {e}")))?;
-            let v = value(v).ok_or_else(|| bad(format!("value {v} of `{key}` is out of range")))?;
+            let v = match v {
+                Ordered::Scalar(v) => value(v),
+                _ => None,
+            };
+            let v = v.ok_or_else(|| bad(format!("value of `{key}` is out of range")))?;
             Ok((re, v))
         })
         .collect()
-}
-
-/// An adapter config's per-module patterns, as the file orders them.
-#[derive(serde::Deserialize, Default)]
-struct Patterns {
-    #[serde(default)]
-    rank_pattern: Option<InOrder>,
-    #[serde(default)]
-    alpha_pattern: Option<InOrder>,
-}
-
-/// A JSON object's pairs in the order the file writes them (serde_json's own map sorts them).
-struct InOrder(Vec<(String, serde_json::Value)>);
-
-impl<'de> serde::Deserialize<'de> for InOrder {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        struct Pairs;
-        impl<'de> serde::de::Visitor<'de> for Pairs {
-            type Value = InOrder;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("an object")
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> std::result::Result<InOrder, A::Error> {
-                let mut pairs = Vec::new();
-                while let Some(pair) = map.next_entry::<String, serde_json::Value>()? {
-                    pairs.push(pair);
-                }
-                Ok(InOrder(pairs))
-            }
-        }
-        d.deserialize_map(Pairs)
-    }
 }
 
 /// Loads `path` with the adapter of `dir` running on it: refused when the adapter was
