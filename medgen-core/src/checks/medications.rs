@@ -91,7 +91,7 @@ const NOT_DRUGS: &[&str] = &["cholesterol"];
 
 fn stem_regex() -> Option<&'static Regex> {
     static RE: OnceLock<Option<Regex>> = OnceLock::new();
-    RE.get_or_init(|| Regex::new(&format!(r"(?i)\b[a-z]{{3,}}(?:{})\b", STEMS.join("|"))).ok()).as_ref()
+    RE.get_or_init(|| Regex::new(&format!(r"(?i)(?-u:\b)[a-z]{{3,}}(?:{})(?-u:\b)", STEMS.join("|"))).ok()).as_ref()
 }
 
 /// A medication named in a folded text: its byte span and its drug.
@@ -226,6 +226,11 @@ mod tests {
     fn chinese_names_match_inside_longer_words() {
         assert!(flagged("阿托伐他汀钙片20mg", "阿托伐他汀 20mg").is_empty());
         assert_eq!(flagged("阿司匹林肠溶片", "阿司匹林、二甲双胍"), ["二甲双胍"]);
+    }
+
+    #[test]
+    fn a_drug_by_its_stem_is_found_glued_to_chinese() {
+        assert_eq!(flagged("服用阿司匹林。", "服用landiolol。"), ["landiolol"]);
     }
 
     #[test]

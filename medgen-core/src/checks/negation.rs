@@ -90,7 +90,7 @@ const EITHER_POST: &[&str] = &[
 const EITHER_BOTH: &[&str] = &["resolved", "resolving", "improved", "improving"];
 
 /// Where a scope stops: clause punctuation, and words that start a new statement.
-const TERMINATORS: &str = r"(?i)[.;:!?\n。；！？，]|\b(?:but|however|although|though|yet|except|aside from|apart from|other than|which|who|whom|whose|reports?|reported|reporting|complains?|complained|complaining|endorses|endorsed|endorsing|admits|admitted|presents|presented|positive for|has|had|have|secondary to|due to|because|since|now)\b|但是|但|然而|却";
+const TERMINATORS: &str = r"(?i)[.;:!?\n。；！？，]|(?-u:\b)(?:but|however|although|though|yet|except|aside from|apart from|other than|which|who|whom|whose|reports?|reported|reporting|complains?|complained|complaining|endorses|endorsed|endorsing|admits|admitted|presents|presented|positive for|has|had|have|secondary to|due to|because|since|now)(?-u:\b)|但是|但|然而|却";
 
 /// Longest scope, in tokens (a word, or one Chinese character).
 const FORWARD_TOKENS: usize = 12;
@@ -134,7 +134,7 @@ fn alternation(phrases: &[&str]) -> String {
             let p = p.replace(' ', r"\s+");
             // English phrases are whole words; Chinese ones and "(-)" have no word boundaries.
             if p.starts_with(|c: char| c.is_ascii_alphabetic()) || p.starts_with("(?:") {
-                format!(r"\b{p}\b")
+                format!(r"(?-u:\b){p}(?-u:\b)")
             } else {
                 p
             }
@@ -298,7 +298,7 @@ fn lexicon() -> Option<&'static Terms> {
 fn phrase_cleaners() -> Option<&'static (Regex, Regex, Regex, Regex)> {
     static RE: OnceLock<Option<(Regex, Regex, Regex, Regex)>> = OnceLock::new();
     RE.get_or_init(|| {
-        let split = Regex::new(r"(?i),|，|、|;|/|\b(?:or|and|nor)\b|或者|或|以及|和|及|与").ok()?;
+        let split = Regex::new(r"(?i),|，|、|;|/|(?-u:\b)(?:or|and|nor)(?-u:\b)|或者|或|以及|和|及|与").ok()?;
         let lead = Regex::new(
             r"(?i)^(?:(?:any|a|an|the|other|further|significant|obvious|definite|acute|new|focal|recent|prior|known|evident|apparent|overt|gross|active|current|ongoing|associated|complaints? of|history of|signs? of|symptoms? of|evidence of|episodes? of|reports? of)\s+|明显|任何|其他|其它|特殊|明确|确切|新发)+",
         )
@@ -306,7 +306,7 @@ fn phrase_cleaners() -> Option<&'static (Regex, Regex, Regex, Regex)> {
         let trail = Regex::new(r"(?:等症状|等不适|等|症状|病史|史|表现|现象|情况|发生|发作)+$").ok()?;
         // A phrase ends at a preposition or a reporting word: "chest pain at rest".
         let cut = Regex::new(
-            r"(?i)\s+(?:at|in|on|with|during|since|for|after|before|from|to|today|noted|seen|reported|observed|were|was|is|are)\b.*$",
+            r"(?i)\s+(?:at|in|on|with|during|since|for|after|before|from|to|today|noted|seen|reported|observed|were|was|is|are)(?-u:\b).*$",
         )
         .ok()?;
         Some((split, lead, trail, cut))
@@ -380,7 +380,7 @@ fn labelled(text: &str, end: usize) -> Option<Option<Polarity>> {
 /// Whether `rest` (the text after a finding) starts by stating it present.
 fn affirmed_after(rest: &str) -> bool {
     static RE: OnceLock<Option<Regex>> = OnceLock::new();
-    RE.get_or_init(|| Regex::new(r"(?i)^\s*(?:(?:is|was|were|are)\s+)?(?:present\b|positive\b|\(\+\)|阳性)").ok())
+    RE.get_or_init(|| Regex::new(r"(?i)^\s*(?:(?:is|was|were|are)\s+)?(?:present(?-u:\b)|positive(?-u:\b)|\(\+\)|阳性)").ok())
         .as_ref()
         .is_some_and(|re| re.is_match(rest))
 }
@@ -510,6 +510,14 @@ mod tests {
         assert_eq!(flagged("Patient denies chest pain.", "Patient reports chest pain."), ["chest pain"]);
         assert_eq!(flagged("No fever or chills.", "Fever and chills overnight."), ["Fever", "chills"]);
         assert_eq!(flagged("否认胸痛。", "患者诉胸痛。"), ["胸痛"]);
+    }
+
+    #[test]
+    fn english_triggers_glued_to_chinese_are_found() {
+        // Mixed notes write English with no space after Chinese: word boundaries are ASCII
+        // ones, as everywhere in the checks (a Unicode boundary does not fall between 者 and n).
+        assert_eq!(flagged("患者no fever。", "患者有fever。"), ["fever"]);
+        assert_eq!(flagged("患者发热，but no cough。", "患者no fever。"), ["fever"]);
     }
 
     #[test]

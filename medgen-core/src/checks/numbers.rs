@@ -202,7 +202,7 @@ fn unit_pattern() -> String {
 /// A number: thousands may be grouped by commas or by no-break and thin spaces ("50 000"),
 /// never by plain spaces ("2 500 mg tablets" is two numbers); a comma before one last digit, or
 /// after a lone 0, is a decimal comma ("2,5 mg", "0,25 mg"; "5,10 mg" stays a list).
-const NUMBER: &str = r"0,[0-9]{1,3}\b|(?:[0-9]{1,3}(?:,[0-9]{3})+|[0-9]{1,3}(?:[\u{a0}\u{202f}\u{2009}][0-9]{3})+|[0-9]+,[0-9]\b|[0-9]+)(?:\.[0-9]+)?|\.[0-9]+";
+const NUMBER: &str = r"0,[0-9]{1,3}(?-u:\b)|(?:[0-9]{1,3}(?:,[0-9]{3})+|[0-9]{1,3}(?:[\u{a0}\u{202f}\u{2009}][0-9]{3})+|[0-9]+,[0-9](?-u:\b)|[0-9]+)(?:\.[0-9]+)?|\.[0-9]+";
 
 /// Space between a number and its unit or the other number of a range: any, the no-break and
 /// thin spaces too ("325\u{a0}mg").
@@ -236,7 +236,7 @@ fn word_number_regex() -> Option<&'static Regex> {
     RE.get_or_init(|| {
         let words = [&["half an?"], &ONES[..], &TENS[..], &["a", "an", "half"]].concat().join("|");
         let pattern = format!(
-            r"(?i)(?:\b(?P<en>{words})\b|(?P<zh>[零一二两三四五六七八九十百半]+))[ \t]*-?[ \t]*(?P<unit>{unit})",
+            r"(?i)(?:(?-u:\b)(?P<en>{words})(?-u:\b)|(?P<zh>[零一二两三四五六七八九十百半]+))[ \t]*-?[ \t]*(?P<unit>{unit})",
             unit = unit_pattern()
         );
         Regex::new(&pattern).ok()
@@ -315,11 +315,11 @@ fn implied_unit(text: &str, start: usize, value: f64) -> Option<Unit> {
         .get_or_init(|| {
             Regex::new(
                 r"(?x)
-                (?: (?P<bp> \b(?i:bp|b/p|nibp|sbp|dbp|blood\ pressure) | 血压 )
-                  | (?P<rate> \b(?i:hr|heart\ rate|pulse(?:\ rate)?|rr|resp(?:iratory)?\ rate|resps?) | \b[PR] | 心率 | 脉搏 | 脉率 )
-                  | (?P<temp> \b(?i:temp(?:erature)?|tmax) | \bT | 体温 )
-                  | (?P<sat> \b(?i:spo2|sao2|o2\ sat(?:uration)?|sats?|saturation) | 血氧饱和度 )
-                ) [\ \t]* (?: [:=] | \b(?i:of|was|is|at)\b )? [\ \t]* $",
+                (?: (?P<bp> (?-u:\b)(?i:bp|b/p|nibp|sbp|dbp|blood\ pressure) | 血压 )
+                  | (?P<rate> (?-u:\b)(?i:hr|heart\ rate|pulse(?:\ rate)?|rr|resp(?:iratory)?\ rate|resps?) | (?-u:\b)[PR] | 心率 | 脉搏 | 脉率 )
+                  | (?P<temp> (?-u:\b)(?i:temp(?:erature)?|tmax) | (?-u:\b)T | 体温 )
+                  | (?P<sat> (?-u:\b)(?i:spo2|sao2|o2\ sat(?:uration)?|sats?|saturation) | 血氧饱和度 )
+                ) [\ \t]* (?: [:=] | (?-u:\b)(?i:of|was|is|at)(?-u:\b) )? [\ \t]* $",
             )
             .ok()
         })
