@@ -41,7 +41,8 @@ def annotated(folder, keep=lambda name: True):
     for p in sorted((ROOT / "tests" / "data" / folder).glob("*.txt")):
         if keep(p.name):
             text, spans = load_note(p)
-            out.append(("zh" if "zh_" in p.name else "en", text, [(s, e, c) for c, s, e in spans]))
+            lang = "mixed" if p.name.startswith("mixed_") else "zh" if "zh_" in p.name else "en"
+            out.append((lang, text, [(s, e, c) for c, s, e in spans]))
     return out
 
 
@@ -103,6 +104,7 @@ def quality(tagger, show_misses):
         ("dialogue, dev", annotated("deid_dialogue", lambda n: n.startswith("dev_"))),
         ("dialogue, test", annotated("deid_dialogue", lambda n: n.startswith("test_"))),
         ("dialogue, third batch (blind, then tuned on)", annotated("deid_dialogue3")),
+        ("hand-overs, triage, portal, HK/SG (blind, then tuned on)", annotated("deid_notes4")),
         ("generator held-out", generated("heldout")),
     ]
     print("| notes | engine | language | char recall | char precision | token recall | token precision |")

@@ -50,7 +50,7 @@ regex!(
 );
 // Words before a bare m/d that make it a date ("on 3/12"), and after it that make it a dose.
 regex!(
-    SHORT_CUE_BEFORE = r"(?i)\b(?:on|since|from|until|till|by|for|dated|date|dob|before|after|through|thru|starting|beginning|ending|of|last|next|due|expires?|effective|seen|admitted|discharged|scheduled|planned|dose)[ \t\x{3000}]*:?[ \t\x{3000}]*$"
+    SHORT_CUE_BEFORE = r"(?i)\b(?:on|since|from|until|till|by|for|dated|date|dob|before|after|through|thru|starting|beginning|ending|of|last|next|due|expires?|effective|seen|admitted|discharged|scheduled|planned|dose|adm|admission|orif|or|op|surgery|booked|review|appt|appointment|fall(?:[ \t]+at[ \t]+home)?|fell)[ \t\x{3000}]*:?[ \t\x{3000}]*$"
 );
 // Words before a bare a/b that make it a measurement or a score (BP 9/15, strength 4/5).
 regex!(
@@ -119,8 +119,11 @@ fn short_date_has_cue(text: &str, r: Range<usize>) -> bool {
         return false;
     }
     let cued = SHORT_CUE_BEFORE.as_ref().is_some_and(|re| re.is_match(before));
-    let day: u32 = text[r.clone()].rsplit('/').next().and_then(|d| d.parse().ok()).unwrap_or(0);
-    cued || day >= 13 && !SHORT_MEASURE_BEFORE.as_ref().is_some_and(|re| re.is_match(before))
+    let number = |i: usize| -> u32 { text[r.clone()].split('/').nth(i).and_then(|d| d.parse().ok()).unwrap_or(0) };
+    let (first, day) = (number(0), number(1));
+    // The day first, as outside the US ("28/6"): a first number of 13 to 31 and a month.
+    let day_first = (13..=31).contains(&first) && (1..=12).contains(&day);
+    cued || (day >= 13 || day_first) && !SHORT_MEASURE_BEFORE.as_ref().is_some_and(|re| re.is_match(before))
 }
 
 /// Part of a longer number or ratio: 7.31/58/62, 1/2/3/4, 3.12.2024.5.
@@ -528,6 +531,11 @@ mod tests {
                 "03/2023"
             ]
         );
+        // Day and month, as hand-overs outside the US write them, after a cue or with a day
+        // that cannot be a month; durations, scores and doses are none.
+        let text = "B: adm 14/3 via ED. ORIF 15/03 under mr x. OR 3/6. fall at home 28/6, booked 2/7. \
+                    abx x 3/7, GCS 13/15, pain 14/10, 1/2 tab, power 4/5";
+        assert_eq!(dates(text), ["14/3", "15/03", "3/6", "28/6", "2/7"]);
     }
 
     #[test]

@@ -56,7 +56,7 @@ fn engine_spans(texts: &[&str], engine: Engine, tagger: Option<&std::path::Path>
         .iter()
         .zip(learned)
         .map(|(text, model)| match engine {
-            Engine::Model => resolve(model),
+            Engine::Model => resolve(model.into_iter().filter(|m| !in_placeholder(text, m)).collect()),
             _ => ensemble(text, spans(text), model),
         })
         .collect())
@@ -101,7 +101,9 @@ pub(crate) fn ensemble(text: &str, mut rules: Vec<Span>, model: Vec<Span>) -> Ve
     // A tagger span alone that cannot be an identifier goes; one that overlaps the rules' stays,
     // in the category of the rule span it overlaps (so that "ten" of a date read "ten,
     // fourteen, forty-eight", which the tagger called a name, is not spread as a name).
-    let model = model.into_iter().flat_map(|m| sentences(text, m)).filter_map(|m| {
+    // A placeholder already in the text ("[PHONE_1]", "[NAME]") is no identifier: its
+    // category's word is left as written.
+    let model = model.into_iter().filter(|m| !in_placeholder(text, m)).flat_map(|m| sentences(text, m)).filter_map(|m| {
         if !implausible(text, &m, cased) {
             return Some(m);
         }
@@ -180,7 +182,15 @@ fn implausible(text: &str, m: &Span, cased: bool) -> bool {
     // capitals, but not the words "I" and "A".
     let mut chars = span.chars();
     if let (Some(c), None) = (chars.next(), chars.next()) {
-        let initial = c.is_ascii_uppercase() && c != 'I' && c != 'A';
+        // Nor is a letter that heads a hand-over's line ("B- hx DM2", "R: f/u") or is glued to
+        // a number ("ward 5W"), or one of any other kind ("pod C").
+        let after = text[m.end..].chars().next();
+        let heading = after.is_some_and(|a| a == '-' || a == ':');
+        let glued = text[..m.start].chars().next_back().is_some_and(char::is_alphanumeric);
+        // A letter read out before a number is part of a code or postcode ("E eight, three D").
+        let spelled = text[m.end..].trim_start_matches([' ', ',', '，']).starts_with(|c: char| c.is_ascii_digit())
+            || text[m.end..].trim_start_matches([' ', ',']).split(|c: char| !c.is_ascii_alphabetic()).next().is_some_and(spoken::is_number_word);
+        let initial = (cat == Category::Name || spelled) && c.is_ascii_uppercase() && c != 'I' && c != 'A' && !heading && !glued;
         let surname = cat == Category::Name && lexicon::ZH_SURNAMES.0.contains(&c);
         if lexicon::is_han(c) && !surname || c.is_ascii_alphabetic() && !initial {
             return true;
@@ -196,6 +206,18 @@ fn implausible(text: &str, m: &Span, cased: bool) -> bool {
         && !span.chars().any(numeral)
         && ascii_words.iter().all(|w| lexicon::COMMON.contains(w) && !spoken::is_number_word(w))
     {
+        return true;
+    }
+    // The label of a number is not the number ("CA DL B7730219").
+    if number && LABEL_WORDS.contains(&span.to_ascii_lowercase().as_str()) {
+        return true;
+    }
+    // A place of one or two digits is a score or a room ("GCS 13"); a ZIP code has more.
+    if cat == Category::Location && span.chars().all(|c| c.is_ascii_digit()) && span.len() < 4 {
+        return true;
+    }
+    // A time of day and a decimal are no dates.
+    if cat == Category::Date && TIME_OR_DECIMAL.as_ref().is_some_and(|r| r.is_match(span)) {
         return true;
     }
     // An age in words only with a cue, which the rules read ("she's ninety three", 今年九十二了):
@@ -250,13 +272,22 @@ fn implausible(text: &str, m: &Span, cased: bool) -> bool {
     // A speaker's label ("Caller:", "Call handler:", "Guest:") made of role words.
     let label = text[m.end..].trim_start_matches([' ', '\t']).starts_with([':', '：'])
         && all(&|w| SPEAKER_ROLES.contains(&w) || lexicon::NOT_NAMES.contains(w));
-    let role = cat == Category::Name && (label || !titled && all(&|w| lexicon::NOT_NAMES.contains(w)));
+    // Words never in a name (a lone "w" for "with" aside); in title case too when one of them
+    // is a role or service ("via EMS", "Dear Colleague"; but "Ms. Page").
+    let not_name = |w: &str| lexicon::NOT_NAMES.contains(w) || w.len() == 1 && raw.iter().any(|r| *r == w);
+    let roles = words.iter().any(|w| lexicon::ROLE_WORDS.contains(w));
+    let role = cat == Category::Name
+        && (label || (!titled || roles) && all(&not_name) && words.iter().any(|w| lexicon::NOT_NAMES.contains(w)));
+    // A place made of words that are never names, one a role or service ("Consultant
+    // Rheumatologist", "Pathology").
+    let service = cat == Category::Location && roles && all(&|w| lexicon::NOT_NAMES.contains(w));
     // A drug's name ("eliquis", "Amlodipine ten" opening a turn) is no name or place.
     let drug = matches!(cat, Category::Name | Category::Location)
         && !titled
         && words.iter().any(|w| medications::is_known(w))
         && all(&|w| medications::is_known(w) || spoken::is_number_word(w));
     loose_date
+        || service
         || reading
         || plain_place
         || role
@@ -276,19 +307,48 @@ fn sentences(text: &str, m: Span) -> Vec<Span> {
         return without_separators(text, m).into_iter().collect();
     }
     let span = &text[m.start..m.end];
-    let ends = span.match_indices(". ").map(|(at, _)| at).filter(|&at| {
+    // A full stop before a space or a letter ("feeney.i had"), after a word that is not an
+    // initial or a title, and a line break.
+    let ends = span.char_indices().filter(|&(at, c)| {
+        let next = span[at + c.len_utf8()..].chars().next();
+        if c == '\n' {
+            return true;
+        }
+        if c != '.' || !next.is_some_and(|n| n == ' ' || n.is_alphabetic()) {
+            return false;
+        }
         let word = span[..at].rsplit(|c: char| !c.is_alphabetic()).next().unwrap_or_default().to_lowercase();
-        word.len() > 1 && !TITLES.contains(&word.as_str())
+        word.chars().count() > 1 && !TITLES.contains(&word.as_str())
     });
     let mut pieces = Vec::new();
     let mut at = m.start;
-    for end in ends.map(|e| m.start + e).chain([m.end]) {
+    for end in ends.map(|(e, _)| m.start + e).chain([m.end]) {
         if let Some((a, b)) = trimmed(text, at, end) {
-            pieces.push(Span::new(m.cat, a, b, m.conf));
+            let piece = if m.cat == Category::Name { without_role_words(text, a, b) } else { Some((a, b)) };
+            pieces.extend(piece.map(|(a, b)| Span::new(m.cat, a, b, m.conf)));
         }
         at = end + 1;
     }
     pieces
+}
+
+/// A name without the role words at its ends: a relation or role before it ("dtr siobhan"), a qualification after it ("Helen McCartney
+/// MRCGP").
+fn without_role_words(text: &str, start: usize, end: usize) -> Option<(usize, usize)> {
+    let words: Vec<(usize, usize)> = text[start..end]
+        .split_whitespace()
+        .map(|w| {
+            let at = w.as_ptr() as usize - text.as_ptr() as usize;
+            (at, at + w.len())
+        })
+        .collect();
+    let role = |&(a, b): &(usize, usize)| {
+        let w = text[a..b].trim_matches(|c: char| !c.is_alphanumeric()).to_lowercase();
+        lexicon::ROLE_WORDS.contains(&w)
+    };
+    let first = words.iter().position(|w| !role(w))?;
+    let last = words.iter().rposition(|w| !role(w))?;
+    Some((words[first].0, words[last].1))
 }
 
 /// `m` without the separators at its ends ("Friday the 17th,", "，一五九 八三四五"), if anything
@@ -298,13 +358,41 @@ fn without_separators(text: &str, m: Span) -> Option<Span> {
     let s = &text[m.start..m.end];
     let inner = s.trim_start_matches(separator);
     let start = m.start + s.len() - inner.len();
-    let inner = inner.trim_end_matches(separator);
+    let mut inner = inner.trim_end_matches(separator);
+    // A closing bracket whose opening one is outside: "（电话0571-8820 3361）".
+    for (open, close) in [('(', ')'), ('（', '）')] {
+        if !inner.contains(open) {
+            inner = inner.trim_end_matches(close).trim_end_matches(separator);
+        }
+    }
     (!inner.is_empty()).then_some(Span { start, end: start + inner.len(), ..m })
 }
 
+// A time of day ("8pm", "11:30 am") or a decimal whose whole part is neither a day nor a month
+// ("38.9"; "5.6" may be the 6th of May).
+lexicon::regex!(TIME_OR_DECIMAL = r"(?i)^(?:[0-9]{1,2}(?::[0-9]{2})?[ \t]*[ap]\.?m\.?|(?:3[2-9]|[4-9][0-9]|[0-9]{3,})\.[0-9]+)$");
+
+/// Does `m` overlap a placeholder written in the text?
+fn in_placeholder(text: &str, m: &Span) -> bool {
+    let mut from = m.start.saturating_sub(40);
+    while !text.is_char_boundary(from) {
+        from -= 1;
+    }
+    let mut to = (m.end + 40).min(text.len());
+    while !text.is_char_boundary(to) {
+        to += 1;
+    }
+    lexicon::matches(&PLACEHOLDER, &text[from..to]).any(|p| from + p.start() < m.end && from + p.end() > m.start)
+}
+
+lexicon::regex!(PLACEHOLDER = r"\[[A-Z][A-Z_]*[A-Z](?:_[0-9]+)?\]");
+
+/// Labels of numbers, which a tagger may read as the number.
+const LABEL_WORDS: [&str; 12] = ["dl", "id", "sn", "mrn", "dob", "nhs", "ssn", "tel", "ph", "fax", "ff", "no"];
+
 /// Abbreviations a full stop ends that no sentence ends with: "Dr.", "St.", "Prof.".
-const TITLES: [&str; 18] = [
-    "st", "mt", "dr", "ft", "mr", "mrs", "ms", "prof", "rev", "sgt", "capt", "jr", "sr", "lt", "col", "gen", "hon", "no",
+const TITLES: [&str; 19] = [
+    "st", "mt", "dr", "ft", "mr", "mrs", "ms", "prof", "rev", "sgt", "capt", "jr", "sr", "lt", "col", "gen", "hon", "no", "fr",
 ];
 
 /// Roles that label a speaker's turn in transcripts, some of them also surnames (Guest, Speaker).
@@ -526,9 +614,46 @@ mod tests {
     }
 
     #[test]
+    fn placeholders_in_the_text_are_left_alone() {
+        let text = "Phone [PHONE_1]. Seen at [LOCATION_1] by [NAME].";
+        let model = vec![span_in(text, Category::Location, "PHONE", 0.8), span_in(text, Category::Name, "NAME", 0.8)];
+        assert!(ensemble(text, vec![], model).is_empty());
+    }
+
+    #[test]
+    fn hand_over_headings_roles_services_times_and_qualifications_are_no_identifiers() {
+        let text = "HANDOFF pod C\nB- hx DM2. R: f/u. ward 5W. via EMS (Medic 14). CC: AMS. Dear Colleague,\n\
+                    Consultant Rheumatologist; CA DL B7; GCS 13; febrile 38.9 @ 8pm. Dr Helen McCartney MRCGP; \
+                    NOK dtr siobhan; this is harold feeney.i had it; maria\nsent from my phone; Dr. May Chen";
+        let span = |cat, s: &str| span_in(text, cat, s, 0.8);
+        let model = vec![
+            span(Category::IdNumber, "C"),
+            span(Category::Name, "B"),
+            span(Category::Name, "R"),
+            span(Category::IdNumber, "W"),
+            span(Category::Name, "EMS"),
+            span(Category::Name, "Medic"),
+            span(Category::Name, "AMS"),
+            span(Category::Name, "Colleague"),
+            span(Category::Location, "Rheumatologist"),
+            span(Category::Vehicle, "DL"),
+            span(Category::Location, "13"),
+            span(Category::Date, "38.9"),
+            span(Category::Date, "8pm"),
+            span(Category::Name, "Helen McCartney MRCGP"),
+            span(Category::Name, "dtr siobhan"),
+            span(Category::Name, "harold feeney.i"),
+            span(Category::Name, "maria\nsent"),
+            span(Category::Name, "May Chen"),
+        ];
+        let got: Vec<&str> = ensemble(text, vec![], model).iter().map(|s| &text[s.start..s.end]).collect();
+        assert_eq!(got, ["Helen McCartney", "siobhan", "harold feeney", "maria", "May Chen"]);
+    }
+
+    #[test]
     fn speakers_labels_and_greetings_are_no_names_and_separators_leave_the_taggers_spans() {
         let text = "[doctor] Welcome. [patient] ouch.\nCall handler: hi\nCaller: Cheers. By Friday the 17th, \
-                    call 一八六，八零二八。 Seen with Ms. Guest.";
+                    call 一八六，八零二八。 Seen with Ms. Guest. （电话0571-8820 3361）";
         let span = |cat, s: &str| span_in(text, cat, s, 0.8);
         let model = vec![
             span(Category::Name, "Welcome"),
@@ -538,11 +663,17 @@ mod tests {
             span(Category::Name, "Cheers"),
             span(Category::Date, "Friday the 17th,"),
             span(Category::Phone, "一八六，八零二八。"),
+            span(Category::Phone, "0571-8820 3361）"),
             span(Category::Name, "Guest"),
         ];
         let got: Vec<(Category, &str)> =
             ensemble(text, vec![], model).iter().map(|s| (s.cat, &text[s.start..s.end])).collect();
-        let want = [(Category::Date, "Friday the 17th"), (Category::Phone, "一八六，八零二八"), (Category::Name, "Guest")];
+        let want = [
+            (Category::Date, "Friday the 17th"),
+            (Category::Phone, "一八六，八零二八"),
+            (Category::Name, "Guest"),
+            (Category::Phone, "0571-8820 3361"),
+        ];
         assert_eq!(got, want);
     }
 

@@ -51,8 +51,14 @@ pub(crate) static FIRST_NAMES: LazyLock<HashSet<String>> =
 pub(crate) static SURNAMES: LazyLock<HashSet<String>> =
     LazyLock::new(|| lower_set(include_str!("data/en_surnames.txt")));
 /// Capitalised words that are never part of a name, lower case.
-pub(crate) static NOT_NAMES: LazyLock<HashSet<String>> =
-    LazyLock::new(|| lower_set(include_str!("data/en_not_names.txt")));
+pub(crate) static NOT_NAMES: LazyLock<HashSet<String>> = LazyLock::new(|| {
+    let mut set = lower_set(include_str!("data/en_not_names.txt"));
+    set.extend(ROLE_WORDS.iter().cloned());
+    set
+});
+/// Roles, services, qualifications and abbreviations: never names, in any case, lower case.
+pub(crate) static ROLE_WORDS: LazyLock<HashSet<String>> =
+    LazyLock::new(|| lower_set(include_str!("data/en_role_words.txt")));
 /// Words that are names only with a strong cue (common words, eponyms, towns), lower case.
 pub(crate) static AMBIGUOUS: LazyLock<HashSet<String>> =
     LazyLock::new(|| lower_set(include_str!("data/en_ambiguous.txt")));

@@ -6,8 +6,9 @@
 use std::collections::{HashMap, HashSet};
 
 use super::detect::Span;
-use super::lexicon::{captures, matches, regex, Pattern, AMBIGUOUS, CITIES, FIRST_NAMES, NOT_NAMES, REGIONS, SURNAMES};
-use super::{names_zh, Category};
+use super::lexicon::{captures, matches, regex, Pattern, AMBIGUOUS, CITIES, COMMON, FIRST_NAMES, NOT_NAMES, REGIONS, SURNAMES};
+use super::{names_zh, spoken, Category};
+use crate::checks::medications;
 
 regex!(
     TITLE = r"\b(?:Mr|Mrs|Ms|Miss|Mx|Dr|Drs|Prof|Professor|Doctor|Nurse|Sister|Rev|Reverend|Father|Mister|Madam|Madame|Sir|Dame|Judge|Officer|Capt|Captain|Sgt|Mme|Mlle|MR|MRS|MS|DR|PROF)(?:\.[ \t\x{3000}]*|[ \t\x{3000}]+)"
@@ -29,6 +30,14 @@ regex!(
 regex!(
     ROLE_IN_PARENS = r"[ \t\x{3000}]*\((?:the[ \t\x{3000}]+)?(?:patient|son|daughter|mother|father|wife|husband|spouse|partner|brother|sister|guardian|caregiver|niece|nephew|aunt|uncle|friend|neighbou?r|grand\w+|parent|mom|dad|child)\b"
 );
+// Cues written in lower case, as in terse hand-overs and patients' messages ("pt mrs o'neill",
+// "under mr whitcombe", "sw (jen ruiz)"): a title, a title that is also a clinical
+// abbreviation (mr: mitral regurgitation, ms: multiple sclerosis), or a role or relative.
+regex!(
+    LOWER_CUE = r"\b(?:(?P<title>mrs|miss|dr|fr|prof|doctor)|(?P<weak>mr|ms)|(?P<role>rn|RN|sw|SW|pt|nok|NOK|dtr|wife|husband|son|daughter|brother|sister|mum|mom|dad|partner|friend|neighbou?r|carer|caregiver))(?:\.[ \t]*|[ \t]+)(?P<paren>\([ \t]*)?"
+);
+// What comes before "mr" or "ms" when it is a title: the patient, a bed, a surgeon's list.
+regex!(WEAK_TITLE_LEAD = r"(?i)(?:^|\n|\b(?:pt|patient|bed[ \t]*\d+[ \t-]*|under|by|with|to|for|and|see|saw|seen|called|from|per|dear)[ \t]*|[(:-][ \t]*)$");
 regex!(INTRO = r"(?i)\b(?:my name is|name is|i am|i'm|this is|call me|named|called)[ \t\x{3000}]+");
 regex!(
     GREETING = r"(?i)\b(?:hi|hello|hey|dear|thanks|thank you|good (?:morning|afternoon|evening)|nice to meet you|bye|goodbye|welcome|sorry|well done),?[ \t\x{3000}]+"
@@ -224,6 +233,41 @@ impl<'a> Ctx<'a> {
         Some(first)
     }
 
+    /// May word `i`, in lower case, be a name after a lower-case cue? Not a frequent word, a
+    /// word that is never a name, a number, a month or weekday, or a drug.
+    fn lower_name_like(&self, i: usize) -> bool {
+        let w = &self.words[i];
+        w.kind == Kind::Lower
+            && w.lower.chars().count() >= 2
+            && w.end == w.full_end
+            && !COMMON.contains(&w.lower)
+            && !NOT_NAMES.contains(&w.lower)
+            && !spoken::is_number_word(&w.lower)
+            && !spoken::is_month(&w.lower)
+            && !spoken::is_weekday(&w.lower)
+            && !medications::is_known(&w.lower)
+    }
+
+    /// The lower-case name that starts at word `i`: up to `max` such words one space apart.
+    /// More words follow only a known given name ("tom marsh", not "achterberg notified"),
+    /// or inside brackets (`bracketed`: "(jen ruiz)").
+    fn lower_run(&self, i: usize, max: usize, bracketed: bool) -> Option<usize> {
+        if !self.lower_name_like(i) {
+            return None;
+        }
+        let mut last = i;
+        let more = bracketed || FIRST_NAMES.contains(&self.words[i].lower);
+        while more && last + 1 < self.words.len() && last + 1 - i < max && self.gap(last) == " " && self.lower_name_like(last + 1) {
+            last += 1;
+        }
+        Some(last)
+    }
+
+    fn in_name_lists(&self, i: usize) -> bool {
+        let w = &self.words[i].lower;
+        (FIRST_NAMES.contains(w) || SURNAMES.contains(w)) && !AMBIGUOUS.contains(w)
+    }
+
     fn is_eponym(&self, last: usize) -> bool {
         is_eponym_head(&self.text[self.words[last].end..])
     }
@@ -344,6 +388,44 @@ fn find_english(ctx: &Ctx, found: &mut Vec<Span>) {
             }
         }
     }
+    for c in captures(&LOWER_CUE, text) {
+        let Some(m) = c.get(0) else { continue };
+        let Some(i) = ctx.word_at(m.end()) else { continue };
+        // A capitalised name after a title in lower case ("dr. Vukasinovic") runs as after "Dr.".
+        if c.name("title").is_some() && c.name("paren").is_none() && ctx.words[i].kind == Kind::Cap {
+            found.extend(ctx.run_forward(i, true, false, 3).and_then(|last| ctx.span(i, last, 0.9)));
+            continue;
+        }
+        let Some(last) = ctx.lower_run(i, 3, c.name("paren").is_some()) else { continue };
+        // In brackets the name must close them: "wife (mere)", "SW (jen ruiz)".
+        let closed = text[ctx.words[last].end..].trim_start_matches([' ', '\t']).starts_with(')');
+        let accept = if c.name("paren").is_some() {
+            closed
+        } else if c.name("title").is_some() {
+            true
+        } else if c.name("weak").is_some() {
+            let mut from = m.start().saturating_sub(24);
+            while !text.is_char_boundary(from) {
+                from += 1;
+            }
+            let lead = WEAK_TITLE_LEAD.as_ref().is_some_and(|r| r.is_match(&text[from..m.start()]));
+            lead || ctx.in_name_lists(i)
+        } else {
+            ctx.in_name_lists(i)
+        };
+        if accept {
+            found.extend(ctx.span(i, last, 0.85));
+            // The name's other form in brackets right after it: "mrs o'neill (bernadette)".
+            let rest = &text[ctx.words[last].full_end..];
+            if let Some(j) = rest.strip_prefix(" (").and_then(|_| ctx.word_at(ctx.words[last].full_end + 2)) {
+                if let Some(end) = ctx.lower_run(j, 2, true).or_else(|| ctx.run_forward(j, false, false, 2)) {
+                    if text[ctx.words[end].full_end..].starts_with(')') {
+                        found.extend(ctx.span(j, end, 0.85));
+                    }
+                }
+            }
+        }
+    }
     for m in matches(&INTRO) {
         if let Some(i) = ctx.word_at(m.end()) {
             if let Some(last) = ctx.run_forward(i, false, false, 3) {
@@ -402,6 +484,7 @@ fn find_english(ctx: &Ctx, found: &mut Vec<Span>) {
 fn spread(ctx: &Ctx, found: &mut Vec<Span>) {
     let mut singles: HashSet<&str> = HashSet::new();
     let mut wholes: HashMap<&str, Vec<Vec<&str>>> = HashMap::new();
+    let mut lower: HashSet<&str> = HashSet::new();
     for s in found.iter().filter(|s| s.conf >= 0.8) {
         let first = ctx.words.partition_point(|w| w.start < s.start);
         let last = ctx.words.partition_point(|w| w.start < s.end);
@@ -415,6 +498,10 @@ fn spread(ctx: &Ctx, found: &mut Vec<Span>) {
                 singles.insert(w);
             }
         }
+        // Names found in lower case after a lower-case cue are looked for in lower case too.
+        for i in (first..last).filter(|&i| s.conf >= 0.85 && ctx.lower_name_like(i) && !AMBIGUOUS.contains(&ctx.words[i].lower)) {
+            lower.insert(ctx.words[i].lower.as_str());
+        }
         if seq.len() >= 2 {
             wholes.entry(seq[0]).or_default().push(seq);
         }
@@ -423,11 +510,14 @@ fn spread(ctx: &Ctx, found: &mut Vec<Span>) {
         seqs.sort_unstable();
         seqs.dedup();
     }
-    if singles.is_empty() && wholes.is_empty() {
+    if singles.is_empty() && wholes.is_empty() && lower.is_empty() {
         return;
     }
     let mut more = Vec::new();
     for (i, w) in ctx.words.iter().enumerate() {
+        if w.kind == Kind::Lower && lower.contains(w.lower.as_str()) {
+            more.extend(ctx.span(i, i, 0.8));
+        }
         if !matches!(w.kind, Kind::Cap | Kind::Upper) {
             continue;
         }
@@ -468,6 +558,8 @@ mod tests {
             &INTRO,
             &GREETING,
             &EPONYM_HEAD,
+            &LOWER_CUE,
+            &WEAK_TITLE_LEAD,
         ] {
             assert!(re.is_some());
         }
@@ -479,6 +571,18 @@ mod tests {
         assert_eq!(names(text), ["Harold Whitfield", "Whitfield", "Eleanor", "Ortiz", "Whitfield"]);
         assert_eq!(names("Seriously? My mate Declan said so; her carer Oluwaseun came."), ["Declan", "Oluwaseun"]);
         assert!(names("Yerba mate Tea daily.").is_empty());
+    }
+
+    #[test]
+    fn lower_case_names_after_lower_case_cues() {
+        let text = "bed 4 - pt mrs o'neill (bernadette) 78F. ORIF under mr whitcombe. bernadette v anxious.";
+        assert_eq!(names(text), ["o'neill", "bernadette", "whitcombe", "bernadette"]);
+        assert_eq!(names("seen by dr farooq (med reg); SW (jen ruiz) following; wife (mere) ph 0412"), ["farooq", "jen ruiz", "mere"]);
+        assert_eq!(names("NOK dtr siobhan 07700 914382"), ["siobhan"]);
+        assert_eq!(names("IR aware (dr. Vukasinovic); back with the eye doctor, doctor havili"), ["Vukasinovic", "havili"]);
+        assert_eq!(names("dr achterberg notified 02:52; fr. daniel okafor"), ["achterberg", "daniel okafor"]);
+        // Mitral regurgitation and multiple sclerosis, and words that follow a title anyway.
+        assert!(names("echo: mild mr noted, trace tr. hx ms flare in 2019. dr appt next week. mr angiogram booked").is_empty());
     }
 
     #[test]

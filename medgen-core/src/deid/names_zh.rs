@@ -3,7 +3,7 @@
 //! 阿姨), or "，男，" after. Names found are then looked for again through the note.
 
 use super::detect::Span;
-use super::lexicon::{is_han, matches, regex, Pattern, ZH_COMMON_SURNAMES, ZH_GIVEN, ZH_SURNAMES};
+use super::lexicon::{captures, is_han, matches, regex, Pattern, ZH_COMMON_SURNAMES, ZH_GIVEN, ZH_SURNAMES};
 use super::Category;
 
 // Labels whose value is a name whatever its characters are.
@@ -26,6 +26,13 @@ regex!(
 regex!(
     TITLE_AFTER = r"副主任医师|主任医师|主治医师|住院医师|副教授|护士长|老先生|老太太|医生|医师|大夫|副主任|主任|教授|护士|护师|先生|女士|小姐|老师|阿姨|叔叔|大爷|大妈|奶奶|爷爷|同志|师傅|院长|博士"
 );
+// A nickname, 老 or 小 and a family name (老王, 小张), after a bed (12床 老王), a relative (女儿小林)
+// or before the full name in brackets (小张（张雨桐）).
+regex!(
+    NICKNAME = r"(床[ \t\x{3000}]*|(?:女儿|儿子|老公|老婆|丈夫|妻子|妈妈|爸爸|孙子|孙女|侄子|侄女|同事|朋友)(?:是)?)?([老小])(\p{Han})([ \t\x{3000}]*[（(](\p{Han}{2,4})[）)])?"
+);
+// A name in Han characters in brackets after one in Latin letters: "CHAN Tai-man (陳大文)".
+regex!(HAN_ALIAS = r"\b[A-Z][A-Za-z'-]+(?: [A-Z][A-Za-z'-]+){1,3}[ \t]*[（(](\p{Han}{2,4})[）)]");
 regex!(SURNAME_SAID = r"(?:我|他|她|您|患者|病人)姓");
 regex!(SEX_AFTER = r"[，,][ \t\x{3000}]*[男女][，,性]");
 
@@ -63,6 +70,7 @@ enum Cue {
 /// Adds Chinese names found next to cues to `found`.
 pub(crate) fn find(text: &str, found: &mut Vec<Span>) {
     let each = |re: &'static Pattern| matches(re, text);
+    let (single, double) = &*ZH_SURNAMES;
     for (re, cue) in
         [(&LABEL_RAW, Cue::Raw), (&LABEL_FORM, Cue::Form), (&CUE_STRONG, Cue::Strong), (&CUE_WEAK, Cue::Word)]
     {
@@ -89,6 +97,30 @@ pub(crate) fn find(text: &str, found: &mut Vec<Span>) {
         let next = text[m.end() + c.len_utf8()..].chars().next();
         if ZH_SURNAMES.0.contains(&c) && next.is_none_or(|n| !is_han(n) || "，叫名的".contains(n)) {
             found.push(Span::new(Category::Name, m.end(), m.end() + c.len_utf8(), 0.85));
+        }
+    }
+    for c in captures(&NICKNAME, text) {
+        let Some(surname) = c.get(3) else { continue };
+        let Some(first) = surname.as_str().chars().next() else { continue };
+        let bracket = c.get(5).filter(|n| n.as_str().chars().next().is_some_and(|f| single.contains(&f)));
+        let after = text[surname.end()..].chars().next();
+        // 小苏打 and 小程序 are words: without brackets nothing Han may follow but a verb or 的.
+        let ends = after.is_none_or(|a| !is_han(a) || "说的是在也和又".contains(a));
+        if !ZH_COMMON_SURNAMES.contains(&first) || !(bracket.is_some() || c.get(1).is_some() && ends) {
+            continue;
+        }
+        let start = surname.start() - c.get(2).map_or(0, |m| m.as_str().len());
+        found.push(Span::new(Category::Name, start, surname.end(), 0.88));
+        if let Some(full) = bracket {
+            found.push(Span::new(Category::Name, full.start(), full.end(), 0.9));
+        }
+    }
+    for c in captures(&HAN_ALIAS, text) {
+        let Some(name) = c.get(1) else { continue };
+        let first = name.as_str().chars().next();
+        let first_two: String = name.as_str().chars().take(2).collect();
+        if first.is_some_and(|f| single.contains(&f)) || double.contains(&first_two) {
+            found.push(Span::new(Category::Name, name.start(), name.end(), 0.85));
         }
     }
     for m in each(&SEX_AFTER) {
@@ -263,7 +295,7 @@ mod tests {
 
     #[test]
     fn all_patterns_compile() {
-        for re in [&LABEL_RAW, &LABEL_FORM, &CUE_STRONG, &CUE_WEAK, &TITLE_AFTER, &SEX_AFTER, &SURNAME_SAID] {
+        for re in [&LABEL_RAW, &LABEL_FORM, &CUE_STRONG, &CUE_WEAK, &TITLE_AFTER, &SEX_AFTER, &SURNAME_SAID, &NICKNAME, &HAN_ALIAS] {
             assert!(re.is_some());
         }
     }
@@ -276,6 +308,10 @@ mod tests {
         );
         assert_eq!(names("上级医师：陈志明主任医师；请刘医生会诊"), ["陈志明", "刘"]);
         assert_eq!(names("曾凡英，女，96岁"), ["曾凡英"]);
+        // Nicknames of 老 or 小 and a family name, and a Han name in brackets after a Latin one.
+        assert_eq!(names("12床 老王（王福生），男；15床 小张（张雨桐）"), ["老王", "王福生", "小张", "张雨桐"]);
+        assert_eq!(names("我是三床的女儿小林😊 加小苏打，用小程序"), ["小林"]);
+        assert_eq!(names("Patient: CHAN Tai-man (陳大文)  (糖尿病) TRAb 12.4IU/L（阳性） Tan Ah Kow (陈亚狗)"), ["陳大文", "陈亚狗"]);
         // The given name alone, and its doubled last character, once the full name is found;
         // a name after a relative and a comma.
         assert_eq!(names("我叫李沐阳。沐阳几岁了？阳阳发烧。我是他妈妈，唐思琪。"), ["李沐阳", "沐阳", "阳阳", "唐思琪"]);

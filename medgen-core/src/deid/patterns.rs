@@ -22,6 +22,9 @@ regex!(
 );
 // International form with a country code: +44 20 7946 0958, +86 135 6421 7788.
 regex!(PHONE_INTL = r"\+\d{1,3}(?:[ .-]?\(?\d{1,5}\)?){2,5}\b");
+// Hong Kong's and Singapore's eight digits, four and four ("9123 4567"), in notes from there.
+regex!(PHONE_HK_SG = r"\b[3689]\d{3}[ -]?\d{4}\b");
+regex!(HK_SG_NOTE = r"\+65|\+852|(?i:\b(?:HKID|NRIC|singapore|hong kong|kowloon)\b)|香港|九龍|九龙|新加坡");
 // National numbers with a trunk 0 and separators: 07700 900461, 0571-87654321, 028-85501234.
 regex!(PHONE_TRUNK = r"\b0\d{2,4}[ -]\d{3,4}(?:[ -]?\d{3,4})?\b");
 // A telephone extension said alone ("my work voicemail, extension 4410"): four to six digits,
@@ -47,6 +50,9 @@ regex!(
     AGE_ZH = r"(\d{2,3})[ \t\x{3000}]*(?:岁|周岁|歲)|(?:年龄|年齡|享年|终年|今年)[ \t\x{3000}]*[:：]?[ \t\x{3000}]*(\d{2,3})|((?:九十|一百)[零一二三四五六七八九十]?)(?:岁|周岁)"
 );
 
+// A WeChat ID after its label: a letter, then 5 to 19 letters, digits, "_" or "-".
+regex!(WECHAT = r"(?:微信号?|(?i:\bwechat(?:[ \t]+id)?))[ \t\x{3000}]*(?:是|[:：])?[ \t\x{3000}]*([A-Za-z][A-Za-z0-9_-]{5,19})\b");
+
 /// A labelled-identifier rule: what the label announces, and the label itself.
 struct Labelled {
     cat: Category,
@@ -57,7 +63,7 @@ struct Labelled {
 // Labels end at a word boundary; "number", "no.", "#", ":" and "is" after them are skipped
 // by `labelled_value`, so the patterns need not spell them out.
 regex!(
-    LABEL_MRN = r"(?i)\b(?:MRN|MR (?:no|number)|medical record(?: number| no)?|med(?:ical)? rec(?:ord)? no|hospital (?:no|number|id)|unit (?:no|number)|chart (?:no|number)|patient (?:id|no|number)|pt id|record (?:no|number))\b|(?i)\b(?:MR|hosp(?:ital)?|chart|patient|pt|record) ?#|病历号|病案号|住院号|门诊号|就诊号|就诊卡号|登记号|病人ID|患者ID|ID号|档案号|病历编号|住院编号"
+    LABEL_MRN = r"(?i)\b(?:MRN|MR (?:no|number)|medical record(?: number| no)?|med(?:ical)? rec(?:ord)? no|hosp(?:ital)? (?:no|number|id)|unit (?:no|number)|(?-i:UR)(?: (?:no|number))?|chart (?:no|number)|patient (?:id|no|number)|pt id|record (?:no|number))\b|(?i)\b(?:MR|hosp(?:ital)?|chart|patient|pt|record) ?#|病历号|病案号|住院号|门诊号|就诊号|就诊卡号|登记号|病人ID|患者ID|ID号|档案号|病历编号|住院编号"
 );
 regex!(
     LABEL_PLAN = r"(?i)\b(?:health ?plan(?: beneficiary)?(?: id| number| no)?|insurance(?: id| number| no| card)?|member (?:id|number|no)|subscriber (?:id|number|no)|policy (?:id|number|no)|group (?:number|no)|medicare(?: id| number| no)?|medicaid(?: id| number| no)?|nhs (?:number|no)|beneficiary (?:id|number|no))\b|(?i)\b(?:member|policy|group|subscriber) ?#|医保卡号|医保号|医保卡|医保编号|社保卡号|社保号|社会保障卡号|新农合(?:卡号|号)?|参保号|保险单号|保单号|合作医疗证号"
@@ -67,7 +73,7 @@ regex!(
 );
 regex!(LABEL_CARD = r"卡号");
 regex!(
-    LABEL_LICENSE = r"(?i)\b(?:licen[cs]e|lic|certificate|cert|registration|board certification|permit|DEA|NPI|GMC|CLIA|NMC|UPIN|driver|driving licen[cs]e)(?: (?:id|number|no))?\b|执业证书?(?:编码|编号|号)?|资格证书?(?:编码|编号|号)?|医师证号|证书编号|执业编号|驾驶证号?|驾照号?"
+    LABEL_LICENSE = r"(?i)\b(?:licen[cs]e|lic|certificate|cert|registration|board certification|permit|DEA|NPI|GMC|CLIA|NMC|UPIN|MCR|driver|driving licen[cs]e)(?: (?:id|number|no))?\b|执业证书?(?:编码|编号|号)?|资格证书?(?:编码|编号|号)?|医师证号|证书编号|执业编号|驾驶证号?|驾照号?"
 );
 regex!(
     LABEL_VEHICLE = r"(?i)\b(?:VIN|vehicle identification(?: number)?|licen[cs]e plate|plate(?: number| no)?|registration plate|tag number)\b|车牌号?码?|车架号|车辆识别代号"
@@ -79,7 +85,7 @@ regex!(
     LABEL_OTHER = r"(?i)\b(?:accession|case|specimen|sample|requisition|employee|staff|student|identification|barcode|badge|fin|csn)\b|(?i)\b(?:acc|lab|order|reference|ref|claim|tracking|study|encounter|visit|client|prescription|script|rx) ?(?:id\b|number\b|no\b|#)|\bID\b|检查号|影像号|病理号|标本号|检验号|样本号|条形码|工号|学号|编号|单号|流水号|预约号|申请单号|报告编号|超声号|心电图号|放射号|CT号|MR号|X线号"
 );
 regex!(
-    LABEL_ID_NUMBER = r"(?i)\b(?:passport|ID card|national id|identity card)(?: (?:number|no))?\b|身份证(?:号码|号)?|公民身份号码|证件号码?|护照号?码?"
+    LABEL_ID_NUMBER = r"(?i)\b(?:passport|ID card|national id|identity card|HKID|NRIC|FIN|pension card|concession card|centrelink(?: card)?|CRN)(?: (?:number|no))?\b|身份证(?:号码|号)?|公民身份号码|证件号码?|护照号?码?"
 );
 regex!(LABEL_SSN = r"(?i)\b(?:SSN|social security(?: number| no)?|social insurance number|SIN)\b|(?i)\bSS ?#");
 
@@ -137,6 +143,11 @@ pub(crate) fn find(text: &str, out: &mut Vec<Span>) {
             out.push(Span::new(Category::Ssn, m.start(), m.end(), 0.85));
         }
     }
+    for c in captures(&WECHAT, text) {
+        if let Some(id) = c.get(1) {
+            out.push(Span::new(Category::IdNumber, id.start(), id.end(), 0.9));
+        }
+    }
     find_phones(text, out);
     for m in each(&CN_ID) {
         if resident_id_is_valid(m.as_str()) {
@@ -188,6 +199,11 @@ fn find_phones(text: &str, out: &mut Vec<Span>) {
             if (7..=15).contains(&digits) {
                 push(m.start(), m.end(), conf);
             }
+        }
+    }
+    if HK_SG_NOTE.as_ref().is_some_and(|r| r.is_match(text)) {
+        for m in matches(&PHONE_HK_SG, text) {
+            push(m.start(), m.end(), 0.8);
         }
     }
     for c in captures(&PHONE_EXTENSION, text) {
@@ -302,6 +318,11 @@ fn labelled_value(text: &str, label_end: usize) -> Option<(usize, usize)> {
         }
         break;
     }
+    // A check character in brackets belongs to the number: HKID "K482913(1)", "HN19027733(4)".
+    let check = text.as_bytes().get(end..end + 3);
+    if check.is_some_and(|c| c[0] == b'(' && c[1].is_ascii_alphanumeric() && c[2] == b')') {
+        end += 3;
+    }
     // A trailing capital group without digits after the value is kept only when it was joined
     // to digits ("884231 H"); a leading one needs digits after it ("MDC 447").
     if digits < 3 || end <= value_start {
@@ -409,6 +430,9 @@ mod tests {
             &PHONE_INTL,
             &PHONE_TRUNK,
             &PHONE_EXTENSION,
+            &WECHAT,
+            &PHONE_HK_SG,
+            &HK_SG_NOTE,
             &PHONE_CN_MOBILE,
             &PHONE_LABELLED,
             &CN_ID,
@@ -456,6 +480,16 @@ mod tests {
         assert!(found("Plan: 1. Admit. Case 2 of 5. ID consult.").is_empty());
         assert_eq!(found("您的住院号是ZY20231047，对吗"), vec![(Category::MedicalRecord, "ZY20231047".into())]);
         assert_eq!(found("prescription number RX 6640917. It"), vec![(Category::Other, "RX 6640917".into())]);
+        assert_eq!(found("78F  hosp no 00482913\n"), vec![(Category::MedicalRecord, "00482913".into())]);
+        assert_eq!(found("74 y/o, UR 3402288\n"), vec![(Category::MedicalRecord, "3402288".into())]);
+        assert_eq!(found("HKID: K482913(1)    Sex"), vec![(Category::IdNumber, "K482913(1)".into())]);
+        assert_eq!(found("pension card no 412 889 705K in chart"), vec![(Category::IdNumber, "412 889 705K".into())]);
+        assert_eq!(found("妈妈微信号：zhouliping_1975，有事"), vec![(Category::IdNumber, "zhouliping_1975".into())]);
+        assert!(found("ur 3 kids are fine").is_empty());
+        // Eight-digit numbers are phones in notes from Hong Kong or Singapore only.
+        let hk = "HKID: K482913(1)\nTel: 9123 4567 (self); 6789 0123 (son)";
+        assert_eq!(found(hk)[1..], [(Category::Phone, "9123 4567".into()), (Category::Phone, "6789 0123".into())]);
+        assert!(found("WBC 9123 4567 cells").is_empty());
     }
 
     #[test]

@@ -19,9 +19,16 @@ regex!(
         r"(?:\b(?:Flat|Apt|Apartment|Unit|Suite|Ste|Room)\.? ?#?[A-Za-z0-9-]+,? )?\b\d{{1,6}}[A-Za-z]?(?:-\d{{1,5}})? (?:(?:N|S|E|W|NE|NW|SE|SW|North|South|East|West)\.? )?(?:(?:\d{{1,3}}(?:st|nd|rd|th)|[A-Z][A-Za-z'.-]*) ){{1,4}}{STREET_SUFFIX}\b\.?(?:,? (?:Apt|Apartment|Suite|Ste|Unit|Room|Rm|Floor|Fl|#)\.? ?#?[A-Za-z0-9-]+)?"
     )
 );
+// The same in lower case, as patients and hand-overs write it ("22 kestrel close", "3/17
+// princes hwy", "w 54th st"): checked word by word in `lower_addresses`.
+regex!(
+    LOWER_ADDRESS = format!(
+        r"(?i)\b\d{{1,5}}[a-z]?(?:/\d{{1,5}})? (?:[nsew]\.? )?((?:(?:\d{{1,3}}(?:st|nd|rd|th)|[a-z][a-z'-]*) ){{1,3}}){STREET_SUFFIX}\b\.?(?:[ \t]*[,\n.;)]|$)"
+    )
+);
 regex!(PO_BOX = r"(?i)\b(?:P\.? ?O\.?|post office) box \d+\b");
 regex!(
-    STREET_NAMED = r"\b(?:[A-Z][a-z]+ ){1,3}(?:Street|Avenue|Road|Boulevard|Lane|Drive|Parkway|Highway|Terrace|Crescent|Plaza)\b|\b(?:Calle|Avenida|Rue|Via|Camino|Paseo) [A-Z][a-z]+(?: [A-Z][a-z]+)?"
+    STREET_NAMED = r"\b(?:[A-Z][a-z]+ ){1,3}(?:Street|Avenue|Road|Boulevard|Blvd|Lane|Drive|Parkway|Pkwy|Highway|Hwy|Terrace|Crescent|Plaza)\b|\b(?:Calle|Avenida|Rue|Via|Camino|Paseo) [A-Z][a-z]+(?: [A-Z][a-z]+)?"
 );
 regex!(
     CITY_STATE_ZIP = format!(
@@ -243,6 +250,26 @@ const EN_GENERIC: [&str; 46] = [
 ];
 
 /// Adds every place in `text` to `out`.
+/// Street addresses in any case: the street's words must not be function words, numbers or
+/// units ("2 cars on the road", "3 tabs per day" are no addresses), nor all frequent words.
+fn lower_addresses(text: &str, out: &mut Vec<Span>) {
+    const NOT_STREET: [&str; 24] = [
+        "the", "a", "an", "on", "in", "at", "of", "to", "and", "or", "by", "per", "my", "his", "her", "their", "our",
+        "your", "x", "for", "from", "with", "times", "then",
+    ];
+    for c in captures(&LOWER_ADDRESS, text) {
+        let (Some(m), Some(words)) = (c.get(0), c.get(1)) else { continue };
+        let words: Vec<String> = words.as_str().split_whitespace().map(str::to_lowercase).collect();
+        let ordinal = |w: &str| w.starts_with(|c: char| c.is_ascii_digit());
+        let plain = |w: &str| NOT_STREET.contains(&w) || super::spoken::is_number_word(w) || super::spoken::is_unit_word(w);
+        if words.iter().any(|w| plain(w)) || words.iter().all(|w| COMMON.contains(w) && !ordinal(w)) {
+            continue;
+        }
+        let end = m.start() + m.as_str().trim_end_matches(|c: char| !c.is_alphanumeric()).len();
+        out.push(Span::new(Category::Location, m.start(), end, 0.85));
+    }
+}
+
 pub(crate) fn find(text: &str, out: &mut Vec<Span>) {
     let each = |re: &'static Pattern| captures(re, text);
     for c in each(&ADDRESS) {
@@ -250,6 +277,7 @@ pub(crate) fn find(text: &str, out: &mut Vec<Span>) {
             out.push(Span::new(Category::Location, m.start(), m.end(), 0.9));
         }
     }
+    lower_addresses(text, out);
     for c in each(&PO_BOX) {
         if let Some(m) = c.get(0) {
             out.push(Span::new(Category::Location, m.start(), m.end(), 0.9));
@@ -549,6 +577,7 @@ mod tests {
         for re in [
             &ADDRESS,
             &PO_BOX,
+            &LOWER_ADDRESS,
             &STREET_NAMED,
             &CITY_STATE_ZIP,
             &CITY_STATE,
@@ -580,6 +609,11 @@ mod tests {
         assert_eq!(places("She moved from Texas; he lives in Milwaukee."), ["Milwaukee"]);
         assert_eq!(places("i drive the bus over in quincy, out to new york"), ["quincy", "new york"]);
         assert!(places("in reading, in mobile, to charlotte, a change in columbia").is_empty());
+        assert_eq!(
+            places("lives alone 22 kestrel close, wythenshawe. dtr at 3/17 princes hwy\nsent to 5 alder st."),
+            ["22 kestrel close", "3/17 princes hwy", "5 alder st"]
+        );
+        assert!(places("2 cars on the road, 3 tabs per day, took 2 by mouth st.").is_empty());
         for t in ["drop in glasgow coma scale", "according to ottawa ankle rules", "placed in boston brace"] {
             assert!(places(t).is_empty(), "{t}");
         }

@@ -141,6 +141,11 @@ const UNITS: [&str; 29] = [
     "ml", "feet", "inches", "cm", "percentile",
 ];
 
+/// Is `word` (lower case) a unit of measurement, a dose form or a length of time?
+pub(crate) fn is_unit_word(word: &str) -> bool {
+    UNITS.contains(&word) || ["tabs", "tablets", "pills", "caps", "capsules", "puffs", "drops", "doses", "times", "day", "week", "hour"].contains(&word)
+}
+
 /// Adds every spoken identifier in `text` to `out`.
 pub(crate) fn find(text: &str, out: &mut Vec<Span>) {
     digit_runs(text, out);
