@@ -183,6 +183,23 @@ def test_a_target_epsilon_picks_opacus_noise_multiplier(tmp_path):
     assert 4 - 0.01 <= summary["epsilon"] <= 4
 
 
+def test_a_resumed_run_keeps_the_privacy_settings_its_steps_were_taken_with(tmp_path):
+    """The accountant counts every step at the run's σ, C and q: a resume that changes them (or
+    turns DP on or off) would report an ε the steps taken did not spend."""
+    data = write_jsonl(tmp_path / "train.jsonl", EXAMPLES * 4)
+    out = tmp_path / "out"
+    base = ["finetune", "--model", model_dir("llama"), "--train", data, "--output", out, "--no-chat", "--no-deid",
+            "--method", "lora", "--batch-size", "4", "--lr", "1e-3"]
+    medgen_json(*base, "--max-steps", "2", "--dp-max-grad-norm", "1", "--dp-noise-multiplier", "1", "--json")
+    for changed in [["--dp-max-grad-norm", "1", "--dp-noise-multiplier", "5"],
+                    ["--dp-max-grad-norm", "2", "--dp-noise-multiplier", "1"], []]:
+        proc = run_medgen(*base, "--max-steps", "4", "--resume", *changed, check=False)
+        assert_refused(proc, "resume", "noise multiplier 1")
+    summary = medgen_json(*base, "--max-steps", "4", "--resume", "--dp-max-grad-norm", "1",
+                          "--dp-noise-multiplier", "1", "--json")
+    assert summary["epsilon"] == pytest.approx(opacus_epsilon(4 / 32, 1.0, 4, 1e-5), rel=1e-9)
+
+
 def test_a_weak_delta_is_warned_about(tmp_path):
     proc = run_medgen("finetune", "--model", model_dir("llama"), "--train", write_jsonl(tmp_path / "t.jsonl", EXAMPLES),
                       "--output", tmp_path / "out", "--no-chat", "--no-deid", "--method", "lora", "--max-steps", "1",

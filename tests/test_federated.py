@@ -240,3 +240,17 @@ def test_bad_python_federation_settings_are_refused(tmp_path):
     with pytest.raises(medgen.InvalidArgumentError, match="init_adapter"):
         medgen.evaluate(model_dir("llama"), write_jsonl(tmp_path / "val.jsonl", [{"input": "a", "target": "b"}]),
                         init_adapter=str(tmp_path / "foreign"), deid=False)
+
+
+def test_a_round_trained_twice_spends_its_steps_twice(tmp_path):
+    """The site's accountant adds a retried round's steps to the earlier ones (Opacus's ε for all
+    the steps run), instead of counting the round once."""
+    from opacus.accountants import RDPAccountant
+
+    privacy = fed._Privacy(tmp_path)
+    record = {"differential_privacy": {"sample_rate": 0.1, "noise_multiplier": 1.0, "delta": 1e-5, "steps": 20}}
+    privacy.add(1, record)
+    eps = fed._Privacy(tmp_path).add(1, record)
+    accountant = RDPAccountant()
+    accountant.history = [(1.0, 0.1, 40)]
+    assert eps == pytest.approx(accountant.get_epsilon(delta=1e-5), rel=1e-9)

@@ -30,11 +30,15 @@ pub struct State {
     /// Evaluations since the best one.
     pub since_best: usize,
     pub history: Vec<LogEntry>,
+    /// The DP-SGD settings the steps so far were taken with (σ, C, q), none without DP: a
+    /// resumed run must keep them, or the accountant would count every step at the new ones.
+    #[serde(default)]
+    pub dp: Option<[f64; 3]>,
 }
 
 impl State {
     pub fn new(base_sha256: String) -> Self {
-        State { step: 0, epoch: 0, group: 0, train_loss_sum: 0.0, base_sha256, best: None, since_best: 0, history: Vec::new() }
+        State { step: 0, epoch: 0, group: 0, train_loss_sum: 0.0, base_sha256, best: None, since_best: 0, history: Vec::new(), dp: None }
     }
 
     /// Notes an evaluation; true when it is the best so far.

@@ -540,11 +540,18 @@ pub fn finetune_until(cfg: &TrainingConfig, on_log: &mut dyn FnMut(&LogEntry) ->
     }
     let mut opt = AdamW::new(&model.params, cfg.weight_decay)?;
     let mut state = State::new(base_sha256.clone());
+    let dp_record = private.as_ref().map(|d| [d.noise_multiplier, d.max_grad_norm, d.sample_rate]);
     if cfg.resume {
         if let Some(s) = checkpoint::load(&cfg.output, &model, &mut opt)? {
+            if s.dp != dp_record {
+                let said = |r: Option<[f64; 3]>| r.map_or("without DP-SGD".to_string(), |[n, c, q]| format!("with DP-SGD (noise multiplier {n}, max grad norm {c}, sample rate {q})"));
+                let reason = format!("the checkpoint's {} steps were taken {}; this run asks for {}: the privacy accountant cannot compose them", s.step, said(s.dp), said(dp_record));
+                return Err(MedgenError::invalid("resume", reason));
+            }
             state = s;
         }
     }
+    state.dp = dp_record;
     let eval_every = cfg.eval_steps.unwrap_or(per_epoch);
     let threads = cfg.load.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let _threads = crate::runtime::ThreadsHere::set(threads as i32);

@@ -119,7 +119,9 @@ class _Privacy:
         if self.state.get("mechanism", mechanism) != mechanism:
             raise ValueError(f"DP-SGD's sample rate, noise or delta changed between rounds ({self.state['mechanism']} then {mechanism}): the rounds' privacy would not add up; keep the data, batch size and dp options of the first round")
         self.state["mechanism"] = mechanism
-        self.state["rounds"][str(server_round)] = dp["steps"]
+        # A round trained again (a retried message, a second federation in the same workdir)
+        # spent its steps again: they add up, never replace the earlier count.
+        self.state["rounds"][str(server_round)] = self.state["rounds"].get(str(server_round), 0) + dp["steps"]
         tmp = self.path.with_suffix(".tmp")
         tmp.write_text(json.dumps(self.state))
         os.replace(tmp, self.path)
