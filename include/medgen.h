@@ -16,8 +16,9 @@
  * - Parameter structs start with size_t struct_size and only ever grow at the end. Start each
  *   from its inline *_default() function (which sets struct_size to your header's sizeof):
  *   a program built against an older header keeps working with a newer library, whose new
- *   fields keep their defaults. A struct_size too small (a zero-filled struct), or larger
- *   with unknown fields set, is MEDGEN_ERR_INVALID_ARGUMENT.
+ *   fields keep their defaults. A struct_size too small (a zero-filled struct), one that
+ *   ends inside a field (the header included under #pragma pack), or larger with unknown
+ *   fields set, is MEDGEN_ERR_INVALID_ARGUMENT; so is a bool field holding neither 0 nor 1.
  * - Callbacks must not unwind (C++ exceptions, longjmp) out of their call.
  * - Threads: a medgen_model is safe to use from several threads at once. A medgen_text is
  *   immutable and may be read from several threads, but only one may free it.

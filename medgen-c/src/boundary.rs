@@ -128,11 +128,16 @@ pub(crate) unsafe fn arg<'a, T>(p: *const T, name: &str) -> FfiResult<&'a T> {
 pub(crate) unsafe trait Params: Copy + Default {
     /// The size of the struct's first version: a smaller `struct_size` was never valid.
     const MIN_SIZE: usize;
+    /// The offsets and names of its `bool` fields: a byte other than 0 or 1 there (from a
+    /// memcpy, a union, another language's binding) is refused before the struct is read,
+    /// since a Rust `bool` holding it is undefined behaviour.
+    const BOOLS: &'static [(usize, &'static str)] = &[];
 }
 
 /// The parameters the caller passed, read as far as its header declared them; fields added
 /// since keep their defaults. A `struct_size` below the first version's (a struct not
-/// started from its `*_default()`, such as one zero-filled), or above this library's with
+/// started from its `*_default()`, such as one zero-filled), one that ends inside a field, or
+/// above this library's with
 /// any of the unknown bytes set (a program built against a newer medgen.h using a newer
 /// field), is `MEDGEN_ERR_INVALID_ARGUMENT`.
 ///
@@ -151,12 +156,28 @@ pub(crate) unsafe fn read_params<T: Params>(p: *const T, name: &str) -> FfiResul
             format!("`{name}`: struct_size {size} is below {} ({type_name}): start from {type_name}_default()", T::MIN_SIZE),
         ));
     }
+    // A size that ends inside a field (a struct packed with `#pragma pack(1)`, a hand-written
+    // size) would mix the caller's bytes of that field with the default's: a pointer made of
+    // two would crash. Sizes a header ever declared are the first version's and whole
+    // multiples of the struct's alignment (no field of eight bytes or fewer crosses one).
+    if size < known && size != T::MIN_SIZE && size % std::mem::align_of::<T>() != 0 {
+        return Err(Failure(
+            MEDGEN_ERR_INVALID_ARGUMENT,
+            format!("`{name}`: struct_size {size} is no size {type_name} ever had (it ends inside a field; is the header included under #pragma pack?): start from {type_name}_default()"),
+        ));
+    }
     let bytes = p.cast::<u8>();
     if size > known && (known..size).any(|i| unsafe { bytes.add(i).read() } != 0) {
         return Err(Failure(
             MEDGEN_ERR_INVALID_ARGUMENT,
             format!("`{name}`: a field past this library's {known} bytes of {type_name} is set (built against a newer medgen.h)"),
         ));
+    }
+    for &(offset, field) in T::BOOLS.iter().filter(|(offset, _)| *offset < size.min(known)) {
+        let byte = unsafe { bytes.add(offset).read() };
+        if byte > 1 {
+            return Err(Failure(MEDGEN_ERR_INVALID_ARGUMENT, format!("`{name}.{field}` holds {byte}, not a bool (0 or 1)")));
+        }
     }
     let mut out = T::default();
     unsafe { std::ptr::copy_nonoverlapping(bytes, (&raw mut out).cast::<u8>(), size.min(known)) };

@@ -154,6 +154,7 @@ pub unsafe extern "C" fn medgen_deid_params_init(p: *mut medgen_deid_params, siz
 // SAFETY: repr(C), `struct_size` first, plain C field types.
 unsafe impl Params for medgen_deid_params {
     const MIN_SIZE: usize = std::mem::offset_of!(Self, engine);
+    const BOOLS: &'static [(usize, &'static str)] = &[(std::mem::offset_of!(Self, has_shift_days), "has_shift_days")];
 }
 
 impl Default for medgen_deid_params {
@@ -598,6 +599,13 @@ pub unsafe extern "C" fn medgen_task_params_init(p: *mut medgen_task_params, siz
 // `reidentify` (its size, padding included, is the offset of `review_log`).
 unsafe impl Params for medgen_task_params {
     const MIN_SIZE: usize = std::mem::offset_of!(Self, review_log);
+    const BOOLS: &'static [(usize, &'static str)] = &[
+        (std::mem::offset_of!(Self, reidentify), "reidentify"),
+        (std::mem::offset_of!(Self, constrain_sections), "constrain_sections"),
+        (std::mem::offset_of!(Self, html), "html"),
+        (std::mem::offset_of!(Self, json_output), "json_output"),
+        (std::mem::offset_of!(Self, network_attribution), "network_attribution"),
+    ];
 }
 
 impl Default for medgen_task_params {

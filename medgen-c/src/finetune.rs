@@ -178,6 +178,15 @@ pub unsafe extern "C" fn medgen_finetune_params_init(p: *mut medgen_finetune_par
 unsafe impl Params for medgen_finetune_params {
     // A caller built against the header before DP-SGD passes a struct that ends there.
     const MIN_SIZE: usize = std::mem::offset_of!(Self, dp_max_grad_norm);
+    const BOOLS: &'static [(usize, &'static str)] = &[
+        (std::mem::offset_of!(Self, use_rslora), "use_rslora"),
+        (std::mem::offset_of!(Self, shuffle), "shuffle"),
+        (std::mem::offset_of!(Self, chat), "chat"),
+        (std::mem::offset_of!(Self, deid), "deid"),
+        (std::mem::offset_of!(Self, resume), "resume"),
+        (std::mem::offset_of!(Self, overwrite), "overwrite"),
+        (std::mem::offset_of!(Self, lora_freeze_a), "lora_freeze_a"),
+    ];
 }
 
 impl Default for medgen_finetune_params {

@@ -85,6 +85,11 @@ pub unsafe extern "C" fn medgen_generation_params_init(p: *mut medgen_generation
 // SAFETY: repr(C), `struct_size` first, plain C field types.
 unsafe impl Params for medgen_generation_params {
     const MIN_SIZE: usize = std::mem::size_of::<Self>();
+    const BOOLS: &'static [(usize, &'static str)] = &[
+        (std::mem::offset_of!(Self, do_sample), "do_sample"),
+        (std::mem::offset_of!(Self, has_seed), "has_seed"),
+        (std::mem::offset_of!(Self, logprobs), "logprobs"),
+    ];
 }
 
 impl Default for medgen_generation_params {

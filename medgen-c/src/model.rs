@@ -86,6 +86,7 @@ pub unsafe extern "C" fn medgen_model_params_init(p: *mut medgen_model_params, s
 // SAFETY: repr(C), `struct_size` first, plain C field types.
 unsafe impl Params for medgen_model_params {
     const MIN_SIZE: usize = std::mem::offset_of!(Self, int8_activations);
+    const BOOLS: &'static [(usize, &'static str)] = &[(std::mem::offset_of!(Self, int8_activations), "int8_activations")];
 }
 
 impl Default for medgen_model_params {

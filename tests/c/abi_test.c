@@ -141,6 +141,18 @@ static void test_load_errors(const char *corrupt) {
     newer.newer_field = 1;
     EXPECT_STATUS(medgen_model_load(NULL, &newer.known, &m), MEDGEN_ERR_INVALID_ARGUMENT);
     CHECK(strstr(medgen_last_error_message(), "newer medgen.h") != NULL);
+    /* A size that ends inside a field (a header included under #pragma pack(1), a size typed
+       by hand) is refused, not read half from the caller and half from the defaults. */
+    medgen_model_params cut = medgen_model_params_default();
+    cut.struct_size = offsetof(medgen_model_params, quantize) + 1;
+    EXPECT_STATUS(medgen_model_load(NULL, &cut, &m), MEDGEN_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(medgen_last_error_message(), "ends inside a field") != NULL);
+    /* A bool field holding a byte other than 0 or 1 (from memcpy or another language's
+       binding) is refused by name. */
+    medgen_model_params two = medgen_model_params_default();
+    memset(&two.int8_activations, 2, 1);
+    EXPECT_STATUS(medgen_model_load(NULL, &two, &m), MEDGEN_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(medgen_last_error_message(), "int8_activations") != NULL);
     /* A program built against the first header, whose struct ends before int8_activations:
        filled to its size only, and read with the newer fields at their defaults. */
     medgen_model_params first;
