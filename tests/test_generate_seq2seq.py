@@ -129,6 +129,27 @@ def test_bart_forced_bos_and_eos_match_transformers(bart_forced, settings):
         assert tokens[-1] == 2 and (max_new == 1 or tokens[0] == 0), tokens
 
 
+@pytest.mark.parametrize("kind", ["t5_relu", "bart"])
+def test_the_decoder_starts_where_generation_config_says(tiny_seq2seq, tmp_path, kind):  # noqa: F811
+    """transformers 5 takes decoder_start_token_id from generation_config.json over
+    config.json's; so does medgen (it used config.json's)."""
+    dst = tmp_path / kind
+    shutil.copytree(tiny_seq2seq[kind][0], dst)
+    config = json.loads((dst / "config.json").read_text())
+    gen = json.loads((dst / "generation_config.json").read_text())
+    gen["decoder_start_token_id"] = 5 if config["decoder_start_token_id"] != 5 else 6
+    (dst / "generation_config.json").write_text(json.dumps(gen))
+    model = load(dst)
+    assert model.generation_config.decoder_start_token_id == gen["decoder_start_token_id"]
+    out = medgen_generate(dst, PROMPTS[0], {}, 6)
+    eos = config["eos_token_id"]
+    assert [(out["token_ids"], None)] == hf_generate(model, out["prompt_token_ids"], eos, max_new_tokens=6)
+    gen["decoder_start_token_id"] = 10**6
+    (dst / "generation_config.json").write_text(json.dumps(gen))
+    proc = run_medgen("generate", "--model", dst, "--prompt", "x", "--max-new-tokens", "1", check=False)
+    assert proc.returncode == 1 and "decoder_start_token_id" in proc.stderr
+
+
 def run_batch(path, prompts, settings, tmp_path, batch_size=8, max_new=MAX_NEW, extra=()):
     batch = tmp_path / "prompts.jsonl"
     batch.write_text("".join(json.dumps(p) + "\n" for p in prompts))

@@ -200,6 +200,14 @@ fn load_hf(dir: &Path, kind: Kind, runtime: &Runtime, setup: Setup) -> Result<(N
         if let Some(gen) = read_json_opt(&dir.join("generation_config.json"))? {
             let id = |k: &str| gen.get(k).and_then(serde_json::Value::as_u64).map(|v| v as u32);
             (config.forced_bos_token_id, config.forced_eos_token_id) = (id("forced_bos_token_id"), id("forced_eos_token_id"));
+            // Its decoder_start_token_id too, when it states one (transformers 5 starts there).
+            if let Some(start) = id("decoder_start_token_id") {
+                if start as usize >= config.vocab_size {
+                    let reason = format!("generation_config.json: decoder_start_token_id {start} is outside the vocabulary of {}", config.vocab_size);
+                    return Err(MedgenError::format(reason));
+                }
+                config.decoder_start_token_id = start;
+            }
         }
         let source = HfNamedWeights(files);
         let loader = setup.loader(&source, kind, runtime, None);
