@@ -199,3 +199,24 @@ def test_bad_tokenizers_and_model_folders_are_refused(data, tmp_path):
     (model / "config.json").write_text(json.dumps({**config, "attention": "cosine"}))
     proc = run_medgen("info", "--model", model, check=False)
     assert proc.returncode != 0 and "cosine" in proc.stderr, proc.stderr
+
+
+def test_the_tokenizer_never_replaces_an_existing_file_unasked(data, tmp_path):
+    """Not the training data given as the output by mistake, nor a tokenizer already there:
+    --force (Python: overwrite=True) replaces one."""
+    _, train, _, _ = data
+    copy = tmp_path / "train.jsonl"
+    copy.write_bytes(train.read_bytes())
+    proc = run_medgen("tokenizer", "train", "--input", copy, "--vocab-size", 300, "--output", copy, check=False)
+    assert proc.returncode == 1 and "exists" in proc.stderr, proc.stderr
+    assert copy.read_bytes() == train.read_bytes()
+    out = tmp_path / "tokenizer.json"
+    out.write_text("{}")
+    run_medgen("tokenizer", "train", "--input", copy, "--vocab-size", 300, "--output", out, "--force")
+    assert json.loads(out.read_text())["model"]["type"] == "BPE"
+    import torch  # noqa: F401 (before medgen, whose library links libtorch)
+    import medgen
+
+    with pytest.raises(medgen.InvalidArgumentError, match="exists"):
+        medgen.train_tokenizer([copy], out, vocab_size=300)
+    assert medgen.train_tokenizer([copy], out, vocab_size=300, overwrite=True) == out

@@ -190,16 +190,17 @@ fn evaluate(py: Python<'_>, model: Option<PathBuf>, validation: PathBuf, device:
 /// .csv, their inputs and targets) and writes it to `output` (tokenizer.json): `model` "bpe"
 /// (byte-level: any text encodes) or "wordpiece", up to `vocab_size` tokens, ids 0 to 3 for
 /// <pad>, <s>, </s> and <unk>. For `finetune(..., from_scratch={"tokenizer": output, ...})`.
+/// An existing `output` is refused unless `overwrite`.
 #[pyfunction]
-#[pyo3(signature = (inputs, output, *, vocab_size=8000, model="bpe"))]
-fn train_tokenizer(py: Python<'_>, inputs: Vec<PathBuf>, output: PathBuf, vocab_size: usize, model: &str) -> PyResult<PathBuf> {
+#[pyo3(signature = (inputs, output, *, vocab_size=8000, model="bpe", overwrite=false))]
+fn train_tokenizer(py: Python<'_>, inputs: Vec<PathBuf>, output: PathBuf, vocab_size: usize, model: &str, overwrite: bool) -> PyResult<PathBuf> {
     use medgen::train::scratch::{self, VocabModel};
     let model = match model {
         "bpe" => VocabModel::Bpe,
         "wordpiece" => VocabModel::WordPiece,
         m => return Err(err(medgen::MedgenError::InvalidArgument { name: "model", reason: format!("`{m}` is not bpe or wordpiece") })),
     };
-    py.allow_threads(|| scratch::train_tokenizer(&scratch::texts(&inputs)?, vocab_size, model, &output)).map_err(err)?;
+    py.allow_threads(|| scratch::train_tokenizer(&scratch::texts(&inputs)?, vocab_size, model, &output, overwrite)).map_err(err)?;
     Ok(output)
 }
 

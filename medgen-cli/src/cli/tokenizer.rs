@@ -21,18 +21,21 @@ pub enum Command {
         model: String,
         #[arg(long)]
         output: PathBuf,
+        /// Replace `--output` if it exists (refused otherwise).
+        #[arg(long)]
+        force: bool,
     },
 }
 
 pub fn run(command: Command) -> Result<()> {
-    let Command::Train { input, vocab_size, model, output } = command;
+    let Command::Train { input, vocab_size, model, output, force } = command;
     let model = match model.as_str() {
         "bpe" => VocabModel::Bpe,
         "wordpiece" => VocabModel::WordPiece,
         m => return Err(MedgenError::InvalidArgument { name: "model", reason: format!("`{m}` is not bpe or wordpiece") }),
     };
     let texts = scratch::texts(&input)?;
-    scratch::train_tokenizer(&texts, vocab_size, model, &output)?;
+    scratch::train_tokenizer(&texts, vocab_size, model, &output, force)?;
     eprintln!("learned a vocabulary from {} texts; wrote {}", texts.len(), output.display());
     Ok(())
 }

@@ -61,8 +61,12 @@ pub fn texts(files: &[PathBuf]) -> Result<Vec<String>> {
 
 /// Learns a `model` tokenizer of up to `vocab_size` tokens from `texts` and writes it as
 /// `tokenizer.json` to `output`: ids 0 to 3 are [`SPECIALS`], and encoding a text appends
-/// `</s>`, as T5's tokenizers do.
-pub fn train_tokenizer(texts: &[String], vocab_size: usize, model: VocabModel, output: &Path) -> Result<()> {
+/// `</s>`, as T5's tokenizers do. An existing `output` (the training data itself, say) is
+/// refused unless `overwrite`; the file is written beside it and renamed into place.
+pub fn train_tokenizer(texts: &[String], vocab_size: usize, model: VocabModel, output: &Path, overwrite: bool) -> Result<()> {
+    if !overwrite && std::fs::symlink_metadata(output).is_ok() {
+        return Err(MedgenError::invalid("output", format!("{} exists: choose another path, or overwrite it (--force, overwrite=True)", output.display())));
+    }
     let specials: Vec<AddedToken> = SPECIALS.iter().map(|t| AddedToken::from(*t, true)).collect();
     // Byte-level BPE starts from all 256 bytes; WordPiece needs only its special tokens.
     let least = SPECIALS.len() + if model == VocabModel::Bpe { 256 } else { 1 };
@@ -105,7 +109,11 @@ pub fn train_tokenizer(texts: &[String], vocab_size: usize, model: VocabModel, o
         .build()
         .map_err(|e| MedgenError::internal("tokenizer", e.to_string()))?;
     tokenizer.with_post_processor(Some(post));
-    tokenizer.save(output, true).map_err(|e| MedgenError::invalid("output", format!("{}: {e}", output.display())))
+    let mut partial = output.as_os_str().to_owned();
+    partial.push(".partial");
+    let partial = std::path::PathBuf::from(partial);
+    tokenizer.save(&partial, true).map_err(|e| MedgenError::invalid("output", format!("{}: {e}", output.display())))?;
+    std::fs::rename(&partial, output).map_err(|e| MedgenError::io(output, e))
 }
 
 /// The recurrent baseline's shape: `medgen finetune --from-scratch rnn`'s options. The

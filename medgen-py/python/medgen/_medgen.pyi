@@ -332,9 +332,10 @@ class FromScratch(TypedDict, total=False):
     max_length: int
 
 def train_tokenizer(inputs: Sequence[_Path], output: _Path, *, vocab_size: int = 8000,
-                    model: Literal["bpe", "wordpiece"] = "bpe") -> _Path:
+                    model: Literal["bpe", "wordpiece"] = "bpe", overwrite: bool = False) -> _Path:
     """Learns a tokenizer from text files (one text a line) or training data (.jsonl, .csv)
-    and writes tokenizer.json to `output`; ids 0 to 3 are <pad>, <s>, </s> and <unk>."""
+    and writes tokenizer.json to `output`; ids 0 to 3 are <pad>, <s>, </s> and <unk>. An
+    existing `output` is refused unless `overwrite`."""
     ...
 
 def initial_adapter(
