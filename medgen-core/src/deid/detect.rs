@@ -188,8 +188,9 @@ fn implausible(text: &str, m: &Span, cased: bool) -> bool {
         let heading = after.is_some_and(|a| a == '-' || a == ':');
         let glued = text[..m.start].chars().next_back().is_some_and(char::is_alphanumeric);
         // A letter read out before a number is part of a code or postcode ("E eight, three D").
-        let spelled = text[m.end..].trim_start_matches([' ', ',', '，']).starts_with(|c: char| c.is_ascii_digit())
-            || text[m.end..].trim_start_matches([' ', ',']).split(|c: char| !c.is_ascii_alphabetic()).next().is_some_and(spoken::is_number_word);
+        let rest = text[m.end..].trim_start_matches([' ', ',', '，']);
+        let spelled = rest.starts_with(|c: char| c.is_ascii_digit())
+            || rest.split(|c: char| !c.is_ascii_alphabetic()).next().is_some_and(spoken::is_number_word);
         let initial = (cat == Category::Name || spelled) && c.is_ascii_uppercase() && c != 'I' && c != 'A' && !heading && !glued;
         let surname = cat == Category::Name && lexicon::ZH_SURNAMES.0.contains(&c);
         if lexicon::is_han(c) && !surname || c.is_ascii_alphabetic() && !initial {
@@ -332,8 +333,8 @@ fn sentences(text: &str, m: Span) -> Vec<Span> {
     pieces
 }
 
-/// A name without the role words at its ends: a relation or role before it ("dtr siobhan"), a qualification after it ("Helen McCartney
-/// MRCGP").
+/// A name without the role words at its ends: a relation or role before it ("dtr siobhan"), a
+/// qualification after it ("Helen McCartney MRCGP").
 fn without_role_words(text: &str, start: usize, end: usize) -> Option<(usize, usize)> {
     let words: Vec<(usize, usize)> = text[start..end]
         .split_whitespace()

@@ -499,8 +499,9 @@ fn spread(ctx: &Ctx, found: &mut Vec<Span>) {
             }
         }
         // Names found in lower case after a lower-case cue are looked for in lower case too.
-        for i in (first..last).filter(|&i| s.conf >= 0.85 && ctx.lower_name_like(i) && !AMBIGUOUS.contains(&ctx.words[i].lower)) {
-            lower.insert(ctx.words[i].lower.as_str());
+        if s.conf >= 0.85 {
+            let distinct = (first..last).filter(|&i| ctx.lower_name_like(i) && !AMBIGUOUS.contains(&ctx.words[i].lower));
+            lower.extend(distinct.map(|i| ctx.words[i].lower.as_str()));
         }
         if seq.len() >= 2 {
             wholes.entry(seq[0]).or_default().push(seq);

@@ -100,7 +100,7 @@ pub(crate) fn find(text: &str, found: &mut Vec<Span>) {
         }
     }
     for c in captures(&NICKNAME, text) {
-        let Some(surname) = c.get(3) else { continue };
+        let (Some(prefix), Some(surname)) = (c.get(2), c.get(3)) else { continue };
         let Some(first) = surname.as_str().chars().next() else { continue };
         let bracket = c.get(5).filter(|n| n.as_str().chars().next().is_some_and(|f| single.contains(&f)));
         let after = text[surname.end()..].chars().next();
@@ -109,8 +109,7 @@ pub(crate) fn find(text: &str, found: &mut Vec<Span>) {
         if !ZH_COMMON_SURNAMES.contains(&first) || !(bracket.is_some() || c.get(1).is_some() && ends) {
             continue;
         }
-        let start = surname.start() - c.get(2).map_or(0, |m| m.as_str().len());
-        found.push(Span::new(Category::Name, start, surname.end(), 0.88));
+        found.push(Span::new(Category::Name, prefix.start(), surname.end(), 0.88));
         if let Some(full) = bracket {
             found.push(Span::new(Category::Name, full.start(), full.end(), 0.9));
         }
