@@ -70,6 +70,70 @@ def test_tensors_over_the_same_bytes_are_rejected_as_the_safetensors_library_doe
 
 def test_a_chat_template_that_runs_forever_fails_as_a_template_error(folder):
     cfg = json.loads((folder / "tokenizer_config.json").read_text())
-    cfg["chat_template"] = "{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}"
+    cfg["chat_template"] = "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}"
     (folder / "tokenizer_config.json").write_text(json.dumps(cfg))
     rejected("generate", "--model", folder, "--chat", "--prompt", "Hi", "--max-new-tokens", 1, message="fuel")
+
+
+def test_a_chat_template_that_writes_without_end_stops_at_its_output_bound(folder):
+    cfg = json.loads((folder / "tokenizer_config.json").read_text())
+    cfg["chat_template"] = "{% for i in range(100000) %}{{ messages[0].content * 1000 }}{% endfor %}"
+    (folder / "tokenizer_config.json").write_text(json.dumps(cfg))
+    # 23 GB of output if it ran; the bound is eight times the message plus 1 MiB.
+    rejected("generate", "--model", folder, "--chat", "--prompt", "x" * 1000, "--max-new-tokens", 1,
+             message="output passed")
+
+
+def test_a_prompt_far_past_the_context_is_refused_from_its_head(tiny_models):
+    import transformers
+
+    import medgen
+
+    model = medgen.Model.load(tiny_models["llama"])
+    n_ctx = 128
+    text = "the patient was seen today " * 400_000  # 10.8 MB; transformers' tokenizer: 2 M tokens
+    hf = transformers.AutoTokenizer.from_pretrained(tiny_models["llama"])
+    head = text[:n_ctx * 64].rsplit(" ", 1)[0]
+    with pytest.raises(medgen.ContextLengthError, match=f"{len(hf(head, add_special_tokens=False).input_ids)} tokens needed.*first {len(head)} of"):
+        model.generate(text, max_new_tokens=1)
+    with pytest.raises(medgen.ContextLengthError, match="at least"):
+        model.chat([{"role": "user", "content": text}], max_new_tokens=1)
+    # Text within the probe's bytes is counted whole.
+    short = text[:n_ctx * 64]
+    with pytest.raises(medgen.ContextLengthError) as e:
+        model.generate(short, max_new_tokens=1)
+    assert "at least" not in str(e.value) and f"{len(hf(short).input_ids) + 1} tokens needed" in str(e.value)  # and one to generate
+
+
+@pytest.mark.parametrize("kind", ["finetune", "evaluate", "train_tokenizer", "review_verify", "train_tagger"])
+def test_a_data_file_that_never_ends_is_refused_at_a_bound(tiny_models, tmp_path, kind):
+    import medgen
+
+    zero = "/dev/zero"
+    start = time.monotonic()
+    with pytest.raises(medgen.FileError, match="longer than .* bytes, the most medgen reads"):
+        if kind == "finetune":
+            medgen.finetune(tiny_models["llama"], train=zero, output=tmp_path / "out", max_steps=1)
+        elif kind == "evaluate":
+            medgen.evaluate(tiny_models["llama"], zero)
+        elif kind == "train_tokenizer":
+            medgen.train_tokenizer([zero], tmp_path / "tok.json", vocab_size=300)
+        elif kind == "review_verify":
+            medgen.review.verify(zero)
+        else:
+            medgen.deid.train_deid_tagger(zero, tmp_path / "tagger.safetensors", max_steps=1)
+    assert time.monotonic() - start < 120
+
+
+def test_a_missing_data_file_is_a_file_error_and_a_missing_model_a_model_load_error(tiny_models, tmp_path):
+    import medgen
+
+    data = tmp_path / "data.jsonl"
+    data.write_text('{"input": "a", "target": "b"}\n')
+    with pytest.raises(medgen.FileError, match="missing.jsonl") as e:
+        medgen.evaluate(tiny_models["llama"], tmp_path / "missing.jsonl")
+    assert not isinstance(e.value, medgen.ModelLoadError)
+    with pytest.raises(medgen.ModelLoadError, match="nowhere"):
+        medgen.evaluate(tmp_path / "nowhere", data)
+    with pytest.raises(medgen.FileError):
+        medgen.review.verify(tmp_path)  # a folder

@@ -13,6 +13,36 @@ use crate::error::{MedgenError, Result};
 /// takes well under a tenth of it; a template that loops without end fails past it.
 pub const TEMPLATE_FUEL: u64 = 5_000_000;
 
+/// The most a rendering may write: eight times the messages' text plus 1 MiB of markup. A
+/// template that repeats text past it (`{{ content * 1000 }}` in a loop) fails with a
+/// template error before it fills memory. (Strings a template builds without writing them,
+/// doubling one with `~` in a chain of `set`s, are bounded only by the fuel.)
+pub fn max_rendered_bytes(messages: &[ChatMessage]) -> usize {
+    messages.iter().fold(1 << 20, |n: usize, m| n.saturating_add(m.content.len().saturating_mul(8)))
+}
+
+/// A `Write` into memory that fails past `limit` bytes.
+struct Bounded {
+    out: Vec<u8>,
+    limit: usize,
+    over: bool,
+}
+
+impl std::io::Write for Bounded {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.out.len().saturating_add(buf.len()) > self.limit {
+            self.over = true;
+            return Err(std::io::Error::from(std::io::ErrorKind::FileTooLarge));
+        }
+        self.out.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// Noncharacters, which Unicode keeps for a program's internal use: they mark where each
 /// message's text starts and ends in a rendering. Messages may not contain them.
 const OPEN: char = '\u{FDD0}';
@@ -130,12 +160,21 @@ impl ChatTemplate {
             Err(minijinja::Error::new(ErrorKind::InvalidOperation, msg))
         });
         let template = env.template_from_str(&self.source)?;
-        Ok(template.render(context! {
+        let ctx = context! {
             messages => messages,
             add_generation_prompt => add_generation_prompt,
             bos_token => bos_token.unwrap_or(""),
             eos_token => eos_token.unwrap_or(""),
-        })?)
+        };
+        let mut out = Bounded { out: Vec::new(), limit: max_rendered_bytes(messages), over: false };
+        if let Err(e) = template.render_captured_to(ctx, &mut out) {
+            if !out.over {
+                return Err(e.into());
+            }
+            let msg = format!("the output passed {} bytes (eight times the messages plus 1 MiB)", out.limit);
+            return Err(minijinja::Error::new(ErrorKind::InvalidOperation, msg).into());
+        }
+        String::from_utf8(out.out).map_err(|e| MedgenError::internal("chat template", format!("minijinja wrote invalid UTF-8: {e}")))
     }
 }
 
@@ -176,6 +215,17 @@ mod tests {
         assert!(render(src, &[ChatMessage::new("tool_call-2", "x")]).is_ok());
         let err = render(src, &[ChatMessage::new("user", "a\u{FDD1}b")]).unwrap_err();
         assert!(err.to_string().contains("U+FDD0"), "{err}");
+    }
+
+    #[test]
+    fn a_template_that_writes_without_end_is_stopped_by_its_output_bound() {
+        let src = "{% for i in range(100000) %}{{ messages[0].content * 1000 }}{% endfor %}";
+        let err = render(src, &[ChatMessage::new("user", "x".repeat(1000))]).unwrap_err();
+        assert!(matches!(err, MedgenError::Template(_)), "{err:?}");
+        assert!(err.to_string().contains("passed 1056624 bytes"), "{err}");
+        // Eight copies of the text fit.
+        let src = "{% for i in range(8) %}{{ messages[0].content }}{% endfor %}";
+        assert!(render(src, &[ChatMessage::new("user", "x".repeat(1 << 20))]).is_ok());
     }
 
     #[test]

@@ -16,6 +16,7 @@ pub mod chat;
 pub mod checks;
 pub mod deid;
 pub mod error;
+pub(crate) mod files;
 pub(crate) mod formats;
 #[doc(hidden)]
 pub mod fuzz;

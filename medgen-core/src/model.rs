@@ -173,6 +173,7 @@ impl Model {
         cfg: &GenerationConfig,
         on_piece: impl FnMut(&str) -> ControlFlow<()>,
     ) -> Result<Generation> {
+        messages.iter().try_for_each(|m| self.refuse_long_text_early(&m.content))?;
         self.generator(self.chat_ids(messages)?, cfg)?.run(on_piece)
     }
 

@@ -9,7 +9,7 @@ use medgen::metrics;
 use pyo3::prelude::*;
 use pyo3::types::PyAnyMethods;
 
-use crate::err;
+use crate::{err, err_loading};
 
 /// A serializable core value as Python objects (through JSON, which every result is made for).
 pub(crate) fn to_py<T: serde::Serialize>(py: Python<'_>, value: &T) -> PyResult<PyObject> {
@@ -24,7 +24,7 @@ pub(crate) fn to_py<T: serde::Serialize>(py: Python<'_>, value: &T) -> PyResult<
 #[pyo3(signature = (text, *, engine="ensemble", tagger=None))]
 pub(crate) fn detect(py: Python<'_>, text: &str, engine: &str, tagger: Option<PathBuf>) -> PyResult<PyObject> {
     let engine: deid::Engine = engine.parse().map_err(err)?;
-    let found = py.allow_threads(|| deid::detect_with(&[text], engine, tagger.as_deref())).map_err(err)?;
+    let found = py.allow_threads(|| deid::detect_with(&[text], engine, tagger.as_deref())).map_err(err_loading(tagger.as_deref()))?;
     to_py(py, &found[0])
 }
 
@@ -34,7 +34,7 @@ pub(crate) fn detect(py: Python<'_>, text: &str, engine: &str, tagger: Option<Pa
 pub(crate) fn detect_batch(py: Python<'_>, texts: Vec<String>, engine: &str, tagger: Option<PathBuf>) -> PyResult<PyObject> {
     let engine: deid::Engine = engine.parse().map_err(err)?;
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-    let found = py.allow_threads(|| deid::detect_with(&refs, engine, tagger.as_deref())).map_err(err)?;
+    let found = py.allow_threads(|| deid::detect_with(&refs, engine, tagger.as_deref())).map_err(err_loading(tagger.as_deref()))?;
     to_py(py, &found)
 }
 
@@ -71,7 +71,7 @@ pub(crate) fn deid_tagger_logits(py: Python<'_>, text: &str, tagger: Option<Path
                 "labels": labels,
             }))
         })
-        .map_err(err)?;
+        .map_err(err_loading(tagger.as_deref()))?;
     to_py(py, &out)
 }
 
@@ -162,7 +162,7 @@ pub(crate) fn deidentify(
         tagger,
         ..Default::default()
     };
-    let out = py.allow_threads(|| deid::deidentify(text, &config)).map_err(err)?;
+    let out = py.allow_threads(|| deid::deidentify(text, &config)).map_err(err_loading(config.tagger.as_deref()))?;
     to_py(py, &out)
 }
 

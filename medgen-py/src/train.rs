@@ -12,7 +12,7 @@ use pyo3::types::{PyBool, PyDict};
 use serde_json::Value;
 
 use crate::clinical::to_py;
-use crate::{err, field_error, load_options, to_json};
+use crate::{default_model, err, err_loading, field_error, load_options, to_json};
 
 /// `finetune`'s own parameters, which are TrainingConfig fields too but not keywords.
 const PARAMETERS: [&str; 4] = ["model", "train", "validation", "output"];
@@ -127,7 +127,7 @@ fn finetune(
 ) -> PyResult<PyObject> {
     let model = match model {
         Some(m) => m,
-        None => medgen::Model::default_model_path().map_err(err)?,
+        None => default_model()?,
     };
     let cfg = TrainingConfig { model, train, validation, output, load: load_options(device, dtype, threads, None)?, ..config(py, "finetune", options)? };
     let mut hook = Hook { callback, error: None };
@@ -145,7 +145,7 @@ fn finetune(
     if let Some(e) = hook.error.take().or(interrupted) {
         return Err(e);
     }
-    let report = to_py(py, &report.map_err(err)?)?;
+    let report = to_py(py, &report.map_err(err_loading(Some(&cfg.model)))?)?;
     let report = report.bind(py).downcast::<PyDict>()?;
     let history = report.get_item("history")?.ok_or_else(|| PyValueError::new_err("the report has no history"))?;
     report.del_item("history")?;
@@ -160,13 +160,13 @@ fn finetune(
 fn initial_adapter(py: Python<'_>, model: Option<PathBuf>, output: PathBuf, device: &str, dtype: &str, threads: Option<usize>, options: Option<&Bound<'_, PyDict>>) -> PyResult<PathBuf> {
     let model = match model {
         Some(m) => m,
-        None => medgen::Model::default_model_path().map_err(err)?,
+        None => default_model()?,
     };
     let given = config(py, "initial_adapter", options)?;
     // LoRA unless the caller said otherwise (which the core then refuses).
     let method = if options.is_some_and(|o| o.contains("method").unwrap_or(false)) { given.method } else { train::Method::Lora };
     let cfg = TrainingConfig { model, output: output.clone(), method, load: load_options(device, dtype, threads, None)?, ..given };
-    py.allow_threads(|| train::initial_adapter(&cfg)).map_err(err)?;
+    py.allow_threads(|| train::initial_adapter(&cfg)).map_err(err_loading(Some(&cfg.model)))?;
     Ok(output)
 }
 
@@ -179,10 +179,10 @@ fn initial_adapter(py: Python<'_>, model: Option<PathBuf>, output: PathBuf, devi
 fn evaluate(py: Python<'_>, model: Option<PathBuf>, validation: PathBuf, device: &str, dtype: &str, threads: Option<usize>, options: Option<&Bound<'_, PyDict>>) -> PyResult<PyObject> {
     let model = match model {
         Some(m) => m,
-        None => medgen::Model::default_model_path().map_err(err)?,
+        None => default_model()?,
     };
     let cfg = TrainingConfig { model, validation: Some(validation), load: load_options(device, dtype, threads, None)?, ..config(py, "evaluate", options)? };
-    let result = py.allow_threads(|| train::evaluate(&cfg)).map_err(err)?;
+    let result = py.allow_threads(|| train::evaluate(&cfg)).map_err(err_loading(Some(&cfg.model)))?;
     to_py(py, &result)
 }
 
@@ -211,9 +211,9 @@ fn train_tokenizer(py: Python<'_>, inputs: Vec<PathBuf>, output: PathBuf, vocab_
 fn merge(py: Python<'_>, model: Option<PathBuf>, adapter: PathBuf, output: PathBuf) -> PyResult<()> {
     let model = match model {
         Some(m) => m,
-        None => medgen::Model::default_model_path().map_err(err)?,
+        None => default_model()?,
     };
-    py.allow_threads(|| train::merge(&model, &adapter, &output, &medgen::LoadOptions::default())).map_err(err)
+    py.allow_threads(|| train::merge(&model, &adapter, &output, &medgen::LoadOptions::default())).map_err(err_loading(Some(&model)))
 }
 
 /// `finetune`'s keywords with the core's defaults, for checking the stubs against the core.

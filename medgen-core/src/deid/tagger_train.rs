@@ -2,7 +2,6 @@
 //! `torch.optim.AdamW`, the linear schedule, clipping by the global norm), then choosing each
 //! category's threshold for the ensemble on a validation split.
 
-use std::io::BufRead;
 use std::path::{Path, PathBuf};
 
 use rand::seq::SliceRandom;
@@ -112,10 +111,10 @@ pub fn read_annotated(path: &Path) -> Result<Vec<AnnotatedNote>> {
         end: usize,
         category: String,
     }
-    let file = std::fs::File::open(path).map_err(|e| MedgenError::io(path, e))?;
+    let lines = crate::files::Lines::open(path).map_err(|e| MedgenError::io(path, e))?;
     let mut out = Vec::new();
-    for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
-        let line = line.map_err(|e| MedgenError::io(path, e))?;
+    for (i, line) in lines.enumerate() {
+        let line = line?;
         if line.trim().is_empty() {
             continue;
         }

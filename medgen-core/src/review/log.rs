@@ -103,15 +103,16 @@ pub fn verify(path: &Path) -> Result<LogSummary> {
 
 /// [`verify`] without the lock, for a caller that holds one.
 fn verify_unlocked(path: &Path) -> Result<LogSummary> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+    let mut lines = match crate::files::Lines::open(path) {
+        Ok(l) => Some(l),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => return Err(MedgenError::io(path, e)),
     };
     let mut summary = LogSummary { entries: 0, drafts: Vec::new(), reviews: Vec::new(), head_sha256: GENESIS.into() };
-    for (i, line) in text.lines().enumerate() {
+    for (i, line) in lines.iter_mut().flatten().enumerate() {
+        let line = line?;
         let n = i + 1;
-        let entry: Map<String, Value> = match serde_json::from_str(line) {
+        let entry: Map<String, Value> = match serde_json::from_str(&line) {
             Ok(Value::Object(m)) => m,
             _ => return Err(tampered(path, n, "not a JSON object")),
         };
@@ -137,7 +138,7 @@ fn verify_unlocked(path: &Path) -> Result<LogSummary> {
         summary.head_sha256 = hash;
         summary.entries += 1;
     }
-    if !text.is_empty() && !text.ends_with('\n') {
+    if lines.is_some_and(|l| !l.ended_cleanly()) {
         return Err(tampered(path, summary.entries, "the file does not end with a line break: a write was cut or the file was edited"));
     }
     Ok(summary)

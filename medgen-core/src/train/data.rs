@@ -50,7 +50,7 @@ fn bad(path: &Path, line: usize, reason: impl std::fmt::Display) -> MedgenError 
 
 /// Reads JSON lines, or CSV when the file name ends in `.csv`.
 pub fn read(path: &Path, columns: &Columns) -> Result<DataFile> {
-    let bytes = std::fs::read(path).map_err(|e| MedgenError::io(path, e))?;
+    let bytes = crate::files::read_bounded(path, crate::files::MAX_DATA_FILE)?;
     let sha256 = format!("{:x}", Sha256::digest(&bytes));
     let text = String::from_utf8(bytes).map_err(|e| MedgenError::invalid("train", format!("{} is not UTF-8: {e}", path.display())))?;
     let csv = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv"));

@@ -376,7 +376,7 @@ fn spec_of(dir: &Path, config: &serde_json::Value) -> Result<AdapterSpec> {
     }
     let init = adapter_tensors(dir)?;
     let path = dir.join("adapter_config.json");
-    let raw = std::fs::read_to_string(&path).map_err(|e| MedgenError::io(&path, e))?;
+    let raw = crate::formats::read_text(&path)?;
     let patterns: Ordered = serde_json::from_str(&raw).map_err(|e| MedgenError::format(format!("{}: {e}", path.display())))?;
     // Layers named by the tensors themselves, whatever `target_modules` says.
     let mut modules: Vec<String> = init.keys().filter_map(|k| k.strip_suffix(".lora_A.weight")).filter_map(|k| k.strip_prefix("base_model.model.")).map(str::to_string).collect();

@@ -49,7 +49,7 @@ pub fn texts(files: &[PathBuf]) -> Result<Vec<String>> {
                 }
             }
         } else {
-            let text = std::fs::read_to_string(f).map_err(|e| MedgenError::io(f, e))?;
+            let text = crate::files::read_text_bounded(f, crate::files::MAX_DATA_FILE)?;
             out.extend(text.lines().filter(|l| !l.trim().is_empty()).map(str::to_string));
         }
     }
@@ -195,7 +195,7 @@ impl RnnSpec {
 
     /// The model's configuration, with the vocabulary and special tokens of the tokenizer.
     pub fn config(&self) -> Result<RnnConfig> {
-        let text = std::fs::read_to_string(&self.tokenizer).map_err(|e| MedgenError::io(&self.tokenizer, e))?;
+        let text = crate::formats::read_text(&self.tokenizer)?;
         let tok = Tokenizer::from_str(&text).map_err(|e| MedgenError::invalid("tokenizer", format!("{} does not parse as a tokenizer.json: {e}", self.tokenizer.display())))?;
         let find = |names: &[&str]| names.iter().find_map(|n| tok.token_to_id(n));
         let eos = find(&["</s>", "[SEP]", "<eos>", "<|endoftext|>"])

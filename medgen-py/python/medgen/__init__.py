@@ -18,6 +18,7 @@ import torch as _torch  # noqa: F401
 from ._medgen import (  # noqa: E402
     ContextLengthError,
     DeviceError,
+    FileError,
     Generation,
     GenerationConfig,
     InvalidArgumentError,
@@ -80,7 +81,7 @@ def model_info(model: Model) -> dict:
 
 
 __all__ = [
-    "Model", "Generation", "GenerationConfig", "Stream", "model_info", "MedgenError", "ModelLoadError",
+    "Model", "Generation", "GenerationConfig", "Stream", "model_info", "MedgenError", "ModelLoadError", "FileError",
     "UnsupportedError", "InvalidArgumentError", "ContextLengthError", "DeviceError", "TokenizerError",
     "TemplateError", "TorchError", "InternalError", "AuditTamperedError", "__version__", "default_model_path", "deid", "checks",
     "metrics", "privacy", "review", "tasks",
