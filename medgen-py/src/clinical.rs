@@ -34,7 +34,12 @@ pub(crate) fn detect(py: Python<'_>, text: &str, engine: &str, tagger: Option<Pa
 pub(crate) fn detect_batch(py: Python<'_>, texts: Vec<String>, engine: &str, tagger: Option<PathBuf>) -> PyResult<PyObject> {
     let engine: deid::Engine = engine.parse().map_err(err)?;
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-    let found = py.allow_threads(|| deid::detect_with(&refs, engine, tagger.as_deref())).map_err(err_loading(tagger.as_deref()))?;
+    // Texts go in chunks, Ctrl-C looked for between them (the tagger is loaded once).
+    let mut found = Vec::with_capacity(refs.len());
+    for chunk in refs.chunks(32) {
+        py.check_signals()?;
+        found.extend(py.allow_threads(|| deid::detect_with(chunk, engine, tagger.as_deref())).map_err(err_loading(tagger.as_deref()))?);
+    }
     to_py(py, &found)
 }
 

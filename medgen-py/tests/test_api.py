@@ -160,6 +160,11 @@ def test_keyboard_interrupt_stops_a_long_generation(prompt):
     interrupted_quickly(f"m.generate({prompt}, max_new_tokens=4000, min_new_tokens=4000)")
 
 
+def test_keyboard_interrupt_stops_a_long_detect_batch():
+    # 200,000 notes take minutes with the tagger; Ctrl-C is looked for between chunks.
+    interrupted_quickly("medgen.deid.detect_batch(['Dr. Ann Lee saw John Smith on 3/4/2020 at 12 Elm St.'] * 200_000)")
+
+
 def interrupted_quickly(call, after=1.0):
     """Runs `call` on the default model `m` in a child, sends it Ctrl-C `after` seconds in,
     and checks that it raised KeyboardInterrupt within 10 seconds."""
