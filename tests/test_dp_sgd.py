@@ -207,6 +207,13 @@ def test_a_weak_delta_is_warned_about(tmp_path):
     assert "warning" in proc.stderr and "dp_delta" in proc.stderr, proc.stderr
 
 
+def test_a_noise_multiplier_of_zero_warns_that_epsilon_is_infinite(tmp_path):
+    proc = run_medgen("finetune", "--model", model_dir("llama"), "--train", write_jsonl(tmp_path / "t.jsonl", EXAMPLES),
+                      "--output", tmp_path / "out", "--no-chat", "--no-deid", "--method", "lora", "--max-steps", "1",
+                      "--dp-max-grad-norm", "1", "--dp-noise-multiplier", "0")
+    assert "warning" in proc.stderr and "infinite" in proc.stderr, proc.stderr
+
+
 @pytest.mark.parametrize("args,words", [
     (["--dp-max-grad-norm", "0", "--dp-noise-multiplier", "1"], ["dp_max_grad_norm"]),
     (["--dp-max-grad-norm", "-1", "--dp-noise-multiplier", "1"], ["dp_max_grad_norm"]),
@@ -219,6 +226,9 @@ def test_a_weak_delta_is_warned_about(tmp_path):
     (["--dp-max-grad-norm", "1"], ["dp_noise_multiplier", "dp_epsilon"]),
     (["--dp-max-grad-norm", "1", "--dp-noise-multiplier", "1", "--dp-epsilon", "3"], ["not both"]),
     (["--dp-noise-multiplier", "1"], ["dp_max_grad_norm"]),
+    (["--dp-noise-seed", "7"], ["dp_max_grad_norm"]),
+    (["--dp-max-grad-norm", "1e39", "--dp-noise-multiplier", "1"], ["dp_max_grad_norm", "f32"]),
+    (["--dp-max-grad-norm", "1e20", "--dp-noise-multiplier", "1e20"], ["dp_noise_multiplier", "f32"]),
     (["--dp-max-grad-norm", "1", "--dp-noise-multiplier", "1", "--gradient-accumulation-steps", "2"],
      ["gradient_accumulation_steps"]),
 ])

@@ -138,6 +138,11 @@ fn to_json(py: Python<'_>, name: &str, value: &Bound<'_, PyAny>) -> PyResult<ser
     if let Some(f) = value.downcast::<PyFloat>().ok().map(|f| f.value()).filter(|f| !f.is_finite()) {
         return Err(InvalidArgumentError::new_err(format!("{name}: {f} must be a finite number")));
     }
+    if let Ok(i) = value.downcast::<pyo3::types::PyInt>() {
+        if i.extract::<i64>().is_err() && i.extract::<u64>().is_err() {
+            return Err(PyOverflowError::new_err(format!("{name}: {i} is out of range for a 64-bit integer")));
+        }
+    }
     let value = if value.hasattr("__fspath__")? { py.import("os")?.call_method1("fspath", (value,))? } else { value.clone() };
     let text: String = py.import("json")?.call_method1("dumps", (value,)).map_err(|_| PyTypeError::new_err(format!("{name}: not a JSON value")))?.extract()?;
     serde_json::from_str(&text).map_err(|e| PyTypeError::new_err(format!("{name}: {e}")))
@@ -149,10 +154,23 @@ fn to_json(py: Python<'_>, name: &str, value: &Bound<'_, PyAny>) -> PyResult<ser
 /// InvalidArgumentError.
 fn field_error(name: &str, e: serde_json::Error) -> PyErr {
     let reason = e.to_string();
+    // serde's words for the types ("expected u64") as a Python user reads them.
+    let plain = |r: &str| {
+        let r = r.split(" at line ").next().unwrap_or(r);
+        let Some((got, want)) = r.split_once(", expected ") else { return r.to_string() };
+        let want = match want {
+            "u8" | "u16" | "u32" | "u64" | "usize" => "a whole number of at least 0",
+            "i8" | "i16" | "i32" | "i64" | "isize" => "a whole number",
+            "f32" | "f64" => "a number",
+            "a boolean" => "True or False",
+            w => w,
+        };
+        format!("expected {want}, got {}", got.trim_start_matches("invalid type: ").trim_start_matches("invalid value: "))
+    };
     if reason.starts_with("invalid value: integer `-") {
-        PyOverflowError::new_err(format!("{name}: {reason}"))
+        PyOverflowError::new_err(format!("{name}: {}", plain(&reason)))
     } else if reason.starts_with("invalid type") || reason.starts_with("invalid value") {
-        PyTypeError::new_err(format!("{name}: {reason}"))
+        PyTypeError::new_err(format!("{name}: {}", plain(&reason)))
     } else if reason.contains(name) {
         InvalidArgumentError::new_err(reason)
     } else {

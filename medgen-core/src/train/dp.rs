@@ -51,6 +51,7 @@ impl Dp {
             (None, Some(e)) => privacy::noise_multiplier(e, cfg.dp_delta, sample_rate, steps)?,
             (None, None) => return Err(MedgenError::internal("dp", "no noise multiplier after the check")),
         };
+        check_noise_std(noise_multiplier, c)?;
         Ok(Some(Dp { max_grad_norm: c, noise_multiplier, sample_rate, delta: cfg.dp_delta, noise_seed: cfg.dp_noise_seed }))
     }
 
@@ -80,16 +81,32 @@ impl Dp {
     }
 }
 
+/// The noise's standard deviation σ·C must be an f32 (the gradients' type): past it every
+/// step's noise is infinite and the first step fails on its loss.
+fn check_noise_std(sigma: f64, c: f64) -> Result<()> {
+    if sigma * c > f32::MAX as f64 {
+        let reason = format!("{sigma} times dp_max_grad_norm {c} is a noise deviation past the largest f32 ({:e})", f32::MAX);
+        return Err(MedgenError::invalid("dp_noise_multiplier", reason));
+    }
+    Ok(())
+}
+
 /// Checks the DP-SGD options on their own, before any data is read.
 pub(crate) fn check(cfg: &TrainingConfig) -> Result<()> {
     let Some(c) = cfg.dp_max_grad_norm else {
-        if cfg.dp_noise_multiplier.is_some() || cfg.dp_epsilon.is_some() {
+        if cfg.dp_noise_multiplier.is_some() || cfg.dp_epsilon.is_some() || cfg.dp_noise_seed.is_some() {
             return Err(MedgenError::invalid("dp_max_grad_norm", "DP-SGD needs a clipping norm: give dp_max_grad_norm"));
         }
         return Ok(());
     };
     if !(c.is_finite() && c > 0.0) {
         return Err(MedgenError::invalid("dp_max_grad_norm", format!("{c} must be a finite number above 0")));
+    }
+    if c > f32::MAX as f64 {
+        return Err(MedgenError::invalid("dp_max_grad_norm", format!("{c} is past the largest f32 ({:e}), the gradients' type", f32::MAX)));
+    }
+    if let Some(s) = cfg.dp_noise_multiplier {
+        check_noise_std(s, c)?;
     }
     if cfg.gradient_accumulation_steps != 1 {
         return Err(MedgenError::invalid("gradient_accumulation_steps", "must be 1 with DP-SGD (each step is one Poisson-sampled batch)"));

@@ -538,6 +538,9 @@ pub fn finetune_until(cfg: &TrainingConfig, on_log: &mut dyn FnMut(&LogEntry) ->
     if private.is_some() && cfg.dp_delta >= 1.0 / data.train.len() as f64 {
         warnings.push(format!("dp_delta {} is not below 1 / {} examples: the guarantee allows one example to leak", cfg.dp_delta, data.train.len()));
     }
+    if private.as_ref().is_some_and(|d| d.noise_multiplier == 0.0) {
+        warnings.push("dp_noise_multiplier 0 adds no noise: the gradients are clipped, but ε is infinite (no privacy)".to_string());
+    }
     let mut opt = AdamW::new(&model.params, cfg.weight_decay)?;
     let mut state = State::new(base_sha256.clone());
     let dp_record = private.as_ref().map(|d| [d.noise_multiplier, d.max_grad_norm, d.sample_rate]);
