@@ -401,9 +401,10 @@ pub unsafe extern "C" fn medgen_review_decide(
 
 /// Checks the review log `log`'s hash chain. On success `*out` holds JSON: `{"entries",
 /// "drafts", "reviews", "head_sha256"}`; a log that fails is MEDGEN_ERR_AUDIT_TAMPERED, its
-/// message naming the first altered line. A log file that does not exist is an empty log
-/// (0 entries): the chain cannot show that a whole log was deleted, so keep its last
-/// `entries` and `head_sha256` elsewhere and compare.
+/// message naming the first altered line. A log file that does not exist is MEDGEN_ERR_IO
+/// (a mistyped path must not pass as a clean log). The chain cannot show that a whole log was
+/// replaced by an earlier copy or a new one, so keep its last `entries` and `head_sha256`
+/// elsewhere and compare.
 ///
 /// # Safety
 /// `log` is a NUL-terminated string; `out` is writable.

@@ -758,6 +758,10 @@ static void test_review(medgen_model *m) {
     CHECK(s == (medgen_string *)UNTOUCHED);
     CHECK(strcmp(medgen_status_str(MEDGEN_ERR_AUDIT_TAMPERED), "MEDGEN_ERR_AUDIT_TAMPERED") == 0);
     remove(log);
+    /* A log that is not there is no clean log: a mistyped path is an I/O error. */
+    s = (medgen_string *)UNTOUCHED;
+    EXPECT_STATUS(medgen_review_verify(log, &s), MEDGEN_ERR_IO);
+    CHECK(s == (medgen_string *)UNTOUCHED);
 }
 
 /* ---- Fine-tuning ---------------------------------------------------------------------- */

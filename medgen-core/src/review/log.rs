@@ -85,19 +85,15 @@ fn tampered(path: &Path, line: usize, reason: impl Into<String>) -> MedgenError 
 }
 
 /// Checks every entry of the log at `path`: its JSON, its sequence number, its own hash and
-/// the previous entry's. A missing file is an empty log.
+/// the previous entry's.
 ///
-/// Errors: `AuditTampered` naming the first line that fails; `Io` when the file cannot be read.
+/// Errors: `AuditTampered` naming the first line that fails; `Io` when the file cannot be
+/// read, or is missing: a mistyped path must not pass as a clean, empty log (appending a
+/// draft makes the file).
 pub fn verify(path: &Path) -> Result<LogSummary> {
     // Shared with other readers, after any writer's entry is whole (see `append`).
-    let file = match std::fs::File::open(path) {
-        Ok(f) => Some(f),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => return Err(MedgenError::io(path, e)),
-    };
-    if let Some(f) = &file {
-        f.lock_shared().map_err(|e| MedgenError::io(path, e))?;
-    }
+    let file = std::fs::File::open(path).map_err(|e| MedgenError::io(path, e))?;
+    file.lock_shared().map_err(|e| MedgenError::io(path, e))?;
     verify_unlocked(path)
 }
 
