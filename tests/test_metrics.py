@@ -249,6 +249,20 @@ def test_rouge_on_long_documents_matches_rouge_score():
             assert got == pytest.approx(list(want[t]), abs=TOL), t
 
 
+@pytest.mark.parametrize("vocab, n, m", [(2, 1500, 1300), (7, 1029, 1100), (300, 1400, 700), (1, 200, 130)])
+def test_rouge_l_of_long_sentences_over_small_vocabularies_matches_rouge_score(vocab, n, m):
+    import medgen
+
+    rng = random.Random(vocab)
+    words = [f"w{i}" for i in range(vocab)]
+    pred, ref = (" ".join(rng.choice(words) for _ in range(k)) for k in (n, m))
+    ours = medgen.metrics.rouge(pred, ref)
+    want = rouge_scorer.RougeScorer(["rougeL", "rougeLsum"]).score(ref, pred)
+    for t in ("rougeL", "rougeLsum"):
+        got = [ours[t][k] for k in ("precision", "recall", "fmeasure")]
+        assert got == pytest.approx(list(want[t]), abs=TOL), t
+
+
 def test_rouge_l_of_a_30000_token_pair_needs_megabytes_not_gigabytes():
     import subprocess
     import sys

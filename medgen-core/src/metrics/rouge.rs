@@ -152,15 +152,38 @@ fn next_row(prev: &[u32], x: u32, b: &[u32], row: &mut [u32]) {
     }
 }
 
-/// LCS length, in two rows of the shorter text's length.
+/// LCS length, bit-parallel (Allison and Dix 1986; Crochemore et al. 2001): a row of the LCS
+/// table over the shorter text is kept as bits, 1 where the row does not step up, and each
+/// token of the longer text updates it with one add-with-carry over ⌈m/64⌉ words,
+/// `V ← (V + (V & M)) | (V & !M)` for `M` the token's positions. Time O(n·m/64 + matching
+/// pairs), memory O(m): two 30,000-token texts in milliseconds, 200,000 in seconds.
 fn lcs_len(a: &[u32], b: &[u32]) -> usize {
     let (long, short) = if a.len() >= b.len() { (a, b) } else { (b, a) };
-    let (mut prev, mut row) = (vec![0; short.len() + 1], vec![0; short.len() + 1]);
-    for &x in long {
-        next_row(&prev, x, short, &mut row);
-        std::mem::swap(&mut prev, &mut row);
+    let m = short.len();
+    let mut positions: HashMap<u32, Vec<usize>> = HashMap::new();
+    for (j, &t) in short.iter().enumerate() {
+        positions.entry(t).or_default().push(j);
     }
-    prev[short.len()] as usize
+    let words = m.div_ceil(64);
+    let (mut v, mut mask) = (vec![u64::MAX; words], vec![0u64; words]);
+    for x in long {
+        let Some(at) = positions.get(x) else { continue };
+        at.iter().for_each(|&j| mask[j / 64] |= 1 << (j % 64));
+        let mut carry = false;
+        for (v, &mk) in v.iter_mut().zip(&mask) {
+            let (sum, c1) = v.overflowing_add(*v & mk);
+            let (sum, c2) = sum.overflowing_add(carry as u64);
+            carry = c1 | c2;
+            *v = sum | (*v & !mk);
+        }
+        at.iter().for_each(|&j| mask[j / 64] = 0);
+    }
+    // Zeros among the first m bits: the steps up of the last row.
+    let ones: usize = v.iter().enumerate().map(|(w, &x)| {
+        let bits = (m - 64 * w).min(64);
+        (if bits == 64 { x } else { x & ((1u64 << bits) - 1) }).count_ones() as usize
+    }).sum();
+    m - ones
 }
 
 fn score_lcs(target: &[String], pred: &[String]) -> Score {
@@ -227,6 +250,12 @@ fn summary_level_lcs(target: &[Vec<String>], pred: &[Vec<String>]) -> Score {
     let n: usize = pred.iter().map(Vec::len).sum();
     if m == 0 || n == 0 {
         return ZERO;
+    }
+    if let ([t], [p]) = (target, pred) {
+        // One sentence each: the union is one LCS, whose tokens the counts always allow
+        // (a common subsequence holds no token more often than either text).
+        let (t, p) = interned(t, p);
+        return score(lcs_len(&t, &p), n, m);
     }
     let (mut left_target, mut left_pred) = (token_counts(target), token_counts(pred));
     let mut hits = 0;
@@ -335,7 +364,7 @@ mod tests {
                 })
                 .collect()
         };
-        for (n, m, vocab) in [(1, 1, 2), (2, 9, 3), (17, 5, 4), (50, 60, 5), (101, 37, 3), (64, 64, 8), (200, 180, 12)] {
+        for (n, m, vocab) in [(1, 1, 2), (2, 9, 3), (17, 5, 4), (50, 60, 5), (101, 37, 3), (64, 64, 8), (200, 180, 12), (130, 129, 2), (300, 65, 1), (64, 128, 40), (500, 257, 6)] {
             let (a, b) = (words(n, vocab), words(m, vocab));
             assert_eq!(lcs_indices(&a, &b), lcs_indices_full_table(&a, &b), "{n}x{m}");
             let (x, y) = interned(&a, &b);
