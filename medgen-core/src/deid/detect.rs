@@ -167,6 +167,11 @@ impl Overlaps {
     }
 }
 
+/// Titles after a family name said alone (刘医生, 周老师).
+const ZH_TITLES: [&str; 16] = ["医生", "医师", "大夫", "老师", "先生", "女士", "小姐", "主任", "教授", "护士", "阿姨", "叔叔", "师傅", "院长", "同志", "总"];
+/// Clinical words that start with a family name's character.
+const ZH_NOT_NAMES: [&str; 16] = ["高血压", "高血糖", "高血脂", "高烧", "高热", "白细胞", "白蛋白", "黄疸", "方案", "复查", "常规", "石膏", "包块", "段时间", "温度", "周期"];
+
 /// Is a tagger span no identifier whatever its context: no letter or digit, a weekday alone
 /// ("Tuesday"), an age in words, a few number words that are not a date ("five", "nine one one"),
 /// one frequent word in lower case ("there", "hour"), a name made only of frequent words,
@@ -192,8 +197,19 @@ fn implausible(text: &str, m: &Span, cased: bool) -> bool {
         let spelled = rest.starts_with(|c: char| c.is_ascii_digit())
             || rest.split(|c: char| !c.is_ascii_alphabetic()).next().is_some_and(spoken::is_number_word);
         let initial = (cat == Category::Name || spelled) && c.is_ascii_uppercase() && c != 'I' && c != 'A' && !heading && !glued;
-        let surname = cat == Category::Name && lexicon::ZH_SURNAMES.0.contains(&c);
+        // A family name alone stands before a title (刘医生), after 老 or 小 (老周), or before a
+        // pause, not inside a word (华语).
+        let glued_han = text[m.end..].chars().next().is_some_and(lexicon::is_han);
+        let titled = ZH_TITLES.iter().any(|t| text[m.end..].starts_with(t)) || text[..m.start].ends_with(['老', '小']);
+        let surname = cat == Category::Name && lexicon::ZH_SURNAMES.0.contains(&c) && (titled || !glued_han);
         if lexicon::is_han(c) && !surname || c.is_ascii_alphabetic() && !initial {
+            return true;
+        }
+    }
+    // A Chinese name holds no particle (查了, 好的吗) and is no clinical word that starts with a
+    // family name (高血压, 白细胞).
+    if cat == Category::Name && span.chars().all(lexicon::is_han) {
+        if span.chars().any(|c| "了的吗呢吧啊么着".contains(c)) || ZH_NOT_NAMES.iter().any(|w| span.contains(w)) {
             return true;
         }
     }
@@ -297,8 +313,15 @@ fn implausible(text: &str, m: &Span, cased: bool) -> bool {
         || all(&weekday)
         || (cat == Category::Age && all(&spoken::is_number_word))
         || (!numbers && all(&spoken::is_number_word) && words.len() < 4)
-        || (cat == Category::Name && !titled && all(&|w| lexicon::COMMON.contains(w) || spoken::is_number_word(w)))
-        || (!numbers && words.len() == 1 && raw[0] == words[0] && lexicon::COMMON.contains(&words[0]))
+        || (cat == Category::Name && !titled && all(&|w| common(w) || spoken::is_number_word(w)))
+        || (!numbers && words.len() == 1 && raw[0] == words[0] && common(&words[0]))
+}
+
+/// A frequent English word, or (when no known name) its plural or with "re" ("pets", "recheck").
+fn common(w: &str) -> bool {
+    let derived = |v: Option<&str>| v.is_some_and(|v| v.len() >= 3 && lexicon::COMMON.contains(v));
+    lexicon::COMMON.contains(w)
+        || !lexicon::FIRST_NAMES.contains(w) && !lexicon::SURNAMES.contains(w) && (derived(w.strip_suffix('s')) || derived(w.strip_prefix("re")))
 }
 
 /// A name or place of the tagger cut where a sentence ends inside it ("kwabena. kwabena
@@ -649,6 +672,15 @@ mod tests {
         ];
         let got: Vec<&str> = ensemble(text, vec![], model).iter().map(|s| &text[s.start..s.end]).collect();
         assert_eq!(got, ["Helen McCartney", "siobhan", "harold feeney", "maria", "May Chen"]);
+    }
+
+    #[test]
+    fn particles_clinical_words_glued_family_names_and_plural_common_words_are_no_names() {
+        let text = "患者：查了，阳性。家属：高血压。Explained to son in 华语; 刘医生 came. [doctor] any pets? let's recheck. Zhou Ming said";
+        let span = |s: &str| span_in(text, Category::Name, s, 0.9);
+        let model = vec![span("查了"), span("高血压"), span("华"), span("刘"), span("pets"), span("recheck"), span("Zhou Ming")];
+        let got: Vec<&str> = ensemble(text, vec![], model).iter().map(|s| &text[s.start..s.end]).collect();
+        assert_eq!(got, ["刘", "Zhou Ming"]);
     }
 
     #[test]

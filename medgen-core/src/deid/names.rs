@@ -34,13 +34,17 @@ regex!(
 // "under mr whitcombe", "sw (jen ruiz)"): a title, a title that is also a clinical
 // abbreviation (mr: mitral regurgitation, ms: multiple sclerosis), or a role or relative.
 regex!(
-    LOWER_CUE = r"\b(?:(?P<title>mrs|miss|dr|fr|prof|doctor)|(?P<weak>mr|ms)|(?P<role>rn|RN|sw|SW|pt|nok|NOK|dtr|wife|husband|son|daughter|brother|sister|mum|mom|dad|partner|friend|neighbou?r|carer|caregiver))(?:\.[ \t]*|[ \t]+)(?P<paren>\([ \t]*)?"
+    LOWER_CUE = r"\b(?:(?P<title>mrs|miss|mister|missus|dr|fr|prof|doctor)|(?P<weak>mr|ms)|(?P<role>rn|RN|sw|SW|pt|nok|NOK|dtr|wife|husband|son|daughter|brother|sister|mum|mom|dad|partner|friend|neighbou?r|carer|caregiver|manager|boss|supervisor|co-?worker|roommate|fianc[eé]e?|grandson|granddaughter|niece|nephew|uncle|aunt|cousin))(?:\.[ \t]*|[ \t]+)(?P<paren>\([ \t]*)?"
 );
 // What comes before "mr" or "ms" when it is a title: the patient, a bed, a surgeon's list.
 regex!(WEAK_TITLE_LEAD = r"(?i)(?:^|\n|\b(?:pt|patient|bed[ \t]*\d+[ \t-]*|under|by|with|to|for|and|see|saw|seen|called|from|per|dear)[ \t]*|[(:-][ \t]*)$");
 regex!(INTRO = r"(?i)\b(?:my name is|name is|i am|i'm|this is|call me|named|called)[ \t\x{3000}]+");
 regex!(
     GREETING = r"(?i)\b(?:hi|hello|hey|dear|thanks|thank you|good (?:morning|afternoon|evening)|nice to meet you|bye|goodbye|welcome|sorry|well done),?[ \t\x{3000}]+"
+);
+// The close of a letter or an e-mail, the writer's name on the next line.
+regex!(
+    SIGN_OFF = r"(?im)^[ \t]*(?:best|best wishes|all the best|kind regards|warm regards|regards|many thanks|thanks|thank you|sincerely|yours sincerely|yours faithfully|yours truly|cheers|warmly|with thanks)[,.!]?[ \t]*\r?\n[ \t]*"
 );
 // Words after a capitalised word that make it an eponym: Parkinson's disease, Foley catheter.
 regex!(
@@ -449,6 +453,17 @@ fn find_english(ctx: &Ctx, found: &mut Vec<Span>) {
             }
         }
     }
+    for m in matches(&SIGN_OFF) {
+        if let Some(i) = ctx.word_at(m.end()) {
+            if let Some(last) = ctx.run_forward(i, false, false, 3) {
+                // The name is the whole line (or ends at a comma: "Priya, RN").
+                let after = text[ctx.words[last].full_end..].trim_start_matches([' ', '\t']).chars().next();
+                if after.is_none_or(|c| ",\r\n".contains(c)) {
+                    found.extend(ctx.span(i, last, 0.85));
+                }
+            }
+        }
+    }
     // Known given name + capitalised word; known family name, comma, known given name.
     for i in 0..ctx.words.len() {
         let w = &ctx.words[i];
@@ -558,6 +573,7 @@ mod tests {
             &ROLE_IN_PARENS,
             &INTRO,
             &GREETING,
+            &SIGN_OFF,
             &EPONYM_HEAD,
             &LOWER_CUE,
             &WEAK_TITLE_LEAD,
@@ -572,6 +588,17 @@ mod tests {
         assert_eq!(names(text), ["Harold Whitfield", "Whitfield", "Eleanor", "Ortiz", "Whitfield"]);
         assert_eq!(names("Seriously? My mate Declan said so; her carer Oluwaseun came."), ["Declan", "Oluwaseun"]);
         assert!(names("Yerba mate Tea daily.").is_empty());
+    }
+
+    #[test]
+    fn the_writer_after_a_sign_off_and_lower_case_names_after_mister_and_roles() {
+        let mail = "Happy to see him.\n\nBest wishes,\nSeun\n\nDr Oluwaseun Adeyemi\nThanks,\nPriya, RN\nRegards,\nthe clinic team";
+        let got = names(mail);
+        assert!(got.contains(&"Seun".to_string()) && got.contains(&"Priya".to_string()), "{got:?}");
+        assert!(!got.iter().any(|n| n.contains("clinic") || n.contains("team")), "{got:?}");
+        assert_eq!(names("[doctor] hello mister abernathy come on in"), ["abernathy"]);
+        assert_eq!(names("i'll ask my manager phil he's good"), ["phil"]);
+        assert!(names("the manager said the unit was full").is_empty());
     }
 
     #[test]

@@ -36,6 +36,12 @@ regex!(
     PHONE_LABELLED = r"(?i)(?:\b(?:tel|telephone|phone|cell|cellphone|mobile|mob|pager|beeper|bleep|fax|facsimile|contact number|contact no)\b|电话|手机|手机号|联系电话|联系方式|传真|座机|电话号码)[ \t\x{3000}]*(?:number|no\.?|#)?[ \t\x{3000}]*[:：#]?[ \t\x{3000}]*(?:is[ \t\x{3000}]+)?(\+?\(?\d[\d ().-]{2,18}\d)"
 );
 regex!(CN_ID = r"\b\d{17}[\dXx]\b");
+// Taiwan's national ID (a letter, 1 or 2 for the sex, eight digits; checked) and Malaysia's
+// MyKad number (YYMMDD-PB-NNNG, the birth date checked).
+// An NPI said a few words before its ten digits ("our NPI for the paperwork is 1467582039").
+regex!(NPI_NEAR = r"(?i)\bNPI\b[^\n\d]{0,60}?\b(\d{10})\b");
+regex!(TW_ID = r"\b[A-Z][12]\d{8}\b");
+regex!(MY_IC = r"\b(\d{6})-\d{2}-\d{4}\b");
 regex!(
     CN_PLATE = r"[京津沪渝冀豫云辽黑湘皖鲁新苏浙赣鄂桂甘晋蒙陕吉闽贵粤青藏川宁琼][A-HJ-NP-Z][·•]?[A-HJ-NP-Z0-9]{5,6}\b"
 );
@@ -66,14 +72,14 @@ regex!(
     LABEL_MRN = r"(?i)\b(?:MRN|MR (?:no|number)|medical record(?: number| no)?|med(?:ical)? rec(?:ord)? no|hosp(?:ital)? (?:no|number|id)|unit (?:no|number)|(?-i:UR)(?: (?:no|number))?|chart (?:no|number)|patient (?:id|no|number)|pt id|record (?:no|number))\b|(?i)\b(?:MR|hosp(?:ital)?|chart|patient|pt|record) ?#|病历号|病案号|住院号|门诊号|就诊号|就诊卡号|登记号|病人ID|患者ID|ID号|档案号|病历编号|住院编号"
 );
 regex!(
-    LABEL_PLAN = r"(?i)\b(?:health ?plan(?: beneficiary)?(?: id| number| no)?|insurance(?: id| number| no| card)?|member (?:id|number|no)|subscriber (?:id|number|no)|policy (?:id|number|no)|group (?:number|no)|medicare(?: id| number| no)?|medicaid(?: id| number| no)?|nhs (?:number|no)|beneficiary (?:id|number|no))\b|(?i)\b(?:member|policy|group|subscriber) ?#|医保卡号|医保号|医保卡|医保编号|社保卡号|社保号|社会保障卡号|新农合(?:卡号|号)?|参保号|保险单号|保单号|合作医疗证号"
+    LABEL_PLAN = r"(?i)\b(?:health ?plan(?: beneficiary)?(?: id| number| no)?|insurance(?: id| number| no| card)?|member (?:id|number|no)|subscriber (?:id|number|no)|policy (?:id|number|no)|group (?:number|no)|medicare(?: id| number| no)?|medicaid(?: id| number| no)?|nhs (?:number|no)|beneficiary (?:id|number|no)|NHI (?:card|number|no))\b|(?i)\b(?:member|policy|group|subscriber) ?#|健保卡[號号]|健保[號号]|医保卡号|医保号|医保卡|医保编号|社保卡号|社保号|社会保障卡号|新农合(?:卡号|号)?|参保号|保险单号|保单号|合作医疗证号"
 );
 regex!(
     LABEL_ACCOUNT = r"(?i)\b(?:account|acct|billing|invoice|bank account|routing)(?: (?:id|number|no))?\b|(?i)\ba/c ?#?|账号|账户|银行卡号|缴费号|结算号|发票号"
 );
 regex!(LABEL_CARD = r"卡号");
 regex!(
-    LABEL_LICENSE = r"(?i)\b(?:licen[cs]e|lic|certificate|cert|registration|board certification|permit|DEA|NPI|GMC|CLIA|NMC|UPIN|MCR|driver|driving licen[cs]e)(?: (?:id|number|no))?\b|执业证书?(?:编码|编号|号)?|资格证书?(?:编码|编号|号)?|医师证号|证书编号|执业编号|驾驶证号?|驾照号?"
+    LABEL_LICENSE = r"(?i)\b(?:licen[cs]e|lic|certificate|cert|registration|board certification|permit|DEA|NPI|GMC|CLIA|NMC|UPIN|MCR|MMC|APC|AHPRA|provider|prescriber|driver|driving licen[cs]e)(?: (?:id|number|no))?\b|执业证书?(?:编码|编号|号)?|资格证书?(?:编码|编号|号)?|医师证号|证书编号|执业编号|驾驶证号?|驾照号?"
 );
 regex!(
     LABEL_VEHICLE = r"(?i)\b(?:VIN|vehicle identification(?: number)?|licen[cs]e plate|plate(?: number| no)?|registration plate|tag number)\b|车牌号?码?|车架号|车辆识别代号"
@@ -82,10 +88,10 @@ regex!(
     LABEL_DEVICE = r"(?i)\b(?:serial(?: id| number| no)?|s/n|SN|device (?:id|identifier|serial|number)|UDI|lot(?: number| no)?|implant id|IMEI|pacemaker id)\b|序列号|设备编号|设备号|植入物编号|批号|产品编号"
 );
 regex!(
-    LABEL_OTHER = r"(?i)\b(?:accession|case|specimen|sample|requisition|employee|staff|student|identification|barcode|badge|fin|csn)\b|(?i)\b(?:acc|lab|order|reference|ref|claim|tracking|study|encounter|visit|client|prescription|script|rx) ?(?:id\b|number\b|no\b|#)|\bID\b|检查号|影像号|病理号|标本号|检验号|样本号|条形码|工号|学号|编号|单号|流水号|预约号|申请单号|报告编号|超声号|心电图号|放射号|CT号|MR号|X线号"
+    LABEL_OTHER = r"(?i)\b(?:accession|case|specimen|sample|requisition|employee|staff|student|identification|barcode|badge|fin|csn)\b|(?i)\b(?:acc|lab|order|reference|ref|claim|tracking|study|encounter|visit|client|prescription|script|rx|job|dictation) ?(?:id\b|number\b|no\b|#)|\bID\b|检查号|影像号|病理号|标本号|检验号|样本号|条形码|工号|学号|编号|单号|流水号|预约号|申请单号|报告编号|超声号|心电图号|放射号|CT号|MR号|X线号"
 );
 regex!(
-    LABEL_ID_NUMBER = r"(?i)\b(?:passport|ID card|national id|identity card|HKID|NRIC|FIN|pension card|concession card|centrelink(?: card)?|CRN)(?: (?:number|no))?\b|身份证(?:号码|号)?|公民身份号码|证件号码?|护照号?码?"
+    LABEL_ID_NUMBER = r"(?i)\b(?:passport|ID card|national id|identity card|HKID|NRIC|FIN|pension card|concession card|centrelink(?: card)?|CRN|MyKad|I/?C)(?: (?:number|no))?\b|身份证(?:号码|号)?|身分證(?:字號|號碼|號)?|身份證(?:號碼|號)?|居留證(?:號碼|號)?|公民身份号码|证件号码?|护照号?码?"
 );
 regex!(LABEL_SSN = r"(?i)\b(?:SSN|social security(?: number| no)?|social insurance number|SIN)\b|(?i)\bSS ?#");
 
@@ -152,6 +158,26 @@ pub(crate) fn find(text: &str, out: &mut Vec<Span>) {
     for m in each(&CN_ID) {
         if resident_id_is_valid(m.as_str()) {
             out.push(Span::new(Category::IdNumber, m.start(), m.end(), 0.97));
+        }
+    }
+    for c in captures(&NPI_NEAR, text) {
+        if let Some(n) = c.get(1) {
+            out.push(Span::new(Category::License, n.start(), n.end(), 0.9));
+        }
+    }
+    for m in each(&TW_ID) {
+        if taiwan_id_is_valid(m.as_str()) {
+            out.push(Span::new(Category::IdNumber, m.start(), m.end(), 0.95));
+        }
+    }
+    for c in captures(&MY_IC, text) {
+        let (Some(m), Some(birth)) = (c.get(0), c.get(1)) else { continue };
+        let ymd: u32 = birth.as_str().parse().unwrap_or(0);
+        let (y, mo, d) = (ymd / 10000, ymd / 100 % 100, ymd % 100);
+        // Either century: the date must exist in 19YY or 20YY.
+        let day_ok = [1900, 2000].iter().any(|c| (1..=12).contains(&mo) && d >= 1 && d <= super::dates::days_in_month((c + y) as i32, mo));
+        if day_ok && !digit_neighbour(text, m.start(), m.end()) {
+            out.push(Span::new(Category::IdNumber, m.start(), m.end(), 0.93));
         }
     }
     for m in each(&CN_PLATE) {
@@ -376,6 +402,21 @@ pub(crate) fn chinese_number(s: &str) -> Option<u32> {
 
 /// Does a Chinese resident ID number (18 characters) carry a valid birth date and ISO 7064
 /// MOD 11-2 check character?
+/// Taiwan's ID check: the letter's two-digit code (A = 10 … Z = 33, in Taiwan's own order),
+/// weights 1, 9, 8 … 1 over its digits and the nine that follow, a multiple of 10.
+pub(crate) fn taiwan_id_is_valid(id: &str) -> bool {
+    const LETTERS: &[u8; 26] = b"ABCDEFGHJKLMNPQRSTUVXYWZIO";
+    let b = id.as_bytes();
+    let Some(code) = b.first().and_then(|l| LETTERS.iter().position(|x| x == l)).map(|i| i as u32 + 10) else { return false };
+    if b.len() != 10 || !b[1..].iter().all(u8::is_ascii_digit) {
+        return false;
+    }
+    let digits = b[1..].iter().map(|d| u32::from(d - b'0'));
+    let weights = [8, 7, 6, 5, 4, 3, 2, 1, 1];
+    let sum = code / 10 + (code % 10) * 9 + digits.zip(weights).map(|(d, w)| d * w).sum::<u32>();
+    sum % 10 == 0
+}
+
 pub(crate) fn resident_id_is_valid(id: &str) -> bool {
     const WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
     const CHECK: &[u8; 11] = b"10X98765432";
@@ -436,6 +477,9 @@ mod tests {
             &PHONE_CN_MOBILE,
             &PHONE_LABELLED,
             &CN_ID,
+            &TW_ID,
+            &MY_IC,
+            &NPI_NEAR,
             &CN_PLATE,
             &VIN,
             &AGE_EN,
@@ -452,6 +496,15 @@ mod tests {
     #[test]
     fn resident_id_checksum_is_checked() {
         assert!(resident_id_is_valid("11010519491231002X"));
+        // Taiwan's example A123456789 is valid; one digit changed is not.
+        assert!(taiwan_id_is_valid("A123456789") && !taiwan_id_is_valid("A123456788"));
+        assert_eq!(found("ID F131104093, tel"), vec![(Category::IdNumber, "F131104093".into())]);
+        assert_eq!(found("IC 520318-07-5523 male"), vec![(Category::IdNumber, "520318-07-5523".into())]);
+        assert!(found("ratio 521399-07-5523").is_empty());
+        assert_eq!(found("健保卡號: 000012478835"), vec![(Category::HealthPlan, "000012478835".into())]);
+        assert_eq!(found("Our NPI for the request paperwork is 1467582039."), vec![(Category::License, "1467582039".into())]);
+        assert_eq!(found("Job #: 7720154"), vec![(Category::Other, "7720154".into())]);
+        assert_eq!(found("MMC No. 61437"), vec![(Category::License, "61437".into())]);
         assert!(resident_id_is_valid("110105198803153414"));
         assert!(!resident_id_is_valid("110105198803153415"));
         assert!(!resident_id_is_valid("110105198813153416"));

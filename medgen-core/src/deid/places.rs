@@ -91,11 +91,15 @@ regex!(
 );
 regex!(
     ZH_FACILITY = format!(
-        r"[\p{{Han}}\d&&[^{s}]][\p{{Han}}\d&&[^于在到至往从自是住址为及和与的了我本外该其去来回返赴送转入出由经就曾这那被把给向对收诊前后等或已拟因即再并且请让叫找问说告]]{{1,14}}(?:医院|卫生院|诊所|卫生服务中心|卫生服务站|卫生室|门诊部|保健院|疗养院|医疗中心|医学中心|体检中心|急救中心|小学|中学|大学|学院|幼儿园|养老院|敬老院|福利院)",
+        r"[\p{{Han}}\d&&[^{s}]][\p{{Han}}\d&&[^于在到至往从自是住址为及和与的了我本外该其去来回返赴送转入出由经就曾这那被把给向对收诊前后等或已拟因即再并且请让叫找问说告]]{{1,14}}(?:医院|卫生院|诊所|卫生服务中心|卫生服务站|卫生室|门诊部|保健院|疗养院|医疗中心|医学中心|体检中心|急救中心|小学|中学|大学|学院|幼儿园|养老院|敬老院|福利院|醫院|衛生院|診所|衛生所|醫療中心|醫學中心|門診部|療養院|護理之家|安養中心|學院|國小|國中|高中)",
         s = ZH_STOP
     )
 );
 regex!(ZH_CITY = ZH_CITIES.join("|"));
+// An employer named where someone works: 我在娃哈哈集团上班.
+regex!(
+    ZH_EMPLOYER = r"在(\p{Han}{2,8}?(?:集团|集團|公司|厂|廠|银行|銀行|超市|商场|商場|酒店|饭店|飯店))(?:上班|工作|打工|做事|任职|任職|当|當)"
+);
 // A housing estate with its building or phase (嘉绿苑七幢, 锦江华府二期, 碧海小区7栋): the
 // number after the name keeps 政府 and 花园 alone out.
 regex!(
@@ -505,6 +509,20 @@ fn find_chinese(text: &str, out: &mut Vec<Span>) {
             "养老院",
             "敬老院",
             "福利院",
+            "醫院",
+            "衛生院",
+            "診所",
+            "衛生所",
+            "醫療中心",
+            "醫學中心",
+            "門診部",
+            "療養院",
+            "護理之家",
+            "安養中心",
+            "學院",
+            "國小",
+            "國中",
+            "高中",
         ];
         let Some(kind) = kinds.iter().find(|k| s.ends_with(*k)) else { continue };
         let mut name = &s[..s.len() - kind.len()];
@@ -522,6 +540,19 @@ fn find_chinese(text: &str, out: &mut Vec<Span>) {
             || name.chars().count() == 1 && !name.starts_with(|c: char| c.is_ascii_digit()) && s.chars().count() >= 5
         {
             out.push(Span::new(Category::Location, m.start(), m.end(), 0.85));
+        }
+    }
+    for c in captures(&ZH_EMPLOYER, text) {
+        let Some(m) = c.get(1) else { continue };
+        // "在一家公司上班", "在我们公司工作": no name.
+        let generic = ["一家", "这家", "那家", "一个", "这个", "那个", "我们", "他们", "她们", "你们", "本", "外", "大", "小", "私人", "国营", "民营", "外资", "合资", "上市"];
+        let suffix_len = ["集团", "集團", "公司", "厂", "廠", "银行", "銀行", "超市", "商场", "商場", "酒店", "饭店", "飯店"]
+            .iter()
+            .find(|k| m.as_str().ends_with(*k))
+            .map_or(0, |k| k.len());
+        let name = &m.as_str()[..m.as_str().len() - suffix_len];
+        if name.chars().count() >= 2 && !generic.iter().any(|g| name.starts_with(g)) {
+            out.push(Span::new(Category::Location, m.start(), m.end(), 0.8));
         }
     }
     for m in matches(&ZH_ESTATE, text) {
@@ -592,6 +623,7 @@ mod tests {
             &ZH_CORNER,
             &ZH_ADDRESS,
             &ZH_FACILITY,
+            &ZH_EMPLOYER,
             &ZH_ESTATE,
             &ZH_CITY,
         ] {
@@ -635,6 +667,10 @@ mod tests {
         assert_eq!(places("在梅龙路与人民北路交叉口摔倒"), ["梅龙路与人民北路交叉口"]);
         assert!(places("tired and short of breath; Smith and Jones reviewed it").is_empty());
         assert_eq!(places("曾在广州市第一人民医院诊断，转入我院心内科"), ["广州市第一人民医院"]);
+        assert_eq!(places("2023/12/18 at 亞東醫院). Accompanied"), ["亞東醫院"]);
+        assert_eq!(places("我在娃哈哈集团上班，经常出差。"), ["娃哈哈集团"]);
+        assert_eq!(places("以前在苏州第二纺织厂当机修工"), ["苏州第二纺织厂"]);
+        assert!(places("我在一家公司上班，她在我们公司工作").is_empty());
         assert!(places("重症社区获得性肺炎，分娩镇痛，当地医院就诊，尿路感染").is_empty());
     }
 }

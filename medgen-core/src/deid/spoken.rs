@@ -34,6 +34,14 @@ regex!(
         spoken_year()
     )
 );
+// "may seventh": lower-case May before an ordinal past "second" ("you may first notice" is a verb).
+regex!(
+    DATE_MAY = format!(
+        r"\bmay(?: the)? (?:{})\b(?:,? (?:of )?(?:{}|(?:19|20)\d\d))?\b",
+        ORDINAL.replace("|first|second|", "|"),
+        spoken_year()
+    )
+);
 regex!(
     DATE_DAY_FIRST =
         format!(r"(?i)\b(?:the )?(?:{ORDINAL}) of (?:{MONTH})\b(?:,? (?:{}|(?:19|20)\d\d))?\b", spoken_year())
@@ -156,7 +164,7 @@ pub(crate) fn find(text: &str, out: &mut Vec<Span>) {
         out.push(Span::new(cat, c.start(), c.end(), 0.8));
     }
     for (re, conf) in
-        [(&DATE_MONTH_FIRST, 0.9), (&DATE_DAY_FIRST, 0.9), (&DATE_CARDINAL, 0.75), (&DATE_MONTH_YEAR, 0.8)]
+        [(&DATE_MONTH_FIRST, 0.9), (&DATE_MAY, 0.85), (&DATE_DAY_FIRST, 0.9), (&DATE_CARDINAL, 0.75), (&DATE_MONTH_YEAR, 0.8)]
     {
         for m in matches(re, text) {
             out.push(Span::new(Category::Date, m.start(), m.end(), conf));
@@ -599,6 +607,7 @@ mod tests {
     fn all_patterns_compile() {
         for re in [
             &DATE_MONTH_FIRST,
+            &DATE_MAY,
             &DATE_DAY_FIRST,
             &DATE_CARDINAL,
             &DATE_MONTH_YEAR,
@@ -695,6 +704,8 @@ mod tests {
         assert_eq!(found("next visit june twelve at ten")[0].1, "june twelve");
         assert_eq!(found("since March of two thousand twenty")[0].1, "March of two thousand twenty");
         assert!(found("you may seven times a day").is_empty());
+        assert_eq!(found("does may seventh work")[0].1, "may seventh");
+        assert!(found("you may second-guess it; you may first call").is_empty());
     }
 
     #[test]
