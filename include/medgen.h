@@ -1261,10 +1261,11 @@ medgen_status medgen_finetune(const medgen_finetune_params *params,
  Folds the LoRA adapter in the folder `adapter` into the base model `base` (the Hugging
  Face folder it was trained on) and writes the merged model as a Hugging Face folder to
  `output` (created if needed), which `medgen_model_load` runs at full speed. All three are
- NUL-terminated paths. Works on the CPU in f32.
+ NUL-terminated paths; there is no default base here (NULL for any is
+ MEDGEN_ERR_NULL_ARGUMENT). Works on the CPU in f32.
 
  # Safety
- `base`, `adapter` and `output` are NULL or NUL-terminated strings.
+ `base`, `adapter` and `output` are NUL-terminated strings (or NULL, refused).
  */
 medgen_status medgen_merge(const char *base, const char *adapter, const char *output);
 

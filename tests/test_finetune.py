@@ -1009,6 +1009,22 @@ def test_non_empty_output_folder_is_refused_without_overwrite_or_resume(tmp_path
     assert (tmp_path / "out" / "notes.txt").read_text() == "keep me"
 
 
+@pytest.mark.parametrize("where", ["base", "inside"])
+def test_an_output_over_the_base_model_is_refused_even_with_overwrite(tmp_path, where):
+    import hashlib
+    import shutil
+
+    base = tmp_path / "base"
+    shutil.copytree(model_dir("llama"), base)
+    digest = lambda: hashlib.sha256((base / "model.safetensors").read_bytes()).hexdigest()
+    before = digest()
+    out = base if where == "base" else base / "run"
+    proc = run_medgen("finetune", "--model", base, "--train", write_jsonl(tmp_path / "train.jsonl", EXAMPLES),
+                      "--output", out, "--no-chat", "--no-deid", "--max-steps", "1", "--overwrite", check=False)
+    assert_refused(proc, "output", "write over what it reads")
+    assert digest() == before and not (base / "log.jsonl").exists() and not (base / "run").exists()
+
+
 def test_resume_from_a_run_on_another_base_model_is_refused(tmp_path):
     finetune(tmp_path, "llama", "--method", "lora", "--max-steps", "2", "--save-steps", "1", "--stop-after", "1")
     proc = refuse(tmp_path, "--method", "lora", "--max-steps", "2", "--resume", kind="qwen2")

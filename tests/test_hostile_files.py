@@ -137,3 +137,25 @@ def test_a_missing_data_file_is_a_file_error_and_a_missing_model_a_model_load_er
         medgen.evaluate(tmp_path / "nowhere", data)
     with pytest.raises(medgen.FileError):
         medgen.review.verify(tmp_path)  # a folder
+    with pytest.raises(medgen.FileError, match="missing-log.jsonl"):
+        medgen.review.verify(tmp_path / "missing-log.jsonl")  # a mistyped path is no clean log
+    with pytest.raises(medgen.InvalidArgumentError, match="adapter"):
+        medgen.Model.load(tiny_models["llama"], adapter="")  # not the working directory's adapter
+
+
+def test_a_note_far_past_the_context_fails_before_it_is_de_identified_whole(tiny_models):
+    import medgen
+
+    model = medgen.Model.load(tiny_models["llama"])
+    note = "Patient John Smith seen 2020-01-01 with fever. " * 200_000  # 9.6 MB
+    with pytest.raises(medgen.ContextLengthError, match="at least"):
+        model.run_task("discharge_summary", note, max_new_tokens=8)
+
+
+def test_a_temperature_near_the_smallest_float_samples_like_greedy(tiny_models):
+    import medgen
+
+    model = medgen.Model.load(tiny_models["llama"])
+    greedy = model.generate("The patient was admitted with", max_new_tokens=8).text
+    for t in (1e-38, 1e-40, 1e-45):
+        assert model.generate("The patient was admitted with", max_new_tokens=8, do_sample=True, temperature=t, seed=1).text == greedy

@@ -535,10 +535,11 @@ pub unsafe extern "C" fn medgen_finetune(
 /// Folds the LoRA adapter in the folder `adapter` into the base model `base` (the Hugging
 /// Face folder it was trained on) and writes the merged model as a Hugging Face folder to
 /// `output` (created if needed), which `medgen_model_load` runs at full speed. All three are
-/// NUL-terminated paths. Works on the CPU in f32.
+/// NUL-terminated paths; there is no default base here (NULL for any is
+/// MEDGEN_ERR_NULL_ARGUMENT). Works on the CPU in f32.
 ///
 /// # Safety
-/// `base`, `adapter` and `output` are NULL or NUL-terminated strings.
+/// `base`, `adapter` and `output` are NUL-terminated strings (or NULL, refused).
 #[no_mangle]
 pub unsafe extern "C" fn medgen_merge(
     base: *const c_char,

@@ -6,8 +6,8 @@ use std::path::PathBuf;
 #[derive(thiserror::Error, Debug)]
 #[non_exhaustive]
 pub enum MedgenError {
-    /// A file could not be opened or read.
-    #[error("cannot read {path}: {source}")]
+    /// A file could not be opened, read or written.
+    #[error("cannot read or write {path}: {source}")]
     Io {
         path: PathBuf,
         #[source]

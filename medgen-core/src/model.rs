@@ -49,6 +49,10 @@ impl Model {
             Some(p) => p.to_path_buf(),
             None => Self::default_model_path()?,
         };
+        if opts.adapter.as_ref().is_some_and(|a| a.as_os_str().is_empty()) {
+            // An empty path would read the working directory's adapter_config.json.
+            return Err(MedgenError::invalid("adapter", "the path is empty (leave the adapter out to run the model alone)"));
+        }
         let runtime = Runtime::new(opts)?;
         // On the pool, so that the caller's thread starts no OpenMP team: the host's threads
         // keep their settings, and a child of fork() can load a model of its own.

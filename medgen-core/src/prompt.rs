@@ -130,7 +130,13 @@ impl Model {
     /// (A 20 MB prompt took 12 s and 0.9 GB to tokenize whole before the context refused
     /// it.) Text the head does not settle is left to the full check after tokenizing.
     pub(crate) fn refuse_long_text_early(&self, text: &str) -> Result<()> {
-        let limit = self.info().context_length;
+        self.refuse_text_past(text, 1)
+    }
+
+    /// [`Model::refuse_long_text_early`] for text that is still to shrink by less than
+    /// `times` (a note before de-identification): refused when its head holds `times` contexts.
+    pub(crate) fn refuse_text_past(&self, text: &str, times: usize) -> Result<()> {
+        let limit = self.info().context_length.saturating_mul(times);
         let mut cut = limit.saturating_mul(PROBE_BYTES_PER_TOKEN);
         if text.len() <= cut {
             return Ok(());
@@ -142,7 +148,8 @@ impl Model {
         // The head's last token may differ from the whole text's there: one token of slack.
         let n = self.tokenizer().encode(&text[..cut], false)?.len();
         if n > limit + 1 {
-            return Err(MedgenError::context(n, limit, format!("prompt: at least, counted on its first {cut} of {} bytes", text.len())));
+            let what = format!("prompt: at least, counted on its first {cut} of {} bytes", text.len());
+            return Err(MedgenError::context(n, self.info().context_length, what));
         }
         Ok(())
     }

@@ -488,15 +488,55 @@ fn is_fraction(values: &[f64]) -> bool {
     matches!(values, &[n, d] if whole(n) && whole(d) && 0.0 < n && n < d && d <= 8.0)
 }
 
-fn supported(sources: &[Quantity], q: &Quantity, unit: &Unit) -> bool {
+/// The source's quantities by every number they could match an output's value with: each
+/// value as written and scaled to its unit's base, and a fraction's quotient, sorted. An
+/// output quantity is compared with those near its own numbers only, so that a long draft
+/// against a long source is not every quantity against every other (quadratic: a 4.5 MB pair
+/// ran for minutes).
+struct Index<'a> {
+    sources: &'a [Quantity],
+    keys: Vec<(f64, usize)>,
+}
+
+impl<'a> Index<'a> {
+    fn new(sources: &'a [Quantity]) -> Self {
+        let mut keys = Vec::new();
+        for (i, s) in sources.iter().enumerate() {
+            let scale = s.unit.as_ref().map_or(1.0, |u| u.scale);
+            let quotient = match s.values[..] {
+                [a, b] if s.ratio => Some(a / b),
+                _ => None,
+            };
+            for x in s.values.iter().copied().chain(quotient) {
+                keys.extend([(x, i), (x * scale, i)].into_iter().filter(|k| k.0.is_finite()));
+            }
+        }
+        keys.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        keys.dedup();
+        Index { sources, keys }
+    }
+
+    /// The quantities with a number `close` to `v` or to `v` in its unit's base (maybe twice).
+    fn near(&self, v: f64, unit: &Unit) -> impl Iterator<Item = &'a Quantity> + '_ {
+        [v, v * unit.scale].into_iter().flat_map(move |x| {
+            // `close` allows 1e-9 of the larger magnitude: twice that around x holds them all.
+            let t = 2e-9 * x.abs().max(1.0);
+            let lo = self.keys.partition_point(|k| k.0 < x - t);
+            let hi = self.keys.partition_point(|k| k.0 <= x + t);
+            self.keys[lo..hi.max(lo)].iter().map(|&(_, i)| &self.sources[i])
+        })
+    }
+}
+
+fn supported(index: &Index, q: &Quantity, unit: &Unit) -> bool {
     // A fraction of a dose ("1/2 tab") is its value: neither of its parts alone ("1 tab",
     // "2 tabs") and the same as the source's "half a tablet". A ratio of readings ("120/80")
     // supports each of its parts ("SBP 120 mmHg").
     let dose = needs_unit_in_source(unit);
     if q.ratio {
         (dose && is_fraction(&q.values))
-            && sources.iter().any(|s| !s.ratio && supports_value(s, q.values[0] / q.values[1], unit))
-            || sources.iter().any(|s| {
+            && index.near(q.values[0] / q.values[1], unit).any(|s| !s.ratio && supports_value(s, q.values[0] / q.values[1], unit))
+            || index.near(q.values[0], unit).any(|s| {
                 s.ratio
                     && s.values.len() == q.values.len()
                     && q.values.iter().zip(&s.values).all(|(&v, &sv)| {
@@ -507,8 +547,8 @@ fn supported(sources: &[Quantity], q: &Quantity, unit: &Unit) -> bool {
     } else {
         // "1/2 tabs" may be the UK's "one to two": a range of its two parts is supported.
         let parts = |s: &Quantity| s.ratio && s.values.len() == 2 && q.values.len() == 2 && supported_range(s, q, unit);
-        sources.iter().any(parts) || q.values.iter().all(|&v| {
-            sources.iter().any(|s| match (dose, s.ratio && is_fraction(&s.values)) {
+        index.near(q.values[0], unit).any(parts) || q.values.iter().all(|&v| {
+            index.near(v, unit).any(|s| match (dose, s.ratio && is_fraction(&s.values)) {
                 (true, true) => supports_value(&Quantity { values: vec![s.values[0] / s.values[1]], ratio: false, ..s.clone() }, v, unit),
                 _ => supports_value(s, v, unit),
             })
@@ -520,21 +560,22 @@ fn supported(sources: &[Quantity], q: &Quantity, unit: &Unit) -> bool {
 pub fn check(source: &str, output: &str) -> Vec<Finding> {
     let (source, folded) = (fold(source), fold(output));
     let sources = quantities(&source, true, true);
+    let index = Index::new(&sources);
     let (original, indexed) = (Indexed::new(output), Indexed::new(&folded));
     let mut findings = Vec::new();
     for q in quantities(&folded, false, false) {
         let Some(unit) = &q.unit else { continue };
-        if supported(&sources, &q, unit) {
+        if supported(&index, &q, unit) {
             continue;
         }
         let written = folded[q.start..q.end].trim();
         let mut detail = format!("{written} does not occur in the source");
-        let elsewhere = sources.iter().find(|s| {
-            s.unit.is_some()
-                && s.values.len() == q.values.len()
-                && q.values.iter().zip(&s.values).all(|(&v, &sv)| close(sv, v))
-        });
-        if let Some(s) = elsewhere {
+        // The first such quantity of the source, in its order.
+        let same = |s: &&Quantity| {
+            s.unit.is_some() && s.values.len() == q.values.len() && q.values.iter().zip(&s.values).all(|(&v, &sv)| close(sv, v))
+        };
+        let plain = Unit { scale: 1.0, ..unit.clone() };
+        if let Some(s) = index.near(q.values[0], &plain).filter(same).min_by_key(|s| s.start) {
             detail.push_str(&format!(" (the source has {})", source[s.start..s.end].trim()));
         }
         findings.push(finding(FindingKind::UnsupportedNumber, &original, &indexed, q.start, q.end, detail));
@@ -545,6 +586,52 @@ pub fn check(source: &str, output: &str) -> Vec<Finding> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `supported` as it was, every source quantity against the output's: the reference
+    /// for the index.
+    fn supported_by_scan(sources: &[Quantity], q: &Quantity, unit: &Unit) -> bool {
+        let dose = needs_unit_in_source(unit);
+        if q.ratio {
+            (dose && is_fraction(&q.values)) && sources.iter().any(|s| !s.ratio && supports_value(s, q.values[0] / q.values[1], unit))
+                || sources.iter().any(|s| {
+                    s.ratio
+                        && s.values.len() == q.values.len()
+                        && q.values.iter().zip(&s.values).all(|(&v, &sv)| supports_value(&Quantity { values: vec![sv], ratio: false, ..s.clone() }, v, unit))
+                })
+        } else {
+            let parts = |s: &Quantity| s.ratio && s.values.len() == 2 && q.values.len() == 2 && supported_range(s, q, unit);
+            sources.iter().any(parts)
+                || q.values.iter().all(|&v| {
+                    sources.iter().any(|s| match (dose, s.ratio && is_fraction(&s.values)) {
+                        (true, true) => supports_value(&Quantity { values: vec![s.values[0] / s.values[1]], ratio: false, ..s.clone() }, v, unit),
+                        _ => supports_value(s, v, unit),
+                    })
+                })
+        }
+    }
+
+    #[test]
+    fn the_index_finds_what_scanning_every_source_quantity_finds() {
+        let mut seed = 11u64;
+        let mut pick = |n: u64| {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (seed >> 33) % n
+        };
+        let units = ["mg", "g", "mcg", "mL", "L", "mmHg", "bpm", "tab", "tabs", "%", "mmol/L", "days", "weeks", ""];
+        let numbers = ["1", "2", "0.5", "1/2", "120/80", "80/120", "1000", "1,000", "2.50", "2.5", "7", "1-2", "5/325", "81", "0.001"];
+        for _ in 0..300 {
+            let mut text = || {
+                (0..12).map(|_| format!("{} {}", numbers[pick(numbers.len() as u64) as usize], units[pick(units.len() as u64) as usize])).collect::<Vec<_>>().join(", ")
+            };
+            let (source, output) = (fold(&text()), fold(&text()));
+            let sources = quantities(&source, true, true);
+            let index = Index::new(&sources);
+            for q in quantities(&output, false, false) {
+                let Some(unit) = &q.unit else { continue };
+                assert_eq!(supported(&index, &q, unit), supported_by_scan(&sources, &q, unit), "{source} | {output} | {}", &output[q.start..q.end]);
+            }
+        }
+    }
 
     fn flagged(source: &str, output: &str) -> Vec<String> {
         check(source, output).into_iter().map(|f| f.text).collect()

@@ -218,7 +218,10 @@ fn parse_captures(c: &Captures, prefer_dmy: bool) -> Option<Parsed> {
             2 => value + if value < 50 { 2000 } else { 1900 },
             _ => value,
         };
-        if !(1800..=2199).contains(&value) {
+        // Four digits: any year, the sentinels 0001 and 9999 of a system's "no date" included
+        // (their month and day must not stay behind in clear); fewer: 1800 to 2199.
+        let years = if s.len() == 4 && !chinese { 1..=9999 } else { 1800..=2199 };
+        if !years.contains(&value) {
             return None;
         }
         year = Some(value);
@@ -510,6 +513,11 @@ mod tests {
         }
         assert!(CN_MONTH_BARE.is_some());
         assert!(SHORT_CUE_BEFORE.is_some() && SHORT_DOSE_AFTER.is_some() && SHORT_MEASURE_BEFORE.is_some());
+    }
+
+    #[test]
+    fn a_systems_sentinel_dates_are_dates_whole() {
+        assert_eq!(dates("Seen 9999-12-31 and 2020-01-15 and 0001-01-01 and 12/31/9999."), ["9999-12-31", "2020-01-15", "0001-01-01", "12/31/9999"]);
     }
 
     #[test]

@@ -158,17 +158,19 @@ impl Sampler {
         if self.greedy {
             return argmax(logits);
         }
-        let t = self.temperature;
-        let mut cand: Vec<(u32, f32)> = logits
+        // In f64: a temperature near f32's smallest (1e-38) would make l / t infinite in f32,
+        // and the draw garbage; in f64 it tends to the greedy pick, as it should.
+        let t = f64::from(self.temperature);
+        let mut cand: Vec<(u32, f64)> = logits
             .iter()
             .enumerate()
             .filter(|(_, l)| l.is_finite())
-            .map(|(i, &l)| (i as u32, l / t))
+            .map(|(i, &l)| (i as u32, f64::from(l) / t))
             .collect();
         if cand.is_empty() {
             return argmax(logits);
         }
-        let desc = |a: &(u32, f32), b: &(u32, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
+        let desc = |a: &(u32, f64), b: &(u32, f64)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
         if self.top_k > 0 && self.top_k < cand.len() {
             cand.select_nth_unstable_by(self.top_k - 1, desc);
             // Ties with the k-th value stay, as transformers keeps every logit >= it.
@@ -180,7 +182,7 @@ impl Sampler {
         }
         cand.sort_unstable_by(desc);
         let max = cand[0].1;
-        let mut probs: Vec<f64> = cand.iter().map(|c| ((c.1 - max) as f64).exp()).collect();
+        let mut probs: Vec<f64> = cand.iter().map(|c| (c.1 - max).exp()).collect();
         let total: f64 = probs.iter().sum();
         probs.iter_mut().for_each(|p| *p /= total);
         let mut keep = probs.len();
@@ -225,6 +227,15 @@ mod tests {
         let mut s = Sampler::new(&config(1, 1.0, 0.0), 7);
         for _ in 0..50 {
             assert_eq!(s.pick(&logits), 1);
+        }
+    }
+
+    #[test]
+    fn a_temperature_near_the_smallest_f32_picks_the_best_token_not_garbage() {
+        let logits = [0.1, 3.0, 2.9, -1.0, 12.5, 12.4];
+        for t in [1e-38f32, 1e-40, 1e-45, 1e-30] {
+            let mut s = Sampler::new(&GenerationConfig { do_sample: true, temperature: t, ..Default::default() }, 1);
+            assert!((0..20).all(|_| s.pick(&logits) == 4), "temperature {t}");
         }
     }
 

@@ -741,6 +741,22 @@ fn prepare_output(cfg: &TrainingConfig) -> Result<()> {
     if out.as_os_str().is_empty() {
         return Err(MedgenError::invalid("output", "an output folder is needed"));
     }
+    // The run never writes into what it reads: the base model's folder (or its file), an
+    // initial adapter's folder, or a folder around them is refused, with --overwrite too.
+    let canonical = |p: &Path| match std::fs::canonicalize(p) {
+        Ok(c) => Some(c),
+        Err(_) => Some(std::fs::canonicalize(p.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."))).ok()?.join(p.file_name()?)),
+    };
+    if let Some(o) = canonical(out) {
+        let base = cfg.from_scratch.is_none().then_some(("model", &cfg.model));
+        let inputs = base.into_iter().chain(cfg.lora.init_adapter.iter().map(|a| ("init_adapter", a)));
+        for (name, input) in inputs {
+            if canonical(input).is_some_and(|i| o == i || o.starts_with(&i)) {
+                let reason = format!("{} is, or is inside, the {name} {}: the run would write over what it reads", out.display(), input.display());
+                return Err(MedgenError::invalid("output", reason));
+            }
+        }
+    }
     let nonempty = std::fs::read_dir(out).map(|mut d| d.next().is_some()).unwrap_or(false);
     if nonempty && !cfg.resume && !cfg.overwrite {
         return Err(MedgenError::invalid("output", format!("{} exists and is not empty (pass --resume to continue its run, or --overwrite)", out.display())));

@@ -59,10 +59,8 @@ def decide(log: PathLike, draft_id: str, decision: str, reviewer: str, text: Opt
 
 def verify(log: PathLike) -> Dict[str, Any]:
     """Checks the review log's hash chain: {entries, drafts, reviews, head_sha256}. Raises
-    AuditTamperedError naming the first altered line, InvalidArgumentError when there is no
-    such file."""
-    if not os.path.exists(log):
-        raise InvalidArgumentError(f"invalid argument `log`: {os.fspath(log)} does not exist")
+    AuditTamperedError naming the first altered line, FileError when there is no such file (a
+    mistyped path is no clean log) or it cannot be read."""
     return review_verify(os.fspath(log))
 
 
