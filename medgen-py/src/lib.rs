@@ -126,7 +126,13 @@ impl GenerationConfig {
         // A NaN or infinity is refused here, naming its field (`to_json`): kept in the struct,
         // it would cross the next field's JSON as null and be blamed on that field.
         *slot = to_json(py, name, value)?;
-        self.0 = serde_json::from_value(fields).map_err(|e| field_error(name, e))?;
+        let new: medgen::GenerationConfig = serde_json::from_value(fields).map_err(|e| field_error(name, e))?;
+        // A float past f32 (temperature 1e308) becomes infinite there, and null as JSON.
+        let back = serde_json::to_value(&new).map_err(|e| MedgenError::new_err(e.to_string()))?;
+        if back.get(name).is_some_and(serde_json::Value::is_null) && !value.is_none() {
+            return Err(InvalidArgumentError::new_err(format!("invalid argument `{name}`: {value} is past the range of its type")));
+        }
+        self.0 = new;
         Ok(())
     }
 }

@@ -210,7 +210,8 @@ def test_bad_input_raises_typed_errors(model, call, exc):
     assert issubclass(medgen.InvalidArgumentError, medgen.MedgenError)
 
 
-@pytest.mark.parametrize("first", [dict(temperature=float("nan")), dict(top_p=float("inf"))])
+@pytest.mark.parametrize("first", [dict(temperature=float("nan")), dict(top_p=float("inf")), dict(temperature=1e308),
+                                   dict(length_penalty=1e39)])
 def test_a_nan_or_infinity_is_refused_naming_its_own_field_whatever_follows(model, first):
     name = next(iter(first))
     for options in [{**first, "max_new_tokens": 5}, {"max_new_tokens": 5, **first}, {**first, "seed": 1}]:
