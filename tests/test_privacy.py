@@ -53,6 +53,18 @@ def test_epsilon_agrees_with_dp_accounting(q, sigma, steps, delta):
     assert math.isclose(ours, accountant.get_epsilon(delta), rel_tol=1e-4), (ours, accountant.get_epsilon(delta))
 
 
+@pytest.mark.parametrize("q,sigma,steps,delta", [(0.01, 1.1, 0, 1e-5), (0.0, 1.1, 100, 1e-5), (0.01, 1.0, 10, 0.9999999999)])
+def test_no_sampled_step_spends_nothing_and_epsilon_is_never_negative_as_in_dp_accounting(q, sigma, steps, delta):
+    import dp_accounting
+    from dp_accounting import rdp
+    from opacus.accountants import RDPAccountant
+
+    accountant = rdp.RdpAccountant(orders=RDPAccountant.DEFAULT_ALPHAS)
+    if steps:  # dp-accounting takes no count of 0: its accountant with nothing composed
+        accountant.compose(dp_accounting.PoissonSampledDpEvent(q, dp_accounting.GaussianDpEvent(sigma)), steps)
+    assert medgen.privacy.epsilon(sample_rate=q, noise_multiplier=sigma, steps=steps, delta=delta) == accountant.get_epsilon(delta) == 0
+
+
 @pytest.mark.parametrize("eps,delta,q,epochs", [(3.0, 1e-5, 0.01, 5), (8.0, 1e-5, 0.004, 20), (1.0, 1e-6, 0.05, 1),
                                                 (0.5, 1e-5, 1.0, 3)])
 def test_noise_multiplier_equals_opacus(eps, delta, q, epochs):

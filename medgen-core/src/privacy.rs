@@ -81,6 +81,12 @@ pub fn spent(history: &[Mechanism], delta: f64) -> Result<Spent> {
             _ => Some((e, a)),
         });
     let (epsilon, order) = best.unwrap_or((f64::INFINITY, f64::NAN));
+    // No step that samples an example spends nothing (the bound alone would say 0.10 or so),
+    // and ε is never below 0 (the bound goes negative for δ near 1), as dp-accounting has it.
+    if history.iter().all(|m| m.steps == 0 || m.sample_rate == 0.0) {
+        return Ok(Spent { epsilon: 0.0, delta, order: f64::NAN });
+    }
+    let epsilon = epsilon.max(0.0);
     Ok(Spent { epsilon, delta, order })
 }
 
