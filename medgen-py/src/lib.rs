@@ -173,6 +173,10 @@ fn field_error(name: &str, e: serde_json::Error) -> PyErr {
         };
         format!("expected {want}, got {}", got.trim_start_matches("invalid type: ").trim_start_matches("invalid value: "))
     };
+    if reason.starts_with("data did not match any variant") {
+        // An enum of mixed kinds (early_stopping: True, False or "never").
+        return PyTypeError::new_err(format!("{name}: not one of the values it takes (see GenerationConfig's documentation)"));
+    }
     if reason.starts_with("invalid value: integer `-") {
         PyOverflowError::new_err(format!("{name}: {}", plain(&reason)))
     } else if reason.starts_with("invalid type") || reason.starts_with("invalid value") {

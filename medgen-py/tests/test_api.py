@@ -199,6 +199,7 @@ def interrupted_quickly(call, after=1.0):
     (lambda m: m.generate([PROMPT], num_beams=0), medgen.InvalidArgumentError),
     (lambda m: m.generate(PROMPT, num_beams=2, num_return_sequences=3), medgen.InvalidArgumentError),
     (lambda m: m.generate(PROMPT, temperature="hot"), TypeError),
+    (lambda m: m.generate(PROMPT, num_beams=2, early_stopping=2), TypeError),
     (lambda m: m.generate(PROMPT, max_new_tokens=-3), OverflowError),
     (lambda m: m.chat([{"role": "user"}]), TypeError),
     (lambda m: m.chat([]), medgen.InvalidArgumentError),
