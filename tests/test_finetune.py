@@ -1009,7 +1009,7 @@ def test_non_empty_output_folder_is_refused_without_overwrite_or_resume(tmp_path
     assert (tmp_path / "out" / "notes.txt").read_text() == "keep me"
 
 
-@pytest.mark.parametrize("where", ["base", "inside"])
+@pytest.mark.parametrize("where", ["base", "inside", "nested", "dotdot"])
 def test_an_output_over_the_base_model_is_refused_even_with_overwrite(tmp_path, where):
     import hashlib
     import shutil
@@ -1018,7 +1018,7 @@ def test_an_output_over_the_base_model_is_refused_even_with_overwrite(tmp_path, 
     shutil.copytree(model_dir("llama"), base)
     digest = lambda: hashlib.sha256((base / "model.safetensors").read_bytes()).hexdigest()
     before = digest()
-    out = base if where == "base" else base / "run"
+    out = {"base": base, "inside": base / "run", "nested": base / "runs" / "r1", "dotdot": tmp_path / "missing" / ".." / "base"}[where]
     proc = run_medgen("finetune", "--model", base, "--train", write_jsonl(tmp_path / "train.jsonl", EXAMPLES),
                       "--output", out, "--no-chat", "--no-deid", "--max-steps", "1", "--overwrite", check=False)
     assert_refused(proc, "output", "write over what it reads")

@@ -163,7 +163,7 @@ fn field_error(name: &str, e: serde_json::Error) -> PyErr {
     // serde's words for the types ("expected u64") as a Python user reads them.
     let plain = |r: &str| {
         let r = r.split(" at line ").next().unwrap_or(r);
-        let Some((got, want)) = r.split_once(", expected ") else { return r.to_string() };
+        let Some((got, want)) = r.rsplit_once(", expected ") else { return r.to_string() };
         let want = match want {
             "u8" | "u16" | "u32" | "u64" | "usize" => "a whole number of at least 0",
             "i8" | "i16" | "i32" | "i64" | "isize" => "a whole number",

@@ -218,10 +218,10 @@ fn parse_captures(c: &Captures, prefer_dmy: bool) -> Option<Parsed> {
             2 => value + if value < 50 { 2000 } else { 1900 },
             _ => value,
         };
-        // Four digits: any year, the sentinels 0001 and 9999 of a system's "no date" included
-        // (their month and day must not stay behind in clear); fewer: 1800 to 2199.
-        let years = if s.len() == 4 && !chinese { 1..=9999 } else { 1800..=2199 };
-        if !years.contains(&value) {
+        // 1800 to 2199, and the sentinels 0001 and 9999 of a system's "no date" (their month
+        // and day must not stay behind in clear); not any four digits ("June 3, 1500 mL").
+        let sentinel = s.len() == 4 && !chinese && (value == 1 || value == 9999);
+        if !(1800..=2199).contains(&value) && !sentinel {
             return None;
         }
         year = Some(value);
@@ -518,6 +518,9 @@ mod tests {
     #[test]
     fn a_systems_sentinel_dates_are_dates_whole() {
         assert_eq!(dates("Seen 9999-12-31 and 2020-01-15 and 0001-01-01 and 12/31/9999."), ["9999-12-31", "2020-01-15", "0001-01-01", "12/31/9999"]);
+        // Other years past 2199 are doses, not years: "June 3, 1500 mL".
+        let got = dates("On June 3, 1500 mL drained; Dec 30, 3000 units");
+        assert!(got.iter().all(|d| !d.contains("1500") && !d.contains("3000")), "{got:?}");
     }
 
     #[test]

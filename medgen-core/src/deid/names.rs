@@ -34,7 +34,7 @@ regex!(
 // "under mr whitcombe", "sw (jen ruiz)"): a title, a title that is also a clinical
 // abbreviation (mr: mitral regurgitation, ms: multiple sclerosis), or a role or relative.
 regex!(
-    LOWER_CUE = r"\b(?:(?P<title>mrs|miss|mister|missus|dr|fr|prof|doctor)|(?P<weak>mr|ms)|(?P<role>rn|RN|sw|SW|pt|nok|NOK|dtr|wife|husband|son|daughter|brother|sister|mum|mom|dad|partner|friend|neighbou?r|carer|caregiver|manager|boss|supervisor|co-?worker|roommate|fianc[eé]e?|grandson|granddaughter|niece|nephew|uncle|aunt|cousin))(?:\.[ \t]*|[ \t]+)(?P<paren>\([ \t]*)?"
+    LOWER_CUE = r"\b(?:(?P<title>mrs|miss|mister|missus|dr|fr|prof|doctor)|(?P<weak>mr|ms)|(?P<role>rn|RN|sw|SW|pt|nok|NOK|dtr|wife|husband|son|daughter|brother|sister|mum|mom|dad|partner|friend|neighbou?r|carer|caregiver)|(?P<kin>manager|boss|supervisor|co-?worker|roommate|fianc[eé]e?|grandson|granddaughter|niece|nephew|uncle|aunt|cousin))(?:\.[ \t]*|[ \t]+)(?P<paren>\([ \t]*)?"
 );
 // What comes before "mr" or "ms" when it is a title: the patient, a bed, a surgeon's list.
 regex!(WEAK_TITLE_LEAD = r"(?i)(?:^|\n|\b(?:pt|patient|bed[ \t]*\d+[ \t-]*|under|by|with|to|for|and|see|saw|seen|called|from|per|dear)[ \t]*|[(:-][ \t]*)$");
@@ -403,7 +403,10 @@ fn find_english(ctx: &Ctx, found: &mut Vec<Span>) {
         let Some(last) = ctx.lower_run(i, 3, c.name("paren").is_some()) else { continue };
         // In brackets the name must close them: "wife (mere)", "SW (jen ruiz)".
         let closed = text[ctx.words[last].end..].trim_start_matches([' ', '\t']).starts_with(')');
-        let accept = if c.name("paren").is_some() {
+        // Kin and colleagues are as often a family history's ("aunt (melanoma)"): a listed name only.
+        let accept = if c.name("kin").is_some() {
+            ctx.in_name_lists(i) && (c.name("paren").is_none() || closed)
+        } else if c.name("paren").is_some() {
             closed
         } else if c.name("title").is_some() {
             true
@@ -599,6 +602,7 @@ mod tests {
         assert_eq!(names("[doctor] hello mister abernathy come on in"), ["abernathy"]);
         assert_eq!(names("i'll ask my manager phil he's good"), ["phil"]);
         assert!(names("the manager said the unit was full").is_empty());
+        assert!(names("maternal aunt (melanoma), uncle (epilepsy)").is_empty());
     }
 
     #[test]

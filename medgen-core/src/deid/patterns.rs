@@ -91,7 +91,7 @@ regex!(
     LABEL_OTHER = r"(?i)\b(?:accession|case|specimen|sample|requisition|employee|staff|student|identification|barcode|badge|fin|csn)\b|(?i)\b(?:acc|lab|order|reference|ref|claim|tracking|study|encounter|visit|client|prescription|script|rx|job|dictation) ?(?:id\b|number\b|no\b|#)|\bID\b|检查号|影像号|病理号|标本号|检验号|样本号|条形码|工号|学号|编号|单号|流水号|预约号|申请单号|报告编号|超声号|心电图号|放射号|CT号|MR号|X线号"
 );
 regex!(
-    LABEL_ID_NUMBER = r"(?i)\b(?:passport|ID card|national id|identity card|HKID|NRIC|FIN|pension card|concession card|centrelink(?: card)?|CRN|MyKad|I/?C)(?: (?:number|no))?\b|身份证(?:号码|号)?|身分證(?:字號|號碼|號)?|身份證(?:號碼|號)?|居留證(?:號碼|號)?|公民身份号码|证件号码?|护照号?码?"
+    LABEL_ID_NUMBER = r"(?i)\b(?:passport|ID card|national id|identity card|HKID|NRIC|FIN|pension card|concession card|centrelink(?: card)?|CRN|MyKad)(?: (?:number|no))?\b|身份证(?:号码|号)?|身分證(?:字號|號碼|號)?|身份證(?:號碼|號)?|居留證(?:號碼|號)?|公民身份号码|证件号码?|护照号?码?"
 );
 regex!(LABEL_SSN = r"(?i)\b(?:SSN|social security(?: number| no)?|social insurance number|SIN)\b|(?i)\bSS ?#");
 
@@ -498,6 +498,11 @@ mod tests {
         assert!(resident_id_is_valid("11010519491231002X"));
         // Taiwan's example A123456789 is valid; one digit changed is not.
         assert!(taiwan_id_is_valid("A123456789") && !taiwan_id_is_valid("A123456788"));
+        // Letters whose codes are out of alphabetical order: W 32, X 30, Y 31, Z 33, I 34, O 35.
+        for id in ["W100000001", "X100000009", "Y100000000", "Z100000002", "I100000003", "O100000004"] {
+            assert!(taiwan_id_is_valid(id), "{id}");
+        }
+        assert!(found("IC 2.85 L, FEV1 2.1 L").is_empty());
         assert_eq!(found("ID F131104093, tel"), vec![(Category::IdNumber, "F131104093".into())]);
         assert_eq!(found("IC 520318-07-5523 male"), vec![(Category::IdNumber, "520318-07-5523".into())]);
         assert!(found("ratio 521399-07-5523").is_empty());

@@ -91,7 +91,7 @@ regex!(
 );
 regex!(
     ZH_FACILITY = format!(
-        r"[\p{{Han}}\d&&[^{s}]][\p{{Han}}\d&&[^于在到至往从自是住址为及和与的了我本外该其去来回返赴送转入出由经就曾这那被把给向对收诊前后等或已拟因即再并且请让叫找问说告]]{{1,14}}(?:医院|卫生院|诊所|卫生服务中心|卫生服务站|卫生室|门诊部|保健院|疗养院|医疗中心|医学中心|体检中心|急救中心|小学|中学|大学|学院|幼儿园|养老院|敬老院|福利院|醫院|衛生院|診所|衛生所|醫療中心|醫學中心|門診部|療養院|護理之家|安養中心|學院|國小|國中|高中)",
+        r"[\p{{Han}}\d&&[^{s}]][\p{{Han}}\d&&[^于在到至往从自是住址为及和与的了我本外该其去来回返赴送转入出由经就曾这那被把给向对收诊前后等或已拟因即再并且请让叫找问说告]]{{1,14}}(?:医院|卫生院|诊所|卫生服务中心|卫生服务站|卫生室|门诊部|保健院|疗养院|医疗中心|医学中心|体检中心|急救中心|小学|中学|大学|学院|幼儿园|养老院|敬老院|福利院|醫院|衛生院|診所|衛生所|醫療中心|醫學中心|門診部|療養院|護理之家|安養中心|學院)",
         s = ZH_STOP
     )
 );
@@ -520,9 +520,6 @@ fn find_chinese(text: &str, out: &mut Vec<Span>) {
             "護理之家",
             "安養中心",
             "學院",
-            "國小",
-            "國中",
-            "高中",
         ];
         let Some(kind) = kinds.iter().find(|k| s.ends_with(*k)) else { continue };
         let mut name = &s[..s.len() - kind.len()];
@@ -550,8 +547,14 @@ fn find_chinese(text: &str, out: &mut Vec<Span>) {
             .iter()
             .find(|k| m.as_str().ends_with(*k))
             .map_or(0, |k| k.len());
-        let name = &m.as_str()[..m.as_str().len() - suffix_len];
-        if name.chars().count() >= 2 && !generic.iter().any(|g| name.starts_with(g)) {
+        // An industry is no employer ("在化工厂工作", "在钢铁公司"); nor is 在 of 现在 or 实在.
+        let industries = ["化工", "纺织", "钢铁", "机械", "电子", "服装", "食品", "建筑", "汽车", "制药", "印刷", "化肥", "水泥", "煤矿", "家具", "塑料", "工"];
+        let mut name = &m.as_str()[..m.as_str().len() - suffix_len];
+        while let Some(rest) = industries.iter().find_map(|w| name.strip_suffix(w)) {
+            name = rest;
+        }
+        let word_before = text[..c.get(0).map_or(0, |w| w.start())].ends_with(['现', '实', '所', '存', '正', '自', '好']);
+        if name.chars().count() >= 2 && !generic.iter().any(|g| name.starts_with(g)) && !word_before {
             out.push(Span::new(Category::Location, m.start(), m.end(), 0.8));
         }
     }
@@ -671,6 +674,7 @@ mod tests {
         assert_eq!(places("我在娃哈哈集团上班，经常出差。"), ["娃哈哈集团"]);
         assert_eq!(places("以前在苏州第二纺织厂当机修工"), ["苏州第二纺织厂"]);
         assert!(places("我在一家公司上班，她在我们公司工作").is_empty());
+        assert!(places("在化工厂工作20年，现在纺织厂上班，在钢铁公司工作；患者为16岁高中生").is_empty());
         assert!(places("重症社区获得性肺炎，分娩镇痛，当地医院就诊，尿路感染").is_empty());
     }
 }

@@ -741,11 +741,30 @@ fn prepare_output(cfg: &TrainingConfig) -> Result<()> {
     if out.as_os_str().is_empty() {
         return Err(MedgenError::invalid("output", "an output folder is needed"));
     }
-    // The run never writes into what it reads: the base model's folder (or its file), an
-    // initial adapter's folder, or a folder around them is refused, with --overwrite too.
-    let canonical = |p: &Path| match std::fs::canonicalize(p) {
-        Ok(c) => Some(c),
-        Err(_) => Some(std::fs::canonicalize(p.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."))).ok()?.join(p.file_name()?)),
+    // The run never writes into what it reads: an output that is, or is inside, the base
+    // model's folder (or its file) or an initial adapter's folder is refused, --overwrite too.
+    // A path that does not exist yet is its nearest existing ancestor, resolved, with the rest
+    // of its components after it ("missing/../base" is base).
+    let canonical = |p: &Path| -> Option<PathBuf> {
+        let absolute = if p.is_absolute() { p.to_path_buf() } else { std::env::current_dir().ok()?.join(p) };
+        let mut rest = Vec::new();
+        let mut at = absolute.as_path();
+        let mut resolved = loop {
+            if let Ok(c) = std::fs::canonicalize(at) {
+                break c;
+            }
+            rest.push(at.file_name().map(|n| n.to_os_string()));
+            at = at.parent()?;
+        };
+        for part in rest.into_iter().rev() {
+            match part {
+                Some(name) => resolved.push(name),
+                None => {
+                    resolved.pop();
+                }
+            }
+        }
+        Some(resolved)
     };
     if let Some(o) = canonical(out) {
         let base = cfg.from_scratch.is_none().then_some(("model", &cfg.model));
