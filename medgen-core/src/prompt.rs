@@ -148,7 +148,8 @@ impl Model {
         // The head's last token may differ from the whole text's there: one token of slack.
         let n = self.tokenizer().encode(&text[..cut], false)?.len();
         if n > limit + 1 {
-            let what = format!("prompt: at least, counted on its first {cut} of {} bytes", text.len());
+            let kind = if self.info().encoder_decoder { "encoder input" } else { "prompt" };
+            let what = format!("{kind}: at least, counted on its first {cut} of {} bytes", text.len());
             return Err(MedgenError::context(n, self.info().context_length, what));
         }
         Ok(())

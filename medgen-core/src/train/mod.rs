@@ -907,7 +907,7 @@ fn write_record(cfg: &TrainingConfig, model: &Trainable, data: &Prepared, report
 #[doc(hidden)]
 pub fn gradients(cfg: &TrainingConfig) -> Result<Vec<(String, Tensor)>> {
     // DP's options are checked below: the dump clips without noise, which a run may not.
-    TrainingConfig { dp_max_grad_norm: None, dp_noise_multiplier: None, dp_epsilon: None, ..cfg.clone() }.validate()?;
+    TrainingConfig { dp_max_grad_norm: None, dp_noise_multiplier: None, dp_epsilon: None, dp_noise_seed: None, ..cfg.clone() }.validate()?;
     let lora = (cfg.method == Method::Lora).then_some(&cfg.lora);
     let model = Trainable::load(&cfg.model, &cfg.load, lora, cfg.seed)?;
     let data = prepare(&TrainingConfig { validation: None, validation_split: None, ..cfg.clone() }, &model)?;
