@@ -52,6 +52,11 @@ regex!(
 regex!(
     AGE_EN_WORDS = r"(?i)\b((?:ninety|one hundred)(?:[- ](?:and[- ])?(?:one|two|three|four|five|six|seven|eight|nine))?)[- ](?:years?[- ]old|year-old)"
 );
+// An age over 89 in digits after a person and a verb that make it one, at a clause's end:
+// "Mrs. Lindqvist is 96, correct?", "she's 93 and still drives" (not "she was 94 on room air").
+regex!(
+    AGE_EN_CUED = r"\b(?:[Ss]he['’]s|[Hh]e['’]s|[Ss]he is|[Hh]e is|[Ss]he was|[Hh]e was|[Ww]ho['’]s|[Ww]ho is|turned|turns|turning|(?:Mrs?|Ms|Miss)\.? [A-Z][a-z]+ is) (?:about |almost |nearly |now |just |only )?(9\d|1[01]\d)(?:[,;!?)]|\.(?:\s|$)|$| (?:and|now|this|next|last|today|but|so|years?|yo)\b)"
+);
 regex!(
     AGE_ZH = r"(\d{2,3})[ \t\x{3000}]*(?:岁|周岁|歲)|(?:年龄|年齡|享年|终年|今年)[ \t\x{3000}]*[:：]?[ \t\x{3000}]*(\d{2,3})|((?:九十|一百)[零一二三四五六七八九十]?)(?:岁|周岁)"
 );
@@ -373,6 +378,11 @@ fn find_ages(text: &str, out: &mut Vec<Span>) {
             push(&c, 0.9);
         }
     }
+    for c in captures(&AGE_EN_CUED, text) {
+        if let Some(m) = c.get(1) {
+            out.push(Span::new(Category::Age, m.start(), m.end(), 0.8));
+        }
+    }
     for c in captures(&AGE_EN_WORDS, text) {
         if let Some(m) = c.get(1) {
             out.push(Span::new(Category::Age, m.start(), m.end(), 0.85));
@@ -484,6 +494,7 @@ mod tests {
             &VIN,
             &AGE_EN,
             &AGE_EN_WORDS,
+            &AGE_EN_CUED,
             &AGE_ZH,
         ] {
             assert!(re.is_some());
@@ -564,6 +575,11 @@ mod tests {
             found("年龄：95岁；另一位65岁；九十三岁"),
             vec![(Category::Age, "95".into()), (Category::Age, "九十三".into())]
         );
+        let ages = |t: &str| found(t).into_iter().filter(|(c, _)| *c == Category::Age).map(|(_, s)| s).collect::<Vec<_>>();
+        assert_eq!(ages("And Mrs. Lindqvist is 96, correct? She's 93 and drives; he turned 101."), ["96", "93", "101"]);
+        for t in ["she was 94 on room air", "he is 98.6 degrees", "Mr. Hale is 95 kg", "she's 88, fine", "SpO2 is 96."] {
+            assert!(ages(t).is_empty(), "{t}");
+        }
     }
 
     #[test]

@@ -40,8 +40,14 @@ regex!(
     ZIP_LABELLED = r"(?i)\b(?:zip|zip code|postal code|postcode)\b[ \t\x{3000}]*[:：]?[ \t\x{3000}]*(\d{5}(?:-\d{4})?|[A-Z]{1,2}\d[A-Z\d]? ?\d[A-Z]{2})|(?:邮编|邮政编码)[ \t\x{3000}]*[:：]?[ \t\x{3000}]*(\d{6})"
 );
 regex!(UK_POSTCODE = r"\b[A-Z]{1,2}\d[A-Z\d]? \d[A-Z]{2}\b");
+// A Canadian town, province and postal code ("New Westminster, BC V3M 1H2"), an Australian
+// suburb, state and postcode ("Dandenong VIC 3175", "dandenong vic 3175").
 regex!(
-    FACILITY = r"\b((?:(?:St|Mt)\. |(?:[A-Z][A-Za-z'’-]*|of|the|and|&) ){1,6}?)(Hospitals?|Medical Cent(?:er|re)|Health Cent(?:er|re)|Health Care|Healthcare|Health System|Medical Group|Clinics?|Infirmary|Surgery|Nursing Home|Care Home|Care Cent(?:er|re)|Rehabilitation Cent(?:er|re)|Heart Cent(?:er|re)|Cancer Cent(?:er|re)|Cancer Institute|Behavioral Health|Behavioural Health|Mental Health Cent(?:er|re)|Hospice|Elementary School|Middle School|High School|Primary School|Academy|University|College|Pharmacy|Medical Associates|Urgent Care|Family Practice|Medical Practice|Practice|Imaging|Diagnostics|Laboratories|Dialysis Cent(?:er|re)|Surgical Cent(?:er|re)|Surgery Cent(?:er|re)|Eye Cent(?:er|re)|Institute)\b((?: (?:of|in|at) (?:the )?[A-Z][a-z]+(?: [A-Z][a-z]+)?)?)"
+    CA_POSTCODE = r"\b([A-Z][a-z]+(?:[ -][A-Z][a-z]+){0,2},? )?(?:AB|BC|MB|NB|NL|NS|NT|NU|ON|PE|QC|SK|YT|Alberta|British Columbia|Manitoba|New Brunswick|Newfoundland|Nova Scotia|Ontario|Quebec|Saskatchewan)\.?,? ([ABCEGHJ-NPRSTVXY]\d[ABCEGHJ-NPRSTV-Z] ?\d[ABCEGHJ-NPRSTV-Z]\d)\b"
+);
+regex!(AU_POSTCODE = r"\b([A-Z][a-z]+(?: [A-Z][a-z]+)?|[a-z]+),? (?:NSW|VIC|QLD|TAS|ACT|SA|WA|NT|nsw|vic|qld|tas) (\d{4})\b");
+regex!(
+    FACILITY = r"\b((?:(?:St|Mt)\. |(?:[A-Z][A-Za-z'’-]*|of|the|and|&) ){1,6}?)(Hospitals?|Medical Cent(?:er|re)|Health Cent(?:er|re)|Health Care|Healthcare|Health System|Medical Group|Clinics?|Infirmary|Surgery|Nursing Home|Care Home|Care Cent(?:er|re)|Rehabilitation Cent(?:er|re)|Heart Cent(?:er|re)|Cancer Cent(?:er|re)|Cancer Institute|Behavioral Health|Behavioural Health|Mental Health Cent(?:er|re)|Hospice|Elementary School|Middle School|High School|Primary School|Academy|University|College|Pharmacy|Medical Associates|Urgent Care|Family Practice|Medical Practice|Practice|Imaging|Diagnostics|Laboratories|Dialysis Cent(?:er|re)|Surgical Cent(?:er|re)|Surgery Cent(?:er|re)|Eye Cent(?:er|re)|Institute|Family Medicine|Family Medical|Family Health|Internal Medicine|Visiting Nurses?|Home Health|Fire Rescue|Fire Department|EMS|Ambulance Service|Rehab|Mall)\b((?: (?:of|in|at) (?:the )?[A-Z][a-z]+(?: [A-Z][a-z]+)?)?)"
 );
 regex!(
     GEO = r"\b(?:Lake|Mount|Mt\.|Fort|Cape) [A-Z][a-z]+(?: [A-Z][a-z]+)?\b|\b[A-Z][a-z]+(?: [A-Z][a-z]+)? (?:County|Parish|Township|Borough|Heights|Springs|Beach|Falls)\b"
@@ -317,6 +323,17 @@ pub(crate) fn find(text: &str, out: &mut Vec<Span>) {
             out.push(Span::new(Category::Location, m.start(), m.end(), 0.93));
         }
     }
+    for c in each(&CA_POSTCODE).chain(each(&AU_POSTCODE)) {
+        if let Some(town) = c.get(1) {
+            let (start, town) = (town.start(), town.as_str().trim_end_matches([',', ' ']));
+            if let Some((s, e)) = strip_generic_words(text, start, start + town.len(), 0) {
+                out.push(Span::new(Category::Location, s, e, 0.85));
+            }
+        }
+        if let Some(code) = c.get(2) {
+            out.push(Span::new(Category::Location, code.start(), code.end(), 0.9));
+        }
+    }
     for c in each(&UK_POSTCODE) {
         if let Some(m) = c.get(0) {
             out.push(Span::new(Category::Location, m.start(), m.end(), 0.8));
@@ -401,12 +418,18 @@ pub(crate) fn find(text: &str, out: &mut Vec<Span>) {
             let rest = &text[m.start() + end..];
             let words = rest.split(|c: char| !c.is_alphabetic()).filter(|w| !w.is_empty()).take(2);
             let thing = words.map(str::to_lowercase).any(|w| CITY_THING_WORDS.contains(&w.as_str()));
-            if !thing && !names::is_eponym_head(rest) {
+            if !thing && !town_eponym(rest) {
                 out.push(Span::new(Category::Location, m.start(), m.start() + end, 0.7));
             }
         }
     }
     find_chinese(text, out);
+}
+
+/// Does `rest` make the town before it a thing's name ("Boston brace")? "the Boston area" is
+/// the town's (an eponym's area is Broca's or Wernicke's, not a town's).
+fn town_eponym(rest: &str) -> bool {
+    names::is_eponym_head(rest) && !rest.trim_start().get(..4).is_some_and(|w| w.eq_ignore_ascii_case("area"))
 }
 
 /// City names that are common words, or name things more often than towns.
@@ -449,7 +472,7 @@ fn find_known_cities(text: &str, out: &mut Vec<Span>) {
                 let next_word =
                     rest.trim_start_matches(' ').split(|c: char| !c.is_alphabetic()).next().unwrap_or_default();
                 let thing =
-                    CITY_THING_WORDS.contains(&next_word.to_lowercase().as_str()) || names::is_eponym_head(rest);
+                    CITY_THING_WORDS.contains(&next_word.to_lowercase().as_str()) || town_eponym(rest);
                 if !rest.starts_with('-') && !thing {
                     out.push(Span::new(Category::Location, words[i].0, end, 0.7));
                 }
@@ -579,9 +602,12 @@ fn strip_generic_words(text: &str, start: usize, end: usize, min_left: usize) ->
     let mut s = start;
     let words: Vec<&str> = span.split(' ').collect();
     let mut kept = words.len();
-    for w in &words {
+    for (i, w) in words.iter().enumerate() {
         let lw = w.to_lowercase();
-        if NOT_NAMES.contains(&lw) || REGIONS.contains(&lw) && min_left == 0 {
+        // "New Westminster", "West Covina": the first word of a place's name, not a generic one.
+        let prefix = ["new", "north", "south", "east", "west", "port", "fort", "mount", "lake"].contains(&lw.as_str())
+            && words.get(i + 1).is_some_and(|n| n.starts_with(|c: char| c.is_uppercase()));
+        if !prefix && (NOT_NAMES.contains(&lw) || REGIONS.contains(&lw) && min_left == 0) {
             s += w.len() + 1;
             kept -= 1;
         } else {
@@ -617,6 +643,8 @@ mod tests {
             &CITY_STATE,
             &ZIP_LABELLED,
             &UK_POSTCODE,
+            &CA_POSTCODE,
+            &AU_POSTCODE,
             &FACILITY,
             &GEO,
             &CITY_CUE,
@@ -642,6 +670,16 @@ mod tests {
         );
         assert_eq!(places("Seen at Lakeside Family Clinic and the Neurology Clinic."), ["Lakeside Family Clinic"]);
         assert_eq!(places("She moved from Texas; he lives in Milwaukee."), ["Milwaukee"]);
+        assert_eq!(places("410 Agnes St, New Westminster, BC V3M 1H2. Referred"), ["410 Agnes St", "New Westminster", "V3M 1H2"]);
+        assert_eq!(places("lives at 3/17 princes hwy dandenong vic 3175"), ["dandenong", "3175"]);
+        assert_eq!(places("Adelaide SA 5000; relocates to the Boston area"), ["Adelaide", "5000", "Boston"]);
+        assert_eq!(
+            places("Dr. Tran, Kingsway Family Medical; Harlow County EMS; Westerville Internal Medicine; the Maplewood Mall"),
+            ["Kingsway Family Medical", "Harlow County EMS", "Westerville Internal Medicine", "Maplewood Mall"]
+        );
+        for t in ["General Internal Medicine consulted; the Lumbar area; Family Medicine clinic", "BC 5 mg, ON 7 days", "the Emergency area"] {
+            assert!(places(t).is_empty(), "{t}: {:?}", places(t));
+        }
         assert_eq!(places("i drive the bus over in quincy, out to new york"), ["quincy", "new york"]);
         assert!(places("in reading, in mobile, to charlotte, a change in columbia").is_empty());
         assert_eq!(
