@@ -27,6 +27,9 @@ pub(crate) fn spans(text: &str) -> Vec<Span> {
     if text.is_empty() {
         return Vec::new();
     }
+    // Traditional characters read as simplified ones, offsets unchanged (陳志明醫生 as 陈志明医生).
+    let simple = lexicon::simplified(text);
+    let text = simple.as_ref();
     let mut found = Vec::new();
     patterns::find(text, &mut found);
     places::find(text, &mut found);
@@ -552,6 +555,18 @@ mod tests {
     fn span_in(text: &str, cat: Category, s: &str, conf: f32) -> Span {
         let start = text.find(s).unwrap();
         Span::new(cat, start, start + s.len(), conf)
+    }
+
+    #[test]
+    fn traditional_text_is_read_as_simplified_with_its_own_offsets() {
+        let text = "主診醫生：陳志明醫生（顧問醫生）。社工麥嘉欣跟進；物理治療師蔡國偉協助。居於康恩護老院。身分證字號：A123456789";
+        let found: Vec<(Category, &str)> = spans(text).iter().map(|s| (s.cat, &text[s.start..s.end])).collect();
+        for want in ["陳志明", "麥嘉欣", "蔡國偉", "康恩護老院", "A123456789"] {
+            assert!(found.iter().any(|(_, t)| *t == want), "{want} not in {found:?}");
+        }
+        // Every pair keeps its length, and simplified text is left as it is.
+        assert!(lexicon::simplified("什么乾隆陈志明医生").as_ref() == "什么乾隆陈志明医生");
+        assert_eq!(lexicon::simplified(text).len(), text.len());
     }
 
     #[test]

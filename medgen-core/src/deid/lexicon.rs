@@ -1,7 +1,8 @@
 //! Word lists (in `data/`, one or more entries a line, `#` starts a comment line) and the
 //! regex helper shared by the detectors.
 
-use std::collections::HashSet;
+use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
 use std::sync::LazyLock;
 
 use regex::Regex;
@@ -76,6 +77,12 @@ pub(crate) static CITIES: LazyLock<HashSet<String>> = LazyLock::new(|| {
         .filter(|w| !w.is_empty())
         .collect()
 });
+/// Cities and the towns of `en_towns.txt` (made by `training/deid/towns.py`), lower case: what
+/// the rules read as places. The tagger's features read [`CITIES`] alone, as in training.
+pub(crate) static TOWNS: LazyLock<HashSet<String>> = LazyLock::new(|| {
+    let towns = include_str!("data/en_towns.txt").lines().skip_while(|l| *l != "# towns").skip(1);
+    CITIES.iter().cloned().chain(towns.map(|t| t.trim().to_lowercase()).filter(|t| !t.is_empty())).collect()
+});
 /// States, provinces, countries and regions: larger than a state, so not PHI; lower case.
 pub(crate) static REGIONS: LazyLock<HashSet<String>> = LazyLock::new(|| {
     include_str!("data/en_places.txt")
@@ -121,6 +128,26 @@ pub(crate) static ZH_GIVEN: LazyLock<HashSet<char>> =
 /// Chinese cities written without 市 (北京, 广州 …).
 pub(crate) static ZH_CITIES: LazyLock<Vec<&'static str>> =
     LazyLock::new(|| words(include_str!("data/zh_places.txt")).collect());
+
+/// Traditional characters and their simplified ones, of equal UTF-8 length
+/// (`data/zh_traditional.txt`, made by `training/deid/traditional.py`).
+static TRADITIONAL: LazyLock<HashMap<char, char>> = LazyLock::new(|| {
+    words(include_str!("data/zh_traditional.txt"))
+        .filter_map(|pair| {
+            let mut chars = pair.chars();
+            Some((chars.next()?, chars.next()?))
+        })
+        .collect()
+});
+
+/// `text` with its traditional Chinese characters written simplified, for the rules: every
+/// character keeps its UTF-8 length, so byte offsets in the result are offsets in `text`.
+pub(crate) fn simplified(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(|c| TRADITIONAL.contains_key(&c)) {
+        return Cow::Borrowed(text);
+    }
+    Cow::Owned(text.chars().map(|c| TRADITIONAL.get(&c).copied().unwrap_or(c)).collect())
+}
 
 /// Is `c` a CJK ideograph (a token of its own in Chinese text)?
 pub(crate) fn is_han(c: char) -> bool {

@@ -21,10 +21,10 @@ regex!(
 );
 // Words a name often follows: 患者李建国于…
 regex!(
-    CUE_WEAK = r"(?:患者|病人|患儿|孕妇|产妇|伤者|家属|医生|医师|护士|病史陈述者|病史提供者|我是|由|叫)[ \t\x{3000}]*"
+    CUE_WEAK = r"(?:患者|病人|患儿|孕妇|产妇|伤者|家属|医生|医师|护士|治疗师|营养师|药剂师|社工|护工|院长|病史陈述者|病史提供者|我是|由|叫)[ \t\x{3000}]*"
 );
 regex!(
-    TITLE_AFTER = r"副主任医师|主任医师|主治医师|住院医师|副教授|护士长|老先生|老太太|医生|医师|大夫|副主任|主任|教授|护士|护师|先生|女士|小姐|老师|阿姨|叔叔|大爷|大妈|奶奶|爷爷|同志|师傅|院长|博士"
+    TITLE_AFTER = r"副主任医师|主任医师|主治医师|住院医师|副教授|护士长|老先生|老太太|医生|医师|大夫|副主任|主任|主治|教授|护士|护师|治疗师|康复师|营养师|药剂师|社工|先生|女士|小姐|姑娘|老师|阿姨|叔叔|大爷|大妈|奶奶|爷爷|同志|师傅|院长|博士|经理|总监|老板|律师|姐|哥"
 );
 // A nickname, 老 or 小 and a family name (老王, 小张), after a bed (12床 老王), a relative (女儿小林)
 // or before the full name in brackets (小张（张雨桐）).
@@ -34,10 +34,12 @@ regex!(
 // A name in Han characters in brackets after one in Latin letters: "CHAN Tai-man (陳大文)".
 regex!(HAN_ALIAS = r"\b[A-Z][A-Za-z'-]+(?: [A-Z][A-Za-z'-]+){1,3}[ \t]*[（(](\p{Han}{2,4})[）)]");
 regex!(SURNAME_SAID = r"(?:我|他|她|您|患者|病人)姓");
+// A nickname said as a name: 叫小翠, 名叫阿强 (小 or 阿 and a given-name character).
+regex!(CALLED = r"(?:叫做|名叫|叫)([小阿]\p{Han})(?:[，。,.、；;：:！!？?\s）)]|$)");
 regex!(SEX_AFTER = r"[，,][ \t\x{3000}]*[男女][，,性]");
 
 /// Characters that may follow a name without a cue of their own (患者李建国于…, 母亲刘芳体健).
-const FOLLOW: &str = "照顾带送电手联现因于在自诉主男女今昨前近入出来到去就以被已与和及陪述称说讲年岁的是为有无由行查既平反突曾也则都对给将把从向跟同会要能可应需还又再才便仍尚刚正先等之上下家住目病术这那半每各一二两三四五六七八九十拟请告答问表签意不没未否体患系诊现身均亦死故健先女士医护老";
+const FOLLOW: &str = "协照顾带送电手联现因于在自诉主男女今昨前近入出来到去就以被已与和及陪述称说讲年岁的是为有无由行查既平反突曾也则都对给将把从向跟同会要能可应需还又再才便仍尚刚正先等之上下家住目病术这那半每各一二两三四五六七八九十拟请告答问表签意不没未否体患系诊现身均亦死故健先女士医护老";
 /// Family names common enough, and rare enough as words, to stand with a one-character given name
 /// after a cue without a colon.
 /// Pairs of given-name characters that are words (患者于一周前: 于 is not a family name here).
@@ -48,11 +50,11 @@ const NOT_GIVEN_PAIRS: [&str; 40] = [
 ];
 const STRONG_SURNAMES: &str = "王李张刘陈杨赵吴周徐孙朱胡郭何罗郑梁谢宋唐许韩冯邓曹彭肖董袁潘蒋蔡杜程苏魏吕丁沈姚卢姜崔谭陆汪范廖贾韦邹秦邱薛闫侯郝龚邵钱孔汤尹黎贺顾赖覃";
 /// A character before a family name, with it, makes a word: 主任医师 is not 任 the doctor.
-const BLOCKED_BIGRAMS: [&str; 48] = [
+const BLOCKED_BIGRAMS: [&str; 50] = [
     "主任", "责任", "信任", "担任", "兼任", "现任", "前任", "继任", "专任", "上任", "历任", "留任", "就任", "离任",
     "接任", "委任", "胜任", "值班", "病房", "药房", "住房", "乳房", "心房", "对于", "属于", "由于", "关于", "等于",
     "至于", "基于", "用于", "处于", "位于", "终于", "过于", "善于", "主管", "分管", "经管", "同时", "当时", "及时",
-    "按时", "平时", "有时", "小时", "临时", "班主",
+    "按时", "平时", "有时", "小时", "临时", "班主", "照顾", "看顾",
 ];
 
 #[derive(Clone, Copy, PartialEq)]
@@ -112,6 +114,12 @@ pub(crate) fn find(text: &str, found: &mut Vec<Span>) {
         found.push(Span::new(Category::Name, prefix.start(), surname.end(), 0.88));
         if let Some(full) = bracket {
             found.push(Span::new(Category::Name, full.start(), full.end(), 0.9));
+        }
+    }
+    for c in captures(&CALLED, text) {
+        let Some(m) = c.get(1) else { continue };
+        if m.as_str().chars().nth(1).is_some_and(|g| ZH_GIVEN.contains(&g)) {
+            found.push(Span::new(Category::Name, m.start(), m.end(), 0.85));
         }
     }
     for c in captures(&HAN_ALIAS, text) {
@@ -294,7 +302,7 @@ mod tests {
 
     #[test]
     fn all_patterns_compile() {
-        for re in [&LABEL_RAW, &LABEL_FORM, &CUE_STRONG, &CUE_WEAK, &TITLE_AFTER, &SEX_AFTER, &SURNAME_SAID, &NICKNAME, &HAN_ALIAS] {
+        for re in [&LABEL_RAW, &LABEL_FORM, &CUE_STRONG, &CUE_WEAK, &TITLE_AFTER, &SEX_AFTER, &SURNAME_SAID, &CALLED, &NICKNAME, &HAN_ALIAS] {
             assert!(re.is_some());
         }
     }
@@ -319,6 +327,9 @@ mod tests {
         // The word before a title is not a family name with its last character.
         assert_eq!(names("班主任周老师说；谢谢梁医生"), ["周", "梁"]);
         assert_eq!(names("科主任任建国医师查房"), ["任建国"]);
+        assert_eq!(names("由我们组的郭主治管床；人事是周经理管的；她老板陶姐人挺好；林治疗师评估"), ["郭", "周", "陶", "林"]);
+        assert_eq!(names("白天有个护工，叫小翠，安徽的。小翠扶着呢。她叫小便"), ["小翠", "小翠"]);
+        assert!(names("平时谁照顾老太太？顾问医生查房").is_empty(), "{:?}", names("平时谁照顾老太太？顾问医生查房"));
         assert_eq!(names("患者王国庆，国庆节后发热；患者刘平安，术后平安出院；患者李小红，皮疹红红的"), ["王国庆", "刘平安", "李小红"]);
     }
 

@@ -96,7 +96,7 @@ regex!(
     LABEL_OTHER = r"(?i)\b(?:accession|case|specimen|sample|requisition|employee|staff|student|identification|barcode|badge|fin|csn)\b|(?i)\b(?:acc|lab|order|reference|ref|claim|tracking|study|encounter|visit|client|prescription|script|rx|job|dictation) ?(?:id\b|number\b|no\b|#)|\bID\b|检查号|影像号|病理号|标本号|检验号|样本号|条形码|工号|学号|编号|单号|流水号|预约号|申请单号|报告编号|超声号|心电图号|放射号|CT号|MR号|X线号"
 );
 regex!(
-    LABEL_ID_NUMBER = r"(?i)\b(?:passport|ID card|national id|identity card|HKID|NRIC|FIN|pension card|concession card|centrelink(?: card)?|CRN|MyKad)(?: (?:number|no))?\b|身份证(?:号码|号)?|身分證(?:字號|號碼|號)?|身份證(?:號碼|號)?|居留證(?:號碼|號)?|公民身份号码|证件号码?|护照号?码?"
+    LABEL_ID_NUMBER = r"(?i)\b(?:passport|ID card|national id|identity card|HKID|NRIC|FIN|pension card|concession card|centrelink(?: card)?|CRN|MyKad)(?: (?:number|no))?\b|身份证(?:号码|号)?|身分證(?:字號|號碼|號)?|身分证(?:字号|号码|号)?|居留证(?:号码|号)?|身份證(?:號碼|號)?|居留證(?:號碼|號)?|公民身份号码|证件号码?|护照号?码?"
 );
 regex!(LABEL_SSN = r"(?i)\b(?:SSN|social security(?: number| no)?|social insurance number|SIN)\b|(?i)\bSS ?#");
 

@@ -4,7 +4,7 @@
 
 use super::detect::Span;
 use super::lexicon::{
-    captures, is_han, matches, regex, Pattern, CITIES, COMMON, FIRST_NAMES, NOT_NAMES, REGIONS, ZH_CITIES,
+    captures, is_han, matches, regex, Pattern, COMMON, FIRST_NAMES, NOT_NAMES, REGIONS, TOWNS, ZH_CITIES,
 };
 use super::{names, Category};
 
@@ -57,6 +57,20 @@ regex!(NAMED_SITE = r"\bthe ([A-Z][a-z]+(?: [A-Z][a-z]+)?) (?:office|clinic|bran
 regex!(
     CITY_CUE = r"\b(?:lives?|living|resides?|residing|resident|born|raised|moved|relocated|travel(?:l)?ed|travel(?:l)?ing|visiting|visited|vacationing|returned|transferred|flew|drove|home|house|apartment|flat|works?|working|employed|commutes?|pharmacy|clinic|office|store|branch|Walgreens|CVS)(?: (?:here|back|alone|up|down))? (?:in|to|from|at|near|around|on|outside|of) ((?:[A-Z][a-z]+|St\.)(?:[ -][A-Z][a-z]+){0,2})"
 );
+// An employer or a school named where someone works or studies: "employed by Ridgeline Roofing
+// & Gutters", "a student at Goldsmiths".
+regex!(
+    EMPLOYER = r"\b(?:employed by|works? for|working for|worked for|works? at|working at|worked at|job at|student at|studies at|studying at|shifts? at)(?: the)? ((?:[A-Z][A-Za-z'’.-]*)(?: (?:& |and |of )?[A-Z][A-Za-z'’.-]*){0,3})"
+);
+// A business in lower case, as speech recognition writes it: "harbor drug", "fairhaven savings
+// bank", "northgate logistics", "the tesco distribution centre", "northampton general".
+regex!(
+    LOWER_BUSINESS = r"\b(?:at|from|to|for|with|by|in|near) (?:the )?((?:[a-z][a-z'’-]+ ){1,3}(?:drugs?|pharmacy|savings bank|bank|logistics|distribution cent(?:er|re)|warehouse|mall|general|hospital|nursing home|care home|assisted living|rehab|supermarket|auto body|motors))\b"
+);
+// A numbered road: "Route 9", "Highway 101", "State Route 2".
+regex!(ROAD = r"\b(?:State |County |US |U\.S\. )?(?:Route|Rte\.?|Highway|Hwy\.?|Interstate|Road) \d{1,3}[A-Z]?\b");
+// A hospital named by its town or a "Royal": "Southampton General", "Royal Bournemouth".
+regex!(TOWN_HOSPITAL = r"\b(Royal [A-Z][a-z]+(?: [A-Z][a-z]+)?|[A-Z][a-z]+(?: [A-Z][a-z]+)? General)\b");
 regex!(WORD_RUN = r"\b[A-Z][a-z]+(?:[ -][A-Z][a-z]+){0,3}");
 // A street corner: "the corner of Main and Fifth", "Delmont Ave and Kessler St",
 // 梅龙路与人民北路交叉口.
@@ -97,7 +111,7 @@ regex!(
 );
 regex!(
     ZH_FACILITY = format!(
-        r"[\p{{Han}}\d&&[^{s}]][\p{{Han}}\d&&[^于在到至往从自是住址为及和与的了我本外该其去来回返赴送转入出由经就曾这那被把给向对收诊前后等或已拟因即再并且请让叫找问说告]]{{1,14}}(?:医院|卫生院|诊所|卫生服务中心|卫生服务站|卫生室|门诊部|保健院|疗养院|医疗中心|医学中心|体检中心|急救中心|小学|中学|大学|学院|幼儿园|养老院|敬老院|福利院|醫院|衛生院|診所|衛生所|醫療中心|醫學中心|門診部|療養院|護理之家|安養中心|學院)",
+        r"[\p{{Han}}\d&&[^{s}]][\p{{Han}}\d&&[^于在到至往从自是住址为及和与的了我本外该其去来回返赴送转入出由经就曾这那被把给向对收诊前后等或已拟因即再并且请让叫找问说告]]{{1,14}}(?:医院|卫生院|诊所|卫生服务中心|卫生服务站|卫生室|门诊部|保健院|疗养院|医疗中心|医学中心|体检中心|急救中心|小学|中学|大学|学院|幼儿园|养老院|敬老院|福利院|醫院|衛生院|診所|衛生所|醫療中心|醫學中心|門診部|療養院|護理之家|安養中心|學院|卫生所|护理之家|安养中心|护老院|安老院|码头)",
         s = ZH_STOP
     )
 );
@@ -381,6 +395,41 @@ pub(crate) fn find(text: &str, out: &mut Vec<Span>) {
             }
         }
     }
+    for c in each(&EMPLOYER) {
+        let Some(m) = c.get(1) else { continue };
+        let first = m.as_str().split(' ').next().unwrap_or_default().to_lowercase();
+        let place = m.as_str().trim_end_matches(['.', '-']);
+        if !NOT_NAMES.contains(&first) && !COMMON.contains(&first) && !REGIONS.contains(&place.to_lowercase()) {
+            out.push(Span::new(Category::Location, m.start(), m.start() + place.len(), 0.75));
+        }
+    }
+    for c in each(&LOWER_BUSINESS) {
+        let Some(m) = c.get(1) else { continue };
+        let words: Vec<&str> = m.as_str().split(' ').collect();
+        // The name: the words before the kind; one must be a town or no frequent word, and a
+        // hospital or "general" needs a town ("the local pharmacy", "the heart hospital").
+        let kind_words = if m.as_str().ends_with("savings bank") || m.as_str().contains("distribution") || m.as_str().contains("nursing home") || m.as_str().contains("care home") || m.as_str().contains("assisted living") || m.as_str().ends_with("auto body") { 2 } else { 1 };
+        let name = &words[..words.len().saturating_sub(kind_words)];
+        let town = name.iter().any(|w| TOWNS.contains(*w)) || TOWNS.contains(&name.join(" "));
+        let rare = name.iter().any(|w| !COMMON.contains(*w) && !NOT_NAMES.contains(*w) && !w.ends_with("ic") && !w.ends_with("al") && !w.ends_with("ology") && !w.ends_with("tion"));
+        let needs_town = m.as_str().ends_with("general") || m.as_str().ends_with("hospital");
+        if !name.is_empty() && (town || rare && !needs_town) {
+            out.push(Span::new(Category::Location, m.start(), m.end(), 0.7));
+        }
+    }
+    for m in matches(&ROAD, text) {
+        out.push(Span::new(Category::Location, m.start(), m.end(), 0.8));
+    }
+    for c in each(&TOWN_HOSPITAL) {
+        let Some(m) = c.get(1) else { continue };
+        let s = m.as_str();
+        let place = s.trim_start_matches("Royal ").trim_end_matches(" General").to_lowercase();
+        let institution = ["college", "colleges", "society", "mail", "navy", "marines", "academy", "commission", "household"];
+        let word = NOT_NAMES.contains(&place) || COMMON.contains(&place) || FIRST_NAMES.contains(&place);
+        if TOWNS.contains(&place) || !word && !institution.contains(&place.as_str()) && !EN_GENERIC.contains(&place.as_str()) {
+            out.push(Span::new(Category::Location, m.start(), m.end(), 0.8));
+        }
+    }
     for c in each(&CITY_CUE) {
         if let Some(m) = c.get(1) {
             let place = m.as_str();
@@ -408,7 +457,7 @@ pub(crate) fn find(text: &str, out: &mut Vec<Span>) {
         let ends = m.as_str().match_indices([' ', '-']).map(|(at, _)| at).chain([m.len()]);
         let city = ends.collect::<Vec<_>>().into_iter().rev().find(|&end| {
             let phrase = &m.as_str()[..end];
-            CITIES.contains(phrase)
+            TOWNS.contains(phrase)
                 && !COMMON.contains(phrase)
                 && !FIRST_NAMES.contains(phrase)
                 && !CITY_WORDS_TOO.contains(&phrase)
@@ -461,7 +510,7 @@ fn find_known_cities(text: &str, out: &mut Vec<Span>) {
                 let phrase = text[words[i].0..end].to_lowercase();
                 // A one-word city that is also a given name (Charlotte, Austin) needs a cue.
                 let person = i == j && (FIRST_NAMES.contains(&phrase) || CITY_WORDS_TOO.contains(&phrase.as_str()));
-                if CITIES.contains(&phrase) && !person {
+                if TOWNS.contains(&phrase) && !person {
                     found = Some((j, end));
                     break;
                 }
@@ -543,6 +592,13 @@ fn find_chinese(text: &str, out: &mut Vec<Span>) {
             "護理之家",
             "安養中心",
             "學院",
+            // What the traditional ones read as (the rules read traditional text simplified).
+            "卫生所",
+            "护理之家",
+            "安养中心",
+            "护老院",
+            "安老院",
+            "码头",
         ];
         let Some(kind) = kinds.iter().find(|k| s.ends_with(*k)) else { continue };
         let mut name = &s[..s.len() - kind.len()];
@@ -644,6 +700,10 @@ mod tests {
             &ZIP_LABELLED,
             &UK_POSTCODE,
             &CA_POSTCODE,
+            &EMPLOYER,
+            &LOWER_BUSINESS,
+            &ROAD,
+            &TOWN_HOSPITAL,
             &AU_POSTCODE,
             &FACILITY,
             &GEO,
@@ -677,6 +737,17 @@ mod tests {
             places("Dr. Tran, Kingsway Family Medical; Harlow County EMS; Westerville Internal Medicine; the Maplewood Mall"),
             ["Kingsway Family Medical", "Harlow County EMS", "Westerville Internal Medicine", "Maplewood Mall"]
         );
+        assert_eq!(
+            places("45 y/o roofer (employed by Ridgeline Roofing & Gutters) on Route 9; a student at Goldsmiths."),
+            ["Ridgeline Roofing & Gutters", "Route 9", "Goldsmiths"]
+        );
+        assert_eq!(
+            places("i work at northgate logistics. clinic at northampton general; second opinion, Southampton General; Royal Bournemouth"),
+            ["northgate logistics", "northampton general", "Southampton General", "Royal Bournemouth"]
+        );
+        for t in ["at the local pharmacy, to the heart hospital, at the anticoagulation clinic, from the blood bank, at the general", "works at Home, student at University", "Royal Mail; the Royal Society; the Surgeon General, Attorney General"] {
+            assert!(places(t).is_empty(), "{t}: {:?}", places(t));
+        }
         for t in ["General Internal Medicine consulted; the Lumbar area; Family Medicine clinic", "BC 5 mg, ON 7 days", "the Emergency area"] {
             assert!(places(t).is_empty(), "{t}: {:?}", places(t));
         }

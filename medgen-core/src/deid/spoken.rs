@@ -59,12 +59,12 @@ regex!(DATE_MONTH_YEAR = format!(r"(?i)\b(?:{MONTH}),? (?:of )?(?:{})\b", spoken
 // An age after a cue that makes the number an age: "she's ninety three", "turned 94".
 regex!(
     AGE_CUED = format!(
-        r"(?i)\b(?:i['’]m|i am|i was|she['’]s|he['’]s|she is|he is|she was|he was|who['’]s|who is|turned|turning|turns|aged|age|at the age of|at age|lived to|made it to|she['’]ll be|he['’]ll be|i['’]ll be|will be)[ ]+(?:about |almost |nearly |now |just |only )?((?:ninety|a hundred|one hundred)(?:[- ](?:and[- ])?(?:{DIGIT}))?)\b"
+        r"(?i)\b(?:i['’]m|i am|i was|she['’]s|he['’]s|she is|he is|she was|he was|who['’]s|who is|turned|turning|turns|makes you|makes her|makes him|aged|age|at the age of|at age|lived to|made it to|she['’]ll be|he['’]ll be|i['’]ll be|will be)[ ]+(?:about |almost |nearly |now |just |only )?((?:ninety|a hundred|one hundred)(?:[- ](?:and[- ])?(?:{DIGIT}))?)\b"
     )
 );
 // An age over 89 alone ("Ninety-three."), which needs a question about age shortly before.
 regex!(AGE_BARE = format!(r"(?i)\b(?:ninety|a hundred|one hundred)(?:[- ](?:and[- ])?(?:{DIGIT}))?\b"));
-regex!(AGE_QUESTION = r"(?i)\bhow old\b|\bage\b|多大|几岁|岁数|年纪|年龄|活到|周岁|虚岁");
+regex!(AGE_QUESTION = r"(?i)\bhow old\b|\bage\b|\bmakes you\b|多大|几岁|岁数|年纪|年龄|活到|周岁|虚岁");
 regex!(AGE_ZH_BARE = r"九十[一二三四五六七八九]?|一百零?[一二三四五六七八九十]?");
 // A date of birth read as three numbers: "ten, fourteen, forty-eight".
 regex!(
