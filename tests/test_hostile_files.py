@@ -5,11 +5,12 @@ import json
 import os
 import shutil
 import struct
+import subprocess
 import time
 
 import pytest
 
-from conftest import run_medgen
+from conftest import MEDGEN, run_medgen
 
 
 @pytest.fixture
@@ -102,7 +103,56 @@ def test_a_prompt_far_past_the_context_is_refused_from_its_head(tiny_models):
     short = text[:n_ctx * 64]
     with pytest.raises(medgen.ContextLengthError) as e:
         model.generate(short, max_new_tokens=1)
-    assert "at least" not in str(e.value) and f"{len(hf(short).input_ids) + 1} tokens needed" in str(e.value)  # and one to generate
+    assert "at least" not in str(e.value) and f"{len(hf(short).input_ids)} tokens needed" in str(e.value)
+
+
+@pytest.mark.parametrize("kind", ["gpt2", "llama"])
+def test_a_prompt_that_fills_the_context_is_read_as_transformers_reads_it(tiny_models, tmp_path, kind):
+    """The network reads the prompt and every new token but the last: a prompt of exactly the
+    context's length gives its next token's logits (as transformers computes them), and a
+    generation may end on the context's last position, not one before it."""
+    import numpy as np
+    import torch
+    import transformers
+
+    import medgen
+
+    model = medgen.Model.load(tiny_models[kind])
+    n_ctx = json.loads(model.info_json)["context_length"]
+    out = tmp_path / "logits.npy"
+
+    def prompt_ids(prompt):
+        """The prompt's tokens as generation reads them (special tokens included); its next
+        token's logits into `out`."""
+        run = subprocess.run([str(MEDGEN), "debug", "logits", "--model", tiny_models[kind], "--prompt", prompt,
+                              "--out", out, "--force"], capture_output=True, text=True)
+        assert run.returncode == 0, run.stderr
+        return json.loads(run.stdout)["prompt_token_ids"]
+
+    special = len(prompt_ids("x")) - len(model.tokenize("x"))  # a BOS, where the model adds one
+    text = ""
+    for word in "chest pain fever cough patient admitted discharged stable".split() * n_ctx:
+        if special + len(model.tokenize(f"{text} {word}".strip())) > n_ctx:
+            break
+        text = f"{text} {word}".strip()
+    # Then single characters that each add one token, up to exactly the context.
+    for ch in ".,;:-" * n_ctx:
+        if special + len(model.tokenize(text)) == n_ctx:
+            break
+        if special + len(model.tokenize(text + ch)) == special + len(model.tokenize(text)) + 1:
+            text += ch
+    ids = prompt_ids(text)
+    assert len(ids) == n_ctx
+    hf = transformers.AutoModelForCausalLM.from_pretrained(tiny_models[kind], dtype=torch.float32).eval()
+    with torch.no_grad():
+        want = hf(torch.tensor([ids])).logits[0, -1].numpy()
+    assert np.abs(np.load(out) - want).max() < 1e-4 * (1 + np.abs(want).max())
+    # The last position of the context is the last new token's: never fed back.
+    short = " ".join(text.split()[:len(text.split()) // 2])
+    room = n_ctx - len(prompt_ids(short)) + 1
+    assert len(model.generate(short, max_new_tokens=room, min_new_tokens=room, do_sample=False).token_ids) == room
+    with pytest.raises(medgen.ContextLengthError, match=f"{n_ctx + 1} tokens needed"):
+        model.generate(short, max_new_tokens=room + 1, do_sample=False)
 
 
 @pytest.mark.parametrize("kind", ["finetune", "evaluate", "train_tokenizer", "review_verify", "train_tagger"])

@@ -382,12 +382,15 @@ impl Lane {
                 (vec![d.start], d.forced_bos, d.forced_eos)
             }
             None => {
-                if prompt.len() >= limit {
-                    return Err(MedgenError::context(prompt.len() + 1, limit, "prompt"));
+                // The network reads the prompt and every new token but the last (which is never
+                // fed back): a prompt may fill the context when one token is asked for.
+                if prompt.len() > limit {
+                    return Err(MedgenError::context(prompt.len(), limit, "prompt"));
                 }
                 // Both are bounded (the prompt by the context, max_new_tokens by MAX_TOKENS): no wrap.
-                if prompt.len() + cfg.max_new_tokens > limit {
-                    return Err(MedgenError::context(prompt.len() + cfg.max_new_tokens, limit, "prompt plus max_new_tokens"));
+                let positions = prompt.len() + cfg.max_new_tokens - 1;
+                if positions > limit {
+                    return Err(MedgenError::context(positions, limit, "prompt plus max_new_tokens, less the last token"));
                 }
                 (prompt.clone(), None, None)
             }

@@ -49,7 +49,7 @@ impl Architecture {
             }
             other => {
                 return Err(MedgenError::Unsupported(format!(
-                    "model architecture `{other}` (medgen runs llama, mistral, qwen2, gpt2 and gemma3)"
+                    "model architecture `{other}` (medgen runs the decoder-only llama, mistral, qwen2, gpt2 and gemma3, and the encoder-decoder t5 and bart)"
                 )))
             }
         })
