@@ -505,7 +505,32 @@ pub(crate) fn parse_tokenizer_json(text: &str) -> Result<tokenizers::Tokenizer> 
     if let Some(processor) = json.get("post_processor") {
         check_templates(processor)?;
     }
+    if let Some(model) = json.get("model") {
+        check_merges(model)?;
+    }
     serde_json::from_value(json).map_err(tok_err)
+}
+
+/// Refuses a BPE model whose merges would panic when tokenizers builds it: it cuts the
+/// `continuing_subword_prefix`'s length off the front of each merge's second token
+/// (`&b[prefix_len..]` in models/bpe/model.rs), whatever that token's length.
+fn check_merges(model: &Json) -> Result<()> {
+    let Some(prefix) = model.get("continuing_subword_prefix").and_then(Json::as_str).filter(|p| !p.is_empty()) else {
+        return Ok(());
+    };
+    for merge in model.get("merges").and_then(Json::as_array).into_iter().flatten() {
+        let second = match merge {
+            Json::String(pair) => pair.split_once(' ').map(|(_, b)| b.to_string()),
+            Json::Array(pair) => pair.get(1).and_then(Json::as_str).map(str::to_string),
+            _ => None,
+        };
+        if let Some(b) = second.filter(|b| b.len() < prefix.len() || !b.is_char_boundary(prefix.len())) {
+            return Err(MedgenError::format(format!(
+                "tokenizer.json model: the merge {merge} has a second token `{b}` shorter than the continuing_subword_prefix `{prefix}`"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Refuses the `TemplateProcessing` post-processors (at any depth of a `Sequence`) whose
@@ -690,6 +715,20 @@ mod tests {
             assert!(matches!(err, MedgenError::ModelFormat(_)), "{err}");
             let untyped = with_template(&single).replace(r#""type": "TemplateProcessing", "#, "");
             assert!(matches!(parse_tokenizer_json(&untyped), Err(MedgenError::ModelFormat(_))));
+        }
+    }
+
+    #[test]
+    fn merges_shorter_than_the_subword_prefix_are_refused_not_a_panic() {
+        // The fuzzer's input: a BPE model whose prefix ("##") is longer than a merge's second token.
+        let model = |merges: &str| {
+            let model = format!(r###"{{"type": "BPE", "vocab": {{"a": 0, "b": 1, "ab": 2, "##b": 3, "a##b": 4}}, "continuing_subword_prefix": "##", "merges": {merges}}}"###);
+            tokenizer_json("null").replace(r#"{"type": "BPE", "vocab": {"a": 0, "b": 1, "ab": 2}, "merges": ["a b"]}"#, &model)
+        };
+        assert!(parse_tokenizer_json(&model(r###"["a ##b"]"###)).is_ok());
+        for merges in [r#"["a b"]"#, r#"[["a", "b"]]"#, r#"[["a", "aé"]]"#] {
+            let err = parse_tokenizer_json(&model(merges)).unwrap_err();
+            assert!(matches!(err, MedgenError::ModelFormat(_)) && err.to_string().contains("continuing_subword_prefix"), "{err}");
         }
     }
 }
