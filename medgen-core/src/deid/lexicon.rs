@@ -48,6 +48,10 @@ fn lower_set(data: &'static str) -> HashSet<String> {
 /// English given names, lower case.
 pub(crate) static FIRST_NAMES: LazyLock<HashSet<String>> =
     LazyLock::new(|| lower_set(include_str!("data/en_first_names.txt")));
+/// More given names (`data/en_given_more.txt`, made by `training/deid/given_names.py`), lower
+/// case: read only after a lower-case cue; the tagger's features read [`FIRST_NAMES`] alone.
+pub(crate) static GIVEN_MORE: LazyLock<HashSet<String>> =
+    LazyLock::new(|| lower_set(include_str!("data/en_given_more.txt")));
 /// English family names, lower case.
 pub(crate) static SURNAMES: LazyLock<HashSet<String>> =
     LazyLock::new(|| lower_set(include_str!("data/en_surnames.txt")));

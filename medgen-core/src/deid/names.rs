@@ -6,7 +6,7 @@
 use std::collections::{HashMap, HashSet};
 
 use super::detect::Span;
-use super::lexicon::{captures, matches, regex, Pattern, AMBIGUOUS, CITIES, COMMON, FIRST_NAMES, NOT_NAMES, REGIONS, SURNAMES};
+use super::lexicon::{captures, matches, regex, Pattern, AMBIGUOUS, CITIES, COMMON, FIRST_NAMES, GIVEN_MORE, NOT_NAMES, REGIONS, SURNAMES};
 use super::{names_zh, spoken, Category};
 use crate::checks::medications;
 
@@ -34,7 +34,7 @@ regex!(
 // "under mr whitcombe", "sw (jen ruiz)"): a title, a title that is also a clinical
 // abbreviation (mr: mitral regurgitation, ms: multiple sclerosis), or a role or relative.
 regex!(
-    LOWER_CUE = r"\b(?:(?P<title>mrs|miss|mister|missus|dr|fr|prof|doctor)|(?P<weak>mr|ms)|(?P<role>rn|RN|sw|SW|pt|nok|NOK|dtr|wife|husband|son|daughter|brother|sister|mum|mom|dad|partner|friend|neighbou?r|carer|caregiver)|(?P<kin>manager|boss|supervisor|co-?worker|roommate|fianc[eé]e?|grandson|granddaughter|niece|nephew|uncle|aunt|cousin))(?:\.[ \t]*|[ \t]+)(?P<paren>\([ \t]*)?"
+    LOWER_CUE = r"\b(?:(?P<title>mrs|miss|mister|missus|dr|fr|prof|doctor)|(?P<weak>mr|ms)|(?P<role>rn|RN|sw|SW|pt|nok|NOK|dtr|wife|husband|son|daughter|brother|sister|mum|mom|dad|partner|friend|neighbou?r|carer|caregiver|(?:nurse|pharmacist|adjuster|therapist|physio|social worker|case worker|caseworker|aide|receptionist|coordinator|interpreter|chaplain|midwife)(?: there| here)?(?: is| was)?(?: called| named)?)|(?P<kin>manager|boss|supervisor|co-?worker|roommate|fianc[eé]e?|grandson|granddaughter|niece|nephew|uncle|aunt|cousin))(?:\.[ \t]*|[ \t]+)(?P<paren>\([ \t]*)?"
 );
 // What comes before "mr" or "ms" when it is a title: the patient, a bed, a surgeon's list.
 regex!(WEAK_TITLE_LEAD = r"(?i)(?:^|\n|\b(?:pt|patient|bed[ \t]*\d+[ \t-]*|under|by|with|to|for|and|see|saw|seen|called|from|per|dear)[ \t]*|[(:-][ \t]*)$");
@@ -260,7 +260,7 @@ impl<'a> Ctx<'a> {
             return None;
         }
         let mut last = i;
-        let more = bracketed || FIRST_NAMES.contains(&self.words[i].lower);
+        let more = bracketed || FIRST_NAMES.contains(&self.words[i].lower) || GIVEN_MORE.contains(&self.words[i].lower);
         while more && last + 1 < self.words.len() && last + 1 - i < max && self.gap(last) == " " && self.lower_name_like(last + 1) {
             last += 1;
         }
@@ -269,7 +269,7 @@ impl<'a> Ctx<'a> {
 
     fn in_name_lists(&self, i: usize) -> bool {
         let w = &self.words[i].lower;
-        (FIRST_NAMES.contains(w) || SURNAMES.contains(w)) && !AMBIGUOUS.contains(w)
+        (FIRST_NAMES.contains(w) || SURNAMES.contains(w) || GIVEN_MORE.contains(w)) && !AMBIGUOUS.contains(w)
     }
 
     fn is_eponym(&self, last: usize) -> bool {
@@ -283,7 +283,7 @@ impl<'a> Ctx<'a> {
     fn in_dicts(&self, first: usize, last: usize) -> bool {
         (first..=last).any(|i| {
             let w = &self.words[i].lower;
-            (FIRST_NAMES.contains(w) || SURNAMES.contains(w)) && !AMBIGUOUS.contains(w)
+            (FIRST_NAMES.contains(w) || SURNAMES.contains(w) || GIVEN_MORE.contains(w)) && !AMBIGUOUS.contains(w)
         })
     }
 
@@ -601,6 +601,8 @@ mod tests {
         assert!(!got.iter().any(|n| n.contains("clinic") || n.contains("team")), "{got:?}");
         assert_eq!(names("[doctor] hello mister abernathy come on in"), ["abernathy"]);
         assert_eq!(names("i'll ask my manager phil he's good"), ["phil"]);
+        assert_eq!(names("the pharmacist is bernadette she's lovely; the nurse there rosalind sets it up"), ["bernadette", "rosalind"]);
+        assert!(names("the nurse is here, the pharmacist is busy, the therapist was called").is_empty());
         assert!(names("the manager said the unit was full").is_empty());
         assert!(names("maternal aunt (melanoma), uncle (epilepsy)").is_empty());
     }
