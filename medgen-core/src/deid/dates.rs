@@ -50,7 +50,7 @@ regex!(
 );
 // Words before a bare m/d that make it a date ("on 3/12"), and after it that make it a dose.
 regex!(
-    SHORT_CUE_BEFORE = r"(?i)\b(?:on|since|from|until|till|by|for|dated|date|dob|before|after|through|thru|starting|beginning|ending|of|last|next|due|expires?|effective|seen|admitted|discharged|scheduled|planned|dose|adm|admission|orif|or|op|surgery|booked|review|appt|appointment|fall(?:[ \t]+at[ \t]+home)?|fell)[ \t\x{3000}]*:?[ \t\x{3000}]*$"
+    SHORT_CUE_BEFORE = r"(?i)\b(?:on|since|from|until|till|by|for|dated|date|dob|before|after|through|thru|starting|beginning|ending|of|last|next|due|expires?|effective|seen|admitted|discharged|scheduled|planned|dose|adm|admission|orif|or|op|surgery|booked|review|appt|appointment|fall(?:[ \t]+at[ \t]+home)?|fell|signed|drawn|taken|collected|sent|received|reported|started|stopped|ceased|commenced|cxr|ct|mri|echo|ecg|ekg|xr|bloods|d/c)[ \t\x{3000}]*:?[ \t\x{3000}]*$"
 );
 // Words before a bare a/b that make it a measurement or a score (BP 9/15, strength 4/5).
 regex!(
@@ -547,6 +547,8 @@ mod tests {
         let text = "B: adm 14/3 via ED. ORIF 15/03 under mr x. OR 3/6. fall at home 28/6, booked 2/7. \
                     abx x 3/7, GCS 13/15, pain 14/10, 1/2 tab, power 4/5";
         assert_eq!(dates(text), ["14/3", "15/03", "3/6", "28/6", "2/7"]);
+        let text = "DNACPR (signed 10/03 Dr Rao). Bloods (drawn 2/5): NT-proBNP. CXR 6/9: RLL. Plan d/c 9/9 if stable. MMSE 2/5.";
+        assert_eq!(dates(text), ["10/03", "2/5", "6/9", "9/9"]);
     }
 
     #[test]

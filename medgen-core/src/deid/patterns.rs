@@ -87,7 +87,7 @@ regex!(
     LABEL_LICENSE = r"(?i)\b(?:licen[cs]e|lic|certificate|cert|registration|board certification|permit|DEA|NPI|GMC|CLIA|NMC|UPIN|MCR|MMC|APC|AHPRA|provider|prescriber|driver|driving licen[cs]e)(?: (?:id|number|no))?\b|执业证书?(?:编码|编号|号)?|资格证书?(?:编码|编号|号)?|医师证号|证书编号|执业编号|驾驶证号?|驾照号?"
 );
 regex!(
-    LABEL_VEHICLE = r"(?i)\b(?:VIN|vehicle identification(?: number)?|licen[cs]e plate|plate(?: number| no)?|registration plate|tag number)\b|车牌号?码?|车架号|车辆识别代号"
+    LABEL_VEHICLE = r"(?i)\b(?:VIN|vehicle identification(?: number)?|licen[cs]e plate|plate(?: number| no)?|registration plate|tag number|vehicle reg(?:istration)?|car reg(?:istration)?|rego|vehicle)\b|(?-i:\b[A-Z]{2} reg\b)|车牌号?码?|车架号|车辆识别代号"
 );
 regex!(
     LABEL_DEVICE = r"(?i)\b(?:serial(?: id| number| no)?|s/n|SN|device (?:id|identifier|serial|number)|UDI|lot(?: number| no)?|implant id|IMEI|pacemaker id)\b|序列号|设备编号|设备号|植入物编号|批号|产品编号"
@@ -555,6 +555,9 @@ mod tests {
         assert_eq!(found("pension card no 412 889 705K in chart"), vec![(Category::IdNumber, "412 889 705K".into())]);
         assert_eq!(found("妈妈微信号：zhouliping_1975，有事"), vec![(Category::IdNumber, "zhouliping_1975".into())]);
         assert!(found("ur 3 kids are fine").is_empty());
+        assert_eq!(found("blue 2016 Civic, MA reg 4TLW 88, towed"), vec![(Category::Vehicle, "4TLW 88".into())]);
+        assert_eq!(found("taxi driver (vehicle SHB 4471 S), T2DM"), vec![(Category::Vehicle, "SHB 4471 S".into())]);
+        assert!(found("vehicle was totalled; the vehicle 2 doors").is_empty());
         // Eight-digit numbers are phones in notes from Hong Kong or Singapore only.
         let hk = "HKID: K482913(1)\nTel: 9123 4567 (self); 6789 0123 (son)";
         assert_eq!(found(hk)[1..], [(Category::Phone, "9123 4567".into()), (Category::Phone, "6789 0123".into())]);
