@@ -6,7 +6,7 @@ rules; tests/data/deid_unseen and deid_unseen2: written after the tagger was tra
 someone who saw neither detectors nor generator; tests/data/deid_dialogue: transcribed
 clinic conversations with spoken identifiers, by such a writer, a dev split the detectors
 were tuned on and a test split only scored; tests/data/deid_dialogue3, deid_notes4,
-deid_notes5 and deid_notes6: blind batches by such writers, scored first and then tuned on) and on the generator's held-out split
+deid_notes5, deid_notes6 and deid_notes7: blind batches by such writers, scored first and then tuned on) and on the generator's held-out split
 (templates and locales that training never saw). Characters are the non-space characters inside spans; a gold
 character counts as found when any predicted span covers it (the category aside), and a
 category's precision is that of the characters predicted as that category.
@@ -107,7 +107,8 @@ def quality(tagger, show_misses):
         ("dialogue, third batch (blind, then tuned on)", annotated("deid_dialogue3")),
         ("hand-overs, triage, portal, HK/SG (blind, then tuned on)", annotated("deid_notes4")),
         ("ASR visits, reports, e-mail, Taiwan/Malaysia (blind, then tuned on)", annotated("deid_notes5")),
-        ("ASR visits, ward and lab notes, India/SG/HK, code-switched (blind)", annotated("deid_notes6")),
+        ("ASR visits, ward and lab notes, India/SG/HK, code-switched (blind, then tuned on)", annotated("deid_notes6")),
+        ("psychiatry, paediatrics, radiology, triage call, hospice; 门诊, 问诊; MY/SG/HK (blind)", annotated("deid_notes7")),
         ("generator held-out", generated("heldout")),
     ]
     print("| notes | engine | language | char recall | char precision | token recall | token precision |")

@@ -173,7 +173,10 @@ impl Overlaps {
 /// Titles after a family name said alone (刘医生, 周老师).
 const ZH_TITLES: [&str; 16] = ["医生", "医师", "大夫", "老师", "先生", "女士", "小姐", "主任", "教授", "护士", "阿姨", "叔叔", "师傅", "院长", "同志", "总"];
 /// Clinical words that start with a family name's character.
-const ZH_NOT_NAMES: [&str; 16] = ["高血压", "高血糖", "高血脂", "高烧", "高热", "白细胞", "白蛋白", "黄疸", "方案", "复查", "常规", "石膏", "包块", "段时间", "温度", "周期"];
+const ZH_NOT_NAMES: [&str; 23] = [
+    "高血压", "高血糖", "高血脂", "高烧", "高热", "白细胞", "白蛋白", "黄疸", "方案", "复查", "常规", "石膏", "包块", "段时间", "温度",
+    "周期", "白班", "夜班", "明白", "满意", "方便", "安排", "平安",
+];
 
 /// Is a tagger span no identifier whatever its context: no letter or digit, a weekday alone
 /// ("Tuesday"), an age in words, a few number words that are not a date ("five", "nine one one"),

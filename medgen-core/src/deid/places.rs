@@ -47,7 +47,7 @@ regex!(
 );
 regex!(AU_POSTCODE = r"\b([A-Z][a-z]+(?: [A-Z][a-z]+)?|[a-z]+),? (?:NSW|VIC|QLD|TAS|ACT|SA|WA|NT|nsw|vic|qld|tas) (\d{4})\b");
 regex!(
-    FACILITY = r"\b((?:(?:St|Mt)\. |(?:[A-Z][A-Za-z'’-]*|of|the|and|&) ){1,6}?)(Hospitals?|Medical Cent(?:er|re)|Health Cent(?:er|re)|Health Care|Healthcare|Health System|Medical Group|Clinics?|Infirmary|Surgery|Nursing Home|Care Home|Care Cent(?:er|re)|Rehabilitation Cent(?:er|re)|Heart Cent(?:er|re)|Cancer Cent(?:er|re)|Cancer Institute|Behavioral Health|Behavioural Health|Mental Health Cent(?:er|re)|Hospice|Elementary School|Middle School|High School|Primary School|Academy|University|College|Pharmacy|Medical Associates|Urgent Care|Family Practice|Medical Practice|Practice|Imaging|Diagnostics|Laboratories|Dialysis Cent(?:er|re)|Surgical Cent(?:er|re)|Surgery Cent(?:er|re)|Eye Cent(?:er|re)|Institute|Family Medicine|Family Medical|Family Health|Internal Medicine|Visiting Nurses?|Home Health|Fire Rescue|Fire Department|EMS|Ambulance Service|Rehab|Mall)\b((?: (?:of|in|at) (?:the )?[A-Z][a-z]+(?: [A-Z][a-z]+)?)?)"
+    FACILITY = r"\b((?:(?:St|Mt)\. |(?:[A-Z][A-Za-z'’-]*|of|the|and|&) ){1,6}?)(Hospitals?|Medical Cent(?:er|re)|Health Cent(?:er|re)|Health Care|Healthcare|Health System|Medical Group|Clinics?|Infirmary|Surgery|Nursing Home|Care Home|Care Cent(?:er|re)|Rehabilitation Cent(?:er|re)|Heart Cent(?:er|re)|Cancer Cent(?:er|re)|Cancer Institute|Behavioral Health|Behavioural Health|Mental Health Cent(?:er|re)|Hospice|Elementary School|Middle School|High School|Primary School|Academy|University|College|Pharmacy|Medical Associates|Urgent Care|Family Practice|Medical Practice|Practice|Imaging|Diagnostics|Laboratories|Dialysis Cent(?:er|re)|Surgical Cent(?:er|re)|Surgery Cent(?:er|re)|Eye Cent(?:er|re)|Institute|Family Medicine|Family Medical|Family Health|Internal Medicine|Visiting Nurses?|Home Health|Fire Rescue|Fire Department|EMS|Ambulance Service|Rehab|Mall|Pty Ltd|Pte Ltd|Sdn Bhd|Ltd|LLC|Inc|Associates|Funeral Home|Church|Parole Office|Probation Office|Community Club|Health Campus|Polyclinic|Elementary)\b((?: (?:of|in|at) (?:the )?[A-Z][a-z]+(?: [A-Z][a-z]+)?)?)"
 );
 regex!(
     GEO = r"\b(?:Lake|Mount|Mt\.|Fort|Cape) [A-Z][a-z]+(?: [A-Z][a-z]+)?\b|\b[A-Z][a-z]+(?: [A-Z][a-z]+)? (?:County|Parish|Township|Borough|Heights|Springs|Beach|Falls)\b"
@@ -71,6 +71,16 @@ regex!(
 regex!(ROAD = r"\b(?:State |County |US |U\.S\. )?(?:Route|Rte\.?|Highway|Hwy\.?|Interstate|Road) \d{1,3}[A-Z]?\b");
 // A hospital named by its town or a "Royal": "Southampton General", "Royal Bournemouth".
 regex!(TOWN_HOSPITAL = r"\b(Royal [A-Z][a-z]+(?: [A-Z][a-z]+)?|[A-Z][a-z]+(?: [A-Z][a-z]+)? General)\b");
+// A Malaysian or Indonesian facility named after its kind: "Hospital Tengku Ampuan Rahimah",
+// "Klinik Kesihatan Seksyen 7", "Farmasi Alpro", "SMK Seksyen 9".
+regex!(
+    PREFIX_FACILITY = r"\b(?:(?:Hospital|Klinik Kesihatan|Klinik|Farmasi|Poliklinik|Sekolah(?: Kebangsaan| Menengah)?|SMK|SJK\(C\)|Rumah Sakit|Puskesmas) (?:[A-Z][a-z]+)(?: (?:[A-Z][a-z]+|\d{1,2}[A-Z]?)){0,3})"
+);
+// A workplace or school given as a form's value: "Employer: Rocklea Cold Storage Pty Ltd;",
+// 工作单位：射阳港发电有限公司.
+regex!(
+    WORKPLACE = r"(?m)\b(?:Employer|Workplace|Place of work|Company|School)[ \t]*:[ \t]*([A-Z][^\n;(]{1,60}?)[ \t]*(?:[;(\n]|$)|(?:工作单位|单位名称|就读学校|所在单位)[ \t\x{3000}]*[:：][ \t\x{3000}]*([^\n，。；,;\s（(]{2,30})"
+);
 regex!(WORD_RUN = r"\b[A-Z][a-z]+(?:[ -][A-Z][a-z]+){0,3}");
 // A street corner: "the corner of Main and Fifth", "Delmont Ave and Kessler St",
 // 梅龙路与人民北路交叉口.
@@ -111,7 +121,7 @@ regex!(
 );
 regex!(
     ZH_FACILITY = format!(
-        r"[\p{{Han}}\d&&[^{s}]][\p{{Han}}\d&&[^于在到至往从自是住址为及和与的了我本外该其去来回返赴送转入出由经就曾这那被把给向对收诊前后等或已拟因即再并且请让叫找问说告]]{{1,14}}(?:医院|卫生院|诊所|卫生服务中心|卫生服务站|卫生室|门诊部|保健院|疗养院|医疗中心|医学中心|体检中心|急救中心|小学|中学|大学|学院|幼儿园|养老院|敬老院|福利院|醫院|衛生院|診所|衛生所|醫療中心|醫學中心|門診部|療養院|護理之家|安養中心|學院|卫生所|护理之家|安养中心|护老院|安老院|码头)",
+        r"[\p{{Han}}\d&&[^{s}]][\p{{Han}}\d&&[^于在到至往从自是住址为及和与的了我本外该其去来回返赴送转入出由经就曾这那被把给向对收诊前后等或已拟因即再并且请让叫找问说告]]{{1,14}}(?:医院|卫生院|诊所|卫生服务中心|卫生服务站|卫生室|门诊部|保健院|疗养院|医疗中心|医学中心|体检中心|急救中心|小学|中学|大学|学院|幼儿园|养老院|敬老院|福利院|醫院|衛生院|診所|衛生所|醫療中心|醫學中心|門診部|療養院|護理之家|安養中心|學院|卫生所|护理之家|安养中心|护老院|安老院|码头|有限公司|有限责任公司|大药房)",
         s = ZH_STOP
     )
 );
@@ -368,11 +378,16 @@ pub(crate) fn find(text: &str, out: &mut Vec<Span>) {
         }
         let name_words = text[start..kind.start()].split([' ', '-']).filter(|w| !w.is_empty());
         let tail = c.get(3).map_or("", |m| m.as_str());
+        // "Developmental Clinic", "Paediatric Imaging": a specialty's adjective names no place.
+        let adjective = |lw: &str| {
+            ["al", "ic", "ics", "ive", "ary", "ory", "ology"].iter().any(|e| lw.ends_with(e)) && !TOWNS.contains(lw)
+        };
         let specific = name_words.chain(tail.split(' ')).any(|w| {
             let lw = w.to_lowercase();
             w.starts_with(|ch: char| ch.is_uppercase())
                 && !EN_GENERIC.contains(&lw.as_str())
                 && !NOT_NAMES.contains(&lw)
+                && !adjective(&lw)
                 || w == "St."
                 || w == "Mt."
         });
@@ -401,6 +416,31 @@ pub(crate) fn find(text: &str, out: &mut Vec<Span>) {
         let place = m.as_str().trim_end_matches(['.', '-']);
         if !NOT_NAMES.contains(&first) && !COMMON.contains(&first) && !REGIONS.contains(&place.to_lowercase()) {
             out.push(Span::new(Category::Location, m.start(), m.start() + place.len(), 0.75));
+        }
+    }
+    for m in matches(&PREFIX_FACILITY, text) {
+        let mut words: Vec<&str> = m.as_str().split(' ').collect();
+        // A number that goes on into a date ("Rahimah 03/2024") is not the facility's.
+        if text[m.end()..].starts_with(['/', '-', '.']) && words.last().is_some_and(|w| w.starts_with(|c: char| c.is_ascii_digit())) {
+            words.pop();
+        }
+        let end = m.start() + words.join(" ").len();
+        // "Hospital Course", "Hospital Day 3": the words after the kind must be a name's.
+        let named = words.iter().skip(1).any(|w| {
+            let lw = w.to_lowercase();
+            w.starts_with(char::is_uppercase) && !NOT_NAMES.contains(&lw) && !COMMON.contains(&lw)
+        });
+        if named && (words[0] != "Hospital" || words.len() >= 3) {
+            out.push(Span::new(Category::Location, m.start(), end, 0.8));
+        }
+    }
+    for c in each(&WORKPLACE) {
+        let Some(m) = c.get(1).or_else(|| c.get(2)) else { continue };
+        let v = m.as_str().trim_end_matches(['.', ',', ' ']);
+        let lv = v.to_lowercase();
+        let none = ["none", "n/a", "na", "nil", "retired", "unemployed", "self-employed", "self employed", "unknown", "无", "退休", "无业"];
+        if !none.contains(&lv.as_str()) && !NOT_NAMES.contains(&lv) {
+            out.push(Span::new(Category::Location, m.start(), m.start() + v.len(), 0.8));
         }
     }
     for c in each(&LOWER_BUSINESS) {
@@ -599,6 +639,9 @@ fn find_chinese(text: &str, out: &mut Vec<Span>) {
             "护老院",
             "安老院",
             "码头",
+            "有限公司",
+            "有限责任公司",
+            "大药房",
         ];
         let Some(kind) = kinds.iter().find(|k| s.ends_with(*k)) else { continue };
         let mut name = &s[..s.len() - kind.len()];
@@ -701,6 +744,8 @@ mod tests {
             &UK_POSTCODE,
             &CA_POSTCODE,
             &EMPLOYER,
+            &PREFIX_FACILITY,
+            &WORKPLACE,
             &LOWER_BUSINESS,
             &ROAD,
             &TOWN_HOSPITAL,
@@ -745,6 +790,15 @@ mod tests {
             places("i work at northgate logistics. clinic at northampton general; second opinion, Southampton General; Royal Bournemouth"),
             ["northgate logistics", "northampton general", "Southampton General", "Royal Bournemouth"]
         );
+        assert_eq!(
+            places("Employer: Rocklea Cold Storage Pty Ltd; supervisor. at Hospital Tengku Ampuan Rahimah 03/2024; Farmasi Alpro Seksyen 7 (value)"),
+            ["Rocklea Cold Storage Pty Ltd", "Hospital Tengku Ampuan Rahimah", "Farmasi Alpro Seksyen 7"]
+        );
+        assert_eq!(places("职业：电气工程师　工作单位：射阳港发电有限公司\n"), ["射阳港发电有限公司"]);
+        assert_eq!(places("患者为成都地铁运营有限公司检修工；在益丰大药房买药"), ["成都地铁运营有限公司", "益丰大药房"]);
+        for t in ["Employer: none\nDevelopmental Clinic, Level 2; Hospital Course: stable; Hospital Day 3", "School: N/A"] {
+            assert!(places(t).is_empty(), "{t}: {:?}", places(t));
+        }
         for t in ["at the local pharmacy, to the heart hospital, at the anticoagulation clinic, from the blood bank, at the general", "works at Home, student at University", "Royal Mail; the Royal Society; the Surgeon General, Attorney General"] {
             assert!(places(t).is_empty(), "{t}: {:?}", places(t));
         }
