@@ -121,11 +121,11 @@ def test_a_prompt_that_fills_the_context_is_read_as_transformers_reads_it(tiny_m
     n_ctx = json.loads(model.info_json)["context_length"]
     out = tmp_path / "logits.npy"
 
-    def prompt_ids(prompt):
+    def prompt_ids(prompt, *flags):
         """The prompt's tokens as generation reads them (special tokens included); its next
         token's logits into `out`."""
         run = subprocess.run([str(MEDGEN), "debug", "logits", "--model", tiny_models[kind], "--prompt", prompt,
-                              "--out", out, "--force"], capture_output=True, text=True)
+                              "--out", out, "--force", *flags], capture_output=True, text=True)
         assert run.returncode == 0, run.stderr
         return json.loads(run.stdout)["prompt_token_ids"]
 
@@ -141,12 +141,14 @@ def test_a_prompt_that_fills_the_context_is_read_as_transformers_reads_it(tiny_m
             break
         if special + len(model.tokenize(text + ch)) == special + len(model.tokenize(text)) + 1:
             text += ch
-    ids = prompt_ids(text)
-    assert len(ids) == n_ctx
     hf = transformers.AutoModelForCausalLM.from_pretrained(tiny_models[kind], dtype=torch.float32).eval()
-    with torch.no_grad():
-        want = hf(torch.tensor([ids])).logits[0, -1].numpy()
-    assert np.abs(np.load(out) - want).max() < 1e-4 * (1 + np.abs(want).max())
+    # In the prompt's pass, and with its last token run as a decode step (the decode kernels).
+    for flags in [[], ["--decode-last"]]:
+        ids = prompt_ids(text, *flags)
+        assert len(ids) == n_ctx
+        with torch.no_grad():
+            want = hf(torch.tensor([ids])).logits[0, -1].numpy()
+        assert np.abs(np.load(out) - want).max() < 1e-4 * (1 + np.abs(want).max()), flags
     # The last position of the context is the last new token's: never fed back.
     short = " ".join(text.split()[:len(text.split()) // 2])
     room = n_ctx - len(prompt_ids(short)) + 1
