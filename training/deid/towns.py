@@ -70,8 +70,7 @@ def main():
         if single and (low in very or low in frequent and (city["population"] < 100000 or low in WORDS_TOO)):
             continue
         towns.add(name)
-    header = (DATA / "en_towns.txt").read_text(encoding="utf-8").split("\n# towns\n")[0] if (DATA / "en_towns.txt").exists() else None
-    header = header or "# Written by training/deid/towns.py (see there): towns the rules read as places."
+    header = "# Written by training/deid/towns.py (see there): towns the rules read as places."
     (DATA / "en_towns.txt").write_text(header + "\n# towns\n" + "\n".join(sorted(towns)) + "\n", encoding="utf-8")
     print(f"{len(towns)} towns")
 

@@ -546,7 +546,8 @@ pub(crate) fn to_entities(text: &str, spans: &[Span]) -> Vec<Entity> {
 #[cfg(test)]
 pub(crate) fn found_by(find: fn(&str, &mut Vec<Span>), text: &str) -> Vec<(Category, String)> {
     let mut out = Vec::new();
-    find(text, &mut out);
+    // As `spans` reads a note: traditional characters as simplified ones.
+    find(&lexicon::simplified(text), &mut out);
     resolve(out).into_iter().map(|s| (s.cat, text[s.start..s.end].to_string())).collect()
 }
 

@@ -58,7 +58,7 @@ regex!(
     AGE_EN_CUED = r"\b(?:[Ss]he['’]s|[Hh]e['’]s|[Ss]he is|[Hh]e is|[Ss]he was|[Hh]e was|[Ww]ho['’]s|[Ww]ho is|turned|turns|turning|(?:Mrs?|Ms|Miss)\.? [A-Z][a-z]+ is) (?:about |almost |nearly |now |just |only )?(9\d|1[01]\d)(?:[,;!?)]|\.(?:\s|$)|$| (?:and|now|this|next|last|today|but|so|years?|yo)\b)"
 );
 regex!(
-    AGE_ZH = r"(\d{2,3})[ \t\x{3000}]*(?:岁|周岁|歲)|(?:年龄|年齡|享年|终年|今年)[ \t\x{3000}]*[:：]?[ \t\x{3000}]*(\d{2,3})|((?:九十|一百)[零一二三四五六七八九十]?)(?:岁|周岁)"
+    AGE_ZH = r"(\d{2,3})[ \t\x{3000}]*(?:岁|周岁)|(?:年龄|享年|终年|今年)[ \t\x{3000}]*[:：]?[ \t\x{3000}]*(\d{2,3})|((?:九十|一百)[零一二三四五六七八九十]?)(?:岁|周岁)"
 );
 
 // A WeChat ID after its label: a letter, then 5 to 19 letters, digits, "_" or "-".
@@ -77,7 +77,7 @@ regex!(
     LABEL_MRN = r"(?i)\b(?:MRN|MR (?:no|number)|medical record(?: number| no)?|med(?:ical)? rec(?:ord)? no|hosp(?:ital)? (?:no|number|id)|unit (?:no|number)|(?-i:UR)(?: (?:no|number))?|chart (?:no|number)|patient (?:id|no|number)|pt id|record (?:no|number))\b|(?i)\b(?:MR|hosp(?:ital)?|chart|patient|pt|record) ?#|病历号|病案号|住院号|门诊号|就诊号|就诊卡号|登记号|病人ID|患者ID|ID号|档案号|病历编号|住院编号"
 );
 regex!(
-    LABEL_PLAN = r"(?i)\b(?:health ?plan(?: beneficiary)?(?: id| number| no)?|insurance(?: id| number| no| card)?|member (?:id|number|no)|subscriber (?:id|number|no)|policy (?:id|number|no)|group (?:number|no)|medicare(?: id| number| no)?|medicaid(?: id| number| no)?|nhs (?:number|no)|beneficiary (?:id|number|no)|NHI (?:card|number|no))\b|(?i)\b(?:member|policy|group|subscriber) ?#|健保卡[號号]|健保[號号]|医保卡号|医保号|医保卡|医保编号|社保卡号|社保号|社会保障卡号|新农合(?:卡号|号)?|参保号|保险单号|保单号|合作医疗证号"
+    LABEL_PLAN = r"(?i)\b(?:health ?plan(?: beneficiary)?(?: id| number| no)?|insurance(?: id| number| no| card)?|member (?:id|number|no)|subscriber (?:id|number|no)|policy (?:id|number|no)|group (?:number|no)|medicare(?: id| number| no)?|medicaid(?: id| number| no)?|nhs (?:number|no)|beneficiary (?:id|number|no)|NHI (?:card|number|no))\b|(?i)\b(?:member|policy|group|subscriber) ?#|健保卡号|健保号|医保卡号|医保号|医保卡|医保编号|社保卡号|社保号|社会保障卡号|新农合(?:卡号|号)?|参保号|保险单号|保单号|合作医疗证号"
 );
 regex!(
     LABEL_ACCOUNT = r"(?i)\b(?:account|acct|billing|invoice|bank account|routing)(?: (?:id|number|no))?\b|(?i)\ba/c ?#?|账号|账户|银行卡号|缴费号|结算号|发票号"
@@ -96,7 +96,7 @@ regex!(
     LABEL_OTHER = r"(?i)\b(?:accession|case|specimen|sample|requisition|employee|staff|student|identification|barcode|badge|fin|csn)\b|(?i)\b(?:acc|lab|order|reference|ref|claim|tracking|study|encounter|visit|client|prescription|script|rx|job|dictation) ?(?:id\b|number\b|no\b|#)|\bID\b|检查号|影像号|病理号|标本号|检验号|样本号|条形码|工号|学号|编号|单号|流水号|预约号|申请单号|报告编号|超声号|心电图号|放射号|CT号|MR号|X线号"
 );
 regex!(
-    LABEL_ID_NUMBER = r"(?i)\b(?:passport|ID card|national id|identity card|HKID|NRIC|FIN|pension card|concession card|centrelink(?: card)?|CRN|MyKad)(?: (?:number|no))?\b|身份证(?:号码|号)?|身分證(?:字號|號碼|號)?|身分证(?:字号|号码|号)?|居留证(?:号码|号)?|身份證(?:號碼|號)?|居留證(?:號碼|號)?|公民身份号码|证件号码?|护照号?码?"
+    LABEL_ID_NUMBER = r"(?i)\b(?:passport|ID card|national id|identity card|HKID|NRIC|FIN|pension card|concession card|centrelink(?: card)?|CRN|MyKad)(?: (?:number|no))?\b|身份证(?:号码|号)?|身分证(?:字号|号码|号)?|居留证(?:号码|号)?|公民身份号码|证件号码?|护照号?码?"
 );
 regex!(LABEL_SSN = r"(?i)\b(?:SSN|social security(?: number| no)?|social insurance number|SIN)\b|(?i)\bSS ?#");
 

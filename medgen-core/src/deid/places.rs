@@ -65,7 +65,7 @@ regex!(
 // A business in lower case, as speech recognition writes it: "harbor drug", "fairhaven savings
 // bank", "northgate logistics", "the tesco distribution centre", "northampton general".
 regex!(
-    LOWER_BUSINESS = r"\b(?:at|from|to|for|with|by|in|near) (?:the )?((?:[a-z][a-z'’-]+ ){1,3}(?:drugs?|pharmacy|savings bank|bank|logistics|distribution cent(?:er|re)|warehouse|mall|general|hospital|nursing home|care home|assisted living|rehab|supermarket|auto body|motors))\b"
+    LOWER_BUSINESS = r"\b(?:at|from|to|for|with|by|in|near) (?:the )?(((?:[a-z][a-z'’-]+ ){1,3})(drugs?|pharmacy|savings bank|bank|logistics|distribution cent(?:er|re)|warehouse|mall|general|hospital|nursing home|care home|assisted living|rehab|supermarket|auto body|motors))\b"
 );
 // A numbered road: "Route 9", "Highway 101", "State Route 2".
 regex!(ROAD = r"\b(?:State |County |US |U\.S\. )?(?:Route|Rte\.?|Highway|Hwy\.?|Interstate|Road) \d{1,3}[A-Z]?\b");
@@ -121,14 +121,14 @@ regex!(
 );
 regex!(
     ZH_FACILITY = format!(
-        r"[\p{{Han}}\d&&[^{s}]][\p{{Han}}\d&&[^于在到至往从自是住址为及和与的了我本外该其去来回返赴送转入出由经就曾这那被把给向对收诊前后等或已拟因即再并且请让叫找问说告]]{{1,14}}(?:医院|卫生院|诊所|卫生服务中心|卫生服务站|卫生室|门诊部|保健院|疗养院|医疗中心|医学中心|体检中心|急救中心|小学|中学|大学|学院|幼儿园|养老院|敬老院|福利院|醫院|衛生院|診所|衛生所|醫療中心|醫學中心|門診部|療養院|護理之家|安養中心|學院|卫生所|护理之家|安养中心|护老院|安老院|码头|有限公司|有限责任公司|大药房)",
+        r"[\p{{Han}}\d&&[^{s}]][\p{{Han}}\d&&[^于在到至往从自是住址为及和与的了我本外该其去来回返赴送转入出由经就曾这那被把给向对收诊前后等或已拟因即再并且请让叫找问说告]]{{1,14}}(?:医院|卫生院|诊所|卫生服务中心|卫生服务站|卫生室|门诊部|保健院|疗养院|医疗中心|医学中心|体检中心|急救中心|小学|中学|大学|学院|幼儿园|养老院|敬老院|福利院|卫生所|护理之家|安养中心|护老院|安老院|码头|有限公司|有限责任公司|大药房)",
         s = ZH_STOP
     )
 );
 regex!(ZH_CITY = ZH_CITIES.join("|"));
 // An employer named where someone works: 我在娃哈哈集团上班.
 regex!(
-    ZH_EMPLOYER = r"在(\p{Han}{2,8}?(?:集团|集團|公司|厂|廠|银行|銀行|超市|商场|商場|酒店|饭店|飯店))(?:上班|工作|打工|做事|任职|任職|当|當)"
+    ZH_EMPLOYER = r"在(\p{Han}{2,8}?(?:集团|公司|厂|银行|超市|商场|酒店|饭店))(?:上班|工作|打工|做事|任职|当)"
 );
 // A housing estate with its building or phase (嘉绿苑七幢, 锦江华府二期, 碧海小区7栋): the
 // number after the name keeps 政府 and 花园 alone out.
@@ -444,16 +444,14 @@ pub(crate) fn find(text: &str, out: &mut Vec<Span>) {
         }
     }
     for c in each(&LOWER_BUSINESS) {
-        let Some(m) = c.get(1) else { continue };
-        let words: Vec<&str> = m.as_str().split(' ').collect();
-        // The name: the words before the kind; one must be a town or no frequent word, and a
-        // hospital or "general" needs a town ("the local pharmacy", "the heart hospital").
-        let kind_words = if m.as_str().ends_with("savings bank") || m.as_str().contains("distribution") || m.as_str().contains("nursing home") || m.as_str().contains("care home") || m.as_str().contains("assisted living") || m.as_str().ends_with("auto body") { 2 } else { 1 };
-        let name = &words[..words.len().saturating_sub(kind_words)];
+        let (Some(m), Some(name), Some(kind)) = (c.get(1), c.get(2), c.get(3)) else { continue };
+        // The words before the kind: one must be a town or no frequent word, and a hospital or
+        // "general" needs a town ("the local pharmacy", "the heart hospital").
+        let name: Vec<&str> = name.as_str().split_whitespace().collect();
         let town = name.iter().any(|w| TOWNS.contains(*w)) || TOWNS.contains(&name.join(" "));
         let rare = name.iter().any(|w| !COMMON.contains(*w) && !NOT_NAMES.contains(*w) && !w.ends_with("ic") && !w.ends_with("al") && !w.ends_with("ology") && !w.ends_with("tion"));
-        let needs_town = m.as_str().ends_with("general") || m.as_str().ends_with("hospital");
-        if !name.is_empty() && (town || rare && !needs_town) {
+        let needs_town = matches!(kind.as_str(), "general" | "hospital");
+        if town || rare && !needs_town {
             out.push(Span::new(Category::Location, m.start(), m.end(), 0.7));
         }
     }
@@ -621,18 +619,7 @@ fn find_chinese(text: &str, out: &mut Vec<Span>) {
             "养老院",
             "敬老院",
             "福利院",
-            "醫院",
-            "衛生院",
-            "診所",
-            "衛生所",
-            "醫療中心",
-            "醫學中心",
-            "門診部",
-            "療養院",
-            "護理之家",
-            "安養中心",
-            "學院",
-            // What the traditional ones read as (the rules read traditional text simplified).
+            // Taiwan's and Hong Kong's (the rules read traditional text as simplified).
             "卫生所",
             "护理之家",
             "安养中心",
@@ -665,7 +652,7 @@ fn find_chinese(text: &str, out: &mut Vec<Span>) {
         let Some(m) = c.get(1) else { continue };
         // "在一家公司上班", "在我们公司工作": no name.
         let generic = ["一家", "这家", "那家", "一个", "这个", "那个", "我们", "他们", "她们", "你们", "本", "外", "大", "小", "私人", "国营", "民营", "外资", "合资", "上市"];
-        let suffix_len = ["集团", "集團", "公司", "厂", "廠", "银行", "銀行", "超市", "商场", "商場", "酒店", "饭店", "飯店"]
+        let suffix_len = ["集团", "公司", "厂", "银行", "超市", "商场", "酒店", "饭店"]
             .iter()
             .find(|k| m.as_str().ends_with(*k))
             .map_or(0, |k| k.len());
@@ -727,7 +714,7 @@ mod tests {
 
     fn places(text: &str) -> Vec<String> {
         let mut out = Vec::new();
-        find(text, &mut out);
+        find(&crate::deid::lexicon::simplified(text), &mut out);
         super::super::detect::resolve(out).into_iter().map(|s| text[s.start..s.end].to_string()).collect()
     }
 
