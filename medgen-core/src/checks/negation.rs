@@ -264,12 +264,36 @@ impl Terms {
     }
 
     /// The findings named in `text`: (start, end, finding, whether the name states absence).
-    fn find<'a>(&'a self, text: &'a str) -> impl Iterator<Item = (usize, usize, &'a str, bool)> + 'a {
-        self.regex.find_iter(text).filter(|m| ascii_bounded(text, m.start(), m.end())).filter_map(|m| {
-            let (name, negated) = self.names.get(&term_key(m.as_str()))?;
-            Some((m.start(), m.end(), name.as_str(), *negated))
-        })
+    fn find<'a>(&'a self, text: &str) -> Vec<(usize, usize, &'a str, bool)> {
+        find_terms(&[self], text)
     }
+}
+
+/// The findings of several sets of names in `text`, as one alternation of all their names
+/// (longest first) finds them: from each position the leftmost match of any set, at one
+/// start the longest name. So the phrases harvested from one pair of texts join the lexicon
+/// without compiling the lexicon again for every pair.
+fn find_terms<'a>(sets: &[&'a Terms], text: &str) -> Vec<(usize, usize, &'a str, bool)> {
+    let mut found = Vec::new();
+    let mut at = 0;
+    while at < text.len() {
+        let leftmost = sets
+            .iter()
+            .filter_map(|t| Some((t.regex.find_at(text, at)?, *t)))
+            .min_by_key(|(m, _)| (m.start(), std::cmp::Reverse(term_key(m.as_str()).chars().count())));
+        let Some((m, terms)) = leftmost else { break };
+        if m.is_empty() {
+            at = m.start() + text[m.start()..].chars().next().map_or(1, char::len_utf8);
+            continue;
+        }
+        if ascii_bounded(text, m.start(), m.end()) {
+            if let Some((name, negated)) = terms.names.get(&term_key(m.as_str())) {
+                found.push((m.start(), m.end(), name.as_str(), *negated));
+            }
+        }
+        at = m.end();
+    }
+    found
 }
 
 fn lexicon() -> Option<&'static Terms> {
@@ -339,7 +363,7 @@ fn harvest(text: &str, scopes: &[Scope], lexicon: &Terms) -> Vec<String> {
             let words = item.split_whitespace().count();
             let fits = (english && (1..=4).contains(&words) && item.len() >= 3)
                 || (chinese && (2..=8).contains(&item.chars().count()));
-            if fits && !VAGUE.contains(&item.as_str()) && lexicon.find(&item).next().is_none() {
+            if fits && !VAGUE.contains(&item.as_str()) && lexicon.find(&item).is_empty() {
                 phrases.push(item);
             }
         }
@@ -385,7 +409,7 @@ fn affirmed_after(rest: &str) -> bool {
         .is_some_and(|re| re.is_match(rest))
 }
 
-fn mentions<'a>(text: &'a str, scopes: &[Scope], terms: &'a Terms) -> Vec<Mention<'a>> {
+fn mentions<'a>(text: &str, scopes: &[Scope], terms: &[&'a Terms]) -> Vec<Mention<'a>> {
     // Per kind of scope (`either` or not): the starts in order, and the furthest end of the
     // scopes up to each, so that whether a scope holds a span is one binary search.
     let reach = |either: bool| {
@@ -403,7 +427,7 @@ fn mentions<'a>(text: &'a str, scopes: &[Scope], terms: &'a Terms) -> Vec<Mentio
         starts.partition_point(|&s| s <= start).checked_sub(1).is_some_and(|i| furthest[i] >= end)
     };
     let mut out = Vec::new();
-    for (start, end, finding, negated_name) in terms.find(text) {
+    for (start, end, finding, negated_name) in find_terms(terms, text) {
         let polarity = match labelled(text, end) {
             Some(Some(p)) => p,
             Some(None) => continue,
@@ -451,25 +475,13 @@ pub fn check(source: &str, output: &str) -> Vec<Finding> {
     let (src_scopes, out_scopes) = (scopes(&src), scopes(&out));
     let mut phrases = harvest(&src, &src_scopes, lexicon);
     phrases.extend(harvest(&out, &out_scopes, lexicon));
-    let extended;
-    let terms = if phrases.is_empty() {
-        lexicon
-    } else {
-        let mut names = lexicon.names.clone();
-        for p in phrases {
-            names.entry(p.clone()).or_insert((p, false));
-        }
-        match Terms::new(names) {
-            Some(t) => {
-                extended = t;
-                &extended
-            }
-            None => lexicon,
-        }
-    };
+    // The harvested phrases hold no lexicon name (`harvest` drops those), so none is a key
+    // of both sets.
+    let harvested = (!phrases.is_empty()).then(|| Terms::new(phrases.into_iter().map(|p| (p.clone(), (p, false))).collect())).flatten();
+    let terms: Vec<&Terms> = [Some(lexicon), harvested.as_ref()].into_iter().flatten().collect();
     // Per finding: where the source first names it, and the ways it states it.
     let mut in_source: HashMap<&str, ((usize, usize), Vec<Polarity>)> = HashMap::new();
-    for s in mentions(&src, &src_scopes, terms) {
+    for s in mentions(&src, &src_scopes, &terms) {
         let (_, ways) = in_source.entry(s.finding).or_insert(((s.start, s.end), Vec::new()));
         if !ways.contains(&s.polarity) {
             ways.push(s.polarity);
@@ -477,7 +489,7 @@ pub fn check(source: &str, output: &str) -> Vec<Finding> {
     }
     let (original, indexed) = (Indexed::new(output), Indexed::new(&out));
     let mut findings = Vec::new();
-    for m in mentions(&out, &out_scopes, terms) {
+    for m in mentions(&out, &out_scopes, &terms) {
         if m.polarity == Polarity::Either {
             continue;
         }
@@ -575,6 +587,45 @@ mod tests {
         assert!(flagged("否认胸痛。", "如有胸痛、气促等不适，及时就诊。").is_empty());
         assert!(flagged("No pneumonia on imaging.", "Possible pneumonia; rule out pneumonia.").is_empty());
         assert!(flagged("Presented with chest pain.", "He no longer has chest pain.").is_empty());
+    }
+
+    #[test]
+    fn harvested_phrases_match_as_one_alternation_with_the_lexicon_would() {
+        // The reference: one regex of every name, as `check` compiled before it kept the two
+        // sets apart. Texts glue lexicon names, words of them and phrases that overlap them.
+        let lexicon = lexicon().unwrap();
+        let mut names: Vec<&String> = lexicon.names.keys().collect();
+        names.sort();
+        let phrases: Vec<String> = ["chest", "feverish feeling", "dizzyness", "tenesmus", "胸部", "night", "radiating pain"]
+            .into_iter()
+            .map(String::from)
+            .filter(|p| lexicon.find(p).is_empty())
+            .collect();
+        // Phrases that start where a longer or a shorter lexicon name starts.
+        assert_eq!(phrases.len(), 7, "{phrases:?}");
+        let harvested = Terms::new(phrases.iter().map(|p| (p.clone(), (p.clone(), false))).collect()).unwrap();
+        let mut all = lexicon.names.clone();
+        all.extend(harvested.names.clone());
+        let one = Terms::new(all).unwrap();
+        let mut seed = 7u64;
+        let mut pick = |n: usize| {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (seed >> 33) as usize % n
+        };
+        for _ in 0..300 {
+            let mut text = String::new();
+            for _ in 0..1 + pick(12) {
+                let piece = match pick(4) {
+                    0 => names[pick(names.len())].clone(),
+                    1 => phrases[pick(phrases.len())].clone(),
+                    2 => names[pick(names.len())].split_whitespace().next().unwrap_or("").to_uppercase(),
+                    _ => ["", " ", "  ", "-", "no ", "x", "，", "\n"][pick(8)].to_string(),
+                };
+                text.push_str(&piece);
+                text.push_str(["", " ", " ", "s "][pick(4)]);
+            }
+            assert_eq!(find_terms(&[lexicon, &harvested], &text), one.find(&text), "{text:?}");
+        }
     }
 
     #[test]
