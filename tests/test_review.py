@@ -424,7 +424,7 @@ def test_bad_schemas_and_budgets_are_errors_before_decoding(long_tiny, tmp_path)
     cjk = {"type": "object", "properties": {"dx": {"enum": ["肺炎", "心衰"]}}, "required": ["dx"]}
     with pytest.raises(medgen.UnsupportedError, match="byte pieces"):
         model.run_task("soap_note", NOTE, deid="none", json_schema=cjk, max_new_tokens=50)
-    with pytest.raises(medgen.InvalidArgumentError, match="exclude"):
+    with pytest.raises(medgen.InvalidArgumentError, match="constrain_sections.*exclude"):
         model.run_task("soap_note", NOTE, deid="none", json_output=True, constrain_sections=True, max_new_tokens=80)
     bad = tmp_path / "schema.json"
     bad.write_text('{"type": "object", "properties": {"a": {"anyOf": []}}}')

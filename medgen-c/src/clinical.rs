@@ -360,9 +360,10 @@ pub const MEDGEN_REVIEW_REJECT: medgen_review_decision = 702;
 /// Appends a reviewer's decision on draft `draft_id` to the review log `log`: `reviewer`'s
 /// identifier (a staff id, not a name), the time, and the SHA-256 of `final_text` (the text as
 /// accepted or edited: required for those, NULL for a rejection). On success `*out` holds the
-/// logged entry as JSON. A log that fails its hash chain is MEDGEN_ERR_AUDIT_TAMPERED (nothing
-/// is appended); a draft id the log lacks, a bad decision or reviewer is
-/// MEDGEN_ERR_INVALID_ARGUMENT. Callers in several threads or processes may write to one log
+/// logged entry as JSON. A log that is not there is MEDGEN_ERR_IO (no file is made, so a
+/// mistyped path never becomes a new log); one that fails its hash chain is
+/// MEDGEN_ERR_AUDIT_TAMPERED (nothing is appended); a draft id the log lacks, a bad decision or
+/// reviewer is MEDGEN_ERR_INVALID_ARGUMENT. Callers in several threads or processes may write to one log
 /// at once: the file is locked from the check to the write, so they take turns.
 ///
 /// # Safety

@@ -124,8 +124,8 @@ impl medgen_generation_params {
     /// `stop` is NULL or readable for `n_stop` pointers to NUL-terminated strings.
     pub(crate) unsafe fn config(&self) -> FfiResult<GenerationConfig> {
         let mut stop = Vec::with_capacity(self.n_stop.min(1024));
-        for &s in unsafe { slice_arg(self.stop, self.n_stop, "params.stop") }? {
-            stop.push(unsafe { str_arg(s, "params.stop[i]") }?.to_string());
+        for (i, &s) in unsafe { slice_arg(self.stop, self.n_stop, "params.stop") }?.iter().enumerate() {
+            stop.push(unsafe { str_arg(s, &format!("params.stop[{i}]")) }?.to_string());
         }
         let cfg = GenerationConfig {
             max_new_tokens: self.max_new_tokens,
@@ -245,12 +245,18 @@ pub unsafe extern "C" fn medgen_generate_batch(
         if n == 0 {
             return Err(Failure(MEDGEN_ERR_INVALID_ARGUMENT, "`n` is 0: the batch is empty".into()));
         }
+        // The bound before any pointer is read: a caller who passes too large an `n` may not
+        // have that many.
+        if n > engine::MAX_BATCH {
+            return Err(Failure(MEDGEN_ERR_INVALID_ARGUMENT, format!("`n` is {n}: a batch holds 1 to {} prompts", engine::MAX_BATCH)));
+        }
         if prompts.is_null() {
             return Err(null("prompts"));
         }
         let texts = unsafe { slice_arg(prompts, n, "prompts") }?
             .iter()
-            .map(|&p| unsafe { str_arg(p, "prompts[i]") })
+            .enumerate()
+            .map(|(i, &p)| unsafe { str_arg(p, &format!("prompts[{i}]")) })
             .collect::<FfiResult<Vec<_>>>()?;
         let generations = model.generate_batch(&texts, &cfg)?;
         for (i, g) in generations.into_iter().enumerate() {
@@ -273,9 +279,10 @@ unsafe fn chat_messages(messages: *const medgen_message, n: usize) -> FfiResult<
     }
     unsafe { slice_arg(messages, n, "messages") }?
         .iter()
-        .map(|m| {
-            let role = unsafe { str_arg(m.role, "messages[i].role") }?;
-            let content = unsafe { str_arg(m.content, "messages[i].content") }?;
+        .enumerate()
+        .map(|(i, m)| {
+            let role = unsafe { str_arg(m.role, &format!("messages[{i}].role")) }?;
+            let content = unsafe { str_arg(m.content, &format!("messages[{i}].content")) }?;
             Ok(ChatMessage::new(role, content))
         })
         .collect()

@@ -201,7 +201,7 @@ impl Model {
         on_step: impl FnMut() -> ControlFlow<()>,
     ) -> Result<Vec<Generation>> {
         if prompts.len() > crate::prompt::MAX_BATCH {
-            let reason = format!("{} prompts in one batch, more than {}: use generate_prompts with a batch size", prompts.len(), crate::prompt::MAX_BATCH);
+            let reason = format!("{} prompts in one batch, more than {}: split them into batches of at most that many", prompts.len(), crate::prompt::MAX_BATCH);
             return Err(MedgenError::invalid("prompts", reason));
         }
         generation::generate_batch(self.network.backend(), &self.tokenizer, self.load_seconds, prompts, cfg, on_step)

@@ -139,7 +139,7 @@ pub fn run_task(
     };
     let constraint: Option<Arc<dyn LogitsConstraint>> = match (opts.constrain_sections, &json_constraint) {
         (true, Some(_)) => {
-            return Err(MedgenError::invalid("json_schema", "a JSON draft has no section headings: constrain_sections and a JSON schema exclude each other"))
+            return Err(MedgenError::invalid("constrain_sections", "a JSON draft has no section headings: constrain_sections and JSON output (json_output or json_schema) exclude each other"))
         }
         (true, None) => Some(Arc::new(SectionConstraint::new(task, &input, model.tokenizer(), max_new)?)),
         (false, Some(c)) => Some(c.clone()),

@@ -425,6 +425,9 @@ static void test_batch(medgen_model *m) {
     EXPECT_STATUS(medgen_generate_batch(m, NULL, 0, &g, untouched), MEDGEN_ERR_INVALID_ARGUMENT);
     EXPECT_STATUS(medgen_generate_batch(m, NULL, 2, &g, untouched), MEDGEN_ERR_NULL_ARGUMENT);
     EXPECT_STATUS(medgen_generate_batch(m, prompts, SIZE_MAX, &g, untouched), MEDGEN_ERR_INVALID_ARGUMENT);
+    /* The bound comes before any prompt pointer is read: `prompts` holds 3, not 1025. */
+    EXPECT_STATUS(medgen_generate_batch(m, prompts, 1025, &g, untouched), MEDGEN_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(medgen_last_error_message(), "1024") != NULL);
     {
         /* One batch holds at most 1024 prompts (medgen::MAX_BATCH): no KV cache is sized past it. */
         const char **many = malloc(1025 * sizeof *many);
@@ -437,6 +440,7 @@ static void test_batch(medgen_model *m) {
     }
     EXPECT_STATUS(medgen_generate_batch(m, bad, 2, &g, untouched), MEDGEN_ERR_INVALID_UTF8);
     EXPECT_STATUS(medgen_generate_batch(m, with_null, 2, &g, untouched), MEDGEN_ERR_NULL_ARGUMENT);
+    CHECK(strstr(medgen_last_error_message(), "prompts[1]") != NULL);
     EXPECT_STATUS(medgen_generate_batch(m, prompts, 2, &g, NULL), MEDGEN_ERR_NULL_ARGUMENT);
     CHECK(untouched[0] == UNTOUCHED && untouched[1] == UNTOUCHED);
 }
@@ -716,6 +720,13 @@ static void test_review(medgen_model *m) {
     g.max_new_tokens = 4;
     EXPECT_STATUS(medgen_run_task(m, "discharge_summary", source, &jt, &g, &s), MEDGEN_ERR_INVALID_ARGUMENT);
     CHECK(strstr(medgen_last_error_message(), "max_new_tokens") != NULL && s == (medgen_string *)UNTOUCHED);
+
+    /* A decision on a log that is not there (a mistyped path) makes no log. */
+    char missing[512];
+    snprintf(missing, sizeof missing, "%s.mistyped", log);
+    EXPECT_STATUS(medgen_review_decide(missing, id, MEDGEN_REVIEW_REJECT, "dr-42", NULL, &s), MEDGEN_ERR_IO);
+    CHECK(s == (medgen_string *)UNTOUCHED && fopen(missing, "r") == NULL);
+    EXPECT_STATUS(medgen_review_verify(missing, &s), MEDGEN_ERR_IO);
 
     EXPECT_STATUS(medgen_review_decide(log, id, MEDGEN_REVIEW_EDIT, "dr-42", "Final text.", &s), MEDGEN_OK);
     if (s != (medgen_string *)UNTOUCHED) medgen_string_free(s);

@@ -141,11 +141,13 @@ fn verify_unlocked(path: &Path) -> Result<LogSummary> {
 }
 
 /// Appends `fields` (with `kind`) to the log, after verifying it and passing its summary to
-/// `check`; returns the new entry. The file is locked (an exclusive `flock`) from the check
+/// `check`; returns the new entry. `create` makes the file where it is not there (a draft
+/// starts a log; a decision needs one, so that a mistyped path is an error, not a new log).
+/// The file is locked (an exclusive `flock`) from the check
 /// to the synced write, so that writers in other threads or processes take their turns and
 /// readers ([`verify`]) never see half an entry.
-fn append(path: &Path, kind: &str, fields: Map<String, Value>, check: impl FnOnce(&LogSummary) -> Result<()>) -> Result<Map<String, Value>> {
-    let mut file = OpenOptions::new().create(true).append(true).open(path).map_err(|e| MedgenError::io(path, e))?;
+fn append(path: &Path, create: bool, kind: &str, fields: Map<String, Value>, check: impl FnOnce(&LogSummary) -> Result<()>) -> Result<Map<String, Value>> {
+    let mut file = OpenOptions::new().create(create).append(true).open(path).map_err(|e| MedgenError::io(path, e))?;
     file.lock().map_err(|e| MedgenError::io(path, e))?;
     let summary = verify_unlocked(path)?;
     check(&summary)?;
@@ -180,7 +182,7 @@ pub fn append_draft(path: &Path, record: &AuditRecord) -> Result<String> {
     let mut fields = Map::new();
     fields.insert("draft_id".into(), json!(id));
     fields.insert("record".into(), serde_json::to_value(record).map_err(|e| MedgenError::internal("audit", e.to_string()))?);
-    append(path, "draft", fields, |_| Ok(()))?;
+    append(path, true, "draft", fields, |_| Ok(()))?;
     Ok(id)
 }
 
@@ -203,8 +205,10 @@ pub struct Review {
 /// rejection); only its SHA-256 is logged. The reviewer's identifier must not be empty and may
 /// not hold control characters; it should be a staff identifier, not a name.
 ///
-/// Errors: `AuditTampered` when the log fails [`verify`]; `InvalidArgument` for a draft the
-/// log does not hold, a bad reviewer or a text that does not go with the decision.
+/// Errors: `Io` when there is no log at `path` (it is not made: a mistyped path would
+/// otherwise leave a new, empty log that verifies); `AuditTampered` when the log fails
+/// [`verify`]; `InvalidArgument` for a draft the log does not hold, a bad reviewer or a text
+/// that does not go with the decision.
 pub fn append_review(path: &Path, draft_id: &str, decision: Decision, reviewer: &str, final_text: Option<&str>) -> Result<Review> {
     let reviewer = reviewer.trim();
     if reviewer.is_empty() || reviewer.chars().any(char::is_control) || reviewer.chars().count() > 200 {
@@ -224,7 +228,7 @@ pub fn append_review(path: &Path, draft_id: &str, decision: Decision, reviewer: 
     let Value::Object(fields) = serde_json::to_value(&review).map_err(|e| MedgenError::internal("audit", e.to_string()))? else {
         return Err(MedgenError::internal("audit", "a review did not serialize as an object"));
     };
-    append(path, "review", fields, |summary| {
+    append(path, false, "review", fields, |summary| {
         if summary.drafts.iter().any(|d| d == draft_id) {
             return Ok(());
         }
@@ -332,5 +336,14 @@ mod tests {
         assert!(matches!(append_review(&path, &id, Decision::Rejected, " ", None), Err(MedgenError::InvalidArgument { name: "reviewer", .. })));
         assert!(matches!("maybe".parse::<Decision>(), Err(MedgenError::InvalidArgument { name: "decision", .. })));
         assert_eq!(verify(&path).unwrap().entries, 1);
+    }
+
+    #[test]
+    fn a_decision_on_a_log_that_is_not_there_makes_no_log() {
+        let path = fresh("mistyped");
+        let err = append_review(&path, "0123456789abcdef", Decision::Rejected, "dr", None).unwrap_err();
+        assert!(matches!(err, MedgenError::Io { .. }), "{err}");
+        assert!(!path.exists());
+        assert!(matches!(verify(&path), Err(MedgenError::Io { .. })));
     }
 }
