@@ -263,6 +263,23 @@ def test_rouge_l_of_long_sentences_over_small_vocabularies_matches_rouge_score(v
         assert got == pytest.approx(list(want[t]), abs=TOL), t
 
 
+def test_rouge_lsum_of_many_short_lines_matches_rouge_score():
+    """Many short lines over small vocabularies, some repeated: the union skips sentences that
+    share no token, or only tokens at positions it holds, and stops once it holds them all."""
+    import medgen
+
+    rng = random.Random(5)
+    scorer = rouge_scorer.RougeScorer(["rougeLsum"])
+    for _ in range(300):
+        words = [f"w{i}" for i in range(rng.randint(2, 9))]
+        line = lambda: " ".join(rng.choice(words) for _ in range(rng.randint(1, 7)))  # noqa: E731
+        pool = [line() for _ in range(rng.randint(1, 12))]
+        pred, ref = ("\n".join(rng.choice(pool + [line()]) for _ in range(rng.randint(1, 40))) for _ in range(2))
+        got = medgen.metrics.rouge(pred, ref)["rougeLsum"]
+        want = scorer.score(ref, pred)["rougeLsum"]
+        assert [got[k] for k in ("precision", "recall", "fmeasure")] == pytest.approx(list(want), abs=TOL), (pred, ref)
+
+
 def test_rouge_l_of_a_30000_token_pair_needs_megabytes_not_gigabytes():
     import subprocess
     import sys

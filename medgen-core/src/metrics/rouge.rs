@@ -1,7 +1,7 @@
 //! ROUGE-1, ROUGE-2, ROUGE-L and ROUGE-Lsum as rouge-score 0.1.2 computes them
 //! (rouge_score/rouge_scorer.py, tokenize.py).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use serde::Serialize;
 
@@ -199,14 +199,13 @@ fn score_lcs(target: &[String], pred: &[String]) -> Score {
 /// table. The table is not kept whole: every `k`-th row is (k ≈ √len(a)), and the rows of
 /// one block at a time are computed again from its first as the walk reaches it, so that
 /// two 30,000-token sentences need tens of megabytes, not gigabytes.
-fn lcs_indices(a: &[String], b: &[String]) -> Vec<usize> {
-    let (a, b) = interned(a, b);
+fn lcs_indices(a: &[u32], b: &[u32]) -> Vec<usize> {
     let (n, m) = (a.len(), b.len());
     let k = ((n as f64).sqrt() as usize).max(1);
     let mut checkpoints = vec![vec![0; m + 1]];
     let (mut prev, mut row) = (vec![0; m + 1], vec![0; m + 1]);
     for i in 1..=n {
-        next_row(&prev, a[i - 1], &b, &mut row);
+        next_row(&prev, a[i - 1], b, &mut row);
         std::mem::swap(&mut prev, &mut row);
         if i % k == 0 {
             checkpoints.push(prev.clone());
@@ -224,7 +223,7 @@ fn lcs_indices(a: &[String], b: &[String]) -> Vec<usize> {
             block[0] = checkpoints[start / k].clone();
             for r in start + 1..=(start + k).min(n) {
                 let mut next = vec![0; m + 1];
-                next_row(&block[r - start - 1], a[r - 1], &b, &mut next);
+                next_row(&block[r - start - 1], a[r - 1], b, &mut next);
                 block.push(next);
             }
             base = Some(start);
@@ -258,9 +257,51 @@ fn summary_level_lcs(target: &[Vec<String>], pred: &[Vec<String>]) -> Score {
         return score(lcs_len(&t, &p), n, m);
     }
     let (mut left_target, mut left_pred) = (token_counts(target), token_counts(pred));
+    // Every sentence as numbers of one numbering; the prediction's distinct sentences (a
+    // repeated one adds nothing to a union), each with its set of tokens.
+    let (all_target, all_pred) = (target.concat(), pred.concat());
+    let (all_target, all_pred) = interned(&all_target, &all_pred);
+    let split = |all: &[u32], sentences: &[Vec<String>]| -> Vec<Vec<u32>> {
+        let mut rest = all;
+        sentences.iter().map(|s| {
+            let (head, tail) = rest.split_at(s.len());
+            rest = tail;
+            head.to_vec()
+        }).collect()
+    };
+    let (target_ids, mut pred_ids) = (split(&all_target, target), split(&all_pred, pred));
+    let mut seen = HashSet::new();
+    pred_ids.retain(|p| seen.insert(p.clone()));
+    let pred_sets: Vec<HashSet<u32>> = pred_ids.iter().map(|p| p.iter().copied().collect()).collect();
+    // token -> the distinct prediction sentences that hold it, in order.
+    let mut holding: HashMap<u32, Vec<usize>> = HashMap::new();
+    for (k, set) in pred_sets.iter().enumerate() {
+        set.iter().for_each(|&t| holding.entry(t).or_default().push(k));
+    }
+    let mut unions: HashMap<&[u32], BTreeSet<usize>> = HashMap::new();
     let mut hits = 0;
-    for sentence in target {
-        let union: BTreeSet<usize> = pred.iter().flat_map(|p| lcs_indices(sentence, p)).collect();
+    for (sentence, ids) in target.iter().zip(&target_ids) {
+        // Only prediction sentences that share a token can add to the union (an LCS's
+        // positions hold tokens of both); one whose shared tokens stand only at positions the
+        // union already holds adds nothing, and once the union holds every position no
+        // sentence can. So thousands of short lines are not thousands squared LCS tables,
+        // unless many lines share tokens that their LCSs never reach (rouge-score computes
+        // every pair).
+        let union = unions.entry(ids).or_insert_with(|| {
+            let mut sharing: Vec<usize> = ids.iter().filter_map(|t| holding.get(t)).flatten().copied().collect();
+            sharing.sort_unstable();
+            sharing.dedup();
+            let mut union = BTreeSet::new();
+            for k in sharing {
+                if union.len() == ids.len() {
+                    break;
+                }
+                if (0..ids.len()).any(|i| !union.contains(&i) && pred_sets[k].contains(&ids[i])) {
+                    union.extend(lcs_indices(ids, &pred_ids[k]));
+                }
+            }
+            union
+        });
         for token in union.iter().map(|&i| sentence[i].as_str()) {
             if let (Some(t @ 1..), Some(p @ 1..)) =
                 (left_target.get_mut(token), left_pred.get_mut(token))
@@ -366,8 +407,8 @@ mod tests {
         };
         for (n, m, vocab) in [(1, 1, 2), (2, 9, 3), (17, 5, 4), (50, 60, 5), (101, 37, 3), (64, 64, 8), (200, 180, 12), (130, 129, 2), (300, 65, 1), (64, 128, 40), (500, 257, 6)] {
             let (a, b) = (words(n, vocab), words(m, vocab));
-            assert_eq!(lcs_indices(&a, &b), lcs_indices_full_table(&a, &b), "{n}x{m}");
             let (x, y) = interned(&a, &b);
+            assert_eq!(lcs_indices(&x, &y), lcs_indices_full_table(&a, &b), "{n}x{m}");
             assert_eq!(lcs_len(&x, &y), lcs_indices_full_table(&a, &b).len());
             assert_eq!(lcs_len(&y, &x), lcs_len(&x, &y));
         }
