@@ -66,7 +66,9 @@ def test_no_sampled_step_spends_nothing_and_epsilon_is_never_negative_as_in_dp_a
 
 
 @pytest.mark.parametrize("eps,delta,q,epochs", [(3.0, 1e-5, 0.01, 5), (8.0, 1e-5, 0.004, 20), (1.0, 1e-6, 0.05, 1),
-                                                (0.5, 1e-5, 1.0, 3)])
+                                                (0.5, 1e-5, 1.0, 3),
+                                                # targets within the tolerance of 0, where the bound goes negative
+                                                (0.01, 0.5, 1e-6, 1e-6), (0.01, 0.1, 0.01, 100)])
 def test_noise_multiplier_equals_opacus(eps, delta, q, epochs):
     from opacus.accountants.utils import get_noise_multiplier
 

@@ -56,6 +56,19 @@ pub fn epsilon(sample_rate: f64, noise_multiplier: f64, steps: u64, delta: f64) 
 
 /// The (ε, δ) that the composition of `history` spends.
 pub fn spent(history: &[Mechanism], delta: f64) -> Result<Spent> {
+    let (epsilon, order) = bound(history, delta)?;
+    // No step that samples an example spends nothing (the bound alone would say 0.10 or so),
+    // and ε is never below 0 (the bound goes negative for δ near 1).
+    if history.iter().all(|m| m.steps == 0 || m.sample_rate == 0.0) {
+        return Ok(Spent { epsilon: 0.0, delta, order: f64::NAN });
+    }
+    Ok(Spent { epsilon: epsilon.max(0.0), delta, order })
+}
+
+/// The smallest bound on ε over the orders, and its order, as Opacus's `get_privacy_spent`
+/// computes them: negative for δ near 1 (which [`spent`] reports as 0, and
+/// [`noise_multiplier`]'s search, as Opacus's, reads as it is).
+fn bound(history: &[Mechanism], delta: f64) -> Result<(f64, f64)> {
     check_delta(delta)?;
     let orders = orders();
     let mut rdp = vec![0.0; orders.len()];
@@ -80,14 +93,7 @@ pub fn spent(history: &[Mechanism], delta: f64) -> Result<Spent> {
             Some((b, _)) if b <= e => best,
             _ => Some((e, a)),
         });
-    let (epsilon, order) = best.unwrap_or((f64::INFINITY, f64::NAN));
-    // No step that samples an example spends nothing (the bound alone would say 0.10 or so),
-    // and ε is never below 0 (the bound goes negative for δ near 1), as dp-accounting has it.
-    if history.iter().all(|m| m.steps == 0 || m.sample_rate == 0.0) {
-        return Ok(Spent { epsilon: 0.0, delta, order: f64::NAN });
-    }
-    let epsilon = epsilon.max(0.0);
-    Ok(Spent { epsilon, delta, order })
+    Ok(best.unwrap_or((f64::INFINITY, f64::NAN)))
 }
 
 /// The noise multiplier that keeps `steps` steps at `sample_rate` within (`target_epsilon`,
@@ -109,7 +115,9 @@ pub fn noise_multiplier(target_epsilon: f64, delta: f64, sample_rate: f64, steps
             format!("{steps} steps at sample rate {sample_rate} sample no example, so no noise multiplier changes epsilon"),
         ));
     }
-    let eps = |sigma: f64| epsilon(sample_rate, sigma, steps, delta);
+    // The bound as it is, negative ones included: a target within the tolerance of 0 is
+    // bisected toward the least σ as Opacus bisects it, not met by the first σ whose ε is 0.
+    let eps = |noise_multiplier: f64| Ok::<_, MedgenError>(bound(&[Mechanism { sample_rate, noise_multiplier, steps }], delta)?.0);
     let (mut low, mut high, mut eps_high) = (0.0, 10.0, f64::INFINITY);
     while eps_high > target_epsilon {
         high *= 2.0;
