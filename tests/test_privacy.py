@@ -129,6 +129,9 @@ def test_the_c_functions_equal_opacus():
     # Over 2^32 - 1 steps: refused (at 2^53 steps the low orders' one-step RDP is below its
     # rounding error, and Opacus returns a negative epsilon).
     (dict(sample_rate=0.01, noise_multiplier=1e5, steps=2**53, delta=1e-5), "steps"),
+    # Past 64 bits: the same refusal, not a bare OverflowError.
+    (dict(sample_rate=0.01, noise_multiplier=1.0, steps=2**64, delta=1e-5), "steps"),
+    (dict(sample_rate=0.01, noise_multiplier=1.0, steps=-10**30, delta=1e-5), "steps"),
 ])
 def test_bad_accountant_arguments_are_typed_errors(kw, field):
     with pytest.raises(medgen.InvalidArgumentError, match=field):
@@ -162,6 +165,12 @@ def test_an_unreachable_target_epsilon_says_so():
 
 def test_no_noise_spends_an_infinite_epsilon():
     assert medgen.privacy.epsilon(sample_rate=0.01, noise_multiplier=0.0, steps=10, delta=1e-5) == math.inf
+    with pytest.raises(TypeError, match="steps"):
+        medgen.privacy.epsilon(sample_rate=0.01, noise_multiplier=1.0, steps=True, delta=1e-5)
+    # No order gives a finite epsilon, so the record names none.
+    out = medgen_json("privacy", "epsilon", "--sample-rate", "0.01", "--noise-multiplier", "0", "--steps", "10",
+                      "--delta", "1e-5", "--json")
+    assert out["epsilon"] is None and out["order"] is None
 
 
 def test_less_noise_never_spends_less_epsilon_down_to_the_smallest_floats():

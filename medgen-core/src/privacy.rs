@@ -93,7 +93,8 @@ fn bound(history: &[Mechanism], delta: f64) -> Result<(f64, f64)> {
             Some((b, _)) if b <= e => best,
             _ => Some((e, a)),
         });
-    Ok(best.unwrap_or((f64::INFINITY, f64::NAN)))
+    // No order with a finite bound (no noise): no order gives ε.
+    Ok(best.filter(|(e, _)| e.is_finite()).unwrap_or((f64::INFINITY, f64::NAN)))
 }
 
 /// The noise multiplier that keeps `steps` steps at `sample_rate` within (`target_epsilon`,

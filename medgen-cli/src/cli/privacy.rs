@@ -53,7 +53,11 @@ pub fn run(command: Command) -> Result<()> {
                 });
                 println!("{value}");
             } else {
-                println!("epsilon {} at delta {delta} (RDP order {})", spent.epsilon, spent.order);
+                if spent.order.is_nan() {
+                    println!("epsilon {} at delta {delta}", spent.epsilon);
+                } else {
+                    println!("epsilon {} at delta {delta} (RDP order {})", spent.epsilon, spent.order);
+                }
             }
         }
         Command::Noise { epsilon, delta, sample_rate, epochs, steps, json } => {
