@@ -7,11 +7,15 @@
  *   Results that vary in shape (de-identification, findings, a task's result) are JSON strings.
  * - A function that can fail returns medgen_status; MEDGEN_OK (0) is success. Outputs are
  *   written through pointers only on success. After a failure, medgen_last_error_message()
- *   describes it (per thread); medgen_status_str() names a status. Status values are stable.
+ *   describes it (per thread; a success leaves it as it was, so read it only after a
+ *   failure); medgen_status_str() names a status. Status values are stable.
  * - Arguments come in the order handle, inputs, outputs. A buffer is followed by its size_t
  *   capacity; a capacity of 0 asks for the size needed.
- * - Strings in and out are UTF-8. A const char * argument is NUL-terminated unless a length
- *   follows it. Returned strings belong to the handle they come from (or are static).
+ * - Strings in and out are UTF-8, file paths included (a path that is not UTF-8 is
+ *   MEDGEN_ERR_INVALID_UTF8). A const char * argument is NUL-terminated unless a length
+ *   follows it. Returned strings belong to the handle they come from (or are static); each
+ *   has a length (a *_len getter, a callback's `len`), which counts every byte: generated text
+ *   may hold a NUL (a byte-fallback token, a mapping's value), where strlen() would stop.
  * - No Rust panic crosses into C: each function catches it and returns MEDGEN_ERR_INTERNAL.
  * - Parameter structs start with size_t struct_size and only ever grow at the end. Start each
  *   from its inline *_default() function (which sets struct_size to your header's sizeof):
@@ -321,7 +325,7 @@ typedef struct {
    */
   size_t struct_size;
   /*
-   Most tokens to generate (default: 256).
+   Most tokens to generate, at least 1 (default: 256).
    */
   size_t max_new_tokens;
   /*
@@ -376,7 +380,7 @@ typedef struct {
    */
   bool logprobs;
   /*
-   Beams of beam search; 1 disables it (default: 1).
+   Beams of beam search, 1 to 128; 1 disables it (default: 1).
    */
   size_t num_beams;
   /*
@@ -787,7 +791,9 @@ typedef struct {
  The callback must not unwind (throw a C++ exception or longjmp) out of the call: that
  would cross Rust frames, which is undefined behaviour (in practice the process aborts, or
  leaks the generation's memory and locks). Catch everything inside it and return non-zero
- to stop.
+ to stop. It may call medgen functions, with the same model too; it must not free the
+ model that is generating. To cancel from another thread, set a flag this callback reads
+ and return non-zero when it is set.
  */
 typedef int (*medgen_piece_callback)(const char *piece, size_t len, void *user_data);
 
@@ -980,8 +986,9 @@ extern "C" {
 const char *medgen_version(void);
 
 /*
- The message of the last failure of a medgen function on this thread ("" if none). The
- string stays valid until the next failing medgen call on this thread; do not free it.
+ The message of the last failure of a medgen function on this thread ("" if none); a
+ successful call does not clear it. The string stays valid until the next failing medgen
+ call on this thread; do not free it.
  */
 const char *medgen_last_error_message(void);
 
@@ -1326,6 +1333,8 @@ medgen_status medgen_chat(const medgen_model *model,
  Like `medgen_generate`, passing each piece of text to `on_piece` as it is made, on the
  calling thread. If `on_piece` returns non-zero, generation stops and the function returns
  MEDGEN_ERR_CANCELLED without writing `*out` (the pieces already delivered are the text).
+ With `num_beams` > 1 the text is known only when the search ends: `on_piece` then gets one
+ piece, the best sequence, and cannot stop the search before it ends.
 
  # Safety
  As `medgen_generate`; `on_piece` is a valid function and `user_data` whatever it expects.

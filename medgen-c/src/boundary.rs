@@ -267,8 +267,9 @@ pub extern "C" fn medgen_version() -> *const c_char {
     VERSION.as_ptr()
 }
 
-/// The message of the last failure of a medgen function on this thread ("" if none). The
-/// string stays valid until the next failing medgen call on this thread; do not free it.
+/// The message of the last failure of a medgen function on this thread ("" if none); a
+/// successful call does not clear it. The string stays valid until the next failing medgen
+/// call on this thread; do not free it.
 #[no_mangle]
 pub extern "C" fn medgen_last_error_message() -> *const c_char {
     guard(c"".as_ptr(), || LAST_ERROR.with(|e| e.borrow().as_ptr()))

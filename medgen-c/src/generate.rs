@@ -18,7 +18,7 @@ pub struct medgen_generation_params {
     /// The struct's size as the caller's header declares it; `*_default()` sets it. Lets
     /// the struct grow at the end without breaking programs built against an older header.
     pub struct_size: usize,
-    /// Most tokens to generate (default: 256).
+    /// Most tokens to generate, at least 1 (default: 256).
     pub max_new_tokens: usize,
     /// The end-of-sequence token is suppressed until this many tokens are made (default: 0).
     pub min_new_tokens: usize,
@@ -47,7 +47,7 @@ pub struct medgen_generation_params {
     /// Record each generated token's log-probability, read with `medgen_text_logprobs`
     /// (default: false).
     pub logprobs: bool,
-    /// Beams of beam search; 1 disables it (default: 1).
+    /// Beams of beam search, 1 to 128; 1 disables it (default: 1).
     pub num_beams: usize,
     /// Beam search ranks finished sequences by summed log-probabilities divided by
     /// length ** length_penalty (default: 1.0).
@@ -175,7 +175,9 @@ pub struct medgen_message {
 /// The callback must not unwind (throw a C++ exception or longjmp) out of the call: that
 /// would cross Rust frames, which is undefined behaviour (in practice the process aborts, or
 /// leaks the generation's memory and locks). Catch everything inside it and return non-zero
-/// to stop.
+/// to stop. It may call medgen functions, with the same model too; it must not free the
+/// model that is generating. To cancel from another thread, set a flag this callback reads
+/// and return non-zero when it is set.
 pub type medgen_piece_callback =
     Option<unsafe extern "C" fn(piece: *const c_char, len: usize, user_data: *mut c_void) -> c_int>;
 
@@ -338,6 +340,8 @@ pub unsafe extern "C" fn medgen_chat(
 /// Like `medgen_generate`, passing each piece of text to `on_piece` as it is made, on the
 /// calling thread. If `on_piece` returns non-zero, generation stops and the function returns
 /// MEDGEN_ERR_CANCELLED without writing `*out` (the pieces already delivered are the text).
+/// With `num_beams` > 1 the text is known only when the search ends: `on_piece` then gets one
+/// piece, the best sequence, and cannot stop the search before it ends.
 ///
 /// # Safety
 /// As `medgen_generate`; `on_piece` is a valid function and `user_data` whatever it expects.
