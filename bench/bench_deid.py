@@ -108,7 +108,8 @@ def quality(tagger, show_misses):
         ("hand-overs, triage, portal, HK/SG (blind, then tuned on)", annotated("deid_notes4")),
         ("ASR visits, reports, e-mail, Taiwan/Malaysia (blind, then tuned on)", annotated("deid_notes5")),
         ("ASR visits, ward and lab notes, India/SG/HK, code-switched (blind, then tuned on)", annotated("deid_notes6")),
-        ("psychiatry, paediatrics, radiology, triage call, hospice; 门诊, 问诊; MY/SG/HK (blind)", annotated("deid_notes7")),
+        ("psychiatry, paediatrics, radiology, triage call, hospice; 门诊, 问诊; MY/SG/HK (blind, then tuned on)", annotated("deid_notes7")),
+        ("conversations: ASR, telehealth, pharmacy, NZ/UK/CA; 问诊; SG/MY/HK/PH (blind)", annotated("deid_notes8")),
         ("generator held-out", generated("heldout")),
     ]
     print("| notes | engine | language | char recall | char precision | token recall | token precision |")

@@ -309,7 +309,17 @@ fn implausible(text: &str, m: &Span, cased: bool) -> bool {
         && !titled
         && words.iter().any(|w| medications::is_known(w))
         && all(&|w| medications::is_known(w) || spoken::is_number_word(w));
+    // Malay, Indonesian or Filipino words mixed into English ("Kaki kanan saya", "ada paku",
+    // "Kumusta ka"; one at least no frequent English word, so not "mass general"): in lower case in a text written with capitals, or with no word a known
+    // name and no capital but where a sentence starts ("dan" and "may" are words there, "Dan"
+    // and "May" may be names).
+    let known_name = |w: &str| lexicon::FIRST_NAMES.contains(w) || lexicon::SURNAMES.contains(w) || lexicon::GIVEN_MORE.contains(w);
+    let foreign = matches!(cat, Category::Name | Category::Location)
+        && words.iter().any(|w| lexicon::SEA_ONLY.contains(w) && !common(w))
+        && all(&|w| lexicon::SEA_COMMON.contains(w) || common(w))
+        && (cased && raw == words || !titled && !words.iter().any(|w| known_name(w)));
     loose_date
+        || foreign
         || service
         || reading
         || plain_place
@@ -700,6 +710,20 @@ mod tests {
         let model = vec![span("查了"), span("高血压"), span("华"), span("刘"), span("pets"), span("recheck"), span("Zhou Ming")];
         let got: Vec<&str> = ensemble(text, vec![], model).iter().map(|s| &text[s.start..s.end]).collect();
         assert_eq!(got, ["刘", "Zhou Ming"]);
+    }
+
+    #[test]
+    fn malay_and_filipino_words_are_no_names_but_names_spelt_like_them_stay() {
+        let text = "Patient: Kaki kanan saya ni, doktor. Kumusta ka? She came with Ada.";
+        let span = |s: &str| span_in(text, Category::Name, s, 0.9);
+        let model = vec![span("Kaki kanan"), span("doktor"), span("Kumusta ka"), span("Ada")];
+        let got: Vec<&str> = ensemble(text, vec![], model).iter().map(|s| &text[s.start..s.end]).collect();
+        assert_eq!(got, ["Ada"]);
+        // In a transcript in lower case, a word that is also a given name may be one.
+        let lower = "[patient] my son tama drove me and kaki kanan saya sakit";
+        let model = vec![span_in(lower, Category::Name, "tama", 0.9), span_in(lower, Category::Name, "kaki kanan", 0.9)];
+        let got: Vec<&str> = ensemble(lower, vec![], model).iter().map(|s| &lower[s.start..s.end]).collect();
+        assert_eq!(got, ["tama"]);
     }
 
     #[test]

@@ -69,6 +69,16 @@ pub(crate) static AMBIGUOUS: LazyLock<HashSet<String>> =
     LazyLock::new(|| lower_set(include_str!("data/en_ambiguous.txt")));
 /// The most frequent English words that are in none of the name and place lists, lower case.
 pub(crate) static COMMON: LazyLock<HashSet<String>> = LazyLock::new(|| lower_set(include_str!("data/en_common.txt")));
+/// Frequent Malay, Indonesian and Filipino words (`data/sea_common.txt`, made by
+/// `training/deid/sea_common.py`), lower case: what code-switched notes of South-East Asia mix
+/// with English. Read only to drop the tagger's names and places made of them.
+pub(crate) static SEA_COMMON: LazyLock<HashSet<String>> = LazyLock::new(|| lower_set(include_str!("data/sea_common.txt")));
+/// The words of [`SEA_COMMON`] that are no frequent English words (its first section).
+pub(crate) static SEA_ONLY: LazyLock<HashSet<String>> = LazyLock::new(|| {
+    let data = include_str!("data/sea_common.txt");
+    let first = data.split("\n# also").next().unwrap_or_default();
+    words(first).map(str::to_lowercase).collect()
+});
 /// Cities and towns, lower case, spaces kept ("new york").
 pub(crate) static CITIES: LazyLock<HashSet<String>> = LazyLock::new(|| {
     include_str!("data/en_places.txt")
