@@ -787,7 +787,8 @@ typedef struct {
 
 /*
  Receives each piece of text as it is generated: `piece` holds `len` bytes of UTF-8
- followed by a NUL, valid during the call only. A non-zero return cancels the generation.
+ followed by a NUL, valid during the call only (`len` 0 after each step of beam search, which
+ makes its text when it ends). A non-zero return cancels the generation.
  The callback must not unwind (throw a C++ exception or longjmp) out of the call: that
  would cross Rust frames, which is undefined behaviour (in practice the process aborts, or
  leaks the generation's memory and locks). Catch everything inside it and return non-zero
@@ -1333,8 +1334,9 @@ medgen_status medgen_chat(const medgen_model *model,
  Like `medgen_generate`, passing each piece of text to `on_piece` as it is made, on the
  calling thread. If `on_piece` returns non-zero, generation stops and the function returns
  MEDGEN_ERR_CANCELLED without writing `*out` (the pieces already delivered are the text).
- With `num_beams` > 1 the text is known only when the search ends: `on_piece` then gets one
- piece, the best sequence, and cannot stop the search before it ends.
+ With `num_beams` > 1 the text is known only when the search ends: `on_piece` then gets an
+ empty piece (`len` 0) after each step, so that it can cancel the search, and the best
+ sequence as the last piece.
 
  # Safety
  As `medgen_generate`; `on_piece` is a valid function and `user_data` whatever it expects.

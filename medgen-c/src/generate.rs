@@ -171,7 +171,8 @@ pub struct medgen_message {
 }
 
 /// Receives each piece of text as it is generated: `piece` holds `len` bytes of UTF-8
-/// followed by a NUL, valid during the call only. A non-zero return cancels the generation.
+/// followed by a NUL, valid during the call only (`len` 0 after each step of beam search, which
+/// makes its text when it ends). A non-zero return cancels the generation.
 /// The callback must not unwind (throw a C++ exception or longjmp) out of the call: that
 /// would cross Rust frames, which is undefined behaviour (in practice the process aborts, or
 /// leaks the generation's memory and locks). Catch everything inside it and return non-zero
@@ -291,15 +292,21 @@ unsafe fn chat_messages(messages: *const medgen_message, n: usize) -> FfiResult<
 }
 
 /// Runs a generation that streams its pieces to a C callback; a non-zero return cancels.
+/// `run` passes every step's piece; an empty one reaches the callback only under beam search
+/// (`empty_too`), whose steps make no text until it ends.
 fn stream(
     on_piece: medgen_piece_callback,
     user_data: *mut c_void,
     out: *mut *mut medgen_text,
+    empty_too: bool,
     run: impl FnOnce(&mut dyn FnMut(&str) -> ControlFlow<()>) -> engine::Result<Generation>,
 ) -> FfiResult<()> {
     let Some(on_piece) = on_piece else { return Err(null("on_piece")) };
     let mut buf = Vec::new();
     let generation = run(&mut |piece: &str| {
+        if piece.is_empty() && !empty_too {
+            return ControlFlow::Continue(());
+        }
         buf.clear();
         buf.extend_from_slice(piece.as_bytes());
         buf.push(0);
@@ -340,8 +347,9 @@ pub unsafe extern "C" fn medgen_chat(
 /// Like `medgen_generate`, passing each piece of text to `on_piece` as it is made, on the
 /// calling thread. If `on_piece` returns non-zero, generation stops and the function returns
 /// MEDGEN_ERR_CANCELLED without writing `*out` (the pieces already delivered are the text).
-/// With `num_beams` > 1 the text is known only when the search ends: `on_piece` then gets one
-/// piece, the best sequence, and cannot stop the search before it ends.
+/// With `num_beams` > 1 the text is known only when the search ends: `on_piece` then gets an
+/// empty piece (`len` 0) after each step, so that it can cancel the search, and the best
+/// sequence as the last piece.
 ///
 /// # Safety
 /// As `medgen_generate`; `on_piece` is a valid function and `user_data` whatever it expects.
@@ -357,7 +365,7 @@ pub unsafe extern "C" fn medgen_generate_stream(
     ffi_boundary(|| {
         let (model, cfg) = unsafe { common(model, params, out) }?;
         let prompt = unsafe { str_arg(prompt, "prompt") }?;
-        stream(on_piece, user_data, out, |f| model.generate_stream(prompt, &cfg, f))
+        stream(on_piece, user_data, out, cfg.num_beams > 1, |f| model.generate_steps(prompt, &cfg, f))
     })
 }
 
@@ -378,6 +386,6 @@ pub unsafe extern "C" fn medgen_chat_stream(
     ffi_boundary(|| {
         let (model, cfg) = unsafe { common(model, params, out) }?;
         let messages = unsafe { chat_messages(messages, n) }?;
-        stream(on_piece, user_data, out, |f| model.chat_stream(&messages, &cfg, f))
+        stream(on_piece, user_data, out, cfg.num_beams > 1, |f| model.chat_steps(&messages, &cfg, f))
     })
 }

@@ -383,6 +383,18 @@ static void test_beams(medgen_model *m) {
         CHECK(best != NULL && strcmp(best, medgen_text_str(t)) == 0 && score < 0.0f);
         CHECK(medgen_text_sequence(t, 1, NULL) != NULL && medgen_text_sequence(t, 2, NULL) == NULL);
         printf("RESULT beam %s\n", medgen_text_json(t));
+        /* Streamed, beam search calls back after each step with an empty piece, then the best
+           sequence: the pieces make its text, and a non-zero return stops the search early. */
+        struct pieces p = {0};
+        medgen_text *st = NULL;
+        EXPECT_STATUS(medgen_generate_stream(m, "The patient was admitted with", &g, collect, &p, &st), MEDGEN_OK);
+        CHECK(p.calls > 1 && strcmp(p.buf, medgen_text_str(t)) == 0);
+        if (st) CHECK(strcmp(medgen_text_str(st), medgen_text_str(t)) == 0);
+        medgen_text_free(st);
+        struct pieces first = {.cancel_after = 1};
+        medgen_text *c = UNTOUCHED;
+        EXPECT_STATUS(medgen_generate_stream(m, "The patient was admitted with", &g, collect, &first, &c), MEDGEN_ERR_CANCELLED);
+        CHECK(c == UNTOUCHED && first.calls == 1 && first.len == 0);
     }
     medgen_text_free(t);
     CHECK(medgen_text_n_sequences(NULL) == 0 && medgen_text_sequence(NULL, 0, NULL) == NULL);
