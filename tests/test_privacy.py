@@ -7,6 +7,7 @@ import itertools
 import math
 import warnings
 
+import numpy as np
 import pytest
 
 import medgen
@@ -167,6 +168,9 @@ def test_no_noise_spends_an_infinite_epsilon():
     assert medgen.privacy.epsilon(sample_rate=0.01, noise_multiplier=0.0, steps=10, delta=1e-5) == math.inf
     with pytest.raises(TypeError, match="steps"):
         medgen.privacy.epsilon(sample_rate=0.01, noise_multiplier=1.0, steps=True, delta=1e-5)
+    # numpy's integers count, as Python's do.
+    assert medgen.privacy.epsilon(sample_rate=0.01, noise_multiplier=1.1, steps=np.int64(10_000), delta=1e-5) == \
+        medgen.privacy.epsilon(sample_rate=0.01, noise_multiplier=1.1, steps=10_000, delta=1e-5)
     # No order gives a finite epsilon, so the record names none.
     out = medgen_json("privacy", "epsilon", "--sample-rate", "0.01", "--noise-multiplier", "0", "--steps", "10",
                       "--delta", "1e-5", "--json")

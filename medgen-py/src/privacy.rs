@@ -10,9 +10,11 @@ use crate::err;
 /// A step count: a Python int; a negative one, or one past 64 bits, is refused naming the
 /// keyword as the core refuses one past its bound; True and False are not counts.
 fn count(name: &'static str, n: &Bound<'_, PyAny>) -> PyResult<u64> {
-    if n.is_instance_of::<PyBool>() || !n.is_instance_of::<PyInt>() {
+    // An int, or what stands for one (numpy's integers, through `__index__`).
+    let whole = if n.is_instance_of::<PyBool>() { None } else { n.call_method0("__index__").ok() };
+    let Some(n) = whole.filter(|i| i.is_instance_of::<PyInt>()) else {
         return Err(PyTypeError::new_err(format!("{name}: expected a whole number, got {}", n.get_type().name()?)));
-    }
+    };
     match n.extract::<u64>() {
         Ok(v) => Ok(v),
         Err(_) if n.lt(0)? => Err(err(MedgenError::InvalidArgument { name, reason: format!("must be at least 0, not {n}") })),

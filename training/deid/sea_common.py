@@ -1,13 +1,14 @@
 """Writes medgen-core/src/deid/data/sea_common.txt: the 5,000 most frequent words of Malay,
-Indonesian and Filipino (wordfreq 3.1.1's small lists), less a town, a single letter, and past
-each language's 300 most frequent words (whose function words, "ada", "hari", "po", stay) every
-word that is a given name or a family name (Faker 40's Indonesian and Filipino locales, medgen's
-own name lists and a short list of Malay name words below). Code-switched notes from Malaysia,
+Indonesian and Filipino (wordfreq 3.1.1's small lists), less a town, a single letter, the
+Malay name words below, and past each language's 300 most frequent words (whose function words,
+"ada", "hari", "po", stay) every word that is a given name or a family name (Faker 40's
+Indonesian and Filipino locales and medgen's own name lists). Code-switched notes from Malaysia,
 Singapore, Indonesia and the Philippines mix these words with English ("Kaki kanan saya ni,
 doktor"), where the tagger, trained on English and Chinese, reads them as names and places: a
-tagger span made only of such words (and frequent English ones), in lower case or capitalised
-only where a sentence starts, and with one word at least that is no frequent English word, is
-dropped. The rules do not read this list.
+tagger span made only of such words (and frequent English ones), with one word at least that is
+no frequent English word, is dropped when it is in lower case in a text written with capitals,
+or when none of its words is in medgen's name lists and none is capitalised but where a
+sentence starts. The rules do not read this list.
 
     pip install --no-deps wordfreq==3.1.1 msgpack && pip install faker
     python training/deid/sea_common.py

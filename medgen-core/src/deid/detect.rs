@@ -309,11 +309,12 @@ fn implausible(text: &str, m: &Span, cased: bool) -> bool {
         && !titled
         && words.iter().any(|w| medications::is_known(w))
         && all(&|w| medications::is_known(w) || spoken::is_number_word(w));
-    // Malay, Indonesian or Filipino words mixed into English ("Kaki kanan saya", "ada paku",
+    // Malay, Indonesian or Filipino words mixed into English ("Kaki kanan saya", "doktor",
     // "Kumusta ka"; one at least no frequent English word, so not "mass general"): in lower case in a text written with capitals, or with no word a known
     // name and no capital but where a sentence starts ("dan" and "may" are words there, "Dan"
     // and "May" may be names).
-    let known_name = |w: &str| lexicon::FIRST_NAMES.contains(w) || lexicon::SURNAMES.contains(w) || lexicon::GIVEN_MORE.contains(w);
+    let known_name =
+        |w: &str| lexicon::FIRST_NAMES.contains(w) || lexicon::SURNAMES.contains(w) || lexicon::GIVEN_MORE.contains(w);
     let foreign = matches!(cat, Category::Name | Category::Location)
         && words.iter().any(|w| lexicon::SEA_ONLY.contains(w) && !common(w))
         && all(&|w| lexicon::SEA_COMMON.contains(w) || common(w))
@@ -724,6 +725,10 @@ mod tests {
         let model = vec![span_in(lower, Category::Name, "tama", 0.9), span_in(lower, Category::Name, "kaki kanan", 0.9)];
         let got: Vec<&str> = ensemble(lower, vec![], model).iter().map(|s| &lower[s.start..s.end]).collect();
         assert_eq!(got, ["tama"]);
+        // Frequent English words of those languages' lists ("may", "dan") make no such span.
+        assert!(lexicon::SEA_ONLY.contains("kaki") && !lexicon::SEA_ONLY.contains("may") && !lexicon::SEA_ONLY.contains("dan"));
+        assert!(lexicon::SEA_ONLY.len() > 5000 && lexicon::SEA_ONLY.iter().all(|w| lexicon::SEA_COMMON.contains(w)));
+        assert!(lexicon::SEA_COMMON.len() > lexicon::SEA_ONLY.len() && lexicon::SEA_COMMON.contains("may"));
     }
 
     #[test]

@@ -304,12 +304,6 @@ fn lower_addresses(text: &str, out: &mut Vec<Span>) {
     }
 }
 
-/// Whether a lower-case word reads as a specialty's adjective or noun, which names no place
-/// ("Developmental Clinic", "Paediatric Imaging", "the rehabilitation centre").
-fn specialty_word(lw: &str) -> bool {
-    ["al", "ic", "ics", "ive", "ary", "ory", "ology", "tion"].iter().any(|e| lw.ends_with(e))
-}
-
 pub(crate) fn find(text: &str, out: &mut Vec<Span>) {
     let each = |re: &'static Pattern| captures(re, text);
     for c in each(&ADDRESS) {
@@ -384,12 +378,16 @@ pub(crate) fn find(text: &str, out: &mut Vec<Span>) {
         }
         let name_words = text[start..kind.start()].split([' ', '-']).filter(|w| !w.is_empty());
         let tail = c.get(3).map_or("", |m| m.as_str());
+        // "Developmental Clinic", "Paediatric Imaging": a specialty's adjective names no place.
+        let adjective = |lw: &str| {
+            ["al", "ic", "ics", "ive", "ary", "ory", "ology"].iter().any(|e| lw.ends_with(e)) && !TOWNS.contains(lw)
+        };
         let specific = name_words.chain(tail.split(' ')).any(|w| {
             let lw = w.to_lowercase();
             w.starts_with(|ch: char| ch.is_uppercase())
                 && !EN_GENERIC.contains(&lw.as_str())
                 && !NOT_NAMES.contains(&lw)
-                && !(specialty_word(&lw) && !TOWNS.contains(&lw))
+                && !adjective(&lw)
                 || w == "St."
                 || w == "Mt."
         });
@@ -451,7 +449,7 @@ pub(crate) fn find(text: &str, out: &mut Vec<Span>) {
         // "general" needs a town ("the local pharmacy", "the heart hospital").
         let name: Vec<&str> = name.as_str().split_whitespace().collect();
         let town = name.iter().any(|w| TOWNS.contains(*w)) || TOWNS.contains(&name.join(" "));
-        let rare = name.iter().any(|w| !COMMON.contains(*w) && !NOT_NAMES.contains(*w) && !specialty_word(w));
+        let rare = name.iter().any(|w| !COMMON.contains(*w) && !NOT_NAMES.contains(*w) && !w.ends_with("ic") && !w.ends_with("al") && !w.ends_with("ology") && !w.ends_with("tion"));
         let needs_town = matches!(kind.as_str(), "general" | "hospital");
         if town || rare && !needs_town {
             out.push(Span::new(Category::Location, m.start(), m.end(), 0.7));

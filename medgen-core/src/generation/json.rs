@@ -185,7 +185,7 @@ impl JsonSchema {
             "title", "description", "default", "$schema",
         ];
         if let Some((k, _)) = fields.iter().find(|(k, _)| !KNOWN.contains(&k.as_str())) {
-            return Err(bad(format!("the keyword {k:?} is not supported (the subset: type, properties, required, additionalProperties, items, minItems, maxItems, maxLength, enum; title, description, default and $schema are ignored)")));
+            return Err(bad(format!("the keyword {k:?} is not supported (the subset: {})", KNOWN.join(", "))));
         }
         if let Some(values) = v.get("enum") {
             let values = match values {
