@@ -3,7 +3,7 @@
 use std::ffi::{c_char, c_int, c_void};
 use std::ops::ControlFlow;
 
-use engine::{ChatMessage, EarlyStopping, Generation, GenerationConfig};
+use engine::{ChatMessage, EarlyStopping, Generation, GenerationConfig, Prompt};
 
 use crate::boundary::{arg, ffi_boundary, init_params, null, read_params, slice_arg, str_arg, write_out, Failure, FfiResult, Params};
 use crate::medgen_status::{self, *};
@@ -365,7 +365,7 @@ pub unsafe extern "C" fn medgen_generate_stream(
     ffi_boundary(|| {
         let (model, cfg) = unsafe { common(model, params, out) }?;
         let prompt = unsafe { str_arg(prompt, "prompt") }?;
-        stream(on_piece, user_data, out, cfg.num_beams > 1, |f| model.generate_steps(prompt, &cfg, f))
+        stream(on_piece, user_data, out, cfg.num_beams > 1, |f| model.generate_prompt(&Prompt::from(prompt), &cfg, f))
     })
 }
 
@@ -386,6 +386,6 @@ pub unsafe extern "C" fn medgen_chat_stream(
     ffi_boundary(|| {
         let (model, cfg) = unsafe { common(model, params, out) }?;
         let messages = unsafe { chat_messages(messages, n) }?;
-        stream(on_piece, user_data, out, cfg.num_beams > 1, |f| model.chat_steps(&messages, &cfg, f))
+        stream(on_piece, user_data, out, cfg.num_beams > 1, |f| model.generate_prompt(&Prompt::from(messages), &cfg, f))
     })
 }

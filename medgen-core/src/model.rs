@@ -160,21 +160,9 @@ impl Model {
         &self,
         prompt: &str,
         cfg: &GenerationConfig,
-        mut on_piece: impl FnMut(&str) -> ControlFlow<()>,
+        on_piece: impl FnMut(&str) -> ControlFlow<()>,
     ) -> Result<Generation> {
-        self.generate_steps(prompt, cfg, |p| if p.is_empty() { ControlFlow::Continue(()) } else { on_piece(p) })
-    }
-
-    /// Like [`Model::generate_stream`], calling `on_step` after every step with the text it
-    /// made, empty when it made none (beam search makes its text when it ends), so that a
-    /// caller can cancel at any step.
-    pub fn generate_steps(
-        &self,
-        prompt: &str,
-        cfg: &GenerationConfig,
-        on_step: impl FnMut(&str) -> ControlFlow<()>,
-    ) -> Result<Generation> {
-        self.generator(self.prompt_ids(&Prompt::from(prompt))?, cfg)?.run_steps(on_step)
+        self.generator(self.prompt_ids(&Prompt::from(prompt))?, cfg)?.run(on_piece)
     }
 
     /// Answers a conversation through the model's chat template.
@@ -187,21 +175,10 @@ impl Model {
         &self,
         messages: &[ChatMessage],
         cfg: &GenerationConfig,
-        mut on_piece: impl FnMut(&str) -> ControlFlow<()>,
-    ) -> Result<Generation> {
-        self.chat_steps(messages, cfg, |p| if p.is_empty() { ControlFlow::Continue(()) } else { on_piece(p) })
-    }
-
-    /// Like [`Model::chat_stream`], calling `on_step` after every step as
-    /// [`Model::generate_steps`] does.
-    pub fn chat_steps(
-        &self,
-        messages: &[ChatMessage],
-        cfg: &GenerationConfig,
-        on_step: impl FnMut(&str) -> ControlFlow<()>,
+        on_piece: impl FnMut(&str) -> ControlFlow<()>,
     ) -> Result<Generation> {
         messages.iter().try_for_each(|m| self.refuse_long_text_early(&m.content))?;
-        self.generator(self.chat_ids(messages)?, cfg)?.run_steps(on_step)
+        self.generator(self.chat_ids(messages)?, cfg)?.run(on_piece)
     }
 
     /// Generates for each prompt, all in one batch (see [`Model::generate_batch_ids`]).
