@@ -487,7 +487,8 @@ pub fn check(source: &str, output: &str) -> Vec<Finding> {
     phrases.extend(harvest(&out, &out_scopes, lexicon));
     // The harvested phrases hold no lexicon name (`harvest` drops those), so none is a key
     // of both sets.
-    let harvested = (!phrases.is_empty()).then(|| Terms::new(phrases.into_iter().map(|p| (p.clone(), (p, false))).collect())).flatten();
+    let harvested =
+        if phrases.is_empty() { None } else { Terms::new(phrases.into_iter().map(|p| (p.clone(), (p, false))).collect()) };
     let terms: Vec<&Terms> = [Some(lexicon), harvested.as_ref()].into_iter().flatten().collect();
     // Per finding: where the source first names it, and the ways it states it.
     let mut in_source: HashMap<&str, ((usize, usize), Vec<Polarity>)> = HashMap::new();

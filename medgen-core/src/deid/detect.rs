@@ -310,9 +310,9 @@ fn implausible(text: &str, m: &Span, cased: bool) -> bool {
         && words.iter().any(|w| medications::is_known(w))
         && all(&|w| medications::is_known(w) || spoken::is_number_word(w));
     // Malay, Indonesian or Filipino words mixed into English ("Kaki kanan saya", "doktor",
-    // "Kumusta ka"; one at least no frequent English word, so not "mass general"): in lower case in a text written with capitals, or with no word a known
-    // name and no capital but where a sentence starts ("dan" and "may" are words there, "Dan"
-    // and "May" may be names).
+    // "Kumusta ka"; one at least no frequent English word, so not "mass general"): in lower
+    // case in a text written with capitals, or with no word a known name and no capital but
+    // where a sentence starts ("dan" and "may" are words there, "Dan" and "May" may be names).
     let known_name =
         |w: &str| lexicon::FIRST_NAMES.contains(w) || lexicon::SURNAMES.contains(w) || lexicon::GIVEN_MORE.contains(w);
     let foreign = matches!(cat, Category::Name | Category::Location)
