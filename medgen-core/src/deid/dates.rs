@@ -15,6 +15,58 @@ const MONTHS: &str = r"(?i:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|
 const WEEKDAY: &str = r"(?:(?P<wd>(?i:monday|tuesday|wednesday|thursday|friday|saturday|sunday)),?[ \t\x{3000}]+)?";
 const CN_DIGITS: &str = "〇零一二三四五六七八九十";
 
+/// Month names in the other languages notes are written in, January to December: Spanish,
+/// Tagalog, Portuguese, French, Italian, German, Malay, Indonesian, Dutch. A name several
+/// languages share is read in the first that has it (and a shifted date written in it).
+const FOREIGN_MONTHS: [[&str; 12]; 9] = [
+    ["enero", "febrero", "marzo", "abril", "mayo", "junio", "julio", "agosto", "septiembre", "octubre", "noviembre", "diciembre"],
+    ["enero", "pebrero", "marso", "abril", "mayo", "hunyo", "hulyo", "agosto", "setyembre", "oktubre", "nobyembre", "disyembre"],
+    ["janeiro", "fevereiro", "março", "abril", "maio", "junho", "julho", "agosto", "setembro", "outubro", "novembro", "dezembro"],
+    ["janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août", "septembre", "octobre", "novembre", "décembre"],
+    ["gennaio", "febbraio", "marzo", "aprile", "maggio", "giugno", "luglio", "agosto", "settembre", "ottobre", "novembre", "dicembre"],
+    ["januar", "februar", "märz", "april", "mai", "juni", "juli", "august", "september", "oktober", "november", "dezember"],
+    ["januari", "februari", "mac", "april", "mei", "jun", "julai", "ogos", "september", "oktober", "november", "disember"],
+    ["januari", "februari", "maret", "april", "mei", "juni", "juli", "agustus", "september", "oktober", "november", "desember"],
+    ["januari", "februari", "maart", "april", "mei", "juni", "juli", "augustus", "september", "oktober", "november", "december"],
+];
+
+/// Foreign month names that are also words elsewhere ("Mayo", "mars", "mac"): these count
+/// lower case only with a day before them ("15 mac").
+const FOREIGN_AMBIGUOUS: [&str; 5] = ["mac", "mars", "mayo", "mai", "mei"];
+
+/// The alternation of [`FOREIGN_MONTHS`] without the names English shares, which its own
+/// shapes read (April, Jun), longest first.
+fn foreign_months() -> String {
+    let mut names: Vec<&str> = FOREIGN_MONTHS.iter().flatten().copied().collect();
+    names.retain(|n| !MONTH_NAMES.iter().any(|m| m.eq_ignore_ascii_case(n) || m[..3].eq_ignore_ascii_case(n)));
+    names.sort_by_key(|n| std::cmp::Reverse(n.chars().count()));
+    names.dedup();
+    format!("(?i:{})", names.join("|"))
+}
+
+/// The language and month (1 to 12) of a foreign month name.
+fn foreign_month(name: &str) -> Option<(usize, u32)> {
+    let lower = name.to_lowercase();
+    FOREIGN_MONTHS.iter().enumerate().find_map(|(l, ms)| ms.iter().position(|m| *m == lower).map(|i| (l, i as u32 + 1)))
+}
+
+const SP: &str = r"[ \t\x{3000}]+";
+
+// "15 Mac 2023", "4 de marzo de 2023", "4. März", "1er mars", "ika-5 ng Marso".
+regex!(
+    FOREIGN_DMY = format!(
+        r"(?:\b(?i:ika)-?)?\b(?P<d>\d{{1,2}})(?:er|º|°|\.)?{SP}(?:(?i:de|ng){SP})?(?P<fmon>{})\b(?:,?{SP}(?:(?i:de|del){SP})?(?P<y>\d{{4}})\b)?",
+        foreign_months()
+    )
+);
+// "Enero 20", "Marso 7, 2024".
+regex!(FOREIGN_MDY = format!(r"\b(?P<fmon>{})\.?{SP}(?P<d>\d{{1,2}})\b(?:,?{SP}(?P<y>\d{{4}})\b)?", foreign_months()));
+// "marzo de 2023", "Mac 2023".
+regex!(FOREIGN_MY = format!(r"\b(?P<fmon>{}){SP}(?:(?i:de|del){SP})?(?P<y>\d{{4}})\b", foreign_months()));
+// Taiwan's Minguo years (year 1 is 1912): 民國20年8月3日 (read simplified), 112.03.05.
+regex!(ROC_YMD = r"民[国國][ \t\x{3000}]*(?P<roc>\d{1,3})[ \t\x{3000}]*年[ \t\x{3000}]*(?P<mnum>\d{1,2})[ \t\x{3000}]*月(?:[ \t\x{3000}]*(?P<d>\d{1,2})[ \t\x{3000}]*[日号])?");
+regex!(ROC_DOTTED = r"\b(?P<roc>1[01]\d)\.(?P<mnum>\d{2})\.(?P<d>\d{2})\b");
+
 regex!(
     TEXT_MDY = format!(
         r"\b{WEEKDAY}(?P<mon>{MONTHS})\.?[ \t\x{{3000}}]+(?P<d>\d{{1,2}})(?P<sfx>st|nd|rd|th)?(?:[ \t\x{{3000}}]*[-–][ \t\x{{3000}}]*(?P<d2>\d{{1,2}})(?:st|nd|rd|th)?)?(?:,?[ \t\x{{3000}}]+(?P<y>\d{{4}}))?\b"
@@ -61,18 +113,23 @@ regex!(
 );
 
 /// The shapes, from most to least specific, with the confidence of a match.
-fn shapes() -> [(&'static Pattern, f32); 14] {
+fn shapes() -> [(&'static Pattern, f32); 19] {
     [
+        (&ROC_YMD, 0.95),
         (&CN_YMD, 0.95),
         (&ISO, 0.95),
         (&TEXT_MDY, 0.95),
         (&TEXT_DMY, 0.95),
         (&TEXT_MDY_DASHED, 0.95),
+        (&FOREIGN_DMY, 0.93),
+        (&FOREIGN_MDY, 0.9),
         (&TEXT_MY, 0.9),
+        (&FOREIGN_MY, 0.88),
         (&NUM_MONTH_YEAR, 0.85),
         (&NUM_SLASH, 0.95),
         (&NUM_DASH, 0.9),
         (&NUM_DOT, 0.9),
+        (&ROC_DOTTED, 0.85),
         (&CN_MD, 0.93),
         (&CN_MONTH, 0.85),
         (&SHORT, 0.8),
@@ -87,7 +144,10 @@ pub(crate) fn find(text: &str, out: &mut Vec<Span>) {
         for c in captures(re, text) {
             let Some(m) = c.get(0) else { continue };
             // Numeric shapes inside longer numbers (7.31/58/62) are not dates.
-            let numeric = c.name("a").is_some() || std::ptr::eq(re, &ISO) || std::ptr::eq(re, &NUM_MONTH_YEAR);
+            let numeric = c.name("a").is_some()
+                || std::ptr::eq(re, &ISO)
+                || std::ptr::eq(re, &NUM_MONTH_YEAR)
+                || std::ptr::eq(re, &ROC_DOTTED);
             if numeric && glued_to_number(text, m.range()) || parse_captures(&c, false).is_none() {
                 continue;
             }
@@ -160,6 +220,14 @@ enum Piece {
         ordinal: bool,
         chinese: bool,
     },
+    /// A month named in another language: [`FOREIGN_MONTHS`]`[lang]`, in lower case (0),
+    /// capitalised (1) or capitals (2).
+    ForeignMonth {
+        lang: u8,
+        case: u8,
+    },
+    /// A year of Taiwan's Minguo calendar (1912 is its year 1).
+    RocYear,
     /// The end day of a range ("March 14-16").
     Day2,
     Weekday {
@@ -227,9 +295,26 @@ fn parse_captures(c: &Captures, prefer_dmy: bool) -> Option<Parsed> {
         year = Some(value);
         pieces.push((rel(y), Piece::Year { digits: if chinese { 4 } else { s.len() }, chinese }));
     }
+    if let Some(r) = c.name("roc") {
+        let value = r.as_str().parse::<i32>().ok()? + 1911;
+        year = Some(value);
+        pieces.push((rel(r), Piece::RocYear));
+    }
     let mut month = 0;
     let mut day = None;
     let mut ambiguous = false;
+    if let Some(mon) = c.name("fmon") {
+        let s = mon.as_str();
+        let (lang, m) = foreign_month(s)?;
+        let capital = s.starts_with(char::is_uppercase);
+        let day_first = c.name("d").is_some_and(|d| d.start() < mon.start());
+        if !capital && !day_first && FOREIGN_AMBIGUOUS.contains(&s.to_lowercase().as_str()) {
+            return None;
+        }
+        month = m;
+        let case = if s.chars().count() > 1 && !s.chars().any(char::is_lowercase) { 2 } else { capital as u8 };
+        pieces.push((rel(mon), Piece::ForeignMonth { lang: lang as u8, case }));
+    }
     if let Some(mon) = c.name("mon").or_else(|| c.name("mon2")) {
         let s = mon.as_str();
         // Month names count only capitalised: "may" and "march" are verbs.
@@ -431,6 +516,15 @@ fn render(piece: Piece, y: i32, m: u32, d: u32, d2: u32, old: &str) -> String {
                 s
             }
         }
+        Piece::ForeignMonth { lang, case } => {
+            let name = FOREIGN_MONTHS[lang as usize][(m - 1) as usize];
+            match case {
+                2 => name.to_uppercase(),
+                1 => name.chars().take(1).flat_map(char::to_uppercase).chain(name.chars().skip(1)).collect(),
+                _ => name.to_string(),
+            }
+        }
+        Piece::RocYear => (y - 1911).to_string(),
         Piece::Day { chinese: true, .. } => cn(d),
         Piece::Day { ordinal: true, .. } => {
             let sfx = match (d % 10, d % 100) {
@@ -512,6 +606,7 @@ mod tests {
             assert!(re.is_some());
         }
         assert!(CN_MONTH_BARE.is_some());
+        assert!(FOREIGN_DMY.is_some() && FOREIGN_MDY.is_some() && FOREIGN_MY.is_some());
         assert!(SHORT_CUE_BEFORE.is_some() && SHORT_DOSE_AFTER.is_some() && SHORT_MEASURE_BEFORE.is_some());
     }
 
@@ -567,6 +662,40 @@ mod tests {
         assert_eq!(shift("03/2023", 31), "04/2023");
         assert_eq!(shift("12月", 20), "1月");
         assert_eq!(shift("3月中旬", -31), "2月中旬");
+    }
+
+    #[test]
+    fn dates_with_months_named_in_other_languages_are_found_and_shifted_in_their_language() {
+        let text = "Tarikh: 15 Mac 2023. LMP 3 Januari, EDD 10 Oktober 2023. Sí, el 4 de marzo. Marso 7, 2024; \
+                    noong ika-5 ng Marso, since Enero 20. Le 1er mars 2023, am 4. März 2021, marzo de 2022.";
+        assert_eq!(
+            dates(text),
+            [
+                "15 Mac 2023",
+                "3 Januari",
+                "10 Oktober 2023",
+                "4 de marzo",
+                "Marso 7, 2024",
+                "ika-5 ng Marso",
+                "Enero 20",
+                "1er mars 2023",
+                "4. März 2021",
+                "marzo de 2022"
+            ]
+        );
+        // Words that are month names elsewhere need a day before them, or a capital.
+        assert!(dates("Mayo Clinic; mac and cheese, 2 mayo packets? the mars rover 2020").iter().all(|d| d == "2 mayo"));
+        assert_eq!(shift("15 Mac 2023", 20), "4 April 2023");
+        assert_eq!(shift("29 Mac", 3), "1 April");
+        assert_eq!(shift("Marso 7, 2024", 30), "Abril 6, 2024");
+        assert_eq!(shift("4 de marzo de 2023", 31), "4 de abril de 2023");
+        assert_eq!(shift("4. März 2021", -4), "28. Februar 2021");
+        assert_eq!(shift("MAC 2023", 31), "APRIL 2023");
+        // Taiwan's Minguo years, in either script.
+        assert_eq!(dates("出生日期：民國20年8月3日；術後（112.03.05）"), ["民國20年8月3日", "112.03.05"]);
+        assert_eq!(shift("民國20年8月3日", 30), "民國20年9月2日");
+        assert_eq!(shift("112.03.05", -5), "112.02.28");
+        assert_eq!(shift("112.02.28", 1), "112.03.01");
     }
 
     #[test]

@@ -43,7 +43,7 @@ pub(crate) fn spans(text: &str) -> Vec<Span> {
 
 /// The identifiers of each text found by `engine`, in byte offsets.
 pub(crate) fn spans_with(texts: &[&str], engine: Engine, tagger: Option<&std::path::Path>) -> Result<Vec<Vec<Span>>> {
-    Ok(texts.iter().zip(engine_spans(texts, engine, tagger)?).map(|(t, s)| whole_characters(t, s)).collect())
+    Ok(texts.iter().zip(engine_spans(texts, engine, tagger)?).map(|(t, s)| whole_characters(t, whole_codes(t, s))).collect())
 }
 
 fn engine_spans(texts: &[&str], engine: Engine, tagger: Option<&std::path::Path>) -> Result<Vec<Vec<Span>>> {
@@ -63,6 +63,63 @@ fn engine_spans(texts: &[&str], engine: Engine, tagger: Option<&std::path::Path>
             _ => ensemble(text, spans(text), model),
         })
         .collect())
+}
+
+/// Is a span of this category a code: a number or an alphanumeric identifier, written as one
+/// token ("PA-88213-0421", "RFM*0047712*B", "KKS19/ANC/0231/23")?
+fn is_code(cat: Category) -> bool {
+    !matches!(
+        cat,
+        Category::Name | Category::Location | Category::Date | Category::Age | Category::Email | Category::Url
+    )
+}
+
+/// `found` (sorted, non-overlapping) with each code span widened to the whole token it stands
+/// in, and the pieces of one code united: an identifier is replaced whole or not at all, so
+/// that neither a tagger that read "KXD4-9RT2-W7PM" as four pieces nor a rule that took the
+/// digits of "PA-88213-0421" leaves a part of it in clear. A token is letters and digits
+/// joined by `-`, `/`, `*`, `_` or `.` (a joiner between two of them), with at least two
+/// digits; spans of other categories are left as they are, and a code never grows into one.
+pub(crate) fn whole_codes(text: &str, found: Vec<Span>) -> Vec<Span> {
+    let bytes = text.as_bytes();
+    let alnum = |i: usize| bytes.get(i).is_some_and(u8::is_ascii_alphanumeric);
+    let joiner = |i: usize| bytes.get(i).is_some_and(|b| matches!(b, b'-' | b'/' | b'*' | b'_' | b'.'));
+    let fixed: Vec<(usize, usize)> = found.iter().filter(|s| !is_code(s.cat)).map(|s| (s.start, s.end)).collect();
+    let mut out: Vec<Span> = Vec::with_capacity(found.len());
+    for mut s in found {
+        if is_code(s.cat) {
+            let (mut a, mut b) = (s.start, s.end);
+            while a > 0 && (alnum(a - 1) || joiner(a - 1) && a >= 2 && alnum(a - 2) && alnum(a)) {
+                a -= 1;
+            }
+            while b < bytes.len() && (alnum(b) || joiner(b) && alnum(b + 1) && b > 0 && alnum(b - 1)) {
+                b += 1;
+            }
+            // A joiner the span began or ended on, with nothing beyond it, is not the code's.
+            while a < b && joiner(a) {
+                a += 1;
+            }
+            while b > a && joiner(b - 1) {
+                b -= 1;
+            }
+            let digits = bytes[a..b].iter().filter(|c| c.is_ascii_digit()).count();
+            let clash = fixed.iter().any(|&(fa, fb)| fa < b && a < fb);
+            if digits >= 2 && !clash && (a, b) != (s.start, s.end) {
+                s.start = a.min(s.start);
+                s.end = b.max(s.end);
+            }
+        }
+        match out.last_mut() {
+            // Pieces of one code, now overlapping: the surer piece's category, then the longer.
+            Some(last) if s.start < last.end => {
+                let longer = s.end - s.start > last.end - last.start;
+                let keep = if s.conf > last.conf || s.conf == last.conf && longer { s } else { *last };
+                *last = Span { start: last.start.min(s.start), end: last.end.max(s.end), ..keep };
+            }
+            _ => out.push(s),
+        }
+    }
+    out
 }
 
 /// `found` with each span's end moved past the combining marks that follow it ("José" written
@@ -257,24 +314,27 @@ fn implausible(text: &str, m: &Span, cased: bool) -> bool {
             return true;
         }
     }
-    if span.chars().any(|c| c.is_ascii_digit() || (c.is_alphabetic() && !c.is_ascii())) {
+    // The word filters below read Latin letters, accented ones too ("Sí", "Qué"); not digits
+    // nor other scripts.
+    let latin = |c: char| c.is_ascii_alphabetic() || c.is_alphabetic() && ('\u{c0}'..='\u{24f}').contains(&c);
+    if span.chars().any(|c| c.is_ascii_digit() || c.is_alphabetic() && !latin(c)) {
         return false;
     }
-    let raw: Vec<&str> = span.split(|c: char| !c.is_ascii_alphabetic()).filter(|w| !w.is_empty()).collect();
+    let raw: Vec<&str> = span.split(|c: char| !latin(c)).filter(|w| !w.is_empty()).collect();
     if raw.is_empty() {
         return false;
     }
     let words: Vec<String> = raw.iter().map(|w| w.to_lowercase()).collect();
     // "Maple Ridge", "Rose Hill": capitals after the first word make a proper name of common
     // words; so does a capital inside a sentence ("talk to Bill").
-    let capital = |w: &str| w.starts_with(|c: char| c.is_ascii_uppercase());
+    let capital = |w: &str| w.starts_with(char::is_uppercase);
     let before = text[..m.start].trim_end_matches([' ', '\t', '"', '\'']);
     let title = before.strip_suffix('.').is_some_and(|b| {
         let word = b.rsplit(|c: char| !c.is_ascii_alphabetic()).next().unwrap_or_default().to_ascii_lowercase();
         TITLES.contains(&word.as_str())
     });
     // After a speaker's label ("[doctor] Good.") a turn starts as a sentence does.
-    let sentence_start = !title && before.chars().last().is_none_or(|c| ".?!:]\n".contains(c));
+    let sentence_start = !title && before.chars().last().is_none_or(|c| ".?!:]\n¿¡".contains(c));
     let titled = raw.iter().skip(1).any(|w| capital(w)) || (capital(raw[0]) && !sentence_start);
     let all = |f: &dyn Fn(&str) -> bool| words.iter().all(|w| f(w));
     let numbers = matches!(cat, Category::Age | Category::Date);
@@ -309,15 +369,15 @@ fn implausible(text: &str, m: &Span, cased: bool) -> bool {
         && !titled
         && words.iter().any(|w| medications::is_known(w))
         && all(&|w| medications::is_known(w) || spoken::is_number_word(w));
-    // Malay, Indonesian or Filipino words mixed into English ("Kaki kanan saya", "doktor",
-    // "Kumusta ka"; one at least no frequent English word, so not "mass general"): in lower
+    // Malay, Indonesian, Filipino or Spanish words mixed into English ("Kaki kanan saya",
+    // "doktor", "Kumusta ka", "Es la pierna"; one at least no frequent English word, so not "mass general"): in lower
     // case in a text written with capitals, or with no word a known name and no capital but
     // where a sentence starts ("dan" and "may" are words there, "Dan" and "May" may be names).
     let known_name =
         |w: &str| lexicon::FIRST_NAMES.contains(w) || lexicon::SURNAMES.contains(w) || lexicon::GIVEN_MORE.contains(w);
     let foreign = matches!(cat, Category::Name | Category::Location)
-        && words.iter().any(|w| lexicon::SEA_ONLY.contains(w) && !common(w))
-        && all(&|w| lexicon::SEA_COMMON.contains(w) || common(w))
+        && words.iter().any(|w| lexicon::FOREIGN_ONLY.contains(w) && !common(w))
+        && all(&|w| lexicon::FOREIGN_COMMON.contains(w) || common(w))
         && (cased && raw == words || !titled && !words.iter().any(|w| known_name(w)));
     loose_date
         || foreign
@@ -726,9 +786,15 @@ mod tests {
         let got: Vec<&str> = ensemble(lower, vec![], model).iter().map(|s| &lower[s.start..s.end]).collect();
         assert_eq!(got, ["tama"]);
         // Frequent English words of those languages' lists ("may", "dan") make no such span.
-        assert!(lexicon::SEA_ONLY.contains("kaki") && !lexicon::SEA_ONLY.contains("may") && !lexicon::SEA_ONLY.contains("dan"));
-        assert!(lexicon::SEA_ONLY.len() > 5000 && lexicon::SEA_ONLY.iter().all(|w| lexicon::SEA_COMMON.contains(w)));
-        assert!(lexicon::SEA_COMMON.len() > lexicon::SEA_ONLY.len() && lexicon::SEA_COMMON.contains("may"));
+        assert!(lexicon::FOREIGN_ONLY.contains("kaki") && !lexicon::FOREIGN_ONLY.contains("may") && !lexicon::FOREIGN_ONLY.contains("dan"));
+        assert!(lexicon::FOREIGN_ONLY.len() > 5000 && lexicon::FOREIGN_ONLY.iter().all(|w| lexicon::FOREIGN_COMMON.contains(w)));
+        assert!(lexicon::FOREIGN_COMMON.len() > lexicon::FOREIGN_ONLY.len() && lexicon::FOREIGN_COMMON.contains("may"));
+        // Spanish too, accents and all; Spanish names stay out of the list.
+        let text = "Patient: Es la pierna, doctora. ¿Ojalá que no? Sí, Marisol will call you.";
+        let model = ["la pierna", "Ojalá que no", "Sí", "Marisol"].map(|w| span_in(text, Category::Name, w, 0.9)).to_vec();
+        let got: Vec<&str> = ensemble(text, vec![], model).iter().map(|s| &text[s.start..s.end]).collect();
+        assert_eq!(got, ["Marisol"]);
+        assert!(["maría", "josé", "luz", "rosa"].iter().all(|w| !lexicon::FOREIGN_COMMON.contains(*w)));
     }
 
     #[test]
@@ -772,6 +838,36 @@ mod tests {
         ];
         let got: Vec<&str> = ensemble(text, vec![], model).iter().map(|s| &text[s.start..s.end]).collect();
         assert_eq!(got, ["Green", "Prof. Little", "Page", "Asa", "High Point"]);
+    }
+
+    #[test]
+    fn a_code_found_in_pieces_is_replaced_whole() {
+        let text = "activation code KXD4-9RT2-W7PM. Prior authorization PA-88213-0421 is on 2021-03-04 (Dr Lee).";
+        let at = |s: &str| text.find(s).unwrap();
+        let piece = |cat, s: &str, conf| Span::new(cat, at(s), at(s) + s.len(), conf);
+        let found = vec![
+            piece(Category::Other, "KXD4-", 0.6),
+            piece(Category::HealthPlan, "9", 0.5),
+            piece(Category::Device, "RT2-", 0.7),
+            piece(Category::Other, "-88213-0421", 0.9),
+            piece(Category::Date, "2021-03-04", 0.95),
+            piece(Category::Name, "Lee", 0.9),
+        ];
+        let got: Vec<(Category, &str)> = whole_codes(text, found).iter().map(|s| (s.cat, &text[s.start..s.end])).collect();
+        assert_eq!(
+            got,
+            [
+                (Category::Device, "KXD4-9RT2-W7PM"),
+                (Category::Other, "PA-88213-0421"),
+                (Category::Date, "2021-03-04"),
+                (Category::Name, "Lee")
+            ]
+        );
+        // A code never grows into a word without digits, a sentence's full stop or another span.
+        let text = "ref 12 units/day. MRN 0047712.";
+        let found = vec![Span::new(Category::Other, 4, 6, 0.8), Span::new(Category::MedicalRecord, 22, 29, 0.9)];
+        let got: Vec<&str> = whole_codes(text, found).iter().map(|s| &text[s.start..s.end]).collect();
+        assert_eq!(got, ["12", "0047712"]);
     }
 
     #[test]

@@ -69,13 +69,13 @@ pub(crate) static AMBIGUOUS: LazyLock<HashSet<String>> =
     LazyLock::new(|| lower_set(include_str!("data/en_ambiguous.txt")));
 /// The most frequent English words that are in none of the name and place lists, lower case.
 pub(crate) static COMMON: LazyLock<HashSet<String>> = LazyLock::new(|| lower_set(include_str!("data/en_common.txt")));
-/// Frequent Malay, Indonesian and Filipino words (`data/sea_common.txt`, made by
-/// `training/deid/sea_common.py`), lower case: what code-switched notes of South-East Asia mix
-/// with English. Read only to drop the tagger's names and places made of them.
-pub(crate) static SEA_COMMON: LazyLock<HashSet<String>> = LazyLock::new(|| lower_set(include_str!("data/sea_common.txt")));
-/// The words of [`SEA_COMMON`] that are no frequent English words (its first section).
-pub(crate) static SEA_ONLY: LazyLock<HashSet<String>> = LazyLock::new(|| {
-    let data = include_str!("data/sea_common.txt");
+/// Frequent Malay, Indonesian, Filipino and Spanish words (`data/foreign_common.txt`, made by
+/// `training/deid/foreign_common.py`), lower case: what code-switched notes of South-East Asia
+/// and of Spanish speakers mix with English. Read only to drop the tagger's names and places made of them.
+pub(crate) static FOREIGN_COMMON: LazyLock<HashSet<String>> = LazyLock::new(|| lower_set(include_str!("data/foreign_common.txt")));
+/// The words of [`FOREIGN_COMMON`] that are no frequent English words (its first section).
+pub(crate) static FOREIGN_ONLY: LazyLock<HashSet<String>> = LazyLock::new(|| {
+    let data = include_str!("data/foreign_common.txt");
     let first = data.split("\n# also").next().unwrap_or_default();
     words(first).map(str::to_lowercase).collect()
 });

@@ -215,7 +215,7 @@ impl FromStr for Engine {
 /// assert_eq!(found[1].category, Category::Phone);
 /// ```
 pub fn detect(text: &str) -> Vec<Entity> {
-    detect::to_entities(text, &detect::whole_characters(text, detect::spans(text)))
+    detect::to_entities(text, &detect::whole_characters(text, detect::whole_codes(text, detect::spans(text))))
 }
 
 /// Finds the identifiers in each of `texts` with `engine`, the tagger from `tagger` (a file

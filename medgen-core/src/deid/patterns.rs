@@ -42,6 +42,9 @@ regex!(CN_ID = r"\b\d{17}[\dXx]\b");
 regex!(NPI_NEAR = r"(?i)\bNPI\b[^\n\d]{0,60}?\b(\d{10})\b");
 regex!(TW_ID = r"\b[A-Z][12]\d{8}\b");
 regex!(MY_IC = r"\b(\d{6})-\d{2}-\d{4}\b");
+// A South African identity number: birth date, four digits, citizenship, 8 or 9, a Luhn check
+// digit; written whole or as 6 4 3 ("550917 6221 088").
+regex!(ZA_ID = r"\b\d{6} ?\d{4} ?\d{3}\b");
 regex!(
     CN_PLATE = r"[京津沪渝冀豫云辽黑湘皖鲁新苏浙赣鄂桂甘晋蒙陕吉闽贵粤青藏川宁琼][A-HJ-NP-Z][·•]?[A-HJ-NP-Z0-9]{5,6}\b"
 );
@@ -182,6 +185,11 @@ pub(crate) fn find(text: &str, out: &mut Vec<Span>) {
         // Either century: the date must exist in 19YY or 20YY.
         let day_ok = [1900, 2000].iter().any(|c| (1..=12).contains(&mo) && d >= 1 && d <= super::dates::days_in_month((c + y) as i32, mo));
         if day_ok && !digit_neighbour(text, m.start(), m.end()) {
+            out.push(Span::new(Category::IdNumber, m.start(), m.end(), 0.93));
+        }
+    }
+    for m in each(&ZA_ID) {
+        if za_id_is_valid(&m.as_str().replace(' ', "")) && !digit_neighbour(text, m.start(), m.end()) {
             out.push(Span::new(Category::IdNumber, m.start(), m.end(), 0.93));
         }
     }
@@ -427,6 +435,23 @@ pub(crate) fn taiwan_id_is_valid(id: &str) -> bool {
     sum % 10 == 0
 }
 
+/// A South African identity number: 13 digits, a birth date that exists (either century), a
+/// citizenship digit of 0 or 1, and a Luhn check digit.
+pub(crate) fn za_id_is_valid(id: &str) -> bool {
+    let b = id.as_bytes();
+    if b.len() != 13 || !b.iter().all(u8::is_ascii_digit) || !matches!(b[10], b'0' | b'1') {
+        return false;
+    }
+    let ymd: u32 = id[..6].parse().unwrap_or(0);
+    let (y, m, d) = (ymd / 10000, ymd / 100 % 100, ymd % 100);
+    let day_ok = [1900, 2000].iter().any(|c| (1..=12).contains(&m) && d >= 1 && d <= super::dates::days_in_month((c + y) as i32, m));
+    let luhn: u32 = b.iter().rev().enumerate().map(|(i, &c)| {
+        let v = u32::from(c - b'0') * if i % 2 == 1 { 2 } else { 1 };
+        v / 10 + v % 10
+    }).sum();
+    day_ok && luhn % 10 == 0
+}
+
 pub(crate) fn resident_id_is_valid(id: &str) -> bool {
     const WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
     const CHECK: &[u8; 11] = b"10X98765432";
@@ -489,6 +514,7 @@ mod tests {
             &CN_ID,
             &TW_ID,
             &MY_IC,
+            &ZA_ID,
             &NPI_NEAR,
             &CN_PLATE,
             &VIN,
@@ -502,6 +528,15 @@ mod tests {
         for rule in &LABELLED {
             assert!(rule.label.is_some());
         }
+    }
+
+    #[test]
+    fn south_african_identity_numbers_need_a_birth_date_and_their_check_digit() {
+        assert!(za_id_is_valid("5509176221088") && za_id_is_valid("8001015009087"));
+        // One digit changed, a 13th month, a citizenship digit of 2.
+        assert!(!za_id_is_valid("5509176221089") && !za_id_is_valid("5513176221088") && !za_id_is_valid("5509176221288"));
+        let f = found("ID number? 550917 6221 088. Also 5509176221088, not 5509176221089.");
+        assert_eq!(f.iter().filter(|(c, _)| *c == Category::IdNumber).count(), 2, "{f:?}");
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 use super::detect::Span;
 use super::lexicon::{
-    captures, is_han, matches, regex, Pattern, COMMON, FIRST_NAMES, NOT_NAMES, REGIONS, TOWNS, ZH_CITIES,
+    captures, is_han, matches, regex, Pattern, COMMON, FIRST_NAMES, NOT_NAMES, REGIONS, SURNAMES, TOWNS, ZH_CITIES,
 };
 use super::{names, Category};
 
@@ -37,9 +37,10 @@ regex!(
 );
 regex!(CITY_STATE = format!(r"\b([A-Z][a-z]+(?:[ -][A-Z][a-z]+){{0,2}}), ({STATE_CODES})\b"));
 regex!(
-    ZIP_LABELLED = r"(?i)\b(?:zip|zip code|postal code|postcode)\b[ \t\x{3000}]*[:：]?[ \t\x{3000}]*(\d{5}(?:-\d{4})?|[A-Z]{1,2}\d[A-Z\d]? ?\d[A-Z]{2})|(?:邮编|邮政编码)[ \t\x{3000}]*[:：]?[ \t\x{3000}]*(\d{6})"
+    ZIP_LABELLED = r"(?i)\b(?:zip|zip code|postal code|postcode)\b[ \t\x{3000}]*[:：]?[ \t\x{3000}]*(\d{5}(?:-\d{4})?|[A-Z]{1,2}\d[A-Z\d]? ?\d[A-Z]{2}|[ABCEGHJ-NPRSTVXY]\d[ABCEGHJ-NPRSTV-Z] ?\d[ABCEGHJ-NPRSTV-Z]\d)|(?:邮编|邮政编码)[ \t\x{3000}]*[:：]?[ \t\x{3000}]*(\d{6})"
 );
-regex!(UK_POSTCODE = r"\b[A-Z]{1,2}\d[A-Z\d]? \d[A-Z]{2}\b");
+// A British postcode ("IV2 3UJ") or a Canadian one ("L5B 3C2"), with its space.
+regex!(POSTCODE = r"\b(?:[A-Z]{1,2}\d[A-Z\d]? \d[A-Z]{2}|[ABCEGHJ-NPRSTVXY]\d[ABCEGHJ-NPRSTV-Z] \d[ABCEGHJ-NPRSTV-Z]\d)\b");
 // A Canadian town, province and postal code ("New Westminster, BC V3M 1H2"), an Australian
 // suburb, state and postcode ("Dandenong VIC 3175", "dandenong vic 3175").
 regex!(
@@ -65,7 +66,7 @@ regex!(
 // A business in lower case, as speech recognition writes it: "harbor drug", "fairhaven savings
 // bank", "northgate logistics", "the tesco distribution centre", "northampton general".
 regex!(
-    LOWER_BUSINESS = r"\b(?:at|from|to|for|with|by|in|near) (?:the )?(((?:[a-z][a-z'’-]+ ){1,3})(drugs?|pharmacy|savings bank|bank|logistics|distribution cent(?:er|re)|warehouse|mall|general|hospital|nursing home|care home|assisted living|rehab|supermarket|auto body|motors))\b"
+    LOWER_BUSINESS = r"\b(?:at|from|to|for|with|by|in|near) (?:the )?(((?:[a-z][a-z'’-]+ ){1,3})(drugs?|pharmacy|savings bank|bank|logistics|distribution cent(?:er|re)|warehouse|mall|general|hospital|nursing home|care home|assisted living|rehab|supermarket|auto body|motors|clinic|cent(?:er|re)|labs?))\b"
 );
 // A numbered road: "Route 9", "Highway 101", "State Route 2".
 regex!(ROAD = r"\b(?:State |County |US |U\.S\. )?(?:Route|Rte\.?|Highway|Hwy\.?|Interstate|Road) \d{1,3}[A-Z]?\b");
@@ -75,6 +76,27 @@ regex!(TOWN_HOSPITAL = r"\b(Royal [A-Z][a-z]+(?: [A-Z][a-z]+)?|[A-Z][a-z]+(?: [A
 // "Klinik Kesihatan Seksyen 7", "Farmasi Alpro", "SMK Seksyen 9".
 regex!(
     PREFIX_FACILITY = r"\b(?:(?:Hospital|Klinik Kesihatan|Klinik|Farmasi|Poliklinik|Sekolah(?: Kebangsaan| Menengah)?|SMK|SJK\(C\)|Rumah Sakit|Puskesmas) (?:[A-Z][a-z]+)(?: (?:[A-Z][a-z]+|\d{1,2}[A-Z]?)){0,3})"
+);
+// An address in Malaysia, Indonesia or the Philippines: its parts after their words (Jalan,
+// Taman, Seksyen, Kampung, Barangay …), a house, block and lot before them, and the town,
+// postcode and state after them: "No. 23, Jalan Mawar 4/2, Taman Sri Muda, 40400 Shah Alam",
+// "Blk 12 Lot 7, Phase 3, Brgy. San Isidro, Antipolo City", "KLINIK KESIHATAN SEKSYEN 19, SHAH ALAM".
+const SEA_ADDRESS_WORDS: [&str; 20] = [
+    "Jalan", "Jln", "Jl", "Lorong", "Lrg", "Persiaran", "Lebuhraya", "Lebuh", "Taman", "Tmn", "Kampung", "Kampong", "Kg",
+    "Bandar", "Seksyen", "Barangay", "Brgy", "Purok", "Sitio", "Subdivision",
+];
+regex!(
+    SEA_ADDRESS = {
+        let words = SEA_ADDRESS_WORDS.iter().flat_map(|w| [w.to_string(), w.to_uppercase()]).collect::<Vec<_>>().join("|");
+        let token = r"[A-Z0-9][A-Za-z0-9/'’-]*\.?";
+        let part = format!(r"\b(?:{words})\.? {token}(?: {token}){{0,3}}");
+        let head = r"(?:\b(?:No|Lot|Blk|Block|Unit)\.? ?\d+[A-Z]?(?:-\d+)?,? (?:(?:Lot|Phase) \d+[A-Z]?,? )*)?";
+        let town = r"(?:\d{5} )?[A-Z][A-Za-z'’-]+(?: [A-Z][A-Za-z'’-]+){0,2}";
+        // A clinic, post office or school named after the place: "Pejabat Pos Seksyen 9".
+        let kinds = ["Klinik Kesihatan", "Klinik", "Pejabat Pos", "Hospital", "Sekolah Kebangsaan", "Sekolah", "SK", "SMK"];
+        let kinds = kinds.iter().flat_map(|w| [w.to_string(), w.to_uppercase()]).collect::<Vec<_>>().join("|");
+        format!(r"{head}(?:\b(?:{kinds}) )?{part}(?:, (?:{part}|{town})){{0,4}}")
+    }
 );
 // A workplace or school given as a form's value: "Employer: Rocklea Cold Storage Pty Ltd;",
 // 工作单位：射阳港发电有限公司.
@@ -358,7 +380,7 @@ pub(crate) fn find(text: &str, out: &mut Vec<Span>) {
             out.push(Span::new(Category::Location, code.start(), code.end(), 0.9));
         }
     }
-    for c in each(&UK_POSTCODE) {
+    for c in each(&POSTCODE) {
         if let Some(m) = c.get(0) {
             out.push(Span::new(Category::Location, m.start(), m.end(), 0.8));
         }
@@ -443,6 +465,9 @@ pub(crate) fn find(text: &str, out: &mut Vec<Span>) {
             out.push(Span::new(Category::Location, m.start(), m.start() + v.len(), 0.8));
         }
     }
+    for m in matches(&SEA_ADDRESS, text) {
+        out.push(Span::new(Category::Location, m.start(), m.end(), 0.85));
+    }
     for c in each(&LOWER_BUSINESS) {
         let (Some(m), Some(name), Some(kind)) = (c.get(1), c.get(2), c.get(3)) else { continue };
         // The words before the kind: one must be a town or no frequent word, and a hospital or
@@ -451,7 +476,11 @@ pub(crate) fn find(text: &str, out: &mut Vec<Span>) {
         let town = name.iter().any(|w| TOWNS.contains(*w)) || TOWNS.contains(&name.join(" "));
         let rare = name.iter().any(|w| !COMMON.contains(*w) && !NOT_NAMES.contains(*w) && !w.ends_with("ic") && !w.ends_with("al") && !w.ends_with("ology") && !w.ends_with("tion"));
         let needs_town = matches!(kind.as_str(), "general" | "hospital");
-        if town || rare && !needs_town {
+        // A clinic, centre or lab of one word is as often a service ("the diabetes clinic"):
+        // its word must be a town or a name ("the galway clinic", "sullivan labs").
+        let named = name.iter().any(|w| FIRST_NAMES.contains(*w) || SURNAMES.contains(*w));
+        let service = matches!(kind.as_str(), "clinic" | "center" | "centre" | "lab" | "labs") && name.len() < 2 && !named;
+        if town || rare && !needs_town && !service {
             out.push(Span::new(Category::Location, m.start(), m.end(), 0.7));
         }
     }
@@ -728,7 +757,8 @@ mod tests {
             &CITY_STATE_ZIP,
             &CITY_STATE,
             &ZIP_LABELLED,
-            &UK_POSTCODE,
+            &POSTCODE,
+            &SEA_ADDRESS,
             &CA_POSTCODE,
             &EMPLOYER,
             &PREFIX_FACILITY,
@@ -764,6 +794,7 @@ mod tests {
         assert_eq!(places("She moved from Texas; he lives in Milwaukee."), ["Milwaukee"]);
         assert_eq!(places("410 Agnes St, New Westminster, BC V3M 1H2. Referred"), ["410 Agnes St", "New Westminster", "V3M 1H2"]);
         assert_eq!(places("lives at 3/17 princes hwy dandenong vic 3175"), ["dandenong", "3175"]);
+        assert_eq!(places("Postal code L5B 3C2. Or postal code:M5V3L9; IV2 3UJ"), ["L5B 3C2", "M5V3L9", "IV2 3UJ"]);
         assert_eq!(places("Adelaide SA 5000; relocates to the Boston area"), ["Adelaide", "5000", "Boston"]);
         assert_eq!(
             places("Dr. Tran, Kingsway Family Medical; Harlow County EMS; Westerville Internal Medicine; the Maplewood Mall"),
@@ -781,6 +812,17 @@ mod tests {
             places("Employer: Rocklea Cold Storage Pty Ltd; supervisor. at Hospital Tengku Ampuan Rahimah 03/2024; Farmasi Alpro Seksyen 7 (value)"),
             ["Rocklea Cold Storage Pty Ltd", "Hospital Tengku Ampuan Rahimah", "Farmasi Alpro Seksyen 7"]
         );
+        assert_eq!(
+            places("Alamat: No. 23, Jalan Mawar 4/2, Taman Sri Muda, 40400 Shah Alam, Selangor\nTel"),
+            ["No. 23, Jalan Mawar 4/2, Taman Sri Muda, 40400 Shah Alam, Selangor"]
+        );
+        assert_eq!(
+            places("Address: Blk 12 Lot 7, Phase 3, Brgy. San Isidro, Antipolo City, Rizal\nKLINIK KESIHATAN SEKSYEN 19, SHAH ALAM - REKOD"),
+            ["Blk 12 Lot 7, Phase 3, Brgy. San Isidro, Antipolo City, Rizal", "KLINIK KESIHATAN SEKSYEN 19, SHAH ALAM"]
+        );
+        assert!(places("jalan kaki sikit, taman permainan; the tmn is low").is_empty());
+        assert_eq!(places("send him to the aspen ridge wound center, seen in the galway clinic"), ["aspen ridge wound center", "galway clinic"]);
+        assert!(places("at the diabetes clinic, to the wound center, in the eye clinic, at the lab").is_empty());
         assert_eq!(places("职业：电气工程师　工作单位：射阳港发电有限公司\n"), ["射阳港发电有限公司"]);
         assert_eq!(places("患者为成都地铁运营有限公司检修工；在益丰大药房买药"), ["成都地铁运营有限公司", "益丰大药房"]);
         for t in ["Employer: none\nDevelopmental Clinic, Level 2; Hospital Course: stable; Hospital Day 3", "School: N/A"] {

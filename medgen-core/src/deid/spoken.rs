@@ -56,10 +56,39 @@ regex!(
 // A month and a spoken year (a written one is the date rules' TEXT_MY).
 regex!(DATE_MONTH_YEAR = format!(r"(?i)\b(?:{MONTH}),? (?:of )?(?:{})\b", spoken_year()));
 
+// Spanish: "el quince de enero", "primero de mayo del cincuenta y siete", "4 de marzo" (the
+// last is the date rules').
+const ES_UNIT: &str = "uno|dos|tres|cuatro|cinco|seis|siete|ocho|nueve";
+const ES_DAY: &str = "treinta y uno|primero|veintiuno|veintiún|veintidós|veintidos|veintitrés|veintitres|veinticuatro|veinticinco|veintiséis|veintiseis|veintisiete|veintiocho|veintinueve|dieciséis|dieciseis|diecisiete|dieciocho|diecinueve|diez|once|doce|trece|catorce|quince|veinte|treinta|uno|dos|tres|cuatro|cinco|seis|siete|ocho|nueve";
+const ES_MONTH: &str = "enero|febrero|marzo|abril|mayo|junio|julio|agosto|septiembre|setiembre|octubre|noviembre|diciembre";
+fn es_below_100() -> String {
+    format!("(?:veinte|treinta|cuarenta|cincuenta|sesenta|setenta|ochenta|noventa)(?: y (?:{ES_UNIT}))?|{ES_DAY}")
+}
+regex!(
+    DATE_ES = format!(
+        r"(?i)\b(?:{ES_DAY}) de (?:{ES_MONTH})\b(?:,? (?:de|del) (?:(?:19|20)\d\d|(?:mil novecientos|dos mil)(?: (?:{b}))?|(?:{b}))\b)?",
+        b = es_below_100()
+    )
+);
+// A day said alone without a cue before it ("[patient] the twentieth i had to leave"): an
+// ordinal past "third" (or any written one) that ends its phrase, where a month, a weekday or
+// an appointment was spoken of shortly before. [`DAY_ALONE`] takes those after a cue.
+regex!(
+    DAY_UNCUED = format!(
+        r"(?i)\bthe ((?:{})|(?:[1-9]|[12][0-9]|3[01])(?:st|nd|rd|th))\b(?:$|[ \t]*(?:[.,;:!?)\n]|(?:at|and|if|i|we|he|she|it|they|was|is|works|then|or|please|right|ok|okay|that|so|when|until|for|in the|yeah|yes)\b))",
+        ORDINAL.replace("|first|second|third|", "|").replace(r"|[1-9](?:st|nd|rd|th)|[12][0-9](?:st|nd|rd|th)|3[01](?:st|nd|rd|th)", "")
+    )
+);
+regex!(
+    DAY_CONTEXT = format!(
+        r"(?i)\b(?:{MONTH}|monday|tuesday|wednesday|thursday|friday|saturday|sunday|appointment|appt|schedule|scheduled|booked|follow[- ]?up|come back|see you|this month|last month|next month|date)\b"
+    )
+);
+
 // An age after a cue that makes the number an age: "she's ninety three", "turned 94".
 regex!(
     AGE_CUED = format!(
-        r"(?i)\b(?:i['’]m|i am|i was|she['’]s|he['’]s|she is|he is|she was|he was|who['’]s|who is|turned|turning|turns|makes you|makes her|makes him|aged|age|at the age of|at age|lived to|made it to|she['’]ll be|he['’]ll be|i['’]ll be|will be)[ ]+(?:about |almost |nearly |now |just |only )?((?:ninety|a hundred|one hundred)(?:[- ](?:and[- ])?(?:{DIGIT}))?)\b"
+        r"(?i)\b(?:i['’]m|i am|i was|you are|you['’]re|are now|is now|she['’]s|he['’]s|she is|he is|she was|he was|who['’]s|who is|turned|turning|turns|makes you|makes her|makes him|aged|age|at the age of|at age|lived to|made it to|she['’]ll be|he['’]ll be|i['’]ll be|will be)[ ]+(?:about |almost |nearly |now |just |only )?((?:ninety|a hundred|one hundred)(?:[- ](?:and[- ])?(?:{DIGIT}))?)\b"
     )
 );
 // An age over 89 alone ("Ninety-three."), which needs a question about age shortly before.
@@ -96,7 +125,7 @@ regex!(PHONE_BARE = r"\b[2-9]\d{2}[2-9]\d{6}\b");
 // "on the twenty first", "Tuesday the fourth": a day of the month without its month.
 regex!(
     DAY_ALONE = format!(
-        r"(?i)(?:[:：] *|\b(?:on|by|until|till|since|before|after|from|through|thru|of|is|was|it['’]s|that['’]s|no|sorry|actually|monday|tuesday|wednesday|thursday|friday|saturday|sunday)[,.…]* +)(the (?:{ORDINAL}))\b"
+        r"(?i)(?:[:：] *|\b(?:on|by|until|till|since|before|after|from|through|thru|of|is|was|it['’]s|that['’]s|no|sorry|actually|to|yes|night|morning|monday|tuesday|wednesday|thursday|friday|saturday|sunday)[,.…]*\s+)(the (?:{ORDINAL}))\b"
     )
 );
 // A street named after a preposition, in any case: "on hancock street", "at Codman Square".
@@ -170,6 +199,16 @@ pub(crate) fn find(text: &str, out: &mut Vec<Span>) {
             out.push(Span::new(Category::Date, m.start(), m.end(), conf));
         }
     }
+    for m in matches(&DATE_ES, text) {
+        out.push(Span::new(Category::Date, m.start(), m.end(), 0.85));
+    }
+    for c in captures(&DAY_UNCUED, text) {
+        let (Some(all), Some(day)) = (c.get(0), c.get(1)) else { continue };
+        if matches(&DAY_CONTEXT, &before(text, all.start(), 300)).next().is_some() {
+            out.push(Span::new(Category::Date, all.start(), day.end(), 0.7));
+        }
+    }
+    spelled_words(text, out);
     for c in captures(&AGE_CUED, text) {
         if let Some(m) = c.get(1) {
             if !unit_after(text, m.end()) {
@@ -273,9 +312,9 @@ pub(crate) fn find(text: &str, out: &mut Vec<Span>) {
         }
         let next = text[m.end()..].trim_start_matches(' ');
         let word: String = next.chars().take_while(char::is_ascii_alphabetic).collect::<String>().to_lowercase();
-        const AFTER: [&str; 17] = [
+        const AFTER: [&str; 28] = [
             "", "at", "in", "or", "and", "then", "so", "is", "works", "would", "if", "to", "around", "okay", "right",
-            "because", "no",
+            "because", "no", "was", "it", "i", "we", "he", "she", "they", "please", "when", "yeah", "yes",
         ];
         if AFTER.contains(&word.as_str()) {
             out.push(Span::new(Category::Date, m.start(), m.end(), 0.7));
@@ -379,9 +418,15 @@ enum Token {
     },
 }
 
+const ES_DIGITS: [&str; 10] = ["cero", "uno", "dos", "tres", "cuatro", "cinco", "seis", "siete", "ocho", "nueve"];
+
 fn token(word: &str) -> Option<Token> {
     let lower = word.to_ascii_lowercase();
     if let Some(d) = ONES[..10].iter().position(|&d| d == lower) {
+        return Some(Token::Digit(d as u8));
+    }
+    // Read out in Spanish: "nueve cinco seis, siete ocho uno".
+    if let Some(d) = ES_DIGITS.iter().position(|&d| d == lower) {
         return Some(Token::Digit(d as u8));
     }
     Some(match lower.as_str() {
@@ -481,6 +526,63 @@ fn digit_runs(text: &str, out: &mut Vec<Span>) {
                     _ => Category::Other,
                 });
                 out.push(Span::new(cat, first.1, last.2, 0.8));
+            }
+        }
+        i = j.max(i + 1);
+    }
+}
+
+/// Words spelled out letter by letter, as a caller spells a name: "that's s i o b h a n",
+/// "k as in kilo a y", "G-O-I-K". Three letters or more, kept when the letters make a word
+/// said nearby ("siobhan ... s i o b h a n") or follow a word about spelling; alone, a run
+/// of letters is more often an abbreviation ("t s h", "c o p d").
+fn spelled_words(text: &str, out: &mut Vec<Span>) {
+    let words: Vec<Match> = matches(&WORD, text).collect();
+    let mut i = 0;
+    while i < words.len() {
+        let (start, mut end, mut letters) = (words[i].start(), words[i].end(), String::new());
+        let mut j = i;
+        // A letter of its own: not the "s" of "that's" nor the "o" of "o'brien".
+        let alone = |w: &Match| !text[..w.start()].ends_with(['\'', '’']) && !text[w.end()..].starts_with(['\'', '’']);
+        while j < words.len()
+            && words[j].as_str().len() == 1
+            && alone(&words[j])
+            && (j == i || joined(text, end, words[j].start()))
+        {
+            letters.push(words[j].as_str().to_ascii_lowercase().chars().next().unwrap_or('?'));
+            end = words[j].end();
+            j += 1;
+            // "k as in kilo": the word that says the letter comes along.
+            let as_in = j + 2 < words.len()
+                && words[j].as_str().eq_ignore_ascii_case("as")
+                && words[j + 1].as_str().eq_ignore_ascii_case("in")
+                && joined(text, end, words[j].start());
+            if as_in {
+                let mut k = j + 2;
+                end = words[k].end();
+                // "x-ray": a word with a hyphen is one.
+                while k + 1 < words.len() && text[words[k].end()..words[k + 1].start()] == *"-" {
+                    k += 1;
+                    end = words[k].end();
+                }
+                j = k + 1;
+            }
+        }
+        if letters.len() >= 3 {
+            let near = |a: usize, b: usize| {
+                let (mut a, mut b) = (a, b.min(text.len()));
+                while !text.is_char_boundary(a) {
+                    a += 1;
+                }
+                while !text.is_char_boundary(b) {
+                    b -= 1;
+                }
+                matches(&WORD, &text[a..b]).any(|w| w.as_str().eq_ignore_ascii_case(&letters))
+            };
+            let said = near(start.saturating_sub(400), start) || near(end, end + 400);
+            let cue = ["spell", "spelled", "spelt", "spelling", "letters"].iter().any(|w| has_word(&before(text, start, 60), w));
+            if said || cue {
+                out.push(Span::new(Category::Name, start, end, 0.8));
             }
         }
         i = j.max(i + 1);
@@ -617,6 +719,9 @@ mod tests {
             &STREET_SPOKEN,
             &PHONE_BARE,
             &DAY_ALONE,
+            &DAY_UNCUED,
+            &DAY_CONTEXT,
+            &DATE_ES,
             &STREET_AFTER,
             &CHAIN,
             &AGE_BARE,
@@ -672,6 +777,39 @@ mod tests {
             assert!(found(t).is_empty(), "{t}: {:?}", found(t));
         }
         assert_eq!(found("she’s ninety-three")[0].1, "ninety-three");
+    }
+
+    #[test]
+    fn names_spelled_letter_by_letter_when_the_letters_make_a_word_said_or_a_spelling_was_asked() {
+        let f = found("[patient] it's siobhan that's s i o b h a n and the last name");
+        assert_eq!(f, vec![(Category::Name, "s i o b h a n".into())]);
+        let f = found("can you spell the surname for me\n[patient] g-o-i-k-o-e-t-x-e-a");
+        assert_eq!(f, vec![(Category::Name, "g-o-i-k-o-e-t-x-e-a".into())]);
+        let f = found("it's d xiong at yahoo, that's x as in x-ray i o n g\n");
+        assert!(f.contains(&(Category::Name, "x as in x-ray i o n g".into())), "{f:?}");
+        // Abbreviations said letter by letter are no names; nor is a run no word or cue explains.
+        for t in ["check the t s h and the c o p d plan", "his u h i d is on the card", "a b c d e f", "that's s o"] {
+            assert!(found(t).is_empty(), "{t}: {:?}", found(t));
+        }
+    }
+
+    #[test]
+    fn spanish_dates_in_words_and_days_said_alone() {
+        let phone = "nueve cinco seis, siete ocho uno, cuatro cuatro dos nueve";
+        assert_eq!(found(&format!("Put my cell phone: {phone}.")), vec![(Category::Phone, phone.into())]);
+        assert_eq!(found("Nací el quince de enero del cincuenta y siete.")[0].1, "quince de enero del cincuenta y siete");
+        assert_eq!(found("fue el primero de mayo")[0].1, "primero de mayo");
+        assert!(found("tomo dos de las pastillas").is_empty());
+        // After a cue, across a line break, or (without one) where a month or a visit came up.
+        assert_eq!(found("a note for work up to the 11th. If he")[0].1, "the 11th");
+        assert_eq!(found("spoke to her on\nthe 4th; he will")[0].1, "the 4th");
+        assert_eq!(found("it blew up Tuesday night, the 4th. Could")[0].1, "the 4th");
+        let f = found("[doctor] when was the last bad one in march\n[patient] the twentieth i had to leave");
+        assert_eq!(f, vec![(Category::Date, "the twentieth".into())]);
+        for t in ["the fourth ventricle is normal", "for the tenth time", "the fifth toe. It hurts", "on the 5th floor"] {
+            assert!(found(t).is_empty(), "{t}: {:?}", found(t));
+        }
+        assert_eq!(found("and you are now ninety two is that right")[0].1, "ninety two");
     }
 
     #[test]

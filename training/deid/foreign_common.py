@@ -1,17 +1,17 @@
-"""Writes medgen-core/src/deid/data/sea_common.txt: the 5,000 most frequent words of Malay,
-Indonesian and Filipino (wordfreq 3.1.1's small lists), less a town, a single letter, the
+"""Writes medgen-core/src/deid/data/foreign_common.txt: the 5,000 most frequent words of Malay,
+Indonesian, Filipino and Spanish (wordfreq 3.1.1's small lists), less a town, a single letter, the
 Malay name words below, and past each language's 300 most frequent words (whose function words,
 "ada", "hari", "po", stay) every word that is a given name or a family name (Faker 40's
-Indonesian and Filipino locales and medgen's own name lists). Code-switched notes from Malaysia,
-Singapore, Indonesia and the Philippines mix these words with English ("Kaki kanan saya ni,
-doktor"), where the tagger, trained on English and Chinese, reads them as names and places: a
+Indonesian, Filipino, Mexican and Spanish locales and medgen's own name lists). Code-switched
+notes from Malaysia, Singapore, Indonesia, the Philippines and the Spanish-speaking US mix these
+words with English ("Kaki kanan saya ni, doktor", "Es la pierna, doctora"), where the tagger, trained on English and Chinese, reads them as names and places: a
 tagger span made only of such words (and frequent English ones), with one word at least that is
 no frequent English word, is dropped when it is in lower case in a text written with capitals,
 or when none of its words is in medgen's name lists and none is capitalised but where a
 sentence starts. The rules do not read this list.
 
     pip install --no-deps wordfreq==3.1.1 msgpack && pip install faker
-    python training/deid/sea_common.py
+    python training/deid/foreign_common.py
 """
 
 import gzip
@@ -22,14 +22,14 @@ import msgpack
 from faker import Faker
 
 DATA = Path(__file__).resolve().parents[2] / "medgen-core" / "src" / "deid" / "data"
-LANGUAGES = ["ms", "id", "fil"]
+LANGUAGES = ["ms", "id", "fil", "es"]
 TOP = 5000
 # English words this frequent ("harbor", "gate", "dan") are listed apart: a span needs one word
 # of the other list to be read as Malay, Indonesian or Filipino.
 ENGLISH = 10000
 # The most frequent words of a language, kept though a name is spelt the same.
 FUNCTION_WORDS = 300
-FAKER_LOCALES = ["id_ID", "fil_PH", "en_PH"]
+FAKER_LOCALES = ["id_ID", "fil_PH", "en_PH", "es_MX", "es_ES"]
 # Words of Malay names (and name particles) that frequency lists hold as words too.
 MALAY_NAMES = {
     "muhammad", "mohd", "mohamad", "mohammad", "mohamed", "ahmad", "abdul", "abu", "nur", "nurul", "siti", "bin", "binti",
@@ -68,17 +68,17 @@ def main():
     for language in LANGUAGES:
         for rank, w in enumerate(frequent_words(language, TOP)):
             name = w in names and rank >= FUNCTION_WORDS or w in MALAY_NAMES
-            if len(w) > 1 and w.isascii() and w.isalpha() and not name and w not in towns:
+            if len(w) > 1 and w.isalpha() and not name and w not in towns:
                 words.add(w)
     english = set(frequent_words("en", ENGLISH))
-    header = "# Written by training/deid/sea_common.py (see there): frequent Malay, Indonesian and Filipino words."
+    header = "# Written by training/deid/foreign_common.py (see there): frequent Malay, Indonesian, Filipino and Spanish words."
     sections = [
         "# words",
         *sorted(words - english),
         f"# also among the {ENGLISH:,} most frequent English words",
         *sorted(words & english),
     ]
-    (DATA / "sea_common.txt").write_text(header + "\n" + "\n".join(sections) + "\n", encoding="utf-8")
+    (DATA / "foreign_common.txt").write_text(header + "\n" + "\n".join(sections) + "\n", encoding="utf-8")
     print(f"{len(words)} words, {len(words & english)} of them frequent in English")
 
 
