@@ -36,6 +36,14 @@ regex!(
 regex!(
     LOWER_CUE = r"\b(?:(?P<title>mrs|miss|mister|missus|dr|fr|prof|doctor)|(?P<weak>mr|ms)|(?P<role>rn|RN|sw|SW|pt|nok|NOK|dtr|wife|husband|son|daughter|brother|sister|mum|mom|dad|partner|friend|neighbou?r|carer|caregiver|(?:nurse|pharmacist|adjuster|therapist|physio|social worker|case worker|caseworker|aide|receptionist|coordinator|interpreter|chaplain|midwife)(?: there| here)?(?: is| was)?(?: called| named)?)|(?P<kin>manager|boss|supervisor|co-?worker|roommate|fianc[eé]e?|grandson|granddaughter|niece|nephew|uncle|aunt|cousin))(?:\.[ \t]*|[ \t]+)(?P<paren>\([ \t]*)?"
 );
+// A Malay, Indian or Iban name with its father's: "Nurul Ain binti Hashim", "Kavitha a/p
+// Subramaniam", "RAJ S/O KUMAR".
+regex!(
+    PATRONYMIC = {
+        let word = r"(?:[A-Z][a-z'’-]+|[A-Z]{2,})";
+        format!(r"\b{word}(?: {word}){{0,3}} (?:bin|binti|bte|bt|a/p|a/l|s/o|d/o|anak|BIN|BINTI|BTE|A/P|A/L|S/O|D/O) {word}(?: {word}){{0,2}}\b")
+    }
+);
 // What comes before "mr" or "ms" when it is a title: the patient, a bed, a surgeon's list.
 regex!(WEAK_TITLE_LEAD = r"(?i)(?:^|\n|\b(?:pt|patient|bed[ \t]*\d+[ \t-]*|under|by|with|to|for|and|see|saw|seen|called|from|per|dear)[ \t]*|[(:-][ \t]*)$");
 regex!(INTRO = r"(?i)\b(?:my name is|name is|i am|i'm|this is|call me|named|called)[ \t\x{3000}]+");
@@ -297,6 +305,24 @@ pub(crate) fn find(text: &str, out: &mut Vec<Span>) {
     let ctx = Ctx::new(text);
     let mut found = Vec::new();
     find_english(&ctx, &mut found);
+    for m in matches(&PATRONYMIC, text) {
+        // Titles stay outside the name: "Dr Kavitha a/p Subramaniam", "Puan Siti binti Ali".
+        const TITLES: [&str; 16] =
+            ["dr", "mr", "mrs", "ms", "encik", "en", "puan", "pn", "cik", "tuan", "datuk", "dato", "haji", "hajah", "prof", "sn"];
+        // So do words before the name ("Husband Rosli bin Hamzah").
+        // The word before the particle is the given name, whatever it also means ("Rose binti Ali").
+        let words: Vec<&str> = m.as_str().split(' ').collect();
+        let particle = words.iter().position(|w| w.contains('/') || ["bin", "binti", "bte", "bt", "anak"].contains(&w.to_lowercase().as_str()));
+        let mut start = m.start();
+        for w in &words[..particle.unwrap_or(1).saturating_sub(1)] {
+            let lower = w.to_lowercase();
+            if !TITLES.contains(&lower.as_str()) && !COMMON.contains(&lower) && !NOT_NAMES.contains(&lower) {
+                break;
+            }
+            start += w.len() + 1;
+        }
+        found.push(Span::new(Category::Name, start, m.end(), 0.9));
+    }
     names_zh::find(text, &mut found);
     // Words inside an e-mail, a URL or an address are not names of people.
     let taken: Vec<(usize, usize)> = {
@@ -568,6 +594,7 @@ mod tests {
     #[test]
     fn all_patterns_compile() {
         for re in [
+            &PATRONYMIC,
             &TITLE,
             &CREDENTIAL,
             &LABEL_STRONG,
@@ -591,6 +618,16 @@ mod tests {
         assert_eq!(names(text), ["Harold Whitfield", "Whitfield", "Eleanor", "Ortiz", "Whitfield"]);
         assert_eq!(names("Seriously? My mate Declan said so; her carer Oluwaseun came."), ["Declan", "Oluwaseun"]);
         assert!(names("Yerba mate Tea daily.").is_empty());
+    }
+
+    #[test]
+    fn names_with_the_fathers_name_after_bin_binti_or_a_p() {
+        let text = "Nama: Nurul Ain binti Hashim. Suami: Azman bin Yusof, under Dr Kavitha a/p Subramaniam; RAJ S/O KUMAR. Husband Rosli bin Hamzah; Rose binti Ali";
+        assert_eq!(
+            names(text),
+            ["Nurul Ain binti Hashim", "Azman bin Yusof", "Kavitha a/p Subramaniam", "RAJ S/O KUMAR", "Rosli bin Hamzah", "Rose binti Ali"]
+        );
+        assert!(names("bin the swabs; the a/p view").is_empty());
     }
 
     #[test]

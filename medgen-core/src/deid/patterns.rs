@@ -26,10 +26,10 @@ regex!(PHONE_INTL = r"\+\d{1,3}(?:[ .-]?\(?\d{1,5}\)?){2,5}\b");
 regex!(PHONE_HK_SG = r"\b[3689]\d{3}[ -]?\d{4}\b");
 regex!(HK_SG_NOTE = r"\+65|\+852|(?i:\b(?:HKID|NRIC|singapore|hong kong|kowloon)\b)|香港|九龍|九龙|新加坡");
 // National numbers with a trunk 0 and separators: 07700 900461, 0571-87654321, 028-85501234.
-regex!(PHONE_TRUNK = r"\b0\d{2,4}[ -]\d{3,4}(?:[ -]?\d{3,4})?\b");
+regex!(PHONE_TRUNK = r"\b0\d{1,4}[ -]\d{3,4}(?:[ -]?\d{3,4})?\b");
 // A telephone extension said alone ("my work voicemail, extension 4410"): four to six digits,
 // so that "knee extension 120" stays a reading.
-regex!(PHONE_EXTENSION = r"\b(?:[Ee]xtension|[Ee]xt\.?)[ \t]*(?:#|number|no\.?)?[ \t]*(\d{4,6})\b");
+regex!(PHONE_EXTENSION = r"\b(?:[Ee]xtension|[Ee]xt\.?|[Pp]gr|[Pp]ager|[Bb]leep|[Ll]ocal)[ \t]*(?:#|number|no\.?)?[ \t]*(\d{4,6})\b");
 // Chinese mobile numbers: 13812345678, 139 2233 4455, 186-0211-3344.
 regex!(PHONE_CN_MOBILE = r"(?:\+86[ -]?|\b86[ -]|\b)1[3-9]\d(?:[ -]?\d{4}){2}\b");
 regex!(
@@ -50,7 +50,7 @@ regex!(
 );
 regex!(VIN = r"\b[A-HJ-NPR-Z0-9]{17}\b");
 regex!(
-    AGE_EN = r"(?i)\b(\d{2,3})(?:[- ]?(?:years?|yrs?|y)[- ]?(?:old|o)\b|[- ]?y/o\b|[- ]?y\.o\.|[- ]?yo\b| years? of age\b)|\b(?:age|aged)\b[ \t\x{3000}]*[:：]?[ \t\x{3000}]*(\d{2,3})\b"
+    AGE_EN = r"(?i)\b(\d{2,3})(?:[- ]?(?:years?|yrs?|y)[- ]?(?:old|o)\b|[- ]?y/o\b|[- ]?y\.o\.|[- ]?yo\b| years? of age\b)|\b(?:age|aged|umur|usia|edad)\b[ \t\x{3000}]*[:：]?[ \t\x{3000}]*(\d{2,3})\b|\b(\d{2,3})[ \t]*(?:tahun|años|anos|taong gulang)\b"
 );
 regex!(
     AGE_EN_WORDS = r"(?i)\b((?:ninety|one hundred)(?:[- ](?:and[- ])?(?:one|two|three|four|five|six|seven|eight|nine))?)[- ](?:years?[- ]old|year-old)"
@@ -87,7 +87,7 @@ regex!(
 );
 regex!(LABEL_CARD = r"卡号");
 regex!(
-    LABEL_LICENSE = r"(?i)\b(?:licen[cs]e|lic|certificate|cert|registration|board certification|permit|DEA|NPI|GMC|CLIA|NMC|UPIN|MCR|MMC|APC|AHPRA|provider|prescriber|driver|driving licen[cs]e)(?: (?:id|number|no))?\b|执业证书?(?:编码|编号|号)?|资格证书?(?:编码|编号|号)?|医师证号|证书编号|执业编号|驾驶证号?|驾照号?"
+    LABEL_LICENSE = r"(?i)\b(?:licen[cs]e|lic|certificate|cert|registration|board certification|permit|DEA|NPI|GMC|CLIA|NMC|UPIN|MCR|MMC|APC|AHPRA|HPCSA|PRC|IMC|SANC|provider|prescriber|driver|driving licen[cs]e)(?: (?:id|number|no))?\b|执业证书?(?:编码|编号|号)?|资格证书?(?:编码|编号|号)?|医师证号|证书编号|执业编号|驾驶证号?|驾照号?"
 );
 regex!(
     LABEL_VEHICLE = r"(?i)\b(?:VIN|vehicle identification(?: number)?|licen[cs]e plate|plate(?: number| no)?|registration plate|tag number|vehicle reg(?:istration)?|car reg(?:istration)?|rego|vehicle)\b|(?-i:\b[A-Z]{2} reg\b)|车牌号?码?|车架号|车辆识别代号"
@@ -298,6 +298,8 @@ fn labelled_value(text: &str, label_end: usize) -> Option<(usize, usize)> {
     loop {
         let r = &text[pos..];
         let trimmed = r.trim_start_matches([' ', '\t', ':', '：', '#', '=', '.', '-', '　']);
+        // 病历号码：0038472916: the "码" of a label's longer form.
+        let trimmed = trimmed.strip_prefix("码").map_or(trimmed, |t| t.trim_start_matches([' ', ':', '：', '　']));
         // 住院号是ZY20231047: a Chinese "is" between label and value.
         let trimmed = trimmed.strip_prefix("是").or_else(|| trimmed.strip_prefix("为")).unwrap_or(trimmed);
         pos += r.len() - trimmed.len();
@@ -583,6 +585,7 @@ mod tests {
         );
         assert!(found("Plan: 1. Admit. Case 2 of 5. ID consult.").is_empty());
         assert_eq!(found("您的住院号是ZY20231047，对吗"), vec![(Category::MedicalRecord, "ZY20231047".into())]);
+        assert_eq!(found("病历号码：0038472916　床号"), vec![(Category::MedicalRecord, "0038472916".into())]);
         assert_eq!(found("prescription number RX 6640917. It"), vec![(Category::Other, "RX 6640917".into())]);
         assert_eq!(found("78F  hosp no 00482913\n"), vec![(Category::MedicalRecord, "00482913".into())]);
         assert_eq!(found("74 y/o, UR 3402288\n"), vec![(Category::MedicalRecord, "3402288".into())]);

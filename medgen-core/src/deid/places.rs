@@ -466,7 +466,12 @@ pub(crate) fn find(text: &str, out: &mut Vec<Span>) {
         }
     }
     for m in matches(&SEA_ADDRESS, text) {
-        out.push(Span::new(Category::Location, m.start(), m.end(), 0.85));
+        // A state at the end is larger than a place: "…, 40400 Shah Alam, Selangor".
+        let end = match m.as_str().rsplit_once(", ") {
+            Some((head, state)) if REGIONS.contains(&state.to_lowercase()) => m.start() + head.len(),
+            _ => m.end(),
+        };
+        out.push(Span::new(Category::Location, m.start(), end, 0.85));
     }
     for c in each(&LOWER_BUSINESS) {
         let (Some(m), Some(name), Some(kind)) = (c.get(1), c.get(2), c.get(3)) else { continue };
@@ -814,7 +819,7 @@ mod tests {
         );
         assert_eq!(
             places("Alamat: No. 23, Jalan Mawar 4/2, Taman Sri Muda, 40400 Shah Alam, Selangor\nTel"),
-            ["No. 23, Jalan Mawar 4/2, Taman Sri Muda, 40400 Shah Alam, Selangor"]
+            ["No. 23, Jalan Mawar 4/2, Taman Sri Muda, 40400 Shah Alam"]
         );
         assert_eq!(
             places("Address: Blk 12 Lot 7, Phase 3, Brgy. San Isidro, Antipolo City, Rizal\nKLINIK KESIHATAN SEKSYEN 19, SHAH ALAM - REKOD"),

@@ -104,7 +104,7 @@ regex!(
 regex!(DOB_CUE = r"(?i)\b(?:birth|born|dob|birthday)\b");
 // Chinese days: 上个月十八号, lunar 腊月二十七, 初八.
 regex!(
-    ZH_DAY = r"(?:上个月|下个月|这个月|本月|上月|下月|今天|明天|昨天|到|是)((?:[一二三]?十)?[一二三四五六七八九十]号)|(?:正月|腊月|冬月|[一二三四五六七八九十]月)初[一二三四五六七八九十]|(?:正月|腊月|冬月)(?:二十|十|廿|三十)?[一二三四五六七八九]?"
+    ZH_DAY = r"(?:上个月|下个月|这个月|本月|上月|下月|今天|明天|昨天|到|是)((?:[一二三]?十[一二三四五六七八九]?|[一二三四五六七八九])号|(?:[12]?\d|3[01])号)|(?:正月|腊月|冬月|[一二三四五六七八九十]月)初[一二三四五六七八九十]|(?:正月|腊月|冬月)(?:二十|十|廿|三十)?[一二三四五六七八九]?"
 );
 regex!(
     AGE_ZH_CUED = r"(?:今年|年纪|年龄)[ 　:：]*((?:九十|一百零?)[一二三四五六七八九十多]?)|((?:九十|一百零?)[一二三四五六七八九十多]?)(?:了|啦|岁)"
@@ -509,7 +509,22 @@ fn digit_runs(text: &str, out: &mut Vec<Span>) {
         let trail = run.iter().rev().take_while(|&&(t, s, e)| {
             matches!(t, Token::Letter { upper: false } | Token::Repeat(_)) || ["A", "I"].contains(&word(s, e))
         });
-        let run = &run[..run.len() - trail.count()];
+        let trail = trail.count();
+        // Up to two letters end a number asked for by name (an Irish PPS number, "… one seven f
+        // a"; a medical card, "… eight one c").
+        let keep = run.first().is_some_and(|f| cued(text, f.1).is_some())
+            && trail <= 2
+            && run[run.len() - trail..].iter().all(|(t, _, _)| matches!(t, Token::Letter { upper: false }));
+        let run = if keep { run } else { &run[..run.len() - trail] };
+        // The letter "a" (a word elsewhere) ends such a number where the turn ends: "… f a".
+        let mut end = run.last().map_or(0, |l| l.2);
+        if keep && trail > 0 {
+            let rest = &text[end..];
+            let after = rest.trim_start_matches([' ', ',']);
+            if after.starts_with('a') && after[1..].trim_start_matches(' ').starts_with(['\n', '.', '?', '!', ',']) {
+                end += rest.len() - after.len() + 1;
+            }
+        }
         if let (Some(first), Some(last)) = (run.first(), run.last()) {
             let cue = cued(text, first.1);
             let memory_test = TESTS.iter().any(|w| has_word(&before(text, first.1, 100), w));
@@ -525,7 +540,7 @@ fn digit_runs(text: &str, out: &mut Vec<Span>) {
                     7 | 10 | 11 => Category::Phone,
                     _ => Category::Other,
                 });
-                out.push(Span::new(cat, first.1, last.2, 0.8));
+                out.push(Span::new(cat, first.1, end.max(last.2), 0.8));
             }
         }
         i = j.max(i + 1);
@@ -646,7 +661,7 @@ fn unit_after(text: &str, end: usize) -> bool {
 /// The kind of number the words shortly before `start` ask for (the closest cue wins): "a
 /// phone number where we can reach you?", "your record number is", 医保卡号.
 fn cued(text: &str, start: usize) -> Option<Category> {
-    const CUES: [(&str, Category); 42] = [
+    const CUES: [(&str, Category); 53] = [
         ("phone", Category::Phone),
         ("call", Category::Phone),
         ("cell", Category::Phone),
@@ -679,6 +694,17 @@ fn cued(text: &str, start: usize) -> Option<Category> {
         ("licence", Category::License),
         ("serial", Category::Device),
         ("身份证", Category::IdNumber),
+        ("aadhaar", Category::IdNumber),
+        ("aadhar", Category::IdNumber),
+        ("pps", Category::IdNumber),
+        ("p p s", Category::IdNumber),
+        ("passport", Category::IdNumber),
+        ("medical card", Category::HealthPlan),
+        ("visit card", Category::HealthPlan),
+        ("health card", Category::HealthPlan),
+        ("eircode", Category::Location),
+        ("postcode", Category::Location),
+        ("pin code", Category::Location),
         ("confirmation", Category::Other),
         ("reference", Category::Other),
         ("claim", Category::Other),
@@ -791,6 +817,16 @@ mod tests {
         for t in ["check the t s h and the c o p d plan", "his u h i d is on the card", "a b c d e f", "that's s o"] {
             assert!(found(t).is_empty(), "{t}: {:?}", found(t));
         }
+    }
+
+    #[test]
+    fn numbers_asked_for_by_name_keep_their_last_letters() {
+        let f = found("[doctor] and the p p s number\n[patient] eight three oh five two one seven f a\n");
+        assert_eq!(f, vec![(Category::IdNumber, "eight three oh five two one seven f a".into())]);
+        let f = found("your medical card? yes the number is one two seven four eight eight one c");
+        assert_eq!(f, vec![(Category::HealthPlan, "one two seven four eight eight one c".into())]);
+        // Without a cue, trailing letters are words ("… one two three four, so b")
+        assert_eq!(found("it was nine five five one two three so b")[0].1, "nine five five one two three");
     }
 
     #[test]
