@@ -110,7 +110,7 @@ def quality(tagger, show_misses):
         ("ASR visits, ward and lab notes, India/SG/HK, code-switched (blind, then tuned on)", annotated("deid_notes6")),
         ("psychiatry, paediatrics, radiology, triage call, hospice; 门诊, 问诊; MY/SG/HK (blind, then tuned on)", annotated("deid_notes7")),
         ("conversations: ASR, telehealth, pharmacy, NZ/UK/CA; 问诊; SG/MY/HK/PH (blind, then tuned on)", annotated("deid_notes8")),
-        ("ASR and MTS visits US/CA/AU/IN/ZA/IE, fax, radiology, ED board, discharge; 问诊, 出院小結; ES/MY/PH (blind)",
+        ("ASR and MTS visits US/CA/AU/IN/ZA/IE, fax, radiology, ED board, discharge; 问诊, 出院小結; ES/MY/PH (blind, then tuned on)",
          annotated("deid_notes9")),
         ("generator held-out", generated("heldout")),
     ]
