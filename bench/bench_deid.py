@@ -112,7 +112,7 @@ def quality(tagger, show_misses):
         ("conversations: ASR, telehealth, pharmacy, NZ/UK/CA; 问诊; SG/MY/HK/PH (blind, then tuned on)", annotated("deid_notes8")),
         ("ASR and MTS visits US/CA/AU/IN/ZA/IE, fax, radiology, ED board, discharge; 问诊, 出院小結; ES/MY/PH (blind, then tuned on)",
          annotated("deid_notes9")),
-        ("ACI/MTS visits AZ/Glasgow/Lagos/Manila, a triage call; operative, pathology, home-care, occupational; 广州, 杭州, 台中; ID/FR (blind)",
+        ("ACI/MTS visits AZ/Glasgow/Lagos/Manila, a triage call; operative, pathology, home-care, occupational; 广州, 杭州, 台中; ID/FR (blind, then tuned on)",
          annotated("deid_notes10")),
         ("generator held-out", generated("heldout")),
     ]

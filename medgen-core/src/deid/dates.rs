@@ -52,10 +52,11 @@ fn foreign_month(name: &str) -> Option<(usize, u32)> {
 
 const SP: &str = r"[ \t\x{3000}]+";
 
-// "15 Mac 2023", "4 de marzo de 2023", "4. März", "1er mars", "ika-5 ng Marso".
+// "15 Mac 2023", "el 4 de marzo de 2023", "4. März", "le 1er mars", "ika-5 ng Marso" (the
+// article belongs to the date).
 regex!(
     FOREIGN_DMY = format!(
-        r"(?:\b(?i:ika)-?)?\b(?P<d>\d{{1,2}})(?:er|º|°|\.)?{SP}(?:(?i:de|ng){SP})?(?P<fmon>{})\b(?:,?{SP}(?:(?i:de|del){SP})?(?P<y>\d{{4}})\b)?",
+        r"(?:\b(?i:el|le){SP})?(?:\b(?i:ika)-?)?\b(?P<d>\d{{1,2}})(?:er|º|°|\.)?{SP}(?:(?i:de|ng){SP})?(?P<fmon>{})\b(?:,?{SP}(?:(?i:de|del){SP})?(?P<y>\d{{4}})\b)?",
         foreign_months()
     )
 );
@@ -667,18 +668,18 @@ mod tests {
     #[test]
     fn dates_with_months_named_in_other_languages_are_found_and_shifted_in_their_language() {
         let text = "Tarikh: 15 Mac 2023. LMP 3 Januari, EDD 10 Oktober 2023. Sí, el 4 de marzo. Marso 7, 2024; \
-                    noong ika-5 ng Marso, since Enero 20. Le 1er mars 2023, am 4. März 2021, marzo de 2022.";
+                    noong ika-5 ng Marso, since Enero 20. Vu le 1er mars 2023, am 4. März 2021, marzo de 2022.";
         assert_eq!(
             dates(text),
             [
                 "15 Mac 2023",
                 "3 Januari",
                 "10 Oktober 2023",
-                "4 de marzo",
+                "el 4 de marzo",
                 "Marso 7, 2024",
                 "ika-5 ng Marso",
                 "Enero 20",
-                "1er mars 2023",
+                "le 1er mars 2023",
                 "4. März 2021",
                 "marzo de 2022"
             ]
@@ -690,6 +691,7 @@ mod tests {
         assert_eq!(shift("Marso 7, 2024", 30), "Abril 6, 2024");
         assert_eq!(shift("4 de marzo de 2023", 31), "4 de abril de 2023");
         assert_eq!(shift("4. März 2021", -4), "28. Februar 2021");
+        assert_eq!(shift("le 3 février", 30), "le 5 mars");
         assert_eq!(shift("MAC 2023", 31), "APRIL 2023");
         // Taiwan's Minguo years, in either script.
         assert_eq!(dates("出生日期：民國20年8月3日；術後（112.03.05）"), ["民國20年8月3日", "112.03.05"]);

@@ -459,6 +459,21 @@ fn find_english(ctx: &Ctx, found: &mut Vec<Span>) {
             }
         }
     }
+    // In a transcript in lower case, a given name that ends the phrase after an introduction
+    // or a greeting, even one that is also a word: "this is grace", "thank you, dawn.".
+    let lower_vocative = |i: usize| {
+        let w = &ctx.words[i];
+        let after = text[w.full_end..].trim_start_matches([' ', '\t']).chars().next();
+        w.kind == Kind::Lower
+            && FIRST_NAMES.contains(&w.lower)
+            && !NOT_NAMES.contains(&w.lower)
+            && after.is_none_or(|c| ",.!?;:\n".contains(c))
+    };
+    for m in matches(&INTRO).chain(matches(&GREETING)) {
+        if let Some(i) = ctx.word_at(m.end()).filter(|&i| lower_vocative(i)) {
+            found.extend(ctx.span(i, i, 0.8));
+        }
+    }
     for m in matches(&INTRO) {
         if let Some(i) = ctx.word_at(m.end()) {
             if let Some(last) = ctx.run_forward(i, false, false, 3) {
@@ -618,6 +633,15 @@ mod tests {
         assert_eq!(names(text), ["Harold Whitfield", "Whitfield", "Eleanor", "Ortiz", "Whitfield"]);
         assert_eq!(names("Seriously? My mate Declan said so; her carer Oluwaseun came."), ["Declan", "Oluwaseun"]);
         assert!(names("Yerba mate Tea daily.").is_empty());
+    }
+
+    #[test]
+    fn lower_case_given_names_that_end_an_introduction_or_a_greeting() {
+        let text = "[doctor] who's this with you\n[patient] this is grace\n[doctor] thank you, dawn. hi rose, how are you";
+        assert_eq!(names(text), ["grace", "dawn", "rose"]);
+        for t in ["[patient] this is fine\n", "i am sorry.", "thank you doctor.", "this is grant money for the clinic"] {
+            assert!(names(t).is_empty(), "{t}: {:?}", names(t));
+        }
     }
 
     #[test]

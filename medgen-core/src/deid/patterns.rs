@@ -80,14 +80,14 @@ regex!(
     LABEL_MRN = r"(?i)\b(?:MRN|MR (?:no|number)|medical record(?: number| no)?|med(?:ical)? rec(?:ord)? no|hosp(?:ital)? (?:no|number|id)|unit (?:no|number)|(?-i:UR)(?: (?:no|number))?|chart (?:no|number)|patient (?:id|no|number)|pt id|record (?:no|number))\b|(?i)\b(?:MR|hosp(?:ital)?|chart|patient|pt|record) ?#|病历号|病案号|住院号|门诊号|就诊号|就诊卡号|登记号|病人ID|患者ID|ID号|档案号|病历编号|住院编号"
 );
 regex!(
-    LABEL_PLAN = r"(?i)\b(?:health ?plan(?: beneficiary)?(?: id| number| no)?|insurance(?: id| number| no| card)?|member (?:id|number|no)|subscriber (?:id|number|no)|policy (?:id|number|no)|group (?:number|no)|medicare(?: id| number| no)?|medicaid(?: id| number| no)?|nhs (?:number|no)|beneficiary (?:id|number|no)|NHI (?:card|number|no))\b|(?i)\b(?:member|policy|group|subscriber) ?#|健保卡号|健保号|医保卡号|医保号|医保卡|医保编号|社保卡号|社保号|社会保障卡号|新农合(?:卡号|号)?|参保号|保险单号|保单号|合作医疗证号"
+    LABEL_PLAN = r"(?i)\b(?:health ?plan(?: beneficiary)?(?: id| number| no)?|insurance(?: id| number| no| card)?|member (?:id|number|no)|subscriber (?:id|number|no)|policy (?:id|number|no)|group (?:number|no)|medicare(?: id| number| no)?|medicaid(?: id| number| no)?|nhs (?:number|no)|beneficiary (?:id|number|no)|NHI (?:card|number|no)|BPJS(?: Kesehatan)?|RAMQ|OHIP|medical aid(?: number| no)?)\b|(?i)\b(?:member|policy|group|subscriber) ?#|健保卡号|健保号|医保卡号|医保号|医保卡|医保编号|社保卡号|社保号|社会保障卡号|新农合(?:卡号|号)?|参保号|保险单号|保单号|合作医疗证号"
 );
 regex!(
     LABEL_ACCOUNT = r"(?i)\b(?:account|acct|billing|invoice|bank account|routing)(?: (?:id|number|no))?\b|(?i)\ba/c ?#?|账号|账户|银行卡号|缴费号|结算号|发票号"
 );
 regex!(LABEL_CARD = r"卡号");
 regex!(
-    LABEL_LICENSE = r"(?i)\b(?:licen[cs]e|lic|certificate|cert|registration|board certification|permit|DEA|NPI|GMC|CLIA|NMC|UPIN|MCR|MMC|APC|AHPRA|HPCSA|PRC|IMC|SANC|provider|prescriber|driver|driving licen[cs]e)(?: (?:id|number|no))?\b|执业证书?(?:编码|编号|号)?|资格证书?(?:编码|编号|号)?|医师证号|证书编号|执业编号|驾驶证号?|驾照号?"
+    LABEL_LICENSE = r"(?i)\b(?:licen[cs]e|lic|certificate|cert|registration|board certification|permit|DEA|NPI|GMC|CLIA|NMC|UPIN|MCR|MMC|APC|AHPRA|HPCSA|PRC|IMC|SANC|CMQ|(?-i:STR|SIP)|provider|prescriber|driver|driving licen[cs]e)(?: (?:id|number|no))?\b|执业证书?(?:编码|编号|号)?|资格证书?(?:编码|编号|号)?|医师证号|证书编号|执业编号|驾驶证号?|驾照号?"
 );
 regex!(
     LABEL_VEHICLE = r"(?i)\b(?:VIN|vehicle identification(?: number)?|licen[cs]e plate|plate(?: number| no)?|registration plate|tag number|vehicle reg(?:istration)?|car reg(?:istration)?|rego|vehicle)\b|(?-i:\b[A-Z]{2} reg\b)|车牌号?码?|车架号|车辆识别代号"
@@ -99,7 +99,7 @@ regex!(
     LABEL_OTHER = r"(?i)\b(?:accession|case|specimen|sample|requisition|employee|staff|student|identification|barcode|badge|fin|csn)\b|(?i)\b(?:acc|lab|order|reference|ref|claim|tracking|study|encounter|visit|client|prescription|script|rx|job|dictation) ?(?:id\b|number\b|no\b|#)|\bID\b|检查号|影像号|病理号|标本号|检验号|样本号|条形码|工号|学号|编号|单号|流水号|预约号|申请单号|报告编号|超声号|心电图号|放射号|CT号|MR号|X线号"
 );
 regex!(
-    LABEL_ID_NUMBER = r"(?i)\b(?:passport|ID card|national id|identity card|HKID|NRIC|FIN|pension card|concession card|centrelink(?: card)?|CRN|MyKad)(?: (?:number|no))?\b|身份证(?:号码|号)?|身分证(?:字号|号码|号)?|居留证(?:号码|号)?|公民身份号码|证件号码?|护照号?码?"
+    LABEL_ID_NUMBER = r"(?i)\b(?:passport|ID card|national id|identity card|HKID|NRIC|FIN|pension card|concession card|centrelink(?: card)?|CRN|MyKad|(?-i:NIK|KTP|NIN))(?: (?:number|no))?\b|身份证(?:号码|号)?|身分证(?:字号|号码|号)?|居留证(?:号码|号)?|公民身份号码|证件号码?|护照号?码?"
 );
 regex!(LABEL_SSN = r"(?i)\b(?:SSN|social security(?: number| no)?|social insurance number|SIN)\b|(?i)\bSS ?#");
 
@@ -586,6 +586,16 @@ mod tests {
         assert!(found("Plan: 1. Admit. Case 2 of 5. ID consult.").is_empty());
         assert_eq!(found("您的住院号是ZY20231047，对吗"), vec![(Category::MedicalRecord, "ZY20231047".into())]);
         assert_eq!(found("病历号码：0038472916　床号"), vec![(Category::MedicalRecord, "0038472916".into())]);
+        let f = found("NIK: 3171065402960003   BPJS Kesehatan: 0001847392016\nRAMQ: TREG 8553 1512. SIP 503/2024/IPD/0417; a sip 250 ml");
+        assert_eq!(
+            f,
+            vec![
+                (Category::IdNumber, "3171065402960003".into()),
+                (Category::HealthPlan, "0001847392016".into()),
+                (Category::HealthPlan, "TREG 8553 1512".into()),
+                (Category::License, "503/2024/IPD/0417".into())
+            ]
+        );
         assert_eq!(found("prescription number RX 6640917. It"), vec![(Category::Other, "RX 6640917".into())]);
         assert_eq!(found("78F  hosp no 00482913\n"), vec![(Category::MedicalRecord, "00482913".into())]);
         assert_eq!(found("74 y/o, UR 3402288\n"), vec![(Category::MedicalRecord, "3402288".into())]);

@@ -26,6 +26,10 @@ regex!(
         r"(?i)\b\d{{1,5}}[a-z]?(?:/\d{{1,5}})? (?:[nsew]\.? )?((?:(?:\d{{1,3}}(?:st|nd|rd|th)|[a-z][a-z'-]*) ){{1,3}}){STREET_SUFFIX}\b\.?(?:[ \t]*[,\n.;)]|$)"
     )
 );
+// A Quebec or French address: "4417, rue Saint-Denis, app. 3, Montréal", "12 avenue des Pins".
+regex!(
+    FRENCH_ADDRESS = r"\b\d{1,5}[A-Za-z]?,? (?:rue|avenue|av\.|boulevard|boul\.|bd|chemin|ch\.|place|rang|côte|route|allée|impasse|quai) (?:(?:de la|du|des|de|d'|l')[ ']?)?[A-ZÀ-Ý][\w'’-]*(?: [A-ZÀ-Ý][\w'’-]*){0,3}(?:, (?:app\.|appartement|bureau|local) ?\d+[A-Za-z]?)?(?:, [A-ZÀ-Ý][\w'’-]*(?:[ -][A-ZÀ-Ý][\w'’-]*){0,2})?"
+);
 regex!(PO_BOX = r"(?i)\b(?:P\.? ?O\.?|post office) box \d+\b");
 regex!(
     STREET_NAMED = r"\b(?:[A-Z][a-z]+ ){1,3}(?:Street|Avenue|Road|Boulevard|Blvd|Lane|Drive|Parkway|Pkwy|Highway|Hwy|Terrace|Crescent|Plaza)\b|\b(?:Calle|Avenida|Rue|Via|Camino|Paseo) [A-Z][a-z]+(?: [A-Z][a-z]+)?"
@@ -75,21 +79,22 @@ regex!(TOWN_HOSPITAL = r"\b(Royal [A-Z][a-z]+(?: [A-Z][a-z]+)?|[A-Z][a-z]+(?: [A
 // A Malaysian or Indonesian facility named after its kind: "Hospital Tengku Ampuan Rahimah",
 // "Klinik Kesihatan Seksyen 7", "Farmasi Alpro", "SMK Seksyen 9".
 regex!(
-    PREFIX_FACILITY = r"\b(?:(?:Hospital|Klinik Kesihatan|Klinik|Farmasi|Poliklinik|Sekolah(?: Kebangsaan| Menengah)?|SMK|SJK\(C\)|Rumah Sakit|Puskesmas) (?:[A-Z][a-z]+)(?: (?:[A-Z][a-z]+|\d{1,2}[A-Z]?)){0,3})"
+    PREFIX_FACILITY = r"\b(?:(?:Hospital|Klinik Kesihatan|Klinik|Farmasi|Poliklinik|Sekolah(?: Kebangsaan| Menengah)?|SMK|SJK\(C\)|Rumah Sakit|Puskesmas|RSUD|RSIA|RSU|RS|SDN|SMPN|SMAN|Apotek) (?:[A-Z][a-z]+)(?: (?:[A-Z][a-z]+|\d{1,2}[A-Z]?)){0,3})"
 );
 // An address in Malaysia, Indonesia or the Philippines: its parts after their words (Jalan,
 // Taman, Seksyen, Kampung, Barangay …), a house, block and lot before them, and the town,
 // postcode and state after them: "No. 23, Jalan Mawar 4/2, Taman Sri Muda, 40400 Shah Alam",
 // "Blk 12 Lot 7, Phase 3, Brgy. San Isidro, Antipolo City", "KLINIK KESIHATAN SEKSYEN 19, SHAH ALAM".
-const SEA_ADDRESS_WORDS: [&str; 20] = [
+const SEA_ADDRESS_WORDS: [&str; 30] = [
     "Jalan", "Jln", "Jl", "Lorong", "Lrg", "Persiaran", "Lebuhraya", "Lebuh", "Taman", "Tmn", "Kampung", "Kampong", "Kg",
-    "Bandar", "Seksyen", "Barangay", "Brgy", "Purok", "Sitio", "Subdivision",
+    "Bandar", "Seksyen", "Barangay", "Brgy", "Purok", "Sitio", "Subdivision", "Gang", "Gg", "Kelurahan", "Kel",
+    "Kecamatan", "Kec", "Komplek", "Perumahan", "Dusun", "RT",
 ];
 regex!(
     SEA_ADDRESS = {
         let words = SEA_ADDRESS_WORDS.iter().flat_map(|w| [w.to_string(), w.to_uppercase()]).collect::<Vec<_>>().join("|");
         let token = r"[A-Z0-9][A-Za-z0-9/'’-]*\.?";
-        let part = format!(r"\b(?:{words})\.? {token}(?: {token}){{0,3}}");
+        let part = format!(r"\b(?:{words})\.? {token}(?: {token}){{0,5}}");
         let head = r"(?:\b(?:No|Lot|Blk|Block|Unit)\.? ?\d+[A-Z]?(?:-\d+)?,? (?:(?:Lot|Phase) \d+[A-Z]?,? )*)?";
         let town = r"(?:\d{5} )?[A-Z][A-Za-z'’-]+(?: [A-Z][A-Za-z'’-]+){0,2}";
         // A clinic, post office or school named after the place: "Pejabat Pos Seksyen 9".
@@ -465,6 +470,9 @@ pub(crate) fn find(text: &str, out: &mut Vec<Span>) {
             out.push(Span::new(Category::Location, m.start(), m.start() + v.len(), 0.8));
         }
     }
+    for m in matches(&FRENCH_ADDRESS, text) {
+        out.push(Span::new(Category::Location, m.start(), m.end(), 0.85));
+    }
     for m in matches(&SEA_ADDRESS, text) {
         // A state at the end is larger than a place: "…, 40400 Shah Alam, Selangor".
         let end = match m.as_str().rsplit_once(", ") {
@@ -764,6 +772,7 @@ mod tests {
             &ZIP_LABELLED,
             &POSTCODE,
             &SEA_ADDRESS,
+            &FRENCH_ADDRESS,
             &CA_POSTCODE,
             &EMPLOYER,
             &PREFIX_FACILITY,
@@ -826,6 +835,14 @@ mod tests {
             ["Blk 12 Lot 7, Phase 3, Brgy. San Isidro, Antipolo City, Rizal", "KLINIK KESIHATAN SEKSYEN 19, SHAH ALAM"]
         );
         assert!(places("jalan kaki sikit, taman permainan; the tmn is low").is_empty());
+        assert_eq!(
+            places("Alamat: Jl. Kemang Timur Raya No. 27, RT 004/RW 03, Kel. Bangka, Kec. Mampang Prapatan, Jakarta Selatan\n"),
+            ["Jl. Kemang Timur Raya No. 27, RT 004/RW 03, Kel. Bangka, Kec. Mampang Prapatan, Jakarta Selatan"]
+        );
+        assert_eq!(
+            places("Adresse: 4417, rue Saint-Denis, app. 3, Montréal (Québec); dirigée au RSUD Mampang Prapatan"),
+            ["4417, rue Saint-Denis, app. 3, Montréal", "RSUD Mampang Prapatan"]
+        );
         assert_eq!(places("send him to the aspen ridge wound center, seen in the galway clinic"), ["aspen ridge wound center", "galway clinic"]);
         assert!(places("at the diabetes clinic, to the wound center, in the eye clinic, at the lab").is_empty());
         assert_eq!(places("职业：电气工程师　工作单位：射阳港发电有限公司\n"), ["射阳港发电有限公司"]);

@@ -66,7 +66,7 @@ fn es_below_100() -> String {
 }
 regex!(
     DATE_ES = format!(
-        r"(?i)\b(?:{ES_DAY}) de (?:{ES_MONTH})\b(?:,? (?:de|del) (?:(?:19|20)\d\d|(?:mil novecientos|dos mil)(?: (?:{b}))?|(?:{b}))\b)?",
+        r"(?i)\b(?:el )?(?:{ES_DAY}) de (?:{ES_MONTH})\b(?:,? (?:de|del) (?:(?:19|20)\d\d|(?:mil novecientos|dos mil)(?: (?:{b}))?|(?:{b}))\b)?",
         b = es_below_100()
     )
 );
@@ -592,7 +592,12 @@ fn spelled_words(text: &str, out: &mut Vec<Span>) {
                 while !text.is_char_boundary(b) {
                     b -= 1;
                 }
-                matches(&WORD, &text[a..b]).any(|w| w.as_str().eq_ignore_ascii_case(&letters))
+                // The whole word, or the start or end of a long one spelled in parts
+                // ("mcilwraith … m c i l then w r a i t h").
+                matches(&WORD, &text[a..b]).any(|w| {
+                    let w = w.as_str().to_ascii_lowercase();
+                    w == letters || w.len() >= letters.len() + 3 && (w.starts_with(&letters) || w.ends_with(&letters))
+                })
             };
             let said = near(start.saturating_sub(400), start) || near(end, end + 400);
             let cue = ["spell", "spelled", "spelt", "spelling", "letters"].iter().any(|w| has_word(&before(text, start, 60), w));
@@ -811,6 +816,8 @@ mod tests {
         assert_eq!(f, vec![(Category::Name, "s i o b h a n".into())]);
         let f = found("can you spell the surname for me\n[patient] g-o-i-k-o-e-t-x-e-a");
         assert_eq!(f, vec![(Category::Name, "g-o-i-k-o-e-t-x-e-a".into())]);
+        let f = found("it's mcilwraith, they get it wrong, it's m c i l then w r a i t h\n");
+        assert_eq!(f, vec![(Category::Name, "m c i l".into()), (Category::Name, "w r a i t h".into())]);
         let f = found("it's d xiong at yahoo, that's x as in x-ray i o n g\n");
         assert!(f.contains(&(Category::Name, "x as in x-ray i o n g".into())), "{f:?}");
         // Abbreviations said letter by letter are no names; nor is a run no word or cue explains.
@@ -833,8 +840,8 @@ mod tests {
     fn spanish_dates_in_words_and_days_said_alone() {
         let phone = "nueve cinco seis, siete ocho uno, cuatro cuatro dos nueve";
         assert_eq!(found(&format!("Put my cell phone: {phone}.")), vec![(Category::Phone, phone.into())]);
-        assert_eq!(found("Nací el quince de enero del cincuenta y siete.")[0].1, "quince de enero del cincuenta y siete");
-        assert_eq!(found("fue el primero de mayo")[0].1, "primero de mayo");
+        assert_eq!(found("Nací el quince de enero del cincuenta y siete.")[0].1, "el quince de enero del cincuenta y siete");
+        assert_eq!(found("fue el primero de mayo")[0].1, "el primero de mayo");
         assert!(found("tomo dos de las pastillas").is_empty());
         // After a cue, across a line break, or (without one) where a month or a visit came up.
         assert_eq!(found("a note for work up to the 11th. If he")[0].1, "the 11th");
