@@ -1,5 +1,7 @@
 #!/usr/bin/env python3
-"""Validate the inline [[CATEGORY:text]] marks of the blind9 batch.
+"""Validate the inline [[CATEGORY:text]] marks of a blind de-identification batch.
+
+Usage: python3 tests/data/check_blind.py tests/data/deid_notes9   (the batch's folder)
 
 Checks: known categories, no empty or padded spans, no nested or leftover
 brackets, clean length 1,500-3,500 characters, UTF-8.  Warns (does not fail)
@@ -19,7 +21,6 @@ CATS = {"NAME", "LOCATION", "DATE", "AGE", "PHONE", "FAX", "EMAIL", "URL",
         "LICENSE", "DEVICE", "VEHICLE"}
 MARK = re.compile(r"\[\[([A-Z_]+):(.*?)\]\]", re.S)
 MIN_LEN, MAX_LEN = 1500, 3500
-HERE = pathlib.Path(__file__).resolve().parent
 # name particles not checked on their own
 PARTICLES = {"van", "der", "den", "de", "del", "dela", "la", "los", "bin",
              "binti", "bte", "bt", "a/l", "a/p", "al", "el", "the", "and",
@@ -86,7 +87,8 @@ def unmarked_repeats(clean, spans):
 
 
 def main():
-    files = sorted(HERE.glob("*.txt"))
+    folder = pathlib.Path(sys.argv[1] if len(sys.argv) > 1 else ".")
+    files = sorted(folder.glob("*.txt"))
     total = collections.Counter()
     bad = 0
     print(f"{'file':<14}{'chars':>6}{'marks':>6}  categories")
