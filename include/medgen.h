@@ -1154,7 +1154,9 @@ medgen_status medgen_rouge(const char *prediction,
 medgen_status medgen_sentence_bleu(const char *prediction, const char *reference, medgen_bleu *out);
 
 /*
- Corpus BLEU of `n` predictions against `n` references (one reference each).
+ Corpus BLEU of `n` predictions against `n` references (one reference each). An empty
+ corpus (`n` 0, the arrays then possibly NULL) scores 0 with zero counts, as in Rust and
+ Python.
 
  # Safety
  `predictions` and `references` are readable for `n` NUL-terminated strings; `out` is writable.

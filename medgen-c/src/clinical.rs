@@ -522,7 +522,9 @@ pub unsafe extern "C" fn medgen_sentence_bleu(
     })
 }
 
-/// Corpus BLEU of `n` predictions against `n` references (one reference each).
+/// Corpus BLEU of `n` predictions against `n` references (one reference each). An empty
+/// corpus (`n` 0, the arrays then possibly NULL) scores 0 with zero counts, as in Rust and
+/// Python.
 ///
 /// # Safety
 /// `predictions` and `references` are readable for `n` NUL-terminated strings; `out` is writable.
@@ -543,12 +545,6 @@ pub unsafe extern "C" fn medgen_corpus_bleu(
 }
 
 unsafe fn str_array<'a>(items: *const *const c_char, n: usize, name: &str) -> FfiResult<Vec<&'a str>> {
-    if items.is_null() {
-        return Err(null(name));
-    }
-    if n == 0 {
-        return Err(Failure(MEDGEN_ERR_INVALID_ARGUMENT, "`n` is 0: nothing to score".into()));
-    }
     unsafe { slice_arg(items, n, name) }?.iter().map(|&s| unsafe { str_arg(s, name) }).collect()
 }
 
