@@ -85,7 +85,7 @@ pub(crate) fn whole_codes(text: &str, found: Vec<Span>) -> Vec<Span> {
     let alnum = |i: usize| bytes.get(i).is_some_and(u8::is_ascii_alphanumeric);
     let joiner = |i: usize| bytes.get(i).is_some_and(|b| matches!(b, b'-' | b'/' | b'*' | b'_' | b'.'));
     let fixed: Vec<(usize, usize)> = found.iter().filter(|s| !is_code(s.cat)).map(|s| (s.start, s.end)).collect();
-    let mut out: Vec<Span> = Vec::with_capacity(found.len());
+    let mut grown: Vec<Span> = Vec::with_capacity(found.len());
     for mut s in found {
         if is_code(s.cat) {
             let (mut a, mut b) = (s.start, s.end);
@@ -109,6 +109,12 @@ pub(crate) fn whole_codes(text: &str, found: Vec<Span>) -> Vec<Span> {
                 s.end = b.max(s.end);
             }
         }
+        grown.push(s);
+    }
+    // A code grown backwards may now start before several spans: sorted again, then united.
+    grown.sort_by_key(|s| (s.start, s.end));
+    let mut out: Vec<Span> = Vec::with_capacity(grown.len());
+    for s in grown {
         match out.last_mut() {
             // Pieces of one code, now overlapping: the surer piece's category, then the longer.
             Some(last) if s.start < last.end => {
@@ -868,6 +874,41 @@ mod tests {
         let found = vec![Span::new(Category::Other, 4, 6, 0.8), Span::new(Category::MedicalRecord, 22, 29, 0.9)];
         let got: Vec<&str> = whole_codes(text, found).iter().map(|s| &text[s.start..s.end]).collect();
         assert_eq!(got, ["12", "0047712"]);
+    }
+
+    #[test]
+    fn codes_grown_over_any_pieces_leave_sorted_disjoint_spans_on_character_boundaries() {
+        // Random non-overlapping pieces of every category over texts with codes, joiners and
+        // combining marks (a random test found a code grown back over two pieces that then
+        // overlapped, and `whole_characters` sliced past its bound).
+        let texts = ["a n9\u{301}xL5B 3si a x", "ab1-cd2-ef3\u{301}x 9/9*k 12.3.4 Z-9", "é9a-b2 \u{301}1-2-3 x_y7"];
+        let cats = [Category::Other, Category::Device, Category::Name, Category::Date, Category::Phone];
+        let mut seed = 7u64;
+        let mut next = |n: usize| {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (seed >> 33) as usize % n
+        };
+        for text in texts {
+            let bounds: Vec<usize> = (0..=text.len()).filter(|&i| text.is_char_boundary(i)).collect();
+            for _ in 0..2000 {
+                let mut found = Vec::new();
+                let mut at = 0;
+                while at + 1 < bounds.len() {
+                    let start = at + next(3);
+                    let end = start + 1 + next(4);
+                    if end >= bounds.len() {
+                        break;
+                    }
+                    found.push(Span::new(cats[next(cats.len())], bounds[start], bounds[end], next(10) as f32 / 10.0));
+                    at = end;
+                }
+                let got = whole_characters(text, whole_codes(text, found));
+                for w in got.windows(2) {
+                    assert!(w[0].end <= w[1].start, "{text:?}: {got:?}");
+                }
+                assert!(got.iter().all(|s| s.start < s.end && text.is_char_boundary(s.start) && text.is_char_boundary(s.end)));
+            }
+        }
     }
 
     #[test]
