@@ -30,8 +30,8 @@ const FOREIGN_MONTHS: [[&str; 12]; 9] = [
     ["januari", "februari", "maart", "april", "mei", "juni", "juli", "augustus", "september", "oktober", "november", "december"],
 ];
 
-/// Foreign month names that are also words elsewhere ("Mayo", "mars", "mac"): these count
-/// lower case only with a day before them ("15 mac").
+/// Foreign month names that are also words elsewhere ("Mayo", "mars", "MAC", "MAI"): these
+/// count only with a day, and in lower case only with the day before them ("15 mac").
 const FOREIGN_AMBIGUOUS: [&str; 5] = ["mac", "mars", "mayo", "mai", "mei"];
 
 /// The alternation of [`FOREIGN_MONTHS`] without the names English shares, which its own
@@ -297,7 +297,8 @@ fn parse_captures(c: &Captures, prefer_dmy: bool) -> Option<Parsed> {
         pieces.push((rel(y), Piece::Year { digits: if chinese { 4 } else { s.len() }, chinese }));
     }
     if let Some(r) = c.name("roc") {
-        let value = r.as_str().parse::<i32>().ok()? + 1911;
+        // Minguo 1 is 1912; there is no year 0.
+        let value = r.as_str().parse::<i32>().ok().filter(|&y| y >= 1)? + 1911;
         year = Some(value);
         pieces.push((rel(r), Piece::RocYear));
     }
@@ -309,7 +310,7 @@ fn parse_captures(c: &Captures, prefer_dmy: bool) -> Option<Parsed> {
         let (lang, m) = foreign_month(s)?;
         let capital = s.starts_with(char::is_uppercase);
         let day_first = c.name("d").is_some_and(|d| d.start() < mon.start());
-        if !capital && !day_first && FOREIGN_AMBIGUOUS.contains(&s.to_lowercase().as_str()) {
+        if FOREIGN_AMBIGUOUS.contains(&s.to_lowercase().as_str()) && (!capital && !day_first || c.name("d").is_none()) {
             return None;
         }
         month = m;
@@ -692,12 +693,15 @@ mod tests {
         assert_eq!(shift("4 de marzo de 2023", 31), "4 de abril de 2023");
         assert_eq!(shift("4. März 2021", -4), "28. Februar 2021");
         assert_eq!(shift("le 3 février", 30), "le 5 mars");
-        assert_eq!(shift("MAC 2023", 31), "APRIL 2023");
+        assert_eq!(shift("15 MAC 2023", 31), "15 APRIL 2023");
+        // Mycobacterium avium complex, a clinic: no dates without a day.
+        assert!(dates("disseminated MAC 2019; MAI 2018; CABG at Mayo 2015").is_empty());
         // Taiwan's Minguo years, in either script.
         assert_eq!(dates("出生日期：民國20年8月3日；術後（112.03.05）"), ["民國20年8月3日", "112.03.05"]);
         assert_eq!(shift("民國20年8月3日", 30), "民國20年9月2日");
         assert_eq!(shift("112.03.05", -5), "112.02.28");
         assert_eq!(shift("112.02.28", 1), "112.03.01");
+        assert!(parse("民國0年1月1日", false).is_none());
     }
 
     #[test]

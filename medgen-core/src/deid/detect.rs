@@ -103,7 +103,9 @@ pub(crate) fn whole_codes(text: &str, found: Vec<Span>) -> Vec<Span> {
                 b -= 1;
             }
             let digits = bytes[a..b].iter().filter(|c| c.is_ascii_digit()).count();
-            let clash = fixed.iter().any(|&(fa, fb)| fa < b && a < fb);
+            // `fixed` is sorted and disjoint: only the last span starting before `b` can reach past `a`.
+            let before_end = fixed.partition_point(|&(fa, _)| fa < b);
+            let clash = before_end > 0 && fixed[before_end - 1].1 > a;
             if digits >= 2 && !clash && (a, b) != (s.start, s.end) {
                 s.start = a.min(s.start);
                 s.end = b.max(s.end);

@@ -87,7 +87,7 @@ regex!(
 );
 regex!(LABEL_CARD = r"卡号");
 regex!(
-    LABEL_LICENSE = r"(?i)\b(?:licen[cs]e|lic|certificate|cert|registration|board certification|permit|DEA|NPI|GMC|CLIA|NMC|UPIN|MCR|MMC|APC|AHPRA|HPCSA|PRC|IMC|SANC|CMQ|(?-i:STR|SIP)|provider|prescriber|driver|driving licen[cs]e)(?: (?:id|number|no))?\b|执业证书?(?:编码|编号|号)?|资格证书?(?:编码|编号|号)?|医师证号|证书编号|执业编号|驾驶证号?|驾照号?"
+    LABEL_LICENSE = r"(?i)\b(?:licen[cs]e|lic|certificate|cert|registration|board certification|permit|DEA|NPI|GMC|CLIA|NMC|UPIN|MCR|MMC|APC|AHPRA|HPCSA|SANC|CMQ|(?-i:STR|SIP)|provider|prescriber|driver|driving licen[cs]e)(?: (?:id|number|no))?\b|执业证书?(?:编码|编号|号)?|资格证书?(?:编码|编号|号)?|医师证号|证书编号|执业编号|驾驶证号?|驾照号?"
 );
 regex!(
     LABEL_VEHICLE = r"(?i)\b(?:VIN|vehicle identification(?: number)?|licen[cs]e plate|plate(?: number| no)?|registration plate|tag number|vehicle reg(?:istration)?|car reg(?:istration)?|rego|vehicle)\b|(?-i:\b[A-Z]{2} reg\b)|车牌号?码?|车架号|车辆识别代号"

@@ -28,7 +28,7 @@ regex!(
 );
 // A Quebec or French address: "4417, rue Saint-Denis, app. 3, Montréal", "12 avenue des Pins".
 regex!(
-    FRENCH_ADDRESS = r"\b\d{1,5}[A-Za-z]?,? (?:rue|avenue|av\.|boulevard|boul\.|bd|chemin|ch\.|place|rang|côte|route|allée|impasse|quai) (?:(?:de la|du|des|de|d'|l')[ ']?)?[A-ZÀ-Ý][\w'’-]*(?: [A-ZÀ-Ý][\w'’-]*){0,3}(?:, (?:app\.|appartement|bureau|local) ?\d+[A-Za-z]?)?(?:, [A-ZÀ-Ý][\w'’-]*(?:[ -][A-ZÀ-Ý][\w'’-]*){0,2})?"
+    FRENCH_ADDRESS = r"\b\d{1,5}[A-Za-z]?,? (?:rue|avenue|av\.|boulevard|boul\.|chemin|ch\.|place|rang|côte|route|allée|impasse|quai) (?:(?:de la|du|des|de|d'|l')[ ']?)?[A-ZÀ-Ý][\w'’-]*(?: [A-ZÀ-Ý][\w'’-]*){0,3}(?:, (?:app\.|appartement|bureau|local) ?\d+[A-Za-z]?)?(?:, [A-ZÀ-Ý][\w'’-]*(?:[ -][A-ZÀ-Ý][\w'’-]*){0,2})?"
 );
 regex!(PO_BOX = r"(?i)\b(?:P\.? ?O\.?|post office) box \d+\b");
 regex!(
@@ -85,10 +85,10 @@ regex!(
 // Taman, Seksyen, Kampung, Barangay …), a house, block and lot before them, and the town,
 // postcode and state after them: "No. 23, Jalan Mawar 4/2, Taman Sri Muda, 40400 Shah Alam",
 // "Blk 12 Lot 7, Phase 3, Brgy. San Isidro, Antipolo City", "KLINIK KESIHATAN SEKSYEN 19, SHAH ALAM".
-const SEA_ADDRESS_WORDS: [&str; 30] = [
-    "Jalan", "Jln", "Jl", "Lorong", "Lrg", "Persiaran", "Lebuhraya", "Lebuh", "Taman", "Tmn", "Kampung", "Kampong", "Kg",
+const SEA_ADDRESS_WORDS: [&str; 29] = [
+    "Jalan", "Jln", "Jl", "Lorong", "Lrg", "Persiaran", "Lebuhraya", "Lebuh", "Taman", "Tmn", "Kampung", "Kpg",
     "Bandar", "Seksyen", "Barangay", "Brgy", "Purok", "Sitio", "Subdivision", "Gang", "Gg", "Kelurahan", "Kel",
-    "Kecamatan", "Kec", "Komplek", "Perumahan", "Dusun", "RT",
+    "Kecamatan", "Kec", "Komplek", "Perumahan", "Dusun", "Kampong",
 ];
 regex!(
     SEA_ADDRESS = {
@@ -100,7 +100,9 @@ regex!(
         // A clinic, post office or school named after the place: "Pejabat Pos Seksyen 9".
         let kinds = ["Klinik Kesihatan", "Klinik", "Pejabat Pos", "Hospital", "Sekolah Kebangsaan", "Sekolah", "SK", "SMK"];
         let kinds = kinds.iter().flat_map(|w| [w.to_string(), w.to_uppercase()]).collect::<Vec<_>>().join("|");
-        format!(r"{head}(?:\b(?:{kinds}) )?{part}(?:, (?:{part}|{town})){{0,4}}")
+        // An Indonesian neighbourhood inside an address: "RT 004/RW 03".
+        let rt = r"RT \d{1,3}(?:/RW \d{1,3})?";
+        format!(r"{head}(?:\b(?:{kinds}) )?{part}(?:, (?:{part}|{rt}|{town})){{0,5}}")
     }
 );
 // A workplace or school given as a form's value: "Employer: Rocklea Cold Storage Pty Ltd;",
@@ -492,7 +494,11 @@ pub(crate) fn find(text: &str, out: &mut Vec<Span>) {
         // A clinic, centre or lab of one word is as often a service ("the diabetes clinic"):
         // its word must be a town or a name ("the galway clinic", "sullivan labs").
         let named = name.iter().any(|w| FIRST_NAMES.contains(*w) || SURNAMES.contains(*w));
-        let service = matches!(kind.as_str(), "clinic" | "center" | "centre" | "lab" | "labs") && name.len() < 2 && !named;
+        // Of more words, one must be rare and no abbreviation ("the cath lab", "the ob gyn clinic").
+        let long_rare = name.iter().any(|w| w.len() >= 5 && !COMMON.contains(*w) && !NOT_NAMES.contains(*w));
+        let service = matches!(kind.as_str(), "clinic" | "center" | "centre" | "lab" | "labs")
+            && !named
+            && (name.len() < 2 || !long_rare);
         if town || rare && !needs_town && !service {
             out.push(Span::new(Category::Location, m.start(), m.end(), 0.7));
         }
@@ -834,17 +840,17 @@ mod tests {
             places("Address: Blk 12 Lot 7, Phase 3, Brgy. San Isidro, Antipolo City, Rizal\nKLINIK KESIHATAN SEKSYEN 19, SHAH ALAM - REKOD"),
             ["Blk 12 Lot 7, Phase 3, Brgy. San Isidro, Antipolo City, Rizal", "KLINIK KESIHATAN SEKSYEN 19, SHAH ALAM"]
         );
-        assert!(places("jalan kaki sikit, taman permainan; the tmn is low").is_empty());
+        assert!(places("jalan kaki sikit, taman permainan; the tmn is low; s/p RT 50 Gy, RT Knee Pain, Wt 82 Kg BMI 28").is_empty());
         assert_eq!(
             places("Alamat: Jl. Kemang Timur Raya No. 27, RT 004/RW 03, Kel. Bangka, Kec. Mampang Prapatan, Jakarta Selatan\n"),
             ["Jl. Kemang Timur Raya No. 27, RT 004/RW 03, Kel. Bangka, Kec. Mampang Prapatan, Jakarta Selatan"]
         );
         assert_eq!(
-            places("Adresse: 4417, rue Saint-Denis, app. 3, Montréal (Québec); dirigée au RSUD Mampang Prapatan"),
+            places("Adresse: 4417, rue Saint-Denis, app. 3, Montréal (Québec); dirigée au RSUD Mampang Prapatan. Clarithromycin 500 bd IV"),
             ["4417, rue Saint-Denis, app. 3, Montréal", "RSUD Mampang Prapatan"]
         );
         assert_eq!(places("send him to the aspen ridge wound center, seen in the galway clinic"), ["aspen ridge wound center", "galway clinic"]);
-        assert!(places("at the diabetes clinic, to the wound center, in the eye clinic, at the lab").is_empty());
+        assert!(places("at the diabetes clinic, to the wound center, in the eye clinic, at the lab, in the cardiac cath lab, to the ob gyn clinic").is_empty());
         assert_eq!(places("职业：电气工程师　工作单位：射阳港发电有限公司\n"), ["射阳港发电有限公司"]);
         assert_eq!(places("患者为成都地铁运营有限公司检修工；在益丰大药房买药"), ["成都地铁运营有限公司", "益丰大药房"]);
         for t in ["Employer: none\nDevelopmental Clinic, Level 2; Hospital Course: stable; Hospital Day 3", "School: N/A"] {

@@ -75,20 +75,20 @@ regex!(
 // an appointment was spoken of shortly before. [`DAY_ALONE`] takes those after a cue.
 regex!(
     DAY_UNCUED = format!(
-        r"(?i)\bthe ((?:{})|(?:[1-9]|[12][0-9]|3[01])(?:st|nd|rd|th))\b(?:$|[ \t]*(?:[.,;:!?)\n]|(?:at|and|if|i|we|he|she|it|they|was|is|works|then|or|please|right|ok|okay|that|so|when|until|for|in the|yeah|yes)\b))",
+        r"(?i)\bthe ((?:{})|(?:[1-9]|[12][0-9]|3[01])(?:st|nd|rd|th))\b(?:$|[ \t]*(?:[.,;:!?)\n]|(?:at|if|i|we|he|she|it|they|was|is|works|then|please|right|ok|okay|that|so|when|until|in the|yeah|yes)\b))",
         ORDINAL.replace("|first|second|third|", "|").replace(r"|[1-9](?:st|nd|rd|th)|[12][0-9](?:st|nd|rd|th)|3[01](?:st|nd|rd|th)", "")
     )
 );
 regex!(
     DAY_CONTEXT = format!(
-        r"(?i)\b(?:{MONTH}|monday|tuesday|wednesday|thursday|friday|saturday|sunday|appointment|appt|schedule|scheduled|booked|follow[- ]?up|come back|see you|this month|last month|next month|date)\b"
+        r"(?i)\b(?:{MONTH_BUT_MAY}|(?-i:May)|monday|tuesday|wednesday|thursday|friday|saturday|sunday|appointment|appt|schedule|scheduled|booked|follow[- ]?up|come back|see you|this month|last month|next month)\b"
     )
 );
 
 // An age after a cue that makes the number an age: "she's ninety three", "turned 94".
 regex!(
     AGE_CUED = format!(
-        r"(?i)\b(?:i['’]m|i am|i was|you are|you['’]re|are now|is now|she['’]s|he['’]s|she is|he is|she was|he was|who['’]s|who is|turned|turning|turns|makes you|makes her|makes him|aged|age|at the age of|at age|lived to|made it to|she['’]ll be|he['’]ll be|i['’]ll be|will be)[ ]+(?:about |almost |nearly |now |just |only )?((?:ninety|a hundred|one hundred)(?:[- ](?:and[- ])?(?:{DIGIT}))?)\b"
+        r"(?i)\b(?:i['’]m|i am|i was|you are|you['’]re|she['’]s|he['’]s|she is|he is|she was|he was|who['’]s|who is|turned|turning|turns|makes you|makes her|makes him|aged|age|at the age of|at age|lived to|made it to|she['’]ll be|he['’]ll be|i['’]ll be|will be)[ ]+(?:about |almost |nearly |now |just |only )?((?:ninety|a hundred|one hundred)(?:[- ](?:and[- ])?(?:{DIGIT}))?)\b"
     )
 );
 // An age over 89 alone ("Ninety-three."), which needs a question about age shortly before.
@@ -125,7 +125,7 @@ regex!(PHONE_BARE = r"\b[2-9]\d{2}[2-9]\d{6}\b");
 // "on the twenty first", "Tuesday the fourth": a day of the month without its month.
 regex!(
     DAY_ALONE = format!(
-        r"(?i)(?:[:：] *|\b(?:on|by|until|till|since|before|after|from|through|thru|of|is|was|it['’]s|that['’]s|no|sorry|actually|to|yes|night|morning|monday|tuesday|wednesday|thursday|friday|saturday|sunday)[,.…]*\s+)(the (?:{ORDINAL}))\b"
+        r"(?i)(?:[:：] *|\b(?:on|by|until|till|since|before|after|from|through|thru|of|is|was|it['’]s|that['’]s|no|sorry|actually|yes|night|morning|monday|tuesday|wednesday|thursday|friday|saturday|sunday)[,.…]*\s+)(the (?:{ORDINAL}))\b"
     )
 );
 // A street named after a preposition, in any case: "on hancock street", "at Codman Square".
@@ -535,7 +535,10 @@ fn digit_runs(text: &str, out: &mut Vec<Span>) {
             let letters = run.windows(2).any(|w| capital(&w[0].0) && capital(&w[1].0));
             let plate = cue == Some(Category::Vehicle) && letters && run.len() >= 5 && digit_count(run) >= 2;
             let four = cue.is_some() && digit_count(run) == 4 && run.len() == 4;
-            if !memory_test && (is_identifier(run) || four || plate) {
+            // Beside Spanish digits, "o" is "or": "tres o cuatro, cinco o seis".
+            let spanish_or = run.iter().any(|&(_, s, e)| ES_DIGITS.contains(&word(s, e).to_lowercase().as_str()))
+                && run.iter().any(|&(_, s, e)| word(s, e).eq_ignore_ascii_case("o"));
+            if !memory_test && !spanish_or && (is_identifier(run) || four || plate) {
                 let cat = cue.unwrap_or(match digit_count(run) {
                     7 | 10 | 11 => Category::Phone,
                     _ => Category::Other,
@@ -601,7 +604,9 @@ fn spelled_words(text: &str, out: &mut Vec<Span>) {
             };
             let said = near(start.saturating_sub(400), start) || near(end, end + 400);
             let cue = ["spell", "spelled", "spelt", "spelling", "letters"].iter().any(|w| has_word(&before(text, start, 60), w));
-            if said || cue {
+            // "spell WORLD backwards: D-L-R-O-W" is a memory test, not a name.
+            let memory_test = TESTS.iter().any(|w| has_word(&before(text, start, 100), w));
+            if (said || cue) && !memory_test {
                 out.push(Span::new(Category::Name, start, end, 0.8));
             }
         }
@@ -821,7 +826,13 @@ mod tests {
         let f = found("it's d xiong at yahoo, that's x as in x-ray i o n g\n");
         assert!(f.contains(&(Category::Name, "x as in x-ray i o n g".into())), "{f:?}");
         // Abbreviations said letter by letter are no names; nor is a run no word or cue explains.
-        for t in ["check the t s h and the c o p d plan", "his u h i d is on the card", "a b c d e f", "that's s o"] {
+        for t in [
+            "check the t s h and the c o p d plan",
+            "his u h i d is on the card",
+            "a b c d e f",
+            "that's s o",
+            "Asked to spell WORLD backwards: D-L-R-O-W",
+        ] {
             assert!(found(t).is_empty(), "{t}: {:?}", found(t));
         }
     }
@@ -838,18 +849,28 @@ mod tests {
 
     #[test]
     fn spanish_dates_in_words_and_days_said_alone() {
+        assert!(found("unas tres o cuatro, cinco o seis veces").is_empty());
         let phone = "nueve cinco seis, siete ocho uno, cuatro cuatro dos nueve";
         assert_eq!(found(&format!("Put my cell phone: {phone}.")), vec![(Category::Phone, phone.into())]);
         assert_eq!(found("Nací el quince de enero del cincuenta y siete.")[0].1, "el quince de enero del cincuenta y siete");
         assert_eq!(found("fue el primero de mayo")[0].1, "el primero de mayo");
         assert!(found("tomo dos de las pastillas").is_empty());
         // After a cue, across a line break, or (without one) where a month or a visit came up.
-        assert_eq!(found("a note for work up to the 11th. If he")[0].1, "the 11th");
+        assert_eq!(found("a note for work until the 11th. If he")[0].1, "the 11th");
         assert_eq!(found("spoke to her on\nthe 4th; he will")[0].1, "the 4th");
         assert_eq!(found("it blew up Tuesday night, the 4th. Could")[0].1, "the 4th");
         let f = found("[doctor] when was the last bad one in march\n[patient] the twentieth i had to leave");
         assert_eq!(f, vec![(Category::Date, "the twentieth".into())]);
-        for t in ["the fourth ventricle is normal", "for the tenth time", "the fifth toe. It hurts", "on the 5th floor"] {
+        for t in [
+            "the fourth ventricle is normal",
+            "for the tenth time",
+            "the fifth toe. It hurts",
+            "on the 5th floor",
+            "Second syncopal episode, similar to the first.",
+            "numbness radiating to the 4th and 5th fingers",
+            "Date of visit: 3/4. Tenderness over the 4th and 5th metacarpals",
+            "pulse is now ninety eight",
+        ] {
             assert!(found(t).is_empty(), "{t}: {:?}", found(t));
         }
         assert_eq!(found("and you are now ninety two is that right")[0].1, "ninety two");
