@@ -180,11 +180,7 @@ pub(crate) fn find(text: &str, out: &mut Vec<Span>) {
     }
     for c in captures(&MY_IC, text) {
         let (Some(m), Some(birth)) = (c.get(0), c.get(1)) else { continue };
-        let ymd: u32 = birth.as_str().parse().unwrap_or(0);
-        let (y, mo, d) = (ymd / 10000, ymd / 100 % 100, ymd % 100);
-        // Either century: the date must exist in 19YY or 20YY.
-        let day_ok = [1900, 2000].iter().any(|c| (1..=12).contains(&mo) && d >= 1 && d <= super::dates::days_in_month((c + y) as i32, mo));
-        if day_ok && !digit_neighbour(text, m.start(), m.end()) {
+        if yymmdd_exists(birth.as_str()) && !digit_neighbour(text, m.start(), m.end()) {
             out.push(Span::new(Category::IdNumber, m.start(), m.end(), 0.93));
         }
     }
@@ -444,14 +440,19 @@ pub(crate) fn za_id_is_valid(id: &str) -> bool {
     if b.len() != 13 || !b.iter().all(u8::is_ascii_digit) || !matches!(b[10], b'0' | b'1') {
         return false;
     }
-    let ymd: u32 = id[..6].parse().unwrap_or(0);
-    let (y, m, d) = (ymd / 10000, ymd / 100 % 100, ymd % 100);
-    let day_ok = [1900, 2000].iter().any(|c| (1..=12).contains(&m) && d >= 1 && d <= super::dates::days_in_month((c + y) as i32, m));
     let luhn: u32 = b.iter().rev().enumerate().map(|(i, &c)| {
         let v = u32::from(c - b'0') * if i % 2 == 1 { 2 } else { 1 };
         v / 10 + v % 10
     }).sum();
-    day_ok && luhn % 10 == 0
+    yymmdd_exists(&id[..6]) && luhn % 10 == 0
+}
+
+/// Is `yymmdd` (six digits) a date that exists in 19YY or 20YY, as a birth date in an identity
+/// number (MyKad, South African ID) is?
+fn yymmdd_exists(yymmdd: &str) -> bool {
+    let ymd: u32 = yymmdd.parse().unwrap_or(0);
+    let (y, m, d) = (ymd / 10000, ymd / 100 % 100, ymd % 100);
+    [1900, 2000].iter().any(|c| (1..=12).contains(&m) && d >= 1 && d <= super::dates::days_in_month((c + y) as i32, m))
 }
 
 pub(crate) fn resident_id_is_valid(id: &str) -> bool {
